@@ -1,0 +1,137 @@
+//! The command line (clap derive). Every command and flag has help text; `jobrun completions`
+//! prints shell completions.
+
+use crate::config::Overrides;
+use crate::ui::OutputFormat;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "jobrun",
+    version,
+    about = "Run a heavy containerised job for many configurations at once: on the local Docker engine, or on AWS Fargate.",
+    after_help = "Exit codes: 0 all tasks succeeded · 1 a task failed · 2 usage, config or input error · 3 environment error (e.g. Docker unreachable) · 4 image build failed · 130 detached with Ctrl-C"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+
+    /// The job file (default: ./jobrun.toml)
+    #[arg(long, short = 'f', global = true, env = "JOBRUN_FILE", value_name = "PATH")]
+    pub file: Option<PathBuf>,
+
+    /// Output format: text (bars on a terminal, plain lines otherwise) or json
+    #[arg(long, short = 'o', global = true, env = "JOBRUN_OUTPUT", value_enum, default_value_t)]
+    pub output: OutputFormat,
+
+    /// More diagnostics on stderr (repeat for more)
+    #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write a new job (jobrun.toml, Dockerfile, code) from a template
+    Init(InitArgs),
+    /// Build the job's image with the Docker engine
+    Build(BuildArgs),
+    /// Start a run: one task per configuration, then watch it
+    Submit(SubmitArgs),
+    /// Follow a run until every task is done (re-attaches after Ctrl-C or a crash)
+    Watch(WatchArgs),
+    /// Show a run's state (default: the latest run of this job)
+    Status(RunArg),
+    /// List recent runs
+    Runs(RunsArgs),
+    /// Print a task's output
+    Logs(LogsArgs),
+    /// Stop a run: kill its running tasks and cancel the queued ones
+    Cancel(RunArg),
+    /// Print the job's effective settings (file, environment and flags combined)
+    Config(ConfigArgs),
+    /// Print shell completions
+    Completions {
+        /// The shell
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The template: shell, python, go or rust
+    #[arg(long, short = 't', default_value = "shell")]
+    pub template: String,
+    /// Folder to create the job in (default: the current folder)
+    pub dir: Option<PathBuf>,
+    /// The job's name (default: the folder's name)
+    #[arg(long)]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    #[command(flatten)]
+    pub overrides: Overrides,
+}
+
+#[derive(Debug, Args)]
+pub struct SubmitArgs {
+    /// How many tasks (N → configs {"index": i}), or a file of configurations (.jsonl, .json, .csv)
+    #[arg(long, short = 'c', value_name = "N|FILE")]
+    pub configs: Option<String>,
+    /// Add a dimension: KEY=A,B,C (repeatable; the product of all is run)
+    #[arg(long, short = 'm', value_name = "KEY=A,B,..")]
+    pub matrix: Vec<String>,
+    /// Return at once with the run id; the run goes on in the background
+    #[arg(long, short = 'd')]
+    pub detach: bool,
+    /// Build the image first
+    #[arg(long)]
+    pub build: bool,
+    #[command(flatten)]
+    pub overrides: Overrides,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArg {
+    /// Run id, or a unique part of its start or end (default: the latest run of this job)
+    pub run: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    #[command(flatten)]
+    pub run: RunArg,
+    /// Drive the run without printing (used for detached runs)
+    #[arg(long, hide = true)]
+    pub background: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RunsArgs {
+    /// Runs of every job, not only this one
+    #[arg(long)]
+    pub all: bool,
+    /// How many runs to show
+    #[arg(long, short = 'n', default_value_t = 20)]
+    pub limit: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    #[command(flatten)]
+    pub run: RunArg,
+    /// The task's index (default: every task, each line prefixed with its index)
+    #[arg(long, short = 'i')]
+    pub index: Option<usize>,
+    /// Keep printing while the task runs
+    #[arg(long, short = 'F')]
+    pub follow: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    #[command(flatten)]
+    pub overrides: Overrides,
+}

@@ -1,0 +1,368 @@
+//! One function per command, reading like the pipeline: config → plan → image → target → watch.
+
+use crate::cli::{Cli, Command, InitArgs, LogsArgs, RunArg, RunsArgs, SubmitArgs, WatchArgs};
+use crate::config::{self, Job, Overrides};
+use crate::engine::Engine;
+use crate::error::{Exit, Failure, Result};
+use crate::image;
+use crate::plan;
+use crate::record::{self, ImageRef, RunRecord, RunSettings, Store, TaskRecord};
+use crate::report::{RunLine, RunList, RunStatus};
+use crate::target::{Target, local::LocalTarget};
+use crate::ui::Ui;
+use crate::watch::{self, Ended, WatchOptions};
+use clap::ArgMatches;
+use serde::Serialize;
+use std::fmt;
+use std::time::Duration;
+
+pub async fn run(cli: Cli, matches: &ArgMatches) -> Result<Exit> {
+    let ui = Ui::new(cli.output);
+    let sub = matches.subcommand().map(|(_, m)| m);
+    let file = cli.file.as_deref();
+    match cli.command {
+        Command::Init(args) => init(args, &ui),
+        Command::Build(args) => {
+            let job = load_job(file, &args.overrides, sub)?;
+            let engine = Engine::connect().await?;
+            let built = image::build(&job, &engine, &ui).await?;
+            ui.emit(&built);
+            Ok(Exit::Ok)
+        }
+        Command::Submit(args) => submit(file, args, sub, &ui).await,
+        Command::Watch(args) => watch_cmd(file, args, &ui).await,
+        Command::Status(args) => {
+            let store = open_store()?;
+            let rec = resolve(&store, file, &args)?;
+            ui.emit(&RunStatus::of(&rec));
+            Ok(Exit::Ok)
+        }
+        Command::Runs(args) => runs(file, args, &ui),
+        Command::Logs(args) => logs(file, args).await,
+        Command::Cancel(args) => cancel(file, args, &ui).await,
+        Command::Config(args) => {
+            let job = load_job(file, &args.overrides, sub)?;
+            ui.emit(&JobView(job));
+            Ok(Exit::Ok)
+        }
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "jobrun", &mut std::io::stdout());
+            Ok(Exit::Ok)
+        }
+    }
+}
+
+fn load_job(file: Option<&std::path::Path>, overrides: &Overrides, matches: Option<&ArgMatches>) -> Result<Job> {
+    let path = config::locate(file)?;
+    let (env, flags) = overrides.split(matches);
+    Ok(config::load(&path, &env, &flags)?)
+}
+
+/// The job in the current folder, if there is one (used to pick "the latest run of this job").
+fn current_job_name(file: Option<&std::path::Path>) -> Option<String> {
+    let path = config::locate(file).ok()?;
+    config::load(&path, &Overrides::default(), &Overrides::default())
+        .ok()
+        .map(|j| j.name)
+}
+
+fn open_store() -> Result<Store> {
+    Ok(Store::open(Store::default_root())?)
+}
+
+fn resolve(store: &Store, file: Option<&std::path::Path>, arg: &RunArg) -> Result<RunRecord> {
+    let job = if arg.run.is_none() { current_job_name(file) } else { None };
+    let id = store.resolve(arg.run.as_deref(), job.as_deref())?;
+    Ok(store.load(&id)?)
+}
+
+fn poll_interval() -> Duration {
+    std::env::var("JOBRUN_POLL_INTERVAL")
+        .ok()
+        .and_then(|s| config::parse_duration(&s).ok())
+        .unwrap_or(watch::DEFAULT_POLL)
+}
+
+fn init(args: InitArgs, ui: &Ui) -> Result<Exit> {
+    let dir = args.dir.unwrap_or_else(|| ".".into());
+    let name = args.name.unwrap_or_else(|| crate::init::name_from_dir(&dir));
+    let written = crate::init::render(&args.template, &dir, &name)?;
+    ui.emit(&Initialised {
+        job: name,
+        template: args.template,
+        dir: dir.display().to_string(),
+        files: written.iter().map(|p| p.display().to_string()).collect(),
+    });
+    Ok(Exit::Ok)
+}
+
+#[derive(Serialize)]
+struct Initialised {
+    job: String,
+    template: String,
+    dir: String,
+    files: Vec<String>,
+}
+
+impl fmt::Display for Initialised {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "created job `{}` from the {} template:", self.job, self.template)?;
+        for file in &self.files {
+            writeln!(f, "  {file}")?;
+        }
+        write!(f, "next: cd {} && jobrun build && jobrun submit --configs 4", self.dir)
+    }
+}
+
+async fn submit(file: Option<&std::path::Path>, args: SubmitArgs, matches: Option<&ArgMatches>, ui: &Ui) -> Result<Exit> {
+    // Everything that can be wrong with the input is found before anything is created.
+    let job = load_job(file, &args.overrides, matches)?;
+    let configs = plan::configurations(args.configs.as_deref(), &args.matrix)?;
+    let run_id = record::new_run_id(&job.name);
+    let tasks = plan::tasks(configs, job.run.command.as_deref(), &run_id)?;
+    let store = open_store()?;
+
+    let engine = Engine::connect().await?;
+    if args.build {
+        let built = image::build(&job, &engine, ui).await?;
+        ui.note(&built.to_string());
+    }
+    let latest = image::latest_tag(&job.name);
+    let inspect = engine
+        .inspect_image(&latest)
+        .await?
+        .ok_or_else(|| image::ImageError::NotBuilt(latest.clone()))?;
+    let image_id = inspect.id.unwrap_or_default();
+
+    let rec = RunRecord {
+        schema: record::SCHEMA,
+        run_id: run_id.clone(),
+        job: job.name.clone(),
+        job_file: job.file.clone(),
+        target: job.target.as_str().into(),
+        image: ImageRef {
+            reference: format!("{}:{}", job.name, image::short_id(&image_id)),
+            id: image_id,
+            platform: format!(
+                "{}/{}",
+                inspect.os.as_deref().unwrap_or("linux"),
+                inspect.architecture.as_deref().unwrap_or("unknown")
+            ),
+        },
+        settings: RunSettings {
+            timeout_secs: job.run.timeout.as_secs().max(1),
+            max_attempts: job.run.max_attempts,
+            concurrency: job.run.concurrency,
+            cpu: job.resources.cpu.as_f64(),
+            memory_mib: job.resources.memory.0,
+            env: job.run.env.clone(),
+        },
+        created_at: chrono::Utc::now(),
+        finished_at: None,
+        cancel_requested: false,
+        tasks: tasks
+            .into_iter()
+            .map(|t| TaskRecord::new(t.index, t.config, t.command))
+            .collect(),
+    };
+    store.create(&rec)?;
+    let submitted = Submitted {
+        run_id: run_id.clone(),
+        job: job.name.clone(),
+        target: rec.target.clone(),
+        tasks: rec.tasks.len(),
+        concurrency: rec.settings.concurrency,
+        image: rec.image.reference.clone(),
+    };
+
+    if args.detach {
+        spawn_background(&store, &run_id)?;
+        ui.emit(&submitted);
+        return Ok(Exit::Ok);
+    }
+    ui.note(&submitted.to_string());
+    let mut target = Target::Local(LocalTarget::new(engine));
+    attach(&store, &mut target, &run_id, ui).await
+}
+
+#[derive(Serialize)]
+struct Submitted {
+    run_id: String,
+    job: String,
+    target: String,
+    tasks: usize,
+    concurrency: usize,
+    image: String,
+}
+
+impl fmt::Display for Submitted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "run {}: {} tasks of {} on {} (at most {} at a time)",
+            self.run_id, self.tasks, self.image, self.target, self.concurrency
+        )
+    }
+}
+
+/// Watches until the run is finished, or detaches on Ctrl-C and leaves a background driver.
+async fn attach(store: &Store, target: &mut Target, run_id: &str, ui: &Ui) -> Result<Exit> {
+    let opts = WatchOptions {
+        poll: poll_interval(),
+        detach_on_ctrl_c: true,
+    };
+    match watch::watch(store, target, run_id, ui, &opts).await? {
+        Ended::Finished(rec) => {
+            watch::print_summary(ui, &rec);
+            Ok(if rec.all_succeeded() { Exit::Ok } else { Exit::TasksFailed })
+        }
+        Ended::Detached => {
+            spawn_background(store, run_id)?;
+            ui.note(&format!(
+                "detached; the run goes on in the background. Re-attach with: jobrun watch {run_id}"
+            ));
+            Ok(Exit::Detached)
+        }
+    }
+}
+
+/// Starts `jobrun watch RUN --background` in its own process group, so the run keeps moving
+/// (queued tasks start, finished ones are collected) without a terminal.
+fn spawn_background(store: &Store, run_id: &str) -> Result<()> {
+    use std::os::unix::process::CommandExt;
+    let exe = std::env::current_exe().map_err(|e| Failure::env(format!("cannot find the jobrun executable: {e}")))?;
+    let log_path = store.driver_log(run_id);
+    let log = std::fs::File::options()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .map_err(|e| Failure::env(format!("cannot write {}: {e}", log_path.display())))?;
+    let log2 = log
+        .try_clone()
+        .map_err(|e| Failure::env(format!("cannot write {}: {e}", log_path.display())))?;
+    std::process::Command::new(exe)
+        .args(["watch", run_id, "--background"])
+        .env("JOBRUN_STATE_DIR", store_root_for_child())
+        .stdin(std::process::Stdio::null())
+        .stdout(log)
+        .stderr(log2)
+        .process_group(0)
+        .spawn()
+        .map_err(|e| Failure::env(format!("cannot start the background driver: {e}")))?;
+    Ok(())
+}
+
+fn store_root_for_child() -> std::path::PathBuf {
+    std::path::absolute(Store::default_root()).unwrap_or_else(|_| Store::default_root())
+}
+
+async fn watch_cmd(file: Option<&std::path::Path>, args: WatchArgs, ui: &Ui) -> Result<Exit> {
+    let store = open_store()?;
+    let rec = resolve(&store, file, &args.run)?;
+    if args.background {
+        let mut target = Target::for_run(&rec).await?;
+        let opts = WatchOptions {
+            poll: poll_interval(),
+            detach_on_ctrl_c: false,
+        };
+        watch::watch(&store, &mut target, &rec.run_id, &Ui::quiet(), &opts).await?;
+        return Ok(Exit::Ok);
+    }
+    if rec.is_finished() && rec.finished_at.is_some() {
+        watch::print_summary(ui, &rec);
+        return Ok(if rec.all_succeeded() { Exit::Ok } else { Exit::TasksFailed });
+    }
+    let mut target = Target::for_run(&rec).await?;
+    attach(&store, &mut target, &rec.run_id, ui).await
+}
+
+async fn cancel(file: Option<&std::path::Path>, args: RunArg, ui: &Ui) -> Result<Exit> {
+    let store = open_store()?;
+    let rec = resolve(&store, file, &args)?;
+    let mut target = Target::for_run(&rec).await?;
+    {
+        let _lock = store.lock(&rec.run_id)?;
+        let mut rec = store.load(&rec.run_id)?;
+        if rec.is_finished() {
+            ui.note(&format!("run {} is already finished ({})", rec.run_id, rec.state()));
+            watch::print_summary(ui, &rec);
+            return Ok(Exit::Ok);
+        }
+        rec.cancel_requested = true;
+        store.save(&rec)?;
+    }
+    ui.note(&format!("cancelling run {}", rec.run_id));
+    let opts = WatchOptions {
+        poll: poll_interval(),
+        detach_on_ctrl_c: false,
+    };
+    if let Ended::Finished(rec) = watch::watch(&store, &mut target, &rec.run_id, &Ui::quiet(), &opts).await? {
+        watch::print_summary(ui, &rec);
+    }
+    Ok(Exit::Ok)
+}
+
+fn runs(file: Option<&std::path::Path>, args: RunsArgs, ui: &Ui) -> Result<Exit> {
+    let store = open_store()?;
+    let job = if args.all { None } else { current_job_name(file) };
+    let mut lines = vec![];
+    for id in store.list()? {
+        if lines.len() >= args.limit {
+            break;
+        }
+        let Ok(rec) = store.load(&id) else { continue };
+        if job.as_ref().is_some_and(|j| *j != rec.job) {
+            continue;
+        }
+        let s = RunStatus::of(&rec);
+        lines.push(RunLine {
+            run_id: s.run_id,
+            job: s.job,
+            target: s.target,
+            state: s.state,
+            total: s.total,
+            succeeded: s.succeeded,
+            failed: s.failed,
+            created_at: s.created_at,
+        });
+    }
+    ui.emit(&RunList(lines));
+    Ok(Exit::Ok)
+}
+
+async fn logs(file: Option<&std::path::Path>, args: LogsArgs) -> Result<Exit> {
+    let store = open_store()?;
+    let rec = resolve(&store, file, &args.run)?;
+    if let Some(i) = args.index.filter(|i| *i >= rec.tasks.len()) {
+        return Err(Failure::usage(format!("run {} has no task {i}", rec.run_id))
+            .hint(format!("indexes go from 0 to {}", rec.tasks.len() - 1)));
+    }
+    let target = Target::for_run(&rec).await?;
+    let mut stdout = std::io::stdout();
+    match args.index {
+        Some(i) => target.logs(&rec, i, args.follow, &mut stdout).await?,
+        None => {
+            use std::io::Write;
+            for t in &rec.tasks {
+                let mut buf = Vec::new();
+                target.logs(&rec, t.index, false, &mut buf).await?;
+                for line in String::from_utf8_lossy(&buf).lines() {
+                    let _ = writeln!(stdout, "[{}] {line}", t.index);
+                }
+            }
+        }
+    }
+    Ok(Exit::Ok)
+}
+
+/// `jobrun config`: the resolved job as JSON (text output pretty-prints it).
+#[derive(Serialize)]
+#[serde(transparent)]
+struct JobView(Job);
+
+impl fmt::Display for JobView {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", serde_json::to_string_pretty(&self.0).map_err(|_| fmt::Error)?)
+    }
+}

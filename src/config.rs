@@ -1,0 +1,565 @@
+//! `jobrun.toml`: the job's settings, layered as environment (`JOBRUN_*`) < file < flags.
+//!
+//! The file is parsed strictly (unknown keys and type errors name the key, file and line), then the
+//! [`Overrides`] (one clap struct, filled from flags or from the environment) are laid over it and
+//! everything resolves into a [`Job`], validated (Fargate cpu/memory table included) before any
+//! command touches the engine.
+
+use crate::resources::{MemoryMib, Vcpu, validate_fargate};
+use clap::parser::ValueSource;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub const FILE_NAME: &str = "jobrun.toml";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("no {FILE_NAME} in {0}")]
+    NotFound(PathBuf),
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}: {key}{message}")]
+    Parse {
+        path: PathBuf,
+        line: usize,
+        key: String,
+        message: String,
+    },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+/// Where a job runs. Only the local engine exists today; the Fargate targets plug in beside it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum TargetKind {
+    /// The local Docker engine (no AWS account needed).
+    #[default]
+    Local,
+}
+
+impl TargetKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetKind::Local => "local",
+        }
+    }
+}
+
+/// A command as written in `jobrun.toml`: an argv array, or a string run by `/bin/sh -c`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum CommandSpec {
+    Argv(Vec<String>),
+    Shell(String),
+}
+
+impl CommandSpec {
+    pub fn argv(&self) -> Vec<String> {
+        match self {
+            CommandSpec::Argv(v) => v.clone(),
+            CommandSpec::Shell(s) => vec!["/bin/sh".into(), "-c".into(), s.clone()],
+        }
+    }
+}
+
+// ----- the file, as written -------------------------------------------------------------------
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub job: JobSection,
+    #[serde(default)]
+    pub image: ImageSection,
+    #[serde(default)]
+    pub resources: ResourcesSection,
+    #[serde(default)]
+    pub run: RunSection,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct JobSection {
+    pub name: String,
+    pub target: Option<TargetKind>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ImageSection {
+    pub dockerfile: Option<PathBuf>,
+    pub context: Option<PathBuf>,
+    pub platform: Option<String>,
+    #[serde(default)]
+    pub build_args: BTreeMap<String, String>,
+    pub pre_build: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ResourcesSection {
+    pub cpu: Option<Vcpu>,
+    pub memory: Option<MemoryMib>,
+    pub ephemeral_storage: Option<u32>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RunSection {
+    pub command: Option<CommandSpec>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    #[serde(default, with = "opt_duration")]
+    pub timeout: Option<Duration>,
+    pub max_attempts: Option<u32>,
+    pub concurrency: Option<usize>,
+}
+
+mod opt_duration {
+    use serde::{Deserialize, Deserializer};
+    use std::time::Duration;
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        let s = String::deserialize(d)?;
+        super::parse_duration(&s).map(Some).map_err(serde::de::Error::custom)
+    }
+}
+
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s.trim())
+        .map_err(|e| format!("`{s}` is not a duration ({e}); examples: \"90s\", \"30m\", \"1h\""))
+        .and_then(|d| {
+            if d.is_zero() {
+                Err("a duration must be more than zero".into())
+            } else {
+                Ok(d)
+            }
+        })
+}
+
+// ----- overrides: the same settings from flags or from JOBRUN_* --------------------------------
+
+/// Settings that flags (and `JOBRUN_*` environment variables) can override. The environment only
+/// fills what the file leaves out; flags win over both.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct Overrides {
+    /// Where tasks run
+    #[arg(long, env = "JOBRUN_TARGET", value_enum, help_heading = "Job settings")]
+    pub target: Option<TargetKind>,
+    /// Tasks that run at the same time (local target; default: number of CPUs)
+    #[arg(long, env = "JOBRUN_CONCURRENCY", value_name = "N", help_heading = "Job settings")]
+    pub concurrency: Option<usize>,
+    /// Per-task timeout, e.g. 90s, 30m, 1h (default 1h)
+    #[arg(long, env = "JOBRUN_TIMEOUT", value_parser = parse_duration, value_name = "DURATION", help_heading = "Job settings")]
+    pub timeout: Option<Duration>,
+    /// Attempts per task before it counts as failed (default 1: no retry)
+    #[arg(long, env = "JOBRUN_MAX_ATTEMPTS", value_name = "N", help_heading = "Job settings")]
+    pub max_attempts: Option<u32>,
+    /// vCPU per task (Fargate sizes: 0.25, 0.5, 1, 2, 4, 8, 16)
+    #[arg(long, env = "JOBRUN_CPU", value_parser = Vcpu::parse, help_heading = "Job settings")]
+    pub cpu: Option<Vcpu>,
+    /// Memory per task, e.g. 2GB (must pair with --cpu as on Fargate)
+    #[arg(long, env = "JOBRUN_MEMORY", value_parser = MemoryMib::parse, help_heading = "Job settings")]
+    pub memory: Option<MemoryMib>,
+    /// Image platform, e.g. linux/amd64 or linux/arm64 (default: the host's for the local target)
+    #[arg(long, env = "JOBRUN_PLATFORM", help_heading = "Job settings")]
+    pub platform: Option<String>,
+}
+
+macro_rules! split_by_source {
+    ($self:ident, $m:ident, $env:ident, $flags:ident: $($f:ident),*) => {
+        $(
+            match $m.and_then(|m| m.value_source(stringify!($f))) {
+                Some(ValueSource::EnvVariable) => $env.$f = $self.$f.clone(),
+                Some(_) => $flags.$f = $self.$f.clone(),
+                None => {}
+            }
+        )*
+    };
+}
+
+impl Overrides {
+    /// Splits parsed overrides into (from the environment, from flags) using clap's record of
+    /// where each value came from. Without matches everything counts as a flag.
+    pub fn split(&self, matches: Option<&clap::ArgMatches>) -> (Overrides, Overrides) {
+        let Some(m) = matches else {
+            return (Overrides::default(), self.clone());
+        };
+        let (mut env, mut flags) = (Overrides::default(), Overrides::default());
+        let m = Some(m);
+        split_by_source!(self, m, env, flags: target, concurrency, timeout, max_attempts, cpu, memory, platform);
+        (env, flags)
+    }
+}
+
+// ----- the resolved job --------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Job {
+    pub name: String,
+    /// The folder that holds `jobrun.toml`; relative paths in the file are relative to it.
+    pub dir: PathBuf,
+    pub file: PathBuf,
+    pub target: TargetKind,
+    pub image: ImageSpec,
+    pub resources: Resources,
+    pub run: RunSpec,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ImageSpec {
+    pub dockerfile: PathBuf,
+    pub context: PathBuf,
+    pub platform: Platform,
+    pub build_args: BTreeMap<String, String>,
+    pub pre_build: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Resources {
+    pub cpu: Vcpu,
+    pub memory: MemoryMib,
+    /// GiB
+    pub ephemeral_storage: u32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunSpec {
+    pub command: Option<Vec<String>>,
+    pub env: BTreeMap<String, String>,
+    #[serde(with = "secs")]
+    pub timeout: Duration,
+    pub max_attempts: u32,
+    pub concurrency: usize,
+}
+
+mod secs {
+    pub fn serialize<S: serde::Serializer>(d: &std::time::Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+}
+
+/// `os/arch[/variant]`, as Docker and OCI spell platforms.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(into = "String")]
+pub struct Platform {
+    pub os: String,
+    pub arch: String,
+}
+
+impl From<Platform> for String {
+    fn from(p: Platform) -> String {
+        p.to_string()
+    }
+}
+
+impl std::fmt::Display for Platform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.os, self.arch)
+    }
+}
+
+impl Platform {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let parts: Vec<&str> = s.trim().split('/').collect();
+        let arch = match parts.as_slice() {
+            ["linux", a] | ["linux", a, _] => *a,
+            _ => return Err(format!("platform `{s}` is not of the form linux/ARCH")),
+        };
+        let arch = match arch {
+            "amd64" | "x86_64" => "amd64",
+            "arm64" | "aarch64" => "arm64",
+            other => return Err(format!("platform `{s}`: architecture `{other}` is not supported (use amd64 or arm64)")),
+        };
+        Ok(Platform {
+            os: "linux".into(),
+            arch: arch.into(),
+        })
+    }
+
+    /// The machine jobrun runs on, as a Docker platform.
+    pub fn host() -> Self {
+        let arch = match std::env::consts::ARCH {
+            "aarch64" => "arm64",
+            _ => "amd64",
+        };
+        Platform {
+            os: "linux".into(),
+            arch: arch.into(),
+        }
+    }
+}
+
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// Finds the job file: `--file`, or `jobrun.toml` in the current folder.
+pub fn locate(file: Option<&Path>) -> Result<PathBuf, ConfigError> {
+    let path = match file {
+        Some(p) => p.to_path_buf(),
+        None => std::env::current_dir()
+            .map_err(|source| ConfigError::Read {
+                path: ".".into(),
+                source,
+            })?
+            .join(FILE_NAME),
+    };
+    if path.is_file() {
+        Ok(std::path::absolute(&path).unwrap_or(path))
+    } else if file.is_none() {
+        Err(ConfigError::NotFound(path.parent().unwrap_or(Path::new(".")).to_path_buf()))
+    } else {
+        Err(ConfigError::Read {
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+            path,
+        })
+    }
+}
+
+/// Reads and resolves a job: file < environment-less defaults, then `env` below and `flags` above the file.
+pub fn load(path: &Path, env: &Overrides, flags: &Overrides) -> Result<Job, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let file: FileConfig = toml::from_str(&text).map_err(|e| parse_error(path, &text, &e))?;
+    resolve(path, file, env, flags)
+}
+
+fn resolve(path: &Path, file: FileConfig, env: &Overrides, flags: &Overrides) -> Result<Job, ConfigError> {
+    let invalid = |message: String| ConfigError::Invalid {
+        path: path.to_path_buf(),
+        message,
+    };
+    let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let name = file.job.name.clone();
+    validate_job_name(&name).map_err(invalid)?;
+
+    let target = flags.target.or(file.job.target).or(env.target).unwrap_or_default();
+    let cpu = flags.cpu.or(file.resources.cpu).or(env.cpu).unwrap_or(Vcpu(1024));
+    let memory = flags
+        .memory
+        .or(file.resources.memory)
+        .or(env.memory)
+        .unwrap_or(MemoryMib(2048));
+    let ephemeral_storage = file.resources.ephemeral_storage.unwrap_or(21);
+    validate_fargate(cpu, memory, ephemeral_storage).map_err(|m| invalid(format!("resources: {m}")))?;
+
+    let platform_text = flags
+        .platform
+        .clone()
+        .or(file.image.platform.clone())
+        .or(env.platform.clone());
+    let platform = match platform_text {
+        Some(p) => Platform::parse(&p).map_err(|m| invalid(format!("image.platform: {m}")))?,
+        None => match target {
+            TargetKind::Local => Platform::host(),
+        },
+    };
+
+    let concurrency = flags
+        .concurrency
+        .or(file.run.concurrency)
+        .or(env.concurrency)
+        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    if concurrency == 0 {
+        return Err(invalid("run.concurrency must be at least 1".into()));
+    }
+    let max_attempts = flags
+        .max_attempts
+        .or(file.run.max_attempts)
+        .or(env.max_attempts)
+        .unwrap_or(1);
+    if max_attempts == 0 {
+        return Err(invalid("run.max_attempts must be at least 1".into()));
+    }
+    let timeout = flags
+        .timeout
+        .or(file.run.timeout)
+        .or(env.timeout)
+        .unwrap_or(DEFAULT_TIMEOUT);
+    let command = file.run.command.as_ref().map(CommandSpec::argv);
+    if command.as_ref().is_some_and(|c| c.is_empty()) {
+        return Err(invalid("run.command is empty".into()));
+    }
+    for key in file.run.env.keys().chain(file.image.build_args.keys()) {
+        if key.is_empty() || key.contains('=') {
+            return Err(invalid(format!("`{key}` is not a valid variable name")));
+        }
+    }
+
+    let rel = |p: &Path| if p.is_absolute() { p.to_path_buf() } else { dir.join(p) };
+    let context = rel(file.image.context.as_deref().unwrap_or(Path::new(".")));
+    let dockerfile = match &file.image.dockerfile {
+        Some(p) => rel(p),
+        None => context.join("Dockerfile"),
+    };
+
+    Ok(Job {
+        name,
+        file: path.to_path_buf(),
+        target,
+        image: ImageSpec {
+            dockerfile,
+            context,
+            platform,
+            build_args: file.image.build_args,
+            pre_build: file.image.pre_build,
+        },
+        resources: Resources {
+            cpu,
+            memory,
+            ephemeral_storage,
+        },
+        run: RunSpec {
+            command,
+            env: file.run.env,
+            timeout,
+            max_attempts,
+            concurrency,
+        },
+        dir,
+    })
+}
+
+/// Job names become image names, container labels and AWS resource names: keep them to what all accept.
+pub fn validate_job_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 48
+        && name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "job.name `{name}` must be 1–48 characters of a-z, 0-9, '-' or '_', starting with a letter or digit"
+        ))
+    }
+}
+
+/// Turns a toml error into `file:line: key: message`, naming the dotted key the error points at.
+fn parse_error(path: &Path, text: &str, e: &toml::de::Error) -> ConfigError {
+    let (line, key) = match e.span() {
+        Some(span) => {
+            let line_idx = text[..span.start.min(text.len())].matches('\n').count();
+            (line_idx + 1, key_at(text, line_idx))
+        }
+        None => (1, None),
+    };
+    let message = e.message().trim().replace('\n', " ");
+    ConfigError::Parse {
+        path: path.to_path_buf(),
+        line,
+        key: key.map(|k| format!("{k}: ")).unwrap_or_default(),
+        message,
+    }
+}
+
+/// The dotted key on a given line: the nearest `[table]` header above it plus the line's own key.
+fn key_at(text: &str, line_idx: usize) -> Option<String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let here = lines.get(line_idx)?.trim();
+    let header = |l: &str| {
+        let l = l.trim();
+        (l.starts_with('[') && l.ends_with(']'))
+            .then(|| l.trim_matches(|c| c == '[' || c == ']').trim().to_string())
+    };
+    if let Some(h) = header(here) {
+        return Some(h);
+    }
+    let own = here.split_once('=').map(|(k, _)| k.trim().trim_matches('"').to_string())?;
+    let table = lines[..line_idx].iter().rev().find_map(|l| header(l));
+    Some(match table {
+        Some(t) if !t.is_empty() => format!("{t}.{own}"),
+        _ => own,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_str(text: &str, env: &Overrides, flags: &Overrides) -> Result<Job, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE_NAME);
+        std::fs::write(&path, text).unwrap();
+        load(&path, env, flags)
+    }
+
+    #[test]
+    fn minimal_file_gets_defaults() {
+        let job = load_str("[job]\nname = \"wc\"\n", &Overrides::default(), &Overrides::default()).unwrap();
+        assert_eq!(job.name, "wc");
+        assert_eq!(job.run.max_attempts, 1);
+        assert_eq!(job.run.timeout, DEFAULT_TIMEOUT);
+        assert_eq!(job.resources.cpu, Vcpu(1024));
+        assert_eq!(job.image.platform, Platform::host());
+        assert!(job.image.dockerfile.ends_with("Dockerfile"));
+    }
+
+    #[test]
+    fn unknown_key_names_key_and_line() {
+        let e = load_str(
+            "[job]\nname = \"wc\"\n\n[run]\nconcurency = 3\n",
+            &Overrides::default(),
+            &Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("jobrun.toml:5: run.concurency: unknown field `concurency`"), "{e}");
+    }
+
+    #[test]
+    fn type_error_names_key_and_line() {
+        let e = load_str(
+            "[job]\nname = \"wc\"\n[run]\nmax_attempts = \"three\"\n",
+            &Overrides::default(),
+            &Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains(":4: run.max_attempts: invalid type"), "{e}");
+    }
+
+    #[test]
+    fn layering_env_below_file_below_flags() {
+        let text = "[job]\nname = \"wc\"\n[run]\nconcurrency = 3\n";
+        let env = Overrides {
+            concurrency: Some(7),
+            max_attempts: Some(4),
+            ..Default::default()
+        };
+        let job = load_str(text, &env, &Overrides::default()).unwrap();
+        assert_eq!(job.run.concurrency, 3, "file beats environment");
+        assert_eq!(job.run.max_attempts, 4, "environment fills what the file leaves out");
+        let flags = Overrides {
+            concurrency: Some(9),
+            ..Default::default()
+        };
+        let job = load_str(text, &env, &flags).unwrap();
+        assert_eq!(job.run.concurrency, 9, "flags beat the file");
+    }
+
+    #[test]
+    fn invalid_pair_is_refused() {
+        let e = load_str(
+            "[job]\nname = \"wc\"\n[resources]\ncpu = 0.25\nmemory = \"4GB\"\n",
+            &Overrides::default(),
+            &Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("not valid with cpu = 0.25"), "{e}");
+    }
+
+    #[test]
+    fn bad_job_name() {
+        assert!(validate_job_name("Word Count").is_err());
+        assert!(validate_job_name("wordcount-2").is_ok());
+    }
+}

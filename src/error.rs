@@ -1,0 +1,172 @@
+//! What the user sees when something goes wrong: one line, a hint, and a documented exit code.
+//!
+//! Modules raise their own typed errors (`thiserror`); `main` turns each into a [`Failure`], which
+//! knows its [`Exit`] class and a hint. Nothing below `main` prints errors or picks exit codes.
+
+use std::fmt;
+
+/// The process exit codes, documented in README.md.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Every task succeeded (or the command did what it was asked).
+    Ok = 0,
+    /// The run finished and at least one task failed or was cancelled.
+    TasksFailed = 1,
+    /// Usage, config or input error: nothing was started or created.
+    Usage = 2,
+    /// The environment is not usable: Docker engine unreachable, state directory not writable.
+    Environment = 3,
+    /// The image could not be built (pre-build command or a Dockerfile step failed).
+    BuildFailed = 4,
+    /// Ctrl-C detached from a run; its tasks keep running.
+    Detached = 130,
+}
+
+impl Exit {
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+}
+
+/// An error as it is reported at the top: one line of message, an optional hint, an exit class.
+#[derive(Debug)]
+pub struct Failure {
+    pub exit: Exit,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl Failure {
+    pub fn new(exit: Exit, message: impl Into<String>) -> Self {
+        Failure {
+            exit,
+            message: message.into(),
+            hint: None,
+        }
+    }
+    pub fn usage(message: impl Into<String>) -> Self {
+        Self::new(Exit::Usage, message)
+    }
+    pub fn env(message: impl Into<String>) -> Self {
+        Self::new(Exit::Environment, message)
+    }
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // One line, whatever the inner error carried.
+        let one_line = self.message.split_whitespace().collect::<Vec<_>>().join(" ");
+        write!(f, "error: {one_line}")?;
+        if let Some(hint) = &self.hint {
+            write!(f, "\n  hint: {hint}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Failure {}
+
+pub type Result<T, E = Failure> = std::result::Result<T, E>;
+
+// ----- how each module's errors are reported -------------------------------------------------
+
+use crate::config::ConfigError;
+use crate::engine::EngineError;
+use crate::image::ImageError;
+use crate::init::InitError;
+use crate::plan::PlanError;
+use crate::record::StoreError;
+use crate::target::TargetError;
+
+impl From<ConfigError> for Failure {
+    fn from(e: ConfigError) -> Self {
+        let hint = match &e {
+            ConfigError::NotFound(_) => "run `jobrun init --template shell .` to create one, or pass --file PATH",
+            ConfigError::Read { .. } => "check the path given with --file or JOBRUN_FILE",
+            ConfigError::Parse { .. } => "see the keys in README.md (jobrun.toml reference)",
+            ConfigError::Invalid { .. } => "fix the value in jobrun.toml (or the flag / JOBRUN_* variable that set it)",
+        };
+        Failure::usage(e.to_string()).hint(hint)
+    }
+}
+
+impl From<PlanError> for Failure {
+    fn from(e: PlanError) -> Self {
+        let hint = match &e {
+            PlanError::Read { .. } => "--configs takes a number or a readable .jsonl, .json or .csv file",
+            PlanError::BadLine { .. } => "fix that line; nothing was started",
+            PlanError::Invalid(_) => "see `jobrun submit --help` for --configs, --matrix and {placeholders}",
+        };
+        Failure::usage(e.to_string()).hint(hint)
+    }
+}
+
+impl From<StoreError> for Failure {
+    fn from(e: StoreError) -> Self {
+        match &e {
+            StoreError::Io { .. } | StoreError::Corrupt { .. } => {
+                Failure::env(e.to_string()).hint("set JOBRUN_STATE_DIR to a writable folder")
+            }
+            _ => Failure::usage(e.to_string()).hint("`jobrun runs --all` lists the runs there are"),
+        }
+    }
+}
+
+impl From<EngineError> for Failure {
+    fn from(e: EngineError) -> Self {
+        let hint = match &e {
+            EngineError::Connect { host, .. } => format!(
+                "is the Docker engine running and reachable at {host}? set DOCKER_HOST to use another one"
+            ),
+            _ => "check the Docker engine (`docker info`); run again with -v for details".to_string(),
+        };
+        Failure::env(e.to_string()).hint(hint)
+    }
+}
+
+impl From<ImageError> for Failure {
+    fn from(e: ImageError) -> Self {
+        match e {
+            ImageError::Engine(e) => e.into(),
+            ImageError::DockerfileMissing(_) => {
+                Failure::usage(e.to_string()).hint("set image.dockerfile in jobrun.toml, or create the Dockerfile")
+            }
+            ImageError::Context(_) => Failure::usage(e.to_string()).hint("fix .dockerignore or image.context"),
+            ImageError::NotBuilt(_) => {
+                Failure::usage(e.to_string()).hint("run `jobrun build` first, or `jobrun submit --build`")
+            }
+            ImageError::PreBuild { .. } | ImageError::PreBuildSpawn { .. } => Failure::new(Exit::BuildFailed, e.to_string())
+                .hint("its output is above; run it by hand in the job folder to see why"),
+            ImageError::Step { .. } => {
+                Failure::new(Exit::BuildFailed, e.to_string()).hint("fix that Dockerfile step; the build output is above")
+            }
+        }
+    }
+}
+
+impl From<TargetError> for Failure {
+    fn from(e: TargetError) -> Self {
+        match e {
+            TargetError::Engine(e) => e.into(),
+            TargetError::Store(e) => e.into(),
+            TargetError::Log { .. } => Failure::env(e.to_string()).hint("check the state directory (JOBRUN_STATE_DIR)"),
+            TargetError::UnknownTarget { .. } => Failure::usage(e.to_string()).hint("use the jobrun that submitted it"),
+        }
+    }
+}
+
+impl From<InitError> for Failure {
+    fn from(e: InitError) -> Self {
+        let hint = match &e {
+            InitError::UnknownTemplate(_) => format!("templates: {}", crate::init::template_names().join(", ")),
+            InitError::Exists(_) => "init never overwrites; pick an empty folder".into(),
+            InitError::Write { .. } => "check the folder's permissions".into(),
+            InitError::BadName(_) => "pass --name with a valid job name".into(),
+        };
+        Failure::usage(e.to_string()).hint(hint)
+    }
+}

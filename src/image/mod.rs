@@ -1,0 +1,180 @@
+//! The image: the pre-build command, the context tar, the build through the engine, the tags.
+//!
+//! Images are tagged `<job>:latest` and `<job>:<short image id>`; the image id is the engine's
+//! content hash of the image (config + layers), so an unchanged build gets the same tag.
+
+pub mod context;
+pub mod dockerignore;
+
+use crate::config::Job;
+use crate::engine::{Engine, EngineError, LABEL_JOB};
+use crate::ui::Ui;
+use bollard::query_parameters::BuildImageOptionsBuilder;
+use futures_util::StreamExt;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    #[error("Dockerfile not found: {0}")]
+    DockerfileMissing(PathBuf),
+    #[error(transparent)]
+    Context(#[from] context::ContextError),
+    #[error("pre-build command `{command}` could not start: {source}")]
+    PreBuildSpawn {
+        command: String,
+        source: std::io::Error,
+    },
+    #[error("pre-build command `{command}` failed ({status})")]
+    PreBuild { command: String, status: String },
+    #[error("build failed at {step}: {message}")]
+    Step { step: String, message: String },
+    #[error("image {0} has not been built")]
+    NotBuilt(String),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+/// What a build produced, for humans (`Display`) and scripts (`Serialize`).
+#[derive(Debug, Serialize)]
+pub struct Built {
+    pub job: String,
+    pub image_id: String,
+    pub tags: Vec<String>,
+    pub platform: String,
+    pub size_bytes: i64,
+}
+
+impl std::fmt::Display for Built {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "built {} ({}, {}, {:.1} MB)",
+            self.tags.join(", "),
+            short_id(&self.image_id),
+            self.platform,
+            self.size_bytes as f64 / 1e6
+        )
+    }
+}
+
+pub fn short_id(id: &str) -> &str {
+    let hex = id.strip_prefix("sha256:").unwrap_or(id);
+    &hex[..hex.len().min(12)]
+}
+
+pub fn latest_tag(job: &str) -> String {
+    format!("{job}:latest")
+}
+
+/// Checks what can be checked without the engine: the Dockerfile and `.dockerignore`.
+pub fn preflight(job: &Job) -> Result<(), ImageError> {
+    if !job.image.dockerfile.is_file() {
+        return Err(ImageError::DockerfileMissing(job.image.dockerfile.clone()));
+    }
+    context::Context::scan(&job.image.context, &job.image.dockerfile)?;
+    Ok(())
+}
+
+/// Runs the pre-build command (if any), then builds and tags the image.
+pub async fn build(job: &Job, engine: &Engine, ui: &Ui) -> Result<Built, ImageError> {
+    preflight(job)?;
+    if let Some(command) = &job.image.pre_build {
+        pre_build(job, command, ui)?;
+    }
+    let ctx = context::Context::scan(&job.image.context, &job.image.dockerfile)?;
+    tracing::debug!(entries = ctx.entries().len(), "build context scanned");
+    let latest = latest_tag(&job.name);
+    let labels = HashMap::from([(LABEL_JOB.to_string(), job.name.clone())]);
+    let build_args: HashMap<String, String> = job.image.build_args.clone().into_iter().collect();
+    let options = BuildImageOptionsBuilder::default()
+        .dockerfile(&ctx.dockerfile_in_context)
+        .t(&latest)
+        .rm(true)
+        .forcerm(true)
+        .buildargs(&build_args)
+        .labels(&labels)
+        .platform(&job.image.platform.to_string())
+        .build();
+
+    let spinner = ui.spinner(format!("building {} for {}", job.name, job.image.platform));
+    let mut stream = Box::pin(engine.build(options, ctx.stream()));
+    let mut step = String::from("the start of the build");
+    while let Some(item) = stream.next().await {
+        let info = match item {
+            Ok(info) => info,
+            Err(EngineError::Build(bollard::errors::Error::DockerResponseServerError { message, .. })) => {
+                spinner.finish();
+                return Err(ImageError::Step { step, message });
+            }
+            Err(e) => {
+                spinner.finish();
+                return Err(e.into());
+            }
+        };
+        if let Some(detail) = info.error_detail {
+            spinner.finish();
+            return Err(ImageError::Step {
+                step,
+                message: detail.message.unwrap_or_else(|| "unknown error".into()),
+            });
+        }
+        if let Some(text) = info.stream {
+            for line in text.lines().filter(|l| !l.trim().is_empty()) {
+                if line.starts_with("Step ") {
+                    step = line.split(" : ").next().unwrap_or(line).to_string();
+                }
+                spinner.line(line);
+            }
+        }
+    }
+    spinner.finish();
+
+    let inspect = engine
+        .inspect_image(&latest)
+        .await?
+        .ok_or_else(|| ImageError::NotBuilt(latest.clone()))?;
+    let image_id = inspect.id.clone().unwrap_or_default();
+    let content_tag = short_id(&image_id).to_string();
+    engine.tag_image(&image_id, &job.name, &content_tag).await?;
+    Ok(Built {
+        job: job.name.clone(),
+        tags: vec![format!("{}:{content_tag}", job.name), latest],
+        platform: format!(
+            "{}/{}",
+            inspect.os.as_deref().unwrap_or("linux"),
+            inspect.architecture.as_deref().unwrap_or("unknown")
+        ),
+        size_bytes: inspect.size.unwrap_or(0),
+        image_id,
+    })
+}
+
+/// Runs `[image] pre_build` with `sh -c` in the job folder; its output goes to stderr.
+/// `JOBRUN_TARGET_OS` / `JOBRUN_TARGET_ARCH` / `JOBRUN_PLATFORM` tell it what to compile for.
+fn pre_build(job: &Job, command: &str, ui: &Ui) -> Result<(), ImageError> {
+    ui.note(&format!("pre-build: {command}"));
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .current_dir(&job.dir)
+        .env("JOBRUN_TARGET_OS", &job.image.platform.os)
+        .env("JOBRUN_TARGET_ARCH", &job.image.platform.arch)
+        .env("JOBRUN_PLATFORM", job.image.platform.to_string())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::io::stderr())
+        .status()
+        .map_err(|source| ImageError::PreBuildSpawn {
+            command: command.into(),
+            source,
+        })?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(ImageError::PreBuild {
+            command: command.into(),
+            status: status.to_string(),
+        })
+    }
+}

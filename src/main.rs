@@ -1,0 +1,53 @@
+//! jobrun: fan a heavy containerised job out over many configurations.
+//!
+//! The pipeline, one module each: config → plan → image → target (engine) → watch.
+//! See docs/ARCHITECTURE.md.
+
+mod cli;
+mod commands;
+mod config;
+mod engine;
+mod error;
+mod image;
+mod init;
+mod plan;
+mod record;
+mod report;
+mod resources;
+mod target;
+mod ui;
+mod watch;
+
+use clap::{CommandFactory, FromArgMatches};
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let matches = cli::Cli::command().get_matches();
+    let cli = cli::Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let filter = match cli.verbose {
+        0 => "warn",
+        1 => "jobrun=debug,info",
+        _ => "debug",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("JOBRUN_LOG").unwrap_or_else(|_| filter.into()))
+        .with_writer(std::io::stderr)
+        .init();
+
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(error::Exit::Environment.code());
+        }
+    };
+    let result = runtime.block_on(commands::run(cli, &matches));
+    runtime.shutdown_background();
+    match result {
+        Ok(exit) => ExitCode::from(exit.code()),
+        Err(failure) => {
+            eprintln!("{failure}");
+            ExitCode::from(failure.exit.code())
+        }
+    }
+}

@@ -1,0 +1,394 @@
+//! The run record: everything known about one run, stored durably on disk.
+//!
+//! Layout: `$JOBRUN_STATE_DIR` (default `$XDG_STATE_HOME/jobrun`, else `~/.local/state/jobrun`)
+//! holds `runs/<run-id>/run.json`, the task logs under `runs/<run-id>/logs/<index>-<attempt>.log`,
+//! a `lock` file and, for detached runs, `driver.log`. `run.json` is replaced atomically (write to
+//! a temporary file in the same folder, fsync, rename), so a kill at any moment leaves either the
+//! old or the new record, never a torn one. Whoever changes a record holds the run's lock for the
+//! read-modify-write, so a `watch` in another terminal and a `cancel` never lose each other's writes.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+pub const SCHEMA: u32 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot use the state directory {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("run record {path} is unreadable: {source}")]
+    Corrupt {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("no run matches `{0}`")]
+    NoSuchRun(String),
+    #[error("`{0}` matches more than one run: {1}")]
+    Ambiguous(String, String),
+    #[error("there are no runs{0}")]
+    NoRuns(String),
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
+    move |source| StoreError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum TaskState {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl TaskState {
+    pub fn is_terminal(self) -> bool {
+        matches!(self, TaskState::Succeeded | TaskState::Failed | TaskState::Cancelled)
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskState::Queued => "queued",
+            TaskState::Running => "running",
+            TaskState::Succeeded => "succeeded",
+            TaskState::Failed => "failed",
+            TaskState::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// Why jobrun itself stopped a running task; recorded before the kill so the outcome is right
+/// even when the process that killed it is not the one that collects it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StopRequest {
+    Timeout,
+    Cancel,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ImageRef {
+    /// The tag the user knows, e.g. `wordcount:3f2a9c1b7d4e`.
+    pub reference: String,
+    /// The immutable id tasks run from.
+    pub id: String,
+    pub platform: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RunSettings {
+    pub timeout_secs: u64,
+    pub max_attempts: u32,
+    pub concurrency: usize,
+    pub cpu: f64,
+    pub memory_mib: u32,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TaskRecord {
+    pub index: usize,
+    pub config: Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
+    pub state: TaskState,
+    /// Attempts started so far (0 while first queued).
+    pub attempts: u32,
+    pub exit_code: Option<i64>,
+    /// Human words for the outcome: "exit code 3", "timed out after 5s", "cancelled", …
+    pub reason: Option<String>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Where the latest attempt's output is (a file for the local target).
+    pub log: Option<String>,
+    /// The target's handle for the running attempt (container name, task ARN).
+    pub handle: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_request: Option<StopRequest>,
+}
+
+impl TaskRecord {
+    pub fn new(index: usize, config: Value, command: Option<Vec<String>>) -> Self {
+        TaskRecord {
+            index,
+            config,
+            command,
+            state: TaskState::Queued,
+            attempts: 0,
+            exit_code: None,
+            reason: None,
+            started_at: None,
+            finished_at: None,
+            log: None,
+            handle: None,
+            stop_request: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RunRecord {
+    pub schema: u32,
+    pub run_id: String,
+    pub job: String,
+    pub job_file: PathBuf,
+    pub target: String,
+    pub image: ImageRef,
+    pub settings: RunSettings,
+    pub created_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub cancel_requested: bool,
+    pub tasks: Vec<TaskRecord>,
+}
+
+impl RunRecord {
+    pub fn count(&self, state: TaskState) -> usize {
+        self.tasks.iter().filter(|t| t.state == state).count()
+    }
+    pub fn is_finished(&self) -> bool {
+        self.tasks.iter().all(|t| t.state.is_terminal())
+    }
+    pub fn all_succeeded(&self) -> bool {
+        self.tasks.iter().all(|t| t.state == TaskState::Succeeded)
+    }
+    /// The run as a whole: running until every task is done, then succeeded / failed / cancelled.
+    pub fn state(&self) -> &'static str {
+        if !self.is_finished() {
+            if self.cancel_requested { "cancelling" } else { "running" }
+        } else if self.all_succeeded() {
+            "succeeded"
+        } else if self.cancel_requested {
+            "cancelled"
+        } else {
+            "failed"
+        }
+    }
+    /// Marks the run finished once every task is; returns true when that happened now.
+    pub fn settle(&mut self) -> bool {
+        if self.finished_at.is_none() && self.is_finished() {
+            self.finished_at = Some(Utc::now());
+            return true;
+        }
+        false
+    }
+}
+
+/// A new run id: sortable by time and readable, e.g. `20261123-131500-wordcount-7f3a`.
+pub fn new_run_id(job: &str) -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let now = Utc::now();
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(now.timestamp_nanos_opt().unwrap_or_default() as u128);
+    h.write_u32(std::process::id());
+    format!("{}-{}-{:04x}", now.format("%Y%m%d-%H%M%S"), job, h.finish() as u16)
+}
+
+pub struct Store {
+    root: PathBuf,
+}
+
+/// Held while a run's record is read, changed and written back. Released on drop (or process death).
+pub struct RunLock {
+    _file: File,
+}
+
+impl Store {
+    /// The state directory: `$JOBRUN_STATE_DIR`, `$XDG_STATE_HOME/jobrun`, or `~/.local/state/jobrun`.
+    pub fn default_root() -> PathBuf {
+        if let Some(p) = std::env::var_os("JOBRUN_STATE_DIR").filter(|p| !p.is_empty()) {
+            return PathBuf::from(p);
+        }
+        if let Some(p) = std::env::var_os("XDG_STATE_HOME").filter(|p| !p.is_empty()) {
+            return PathBuf::from(p).join("jobrun");
+        }
+        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| ".".into());
+        home.join(".local/state/jobrun")
+    }
+
+    pub fn open(root: PathBuf) -> Result<Store, StoreError> {
+        let runs = root.join("runs");
+        std::fs::create_dir_all(&runs).map_err(io(&runs))?;
+        Ok(Store { root })
+    }
+
+    pub fn run_dir(&self, run_id: &str) -> PathBuf {
+        self.root.join("runs").join(run_id)
+    }
+
+    fn record_path(&self, run_id: &str) -> PathBuf {
+        self.run_dir(run_id).join("run.json")
+    }
+
+    pub fn log_path(&self, run_id: &str, index: usize, attempt: u32) -> PathBuf {
+        self.run_dir(run_id).join("logs").join(format!("{index}-{attempt}.log"))
+    }
+
+    pub fn driver_log(&self, run_id: &str) -> PathBuf {
+        self.run_dir(run_id).join("driver.log")
+    }
+
+    /// Writes a new run's record; fails if the run already exists.
+    pub fn create(&self, record: &RunRecord) -> Result<(), StoreError> {
+        let dir = self.run_dir(&record.run_id);
+        std::fs::create_dir(&dir).map_err(io(&dir))?;
+        let logs = dir.join("logs");
+        std::fs::create_dir(&logs).map_err(io(&logs))?;
+        self.save(record)
+    }
+
+    pub fn load(&self, run_id: &str) -> Result<RunRecord, StoreError> {
+        let path = self.record_path(run_id);
+        let bytes = std::fs::read(&path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => StoreError::NoSuchRun(run_id.to_string()),
+            _ => StoreError::Io {
+                path: path.clone(),
+                source: e,
+            },
+        })?;
+        serde_json::from_slice(&bytes).map_err(|source| StoreError::Corrupt { path, source })
+    }
+
+    /// Atomic replace: temp file in the same folder, fsync, rename.
+    pub fn save(&self, record: &RunRecord) -> Result<(), StoreError> {
+        let dir = self.run_dir(&record.run_id);
+        let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(io(&dir))?;
+        let bytes = serde_json::to_vec_pretty(record).expect("run record serialises");
+        tmp.write_all(&bytes).map_err(io(&dir))?;
+        tmp.as_file().sync_all().map_err(io(&dir))?;
+        let path = self.record_path(&record.run_id);
+        tmp.persist(&path).map_err(|e| StoreError::Io { path, source: e.error })?;
+        Ok(())
+    }
+
+    /// Takes the run's lock (blocking until other writers are done).
+    pub fn lock(&self, run_id: &str) -> Result<RunLock, StoreError> {
+        let path = self.run_dir(run_id).join("lock");
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io(&path))?;
+        file.lock().map_err(io(&path))?;
+        Ok(RunLock { _file: file })
+    }
+
+    /// Run ids, newest first.
+    pub fn list(&self) -> Result<Vec<String>, StoreError> {
+        let runs = self.root.join("runs");
+        let mut ids: Vec<String> = std::fs::read_dir(&runs)
+            .map_err(io(&runs))?
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().join("run.json").is_file())
+            .filter_map(|e| e.file_name().into_string().ok())
+            .collect();
+        ids.sort_unstable_by(|a, b| b.cmp(a));
+        Ok(ids)
+    }
+
+    /// Finds a run: an exact id or a unique prefix/suffix of one; without an id, the newest run
+    /// of `job` (or of any job).
+    pub fn resolve(&self, wanted: Option<&str>, job: Option<&str>) -> Result<String, StoreError> {
+        let ids = self.list()?;
+        match wanted {
+            Some(w) => {
+                if ids.iter().any(|id| id == w) {
+                    return Ok(w.to_string());
+                }
+                let hits: Vec<&String> = ids.iter().filter(|id| id.starts_with(w) || id.ends_with(w)).collect();
+                match hits.as_slice() {
+                    [one] => Ok((*one).clone()),
+                    [] => Err(StoreError::NoSuchRun(w.to_string())),
+                    many => Err(StoreError::Ambiguous(
+                        w.to_string(),
+                        many.iter().take(5).map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
+                    )),
+                }
+            }
+            None => {
+                let newest = match job {
+                    Some(job) => ids.into_iter().find(|id| {
+                        self.load(id).map(|r| r.job == job).unwrap_or(false)
+                    }),
+                    None => ids.into_iter().next(),
+                };
+                newest.ok_or_else(|| StoreError::NoRuns(job.map(|j| format!(" of job {j}")).unwrap_or_default()))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(id: &str, job: &str) -> RunRecord {
+        RunRecord {
+            schema: SCHEMA,
+            run_id: id.into(),
+            job: job.into(),
+            job_file: "/x/jobrun.toml".into(),
+            target: "local".into(),
+            image: ImageRef {
+                reference: "x:1".into(),
+                id: "sha256:1".into(),
+                platform: "linux/amd64".into(),
+            },
+            settings: RunSettings {
+                timeout_secs: 1,
+                max_attempts: 1,
+                concurrency: 1,
+                cpu: 1.0,
+                memory_mib: 2048,
+                env: Default::default(),
+            },
+            created_at: Utc::now(),
+            finished_at: None,
+            cancel_requested: false,
+            tasks: vec![TaskRecord::new(0, serde_json::json!({"index":0}), None)],
+        }
+    }
+
+    #[test]
+    fn save_load_resolve() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().into()).unwrap();
+        store.create(&record("20260101-000000-a-0001", "a")).unwrap();
+        store.create(&record("20260102-000000-b-0002", "b")).unwrap();
+        assert!(store.create(&record("20260102-000000-b-0002", "b")).is_err(), "never overwrite a run");
+        let r = store.load("20260101-000000-a-0001").unwrap();
+        assert_eq!(r.job, "a");
+        assert_eq!(store.resolve(None, None).unwrap(), "20260102-000000-b-0002");
+        assert_eq!(store.resolve(None, Some("a")).unwrap(), "20260101-000000-a-0001");
+        assert_eq!(store.resolve(Some("0001"), None).unwrap(), "20260101-000000-a-0001");
+        assert!(matches!(store.resolve(Some("2026"), None), Err(StoreError::Ambiguous(..))));
+        assert!(matches!(store.resolve(None, Some("zz")), Err(StoreError::NoRuns(_))));
+        // no temp files are left beside the record
+        let names: Vec<_> = std::fs::read_dir(store.run_dir("20260101-000000-a-0001"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert!(names.iter().all(|n| n == "run.json" || n == "logs"), "{names:?}");
+    }
+
+    #[test]
+    fn run_ids_sort_by_time() {
+        let a = new_run_id("wc");
+        assert!(a.contains("-wc-"));
+        assert_eq!(a.len(), "20261123-131500-wc-7f3a".len());
+    }
+}

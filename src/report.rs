@@ -1,0 +1,197 @@
+//! What `status`, `runs` and the end of `watch` print: types that are both `Display` (for people)
+//! and `Serialize` (for `--output json`), built from a run record.
+
+use crate::record::{RunRecord, TaskState};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use std::fmt;
+
+#[derive(Debug, Serialize)]
+pub struct RunStatus {
+    pub run_id: String,
+    pub job: String,
+    pub target: String,
+    pub image: String,
+    pub state: &'static str,
+    pub total: usize,
+    pub succeeded: usize,
+    pub failed: usize,
+    pub running: usize,
+    pub queued: usize,
+    pub cancelled: usize,
+    pub created_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub duration_secs: f64,
+    pub tasks: Vec<TaskStatus>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TaskStatus {
+    pub index: usize,
+    pub state: TaskState,
+    pub exit_code: Option<i64>,
+    pub attempts: u32,
+    pub reason: Option<String>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub log: Option<String>,
+    pub config: serde_json::Value,
+    /// Last lines of the log, for failed tasks (summary only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub log_tail: Vec<String>,
+}
+
+impl RunStatus {
+    pub fn of(rec: &RunRecord) -> RunStatus {
+        let end = rec.finished_at.unwrap_or_else(Utc::now);
+        RunStatus {
+            run_id: rec.run_id.clone(),
+            job: rec.job.clone(),
+            target: rec.target.clone(),
+            image: rec.image.reference.clone(),
+            state: rec.state(),
+            total: rec.tasks.len(),
+            succeeded: rec.count(TaskState::Succeeded),
+            failed: rec.count(TaskState::Failed),
+            running: rec.count(TaskState::Running),
+            queued: rec.count(TaskState::Queued),
+            cancelled: rec.count(TaskState::Cancelled),
+            created_at: rec.created_at,
+            finished_at: rec.finished_at,
+            duration_secs: (end - rec.created_at).num_milliseconds().max(0) as f64 / 1000.0,
+            tasks: rec
+                .tasks
+                .iter()
+                .map(|t| TaskStatus {
+                    index: t.index,
+                    state: t.state,
+                    exit_code: t.exit_code,
+                    attempts: t.attempts,
+                    reason: t.reason.clone(),
+                    started_at: t.started_at,
+                    finished_at: t.finished_at,
+                    log: t.log.clone(),
+                    config: t.config.clone(),
+                    log_tail: vec![],
+                })
+                .collect(),
+        }
+    }
+
+    /// Adds the last lines of each failed task's log (read from the local log files).
+    pub fn with_failure_tails(mut self, lines: usize) -> RunStatus {
+        for t in self.tasks.iter_mut().filter(|t| t.state == TaskState::Failed) {
+            if let Some(text) = t.log.as_ref().and_then(|p| std::fs::read_to_string(p).ok()) {
+                let all: Vec<&str> = text.lines().collect();
+                t.log_tail = all[all.len().saturating_sub(lines)..].iter().map(|s| s.to_string()).collect();
+            }
+        }
+        self
+    }
+
+    pub fn counts_line(&self) -> String {
+        format!(
+            "{} succeeded, {} failed, {} running, {} queued, {} cancelled (of {})",
+            self.succeeded, self.failed, self.running, self.queued, self.cancelled, self.total
+        )
+    }
+}
+
+pub fn secs(d: f64) -> String {
+    if d < 60.0 {
+        format!("{d:.1}s")
+    } else {
+        humantime::format_duration(std::time::Duration::from_secs(d.round() as u64)).to_string()
+    }
+}
+
+impl fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "run     {} ({})", self.run_id, self.target)?;
+        writeln!(f, "job     {} ({})", self.job, self.image)?;
+        writeln!(f, "state   {} after {}", self.state, secs(self.duration_secs))?;
+        write!(f, "tasks   {}", self.counts_line())?;
+        for t in self.tasks.iter().filter(|t| t.state != TaskState::Succeeded) {
+            write!(f, "\n  #{:<4} {:<9} attempt {}", t.index, t.state.as_str(), t.attempts)?;
+            if let Some(r) = &t.reason {
+                write!(f, "  {r}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The end-of-run summary: counts, duration, and each failed task with its exit code, reason,
+/// log and last log lines.
+#[derive(Debug, Serialize)]
+pub struct Summary(pub RunStatus);
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = &self.0;
+        write!(
+            f,
+            "run {} {}: {} in {}",
+            s.run_id,
+            s.state,
+            s.counts_line(),
+            secs(s.duration_secs)
+        )?;
+        for t in s.tasks.iter().filter(|t| t.state == TaskState::Failed) {
+            write!(
+                f,
+                "\n  failed #{} exit code {} ({}; attempt {})",
+                t.index,
+                t.exit_code.map(|c| c.to_string()).unwrap_or_else(|| "-".into()),
+                t.reason.as_deref().unwrap_or("failed"),
+                t.attempts
+            )?;
+            if let Some(log) = &t.log {
+                write!(f, "\n    log: {log}")?;
+            }
+            for line in &t.log_tail {
+                write!(f, "\n    | {line}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One line of `jobrun runs`.
+#[derive(Debug, Serialize)]
+pub struct RunLine {
+    pub run_id: String,
+    pub job: String,
+    pub target: String,
+    pub state: &'static str,
+    pub total: usize,
+    pub succeeded: usize,
+    pub failed: usize,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(transparent)]
+pub struct RunList(pub Vec<RunLine>);
+
+impl fmt::Display for RunList {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            return write!(f, "no runs yet");
+        }
+        write!(f, "{:<40} {:<10} {:>5} {:>5} {:>5}  created", "RUN", "STATE", "TOTAL", "OK", "FAIL")?;
+        for r in &self.0 {
+            write!(
+                f,
+                "\n{:<40} {:<10} {:>5} {:>5} {:>5}  {}",
+                r.run_id,
+                r.state,
+                r.total,
+                r.succeeded,
+                r.failed,
+                r.created_at.format("%Y-%m-%d %H:%M:%S UTC")
+            )?;
+        }
+        Ok(())
+    }
+}

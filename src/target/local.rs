@@ -1,0 +1,335 @@
+//! The local target: each task is one container on the local Docker engine.
+//!
+//! Containers are named `jobrun-<run>-<index>-<attempt>` and labelled with run, job, index and
+//! attempt, so starting the same attempt twice is impossible (the name is taken) and any process
+//! can find a run's containers again. A finished container's exit code, times and output are
+//! saved to the run record and its log file before the container is removed.
+
+use crate::engine::{Engine, LABEL_ATTEMPT, LABEL_INDEX, LABEL_JOB, LABEL_RUN};
+use crate::record::{RunRecord, StopRequest, Store, TaskState};
+use crate::target::TargetError;
+use bollard::models::{ContainerCreateBody, ContainerSummaryStateEnum, HostConfig};
+use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
+use std::collections::{HashMap, HashSet};
+use std::io::Write;
+use tokio::sync::mpsc;
+
+pub struct LocalTarget {
+    engine: Engine,
+    waiting: HashSet<String>,
+    tx: mpsc::UnboundedSender<()>,
+    rx: mpsc::UnboundedReceiver<()>,
+}
+
+struct Seen {
+    name: String,
+    index: usize,
+    attempt: u32,
+    state: ContainerSummaryStateEnum,
+    created: Option<i64>,
+}
+
+pub fn container_name(run_id: &str, index: usize, attempt: u32) -> String {
+    format!("jobrun-{run_id}-{index}-{attempt}")
+}
+
+fn parse_time(s: Option<&str>) -> Option<DateTime<Utc>> {
+    let t = DateTime::parse_from_rfc3339(s?).ok()?.with_timezone(&Utc);
+    (t.timestamp() > 0).then_some(t)
+}
+
+impl LocalTarget {
+    pub async fn connect() -> Result<LocalTarget, TargetError> {
+        Ok(Self::new(Engine::connect().await?))
+    }
+
+    pub fn new(engine: Engine) -> LocalTarget {
+        let (tx, rx) = mpsc::unbounded_channel();
+        LocalTarget {
+            engine,
+            waiting: HashSet::new(),
+            tx,
+            rx,
+        }
+    }
+
+    pub async fn changed(&mut self) {
+        if self.rx.recv().await.is_some() {
+            while self.rx.try_recv().is_ok() {}
+        }
+    }
+
+    fn watch_container(&mut self, name: &str) {
+        if self.waiting.insert(name.to_string()) {
+            let wait = self.engine.wait_container(name);
+            let tx = self.tx.clone();
+            tokio::spawn(async move {
+                wait.await;
+                let _ = tx.send(());
+            });
+        }
+    }
+
+    async fn list(&self, run_id: &str) -> Result<Vec<Seen>, TargetError> {
+        let containers = self.engine.list_by_label(LABEL_RUN, run_id).await?;
+        Ok(containers
+            .into_iter()
+            .filter_map(|c| {
+                let labels = c.labels.as_ref()?;
+                Some(Seen {
+                    name: c.names.as_ref()?.first()?.trim_start_matches('/').to_string(),
+                    index: labels.get(LABEL_INDEX)?.parse().ok()?,
+                    attempt: labels.get(LABEL_ATTEMPT)?.parse().ok()?,
+                    state: c.state.unwrap_or(ContainerSummaryStateEnum::EMPTY),
+                    created: c.created,
+                })
+            })
+            .collect())
+    }
+
+    pub async fn reconcile(&mut self, rec: &mut RunRecord, store: &Store) -> Result<(), TargetError> {
+        use ContainerSummaryStateEnum as S;
+        let now = Utc::now();
+        let timeout = chrono::Duration::seconds(rec.settings.timeout_secs as i64);
+        let seen = self.list(&rec.run_id).await?;
+        let mut live: HashSet<usize> = HashSet::new();
+        let mut finished = vec![];
+
+        for c in seen {
+            let Some(task) = rec.tasks.get_mut(c.index) else {
+                self.engine.remove_container(&c.name).await?;
+                continue;
+            };
+            let current = !task.state.is_terminal() && c.attempt >= task.attempts;
+            match c.state {
+                S::RUNNING | S::PAUSED | S::RESTARTING | S::CREATED if current => {
+                    if c.attempt > task.attempts || task.state != TaskState::Running {
+                        // Started by a jobrun that died before it wrote the record: adopt it.
+                        task.attempts = c.attempt;
+                        task.state = TaskState::Running;
+                        task.started_at = c.created.and_then(|s| DateTime::from_timestamp(s, 0)).or(Some(now));
+                        task.handle = Some(c.name.clone());
+                        task.exit_code = None;
+                    }
+                    if c.state == S::CREATED && !rec.cancel_requested {
+                        self.engine.start_container(&c.name).await?;
+                    }
+                    live.insert(c.index);
+                    let stop = if rec.cancel_requested {
+                        Some(StopRequest::Cancel)
+                    } else if task.started_at.is_some_and(|s| now - s > timeout) {
+                        Some(StopRequest::Timeout)
+                    } else {
+                        None
+                    };
+                    if let Some(stop) = stop {
+                        task.stop_request.get_or_insert(stop);
+                        self.engine.kill_container(&c.name).await?;
+                    }
+                    self.watch_container(&c.name);
+                }
+                S::RUNNING | S::PAUSED | S::RESTARTING | S::CREATED => {
+                    // A container of an attempt the record has moved past: stop it and let the
+                    // next pass collect it.
+                    self.engine.kill_container(&c.name).await?;
+                    self.watch_container(&c.name);
+                }
+                _ => finished.push(c),
+            }
+        }
+
+        // Record the outcome of finished containers first, so freed slots can be refilled
+        // before the slower log copy and removal.
+        let mut collect = vec![];
+        for c in finished {
+            let inspect = self.engine.inspect_container(&c.name).await?;
+            let state = inspect.state.unwrap_or_default();
+            let task = &mut rec.tasks[c.index];
+            let log_path = store.log_path(&rec.run_id, c.index, c.attempt);
+            if !task.state.is_terminal() && c.attempt >= task.attempts {
+                let code = state.exit_code.unwrap_or(-1);
+                task.attempts = c.attempt;
+                task.exit_code = Some(code);
+                task.started_at = parse_time(state.started_at.as_deref()).or(task.started_at);
+                task.finished_at = parse_time(state.finished_at.as_deref()).or(Some(now));
+                task.log = Some(log_path.to_string_lossy().into_owned());
+                task.handle = None;
+                let (outcome, reason) = match task.stop_request.take() {
+                    Some(StopRequest::Timeout) => (
+                        TaskState::Failed,
+                        Some(format!(
+                            "timed out after {}",
+                            humantime::format_duration(std::time::Duration::from_secs(rec.settings.timeout_secs))
+                        )),
+                    ),
+                    Some(StopRequest::Cancel) => (TaskState::Cancelled, Some("cancelled".to_string())),
+                    None if code == 0 => (TaskState::Succeeded, None),
+                    None if state.oom_killed == Some(true) => {
+                        (TaskState::Failed, Some(format!("out of memory (exit code {code})")))
+                    }
+                    None => (TaskState::Failed, Some(format!("exit code {code}"))),
+                };
+                task.reason = reason;
+                task.state = outcome;
+                if outcome == TaskState::Failed && task.attempts < rec.settings.max_attempts && !rec.cancel_requested {
+                    task.state = TaskState::Queued;
+                    task.reason = task.reason.take().map(|r| format!("attempt {} {r}; retrying", task.attempts));
+                }
+            }
+            collect.push((c.name, log_path));
+        }
+
+        // Tasks the record thinks are running but whose container is gone (removed by hand).
+        for task in rec.tasks.iter_mut().filter(|t| t.state == TaskState::Running) {
+            if !live.contains(&task.index) && !collect.iter().any(|(n, _)| Some(n) == task.handle.as_ref()) {
+                task.state = if task.attempts < rec.settings.max_attempts && !rec.cancel_requested {
+                    TaskState::Queued
+                } else {
+                    TaskState::Failed
+                };
+                task.reason = Some("its container was removed outside jobrun".into());
+                task.finished_at = Some(now);
+                task.handle = None;
+            }
+        }
+
+        if rec.cancel_requested {
+            for task in rec.tasks.iter_mut().filter(|t| t.state == TaskState::Queued) {
+                task.state = TaskState::Cancelled;
+                task.reason = Some("cancelled before it started".into());
+            }
+        } else {
+            self.start_queued(rec, live.len()).await?;
+        }
+
+        for (name, log_path) in collect {
+            self.save_logs(&name, &log_path).await?;
+            self.engine.remove_container(&name).await?;
+            self.waiting.remove(&name);
+        }
+        Ok(())
+    }
+
+    async fn start_queued(&mut self, rec: &mut RunRecord, running: usize) -> Result<(), TargetError> {
+        let slots = rec.settings.concurrency.saturating_sub(running);
+        let picks: Vec<usize> = rec
+            .tasks
+            .iter()
+            .filter(|t| t.state == TaskState::Queued)
+            .take(slots)
+            .map(|t| t.index)
+            .collect();
+        if picks.is_empty() {
+            return Ok(());
+        }
+        let count = rec.tasks.len();
+        let host_cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) as f64;
+        let nano_cpus = (rec.settings.cpu.min(host_cpus) * 1e9) as i64;
+        let starts = picks.iter().map(|&i| {
+            let task = &rec.tasks[i];
+            let attempt = task.attempts + 1;
+            let name = container_name(&rec.run_id, i, attempt);
+            let mut env: Vec<String> = rec.settings.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            env.extend([
+                format!("JOBRUN_RUN_ID={}", rec.run_id),
+                format!("JOBRUN_JOB={}", rec.job),
+                format!("JOBRUN_INDEX={i}"),
+                format!("JOBRUN_COUNT={count}"),
+                format!("JOBRUN_ATTEMPT={attempt}"),
+                format!("JOBRUN_CONFIG={}", task.config),
+            ]);
+            let labels = HashMap::from([
+                (LABEL_RUN.to_string(), rec.run_id.clone()),
+                (LABEL_JOB.to_string(), rec.job.clone()),
+                (LABEL_INDEX.to_string(), i.to_string()),
+                (LABEL_ATTEMPT.to_string(), attempt.to_string()),
+            ]);
+            let body = ContainerCreateBody {
+                image: Some(rec.image.id.clone()),
+                cmd: task.command.clone(),
+                env: Some(env),
+                labels: Some(labels),
+                host_config: Some(HostConfig {
+                    memory: Some(rec.settings.memory_mib as i64 * 1024 * 1024),
+                    nano_cpus: Some(nano_cpus),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            };
+            let engine = self.engine.clone();
+            async move {
+                engine.create_container(&name, body).await?;
+                engine.start_container(&name).await?;
+                Ok::<_, TargetError>((i, attempt, name))
+            }
+        });
+        let results = futures_util::future::join_all(starts).await;
+        let now = Utc::now();
+        let mut first_error = None;
+        for r in results {
+            match r {
+                Ok((i, attempt, name)) => {
+                    let task = &mut rec.tasks[i];
+                    task.state = TaskState::Running;
+                    task.attempts = attempt;
+                    task.started_at = Some(now);
+                    task.finished_at = None;
+                    task.exit_code = None;
+                    task.handle = Some(name.clone());
+                    self.watch_container(&name);
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    async fn save_logs(&self, name: &str, path: &std::path::Path) -> Result<(), TargetError> {
+        let log_err = |source| TargetError::Log {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut file = std::fs::File::create(path).map_err(log_err)?;
+        let mut logs = Box::pin(self.engine.logs(name, false));
+        while let Some(chunk) = logs.next().await {
+            file.write_all(&chunk?).map_err(log_err)?;
+        }
+        file.sync_all().map_err(log_err)
+    }
+
+    pub async fn logs(
+        &self,
+        rec: &RunRecord,
+        index: usize,
+        follow: bool,
+        out: &mut (dyn Write + Send),
+    ) -> Result<(), TargetError> {
+        let task = &rec.tasks[index];
+        let io_err = |source| TargetError::Log {
+            path: "stdout".into(),
+            source,
+        };
+        if let (TaskState::Running, Some(name)) = (task.state, &task.handle) {
+            let mut logs = Box::pin(self.engine.logs(name, follow));
+            while let Some(chunk) = logs.next().await {
+                out.write_all(&chunk?).map_err(io_err)?;
+                out.flush().map_err(io_err)?;
+            }
+            return Ok(());
+        }
+        if let Some(path) = &task.log {
+            let bytes = std::fs::read(path).map_err(|source| TargetError::Log {
+                path: path.into(),
+                source,
+            })?;
+            out.write_all(&bytes).map_err(io_err)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,111 @@
+//! Terminal-aware output: bars and spinners on a TTY, plain lines without one (cron, CI), JSON
+//! for scripts. Results go to stdout; progress and notes go to stderr.
+
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+use std::fmt::Display;
+use std::io::IsTerminal;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
+pub enum OutputFormat {
+    /// Human text (bars on a terminal, plain lines otherwise)
+    #[default]
+    Text,
+    /// JSON (JSON lines for progress)
+    Json,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Ui {
+    pub format: OutputFormat,
+    /// Draw bars and spinners (stderr is a terminal and text output was asked for).
+    pub tty: bool,
+    /// Print nothing but errors (background drivers).
+    pub quiet: bool,
+}
+
+impl Ui {
+    pub fn new(format: OutputFormat) -> Ui {
+        let term_ok = std::env::var("TERM").map(|t| t != "dumb").unwrap_or(true);
+        Ui {
+            format,
+            tty: format == OutputFormat::Text && std::io::stderr().is_terminal() && term_ok,
+            quiet: false,
+        }
+    }
+
+    pub fn quiet() -> Ui {
+        Ui {
+            format: OutputFormat::Text,
+            tty: false,
+            quiet: true,
+        }
+    }
+
+    pub fn json(&self) -> bool {
+        self.format == OutputFormat::Json
+    }
+
+    /// A result: text or one JSON document on stdout.
+    pub fn emit<T: Display + Serialize>(&self, value: &T) {
+        if self.quiet {
+            return;
+        }
+        match self.format {
+            OutputFormat::Text => println!("{value}"),
+            OutputFormat::Json => println!("{}", serde_json::to_string(value).expect("serialisable output")),
+        }
+    }
+
+    /// A progress note on stderr (never in JSON mode's stdout).
+    pub fn note(&self, text: &str) {
+        if !self.quiet {
+            eprintln!("{text}");
+        }
+    }
+
+    pub fn spinner(&self, message: String) -> Spinner {
+        if self.quiet {
+            return Spinner { bar: None, quiet: true };
+        }
+        if !self.tty {
+            eprintln!("{message}");
+            return Spinner { bar: None, quiet: false };
+        }
+        let bar = ProgressBar::new_spinner();
+        bar.set_style(ProgressStyle::with_template("{spinner} {prefix:.bold} {wide_msg}").expect("template"));
+        bar.set_prefix(message);
+        bar.enable_steady_tick(Duration::from_millis(100));
+        Spinner {
+            bar: Some(bar),
+            quiet: false,
+        }
+    }
+}
+
+/// A spinner with the latest line beside it on a TTY; each line printed as it comes otherwise.
+pub struct Spinner {
+    bar: Option<ProgressBar>,
+    quiet: bool,
+}
+
+impl Spinner {
+    pub fn line(&self, text: &str) {
+        match &self.bar {
+            Some(bar) => {
+                if text.starts_with("Step ") {
+                    bar.println(text);
+                }
+                bar.set_message(text.to_string());
+            }
+            None if !self.quiet => eprintln!("{text}"),
+            None => {}
+        }
+    }
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}

@@ -1,0 +1,223 @@
+//! Watching a run: the loop that moves it forward (through the target's `reconcile`) and shows
+//! it — indicatif bars on a terminal, one plain line per state change without one, JSON lines
+//! with `--output json` — ending in a summary. `submit` attaches to it; `watch` re-attaches,
+//! from any terminal and after any crash, because everything it needs is in the record and the
+//! target. The poll interval is a parameter, never a fixed sleep.
+
+use crate::record::{RunRecord, Store, TaskState};
+use crate::report::{RunStatus, Summary, secs};
+use crate::target::{Target, TargetError};
+use crate::ui::Ui;
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::collections::HashMap;
+use std::time::Duration;
+
+pub const DEFAULT_POLL: Duration = Duration::from_millis(500);
+
+/// How a watch ended.
+pub enum Ended {
+    Finished(Box<RunRecord>),
+    /// Ctrl-C: the run goes on without this process.
+    Detached,
+}
+
+pub struct WatchOptions {
+    pub poll: Duration,
+    pub detach_on_ctrl_c: bool,
+}
+
+/// One locked read-reconcile-write of the record.
+pub async fn step(store: &Store, target: &mut Target, run_id: &str) -> Result<RunRecord, TargetError> {
+    let _lock = store.lock(run_id)?;
+    let mut rec = store.load(run_id)?;
+    let before = rec.clone();
+    let result = target.reconcile(&mut rec, store).await;
+    rec.settle();
+    if rec != before {
+        store.save(&rec)?;
+    }
+    result.map(|_| rec)
+}
+
+pub async fn watch(
+    store: &Store,
+    target: &mut Target,
+    run_id: &str,
+    ui: &Ui,
+    opts: &WatchOptions,
+) -> Result<Ended, TargetError> {
+    let mut view = View::new(ui);
+    let mut ctrl_c = Box::pin(tokio::signal::ctrl_c());
+    loop {
+        let rec = step(store, target, run_id).await?;
+        view.update(&rec);
+        if rec.is_finished() {
+            view.finish();
+            return Ok(Ended::Finished(Box::new(rec)));
+        }
+        tokio::select! {
+            _ = target.changed() => {}
+            _ = tokio::time::sleep(opts.poll) => {}
+            _ = &mut ctrl_c, if opts.detach_on_ctrl_c => {
+                view.finish();
+                return Ok(Ended::Detached);
+            }
+        }
+    }
+}
+
+/// Prints the summary of a finished run.
+pub fn print_summary(ui: &Ui, rec: &RunRecord) {
+    let status = RunStatus::of(rec).with_failure_tails(5);
+    if ui.json() {
+        let mut v = serde_json::to_value(&status).expect("serialisable");
+        v["event"] = "summary".into();
+        if !ui.quiet {
+            println!("{v}");
+        }
+    } else {
+        ui.emit(&Summary(status));
+    }
+}
+
+enum Mode {
+    Quiet,
+    Plain,
+    Json,
+    Bars(Bars),
+}
+
+struct Bars {
+    multi: MultiProgress,
+    overall: ProgressBar,
+    counts: ProgressBar,
+    running: ProgressBar,
+}
+
+struct View {
+    mode: Mode,
+    last: HashMap<usize, (TaskState, u32)>,
+}
+
+impl View {
+    fn new(ui: &Ui) -> View {
+        let mode = if ui.quiet {
+            Mode::Quiet
+        } else if ui.json() {
+            Mode::Json
+        } else if ui.tty {
+            let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(8));
+            let overall = multi.add(ProgressBar::new(0));
+            overall.set_style(
+                ProgressStyle::with_template("{prefix:.bold} [{elapsed_precise}] {bar:40.cyan/blue} {pos}/{len} done · ETA {eta}")
+                    .expect("template")
+                    .progress_chars("=> "),
+            );
+            let line = ProgressStyle::with_template("  {wide_msg}").expect("template");
+            let counts = multi.add(ProgressBar::new(0));
+            counts.set_style(line.clone());
+            let running = multi.add(ProgressBar::new(0));
+            running.set_style(line);
+            overall.enable_steady_tick(Duration::from_millis(250));
+            Mode::Bars(Bars {
+                multi,
+                overall,
+                counts,
+                running,
+            })
+        } else {
+            Mode::Plain
+        };
+        View {
+            mode,
+            last: HashMap::new(),
+        }
+    }
+
+    fn update(&mut self, rec: &RunRecord) {
+        let mut changes = vec![];
+        for t in &rec.tasks {
+            let now = (t.state, t.attempts);
+            if self.last.insert(t.index, now) != Some(now) {
+                changes.push(t);
+            }
+        }
+        match &self.mode {
+            Mode::Quiet => {}
+            Mode::Plain => {
+                for t in changes {
+                    println!("{} {}", rec.run_id, describe(rec, t));
+                }
+            }
+            Mode::Json => {
+                for t in changes {
+                    let v = serde_json::json!({
+                        "event": "task",
+                        "run_id": rec.run_id,
+                        "time": chrono::Utc::now(),
+                        "index": t.index,
+                        "state": t.state,
+                        "attempt": t.attempts,
+                        "exit_code": t.exit_code,
+                        "reason": t.reason,
+                    });
+                    println!("{v}");
+                }
+            }
+            Mode::Bars(b) => {
+                for t in changes.iter().filter(|t| t.state == TaskState::Failed) {
+                    b.multi.suspend(|| eprintln!("{}", describe(rec, t)));
+                }
+                let s = RunStatus::of(rec);
+                b.overall.set_prefix(rec.run_id.clone());
+                b.overall.set_length(s.total as u64);
+                b.overall.set_position((s.succeeded + s.failed + s.cancelled) as u64);
+                b.counts.set_message(s.counts_line());
+                let now = chrono::Utc::now();
+                let mut running: Vec<String> = rec
+                    .tasks
+                    .iter()
+                    .filter(|t| t.state == TaskState::Running)
+                    .map(|t| {
+                        let age = t.started_at.map(|s| (now - s).num_milliseconds() as f64 / 1000.0).unwrap_or(0.0);
+                        format!("#{} {}", t.index, secs(age.max(0.0)))
+                    })
+                    .collect();
+                if running.len() > 12 {
+                    let more = running.len() - 12;
+                    running.truncate(12);
+                    running.push(format!("+{more} more"));
+                }
+                b.running.set_message(format!("running: {}", running.join(", ")));
+            }
+        }
+    }
+
+    fn finish(&self) {
+        if let Mode::Bars(b) = &self.mode {
+            b.overall.finish_and_clear();
+            b.counts.finish_and_clear();
+            b.running.finish_and_clear();
+            let _ = b.multi.clear();
+        }
+    }
+}
+
+fn describe(rec: &RunRecord, t: &crate::record::TaskRecord) -> String {
+    let max = rec.settings.max_attempts;
+    let mut s = format!("task {} {}", t.index, t.state.as_str());
+    match t.state {
+        TaskState::Running => s.push_str(&format!(" (attempt {}/{max})", t.attempts)),
+        TaskState::Succeeded => {
+            if let (Some(a), Some(b)) = (t.started_at, t.finished_at) {
+                s.push_str(&format!(" in {}", secs((b - a).num_milliseconds().max(0) as f64 / 1000.0)));
+            }
+        }
+        _ => {
+            if let Some(r) = &t.reason {
+                s.push_str(&format!(": {r}"));
+            }
+        }
+    }
+    s
+}
