@@ -18,11 +18,24 @@ pub struct Cli {
     pub command: Command,
 
     /// The job file (default: ./jobrun.toml)
-    #[arg(long, short = 'f', global = true, env = "JOBRUN_FILE", value_name = "PATH")]
+    #[arg(
+        long,
+        short = 'f',
+        global = true,
+        env = "JOBRUN_FILE",
+        value_name = "PATH"
+    )]
     pub file: Option<PathBuf>,
 
     /// Output format: text (bars on a terminal, plain lines otherwise) or json
-    #[arg(long, short = 'o', global = true, env = "JOBRUN_OUTPUT", value_enum, default_value_t)]
+    #[arg(
+        long,
+        short = 'o',
+        global = true,
+        env = "JOBRUN_OUTPUT",
+        value_enum,
+        default_value_t
+    )]
     pub output: OutputFormat,
 
     /// More diagnostics on stderr (repeat for more)

@@ -53,7 +53,11 @@ pub async fn run(cli: Cli, matches: &ArgMatches) -> Result<Exit> {
     }
 }
 
-fn load_job(file: Option<&std::path::Path>, overrides: &Overrides, matches: Option<&ArgMatches>) -> Result<Job> {
+fn load_job(
+    file: Option<&std::path::Path>,
+    overrides: &Overrides,
+    matches: Option<&ArgMatches>,
+) -> Result<Job> {
     let path = config::locate(file)?;
     let (env, flags) = overrides.split(matches);
     Ok(config::load(&path, &env, &flags)?)
@@ -72,7 +76,11 @@ fn open_store() -> Result<Store> {
 }
 
 fn resolve(store: &Store, file: Option<&std::path::Path>, arg: &RunArg) -> Result<RunRecord> {
-    let job = if arg.run.is_none() { current_job_name(file) } else { None };
+    let job = if arg.run.is_none() {
+        current_job_name(file)
+    } else {
+        None
+    };
     let id = store.resolve(arg.run.as_deref(), job.as_deref())?;
     Ok(store.load(&id)?)
 }
@@ -86,7 +94,9 @@ fn poll_interval() -> Duration {
 
 fn init(args: InitArgs, ui: &Ui) -> Result<Exit> {
     let dir = args.dir.unwrap_or_else(|| ".".into());
-    let name = args.name.unwrap_or_else(|| crate::init::name_from_dir(&dir));
+    let name = args
+        .name
+        .unwrap_or_else(|| crate::init::name_from_dir(&dir));
     let written = crate::init::render(&args.template, &dir, &name)?;
     ui.emit(&Initialised {
         job: name,
@@ -107,15 +117,28 @@ struct Initialised {
 
 impl fmt::Display for Initialised {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "created job `{}` from the {} template:", self.job, self.template)?;
+        writeln!(
+            f,
+            "created job `{}` from the {} template:",
+            self.job, self.template
+        )?;
         for file in &self.files {
             writeln!(f, "  {file}")?;
         }
-        write!(f, "next: cd {} && jobrun build && jobrun submit --configs 4", self.dir)
+        write!(
+            f,
+            "next: cd {} && jobrun build && jobrun submit --configs 4",
+            self.dir
+        )
     }
 }
 
-async fn submit(file: Option<&std::path::Path>, args: SubmitArgs, matches: Option<&ArgMatches>, ui: &Ui) -> Result<Exit> {
+async fn submit(
+    file: Option<&std::path::Path>,
+    args: SubmitArgs,
+    matches: Option<&ArgMatches>,
+    ui: &Ui,
+) -> Result<Exit> {
     // Everything that can be wrong with the input is found before anything is created.
     let job = load_job(file, &args.overrides, matches)?;
     let configs = plan::configurations(args.configs.as_deref(), &args.matrix)?;
@@ -215,7 +238,11 @@ async fn attach(store: &Store, target: &mut Target, run_id: &str, ui: &Ui) -> Re
     match watch::watch(store, target, run_id, ui, &opts).await? {
         Ended::Finished(rec) => {
             watch::print_summary(ui, &rec);
-            Ok(if rec.all_succeeded() { Exit::Ok } else { Exit::TasksFailed })
+            Ok(if rec.all_succeeded() {
+                Exit::Ok
+            } else {
+                Exit::TasksFailed
+            })
         }
         Ended::Detached => {
             spawn_background(store, run_id)?;
@@ -231,7 +258,8 @@ async fn attach(store: &Store, target: &mut Target, run_id: &str, ui: &Ui) -> Re
 /// (queued tasks start, finished ones are collected) without a terminal.
 fn spawn_background(store: &Store, run_id: &str) -> Result<()> {
     use std::os::unix::process::CommandExt;
-    let exe = std::env::current_exe().map_err(|e| Failure::env(format!("cannot find the jobrun executable: {e}")))?;
+    let exe = std::env::current_exe()
+        .map_err(|e| Failure::env(format!("cannot find the jobrun executable: {e}")))?;
     let log_path = store.driver_log(run_id);
     let log = std::fs::File::options()
         .create(true)
@@ -271,7 +299,11 @@ async fn watch_cmd(file: Option<&std::path::Path>, args: WatchArgs, ui: &Ui) -> 
     }
     if rec.is_finished() && rec.finished_at.is_some() {
         watch::print_summary(ui, &rec);
-        return Ok(if rec.all_succeeded() { Exit::Ok } else { Exit::TasksFailed });
+        return Ok(if rec.all_succeeded() {
+            Exit::Ok
+        } else {
+            Exit::TasksFailed
+        });
     }
     let mut target = Target::for_run(&rec).await?;
     attach(&store, &mut target, &rec.run_id, ui).await
@@ -285,7 +317,11 @@ async fn cancel(file: Option<&std::path::Path>, args: RunArg, ui: &Ui) -> Result
         let _lock = store.lock(&rec.run_id)?;
         let mut rec = store.load(&rec.run_id)?;
         if rec.is_finished() {
-            ui.note(&format!("run {} is already finished ({})", rec.run_id, rec.state()));
+            ui.note(&format!(
+                "run {} is already finished ({})",
+                rec.run_id,
+                rec.state()
+            ));
             watch::print_summary(ui, &rec);
             return Ok(Exit::Ok);
         }
@@ -297,7 +333,9 @@ async fn cancel(file: Option<&std::path::Path>, args: RunArg, ui: &Ui) -> Result
         poll: poll_interval(),
         detach_on_ctrl_c: false,
     };
-    if let Ended::Finished(rec) = watch::watch(&store, &mut target, &rec.run_id, &Ui::quiet(), &opts).await? {
+    if let Ended::Finished(rec) =
+        watch::watch(&store, &mut target, &rec.run_id, &Ui::quiet(), &opts).await?
+    {
         watch::print_summary(ui, &rec);
     }
     Ok(Exit::Ok)
@@ -305,7 +343,11 @@ async fn cancel(file: Option<&std::path::Path>, args: RunArg, ui: &Ui) -> Result
 
 fn runs(file: Option<&std::path::Path>, args: RunsArgs, ui: &Ui) -> Result<Exit> {
     let store = open_store()?;
-    let job = if args.all { None } else { current_job_name(file) };
+    let job = if args.all {
+        None
+    } else {
+        current_job_name(file)
+    };
     let mut lines = vec![];
     for id in store.list()? {
         if lines.len() >= args.limit {
@@ -335,8 +377,10 @@ async fn logs(file: Option<&std::path::Path>, args: LogsArgs) -> Result<Exit> {
     let store = open_store()?;
     let rec = resolve(&store, file, &args.run)?;
     if let Some(i) = args.index.filter(|i| *i >= rec.tasks.len()) {
-        return Err(Failure::usage(format!("run {} has no task {i}", rec.run_id))
-            .hint(format!("indexes go from 0 to {}", rec.tasks.len() - 1)));
+        return Err(
+            Failure::usage(format!("run {} has no task {i}", rec.run_id))
+                .hint(format!("indexes go from 0 to {}", rec.tasks.len() - 1)),
+        );
     }
     let target = Target::for_run(&rec).await?;
     let mut stdout = std::io::stdout();
@@ -363,6 +407,10 @@ struct JobView(Job);
 
 impl fmt::Display for JobView {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", serde_json::to_string_pretty(&self.0).map_err(|_| fmt::Error)?)
+        write!(
+            f,
+            "{}",
+            serde_json::to_string_pretty(&self.0).map_err(|_| fmt::Error)?
+        )
     }
 }

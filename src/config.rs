@@ -125,7 +125,9 @@ mod opt_duration {
     use std::time::Duration;
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
         let s = String::deserialize(d)?;
-        super::parse_duration(&s).map(Some).map_err(serde::de::Error::custom)
+        super::parse_duration(&s)
+            .map(Some)
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -151,13 +153,23 @@ pub struct Overrides {
     #[arg(long, env = "JOBRUN_TARGET", value_enum, help_heading = "Job settings")]
     pub target: Option<TargetKind>,
     /// Tasks that run at the same time (local target; default: number of CPUs)
-    #[arg(long, env = "JOBRUN_CONCURRENCY", value_name = "N", help_heading = "Job settings")]
+    #[arg(
+        long,
+        env = "JOBRUN_CONCURRENCY",
+        value_name = "N",
+        help_heading = "Job settings"
+    )]
     pub concurrency: Option<usize>,
     /// Per-task timeout, e.g. 90s, 30m, 1h (default 1h)
     #[arg(long, env = "JOBRUN_TIMEOUT", value_parser = parse_duration, value_name = "DURATION", help_heading = "Job settings")]
     pub timeout: Option<Duration>,
     /// Attempts per task before it counts as failed (default 1: no retry)
-    #[arg(long, env = "JOBRUN_MAX_ATTEMPTS", value_name = "N", help_heading = "Job settings")]
+    #[arg(
+        long,
+        env = "JOBRUN_MAX_ATTEMPTS",
+        value_name = "N",
+        help_heading = "Job settings"
+    )]
     pub max_attempts: Option<u32>,
     /// vCPU per task (Fargate sizes: 0.25, 0.5, 1, 2, 4, 8, 16)
     #[arg(long, env = "JOBRUN_CPU", value_parser = Vcpu::parse, help_heading = "Job settings")]
@@ -238,7 +250,10 @@ pub struct RunSpec {
 }
 
 mod secs {
-    pub fn serialize<S: serde::Serializer>(d: &std::time::Duration, s: S) -> Result<S::Ok, S::Error> {
+    pub fn serialize<S: serde::Serializer>(
+        d: &std::time::Duration,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
         s.serialize_str(&humantime::format_duration(*d).to_string())
     }
 }
@@ -273,7 +288,11 @@ impl Platform {
         let arch = match arch {
             "amd64" | "x86_64" => "amd64",
             "arm64" | "aarch64" => "arm64",
-            other => return Err(format!("platform `{s}`: architecture `{other}` is not supported (use amd64 or arm64)")),
+            other => {
+                return Err(format!(
+                    "platform `{s}`: architecture `{other}` is not supported (use amd64 or arm64)"
+                ));
+            }
         };
         Ok(Platform {
             os: "linux".into(),
@@ -310,7 +329,9 @@ pub fn locate(file: Option<&Path>) -> Result<PathBuf, ConfigError> {
     if path.is_file() {
         Ok(std::path::absolute(&path).unwrap_or(path))
     } else if file.is_none() {
-        Err(ConfigError::NotFound(path.parent().unwrap_or(Path::new(".")).to_path_buf()))
+        Err(ConfigError::NotFound(
+            path.parent().unwrap_or(Path::new(".")).to_path_buf(),
+        ))
     } else {
         Err(ConfigError::Read {
             source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
@@ -329,7 +350,12 @@ pub fn load(path: &Path, env: &Overrides, flags: &Overrides) -> Result<Job, Conf
     resolve(path, file, env, flags)
 }
 
-fn resolve(path: &Path, file: FileConfig, env: &Overrides, flags: &Overrides) -> Result<Job, ConfigError> {
+fn resolve(
+    path: &Path,
+    file: FileConfig,
+    env: &Overrides,
+    flags: &Overrides,
+) -> Result<Job, ConfigError> {
     let invalid = |message: String| ConfigError::Invalid {
         path: path.to_path_buf(),
         message,
@@ -338,15 +364,24 @@ fn resolve(path: &Path, file: FileConfig, env: &Overrides, flags: &Overrides) ->
     let name = file.job.name.clone();
     validate_job_name(&name).map_err(invalid)?;
 
-    let target = flags.target.or(file.job.target).or(env.target).unwrap_or_default();
-    let cpu = flags.cpu.or(file.resources.cpu).or(env.cpu).unwrap_or(Vcpu(1024));
+    let target = flags
+        .target
+        .or(file.job.target)
+        .or(env.target)
+        .unwrap_or_default();
+    let cpu = flags
+        .cpu
+        .or(file.resources.cpu)
+        .or(env.cpu)
+        .unwrap_or(Vcpu(1024));
     let memory = flags
         .memory
         .or(file.resources.memory)
         .or(env.memory)
         .unwrap_or(MemoryMib(2048));
     let ephemeral_storage = file.resources.ephemeral_storage.unwrap_or(21);
-    validate_fargate(cpu, memory, ephemeral_storage).map_err(|m| invalid(format!("resources: {m}")))?;
+    validate_fargate(cpu, memory, ephemeral_storage)
+        .map_err(|m| invalid(format!("resources: {m}")))?;
 
     let platform_text = flags
         .platform
@@ -364,7 +399,11 @@ fn resolve(path: &Path, file: FileConfig, env: &Overrides, flags: &Overrides) ->
         .concurrency
         .or(file.run.concurrency)
         .or(env.concurrency)
-        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        });
     if concurrency == 0 {
         return Err(invalid("run.concurrency must be at least 1".into()));
     }
@@ -391,7 +430,13 @@ fn resolve(path: &Path, file: FileConfig, env: &Overrides, flags: &Overrides) ->
         }
     }
 
-    let rel = |p: &Path| if p.is_absolute() { p.to_path_buf() } else { dir.join(p) };
+    let rel = |p: &Path| {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            dir.join(p)
+        }
+    };
     let context = rel(file.image.context.as_deref().unwrap_or(Path::new(".")));
     let dockerfile = match &file.image.dockerfile {
         Some(p) => rel(p),
@@ -472,7 +517,9 @@ fn key_at(text: &str, line_idx: usize) -> Option<String> {
     if let Some(h) = header(here) {
         return Some(h);
     }
-    let own = here.split_once('=').map(|(k, _)| k.trim().trim_matches('"').to_string())?;
+    let own = here
+        .split_once('=')
+        .map(|(k, _)| k.trim().trim_matches('"').to_string())?;
     let table = lines[..line_idx].iter().rev().find_map(|l| header(l));
     Some(match table {
         Some(t) if !t.is_empty() => format!("{t}.{own}"),
@@ -493,7 +540,12 @@ mod tests {
 
     #[test]
     fn minimal_file_gets_defaults() {
-        let job = load_str("[job]\nname = \"wc\"\n", &Overrides::default(), &Overrides::default()).unwrap();
+        let job = load_str(
+            "[job]\nname = \"wc\"\n",
+            &Overrides::default(),
+            &Overrides::default(),
+        )
+        .unwrap();
         assert_eq!(job.name, "wc");
         assert_eq!(job.run.max_attempts, 1);
         assert_eq!(job.run.timeout, DEFAULT_TIMEOUT);
@@ -511,7 +563,10 @@ mod tests {
         )
         .unwrap_err()
         .to_string();
-        assert!(e.contains("jobrun.toml:5: run.concurency: unknown field `concurency`"), "{e}");
+        assert!(
+            e.contains("jobrun.toml:5: run.concurency: unknown field `concurency`"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -536,7 +591,10 @@ mod tests {
         };
         let job = load_str(text, &env, &Overrides::default()).unwrap();
         assert_eq!(job.run.concurrency, 3, "file beats environment");
-        assert_eq!(job.run.max_attempts, 4, "environment fills what the file leaves out");
+        assert_eq!(
+            job.run.max_attempts, 4,
+            "environment fills what the file leaves out"
+        );
         let flags = Overrides {
             concurrency: Some(9),
             ..Default::default()

@@ -3,10 +3,13 @@
 
 use bollard::Docker;
 use bollard::errors::Error as BollardError;
-use bollard::models::{ContainerCreateBody, ContainerInspectResponse, ContainerSummary, ImageInspect};
+use bollard::models::{
+    ContainerCreateBody, ContainerInspectResponse, ContainerSummary, ImageInspect,
+};
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, KillContainerOptionsBuilder, ListContainersOptionsBuilder, LogsOptionsBuilder,
-    RemoveContainerOptionsBuilder, TagImageOptionsBuilder, WaitContainerOptionsBuilder,
+    CreateContainerOptionsBuilder, KillContainerOptionsBuilder, ListContainersOptionsBuilder,
+    LogsOptionsBuilder, RemoveContainerOptionsBuilder, TagImageOptionsBuilder,
+    WaitContainerOptionsBuilder,
 };
 use futures_util::{Stream, StreamExt};
 use std::collections::HashMap;
@@ -63,15 +66,19 @@ impl Engine {
     /// Connects the way the docker CLI does (`DOCKER_HOST`, else the local socket) and agrees on
     /// an API version, which also proves the engine is there.
     pub async fn connect() -> Result<Engine, EngineError> {
-        let host = std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
+        let host =
+            std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
         let docker = Docker::connect_with_defaults().map_err(|source| EngineError::Connect {
             host: host.clone(),
             source,
         })?;
-        let docker = docker.negotiate_version().await.map_err(|source| EngineError::Connect {
-            host: host.clone(),
-            source,
-        })?;
+        let docker = docker
+            .negotiate_version()
+            .await
+            .map_err(|source| EngineError::Connect {
+                host: host.clone(),
+                source,
+            })?;
         Ok(Engine { docker })
     }
 
@@ -98,7 +105,10 @@ impl Engine {
     }
 
     pub async fn tag_image(&self, image: &str, repo: &str, tag: &str) -> Result<(), EngineError> {
-        let opts = TagImageOptionsBuilder::default().repo(repo).tag(tag).build();
+        let opts = TagImageOptionsBuilder::default()
+            .repo(repo)
+            .tag(tag)
+            .build();
         self.docker
             .tag_image(image, Some(opts))
             .await
@@ -111,7 +121,11 @@ impl Engine {
 
     /// Creates a named container. A container of that name already there is not an error: an
     /// earlier attempt to start the same task got that far before jobrun was stopped.
-    pub async fn create_container(&self, name: &str, body: ContainerCreateBody) -> Result<(), EngineError> {
+    pub async fn create_container(
+        &self,
+        name: &str,
+        body: ContainerCreateBody,
+    ) -> Result<(), EngineError> {
         let opts = CreateContainerOptionsBuilder::default().name(name).build();
         match self.docker.create_container(Some(opts), body).await {
             Ok(_) => Ok(()),
@@ -135,16 +149,26 @@ impl Engine {
     }
 
     /// Every container (running or not) that carries `key=value`.
-    pub async fn list_by_label(&self, key: &str, value: &str) -> Result<Vec<ContainerSummary>, EngineError> {
+    pub async fn list_by_label(
+        &self,
+        key: &str,
+        value: &str,
+    ) -> Result<Vec<ContainerSummary>, EngineError> {
         let filters = HashMap::from([("label".to_string(), vec![format!("{key}={value}")])]);
-        let opts = ListContainersOptionsBuilder::default().all(true).filters(&filters).build();
+        let opts = ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&filters)
+            .build();
         self.docker
             .list_containers(Some(opts))
             .await
             .map_err(EngineError::ListContainers)
     }
 
-    pub async fn inspect_container(&self, name: &str) -> Result<ContainerInspectResponse, EngineError> {
+    pub async fn inspect_container(
+        &self,
+        name: &str,
+    ) -> Result<ContainerInspectResponse, EngineError> {
         self.docker
             .inspect_container(name, None)
             .await
@@ -156,7 +180,9 @@ impl Engine {
 
     /// SIGKILL; a container that is gone or already stopped is not an error.
     pub async fn kill_container(&self, name: &str) -> Result<(), EngineError> {
-        let opts = KillContainerOptionsBuilder::default().signal("SIGKILL").build();
+        let opts = KillContainerOptionsBuilder::default()
+            .signal("SIGKILL")
+            .build();
         match self.docker.kill_container(name, Some(opts)).await {
             Err(e) if matches!(status(&e), Some(404 | 409)) => Ok(()),
             r => r.map_err(|source| EngineError::KillContainer {
@@ -181,7 +207,11 @@ impl Engine {
     }
 
     /// The container's stdout and stderr, as they were interleaved.
-    pub fn logs(&self, name: &str, follow: bool) -> impl Stream<Item = Result<bytes::Bytes, EngineError>> + use<> {
+    pub fn logs(
+        &self,
+        name: &str,
+        follow: bool,
+    ) -> impl Stream<Item = Result<bytes::Bytes, EngineError>> + use<> {
         let opts = LogsOptionsBuilder::default()
             .stdout(true)
             .stderr(true)
@@ -189,19 +219,25 @@ impl Engine {
             .build();
         let name = name.to_string();
         self.docker.logs(&name, Some(opts)).map(move |r| {
-            r.map(|o| o.into_bytes()).map_err(|source| EngineError::Logs {
-                name: name.clone(),
-                source,
-            })
+            r.map(|o| o.into_bytes())
+                .map_err(|source| EngineError::Logs {
+                    name: name.clone(),
+                    source,
+                })
         })
     }
 
     /// Resolves when the container is no longer running (or is gone). Errors only mean "look again".
-    pub fn wait_container(&self, name: &str) -> impl std::future::Future<Output = ()> + Send + 'static {
+    pub fn wait_container(
+        &self,
+        name: &str,
+    ) -> impl std::future::Future<Output = ()> + Send + 'static {
         let docker = self.docker.clone();
         let name = name.to_string();
         async move {
-            let opts = WaitContainerOptionsBuilder::default().condition("not-running").build();
+            let opts = WaitContainerOptionsBuilder::default()
+                .condition("not-running")
+                .build();
             let mut s = docker.wait_container(&name, Some(opts));
             while s.next().await.is_some() {}
         }

@@ -59,7 +59,11 @@ impl Failure {
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // One line, whatever the inner error carried.
-        let one_line = self.message.split_whitespace().collect::<Vec<_>>().join(" ");
+        let one_line = self
+            .message
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
         write!(f, "error: {one_line}")?;
         if let Some(hint) = &self.hint {
             write!(f, "\n  hint: {hint}")?;
@@ -85,10 +89,14 @@ use crate::target::TargetError;
 impl From<ConfigError> for Failure {
     fn from(e: ConfigError) -> Self {
         let hint = match &e {
-            ConfigError::NotFound(_) => "run `jobrun init --template shell .` to create one, or pass --file PATH",
+            ConfigError::NotFound(_) => {
+                "run `jobrun init --template shell .` to create one, or pass --file PATH"
+            }
             ConfigError::Read { .. } => "check the path given with --file or JOBRUN_FILE",
             ConfigError::Parse { .. } => "see the keys in README.md (jobrun.toml reference)",
-            ConfigError::Invalid { .. } => "fix the value in jobrun.toml (or the flag / JOBRUN_* variable that set it)",
+            ConfigError::Invalid { .. } => {
+                "fix the value in jobrun.toml (or the flag / JOBRUN_* variable that set it)"
+            }
         };
         Failure::usage(e.to_string()).hint(hint)
     }
@@ -97,9 +105,13 @@ impl From<ConfigError> for Failure {
 impl From<PlanError> for Failure {
     fn from(e: PlanError) -> Self {
         let hint = match &e {
-            PlanError::Read { .. } => "--configs takes a number or a readable .jsonl, .json or .csv file",
+            PlanError::Read { .. } => {
+                "--configs takes a number or a readable .jsonl, .json or .csv file"
+            }
             PlanError::BadLine { .. } => "fix that line; nothing was started",
-            PlanError::Invalid(_) => "see `jobrun submit --help` for --configs, --matrix and {placeholders}",
+            PlanError::Invalid(_) => {
+                "see `jobrun submit --help` for --configs, --matrix and {placeholders}"
+            }
         };
         Failure::usage(e.to_string()).hint(hint)
     }
@@ -122,7 +134,9 @@ impl From<EngineError> for Failure {
             EngineError::Connect { host, .. } => format!(
                 "is the Docker engine running and reachable at {host}? set DOCKER_HOST to use another one"
             ),
-            _ => "check the Docker engine (`docker info`); run again with -v for details".to_string(),
+            _ => {
+                "check the Docker engine (`docker info`); run again with -v for details".to_string()
+            }
         };
         Failure::env(e.to_string()).hint(hint)
     }
@@ -132,18 +146,19 @@ impl From<ImageError> for Failure {
     fn from(e: ImageError) -> Self {
         match e {
             ImageError::Engine(e) => e.into(),
-            ImageError::DockerfileMissing(_) => {
-                Failure::usage(e.to_string()).hint("set image.dockerfile in jobrun.toml, or create the Dockerfile")
+            ImageError::DockerfileMissing(_) => Failure::usage(e.to_string())
+                .hint("set image.dockerfile in jobrun.toml, or create the Dockerfile"),
+            ImageError::Context(_) => {
+                Failure::usage(e.to_string()).hint("fix .dockerignore or image.context")
             }
-            ImageError::Context(_) => Failure::usage(e.to_string()).hint("fix .dockerignore or image.context"),
-            ImageError::NotBuilt(_) => {
-                Failure::usage(e.to_string()).hint("run `jobrun build` first, or `jobrun submit --build`")
+            ImageError::NotBuilt(_) => Failure::usage(e.to_string())
+                .hint("run `jobrun build` first, or `jobrun submit --build`"),
+            ImageError::PreBuild { .. } | ImageError::PreBuildSpawn { .. } => {
+                Failure::new(Exit::BuildFailed, e.to_string())
+                    .hint("its output is above; run it by hand in the job folder to see why")
             }
-            ImageError::PreBuild { .. } | ImageError::PreBuildSpawn { .. } => Failure::new(Exit::BuildFailed, e.to_string())
-                .hint("its output is above; run it by hand in the job folder to see why"),
-            ImageError::Step { .. } => {
-                Failure::new(Exit::BuildFailed, e.to_string()).hint("fix that Dockerfile step; the build output is above")
-            }
+            ImageError::Step { .. } => Failure::new(Exit::BuildFailed, e.to_string())
+                .hint("fix that Dockerfile step; the build output is above"),
         }
     }
 }
@@ -153,8 +168,12 @@ impl From<TargetError> for Failure {
         match e {
             TargetError::Engine(e) => e.into(),
             TargetError::Store(e) => e.into(),
-            TargetError::Log { .. } => Failure::env(e.to_string()).hint("check the state directory (JOBRUN_STATE_DIR)"),
-            TargetError::UnknownTarget { .. } => Failure::usage(e.to_string()).hint("use the jobrun that submitted it"),
+            TargetError::Log { .. } => {
+                Failure::env(e.to_string()).hint("check the state directory (JOBRUN_STATE_DIR)")
+            }
+            TargetError::UnknownTarget { .. } => {
+                Failure::usage(e.to_string()).hint("use the jobrun that submitted it")
+            }
         }
     }
 }
@@ -162,7 +181,9 @@ impl From<TargetError> for Failure {
 impl From<InitError> for Failure {
     fn from(e: InitError) -> Self {
         let hint = match &e {
-            InitError::UnknownTemplate(_) => format!("templates: {}", crate::init::template_names().join(", ")),
+            InitError::UnknownTemplate(_) => {
+                format!("templates: {}", crate::init::template_names().join(", "))
+            }
             InitError::Exists(_) => "init never overwrites; pick an empty folder".into(),
             InitError::Write { .. } => "check the folder's permissions".into(),
             InitError::BadName(_) => "pass --name with a valid job name".into(),

@@ -38,7 +38,13 @@ pub fn name_from_dir(dir: &Path) -> String {
     let name: String = raw
         .to_ascii_lowercase()
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
     let name = name.trim_matches('-').to_string();
     if name.is_empty() { "job".into() } else { name }
@@ -58,7 +64,12 @@ pub fn render(template: &str, dir: &Path, name: &str) -> Result<Vec<PathBuf>, In
         .map(|f| {
             let rel = f.path().strip_prefix(t.path()).expect("under template");
             let body = String::from_utf8_lossy(f.contents()).replace("{{name}}", name);
-            (dir.join(rel), body.into_bytes())
+            // `.tmpl` keeps a template's Cargo.toml from looking like a package of its own.
+            let rel = rel.to_string_lossy();
+            (
+                dir.join(rel.strip_suffix(".tmpl").unwrap_or(&rel)),
+                body.into_bytes(),
+            )
         })
         .collect();
     if let Some((p, _)) = targets.iter().find(|(p, _)| p.exists()) {
@@ -72,8 +83,10 @@ pub fn render(template: &str, dir: &Path, name: &str) -> Result<Vec<PathBuf>, In
         std::fs::create_dir_all(path.parent().expect("file has a parent")).map_err(write)?;
         std::fs::write(path, body).map_err(write)?;
         if path.extension().is_some_and(|e| e == "sh") {
+            // Scripts keep their executable bit.
             use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).map_err(write)?;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
+                .map_err(write)?;
         }
     }
     Ok(targets.into_iter().map(|(p, _)| p).collect())

@@ -38,7 +38,11 @@ pub struct TaskPlan {
 pub fn configurations(configs: Option<&str>, matrix: &[String]) -> Result<Vec<Value>, PlanError> {
     let base: Vec<Value> = match configs {
         None => vec![Value::Object(Map::new())],
-        Some(text) if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) && !Path::new(text).exists() => {
+        Some(text)
+            if !text.is_empty()
+                && text.bytes().all(|b| b.is_ascii_digit())
+                && !Path::new(text).exists() =>
+        {
             let n: usize = text
                 .parse()
                 .map_err(|_| PlanError::Invalid(format!("--configs {text} is too large")))?;
@@ -59,7 +63,9 @@ pub fn configurations(configs: Option<&str>, matrix: &[String]) -> Result<Vec<Va
         let (key, values) = spec
             .split_once('=')
             .filter(|(k, v)| !k.trim().is_empty() && !v.is_empty())
-            .ok_or_else(|| PlanError::Invalid(format!("--matrix `{spec}` is not of the form key=a,b,c")))?;
+            .ok_or_else(|| {
+                PlanError::Invalid(format!("--matrix `{spec}` is not of the form key=a,b,c"))
+            })?;
         let values: Vec<Value> = values.split(',').map(scalar).collect();
         out = out
             .into_iter()
@@ -93,7 +99,11 @@ fn read_file(path: &Path) -> Result<Vec<Value>, PlanError> {
         line,
         message,
     };
-    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
     let configs = match ext.as_str() {
         "jsonl" | "ndjson" => {
             let mut out = vec![];
@@ -101,7 +111,8 @@ fn read_file(path: &Path) -> Result<Vec<Value>, PlanError> {
                 if line.trim().is_empty() {
                     continue;
                 }
-                let v: Value = serde_json::from_str(line).map_err(|e| bad(i + 1, format!("not valid JSON: {e}")))?;
+                let v: Value = serde_json::from_str(line)
+                    .map_err(|e| bad(i + 1, format!("not valid JSON: {e}")))?;
                 if !v.is_object() {
                     return Err(bad(i + 1, "each line must be a JSON object".into()));
                 }
@@ -110,12 +121,19 @@ fn read_file(path: &Path) -> Result<Vec<Value>, PlanError> {
             out
         }
         "json" => {
-            let v: Value = serde_json::from_str(&text).map_err(|e| bad(e.line(), format!("not valid JSON: {e}")))?;
+            let v: Value = serde_json::from_str(&text)
+                .map_err(|e| bad(e.line(), format!("not valid JSON: {e}")))?;
             let Value::Array(items) = v else {
-                return Err(bad(1, "a .json configs file must hold an array of objects".into()));
+                return Err(bad(
+                    1,
+                    "a .json configs file must hold an array of objects".into(),
+                ));
             };
             if let Some(pos) = items.iter().position(|v| !v.is_object()) {
-                return Err(bad(1, format!("item {pos} of the array is not a JSON object")));
+                return Err(bad(
+                    1,
+                    format!("item {pos} of the array is not a JSON object"),
+                ));
             }
             items
         }
@@ -148,13 +166,20 @@ fn read_file(path: &Path) -> Result<Vec<Value>, PlanError> {
         }
     };
     if configs.is_empty() {
-        return Err(PlanError::Invalid(format!("{}: holds no configurations", path.display())));
+        return Err(PlanError::Invalid(format!(
+            "{}: holds no configurations",
+            path.display()
+        )));
     }
     Ok(configs)
 }
 
 /// One task per configuration, with each task's command filled in.
-pub fn tasks(configs: Vec<Value>, command: Option<&[String]>, run_id: &str) -> Result<Vec<TaskPlan>, PlanError> {
+pub fn tasks(
+    configs: Vec<Value>,
+    command: Option<&[String]>,
+    run_id: &str,
+) -> Result<Vec<TaskPlan>, PlanError> {
     let count = configs.len();
     configs
         .into_iter()
@@ -168,13 +193,23 @@ pub fn tasks(configs: Vec<Value>, command: Option<&[String]>, run_id: &str) -> R
                 })
                 .transpose()
                 .map_err(|m| PlanError::Invalid(format!("task {index}: {m}")))?;
-            Ok(TaskPlan { index, config, command })
+            Ok(TaskPlan {
+                index,
+                config,
+                command,
+            })
         })
         .collect()
 }
 
 /// Fills `{index}`, `{count}`, `{run_id}`, `{config}` and `{config.KEY[.KEY]}`; `{{`/`}}` are literal braces.
-pub fn fill(template: &str, index: usize, count: usize, run_id: &str, config: &Value) -> Result<String, String> {
+pub fn fill(
+    template: &str,
+    index: usize,
+    count: usize,
+    run_id: &str,
+    config: &Value,
+) -> Result<String, String> {
     let mut out = String::with_capacity(template.len());
     let mut rest = template;
     while let Some(pos) = rest.find(['{', '}']) {
@@ -186,11 +221,13 @@ pub fn fill(template: &str, index: usize, count: usize, run_id: &str, config: &V
             continue;
         }
         if tail.starts_with('}') {
-            return Err(format!("unmatched `}}` in `{template}` (write `}}}}` for a literal brace)"));
+            return Err(format!(
+                "unmatched `}}` in `{template}` (write `}}}}` for a literal brace)"
+            ));
         }
-        let end = tail
-            .find('}')
-            .ok_or_else(|| format!("unclosed `{{` in `{template}` (write `{{{{` for a literal brace)"))?;
+        let end = tail.find('}').ok_or_else(|| {
+            format!("unclosed `{{` in `{template}` (write `{{{{` for a literal brace)")
+        })?;
         let key = &tail[1..end];
         let value = match key {
             "index" => index.to_string(),
@@ -203,9 +240,9 @@ pub fn fill(template: &str, index: usize, count: usize, run_id: &str, config: &V
                 })?;
                 let mut v = config;
                 for part in path.split('.') {
-                    v = v
-                        .get(part)
-                        .ok_or_else(|| format!("placeholder `{{{key}}}`: config {config} has no key `{path}`"))?;
+                    v = v.get(part).ok_or_else(|| {
+                        format!("placeholder `{{{key}}}`: config {config} has no key `{path}`")
+                    })?;
                 }
                 match v {
                     Value::String(s) => s.clone(),
@@ -228,7 +265,10 @@ mod tests {
     #[test]
     fn count_and_matrix_product() {
         let c = configurations(Some("3"), &[]).unwrap();
-        assert_eq!(c, vec![json!({"index":0}), json!({"index":1}), json!({"index":2})]);
+        assert_eq!(
+            c,
+            vec![json!({"index":0}), json!({"index":1}), json!({"index":2})]
+        );
         let m = configurations(None, &["lr=0.1,0.01".into(), "model=a,b,c".into()]).unwrap();
         assert_eq!(m.len(), 6);
         assert_eq!(m[0], json!({"lr":0.1,"model":"a"}));
@@ -253,27 +293,50 @@ mod tests {
         let csv = p("a.csv", "name,size\nfoo,1\nbar,2\n");
         assert_eq!(
             configurations(Some(&csv), &[]).unwrap(),
-            vec![json!({"name":"foo","size":"1"}), json!({"name":"bar","size":"2"})]
+            vec![
+                json!({"name":"foo","size":"1"}),
+                json!({"name":"bar","size":"2"})
+            ]
         );
         let bad = p("bad.jsonl", "{\"x\":1}\n{\"x\":\n{\"x\":3}\n");
         let e = configurations(Some(&bad), &[]).unwrap_err().to_string();
         assert!(e.contains("bad.jsonl:2: not valid JSON"), "{e}");
         let notobj = p("n.jsonl", "{\"x\":1}\n[1]\n");
-        assert!(configurations(Some(&notobj), &[]).unwrap_err().to_string().contains(":2:"));
+        assert!(
+            configurations(Some(&notobj), &[])
+                .unwrap_err()
+                .to_string()
+                .contains(":2:")
+        );
     }
 
     #[test]
     fn placeholders() {
         let cfg = json!({"lr": 0.1, "name": "big", "nested": {"k": "v"}});
         assert_eq!(
-            fill("--lr={config.lr} --n {config.name} {config.nested.k} #{index}/{count}", 3, 10, "r1", &cfg).unwrap(),
+            fill(
+                "--lr={config.lr} --n {config.name} {config.nested.k} #{index}/{count}",
+                3,
+                10,
+                "r1",
+                &cfg
+            )
+            .unwrap(),
             "--lr=0.1 --n big v #3/10"
         );
         assert_eq!(fill("{{literal}}", 0, 1, "r", &cfg).unwrap(), "{literal}");
-        assert!(fill("{config.missing}", 0, 1, "r", &cfg).unwrap_err().contains("no key `missing`"));
+        assert!(
+            fill("{config.missing}", 0, 1, "r", &cfg)
+                .unwrap_err()
+                .contains("no key `missing`")
+        );
         assert!(fill("{nope}", 0, 1, "r", &cfg).is_err());
         assert!(fill("{index", 0, 1, "r", &cfg).is_err());
-        let t = tasks(vec![json!({"a":1}), json!({})], Some(&["x{config.a}".to_string()]), "r");
+        let t = tasks(
+            vec![json!({"a":1}), json!({})],
+            Some(&["x{config.a}".to_string()]),
+            "r",
+        );
         assert!(t.unwrap_err().to_string().starts_with("task 1:"));
     }
 }

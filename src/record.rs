@@ -56,7 +56,10 @@ pub enum TaskState {
 
 impl TaskState {
     pub fn is_terminal(self) -> bool {
-        matches!(self, TaskState::Succeeded | TaskState::Failed | TaskState::Cancelled)
+        matches!(
+            self,
+            TaskState::Succeeded | TaskState::Failed | TaskState::Cancelled
+        )
     }
     pub fn as_str(self) -> &'static str {
         match self {
@@ -168,7 +171,11 @@ impl RunRecord {
     /// The run as a whole: running until every task is done, then succeeded / failed / cancelled.
     pub fn state(&self) -> &'static str {
         if !self.is_finished() {
-            if self.cancel_requested { "cancelling" } else { "running" }
+            if self.cancel_requested {
+                "cancelling"
+            } else {
+                "running"
+            }
         } else if self.all_succeeded() {
             "succeeded"
         } else if self.cancel_requested {
@@ -194,7 +201,12 @@ pub fn new_run_id(job: &str) -> String {
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u128(now.timestamp_nanos_opt().unwrap_or_default() as u128);
     h.write_u32(std::process::id());
-    format!("{}-{}-{:04x}", now.format("%Y%m%d-%H%M%S"), job, h.finish() as u16)
+    format!(
+        "{}-{}-{:04x}",
+        now.format("%Y%m%d-%H%M%S"),
+        job,
+        h.finish() as u16
+    )
 }
 
 pub struct Store {
@@ -215,7 +227,9 @@ impl Store {
         if let Some(p) = std::env::var_os("XDG_STATE_HOME").filter(|p| !p.is_empty()) {
             return PathBuf::from(p).join("jobrun");
         }
-        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| ".".into());
+        let home = std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| ".".into());
         home.join(".local/state/jobrun")
     }
 
@@ -234,7 +248,9 @@ impl Store {
     }
 
     pub fn log_path(&self, run_id: &str, index: usize, attempt: u32) -> PathBuf {
-        self.run_dir(run_id).join("logs").join(format!("{index}-{attempt}.log"))
+        self.run_dir(run_id)
+            .join("logs")
+            .join(format!("{index}-{attempt}.log"))
     }
 
     pub fn driver_log(&self, run_id: &str) -> PathBuf {
@@ -270,7 +286,10 @@ impl Store {
         tmp.write_all(&bytes).map_err(io(&dir))?;
         tmp.as_file().sync_all().map_err(io(&dir))?;
         let path = self.record_path(&record.run_id);
-        tmp.persist(&path).map_err(|e| StoreError::Io { path, source: e.error })?;
+        tmp.persist(&path).map_err(|e| StoreError::Io {
+            path,
+            source: e.error,
+        })?;
         Ok(())
     }
 
@@ -309,24 +328,33 @@ impl Store {
                 if ids.iter().any(|id| id == w) {
                     return Ok(w.to_string());
                 }
-                let hits: Vec<&String> = ids.iter().filter(|id| id.starts_with(w) || id.ends_with(w)).collect();
+                let hits: Vec<&String> = ids
+                    .iter()
+                    .filter(|id| id.starts_with(w) || id.ends_with(w))
+                    .collect();
                 match hits.as_slice() {
                     [one] => Ok((*one).clone()),
                     [] => Err(StoreError::NoSuchRun(w.to_string())),
                     many => Err(StoreError::Ambiguous(
                         w.to_string(),
-                        many.iter().take(5).map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
+                        many.iter()
+                            .take(5)
+                            .map(|s| s.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", "),
                     )),
                 }
             }
             None => {
                 let newest = match job {
-                    Some(job) => ids.into_iter().find(|id| {
-                        self.load(id).map(|r| r.job == job).unwrap_or(false)
-                    }),
+                    Some(job) => ids
+                        .into_iter()
+                        .find(|id| self.load(id).map(|r| r.job == job).unwrap_or(false)),
                     None => ids.into_iter().next(),
                 };
-                newest.ok_or_else(|| StoreError::NoRuns(job.map(|j| format!(" of job {j}")).unwrap_or_default()))
+                newest.ok_or_else(|| {
+                    StoreError::NoRuns(job.map(|j| format!(" of job {j}")).unwrap_or_default())
+                })
             }
         }
     }
@@ -367,22 +395,46 @@ mod tests {
     fn save_load_resolve() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path().into()).unwrap();
-        store.create(&record("20260101-000000-a-0001", "a")).unwrap();
-        store.create(&record("20260102-000000-b-0002", "b")).unwrap();
-        assert!(store.create(&record("20260102-000000-b-0002", "b")).is_err(), "never overwrite a run");
+        store
+            .create(&record("20260101-000000-a-0001", "a"))
+            .unwrap();
+        store
+            .create(&record("20260102-000000-b-0002", "b"))
+            .unwrap();
+        assert!(
+            store
+                .create(&record("20260102-000000-b-0002", "b"))
+                .is_err(),
+            "never overwrite a run"
+        );
         let r = store.load("20260101-000000-a-0001").unwrap();
         assert_eq!(r.job, "a");
         assert_eq!(store.resolve(None, None).unwrap(), "20260102-000000-b-0002");
-        assert_eq!(store.resolve(None, Some("a")).unwrap(), "20260101-000000-a-0001");
-        assert_eq!(store.resolve(Some("0001"), None).unwrap(), "20260101-000000-a-0001");
-        assert!(matches!(store.resolve(Some("2026"), None), Err(StoreError::Ambiguous(..))));
-        assert!(matches!(store.resolve(None, Some("zz")), Err(StoreError::NoRuns(_))));
+        assert_eq!(
+            store.resolve(None, Some("a")).unwrap(),
+            "20260101-000000-a-0001"
+        );
+        assert_eq!(
+            store.resolve(Some("0001"), None).unwrap(),
+            "20260101-000000-a-0001"
+        );
+        assert!(matches!(
+            store.resolve(Some("2026"), None),
+            Err(StoreError::Ambiguous(..))
+        ));
+        assert!(matches!(
+            store.resolve(None, Some("zz")),
+            Err(StoreError::NoRuns(_))
+        ));
         // no temp files are left beside the record
         let names: Vec<_> = std::fs::read_dir(store.run_dir("20260101-000000-a-0001"))
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
-        assert!(names.iter().all(|n| n == "run.json" || n == "logs"), "{names:?}");
+        assert!(
+            names.iter().all(|n| n == "run.json" || n == "logs"),
+            "{names:?}"
+        );
     }
 
     #[test]

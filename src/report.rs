@@ -80,10 +80,17 @@ impl RunStatus {
 
     /// Adds the last lines of each failed task's log (read from the local log files).
     pub fn with_failure_tails(mut self, lines: usize) -> RunStatus {
-        for t in self.tasks.iter_mut().filter(|t| t.state == TaskState::Failed) {
+        for t in self
+            .tasks
+            .iter_mut()
+            .filter(|t| t.state == TaskState::Failed)
+        {
             if let Some(text) = t.log.as_ref().and_then(|p| std::fs::read_to_string(p).ok()) {
                 let all: Vec<&str> = text.lines().collect();
-                t.log_tail = all[all.len().saturating_sub(lines)..].iter().map(|s| s.to_string()).collect();
+                t.log_tail = all[all.len().saturating_sub(lines)..]
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect();
             }
         }
         self
@@ -109,10 +116,25 @@ impl fmt::Display for RunStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "run     {} ({})", self.run_id, self.target)?;
         writeln!(f, "job     {} ({})", self.job, self.image)?;
-        writeln!(f, "state   {} after {}", self.state, secs(self.duration_secs))?;
+        writeln!(
+            f,
+            "state   {} after {}",
+            self.state,
+            secs(self.duration_secs)
+        )?;
         write!(f, "tasks   {}", self.counts_line())?;
-        for t in self.tasks.iter().filter(|t| t.state != TaskState::Succeeded) {
-            write!(f, "\n  #{:<4} {:<9} attempt {}", t.index, t.state.as_str(), t.attempts)?;
+        for t in self
+            .tasks
+            .iter()
+            .filter(|t| t.state != TaskState::Succeeded)
+        {
+            write!(
+                f,
+                "\n  #{:<4} {:<9} attempt {}",
+                t.index,
+                t.state.as_str(),
+                t.attempts
+            )?;
             if let Some(r) = &t.reason {
                 write!(f, "  {r}")?;
             }
@@ -142,7 +164,9 @@ impl fmt::Display for Summary {
                 f,
                 "\n  failed #{} exit code {} ({}; attempt {})",
                 t.index,
-                t.exit_code.map(|c| c.to_string()).unwrap_or_else(|| "-".into()),
+                t.exit_code
+                    .map(|c| c.to_string())
+                    .unwrap_or_else(|| "-".into()),
                 t.reason.as_deref().unwrap_or("failed"),
                 t.attempts
             )?;
@@ -179,7 +203,11 @@ impl fmt::Display for RunList {
         if self.0.is_empty() {
             return write!(f, "no runs yet");
         }
-        write!(f, "{:<40} {:<10} {:>5} {:>5} {:>5}  created", "RUN", "STATE", "TOTAL", "OK", "FAIL")?;
+        write!(
+            f,
+            "{:<40} {:<10} {:>5} {:>5} {:>5}  created",
+            "RUN", "STATE", "TOTAL", "OK", "FAIL"
+        )?;
         for r in &self.0 {
             write!(
                 f,

@@ -12,11 +12,13 @@ pub struct MemoryMib(pub u32);
 impl MemoryMib {
     pub fn parse(text: &str) -> Result<Self, String> {
         let t = text.trim();
-        let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+        let split = t
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(t.len());
         let (num, unit) = t.split_at(split);
-        let value: f64 = num
-            .parse()
-            .map_err(|_| format!("`{text}` is not a memory size (examples: \"2GB\", \"512MB\", 2048)"))?;
+        let value: f64 = num.parse().map_err(|_| {
+            format!("`{text}` is not a memory size (examples: \"2GB\", \"512MB\", 2048)")
+        })?;
         let mib = match unit.trim().to_ascii_lowercase().as_str() {
             "" | "m" | "mb" | "mib" => value,
             "g" | "gb" | "gib" => value * 1024.0,
@@ -47,9 +49,9 @@ impl<'de> Deserialize<'de> for MemoryMib {
             Int(u32),
             Text(String),
         }
-        match Raw::deserialize(d)
-            .map_err(|_| serde::de::Error::custom("expected a memory size like \"2GB\" or a number of MiB"))?
-        {
+        match Raw::deserialize(d).map_err(|_| {
+            serde::de::Error::custom("expected a memory size like \"2GB\" or a number of MiB")
+        })? {
             Raw::Int(n) => Ok(MemoryMib(n)),
             Raw::Text(s) => MemoryMib::parse(&s).map_err(serde::de::Error::custom),
         }
@@ -69,7 +71,11 @@ impl From<Vcpu> for f64 {
 
 impl Vcpu {
     pub fn parse(text: &str) -> Result<Self, String> {
-        let t = text.trim().trim_end_matches("vCPU").trim_end_matches("vcpu").trim();
+        let t = text
+            .trim()
+            .trim_end_matches("vCPU")
+            .trim_end_matches("vcpu")
+            .trim();
         let v: f64 = t
             .parse()
             .map_err(|_| format!("`{text}` is not a vCPU count (examples: 0.25, 1, 4)"))?;
@@ -112,7 +118,12 @@ impl<'de> Deserialize<'de> for Vcpu {
 
 /// Fargate's valid memory sizes (MiB) for each vCPU size, from the ECS task size table.
 fn fargate_memory_options(cpu: Vcpu) -> Option<Vec<u32>> {
-    let gb = |from: u32, to: u32, step: u32| (from..=to).step_by(step as usize).map(|g| g * 1024).collect();
+    let gb = |from: u32, to: u32, step: u32| {
+        (from..=to)
+            .step_by(step as usize)
+            .map(|g| g * 1024)
+            .collect()
+    };
     Some(match cpu.0 {
         256 => vec![512, 1024, 2048],
         512 => gb(1, 4, 1),
@@ -128,7 +139,11 @@ fn fargate_memory_options(cpu: Vcpu) -> Option<Vec<u32>> {
 fn describe(options: &[u32]) -> String {
     let show = |m: u32| MemoryMib(m).to_string();
     if options.len() <= 4 {
-        options.iter().map(|m| show(*m)).collect::<Vec<_>>().join(", ")
+        options
+            .iter()
+            .map(|m| show(*m))
+            .collect::<Vec<_>>()
+            .join(", ")
     } else {
         let step = options[1] - options[0];
         format!(
@@ -166,7 +181,12 @@ mod tests {
     use super::*;
 
     fn ok(cpu: &str, mem: &str) -> bool {
-        validate_fargate(Vcpu::parse(cpu).unwrap(), MemoryMib::parse(mem).unwrap(), 21).is_ok()
+        validate_fargate(
+            Vcpu::parse(cpu).unwrap(),
+            MemoryMib::parse(mem).unwrap(),
+            21,
+        )
+        .is_ok()
     }
 
     #[test]

@@ -54,7 +54,10 @@ impl Ui {
         }
         match self.format {
             OutputFormat::Text => println!("{value}"),
-            OutputFormat::Json => println!("{}", serde_json::to_string(value).expect("serialisable output")),
+            OutputFormat::Json => println!(
+                "{}",
+                serde_json::to_string(value).expect("serialisable output")
+            ),
         }
     }
 
@@ -67,14 +70,22 @@ impl Ui {
 
     pub fn spinner(&self, message: String) -> Spinner {
         if self.quiet {
-            return Spinner { bar: None, quiet: true };
+            return Spinner {
+                bar: None,
+                quiet: true,
+            };
         }
         if !self.tty {
             eprintln!("{message}");
-            return Spinner { bar: None, quiet: false };
+            return Spinner {
+                bar: None,
+                quiet: false,
+            };
         }
         let bar = ProgressBar::new_spinner();
-        bar.set_style(ProgressStyle::with_template("{spinner} {prefix:.bold} {wide_msg}").expect("template"));
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {prefix:.bold} {wide_msg}").expect("template"),
+        );
         bar.set_prefix(message);
         bar.enable_steady_tick(Duration::from_millis(100));
         Spinner {

@@ -27,7 +27,11 @@ pub struct WatchOptions {
 }
 
 /// One locked read-reconcile-write of the record.
-pub async fn step(store: &Store, target: &mut Target, run_id: &str) -> Result<RunRecord, TargetError> {
+pub async fn step(
+    store: &Store,
+    target: &mut Target,
+    run_id: &str,
+) -> Result<RunRecord, TargetError> {
     let _lock = store.lock(run_id)?;
     let mut rec = store.load(run_id)?;
     let before = rec.clone();
@@ -135,6 +139,7 @@ impl View {
     }
 
     fn update(&mut self, rec: &RunRecord) {
+        let first = self.last.is_empty();
         let mut changes = vec![];
         for t in &rec.tasks {
             let now = (t.state, t.attempts);
@@ -144,6 +149,16 @@ impl View {
         }
         match &self.mode {
             Mode::Quiet => {}
+            Mode::Plain if first => {
+                // Where the run stands when we attach; after that, one line per change.
+                println!("{} {}", rec.run_id, RunStatus::of(rec).counts_line());
+                for t in changes
+                    .iter()
+                    .filter(|t| !matches!(t.state, TaskState::Queued | TaskState::Succeeded))
+                {
+                    println!("{} {}", rec.run_id, describe(rec, t));
+                }
+            }
             Mode::Plain => {
                 for t in changes {
                     println!("{} {}", rec.run_id, describe(rec, t));
@@ -171,7 +186,8 @@ impl View {
                 let s = RunStatus::of(rec);
                 b.overall.set_prefix(rec.run_id.clone());
                 b.overall.set_length(s.total as u64);
-                b.overall.set_position((s.succeeded + s.failed + s.cancelled) as u64);
+                b.overall
+                    .set_position((s.succeeded + s.failed + s.cancelled) as u64);
                 b.counts.set_message(s.counts_line());
                 let now = chrono::Utc::now();
                 let mut running: Vec<String> = rec
@@ -179,7 +195,10 @@ impl View {
                     .iter()
                     .filter(|t| t.state == TaskState::Running)
                     .map(|t| {
-                        let age = t.started_at.map(|s| (now - s).num_milliseconds() as f64 / 1000.0).unwrap_or(0.0);
+                        let age = t
+                            .started_at
+                            .map(|s| (now - s).num_milliseconds() as f64 / 1000.0)
+                            .unwrap_or(0.0);
                         format!("#{} {}", t.index, secs(age.max(0.0)))
                     })
                     .collect();
@@ -188,7 +207,8 @@ impl View {
                     running.truncate(12);
                     running.push(format!("+{more} more"));
                 }
-                b.running.set_message(format!("running: {}", running.join(", ")));
+                b.running
+                    .set_message(format!("running: {}", running.join(", ")));
             }
         }
     }
@@ -210,7 +230,10 @@ fn describe(rec: &RunRecord, t: &crate::record::TaskRecord) -> String {
         TaskState::Running => s.push_str(&format!(" (attempt {}/{max})", t.attempts)),
         TaskState::Succeeded => {
             if let (Some(a), Some(b)) = (t.started_at, t.finished_at) {
-                s.push_str(&format!(" in {}", secs((b - a).num_milliseconds().max(0) as f64 / 1000.0)));
+                s.push_str(&format!(
+                    " in {}",
+                    secs((b - a).num_milliseconds().max(0) as f64 / 1000.0)
+                ));
             }
         }
         _ => {

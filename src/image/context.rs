@@ -69,7 +69,9 @@ impl Context {
     }
 
     /// Streams the tar: chunks of at most 64 KiB through a bounded channel.
-    pub fn stream(self) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
+    pub fn stream(
+        self,
+    ) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
         let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(8);
         tokio::task::spawn_blocking(move || {
             let writer = ChannelWriter {
@@ -80,7 +82,9 @@ impl Context {
                 let _ = tx.blocking_send(Err(e));
             }
         });
-        futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) })
+        futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|item| (item, rx))
+        })
     }
 
     fn write_tar(&self, writer: ChannelWriter) -> std::io::Result<()> {
@@ -98,7 +102,13 @@ impl Context {
     }
 }
 
-fn walk(root: &Path, dir: &Path, ignore: &DockerIgnore, dockerfile: &str, out: &mut Vec<String>) -> Result<(), ContextError> {
+fn walk(
+    root: &Path,
+    dir: &Path,
+    ignore: &DockerIgnore,
+    dockerfile: &str,
+    out: &mut Vec<String>,
+) -> Result<(), ContextError> {
     let read = |source| ContextError::Read {
         path: dir.to_path_buf(),
         source,
@@ -176,16 +186,34 @@ mod tests {
     fn scan_applies_dockerignore_but_keeps_build_files() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
-        for f in ["Dockerfile", "main.rs", "notes.md", "README.md", "target/debug/big", "data/a.csv", "data/keep.csv"] {
+        for f in [
+            "Dockerfile",
+            "main.rs",
+            "notes.md",
+            "README.md",
+            "target/debug/big",
+            "data/a.csv",
+            "data/keep.csv",
+        ] {
             let p = root.join(f);
             std::fs::create_dir_all(p.parent().unwrap()).unwrap();
             std::fs::write(p, f).unwrap();
         }
-        std::fs::write(root.join(".dockerignore"), "Dockerfile\n.dockerignore\ntarget\n*.md\n!README.md\ndata\n!data/keep.csv\n").unwrap();
+        std::fs::write(
+            root.join(".dockerignore"),
+            "Dockerfile\n.dockerignore\ntarget\n*.md\n!README.md\ndata\n!data/keep.csv\n",
+        )
+        .unwrap();
         let ctx = Context::scan(root, &root.join("Dockerfile")).unwrap();
         assert_eq!(
             ctx.entries(),
-            [".dockerignore", "Dockerfile", "README.md", "data/keep.csv", "main.rs"]
+            [
+                ".dockerignore",
+                "Dockerfile",
+                "README.md",
+                "data/keep.csv",
+                "main.rs"
+            ]
         );
         assert_eq!(ctx.dockerfile_in_context, "Dockerfile");
     }

@@ -84,7 +84,10 @@ impl DockerIgnore {
             if cleaned.len() > 1 && cleaned.starts_with('/') {
                 cleaned.remove(0);
             }
-            let kind = compile(&cleaned).map_err(|message| PatternError { line: i + 1, message })?;
+            let kind = compile(&cleaned).map_err(|message| PatternError {
+                line: i + 1,
+                message,
+            })?;
             patterns.push(Pattern { exclusion, kind });
         }
         Ok(DockerIgnore { patterns })
@@ -130,7 +133,9 @@ impl Pattern {
         match &self.kind {
             Kind::Exact(p) => path == p,
             Kind::Prefix(p) => path.starts_with(p.as_str()),
-            Kind::Suffix(s) => path.ends_with(s.as_str()) || (s.starts_with('/') && path == &s[1..]),
+            Kind::Suffix(s) => {
+                path.ends_with(s.as_str()) || (s.starts_with('/') && path == &s[1..])
+            }
             Kind::Regex(r) => r.is_match(path),
         }
     }
@@ -210,7 +215,9 @@ fn compile(pattern: &str) -> Result<Kind, String> {
         }
     }
     if in_class {
-        return Err(format!("syntax error in pattern `{pattern}`: unterminated ["));
+        return Err(format!(
+            "syntax error in pattern `{pattern}`: unterminated ["
+        ));
     }
     Ok(match t {
         T::Exact => Kind::Exact(pattern.to_string()),
@@ -218,7 +225,9 @@ fn compile(pattern: &str) -> Result<Kind, String> {
         T::Suffix => Kind::Suffix(pattern[2..].to_string()),
         T::Regex => {
             re.push('$');
-            Kind::Regex(Regex::new(&re).map_err(|e| format!("syntax error in pattern `{pattern}`: {e}"))?)
+            Kind::Regex(
+                Regex::new(&re).map_err(|e| format!("syntax error in pattern `{pattern}`: {e}"))?,
+            )
         }
     })
 }
@@ -237,7 +246,10 @@ mod tests {
         let rules = "# comment\n*/temp*\n*/*/temp*\ntemp?\n";
         assert!(ex(rules, "somedir/temporary.txt"));
         assert!(ex(rules, "somedir/temp"));
-        assert!(!ex(rules, "temporary.txt"), "*/temp* needs one directory level");
+        assert!(
+            !ex(rules, "temporary.txt"),
+            "*/temp* needs one directory level"
+        );
         assert!(ex(rules, "somedir/subdir/temporary.txt"));
         assert!(ex(rules, "tempa"));
         assert!(ex(rules, "tempb"));
@@ -263,16 +275,28 @@ mod tests {
 
     #[test]
     fn parents_anchoring_and_cleaning() {
-        assert!(ex("node_modules", "node_modules/a/b.js"), "a matched directory takes its contents");
-        assert!(!ex("node_modules", "src/node_modules/a.js"), "patterns are anchored at the root");
+        assert!(
+            ex("node_modules", "node_modules/a/b.js"),
+            "a matched directory takes its contents"
+        );
+        assert!(
+            !ex("node_modules", "src/node_modules/a.js"),
+            "patterns are anchored at the root"
+        );
         assert!(ex("/target", "target/debug/x"));
-        assert!(ex("./target/", "target/debug/x"), "cleaned like filepath.Clean");
+        assert!(
+            ex("./target/", "target/debug/x"),
+            "cleaned like filepath.Clean"
+        );
         assert!(ex("a/../b", "b/x"));
         assert!(ex("target/**", "target/x/y"));
         assert!(!ex("target/**", "target2/x"));
         assert!(ex("**", "anything/at/all"));
         assert!(ex("*", "top"));
-        assert!(ex("*", "dir/below"), "* matches the top directory, so everything under it");
+        assert!(
+            ex("*", "dir/below"),
+            "* matches the top directory, so everything under it"
+        );
         assert!(ex("data/*.csv", "data/a.csv"));
         assert!(!ex("data/*.csv", "data/sub/a.csv"));
         assert!(ex("data/**/*.csv", "data/sub/deep/a.csv"));
@@ -283,7 +307,10 @@ mod tests {
         assert!(!ex("\\*.txt", "a.txt"));
         assert!(ex("file.(1)", "file.(1)"), "regex characters are literal");
         assert!(ex("  spaced  ", "spaced"), "lines are trimmed");
-        assert!(!ex(" #notcomment", "x") && ex(" #notcomment", "#notcomment"), "only a leading # is a comment");
+        assert!(
+            !ex(" #notcomment", "x") && ex(" #notcomment", "#notcomment"),
+            "only a leading # is a comment"
+        );
     }
 
     #[test]
@@ -299,7 +326,12 @@ mod tests {
 
     #[test]
     fn bad_patterns() {
-        assert!(DockerIgnore::parse("ok\n!\n").unwrap_err().to_string().contains("line 2"));
+        assert!(
+            DockerIgnore::parse("ok\n!\n")
+                .unwrap_err()
+                .to_string()
+                .contains("line 2")
+        );
         assert!(DockerIgnore::parse("[abc\n").is_err());
     }
 }

@@ -104,7 +104,10 @@ pub async fn build(job: &Job, engine: &Engine, ui: &Ui) -> Result<Built, ImageEr
     while let Some(item) = stream.next().await {
         let info = match item {
             Ok(info) => info,
-            Err(EngineError::Build(bollard::errors::Error::DockerResponseServerError { message, .. })) => {
+            Err(EngineError::Build(
+                bollard::errors::Error::DockerResponseServerError { message, .. }
+                | bollard::errors::Error::DockerStreamError { error: message },
+            )) => {
                 spinner.finish();
                 return Err(ImageError::Step { step, message });
             }

@@ -78,7 +78,12 @@ impl LocalTarget {
             .filter_map(|c| {
                 let labels = c.labels.as_ref()?;
                 Some(Seen {
-                    name: c.names.as_ref()?.first()?.trim_start_matches('/').to_string(),
+                    name: c
+                        .names
+                        .as_ref()?
+                        .first()?
+                        .trim_start_matches('/')
+                        .to_string(),
                     index: labels.get(LABEL_INDEX)?.parse().ok()?,
                     attempt: labels.get(LABEL_ATTEMPT)?.parse().ok()?,
                     state: c.state.unwrap_or(ContainerSummaryStateEnum::EMPTY),
@@ -88,7 +93,11 @@ impl LocalTarget {
             .collect())
     }
 
-    pub async fn reconcile(&mut self, rec: &mut RunRecord, store: &Store) -> Result<(), TargetError> {
+    pub async fn reconcile(
+        &mut self,
+        rec: &mut RunRecord,
+        store: &Store,
+    ) -> Result<(), TargetError> {
         use ContainerSummaryStateEnum as S;
         let now = Utc::now();
         let timeout = chrono::Duration::seconds(rec.settings.timeout_secs as i64);
@@ -108,7 +117,10 @@ impl LocalTarget {
                         // Started by a jobrun that died before it wrote the record: adopt it.
                         task.attempts = c.attempt;
                         task.state = TaskState::Running;
-                        task.started_at = c.created.and_then(|s| DateTime::from_timestamp(s, 0)).or(Some(now));
+                        task.started_at = c
+                            .created
+                            .and_then(|s| DateTime::from_timestamp(s, 0))
+                            .or(Some(now));
                         task.handle = Some(c.name.clone());
                         task.exit_code = None;
                     }
@@ -160,29 +172,46 @@ impl LocalTarget {
                         TaskState::Failed,
                         Some(format!(
                             "timed out after {}",
-                            humantime::format_duration(std::time::Duration::from_secs(rec.settings.timeout_secs))
+                            humantime::format_duration(std::time::Duration::from_secs(
+                                rec.settings.timeout_secs
+                            ))
                         )),
                     ),
-                    Some(StopRequest::Cancel) => (TaskState::Cancelled, Some("cancelled".to_string())),
-                    None if code == 0 => (TaskState::Succeeded, None),
-                    None if state.oom_killed == Some(true) => {
-                        (TaskState::Failed, Some(format!("out of memory (exit code {code})")))
+                    Some(StopRequest::Cancel) => {
+                        (TaskState::Cancelled, Some("cancelled".to_string()))
                     }
+                    None if code == 0 => (TaskState::Succeeded, None),
+                    None if state.oom_killed == Some(true) => (
+                        TaskState::Failed,
+                        Some(format!("out of memory (exit code {code})")),
+                    ),
                     None => (TaskState::Failed, Some(format!("exit code {code}"))),
                 };
                 task.reason = reason;
                 task.state = outcome;
-                if outcome == TaskState::Failed && task.attempts < rec.settings.max_attempts && !rec.cancel_requested {
+                if outcome == TaskState::Failed
+                    && task.attempts < rec.settings.max_attempts
+                    && !rec.cancel_requested
+                {
                     task.state = TaskState::Queued;
-                    task.reason = task.reason.take().map(|r| format!("attempt {} {r}; retrying", task.attempts));
+                    task.reason = task
+                        .reason
+                        .take()
+                        .map(|r| format!("attempt {} {r}; retrying", task.attempts));
                 }
             }
             collect.push((c.name, log_path));
         }
 
         // Tasks the record thinks are running but whose container is gone (removed by hand).
-        for task in rec.tasks.iter_mut().filter(|t| t.state == TaskState::Running) {
-            if !live.contains(&task.index) && !collect.iter().any(|(n, _)| Some(n) == task.handle.as_ref()) {
+        for task in rec
+            .tasks
+            .iter_mut()
+            .filter(|t| t.state == TaskState::Running)
+        {
+            if !live.contains(&task.index)
+                && !collect.iter().any(|(n, _)| Some(n) == task.handle.as_ref())
+            {
                 task.state = if task.attempts < rec.settings.max_attempts && !rec.cancel_requested {
                     TaskState::Queued
                 } else {
@@ -195,7 +224,11 @@ impl LocalTarget {
         }
 
         if rec.cancel_requested {
-            for task in rec.tasks.iter_mut().filter(|t| t.state == TaskState::Queued) {
+            for task in rec
+                .tasks
+                .iter_mut()
+                .filter(|t| t.state == TaskState::Queued)
+            {
                 task.state = TaskState::Cancelled;
                 task.reason = Some("cancelled before it started".into());
             }
@@ -211,7 +244,11 @@ impl LocalTarget {
         Ok(())
     }
 
-    async fn start_queued(&mut self, rec: &mut RunRecord, running: usize) -> Result<(), TargetError> {
+    async fn start_queued(
+        &mut self,
+        rec: &mut RunRecord,
+        running: usize,
+    ) -> Result<(), TargetError> {
         let slots = rec.settings.concurrency.saturating_sub(running);
         let picks: Vec<usize> = rec
             .tasks
@@ -224,13 +261,20 @@ impl LocalTarget {
             return Ok(());
         }
         let count = rec.tasks.len();
-        let host_cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) as f64;
+        let host_cpus = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1) as f64;
         let nano_cpus = (rec.settings.cpu.min(host_cpus) * 1e9) as i64;
         let starts = picks.iter().map(|&i| {
             let task = &rec.tasks[i];
             let attempt = task.attempts + 1;
             let name = container_name(&rec.run_id, i, attempt);
-            let mut env: Vec<String> = rec.settings.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let mut env: Vec<String> = rec
+                .settings
+                .env
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
             env.extend([
                 format!("JOBRUN_RUN_ID={}", rec.run_id),
                 format!("JOBRUN_JOB={}", rec.job),

@@ -44,7 +44,11 @@ impl Target {
 
     /// Moves the run forward: collects finished tasks, enforces timeouts and cancellation,
     /// retries, and starts queued tasks within the concurrency limit.
-    pub async fn reconcile(&mut self, record: &mut RunRecord, store: &Store) -> Result<(), TargetError> {
+    pub async fn reconcile(
+        &mut self,
+        record: &mut RunRecord,
+        store: &Store,
+    ) -> Result<(), TargetError> {
         match self {
             Target::Local(t) => t.reconcile(record, store).await,
         }

@@ -1,0 +1,96 @@
+//! Each bad input: one clear error line with a hint, the documented exit code, nothing created.
+
+use crate::harness::Test;
+
+fn assert_nothing_created(t: &Test) {
+    assert_eq!(t.run_count(), 0, "no run recorded");
+    assert!(t.containers().is_empty(), "no container");
+    assert!(t.images().is_empty(), "no image");
+}
+
+#[test]
+fn config_errors_exit_2_and_name_key_file_and_line() {
+    let t = Test::with_task(r#"command = ["/task"]"#);
+    let good = std::fs::read_to_string(t.dir.path().join("jobrun.toml")).unwrap();
+
+    t.write("jobrun.toml", "[job]\nname = \"x\n");
+    t.run(&["build"]).assert_error(2, "jobrun.toml:2");
+
+    t.write("jobrun.toml", &format!("{good}concurency = 3\n"));
+    let r = t.run(&["submit", "--configs", "2"]);
+    r.assert_error(2, "run.concurency: unknown field `concurency`");
+    assert!(r.stderr.contains("jobrun.toml:"), "names the file");
+
+    t.write("jobrun.toml", &format!("{good}max_attempts = \"two\"\n"));
+    t.run(&["build"])
+        .assert_error(2, "run.max_attempts: invalid type");
+
+    t.write(
+        "jobrun.toml",
+        &good.replace("memory = \"512MB\"", "memory = \"4GB\""),
+    );
+    t.run(&["build"])
+        .assert_error(2, "memory = 4GB is not valid with cpu = 0.25");
+    t.write("jobrun.toml", &good);
+    t.run(&[
+        "submit",
+        "--configs",
+        "1",
+        "--cpu",
+        "16",
+        "--memory",
+        "36GB",
+    ])
+    .assert_error(2, "32GB to 120GB in 8GB steps");
+
+    let empty = Test::new();
+    empty.run(&["build"]).assert_error(2, "no jobrun.toml in");
+    assert_nothing_created(&t);
+}
+
+#[test]
+fn missing_dockerfile_and_unbuilt_image() {
+    let t = Test::with_task(r#"command = ["/task"]"#);
+    std::fs::remove_file(t.dir.path().join("Dockerfile")).unwrap();
+    t.run(&["build"]).assert_error(2, "Dockerfile not found");
+    t.run(&["submit", "--configs", "1"])
+        .assert_error(2, "has not been built");
+    assert_nothing_created(&t);
+}
+
+#[test]
+fn unreachable_engine_is_an_environment_error() {
+    let t =
+        Test::with_task(r#"command = ["/task"]"#).env("DOCKER_HOST", "unix:///nonexistent.sock");
+    t.run(&["build"])
+        .assert_error(3, "cannot reach the Docker engine");
+    let r = t.run(&["submit", "--configs", "3"]);
+    r.assert_error(
+        3,
+        "cannot reach the Docker engine at unix:///nonexistent.sock",
+    );
+    assert!(
+        r.stderr.contains("DOCKER_HOST"),
+        "the hint names DOCKER_HOST"
+    );
+    assert_nothing_created(&t);
+}
+
+#[test]
+fn settings_layer_env_below_file_below_flags() {
+    let t = Test::with_task("command = [\"/task\"]\nconcurrency = 3")
+        .env("JOBRUN_CONCURRENCY", "7")
+        .env("JOBRUN_MAX_ATTEMPTS", "4");
+    let c = t.run(&["config", "--output", "json"]).json();
+    assert_eq!(c["run"]["concurrency"], 3, "the file beats the environment");
+    assert_eq!(
+        c["run"]["max_attempts"], 4,
+        "the environment fills what the file leaves out"
+    );
+    let c = t
+        .run(&["config", "--output", "json", "--concurrency", "9"])
+        .json();
+    assert_eq!(c["run"]["concurrency"], 9, "flags beat the file");
+    let bad = t.run(&["config", "--timeout", "soon"]);
+    assert_eq!(bad.status, 2);
+}

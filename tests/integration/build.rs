@@ -1,0 +1,128 @@
+//! `jobrun build`: the context honours .dockerignore, tags, pre-build, failing steps.
+
+use crate::harness::Test;
+
+#[test]
+fn context_honours_dockerignore_and_image_is_tagged() {
+    let t = Test::with_task(r#"command = ["/task", "ls", "/ctx"]"#);
+    t.write(
+        "Dockerfile",
+        "FROM scratch\nCOPY task /task\nCOPY . /ctx/\n",
+    );
+    for f in [
+        "keep.txt",
+        "notes.md",
+        "README.md",
+        "target/debug/big.bin",
+        "data/a.csv",
+        "data/keep.csv",
+        "src/x/tmp1",
+        "src/main.rs",
+    ] {
+        t.write(f, "x");
+    }
+    t.write(
+        ".dockerignore",
+        "# build output and docs\ntarget\n*.md\n!README.md\ndata\n!data/keep.csv\n**/tmp?\n",
+    );
+    let b = t.run(&["build", "--output", "json"]);
+    assert_eq!(b.status, 0, "{}", b.stderr);
+    let built = b.json();
+    let tags: Vec<&str> = built["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(tags.len(), 2);
+    assert!(tags.contains(&format!("{}:latest", t.name).as_str()));
+    let id_hex = built["image_id"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:");
+    assert!(
+        tags.contains(&format!("{}:{}", t.name, &id_hex[..12]).as_str()),
+        "{tags:?}"
+    );
+    assert_eq!(t.images().len(), 1, "both tags name one image");
+
+    // The task lists what COPY . put in the image: exactly what the context held.
+    let r = t.run(&["submit", "--configs", "1"]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    let listing = t.run(&["logs", "--index", "0"]).stdout;
+    let files: Vec<&str> = listing
+        .lines()
+        .filter_map(|l| l.strip_prefix("ls:"))
+        .collect();
+    assert!(files.contains(&"keep.txt"));
+    assert!(files.contains(&"README.md"));
+    assert!(files.contains(&"data/keep.csv"));
+    assert!(files.contains(&"src/main.rs"));
+    assert!(
+        files.contains(&"Dockerfile"),
+        "the Dockerfile is always sent"
+    );
+    assert!(
+        files.contains(&".dockerignore"),
+        ".dockerignore is always sent"
+    );
+    for gone in ["notes.md", "target", "data/a.csv", "src/x/tmp1"] {
+        assert!(
+            !files.contains(&gone),
+            "{gone} should be excluded: {files:?}"
+        );
+    }
+}
+
+#[test]
+fn second_build_of_the_same_context_gets_the_same_tag() {
+    let t = Test::with_task(r#"command = ["/task"]"#);
+    let a = t.run(&["build", "--output", "json"]).json();
+    let b = t.run(&["build", "--output", "json"]).json();
+    assert_eq!(a["image_id"], b["image_id"]);
+    assert_eq!(a["tags"], b["tags"]);
+}
+
+#[test]
+fn pre_build_runs_first_and_its_failure_stops_the_build() {
+    let t = Test::new();
+    t.write("Dockerfile", "FROM scratch\nCOPY made.txt /made.txt\n");
+    t.write(
+        "jobrun.toml",
+        &format!(
+            "[job]\nname = \"{}\"\n[image]\npre_build = \"echo $JOBRUN_TARGET_ARCH > made.txt\"\n",
+            t.name
+        ),
+    );
+    let r = t.run(&["build"]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    let made = std::fs::read_to_string(t.dir.path().join("made.txt")).unwrap();
+    assert!(made.trim() == "amd64" || made.trim() == "arm64");
+
+    t.write(
+        "jobrun.toml",
+        &format!(
+            "[job]\nname = \"{}-b\"\n[image]\npre_build = \"echo compiling; exit 7\"\n",
+            t.name
+        ),
+    );
+    let r = t.run(&["build"]);
+    r.assert_error(4, "pre-build command `echo compiling; exit 7` failed");
+    assert!(r.stderr.contains("compiling"), "its output is shown");
+    assert!(crate::harness::docker_lines(&["images", "-q", &format!("{}-b", t.name)]).is_empty());
+}
+
+#[test]
+fn a_failing_dockerfile_step_is_named() {
+    let t = Test::with_task(r#"command = ["/task"]"#);
+    t.write(
+        "Dockerfile",
+        "FROM scratch\nCOPY task /task\nCOPY missing-file /x\n",
+    );
+    let r = t.run(&["build"]);
+    r.assert_error(4, "build failed at Step 3/");
+    assert!(r.stderr.contains("missing-file"), "{}", r.stderr);
+    t.write("Dockerfile", "FROM scratch\nBOGUS instruction\n");
+    t.run(&["build"]).assert_error(4, "unknown instruction");
+    assert!(t.images().is_empty(), "no image from a failed build");
+}

@@ -1,0 +1,273 @@
+//! A small builder around the `jobrun` executable: a job folder and a state folder per test,
+//! the test job's image, and helpers that read what jobrun left behind through Docker itself.
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+pub const JOBRUN: &str = env!("CARGO_BIN_EXE_jobrun");
+
+/// The static test binary, compiled once per test run with plain rustc.
+pub fn task_binary() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("jobrun-test-task");
+        let src = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/task.rs");
+        let status = Command::new("rustc")
+            .args([
+                "--edition",
+                "2021",
+                "-O",
+                "-C",
+                "target-feature=+crt-static",
+                "-o",
+            ])
+            .arg(&out)
+            .arg(src)
+            .status()
+            .expect("rustc runs");
+        assert!(status.success(), "compiling the test task failed");
+        out
+    })
+}
+
+pub struct Run {
+    pub status: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(o: Output) -> Run {
+        Run {
+            status: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+    pub fn json(&self) -> Value {
+        serde_json::from_str(self.stdout.trim()).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not one JSON document ({e}):\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+    /// Asserts the error contract: exactly one `error:` line with a hint, and the exit code.
+    pub fn assert_error(&self, code: i32, contains: &str) {
+        assert_eq!(
+            self.status, code,
+            "exit code\nstdout:{}\nstderr:{}",
+            self.stdout, self.stderr
+        );
+        let errors: Vec<&str> = self
+            .stderr
+            .lines()
+            .filter(|l| l.starts_with("error:"))
+            .collect();
+        assert_eq!(errors.len(), 1, "one error line, got:\n{}", self.stderr);
+        assert!(
+            errors[0].contains(contains),
+            "error line `{}` should contain `{contains}`",
+            errors[0]
+        );
+        assert!(
+            self.stderr.contains("  hint: "),
+            "a hint follows the error:\n{}",
+            self.stderr
+        );
+    }
+}
+
+pub struct Test {
+    pub name: String,
+    pub dir: tempfile::TempDir,
+    pub state: tempfile::TempDir,
+    env: Vec<(String, String)>,
+}
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+impl Test {
+    /// An empty job folder with a unique job name.
+    pub fn new() -> Test {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        Test {
+            name: format!("jrt-{}-{n}", std::process::id()),
+            dir: tempfile::tempdir().unwrap(),
+            state: tempfile::tempdir().unwrap(),
+            env: vec![("JOBRUN_POLL_INTERVAL".into(), "200ms".into())],
+        }
+    }
+
+    /// A job folder for the test task: Dockerfile, task binary and a jobrun.toml whose `[run]`
+    /// section ends with `run_extra`.
+    pub fn with_task(run_extra: &str) -> Test {
+        let t = Test::new();
+        std::fs::copy(task_binary(), t.dir.path().join("task")).unwrap();
+        t.write("Dockerfile", "FROM scratch\nCOPY task /task\n");
+        t.write(
+            "jobrun.toml",
+            &format!(
+                "[job]\nname = \"{}\"\n\n[resources]\ncpu = 0.25\nmemory = \"512MB\"\n\n[run]\n{run_extra}\n",
+                t.name
+            ),
+        );
+        t
+    }
+
+    pub fn write(&self, rel: &str, body: &str) -> &Self {
+        let p = self.dir.path().join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, body).unwrap();
+        self
+    }
+
+    pub fn env(mut self, k: &str, v: &str) -> Self {
+        self.env.push((k.into(), v.into()));
+        self
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(JOBRUN);
+        c.args(args)
+            .current_dir(self.dir.path())
+            .env("JOBRUN_STATE_DIR", self.state.path())
+            .env_remove("JOBRUN_FILE")
+            .env_remove("JOBRUN_OUTPUT")
+            .stdin(Stdio::null());
+        for (k, v) in &self.env {
+            c.env(k, v);
+        }
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        Run::from(self.command(args).output().unwrap())
+    }
+
+    pub fn spawn(&self, args: &[&str]) -> Child {
+        self.command(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    pub fn build(&self) {
+        let r = self.run(&["build"]);
+        assert_eq!(r.status, 0, "build failed:\n{}\n{}", r.stdout, r.stderr);
+    }
+
+    /// `jobrun status RUN --output json`; an empty RUN means the job's latest run.
+    pub fn status(&self, run: &str) -> Value {
+        let r = if run.is_empty() {
+            self.run(&["status", "--output", "json"])
+        } else {
+            self.run(&["status", run, "--output", "json"])
+        };
+        assert_eq!(r.status, 0, "status failed: {}", r.stderr);
+        r.json()
+    }
+
+    /// The run id of the only run in this test's state folder.
+    pub fn only_run(&self) -> String {
+        let runs: Vec<_> = std::fs::read_dir(self.state.path().join("runs"))
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().into_string().unwrap())
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert_eq!(runs.len(), 1, "expected one run, found {runs:?}");
+        runs[0].clone()
+    }
+
+    pub fn run_count(&self) -> usize {
+        std::fs::read_dir(self.state.path().join("runs"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    }
+
+    /// Polls the run's status until `pred` holds (bounded).
+    pub fn wait_for(&self, run: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if self
+                .state
+                .path()
+                .join("runs")
+                .join(run)
+                .join("run.json")
+                .is_file()
+            {
+                let s = self.status(run);
+                if pred(&s) {
+                    return s;
+                }
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Containers of this job that Docker still has, whatever their state.
+    pub fn containers(&self) -> Vec<String> {
+        docker_lines(&[
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label=jobrun.job={}", self.name),
+        ])
+    }
+
+    /// Distinct image ids tagged with this job's name.
+    pub fn images(&self) -> Vec<String> {
+        let mut ids = docker_lines(&["images", "-q", &self.name]);
+        ids.sort();
+        ids.dedup();
+        ids
+    }
+}
+
+impl Drop for Test {
+    fn drop(&mut self) {
+        for c in self.containers() {
+            let _ = Command::new("docker").args(["rm", "-f", &c]).output();
+        }
+        let tags = docker_lines(&["images", "--format", "{{.Repository}}:{{.Tag}}", &self.name]);
+        if !tags.is_empty() {
+            let _ = Command::new("docker")
+                .arg("rmi")
+                .arg("-f")
+                .args(&tags)
+                .output();
+        }
+    }
+}
+
+pub fn docker_lines(args: &[&str]) -> Vec<String> {
+    let o = Command::new("docker")
+        .args(args)
+        .output()
+        .expect("docker CLI runs");
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Indexes of the tasks in a status document that are in `state`.
+pub fn indexes(status: &Value, state: &str) -> Vec<u64> {
+    status["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["state"] == state)
+        .map(|t| t["index"].as_u64().unwrap())
+        .collect()
+}

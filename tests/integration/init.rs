@@ -1,0 +1,44 @@
+//! `jobrun init`: every template renders into a job whose settings are valid.
+
+use crate::harness::Test;
+
+#[test]
+fn every_template_renders_a_valid_job() {
+    for template in ["shell", "python", "go", "rust"] {
+        let t = Test::new();
+        let dir = t.dir.path().join(format!("my-{template}-job"));
+        let r = t.run(&["init", "--template", template, dir.to_str().unwrap()]);
+        assert_eq!(r.status, 0, "{template}: {}", r.stderr);
+        assert!(
+            dir.join("Dockerfile").is_file(),
+            "{template} has a Dockerfile"
+        );
+        let toml = std::fs::read_to_string(dir.join("jobrun.toml")).unwrap();
+        assert!(
+            toml.contains(&format!("name = \"my-{template}-job\"")),
+            "{toml}"
+        );
+        let c = t.run(&[
+            "--file",
+            dir.join("jobrun.toml").to_str().unwrap(),
+            "config",
+            "--output",
+            "json",
+        ]);
+        assert_eq!(c.status, 0, "{template}: {}", c.stderr);
+        assert!(c.json()["run"]["command"].is_array() || c.json()["run"]["command"].is_null());
+
+        // Never overwrites: a second init fails and changes nothing.
+        std::fs::write(dir.join("jobrun.toml"), "mine").unwrap();
+        t.run(&["init", "--template", template, dir.to_str().unwrap()])
+            .assert_error(2, "already exists");
+        assert_eq!(
+            std::fs::read_to_string(dir.join("jobrun.toml")).unwrap(),
+            "mine"
+        );
+    }
+    let t = Test::new();
+    t.run(&["init", "--template", "cobol", "x"])
+        .assert_error(2, "unknown template `cobol`");
+    assert!(!t.dir.path().join("x").exists());
+}

@@ -1,0 +1,223 @@
+//! A run from submit to summary: failures, timeouts, retries, cancel, crash and re-attach.
+
+use crate::harness::{Test, indexes};
+use std::time::{Duration, Instant};
+
+#[test]
+fn exactly_the_failing_indexes_are_reported_failed() {
+    let t = Test::with_task(
+        r#"command = ["/task", "out", "hello {index}", "fail-if", "{index}", "3,7,11", "3"]
+concurrency = 4"#,
+    );
+    t.build();
+    let r = t.run(&["submit", "--configs", "20"]);
+    assert_eq!(
+        r.status, 1,
+        "a failed task makes exit code 1\n{}\n{}",
+        r.stdout, r.stderr
+    );
+    let s = t.status(&t.only_run());
+    assert_eq!(s["total"], 20);
+    assert_eq!(s["succeeded"], 17);
+    assert_eq!(s["failed"], 3);
+    assert_eq!(s["running"], 0);
+    assert_eq!(s["queued"], 0);
+    assert_eq!(indexes(&s, "failed"), [3, 7, 11]);
+    for task in s["tasks"].as_array().unwrap() {
+        let failed = [3, 7, 11].contains(&task["index"].as_u64().unwrap());
+        assert_eq!(task["exit_code"], if failed { 3 } else { 0 });
+        assert_eq!(task["attempts"], 1);
+    }
+    // The summary names each failure with its exit code and the last lines of its log.
+    assert!(r.stdout.contains("failed #7 exit code 3"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("| task 7 fails on purpose with 3"),
+        "{}",
+        r.stdout
+    );
+    // Without a TTY: plain lines, one per change, no bar characters.
+    assert!(
+        r.stdout.contains("task 11 failed: exit code 3"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        !r.stderr.contains('\u{1b}'),
+        "no terminal escapes without a TTY"
+    );
+    assert!(
+        t.containers().is_empty(),
+        "containers are removed once their logs are saved"
+    );
+    let log = t.run(&["logs", "--index", "4"]);
+    assert_eq!(log.stdout.trim(), "hello 4");
+}
+
+#[test]
+fn timeout_kills_the_task() {
+    let t = Test::with_task(
+        r#"command = ["/task", "out", "started", "sleep", "60"]
+timeout = "1s""#,
+    );
+    t.build();
+    let started = Instant::now();
+    let r = t.run(&["submit", "--configs", "1"]);
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "the timeout ended the task"
+    );
+    assert_eq!(r.status, 1);
+    let s = t.status(&t.only_run());
+    let task = &s["tasks"][0];
+    assert_eq!(task["state"], "failed");
+    assert!(
+        task["reason"]
+            .as_str()
+            .unwrap()
+            .contains("timed out after 1s"),
+        "{task}"
+    );
+    assert!(t.containers().is_empty());
+    assert!(
+        t.run(&["logs", "--index", "0"]).stdout.contains("started"),
+        "the log is kept"
+    );
+}
+
+#[test]
+fn max_attempts_reruns_a_failed_task() {
+    let t = Test::with_task(r#"command = ["/task", "fail-until-attempt", "3", "5"]"#);
+    t.build();
+    let r = t.run(&["submit", "--configs", "2", "--max-attempts", "3"]);
+    assert_eq!(r.status, 0, "{}\n{}", r.stdout, r.stderr);
+    let s = t.status(&t.only_run());
+    for task in s["tasks"].as_array().unwrap() {
+        assert_eq!(task["state"], "succeeded");
+        assert_eq!(task["attempts"], 3);
+    }
+    assert!(
+        t.run(&["logs", "--index", "1"])
+            .stdout
+            .contains("attempt 3 succeeds")
+    );
+
+    let again = t.run(&["submit", "--configs", "1", "--max-attempts", "2"]);
+    assert_eq!(again.status, 1, "two attempts are not enough");
+    let s = t.status("");
+    assert_eq!(s["tasks"][0]["attempts"], 2);
+    assert_eq!(s["tasks"][0]["exit_code"], 5);
+    assert!(t.containers().is_empty());
+}
+
+#[test]
+fn cancel_mid_run_leaves_no_container() {
+    let t = Test::with_task(
+        r#"command = ["/task", "sleep", "60"]
+concurrency = 2"#,
+    );
+    t.build();
+    let r = t.run(&["submit", "--configs", "6", "--detach", "--output", "json"]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    let run = r.json()["run_id"].as_str().unwrap().to_string();
+    t.wait_for(&run, "two running tasks", |s| s["running"] == 2);
+    let c = t.run(&["cancel", &run]);
+    assert_eq!(c.status, 0, "{}\n{}", c.stdout, c.stderr);
+    let s = t.status(&run);
+    assert_eq!(s["state"], "cancelled");
+    assert_eq!(s["cancelled"], 6);
+    assert!(
+        t.containers().is_empty(),
+        "cancel leaves no container behind"
+    );
+}
+
+#[test]
+fn sigkill_mid_run_then_watch_finishes_the_record() {
+    let t = Test::with_task(
+        r#"command = ["/task", "out", "done {index}", "sleep", "1.5"]
+concurrency = 2"#,
+    );
+    t.build();
+    let mut child = t.spawn(&["submit", "--configs", "5"]);
+    let run = {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if t.run_count() == 1 {
+                let run = t.only_run();
+                if t.status(&run)["running"].as_u64().unwrap_or(0) > 0 {
+                    break run;
+                }
+            }
+            assert!(Instant::now() < deadline, "no task started");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let before = t.status(&run);
+    assert!(before["succeeded"].as_u64().unwrap() < 5, "killed mid-run");
+    let w = t.run(&["watch", &run]);
+    assert_eq!(w.status, 0, "{}\n{}", w.stdout, w.stderr);
+    let s = t.status(&run);
+    assert_eq!(s["succeeded"], 5, "{s}");
+    assert!(
+        s["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["attempts"] == 1),
+        "nothing ran twice: {s}"
+    );
+    assert!(t.containers().is_empty());
+    for i in 0..5 {
+        assert_eq!(
+            t.run(&["logs", &run, "--index", &i.to_string()])
+                .stdout
+                .trim(),
+            format!("done {i}")
+        );
+    }
+}
+
+#[test]
+fn ctrl_c_detaches_and_the_run_goes_on() {
+    let t = Test::with_task(
+        r#"command = ["/task", "sleep", "1"]
+concurrency = 2"#,
+    );
+    t.build();
+    let child = t.spawn(&["submit", "--configs", "4"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let run = loop {
+        if t.run_count() == 1 {
+            let run = t.only_run();
+            if t.status(&run)["running"].as_u64().unwrap_or(0) > 0 {
+                break run;
+            }
+        }
+        assert!(Instant::now() < deadline, "no task started");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("jobrun watch {run}")),
+        "says how to re-attach: {stderr}"
+    );
+    // Nobody is attached, yet the run finishes: the background driver carries it.
+    let s = t.wait_for(&run, "the run to finish", |s| s["state"] == "succeeded");
+    assert_eq!(s["succeeded"], 4);
+    let w = t.run(&["watch", &run]);
+    assert_eq!(w.status, 0);
+    assert!(w.stdout.contains("succeeded: 4 succeeded"), "{}", w.stdout);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !t.containers().is_empty() {
+        assert!(Instant::now() < deadline, "containers left behind");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -1,0 +1,12 @@
+//! One integration-test binary that drives the real `jobrun` executable against the real Docker
+//! engine (the shape of just's `tests/`). No test pulls an image: the test job is a static binary
+//! (tests/fixtures/task.rs) in a FROM-scratch image that `jobrun build` makes.
+
+mod harness;
+
+mod bad_input;
+mod build;
+mod configs;
+mod init;
+mod lifecycle;
+mod runs;

@@ -1,0 +1,69 @@
+//! status, runs, logs and watch output formats.
+
+use crate::harness::Test;
+use serde_json::Value;
+
+#[test]
+fn status_json_watch_json_lines_and_runs() {
+    let t = Test::with_task(r#"command = ["/task", "out", "line one", "err", "line two"]"#);
+    t.build();
+    let r = t.run(&["submit", "--configs", "3", "--output", "json"]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    let lines: Vec<Value> = r
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON lines"))
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["event"] == "task" && l["state"] == "running" && l["index"] == 2)
+    );
+    let summary = lines.last().unwrap();
+    assert_eq!(summary["event"], "summary");
+    assert_eq!(summary["succeeded"], 3);
+
+    // status: the latest run of the job in the current folder, with the documented fields.
+    let s = t.status("");
+    for key in [
+        "run_id",
+        "job",
+        "total",
+        "succeeded",
+        "failed",
+        "running",
+        "queued",
+        "tasks",
+    ] {
+        assert!(s.get(key).is_some(), "status has {key}: {s}");
+    }
+    assert_eq!(s["job"], t.name.as_str());
+    for task in s["tasks"].as_array().unwrap() {
+        for key in ["index", "state", "exit_code", "attempts"] {
+            assert!(task.get(key).is_some(), "task has {key}");
+        }
+    }
+    let text = t.run(&["status"]);
+    assert!(text.stdout.contains("state   succeeded"), "{}", text.stdout);
+
+    // logs: both streams, one task or all of them
+    let one = t.run(&["logs", "--index", "1"]);
+    assert!(one.stdout.contains("line one") && one.stdout.contains("line two"));
+    let all = t.run(&["logs"]);
+    assert!(
+        all.stdout.contains("[0] line one") && all.stdout.contains("[2] line two"),
+        "{}",
+        all.stdout
+    );
+    t.run(&["logs", "--index", "9"])
+        .assert_error(2, "has no task 9");
+
+    // runs lists it; watch of a finished run prints the summary again
+    let runs = t.run(&["runs", "--output", "json"]).json();
+    assert_eq!(runs.as_array().unwrap().len(), 1);
+    let w = t.run(&["watch"]);
+    assert_eq!(w.status, 0);
+    assert!(w.stdout.contains("3 succeeded"));
+    t.run(&["status", "no-such-run"])
+        .assert_error(2, "no run matches");
+}
