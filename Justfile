@@ -1,0 +1,36 @@
+# jobrun's everyday commands. `just --list` shows them.
+
+# Build a debug binary
+build:
+    cargo build
+
+# The test suite (the same command README.md gives and .ci/run runs)
+test:
+    cargo test --locked
+
+# Formatting and lints, as required before a commit
+lint:
+    cargo fmt --check
+    cargo clippy --all-targets -- -D warnings
+
+# Everything CI checks
+ci: lint
+    bash .ci/run
+
+# Install jobrun and run the main job (examples/wordcount) on the local engine
+demo:
+    cargo install --locked --path .
+    cd examples/wordcount && jobrun build && jobrun submit --configs 16
+
+# Local fan-out against `xargs docker run --rm` (ratio, goal <= 1.10)
+bench n="100":
+    bench/local.sh {{n}}
+
+# Release binaries for Linux on both architectures, through `cross`
+release-x86_64:
+    cross build --release --locked --target x86_64-unknown-linux-musl
+
+release-aarch64:
+    cross build --release --locked --target aarch64-unknown-linux-musl
+
+release: release-x86_64 release-aarch64
