@@ -157,6 +157,9 @@ impl From<ImageError> for Failure {
                 Failure::new(Exit::BuildFailed, e.to_string())
                     .hint("its output is above; run it by hand in the job folder to see why")
             }
+            ImageError::WrongPlatform { .. } => Failure::new(Exit::BuildFailed, e.to_string()).hint(
+                "a base image that exists only for another architecture? compile on the host for the target and COPY (see README, Templates)",
+            ),
             ImageError::Step { .. } => Failure::new(Exit::BuildFailed, e.to_string())
                 .hint("fix that Dockerfile step; the build output is above"),
         }

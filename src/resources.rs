@@ -33,7 +33,7 @@ impl MemoryMib {
 
 impl fmt::Display for MemoryMib {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0 % 1024 == 0 {
+        if self.0.is_multiple_of(1024) {
             write!(f, "{}GB", self.0 / 1024)
         } else {
             write!(f, "{}MB", self.0)
@@ -83,7 +83,7 @@ impl Vcpu {
     }
     fn from_f64(v: f64) -> Result<Self, String> {
         let units = v * 1024.0;
-        if !(units >= 1.0) || units.fract() != 0.0 {
+        if units.is_nan() || units < 1.0 || units.fract() != 0.0 {
             return Err(format!("{v} is not a valid vCPU count"));
         }
         Ok(Vcpu(units as u32))

@@ -35,12 +35,14 @@ pub async fn step(
     let _lock = store.lock(run_id)?;
     let mut rec = store.load(run_id)?;
     let before = rec.clone();
+    // What reconcile changed is saved even when it stopped half way (e.g. a start failed).
     let result = target.reconcile(&mut rec, store).await;
     rec.settle();
     if rec != before {
         store.save(&rec)?;
     }
-    result.map(|_| rec)
+    target.release(result?).await?;
+    Ok(rec)
 }
 
 pub async fn watch(

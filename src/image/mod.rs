@@ -32,6 +32,8 @@ pub enum ImageError {
     Step { step: String, message: String },
     #[error("image {0} has not been built")]
     NotBuilt(String),
+    #[error("the image was built for {got}, not for {wanted}")]
+    WrongPlatform { wanted: String, got: String },
     #[error(transparent)]
     Engine(#[from] EngineError),
 }
@@ -83,16 +85,70 @@ pub async fn build(job: &Job, engine: &Engine, ui: &Ui) -> Result<Built, ImageEr
     if let Some(command) = &job.image.pre_build {
         pre_build(job, command, ui)?;
     }
+    let wanted = job.image.platform.to_string();
+    let mut image_id = build_once(job, engine, ui, false).await?;
+    let mut inspect = inspect_id(engine, &image_id).await?;
+    if platform_of(&inspect) != wanted {
+        // The classic builder's cache does not key on the platform: a `FROM scratch` build for
+        // arm64 after one for amd64 gets the amd64 layers back. Build again without the cache.
+        ui.note(&format!(
+            "the build cache gave a {} image; building again without the cache for {wanted}",
+            platform_of(&inspect)
+        ));
+        image_id = build_once(job, engine, ui, true).await?;
+        inspect = inspect_id(engine, &image_id).await?;
+    }
+    let got = platform_of(&inspect);
+    if got != wanted {
+        return Err(ImageError::WrongPlatform { wanted, got });
+    }
+    let content_tag = short_id(&image_id).to_string();
+    engine.tag_image(&image_id, &job.name, &content_tag).await?;
+    engine.tag_image(&image_id, &job.name, "latest").await?;
+    Ok(Built {
+        job: job.name.clone(),
+        tags: vec![format!("{}:{content_tag}", job.name), latest_tag(&job.name)],
+        platform: got,
+        size_bytes: inspect.size.unwrap_or(0),
+        image_id,
+    })
+}
+
+fn platform_of(inspect: &bollard::models::ImageInspect) -> String {
+    format!(
+        "{}/{}",
+        inspect.os.as_deref().unwrap_or("linux"),
+        inspect.architecture.as_deref().unwrap_or("unknown")
+    )
+}
+
+async fn inspect_id(
+    engine: &Engine,
+    id: &str,
+) -> Result<bollard::models::ImageInspect, ImageError> {
+    engine
+        .inspect_image(id)
+        .await?
+        .ok_or_else(|| ImageError::NotBuilt(id.to_string()))
+}
+
+/// One build through the engine, untagged; returns the image id. Output is shown step by step
+/// and a failure names its step.
+async fn build_once(
+    job: &Job,
+    engine: &Engine,
+    ui: &Ui,
+    no_cache: bool,
+) -> Result<String, ImageError> {
     let ctx = context::Context::scan(&job.image.context, &job.image.dockerfile)?;
     tracing::debug!(entries = ctx.entries().len(), "build context scanned");
-    let latest = latest_tag(&job.name);
     let labels = HashMap::from([(LABEL_JOB.to_string(), job.name.clone())]);
     let build_args: HashMap<String, String> = job.image.build_args.clone().into_iter().collect();
     let options = BuildImageOptionsBuilder::default()
         .dockerfile(&ctx.dockerfile_in_context)
-        .t(&latest)
         .rm(true)
         .forcerm(true)
+        .nocache(no_cache)
         .buildargs(&build_args)
         .labels(&labels)
         .platform(&job.image.platform.to_string())
@@ -101,57 +157,42 @@ pub async fn build(job: &Job, engine: &Engine, ui: &Ui) -> Result<Built, ImageEr
     let spinner = ui.spinner(format!("building {} for {}", job.name, job.image.platform));
     let mut stream = Box::pin(engine.build(options, ctx.stream()));
     let mut step = String::from("the start of the build");
-    while let Some(item) = stream.next().await {
+    let mut image_id = None;
+    let result = loop {
+        let Some(item) = stream.next().await else {
+            break image_id.ok_or_else(|| ImageError::NotBuilt(job.name.clone()));
+        };
         let info = match item {
             Ok(info) => info,
             Err(EngineError::Build(
                 bollard::errors::Error::DockerResponseServerError { message, .. }
                 | bollard::errors::Error::DockerStreamError { error: message },
-            )) => {
-                spinner.finish();
-                return Err(ImageError::Step { step, message });
-            }
-            Err(e) => {
-                spinner.finish();
-                return Err(e.into());
-            }
+            )) => break Err(ImageError::Step { step, message }),
+            Err(e) => break Err(e.into()),
         };
         if let Some(detail) = info.error_detail {
-            spinner.finish();
-            return Err(ImageError::Step {
+            break Err(ImageError::Step {
                 step,
                 message: detail.message.unwrap_or_else(|| "unknown error".into()),
             });
+        }
+        if let Some(id) = info.aux.and_then(|aux| aux.id) {
+            image_id = Some(id);
         }
         if let Some(text) = info.stream {
             for line in text.lines().filter(|l| !l.trim().is_empty()) {
                 if line.starts_with("Step ") {
                     step = line.split(" : ").next().unwrap_or(line).to_string();
                 }
+                if let Some(short) = line.strip_prefix("Successfully built ") {
+                    image_id.get_or_insert_with(|| short.trim().to_string());
+                }
                 spinner.line(line);
             }
         }
-    }
+    };
     spinner.finish();
-
-    let inspect = engine
-        .inspect_image(&latest)
-        .await?
-        .ok_or_else(|| ImageError::NotBuilt(latest.clone()))?;
-    let image_id = inspect.id.clone().unwrap_or_default();
-    let content_tag = short_id(&image_id).to_string();
-    engine.tag_image(&image_id, &job.name, &content_tag).await?;
-    Ok(Built {
-        job: job.name.clone(),
-        tags: vec![format!("{}:{content_tag}", job.name), latest],
-        platform: format!(
-            "{}/{}",
-            inspect.os.as_deref().unwrap_or("linux"),
-            inspect.architecture.as_deref().unwrap_or("unknown")
-        ),
-        size_bytes: inspect.size.unwrap_or(0),
-        image_id,
-    })
+    result
 }
 
 /// Runs `[image] pre_build` with `sh -c` in the job folder; its output goes to stderr.

@@ -93,11 +93,13 @@ impl LocalTarget {
             .collect())
     }
 
+    /// See [`Target::reconcile`](super::Target::reconcile). Returns the containers to remove
+    /// once the record is saved.
     pub async fn reconcile(
         &mut self,
         rec: &mut RunRecord,
         store: &Store,
-    ) -> Result<(), TargetError> {
+    ) -> Result<Vec<String>, TargetError> {
         use ContainerSummaryStateEnum as S;
         let now = Utc::now();
         let timeout = chrono::Duration::seconds(rec.settings.timeout_secs as i64);
@@ -236,8 +238,17 @@ impl LocalTarget {
             self.start_queued(rec, live.len()).await?;
         }
 
+        let mut release = vec![];
         for (name, log_path) in collect {
             self.save_logs(&name, &log_path).await?;
+            release.push(name);
+        }
+        Ok(release)
+    }
+
+    /// Removes containers whose outcome and logs are saved in the record.
+    pub async fn release(&mut self, names: Vec<String>) -> Result<(), TargetError> {
+        for name in names {
             self.engine.remove_container(&name).await?;
             self.waiting.remove(&name);
         }

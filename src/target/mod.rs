@@ -26,6 +26,10 @@ pub enum TargetError {
     UnknownTarget { run: String, target: String },
 }
 
+/// Handles of finished work to clean up after the record that says so is saved.
+#[must_use]
+pub struct Release(Vec<String>);
+
 pub enum Target {
     Local(local::LocalTarget),
 }
@@ -42,15 +46,23 @@ impl Target {
         }
     }
 
-    /// Moves the run forward: collects finished tasks, enforces timeouts and cancellation,
-    /// retries, and starts queued tasks within the concurrency limit.
+    /// Moves the run forward: collects finished tasks (outcome and logs), enforces timeouts and
+    /// cancellation, retries, and starts queued tasks within the concurrency limit. Returns what
+    /// may be released (e.g. finished containers) once the updated record is saved: releasing
+    /// first could lose an outcome if jobrun died in between.
     pub async fn reconcile(
         &mut self,
         record: &mut RunRecord,
         store: &Store,
-    ) -> Result<(), TargetError> {
+    ) -> Result<Release, TargetError> {
         match self {
-            Target::Local(t) => t.reconcile(record, store).await,
+            Target::Local(t) => Ok(Release(t.reconcile(record, store).await?)),
+        }
+    }
+
+    pub async fn release(&mut self, release: Release) -> Result<(), TargetError> {
+        match self {
+            Target::Local(t) => t.release(release.0).await,
         }
     }
 

@@ -126,3 +126,39 @@ fn a_failing_dockerfile_step_is_named() {
     t.run(&["build"]).assert_error(4, "unknown instruction");
     assert!(t.images().is_empty(), "no image from a failed build");
 }
+
+#[test]
+fn build_args_and_target_platform() {
+    let t = Test::with_task(r#"command = ["/task", "out", "built with args"]"#);
+    std::fs::rename(t.dir.path().join("task"), t.dir.path().join("task-binary")).unwrap();
+    t.write("Dockerfile", "FROM scratch\nARG SRC\nCOPY ${SRC} /task\n");
+    let toml = std::fs::read_to_string(t.dir.path().join("jobrun.toml")).unwrap();
+    t.write(
+        "jobrun.toml",
+        &format!("{toml}\n[image.build_args]\nSRC = \"task-binary\"\n"),
+    );
+    let b = t.run(&["build", "--output", "json"]);
+    assert_eq!(b.status, 0, "{}", b.stderr);
+    let r = t.run(&["submit", "--configs", "1"]);
+    assert_eq!(r.status, 0, "the build arg picked the file: {}", r.stderr);
+
+    // An arm64 image is built without emulation (FROM scratch + COPY) and says so, even right
+    // after an amd64 build of the same files, whose cached layers the classic builder would
+    // otherwise hand back. (That builder also commits `ARG` steps for the host's platform, so a
+    // foreign-platform Dockerfile keeps to FROM scratch + COPY.)
+    t.write("Dockerfile", "FROM scratch\nCOPY task-binary /task\n");
+    assert_eq!(t.run(&["build"]).status, 0);
+    let arm = t.run(&["build", "--platform", "linux/arm64", "--output", "json"]);
+    assert_eq!(arm.status, 0, "{}", arm.stderr);
+    assert_eq!(arm.json()["platform"], "linux/arm64");
+    let inspected = crate::harness::docker_lines(&[
+        "image",
+        "inspect",
+        "-f",
+        "{{.Architecture}}",
+        &format!("{}:latest", t.name),
+    ]);
+    assert_eq!(inspected, ["arm64"]);
+    t.run(&["build", "--platform", "windows/amd64"])
+        .assert_error(2, "not of the form linux/ARCH");
+}
