@@ -47,8 +47,12 @@ pub struct Cli {
 pub enum Command {
     /// Write a new job (jobrun.toml, Dockerfile, code) from a template
     Init(InitArgs),
-    /// Build the job's image with the Docker engine
+    /// Build the job's image with the Docker engine (--push: then push it)
     Build(BuildArgs),
+    /// Push the last built image to the job's registry (ECR or any OCI registry)
+    Push(PushArgs),
+    /// What was built and pushed for this job: image, platform, size, when, where
+    Images,
     /// Start a run: one task per configuration, then watch it
     Submit(SubmitArgs),
     /// Follow a run until every task is done (re-attaches after Ctrl-C or a crash)
@@ -84,8 +88,32 @@ pub struct InitArgs {
 
 #[derive(Debug, Args)]
 pub struct BuildArgs {
+    /// Push the image after building it
+    #[arg(long)]
+    pub push: bool,
+    #[command(flatten)]
+    pub aws: AwsArgs,
     #[command(flatten)]
     pub overrides: Overrides,
+}
+
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    #[command(flatten)]
+    pub overrides: Overrides,
+}
+
+/// AWS access (the standard chain: environment, profiles, SSO, instance roles).
+#[derive(Debug, Args, Clone, Default)]
+pub struct AwsArgs {
+    /// AWS profile (default: AWS_PROFILE or "default")
+    #[arg(long, value_name = "NAME", help_heading = "AWS")]
+    pub profile: Option<String>,
+    /// AWS region (default: AWS_REGION or the profile's)
+    #[arg(long, value_name = "REGION", help_heading = "AWS")]
+    pub region: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -24,9 +24,30 @@ pub async fn run(cli: Cli, matches: &ArgMatches) -> Result<Exit> {
         Command::Init(args) => init(args, &ui),
         Command::Build(args) => {
             let job = load_job(file, &args.overrides, sub)?;
+            let store = open_store()?;
             let engine = Engine::connect().await?;
-            let built = image::build(&job, &engine, &ui).await?;
-            ui.emit(&built);
+            let built = build_and_record(&job, &engine, &store, &ui).await?;
+            if args.push {
+                ui.note(&built.to_string());
+                let pushed = push(&job, &engine, &store, &args.aws, &ui).await?;
+                ui.emit(&pushed);
+            } else {
+                ui.emit(&built);
+            }
+            Ok(Exit::Ok)
+        }
+        Command::Push(args) => {
+            let job = load_job(file, &args.overrides, sub)?;
+            let store = open_store()?;
+            let engine = Engine::connect().await?;
+            let pushed = push(&job, &engine, &store, &args.aws, &ui).await?;
+            ui.emit(&pushed);
+            Ok(Exit::Ok)
+        }
+        Command::Images => {
+            let job = load_job(file, &Overrides::default(), None)?;
+            let store = open_store()?;
+            ui.emit(&image::records::ImageRecords::load(&store, &job.name)?);
             Ok(Exit::Ok)
         }
         Command::Submit(args) => submit(file, args, sub, &ui).await,
@@ -51,6 +72,30 @@ pub async fn run(cli: Cli, matches: &ArgMatches) -> Result<Exit> {
             Ok(Exit::Ok)
         }
     }
+}
+
+/// Builds the image and records it with the job.
+async fn build_and_record(job: &Job, engine: &Engine, store: &Store, ui: &Ui) -> Result<image::Built> {
+    let built = image::build(job, engine, ui).await?;
+    let mut records = image::records::ImageRecords::load(store, &job.name)?;
+    records.built(image::records::ImageRecord {
+        image_id: built.image_id.clone(),
+        tags: built.tags.clone(),
+        platform: built.platform.clone(),
+        size_bytes: built.size_bytes,
+        built_at: chrono::Utc::now(),
+        pushes: vec![],
+    });
+    records.save(store, &job.name)?;
+    Ok(built)
+}
+
+async fn push(job: &Job, engine: &Engine, store: &Store, aws: &crate::cli::AwsArgs, ui: &Ui) -> Result<image::push::Pushed> {
+    let opts = image::push::AwsOptions {
+        profile: aws.profile.clone(),
+        region: aws.region.clone(),
+    };
+    Ok(image::push::push(job, engine, store, &opts, ui).await?)
 }
 
 fn load_job(
@@ -145,10 +190,17 @@ async fn submit(
     let run_id = record::new_run_id(&job.name);
     let tasks = plan::tasks(configs, job.run.command.as_deref(), &run_id)?;
     let store = open_store()?;
+    if job.target != crate::config::TargetKind::Local {
+        return Err(Failure::usage(format!(
+            "running tasks on the `{}` target is not part of this jobrun yet; it can build and push for it",
+            job.target.as_str()
+        ))
+        .hint("submit with --target local to try the job on the local engine"));
+    }
 
     let engine = Engine::connect().await?;
     if args.build {
-        let built = image::build(&job, &engine, ui).await?;
+        let built = build_and_record(&job, &engine, &store, ui).await?;
         ui.note(&built.to_string());
     }
     let latest = image::latest_tag(&job.name);

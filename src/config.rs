@@ -34,19 +34,22 @@ pub enum ConfigError {
     Invalid { path: PathBuf, message: String },
 }
 
-/// Where a job runs. Only the local engine exists today; the Fargate targets plug in beside it.
+/// Where a job runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum TargetKind {
     /// The local Docker engine (no AWS account needed).
     #[default]
     Local,
+    /// AWS Fargate (images are built for linux/arm64 and pushed to ECR by default).
+    Ecs,
 }
 
 impl TargetKind {
     pub fn as_str(self) -> &'static str {
         match self {
             TargetKind::Local => "local",
+            TargetKind::Ecs => "ecs",
         }
     }
 }
@@ -80,6 +83,17 @@ pub struct FileConfig {
     pub resources: ResourcesSection,
     #[serde(default)]
     pub run: RunSection,
+    #[serde(default)]
+    pub ecr: EcrSection,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct EcrSection {
+    pub repository_prefix: Option<String>,
+    pub keep_images: Option<u32>,
+    pub scan_on_push: Option<bool>,
+    pub registry_endpoint: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -98,6 +112,7 @@ pub struct ImageSection {
     #[serde(default)]
     pub build_args: BTreeMap<String, String>,
     pub pre_build: Option<String>,
+    pub registry: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -229,6 +244,31 @@ pub struct ImageSpec {
     pub platform: Platform,
     pub build_args: BTreeMap<String, String>,
     pub pre_build: Option<String>,
+    /// Where `push` sends the image.
+    pub registry: RegistrySpec,
+}
+
+/// Where images are pushed: ECR (the default for the ecs target), any OCI registry
+/// (`host[:port]/namespace`), or nowhere yet.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum RegistrySpec {
+    None,
+    Ecr {
+        /// The repository is `<repository_prefix>/<job>`.
+        repository_prefix: String,
+        /// The lifecycle policy of a repository jobrun creates keeps this many images.
+        keep_images: u32,
+        scan_on_push: bool,
+        /// Push through this registry host instead of the endpoint ECR's token names (a
+        /// pull-through proxy or a private endpoint; the tests use a loopback registry).
+        registry_endpoint: Option<String>,
+    },
+    Oci {
+        host: String,
+        /// The path under the host; the repository is `<namespace>/<job>`.
+        namespace: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -392,7 +432,33 @@ fn resolve(
         Some(p) => Platform::parse(&p).map_err(|m| invalid(format!("image.platform: {m}")))?,
         None => match target {
             TargetKind::Local => Platform::host(),
+            // Fargate on Graviton (+ Spot) is the cheap path.
+            TargetKind::Ecs => Platform::parse("linux/arm64").expect("valid"),
         },
+    };
+    let registry = match (file.image.registry.as_deref().map(str::trim), target) {
+        (Some("ecr"), _) | (None, TargetKind::Ecs) => RegistrySpec::Ecr {
+            repository_prefix: file.ecr.repository_prefix.clone().unwrap_or_else(|| "jobrun".into()),
+            keep_images: match file.ecr.keep_images {
+                Some(0) => return Err(invalid("ecr.keep_images must be at least 1".into())),
+                Some(n) => n,
+                None => 20,
+            },
+            scan_on_push: file.ecr.scan_on_push.unwrap_or(true),
+            registry_endpoint: file.ecr.registry_endpoint.clone(),
+        },
+        (Some(url), _) => {
+            let url = url.trim_start_matches("https://").trim_start_matches("http://").trim_end_matches('/');
+            let (host, namespace) = url.split_once('/').unwrap_or((url, ""));
+            if host.is_empty() || host.contains(char::is_whitespace) {
+                return Err(invalid(format!("image.registry `{url}` is not of the form host[:port]/namespace")));
+            }
+            RegistrySpec::Oci {
+                host: host.to_string(),
+                namespace: namespace.to_string(),
+            }
+        }
+        (None, TargetKind::Local) => RegistrySpec::None,
     };
 
     let concurrency = flags
@@ -453,6 +519,7 @@ fn resolve(
             platform,
             build_args: file.image.build_args,
             pre_build: file.image.pre_build,
+            registry,
         },
         resources: Resources {
             cpu,
@@ -613,6 +680,26 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("not valid with cpu = 0.25"), "{e}");
+    }
+
+    #[test]
+    fn ecs_target_defaults_to_arm64_and_ecr() {
+        let job = load_str("[job]\nname = \"wc\"\ntarget = \"ecs\"\n", &Overrides::default(), &Overrides::default()).unwrap();
+        assert_eq!(job.image.platform.to_string(), "linux/arm64");
+        assert!(matches!(job.image.registry, RegistrySpec::Ecr { keep_images: 20, .. }));
+        let job = load_str(
+            "[job]\nname = \"wc\"\n[image]\nregistry = \"127.0.0.1:5000/team/ml\"\n",
+            &Overrides::default(),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            job.image.registry,
+            RegistrySpec::Oci {
+                host: "127.0.0.1:5000".into(),
+                namespace: "team/ml".into()
+            }
+        );
     }
 
     #[test]

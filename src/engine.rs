@@ -34,6 +34,8 @@ pub enum EngineError {
         tag: String,
         source: BollardError,
     },
+    #[error("cannot export image {image}: {source}")]
+    ExportImage { image: String, source: BollardError },
     #[error("cannot create container {name}: {source}")]
     CreateContainer { name: String, source: BollardError },
     #[error("cannot start container {name}: {source}")]
@@ -224,6 +226,17 @@ impl Engine {
                     name: name.clone(),
                     source,
                 })
+        })
+    }
+
+    /// The image as a `docker save` tar stream.
+    pub fn export_image(&self, image: &str) -> impl Stream<Item = Result<bytes::Bytes, EngineError>> + use<> {
+        let image_name = image.to_string();
+        self.docker.export_image(image).map(move |r| {
+            r.map_err(|source| EngineError::ExportImage {
+                image: image_name.clone(),
+                source,
+            })
         })
     }
 

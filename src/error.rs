@@ -84,6 +84,10 @@ use crate::image::ImageError;
 use crate::init::InitError;
 use crate::plan::PlanError;
 use crate::record::StoreError;
+use crate::aws::AwsError;
+use crate::image::ecr::EcrError;
+use crate::image::push::PushError;
+use crate::registry::RegistryError;
 use crate::target::TargetError;
 
 impl From<ConfigError> for Failure {
@@ -192,5 +196,62 @@ impl From<InitError> for Failure {
             InitError::BadName(_) => "pass --name with a valid job name".into(),
         };
         Failure::usage(e.to_string()).hint(hint)
+    }
+}
+
+impl From<AwsError> for Failure {
+    fn from(e: AwsError) -> Self {
+        match &e {
+            AwsError::NoRegion => Failure::usage(e.to_string()).hint("pass --region, set AWS_REGION, or give the profile a region"),
+            AwsError::NoCredentials(_) => Failure::usage(e.to_string())
+                .hint("set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, pass --profile, or run `aws sso login`"),
+            AwsError::Service { code, .. } if code.contains("AccessDenied") || code.contains("Unrecognized") => {
+                Failure::env(e.to_string()).hint("the credentials lack the permission named above")
+            }
+            _ => Failure::env(e.to_string()).hint("check the region, AWS_ENDPOINT_URL and the network; -v shows more"),
+        }
+    }
+}
+
+impl From<EcrError> for Failure {
+    fn from(e: EcrError) -> Self {
+        match e {
+            EcrError::Aws(e) => e.into(),
+            other => Failure::env(other.to_string()).hint("run again; if it persists, check ECR in the AWS console"),
+        }
+    }
+}
+
+impl From<RegistryError> for Failure {
+    fn from(e: RegistryError) -> Self {
+        let hint = match &e {
+            RegistryError::Unreachable { host, .. } => format!("is the registry at {host} up and reachable?"),
+            RegistryError::Unauthorized { host, .. } => {
+                format!("log in with `docker login {host}` (credentials come from the Docker config), or check the registry's permissions")
+            }
+            RegistryError::Status { .. } => "the registry refused the push; its answer is above".to_string(),
+            RegistryError::Io { .. } => "check the state directory (JOBRUN_STATE_DIR)".to_string(),
+        };
+        Failure::env(e.to_string()).hint(hint)
+    }
+}
+
+impl From<PushError> for Failure {
+    fn from(e: PushError) -> Self {
+        match e {
+            PushError::NoRegistry => Failure::usage(e.to_string())
+                .hint("set image.registry = \"ecr\" or \"host[:port]/namespace\" in jobrun.toml, or target = \"ecs\""),
+            PushError::PlatformMismatch { ref wanted, .. } => Failure::usage(e.to_string()).hint(format!(
+                "build it for {wanted} (jobrun build --platform {wanted}); on another architecture, cross-compile on the host and COPY (see README)"
+            )),
+            PushError::Image(e) => e.into(),
+            PushError::Engine(e) => e.into(),
+            PushError::Registry(e) => e.into(),
+            PushError::Ecr(e) => e.into(),
+            PushError::Aws(e) => e.into(),
+            PushError::Store(e) => e.into(),
+            PushError::Credentials(_) => Failure::usage(e.to_string()).hint("fix ~/.docker/config.json or the credential helper"),
+            PushError::Export(_) => Failure::env(e.to_string()).hint("check the Docker engine and free disk space"),
+        }
     }
 }

@@ -3,6 +3,7 @@
 //! The pipeline, one module each: config → plan → image → target (engine) → watch.
 //! See docs/ARCHITECTURE.md.
 
+mod aws;
 mod cli;
 mod commands;
 mod config;
@@ -12,6 +13,7 @@ mod image;
 mod init;
 mod plan;
 mod record;
+mod registry;
 mod report;
 mod resources;
 mod target;

@@ -209,6 +209,21 @@ pub fn new_run_id(job: &str) -> String {
     )
 }
 
+/// Atomic replace of a JSON file: a temporary file in the same folder, fsync, rename.
+pub fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> Result<(), StoreError> {
+    let dir = path.parent().expect("a file in a folder");
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io(dir))?;
+    let bytes = serde_json::to_vec_pretty(value).expect("records serialise");
+    tmp.write_all(&bytes).map_err(io(dir))?;
+    tmp.as_file().sync_all().map_err(io(dir))?;
+    tmp.persist(path).map_err(|e| StoreError::Io {
+        path: path.to_path_buf(),
+        source: e.error,
+    })?;
+    Ok(())
+}
+
 pub struct Store {
     root: PathBuf,
 }
@@ -237,6 +252,22 @@ impl Store {
         let runs = root.join("runs");
         std::fs::create_dir_all(&runs).map_err(io(&runs))?;
         Ok(Store { root })
+    }
+
+    /// Per-job state that is not a run: the image records (`jobs/<job>/images.json`).
+    pub fn job_dir(&self, job: &str) -> PathBuf {
+        self.root.join("jobs").join(job)
+    }
+
+    /// Cached registry tokens (files readable only by the user).
+    pub fn auth_dir(&self) -> PathBuf {
+        self.root.join("auth")
+    }
+
+    /// Compressed image layers, keyed by their uncompressed digest, so a push of layers that did
+    /// not change compresses nothing again.
+    pub fn blob_dir(&self) -> PathBuf {
+        self.root.join("blobs")
     }
 
     pub fn run_dir(&self, run_id: &str) -> PathBuf {
@@ -278,19 +309,9 @@ impl Store {
         serde_json::from_slice(&bytes).map_err(|source| StoreError::Corrupt { path, source })
     }
 
-    /// Atomic replace: temp file in the same folder, fsync, rename.
+    /// Atomic replace, so a kill at any moment leaves the old or the new record.
     pub fn save(&self, record: &RunRecord) -> Result<(), StoreError> {
-        let dir = self.run_dir(&record.run_id);
-        let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(io(&dir))?;
-        let bytes = serde_json::to_vec_pretty(record).expect("run record serialises");
-        tmp.write_all(&bytes).map_err(io(&dir))?;
-        tmp.as_file().sync_all().map_err(io(&dir))?;
-        let path = self.record_path(&record.run_id);
-        tmp.persist(&path).map_err(|e| StoreError::Io {
-            path,
-            source: e.error,
-        })?;
-        Ok(())
+        write_json_atomic(&self.record_path(&record.run_id), record)
     }
 
     /// Takes the run's lock (blocking until other writers are done).

@@ -5,6 +5,9 @@
 
 pub mod context;
 pub mod dockerignore;
+pub mod ecr;
+pub mod push;
+pub mod records;
 
 use crate::config::Job;
 use crate::engine::{Engine, EngineError, LABEL_JOB};

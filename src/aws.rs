@@ -1,0 +1,103 @@
+//! AWS access: one `SdkConfig` (standard credential chain, `--profile`, `--region`,
+//! `AWS_ENDPOINT_URL`), and every AWS client is made here from it. AWS errors are matched by
+//! code (`ProvideErrorMetadata`), never by message text.
+
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_sdk_ecr::error::ProvideErrorMetadata;
+use aws_sdk_ecr::error::SdkError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AwsError {
+    #[error("no AWS region is set")]
+    NoRegion,
+    #[error("no AWS credentials were found: {0}")]
+    NoCredentials(String),
+    #[error("AWS {operation} failed: {code}: {message}")]
+    Service {
+        operation: &'static str,
+        code: String,
+        message: String,
+    },
+    #[error("AWS {operation} could not be sent: {message}")]
+    Transport { operation: &'static str, message: String },
+}
+
+impl AwsError {
+    /// Wraps an SDK error, keeping the service's error code.
+    pub fn from_sdk<E, R>(operation: &'static str, e: SdkError<E, R>) -> AwsError
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug,
+    {
+        match &e {
+            SdkError::ServiceError(se) => AwsError::Service {
+                operation,
+                code: se.err().code().unwrap_or("Unknown").to_string(),
+                message: se.err().message().unwrap_or("").to_string(),
+            },
+            other => AwsError::Transport {
+                operation,
+                message: aws_smithy_error_text(other),
+            },
+        }
+    }
+
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            AwsError::Service { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+}
+
+fn aws_smithy_error_text(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// The AWS side of jobrun: one configuration, the clients built from it.
+#[derive(Clone)]
+pub struct Aws {
+    config: SdkConfig,
+}
+
+impl Aws {
+    /// Loads the standard chain; checks a region is set and credentials can be found, so
+    /// nothing is attempted half way without them.
+    pub async fn load(profile: Option<&str>, region: Option<&str>) -> Result<Aws, AwsError> {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        if let Some(p) = profile {
+            loader = loader.profile_name(p);
+        }
+        if let Some(r) = region {
+            loader = loader.region(aws_config::Region::new(r.to_string()));
+        }
+        let config = loader.load().await;
+        if config.region().is_none() {
+            return Err(AwsError::NoRegion);
+        }
+        let provider = config
+            .credentials_provider()
+            .ok_or_else(|| AwsError::NoCredentials("no credential provider".into()))?;
+        use aws_credential_types::provider::ProvideCredentials;
+        provider
+            .provide_credentials()
+            .await
+            .map_err(|e| AwsError::NoCredentials(aws_smithy_error_text(&e)))?;
+        Ok(Aws { config })
+    }
+
+    pub fn region(&self) -> String {
+        self.config.region().map(|r| r.to_string()).unwrap_or_default()
+    }
+
+    pub fn ecr(&self) -> aws_sdk_ecr::Client {
+        aws_sdk_ecr::Client::new(&self.config)
+    }
+}

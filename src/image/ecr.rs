@@ -1,0 +1,235 @@
+//! ECR: the job's repository (`<prefix>/<job>`), created when missing with scan on push,
+//! encryption and a lifecycle policy, and the registry login from `GetAuthorizationToken`,
+//! cached until it expires (ECR tokens live 12 hours).
+
+use crate::aws::{Aws, AwsError};
+use crate::record::Store;
+use crate::registry::Credentials;
+use aws_sdk_ecr::types::{EncryptionConfiguration, EncryptionType, ImageScanningConfiguration, Tag};
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EcrError {
+    #[error(transparent)]
+    Aws(#[from] AwsError),
+    #[error("ECR returned no authorization data")]
+    NoToken,
+    #[error("ECR returned an authorization token that is not `user:password`")]
+    BadToken,
+}
+
+/// What `ensure_repository` found or made.
+pub struct Repository {
+    pub uri: String,
+    pub created: bool,
+}
+
+/// The lifecycle policy of a repository jobrun creates: keep the newest `keep` images.
+pub fn lifecycle_policy(keep: u32) -> String {
+    serde_json::json!({
+        "rules": [{
+            "rulePriority": 1,
+            "description": format!("jobrun: keep the last {keep} images"),
+            "selection": { "tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": keep },
+            "action": { "type": "expire" }
+        }]
+    })
+    .to_string()
+}
+
+/// Describes the repository; creates it (scan on push, AES-256 encryption, tags, lifecycle
+/// policy) when ECR says it does not exist. An existing repository is left as it is.
+pub async fn ensure_repository(
+    aws: &Aws,
+    name: &str,
+    job: &str,
+    scan_on_push: bool,
+    keep_images: u32,
+) -> Result<Repository, EcrError> {
+    let ecr = aws.ecr();
+    match ecr.describe_repositories().repository_names(name).send().await {
+        Ok(out) => {
+            if let Some(repo) = out.repositories().first() {
+                return Ok(Repository {
+                    uri: repo.repository_uri().unwrap_or_default().into(),
+                    created: false,
+                });
+            }
+        }
+        Err(e) => {
+            let e = AwsError::from_sdk("DescribeRepositories", e);
+            if e.code() != Some("RepositoryNotFoundException") {
+                return Err(e.into());
+            }
+        }
+    }
+    let tag = |k: &str, v: &str| Tag::builder().key(k).value(v).build().expect("key and value set");
+    let created = ecr
+        .create_repository()
+        .repository_name(name)
+        .image_scanning_configuration(ImageScanningConfiguration::builder().scan_on_push(scan_on_push).build())
+        .encryption_configuration(
+            EncryptionConfiguration::builder()
+                .encryption_type(EncryptionType::Aes256)
+                .build()
+                .expect("encryption type set"),
+        )
+        .tags(tag("managed-by", "jobrun"))
+        .tags(tag("jobrun:job", job))
+        .send()
+        .await;
+    let uri = match created {
+        Ok(out) => out
+            .repository()
+            .and_then(|r| r.repository_uri())
+            .unwrap_or_default()
+            .to_string(),
+        Err(e) => {
+            let e = AwsError::from_sdk("CreateRepository", e);
+            // Someone else created it between our describe and create: use it as it is.
+            if e.code() == Some("RepositoryAlreadyExistsException") {
+                return Box::pin(ensure_repository(aws, name, job, scan_on_push, keep_images)).await;
+            }
+            return Err(e.into());
+        }
+    };
+    ecr.put_lifecycle_policy()
+        .repository_name(name)
+        .lifecycle_policy_text(lifecycle_policy(keep_images))
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("PutLifecyclePolicy", e))?;
+    Ok(Repository {
+        uri,
+        created: true,
+    })
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Login {
+    pub username: String,
+    pub password: String,
+    /// The registry host ECR names, e.g. `123456789012.dkr.ecr.us-east-1.amazonaws.com`.
+    pub endpoint: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl Login {
+    pub fn credentials(&self) -> Credentials {
+        Credentials {
+            username: self.username.clone(),
+            password: self.password.clone(),
+        }
+    }
+    /// Usable for a push that starts now (with five minutes to spare).
+    pub fn fresh(&self, now: DateTime<Utc>) -> bool {
+        self.expires_at > now + chrono::Duration::minutes(5)
+    }
+}
+
+fn cache_path(store: &Store, aws: &Aws, profile: Option<&str>) -> std::path::PathBuf {
+    use sha2::Digest;
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_default();
+    let key = format!("{}|{}|{endpoint}", profile.unwrap_or("default"), aws.region());
+    let hash = format!("{:x}", sha2::Sha256::digest(key.as_bytes()));
+    store.auth_dir().join(format!("ecr-{}.json", &hash[..16]))
+}
+
+/// The registry login: the cached one while it is fresh, else a new `GetAuthorizationToken`.
+pub async fn login(aws: &Aws, store: &Store, profile: Option<&str>) -> Result<Login, EcrError> {
+    let path = cache_path(store, aws, profile);
+    let now = Utc::now();
+    if let Some(cached) = std::fs::read(&path)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Login>(&b).ok())
+        .filter(|l| l.fresh(now))
+    {
+        tracing::debug!(path = %path.display(), "using the cached ECR login");
+        return Ok(cached);
+    }
+    let out = aws
+        .ecr()
+        .get_authorization_token()
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("GetAuthorizationToken", e))?;
+    let data = out.authorization_data().first().ok_or(EcrError::NoToken)?;
+    let login = decode_token(
+        data.authorization_token().ok_or(EcrError::NoToken)?,
+        data.proxy_endpoint().unwrap_or_default(),
+        data.expires_at()
+            .and_then(|t| DateTime::from_timestamp(t.secs(), 0))
+            .unwrap_or(now + chrono::Duration::hours(12)),
+    )?;
+    save_private(&path, &login);
+    Ok(login)
+}
+
+pub fn decode_token(token: &str, endpoint: &str, expires_at: DateTime<Utc>) -> Result<Login, EcrError> {
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(token.trim())
+        .map_err(|_| EcrError::BadToken)?;
+    let raw = String::from_utf8(raw).map_err(|_| EcrError::BadToken)?;
+    let (username, password) = raw.split_once(':').ok_or(EcrError::BadToken)?;
+    Ok(Login {
+        username: username.into(),
+        password: password.into(),
+        endpoint: endpoint
+            .trim_start_matches("https://")
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .into(),
+        expires_at,
+    })
+}
+
+/// The cache holds a password: readable by the user only. A failed write only costs a new token.
+fn save_private(path: &std::path::Path, login: &Login) {
+    use std::os::unix::fs::OpenOptionsExt;
+    let Some(dir) = path.parent() else { return };
+    if std::fs::create_dir_all(dir).is_err() {
+        return;
+    }
+    let tmp = path.with_extension("tmp");
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .and_then(|mut f| {
+            use std::io::Write;
+            f.write_all(&serde_json::to_vec(login).expect("serialisable"))
+        });
+    if written.is_ok() {
+        let _ = std::fs::rename(&tmp, path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_decoding_and_freshness() {
+        let token = base64::engine::general_purpose::STANDARD.encode("AWS:secret:with:colons");
+        let now = Utc::now();
+        let l = decode_token(&token, "https://1234.dkr.ecr.us-east-1.amazonaws.com", now + chrono::Duration::hours(12)).unwrap();
+        assert_eq!(l.username, "AWS");
+        assert_eq!(l.password, "secret:with:colons");
+        assert_eq!(l.endpoint, "1234.dkr.ecr.us-east-1.amazonaws.com");
+        assert!(l.fresh(now));
+        assert!(!l.fresh(now + chrono::Duration::hours(12) - chrono::Duration::minutes(4)));
+        assert!(decode_token("not base64!", "", now).is_err());
+        assert!(decode_token(&base64::engine::general_purpose::STANDARD.encode("nocolon"), "", now).is_err());
+    }
+
+    #[test]
+    fn lifecycle_policy_keeps_n() {
+        let v: serde_json::Value = serde_json::from_str(&lifecycle_policy(7)).unwrap();
+        assert_eq!(v["rules"][0]["selection"]["countNumber"], 7);
+        assert_eq!(v["rules"][0]["action"]["type"], "expire");
+    }
+}

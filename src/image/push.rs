@@ -1,0 +1,488 @@
+//! Pushing the job's image: read it out of the engine (`docker save` format), compress each
+//! layer once (cached by its uncompressed digest), and upload through the registry API: layers
+//! the registry already has are skipped and said so, transient failures are retried with
+//! jittered exponential backoff, and the result is named by digest (`repo@sha256:…`).
+//!
+//! The image must be for the job's platform: an amd64 image is refused for an arm64 target
+//! before anything is uploaded (Fargate would stop it with `exec format error`).
+
+use super::records::{ImageRecords, PushRecord};
+use super::{ImageError, short_id};
+use crate::config::{Job, RegistrySpec};
+use crate::engine::{Engine, EngineError};
+use crate::record::Store;
+use crate::registry::{CONFIG_V1, LAYER_GZIP, MANIFEST_V2, Registry, RegistryError, dockercfg};
+use crate::ui::Ui;
+use backon::{ExponentialBuilder, Retryable};
+use futures_util::StreamExt;
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PushError {
+    #[error("nowhere to push: the job has no registry")]
+    NoRegistry,
+    #[error("image {image} is {got} but the job's platform is {wanted}; it is not pushed")]
+    PlatformMismatch { image: String, got: String, wanted: String },
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error(transparent)]
+    Ecr(#[from] super::ecr::EcrError),
+    #[error(transparent)]
+    Aws(#[from] crate::aws::AwsError),
+    #[error(transparent)]
+    Store(#[from] crate::record::StoreError),
+    #[error("docker credentials: {0}")]
+    Credentials(String),
+    #[error("cannot read the image out of the engine: {0}")]
+    Export(String),
+}
+
+/// AWS settings from the command line.
+#[derive(Debug, Clone, Default)]
+pub struct AwsOptions {
+    pub profile: Option<String>,
+    pub region: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Pushed {
+    pub image_id: String,
+    pub platform: String,
+    pub registry: String,
+    pub repository: String,
+    pub digest: String,
+    pub reference: String,
+    pub tags: Vec<String>,
+    pub layers_uploaded: usize,
+    pub layers_skipped: usize,
+    pub bytes_uploaded: u64,
+    pub repository_created: bool,
+}
+
+impl std::fmt::Display for Pushed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "pushed {} ({}; tags {}; {} layer{} uploaded, {} already there, {:.1} MB sent)",
+            self.reference,
+            self.platform,
+            self.tags.join(", "),
+            self.layers_uploaded,
+            if self.layers_uploaded == 1 { "" } else { "s" },
+            self.layers_skipped,
+            self.bytes_uploaded as f64 / 1e6
+        )
+    }
+}
+
+/// Where the push goes, resolved (and for ECR, made to exist) before any upload.
+struct Destination {
+    registry: Registry,
+    repository: String,
+    created: bool,
+}
+
+async fn destination(job: &Job, store: &Store, aws: &AwsOptions, ui: &Ui) -> Result<Destination, PushError> {
+    match &job.image.registry {
+        RegistrySpec::None => Err(PushError::NoRegistry),
+        RegistrySpec::Oci { host, namespace } => {
+            let credentials = dockercfg::lookup(host).map_err(PushError::Credentials)?;
+            let repository = if namespace.is_empty() {
+                job.name.clone()
+            } else {
+                format!("{namespace}/{}", job.name)
+            };
+            Ok(Destination {
+                registry: Registry::new(host, credentials),
+                repository,
+                created: false,
+            })
+        }
+        RegistrySpec::Ecr {
+            repository_prefix,
+            keep_images,
+            scan_on_push,
+            registry_endpoint,
+        } => {
+            let aws_ctx = crate::aws::Aws::load(aws.profile.as_deref(), aws.region.as_deref()).await?;
+            let name = format!("{}/{}", repository_prefix.trim_matches('/'), job.name);
+            let repo = super::ecr::ensure_repository(&aws_ctx, &name, &job.name, *scan_on_push, *keep_images).await?;
+            if repo.created {
+                ui.note(&format!(
+                    "created ECR repository {} (scan on push, encrypted, keeps {keep_images} images)",
+                    repo.uri
+                ));
+            }
+            let login = super::ecr::login(&aws_ctx, store, aws.profile.as_deref()).await?;
+            let host = registry_endpoint.clone().unwrap_or(login.endpoint.clone());
+            Ok(Destination {
+                registry: Registry::new(&host, Some(login.credentials())),
+                repository: name,
+                created: repo.created,
+            })
+        }
+    }
+}
+
+struct Blob {
+    digest: String,
+    size: u64,
+    path: PathBuf,
+    media_type: &'static str,
+}
+
+/// Pushes `<job>:latest`.
+pub async fn push(job: &Job, engine: &Engine, store: &Store, aws: &AwsOptions, ui: &Ui) -> Result<Pushed, PushError> {
+    let latest = super::latest_tag(&job.name);
+    let inspect = engine
+        .inspect_image(&latest)
+        .await?
+        .ok_or_else(|| ImageError::NotBuilt(latest.clone()))?;
+    let image_id = inspect.id.clone().unwrap_or_default();
+    let got = format!(
+        "{}/{}",
+        inspect.os.as_deref().unwrap_or("linux"),
+        inspect.architecture.as_deref().unwrap_or("unknown")
+    );
+    let wanted = job.image.platform.to_string();
+    if got != wanted {
+        return Err(PushError::PlatformMismatch {
+            image: format!("{}:{}", job.name, short_id(&image_id)),
+            got,
+            wanted,
+        });
+    }
+    let dest = destination(job, store, aws, ui).await?;
+
+    // Read the image out of the engine and prepare its blobs.
+    let work = tempfile::tempdir_in(store_tmp(store)?).map_err(|e| PushError::Export(e.to_string()))?;
+    let saved = work.path().join("image.tar");
+    {
+        let mut file = std::fs::File::create(&saved).map_err(|e| PushError::Export(e.to_string()))?;
+        let mut stream = Box::pin(engine.export_image(&image_id));
+        while let Some(chunk) = stream.next().await {
+            file.write_all(&chunk?).map_err(|e| PushError::Export(e.to_string()))?;
+        }
+    }
+    let blob_dir = store.blob_dir();
+    let (config, layers) = tokio::task::spawn_blocking(move || prepare_blobs(&saved, &blob_dir))
+        .await
+        .map_err(|e| PushError::Export(e.to_string()))?
+        .map_err(PushError::Export)?;
+
+    let tags = tags_for(job, &image_id);
+    let progress = Progress::new(ui, &dest.registry, &dest.repository);
+    let registry = Arc::new(dest.registry);
+    let mut uploaded = 0;
+    let mut skipped = 0;
+    let mut bytes = 0;
+    // Layers in parallel (three at a time), then the config.
+    let results: Vec<Result<bool, RegistryError>> = futures_util::stream::iter(layers.iter())
+        .map(|blob| push_blob(registry.clone(), dest.repository.clone(), blob, &progress))
+        .buffered(3)
+        .collect()
+        .await;
+    for (blob, r) in layers.iter().zip(results) {
+        if r? {
+            uploaded += 1;
+            bytes += blob.size;
+        } else {
+            skipped += 1;
+        }
+    }
+    if push_blob(registry.clone(), dest.repository.clone(), &config, &progress).await? {
+        bytes += config.size;
+    }
+    progress.finish();
+
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": MANIFEST_V2,
+        "config": { "mediaType": config.media_type, "size": config.size, "digest": config.digest },
+        "layers": layers.iter().map(|l| serde_json::json!({
+            "mediaType": l.media_type, "size": l.size, "digest": l.digest
+        })).collect::<Vec<_>>(),
+    }))
+    .expect("manifest serialises");
+    let mut digest = String::new();
+    for tag in &tags {
+        let put = || async { registry.put_manifest(&dest.repository, tag, MANIFEST_V2, &manifest).await };
+        digest = put.retry(backoff()).when(RegistryError::is_transient).await?;
+    }
+
+    let reference = format!("{}/{}@{digest}", registry.host(), dest.repository);
+    let mut records = ImageRecords::load(store, &job.name)?;
+    records.pushed(
+        &image_id,
+        PushRecord {
+            registry: registry.host().to_string(),
+            repository: dest.repository.clone(),
+            digest: digest.clone(),
+            reference: reference.clone(),
+            tags: tags.clone(),
+            pushed_at: chrono::Utc::now(),
+        },
+    );
+    records.save(store, &job.name)?;
+    Ok(Pushed {
+        image_id,
+        platform: wanted,
+        registry: registry.host().to_string(),
+        repository: dest.repository,
+        digest,
+        reference,
+        tags,
+        layers_uploaded: uploaded,
+        layers_skipped: skipped,
+        bytes_uploaded: bytes,
+        repository_created: dest.created,
+    })
+}
+
+fn backoff() -> ExponentialBuilder {
+    ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(200))
+        .with_max_delay(Duration::from_secs(10))
+        .with_max_times(4)
+        .with_jitter()
+}
+
+fn store_tmp(store: &Store) -> Result<PathBuf, PushError> {
+    let dir = store.blob_dir().join("tmp");
+    std::fs::create_dir_all(&dir).map_err(|e| PushError::Export(format!("{}: {e}", dir.display())))?;
+    Ok(dir)
+}
+
+/// The content tag (short image id) and, in a git work tree, the commit (`-dirty` when the
+/// tree has changes).
+fn tags_for(job: &Job, image_id: &str) -> Vec<String> {
+    let mut tags = vec![short_id(image_id).to_string()];
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .current_dir(&job.dir)
+            .stderr(std::process::Stdio::null())
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    if let Some(sha) = git(&["rev-parse", "--short", "HEAD"]).filter(|s| !s.is_empty()) {
+        let dirty = git(&["status", "--porcelain", "--", "."]).is_some_and(|s| !s.is_empty());
+        tags.push(if dirty { format!("git-{sha}-dirty") } else { format!("git-{sha}") });
+    }
+    tags
+}
+
+/// Uploads one blob unless the registry has it; true when it was uploaded.
+async fn push_blob(registry: Arc<Registry>, repo: String, blob: &Blob, progress: &Progress) -> Result<bool, RegistryError> {
+    let bar = progress.layer(blob);
+    let exists = (|| async { registry.blob_exists(&repo, &blob.digest).await })
+        .retry(backoff())
+        .when(RegistryError::is_transient)
+        .await?;
+    if exists {
+        progress.done(&bar, blob, false);
+        return Ok(false);
+    }
+    let upload = || {
+        let bar = bar.clone();
+        let registry = registry.clone();
+        let repo = repo.clone();
+        async move {
+            registry
+                .upload_blob(&repo, &blob.digest, &blob.path, move |n| {
+                    if let Some(b) = &bar {
+                        b.set_position(n);
+                    }
+                })
+                .await
+        }
+    };
+    upload.retry(backoff()).when(RegistryError::is_transient).await?;
+    progress.done(&bar, blob, true);
+    Ok(true)
+}
+
+/// Reads a `docker save` tar: the config blob as it is, and each layer gzip-compressed into the
+/// blob cache (keyed by its uncompressed digest from the config, so unchanged layers are
+/// compressed once and keep their compressed digest across pushes).
+fn prepare_blobs(saved: &Path, blob_dir: &Path) -> Result<(Blob, Vec<Blob>), String> {
+    let err = |e: std::io::Error| e.to_string();
+    std::fs::create_dir_all(blob_dir).map_err(err)?;
+    let read_entry = |name: &str| -> Result<Vec<u8>, String> {
+        let mut archive = tar::Archive::new(std::fs::File::open(saved).map_err(err)?);
+        for entry in archive.entries().map_err(err)? {
+            let mut entry = entry.map_err(err)?;
+            if entry.path().map_err(err)?.to_string_lossy() == name {
+                let mut buf = vec![];
+                entry.read_to_end(&mut buf).map_err(err)?;
+                return Ok(buf);
+            }
+        }
+        Err(format!("{name} is missing from the saved image"))
+    };
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&read_entry("manifest.json")?).map_err(|e| e.to_string())?;
+    let config_name = manifest[0]["Config"].as_str().ok_or("no Config in manifest.json")?.to_string();
+    let layer_names: Vec<String> = manifest[0]["Layers"]
+        .as_array()
+        .ok_or("no Layers in manifest.json")?
+        .iter()
+        .filter_map(|v| v.as_str().map(str::to_string))
+        .collect();
+    let config_bytes = read_entry(&config_name)?;
+    let config_json: serde_json::Value = serde_json::from_slice(&config_bytes).map_err(|e| e.to_string())?;
+    let diff_ids: Vec<String> = config_json["rootfs"]["diff_ids"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+        .unwrap_or_default();
+    if diff_ids.len() != layer_names.len() {
+        return Err("the image config and its layers disagree".into());
+    }
+    let config_digest = crate::registry::sha256_digest(&config_bytes);
+    let config_path = blob_dir.join(format!("{}.config.json", config_digest.trim_start_matches("sha256:")));
+    std::fs::write(&config_path, &config_bytes).map_err(err)?;
+    let config = Blob {
+        digest: config_digest,
+        size: config_bytes.len() as u64,
+        path: config_path,
+        media_type: CONFIG_V1,
+    };
+
+    // One pass over the saved image compresses every layer not in the cache yet.
+    let cached = |diff_id: &str| -> Option<Blob> {
+        let key = diff_id.trim_start_matches("sha256:");
+        let meta: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(blob_dir.join(format!("{key}.json"))).ok()?).ok()?;
+        let path = blob_dir.join(format!("{key}.tar.gz"));
+        let size = std::fs::metadata(&path).ok()?.len();
+        (meta["size"].as_u64() == Some(size)).then(|| Blob {
+            digest: meta["digest"].as_str().unwrap_or_default().to_string(),
+            size,
+            path,
+            media_type: LAYER_GZIP,
+        })
+    };
+    let missing: Vec<usize> = (0..layer_names.len()).filter(|&i| cached(&diff_ids[i]).is_none()).collect();
+    if !missing.is_empty() {
+        let mut archive = tar::Archive::new(std::fs::File::open(saved).map_err(err)?);
+        for entry in archive.entries().map_err(err)? {
+            let entry = entry.map_err(err)?;
+            let name = entry.path().map_err(err)?.to_string_lossy().into_owned();
+            if let Some(&i) = missing.iter().find(|&&i| layer_names[i] == name) {
+                compress_layer(entry, blob_dir, &diff_ids[i])?;
+            }
+        }
+    }
+    let layers = diff_ids
+        .iter()
+        .map(|d| cached(d).ok_or_else(|| format!("layer {d} could not be prepared")))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((config, layers))
+}
+
+struct HashingWriter<W> {
+    inner: W,
+    hasher: Sha256,
+    count: u64,
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.count += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+fn compress_layer(mut entry: impl Read, blob_dir: &Path, diff_id: &str) -> Result<(), String> {
+    let err = |e: std::io::Error| e.to_string();
+    let key = diff_id.trim_start_matches("sha256:");
+    let tmp = tempfile::NamedTempFile::new_in(blob_dir.join("tmp")).map_err(err)?;
+    let writer = HashingWriter {
+        inner: std::io::BufWriter::new(tmp.reopen().map_err(err)?),
+        hasher: Sha256::new(),
+        count: 0,
+    };
+    // A fixed header (no name, no time) keeps the compressed digest stable.
+    let mut gz = flate2::GzBuilder::new().write(writer, flate2::Compression::default());
+    std::io::copy(&mut entry, &mut gz).map_err(err)?;
+    let mut writer = gz.finish().map_err(err)?;
+    writer.flush().map_err(err)?;
+    let digest = format!("sha256:{:x}", writer.hasher.finalize());
+    tmp.persist(blob_dir.join(format!("{key}.tar.gz"))).map_err(|e| e.error.to_string())?;
+    std::fs::write(
+        blob_dir.join(format!("{key}.json")),
+        serde_json::json!({ "digest": digest, "size": writer.count }).to_string(),
+    )
+    .map_err(err)
+}
+
+/// Per-layer bars (bytes and rate) on a terminal; one line per layer otherwise.
+struct Progress {
+    multi: Option<MultiProgress>,
+    quiet: bool,
+}
+
+impl Progress {
+    fn new(ui: &Ui, registry: &Registry, repo: &str) -> Progress {
+        ui.note(&format!("pushing to {}/{repo}", registry.host()));
+        Progress {
+            multi: ui
+                .tty
+                .then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(8))),
+            quiet: ui.quiet || ui.json(),
+        }
+    }
+
+    fn label(blob: &Blob) -> String {
+        let kind = if blob.media_type == CONFIG_V1 { "config" } else { "layer" };
+        format!("{kind} {}", short_id(&blob.digest))
+    }
+
+    fn layer(&self, blob: &Blob) -> Option<ProgressBar> {
+        let multi = self.multi.as_ref()?;
+        let bar = multi.add(ProgressBar::new(blob.size));
+        bar.set_style(
+            ProgressStyle::with_template("{prefix:<20} {bar:30} {bytes:>10}/{total_bytes:<10} {bytes_per_sec:>12} {msg}")
+                .expect("template"),
+        );
+        bar.set_prefix(Self::label(blob));
+        Some(bar)
+    }
+
+    fn done(&self, bar: &Option<ProgressBar>, blob: &Blob, uploaded: bool) {
+        let what = if uploaded { "uploaded" } else { "already exists" };
+        match bar {
+            Some(b) => {
+                if !uploaded {
+                    b.set_position(blob.size);
+                }
+                b.finish_with_message(what);
+            }
+            None if !self.quiet => eprintln!("{} ({:.1} MB): {what}", Self::label(blob), blob.size as f64 / 1e6),
+            None => {}
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(m) = &self.multi {
+            let _ = m.clear();
+        }
+    }
+}
