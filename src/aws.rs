@@ -19,7 +19,10 @@ pub enum AwsError {
         message: String,
     },
     #[error("AWS {operation} could not be sent: {message}")]
-    Transport { operation: &'static str, message: String },
+    Transport {
+        operation: &'static str,
+        message: String,
+    },
 }
 
 impl AwsError {
@@ -94,7 +97,10 @@ impl Aws {
     }
 
     pub fn region(&self) -> String {
-        self.config.region().map(|r| r.to_string()).unwrap_or_default()
+        self.config
+            .region()
+            .map(|r| r.to_string())
+            .unwrap_or_default()
     }
 
     pub fn ecr(&self) -> aws_sdk_ecr::Client {

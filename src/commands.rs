@@ -75,7 +75,12 @@ pub async fn run(cli: Cli, matches: &ArgMatches) -> Result<Exit> {
 }
 
 /// Builds the image and records it with the job.
-async fn build_and_record(job: &Job, engine: &Engine, store: &Store, ui: &Ui) -> Result<image::Built> {
+async fn build_and_record(
+    job: &Job,
+    engine: &Engine,
+    store: &Store,
+    ui: &Ui,
+) -> Result<image::Built> {
     let built = image::build(job, engine, ui).await?;
     let mut records = image::records::ImageRecords::load(store, &job.name)?;
     records.built(image::records::ImageRecord {
@@ -90,7 +95,13 @@ async fn build_and_record(job: &Job, engine: &Engine, store: &Store, ui: &Ui) ->
     Ok(built)
 }
 
-async fn push(job: &Job, engine: &Engine, store: &Store, aws: &crate::cli::AwsArgs, ui: &Ui) -> Result<image::push::Pushed> {
+async fn push(
+    job: &Job,
+    engine: &Engine,
+    store: &Store,
+    aws: &crate::cli::AwsArgs,
+    ui: &Ui,
+) -> Result<image::push::Pushed> {
     let opts = image::push::AwsOptions {
         profile: aws.profile.clone(),
         region: aws.region.clone(),

@@ -438,7 +438,11 @@ fn resolve(
     };
     let registry = match (file.image.registry.as_deref().map(str::trim), target) {
         (Some("ecr"), _) | (None, TargetKind::Ecs) => RegistrySpec::Ecr {
-            repository_prefix: file.ecr.repository_prefix.clone().unwrap_or_else(|| "jobrun".into()),
+            repository_prefix: file
+                .ecr
+                .repository_prefix
+                .clone()
+                .unwrap_or_else(|| "jobrun".into()),
             keep_images: match file.ecr.keep_images {
                 Some(0) => return Err(invalid("ecr.keep_images must be at least 1".into())),
                 Some(n) => n,
@@ -448,10 +452,15 @@ fn resolve(
             registry_endpoint: file.ecr.registry_endpoint.clone(),
         },
         (Some(url), _) => {
-            let url = url.trim_start_matches("https://").trim_start_matches("http://").trim_end_matches('/');
+            let url = url
+                .trim_start_matches("https://")
+                .trim_start_matches("http://")
+                .trim_end_matches('/');
             let (host, namespace) = url.split_once('/').unwrap_or((url, ""));
             if host.is_empty() || host.contains(char::is_whitespace) {
-                return Err(invalid(format!("image.registry `{url}` is not of the form host[:port]/namespace")));
+                return Err(invalid(format!(
+                    "image.registry `{url}` is not of the form host[:port]/namespace"
+                )));
             }
             RegistrySpec::Oci {
                 host: host.to_string(),
@@ -684,9 +693,20 @@ mod tests {
 
     #[test]
     fn ecs_target_defaults_to_arm64_and_ecr() {
-        let job = load_str("[job]\nname = \"wc\"\ntarget = \"ecs\"\n", &Overrides::default(), &Overrides::default()).unwrap();
+        let job = load_str(
+            "[job]\nname = \"wc\"\ntarget = \"ecs\"\n",
+            &Overrides::default(),
+            &Overrides::default(),
+        )
+        .unwrap();
         assert_eq!(job.image.platform.to_string(), "linux/arm64");
-        assert!(matches!(job.image.registry, RegistrySpec::Ecr { keep_images: 20, .. }));
+        assert!(matches!(
+            job.image.registry,
+            RegistrySpec::Ecr {
+                keep_images: 20,
+                ..
+            }
+        ));
         let job = load_str(
             "[job]\nname = \"wc\"\n[image]\nregistry = \"127.0.0.1:5000/team/ml\"\n",
             &Overrides::default(),

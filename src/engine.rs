@@ -230,7 +230,10 @@ impl Engine {
     }
 
     /// The image as a `docker save` tar stream.
-    pub fn export_image(&self, image: &str) -> impl Stream<Item = Result<bytes::Bytes, EngineError>> + use<> {
+    pub fn export_image(
+        &self,
+        image: &str,
+    ) -> impl Stream<Item = Result<bytes::Bytes, EngineError>> + use<> {
         let image_name = image.to_string();
         self.docker.export_image(image).map(move |r| {
             r.map_err(|source| EngineError::ExportImage {

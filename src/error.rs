@@ -78,15 +78,15 @@ pub type Result<T, E = Failure> = std::result::Result<T, E>;
 
 // ----- how each module's errors are reported -------------------------------------------------
 
+use crate::aws::AwsError;
 use crate::config::ConfigError;
 use crate::engine::EngineError;
 use crate::image::ImageError;
+use crate::image::ecr::EcrError;
+use crate::image::push::PushError;
 use crate::init::InitError;
 use crate::plan::PlanError;
 use crate::record::StoreError;
-use crate::aws::AwsError;
-use crate::image::ecr::EcrError;
-use crate::image::push::PushError;
 use crate::registry::RegistryError;
 use crate::target::TargetError;
 
@@ -217,7 +217,8 @@ impl From<EcrError> for Failure {
     fn from(e: EcrError) -> Self {
         match e {
             EcrError::Aws(e) => e.into(),
-            other => Failure::env(other.to_string()).hint("run again; if it persists, check ECR in the AWS console"),
+            other => Failure::env(other.to_string())
+                .hint("run again; if it persists, check ECR in the AWS console"),
         }
     }
 }
@@ -225,11 +226,17 @@ impl From<EcrError> for Failure {
 impl From<RegistryError> for Failure {
     fn from(e: RegistryError) -> Self {
         let hint = match &e {
-            RegistryError::Unreachable { host, .. } => format!("is the registry at {host} up and reachable?"),
-            RegistryError::Unauthorized { host, .. } => {
-                format!("log in with `docker login {host}` (credentials come from the Docker config), or check the registry's permissions")
+            RegistryError::Unreachable { host, .. } => {
+                format!("is the registry at {host} up and reachable?")
             }
-            RegistryError::Status { .. } => "the registry refused the push; its answer is above".to_string(),
+            RegistryError::Unauthorized { host, .. } => {
+                format!(
+                    "log in with `docker login {host}` (credentials come from the Docker config), or check the registry's permissions"
+                )
+            }
+            RegistryError::Status { .. } => {
+                "the registry refused the push; its answer is above".to_string()
+            }
             RegistryError::Io { .. } => "check the state directory (JOBRUN_STATE_DIR)".to_string(),
         };
         Failure::env(e.to_string()).hint(hint)

@@ -5,7 +5,9 @@
 use crate::aws::{Aws, AwsError};
 use crate::record::Store;
 use crate::registry::Credentials;
-use aws_sdk_ecr::types::{EncryptionConfiguration, EncryptionType, ImageScanningConfiguration, Tag};
+use aws_sdk_ecr::types::{
+    EncryptionConfiguration, EncryptionType, ImageScanningConfiguration, Tag,
+};
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -49,7 +51,12 @@ pub async fn ensure_repository(
     keep_images: u32,
 ) -> Result<Repository, EcrError> {
     let ecr = aws.ecr();
-    match ecr.describe_repositories().repository_names(name).send().await {
+    match ecr
+        .describe_repositories()
+        .repository_names(name)
+        .send()
+        .await
+    {
         Ok(out) => {
             if let Some(repo) = out.repositories().first() {
                 return Ok(Repository {
@@ -65,11 +72,21 @@ pub async fn ensure_repository(
             }
         }
     }
-    let tag = |k: &str, v: &str| Tag::builder().key(k).value(v).build().expect("key and value set");
+    let tag = |k: &str, v: &str| {
+        Tag::builder()
+            .key(k)
+            .value(v)
+            .build()
+            .expect("key and value set")
+    };
     let created = ecr
         .create_repository()
         .repository_name(name)
-        .image_scanning_configuration(ImageScanningConfiguration::builder().scan_on_push(scan_on_push).build())
+        .image_scanning_configuration(
+            ImageScanningConfiguration::builder()
+                .scan_on_push(scan_on_push)
+                .build(),
+        )
         .encryption_configuration(
             EncryptionConfiguration::builder()
                 .encryption_type(EncryptionType::Aes256)
@@ -90,7 +107,8 @@ pub async fn ensure_repository(
             let e = AwsError::from_sdk("CreateRepository", e);
             // Someone else created it between our describe and create: use it as it is.
             if e.code() == Some("RepositoryAlreadyExistsException") {
-                return Box::pin(ensure_repository(aws, name, job, scan_on_push, keep_images)).await;
+                return Box::pin(ensure_repository(aws, name, job, scan_on_push, keep_images))
+                    .await;
             }
             return Err(e.into());
         }
@@ -101,10 +119,7 @@ pub async fn ensure_repository(
         .send()
         .await
         .map_err(|e| AwsError::from_sdk("PutLifecyclePolicy", e))?;
-    Ok(Repository {
-        uri,
-        created: true,
-    })
+    Ok(Repository { uri, created: true })
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -132,7 +147,11 @@ impl Login {
 fn cache_path(store: &Store, aws: &Aws, profile: Option<&str>) -> std::path::PathBuf {
     use sha2::Digest;
     let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_default();
-    let key = format!("{}|{}|{endpoint}", profile.unwrap_or("default"), aws.region());
+    let key = format!(
+        "{}|{}|{endpoint}",
+        profile.unwrap_or("default"),
+        aws.region()
+    );
     let hash = format!("{:x}", sha2::Sha256::digest(key.as_bytes()));
     store.auth_dir().join(format!("ecr-{}.json", &hash[..16]))
 }
@@ -167,7 +186,11 @@ pub async fn login(aws: &Aws, store: &Store, profile: Option<&str>) -> Result<Lo
     Ok(login)
 }
 
-pub fn decode_token(token: &str, endpoint: &str, expires_at: DateTime<Utc>) -> Result<Login, EcrError> {
+pub fn decode_token(
+    token: &str,
+    endpoint: &str,
+    expires_at: DateTime<Utc>,
+) -> Result<Login, EcrError> {
     let raw = base64::engine::general_purpose::STANDARD
         .decode(token.trim())
         .map_err(|_| EcrError::BadToken)?;
@@ -216,14 +239,26 @@ mod tests {
     fn token_decoding_and_freshness() {
         let token = base64::engine::general_purpose::STANDARD.encode("AWS:secret:with:colons");
         let now = Utc::now();
-        let l = decode_token(&token, "https://1234.dkr.ecr.us-east-1.amazonaws.com", now + chrono::Duration::hours(12)).unwrap();
+        let l = decode_token(
+            &token,
+            "https://1234.dkr.ecr.us-east-1.amazonaws.com",
+            now + chrono::Duration::hours(12),
+        )
+        .unwrap();
         assert_eq!(l.username, "AWS");
         assert_eq!(l.password, "secret:with:colons");
         assert_eq!(l.endpoint, "1234.dkr.ecr.us-east-1.amazonaws.com");
         assert!(l.fresh(now));
         assert!(!l.fresh(now + chrono::Duration::hours(12) - chrono::Duration::minutes(4)));
         assert!(decode_token("not base64!", "", now).is_err());
-        assert!(decode_token(&base64::engine::general_purpose::STANDARD.encode("nocolon"), "", now).is_err());
+        assert!(
+            decode_token(
+                &base64::engine::general_purpose::STANDARD.encode("nocolon"),
+                "",
+                now
+            )
+            .is_err()
+        );
     }
 
     #[test]

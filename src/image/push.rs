@@ -28,7 +28,11 @@ pub enum PushError {
     #[error("nowhere to push: the job has no registry")]
     NoRegistry,
     #[error("image {image} is {got} but the job's platform is {wanted}; it is not pushed")]
-    PlatformMismatch { image: String, got: String, wanted: String },
+    PlatformMismatch {
+        image: String,
+        got: String,
+        wanted: String,
+    },
     #[error(transparent)]
     Image(#[from] ImageError),
     #[error(transparent)]
@@ -92,7 +96,12 @@ struct Destination {
     created: bool,
 }
 
-async fn destination(job: &Job, store: &Store, aws: &AwsOptions, ui: &Ui) -> Result<Destination, PushError> {
+async fn destination(
+    job: &Job,
+    store: &Store,
+    aws: &AwsOptions,
+    ui: &Ui,
+) -> Result<Destination, PushError> {
     match &job.image.registry {
         RegistrySpec::None => Err(PushError::NoRegistry),
         RegistrySpec::Oci { host, namespace } => {
@@ -114,9 +123,17 @@ async fn destination(job: &Job, store: &Store, aws: &AwsOptions, ui: &Ui) -> Res
             scan_on_push,
             registry_endpoint,
         } => {
-            let aws_ctx = crate::aws::Aws::load(aws.profile.as_deref(), aws.region.as_deref()).await?;
+            let aws_ctx =
+                crate::aws::Aws::load(aws.profile.as_deref(), aws.region.as_deref()).await?;
             let name = format!("{}/{}", repository_prefix.trim_matches('/'), job.name);
-            let repo = super::ecr::ensure_repository(&aws_ctx, &name, &job.name, *scan_on_push, *keep_images).await?;
+            let repo = super::ecr::ensure_repository(
+                &aws_ctx,
+                &name,
+                &job.name,
+                *scan_on_push,
+                *keep_images,
+            )
+            .await?;
             if repo.created {
                 ui.note(&format!(
                     "created ECR repository {} (scan on push, encrypted, keeps {keep_images} images)",
@@ -142,7 +159,13 @@ struct Blob {
 }
 
 /// Pushes `<job>:latest`.
-pub async fn push(job: &Job, engine: &Engine, store: &Store, aws: &AwsOptions, ui: &Ui) -> Result<Pushed, PushError> {
+pub async fn push(
+    job: &Job,
+    engine: &Engine,
+    store: &Store,
+    aws: &AwsOptions,
+    ui: &Ui,
+) -> Result<Pushed, PushError> {
     let latest = super::latest_tag(&job.name);
     let inspect = engine
         .inspect_image(&latest)
@@ -165,13 +188,16 @@ pub async fn push(job: &Job, engine: &Engine, store: &Store, aws: &AwsOptions, u
     let dest = destination(job, store, aws, ui).await?;
 
     // Read the image out of the engine and prepare its blobs.
-    let work = tempfile::tempdir_in(store_tmp(store)?).map_err(|e| PushError::Export(e.to_string()))?;
+    let work =
+        tempfile::tempdir_in(store_tmp(store)?).map_err(|e| PushError::Export(e.to_string()))?;
     let saved = work.path().join("image.tar");
     {
-        let mut file = std::fs::File::create(&saved).map_err(|e| PushError::Export(e.to_string()))?;
+        let mut file =
+            std::fs::File::create(&saved).map_err(|e| PushError::Export(e.to_string()))?;
         let mut stream = Box::pin(engine.export_image(&image_id));
         while let Some(chunk) = stream.next().await {
-            file.write_all(&chunk?).map_err(|e| PushError::Export(e.to_string()))?;
+            file.write_all(&chunk?)
+                .map_err(|e| PushError::Export(e.to_string()))?;
         }
     }
     let blob_dir = store.blob_dir();
@@ -200,7 +226,14 @@ pub async fn push(job: &Job, engine: &Engine, store: &Store, aws: &AwsOptions, u
             skipped += 1;
         }
     }
-    if push_blob(registry.clone(), dest.repository.clone(), &config, &progress).await? {
+    if push_blob(
+        registry.clone(),
+        dest.repository.clone(),
+        &config,
+        &progress,
+    )
+    .await?
+    {
         bytes += config.size;
     }
     progress.finish();
@@ -216,8 +249,15 @@ pub async fn push(job: &Job, engine: &Engine, store: &Store, aws: &AwsOptions, u
     .expect("manifest serialises");
     let mut digest = String::new();
     for tag in &tags {
-        let put = || async { registry.put_manifest(&dest.repository, tag, MANIFEST_V2, &manifest).await };
-        digest = put.retry(backoff()).when(RegistryError::is_transient).await?;
+        let put = || async {
+            registry
+                .put_manifest(&dest.repository, tag, MANIFEST_V2, &manifest)
+                .await
+        };
+        digest = put
+            .retry(backoff())
+            .when(RegistryError::is_transient)
+            .await?;
     }
 
     let reference = format!("{}/{}@{digest}", registry.host(), dest.repository);
@@ -259,7 +299,8 @@ fn backoff() -> ExponentialBuilder {
 
 fn store_tmp(store: &Store) -> Result<PathBuf, PushError> {
     let dir = store.blob_dir().join("tmp");
-    std::fs::create_dir_all(&dir).map_err(|e| PushError::Export(format!("{}: {e}", dir.display())))?;
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| PushError::Export(format!("{}: {e}", dir.display())))?;
     Ok(dir)
 }
 
@@ -279,13 +320,22 @@ fn tags_for(job: &Job, image_id: &str) -> Vec<String> {
     };
     if let Some(sha) = git(&["rev-parse", "--short", "HEAD"]).filter(|s| !s.is_empty()) {
         let dirty = git(&["status", "--porcelain", "--", "."]).is_some_and(|s| !s.is_empty());
-        tags.push(if dirty { format!("git-{sha}-dirty") } else { format!("git-{sha}") });
+        tags.push(if dirty {
+            format!("git-{sha}-dirty")
+        } else {
+            format!("git-{sha}")
+        });
     }
     tags
 }
 
 /// Uploads one blob unless the registry has it; true when it was uploaded.
-async fn push_blob(registry: Arc<Registry>, repo: String, blob: &Blob, progress: &Progress) -> Result<bool, RegistryError> {
+async fn push_blob(
+    registry: Arc<Registry>,
+    repo: String,
+    blob: &Blob,
+    progress: &Progress,
+) -> Result<bool, RegistryError> {
     let bar = progress.layer(blob);
     let exists = (|| async { registry.blob_exists(&repo, &blob.digest).await })
         .retry(backoff())
@@ -309,7 +359,10 @@ async fn push_blob(registry: Arc<Registry>, repo: String, blob: &Blob, progress:
                 .await
         }
     };
-    upload.retry(backoff()).when(RegistryError::is_transient).await?;
+    upload
+        .retry(backoff())
+        .when(RegistryError::is_transient)
+        .await?;
     progress.done(&bar, blob, true);
     Ok(true)
 }
@@ -334,7 +387,10 @@ fn prepare_blobs(saved: &Path, blob_dir: &Path) -> Result<(Blob, Vec<Blob>), Str
     };
     let manifest: serde_json::Value =
         serde_json::from_slice(&read_entry("manifest.json")?).map_err(|e| e.to_string())?;
-    let config_name = manifest[0]["Config"].as_str().ok_or("no Config in manifest.json")?.to_string();
+    let config_name = manifest[0]["Config"]
+        .as_str()
+        .ok_or("no Config in manifest.json")?
+        .to_string();
     let layer_names: Vec<String> = manifest[0]["Layers"]
         .as_array()
         .ok_or("no Layers in manifest.json")?
@@ -342,16 +398,24 @@ fn prepare_blobs(saved: &Path, blob_dir: &Path) -> Result<(Blob, Vec<Blob>), Str
         .filter_map(|v| v.as_str().map(str::to_string))
         .collect();
     let config_bytes = read_entry(&config_name)?;
-    let config_json: serde_json::Value = serde_json::from_slice(&config_bytes).map_err(|e| e.to_string())?;
+    let config_json: serde_json::Value =
+        serde_json::from_slice(&config_bytes).map_err(|e| e.to_string())?;
     let diff_ids: Vec<String> = config_json["rootfs"]["diff_ids"]
         .as_array()
-        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default();
     if diff_ids.len() != layer_names.len() {
         return Err("the image config and its layers disagree".into());
     }
     let config_digest = crate::registry::sha256_digest(&config_bytes);
-    let config_path = blob_dir.join(format!("{}.config.json", config_digest.trim_start_matches("sha256:")));
+    let config_path = blob_dir.join(format!(
+        "{}.config.json",
+        config_digest.trim_start_matches("sha256:")
+    ));
     std::fs::write(&config_path, &config_bytes).map_err(err)?;
     let config = Blob {
         digest: config_digest,
@@ -364,7 +428,8 @@ fn prepare_blobs(saved: &Path, blob_dir: &Path) -> Result<(Blob, Vec<Blob>), Str
     let cached = |diff_id: &str| -> Option<Blob> {
         let key = diff_id.trim_start_matches("sha256:");
         let meta: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(blob_dir.join(format!("{key}.json"))).ok()?).ok()?;
+            serde_json::from_slice(&std::fs::read(blob_dir.join(format!("{key}.json"))).ok()?)
+                .ok()?;
         let path = blob_dir.join(format!("{key}.tar.gz"));
         let size = std::fs::metadata(&path).ok()?.len();
         (meta["size"].as_u64() == Some(size)).then(|| Blob {
@@ -374,7 +439,9 @@ fn prepare_blobs(saved: &Path, blob_dir: &Path) -> Result<(Blob, Vec<Blob>), Str
             media_type: LAYER_GZIP,
         })
     };
-    let missing: Vec<usize> = (0..layer_names.len()).filter(|&i| cached(&diff_ids[i]).is_none()).collect();
+    let missing: Vec<usize> = (0..layer_names.len())
+        .filter(|&i| cached(&diff_ids[i]).is_none())
+        .collect();
     if !missing.is_empty() {
         let mut archive = tar::Archive::new(std::fs::File::open(saved).map_err(err)?);
         for entry in archive.entries().map_err(err)? {
@@ -425,7 +492,8 @@ fn compress_layer(mut entry: impl Read, blob_dir: &Path, diff_id: &str) -> Resul
     let mut writer = gz.finish().map_err(err)?;
     writer.flush().map_err(err)?;
     let digest = format!("sha256:{:x}", writer.hasher.finalize());
-    tmp.persist(blob_dir.join(format!("{key}.tar.gz"))).map_err(|e| e.error.to_string())?;
+    tmp.persist(blob_dir.join(format!("{key}.tar.gz")))
+        .map_err(|e| e.error.to_string())?;
     std::fs::write(
         blob_dir.join(format!("{key}.json")),
         serde_json::json!({ "digest": digest, "size": writer.count }).to_string(),
@@ -446,12 +514,16 @@ impl Progress {
             multi: ui
                 .tty
                 .then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(8))),
-            quiet: ui.quiet || ui.json(),
+            quiet: ui.quiet,
         }
     }
 
     fn label(blob: &Blob) -> String {
-        let kind = if blob.media_type == CONFIG_V1 { "config" } else { "layer" };
+        let kind = if blob.media_type == CONFIG_V1 {
+            "config"
+        } else {
+            "layer"
+        };
         format!("{kind} {}", short_id(&blob.digest))
     }
 
@@ -459,15 +531,21 @@ impl Progress {
         let multi = self.multi.as_ref()?;
         let bar = multi.add(ProgressBar::new(blob.size));
         bar.set_style(
-            ProgressStyle::with_template("{prefix:<20} {bar:30} {bytes:>10}/{total_bytes:<10} {bytes_per_sec:>12} {msg}")
-                .expect("template"),
+            ProgressStyle::with_template(
+                "{prefix:<20} {bar:30} {bytes:>10}/{total_bytes:<10} {bytes_per_sec:>12} {msg}",
+            )
+            .expect("template"),
         );
         bar.set_prefix(Self::label(blob));
         Some(bar)
     }
 
     fn done(&self, bar: &Option<ProgressBar>, blob: &Blob, uploaded: bool) {
-        let what = if uploaded { "uploaded" } else { "already exists" };
+        let what = if uploaded {
+            "uploaded"
+        } else {
+            "already exists"
+        };
         match bar {
             Some(b) => {
                 if !uploaded {
@@ -475,7 +553,11 @@ impl Progress {
                 }
                 b.finish_with_message(what);
             }
-            None if !self.quiet => eprintln!("{} ({:.1} MB): {what}", Self::label(blob), blob.size as f64 / 1e6),
+            None if !self.quiet => eprintln!(
+                "{} ({:.1} MB): {what}",
+                Self::label(blob),
+                blob.size as f64 / 1e6
+            ),
             None => {}
         }
     }

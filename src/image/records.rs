@@ -41,7 +41,8 @@ impl ImageRecords {
     pub fn load(store: &Store, job: &str) -> Result<ImageRecords, StoreError> {
         let p = path(store, job);
         match std::fs::read(&p) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|source| StoreError::Corrupt { path: p, source }),
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|source| StoreError::Corrupt { path: p, source }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(ImageRecords::default()),
             Err(source) => Err(StoreError::Io { path: p, source }),
         }
@@ -76,7 +77,11 @@ impl fmt::Display for ImageRecords {
         if self.0.is_empty() {
             return write!(f, "no images built yet (jobrun build)");
         }
-        write!(f, "{:<14} {:<12} {:>9}  {:<20} PUSHED", "IMAGE", "PLATFORM", "SIZE", "BUILT")?;
+        write!(
+            f,
+            "{:<14} {:<12} {:>9}  {:<20} PUSHED",
+            "IMAGE", "PLATFORM", "SIZE", "BUILT"
+        )?;
         for r in &self.0 {
             write!(
                 f,

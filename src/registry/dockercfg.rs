@@ -11,7 +11,9 @@ use std::process::{Command, Stdio};
 fn config_path() -> PathBuf {
     match std::env::var_os("DOCKER_CONFIG") {
         Some(dir) => PathBuf::from(dir).join("config.json"),
-        None => PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".docker/config.json"),
+        None => {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".docker/config.json")
+        }
     }
 }
 
@@ -22,14 +24,16 @@ pub fn lookup(host: &str) -> Result<Option<Credentials>, String> {
         Ok(t) => t,
         Err(_) => return Ok(None),
     };
-    let cfg: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| format!("{} is not valid JSON: {e}", path.display()))?;
+    let cfg: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| format!("{} is not valid JSON: {e}", path.display()))?;
     if let Some(helper) = cfg["credHelpers"][host].as_str() {
         return helper_get(helper, host);
     }
     let entry = cfg["auths"].as_object().and_then(|auths| {
         auths.iter().find_map(|(k, v)| {
-            let k = k.trim_start_matches("https://").trim_start_matches("http://");
+            let k = k
+                .trim_start_matches("https://")
+                .trim_start_matches("http://");
             (k == host || k.split('/').next() == Some(host)).then_some(v)
         })
     });
@@ -74,13 +78,15 @@ fn helper_get(helper: &str, host: &str) -> Result<Option<Credentials>, String> {
         .expect("piped")
         .write_all(host.as_bytes())
         .map_err(|e| format!("{program}: {e}"))?;
-    let out = child.wait_with_output().map_err(|e| format!("{program}: {e}"))?;
+    let out = child
+        .wait_with_output()
+        .map_err(|e| format!("{program}: {e}"))?;
     if !out.status.success() {
         // The helper has nothing for this registry.
         return Ok(None);
     }
-    let v: serde_json::Value =
-        serde_json::from_slice(&out.stdout).map_err(|e| format!("{program} answered no JSON: {e}"))?;
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .map_err(|e| format!("{program} answered no JSON: {e}"))?;
     Ok(Some(Credentials {
         username: v["Username"].as_str().unwrap_or_default().into(),
         password: v["Secret"].as_str().unwrap_or_default().into(),

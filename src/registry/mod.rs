@@ -172,7 +172,10 @@ impl Registry {
         };
         let basic = self.credentials.as_ref().map(|c| {
             let raw = format!("{}:{}", c.username, c.password);
-            format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(raw))
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(raw)
+            )
         });
         let (kind, params) = challenge.split_once(' ').unwrap_or((challenge, ""));
         let value = if kind.eq_ignore_ascii_case("basic") {
@@ -199,7 +202,8 @@ impl Registry {
                 return Err(unauthorized());
             }
             let bytes = resp.bytes().await.map_err(|e| self.unreachable(e))?;
-            let body: serde_json::Value = serde_json::from_slice(&bytes).map_err(|_| unauthorized())?;
+            let body: serde_json::Value =
+                serde_json::from_slice(&bytes).map_err(|_| unauthorized())?;
             let token = body["token"]
                 .as_str()
                 .or(body["access_token"].as_str())
@@ -219,7 +223,13 @@ impl Registry {
     /// Whether the registry already has this blob in `repo`.
     pub async fn blob_exists(&self, repo: &str, digest: &str) -> Result<bool, RegistryError> {
         let resp = self
-            .send(Method::HEAD, &format!("/v2/{repo}/blobs/{digest}"), &[], None, &Self::scope(repo))
+            .send(
+                Method::HEAD,
+                &format!("/v2/{repo}/blobs/{digest}"),
+                &[],
+                None,
+                &Self::scope(repo),
+            )
             .await?;
         match resp.status() {
             s if s.is_success() => Ok(true),
@@ -239,7 +249,13 @@ impl Registry {
     ) -> Result<(), RegistryError> {
         let scope = Self::scope(repo);
         let resp = self
-            .send(Method::POST, &format!("/v2/{repo}/blobs/uploads/"), &[], Some(vec![]), &scope)
+            .send(
+                Method::POST,
+                &format!("/v2/{repo}/blobs/uploads/"),
+                &[],
+                Some(vec![]),
+                &scope,
+            )
             .await?;
         if resp.status() != StatusCode::ACCEPTED {
             return Err(self.status_error("start upload", resp).await);
@@ -251,19 +267,22 @@ impl Registry {
             body: "no Location header".into(),
         })?;
 
-        let file = tokio::fs::File::open(path).await.map_err(|source| RegistryError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let file = tokio::fs::File::open(path)
+            .await
+            .map_err(|source| RegistryError::Io {
+                path: path.to_path_buf(),
+                source,
+            })?;
         let size = file.metadata().await.map(|m| m.len()).unwrap_or(0);
         let mut sent = 0u64;
-        let stream = tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024).map(move |chunk| {
-            if let Ok(c) = &chunk {
-                sent += c.len() as u64;
-                progress(sent);
-            }
-            chunk
-        });
+        let stream =
+            tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024).map(move |chunk| {
+                if let Ok(c) = &chunk {
+                    sent += c.len() as u64;
+                    progress(sent);
+                }
+                chunk
+            });
         let mut req = self
             .http
             .patch(self.url(&upload_url))
@@ -280,7 +299,13 @@ impl Registry {
         let upload_url = location(&resp).unwrap_or(upload_url);
         let sep = if upload_url.contains('?') { '&' } else { '?' };
         let resp = self
-            .send(Method::PUT, &format!("{upload_url}{sep}digest={digest}"), &[], Some(vec![]), &scope)
+            .send(
+                Method::PUT,
+                &format!("{upload_url}{sep}digest={digest}"),
+                &[],
+                Some(vec![]),
+                &scope,
+            )
             .await?;
         if !resp.status().is_success() {
             return Err(self.status_error("finish upload", resp).await);

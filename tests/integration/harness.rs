@@ -99,7 +99,18 @@ impl Test {
             name: format!("jrt-{}-{n}", std::process::id()),
             dir: tempfile::tempdir().unwrap(),
             state: tempfile::tempdir().unwrap(),
-            env: vec![("JOBRUN_POLL_INTERVAL".into(), "200ms".into())],
+            env: vec![
+                ("JOBRUN_POLL_INTERVAL".into(), "200ms".into()),
+                // Never ask the EC2 metadata service (a non-loopback address) for credentials,
+                // and never read the developer's own AWS or Docker configuration.
+                ("AWS_EC2_METADATA_DISABLED".into(), "true".into()),
+                ("AWS_CONFIG_FILE".into(), "/nonexistent/aws-config".into()),
+                (
+                    "AWS_SHARED_CREDENTIALS_FILE".into(),
+                    "/nonexistent/aws-credentials".into(),
+                ),
+                ("DOCKER_CONFIG".into(), "/nonexistent/docker-config".into()),
+            ],
         }
     }
 
@@ -137,6 +148,12 @@ impl Test {
             .current_dir(self.dir.path())
             .env("JOBRUN_STATE_DIR", self.state.path())
             .env_remove("JOBRUN_FILE")
+            .env_remove("AWS_PROFILE")
+            .env_remove("AWS_REGION")
+            .env_remove("AWS_DEFAULT_REGION")
+            .env_remove("AWS_ENDPOINT_URL")
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
             .env_remove("JOBRUN_OUTPUT")
             .stdin(Stdio::null());
         for (k, v) in &self.env {

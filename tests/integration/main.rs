@@ -3,10 +3,12 @@
 //! (tests/fixtures/task.rs) in a FROM-scratch image that `jobrun build` makes.
 
 mod harness;
+mod services;
 
 mod bad_input;
 mod build;
 mod configs;
 mod init;
 mod lifecycle;
+mod push;
 mod runs;

@@ -1,0 +1,220 @@
+//! `jobrun build --push` / `push` / `images`: bytes go to a real registry (Debian's
+//! docker-registry on loopback), ECR API calls to moto. What was pushed is checked through the
+//! registry's own HTTP API and moto's API, not through jobrun.
+
+use crate::harness::Test;
+use crate::services::{self, Service};
+use serde_json::Value;
+
+const MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+
+/// The architecture in the config of the manifest at `repo:reference`, read from the registry.
+fn pushed_architecture(reg: &Service, repo: &str, reference: &str) -> String {
+    let manifest: Value = serde_json::from_slice(
+        &services::registry_get(reg, &format!("/v2/{repo}/manifests/{reference}"), MANIFEST)
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(manifest["mediaType"], MANIFEST);
+    let config_digest = manifest["config"]["digest"].as_str().unwrap();
+    let config: Value = serde_json::from_slice(
+        &services::registry_get(reg, &format!("/v2/{repo}/blobs/{config_digest}"), "*/*").unwrap(),
+    )
+    .unwrap();
+    config["architecture"].as_str().unwrap().to_string()
+}
+
+fn with_registry(t: &Test, registry: &str) {
+    let toml = std::fs::read_to_string(t.dir.path().join("jobrun.toml")).unwrap();
+    t.write(
+        "jobrun.toml",
+        &toml.replace(
+            "[resources]",
+            &format!("[image]\nregistry = \"{registry}\"\n\n[resources]"),
+        ),
+    );
+}
+
+#[test]
+fn push_to_an_oci_registry_and_again_uploads_nothing() {
+    let reg = services::plain_registry();
+    let t = Test::with_task(r#"command = ["/task"]"#);
+    with_registry(&t, &format!("{}/team", reg.host()));
+    let repo = format!("team/{}", t.name);
+
+    let first = t.run(&["build", "--push", "--output", "json"]);
+    assert_eq!(first.status, 0, "{}", first.stderr);
+    let pushed = first.json();
+    let digest = pushed["digest"].as_str().unwrap().to_string();
+    assert_eq!(
+        pushed["reference"],
+        format!("{}/{repo}@{digest}", reg.host())
+    );
+    assert_eq!(pushed["layers_skipped"], 0);
+    assert!(pushed["layers_uploaded"].as_u64().unwrap() >= 1);
+    let uploads = reg.uploads(&repo);
+    assert_eq!(
+        uploads as u64,
+        pushed["layers_uploaded"].as_u64().unwrap() + 1,
+        "layers and the config"
+    );
+
+    // The registry has it by digest and by the content tag, for the host's architecture.
+    let host_arch = if cfg!(target_arch = "aarch64") {
+        "arm64"
+    } else {
+        "amd64"
+    };
+    assert_eq!(pushed_architecture(reg, &repo, &digest), host_arch);
+    let content_tag = pushed["tags"][0].as_str().unwrap();
+    assert_eq!(
+        content_tag,
+        &pushed["image_id"].as_str().unwrap()["sha256:".len().."sha256:".len() + 12]
+    );
+    assert_eq!(pushed_architecture(reg, &repo, content_tag), host_arch);
+
+    // Pushing the unchanged image again uploads no blob at all.
+    let second = t.run(&["push", "--output", "json"]);
+    assert_eq!(second.status, 0, "{}", second.stderr);
+    assert_eq!(second.json()["layers_uploaded"], 0);
+    assert_eq!(second.json()["digest"], digest.as_str());
+    assert_eq!(
+        reg.uploads(&repo),
+        uploads,
+        "the registry saw no new upload"
+    );
+    assert!(
+        second.stderr.contains("already exists"),
+        "skipped layers are reported: {}",
+        second.stderr
+    );
+
+    // `images` records what was built and where it went.
+    let images = t.run(&["images", "--output", "json"]).json();
+    assert_eq!(images[0]["pushes"][0]["digest"], digest.as_str());
+    assert_eq!(images[0]["platform"], format!("linux/{host_arch}"));
+}
+
+#[test]
+fn arm64_image_to_ecr_through_moto() {
+    let reg = services::plain_registry();
+    let t = Test::with_task(r#"command = ["/task"]"#);
+    let toml = std::fs::read_to_string(t.dir.path().join("jobrun.toml")).unwrap();
+    t.write(
+        "jobrun.toml",
+        &format!(
+            "{}\n[ecr]\nrepository_prefix = \"ml\"\nkeep_images = 7\nregistry_endpoint = \"{}\"\n",
+            toml.replace("[job]\n", "[job]\ntarget = \"ecs\"\n"),
+            reg.host()
+        ),
+    );
+    let mut t = t;
+    for (k, v) in services::moto_env() {
+        t = t.env(k, &v);
+    }
+    let repo = format!("ml/{}", t.name);
+
+    let r = t.run(&["build", "--push", "--output", "json"]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    let pushed = r.json();
+    assert_eq!(
+        pushed["platform"], "linux/arm64",
+        "the ecs target builds for arm64 by default"
+    );
+    assert_eq!(pushed["repository_created"], true);
+    let digest = pushed["digest"].as_str().unwrap();
+    assert_eq!(pushed_architecture(reg, &repo, digest), "arm64");
+
+    // The repository, as ECR (moto) has it.
+    let described = services::ecr_call(
+        "DescribeRepositories",
+        serde_json::json!({"repositoryNames": [repo]}),
+    )
+    .unwrap();
+    let repository = &described["repositories"][0];
+    assert_eq!(repository["imageScanningConfiguration"]["scanOnPush"], true);
+    assert_eq!(
+        repository["encryptionConfiguration"]["encryptionType"],
+        "AES256"
+    );
+    let policy = services::ecr_call(
+        "GetLifecyclePolicy",
+        serde_json::json!({"repositoryName": repo}),
+    )
+    .unwrap();
+    let policy: Value =
+        serde_json::from_str(policy["lifecyclePolicyText"].as_str().unwrap()).unwrap();
+    assert_eq!(policy["rules"][0]["selection"]["countNumber"], 7);
+
+    // The login was decoded and cached, readable by the user only.
+    let auth_dir = t.state.path().join("auth");
+    let cached: Vec<_> = std::fs::read_dir(&auth_dir).unwrap().flatten().collect();
+    assert_eq!(cached.len(), 1);
+    let login: Value = serde_json::from_slice(&std::fs::read(cached[0].path()).unwrap()).unwrap();
+    assert_eq!(login["username"], "AWS");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        cached[0].metadata().unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+
+    // Again: the repository is found, not created, and nothing is uploaded.
+    let again = t.run(&["push", "--output", "json"]);
+    assert_eq!(again.status, 0, "{}", again.stderr);
+    assert_eq!(again.json()["repository_created"], false);
+    assert_eq!(again.json()["layers_uploaded"], 0);
+
+    // An image whose architecture is not the target's is refused before anything is sent.
+    let uploads = reg.uploads(&repo);
+    assert_eq!(t.run(&["build", "--platform", "linux/amd64"]).status, 0);
+    let refused = t.run(&["push"]);
+    refused.assert_error(2, "is linux/amd64 but the job's platform is linux/arm64");
+    assert_eq!(reg.uploads(&repo), uploads);
+}
+
+#[test]
+fn registry_down_or_refusing_credentials() {
+    let t = Test::with_task(r#"command = ["/task"]"#);
+    with_registry(&t, &format!("127.0.0.1:{}/x", services::free_port()));
+    t.run(&["build", "--push"])
+        .assert_error(3, "cannot reach registry 127.0.0.1:");
+
+    let reg = services::auth_registry();
+    let t = Test::with_task(r#"command = ["/task"]"#);
+    with_registry(&t, &reg.host());
+    t.run(&["build", "--push"]).assert_error(
+        3,
+        &format!("registry {} refused the credentials", reg.host()),
+    );
+
+    // With the password in the Docker configuration, the same push goes through.
+    let docker_config = tempfile::tempdir().unwrap();
+    use base64::Engine as _;
+    let auth = base64::engine::general_purpose::STANDARD.encode("jobrun:s3cret");
+    std::fs::write(
+        docker_config.path().join("config.json"),
+        serde_json::json!({"auths": {reg.host(): {"auth": auth}}}).to_string(),
+    )
+    .unwrap();
+    let t = t.env("DOCKER_CONFIG", docker_config.path().to_str().unwrap());
+    let ok = t.run(&["push"]);
+    assert_eq!(ok.status, 0, "{}", ok.stderr);
+}
+
+#[test]
+fn nowhere_to_push_and_no_aws_region() {
+    let t = Test::with_task(r#"command = ["/task"]"#);
+    t.build();
+    t.run(&["push"]).assert_error(2, "nowhere to push");
+
+    let toml = std::fs::read_to_string(t.dir.path().join("jobrun.toml")).unwrap();
+    t.write(
+        "jobrun.toml",
+        &toml.replace("[job]\n", "[job]\ntarget = \"ecs\"\n"),
+    );
+    let r = t.run(&["build", "--push"]);
+    r.assert_error(2, "no AWS region is set");
+    let t = t.env("AWS_REGION", "us-east-1");
+    t.run(&["push"])
+        .assert_error(2, "no AWS credentials were found");
+}

@@ -1,0 +1,196 @@
+//! Servers the push tests talk to, started once per test run on free loopback ports and stopped
+//! when the test process ends (each runs under `sh`, which kills it when our end of its stdin
+//! closes): moto server for the AWS API, and Debian's docker-registry (plain, and one that
+//! demands a password) for the bytes. Their request logs are how tests count uploads.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+pub struct Service {
+    pub port: u16,
+    pub log: PathBuf,
+    _keepalive: Mutex<(ChildStdin, Child)>,
+    _dir: tempfile::TempDir,
+}
+
+impl Service {
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+    /// Blob uploads started in `repo`, as the registry's access log records them.
+    pub fn uploads(&self, repo: &str) -> usize {
+        self.log_text()
+            .matches(&format!("\"POST /v2/{repo}/blobs/uploads/ HTTP/1.1\" 202"))
+            .count()
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn start(
+    program: &str,
+    args: &[String],
+    dir: tempfile::TempDir,
+    port: u16,
+    ready_path: &str,
+) -> Service {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .output()
+        .unwrap();
+    assert!(
+        found.status.success(),
+        "{program} is not installed: the push tests need it (.ci/run installs it; see README, Development)"
+    );
+    let log = dir.path().join("log");
+    let log_file = std::fs::File::create(&log).unwrap();
+    let mut child = Command::new("sh")
+        .args(["-c", "\"$@\" & c=$!; read _ignored; kill $c", "sh", program])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(log_file.try_clone().unwrap())
+        .stderr(log_file)
+        .spawn()
+        .unwrap();
+    let stdin = child.stdin.take().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let ready = match ureq::get(&format!("http://127.0.0.1:{port}{ready_path}")).call() {
+            Ok(r) => r.status() < 500,
+            Err(ureq::Error::Status(code, _)) => code == 401,
+            Err(_) => false,
+        };
+        if ready {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{program} did not start: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Service {
+        port,
+        log,
+        _keepalive: Mutex::new((stdin, child)),
+        _dir: dir,
+    }
+}
+
+fn registry(auth: bool) -> Service {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut config = format!(
+        "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+        dir.path().join("data").display()
+    );
+    if auth {
+        let htpasswd = dir.path().join("htpasswd");
+        let out = Command::new("htpasswd")
+            .args(["-Bbn", "jobrun", "s3cret"])
+            .output()
+            .expect("htpasswd (apache2-utils) is installed");
+        std::fs::write(&htpasswd, out.stdout).unwrap();
+        config.push_str(&format!(
+            "auth:\n  htpasswd:\n    realm: jobrun-test\n    path: {}\n",
+            htpasswd.display()
+        ));
+    }
+    let cfg = dir.path().join("config.yml");
+    std::fs::write(&cfg, config).unwrap();
+    start(
+        "docker-registry",
+        &["serve".into(), cfg.display().to_string()],
+        dir,
+        port,
+        "/v2/",
+    )
+}
+
+pub fn plain_registry() -> &'static Service {
+    static S: OnceLock<Service> = OnceLock::new();
+    S.get_or_init(|| registry(false))
+}
+
+pub fn auth_registry() -> &'static Service {
+    static S: OnceLock<Service> = OnceLock::new();
+    S.get_or_init(|| registry(true))
+}
+
+pub fn moto() -> &'static Service {
+    static S: OnceLock<Service> = OnceLock::new();
+    S.get_or_init(|| {
+        let port = free_port();
+        start(
+            "moto_server",
+            &[
+                "-H".into(),
+                "127.0.0.1".into(),
+                "-p".into(),
+                port.to_string(),
+            ],
+            tempfile::tempdir().unwrap(),
+            port,
+            "/moto-api/",
+        )
+    })
+}
+
+/// The environment that points the AWS SDK at moto.
+pub fn moto_env() -> Vec<(&'static str, String)> {
+    vec![
+        ("AWS_ENDPOINT_URL", moto().url()),
+        ("AWS_ACCESS_KEY_ID", "test".into()),
+        ("AWS_SECRET_ACCESS_KEY", "test".into()),
+        ("AWS_REGION", "us-east-1".into()),
+    ]
+}
+
+/// A JSON 1.1 call to moto's ECR API, not through jobrun (moto does not check signatures).
+pub fn ecr_call(target: &str, body: serde_json::Value) -> Result<serde_json::Value, (u16, String)> {
+    let r = ureq::post(&moto().url())
+        .set("X-Amz-Target", &format!("AmazonEC2ContainerRegistry_V20150921.{target}"))
+        .set("Content-Type", "application/x-amz-json-1.1")
+        .set(
+            "Authorization",
+            "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/ecr/aws4_request, SignedHeaders=host, Signature=0",
+        )
+        .send_string(&body.to_string());
+    match r {
+        Ok(resp) => Ok(serde_json::from_str(&resp.into_string().unwrap()).unwrap()),
+        Err(ureq::Error::Status(code, resp)) => Err((code, resp.into_string().unwrap_or_default())),
+        Err(e) => panic!("moto: {e}"),
+    }
+}
+
+/// GET from a registry's HTTP API (not through jobrun).
+pub fn registry_get(service: &Service, path: &str, accept: &str) -> Result<Vec<u8>, u16> {
+    match ureq::get(&format!("{}{path}", service.url()))
+        .set("Accept", accept)
+        .call()
+    {
+        Ok(resp) => {
+            let mut buf = vec![];
+            resp.into_reader().read_to_end(&mut buf).unwrap();
+            Ok(buf)
+        }
+        Err(ureq::Error::Status(code, _)) => Err(code),
+        Err(e) => panic!("registry: {e}"),
+    }
+}
