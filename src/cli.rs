@@ -114,6 +114,10 @@ pub struct AwsArgs {
     /// AWS region (default: AWS_REGION or the profile's)
     #[arg(long, value_name = "REGION", help_heading = "AWS")]
     pub region: Option<String>,
+    /// Apply scan-on-push and the lifecycle policy to an existing ECR repository too
+    /// (otherwise jobrun leaves existing repositories as they are)
+    #[arg(long, help_heading = "AWS")]
+    pub update_repository: bool,
 }
 
 #[derive(Debug, Args)]

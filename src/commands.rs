@@ -105,6 +105,7 @@ async fn push(
     let opts = image::push::AwsOptions {
         profile: aws.profile.clone(),
         region: aws.region.clone(),
+        update_repository: aws.update_repository,
     };
     Ok(image::push::push(job, engine, store, &opts, ui).await?)
 }
@@ -411,15 +412,15 @@ fn runs(file: Option<&std::path::Path>, args: RunsArgs, ui: &Ui) -> Result<Exit>
     } else {
         current_job_name(file)
     };
+    let mut records: Vec<RunRecord> = store
+        .list()?
+        .iter()
+        .filter_map(|id| store.load(id).ok())
+        .filter(|r| job.as_ref().is_none_or(|j| *j == r.job))
+        .collect();
+    records.sort_by(|a, b| (b.created_at, &b.run_id).cmp(&(a.created_at, &a.run_id)));
     let mut lines = vec![];
-    for id in store.list()? {
-        if lines.len() >= args.limit {
-            break;
-        }
-        let Ok(rec) = store.load(&id) else { continue };
-        if job.as_ref().is_some_and(|j| *j != rec.job) {
-            continue;
-        }
+    for rec in records.into_iter().take(args.limit) {
         let s = RunStatus::of(&rec);
         lines.push(RunLine {
             run_id: s.run_id,

@@ -367,12 +367,14 @@ impl Store {
                 }
             }
             None => {
-                let newest = match job {
-                    Some(job) => ids
-                        .into_iter()
-                        .find(|id| self.load(id).map(|r| r.job == job).unwrap_or(false)),
-                    None => ids.into_iter().next(),
-                };
+                // Run ids sort by time to the second; within a second the record's own
+                // creation time decides.
+                let newest = ids
+                    .iter()
+                    .filter_map(|id| self.load(id).ok())
+                    .filter(|r| job.is_none_or(|j| r.job == j))
+                    .max_by(|a, b| (a.created_at, &a.run_id).cmp(&(b.created_at, &b.run_id)))
+                    .map(|r| r.run_id);
                 newest.ok_or_else(|| {
                     StoreError::NoRuns(job.map(|j| format!(" of job {j}")).unwrap_or_default())
                 })

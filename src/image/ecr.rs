@@ -26,6 +26,8 @@ pub enum EcrError {
 pub struct Repository {
     pub uri: String,
     pub created: bool,
+    /// An existing repository whose settings were brought in line because the user asked.
+    pub updated: bool,
 }
 
 /// The lifecycle policy of a repository jobrun creates: keep the newest `keep` images.
@@ -49,6 +51,7 @@ pub async fn ensure_repository(
     job: &str,
     scan_on_push: bool,
     keep_images: u32,
+    update_existing: bool,
 ) -> Result<Repository, EcrError> {
     let ecr = aws.ecr();
     match ecr
@@ -59,9 +62,24 @@ pub async fn ensure_repository(
     {
         Ok(out) => {
             if let Some(repo) = out.repositories().first() {
+                if update_existing {
+                    // Scanning and the lifecycle policy can change; encryption cannot (ECR).
+                    ecr.put_image_scanning_configuration()
+                        .repository_name(name)
+                        .image_scanning_configuration(
+                            ImageScanningConfiguration::builder()
+                                .scan_on_push(scan_on_push)
+                                .build(),
+                        )
+                        .send()
+                        .await
+                        .map_err(|e| AwsError::from_sdk("PutImageScanningConfiguration", e))?;
+                    put_lifecycle(aws, name, keep_images).await?;
+                }
                 return Ok(Repository {
                     uri: repo.repository_uri().unwrap_or_default().into(),
                     created: false,
+                    updated: update_existing,
                 });
             }
         }
@@ -107,19 +125,36 @@ pub async fn ensure_repository(
             let e = AwsError::from_sdk("CreateRepository", e);
             // Someone else created it between our describe and create: use it as it is.
             if e.code() == Some("RepositoryAlreadyExistsException") {
-                return Box::pin(ensure_repository(aws, name, job, scan_on_push, keep_images))
-                    .await;
+                return Box::pin(ensure_repository(
+                    aws,
+                    name,
+                    job,
+                    scan_on_push,
+                    keep_images,
+                    false,
+                ))
+                .await;
             }
             return Err(e.into());
         }
     };
-    ecr.put_lifecycle_policy()
+    put_lifecycle(aws, name, keep_images).await?;
+    Ok(Repository {
+        uri,
+        created: true,
+        updated: false,
+    })
+}
+
+async fn put_lifecycle(aws: &Aws, name: &str, keep_images: u32) -> Result<(), EcrError> {
+    aws.ecr()
+        .put_lifecycle_policy()
         .repository_name(name)
         .lifecycle_policy_text(lifecycle_policy(keep_images))
         .send()
         .await
         .map_err(|e| AwsError::from_sdk("PutLifecyclePolicy", e))?;
-    Ok(Repository { uri, created: true })
+    Ok(())
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -89,18 +89,29 @@ pub async fn build(job: &Job, engine: &Engine, ui: &Ui) -> Result<Built, ImageEr
         pre_build(job, command, ui)?;
     }
     let wanted = job.image.platform.to_string();
-    let mut image_id = build_once(job, engine, ui, false).await?;
-    let mut inspect = inspect_id(engine, &image_id).await?;
-    if platform_of(&inspect) != wanted {
-        // The classic builder's cache does not key on the platform: a `FROM scratch` build for
-        // arm64 after one for amd64 gets the amd64 layers back. Build again without the cache.
-        ui.note(&format!(
-            "the build cache gave a {} image; building again without the cache for {wanted}",
-            platform_of(&inspect)
-        ));
-        image_id = build_once(job, engine, ui, true).await?;
-        inspect = inspect_id(engine, &image_id).await?;
-    }
+    // The classic builder's cache does not key on the platform: after a build for another
+    // platform it can hand back that platform's layers, and either the image comes out for the
+    // wrong platform or a later step fails on a foreign-platform parent. Either way one build
+    // without the cache is the answer.
+    let first = match build_once(job, engine, ui, false).await {
+        Ok(id) => {
+            let inspect = inspect_id(engine, &id).await?;
+            (platform_of(&inspect) == wanted).then_some((id, inspect))
+        }
+        Err(ImageError::Step { message, .. }) if is_platform_cache_miss(&message) => None,
+        Err(e) => return Err(e),
+    };
+    let (image_id, inspect) = match first {
+        Some(found) => found,
+        None => {
+            ui.note(&format!(
+                "the build cache held layers of another platform; building again without the cache for {wanted}"
+            ));
+            let id = build_once(job, engine, ui, true).await?;
+            let inspect = inspect_id(engine, &id).await?;
+            (id, inspect)
+        }
+    };
     let got = platform_of(&inspect);
     if got != wanted {
         return Err(ImageError::WrongPlatform { wanted, got });
@@ -115,6 +126,13 @@ pub async fn build(job: &Job, engine: &Engine, ui: &Ui) -> Result<Built, ImageEr
         size_bytes: inspect.size.unwrap_or(0),
         image_id,
     })
+}
+
+/// The engine's only signal for a cached parent of another platform is its message (the build
+/// API has no error codes): "image with reference … was found but does not match the specified
+/// platform".
+fn is_platform_cache_miss(message: &str) -> bool {
+    message.contains("does not match the specified platform")
 }
 
 fn platform_of(inspect: &bollard::models::ImageInspect) -> String {

@@ -56,6 +56,8 @@ pub enum PushError {
 pub struct AwsOptions {
     pub profile: Option<String>,
     pub region: Option<String>,
+    /// Apply scan-on-push and the lifecycle policy to an ECR repository that already exists.
+    pub update_repository: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -132,8 +134,15 @@ async fn destination(
                 &job.name,
                 *scan_on_push,
                 *keep_images,
+                aws.update_repository,
             )
             .await?;
+            if repo.updated {
+                ui.note(&format!(
+                    "updated ECR repository {} (scan on push: {scan_on_push}, keeps {keep_images} images)",
+                    repo.uri
+                ));
+            }
             if repo.created {
                 ui.note(&format!(
                     "created ECR repository {} (scan on push, encrypted, keeps {keep_images} images)",

@@ -159,6 +159,20 @@ fn build_args_and_target_platform() {
         &format!("{}:latest", t.name),
     ]);
     assert_eq!(inspected, ["arm64"]);
+    // And back: a host build whose first step the cache holds for arm64 and whose next step
+    // needs that parent for the host's platform.
+    t.write(
+        "Dockerfile",
+        "FROM scratch\nCOPY task-binary /task\nCOPY jobrun.toml /jobrun.toml\n",
+    );
+    let back = t.run(&["build", "--output", "json"]);
+    assert_eq!(back.status, 0, "{}", back.stderr);
+    let host = if cfg!(target_arch = "aarch64") {
+        "linux/arm64"
+    } else {
+        "linux/amd64"
+    };
+    assert_eq!(back.json()["platform"], host);
     t.run(&["build", "--platform", "windows/amd64"])
         .assert_error(2, "not of the form linux/ARCH");
 }

@@ -257,9 +257,10 @@ impl Drop for Test {
         }
         let tags = docker_lines(&["images", "--format", "{{.Repository}}:{{.Tag}}", &self.name]);
         if !tags.is_empty() {
+            // --no-prune: the untagged parent layers are build cache that another test's build,
+            // running at the same time, may be standing on.
             let _ = Command::new("docker")
-                .arg("rmi")
-                .arg("-f")
+                .args(["rmi", "-f", "--no-prune"])
                 .args(&tags)
                 .output();
         }

@@ -218,3 +218,126 @@ fn nowhere_to_push_and_no_aws_region() {
     t.run(&["push"])
         .assert_error(2, "no AWS credentials were found");
 }
+
+#[test]
+fn transient_registry_failures_are_retried() {
+    let reg = services::plain_registry();
+    let proxy = services::FlakyProxy::start(reg.port, 2);
+    let t = Test::with_task(r#"command = ["/task"]"#);
+    with_registry(&t, &format!("127.0.0.1:{}/flaky", proxy.port));
+    let r = t.run(&["build", "--push", "--output", "json"]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    assert_eq!(proxy.failed(), 2, "the registry answered 503 twice");
+    let digest = r.json()["digest"].as_str().unwrap().to_string();
+    let host_arch = if cfg!(target_arch = "aarch64") {
+        "arm64"
+    } else {
+        "amd64"
+    };
+    assert_eq!(
+        pushed_architecture(reg, &format!("flaky/{}", t.name), &digest),
+        host_arch
+    );
+}
+
+#[test]
+fn git_commit_tags_with_dirty_mark() {
+    let reg = services::plain_registry();
+    let t = Test::with_task(r#"command = ["/task"]"#);
+    with_registry(&t, &reg.host());
+    let git = |args: &[&str]| {
+        let o = std::process::Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.invalid"])
+            .args(args)
+            .current_dir(t.dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    git(&["init", "-q"]);
+    git(&["add", "."]);
+    git(&["commit", "-qm", "job"]);
+    let sha = git(&["rev-parse", "--short", "HEAD"]);
+    let r = t.run(&["build", "--push", "--output", "json"]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    let tags = r.json()["tags"].clone();
+    assert_eq!(tags[1], format!("git-{sha}"), "{tags}");
+    assert!(
+        services::registry_get(
+            reg,
+            &format!("/v2/{}/manifests/git-{sha}", t.name),
+            MANIFEST
+        )
+        .is_ok()
+    );
+
+    t.write("notes.txt", "uncommitted");
+    let r = t.run(&["push", "--output", "json"]);
+    assert_eq!(r.json()["tags"][1], format!("git-{sha}-dirty"));
+}
+
+#[test]
+fn existing_ecr_repository_is_left_alone_unless_asked() {
+    let reg = services::plain_registry();
+    let mut t = Test::with_task(r#"command = ["/task"]"#);
+    let toml = std::fs::read_to_string(t.dir.path().join("jobrun.toml")).unwrap();
+    t.write(
+        "jobrun.toml",
+        &format!(
+            "{}\n[ecr]\nkeep_images = 3\nregistry_endpoint = \"{}\"\n",
+            toml.replace("[job]\n", "[job]\ntarget = \"ecs\"\n"),
+            reg.host()
+        ),
+    );
+    for (k, v) in services::moto_env() {
+        t = t.env(k, &v);
+    }
+    let repo = format!("jobrun/{}", t.name);
+    services::ecr_call(
+        "CreateRepository",
+        serde_json::json!({"repositoryName": repo, "imageScanningConfiguration": {"scanOnPush": false}}),
+    )
+    .unwrap();
+    let r = t.run(&["build", "--push", "--output", "json"]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    assert_eq!(r.json()["repository_created"], false);
+    let no_policy = services::ecr_call(
+        "GetLifecyclePolicy",
+        serde_json::json!({"repositoryName": repo}),
+    );
+    assert!(
+        no_policy
+            .unwrap_err()
+            .1
+            .contains("LifecyclePolicyNotFoundException"),
+        "left as it was"
+    );
+
+    let r = t.run(&["push", "--update-repository"]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    let described = services::ecr_call(
+        "DescribeRepositories",
+        serde_json::json!({"repositoryNames": [repo]}),
+    )
+    .unwrap();
+    assert_eq!(
+        described["repositories"][0]["imageScanningConfiguration"]["scanOnPush"],
+        true
+    );
+    let policy = services::ecr_call(
+        "GetLifecyclePolicy",
+        serde_json::json!({"repositoryName": repo}),
+    )
+    .unwrap();
+    assert!(
+        policy["lifecyclePolicyText"]
+            .as_str()
+            .unwrap()
+            .contains("\"countNumber\":3")
+    );
+}
