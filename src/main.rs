@@ -27,7 +27,7 @@ fn main() -> ExitCode {
     let matches = cli::Cli::command().get_matches();
     let cli = cli::Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let filter = match cli.verbose {
-        0 => "warn",
+        0 => "jobrun=warn",
         1 => "jobrun=debug,info",
         _ => "debug",
     };

@@ -197,6 +197,12 @@ pub async fn push(
     let dest = destination(job, store, aws, ui).await?;
 
     // Read the image out of the engine and prepare its blobs.
+    let preparing = ui.spinner(format!(
+        "preparing {} for {}/{}",
+        short_id(&image_id),
+        dest.registry.host(),
+        dest.repository
+    ));
     let work =
         tempfile::tempdir_in(store_tmp(store)?).map_err(|e| PushError::Export(e.to_string()))?;
     let saved = work.path().join("image.tar");
@@ -214,9 +220,10 @@ pub async fn push(
         .await
         .map_err(|e| PushError::Export(e.to_string()))?
         .map_err(PushError::Export)?;
+    preparing.finish();
 
     let tags = tags_for(job, &image_id);
-    let progress = Progress::new(ui, &dest.registry, &dest.repository);
+    let progress = Progress::new(ui);
     let registry = Arc::new(dest.registry);
     let mut uploaded = 0;
     let mut skipped = 0;
@@ -517,8 +524,7 @@ struct Progress {
 }
 
 impl Progress {
-    fn new(ui: &Ui, registry: &Registry, repo: &str) -> Progress {
-        ui.note(&format!("pushing to {}/{repo}", registry.host()));
+    fn new(ui: &Ui) -> Progress {
         Progress {
             multi: ui
                 .tty
