@@ -53,6 +53,10 @@ pub enum Command {
     Push(PushArgs),
     /// What was built and pushed for this job: image, platform, size, when, where
     Images,
+    /// Make the AWS side of the job exist (cluster, network, roles, logs, bucket, task definition)
+    Up(UpArgs),
+    /// Delete what `up` and `push` made for this job (only resources tagged with it)
+    Down(DownArgs),
     /// Start a run: one task per configuration, then watch it
     Submit(SubmitArgs),
     /// Follow a run until every task is done (re-attaches after Ctrl-C or a crash)
@@ -95,6 +99,26 @@ pub struct BuildArgs {
     pub aws: AwsArgs,
     #[command(flatten)]
     pub overrides: Overrides,
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Print the plan (create / update / unchanged, and why) and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    #[command(flatten)]
+    pub overrides: Overrides,
+}
+
+#[derive(Debug, Args)]
+pub struct DownArgs {
+    /// Delete without asking (required when not run from a terminal)
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    #[command(flatten)]
+    pub aws: AwsArgs,
 }
 
 #[derive(Debug, Args)]

@@ -44,6 +44,56 @@ pub async fn run(cli: Cli, matches: &ArgMatches) -> Result<Exit> {
             ui.emit(&pushed);
             Ok(Exit::Ok)
         }
+        Command::Up(args) => {
+            let job = load_job(file, &args.overrides, sub)?;
+            let store = open_store()?;
+            let records = image::records::ImageRecords::load(&store, &job.name)?;
+            let image = match records.latest_push() {
+                Some((img, push)) if img.platform != job.image.platform.to_string() => {
+                    return Err(Failure::usage(format!(
+                        "the last pushed image ({}) is {}, but the job's platform is {}",
+                        push.reference, img.platform, job.image.platform
+                    ))
+                    .hint("jobrun build --push, for the job's platform"));
+                }
+                Some((_, push)) => Some(push.reference.clone()),
+                None => None,
+            };
+            let aws = load_aws(&job, &args.aws).await?;
+            let report = crate::infra::up(&job, &aws, image, args.dry_run).await?;
+            ui.emit(&report);
+            Ok(Exit::Ok)
+        }
+        Command::Down(args) => {
+            use std::io::IsTerminal;
+            let job = load_job(file, &Overrides::default(), None)?;
+            if !args.yes && !std::io::stdin().is_terminal() {
+                return Err(Failure::usage(
+                    "down deletes resources and there is no terminal to ask",
+                )
+                .hint("run it with --yes"));
+            }
+            let aws = load_aws(&job, &args.aws).await?;
+            let yes = args.yes;
+            let report = crate::infra::down::down(&job, &aws, |changes| {
+                if yes {
+                    return true;
+                }
+                eprintln!(
+                    "{}",
+                    crate::infra::DownReport {
+                        changes: changes.to_vec()
+                    }
+                );
+                eprint!("delete the resources marked delete? [y/N] ");
+                let mut answer = String::new();
+                std::io::stdin().read_line(&mut answer).is_ok()
+                    && answer.trim().eq_ignore_ascii_case("y")
+            })
+            .await?;
+            ui.emit(&report);
+            Ok(Exit::Ok)
+        }
         Command::Images => {
             let job = load_job(file, &Overrides::default(), None)?;
             let store = open_store()?;
@@ -72,6 +122,13 @@ pub async fn run(cli: Cli, matches: &ArgMatches) -> Result<Exit> {
             Ok(Exit::Ok)
         }
     }
+}
+
+/// AWS access for a job: flags, then `[aws]` in jobrun.toml, then the standard chain.
+async fn load_aws(job: &Job, args: &crate::cli::AwsArgs) -> Result<crate::aws::Aws> {
+    let profile = args.profile.clone().or(job.aws.profile.clone());
+    let region = args.region.clone().or(job.aws.region.clone());
+    Ok(crate::aws::Aws::load(profile.as_deref(), region.as_deref()).await?)
 }
 
 /// Builds the image and records it with the job.

@@ -85,6 +85,120 @@ pub struct FileConfig {
     pub run: RunSection,
     #[serde(default)]
     pub ecr: EcrSection,
+    #[serde(default)]
+    pub ecs: EcsSection,
+    #[serde(default)]
+    pub aws: AwsSection,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct AwsSection {
+    pub region: Option<String>,
+    pub profile: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct EcsSection {
+    pub cluster: Option<String>,
+    pub subnets: Option<Vec<String>>,
+    pub security_groups: Option<Vec<String>>,
+    pub assign_public_ip: Option<bool>,
+    pub log_retention_days: Option<i32>,
+    pub bucket: Option<String>,
+    #[serde(default)]
+    pub secrets: BTreeMap<String, String>,
+    #[serde(default)]
+    pub task_policy: Vec<PolicyStatement>,
+}
+
+/// An IAM statement the job's own code needs (e.g. reading another bucket), added to the task role.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyStatement {
+    pub actions: Vec<String>,
+    pub resources: Vec<String>,
+}
+
+/// The AWS side of a job (`jobrun up`): what to reuse and what to make.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct EcsSpec {
+    /// An existing cluster to use (never deleted by `down`); `None`: jobrun makes `jobrun-<job>`.
+    pub cluster: Option<String>,
+    /// Configured subnets; `None`: the default VPC's subnets.
+    pub subnets: Option<Vec<String>>,
+    /// Configured security groups; `None`: an egress-only group jobrun makes.
+    pub security_groups: Option<Vec<String>>,
+    pub assign_public_ip: bool,
+    pub log_retention_days: i32,
+    /// An existing bucket to use (never deleted by `down`); `None`: jobrun makes one.
+    pub bucket: Option<String>,
+    /// Environment name → Secrets Manager ARN, SSM parameter ARN, or SSM parameter name (`/…`).
+    pub secrets: BTreeMap<String, String>,
+    pub task_policy: Vec<PolicyStatement>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Default)]
+pub struct AwsSpec {
+    pub region: Option<String>,
+    pub profile: Option<String>,
+}
+
+/// CloudWatch Logs' allowed retention periods, in days.
+const LOG_RETENTION_DAYS: [i32; 22] = [
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
+    3288, 3653,
+];
+
+fn validate_ecs(section: &EcsSection) -> Result<EcsSpec, String> {
+    let log_retention_days = section.log_retention_days.unwrap_or(7);
+    if !LOG_RETENTION_DAYS.contains(&log_retention_days) {
+        return Err(format!(
+            "ecs.log_retention_days = {log_retention_days} is not one CloudWatch allows ({})",
+            LOG_RETENTION_DAYS.map(|d| d.to_string()).join(", ")
+        ));
+    }
+    for (name, value) in &section.secrets {
+        let arn = value.starts_with("arn:aws:secretsmanager:")
+            || (value.starts_with("arn:aws:ssm:") && value.contains(":parameter/"));
+        let parameter = value.starts_with('/')
+            && value.len() > 1
+            && value
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "/_.-".contains(c));
+        if !(arn || parameter) {
+            return Err(format!(
+                "ecs.secrets.{name} must be a Secrets Manager ARN, an SSM parameter ARN or an SSM parameter name starting with '/' (never the secret itself)"
+            ));
+        }
+    }
+    for st in &section.task_policy {
+        if st.actions.is_empty() || st.resources.is_empty() {
+            return Err("ecs.task_policy: every statement needs actions and resources".into());
+        }
+        if let Some(a) = st
+            .actions
+            .iter()
+            .find(|a| a.contains('*') || !a.contains(':'))
+        {
+            return Err(format!(
+                "ecs.task_policy: action `{a}` must be one service:Action, without `*`"
+            ));
+        }
+    }
+    Ok(EcsSpec {
+        cluster: section.cluster.clone(),
+        subnets: section.subnets.clone(),
+        security_groups: section.security_groups.clone(),
+        assign_public_ip: section
+            .assign_public_ip
+            .unwrap_or(section.subnets.is_none()),
+        log_retention_days,
+        bucket: section.bucket.clone(),
+        secrets: section.secrets.clone(),
+        task_policy: section.task_policy.clone(),
+    })
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -235,6 +349,8 @@ pub struct Job {
     pub image: ImageSpec,
     pub resources: Resources,
     pub run: RunSpec,
+    pub ecs: EcsSpec,
+    pub aws: AwsSpec,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -505,6 +621,11 @@ fn resolve(
         }
     }
 
+    let ecs = validate_ecs(&file.ecs).map_err(invalid)?;
+    let aws = AwsSpec {
+        region: file.aws.region.clone(),
+        profile: file.aws.profile.clone(),
+    };
     let rel = |p: &Path| {
         if p.is_absolute() {
             p.to_path_buf()
@@ -542,6 +663,8 @@ fn resolve(
             max_attempts,
             concurrency,
         },
+        ecs,
+        aws,
         dir,
     })
 }

@@ -84,6 +84,7 @@ use crate::engine::EngineError;
 use crate::image::ImageError;
 use crate::image::ecr::EcrError;
 use crate::image::push::PushError;
+use crate::infra::InfraError;
 use crate::init::InitError;
 use crate::plan::PlanError;
 use crate::record::StoreError;
@@ -259,6 +260,23 @@ impl From<PushError> for Failure {
             PushError::Store(e) => e.into(),
             PushError::Credentials(_) => Failure::usage(e.to_string()).hint("fix ~/.docker/config.json or the credential helper"),
             PushError::Export(_) => Failure::env(e.to_string()).hint("check the Docker engine and free disk space"),
+        }
+    }
+}
+
+impl From<InfraError> for Failure {
+    fn from(e: InfraError) -> Self {
+        match e {
+            InfraError::Aws(e) => e.into(),
+            InfraError::NoImage(_) => Failure::usage(e.to_string()).hint(
+                "the task definition names the image by digest: run `jobrun build --push` first",
+            ),
+            InfraError::NoDefaultVpc(_) => Failure::usage(e.to_string())
+                .hint("set ecs.subnets (and ecs.security_groups) in jobrun.toml"),
+            InfraError::MissingConfigured { .. } => Failure::usage(e.to_string())
+                .hint("fix the name in jobrun.toml, or remove it to let jobrun make one"),
+            InfraError::Refused(_) => Failure::new(Exit::TasksFailed, e.to_string())
+                .hint("run `jobrun down` again and answer y, or pass --yes"),
         }
     }
 }

@@ -10,6 +10,7 @@ mod config;
 mod engine;
 mod error;
 mod image;
+mod infra;
 mod init;
 mod plan;
 mod record;

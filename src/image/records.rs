@@ -64,6 +64,14 @@ impl ImageRecords {
         self.0.truncate(50);
     }
 
+    /// The newest push of any image of this job, with the image it pushed.
+    pub fn latest_push(&self) -> Option<(&ImageRecord, &PushRecord)> {
+        self.0
+            .iter()
+            .flat_map(|r| r.pushes.iter().map(move |p| (r, p)))
+            .max_by_key(|(_, p)| p.pushed_at)
+    }
+
     pub fn pushed(&mut self, image_id: &str, push: PushRecord) {
         if let Some(r) = self.0.iter_mut().find(|r| r.image_id == image_id) {
             r.pushes.retain(|p| p.reference != push.reference);

@@ -63,6 +63,9 @@ fn start(
         .args(["-c", "\"$@\" & c=$!; read _ignored; kill $c", "sh", program])
         .args(args)
         .stdin(Stdio::piped())
+        // moto keeps its request recording in a file: in this service's folder, never the repo.
+        .current_dir(dir.path())
+        .env("MOTO_RECORDER_FILEPATH", dir.path().join("recording"))
         .stdout(log_file.try_clone().unwrap())
         .stderr(log_file)
         .spawn()
@@ -152,7 +155,120 @@ pub fn moto() -> &'static Service {
     })
 }
 
-/// The environment that points the AWS SDK at moto.
+/// A moto server of one's own, for a test that counts the calls jobrun makes: moto records
+/// every request it serves (`/moto-api/recorder`).
+pub fn recording_moto() -> Service {
+    let port = free_port();
+    let service = start(
+        "moto_server",
+        &[
+            "-H".into(),
+            "127.0.0.1".into(),
+            "-p".into(),
+            port.to_string(),
+        ],
+        tempfile::tempdir().unwrap(),
+        port,
+        "/moto-api/",
+    );
+    service.restart_recording();
+    service
+}
+
+impl Service {
+    /// Clears moto's request recording and starts a new one.
+    pub fn restart_recording(&self) {
+        ureq::post(&format!("{}/moto-api/recorder/stop-recording", self.url()))
+            .call()
+            .unwrap();
+        ureq::post(&format!("{}/moto-api/recorder/reset-recording", self.url()))
+            .call()
+            .unwrap();
+        ureq::post(&format!("{}/moto-api/recorder/start-recording", self.url()))
+            .call()
+            .unwrap();
+    }
+
+    /// The AWS operations moto served since the recording started, e.g. `ecs:CreateCluster`,
+    /// `iam:GetRole`, `s3:PUT /bucket`.
+    pub fn operations(&self) -> Vec<String> {
+        use base64::Engine as _;
+        let text = ureq::get(&format!(
+            "{}/moto-api/recorder/download-recording",
+            self.url()
+        ))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+        text.lines()
+            .filter(|l| !l.trim().is_empty())
+            .filter_map(|l| {
+                let r: serde_json::Value = serde_json::from_str(l).ok()?;
+                let mut body = r["body"].as_str().unwrap_or_default().to_string();
+                if r["body_encoded"] == true {
+                    body = String::from_utf8_lossy(
+                        &base64::engine::general_purpose::STANDARD
+                            .decode(&body)
+                            .ok()?,
+                    )
+                    .into_owned();
+                }
+                let url = r["url"].as_str().unwrap_or_default();
+                let path = url
+                    .splitn(4, '/')
+                    .nth(3)
+                    .map(|p| format!("/{p}"))
+                    .unwrap_or_default();
+                if path.starts_with("/moto-api") {
+                    return None;
+                }
+                if let Some(target) = r["headers"]["X-Amz-Target"].as_str() {
+                    return Some(format!(
+                        "json:{}",
+                        target.rsplit('.').next().unwrap_or(target)
+                    ));
+                }
+                if let Some(action) = body.split('&').find_map(|kv| kv.strip_prefix("Action=")) {
+                    return Some(format!("query:{action}"));
+                }
+                Some(format!(
+                    "rest:{} {path}",
+                    r["method"].as_str().unwrap_or_default()
+                ))
+            })
+            .collect()
+    }
+
+    /// The operations that change something (not Describe/Get/List/Head, not a REST GET/HEAD).
+    pub fn writes(&self) -> Vec<String> {
+        self.operations()
+            .into_iter()
+            .filter(|op| {
+                let name = op.split_once(':').map(|(_, n)| n).unwrap_or(op);
+                if op.starts_with("rest:") {
+                    !(name.starts_with("GET ") || name.starts_with("HEAD "))
+                } else {
+                    !["Describe", "Get", "List", "Head"]
+                        .iter()
+                        .any(|p| name.starts_with(p))
+                }
+            })
+            .collect()
+    }
+}
+
+/// The environment that points the AWS SDK at a moto server.
+pub fn moto_env_for(service: &Service) -> Vec<(&'static str, String)> {
+    vec![
+        ("AWS_ENDPOINT_URL", service.url()),
+        ("AWS_ACCESS_KEY_ID", "test".into()),
+        ("AWS_SECRET_ACCESS_KEY", "test".into()),
+        ("AWS_REGION", "us-east-1".into()),
+    ]
+}
+
+/// The environment that points the AWS SDK at the shared moto.
 pub fn moto_env() -> Vec<(&'static str, String)> {
     vec![
         ("AWS_ENDPOINT_URL", moto().url()),
@@ -164,12 +280,27 @@ pub fn moto_env() -> Vec<(&'static str, String)> {
 
 /// A JSON 1.1 call to moto's ECR API, not through jobrun (moto does not check signatures).
 pub fn ecr_call(target: &str, body: serde_json::Value) -> Result<serde_json::Value, (u16, String)> {
-    let r = ureq::post(&moto().url())
-        .set("X-Amz-Target", &format!("AmazonEC2ContainerRegistry_V20150921.{target}"))
+    json_call(
+        moto(),
+        "ecr",
+        &format!("AmazonEC2ContainerRegistry_V20150921.{target}"),
+        body,
+    )
+}
+
+/// A JSON 1.1 call (ECS, ECR, Logs) to a moto server.
+pub fn json_call(
+    service: &Service,
+    signing_name: &str,
+    target: &str,
+    body: serde_json::Value,
+) -> Result<serde_json::Value, (u16, String)> {
+    let r = ureq::post(&service.url())
+        .set("X-Amz-Target", target)
         .set("Content-Type", "application/x-amz-json-1.1")
         .set(
             "Authorization",
-            "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/ecr/aws4_request, SignedHeaders=host, Signature=0",
+            &format!("AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/{signing_name}/aws4_request, SignedHeaders=host, Signature=0"),
         )
         .send_string(&body.to_string());
     match r {
@@ -245,5 +376,23 @@ impl FlakyProxy {
 
     pub fn failed(&self) -> usize {
         self.failed.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// A query-protocol call (IAM, EC2) to a moto server; returns the XML answer.
+pub fn query_call(
+    service: &Service,
+    signing_name: &str,
+    params: &[(&str, &str)],
+) -> Result<String, (u16, String)> {
+    let mut req = ureq::post(&service.url()).set(
+        "Authorization",
+        &format!("AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/{signing_name}/aws4_request, SignedHeaders=host, Signature=0"),
+    );
+    req = req.set("Content-Type", "application/x-www-form-urlencoded");
+    match req.send_form(params) {
+        Ok(r) => Ok(r.into_string().unwrap()),
+        Err(ureq::Error::Status(code, r)) => Err((code, r.into_string().unwrap_or_default())),
+        Err(e) => panic!("moto: {e}"),
     }
 }

@@ -1,0 +1,151 @@
+//! The IAM documents of a job: trust limited to `ecs-tasks.amazonaws.com`, and inline
+//! least-privilege policies whose actions are all named (no `*`) and whose resources are this
+//! job's own ARNs. The one exception AWS forces: `ecr:GetAuthorizationToken` takes no resource
+//! but `*`.
+
+use crate::config::PolicyStatement;
+use serde_json::{Value, json};
+
+pub fn trust() -> Value {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Principal": { "Service": "ecs-tasks.amazonaws.com" },
+            "Action": "sts:AssumeRole"
+        }]
+    })
+}
+
+/// What ECS itself needs to start the task: pull the job's image, write its log group, read the
+/// secrets the job names.
+pub fn execution(repository_arn: Option<&str>, log_group_arn: &str, secrets: &[String]) -> Value {
+    let mut statements = vec![];
+    if let Some(repo) = repository_arn {
+        statements.push(json!({
+            "Sid": "AuthenticateToEcr",
+            "Effect": "Allow",
+            "Action": ["ecr:GetAuthorizationToken"],
+            "Resource": "*"
+        }));
+        statements.push(json!({
+            "Sid": "PullTheJobImage",
+            "Effect": "Allow",
+            "Action": ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
+            "Resource": [repo]
+        }));
+    }
+    statements.push(json!({
+        "Sid": "WriteTheJobLogs",
+        "Effect": "Allow",
+        "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+        "Resource": [format!("{log_group_arn}:*")]
+    }));
+    let sm: Vec<&String> = secrets
+        .iter()
+        .filter(|s| s.starts_with("arn:aws:secretsmanager:"))
+        .collect();
+    if !sm.is_empty() {
+        statements.push(json!({
+            "Sid": "ReadTheJobSecrets",
+            "Effect": "Allow",
+            "Action": ["secretsmanager:GetSecretValue"],
+            "Resource": sm
+        }));
+    }
+    let ssm: Vec<&String> = secrets
+        .iter()
+        .filter(|s| s.starts_with("arn:aws:ssm:"))
+        .collect();
+    if !ssm.is_empty() {
+        statements.push(json!({
+            "Sid": "ReadTheJobParameters",
+            "Effect": "Allow",
+            "Action": ["ssm:GetParameters"],
+            "Resource": ssm
+        }));
+    }
+    json!({ "Version": "2012-10-17", "Statement": statements })
+}
+
+/// What the job's own code may do: its prefix of the bucket, plus what the user added.
+pub fn task(bucket: &str, job: &str, extra: &[PolicyStatement]) -> Value {
+    let mut statements = vec![
+        json!({
+            "Sid": "TheJobPrefix",
+            "Effect": "Allow",
+            "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+            "Resource": [format!("arn:aws:s3:::{bucket}/jobs/{job}/*")]
+        }),
+        json!({
+            "Sid": "ListTheJobPrefix",
+            "Effect": "Allow",
+            "Action": ["s3:ListBucket"],
+            "Resource": [format!("arn:aws:s3:::{bucket}")],
+            "Condition": { "StringLike": { "s3:prefix": [format!("jobs/{job}/*")] } }
+        }),
+    ];
+    for (i, st) in extra.iter().enumerate() {
+        statements.push(json!({
+            "Sid": format!("FromJobrunToml{i}"),
+            "Effect": "Allow",
+            "Action": st.actions,
+            "Resource": st.resources
+        }));
+    }
+    json!({ "Version": "2012-10-17", "Statement": statements })
+}
+
+/// IAM hands documents back URL-encoded; emulators sometimes do not.
+pub fn parse_document(text: &str) -> Option<Value> {
+    serde_json::from_str(text).ok().or_else(|| {
+        let decoded = percent_encoding::percent_decode_str(text)
+            .decode_utf8()
+            .ok()?;
+        serde_json::from_str(&decoded).ok()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn actions(doc: &Value) -> Vec<String> {
+        doc["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|s| match &s["Action"] {
+                Value::String(a) => vec![a.clone()],
+                Value::Array(a) => a.iter().map(|v| v.as_str().unwrap().to_string()).collect(),
+                _ => vec![],
+            })
+            .collect()
+    }
+
+    #[test]
+    fn no_wildcard_actions_and_scoped_resources() {
+        let exec = execution(
+            Some("arn:aws:ecr:us-east-1:1:repository/jobrun/wc"),
+            "arn:aws:logs:us-east-1:1:log-group:/jobrun/wc",
+            &["arn:aws:secretsmanager:us-east-1:1:secret:db".into()],
+        );
+        let task = task("b", "wc", &[]);
+        for doc in [&exec, &task] {
+            assert!(actions(doc).iter().all(|a| !a.contains('*')), "{doc}");
+        }
+        for s in exec["Statement"].as_array().unwrap() {
+            let only_token = s["Action"] == json!(["ecr:GetAuthorizationToken"]);
+            assert!(only_token || s["Resource"] != "*", "{s}");
+        }
+        assert_eq!(
+            trust()["Statement"][0]["Principal"]["Service"],
+            "ecs-tasks.amazonaws.com"
+        );
+        assert_eq!(
+            parse_document("%7B%22a%22%3A1%7D").unwrap(),
+            json!({"a": 1}),
+            "URL-encoded documents are read"
+        );
+    }
+}
