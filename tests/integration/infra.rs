@@ -380,3 +380,49 @@ fn bad_input_for_up_makes_no_call() {
         .run(&["up", "--dry-run"])
         .assert_error(2, "no AWS region is set");
 }
+
+#[test]
+fn configured_cluster_is_used_and_kept_and_secrets_are_references() {
+    let moto = services::recording_moto();
+    services::json_call(
+        &moto,
+        "ecs",
+        "AmazonEC2ContainerServiceV20141113.CreateCluster",
+        json!({"clusterName": "shared"}),
+    )
+    .unwrap();
+    let t = ecs_job(
+        &moto,
+        "[ecs]\ncluster = \"shared\"\nsecrets = { DB = \"arn:aws:secretsmanager:us-east-1:123456789012:secret:db-AbCdEf\", TOKEN = \"/ml/token\" }\n",
+    );
+    assert_eq!(t.run(&["build", "--push"]).status, 0);
+    let up = t.run(&["up", "--output", "json"]);
+    assert_eq!(up.status, 0, "{}", up.stderr);
+    let up = up.json();
+    assert_eq!(action_of(&up, "ecs cluster"), "use");
+    assert_eq!(up["outputs"]["cluster"], "shared");
+
+    let td = services::json_call(
+        &moto,
+        "ecs",
+        "AmazonEC2ContainerServiceV20141113.DescribeTaskDefinition",
+        json!({"taskDefinition": up["outputs"]["task_definition"]}),
+    )
+    .unwrap();
+    let secrets = td["taskDefinition"]["containerDefinitions"][0]["secrets"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert!(secrets.contains(&json!({"name": "DB", "valueFrom": "arn:aws:secretsmanager:us-east-1:123456789012:secret:db-AbCdEf"})));
+    assert!(secrets.contains(&json!({"name": "TOKEN", "valueFrom": "arn:aws:ssm:us-east-1:123456789012:parameter/ml/token"})));
+    let exec = role_policy(&moto, &format!("jobrun-{}-execution", t.name)).to_string();
+    assert!(
+        exec.contains("secret:db-AbCdEf") && exec.contains("parameter/ml/token"),
+        "{exec}"
+    );
+
+    let down = t.run(&["down", "--yes", "--output", "json"]);
+    assert_eq!(down.status, 0, "{}", down.stderr);
+    assert_eq!(action_of(&down.json(), "ecs cluster"), "keep");
+    assert_eq!(cluster_status(&moto, "shared").as_deref(), Some("ACTIVE"));
+}

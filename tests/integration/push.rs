@@ -341,3 +341,44 @@ fn existing_ecr_repository_is_left_alone_unless_asked() {
             .contains("\"countNumber\":3")
     );
 }
+
+#[test]
+fn aws_profile_from_the_shared_config_files() {
+    let reg = services::plain_registry();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("config"),
+        "[profile ml]\nregion = us-east-1\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("credentials"),
+        "[ml]\naws_access_key_id = test\naws_secret_access_key = test\n",
+    )
+    .unwrap();
+    let t = Test::with_task(r#"command = ["/task"]"#);
+    let toml = std::fs::read_to_string(t.dir.path().join("jobrun.toml")).unwrap();
+    t.write(
+        "jobrun.toml",
+        &format!(
+            "{}\n[ecr]\nregistry_endpoint = \"{}\"\n",
+            toml.replace("[job]\n", "[job]\ntarget = \"ecs\"\n"),
+            reg.host()
+        ),
+    );
+    let t = t
+        .env("AWS_ENDPOINT_URL", &services::moto().url())
+        .env(
+            "AWS_CONFIG_FILE",
+            dir.path().join("config").to_str().unwrap(),
+        )
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            dir.path().join("credentials").to_str().unwrap(),
+        );
+    t.run(&["build", "--push"])
+        .assert_error(2, "no AWS region is set");
+    let r = t.run(&["push", "--profile", "ml", "--output", "json"]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    assert_eq!(r.json()["platform"], "linux/arm64");
+}

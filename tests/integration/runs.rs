@@ -67,3 +67,27 @@ fn status_json_watch_json_lines_and_runs() {
     t.run(&["status", "no-such-run"])
         .assert_error(2, "no run matches");
 }
+
+#[test]
+fn logs_follow_streams_a_running_task_until_it_ends() {
+    let t =
+        Test::with_task(r#"command = ["/task", "out", "first", "sleep", "2", "out", "second"]"#);
+    t.build();
+    let r = t.run(&["submit", "--configs", "1", "--detach", "--output", "json"]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    let run = r.json()["run_id"].as_str().unwrap().to_string();
+    t.wait_for(&run, "the task to run", |s| s["running"] == 1);
+    let started = std::time::Instant::now();
+    let f = t.run(&["logs", &run, "--index", "0", "--follow"]);
+    assert_eq!(f.status, 0, "{}", f.stderr);
+    assert!(
+        f.stdout.contains("first") && f.stdout.contains("second"),
+        "{}",
+        f.stdout
+    );
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(500),
+        "it waited for the task"
+    );
+    t.wait_for(&run, "the run to finish", |s| s["state"] == "succeeded");
+}
