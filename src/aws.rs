@@ -53,6 +53,24 @@ impl AwsError {
     }
 }
 
+/// For `.map_err(aws::op("CreateRole"))`: an SDK error as an [`AwsError`] naming the operation.
+pub fn op<E, R>(operation: &'static str) -> impl FnOnce(SdkError<E, R>) -> AwsError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    move |e| AwsError::from_sdk(operation, e)
+}
+
+/// A "does not exist" answer, recognised by its error code, as `None`.
+pub fn found<T>(result: Result<T, AwsError>, not_found: &[&str]) -> Result<Option<T>, AwsError> {
+    match result {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if e.code().is_some_and(|c| not_found.contains(&c)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 fn aws_smithy_error_text(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();

@@ -3,16 +3,8 @@
 //! gone is reported as absent, so `down` can be run again after a partial failure.
 
 use super::{Action, Change, DownReport, InfraError, Names, TAG_JOB, change};
-use crate::aws::{Aws, AwsError};
+use crate::aws::{self, Aws, AwsError};
 use crate::config::{Job, RegistrySpec};
-
-fn err<E, R>(op: &'static str) -> impl FnOnce(aws_sdk_ecs::error::SdkError<E, R>) -> AwsError
-where
-    E: aws_sdk_ecs::error::ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
-{
-    move |e| AwsError::from_sdk(op, e)
-}
 
 /// A resource found for deletion, with what deleting it takes.
 enum Target {
@@ -54,7 +46,7 @@ pub async fn down(
         .status(aws_sdk_ecs::types::TaskDefinitionStatus::Active)
         .send()
         .await
-        .map_err(err("ListTaskDefinitions"))?
+        .map_err(aws::op("ListTaskDefinitions"))?
         .task_definition_arns()
         .iter()
         .filter(|a| a.contains(&format!(":task-definition/{}:", names.family)))
@@ -97,7 +89,7 @@ pub async fn down(
             .include(aws_sdk_ecs::types::ClusterField::Tags)
             .send()
             .await
-            .map_err(err("DescribeClusters"))?;
+            .map_err(aws::op("DescribeClusters"))?;
         let c = out.clusters().iter().find(|c| c.status() == Some("ACTIVE"));
         let c = match c {
             None => change("ecs cluster", &names.cluster, Action::Absent, "not there"),
@@ -137,7 +129,7 @@ pub async fn down(
             )
             .send()
             .await
-            .map_err(err("DescribeSecurityGroups"))?;
+            .map_err(aws::op("DescribeSecurityGroups"))?;
         let mut any = false;
         for g in groups.security_groups() {
             any = true;
@@ -184,21 +176,18 @@ pub async fn down(
         ("execution role", &names.execution_role),
         ("task role", &names.task_role),
     ] {
-        let tags = match iam.list_role_tags().role_name(name).send().await {
-            Ok(out) => Some(
-                out.tags()
-                    .iter()
-                    .map(|t| (t.key().to_string(), t.value().to_string()))
-                    .collect::<Vec<_>>(),
-            ),
-            Err(e) => {
-                let e = AwsError::from_sdk("ListRoleTags", e);
-                if e.code() != Some("NoSuchEntity") {
-                    return Err(e.into());
-                }
-                None
-            }
-        };
+        let listed = iam
+            .list_role_tags()
+            .role_name(name)
+            .send()
+            .await
+            .map_err(aws::op("ListRoleTags"));
+        let tags = aws::found(listed, &["NoSuchEntity"])?.map(|out| {
+            out.tags()
+                .iter()
+                .map(|t| (t.key().to_string(), t.value().to_string()))
+                .collect::<Vec<_>>()
+        });
         let c = match tags {
             None => change(kind, name, Action::Absent, "not there"),
             Some(t) if ours(t.iter().map(|(k, v)| (k.as_str(), v.as_str())), &job.name) => {
@@ -216,7 +205,7 @@ pub async fn down(
         .log_group_name_prefix(&names.log_group)
         .send()
         .await
-        .map_err(err("DescribeLogGroups"))?
+        .map_err(aws::op("DescribeLogGroups"))?
         .log_groups()
         .iter()
         .any(|g| g.log_group_name() == Some(names.log_group.as_str()));
@@ -229,7 +218,7 @@ pub async fn down(
             .log_group_name(&names.log_group)
             .send()
             .await
-            .map_err(err("ListTagsLogGroup"))?;
+            .map_err(aws::op("ListTagsLogGroup"))?;
         let mine = tags
             .tags()
             .is_some_and(|t| ours(t.iter().map(|(k, v)| (k.as_str(), v.as_str())), &job.name));
@@ -329,7 +318,7 @@ pub async fn down(
                     .resource_arn(&arn)
                     .send()
                     .await
-                    .map_err(err("ListTagsForResource"))?;
+                    .map_err(aws::op("ListTagsForResource"))?;
                 if ours(tags.tags().iter().map(|t| (t.key(), t.value())), &job.name) {
                     change(
                         "ecr repository",
@@ -378,7 +367,7 @@ async fn delete(aws: &Aws, target: Target) -> Result<(), InfraError> {
                     .task_definition(&arn)
                     .send()
                     .await
-                    .map_err(err("DeregisterTaskDefinition"))?;
+                    .map_err(aws::op("DeregisterTaskDefinition"))?;
             }
         }
         Target::Cluster(name) => {
@@ -387,7 +376,7 @@ async fn delete(aws: &Aws, target: Target) -> Result<(), InfraError> {
                 .cluster(&name)
                 .send()
                 .await
-                .map_err(err("DeleteCluster"))?;
+                .map_err(aws::op("DeleteCluster"))?;
         }
         Target::SecurityGroup(id) => {
             aws.ec2()
@@ -395,7 +384,7 @@ async fn delete(aws: &Aws, target: Target) -> Result<(), InfraError> {
                 .group_id(&id)
                 .send()
                 .await
-                .map_err(err("DeleteSecurityGroup"))?;
+                .map_err(aws::op("DeleteSecurityGroup"))?;
         }
         Target::Role(name) => {
             let iam = aws.iam();
@@ -404,20 +393,20 @@ async fn delete(aws: &Aws, target: Target) -> Result<(), InfraError> {
                 .role_name(&name)
                 .send()
                 .await
-                .map_err(err("ListRolePolicies"))?;
+                .map_err(aws::op("ListRolePolicies"))?;
             for p in policies.policy_names() {
                 iam.delete_role_policy()
                     .role_name(&name)
                     .policy_name(p)
                     .send()
                     .await
-                    .map_err(err("DeleteRolePolicy"))?;
+                    .map_err(aws::op("DeleteRolePolicy"))?;
             }
             iam.delete_role()
                 .role_name(&name)
                 .send()
                 .await
-                .map_err(err("DeleteRole"))?;
+                .map_err(aws::op("DeleteRole"))?;
         }
         Target::LogGroup(name) => {
             aws.logs()
@@ -425,7 +414,7 @@ async fn delete(aws: &Aws, target: Target) -> Result<(), InfraError> {
                 .log_group_name(&name)
                 .send()
                 .await
-                .map_err(err("DeleteLogGroup"))?;
+                .map_err(aws::op("DeleteLogGroup"))?;
         }
         Target::Bucket(name) => {
             let s3 = aws.s3();
@@ -435,7 +424,7 @@ async fn delete(aws: &Aws, target: Target) -> Result<(), InfraError> {
                     .bucket(&name)
                     .send()
                     .await
-                    .map_err(err("ListObjectsV2"))?;
+                    .map_err(aws::op("ListObjectsV2"))?;
                 if listed.contents().is_empty() {
                     break;
                 }
@@ -445,14 +434,14 @@ async fn delete(aws: &Aws, target: Target) -> Result<(), InfraError> {
                         .key(o.key().unwrap_or_default())
                         .send()
                         .await
-                        .map_err(err("DeleteObject"))?;
+                        .map_err(aws::op("DeleteObject"))?;
                 }
             }
             s3.delete_bucket()
                 .bucket(&name)
                 .send()
                 .await
-                .map_err(err("DeleteBucket"))?;
+                .map_err(aws::op("DeleteBucket"))?;
         }
         Target::Repository(name) => {
             aws.ecr()
@@ -461,7 +450,7 @@ async fn delete(aws: &Aws, target: Target) -> Result<(), InfraError> {
                 .force(true)
                 .send()
                 .await
-                .map_err(err("DeleteRepository"))?;
+                .map_err(aws::op("DeleteRepository"))?;
         }
     }
     Ok(())

@@ -10,7 +10,7 @@
 pub mod down;
 pub mod policy;
 
-use crate::aws::{Aws, AwsError};
+use crate::aws::{self, Aws, AwsError};
 use crate::config::{Job, Platform};
 use serde::Serialize;
 use serde_json::Value;
@@ -265,14 +265,6 @@ fn ecr_repository_arn(image: &str, account: &str, region: &str) -> Option<String
         .then(|| format!("arn:aws:ecr:{region}:{account}:repository/{repo}"))
 }
 
-fn aws_err<E, R>(op: &'static str) -> impl FnOnce(aws_sdk_ecs::error::SdkError<E, R>) -> AwsError
-where
-    E: aws_sdk_ecs::error::ProvideErrorMetadata + std::error::Error + 'static,
-    R: fmt::Debug,
-{
-    move |e| AwsError::from_sdk(op, e)
-}
-
 impl Ctx<'_> {
     fn record(&mut self, c: Change) -> bool {
         let act = self.apply && matches!(c.action, Action::Create | Action::Update);
@@ -294,16 +286,13 @@ impl Ctx<'_> {
     async fn bucket(&mut self) -> Result<(), InfraError> {
         let s3 = self.aws.s3();
         let name = self.names.bucket.clone();
-        let exists = match s3.head_bucket().bucket(&name).send().await {
-            Ok(_) => true,
-            Err(e) => {
-                let e = AwsError::from_sdk("HeadBucket", e);
-                if !matches!(e.code(), Some("NotFound" | "NoSuchBucket")) {
-                    return Err(e.into());
-                }
-                false
-            }
-        };
+        let head = s3
+            .head_bucket()
+            .bucket(&name)
+            .send()
+            .await
+            .map_err(aws::op("HeadBucket"));
+        let exists = aws::found(head, &["NotFound", "NoSuchBucket"])?.is_some();
         if self.job.ecs.bucket.is_some() {
             if !exists {
                 return Err(InfraError::MissingConfigured {
@@ -373,7 +362,7 @@ impl Ctx<'_> {
                         .build(),
                 );
             }
-            create.send().await.map_err(aws_err("CreateBucket"))?;
+            create.send().await.map_err(aws::op("CreateBucket"))?;
             let tag = |k: &str, v: &str| {
                 Tag::builder()
                     .key(k)
@@ -392,7 +381,7 @@ impl Ctx<'_> {
                 )
                 .send()
                 .await
-                .map_err(aws_err("PutBucketTagging"))?;
+                .map_err(aws::op("PutBucketTagging"))?;
         }
         s3.put_public_access_block()
             .bucket(&name)
@@ -406,7 +395,7 @@ impl Ctx<'_> {
             )
             .send()
             .await
-            .map_err(aws_err("PutPublicAccessBlock"))?;
+            .map_err(aws::op("PutPublicAccessBlock"))?;
         s3.put_bucket_encryption()
             .bucket(&name)
             .server_side_encryption_configuration(
@@ -426,7 +415,7 @@ impl Ctx<'_> {
             )
             .send()
             .await
-            .map_err(aws_err("PutBucketEncryption"))?;
+            .map_err(aws::op("PutBucketEncryption"))?;
         Ok(())
     }
 
@@ -442,7 +431,7 @@ impl Ctx<'_> {
             .log_group_name_prefix(&name)
             .send()
             .await
-            .map_err(aws_err("DescribeLogGroups"))?
+            .map_err(aws::op("DescribeLogGroups"))?
             .log_groups()
             .iter()
             .find(|g| g.log_group_name() == Some(name.as_str()))
@@ -481,14 +470,14 @@ impl Ctx<'_> {
                     .tags(TAG_JOB, &self.job.name)
                     .send()
                     .await
-                    .map_err(aws_err("CreateLogGroup"))?;
+                    .map_err(aws::op("CreateLogGroup"))?;
             }
             logs.put_retention_policy()
                 .log_group_name(&name)
                 .retention_in_days(want)
                 .send()
                 .await
-                .map_err(aws_err("PutRetentionPolicy"))?;
+                .map_err(aws::op("PutRetentionPolicy"))?;
         }
         Ok(arn)
     }
@@ -503,16 +492,13 @@ impl Ctx<'_> {
         let iam = self.aws.iam();
         let arn = format!("arn:aws:iam::{}:role/{name}", self.account);
         let trust = policy::trust();
-        let role = match iam.get_role().role_name(name).send().await {
-            Ok(out) => out.role().cloned(),
-            Err(e) => {
-                let e = AwsError::from_sdk("GetRole", e);
-                if e.code() != Some("NoSuchEntity") {
-                    return Err(e.into());
-                }
-                None
-            }
-        };
+        let got = iam
+            .get_role()
+            .role_name(name)
+            .send()
+            .await
+            .map_err(aws::op("GetRole"));
+        let role = aws::found(got, &["NoSuchEntity"])?.and_then(|out| out.role().cloned());
         let mut why = vec![];
         let mut trust_ok = true;
         let mut policy_ok = true;
@@ -525,22 +511,15 @@ impl Ctx<'_> {
             if !trust_ok {
                 why.push("trust policy differs");
             }
-            let current = match iam
+            let got = iam
                 .get_role_policy()
                 .role_name(name)
                 .policy_name("jobrun")
                 .send()
                 .await
-            {
-                Ok(out) => policy::parse_document(out.policy_document()),
-                Err(e) => {
-                    let e = AwsError::from_sdk("GetRolePolicy", e);
-                    if e.code() != Some("NoSuchEntity") {
-                        return Err(e.into());
-                    }
-                    None
-                }
-            };
+                .map_err(aws::op("GetRolePolicy"));
+            let current = aws::found(got, &["NoSuchEntity"])?
+                .and_then(|out| policy::parse_document(out.policy_document()));
             policy_ok = current.as_ref() == Some(doc);
             if !policy_ok {
                 why.push("inline policy differs");
@@ -574,14 +553,14 @@ impl Ctx<'_> {
                     .tags(tag(TAG_JOB, &self.job.name))
                     .send()
                     .await
-                    .map_err(aws_err("CreateRole"))?;
+                    .map_err(aws::op("CreateRole"))?;
             } else if !trust_ok {
                 iam.update_assume_role_policy()
                     .role_name(name)
                     .policy_document(trust.to_string())
                     .send()
                     .await
-                    .map_err(aws_err("UpdateAssumeRolePolicy"))?;
+                    .map_err(aws::op("UpdateAssumeRolePolicy"))?;
             }
             if role.is_none() || !policy_ok {
                 iam.put_role_policy()
@@ -590,7 +569,7 @@ impl Ctx<'_> {
                     .policy_document(doc.to_string())
                     .send()
                     .await
-                    .map_err(aws_err("PutRolePolicy"))?;
+                    .map_err(aws::op("PutRolePolicy"))?;
             }
         }
         Ok(arn)
@@ -618,7 +597,7 @@ impl Ctx<'_> {
                     .filters(filter("isDefault", "true"))
                     .send()
                     .await
-                    .map_err(aws_err("DescribeVpcs"))?;
+                    .map_err(aws::op("DescribeVpcs"))?;
                 let vpc = vpcs
                     .vpcs()
                     .first()
@@ -630,7 +609,7 @@ impl Ctx<'_> {
                     .filters(filter("vpc-id", &vpc))
                     .send()
                     .await
-                    .map_err(aws_err("DescribeSubnets"))?
+                    .map_err(aws::op("DescribeSubnets"))?
                     .subnets()
                     .iter()
                     .filter_map(|s| s.subnet_id().map(str::to_string))
@@ -664,7 +643,7 @@ impl Ctx<'_> {
                     .subnet_ids(&first)
                     .send()
                     .await
-                    .map_err(aws_err("DescribeSubnets"))?
+                    .map_err(aws::op("DescribeSubnets"))?
                     .subnets()
                     .first()
                     .and_then(|s| s.vpc_id())
@@ -682,7 +661,7 @@ impl Ctx<'_> {
             .filters(filter("vpc-id", &vpc))
             .send()
             .await
-            .map_err(aws_err("DescribeSecurityGroups"))?
+            .map_err(aws::op("DescribeSecurityGroups"))?
             .security_groups()
             .first()
             .cloned();
@@ -726,7 +705,7 @@ impl Ctx<'_> {
                         )
                         .send()
                         .await
-                        .map_err(aws_err("CreateSecurityGroup"))?;
+                        .map_err(aws::op("CreateSecurityGroup"))?;
                     id = out.group_id().map(str::to_string);
                 }
                 Some(g) => {
@@ -735,7 +714,7 @@ impl Ctx<'_> {
                         .set_ip_permissions(Some(g.ip_permissions().to_vec()))
                         .send()
                         .await
-                        .map_err(aws_err("RevokeSecurityGroupIngress"))?;
+                        .map_err(aws::op("RevokeSecurityGroupIngress"))?;
                 }
             }
         }
@@ -755,7 +734,7 @@ impl Ctx<'_> {
             .include(ClusterField::Tags)
             .send()
             .await
-            .map_err(aws_err("DescribeClusters"))?;
+            .map_err(aws::op("DescribeClusters"))?;
         let found = out
             .clusters()
             .iter()
@@ -821,7 +800,7 @@ impl Ctx<'_> {
                 .tags(tag(TAG_JOB, &self.job.name))
                 .send()
                 .await
-                .map_err(aws_err("CreateCluster"))?;
+                .map_err(aws::op("CreateCluster"))?;
         } else {
             ecs.put_cluster_capacity_providers()
                 .cluster(&name)
@@ -830,7 +809,7 @@ impl Ctx<'_> {
                 .default_capacity_provider_strategy(spot)
                 .send()
                 .await
-                .map_err(aws_err("PutClusterCapacityProviders"))?;
+                .map_err(aws::op("PutClusterCapacityProviders"))?;
         }
         Ok(())
     }
@@ -867,24 +846,14 @@ impl Ctx<'_> {
         let ecs = self.aws.ecs();
         let family = self.names.family.clone();
         let want = self.wanted_task_definition(image, exec_arn, task_arn);
-        let current = match ecs
+        let described = ecs
             .describe_task_definition()
             .task_definition(&family)
             .send()
             .await
-        {
-            Ok(out) => out.task_definition().cloned(),
-            Err(e) => {
-                let e = AwsError::from_sdk("DescribeTaskDefinition", e);
-                if !matches!(
-                    e.code(),
-                    Some("ClientException" | "ResourceNotFoundException")
-                ) {
-                    return Err(e.into());
-                }
-                None
-            }
-        };
+            .map_err(aws::op("DescribeTaskDefinition"));
+        let current = aws::found(described, &["ClientException", "ResourceNotFoundException"])?
+            .and_then(|out| out.task_definition().cloned());
         let current_shape = current.as_ref().map(shape_of);
         let c = match &current_shape {
             None => change("task definition", &family, Action::Create, "missing"),
@@ -980,7 +949,7 @@ impl Ctx<'_> {
             .tags(tag(TAG_JOB, &job.name))
             .send()
             .await
-            .map_err(aws_err("RegisterTaskDefinition"))?;
+            .map_err(aws::op("RegisterTaskDefinition"))?;
         Ok(out
             .task_definition()
             .and_then(|t| t.task_definition_arn())

@@ -130,6 +130,27 @@ impl Test {
         t
     }
 
+    /// The test task as a Fargate job (`target = "ecs"`), with `extra` added to its jobrun.toml.
+    pub fn ecs_task(extra: &str) -> Test {
+        let t = Test::with_task(r#"command = ["/task"]"#);
+        let toml = std::fs::read_to_string(t.dir.path().join("jobrun.toml")).unwrap();
+        t.write(
+            "jobrun.toml",
+            &format!(
+                "{}\n{extra}",
+                toml.replace("[job]\n", "[job]\ntarget = \"ecs\"\n")
+            ),
+        );
+        t
+    }
+
+    pub fn envs(mut self, vars: Vec<(&str, String)>) -> Self {
+        for (k, v) in vars {
+            self = self.env(k, &v);
+        }
+        self
+    }
+
     pub fn write(&self, rel: &str, body: &str) -> &Self {
         let p = self.dir.path().join(rel);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
@@ -228,6 +249,21 @@ impl Test {
             }
             assert!(Instant::now() < deadline, "timed out waiting for {what}");
             std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Waits for the one run of this test to have a running task; returns its id.
+    pub fn wait_for_running_task(&self) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if self.run_count() == 1 {
+                let run = self.only_run();
+                if self.status(&run)["running"].as_u64().unwrap_or(0) > 0 {
+                    return run;
+                }
+            }
+            assert!(Instant::now() < deadline, "no task started");
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 

@@ -8,21 +8,11 @@ use serde_json::{Value, json};
 
 fn ecs_job(moto: &Service, extra: &str) -> Test {
     let reg = services::plain_registry();
-    let t = Test::with_task(r#"command = ["/task"]"#);
-    let toml = std::fs::read_to_string(t.dir.path().join("jobrun.toml")).unwrap();
-    t.write(
-        "jobrun.toml",
-        &format!(
-            "{}\n[ecr]\nregistry_endpoint = \"{}\"\n{extra}",
-            toml.replace("[job]\n", "[job]\ntarget = \"ecs\"\n"),
-            reg.host()
-        ),
-    );
-    let mut t = t;
-    for (k, v) in services::moto_env_for(moto) {
-        t = t.env(k, &v);
-    }
-    t
+    Test::ecs_task(&format!(
+        "[ecr]\nregistry_endpoint = \"{}\"\n{extra}",
+        reg.host()
+    ))
+    .envs(services::moto_env_for(moto))
 }
 
 fn actions(report: &Value) -> Vec<(String, String)> {
@@ -90,6 +80,17 @@ fn percent_decode(s: &str) -> String {
         }
     }
     String::from_utf8(out).unwrap()
+}
+
+fn task_definition(moto: &Service, arn: &Value) -> Value {
+    let out = services::json_call(
+        moto,
+        "ecs",
+        "AmazonEC2ContainerServiceV20141113.DescribeTaskDefinition",
+        json!({"taskDefinition": arn}),
+    )
+    .unwrap();
+    out["taskDefinition"].clone()
 }
 
 fn cluster_status(moto: &Service, name: &str) -> Option<String> {
@@ -184,14 +185,7 @@ fn up_converges_and_down_removes_exactly_what_it_made() {
     );
 
     // The task definition as ECS has it.
-    let described = services::json_call(
-        &moto,
-        "ecs",
-        "AmazonEC2ContainerServiceV20141113.DescribeTaskDefinition",
-        json!({"taskDefinition": td}),
-    )
-    .unwrap();
-    let d = &described["taskDefinition"];
+    let d = &task_definition(&moto, &json!(td));
     assert_eq!(d["runtimePlatform"]["cpuArchitecture"], "ARM64");
     assert_eq!(d["requiresCompatibilities"][0], "FARGATE");
     assert_eq!(
@@ -370,12 +364,7 @@ fn bad_input_for_up_makes_no_call() {
         Vec::<String>::new(),
         "bad input makes no write call"
     );
-    let no_region = Test::with_task(r#"command = ["/task"]"#);
-    let toml = std::fs::read_to_string(no_region.dir.path().join("jobrun.toml")).unwrap();
-    no_region.write(
-        "jobrun.toml",
-        &toml.replace("[job]\n", "[job]\ntarget = \"ecs\"\n"),
-    );
+    let no_region = Test::ecs_task("");
     no_region
         .run(&["up", "--dry-run"])
         .assert_error(2, "no AWS region is set");
@@ -402,14 +391,8 @@ fn configured_cluster_is_used_and_kept_and_secrets_are_references() {
     assert_eq!(action_of(&up, "ecs cluster"), "use");
     assert_eq!(up["outputs"]["cluster"], "shared");
 
-    let td = services::json_call(
-        &moto,
-        "ecs",
-        "AmazonEC2ContainerServiceV20141113.DescribeTaskDefinition",
-        json!({"taskDefinition": up["outputs"]["task_definition"]}),
-    )
-    .unwrap();
-    let secrets = td["taskDefinition"]["containerDefinitions"][0]["secrets"]
+    let td = task_definition(&moto, &up["outputs"]["task_definition"]);
+    let secrets = td["containerDefinitions"][0]["secrets"]
         .as_array()
         .unwrap()
         .clone();

@@ -139,19 +139,7 @@ concurrency = 2"#,
     );
     t.build();
     let mut child = t.spawn(&["submit", "--configs", "5"]);
-    let run = {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if t.run_count() == 1 {
-                let run = t.only_run();
-                if t.status(&run)["running"].as_u64().unwrap_or(0) > 0 {
-                    break run;
-                }
-            }
-            assert!(Instant::now() < deadline, "no task started");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    };
+    let run = t.wait_for_running_task();
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     let before = t.status(&run);
@@ -187,17 +175,7 @@ concurrency = 2"#,
     );
     t.build();
     let child = t.spawn(&["submit", "--configs", "4"]);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let run = loop {
-        if t.run_count() == 1 {
-            let run = t.only_run();
-            if t.status(&run)["running"].as_u64().unwrap_or(0) > 0 {
-                break run;
-            }
-        }
-        assert!(Instant::now() < deadline, "no task started");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let run = t.wait_for_running_task();
     std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()

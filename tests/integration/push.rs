@@ -98,20 +98,11 @@ fn push_to_an_oci_registry_and_again_uploads_nothing() {
 #[test]
 fn arm64_image_to_ecr_through_moto() {
     let reg = services::plain_registry();
-    let t = Test::with_task(r#"command = ["/task"]"#);
-    let toml = std::fs::read_to_string(t.dir.path().join("jobrun.toml")).unwrap();
-    t.write(
-        "jobrun.toml",
-        &format!(
-            "{}\n[ecr]\nrepository_prefix = \"ml\"\nkeep_images = 7\nregistry_endpoint = \"{}\"\n",
-            toml.replace("[job]\n", "[job]\ntarget = \"ecs\"\n"),
-            reg.host()
-        ),
-    );
-    let mut t = t;
-    for (k, v) in services::moto_env() {
-        t = t.env(k, &v);
-    }
+    let t = Test::ecs_task(&format!(
+        "[ecr]\nrepository_prefix = \"ml\"\nkeep_images = 7\nregistry_endpoint = \"{}\"\n",
+        reg.host()
+    ))
+    .envs(services::moto_env());
     let repo = format!("ml/{}", t.name);
 
     let r = t.run(&["build", "--push", "--output", "json"]);
@@ -207,11 +198,7 @@ fn nowhere_to_push_and_no_aws_region() {
     t.build();
     t.run(&["push"]).assert_error(2, "nowhere to push");
 
-    let toml = std::fs::read_to_string(t.dir.path().join("jobrun.toml")).unwrap();
-    t.write(
-        "jobrun.toml",
-        &toml.replace("[job]\n", "[job]\ntarget = \"ecs\"\n"),
-    );
+    let t = Test::ecs_task("");
     let r = t.run(&["build", "--push"]);
     r.assert_error(2, "no AWS region is set");
     let t = t.env("AWS_REGION", "us-east-1");
@@ -284,19 +271,11 @@ fn git_commit_tags_with_dirty_mark() {
 #[test]
 fn existing_ecr_repository_is_left_alone_unless_asked() {
     let reg = services::plain_registry();
-    let mut t = Test::with_task(r#"command = ["/task"]"#);
-    let toml = std::fs::read_to_string(t.dir.path().join("jobrun.toml")).unwrap();
-    t.write(
-        "jobrun.toml",
-        &format!(
-            "{}\n[ecr]\nkeep_images = 3\nregistry_endpoint = \"{}\"\n",
-            toml.replace("[job]\n", "[job]\ntarget = \"ecs\"\n"),
-            reg.host()
-        ),
-    );
-    for (k, v) in services::moto_env() {
-        t = t.env(k, &v);
-    }
+    let t = Test::ecs_task(&format!(
+        "[ecr]\nkeep_images = 3\nregistry_endpoint = \"{}\"\n",
+        reg.host()
+    ))
+    .envs(services::moto_env());
     let repo = format!("jobrun/{}", t.name);
     services::ecr_call(
         "CreateRepository",
@@ -356,17 +335,7 @@ fn aws_profile_from_the_shared_config_files() {
         "[ml]\naws_access_key_id = test\naws_secret_access_key = test\n",
     )
     .unwrap();
-    let t = Test::with_task(r#"command = ["/task"]"#);
-    let toml = std::fs::read_to_string(t.dir.path().join("jobrun.toml")).unwrap();
-    t.write(
-        "jobrun.toml",
-        &format!(
-            "{}\n[ecr]\nregistry_endpoint = \"{}\"\n",
-            toml.replace("[job]\n", "[job]\ntarget = \"ecs\"\n"),
-            reg.host()
-        ),
-    );
-    let t = t
+    let t = Test::ecs_task(&format!("[ecr]\nregistry_endpoint = \"{}\"\n", reg.host()))
         .env("AWS_ENDPOINT_URL", &services::moto().url())
         .env(
             "AWS_CONFIG_FILE",

@@ -136,41 +136,33 @@ pub fn auth_registry() -> &'static Service {
     S.get_or_init(|| registry(true))
 }
 
+fn start_moto() -> Service {
+    let port = free_port();
+    let args = [
+        "-H".to_string(),
+        "127.0.0.1".into(),
+        "-p".into(),
+        port.to_string(),
+    ];
+    start(
+        "moto_server",
+        &args,
+        tempfile::tempdir().unwrap(),
+        port,
+        "/moto-api/",
+    )
+}
+
+/// The moto server the tests share (each test uses names of its own).
 pub fn moto() -> &'static Service {
     static S: OnceLock<Service> = OnceLock::new();
-    S.get_or_init(|| {
-        let port = free_port();
-        start(
-            "moto_server",
-            &[
-                "-H".into(),
-                "127.0.0.1".into(),
-                "-p".into(),
-                port.to_string(),
-            ],
-            tempfile::tempdir().unwrap(),
-            port,
-            "/moto-api/",
-        )
-    })
+    S.get_or_init(start_moto)
 }
 
 /// A moto server of one's own, for a test that counts the calls jobrun makes: moto records
 /// every request it serves (`/moto-api/recorder`).
 pub fn recording_moto() -> Service {
-    let port = free_port();
-    let service = start(
-        "moto_server",
-        &[
-            "-H".into(),
-            "127.0.0.1".into(),
-            "-p".into(),
-            port.to_string(),
-        ],
-        tempfile::tempdir().unwrap(),
-        port,
-        "/moto-api/",
-    );
+    let service = start_moto();
     service.restart_recording();
     service
 }
