@@ -159,9 +159,10 @@ async fn push(
     aws: &crate::cli::AwsArgs,
     ui: &Ui,
 ) -> Result<image::push::Pushed> {
+    // Flags, then `[aws]` in jobrun.toml, then the standard chain (as for `up`).
     let opts = image::push::AwsOptions {
-        profile: aws.profile.clone(),
-        region: aws.region.clone(),
+        profile: aws.profile.clone().or(job.aws.profile.clone()),
+        region: aws.region.clone().or(job.aws.region.clone()),
         update_repository: aws.update_repository,
     };
     Ok(image::push::push(job, engine, store, &opts, ui).await?)
@@ -419,6 +420,16 @@ async fn watch_cmd(file: Option<&std::path::Path>, args: WatchArgs, ui: &Ui) -> 
         return Ok(Exit::Ok);
     }
     if rec.is_finished() && rec.finished_at.is_some() {
+        // One more pass removes anything a crash left between saving the outcome and the
+        // cleanup; the summary does not depend on it.
+        match Target::for_run(&rec).await {
+            Ok(mut target) => {
+                if let Err(e) = watch::step(&store, &mut target, &rec.run_id).await {
+                    tracing::warn!("cleaning up after run {}: {e}", rec.run_id);
+                }
+            }
+            Err(e) => tracing::warn!("cleaning up after run {}: {e}", rec.run_id),
+        }
         watch::print_summary(ui, &rec);
         return Ok(if rec.all_succeeded() {
             Exit::Ok

@@ -260,12 +260,17 @@ mod opt_duration {
     }
 }
 
+/// The longest timeout or interval jobrun takes.
+pub const MAX_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
+
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s.trim())
         .map_err(|e| format!("`{s}` is not a duration ({e}); examples: \"90s\", \"30m\", \"1h\""))
         .and_then(|d| {
             if d.is_zero() {
                 Err("a duration must be more than zero".into())
+            } else if d > MAX_DURATION {
+                Err(format!("`{s}` is longer than the 30 days jobrun allows"))
             } else {
                 Ok(d)
             }
@@ -672,7 +677,8 @@ fn resolve(
 /// Job names become image names, container labels and AWS resource names: keep them to what all accept.
 pub fn validate_job_name(name: &str) -> Result<(), String> {
     let ok = !name.is_empty()
-        && name.len() <= 48
+        // 40: `jobrun-<name>-execution` must fit IAM's 64-character role names.
+        && name.len() <= 40
         && name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
         && name
             .chars()
@@ -681,7 +687,7 @@ pub fn validate_job_name(name: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "job.name `{name}` must be 1–48 characters of a-z, 0-9, '-' or '_', starting with a letter or digit"
+            "job.name `{name}` must be 1–40 characters of a-z, 0-9, '-' or '_', starting with a letter or digit"
         ))
     }
 }

@@ -275,7 +275,7 @@ impl From<InfraError> for Failure {
                 .hint("set ecs.subnets (and ecs.security_groups) in jobrun.toml"),
             InfraError::MissingConfigured { .. } => Failure::usage(e.to_string())
                 .hint("fix the name in jobrun.toml, or remove it to let jobrun make one"),
-            InfraError::Refused(_) => Failure::new(Exit::TasksFailed, e.to_string())
+            InfraError::Refused(_) => Failure::usage(e.to_string())
                 .hint("run `jobrun down` again and answer y, or pass --yes"),
         }
     }

@@ -53,7 +53,12 @@ pub async fn watch(
     opts: &WatchOptions,
 ) -> Result<Ended, TargetError> {
     let mut view = View::new(ui);
-    let mut ctrl_c = Box::pin(tokio::signal::ctrl_c());
+    // Listen for Ctrl-C before the first step starts anything, so an early Ctrl-C still detaches.
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .map_err(|source| TargetError::Log {
+        path: "SIGINT handler".into(),
+        source,
+    })?;
     loop {
         let rec = step(store, target, run_id).await?;
         view.update(&rec);
@@ -64,7 +69,7 @@ pub async fn watch(
         tokio::select! {
             _ = target.changed() => {}
             _ = tokio::time::sleep(opts.poll) => {}
-            _ = &mut ctrl_c, if opts.detach_on_ctrl_c => {
+            _ = interrupt.recv(), if opts.detach_on_ctrl_c => {
                 view.finish();
                 return Ok(Ended::Detached);
             }

@@ -55,6 +55,11 @@ impl Context {
         };
         let mut entries = vec![];
         walk(root, root, &ignore, &dockerfile_in_context, &mut entries)?;
+        // The Dockerfile goes in even from a folder .dockerignore leaves out entirely.
+        if dockerfile_in_context != OUTSIDE_DOCKERFILE && !entries.contains(&dockerfile_in_context)
+        {
+            entries.push(dockerfile_in_context.clone());
+        }
         Ok(Context {
             root: root.to_path_buf(),
             entries,
@@ -216,6 +221,17 @@ mod tests {
             ]
         );
         assert_eq!(ctx.dockerfile_in_context, "Dockerfile");
+
+        // A Dockerfile in a folder that is excluded whole is still sent.
+        std::fs::create_dir_all(root.join("docker")).unwrap();
+        std::fs::write(root.join("docker/Dockerfile"), "FROM scratch\n").unwrap();
+        std::fs::write(root.join(".dockerignore"), "docker\n").unwrap();
+        let ctx = Context::scan(root, &root.join("docker/Dockerfile")).unwrap();
+        assert!(
+            ctx.entries().contains(&"docker/Dockerfile".to_string()),
+            "{:?}",
+            ctx.entries()
+        );
     }
 
     #[tokio::test]

@@ -179,21 +179,18 @@ impl Login {
     }
 }
 
-fn cache_path(store: &Store, aws: &Aws, profile: Option<&str>) -> std::path::PathBuf {
+/// One cached login per account, region and endpoint.
+fn cache_path(store: &Store, aws: &Aws, account: &str) -> std::path::PathBuf {
     use sha2::Digest;
     let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_default();
-    let key = format!(
-        "{}|{}|{endpoint}",
-        profile.unwrap_or("default"),
-        aws.region()
-    );
+    let key = format!("{account}|{}|{endpoint}", aws.region());
     let hash = format!("{:x}", sha2::Sha256::digest(key.as_bytes()));
     store.auth_dir().join(format!("ecr-{}.json", &hash[..16]))
 }
 
 /// The registry login: the cached one while it is fresh, else a new `GetAuthorizationToken`.
-pub async fn login(aws: &Aws, store: &Store, profile: Option<&str>) -> Result<Login, EcrError> {
-    let path = cache_path(store, aws, profile);
+pub async fn login(aws: &Aws, store: &Store) -> Result<Login, EcrError> {
+    let path = cache_path(store, aws, &aws.account().await?);
     let now = Utc::now();
     if let Some(cached) = std::fs::read(&path)
         .ok()

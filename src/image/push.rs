@@ -149,7 +149,7 @@ async fn destination(
                     repo.uri
                 ));
             }
-            let login = super::ecr::login(&aws_ctx, store, aws.profile.as_deref()).await?;
+            let login = super::ecr::login(&aws_ctx, store).await?;
             let host = registry_endpoint.clone().unwrap_or(login.endpoint.clone());
             Ok(Destination {
                 registry: Registry::new(&host, Some(login.credentials())),
@@ -279,7 +279,14 @@ pub async fn push(
     let reference = format!("{}/{}@{digest}", registry.host(), dest.repository);
     let mut records = ImageRecords::load(store, &job.name)?;
     records.pushed(
-        &image_id,
+        super::records::ImageRecord {
+            image_id: image_id.clone(),
+            tags: vec![latest.clone()],
+            platform: wanted.clone(),
+            size_bytes: inspect.size.unwrap_or(0),
+            built_at: chrono::Utc::now(),
+            pushes: vec![],
+        },
         PushRecord {
             registry: registry.host().to_string(),
             repository: dest.repository.clone(),
@@ -493,6 +500,18 @@ impl<W: Write> Write for HashingWriter<W> {
     }
 }
 
+/// Reads until `buf` is full or the input ends; returns how much was read.
+fn read_up_to(input: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match input.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
 fn compress_layer(mut entry: impl Read, blob_dir: &Path, diff_id: &str) -> Result<(), String> {
     let err = |e: std::io::Error| e.to_string();
     let key = diff_id.trim_start_matches("sha256:");
@@ -502,10 +521,21 @@ fn compress_layer(mut entry: impl Read, blob_dir: &Path, diff_id: &str) -> Resul
         hasher: Sha256::new(),
         count: 0,
     };
-    // A fixed header (no name, no time) keeps the compressed digest stable.
-    let mut gz = flate2::GzBuilder::new().write(writer, flate2::Compression::default());
-    std::io::copy(&mut entry, &mut gz).map_err(err)?;
-    let mut writer = gz.finish().map_err(err)?;
+    // An engine with the containerd image store saves layers already gzip-compressed: those
+    // are sent as they are (compressing them again would break their diff ids).
+    let mut magic = [0u8; 2];
+    let got = read_up_to(&mut entry, &mut magic).map_err(err)?;
+    let mut head = std::io::Cursor::new(magic[..got].to_vec()).chain(entry);
+    let mut writer = if magic == [0x1f, 0x8b] {
+        let mut writer = writer;
+        std::io::copy(&mut head, &mut writer).map_err(err)?;
+        writer
+    } else {
+        // A fixed header (no name, no time) keeps the compressed digest stable.
+        let mut gz = flate2::GzBuilder::new().write(writer, flate2::Compression::default());
+        std::io::copy(&mut head, &mut gz).map_err(err)?;
+        gz.finish().map_err(err)?
+    };
     writer.flush().map_err(err)?;
     let digest = format!("sha256:{:x}", writer.hasher.finalize());
     tmp.persist(blob_dir.join(format!("{key}.tar.gz")))
@@ -581,5 +611,29 @@ impl Progress {
         if let Some(m) = &self.multi {
             let _ = m.clear();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_compress_once_and_deterministically() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("tmp")).unwrap();
+        let plain = vec![42u8; 100_000];
+        compress_layer(&plain[..], dir.path(), "sha256:aa").unwrap();
+        compress_layer(&plain[..], dir.path(), "sha256:bb").unwrap();
+        let a = std::fs::read(dir.path().join("aa.tar.gz")).unwrap();
+        let b = std::fs::read(dir.path().join("bb.tar.gz")).unwrap();
+        assert_eq!(a, b, "the same layer always compresses to the same blob");
+        assert_eq!(&a[..2], &[0x1f, 0x8b]);
+        // An already compressed layer is passed through untouched.
+        compress_layer(&a[..], dir.path(), "sha256:cc").unwrap();
+        assert_eq!(std::fs::read(dir.path().join("cc.tar.gz")).unwrap(), a);
+        let meta: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.path().join("cc.json")).unwrap()).unwrap();
+        assert_eq!(meta["digest"], crate::registry::sha256_digest(&a));
     }
 }

@@ -72,8 +72,13 @@ impl ImageRecords {
             .max_by_key(|(_, p)| p.pushed_at)
     }
 
-    pub fn pushed(&mut self, image_id: &str, push: PushRecord) {
-        if let Some(r) = self.0.iter_mut().find(|r| r.image_id == image_id) {
+    /// Records a push of `image` (added to the records if they do not know it, e.g. built
+    /// with another state directory).
+    pub fn pushed(&mut self, image: ImageRecord, push: PushRecord) {
+        if !self.0.iter().any(|r| r.image_id == image.image_id) {
+            self.0.insert(0, image.clone());
+        }
+        if let Some(r) = self.0.iter_mut().find(|r| r.image_id == image.image_id) {
             r.pushes.retain(|p| p.reference != push.reference);
             r.pushes.insert(0, push);
         }

@@ -38,27 +38,69 @@ pub async fn down(
         changes.push(c);
     };
 
-    // Task definitions of the family.
+    // Task definitions of the family (every page), each checked for the job's tag.
     let ecs = aws.ecs();
-    let arns: Vec<String> = ecs
-        .list_task_definitions()
-        .family_prefix(&names.family)
-        .status(aws_sdk_ecs::types::TaskDefinitionStatus::Active)
-        .send()
-        .await
-        .map_err(aws::op("ListTaskDefinitions"))?
-        .task_definition_arns()
-        .iter()
-        .filter(|a| a.contains(&format!(":task-definition/{}:", names.family)))
-        .cloned()
-        .collect();
+    let mut listed = vec![];
+    let mut next: Option<String> = None;
+    loop {
+        let page = ecs
+            .list_task_definitions()
+            .family_prefix(&names.family)
+            .status(aws_sdk_ecs::types::TaskDefinitionStatus::Active)
+            .set_next_token(next.take())
+            .send()
+            .await
+            .map_err(aws::op("ListTaskDefinitions"))?;
+        listed.extend(
+            page.task_definition_arns()
+                .iter()
+                .filter(|a| a.contains(&format!(":task-definition/{}:", names.family)))
+                .cloned(),
+        );
+        match page.next_token() {
+            Some(t) if !t.is_empty() => next = Some(t.to_string()),
+            _ => break,
+        }
+    }
+    let (mut arns, mut foreign) = (vec![], 0);
+    for arn in listed {
+        let described = ecs
+            .describe_task_definition()
+            .task_definition(&arn)
+            .include(aws_sdk_ecs::types::TaskDefinitionField::Tags)
+            .send()
+            .await
+            .map_err(aws::op("DescribeTaskDefinition"))?;
+        if ours(
+            described
+                .tags()
+                .iter()
+                .filter_map(|t| Some((t.key()?, t.value()?))),
+            &job.name,
+        ) {
+            arns.push(arn);
+        } else {
+            foreign += 1;
+        }
+    }
+    if foreign > 0 {
+        plan(
+            change(
+                "task definition",
+                &names.family,
+                Action::Keep,
+                format!("{foreign} revisions not tagged for this job"),
+            ),
+            None,
+        );
+    }
     plan(
         if arns.is_empty() {
             change(
                 "task definition",
                 &names.family,
                 Action::Absent,
-                "no active revision",
+                "no active revision of this job",
             )
         } else {
             change(

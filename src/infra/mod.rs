@@ -309,7 +309,24 @@ impl Ctx<'_> {
             return Ok(());
         }
         let mut missing = vec![];
+        let mut tagged = true;
         if exists {
+            // A bucket made by an `up` that died before tagging it must still be tagged, or
+            // `down` would never remove it.
+            let tags = s3
+                .get_bucket_tagging()
+                .bucket(&name)
+                .send()
+                .await
+                .map_err(aws::op("GetBucketTagging"));
+            tagged = aws::found(tags, &["NoSuchTagSet"])?.is_some_and(|t| {
+                t.tag_set()
+                    .iter()
+                    .any(|t| t.key() == TAG_JOB && t.value() == self.job.name)
+            });
+            if !tagged {
+                missing.push("the job's tags");
+            }
             let pab = s3.get_public_access_block().bucket(&name).send().await;
             let blocked = pab
                 .ok()
@@ -353,16 +370,20 @@ impl Ctx<'_> {
             return Ok(());
         }
         use aws_sdk_s3::types::*;
-        if !exists {
-            let mut create = s3.create_bucket().bucket(&name);
-            if self.region != "us-east-1" {
-                create = create.create_bucket_configuration(
-                    CreateBucketConfiguration::builder()
-                        .location_constraint(BucketLocationConstraint::from(self.region.as_str()))
-                        .build(),
-                );
+        if !exists || !tagged {
+            if !exists {
+                let mut create = s3.create_bucket().bucket(&name);
+                if self.region != "us-east-1" {
+                    create = create.create_bucket_configuration(
+                        CreateBucketConfiguration::builder()
+                            .location_constraint(BucketLocationConstraint::from(
+                                self.region.as_str(),
+                            ))
+                            .build(),
+                    );
+                }
+                create.send().await.map_err(aws::op("CreateBucket"))?;
             }
-            create.send().await.map_err(aws::op("CreateBucket"))?;
             let tag = |k: &str, v: &str| {
                 Tag::builder()
                     .key(k)

@@ -181,11 +181,12 @@ impl Registry {
         let value = if kind.eq_ignore_ascii_case("basic") {
             basic.ok_or_else(unauthorized)?
         } else if kind.eq_ignore_ascii_case("bearer") {
+            let parsed = challenge_params(params);
             let param = |name: &str| {
-                params.split(',').find_map(|p| {
-                    let (k, v) = p.trim().split_once('=')?;
-                    (k == name).then(|| v.trim_matches('"').to_string())
-                })
+                parsed
+                    .iter()
+                    .find(|(k, _)| k == name)
+                    .map(|(_, v)| v.clone())
             };
             let realm = param("realm").ok_or_else(unauthorized)?;
             let mut req = self.http.get(&realm);
@@ -342,6 +343,34 @@ impl Registry {
     }
 }
 
+/// `realm="https://auth",service="registry",scope="repository:x:pull,push"`: commas inside
+/// quotes belong to the value.
+fn challenge_params(params: &str) -> Vec<(String, String)> {
+    let mut out = vec![];
+    let mut rest = params.trim();
+    while !rest.is_empty() {
+        let Some((key, after)) = rest.split_once('=') else {
+            break;
+        };
+        let key = key.trim().trim_start_matches(',').trim().to_string();
+        let after = after.trim_start();
+        let (value, next) = if let Some(quoted) = after.strip_prefix('"') {
+            match quoted.find('"') {
+                Some(end) => (quoted[..end].to_string(), &quoted[end + 1..]),
+                None => (quoted.to_string(), ""),
+            }
+        } else {
+            match after.find(',') {
+                Some(end) => (after[..end].trim().to_string(), &after[end..]),
+                None => (after.trim().to_string(), ""),
+            }
+        };
+        out.push((key, value));
+        rest = next.trim_start_matches(|c: char| c == ',' || c.is_whitespace());
+    }
+    out
+}
+
 fn location(resp: &reqwest::Response) -> Option<String> {
     resp.headers()
         .get(header::LOCATION)
@@ -357,6 +386,31 @@ pub fn sha256_digest(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bearer_challenge_keeps_quoted_commas() {
+        let p = challenge_params(
+            r#"realm="https://auth.example/token",service="registry.example",scope="repository:team/job:pull,push""#,
+        );
+        assert_eq!(
+            p,
+            [
+                (
+                    "realm".to_string(),
+                    "https://auth.example/token".to_string()
+                ),
+                ("service".to_string(), "registry.example".to_string()),
+                (
+                    "scope".to_string(),
+                    "repository:team/job:pull,push".to_string()
+                ),
+            ]
+        );
+        assert_eq!(
+            challenge_params("realm=x, service=y"),
+            [("realm".into(), "x".into()), ("service".into(), "y".into())]
+        );
+    }
 
     #[test]
     fn loopback_hosts_are_plain_http() {

@@ -5,8 +5,8 @@
 //! can find a run's containers again. A finished container's exit code, times and output are
 //! saved to the run record and its log file before the container is removed.
 
-use crate::engine::{Engine, LABEL_ATTEMPT, LABEL_INDEX, LABEL_JOB, LABEL_RUN};
-use crate::record::{RunRecord, StopRequest, Store, TaskState};
+use crate::engine::{Engine, EngineError, LABEL_ATTEMPT, LABEL_INDEX, LABEL_JOB, LABEL_RUN};
+use crate::record::{RunRecord, RunSettings, StopRequest, Store, TaskRecord, TaskState};
 use crate::target::TargetError;
 use bollard::models::{ContainerCreateBody, ContainerSummaryStateEnum, HostConfig};
 use chrono::{DateTime, Utc};
@@ -37,6 +37,57 @@ pub fn container_name(run_id: &str, index: usize, attempt: u32) -> String {
 fn parse_time(s: Option<&str>) -> Option<DateTime<Utc>> {
     let t = DateTime::parse_from_rfc3339(s?).ok()?.with_timezone(&Utc);
     (t.timestamp() > 0).then_some(t)
+}
+
+/// Takes over a container the record does not know as running (a jobrun died before it wrote
+/// the record).
+fn adopt(task: &mut TaskRecord, c: &Seen, now: DateTime<Utc>) {
+    if c.attempt > task.attempts || task.state != TaskState::Running {
+        task.attempts = c.attempt;
+        task.state = TaskState::Running;
+        task.started_at = c
+            .created
+            .and_then(|s| DateTime::from_timestamp(s, 0))
+            .or(Some(now));
+        task.handle = Some(c.name.clone());
+        task.exit_code = None;
+        task.stop_request = None;
+    }
+}
+
+/// A failed attempt: queued again while attempts remain and the run is not being cancelled.
+fn fail_attempt(
+    task: &mut TaskRecord,
+    attempt: u32,
+    reason: String,
+    settings: &RunSettings,
+    cancelling: bool,
+) {
+    task.attempts = attempt;
+    task.handle = None;
+    task.stop_request = None;
+    if attempt < settings.max_attempts && !cancelling {
+        task.state = TaskState::Queued;
+        task.reason = Some(format!("attempt {attempt} {reason}; retrying"));
+    } else {
+        task.state = TaskState::Failed;
+        task.reason = Some(reason);
+    }
+}
+
+/// The engine's refusal to create or start a container (bad command, missing image, invalid
+/// limits) fails the attempt; anything else (engine unreachable) is an error of jobrun's own.
+fn refused(e: &EngineError) -> Option<String> {
+    match e {
+        EngineError::CreateContainer { source, .. }
+        | EngineError::StartContainer { source, .. } => match source {
+            bollard::errors::Error::DockerResponseServerError { message, .. } => {
+                Some(format!("could not start: {}", message.trim()))
+            }
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 impl LocalTarget {
@@ -102,10 +153,13 @@ impl LocalTarget {
     ) -> Result<Vec<String>, TargetError> {
         use ContainerSummaryStateEnum as S;
         let now = Utc::now();
-        let timeout = chrono::Duration::seconds(rec.settings.timeout_secs as i64);
+        let timeout = chrono::Duration::try_seconds(rec.settings.timeout_secs as i64)
+            .unwrap_or(chrono::Duration::MAX);
         let seen = self.list(&rec.run_id).await?;
         let mut live: HashSet<usize> = HashSet::new();
         let mut finished = vec![];
+        // Containers that never ran: removed with the record saved, no logs to keep.
+        let mut discard = vec![];
 
         for c in seen {
             let Some(task) = rec.tasks.get_mut(c.index) else {
@@ -114,21 +168,32 @@ impl LocalTarget {
             };
             let current = !task.state.is_terminal() && c.attempt >= task.attempts;
             match c.state {
-                S::RUNNING | S::PAUSED | S::RESTARTING | S::CREATED if current => {
-                    if c.attempt > task.attempts || task.state != TaskState::Running {
-                        // Started by a jobrun that died before it wrote the record: adopt it.
-                        task.attempts = c.attempt;
-                        task.state = TaskState::Running;
-                        task.started_at = c
-                            .created
-                            .and_then(|s| DateTime::from_timestamp(s, 0))
-                            .or(Some(now));
-                        task.handle = Some(c.name.clone());
-                        task.exit_code = None;
+                // Created but never started: a jobrun died between create and start.
+                S::CREATED if current && !rec.cancel_requested => {
+                    adopt(task, &c, now);
+                    match self.engine.start_container(&c.name).await {
+                        Ok(()) => {
+                            live.insert(c.index);
+                            self.watch_container(&c.name);
+                        }
+                        Err(e) => {
+                            let reason = refused(&e).ok_or(e)?;
+                            task.finished_at = Some(now);
+                            fail_attempt(task, c.attempt, reason, &rec.settings, false);
+                            discard.push(c.name.clone());
+                        }
                     }
-                    if c.state == S::CREATED && !rec.cancel_requested {
-                        self.engine.start_container(&c.name).await?;
+                }
+                S::CREATED => {
+                    if current {
+                        task.state = TaskState::Cancelled;
+                        task.reason = Some("cancelled before it started".into());
+                        task.handle = None;
                     }
+                    discard.push(c.name.clone());
+                }
+                S::RUNNING | S::PAUSED | S::RESTARTING if current => {
+                    adopt(task, &c, now);
                     live.insert(c.index);
                     let stop = if rec.cancel_requested {
                         Some(StopRequest::Cancel)
@@ -143,7 +208,7 @@ impl LocalTarget {
                     }
                     self.watch_container(&c.name);
                 }
-                S::RUNNING | S::PAUSED | S::RESTARTING | S::CREATED => {
+                S::RUNNING | S::PAUSED | S::RESTARTING => {
                     // A container of an attempt the record has moved past: stop it and let the
                     // next pass collect it.
                     self.engine.kill_container(&c.name).await?;
@@ -189,23 +254,22 @@ impl LocalTarget {
                     ),
                     None => (TaskState::Failed, Some(format!("exit code {code}"))),
                 };
-                task.reason = reason;
-                task.state = outcome;
-                if outcome == TaskState::Failed
-                    && task.attempts < rec.settings.max_attempts
-                    && !rec.cancel_requested
-                {
-                    task.state = TaskState::Queued;
-                    task.reason = task
-                        .reason
-                        .take()
-                        .map(|r| format!("attempt {} {r}; retrying", task.attempts));
+                match outcome {
+                    TaskState::Failed => {
+                        let reason = reason.unwrap_or_else(|| "failed".into());
+                        fail_attempt(task, c.attempt, reason, &rec.settings, rec.cancel_requested);
+                    }
+                    _ => {
+                        task.reason = reason;
+                        task.state = outcome;
+                    }
                 }
             }
             collect.push((c.name, log_path));
         }
 
         // Tasks the record thinks are running but whose container is gone (removed by hand).
+        let (settings, cancelling) = (rec.settings.clone(), rec.cancel_requested);
         for task in rec
             .tasks
             .iter_mut()
@@ -214,12 +278,9 @@ impl LocalTarget {
             if !live.contains(&task.index)
                 && !collect.iter().any(|(n, _)| Some(n) == task.handle.as_ref())
             {
-                task.state = if task.attempts < rec.settings.max_attempts && !rec.cancel_requested {
-                    TaskState::Queued
-                } else {
-                    TaskState::Failed
-                };
-                task.reason = Some("its container was removed outside jobrun".into());
+                let attempt = task.attempts;
+                let reason = "its container was removed outside jobrun".to_string();
+                fail_attempt(task, attempt, reason, &settings, cancelling);
                 task.finished_at = Some(now);
                 task.handle = None;
             }
@@ -235,10 +296,10 @@ impl LocalTarget {
                 task.reason = Some("cancelled before it started".into());
             }
         } else {
-            self.start_queued(rec, live.len()).await?;
+            self.start_queued(rec, live.len(), &mut discard).await?;
         }
 
-        let mut release = vec![];
+        let mut release = discard;
         for (name, log_path) in collect {
             self.save_logs(&name, &log_path).await?;
             release.push(name);
@@ -255,10 +316,13 @@ impl LocalTarget {
         Ok(())
     }
 
+    /// Starts queued tasks into free slots. Containers the engine created but would not start
+    /// go to `discard`.
     async fn start_queued(
         &mut self,
         rec: &mut RunRecord,
         running: usize,
+        discard: &mut Vec<String>,
     ) -> Result<(), TargetError> {
         let slots = rec.settings.concurrency.saturating_sub(running);
         let picks: Vec<usize> = rec
@@ -314,33 +378,46 @@ impl LocalTarget {
             };
             let engine = self.engine.clone();
             async move {
-                engine.create_container(&name, body).await?;
-                engine.start_container(&name).await?;
-                Ok::<_, TargetError>((i, attempt, name))
+                let started = match engine.create_container(&name, body).await {
+                    Ok(()) => engine.start_container(&name).await,
+                    Err(e) => Err(e),
+                };
+                (i, attempt, name, started)
             }
         });
         let results = futures_util::future::join_all(starts).await;
         let now = Utc::now();
         let mut first_error = None;
-        for r in results {
-            match r {
-                Ok((i, attempt, name)) => {
-                    let task = &mut rec.tasks[i];
+        for (i, attempt, name, started) in results {
+            let task = &mut rec.tasks[i];
+            match started {
+                Ok(()) => {
                     task.state = TaskState::Running;
                     task.attempts = attempt;
                     task.started_at = Some(now);
                     task.finished_at = None;
                     task.exit_code = None;
+                    task.stop_request = None;
                     task.handle = Some(name.clone());
                     self.watch_container(&name);
                 }
-                Err(e) => {
-                    first_error.get_or_insert(e);
-                }
+                Err(e) => match refused(&e) {
+                    // The engine said no (bad command, invalid limits): this attempt failed.
+                    Some(reason) => {
+                        task.exit_code = None;
+                        task.started_at = Some(now);
+                        task.finished_at = Some(now);
+                        fail_attempt(task, attempt, reason, &rec.settings, rec.cancel_requested);
+                        discard.push(name);
+                    }
+                    None => {
+                        first_error.get_or_insert(e);
+                    }
+                },
             }
         }
         match first_error {
-            Some(e) => Err(e),
+            Some(e) => Err(e.into()),
             None => Ok(()),
         }
     }
