@@ -202,8 +202,10 @@ concurrency = 2"#,
 
 #[test]
 fn a_command_the_engine_cannot_start_fails_the_task_not_the_run() {
-    let t = Test::with_task(r#"command = ["/no-such-program"]
-max_attempts = 2"#);
+    let t = Test::with_task(
+        r#"command = ["/no-such-program"]
+max_attempts = 2"#,
+    );
     t.build();
     let r = t.run(&["submit", "--configs", "2"]);
     assert_eq!(r.status, 1, "{}\n{}", r.stdout, r.stderr);
@@ -211,7 +213,13 @@ max_attempts = 2"#);
     for task in s["tasks"].as_array().unwrap() {
         assert_eq!(task["state"], "failed");
         assert_eq!(task["attempts"], 2, "retried like any failure");
-        assert!(task["reason"].as_str().unwrap().contains("could not start"), "{task}");
+        assert!(
+            task["reason"].as_str().unwrap().contains("could not start"),
+            "{task}"
+        );
     }
-    assert!(t.containers().is_empty(), "containers that never ran are removed");
+    assert!(
+        t.containers().is_empty(),
+        "containers that never ran are removed"
+    );
 }
