@@ -278,7 +278,7 @@ async fn submit(
         .inspect_image(&latest)
         .await?
         .ok_or_else(|| image::ImageError::NotBuilt(latest.clone()))?;
-    let image_id = inspect.id.unwrap_or_default();
+    let image_id = inspect.id.clone().unwrap_or_default();
 
     let rec = RunRecord {
         schema: record::SCHEMA,
@@ -289,11 +289,7 @@ async fn submit(
         image: ImageRef {
             reference: format!("{}:{}", job.name, image::short_id(&image_id)),
             id: image_id,
-            platform: format!(
-                "{}/{}",
-                inspect.os.as_deref().unwrap_or("linux"),
-                inspect.architecture.as_deref().unwrap_or("unknown")
-            ),
+            platform: image::platform_of(&inspect),
         },
         settings: RunSettings {
             timeout_secs: job.run.timeout.as_secs().max(1),

@@ -135,7 +135,8 @@ fn is_platform_cache_miss(message: &str) -> bool {
     message.contains("does not match the specified platform")
 }
 
-fn platform_of(inspect: &bollard::models::ImageInspect) -> String {
+/// `os/arch` of an image as the engine reports it.
+pub fn platform_of(inspect: &bollard::models::ImageInspect) -> String {
     format!(
         "{}/{}",
         inspect.os.as_deref().unwrap_or("linux"),

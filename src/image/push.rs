@@ -181,11 +181,7 @@ pub async fn push(
         .await?
         .ok_or_else(|| ImageError::NotBuilt(latest.clone()))?;
     let image_id = inspect.id.clone().unwrap_or_default();
-    let got = format!(
-        "{}/{}",
-        inspect.os.as_deref().unwrap_or("linux"),
-        inspect.architecture.as_deref().unwrap_or("unknown")
-    );
+    let got = super::platform_of(&inspect);
     let wanted = job.image.platform.to_string();
     if got != wanted {
         return Err(PushError::PlatformMismatch {
@@ -398,7 +394,8 @@ fn prepare_blobs(saved: &Path, blob_dir: &Path) -> Result<(Blob, Vec<Blob>), Str
     std::fs::create_dir_all(blob_dir).map_err(err)?;
     let read_entry = |name: &str| -> Result<Vec<u8>, String> {
         let mut archive = tar::Archive::new(std::fs::File::open(saved).map_err(err)?);
-        for entry in archive.entries().map_err(err)? {
+        // Seek past the entries' bodies: the layers are most of the file.
+        for entry in archive.entries_with_seek().map_err(err)? {
             let mut entry = entry.map_err(err)?;
             if entry.path().map_err(err)?.to_string_lossy() == name {
                 let mut buf = vec![];
