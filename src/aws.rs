@@ -51,7 +51,34 @@ impl AwsError {
             _ => None,
         }
     }
+
+    /// Worth another try after a pause: throttling, a server-side error, or no answer at all
+    /// (connection refused or dropped, timeout). Recognised by error code.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            AwsError::Transport { .. } => true,
+            AwsError::Service { code, .. } => TRANSIENT_CODES.contains(&code.as_str()),
+            _ => false,
+        }
+    }
 }
+
+/// Error codes AWS services use for "slow down" and "our fault, try again".
+const TRANSIENT_CODES: &[&str] = &[
+    "ThrottlingException",
+    "Throttling",
+    "ThrottledException",
+    "RequestLimitExceeded",
+    "TooManyRequestsException",
+    "RequestThrottled",
+    "SlowDown",
+    "ServerException",
+    "ServiceUnavailable",
+    "ServiceUnavailableException",
+    "InternalFailure",
+    "InternalError",
+    "InternalServerError",
+];
 
 /// For `.map_err(aws::op("CreateRole"))`: an SDK error as an [`AwsError`] naming the operation.
 pub fn op<E, R>(operation: &'static str) -> impl FnOnce(SdkError<E, R>) -> AwsError
@@ -127,6 +154,15 @@ impl Aws {
 
     pub fn ecs(&self) -> aws_sdk_ecs::Client {
         aws_sdk_ecs::Client::new(&self.config)
+    }
+
+    /// ECS without the SDK's own retries, for calls that jobrun paces and retries itself (RunTask
+    /// with its client token, DescribeTasks, StopTask): one retry policy, not two stacked.
+    pub fn ecs_paced(&self) -> aws_sdk_ecs::Client {
+        let conf = aws_sdk_ecs::config::Builder::from(&self.config)
+            .retry_config(aws_sdk_ecs::config::retry::RetryConfig::disabled())
+            .build();
+        aws_sdk_ecs::Client::from_conf(conf)
     }
 
     pub fn ec2(&self) -> aws_sdk_ec2::Client {

@@ -69,6 +69,8 @@ pub enum Command {
     Logs(LogsArgs),
     /// Stop a run: kill its running tasks and cancel the queued ones
     Cancel(RunArg),
+    /// Run a run's failed tasks again, as new attempts of the same run
+    Retry(RetryArgs),
     /// Print the job's effective settings (file, environment and flags combined)
     Config(ConfigArgs),
     /// Print shell completions
@@ -155,11 +157,32 @@ pub struct SubmitArgs {
     /// Return at once with the run id; the run goes on in the background
     #[arg(long, short = 'd')]
     pub detach: bool,
-    /// Build the image first
+    /// Build the image first (for the ecs target: build, push and `up`)
     #[arg(long)]
     pub build: bool,
+    /// One task per object under s3://BUCKET/PREFIX: config {"bucket", "key"}, and S3_BUCKET,
+    /// S3_KEY in its environment (ecs target; the prefix must be in ecs.inputs)
+    #[arg(long, value_name = "S3_URL", conflicts_with_all = ["configs", "matrix", "resume"])]
+    pub from_s3: Option<String>,
+    /// Go on with a run whose dispatch was interrupted (the same tasks, never twice)
+    #[arg(long, value_name = "RUN", conflicts_with_all = ["configs", "matrix", "build"])]
+    pub resume: Option<String>,
+    #[command(flatten)]
+    pub aws: AwsArgs,
     #[command(flatten)]
     pub overrides: Overrides,
+}
+
+#[derive(Debug, Args)]
+pub struct RetryArgs {
+    #[command(flatten)]
+    pub run: RunArg,
+    /// Re-run the tasks that failed (required: the only kind of retry there is)
+    #[arg(long, required = true)]
+    pub failed: bool,
+    /// Return once the tasks are started again; the run goes on without this process
+    #[arg(long, short = 'd')]
+    pub detach: bool,
 }
 
 #[derive(Debug, Args)]

@@ -1,12 +1,14 @@
 //! One function per command, reading like the pipeline: config → plan → image → target → watch.
 
-use crate::cli::{Cli, Command, InitArgs, LogsArgs, RunArg, RunsArgs, SubmitArgs, WatchArgs};
+use crate::cli::{
+    Cli, Command, InitArgs, LogsArgs, RetryArgs, RunArg, RunsArgs, SubmitArgs, WatchArgs,
+};
 use crate::config::{self, Job, Overrides};
 use crate::engine::Engine;
 use crate::error::{Exit, Failure, Result};
 use crate::image;
 use crate::plan;
-use crate::record::{self, ImageRef, RunRecord, RunSettings, Store, TaskRecord};
+use crate::record::{self, EcsRun, ImageRef, RunRecord, RunSettings, Store, TaskRecord, TaskState};
 use crate::report::{RunLine, RunList, RunStatus};
 use crate::target::{Target, local::LocalTarget};
 use crate::ui::Ui;
@@ -61,6 +63,9 @@ pub async fn run(cli: Cli, matches: &ArgMatches) -> Result<Exit> {
             };
             let aws = load_aws(&job, &args.aws).await?;
             let report = crate::infra::up(&job, &aws, image, args.dry_run).await?;
+            if !args.dry_run {
+                save_outputs(&store, &job.name, &report.outputs)?;
+            }
             ui.emit(&report);
             Ok(Exit::Ok)
         }
@@ -104,10 +109,16 @@ pub async fn run(cli: Cli, matches: &ArgMatches) -> Result<Exit> {
         Command::Watch(args) => watch_cmd(file, args, &ui).await,
         Command::Status(args) => {
             let store = open_store()?;
-            let rec = resolve(&store, file, &args)?;
+            let mut rec = resolve(&store, file, &args).await?;
+            // A run on AWS goes on without jobrun: ask it where it stands.
+            if rec.ecs.is_some() && rec.finished_at.is_none() {
+                let mut target = Target::for_run(&rec).await?;
+                rec = watch::step(&store, &mut target, &rec.run_id).await?;
+            }
             ui.emit(&RunStatus::of(&rec));
             Ok(Exit::Ok)
         }
+        Command::Retry(args) => retry(file, args, &ui).await,
         Command::Runs(args) => runs(file, args, &ui),
         Command::Logs(args) => logs(file, args).await,
         Command::Cancel(args) => cancel(file, args, &ui).await,
@@ -190,14 +201,69 @@ fn open_store() -> Result<Store> {
     Ok(Store::open(Store::default_root())?)
 }
 
-fn resolve(store: &Store, file: Option<&std::path::Path>, arg: &RunArg) -> Result<RunRecord> {
+/// The run a command names: from the local state folder, or else (given an id and a job file
+/// for an ecs job) from the job's S3 bucket, which makes this machine's copy.
+async fn resolve(store: &Store, file: Option<&std::path::Path>, arg: &RunArg) -> Result<RunRecord> {
     let job = if arg.run.is_none() {
         current_job_name(file)
     } else {
         None
     };
-    let id = store.resolve(arg.run.as_deref(), job.as_deref())?;
-    Ok(store.load(&id)?)
+    match store.resolve(arg.run.as_deref(), job.as_deref()) {
+        Ok(id) => Ok(store.load(&id)?),
+        Err(record::StoreError::NoSuchRun(wanted)) => {
+            match fetch_remote(store, file, &wanted).await? {
+                Some(rec) => Ok(rec),
+                None => Err(record::StoreError::NoSuchRun(wanted).into()),
+            }
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn fetch_remote(
+    store: &Store,
+    file: Option<&std::path::Path>,
+    wanted: &str,
+) -> Result<Option<RunRecord>> {
+    let Ok(path) = config::locate(file) else {
+        return Ok(None);
+    };
+    let Ok(job) = config::load(&path, &Overrides::default(), &Overrides::default()) else {
+        return Ok(None);
+    };
+    if job.target != crate::config::TargetKind::Ecs {
+        return Ok(None);
+    }
+    let aws = load_aws(&job, &crate::cli::AwsArgs::default()).await?;
+    let bucket = match load_outputs(store, &job.name) {
+        Some(o) => o.bucket,
+        None => crate::infra::Names::new(&job, &aws.account().await?, &aws.region()).bucket,
+    };
+    let Some(rec) = crate::target::ecs::fetch_remote(&aws, &bucket, &job.name, wanted).await?
+    else {
+        return Ok(None);
+    };
+    if !store.exists(&rec.run_id) {
+        store.create(&rec)?;
+    }
+    Ok(Some(rec))
+}
+
+fn outputs_path(store: &Store, job: &str) -> std::path::PathBuf {
+    store.job_dir(job).join("aws.json")
+}
+
+fn save_outputs(store: &Store, job: &str, outputs: &crate::infra::Outputs) -> Result<()> {
+    Ok(record::write_json_atomic(
+        &outputs_path(store, job),
+        outputs,
+    )?)
+}
+
+fn load_outputs(store: &Store, job: &str) -> Option<crate::infra::Outputs> {
+    let bytes = std::fs::read(outputs_path(store, job)).ok()?;
+    serde_json::from_slice(&bytes).ok()
 }
 
 fn poll_interval() -> Duration {
@@ -254,20 +320,54 @@ async fn submit(
     matches: Option<&ArgMatches>,
     ui: &Ui,
 ) -> Result<Exit> {
+    if let Some(run) = &args.resume {
+        return resume(file, run, args.detach, ui).await;
+    }
     // Everything that can be wrong with the input is found before anything is created.
     let job = load_job(file, &args.overrides, matches)?;
-    let configs = plan::configurations(args.configs.as_deref(), &args.matrix)?;
-    let run_id = record::new_run_id(&job.name);
-    let tasks = plan::tasks(configs, job.run.command.as_deref(), &run_id)?;
     let store = open_store()?;
-    if job.target != crate::config::TargetKind::Local {
-        return Err(Failure::usage(format!(
-            "running tasks on the `{}` target is not part of this jobrun yet; it can build and push for it",
-            job.target.as_str()
-        ))
-        .hint("submit with --target local to try the job on the local engine"));
+    let run_id = record::new_run_id(&job.name);
+    match job.target {
+        crate::config::TargetKind::Local => {
+            if args.from_s3.is_some() {
+                return Err(Failure::usage("--from-s3 needs the ecs target")
+                    .hint("submit with --target ecs, or set job.target = \"ecs\""));
+            }
+            let configs = plan::configurations(args.configs.as_deref(), &args.matrix)?;
+            let tasks = plan::tasks(configs, job.run.command.as_deref(), &run_id)?;
+            submit_local(job, store, run_id, tasks, &args, ui).await
+        }
+        crate::config::TargetKind::Ecs => submit_ecs(job, store, run_id, &args, ui).await,
     }
+}
 
+fn settings_of(job: &Job) -> RunSettings {
+    RunSettings {
+        timeout_secs: job.run.timeout.as_secs().max(1),
+        max_attempts: job.run.max_attempts,
+        concurrency: job.run.concurrency,
+        cpu: job.resources.cpu.as_f64(),
+        memory_mib: job.resources.memory.0,
+        env: job.run.env.clone(),
+        retry_exit_codes: job.run.retry_exit_codes.clone(),
+    }
+}
+
+fn task_records(tasks: Vec<plan::TaskPlan>) -> Vec<TaskRecord> {
+    tasks
+        .into_iter()
+        .map(|t| TaskRecord::new(t.index, t.config, t.command))
+        .collect()
+}
+
+async fn submit_local(
+    job: Job,
+    store: Store,
+    run_id: String,
+    tasks: Vec<plan::TaskPlan>,
+    args: &SubmitArgs,
+    ui: &Ui,
+) -> Result<Exit> {
     let engine = Engine::connect().await?;
     if args.build {
         let built = build_and_record(&job, &engine, &store, ui).await?;
@@ -291,32 +391,15 @@ async fn submit(
             id: image_id,
             platform: image::platform_of(&inspect),
         },
-        settings: RunSettings {
-            timeout_secs: job.run.timeout.as_secs().max(1),
-            max_attempts: job.run.max_attempts,
-            concurrency: job.run.concurrency,
-            cpu: job.resources.cpu.as_f64(),
-            memory_mib: job.resources.memory.0,
-            env: job.run.env.clone(),
-        },
+        settings: settings_of(&job),
         created_at: chrono::Utc::now(),
         finished_at: None,
         cancel_requested: false,
-        tasks: tasks
-            .into_iter()
-            .map(|t| TaskRecord::new(t.index, t.config, t.command))
-            .collect(),
+        ecs: None,
+        tasks: task_records(tasks),
     };
     store.create(&rec)?;
-    let submitted = Submitted {
-        run_id: run_id.clone(),
-        job: job.name.clone(),
-        target: rec.target.clone(),
-        tasks: rec.tasks.len(),
-        concurrency: rec.settings.concurrency,
-        image: rec.image.reference.clone(),
-    };
-
+    let submitted = Submitted::of(&rec);
     if args.detach {
         spawn_background(&store, &run_id)?;
         ui.emit(&submitted);
@@ -327,6 +410,267 @@ async fn submit(
     attach(&store, &mut target, &run_id, ui).await
 }
 
+/// `--from-s3 s3://bucket/prefix`: one configuration per object, listed page by page.
+async fn configs_from_s3(
+    job: &Job,
+    aws: &crate::aws::Aws,
+    url: &str,
+) -> Result<
+    Vec<(
+        serde_json::Value,
+        std::collections::BTreeMap<String, String>,
+    )>,
+> {
+    let (bucket, prefix) = config::parse_s3_url(url)
+        .map_err(|m| Failure::usage(m).hint("e.g. --from-s3 s3://my-bucket/inputs/"))?;
+    let covered = job
+        .ecs
+        .inputs
+        .iter()
+        .any(|(b, p)| *b == bucket && prefix.starts_with(p.as_str()));
+    if !covered {
+        return Err(Failure::usage(format!(
+            "the task role may not read {url}: it is not under any of ecs.inputs"
+        ))
+        .hint(format!(
+            "add inputs = [\"{url}\"] under [ecs] in jobrun.toml and run `jobrun up`"
+        )));
+    }
+    let mut configs = vec![];
+    let mut pages = aws
+        .s3()
+        .list_objects_v2()
+        .bucket(&bucket)
+        .prefix(&prefix)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(crate::aws::op("ListObjectsV2"))?;
+        for o in page.contents() {
+            let Some(key) = o.key() else { continue };
+            if key.ends_with('/') {
+                continue;
+            }
+            let env = std::collections::BTreeMap::from([
+                ("S3_BUCKET".to_string(), bucket.clone()),
+                ("S3_KEY".to_string(), key.to_string()),
+            ]);
+            configs.push((serde_json::json!({"bucket": bucket, "key": key}), env));
+        }
+    }
+    if configs.is_empty() {
+        return Err(Failure::usage(format!("there are no objects under {url}"))
+            .hint("check the bucket and prefix (`aws s3 ls`)"));
+    }
+    Ok(configs)
+}
+
+async fn submit_ecs(
+    job: Job,
+    store: Store,
+    run_id: String,
+    args: &SubmitArgs,
+    ui: &Ui,
+) -> Result<Exit> {
+    // Input first (nothing is created for bad input), then AWS.
+    let mut tasks = match &args.from_s3 {
+        Some(_) => vec![],
+        None => {
+            let configs = plan::configurations(args.configs.as_deref(), &args.matrix)?;
+            plan::tasks(configs, job.run.command.as_deref(), &run_id)?
+        }
+    };
+    let aws = load_aws(&job, &args.aws).await?;
+    let mut task_env = vec![];
+    if let Some(url) = &args.from_s3 {
+        let (configs, envs): (Vec<_>, Vec<_>) =
+            configs_from_s3(&job, &aws, url).await?.into_iter().unzip();
+        tasks = plan::tasks(configs, job.run.command.as_deref(), &run_id)?;
+        task_env = envs;
+    }
+    if args.build {
+        let engine = Engine::connect().await?;
+        let built = build_and_record(&job, &engine, &store, ui).await?;
+        ui.note(&built.to_string());
+        let pushed = push(&job, &engine, &store, &args.aws, ui).await?;
+        ui.note(&pushed.to_string());
+        let report = crate::infra::up(&job, &aws, Some(pushed.reference.clone()), false).await?;
+        save_outputs(&store, &job.name, &report.outputs)?;
+    }
+    let outputs = load_outputs(&store, &job.name).ok_or_else(|| {
+        Failure::usage(format!("job {} has no AWS side yet", job.name))
+            .hint("run `jobrun up` (after `jobrun build --push`), or submit with --build")
+    })?;
+    if outputs.region != aws.region() {
+        return Err(Failure::usage(format!(
+            "`jobrun up` ran in {}, but this submit uses {}",
+            outputs.region,
+            aws.region()
+        ))
+        .hint("pass the same --region (or AWS_REGION) to both"));
+    }
+    let records = image::records::ImageRecords::load(&store, &job.name)?;
+    if let Some((_, push)) = records.latest_push()
+        && push.reference != outputs.image
+    {
+        return Err(Failure::usage(format!(
+            "the task definition runs {}, but the last pushed image is {}",
+            outputs.image, push.reference
+        ))
+        .hint("run `jobrun up` to register the new image"));
+    }
+    let ecs = EcsRun {
+        region: outputs.region.clone(),
+        profile: args.aws.profile.clone().or(job.aws.profile.clone()),
+        cluster: outputs.cluster.clone(),
+        task_definition: outputs.task_definition.clone(),
+        bucket: outputs.bucket.clone(),
+        log_group: outputs.log_group.clone(),
+        subnets: outputs.subnets.clone(),
+        security_groups: outputs.security_groups.clone(),
+        assign_public_ip: outputs.assign_public_ip,
+        started_by: crate::target::ecs::started_by(&run_id),
+        capacity: job.ecs.capacity.clone(),
+        rates: job.ecs.rates.clone(),
+    };
+    let mut records = task_records(tasks);
+    for (t, env) in records.iter_mut().zip(task_env) {
+        t.env = env;
+    }
+    let rec = RunRecord {
+        schema: record::SCHEMA,
+        run_id: run_id.clone(),
+        job: job.name.clone(),
+        job_file: job.file.clone(),
+        target: job.target.as_str().into(),
+        image: ImageRef {
+            reference: outputs.image.clone(),
+            id: outputs
+                .image
+                .rsplit_once('@')
+                .map(|(_, d)| d.to_string())
+                .unwrap_or_else(|| outputs.image.clone()),
+            platform: job.image.platform.to_string(),
+        },
+        settings: settings_of(&job),
+        created_at: chrono::Utc::now(),
+        finished_at: None,
+        cancel_requested: false,
+        ecs: Some(ecs.clone()),
+        tasks: records,
+    };
+    let target = crate::target::ecs::EcsTarget::new(aws, ecs);
+    // The record is in the job's bucket before the first task is launched.
+    target.create_remote(&rec).await?;
+    store.create(&rec)?;
+    let mut target = Target::Ecs(Box::new(target));
+    let submitted = Submitted::of(&rec);
+    if args.detach {
+        dispatch_all(&store, &mut target, &run_id).await?;
+        ui.emit(&submitted);
+        return Ok(Exit::Ok);
+    }
+    ui.note(&submitted.to_string());
+    attach(&store, &mut target, &run_id, ui).await
+}
+
+/// Moves a run forward until everything that can start now has started (ECS: dispatch done).
+async fn dispatch_all(store: &Store, target: &mut Target, run_id: &str) -> Result<()> {
+    loop {
+        let rec = watch::step(store, target, run_id).await?;
+        if rec.is_finished() || !target.dispatching() {
+            return Ok(());
+        }
+    }
+}
+
+/// `submit --resume RUN`: the same run, from where it stopped.
+async fn resume(file: Option<&std::path::Path>, run: &str, detach: bool, ui: &Ui) -> Result<Exit> {
+    let store = open_store()?;
+    let rec = resolve(
+        &store,
+        file,
+        &RunArg {
+            run: Some(run.to_string()),
+        },
+    )
+    .await?;
+    if rec.is_finished() {
+        ui.note(&format!(
+            "run {} is already finished ({})",
+            rec.run_id,
+            rec.state()
+        ));
+        watch::print_summary(ui, &rec);
+        return Ok(if rec.all_succeeded() {
+            Exit::Ok
+        } else {
+            Exit::TasksFailed
+        });
+    }
+    go_on(&store, rec, detach, ui).await
+}
+
+/// Drives a run that has queued work: in the foreground, or detached (local: a background
+/// driver; ECS: dispatch, then return).
+async fn go_on(store: &Store, rec: RunRecord, detach: bool, ui: &Ui) -> Result<Exit> {
+    let mut target = Target::for_run(&rec).await?;
+    if !detach {
+        return attach(store, &mut target, &rec.run_id, ui).await;
+    }
+    match target {
+        Target::Local(_) => spawn_background(store, &rec.run_id)?,
+        Target::Ecs(_) => dispatch_all(store, &mut target, &rec.run_id).await?,
+    }
+    let rec = store.load(&rec.run_id)?;
+    ui.emit(&Submitted::of(&rec));
+    Ok(Exit::Ok)
+}
+
+/// `retry RUN --failed`: the failed tasks are queued again as new attempts of the same run.
+async fn retry(file: Option<&std::path::Path>, args: RetryArgs, ui: &Ui) -> Result<Exit> {
+    let store = open_store()?;
+    let rec = resolve(&store, file, &args.run).await?;
+    let mut target = Target::for_run(&rec).await?;
+    // Bring the record up to date first, so "failed" means failed now.
+    let rec = watch::step(&store, &mut target, &rec.run_id).await?;
+    if !rec.is_finished() {
+        return Err(
+            Failure::usage(format!("run {} is still running", rec.run_id))
+                .hint("wait for it (`jobrun watch`) or cancel it, then retry its failed tasks"),
+        );
+    }
+    let rec = {
+        let _lock = store.lock(&rec.run_id)?;
+        let mut rec = store.load(&rec.run_id)?;
+        let mut n = 0;
+        for t in rec
+            .tasks
+            .iter_mut()
+            .filter(|t| t.state == TaskState::Failed)
+        {
+            t.state = TaskState::Queued;
+            t.retried_from = t.attempts;
+            t.reason = Some(format!("retry of attempt {}", t.attempts));
+            t.exit_code = None;
+            t.finished_at = None;
+            t.log_tail.clear();
+            n += 1;
+        }
+        if n == 0 {
+            ui.note(&format!("run {} has no failed tasks", rec.run_id));
+            return Ok(Exit::Ok);
+        }
+        rec.finished_at = None;
+        rec.cancel_requested = false;
+        store.save(&rec)?;
+        target.saved(&rec).await?;
+        ui.note(&format!("run {}: retrying {n} failed tasks", rec.run_id));
+        rec
+    };
+    go_on(&store, rec, args.detach, ui).await
+}
+
 #[derive(Serialize)]
 struct Submitted {
     run_id: String,
@@ -335,6 +679,19 @@ struct Submitted {
     tasks: usize,
     concurrency: usize,
     image: String,
+}
+
+impl Submitted {
+    fn of(rec: &RunRecord) -> Submitted {
+        Submitted {
+            run_id: rec.run_id.clone(),
+            job: rec.job.clone(),
+            target: rec.target.clone(),
+            tasks: rec.tasks.len(),
+            concurrency: rec.settings.concurrency,
+            image: rec.image.reference.clone(),
+        }
+    }
 }
 
 impl fmt::Display for Submitted {
@@ -405,7 +762,7 @@ fn store_root_for_child() -> std::path::PathBuf {
 
 async fn watch_cmd(file: Option<&std::path::Path>, args: WatchArgs, ui: &Ui) -> Result<Exit> {
     let store = open_store()?;
-    let rec = resolve(&store, file, &args.run)?;
+    let rec = resolve(&store, file, &args.run).await?;
     if args.background {
         let mut target = Target::for_run(&rec).await?;
         let opts = WatchOptions {
@@ -439,7 +796,7 @@ async fn watch_cmd(file: Option<&std::path::Path>, args: WatchArgs, ui: &Ui) -> 
 
 async fn cancel(file: Option<&std::path::Path>, args: RunArg, ui: &Ui) -> Result<Exit> {
     let store = open_store()?;
-    let rec = resolve(&store, file, &args)?;
+    let rec = resolve(&store, file, &args).await?;
     let mut target = Target::for_run(&rec).await?;
     {
         let _lock = store.lock(&rec.run_id)?;
@@ -503,7 +860,7 @@ fn runs(file: Option<&std::path::Path>, args: RunsArgs, ui: &Ui) -> Result<Exit>
 
 async fn logs(file: Option<&std::path::Path>, args: LogsArgs) -> Result<Exit> {
     let store = open_store()?;
-    let rec = resolve(&store, file, &args.run)?;
+    let rec = resolve(&store, file, &args.run).await?;
     if let Some(i) = args.index.filter(|i| *i >= rec.tasks.len()) {
         return Err(
             Failure::usage(format!("run {} has no task {i}", rec.run_id))

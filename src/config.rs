@@ -111,6 +111,46 @@ pub struct EcsSection {
     pub secrets: BTreeMap<String, String>,
     #[serde(default)]
     pub task_policy: Vec<PolicyStatement>,
+    /// "spot" (default: Fargate Spot, on-demand when Spot has no capacity) or "on-demand".
+    pub capacity: Option<CapacityKind>,
+    /// The first N tasks of a run go on on-demand Fargate whatever `capacity` says.
+    pub on_demand_base: Option<usize>,
+    /// Fall back to on-demand when Spot has no capacity (default true).
+    pub spot_fallback: Option<bool>,
+    /// RunTask calls per second (AWS: 20, burst and sustained).
+    pub run_task_rate: Option<u32>,
+    /// Fargate task launches: burst, then per second (AWS: 100, then 20).
+    pub launch_burst: Option<u32>,
+    pub launch_rate: Option<u32>,
+    /// DescribeTasks calls per second jobrun allows itself while watching (AWS: 20 sustained).
+    pub describe_rate: Option<u32>,
+    /// S3 prefixes (`s3://bucket/prefix/`) the task role may read: what `submit --from-s3` lists.
+    #[serde(default)]
+    pub inputs: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CapacityKind {
+    Spot,
+    OnDemand,
+}
+
+/// Where ECS tasks get their capacity.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Capacity {
+    pub kind: CapacityKind,
+    pub on_demand_base: usize,
+    pub spot_fallback: bool,
+}
+
+/// AWS's published limits that dispatch and watch pace themselves to.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Rates {
+    pub run_task_rate: u32,
+    pub launch_burst: u32,
+    pub launch_rate: u32,
+    pub describe_rate: u32,
 }
 
 /// An IAM statement the job's own code needs (e.g. reading another bucket), added to the task role.
@@ -137,6 +177,26 @@ pub struct EcsSpec {
     /// Environment name → Secrets Manager ARN, SSM parameter ARN, or SSM parameter name (`/…`).
     pub secrets: BTreeMap<String, String>,
     pub task_policy: Vec<PolicyStatement>,
+    pub capacity: Capacity,
+    pub rates: Rates,
+    /// `(bucket, prefix)` pairs the task role may read.
+    pub inputs: Vec<(String, String)>,
+}
+
+/// `s3://bucket/prefix` → `(bucket, prefix)`.
+pub fn parse_s3_url(url: &str) -> Result<(String, String), String> {
+    let rest = url
+        .strip_prefix("s3://")
+        .ok_or_else(|| format!("`{url}` is not an s3://bucket/prefix URL"))?;
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    let valid = (3..=63).contains(&bucket.len())
+        && bucket
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.');
+    if !valid {
+        return Err(format!("`{url}`: `{bucket}` is not a valid bucket name"));
+    }
+    Ok((bucket.to_string(), prefix.to_string()))
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Default)]
@@ -187,7 +247,30 @@ fn validate_ecs(section: &EcsSection) -> Result<EcsSpec, String> {
             ));
         }
     }
+    let rate = |v: Option<u32>, default: u32, key: &str| match v {
+        Some(0) => Err(format!("ecs.{key} must be at least 1")),
+        Some(n) => Ok(n),
+        None => Ok(default),
+    };
+    let rates = Rates {
+        run_task_rate: rate(section.run_task_rate, 20, "run_task_rate")?,
+        launch_burst: rate(section.launch_burst, 100, "launch_burst")?,
+        launch_rate: rate(section.launch_rate, 20, "launch_rate")?,
+        describe_rate: rate(section.describe_rate, 20, "describe_rate")?,
+    };
+    let inputs = section
+        .inputs
+        .iter()
+        .map(|u| parse_s3_url(u).map_err(|m| format!("ecs.inputs: {m}")))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(EcsSpec {
+        capacity: Capacity {
+            kind: section.capacity.unwrap_or(CapacityKind::Spot),
+            on_demand_base: section.on_demand_base.unwrap_or(0),
+            spot_fallback: section.spot_fallback.unwrap_or(true),
+        },
+        rates,
+        inputs,
         cluster: section.cluster.clone(),
         subnets: section.subnets.clone(),
         security_groups: section.security_groups.clone(),
@@ -247,6 +330,7 @@ pub struct RunSection {
     pub timeout: Option<Duration>,
     pub max_attempts: Option<u32>,
     pub concurrency: Option<usize>,
+    pub retry_exit_codes: Option<crate::record::RetryExitCodes>,
 }
 
 mod opt_duration {
@@ -408,6 +492,7 @@ pub struct RunSpec {
     pub timeout: Duration,
     pub max_attempts: u32,
     pub concurrency: usize,
+    pub retry_exit_codes: crate::record::RetryExitCodes,
 }
 
 mod secs {
@@ -595,10 +680,12 @@ fn resolve(
         .concurrency
         .or(file.run.concurrency)
         .or(env.concurrency)
-        .unwrap_or_else(|| {
-            std::thread::available_parallelism()
+        .unwrap_or_else(|| match target {
+            TargetKind::Local => std::thread::available_parallelism()
                 .map(|n| n.get())
-                .unwrap_or(1)
+                .unwrap_or(1),
+            // Fargate's own quotas (vCPUs per account) are the limit that matters there.
+            TargetKind::Ecs => 1000,
         });
     if concurrency == 0 {
         return Err(invalid("run.concurrency must be at least 1".into()));
@@ -607,7 +694,11 @@ fn resolve(
         .max_attempts
         .or(file.run.max_attempts)
         .or(env.max_attempts)
-        .unwrap_or(1);
+        // On Fargate a Spot interruption or a failed start is retried: three attempts by default.
+        .unwrap_or(match target {
+            TargetKind::Local => 1,
+            TargetKind::Ecs => 3,
+        });
     if max_attempts == 0 {
         return Err(invalid("run.max_attempts must be at least 1".into()));
     }
@@ -667,6 +758,12 @@ fn resolve(
             timeout,
             max_attempts,
             concurrency,
+            // Locally every failure is retried within max_attempts (default 1: none); on Fargate
+            // interruptions are, and a non-zero exit only when the user lists it.
+            retry_exit_codes: file.run.retry_exit_codes.clone().unwrap_or(match target {
+                TargetKind::Local => crate::record::RetryExitCodes::default(),
+                TargetKind::Ecs => crate::record::RetryExitCodes::none(),
+            }),
         },
         ecs,
         aws,

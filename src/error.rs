@@ -182,6 +182,25 @@ impl From<TargetError> for Failure {
             TargetError::UnknownTarget { .. } => {
                 Failure::usage(e.to_string()).hint("use the jobrun that submitted it")
             }
+            TargetError::Ecs(e) => e.into(),
+        }
+    }
+}
+
+impl From<crate::target::ecs::EcsError> for Failure {
+    fn from(e: crate::target::ecs::EcsError) -> Self {
+        use crate::target::ecs::EcsError;
+        match e {
+            EcsError::Aws(e @ (AwsError::Service { .. } | AwsError::Transport { .. })) => {
+                Failure::from(e).hint(
+                    "the run record keeps what was done: `jobrun submit --resume RUN` goes on from there",
+                )
+            }
+            EcsError::Aws(e) => e.into(),
+            EcsError::Output(_) => Failure::env(e.to_string()).hint("is stdout closed?"),
+            EcsError::RemoteExists(_) => {
+                Failure::usage(e.to_string()).hint("submit again: a new run gets a new id")
+            }
         }
     }
 }

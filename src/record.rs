@@ -99,6 +99,73 @@ pub struct RunSettings {
     pub memory_mib: u32,
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// Which non-zero exits are retried within `max_attempts` (interruptions always are).
+    #[serde(default)]
+    pub retry_exit_codes: RetryExitCodes,
+}
+
+/// Which failed exits earn another attempt: any failure, or only these exit codes.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum RetryExitCodes {
+    /// `"any"`
+    Any(AnyWord),
+    Codes(Vec<i64>),
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "lowercase")]
+pub enum AnyWord {
+    Any,
+}
+
+impl Default for RetryExitCodes {
+    fn default() -> Self {
+        RetryExitCodes::Any(AnyWord::Any)
+    }
+}
+
+impl RetryExitCodes {
+    pub fn none() -> Self {
+        RetryExitCodes::Codes(vec![])
+    }
+    pub fn is_any(&self) -> bool {
+        matches!(self, RetryExitCodes::Any(_))
+    }
+    pub fn allows(&self, code: i64) -> bool {
+        match self {
+            RetryExitCodes::Any(_) => true,
+            RetryExitCodes::Codes(c) => c.contains(&code),
+        }
+    }
+}
+
+/// Where an ECS run's tasks go, fixed at submit (from `jobrun up`'s outputs and `[ecs]`), so any
+/// machine that re-attaches dispatches and watches the same way.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct EcsRun {
+    pub region: String,
+    /// The AWS profile used at submit (a name, never a secret); `AWS_PROFILE` wins over it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+    pub cluster: String,
+    pub task_definition: String,
+    pub bucket: String,
+    pub log_group: String,
+    pub subnets: Vec<String>,
+    pub security_groups: Vec<String>,
+    pub assign_public_ip: bool,
+    /// `startedBy` on every task (≤ 36 characters: the run id, or a digest of a longer one).
+    pub started_by: String,
+    pub capacity: crate::config::Capacity,
+    pub rates: crate::config::Rates,
+}
+
+impl EcsRun {
+    /// The run's folder in the job's bucket.
+    pub fn prefix(job: &str, run_id: &str) -> String {
+        format!("jobs/{job}/runs/{run_id}/")
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -121,6 +188,22 @@ pub struct TaskRecord {
     pub handle: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_request: Option<StopRequest>,
+    /// Extra environment of this task alone (e.g. `S3_BUCKET`/`S3_KEY` for `--from-s3`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// The target's own word for where a running task is (ECS: PROVISIONING, PENDING, RUNNING…).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
+    /// The last lines of a failed attempt's log, kept in the record when the log lives remotely.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub log_tail: Vec<String>,
+    /// Attempts made before the last `jobrun retry`: the attempt budget counts from here.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub retried_from: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl TaskRecord {
@@ -138,6 +221,10 @@ impl TaskRecord {
             log: None,
             handle: None,
             stop_request: None,
+            env: BTreeMap::new(),
+            phase: None,
+            log_tail: vec![],
+            retried_from: 0,
         }
     }
 }
@@ -155,6 +242,9 @@ pub struct RunRecord {
     pub finished_at: Option<DateTime<Utc>>,
     #[serde(default)]
     pub cancel_requested: bool,
+    /// Set for runs on ECS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ecs: Option<EcsRun>,
     pub tasks: Vec<TaskRecord>,
 }
 
@@ -297,6 +387,10 @@ impl Store {
         self.save(record)
     }
 
+    pub fn exists(&self, run_id: &str) -> bool {
+        self.record_path(run_id).is_file()
+    }
+
     pub fn load(&self, run_id: &str) -> Result<RunRecord, StoreError> {
         let path = self.record_path(run_id);
         let bytes = std::fs::read(&path).map_err(|e| match e.kind() {
@@ -406,10 +500,12 @@ mod tests {
                 cpu: 1.0,
                 memory_mib: 2048,
                 env: Default::default(),
+                retry_exit_codes: Default::default(),
             },
             created_at: Utc::now(),
             finished_at: None,
             cancel_requested: false,
+            ecs: None,
             tasks: vec![TaskRecord::new(0, serde_json::json!({"index":0}), None)],
         }
     }

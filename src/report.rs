@@ -39,6 +39,9 @@ pub struct TaskStatus {
     /// Last lines of the log, for failed tasks (summary only).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub log_tail: Vec<String>,
+    /// Where a running task is, in the target's own words (ECS: PROVISIONING, PENDING, RUNNING…).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
 }
 
 impl RunStatus {
@@ -72,18 +75,20 @@ impl RunStatus {
                     finished_at: t.finished_at,
                     log: t.log.clone(),
                     config: t.config.clone(),
-                    log_tail: vec![],
+                    log_tail: t.log_tail.clone(),
+                    phase: t.phase.clone(),
                 })
                 .collect(),
         }
     }
 
-    /// Adds the last lines of each failed task's log (read from the local log files).
+    /// Adds the last lines of each failed task's log (read from the local log files; a remote
+    /// target keeps them in the record).
     pub fn with_failure_tails(mut self, lines: usize) -> RunStatus {
         for t in self
             .tasks
             .iter_mut()
-            .filter(|t| t.state == TaskState::Failed)
+            .filter(|t| t.state == TaskState::Failed && t.log_tail.is_empty())
         {
             if let Some(text) = t.log.as_ref().and_then(|p| std::fs::read_to_string(p).ok()) {
                 let all: Vec<&str> = text.lines().collect();
@@ -97,10 +102,22 @@ impl RunStatus {
     }
 
     pub fn counts_line(&self) -> String {
-        format!(
+        let mut line = format!(
             "{} succeeded, {} failed, {} running, {} queued, {} cancelled (of {})",
             self.succeeded, self.failed, self.running, self.queued, self.cancelled, self.total
-        )
+        );
+        // Where the running ones are, when the target says (ECS: PROVISIONING → … → STOPPED).
+        let mut phases: std::collections::BTreeMap<&str, usize> = Default::default();
+        for t in self.tasks.iter().filter(|t| t.state == TaskState::Running) {
+            if let Some(p) = &t.phase {
+                *phases.entry(p.as_str()).or_default() += 1;
+            }
+        }
+        if !phases.is_empty() {
+            let parts: Vec<String> = phases.iter().map(|(p, n)| format!("{n} {p}")).collect();
+            line.push_str(&format!(" · {}", parts.join(", ")));
+        }
+        line
     }
 }
 

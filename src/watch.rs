@@ -40,6 +40,7 @@ pub async fn step(
     rec.settle();
     if rec != before {
         store.save(&rec)?;
+        target.saved(&rec).await?;
     }
     target.release(result?).await?;
     Ok(rec)
@@ -66,9 +67,10 @@ pub async fn watch(
             view.finish();
             return Ok(Ended::Finished(Box::new(rec)));
         }
+        let poll = opts.poll.max(target.poll_floor(&rec));
         tokio::select! {
             _ = target.changed() => {}
-            _ = tokio::time::sleep(opts.poll) => {}
+            _ = tokio::time::sleep(poll) => {}
             _ = interrupt.recv(), if opts.detach_on_ctrl_c => {
                 view.finish();
                 return Ok(Ended::Detached);

@@ -56,7 +56,8 @@ pub struct Change {
     pub why: String,
 }
 
-#[derive(Debug, Default, Serialize)]
+/// What `up` made, saved as `jobs/<job>/aws.json` in the state folder for `submit`.
+#[derive(Debug, Default, Serialize, serde::Deserialize, Clone)]
 pub struct Outputs {
     pub region: String,
     pub account: String,
@@ -230,7 +231,12 @@ pub async fn up(
             &exec_doc,
         )
         .await?;
-    let task_doc = policy::task(&ctx.names.bucket, &job.name, &job.ecs.task_policy);
+    let task_doc = policy::task(
+        &ctx.names.bucket,
+        &job.name,
+        &job.ecs.inputs,
+        &job.ecs.task_policy,
+    );
     let task_arn = ctx
         .role("task role", &ctx.names.task_role.clone(), &task_doc)
         .await?;

@@ -69,7 +69,12 @@ pub fn execution(repository_arn: Option<&str>, log_group_arn: &str, secrets: &[S
 }
 
 /// What the job's own code may do: its prefix of the bucket, plus what the user added.
-pub fn task(bucket: &str, job: &str, extra: &[PolicyStatement]) -> Value {
+pub fn task(
+    bucket: &str,
+    job: &str,
+    inputs: &[(String, String)],
+    extra: &[PolicyStatement],
+) -> Value {
     let mut statements = vec![
         json!({
             "Sid": "TheJobPrefix",
@@ -85,6 +90,22 @@ pub fn task(bucket: &str, job: &str, extra: &[PolicyStatement]) -> Value {
             "Condition": { "StringLike": { "s3:prefix": [format!("jobs/{job}/*")] } }
         }),
     ];
+    // `ecs.inputs`: read exactly these prefixes (what `submit --from-s3` hands out).
+    for (i, (b, prefix)) in inputs.iter().enumerate() {
+        statements.push(json!({
+            "Sid": format!("ReadInput{i}"),
+            "Effect": "Allow",
+            "Action": ["s3:GetObject"],
+            "Resource": [format!("arn:aws:s3:::{b}/{prefix}*")]
+        }));
+        statements.push(json!({
+            "Sid": format!("ListInput{i}"),
+            "Effect": "Allow",
+            "Action": ["s3:ListBucket"],
+            "Resource": [format!("arn:aws:s3:::{b}")],
+            "Condition": { "StringLike": { "s3:prefix": [format!("{prefix}*")] } }
+        }));
+    }
     for (i, st) in extra.iter().enumerate() {
         statements.push(json!({
             "Sid": format!("FromJobrunToml{i}"),
@@ -130,7 +151,7 @@ mod tests {
             "arn:aws:logs:us-east-1:1:log-group:/jobrun/wc",
             &["arn:aws:secretsmanager:us-east-1:1:secret:db".into()],
         );
-        let task = task("b", "wc", &[]);
+        let task = task("b", "wc", &[("in".into(), "data/".into())], &[]);
         for doc in [&exec, &task] {
             assert!(actions(doc).iter().all(|a| !a.contains('*')), "{doc}");
         }

@@ -6,8 +6,8 @@
 //! saved to the run record and its log file before the container is removed.
 
 use crate::engine::{Engine, EngineError, LABEL_ATTEMPT, LABEL_INDEX, LABEL_JOB, LABEL_RUN};
-use crate::record::{RunRecord, RunSettings, StopRequest, Store, TaskRecord, TaskState};
-use crate::target::TargetError;
+use crate::record::{RunRecord, StopRequest, Store, TaskRecord, TaskState};
+use crate::target::{FailKind, TargetError, fail_attempt};
 use bollard::models::{ContainerCreateBody, ContainerSummaryStateEnum, HostConfig};
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
@@ -52,26 +52,6 @@ fn adopt(task: &mut TaskRecord, c: &Seen, now: DateTime<Utc>) {
         task.handle = Some(c.name.clone());
         task.exit_code = None;
         task.stop_request = None;
-    }
-}
-
-/// A failed attempt: queued again while attempts remain and the run is not being cancelled.
-fn fail_attempt(
-    task: &mut TaskRecord,
-    attempt: u32,
-    reason: String,
-    settings: &RunSettings,
-    cancelling: bool,
-) {
-    task.attempts = attempt;
-    task.handle = None;
-    task.stop_request = None;
-    if attempt < settings.max_attempts && !cancelling {
-        task.state = TaskState::Queued;
-        task.reason = Some(format!("attempt {attempt} {reason}; retrying"));
-    } else {
-        task.state = TaskState::Failed;
-        task.reason = Some(reason);
     }
 }
 
@@ -179,7 +159,8 @@ impl LocalTarget {
                         Err(e) => {
                             let reason = refused(&e).ok_or(e)?;
                             task.finished_at = Some(now);
-                            fail_attempt(task, c.attempt, reason, &rec.settings, false);
+                            let kind = FailKind::Other;
+                            fail_attempt(task, c.attempt, reason, kind, &rec.settings, false);
                             discard.push(c.name.clone());
                         }
                     }
@@ -234,7 +215,7 @@ impl LocalTarget {
                 task.finished_at = parse_time(state.finished_at.as_deref()).or(Some(now));
                 task.log = Some(log_path.to_string_lossy().into_owned());
                 task.handle = None;
-                let (outcome, reason) = match task.stop_request.take() {
+                let (outcome, reason, kind) = match task.stop_request.take() {
                     Some(StopRequest::Timeout) => (
                         TaskState::Failed,
                         Some(format!(
@@ -243,21 +224,30 @@ impl LocalTarget {
                                 rec.settings.timeout_secs
                             ))
                         )),
+                        FailKind::Other,
                     ),
-                    Some(StopRequest::Cancel) => {
-                        (TaskState::Cancelled, Some("cancelled".to_string()))
-                    }
-                    None if code == 0 => (TaskState::Succeeded, None),
+                    Some(StopRequest::Cancel) => (
+                        TaskState::Cancelled,
+                        Some("cancelled".to_string()),
+                        FailKind::Other,
+                    ),
+                    None if code == 0 => (TaskState::Succeeded, None, FailKind::Other),
                     None if state.oom_killed == Some(true) => (
                         TaskState::Failed,
                         Some(format!("out of memory (exit code {code})")),
+                        FailKind::Exit(code),
                     ),
-                    None => (TaskState::Failed, Some(format!("exit code {code}"))),
+                    None => (
+                        TaskState::Failed,
+                        Some(format!("exit code {code}")),
+                        FailKind::Exit(code),
+                    ),
                 };
                 match outcome {
                     TaskState::Failed => {
                         let reason = reason.unwrap_or_else(|| "failed".into());
-                        fail_attempt(task, c.attempt, reason, &rec.settings, rec.cancel_requested);
+                        let cancelling = rec.cancel_requested;
+                        fail_attempt(task, c.attempt, reason, kind, &rec.settings, cancelling);
                     }
                     _ => {
                         task.reason = reason;
@@ -280,7 +270,8 @@ impl LocalTarget {
             {
                 let attempt = task.attempts;
                 let reason = "its container was removed outside jobrun".to_string();
-                fail_attempt(task, attempt, reason, &settings, cancelling);
+                let kind = FailKind::Interrupted;
+                fail_attempt(task, attempt, reason, kind, &settings, cancelling);
                 task.finished_at = Some(now);
                 task.handle = None;
             }
@@ -350,6 +341,7 @@ impl LocalTarget {
                 .iter()
                 .map(|(k, v)| format!("{k}={v}"))
                 .collect();
+            env.extend(task.env.iter().map(|(k, v)| format!("{k}={v}")));
             env.extend([
                 format!("JOBRUN_RUN_ID={}", rec.run_id),
                 format!("JOBRUN_JOB={}", rec.job),
@@ -407,7 +399,9 @@ impl LocalTarget {
                         task.exit_code = None;
                         task.started_at = Some(now);
                         task.finished_at = Some(now);
-                        fail_attempt(task, attempt, reason, &rec.settings, rec.cancel_requested);
+                        let cancelling = rec.cancel_requested;
+                        let kind = FailKind::Other;
+                        fail_attempt(task, attempt, reason, kind, &rec.settings, cancelling);
                         discard.push(name);
                     }
                     None => {

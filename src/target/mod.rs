@@ -3,13 +3,55 @@
 //! the record through [`Target::reconcile`], which is idempotent: it can be called by any process
 //! at any time (after a crash, from another terminal) and only ever moves the run forward.
 //!
-//! Today: the local Docker engine. The ECS direct (RunTask) and ECS queue (SQS + service)
-//! targets are further variants of this enum, built from one `SdkConfig`.
+//! Variants: the local Docker engine, and ECS direct (one RunTask per configuration). The ECS
+//! queue target (SQS + an autoscaled service) is the next variant, built from the same `SdkConfig`.
 
+pub mod ecs;
 pub mod local;
 
 use crate::engine::EngineError;
-use crate::record::{RunRecord, Store, StoreError};
+use crate::record::{RunRecord, RunSettings, Store, StoreError, TaskRecord, TaskState};
+
+/// How an attempt failed, which decides whether it earns another one.
+#[derive(Debug, Clone, Copy)]
+pub enum FailKind {
+    /// The task's own code exited non-zero: retried only if `retry_exit_codes` allows the code.
+    Exit(i64),
+    /// The platform took the task away (Spot reclaimed it, it never started, its container was
+    /// removed): always retried while attempts remain.
+    Interrupted,
+    /// Anything else (timeout, refused start): retried only when every failure is.
+    Other,
+}
+
+/// A failed attempt: queued again while the attempt budget and the retry policy allow and the run
+/// is not being cancelled; failed otherwise.
+pub fn fail_attempt(
+    task: &mut TaskRecord,
+    attempt: u32,
+    reason: String,
+    kind: FailKind,
+    settings: &RunSettings,
+    cancelling: bool,
+) {
+    task.attempts = attempt;
+    task.handle = None;
+    task.stop_request = None;
+    task.phase = None;
+    let budget_left = attempt.saturating_sub(task.retried_from) < settings.max_attempts;
+    let retryable = match kind {
+        FailKind::Interrupted => true,
+        FailKind::Exit(code) => settings.retry_exit_codes.allows(code),
+        FailKind::Other => settings.retry_exit_codes.is_any(),
+    };
+    if budget_left && retryable && !cancelling {
+        task.state = TaskState::Queued;
+        task.reason = Some(format!("attempt {attempt} {reason}; retrying"));
+    } else {
+        task.state = TaskState::Failed;
+        task.reason = Some(reason);
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum TargetError {
@@ -24,6 +66,8 @@ pub enum TargetError {
     },
     #[error("run {run} uses target `{target}`, which this jobrun does not know")]
     UnknownTarget { run: String, target: String },
+    #[error(transparent)]
+    Ecs(#[from] ecs::EcsError),
 }
 
 /// Handles of finished work to clean up after the record that says so is saved.
@@ -32,14 +76,16 @@ pub struct Release(Vec<String>);
 
 pub enum Target {
     Local(local::LocalTarget),
+    Ecs(Box<ecs::EcsTarget>),
 }
 
 impl Target {
     /// The target a run was submitted to.
     pub async fn for_run(record: &RunRecord) -> Result<Target, TargetError> {
-        match record.target.as_str() {
-            "local" => Ok(Target::Local(local::LocalTarget::connect().await?)),
-            other => Err(TargetError::UnknownTarget {
+        match (record.target.as_str(), &record.ecs) {
+            ("local", _) => Ok(Target::Local(local::LocalTarget::connect().await?)),
+            ("ecs", Some(run)) => Ok(Target::Ecs(Box::new(ecs::EcsTarget::connect(run).await?))),
+            (other, _) => Err(TargetError::UnknownTarget {
                 run: record.run_id.clone(),
                 target: other.into(),
             }),
@@ -57,19 +103,52 @@ impl Target {
     ) -> Result<Release, TargetError> {
         match self {
             Target::Local(t) => Ok(Release(t.reconcile(record, store).await?)),
+            Target::Ecs(t) => {
+                t.reconcile(record).await?;
+                Ok(Release(vec![]))
+            }
         }
     }
 
     pub async fn release(&mut self, release: Release) -> Result<(), TargetError> {
         match self {
             Target::Local(t) => t.release(release.0).await,
+            Target::Ecs(_) => Ok(()),
         }
     }
 
-    /// Resolves when something may have changed (a task ended); callers also poll on a timer.
+    /// Called with every record saved: a remote target keeps its own copy (ECS: the job's S3
+    /// prefix, so a watch from another machine finds the run).
+    pub async fn saved(&mut self, record: &RunRecord) -> Result<(), TargetError> {
+        match self {
+            Target::Local(_) => Ok(()),
+            Target::Ecs(t) => Ok(t.mirror(record).await?),
+        }
+    }
+
+    /// Resolves when something may have changed (a task ended) or there is more to start at
+    /// once; callers also poll on a timer.
     pub async fn changed(&mut self) {
         match self {
             Target::Local(t) => t.changed().await,
+            Target::Ecs(t) => t.changed().await,
+        }
+    }
+
+    /// There is work that can start at once (ECS: dispatch is under way).
+    pub fn dispatching(&self) -> bool {
+        match self {
+            Target::Local(_) => false,
+            Target::Ecs(t) => t.dispatching(),
+        }
+    }
+
+    /// The shortest sensible time between two polls (ECS: what keeps DescribeTasks within
+    /// its rate for the tasks still moving).
+    pub fn poll_floor(&self, record: &RunRecord) -> std::time::Duration {
+        match self {
+            Target::Local(_) => std::time::Duration::ZERO,
+            Target::Ecs(t) => t.poll_floor(record),
         }
     }
 
@@ -83,6 +162,7 @@ impl Target {
     ) -> Result<(), TargetError> {
         match self {
             Target::Local(t) => t.logs(record, index, follow, out).await,
+            Target::Ecs(t) => Ok(t.logs(record, index, follow, out).await?),
         }
     }
 }

@@ -17,6 +17,16 @@ pub struct Service {
 }
 
 impl Service {
+    /// The proxy's counters (`tests/moto/aws_proxy.py`).
+    pub fn proxy_stats(&self) -> serde_json::Value {
+        let text = ureq::get(&format!("{}/__proxy/stats", self.url()))
+            .call()
+            .unwrap()
+            .into_string()
+            .unwrap();
+        serde_json::from_str(&text).unwrap()
+    }
+
     pub fn host(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
@@ -136,16 +146,20 @@ pub fn auth_registry() -> &'static Service {
     S.get_or_init(|| registry(true))
 }
 
+/// moto server with the test plugin (`tests/moto/jobrun_moto.py`): a scripted fake Fargate that
+/// gives tasks exit codes, stop codes, Spot capacity failures and CloudWatch logs, which stock
+/// moto does not.
 fn start_moto() -> Service {
     let port = free_port();
     let args = [
-        "-H".to_string(),
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/moto/jobrun_moto.py").to_string(),
+        "-H".into(),
         "127.0.0.1".into(),
         "-p".into(),
         port.to_string(),
     ];
     start(
-        "moto_server",
+        "python3",
         &args,
         tempfile::tempdir().unwrap(),
         port,
@@ -153,10 +167,42 @@ fn start_moto() -> Service {
     )
 }
 
+/// `tests/moto/aws_proxy.py` in front of a moto server: honours RunTask client tokens as AWS
+/// does, injects faults at `fault_rate`, and with `rates` enforces AWS's token buckets.
+pub fn aws_proxy(upstream: &Service, fault_rate: f64, seed: u64, rates: bool) -> Service {
+    let port = free_port();
+    let mut args = vec![
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/moto/aws_proxy.py").to_string(),
+        "--upstream".into(),
+        upstream.url(),
+        "--port".into(),
+        port.to_string(),
+        "--fault-rate".into(),
+        fault_rate.to_string(),
+        "--seed".into(),
+        seed.to_string(),
+    ];
+    if rates {
+        args.push("--rates".into());
+    }
+    start(
+        "python3",
+        &args,
+        tempfile::tempdir().unwrap(),
+        port,
+        "/__proxy/stats",
+    )
+}
+
 /// The moto server the tests share (each test uses names of its own).
 pub fn moto() -> &'static Service {
     static S: OnceLock<Service> = OnceLock::new();
     S.get_or_init(start_moto)
+}
+
+/// A moto server (with the fake-Fargate plugin) of one's own, for a test that loads it heavily.
+pub fn own_moto() -> Service {
+    start_moto()
 }
 
 /// A moto server of one's own, for a test that counts the calls jobrun makes: moto records

@@ -1,0 +1,917 @@
+//! The ECS direct target: one `RunTask` per configuration on Fargate.
+//!
+//! Dispatch is paced to AWS's published limits (token buckets for RunTask calls and task
+//! launches) and retried with jittered exponential backoff on throttling, server errors and lost
+//! connections. Every RunTask carries a client token derived from (run, index, attempt), so a
+//! retried call, or a `submit --resume` after jobrun was killed mid-dispatch, never launches a
+//! configuration twice: AWS answers a repeated token with the task it already started. Tasks
+//! carry `startedBy` (the run) and tags (job, run, index, attempt).
+//!
+//! Watching asks DescribeTasks, 100 tasks a call, never faster than the describe rate, and
+//! writes each outcome into the run record as the task stops (stopped tasks vanish from ECS
+//! after about an hour). Every saved record is mirrored to `s3://<bucket>/jobs/<job>/runs/<run>/`,
+//! the first time before any task is launched, so `watch` works from any machine.
+
+use crate::aws::{self, Aws, AwsError};
+use crate::config::CapacityKind;
+use crate::record::{EcsRun, RunRecord, StopRequest, TaskRecord, TaskState};
+use crate::target::{FailKind, fail_attempt};
+use aws_sdk_ecs::types::{
+    AssignPublicIp, AwsVpcConfiguration, CapacityProviderStrategyItem, ContainerOverride,
+    KeyValuePair, NetworkConfiguration, Tag, TaskOverride,
+};
+use backon::{ExponentialBuilder, Retryable};
+use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use std::collections::{HashMap, HashSet};
+use std::num::NonZeroU32;
+use std::time::{Duration, Instant};
+
+/// The container jobrun's task definition runs the job in.
+pub const CONTAINER: &str = "job";
+/// ECS refuses task overrides longer than this (characters of their JSON form).
+pub const OVERRIDES_LIMIT: usize = 8192;
+const STREAM_PREFIX: &str = "jobrun";
+
+#[derive(Debug, thiserror::Error)]
+pub enum EcsError {
+    #[error(transparent)]
+    Aws(#[from] AwsError),
+    #[error("cannot write the task's log: {0}")]
+    Output(std::io::Error),
+    #[error("run {0} already exists in the job's bucket")]
+    RemoteExists(String),
+}
+
+/// Token buckets shaped like AWS's own, so dispatch runs at the limit and is never throttled.
+struct Pacer {
+    run_task: DefaultDirectRateLimiter,
+    launch: DefaultDirectRateLimiter,
+    describe: DefaultDirectRateLimiter,
+}
+
+fn bucket(rate: u32, burst: u32) -> DefaultDirectRateLimiter {
+    let nz = |n: u32| NonZeroU32::new(n.max(1)).expect("at least 1");
+    RateLimiter::direct(Quota::per_second(nz(rate)).allow_burst(nz(burst)))
+}
+
+impl Pacer {
+    fn new(rates: &crate::config::Rates) -> Pacer {
+        Pacer {
+            // AWS: RunTask 20 calls/s, burst and sustained.
+            run_task: bucket(rates.run_task_rate, rates.run_task_rate),
+            launch: bucket(rates.launch_rate, rates.launch_burst),
+            describe: bucket(rates.describe_rate, rates.describe_rate),
+        }
+    }
+}
+
+/// The backoff for one call: jittered, exponential, bounded.
+fn backoff() -> ExponentialBuilder {
+    ExponentialBuilder::default()
+        .with_jitter()
+        .with_min_delay(Duration::from_millis(100))
+        .with_max_delay(Duration::from_secs(10))
+        .with_max_times(15)
+}
+
+/// `startedBy` takes at most 36 characters: the run id, or its time and a digest of the rest.
+pub fn started_by(run_id: &str) -> String {
+    if run_id.len() <= 36 {
+        return run_id.to_string();
+    }
+    format!("{}-{}", &run_id[..23], &hex_digest(run_id)[..12])
+}
+
+/// The RunTask client token of one try of one attempt: the same inputs always give the same
+/// token, so a repeated call is recognised by AWS as the same request.
+pub fn client_token(run_id: &str, index: usize, attempt: u32, provider: &str, tr: u32) -> String {
+    hex_digest(&format!("{run_id}/{index}/{attempt}/{provider}/{tr}"))[..64].to_string()
+}
+
+fn hex_digest(s: &str) -> String {
+    use sha2::Digest;
+    format!("{:x}", sha2::Sha256::digest(s.as_bytes()))
+}
+
+fn task_id(arn: &str) -> &str {
+    arn.rsplit('/').next().unwrap_or(arn)
+}
+
+/// Where a task's log is: `cloudwatch:<group>:<stream>` (awslogs names streams
+/// `<prefix>/<container>/<task id>`).
+fn log_pointer(group: &str, arn: &str) -> String {
+    format!(
+        "cloudwatch:{group}:{STREAM_PREFIX}/{CONTAINER}/{}",
+        task_id(arn)
+    )
+}
+
+fn parse_pointer(p: &str) -> Option<(&str, &str)> {
+    p.strip_prefix("cloudwatch:")?.split_once(':')
+}
+
+fn to_chrono(t: &aws_sdk_ecs::primitives::DateTime) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp(t.secs(), t.subsec_nanos())
+}
+
+/// What came of one RunTask (after its retries).
+enum Launch {
+    Started {
+        arn: String,
+        phase: Option<String>,
+    },
+    /// No capacity anywhere we may go: the task stays queued and is tried again.
+    NoCapacity(String),
+    /// ECS would not launch it (and said why): this attempt failed.
+    Refused(String),
+    Error(AwsError),
+}
+
+struct Dispatch {
+    index: usize,
+    attempt: u32,
+    overrides: TaskOverride,
+    tags: Vec<Tag>,
+    providers: Vec<&'static str>,
+}
+
+pub struct EcsTarget {
+    aws: Aws,
+    ecs: aws_sdk_ecs::Client,
+    run: EcsRun,
+    pacer: Pacer,
+    /// The last reconcile left queued tasks it could start now.
+    more: bool,
+    last_observed: Option<Instant>,
+    /// StopTask calls made by this process (a task is asked once per process).
+    stopping: HashSet<String>,
+    /// Capacity tries per (index, attempt), so each try has its own client token.
+    tries: HashMap<(usize, u32), u32>,
+}
+
+impl EcsTarget {
+    pub async fn connect(run: &EcsRun) -> Result<EcsTarget, EcsError> {
+        // AWS_PROFILE, when set, wins over the profile the run was submitted with.
+        let profile = match std::env::var("AWS_PROFILE") {
+            Ok(p) if !p.is_empty() => None,
+            _ => run.profile.clone(),
+        };
+        let aws = Aws::load(profile.as_deref(), Some(&run.region)).await?;
+        Ok(Self::new(aws, run.clone()))
+    }
+
+    pub fn new(aws: Aws, run: EcsRun) -> EcsTarget {
+        EcsTarget {
+            ecs: aws.ecs_paced(),
+            pacer: Pacer::new(&run.rates),
+            aws,
+            run,
+            more: false,
+            last_observed: None,
+            stopping: HashSet::new(),
+            tries: HashMap::new(),
+        }
+    }
+
+    pub async fn changed(&mut self) {
+        if self.more {
+            return;
+        }
+        std::future::pending::<()>().await
+    }
+
+    pub fn dispatching(&self) -> bool {
+        self.more
+    }
+
+    pub fn poll_floor(&self, rec: &RunRecord) -> Duration {
+        // Use at most half the describe rate, so other tools (and other watchers) have room.
+        let running = rec.count(TaskState::Running);
+        let calls = running.div_ceil(100) as f64;
+        Duration::from_secs_f64(calls * 2.0 / self.run.rates.describe_rate as f64)
+    }
+
+    /// See [`Target::reconcile`](super::Target::reconcile).
+    pub async fn reconcile(&mut self, rec: &mut RunRecord) -> Result<(), EcsError> {
+        // While dispatching, look at running tasks only now and then: starting the rest first.
+        let observe = !self.more
+            || self
+                .last_observed
+                .is_none_or(|t| t.elapsed() > Duration::from_secs(5));
+        if observe {
+            self.observe(rec).await?;
+            self.last_observed = Some(Instant::now());
+        }
+        self.enforce_stops(rec).await?;
+        if rec.cancel_requested {
+            for task in rec
+                .tasks
+                .iter_mut()
+                .filter(|t| t.state == TaskState::Queued)
+            {
+                task.state = TaskState::Cancelled;
+                task.reason = Some("cancelled before it started".into());
+            }
+            self.more = false;
+            return Ok(());
+        }
+        self.dispatch(rec).await
+    }
+
+    /// DescribeTasks for every running task; records what stopped.
+    async fn observe(&mut self, rec: &mut RunRecord) -> Result<(), EcsError> {
+        let by_arn: HashMap<String, usize> = rec
+            .tasks
+            .iter()
+            .filter(|t| t.state == TaskState::Running)
+            .filter_map(|t| Some((t.handle.clone()?, t.index)))
+            .collect();
+        let arns: Vec<String> = by_arn.keys().cloned().collect();
+        let now = Utc::now();
+        for chunk in arns.chunks(100) {
+            let out = (|| async {
+                self.pacer.describe.until_ready().await;
+                self.ecs
+                    .describe_tasks()
+                    .cluster(&self.run.cluster)
+                    .set_tasks(Some(chunk.to_vec()))
+                    .send()
+                    .await
+                    .map_err(aws::op("DescribeTasks"))
+            })
+            .retry(backoff())
+            .when(AwsError::is_transient)
+            .await?;
+            for t in out.tasks() {
+                let Some(&i) = t.task_arn().and_then(|a| by_arn.get(a)) else {
+                    continue;
+                };
+                self.apply(rec, i, t, now).await?;
+            }
+            for f in out.failures() {
+                let Some(&i) = f.arn().and_then(|a| by_arn.get(a)) else {
+                    continue;
+                };
+                // A task ECS no longer knows (stopped more than about an hour ago).
+                if f.reason() == Some("MISSING") {
+                    let (settings, cancelling) = (rec.settings.clone(), rec.cancel_requested);
+                    let task = &mut rec.tasks[i];
+                    let attempt = task.attempts;
+                    task.finished_at = Some(now);
+                    fail_attempt(
+                        task,
+                        attempt,
+                        "ECS no longer knows the task; its outcome was never seen".into(),
+                        FailKind::Interrupted,
+                        &settings,
+                        cancelling,
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// One described task into the record.
+    async fn apply(
+        &self,
+        rec: &mut RunRecord,
+        i: usize,
+        t: &aws_sdk_ecs::types::Task,
+        now: DateTime<Utc>,
+    ) -> Result<(), EcsError> {
+        let (settings, cancelling) = (rec.settings.clone(), rec.cancel_requested);
+        let task = &mut rec.tasks[i];
+        task.phase = t.last_status().map(str::to_string);
+        if let Some(s) = t.started_at().and_then(to_chrono) {
+            task.started_at = Some(s);
+        }
+        if t.last_status() != Some("STOPPED") {
+            return Ok(());
+        }
+        let container = t
+            .containers()
+            .iter()
+            .find(|c| c.name() == Some(CONTAINER))
+            .or(t.containers().first());
+        let exit = container.and_then(|c| c.exit_code()).map(i64::from);
+        let code = t.stop_code().map(|c| c.as_str().to_string());
+        let why = t.stopped_reason().unwrap_or_default().to_string();
+        let attempt = task.attempts;
+        task.exit_code = exit;
+        task.finished_at = t.stopped_at().and_then(to_chrono).or(Some(now));
+        let infra = matches!(
+            code.as_deref(),
+            Some("SpotInterruption" | "TaskFailedToStart" | "TerminationNotice")
+        );
+        match task.stop_request.take() {
+            Some(StopRequest::Cancel) => {
+                task.state = TaskState::Cancelled;
+                task.reason = Some("cancelled".into());
+                task.handle = None;
+                task.phase = None;
+            }
+            Some(StopRequest::Timeout) => {
+                let reason = format!(
+                    "timed out after {}",
+                    humantime::format_duration(Duration::from_secs(settings.timeout_secs))
+                );
+                fail_attempt(
+                    task,
+                    attempt,
+                    reason,
+                    FailKind::Other,
+                    &settings,
+                    cancelling,
+                );
+            }
+            None if infra => {
+                let reason = format!("{}: {why}", code.unwrap_or_default());
+                let kind = FailKind::Interrupted;
+                fail_attempt(task, attempt, reason, kind, &settings, cancelling);
+            }
+            None => match exit {
+                Some(0) => {
+                    task.state = TaskState::Succeeded;
+                    task.handle = None;
+                    task.phase = None;
+                }
+                Some(c) => {
+                    let reason = format!("exit code {c}");
+                    fail_attempt(
+                        task,
+                        attempt,
+                        reason,
+                        FailKind::Exit(c),
+                        &settings,
+                        cancelling,
+                    );
+                }
+                None => {
+                    let reason = format!(
+                        "stopped without an exit code ({}: {why})",
+                        code.unwrap_or_else(|| "no stop code".into())
+                    );
+                    fail_attempt(
+                        task,
+                        attempt,
+                        reason,
+                        FailKind::Other,
+                        &settings,
+                        cancelling,
+                    );
+                }
+            },
+        }
+        if task.state == TaskState::Failed {
+            task.log_tail = self.tail(task.log.as_deref(), 5).await;
+        }
+        Ok(())
+    }
+
+    /// StopTask for running tasks past their timeout, or all of them when the run is cancelled.
+    async fn enforce_stops(&mut self, rec: &mut RunRecord) -> Result<(), EcsError> {
+        let now = Utc::now();
+        let timeout = chrono::Duration::try_seconds(rec.settings.timeout_secs as i64)
+            .unwrap_or(chrono::Duration::MAX);
+        for task in rec
+            .tasks
+            .iter_mut()
+            .filter(|t| t.state == TaskState::Running)
+        {
+            let wanted = if rec.cancel_requested {
+                Some(StopRequest::Cancel)
+            } else if task.started_at.is_some_and(|s| now - s > timeout) {
+                Some(StopRequest::Timeout)
+            } else {
+                None
+            };
+            let Some(wanted) = wanted else { continue };
+            task.stop_request.get_or_insert(wanted);
+            let Some(arn) = task.handle.clone() else {
+                continue;
+            };
+            if self.stopping.contains(&arn) {
+                continue;
+            }
+            let reason = match task.stop_request {
+                Some(StopRequest::Timeout) => "jobrun: the task timed out",
+                _ => "jobrun: the run was cancelled",
+            };
+            let stopped = (|| async {
+                self.ecs
+                    .stop_task()
+                    .cluster(&self.run.cluster)
+                    .task(&arn)
+                    .reason(reason)
+                    .send()
+                    .await
+                    .map_err(aws::op("StopTask"))
+            })
+            .retry(backoff())
+            .when(AwsError::is_transient)
+            .await;
+            // A task that is already gone is stopped enough.
+            aws::found(stopped, &["InvalidParameterException", "ClientException"])?;
+            self.stopping.insert(arn);
+        }
+        Ok(())
+    }
+
+    /// Starts queued tasks (a slice per pass, so the record is saved as dispatch goes).
+    async fn dispatch(&mut self, rec: &mut RunRecord) -> Result<(), EcsError> {
+        let running = rec.count(TaskState::Running);
+        let slots = rec.settings.concurrency.saturating_sub(running);
+        let queued = rec.count(TaskState::Queued);
+        // About five seconds of RunTask calls per pass.
+        let chunk = (self.run.rates.run_task_rate as usize * 5).max(20);
+        let picks: Vec<usize> = rec
+            .tasks
+            .iter()
+            .filter(|t| t.state == TaskState::Queued)
+            .take(slots.min(chunk))
+            .map(|t| t.index)
+            .collect();
+        self.more = picks.len() < queued.min(slots);
+        if picks.is_empty() {
+            return Ok(());
+        }
+        let mut jobs = Vec::with_capacity(picks.len());
+        for &i in &picks {
+            jobs.push(self.prepare(rec, i).await?);
+        }
+        let (this, run_id) = (&*self, rec.run_id.clone());
+        let results: Vec<(usize, u32, Launch)> = futures_util::stream::iter(jobs)
+            .map(|d| {
+                let run_id = &run_id;
+                async move {
+                    let launch = this.launch(run_id, &d).await;
+                    (d.index, d.attempt, launch)
+                }
+            })
+            .buffer_unordered(64)
+            .collect()
+            .await;
+        let now = Utc::now();
+        let mut first_error = None;
+        let (settings, cancelling) = (rec.settings.clone(), rec.cancel_requested);
+        for (i, attempt, launch) in results {
+            let task = &mut rec.tasks[i];
+            match launch {
+                Launch::Started { arn, phase } => {
+                    self.tries.remove(&(i, attempt));
+                    task.state = TaskState::Running;
+                    task.attempts = attempt;
+                    task.started_at = Some(now);
+                    task.finished_at = None;
+                    task.exit_code = None;
+                    task.stop_request = None;
+                    task.log = Some(log_pointer(&self.run.log_group, &arn));
+                    task.log_tail.clear();
+                    task.phase = phase.or(Some("PROVISIONING".into()));
+                    task.handle = Some(arn);
+                }
+                Launch::NoCapacity(why) => {
+                    *self.tries.entry((i, attempt)).or_default() += 1;
+                    task.reason = Some(format!("waiting for Fargate capacity: {why}"));
+                    self.more = true;
+                }
+                Launch::Refused(why) => {
+                    task.started_at = Some(now);
+                    task.finished_at = Some(now);
+                    let reason = format!("ECS would not start it: {why}");
+                    fail_attempt(
+                        task,
+                        attempt,
+                        reason,
+                        FailKind::Other,
+                        &settings,
+                        cancelling,
+                    );
+                }
+                Launch::Error(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        match first_error {
+            Some(e) => Err(e.into()),
+            None => Ok(()),
+        }
+    }
+
+    /// The RunTask request of a queued task: overrides (a configuration too large for them is
+    /// stored in S3 and passed by URL), tags, and which capacity to try in which order.
+    async fn prepare(&self, rec: &RunRecord, i: usize) -> Result<Dispatch, EcsError> {
+        let task = &rec.tasks[i];
+        let attempt = task.attempts + 1;
+        let mut env: Vec<(String, String)> = task
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        env.extend([
+            ("JOBRUN_RUN_ID".into(), rec.run_id.clone()),
+            ("JOBRUN_JOB".into(), rec.job.clone()),
+            ("JOBRUN_INDEX".into(), i.to_string()),
+            ("JOBRUN_COUNT".into(), rec.tasks.len().to_string()),
+            ("JOBRUN_ATTEMPT".into(), attempt.to_string()),
+        ]);
+        let config = task.config.to_string();
+        let size = |env: &[(String, String)]| {
+            let vars: usize = env.iter().map(|(k, v)| k.len() + v.len() + 40).sum();
+            let cmd: usize = task
+                .command
+                .iter()
+                .flatten()
+                .map(|a| serde_json::to_string(a).map(|s| s.len() + 1).unwrap_or(0))
+                .sum();
+            vars + cmd + 120
+        };
+        let mut with_config = env.clone();
+        with_config.push(("JOBRUN_CONFIG".into(), config.clone()));
+        if size(&with_config) <= OVERRIDES_LIMIT {
+            env = with_config;
+        } else {
+            let key = format!("{}configs/{i}.json", EcsRun::prefix(&rec.job, &rec.run_id));
+            self.aws
+                .s3()
+                .put_object()
+                .bucket(&self.run.bucket)
+                .key(&key)
+                .content_type("application/json")
+                .body(config.into_bytes().into())
+                .send()
+                .await
+                .map_err(aws::op("PutObject"))?;
+            env.push((
+                "JOBRUN_CONFIG_URL".into(),
+                format!("s3://{}/{key}", self.run.bucket),
+            ));
+        }
+        let mut container = ContainerOverride::builder().name(CONTAINER);
+        for (k, v) in &env {
+            container = container.environment(KeyValuePair::builder().name(k).value(v).build());
+        }
+        if let Some(cmd) = &task.command {
+            container = container.set_command(Some(cmd.clone()));
+        }
+        let tag = |k: &str, v: String| Tag::builder().key(k).value(v).build();
+        let tags = vec![
+            tag(crate::infra::TAG_MANAGED, "jobrun".into()),
+            tag(crate::infra::TAG_JOB, rec.job.clone()),
+            tag("jobrun:run", rec.run_id.clone()),
+            tag("jobrun:index", i.to_string()),
+            tag("jobrun:attempt", attempt.to_string()),
+        ];
+        let cap = &self.run.capacity;
+        let providers = if cap.kind == CapacityKind::OnDemand || i < cap.on_demand_base {
+            vec!["FARGATE"]
+        } else if cap.spot_fallback {
+            vec!["FARGATE_SPOT", "FARGATE"]
+        } else {
+            vec!["FARGATE_SPOT"]
+        };
+        Ok(Dispatch {
+            index: i,
+            attempt,
+            overrides: TaskOverride::builder()
+                .container_overrides(container.build())
+                .build(),
+            tags,
+            providers,
+        })
+    }
+
+    /// One RunTask, paced and retried; on Spot without capacity, on-demand when allowed.
+    async fn launch(&self, run_id: &str, d: &Dispatch) -> Launch {
+        let tr = self.tries.get(&(d.index, d.attempt)).copied().unwrap_or(0);
+        let mut capacity_reason = String::new();
+        for provider in &d.providers {
+            let token = client_token(run_id, d.index, d.attempt, provider, tr);
+            let sent = (|| async {
+                self.pacer.run_task.until_ready().await;
+                self.pacer.launch.until_ready().await;
+                self.ecs
+                    .run_task()
+                    .cluster(&self.run.cluster)
+                    .task_definition(&self.run.task_definition)
+                    .capacity_provider_strategy(
+                        CapacityProviderStrategyItem::builder()
+                            .capacity_provider(*provider)
+                            .weight(1)
+                            .build()
+                            .expect("provider set"),
+                    )
+                    .network_configuration(
+                        NetworkConfiguration::builder()
+                            .awsvpc_configuration(
+                                AwsVpcConfiguration::builder()
+                                    .set_subnets(Some(self.run.subnets.clone()))
+                                    .set_security_groups(Some(self.run.security_groups.clone()))
+                                    .assign_public_ip(if self.run.assign_public_ip {
+                                        AssignPublicIp::Enabled
+                                    } else {
+                                        AssignPublicIp::Disabled
+                                    })
+                                    .build()
+                                    .expect("subnets set"),
+                            )
+                            .build(),
+                    )
+                    .overrides(d.overrides.clone())
+                    .started_by(&self.run.started_by)
+                    .set_tags(Some(d.tags.clone()))
+                    .enable_ecs_managed_tags(true)
+                    .client_token(&token)
+                    .send()
+                    .await
+                    .map_err(aws::op("RunTask"))
+            })
+            .retry(backoff())
+            .when(AwsError::is_transient)
+            .await;
+            let out = match sent {
+                Ok(out) => out,
+                Err(e) => return Launch::Error(e),
+            };
+            if let Some(t) = out.tasks().first() {
+                return Launch::Started {
+                    arn: t.task_arn().unwrap_or_default().to_string(),
+                    phase: t.last_status().map(str::to_string),
+                };
+            }
+            let reason = out
+                .failures()
+                .iter()
+                .map(|f| {
+                    let r = f.reason().unwrap_or("unknown");
+                    match f.detail() {
+                        Some(d) => format!("{r} ({d})"),
+                        None => r.to_string(),
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("; ");
+            let capacity = out.failures().iter().any(|f| {
+                let r = f.reason().unwrap_or_default();
+                // RunTask's failure reasons are codes (`RESOURCE:MEMORY`, …) or, for Fargate
+                // capacity, a fixed sentence; there is no other field to match.
+                r.starts_with("RESOURCE:") || r.starts_with("Capacity is unavailable")
+            });
+            if !capacity {
+                return Launch::Refused(if reason.is_empty() {
+                    "RunTask started no task and gave no reason".into()
+                } else {
+                    reason
+                });
+            }
+            capacity_reason = format!("{provider}: {reason}");
+        }
+        Launch::NoCapacity(capacity_reason)
+    }
+
+    /// Writes the record to the job's S3 prefix.
+    pub async fn mirror(&self, rec: &RunRecord) -> Result<(), EcsError> {
+        let body = serde_json::to_vec(rec).expect("records serialise");
+        (|| async {
+            self.aws
+                .s3()
+                .put_object()
+                .bucket(&self.run.bucket)
+                .key(record_key(&rec.job, &rec.run_id))
+                .content_type("application/json")
+                .body(body.clone().into())
+                .send()
+                .await
+                .map_err(aws::op("PutObject"))
+        })
+        .retry(backoff())
+        .when(AwsError::is_transient)
+        .await?;
+        Ok(())
+    }
+
+    /// The first copy of a new run: refused if a run of that id is already there.
+    pub async fn create_remote(&self, rec: &RunRecord) -> Result<(), EcsError> {
+        let body = serde_json::to_vec(rec).expect("records serialise");
+        let put = self
+            .aws
+            .s3()
+            .put_object()
+            .bucket(&self.run.bucket)
+            .key(record_key(&rec.job, &rec.run_id))
+            .content_type("application/json")
+            .if_none_match("*")
+            .body(body.into())
+            .send()
+            .await
+            .map_err(aws::op("PutObject"));
+        match put {
+            Err(e) if e.code() == Some("PreconditionFailed") => {
+                Err(EcsError::RemoteExists(rec.run_id.clone()))
+            }
+            other => {
+                other?;
+                Ok(())
+            }
+        }
+    }
+
+    /// The last `lines` lines of a task's CloudWatch log (empty when there is none).
+    async fn tail(&self, pointer: Option<&str>, lines: i32) -> Vec<String> {
+        let Some((group, stream)) = pointer.and_then(parse_pointer) else {
+            return vec![];
+        };
+        let out = self
+            .aws
+            .logs()
+            .get_log_events()
+            .log_group_name(group)
+            .log_stream_name(stream)
+            .start_from_head(false)
+            .limit(lines)
+            .send()
+            .await;
+        match out {
+            Ok(out) => out
+                .events()
+                .iter()
+                .filter_map(|e| e.message())
+                .map(|m| m.trim_end().to_string())
+                .collect(),
+            Err(e) => {
+                tracing::debug!("no log tail for {stream}: {e}");
+                vec![]
+            }
+        }
+    }
+
+    /// A task's log from CloudWatch Logs; with `follow`, until the task stops.
+    pub async fn logs(
+        &self,
+        rec: &RunRecord,
+        index: usize,
+        follow: bool,
+        out: &mut (dyn std::io::Write + Send),
+    ) -> Result<(), EcsError> {
+        let task = &rec.tasks[index];
+        let Some((group, stream)) = task.log.as_deref().and_then(parse_pointer) else {
+            return Ok(());
+        };
+        let logs = self.aws.logs();
+        let mut token: Option<String> = None;
+        let mut last_round = !follow || task.state.is_terminal();
+        loop {
+            // Page forward until the token stops moving: that is the end for now.
+            loop {
+                let page = logs
+                    .get_log_events()
+                    .log_group_name(group)
+                    .log_stream_name(stream)
+                    .start_from_head(true)
+                    .set_next_token(token.clone())
+                    .send()
+                    .await
+                    .map_err(aws::op("GetLogEvents"));
+                let Some(page) = aws::found(page, &["ResourceNotFoundException"])? else {
+                    break;
+                };
+                for e in page.events() {
+                    writeln!(out, "{}", e.message().unwrap_or_default().trim_end())
+                        .map_err(EcsError::Output)?;
+                }
+                out.flush().map_err(EcsError::Output)?;
+                let next = page.next_forward_token().map(str::to_string);
+                if next.is_none() || next == token {
+                    break;
+                }
+                token = next;
+            }
+            if last_round {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            last_round = !self.still_running(task).await?;
+        }
+    }
+
+    async fn still_running(&self, task: &TaskRecord) -> Result<bool, EcsError> {
+        let Some(arn) = &task.handle else {
+            return Ok(false);
+        };
+        let out = self
+            .ecs
+            .describe_tasks()
+            .cluster(&self.run.cluster)
+            .tasks(arn)
+            .send()
+            .await
+            .map_err(aws::op("DescribeTasks"))?;
+        Ok(out
+            .tasks()
+            .first()
+            .is_some_and(|t| t.last_status() != Some("STOPPED")))
+    }
+}
+
+/// The record's key in the job's bucket.
+pub fn record_key(job: &str, run_id: &str) -> String {
+    format!("{}run.json", EcsRun::prefix(job, run_id))
+}
+
+/// Finds a run in the job's bucket (an exact id, or a unique start of one) and returns its
+/// record: how `watch`, `status`, `logs` re-attach on a machine that never saw the run.
+pub async fn fetch_remote(
+    aws: &Aws,
+    bucket: &str,
+    job: &str,
+    wanted: &str,
+) -> Result<Option<RunRecord>, AwsError> {
+    let s3 = aws.s3();
+    let runs = format!("jobs/{job}/runs/");
+    let listed = s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(format!("{runs}{wanted}"))
+        .delimiter("/")
+        .send()
+        .await
+        .map_err(aws::op("ListObjectsV2"));
+    let Some(listed) = aws::found(listed, &["NoSuchBucket"])? else {
+        return Ok(None);
+    };
+    let ids: Vec<String> = listed
+        .common_prefixes()
+        .iter()
+        .filter_map(|p| p.prefix())
+        .filter_map(|p| p.strip_prefix(&runs))
+        .map(|p| p.trim_end_matches('/').to_string())
+        .collect();
+    let id = match ids.iter().find(|id| *id == wanted) {
+        Some(id) => id.clone(),
+        None if ids.len() == 1 => ids[0].clone(),
+        None => return Ok(None),
+    };
+    let got = s3
+        .get_object()
+        .bucket(bucket)
+        .key(record_key(job, &id))
+        .send()
+        .await
+        .map_err(aws::op("GetObject"));
+    let Some(got) = aws::found(got, &["NoSuchKey"])? else {
+        return Ok(None);
+    };
+    let bytes = got
+        .body
+        .collect()
+        .await
+        .map_err(|e| AwsError::Transport {
+            operation: "GetObject",
+            message: e.to_string(),
+        })?
+        .into_bytes();
+    Ok(serde_json::from_slice(&bytes).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn started_by_fits_ecs() {
+        let short = "20261123-131500-wc-7f3a";
+        assert_eq!(started_by(short), short);
+        let long = format!("20261123-131500-{}-7f3a", "a".repeat(40));
+        let s = started_by(&long);
+        assert_eq!(s.len(), 36);
+        assert!(s.starts_with("20261123-131500-aaaaaaa-"));
+        assert_ne!(started_by(&long), started_by(&long.replace("7f3a", "7f3b")));
+    }
+
+    #[test]
+    fn client_tokens_are_stable_and_distinct() {
+        let a = client_token("r", 1, 1, "FARGATE_SPOT", 0);
+        assert_eq!(a.len(), 64);
+        assert!(a.bytes().all(|b| (33..=126).contains(&b)));
+        assert_eq!(a, client_token("r", 1, 1, "FARGATE_SPOT", 0));
+        for other in [
+            client_token("r", 2, 1, "FARGATE_SPOT", 0),
+            client_token("r", 1, 2, "FARGATE_SPOT", 0),
+            client_token("r", 1, 1, "FARGATE", 0),
+            client_token("r", 1, 1, "FARGATE_SPOT", 1),
+        ] {
+            assert_ne!(a, other);
+        }
+    }
+
+    #[test]
+    fn log_pointers_round_trip() {
+        let p = log_pointer("/jobrun/wc", "arn:aws:ecs:us-east-1:1:task/c/abc123");
+        assert_eq!(p, "cloudwatch:/jobrun/wc:jobrun/job/abc123");
+        assert_eq!(parse_pointer(&p), Some(("/jobrun/wc", "jobrun/job/abc123")));
+    }
+}
