@@ -26,6 +26,10 @@ demo:
 bench n="100":
     bench/local.sh {{n}}
 
+# ECS dispatch through a proxy enforcing AWS's rate limits, vs boto3 and the aws CLI (ratio to the floor)
+bench-dispatch n="1000" n_cli="60":
+    bench/dispatch.sh {{n}} {{n_cli}}
+
 # Release binaries for Linux on both architectures, through `cross`
 release-x86_64:
     cross build --release --locked --target x86_64-unknown-linux-musl

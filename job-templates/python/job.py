@@ -3,6 +3,8 @@
 jobrun runs this once per configuration, with:
   JOBRUN_CONFIG  the configuration, as JSON      JOBRUN_INDEX / JOBRUN_COUNT  which task of how many
   JOBRUN_RUN_ID  the run                         JOBRUN_ATTEMPT               1 for the first try
+On Fargate a configuration over ECS's 8 KiB of overrides comes as JOBRUN_CONFIG_URL (s3://…)
+instead of JOBRUN_CONFIG; load_config() reads either.
 Exit with 0 for success; an exception (exit 1) marks the task failed.
 """
 
@@ -11,8 +13,19 @@ import os
 import time
 
 
+def load_config() -> dict:
+    url = os.environ.get("JOBRUN_CONFIG_URL")
+    if not url:
+        return json.loads(os.environ.get("JOBRUN_CONFIG", "{}"))
+    import boto3  # only needed for configurations passed by pointer
+
+    bucket, key = url.removeprefix("s3://").split("/", 1)
+    body = boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+    return json.loads(body)
+
+
 def main() -> None:
-    config = json.loads(os.environ.get("JOBRUN_CONFIG", "{}"))
+    config = load_config()
     index = int(os.environ.get("JOBRUN_INDEX", "0"))
     count = int(os.environ.get("JOBRUN_COUNT", "1"))
     print(f"task {index} of {count}: config {config}", flush=True)
