@@ -513,3 +513,55 @@ fn a_thousand_configs_through_faults_and_a_kill_make_exactly_a_thousand_tasks() 
     assert_eq!(s["queued"], 0, "{}", s["queued"]);
     eprintln!("killed at {at_kill} of {N}; proxy: {stats}");
 }
+
+#[test]
+fn timeouts_stop_the_task_and_listed_exit_codes_are_retried() {
+    let moto = services::moto();
+    let t = fargate_job(moto, "");
+    // Run settings are read at submit, so they can change after `up`.
+    t.write(
+        "configs.jsonl",
+        &format!(
+            "{}\n{}\n",
+            json!({"fake": {"hold": true}}),
+            json!({"fake": {"exit": 2, "until_attempt": 2}})
+        ),
+    );
+    let toml = std::fs::read_to_string(t.dir.path().join("jobrun.toml")).unwrap();
+    t.write(
+        "jobrun.toml",
+        &toml.replace(
+            "[run]\n",
+            "[run]\ntimeout = \"2s\"\nretry_exit_codes = [2]\n",
+        ),
+    );
+    let r = t.run(&["submit", "--configs", "configs.jsonl", "-o", "json"]);
+    assert_eq!(r.status, 1, "{}\n{}", r.stdout, r.stderr);
+    let run = t.only_run();
+    let s = t.status(&run);
+    assert_eq!(indexes(&s, "failed"), vec![0]);
+    assert!(
+        s["tasks"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("timed out after 2s"),
+        "{}",
+        s["tasks"][0]
+    );
+    assert_eq!(
+        s["tasks"][0]["attempts"], 1,
+        "a timeout is not retried by default"
+    );
+    assert_eq!(
+        indexes(&s, "succeeded"),
+        vec![1],
+        "exit 2 is listed: retried"
+    );
+    assert_eq!(s["tasks"][1]["attempts"], 2);
+    let tasks = tasks_started_by(moto, &cluster_of(&t, &run), &run);
+    let held = tasks
+        .iter()
+        .find(|t| env_of(t, "JOBRUN_INDEX").as_deref() == Some("0"))
+        .unwrap();
+    assert_eq!(held["stopCode"], "UserInitiated", "StopTask was called");
+}
