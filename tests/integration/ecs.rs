@@ -565,3 +565,28 @@ fn timeouts_stop_the_task_and_listed_exit_codes_are_retried() {
         .unwrap();
     assert_eq!(held["stopCode"], "UserInitiated", "StopTask was called");
 }
+
+#[test]
+fn logs_follow_streams_until_the_task_stops() {
+    let moto = services::moto();
+    let t = fargate_job(moto, "");
+    let run = submit_detached(
+        &t,
+        &[json!({"fake": {"hold": true, "logs": ["first line"]}})],
+    );
+    let mut follow = t.spawn(&["logs", &run, "--index", "0", "--follow"]);
+    // It keeps following while the task runs…
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert!(follow.try_wait().unwrap().is_none(), "follow ended early");
+    // …and ends once the task has stopped.
+    let c = t.run(&["cancel", &run]);
+    assert_eq!(c.status, 0, "{}", c.stderr);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while follow.try_wait().unwrap().is_none() {
+        assert!(std::time::Instant::now() < deadline, "follow did not end");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let out = follow.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("first line"));
+}
