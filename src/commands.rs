@@ -567,6 +567,9 @@ async fn submit_ecs(
     let submitted = Submitted::of(&rec);
     if args.detach {
         dispatch_all(&store, &mut target, &run_id).await?;
+        if store.load(&run_id)?.count(TaskState::Queued) > 0 {
+            spawn_background(&store, &run_id)?;
+        }
         ui.emit(&submitted);
         return Ok(Exit::Ok);
     }
@@ -618,9 +621,13 @@ async fn go_on(store: &Store, rec: RunRecord, detach: bool, ui: &Ui) -> Result<E
     if !detach {
         return attach(store, &mut target, &rec.run_id, ui).await;
     }
-    match target {
-        Target::Local(_) => spawn_background(store, &rec.run_id)?,
-        Target::Ecs(_) => dispatch_all(store, &mut target, &rec.run_id).await?,
+    if let Target::Ecs(_) = target {
+        dispatch_all(store, &mut target, &rec.run_id).await?;
+    }
+    // What could not start yet (local: everything; ECS: beyond the concurrency limit, or waiting
+    // for capacity) is started by a background driver.
+    if store.load(&rec.run_id)?.count(TaskState::Queued) > 0 {
+        spawn_background(store, &rec.run_id)?;
     }
     let rec = store.load(&rec.run_id)?;
     ui.emit(&Submitted::of(&rec));
@@ -812,6 +819,7 @@ async fn cancel(file: Option<&std::path::Path>, args: RunArg, ui: &Ui) -> Result
         }
         rec.cancel_requested = true;
         store.save(&rec)?;
+        target.saved(&rec).await?;
     }
     ui.note(&format!("cancelling run {}", rec.run_id));
     let opts = WatchOptions {

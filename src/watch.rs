@@ -40,8 +40,9 @@ pub async fn step(
     rec.settle();
     if rec != before {
         store.save(&rec)?;
-        target.saved(&rec).await?;
     }
+    // Also when nothing changed: a remote copy that failed last time is written now.
+    target.saved(&rec).await?;
     target.release(result?).await?;
     Ok(rec)
 }

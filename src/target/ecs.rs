@@ -149,6 +149,8 @@ pub struct EcsTarget {
     stopping: HashSet<String>,
     /// Capacity tries per (index, attempt), so each try has its own client token.
     tries: HashMap<(usize, u32), u32>,
+    /// The record as last written to S3.
+    mirrored: Option<Vec<u8>>,
 }
 
 impl EcsTarget {
@@ -172,6 +174,7 @@ impl EcsTarget {
             last_observed: None,
             stopping: HashSet::new(),
             tries: HashMap::new(),
+            mirrored: None,
         }
     }
 
@@ -254,20 +257,27 @@ impl EcsTarget {
                 let Some(&i) = f.arn().and_then(|a| by_arn.get(a)) else {
                     continue;
                 };
-                // A task ECS no longer knows (stopped more than about an hour ago).
-                if f.reason() == Some("MISSING") {
-                    let (settings, cancelling) = (rec.settings.clone(), rec.cancel_requested);
-                    let task = &mut rec.tasks[i];
-                    let attempt = task.attempts;
+                // A task ECS no longer knows: it stopped long ago (ECS forgets after about an
+                // hour) and nobody watched. It may well have done its work, so it is never run
+                // again by itself; `retry --failed` is the user's call. A task launched moments
+                // ago can be MISSING too (eventual consistency): left alone until it shows up.
+                let task = &mut rec.tasks[i];
+                let recent = task
+                    .started_at
+                    .is_some_and(|s| now - s < chrono::Duration::minutes(5));
+                if f.reason() == Some("MISSING") && !recent {
                     task.finished_at = Some(now);
-                    fail_attempt(
-                        task,
-                        attempt,
-                        "ECS no longer knows the task; its outcome was never seen".into(),
-                        FailKind::Interrupted,
-                        &settings,
-                        cancelling,
-                    );
+                    task.handle = None;
+                    task.phase = None;
+                    if task.stop_request.take() == Some(StopRequest::Cancel) {
+                        task.state = TaskState::Cancelled;
+                        task.reason = Some("cancelled".into());
+                    } else {
+                        task.state = TaskState::Failed;
+                        task.reason = Some(
+                            "outcome unknown: ECS no longer knows the task (it stopped over an hour before anyone watched)".into(),
+                        );
+                    }
                 }
             }
         }
@@ -335,6 +345,7 @@ impl EcsTarget {
             None => match exit {
                 Some(0) => {
                     task.state = TaskState::Succeeded;
+                    task.reason = None;
                     task.handle = None;
                     task.phase = None;
                 }
@@ -475,8 +486,8 @@ impl EcsTarget {
                 }
                 Launch::NoCapacity(why) => {
                     *self.tries.entry((i, attempt)).or_default() += 1;
+                    // Tried again at the next poll, not at once: no busy loop while AWS has none.
                     task.reason = Some(format!("waiting for Fargate capacity: {why}"));
-                    self.more = true;
                 }
                 Launch::Refused(why) => {
                     task.started_at = Some(now);
@@ -521,7 +532,11 @@ impl EcsTarget {
         ]);
         let config = task.config.to_string();
         let size = |env: &[(String, String)]| {
-            let vars: usize = env.iter().map(|(k, v)| k.len() + v.len() + 40).sum();
+            let json_len = |s: &str| serde_json::to_string(s).map(|j| j.len()).unwrap_or(s.len());
+            let vars: usize = env
+                .iter()
+                .map(|(k, v)| json_len(k) + json_len(v) + 30)
+                .sum();
             let cmd: usize = task
                 .command
                 .iter()
@@ -536,16 +551,21 @@ impl EcsTarget {
             env = with_config;
         } else {
             let key = format!("{}configs/{i}.json", EcsRun::prefix(&rec.job, &rec.run_id));
-            self.aws
-                .s3()
-                .put_object()
-                .bucket(&self.run.bucket)
-                .key(&key)
-                .content_type("application/json")
-                .body(config.into_bytes().into())
-                .send()
-                .await
-                .map_err(aws::op("PutObject"))?;
+            (|| async {
+                self.aws
+                    .s3()
+                    .put_object()
+                    .bucket(&self.run.bucket)
+                    .key(&key)
+                    .content_type("application/json")
+                    .body(config.clone().into_bytes().into())
+                    .send()
+                    .await
+                    .map_err(aws::op("PutObject"))
+            })
+            .retry(backoff())
+            .when(AwsError::is_transient)
+            .await?;
             env.push((
                 "JOBRUN_CONFIG_URL".into(),
                 format!("s3://{}/{key}", self.run.bucket),
@@ -635,6 +655,16 @@ impl EcsTarget {
             .await;
             let out = match sent {
                 Ok(out) => out,
+                // ECS refused this request (e.g. overrides too long): this attempt failed, the
+                // others go on. Anything else (access, network) stops the dispatch.
+                Err(e)
+                    if matches!(
+                        e.code(),
+                        Some("InvalidParameterException" | "ClientException")
+                    ) =>
+                {
+                    return Launch::Refused(e.to_string());
+                }
                 Err(e) => return Launch::Error(e),
             };
             if let Some(t) = out.tasks().first() {
@@ -673,9 +703,13 @@ impl EcsTarget {
         Launch::NoCapacity(capacity_reason)
     }
 
-    /// Writes the record to the job's S3 prefix.
-    pub async fn mirror(&self, rec: &RunRecord) -> Result<(), EcsError> {
+    /// Writes the record to the job's S3 prefix, unless that copy is already this record (a
+    /// mirror that failed is retried with the next step, not forgotten).
+    pub async fn mirror(&mut self, rec: &RunRecord) -> Result<(), EcsError> {
         let body = serde_json::to_vec(rec).expect("records serialise");
+        if self.mirrored.as_deref() == Some(body.as_slice()) {
+            return Ok(());
+        }
         (|| async {
             self.aws
                 .s3()
@@ -691,6 +725,7 @@ impl EcsTarget {
         .retry(backoff())
         .when(AwsError::is_transient)
         .await?;
+        self.mirrored = Some(body);
         Ok(())
     }
 
