@@ -587,6 +587,21 @@ async fn dispatch_all(store: &Store, target: &mut Target, run_id: &str) -> Resul
     }
 }
 
+/// Says so, prints the summary, and gives the run's exit code.
+fn already_finished(rec: &RunRecord, ui: &Ui) -> Exit {
+    ui.note(&format!(
+        "run {} is already finished ({})",
+        rec.run_id,
+        rec.state()
+    ));
+    watch::print_summary(ui, rec);
+    if rec.all_succeeded() {
+        Exit::Ok
+    } else {
+        Exit::TasksFailed
+    }
+}
+
 /// `submit --resume RUN`: the same run, from where it stopped.
 async fn resume(file: Option<&std::path::Path>, run: &str, detach: bool, ui: &Ui) -> Result<Exit> {
     let store = open_store()?;
@@ -599,17 +614,7 @@ async fn resume(file: Option<&std::path::Path>, run: &str, detach: bool, ui: &Ui
     )
     .await?;
     if rec.is_finished() {
-        ui.note(&format!(
-            "run {} is already finished ({})",
-            rec.run_id,
-            rec.state()
-        ));
-        watch::print_summary(ui, &rec);
-        return Ok(if rec.all_succeeded() {
-            Exit::Ok
-        } else {
-            Exit::TasksFailed
-        });
+        return Ok(already_finished(&rec, ui));
     }
     go_on(&store, rec, detach, ui).await
 }
@@ -809,12 +814,7 @@ async fn cancel(file: Option<&std::path::Path>, args: RunArg, ui: &Ui) -> Result
         let _lock = store.lock(&rec.run_id)?;
         let mut rec = store.load(&rec.run_id)?;
         if rec.is_finished() {
-            ui.note(&format!(
-                "run {} is already finished ({})",
-                rec.run_id,
-                rec.state()
-            ));
-            watch::print_summary(ui, &rec);
+            already_finished(&rec, ui);
             return Ok(Exit::Ok);
         }
         rec.cancel_requested = true;

@@ -76,6 +76,15 @@ fn backoff() -> ExponentialBuilder {
         .with_max_times(15)
 }
 
+/// An AWS call, retried with [`backoff`] while its error is transient (throttling, 5xx, no answer).
+async fn retrying<T, F, Fut>(call: F) -> Result<T, AwsError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, AwsError>>,
+{
+    call.retry(backoff()).when(AwsError::is_transient).await
+}
+
 /// `startedBy` takes at most 36 characters: the run id, or its time and a digest of the rest.
 pub fn started_by(run_id: &str) -> String {
     if run_id.len() <= 36 {
@@ -209,14 +218,7 @@ impl EcsTarget {
         }
         self.enforce_stops(rec).await?;
         if rec.cancel_requested {
-            for task in rec
-                .tasks
-                .iter_mut()
-                .filter(|t| t.state == TaskState::Queued)
-            {
-                task.state = TaskState::Cancelled;
-                task.reason = Some("cancelled before it started".into());
-            }
+            super::cancel_queued(rec);
             self.more = false;
             return Ok(());
         }
@@ -234,7 +236,7 @@ impl EcsTarget {
         let arns: Vec<String> = by_arn.keys().cloned().collect();
         let now = Utc::now();
         for chunk in arns.chunks(100) {
-            let out = (|| async {
+            let out = retrying(|| async {
                 self.pacer.describe.until_ready().await;
                 self.ecs
                     .describe_tasks()
@@ -244,8 +246,6 @@ impl EcsTarget {
                     .await
                     .map_err(aws::op("DescribeTasks"))
             })
-            .retry(backoff())
-            .when(AwsError::is_transient)
             .await?;
             for t in out.tasks() {
                 let Some(&i) = t.task_arn().and_then(|a| by_arn.get(a)) else {
@@ -316,65 +316,47 @@ impl EcsTarget {
             code.as_deref(),
             Some("SpotInterruption" | "TaskFailedToStart" | "TerminationNotice")
         );
-        match task.stop_request.take() {
+        let failure = match task.stop_request.take() {
             Some(StopRequest::Cancel) => {
                 task.state = TaskState::Cancelled;
                 task.reason = Some("cancelled".into());
-                task.handle = None;
-                task.phase = None;
+                None
             }
-            Some(StopRequest::Timeout) => {
-                let reason = format!(
+            Some(StopRequest::Timeout) => Some((
+                format!(
                     "timed out after {}",
                     humantime::format_duration(Duration::from_secs(settings.timeout_secs))
-                );
-                fail_attempt(
-                    task,
-                    attempt,
-                    reason,
-                    FailKind::Other,
-                    &settings,
-                    cancelling,
-                );
-            }
-            None if infra => {
-                let reason = format!("{}: {why}", code.unwrap_or_default());
-                let kind = FailKind::Interrupted;
-                fail_attempt(task, attempt, reason, kind, &settings, cancelling);
-            }
+                ),
+                FailKind::Other,
+            )),
+            None if infra => Some((
+                format!("{}: {why}", code.unwrap_or_default()),
+                FailKind::Interrupted,
+            )),
             None => match exit {
                 Some(0) => {
                     task.state = TaskState::Succeeded;
                     task.reason = None;
-                    task.handle = None;
-                    task.phase = None;
+                    None
                 }
-                Some(c) => {
-                    let reason = format!("exit code {c}");
-                    fail_attempt(
-                        task,
-                        attempt,
-                        reason,
-                        FailKind::Exit(c),
-                        &settings,
-                        cancelling,
-                    );
-                }
-                None => {
-                    let reason = format!(
+                Some(c) => Some((format!("exit code {c}"), FailKind::Exit(c))),
+                None => Some((
+                    format!(
                         "stopped without an exit code ({}: {why})",
                         code.unwrap_or_else(|| "no stop code".into())
-                    );
-                    fail_attempt(
-                        task,
-                        attempt,
-                        reason,
-                        FailKind::Other,
-                        &settings,
-                        cancelling,
-                    );
-                }
+                    ),
+                    FailKind::Other,
+                )),
             },
+        };
+        match failure {
+            Some((reason, kind)) => {
+                fail_attempt(task, attempt, reason, kind, &settings, cancelling);
+            }
+            None => {
+                task.handle = None;
+                task.phase = None;
+            }
         }
         if task.state == TaskState::Failed {
             task.log_tail = self.tail(task.log.as_deref(), 5).await;
@@ -411,7 +393,7 @@ impl EcsTarget {
                 Some(StopRequest::Timeout) => "jobrun: the task timed out",
                 _ => "jobrun: the run was cancelled",
             };
-            let stopped = (|| async {
+            let stopped = retrying(|| async {
                 self.ecs
                     .stop_task()
                     .cluster(&self.run.cluster)
@@ -421,8 +403,6 @@ impl EcsTarget {
                     .await
                     .map_err(aws::op("StopTask"))
             })
-            .retry(backoff())
-            .when(AwsError::is_transient)
             .await;
             // A task that is already gone is stopped enough.
             aws::found(stopped, &["InvalidParameterException", "ClientException"])?;
@@ -551,7 +531,7 @@ impl EcsTarget {
             env = with_config;
         } else {
             let key = format!("{}configs/{i}.json", EcsRun::prefix(&rec.job, &rec.run_id));
-            (|| async {
+            retrying(|| async {
                 self.aws
                     .s3()
                     .put_object()
@@ -563,8 +543,6 @@ impl EcsTarget {
                     .await
                     .map_err(aws::op("PutObject"))
             })
-            .retry(backoff())
-            .when(AwsError::is_transient)
             .await?;
             env.push((
                 "JOBRUN_CONFIG_URL".into(),
@@ -611,7 +589,7 @@ impl EcsTarget {
         let mut capacity_reason = String::new();
         for provider in &d.providers {
             let token = client_token(run_id, d.index, d.attempt, provider, tr);
-            let sent = (|| async {
+            let sent = retrying(|| async {
                 self.pacer.run_task.until_ready().await;
                 self.pacer.launch.until_ready().await;
                 self.ecs
@@ -650,8 +628,6 @@ impl EcsTarget {
                     .await
                     .map_err(aws::op("RunTask"))
             })
-            .retry(backoff())
-            .when(AwsError::is_transient)
             .await;
             let out = match sent {
                 Ok(out) => out,
@@ -710,7 +686,7 @@ impl EcsTarget {
         if self.mirrored.as_deref() == Some(body.as_slice()) {
             return Ok(());
         }
-        (|| async {
+        retrying(|| async {
             self.aws
                 .s3()
                 .put_object()
@@ -722,8 +698,6 @@ impl EcsTarget {
                 .await
                 .map_err(aws::op("PutObject"))
         })
-        .retry(backoff())
-        .when(AwsError::is_transient)
         .await?;
         self.mirrored = Some(body);
         Ok(())

@@ -278,14 +278,7 @@ impl LocalTarget {
         }
 
         if rec.cancel_requested {
-            for task in rec
-                .tasks
-                .iter_mut()
-                .filter(|t| t.state == TaskState::Queued)
-            {
-                task.state = TaskState::Cancelled;
-                task.reason = Some("cancelled before it started".into());
-            }
+            super::cancel_queued(rec);
         } else {
             self.start_queued(rec, live.len(), &mut discard).await?;
         }

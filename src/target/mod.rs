@@ -24,6 +24,18 @@ pub enum FailKind {
     Other,
 }
 
+/// A cancelled run's tasks that never started.
+pub fn cancel_queued(rec: &mut RunRecord) {
+    for task in rec
+        .tasks
+        .iter_mut()
+        .filter(|t| t.state == TaskState::Queued)
+    {
+        task.state = TaskState::Cancelled;
+        task.reason = Some("cancelled before it started".into());
+    }
+}
+
 /// A failed attempt: queued again while the attempt budget and the retry policy allow and the run
 /// is not being cancelled; failed otherwise.
 pub fn fail_attempt(
