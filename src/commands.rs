@@ -566,10 +566,7 @@ async fn submit_ecs(
     let mut target = Target::Ecs(Box::new(target));
     let submitted = Submitted::of(&rec);
     if args.detach {
-        dispatch_all(&store, &mut target, &run_id).await?;
-        if store.load(&run_id)?.count(TaskState::Queued) > 0 {
-            spawn_background(&store, &run_id)?;
-        }
+        drive_detached(&store, &mut target, &run_id).await?;
         ui.emit(&submitted);
         return Ok(Exit::Ok);
     }
@@ -577,14 +574,23 @@ async fn submit_ecs(
     attach(&store, &mut target, &run_id, ui).await
 }
 
-/// Moves a run forward until everything that can start now has started (ECS: dispatch done).
-async fn dispatch_all(store: &Store, target: &mut Target, run_id: &str) -> Result<()> {
-    loop {
-        let rec = watch::step(store, target, run_id).await?;
-        if rec.is_finished() || !target.dispatching() {
-            return Ok(());
+/// Leaves a run to go on without this process: on ECS everything that can start now is
+/// dispatched first; what must still wait (local: everything; ECS: beyond the concurrency limit,
+/// or waiting for capacity) is left to a background driver. Returns the record as left.
+async fn drive_detached(store: &Store, target: &mut Target, run_id: &str) -> Result<RunRecord> {
+    let mut rec = store.load(run_id)?;
+    if let Target::Ecs(_) = target {
+        loop {
+            rec = watch::step(store, target, run_id).await?;
+            if rec.is_finished() || !target.dispatching() {
+                break;
+            }
         }
     }
+    if rec.count(TaskState::Queued) > 0 {
+        spawn_background(store, run_id)?;
+    }
+    Ok(rec)
 }
 
 /// Says so, prints the summary, and gives the run's exit code.
@@ -619,22 +625,13 @@ async fn resume(file: Option<&std::path::Path>, run: &str, detach: bool, ui: &Ui
     go_on(&store, rec, detach, ui).await
 }
 
-/// Drives a run that has queued work: in the foreground, or detached (local: a background
-/// driver; ECS: dispatch, then return).
+/// Drives a run that has queued work: in the foreground, or detached.
 async fn go_on(store: &Store, rec: RunRecord, detach: bool, ui: &Ui) -> Result<Exit> {
     let mut target = Target::for_run(&rec).await?;
     if !detach {
         return attach(store, &mut target, &rec.run_id, ui).await;
     }
-    if let Target::Ecs(_) = target {
-        dispatch_all(store, &mut target, &rec.run_id).await?;
-    }
-    // What could not start yet (local: everything; ECS: beyond the concurrency limit, or waiting
-    // for capacity) is started by a background driver.
-    if store.load(&rec.run_id)?.count(TaskState::Queued) > 0 {
-        spawn_background(store, &rec.run_id)?;
-    }
-    let rec = store.load(&rec.run_id)?;
+    let rec = drive_detached(store, &mut target, &rec.run_id).await?;
     ui.emit(&Submitted::of(&rec));
     Ok(Exit::Ok)
 }
@@ -676,7 +673,7 @@ async fn retry(file: Option<&std::path::Path>, args: RetryArgs, ui: &Ui) -> Resu
         rec.finished_at = None;
         rec.cancel_requested = false;
         store.save(&rec)?;
-        target.saved(&rec).await?;
+        target.saved(&rec, true).await?;
         ui.note(&format!("run {}: retrying {n} failed tasks", rec.run_id));
         rec
     };
@@ -819,7 +816,7 @@ async fn cancel(file: Option<&std::path::Path>, args: RunArg, ui: &Ui) -> Result
         }
         rec.cancel_requested = true;
         store.save(&rec)?;
-        target.saved(&rec).await?;
+        target.saved(&rec, true).await?;
     }
     ui.note(&format!("cancelling run {}", rec.run_id));
     let opts = WatchOptions {

@@ -38,11 +38,11 @@ pub async fn step(
     // What reconcile changed is saved even when it stopped half way (e.g. a start failed).
     let result = target.reconcile(&mut rec, store).await;
     rec.settle();
-    if rec != before {
+    let changed = rec != before;
+    if changed {
         store.save(&rec)?;
     }
-    // Also when nothing changed: a remote copy that failed last time is written now.
-    target.saved(&rec).await?;
+    target.saved(&rec, changed).await?;
     target.release(result?).await?;
     Ok(rec)
 }

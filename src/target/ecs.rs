@@ -15,7 +15,7 @@
 use crate::aws::{self, Aws, AwsError};
 use crate::config::CapacityKind;
 use crate::record::{EcsRun, RunRecord, StopRequest, TaskRecord, TaskState};
-use crate::target::{FailKind, fail_attempt};
+use crate::target::{FailKind, fail_attempt, stop_due, timed_out};
 use aws_sdk_ecs::types::{
     AssignPublicIp, AwsVpcConfiguration, CapacityProviderStrategyItem, ContainerOverride,
     KeyValuePair, NetworkConfiguration, Tag, TaskOverride,
@@ -158,8 +158,8 @@ pub struct EcsTarget {
     stopping: HashSet<String>,
     /// Capacity tries per (index, attempt), so each try has its own client token.
     tries: HashMap<(usize, u32), u32>,
-    /// The record as last written to S3.
-    mirrored: Option<Vec<u8>>,
+    /// The S3 copy of the record may be behind the local one.
+    mirror_pending: bool,
 }
 
 impl EcsTarget {
@@ -183,7 +183,7 @@ impl EcsTarget {
             last_observed: None,
             stopping: HashSet::new(),
             tries: HashMap::new(),
-            mirrored: None,
+            mirror_pending: true,
         }
     }
 
@@ -292,8 +292,13 @@ impl EcsTarget {
         t: &aws_sdk_ecs::types::Task,
         now: DateTime<Utc>,
     ) -> Result<(), EcsError> {
-        let (settings, cancelling) = (rec.settings.clone(), rec.cancel_requested);
-        let task = &mut rec.tasks[i];
+        let RunRecord {
+            settings,
+            cancel_requested: cancelling,
+            tasks,
+            ..
+        } = rec;
+        let (settings, cancelling, task) = (&*settings, *cancelling, &mut tasks[i]);
         task.phase = t.last_status().map(str::to_string);
         if let Some(s) = t.started_at().and_then(to_chrono) {
             task.started_at = Some(s);
@@ -322,13 +327,7 @@ impl EcsTarget {
                 task.reason = Some("cancelled".into());
                 None
             }
-            Some(StopRequest::Timeout) => Some((
-                format!(
-                    "timed out after {}",
-                    humantime::format_duration(Duration::from_secs(settings.timeout_secs))
-                ),
-                FailKind::Other,
-            )),
+            Some(StopRequest::Timeout) => Some((timed_out(settings), FailKind::Other)),
             None if infra => Some((
                 format!("{}: {why}", code.unwrap_or_default()),
                 FailKind::Interrupted,
@@ -351,7 +350,7 @@ impl EcsTarget {
         };
         match failure {
             Some((reason, kind)) => {
-                fail_attempt(task, attempt, reason, kind, &settings, cancelling);
+                fail_attempt(task, attempt, reason, kind, settings, cancelling);
             }
             None => {
                 task.handle = None;
@@ -367,21 +366,14 @@ impl EcsTarget {
     /// StopTask for running tasks past their timeout, or all of them when the run is cancelled.
     async fn enforce_stops(&mut self, rec: &mut RunRecord) -> Result<(), EcsError> {
         let now = Utc::now();
-        let timeout = chrono::Duration::try_seconds(rec.settings.timeout_secs as i64)
-            .unwrap_or(chrono::Duration::MAX);
         for task in rec
             .tasks
             .iter_mut()
             .filter(|t| t.state == TaskState::Running)
         {
-            let wanted = if rec.cancel_requested {
-                Some(StopRequest::Cancel)
-            } else if task.started_at.is_some_and(|s| now - s > timeout) {
-                Some(StopRequest::Timeout)
-            } else {
-                None
+            let Some(wanted) = stop_due(task, &rec.settings, rec.cancel_requested, now) else {
+                continue;
             };
-            let Some(wanted) = wanted else { continue };
             task.stop_request.get_or_insert(wanted);
             let Some(arn) = task.handle.clone() else {
                 continue;
@@ -679,13 +671,14 @@ impl EcsTarget {
         Launch::NoCapacity(capacity_reason)
     }
 
-    /// Writes the record to the job's S3 prefix, unless that copy is already this record (a
-    /// mirror that failed is retried with the next step, not forgotten).
-    pub async fn mirror(&mut self, rec: &RunRecord) -> Result<(), EcsError> {
-        let body = serde_json::to_vec(rec).expect("records serialise");
-        if self.mirrored.as_deref() == Some(body.as_slice()) {
+    /// Writes the record to the job's S3 prefix when it changed, or when the copy there may be
+    /// behind (an earlier write failed, or this process has not written it yet).
+    pub async fn mirror(&mut self, rec: &RunRecord, changed: bool) -> Result<(), EcsError> {
+        if !changed && !self.mirror_pending {
             return Ok(());
         }
+        self.mirror_pending = true;
+        let body = serde_json::to_vec(rec).expect("records serialise");
         retrying(|| async {
             self.aws
                 .s3()
@@ -699,7 +692,7 @@ impl EcsTarget {
                 .map_err(aws::op("PutObject"))
         })
         .await?;
-        self.mirrored = Some(body);
+        self.mirror_pending = false;
         Ok(())
     }
 

@@ -7,7 +7,7 @@
 
 use crate::engine::{Engine, EngineError, LABEL_ATTEMPT, LABEL_INDEX, LABEL_JOB, LABEL_RUN};
 use crate::record::{RunRecord, StopRequest, Store, TaskRecord, TaskState};
-use crate::target::{FailKind, TargetError, fail_attempt};
+use crate::target::{FailKind, TargetError, fail_attempt, stop_due, timed_out};
 use bollard::models::{ContainerCreateBody, ContainerSummaryStateEnum, HostConfig};
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
@@ -133,8 +133,6 @@ impl LocalTarget {
     ) -> Result<Vec<String>, TargetError> {
         use ContainerSummaryStateEnum as S;
         let now = Utc::now();
-        let timeout = chrono::Duration::try_seconds(rec.settings.timeout_secs as i64)
-            .unwrap_or(chrono::Duration::MAX);
         let seen = self.list(&rec.run_id).await?;
         let mut live: HashSet<usize> = HashSet::new();
         let mut finished = vec![];
@@ -176,14 +174,7 @@ impl LocalTarget {
                 S::RUNNING | S::PAUSED | S::RESTARTING if current => {
                     adopt(task, &c, now);
                     live.insert(c.index);
-                    let stop = if rec.cancel_requested {
-                        Some(StopRequest::Cancel)
-                    } else if task.started_at.is_some_and(|s| now - s > timeout) {
-                        Some(StopRequest::Timeout)
-                    } else {
-                        None
-                    };
-                    if let Some(stop) = stop {
+                    if let Some(stop) = stop_due(task, &rec.settings, rec.cancel_requested, now) {
                         task.stop_request.get_or_insert(stop);
                         self.engine.kill_container(&c.name).await?;
                     }
@@ -218,12 +209,7 @@ impl LocalTarget {
                 let (outcome, reason, kind) = match task.stop_request.take() {
                     Some(StopRequest::Timeout) => (
                         TaskState::Failed,
-                        Some(format!(
-                            "timed out after {}",
-                            humantime::format_duration(std::time::Duration::from_secs(
-                                rec.settings.timeout_secs
-                            ))
-                        )),
+                        Some(timed_out(&rec.settings)),
                         FailKind::Other,
                     ),
                     Some(StopRequest::Cancel) => (

@@ -10,7 +10,9 @@ pub mod ecs;
 pub mod local;
 
 use crate::engine::EngineError;
-use crate::record::{RunRecord, RunSettings, Store, StoreError, TaskRecord, TaskState};
+use crate::record::{
+    RunRecord, RunSettings, StopRequest, Store, StoreError, TaskRecord, TaskState,
+};
 
 /// How an attempt failed, which decides whether it earns another one.
 #[derive(Debug, Clone, Copy)]
@@ -22,6 +24,32 @@ pub enum FailKind {
     Interrupted,
     /// Anything else (timeout, refused start): retried only when every failure is.
     Other,
+}
+
+/// Whether a running task must be stopped now: its run is cancelled, or it ran past the timeout.
+pub fn stop_due(
+    task: &TaskRecord,
+    settings: &RunSettings,
+    cancelling: bool,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Option<StopRequest> {
+    let timeout = chrono::Duration::try_seconds(settings.timeout_secs as i64)
+        .unwrap_or(chrono::Duration::MAX);
+    if cancelling {
+        Some(StopRequest::Cancel)
+    } else if task.started_at.is_some_and(|s| now - s > timeout) {
+        Some(StopRequest::Timeout)
+    } else {
+        None
+    }
+}
+
+/// The reason a task stopped for its timeout fails with.
+pub fn timed_out(settings: &RunSettings) -> String {
+    format!(
+        "timed out after {}",
+        humantime::format_duration(std::time::Duration::from_secs(settings.timeout_secs))
+    )
 }
 
 /// A cancelled run's tasks that never started.
@@ -129,12 +157,13 @@ impl Target {
         }
     }
 
-    /// Called with every record saved: a remote target keeps its own copy (ECS: the job's S3
-    /// prefix, so a watch from another machine finds the run).
-    pub async fn saved(&mut self, record: &RunRecord) -> Result<(), TargetError> {
+    /// Called after every step with the record and whether it changed: a remote target keeps
+    /// its own copy (ECS: the job's S3 prefix, so a watch from another machine finds the run),
+    /// and writes it again when an earlier write failed.
+    pub async fn saved(&mut self, record: &RunRecord, changed: bool) -> Result<(), TargetError> {
         match self {
             Target::Local(_) => Ok(()),
-            Target::Ecs(t) => Ok(t.mirror(record).await?),
+            Target::Ecs(t) => Ok(t.mirror(record, changed).await?),
         }
     }
 
