@@ -227,6 +227,17 @@ impl TaskRecord {
             retried_from: 0,
         }
     }
+
+    /// The task's attempt `attempt` has just started, as `handle` (container name, task ARN).
+    pub fn start(&mut self, attempt: u32, handle: String, now: DateTime<Utc>) {
+        self.state = TaskState::Running;
+        self.attempts = attempt;
+        self.started_at = Some(now);
+        self.finished_at = None;
+        self.exit_code = None;
+        self.stop_request = None;
+        self.handle = Some(handle);
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

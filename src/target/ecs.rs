@@ -445,16 +445,10 @@ impl EcsTarget {
             match launch {
                 Launch::Started { arn, phase } => {
                     self.tries.remove(&(i, attempt));
-                    task.state = TaskState::Running;
-                    task.attempts = attempt;
-                    task.started_at = Some(now);
-                    task.finished_at = None;
-                    task.exit_code = None;
-                    task.stop_request = None;
                     task.log = Some(log_pointer(&self.run.log_group, &arn));
                     task.log_tail.clear();
                     task.phase = phase.or(Some("PROVISIONING".into()));
-                    task.handle = Some(arn);
+                    task.start(attempt, arn, now);
                 }
                 Launch::NoCapacity(why) => {
                     *self.tries.entry((i, attempt)).or_default() += 1;

@@ -363,13 +363,7 @@ impl LocalTarget {
             let task = &mut rec.tasks[i];
             match started {
                 Ok(()) => {
-                    task.state = TaskState::Running;
-                    task.attempts = attempt;
-                    task.started_at = Some(now);
-                    task.finished_at = None;
-                    task.exit_code = None;
-                    task.stop_request = None;
-                    task.handle = Some(name.clone());
+                    task.start(attempt, name.clone(), now);
                     self.watch_container(&name);
                 }
                 Err(e) => match refused(&e) {
