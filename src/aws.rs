@@ -78,6 +78,10 @@ const TRANSIENT_CODES: &[&str] = &[
     "InternalFailure",
     "InternalError",
     "InternalServerError",
+    // SQS (JSON protocol) names its throttling and outage codes like this.
+    "AWS.SimpleQueueService.RequestThrottled",
+    "KmsThrottled",
+    "AWS.SimpleQueueService.ServiceUnavailable",
 ];
 
 /// For `.map_err(aws::op("CreateRole"))`: an SDK error as an [`AwsError`] naming the operation.
@@ -87,6 +91,25 @@ where
     R: std::fmt::Debug,
 {
     move |e| AwsError::from_sdk(operation, e)
+}
+
+/// The backoff for one call: jittered, exponential, bounded.
+pub fn backoff() -> backon::ExponentialBuilder {
+    backon::ExponentialBuilder::default()
+        .with_jitter()
+        .with_min_delay(std::time::Duration::from_millis(100))
+        .with_max_delay(std::time::Duration::from_secs(10))
+        .with_max_times(15)
+}
+
+/// An AWS call, retried with [`backoff`] while its error is transient (throttling, 5xx, no answer).
+pub async fn retrying<T, F, Fut>(call: F) -> Result<T, AwsError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, AwsError>>,
+{
+    use backon::Retryable;
+    call.retry(backoff()).when(AwsError::is_transient).await
 }
 
 /// A "does not exist" answer, recognised by its error code, as `None`.
@@ -184,6 +207,22 @@ impl Aws {
             .force_path_style(self.config.endpoint_url().is_some())
             .build();
         aws_sdk_s3::Client::from_conf(conf)
+    }
+
+    /// SQS without the SDK's own retries: queue dispatch retries failed batch entries itself.
+    pub fn sqs_paced(&self) -> aws_sdk_sqs::Client {
+        let conf = aws_sdk_sqs::config::Builder::from(&self.config)
+            .retry_config(aws_sdk_sqs::config::retry::RetryConfig::disabled())
+            .build();
+        aws_sdk_sqs::Client::from_conf(conf)
+    }
+
+    pub fn sqs(&self) -> aws_sdk_sqs::Client {
+        aws_sdk_sqs::Client::new(&self.config)
+    }
+
+    pub fn autoscaling(&self) -> aws_sdk_applicationautoscaling::Client {
+        aws_sdk_applicationautoscaling::Client::new(&self.config)
     }
 
     pub fn sts(&self) -> aws_sdk_sts::Client {

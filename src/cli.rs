@@ -71,6 +71,8 @@ pub enum Command {
     Cancel(RunArg),
     /// Run a run's failed tasks again, as new attempts of the same run
     Retry(RetryArgs),
+    /// The queue-mode worker: take tasks from the job's queue and run them (inside the job's container)
+    Agent(crate::agent::AgentArgs),
     /// Print the job's effective settings (file, environment and flags combined)
     Config(ConfigArgs),
     /// Print shell completions

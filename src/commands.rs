@@ -50,7 +50,7 @@ pub async fn run(cli: Cli, matches: &ArgMatches) -> Result<Exit> {
             let job = load_job(file, &args.overrides, sub)?;
             let store = open_store()?;
             let records = image::records::ImageRecords::load(&store, &job.name)?;
-            let image = match records.latest_push() {
+            let (image, agent) = match records.latest_push() {
                 Some((img, push)) if img.platform != job.image.platform.to_string() => {
                     return Err(Failure::usage(format!(
                         "the last pushed image ({}) is {}, but the job's platform is {}",
@@ -58,11 +58,11 @@ pub async fn run(cli: Cli, matches: &ArgMatches) -> Result<Exit> {
                     ))
                     .hint("jobrun build --push, for the job's platform"));
                 }
-                Some((_, push)) => Some(push.reference.clone()),
-                None => None,
+                Some((img, push)) => (Some(push.reference.clone()), agent_of(img)),
+                None => (None, None),
             };
             let aws = load_aws(&job, &args.aws).await?;
-            let report = crate::infra::up(&job, &aws, image, args.dry_run).await?;
+            let report = crate::infra::up(&job, &aws, image, agent, args.dry_run).await?;
             if !args.dry_run {
                 save_outputs(&store, &job.name, &report.outputs)?;
             }
@@ -119,6 +119,10 @@ pub async fn run(cli: Cli, matches: &ArgMatches) -> Result<Exit> {
             Ok(Exit::Ok)
         }
         Command::Retry(args) => retry(file, args, &ui).await,
+        Command::Agent(args) => {
+            crate::agent::run(args).await?;
+            Ok(Exit::Ok)
+        }
         Command::Runs(args) => runs(file, args, &ui),
         Command::Logs(args) => logs(file, args).await,
         Command::Cancel(args) => cancel(file, args, &ui).await,
@@ -133,6 +137,14 @@ pub async fn run(cli: Cli, matches: &ArgMatches) -> Result<Exit> {
             Ok(Exit::Ok)
         }
     }
+}
+
+fn agent_of(img: &image::records::ImageRecord) -> Option<crate::infra::queue::AgentImage> {
+    img.agent.as_ref().map(|a| crate::infra::queue::AgentImage {
+        path: a.path.clone(),
+        entrypoint: a.entrypoint.clone(),
+        cmd: a.cmd.clone(),
+    })
 }
 
 /// AWS access for a job: flags, then `[aws]` in jobrun.toml, then the standard chain.
@@ -158,6 +170,7 @@ async fn build_and_record(
         size_bytes: built.size_bytes,
         built_at: chrono::Utc::now(),
         pushes: vec![],
+        agent: built.agent.clone(),
     });
     records.save(store, &job.name)?;
     Ok(built)
@@ -494,7 +507,10 @@ async fn submit_ecs(
         ui.note(&built.to_string());
         let pushed = push(&job, &engine, &store, &args.aws, ui).await?;
         ui.note(&pushed.to_string());
-        let report = crate::infra::up(&job, &aws, Some(pushed.reference.clone()), false).await?;
+        let records = image::records::ImageRecords::load(&store, &job.name)?;
+        let agent = records.latest_push().and_then(|(img, _)| agent_of(img));
+        let report =
+            crate::infra::up(&job, &aws, Some(pushed.reference.clone()), agent, false).await?;
         save_outputs(&store, &job.name, &report.outputs)?;
     }
     let outputs = load_outputs(&store, &job.name).ok_or_else(|| {
@@ -519,7 +535,25 @@ async fn submit_ecs(
         ))
         .hint("run `jobrun up` to register the new image"));
     }
+    let queue = match job.ecs.mode {
+        crate::config::DispatchMode::Direct => None,
+        crate::config::DispatchMode::Queue => {
+            let q = outputs.queue.as_ref().ok_or_else(|| {
+                Failure::usage(format!("job {} has no queue yet", job.name))
+                    .hint("set mode = \"queue\" under [ecs] in jobrun.toml (or pass --mode queue) and run `jobrun up`")
+            })?;
+            Some(record::QueueRun {
+                queue_url: q.queue_url.clone(),
+                dlq_url: q.dlq_url.clone(),
+                service: q.service.clone(),
+                max_receive_count: q.max_receive_count,
+                send_concurrency: job.ecs.queue.send_concurrency,
+                stats: None,
+            })
+        }
+    };
     let ecs = EcsRun {
+        queue,
         region: outputs.region.clone(),
         profile: args.aws.profile.clone().or(job.aws.profile.clone()),
         cluster: outputs.cluster.clone(),
@@ -559,11 +593,17 @@ async fn submit_ecs(
         ecs: Some(ecs.clone()),
         tasks: records,
     };
-    let target = crate::target::ecs::EcsTarget::new(aws, ecs);
     // The record is in the job's bucket before the first task is launched.
-    target.create_remote(&rec).await?;
+    let mut target = if ecs.queue.is_some() {
+        let target = crate::target::queue::QueueTarget::new(aws, ecs);
+        target.create_remote(&rec).await?;
+        Target::Queue(Box::new(target))
+    } else {
+        let target = crate::target::ecs::EcsTarget::new(aws, ecs);
+        target.create_remote(&rec).await?;
+        Target::Ecs(Box::new(target))
+    };
     store.create(&rec)?;
-    let mut target = Target::Ecs(Box::new(target));
     let submitted = Submitted::of(&rec);
     if args.detach {
         drive_detached(&store, &mut target, &run_id).await?;
@@ -579,7 +619,7 @@ async fn submit_ecs(
 /// or waiting for capacity) is left to a background driver. Returns the record as left.
 async fn drive_detached(store: &Store, target: &mut Target, run_id: &str) -> Result<RunRecord> {
     let mut rec = store.load(run_id)?;
-    if let Target::Ecs(_) = target {
+    if let Target::Ecs(_) | Target::Queue(_) = target {
         loop {
             rec = watch::step(store, target, run_id).await?;
             if rec.is_finished() || !target.dispatching() {

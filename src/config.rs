@@ -89,6 +89,55 @@ pub struct FileConfig {
     pub ecs: EcsSection,
     #[serde(default)]
     pub aws: AwsSection,
+    #[serde(default)]
+    pub queue: QueueSection,
+}
+
+/// `[queue]`: queue mode (`[ecs] mode = "queue"`): an SQS queue feeding an autoscaled service.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct QueueSection {
+    /// Receives before a message goes to the dead-letter queue (default 3).
+    pub max_receive_count: Option<u32>,
+    /// The most workers the service scales out to (default 10).
+    pub max_workers: Option<u32>,
+    /// A worker with nothing to do for this long exits (default 2m).
+    #[serde(default, with = "opt_duration")]
+    pub idle_exit: Option<Duration>,
+    /// The queue's visibility timeout (default: the job's timeout plus 5 minutes, at most 12h);
+    /// the agent extends it while a task runs.
+    #[serde(default, with = "opt_duration")]
+    pub visibility: Option<Duration>,
+    /// `s3://bucket/prefix/`: every object created there becomes one task.
+    pub s3_trigger: Option<String>,
+    /// SendMessageBatch calls in flight at once (default 16).
+    pub send_concurrency: Option<usize>,
+    /// Paths of prebuilt agent binaries by architecture (`amd64`, `arm64`), for images whose
+    /// platform is not this machine's; default: this jobrun itself for its own architecture.
+    #[serde(default)]
+    pub agent_binaries: BTreeMap<String, PathBuf>,
+}
+
+/// How ECS tasks are started: one RunTask per task, or through the job's queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum DispatchMode {
+    #[default]
+    Direct,
+    Queue,
+}
+
+/// Queue mode's settings, validated.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct QueueSpec {
+    pub max_receive_count: u32,
+    pub max_workers: u32,
+    pub idle_exit: Duration,
+    pub visibility: Duration,
+    /// `(bucket, prefix)` whose ObjectCreated events feed the queue.
+    pub s3_trigger: Option<(String, String)>,
+    pub send_concurrency: usize,
+    pub agent_binaries: BTreeMap<String, PathBuf>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -127,6 +176,8 @@ pub struct EcsSection {
     /// S3 prefixes (`s3://bucket/prefix/`) the task role may read: what `submit --from-s3` lists.
     #[serde(default)]
     pub inputs: Vec<String>,
+    /// "direct" (default: one RunTask per task) or "queue" (SQS + autoscaled workers).
+    pub mode: Option<DispatchMode>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -181,6 +232,8 @@ pub struct EcsSpec {
     pub rates: Rates,
     /// `(bucket, prefix)` pairs the task role may read.
     pub inputs: Vec<(String, String)>,
+    pub mode: DispatchMode,
+    pub queue: QueueSpec,
 }
 
 /// `s3://bucket/prefix` → `(bucket, prefix)`.
@@ -281,6 +334,57 @@ fn validate_ecs(section: &EcsSection) -> Result<EcsSpec, String> {
         bucket: section.bucket.clone(),
         secrets: section.secrets.clone(),
         task_policy: section.task_policy.clone(),
+        mode: section.mode.unwrap_or_default(),
+        queue: QueueSpec {
+            max_receive_count: 3,
+            max_workers: 10,
+            idle_exit: Duration::from_secs(120),
+            visibility: Duration::from_secs(300),
+            s3_trigger: None,
+            send_concurrency: 16,
+            agent_binaries: BTreeMap::new(),
+        },
+    })
+}
+
+/// SQS allows visibility timeouts up to 12 hours.
+const MAX_VISIBILITY: Duration = Duration::from_secs(12 * 3600);
+
+fn validate_queue(q: &QueueSection, timeout: Duration) -> Result<QueueSpec, String> {
+    let max_receive_count = q.max_receive_count.unwrap_or(3);
+    if !(1..=1000).contains(&max_receive_count) {
+        return Err("queue.max_receive_count must be between 1 and 1000".into());
+    }
+    let max_workers = q.max_workers.unwrap_or(10);
+    if max_workers == 0 {
+        return Err("queue.max_workers must be at least 1".into());
+    }
+    let visibility = q
+        .visibility
+        .unwrap_or_else(|| (timeout + Duration::from_secs(300)).min(MAX_VISIBILITY));
+    if visibility < Duration::from_secs(2) || visibility > MAX_VISIBILITY {
+        return Err("queue.visibility must be between 2s and 12h".into());
+    }
+    let s3_trigger = q
+        .s3_trigger
+        .as_deref()
+        .map(|u| parse_s3_url(u).map_err(|m| format!("queue.s3_trigger: {m}")))
+        .transpose()?;
+    for arch in q.agent_binaries.keys() {
+        if arch != "amd64" && arch != "arm64" {
+            return Err(format!(
+                "queue.agent_binaries: `{arch}` is not an architecture (amd64, arm64)"
+            ));
+        }
+    }
+    Ok(QueueSpec {
+        max_receive_count,
+        max_workers,
+        idle_exit: q.idle_exit.unwrap_or(Duration::from_secs(120)),
+        visibility,
+        s3_trigger,
+        send_concurrency: q.send_concurrency.unwrap_or(16).clamp(1, 256),
+        agent_binaries: q.agent_binaries.clone(),
     })
 }
 
@@ -398,6 +502,9 @@ pub struct Overrides {
     /// Image platform, e.g. linux/amd64 or linux/arm64 (default: the host's for the local target)
     #[arg(long, env = "JOBRUN_PLATFORM", help_heading = "Job settings")]
     pub platform: Option<String>,
+    /// ECS dispatch: `direct` (one RunTask per task) or `queue` (SQS + autoscaled workers)
+    #[arg(long, env = "JOBRUN_MODE", value_enum, help_heading = "Job settings")]
+    pub mode: Option<DispatchMode>,
 }
 
 macro_rules! split_by_source {
@@ -421,7 +528,7 @@ impl Overrides {
         };
         let (mut env, mut flags) = (Overrides::default(), Overrides::default());
         let m = Some(m);
-        split_by_source!(self, m, env, flags: target, concurrency, timeout, max_attempts, cpu, memory, platform);
+        split_by_source!(self, m, env, flags: target, concurrency, timeout, max_attempts, cpu, memory, platform, mode);
         (env, flags)
     }
 }
@@ -717,7 +824,13 @@ fn resolve(
         }
     }
 
-    let ecs = validate_ecs(&file.ecs).map_err(invalid)?;
+    let mut ecs = validate_ecs(&file.ecs).map_err(invalid)?;
+    ecs.queue = validate_queue(&file.queue, timeout).map_err(invalid)?;
+    ecs.mode = flags
+        .mode
+        .or(file.ecs.mode)
+        .or(env.mode)
+        .unwrap_or_default();
     let aws = AwsSpec {
         region: file.aws.region.clone(),
         profile: file.aws.profile.clone(),

@@ -167,6 +167,11 @@ impl From<ImageError> for Failure {
             ),
             ImageError::Step { .. } => Failure::new(Exit::BuildFailed, e.to_string())
                 .hint("fix that Dockerfile step; the build output is above"),
+            ImageError::NoAgentBinary { ref arch, .. } => Failure::usage(e.to_string()).hint(format!(
+                "build a static jobrun for {arch} (`just agent-{arch}`) and set [queue] agent_binaries.{arch} = \"PATH\", or build for this machine's platform"
+            )),
+            ImageError::AgentBinary { .. } => Failure::usage(e.to_string())
+                .hint("check [queue] agent_binaries in jobrun.toml"),
         }
     }
 }
@@ -200,6 +205,19 @@ impl From<crate::target::ecs::EcsError> for Failure {
             EcsError::Output(_) => Failure::env(e.to_string()).hint("is stdout closed?"),
             EcsError::RemoteExists(_) => {
                 Failure::usage(e.to_string()).hint("submit again: a new run gets a new id")
+            }
+        }
+    }
+}
+
+impl From<crate::agent::AgentError> for Failure {
+    fn from(e: crate::agent::AgentError) -> Self {
+        match e {
+            crate::agent::AgentError::Aws(e) => e.into(),
+            crate::agent::AgentError::Argv(_) => Failure::usage(e.to_string())
+                .hint("e.g. JOBRUN_ENTRYPOINT='[\"/usr/bin/python3\", \"main.py\"]'"),
+            crate::agent::AgentError::Signals(_) => {
+                Failure::env(e.to_string()).hint("is this a Unix system?")
             }
         }
     }
@@ -296,6 +314,9 @@ impl From<InfraError> for Failure {
                 .hint("fix the name in jobrun.toml, or remove it to let jobrun make one"),
             InfraError::Refused(_) => Failure::usage(e.to_string())
                 .hint("run `jobrun down` again and answer y, or pass --yes"),
+            InfraError::NoAgent(_) => Failure::usage(e.to_string()).hint(
+                "with mode = \"queue\", `jobrun build --push` adds the agent; then run `jobrun up` again",
+            ),
         }
     }
 }

@@ -3,6 +3,7 @@
 //! The pipeline, one module each: config → plan → image → target (engine) → watch.
 //! See docs/ARCHITECTURE.md.
 
+mod agent;
 mod aws;
 mod cli;
 mod commands;

@@ -159,6 +159,36 @@ pub struct EcsRun {
     pub started_by: String,
     pub capacity: crate::config::Capacity,
     pub rates: crate::config::Rates,
+    /// Set when the run goes through the job's queue (`mode = "queue"`) instead of RunTask.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<QueueRun>,
+}
+
+/// Where a queue-mode run's messages go, and what was last seen of the queue and its workers.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct QueueRun {
+    pub queue_url: String,
+    pub dlq_url: String,
+    /// The ECS service of workers (empty when there is none, e.g. agents run elsewhere).
+    pub service: String,
+    pub max_receive_count: u32,
+    pub send_concurrency: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stats: Option<QueueStats>,
+}
+
+/// The queue and its workers as last seen: approximate counts, as SQS gives them.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Default)]
+pub struct QueueStats {
+    /// Messages waiting (all runs of the job).
+    pub visible: i64,
+    /// Messages being worked on.
+    pub in_flight: i64,
+    /// Messages in the dead-letter queue.
+    pub dead: i64,
+    /// Worker tasks running, and wanted by the autoscaler.
+    pub workers: i32,
+    pub desired: i32,
 }
 
 impl EcsRun {

@@ -22,6 +22,9 @@ pub struct RunStatus {
     pub created_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
     pub duration_secs: f64,
+    /// Queue mode: the job's queue and workers as last seen.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue: Option<crate::record::QueueStats>,
     pub tasks: Vec<TaskStatus>,
 }
 
@@ -62,6 +65,11 @@ impl RunStatus {
             created_at: rec.created_at,
             finished_at: rec.finished_at,
             duration_secs: (end - rec.created_at).num_milliseconds().max(0) as f64 / 1000.0,
+            queue: rec
+                .ecs
+                .as_ref()
+                .and_then(|e| e.queue.as_ref())
+                .and_then(|q| q.stats),
             tasks: rec
                 .tasks
                 .iter()
@@ -116,6 +124,12 @@ impl RunStatus {
         if !phases.is_empty() {
             let parts: Vec<String> = phases.iter().map(|(p, n)| format!("{n} {p}")).collect();
             line.push_str(&format!(" · {}", parts.join(", ")));
+        }
+        if let Some(q) = &self.queue {
+            line.push_str(&format!(
+                " · queue: {} waiting, {} in flight, {} dead-lettered; workers: {} running of {} wanted",
+                q.visible, q.in_flight, q.dead, q.workers, q.desired
+            ));
         }
         line
     }

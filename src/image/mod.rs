@@ -37,9 +37,41 @@ pub enum ImageError {
     NotBuilt(String),
     #[error("the image was built for {got}, not for {wanted}")]
     WrongPlatform { wanted: String, got: String },
+    #[error("there is no jobrun agent binary for {arch}: this jobrun runs on {host}")]
+    NoAgentBinary { arch: String, host: String },
+    #[error("cannot read the agent binary {path}: {source}")]
+    AgentBinary {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Engine(#[from] EngineError),
 }
+
+/// Where the image's `jobrun agent` is, and the image's own entrypoint and command (what the
+/// agent runs for each message).
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+pub struct AgentLayer {
+    pub path: String,
+    #[serde(default)]
+    pub entrypoint: Vec<String>,
+    #[serde(default)]
+    pub cmd: Vec<String>,
+}
+
+/// The agent an image carries, read from its label and config.
+pub fn agent_of(inspect: &bollard::models::ImageInspect) -> Option<AgentLayer> {
+    let config = inspect.config.as_ref()?;
+    let path = config.labels.as_ref()?.get("jobrun.agent")?.clone();
+    Some(AgentLayer {
+        path,
+        entrypoint: config.entrypoint.clone().unwrap_or_default(),
+        cmd: config.cmd.clone().unwrap_or_default(),
+    })
+}
+
+/// Where the agent lives in job images.
+pub const AGENT_PATH: &str = "/opt/jobrun/jobrun";
 
 /// What a build produced, for humans (`Display`) and scripts (`Serialize`).
 #[derive(Debug, Serialize)]
@@ -49,6 +81,8 @@ pub struct Built {
     pub tags: Vec<String>,
     pub platform: String,
     pub size_bytes: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent: Option<AgentLayer>,
 }
 
 impl std::fmt::Display for Built {
@@ -60,7 +94,11 @@ impl std::fmt::Display for Built {
             short_id(&self.image_id),
             self.platform,
             self.size_bytes as f64 / 1e6
-        )
+        )?;
+        if let Some(a) = &self.agent {
+            write!(f, ", with jobrun agent at {}", a.path)?;
+        }
+        Ok(())
     }
 }
 
@@ -116,6 +154,26 @@ pub async fn build(job: &Job, engine: &Engine, ui: &Ui) -> Result<Built, ImageEr
     if got != wanted {
         return Err(ImageError::WrongPlatform { wanted, got });
     }
+    let (image_id, inspect, agent) = if job.ecs.mode == crate::config::DispatchMode::Queue {
+        let agent = AgentLayer {
+            path: AGENT_PATH.into(),
+            entrypoint: inspect
+                .config
+                .as_ref()
+                .and_then(|c| c.entrypoint.clone())
+                .unwrap_or_default(),
+            cmd: inspect
+                .config
+                .as_ref()
+                .and_then(|c| c.cmd.clone())
+                .unwrap_or_default(),
+        };
+        let id = add_agent(job, engine, ui, &image_id).await?;
+        let inspect = inspect_id(engine, &id).await?;
+        (id, inspect, Some(agent))
+    } else {
+        (image_id, inspect, None)
+    };
     let content_tag = short_id(&image_id).to_string();
     engine.tag_image(&image_id, &job.name, &content_tag).await?;
     engine.tag_image(&image_id, &job.name, "latest").await?;
@@ -125,7 +183,96 @@ pub async fn build(job: &Job, engine: &Engine, ui: &Ui) -> Result<Built, ImageEr
         platform: got,
         size_bytes: inspect.size.unwrap_or(0),
         image_id,
+        agent,
     })
+}
+
+/// The agent binary for an image platform's architecture: configured under
+/// `[queue] agent_binaries`, or this very jobrun when the architecture is the host's.
+fn agent_binary(job: &Job) -> Result<PathBuf, ImageError> {
+    let arch = job.image.platform.arch.clone();
+    if let Some(p) = job.ecs.queue.agent_binaries.get(&arch) {
+        return Ok(p.clone());
+    }
+    let host = crate::config::Platform::host().arch;
+    if arch == host {
+        return std::env::current_exe().map_err(|source| ImageError::AgentBinary {
+            path: "jobrun".into(),
+            source,
+        });
+    }
+    Err(ImageError::NoAgentBinary { arch, host })
+}
+
+/// Adds `jobrun agent` to a built image as one more layer (`COPY`, which needs no emulation
+/// for a foreign architecture); the image's entrypoint and command are left as they were.
+async fn add_agent(job: &Job, engine: &Engine, ui: &Ui, base: &str) -> Result<String, ImageError> {
+    let path = agent_binary(job)?;
+    let binary = std::fs::read(&path).map_err(|source| ImageError::AgentBinary {
+        path: path.clone(),
+        source,
+    })?;
+    let dockerfile =
+        format!("FROM {base}\nCOPY jobrun {AGENT_PATH}\nLABEL jobrun.agent={AGENT_PATH}\n");
+    let mut tar = tar::Builder::new(Vec::new());
+    for (name, data, mode) in [
+        ("Dockerfile", dockerfile.as_bytes(), 0o644),
+        ("jobrun", binary.as_slice(), 0o755),
+    ] {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(mode);
+        header.set_cksum();
+        tar.append_data(&mut header, name, data)
+            .map_err(|source| ImageError::AgentBinary {
+                path: path.clone(),
+                source,
+            })?;
+    }
+    let body = tar.into_inner().map_err(|source| ImageError::AgentBinary {
+        path: path.clone(),
+        source,
+    })?;
+    let labels = HashMap::from([(LABEL_JOB.to_string(), job.name.clone())]);
+    let options = BuildImageOptionsBuilder::default()
+        .dockerfile("Dockerfile")
+        .rm(true)
+        .forcerm(true)
+        .labels(&labels)
+        .platform(&job.image.platform.to_string())
+        .build();
+    let spinner = ui.spinner(format!("adding the jobrun agent ({})", path.display()));
+    let chunk: Result<bytes::Bytes, std::io::Error> = Ok(bytes::Bytes::from(body));
+    let mut stream = Box::pin(engine.build(options, futures_util::stream::iter([chunk])));
+    let mut image_id = None;
+    let result = loop {
+        let Some(item) = stream.next().await else {
+            break image_id.ok_or_else(|| ImageError::NotBuilt(job.name.clone()));
+        };
+        let info = match item {
+            Ok(info) => info,
+            Err(e) => break Err(e.into()),
+        };
+        if let Some(detail) = info.error_detail {
+            break Err(ImageError::Step {
+                step: "adding the jobrun agent".into(),
+                message: detail.message.unwrap_or_else(|| "unknown error".into()),
+            });
+        }
+        if let Some(id) = info.aux.and_then(|aux| aux.id) {
+            image_id = Some(id);
+        }
+        if let Some(text) = info.stream {
+            for line in text.lines().filter(|l| !l.trim().is_empty()) {
+                if let Some(short) = line.strip_prefix("Successfully built ") {
+                    image_id.get_or_insert_with(|| short.trim().to_string());
+                }
+                spinner.line(line);
+            }
+        }
+    };
+    spinner.finish();
+    result
 }
 
 /// The engine's only signal for a cached parent of another platform is its message (the build

@@ -282,6 +282,7 @@ pub async fn push(
             size_bytes: inspect.size.unwrap_or(0),
             built_at: chrono::Utc::now(),
             pushes: vec![],
+            agent: super::agent_of(&inspect),
         },
         PushRecord {
             registry: registry.host().to_string(),

@@ -16,6 +16,9 @@ pub struct ImageRecord {
     pub built_at: DateTime<Utc>,
     #[serde(default)]
     pub pushes: Vec<PushRecord>,
+    /// Set when the image carries `jobrun agent` (queue mode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<super::AgentLayer>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -7,7 +7,10 @@ use crate::aws::{self, Aws, AwsError};
 use crate::config::{Job, RegistrySpec};
 
 /// A resource found for deletion, with what deleting it takes.
-enum Target {
+pub enum Target {
+    Service { cluster: String, service: String },
+    Notification { bucket: String, id: String },
+    Queue(String),
     TaskDefinitions(Vec<String>),
     Cluster(String),
     SecurityGroup(String),
@@ -38,80 +41,87 @@ pub async fn down(
         changes.push(c);
     };
 
-    // Task definitions of the family (every page), each checked for the job's tag.
+    // Queue mode's service (before the cluster), notification and queues.
+    let cluster_name = names.cluster.clone();
+    super::queue::down(job, aws, &cluster_name, &mut plan).await?;
+
+    // Task definitions of the families (every page), each checked for the job's tag.
     let ecs = aws.ecs();
-    let mut listed = vec![];
-    let mut next: Option<String> = None;
-    loop {
-        let page = ecs
-            .list_task_definitions()
-            .family_prefix(&names.family)
-            .status(aws_sdk_ecs::types::TaskDefinitionStatus::Active)
-            .set_next_token(next.take())
-            .send()
-            .await
-            .map_err(aws::op("ListTaskDefinitions"))?;
-        listed.extend(
-            page.task_definition_arns()
-                .iter()
-                .filter(|a| a.contains(&format!(":task-definition/{}:", names.family)))
-                .cloned(),
-        );
-        match page.next_token() {
-            Some(t) if !t.is_empty() => next = Some(t.to_string()),
-            _ => break,
+    for family in [names.family.clone(), super::queue::agent_family(&job.name)] {
+        let family = &family;
+        let mut listed = vec![];
+        let mut next: Option<String> = None;
+        loop {
+            let page = ecs
+                .list_task_definitions()
+                .family_prefix(family)
+                .status(aws_sdk_ecs::types::TaskDefinitionStatus::Active)
+                .set_next_token(next.take())
+                .send()
+                .await
+                .map_err(aws::op("ListTaskDefinitions"))?;
+            listed.extend(
+                page.task_definition_arns()
+                    .iter()
+                    .filter(|a| a.contains(&format!(":task-definition/{}:", family)))
+                    .cloned(),
+            );
+            match page.next_token() {
+                Some(t) if !t.is_empty() => next = Some(t.to_string()),
+                _ => break,
+            }
         }
-    }
-    let (mut arns, mut foreign) = (vec![], 0);
-    for arn in listed {
-        let described = ecs
-            .describe_task_definition()
-            .task_definition(&arn)
-            .include(aws_sdk_ecs::types::TaskDefinitionField::Tags)
-            .send()
-            .await
-            .map_err(aws::op("DescribeTaskDefinition"))?;
-        if ours(
-            described
-                .tags()
-                .iter()
-                .filter_map(|t| Some((t.key()?, t.value()?))),
-            &job.name,
-        ) {
-            arns.push(arn);
-        } else {
-            foreign += 1;
+        let (mut arns, mut foreign) = (vec![], 0);
+        for arn in listed {
+            let described = ecs
+                .describe_task_definition()
+                .task_definition(&arn)
+                .include(aws_sdk_ecs::types::TaskDefinitionField::Tags)
+                .send()
+                .await
+                .map_err(aws::op("DescribeTaskDefinition"))?;
+            if ours(
+                described
+                    .tags()
+                    .iter()
+                    .filter_map(|t| Some((t.key()?, t.value()?))),
+                &job.name,
+            ) {
+                arns.push(arn);
+            } else {
+                foreign += 1;
+            }
         }
-    }
-    if foreign > 0 {
+        if foreign > 0 {
+            plan(
+                change(
+                    "task definition",
+                    &family,
+                    Action::Keep,
+                    format!("{foreign} revisions not tagged for this job"),
+                ),
+                None,
+            );
+        }
         plan(
-            change(
-                "task definition",
-                &names.family,
-                Action::Keep,
-                format!("{foreign} revisions not tagged for this job"),
-            ),
-            None,
+            if arns.is_empty() {
+                change(
+                    "task definition",
+                    &family,
+                    Action::Absent,
+                    "no active revision of this job",
+                )
+            } else {
+                change(
+                    "task definition",
+                    &family,
+                    Action::Delete,
+                    format!("{} revisions", arns.len()),
+                )
+            },
+            Some(Target::TaskDefinitions(arns)),
         );
     }
-    plan(
-        if arns.is_empty() {
-            change(
-                "task definition",
-                &names.family,
-                Action::Absent,
-                "no active revision of this job",
-            )
-        } else {
-            change(
-                "task definition",
-                &names.family,
-                Action::Delete,
-                format!("{} revisions", arns.len()),
-            )
-        },
-        Some(Target::TaskDefinitions(arns)),
-    );
 
     // Cluster.
     if job.ecs.cluster.is_some() {
@@ -402,6 +412,20 @@ pub async fn down(
 
 async fn delete(aws: &Aws, target: Target) -> Result<(), InfraError> {
     match target {
+        Target::Service { cluster, service } => {
+            super::queue::delete_service(aws, &cluster, &service).await?;
+        }
+        Target::Notification { bucket, id } => {
+            super::queue::delete_notification(aws, &bucket, &id).await?;
+        }
+        Target::Queue(url) => {
+            aws.sqs()
+                .delete_queue()
+                .queue_url(&url)
+                .send()
+                .await
+                .map_err(aws::op("DeleteQueue"))?;
+        }
         Target::TaskDefinitions(arns) => {
             let ecs = aws.ecs();
             for arn in arns {

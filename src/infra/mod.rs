@@ -9,6 +9,7 @@
 
 pub mod down;
 pub mod policy;
+pub mod queue;
 
 use crate::aws::{self, Aws, AwsError};
 use crate::config::{Job, Platform};
@@ -31,6 +32,8 @@ pub enum InfraError {
     MissingConfigured { kind: &'static str, name: String },
     #[error("{0}")]
     Refused(String),
+    #[error("the pushed image of job {0} has no jobrun agent, which queue mode runs")]
+    NoAgent(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -71,6 +74,22 @@ pub struct Outputs {
     pub execution_role: String,
     pub task_role: String,
     pub image: String,
+    /// Queue mode's resources, when `mode = "queue"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<QueueOutputs>,
+}
+
+#[derive(Debug, Default, Serialize, serde::Deserialize, Clone)]
+pub struct QueueOutputs {
+    pub queue_url: String,
+    pub queue_arn: String,
+    pub dlq_url: String,
+    pub dlq_arn: String,
+    pub max_receive_count: u32,
+    /// The workers' ECS service and its task definition (the job's image, `jobrun agent`).
+    pub service: String,
+    pub agent_task_definition: String,
+    pub max_workers: u32,
 }
 
 #[derive(Debug, Serialize)]
@@ -200,9 +219,15 @@ pub async fn up(
     job: &Job,
     aws: &Aws,
     image: Option<String>,
+    agent: Option<queue::AgentImage>,
     dry_run: bool,
 ) -> Result<UpReport, InfraError> {
     let image = image.ok_or_else(|| InfraError::NoImage(job.name.clone()))?;
+    let queue_mode = job.ecs.mode == crate::config::DispatchMode::Queue;
+    let agent = match (queue_mode, agent) {
+        (true, None) => return Err(InfraError::NoAgent(job.name.clone())),
+        (_, agent) => agent,
+    };
     let account = aws.account().await?;
     let region = aws.region();
     let mut ctx = Ctx {
@@ -231,18 +256,66 @@ pub async fn up(
             &exec_doc,
         )
         .await?;
-    let task_doc = policy::task(
+    let queues = if queue_mode {
+        Some(ctx.queues().await?)
+    } else {
+        None
+    };
+    let mut task_doc = policy::task(
         &ctx.names.bucket,
         &job.name,
         &job.ecs.inputs,
         &job.ecs.task_policy,
     );
+    if let Some((_, queue_arn, _, _)) = &queues {
+        let extra = policy::queue_worker(
+            queue_arn,
+            &format!(
+                "arn:aws:ecs:{}:{}:task/{}/*",
+                ctx.region, ctx.account, ctx.names.cluster
+            ),
+            job.ecs.queue.s3_trigger.as_ref(),
+        );
+        if let Some(list) = task_doc["Statement"].as_array_mut() {
+            list.extend(extra);
+        }
+    }
     let task_arn = ctx
         .role("task role", &ctx.names.task_role.clone(), &task_doc)
         .await?;
     let (subnets, security_groups) = ctx.network().await?;
     ctx.cluster().await?;
-    let task_definition = ctx.task_definition(&image, &exec_arn, &task_arn).await?;
+    let family = ctx.names.family.clone();
+    let task_definition = ctx
+        .task_definition(&family, &image, &exec_arn, &task_arn, None)
+        .await?;
+    let queue = match (queues, agent) {
+        (Some(urls), Some(agent)) => {
+            let env = queue::agent_env(
+                job,
+                &agent,
+                &urls.0,
+                &ctx.names.bucket,
+                &ctx.names.log_group,
+                job.ecs.queue.max_receive_count,
+            );
+            let entry = vec![agent.path.clone(), "agent".to_string()];
+            let agent_td = ctx
+                .task_definition(
+                    &queue::agent_family(&job.name),
+                    &image,
+                    &exec_arn,
+                    &task_arn,
+                    Some((&entry, &env)),
+                )
+                .await?;
+            let service = ctx.service(&agent_td, &subnets, &security_groups).await?;
+            ctx.scaling(&service).await?;
+            ctx.s3_trigger(&urls.1).await?;
+            Some(queue::outputs(job, urls, service, agent_td))
+        }
+        _ => None,
+    };
     Ok(UpReport {
         dry_run,
         outputs: Outputs {
@@ -258,6 +331,7 @@ pub async fn up(
             execution_role: exec_arn,
             task_role: task_arn,
             image,
+            queue,
         },
         changes: ctx.changes,
     })
@@ -842,8 +916,20 @@ impl Ctx<'_> {
     }
 
     /// The task definition as jobrun wants it, in a form that compares with what ECS returns.
-    fn wanted_task_definition(&self, image: &str, exec_arn: &str, task_arn: &str) -> Value {
+    fn wanted_task_definition(
+        &self,
+        image: &str,
+        exec_arn: &str,
+        task_arn: &str,
+        agent: Option<(&Vec<String>, &Vec<(String, String)>)>,
+    ) -> Value {
         let job = self.job;
+        let mut env = job.run.env.clone();
+        let mut entry_point: Vec<String> = vec![];
+        if let Some((entry, vars)) = agent {
+            env.extend(vars.iter().cloned());
+            entry_point = entry.clone();
+        }
         let arch = if job.image.platform == Platform::parse("linux/arm64").expect("valid") {
             "ARM64"
         } else {
@@ -857,7 +943,8 @@ impl Ctx<'_> {
             "execution_role": exec_arn,
             "task_role": task_arn,
             "image": image,
-            "environment": job.run.env,
+            "environment": env,
+            "entry_point": entry_point,
             "secrets": job.ecs.secrets.iter().map(|(k, v)| (k.clone(), self.secret_arn(v))).collect::<std::collections::BTreeMap<_, _>>(),
             "log_group": self.names.log_group,
             "stop_timeout": 120,
@@ -866,13 +953,15 @@ impl Ctx<'_> {
 
     async fn task_definition(
         &mut self,
+        family: &str,
         image: &str,
         exec_arn: &str,
         task_arn: &str,
+        agent: Option<(&Vec<String>, &Vec<(String, String)>)>,
     ) -> Result<String, InfraError> {
         let ecs = self.aws.ecs();
-        let family = self.names.family.clone();
-        let want = self.wanted_task_definition(image, exec_arn, task_arn);
+        let family = family.to_string();
+        let want = self.wanted_task_definition(image, exec_arn, task_arn, agent);
         let described = ecs
             .describe_task_definition()
             .task_definition(&family)
@@ -933,8 +1022,16 @@ impl Ctx<'_> {
                     .build()
                     .expect("log driver set"),
             );
-        for (k, v) in &job.run.env {
-            container = container.environment(KeyValuePair::builder().name(k).value(v).build());
+        for (k, v) in want["environment"].as_object().expect("object") {
+            container = container.environment(
+                KeyValuePair::builder()
+                    .name(k)
+                    .value(v.as_str().unwrap_or_default())
+                    .build(),
+            );
+        }
+        if let Some((entry, _)) = agent {
+            container = container.set_entry_point(Some(entry.clone()));
         }
         for (k, v) in &job.ecs.secrets {
             container = container.secrets(
@@ -1016,6 +1113,7 @@ fn shape_of(td: &aws_sdk_ecs::types::TaskDefinition) -> Value {
         "task_role": td.task_role_arn().unwrap_or_default(),
         "image": c.and_then(|c| c.image()).unwrap_or_default(),
         "environment": env,
+        "entry_point": c.map(|c| c.entry_point().to_vec()).unwrap_or_default(),
         "secrets": secrets,
         "log_group": c.and_then(|c| c.log_configuration()).and_then(|l| l.options()).and_then(|o| o.get("awslogs-group")).cloned().unwrap_or_default(),
         "stop_timeout": c.and_then(|c| c.stop_timeout()).unwrap_or_default(),

@@ -117,6 +117,38 @@ pub fn task(
     json!({ "Version": "2012-10-17", "Statement": statements })
 }
 
+/// What `jobrun agent` needs in a worker: this queue's messages, its own task's scale-in
+/// protection, and the objects of the S3 trigger prefix.
+pub fn queue_worker(
+    queue_arn: &str,
+    tasks_arn: &str,
+    trigger: Option<&(String, String)>,
+) -> Vec<Value> {
+    let mut statements = vec![
+        json!({
+            "Sid": "TheJobQueue",
+            "Effect": "Allow",
+            "Action": ["sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"],
+            "Resource": [queue_arn]
+        }),
+        json!({
+            "Sid": "ScaleInProtection",
+            "Effect": "Allow",
+            "Action": ["ecs:GetTaskProtection", "ecs:UpdateTaskProtection"],
+            "Resource": [tasks_arn]
+        }),
+    ];
+    if let Some((bucket, prefix)) = trigger {
+        statements.push(json!({
+            "Sid": "ReadTheTriggerPrefix",
+            "Effect": "Allow",
+            "Action": ["s3:GetObject"],
+            "Resource": [format!("arn:aws:s3:::{bucket}/{prefix}*")]
+        }));
+    }
+    statements
+}
+
 /// IAM hands documents back URL-encoded; emulators sometimes do not.
 pub fn parse_document(text: &str) -> Option<Value> {
     serde_json::from_str(text).ok().or_else(|| {

@@ -12,7 +12,7 @@
 //! after about an hour). Every saved record is mirrored to `s3://<bucket>/jobs/<job>/runs/<run>/`,
 //! the first time before any task is launched, so `watch` works from any machine.
 
-use crate::aws::{self, Aws, AwsError};
+use crate::aws::{self, Aws, AwsError, retrying};
 use crate::config::CapacityKind;
 use crate::record::{EcsRun, RunRecord, StopRequest, TaskRecord, TaskState};
 use crate::target::{FailKind, fail_attempt, stop_due, timed_out};
@@ -20,7 +20,6 @@ use aws_sdk_ecs::types::{
     AssignPublicIp, AwsVpcConfiguration, CapacityProviderStrategyItem, ContainerOverride,
     KeyValuePair, NetworkConfiguration, Tag, TaskOverride,
 };
-use backon::{ExponentialBuilder, Retryable};
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
@@ -65,24 +64,6 @@ impl Pacer {
             describe: bucket(rates.describe_rate, rates.describe_rate),
         }
     }
-}
-
-/// The backoff for one call: jittered, exponential, bounded.
-fn backoff() -> ExponentialBuilder {
-    ExponentialBuilder::default()
-        .with_jitter()
-        .with_min_delay(Duration::from_millis(100))
-        .with_max_delay(Duration::from_secs(10))
-        .with_max_times(15)
-}
-
-/// An AWS call, retried with [`backoff`] while its error is transient (throttling, 5xx, no answer).
-async fn retrying<T, F, Fut>(call: F) -> Result<T, AwsError>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, AwsError>>,
-{
-    call.retry(backoff()).when(AwsError::is_transient).await
 }
 
 /// `startedBy` takes at most 36 characters: the run id, or its time and a digest of the rest.
@@ -158,8 +139,7 @@ pub struct EcsTarget {
     stopping: HashSet<String>,
     /// Capacity tries per (index, attempt), so each try has its own client token.
     tries: HashMap<(usize, u32), u32>,
-    /// The S3 copy of the record may be behind the local one.
-    mirror_pending: bool,
+    remote: super::remote::RemoteRecord,
 }
 
 impl EcsTarget {
@@ -177,13 +157,13 @@ impl EcsTarget {
         EcsTarget {
             ecs: aws.ecs_paced(),
             pacer: Pacer::new(&run.rates),
+            remote: super::remote::RemoteRecord::new(&aws, &run.bucket),
             aws,
             run,
             more: false,
             last_observed: None,
             stopping: HashSet::new(),
             tries: HashMap::new(),
-            mirror_pending: true,
         }
     }
 
@@ -665,55 +645,12 @@ impl EcsTarget {
         Launch::NoCapacity(capacity_reason)
     }
 
-    /// Writes the record to the job's S3 prefix when it changed, or when the copy there may be
-    /// behind (an earlier write failed, or this process has not written it yet).
     pub async fn mirror(&mut self, rec: &RunRecord, changed: bool) -> Result<(), EcsError> {
-        if !changed && !self.mirror_pending {
-            return Ok(());
-        }
-        self.mirror_pending = true;
-        let body = serde_json::to_vec(rec).expect("records serialise");
-        retrying(|| async {
-            self.aws
-                .s3()
-                .put_object()
-                .bucket(&self.run.bucket)
-                .key(record_key(&rec.job, &rec.run_id))
-                .content_type("application/json")
-                .body(body.clone().into())
-                .send()
-                .await
-                .map_err(aws::op("PutObject"))
-        })
-        .await?;
-        self.mirror_pending = false;
-        Ok(())
+        Ok(self.remote.mirror(rec, changed).await?)
     }
 
-    /// The first copy of a new run: refused if a run of that id is already there.
     pub async fn create_remote(&self, rec: &RunRecord) -> Result<(), EcsError> {
-        let body = serde_json::to_vec(rec).expect("records serialise");
-        let put = self
-            .aws
-            .s3()
-            .put_object()
-            .bucket(&self.run.bucket)
-            .key(record_key(&rec.job, &rec.run_id))
-            .content_type("application/json")
-            .if_none_match("*")
-            .body(body.into())
-            .send()
-            .await
-            .map_err(aws::op("PutObject"));
-        match put {
-            Err(e) if e.code() == Some("PreconditionFailed") => {
-                Err(EcsError::RemoteExists(rec.run_id.clone()))
-            }
-            other => {
-                other?;
-                Ok(())
-            }
-        }
+        self.remote.create(rec).await
     }
 
     /// The last `lines` lines of a task's CloudWatch log (empty when there is none).

@@ -8,6 +8,8 @@
 
 pub mod ecs;
 pub mod local;
+pub mod queue;
+pub mod remote;
 
 use crate::engine::EngineError;
 use crate::record::{
@@ -117,6 +119,7 @@ pub struct Release(Vec<String>);
 pub enum Target {
     Local(local::LocalTarget),
     Ecs(Box<ecs::EcsTarget>),
+    Queue(Box<queue::QueueTarget>),
 }
 
 impl Target {
@@ -124,6 +127,9 @@ impl Target {
     pub async fn for_run(record: &RunRecord) -> Result<Target, TargetError> {
         match (record.target.as_str(), &record.ecs) {
             ("local", _) => Ok(Target::Local(local::LocalTarget::connect().await?)),
+            ("ecs", Some(run)) if run.queue.is_some() => Ok(Target::Queue(Box::new(
+                queue::QueueTarget::connect(run).await?,
+            ))),
             ("ecs", Some(run)) => Ok(Target::Ecs(Box::new(ecs::EcsTarget::connect(run).await?))),
             (other, _) => Err(TargetError::UnknownTarget {
                 run: record.run_id.clone(),
@@ -147,13 +153,17 @@ impl Target {
                 t.reconcile(record).await?;
                 Ok(Release(vec![]))
             }
+            Target::Queue(t) => {
+                t.reconcile(record).await?;
+                Ok(Release(vec![]))
+            }
         }
     }
 
     pub async fn release(&mut self, release: Release) -> Result<(), TargetError> {
         match self {
             Target::Local(t) => t.release(release.0).await,
-            Target::Ecs(_) => Ok(()),
+            Target::Ecs(_) | Target::Queue(_) => Ok(()),
         }
     }
 
@@ -164,6 +174,7 @@ impl Target {
         match self {
             Target::Local(_) => Ok(()),
             Target::Ecs(t) => Ok(t.mirror(record, changed).await?),
+            Target::Queue(t) => Ok(t.mirror(record, changed).await?),
         }
     }
 
@@ -173,6 +184,7 @@ impl Target {
         match self {
             Target::Local(t) => t.changed().await,
             Target::Ecs(t) => t.changed().await,
+            Target::Queue(t) => t.changed().await,
         }
     }
 
@@ -181,6 +193,7 @@ impl Target {
         match self {
             Target::Local(_) => false,
             Target::Ecs(t) => t.dispatching(),
+            Target::Queue(t) => t.dispatching(),
         }
     }
 
@@ -190,6 +203,7 @@ impl Target {
         match self {
             Target::Local(_) => std::time::Duration::ZERO,
             Target::Ecs(t) => t.poll_floor(record),
+            Target::Queue(t) => t.poll_floor(record),
         }
     }
 
@@ -204,6 +218,7 @@ impl Target {
         match self {
             Target::Local(t) => t.logs(record, index, follow, out).await,
             Target::Ecs(t) => Ok(t.logs(record, index, follow, out).await?),
+            Target::Queue(t) => Ok(t.logs(record, index, out).await?),
         }
     }
 }

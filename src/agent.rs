@@ -1,0 +1,782 @@
+//! `jobrun agent`: the queue-mode worker inside the job's container, so the job's own code never
+//! talks to SQS.
+//!
+//! It long-polls the job's queue and takes one message at a time. For each it runs the job's
+//! command as a child process with the same `JOBRUN_*` environment as direct mode, keeps the
+//! message invisible to other workers while the child runs (a heartbeat that extends the
+//! visibility timeout), protects its ECS task from scale-in meanwhile, and writes a result record
+//! (exit code, times, attempt, log pointer, last lines) under the run's S3 prefix. Success
+//! deletes the message; failure makes it visible again for redelivery (SQS moves it to the
+//! dead-letter queue after `maxReceiveCount` receives, and that last result says so). On SIGTERM
+//! (Spot interruption, scale-in, deploy) it stops the child gracefully, makes the message
+//! visible again at once, and exits without a result. A message whose task already has a
+//! success is deleted without running it again. With nothing to do for `--idle-exit` it exits.
+
+use crate::aws::{self, Aws, AwsError, retrying};
+use crate::target::queue::{
+    Outcome, TaskMessage, TaskResult, cancel_key, result_key, results_prefix,
+};
+use aws_sdk_sqs::types::MessageSystemAttributeName;
+use chrono::Utc;
+use std::collections::{BTreeMap, VecDeque};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::signal::unix::{SignalKind, signal};
+
+#[derive(Debug, clap::Args)]
+pub struct AgentArgs {
+    /// The queue to take tasks from
+    #[arg(long, env = "JOBRUN_QUEUE_URL")]
+    pub queue_url: String,
+    /// The job's bucket, where result records go
+    #[arg(long, env = "JOBRUN_BUCKET")]
+    pub bucket: String,
+    /// The job's name (for S3-event tasks, which do not carry it)
+    #[arg(long, env = "JOBRUN_JOB")]
+    pub job: String,
+    /// Exit after this long without a message
+    #[arg(long, env = "JOBRUN_IDLE_EXIT", value_parser = crate::config::parse_duration, default_value = "2m")]
+    pub idle_exit: Duration,
+    /// How long a taken message stays invisible; renewed every third of it while a task runs
+    /// (default: the queue's visibility timeout)
+    #[arg(long, env = "JOBRUN_VISIBILITY", value_parser = crate::config::parse_duration)]
+    pub visibility: Option<Duration>,
+    /// The queue's maxReceiveCount (default: read from its redrive policy)
+    #[arg(long, env = "JOBRUN_MAX_RECEIVES")]
+    pub max_receives: Option<u32>,
+    /// Timeout of tasks whose message does not say (S3 events)
+    #[arg(long, env = "JOBRUN_TIMEOUT", value_parser = crate::config::parse_duration, default_value = "1h")]
+    pub timeout: Duration,
+    /// The image's entrypoint, as a JSON array, put before every command
+    #[arg(long, env = "JOBRUN_ENTRYPOINT", default_value = "[]")]
+    pub entrypoint: String,
+    /// The command of tasks whose message carries none (S3 events), as a JSON array
+    #[arg(long, env = "JOBRUN_DEFAULT_COMMAND", default_value = "[]")]
+    pub default_command: String,
+    /// The CloudWatch log group the worker's output goes to (for log pointers)
+    #[arg(long, env = "JOBRUN_LOG_GROUP")]
+    pub log_group: Option<String>,
+    /// How long a stopping child gets between SIGTERM and SIGKILL
+    #[arg(long, env = "JOBRUN_GRACE", value_parser = crate::config::parse_duration, default_value = "20s")]
+    pub grace: Duration,
+    /// Stop after this many messages (0: no limit)
+    #[arg(long, default_value_t = 0)]
+    pub max_messages: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error(transparent)]
+    Aws(#[from] AwsError),
+    #[error("{0} is not a JSON array of strings")]
+    Argv(&'static str),
+    #[error("cannot listen for signals: {0}")]
+    Signals(std::io::Error),
+}
+
+/// A delivery, parsed: a jobrun task, or one object of an S3 event.
+struct Work {
+    run_id: String,
+    /// The index as used in result keys (a number, or a digest of the object for S3 events).
+    key_index: String,
+    index: Option<usize>,
+    attempt: u32,
+    argv_tail: Option<Vec<String>>,
+    env: BTreeMap<String, String>,
+    timeout: Duration,
+    s3_object: Option<String>,
+}
+
+/// How one child ended.
+enum Ended {
+    Exit(Option<i64>, Option<String>),
+    TimedOut,
+    Cancelled,
+    /// The agent was told to stop: the message goes back to the queue.
+    Terminated,
+}
+
+struct Agent {
+    args: AgentArgs,
+    sqs: aws_sdk_sqs::Client,
+    s3: aws_sdk_s3::Client,
+    entrypoint: Vec<String>,
+    default_command: Vec<String>,
+    visibility: Duration,
+    max_receives: u32,
+    /// This worker: ECS task ARN, or host name.
+    worker: String,
+    log: Option<String>,
+    http: reqwest::Client,
+}
+
+pub async fn run(args: AgentArgs) -> Result<(), AgentError> {
+    let entrypoint: Vec<String> =
+        serde_json::from_str(&args.entrypoint).map_err(|_| AgentError::Argv("--entrypoint"))?;
+    let default_command: Vec<String> = serde_json::from_str(&args.default_command)
+        .map_err(|_| AgentError::Argv("--default-command"))?;
+    let aws = Aws::load(None, None).await?;
+    let sqs = aws.sqs();
+    let (visibility, max_receives) = queue_settings(&sqs, &args).await?;
+    let http = reqwest::Client::new();
+    let (worker, log) = whoami(&http, args.log_group.as_deref()).await;
+    let mut agent = Agent {
+        s3: aws.s3(),
+        sqs,
+        entrypoint,
+        default_command,
+        visibility,
+        max_receives,
+        worker,
+        log,
+        http,
+        args,
+    };
+    agent.serve().await
+}
+
+/// The visibility timeout and maxReceiveCount: given, or read from the queue.
+async fn queue_settings(
+    sqs: &aws_sdk_sqs::Client,
+    args: &AgentArgs,
+) -> Result<(Duration, u32), AgentError> {
+    if let (Some(v), Some(m)) = (args.visibility, args.max_receives) {
+        return Ok((v, m));
+    }
+    use aws_sdk_sqs::types::QueueAttributeName as A;
+    let out = retrying(|| async {
+        sqs.get_queue_attributes()
+            .queue_url(&args.queue_url)
+            .attribute_names(A::VisibilityTimeout)
+            .attribute_names(A::RedrivePolicy)
+            .send()
+            .await
+            .map_err(aws::op("GetQueueAttributes"))
+    })
+    .await?;
+    let attrs = out.attributes().cloned().unwrap_or_default();
+    let visibility = args.visibility.unwrap_or_else(|| {
+        Duration::from_secs(
+            attrs
+                .get(&A::VisibilityTimeout)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(30),
+        )
+    });
+    let max_receives = args.max_receives.unwrap_or_else(|| {
+        attrs
+            .get(&A::RedrivePolicy)
+            .and_then(|p| serde_json::from_str::<serde_json::Value>(p).ok())
+            .and_then(|p| match &p["maxReceiveCount"] {
+                serde_json::Value::Number(n) => n.as_u64(),
+                serde_json::Value::String(s) => s.parse().ok(),
+                _ => None,
+            })
+            .map(|n| n as u32)
+            .unwrap_or(u32::MAX)
+    });
+    Ok((visibility, max_receives))
+}
+
+/// This worker's ECS task (from the task metadata endpoint) and its log stream, or the host.
+async fn whoami(http: &reqwest::Client, group: Option<&str>) -> (String, Option<String>) {
+    if let Ok(uri) = std::env::var("ECS_CONTAINER_METADATA_URI_V4") {
+        let task = http
+            .get(format!("{uri}/task"))
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await;
+        if let Ok(resp) = task
+            && let Ok(text) = resp.text().await
+            && let Ok(v) = serde_json::from_str::<serde_json::Value>(&text)
+            && let Some(arn) = v["TaskARN"].as_str()
+        {
+            let id = arn.rsplit('/').next().unwrap_or(arn);
+            let log = group.map(|g| format!("cloudwatch:{g}:jobrun/job/{id}"));
+            return (arn.to_string(), log);
+        }
+    }
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into());
+    (format!("host/{host}/{}", std::process::id()), None)
+}
+
+fn say(line: &str) {
+    eprintln!("jobrun agent: {line}");
+}
+
+impl Agent {
+    async fn serve(&mut self) -> Result<(), AgentError> {
+        let mut term = signal(SignalKind::terminate()).map_err(AgentError::Signals)?;
+        let mut int = signal(SignalKind::interrupt()).map_err(AgentError::Signals)?;
+        let mut idle_since = Instant::now();
+        let mut handled = 0u64;
+        say(&format!(
+            "taking tasks from {} (visibility {}s, {} receives before the dead-letter queue)",
+            self.args.queue_url,
+            self.visibility.as_secs(),
+            self.max_receives
+        ));
+        loop {
+            let left = self.args.idle_exit.saturating_sub(idle_since.elapsed());
+            if left.is_zero() {
+                say(&format!(
+                    "nothing to do for {}s: exiting",
+                    self.args.idle_exit.as_secs()
+                ));
+                return Ok(());
+            }
+            let wait = left.as_secs().clamp(1, 20) as i32;
+            let receive = self
+                .sqs
+                .receive_message()
+                .queue_url(&self.args.queue_url)
+                .max_number_of_messages(1)
+                .wait_time_seconds(wait)
+                .visibility_timeout(self.visibility.as_secs() as i32)
+                .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+                .send();
+            let out = tokio::select! {
+                out = receive => out.map_err(aws::op("ReceiveMessage")),
+                _ = term.recv() => { say("SIGTERM while idle: exiting"); return Ok(()); }
+                _ = int.recv() => { say("interrupted while idle: exiting"); return Ok(()); }
+            };
+            let out = match out {
+                Ok(out) => out,
+                Err(e) if e.is_transient() => {
+                    say(&format!("{e}; trying again"));
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let Some(msg) = out.messages().first().cloned() else {
+                continue;
+            };
+            let stop = self.handle(&msg, &mut term, &mut int).await?;
+            idle_since = Instant::now();
+            handled += 1;
+            if stop {
+                return Ok(());
+            }
+            if self.args.max_messages > 0 && handled >= self.args.max_messages {
+                return Ok(());
+            }
+        }
+    }
+
+    /// One message. Returns true when the agent must stop (it was told to).
+    async fn handle(
+        &self,
+        msg: &aws_sdk_sqs::types::Message,
+        term: &mut tokio::signal::unix::Signal,
+        int: &mut tokio::signal::unix::Signal,
+    ) -> Result<bool, AgentError> {
+        let receipt = msg.receipt_handle().unwrap_or_default().to_string();
+        let receives: u32 = msg
+            .attributes()
+            .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1);
+        let body = msg.body().unwrap_or_default();
+        let work = match self.parse(body, receives) {
+            Parsed::Work(w) => w,
+            Parsed::Ignore(why) => {
+                say(&format!("{why}: deleting the message"));
+                self.delete(&receipt).await?;
+                return Ok(false);
+            }
+            Parsed::Bad(why) => {
+                // Left alone: redelivered until SQS moves it to the dead-letter queue.
+                say(&format!(
+                    "message {} is not a task ({why}); left for the dead-letter queue",
+                    msg.message_id().unwrap_or_default()
+                ));
+                self.release(&receipt).await?;
+                return Ok(false);
+            }
+        };
+        let label = format!(
+            "{} task {} attempt {}",
+            work.run_id, work.key_index, work.attempt
+        );
+        if self.already_done(&work).await? {
+            say(&format!(
+                "{label} already succeeded: deleting the redelivered message"
+            ));
+            self.delete(&receipt).await?;
+            return Ok(false);
+        }
+        if self.cancelled(&work).await? {
+            say(&format!("{label}: the run is cancelled"));
+            let now = Utc::now();
+            self.write_result(
+                &work,
+                Outcome::Cancelled,
+                None,
+                Some("cancelled".into()),
+                true,
+                receives,
+                now,
+                vec![],
+            )
+            .await?;
+            self.delete(&receipt).await?;
+            return Ok(false);
+        }
+        say(&format!("{label}: starting (receive {receives})"));
+        self.protect(true, work.timeout).await;
+        let started = Utc::now();
+        let (ended, tail) = self.run_child(&work, &receipt, term, int).await?;
+        self.protect(false, work.timeout).await;
+        let last = receives >= self.max_receives;
+        match ended {
+            Ended::Terminated => {
+                say(&format!(
+                    "{label}: stopped by a signal; the message goes back to the queue"
+                ));
+                self.release(&receipt).await?;
+                return Ok(true);
+            }
+            Ended::Exit(Some(0), _) => {
+                say(&format!("{label}: succeeded"));
+                self.write_result(
+                    &work,
+                    Outcome::Succeeded,
+                    Some(0),
+                    None,
+                    true,
+                    receives,
+                    started,
+                    tail,
+                )
+                .await?;
+                self.delete(&receipt).await?;
+            }
+            Ended::Cancelled => {
+                say(&format!("{label}: cancelled"));
+                self.write_result(
+                    &work,
+                    Outcome::Cancelled,
+                    None,
+                    Some("cancelled".into()),
+                    true,
+                    receives,
+                    started,
+                    tail,
+                )
+                .await?;
+                self.delete(&receipt).await?;
+            }
+            Ended::TimedOut => {
+                let why = format!(
+                    "timed out after {}",
+                    humantime::format_duration(work.timeout)
+                );
+                say(&format!("{label}: {why}"));
+                self.write_result(
+                    &work,
+                    Outcome::Failed,
+                    None,
+                    Some(why),
+                    last,
+                    receives,
+                    started,
+                    tail,
+                )
+                .await?;
+                self.release(&receipt).await?;
+            }
+            Ended::Exit(code, why) => {
+                let why = why.unwrap_or_else(|| match code {
+                    Some(c) => format!("exit code {c}"),
+                    None => "killed by a signal".into(),
+                });
+                say(&format!("{label}: failed ({why})"));
+                self.write_result(
+                    &work,
+                    Outcome::Failed,
+                    code,
+                    Some(why),
+                    last,
+                    receives,
+                    started,
+                    tail,
+                )
+                .await?;
+                self.release(&receipt).await?;
+            }
+        }
+        Ok(false)
+    }
+
+    fn parse(&self, body: &str, receives: u32) -> Parsed {
+        let value: serde_json::Value = match serde_json::from_str(body) {
+            Ok(v) => v,
+            Err(e) => return Parsed::Bad(format!("not JSON: {e}")),
+        };
+        if value.get("jobrun").is_some() {
+            let m: TaskMessage = match serde_json::from_value(value) {
+                Ok(m) => m,
+                Err(e) => return Parsed::Bad(format!("not a jobrun task: {e}")),
+            };
+            let mut env = m.env.clone();
+            env.insert("JOBRUN_RUN_ID".into(), m.run_id.clone());
+            env.insert("JOBRUN_JOB".into(), m.job.clone());
+            env.insert("JOBRUN_INDEX".into(), m.index.to_string());
+            env.insert("JOBRUN_COUNT".into(), m.count.to_string());
+            let attempt = m.attempt + receives.saturating_sub(1);
+            env.insert("JOBRUN_ATTEMPT".into(), attempt.to_string());
+            match (&m.config, &m.config_url) {
+                (_, Some(url)) => {
+                    env.insert("JOBRUN_CONFIG_URL".into(), url.clone());
+                }
+                (Some(c), None) => {
+                    env.insert("JOBRUN_CONFIG".into(), c.to_string());
+                }
+                (None, None) => {}
+            }
+            return Parsed::Work(Work {
+                run_id: m.run_id,
+                key_index: m.index.to_string(),
+                index: Some(m.index),
+                attempt,
+                argv_tail: m.command,
+                env,
+                timeout: Duration::from_secs(m.timeout_secs.max(1)),
+                s3_object: None,
+            });
+        }
+        if value.get("Event").and_then(|e| e.as_str()) == Some("s3:TestEvent") {
+            return Parsed::Ignore("an S3 test event".into());
+        }
+        if let Some(record) = value["Records"].as_array().and_then(|r| r.first()) {
+            let bucket = record["s3"]["bucket"]["name"].as_str().unwrap_or_default();
+            let raw = record["s3"]["object"]["key"].as_str().unwrap_or_default();
+            // Event keys are URL-encoded, with '+' for spaces.
+            let key = percent_encoding::percent_decode_str(&raw.replace('+', " "))
+                .decode_utf8_lossy()
+                .into_owned();
+            if bucket.is_empty() || key.is_empty() {
+                return Parsed::Bad("an S3 event without bucket or key".into());
+            }
+            let day = Utc::now().format("%Y%m%d");
+            let run_id = format!("s3-{day}");
+            let object = format!("s3://{bucket}/{key}");
+            let digest = {
+                use sha2::Digest;
+                format!("{:x}", sha2::Sha256::digest(object.as_bytes()))[..16].to_string()
+            };
+            let mut env = BTreeMap::new();
+            env.insert("S3_BUCKET".into(), bucket.to_string());
+            env.insert("S3_KEY".into(), key.clone());
+            env.insert("JOBRUN_RUN_ID".into(), run_id.clone());
+            env.insert("JOBRUN_JOB".into(), self.args.job.clone());
+            env.insert("JOBRUN_ATTEMPT".into(), receives.to_string());
+            env.insert(
+                "JOBRUN_CONFIG".into(),
+                serde_json::json!({"bucket": bucket, "key": key}).to_string(),
+            );
+            return Parsed::Work(Work {
+                run_id,
+                key_index: digest,
+                index: None,
+                attempt: receives,
+                argv_tail: None,
+                env,
+                timeout: self.args.timeout,
+                s3_object: Some(object),
+            });
+        }
+        Parsed::Bad("neither a jobrun task nor an S3 event".into())
+    }
+
+    async fn already_done(&self, w: &Work) -> Result<bool, AgentError> {
+        let prefix = format!(
+            "{}{}/",
+            results_prefix(&self.args.job, &w.run_id),
+            w.key_index
+        );
+        let out = retrying(|| async {
+            self.s3
+                .list_objects_v2()
+                .bucket(&self.args.bucket)
+                .prefix(&prefix)
+                .send()
+                .await
+                .map_err(aws::op("ListObjectsV2"))
+        })
+        .await?;
+        Ok(out
+            .contents()
+            .iter()
+            .filter_map(|o| o.key())
+            .any(|k| k.ends_with("-succeeded.json")))
+    }
+
+    async fn cancelled(&self, w: &Work) -> Result<bool, AgentError> {
+        let head = self
+            .s3
+            .head_object()
+            .bucket(&self.args.bucket)
+            .key(cancel_key(&self.args.job, &w.run_id))
+            .send()
+            .await
+            .map_err(aws::op("HeadObject"));
+        Ok(aws::found(head, &["NotFound", "NoSuchKey"])?.is_some())
+    }
+
+    /// Runs the task's command; returns how it ended and its last lines of output.
+    async fn run_child(
+        &self,
+        w: &Work,
+        receipt: &str,
+        term: &mut tokio::signal::unix::Signal,
+        int: &mut tokio::signal::unix::Signal,
+    ) -> Result<(Ended, Vec<String>), AgentError> {
+        let mut argv = self.entrypoint.clone();
+        argv.extend(
+            w.argv_tail
+                .clone()
+                .unwrap_or_else(|| self.default_command.clone()),
+        );
+        if argv.is_empty() {
+            return Ok((
+                Ended::Exit(None, Some("there is no command to run".into())),
+                vec![],
+            ));
+        }
+        let mut cmd = tokio::process::Command::new(&argv[0]);
+        cmd.args(&argv[1..])
+            .envs(&w.env)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true);
+        let mut child = match cmd.spawn() {
+            Ok(c) => c,
+            Err(e) => {
+                return Ok((
+                    Ended::Exit(None, Some(format!("cannot start {}: {e}", argv[0]))),
+                    vec![],
+                ));
+            }
+        };
+        let tail = std::sync::Arc::new(std::sync::Mutex::new(VecDeque::<String>::new()));
+        let mut pumps = vec![];
+        if let Some(out) = child.stdout.take() {
+            pumps.push(tokio::spawn(pump(out, false, tail.clone())));
+        }
+        if let Some(err) = child.stderr.take() {
+            pumps.push(tokio::spawn(pump(err, true, tail.clone())));
+        }
+        let pid = child.id();
+        let deadline = tokio::time::Instant::now() + w.timeout;
+        let mut beat = tokio::time::interval(self.visibility / 3);
+        beat.tick().await;
+        let ended = loop {
+            tokio::select! {
+                status = child.wait() => {
+                    let status = status.ok();
+                    break Ended::Exit(status.and_then(|s| s.code()).map(i64::from), None);
+                }
+                _ = beat.tick() => {
+                    self.heartbeat(receipt).await;
+                    if self.cancelled(w).await.unwrap_or(false) {
+                        stop_child(pid, &mut child, self.args.grace).await;
+                        break Ended::Cancelled;
+                    }
+                }
+                _ = tokio::time::sleep_until(deadline) => {
+                    stop_child(pid, &mut child, self.args.grace).await;
+                    break Ended::TimedOut;
+                }
+                _ = term.recv() => {
+                    stop_child(pid, &mut child, self.args.grace).await;
+                    break Ended::Terminated;
+                }
+                _ = int.recv() => {
+                    stop_child(pid, &mut child, self.args.grace).await;
+                    break Ended::Terminated;
+                }
+            }
+        };
+        for p in pumps {
+            let _ = p.await;
+        }
+        let tail: Vec<String> = tail.lock().expect("tail").iter().cloned().collect();
+        Ok((ended, tail))
+    }
+
+    /// Keeps the message invisible for another visibility timeout.
+    async fn heartbeat(&self, receipt: &str) {
+        let r = retrying(|| async {
+            self.sqs
+                .change_message_visibility()
+                .queue_url(&self.args.queue_url)
+                .receipt_handle(receipt)
+                .visibility_timeout(self.visibility.as_secs() as i32)
+                .send()
+                .await
+                .map_err(aws::op("ChangeMessageVisibility"))
+        })
+        .await;
+        if let Err(e) = r {
+            say(&format!("heartbeat failed: {e}"));
+        }
+    }
+
+    /// Makes the message visible again at once (redelivery).
+    async fn release(&self, receipt: &str) -> Result<(), AgentError> {
+        retrying(|| async {
+            self.sqs
+                .change_message_visibility()
+                .queue_url(&self.args.queue_url)
+                .receipt_handle(receipt)
+                .visibility_timeout(0)
+                .send()
+                .await
+                .map_err(aws::op("ChangeMessageVisibility"))
+        })
+        .await?;
+        Ok(())
+    }
+
+    async fn delete(&self, receipt: &str) -> Result<(), AgentError> {
+        retrying(|| async {
+            self.sqs
+                .delete_message()
+                .queue_url(&self.args.queue_url)
+                .receipt_handle(receipt)
+                .send()
+                .await
+                .map_err(aws::op("DeleteMessage"))
+        })
+        .await?;
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn write_result(
+        &self,
+        w: &Work,
+        outcome: Outcome,
+        exit_code: Option<i64>,
+        reason: Option<String>,
+        is_final: bool,
+        receive_count: u32,
+        started_at: chrono::DateTime<Utc>,
+        log_tail: Vec<String>,
+    ) -> Result<(), AgentError> {
+        let result = TaskResult {
+            run_id: w.run_id.clone(),
+            index: w.index.unwrap_or(0),
+            attempt: w.attempt,
+            outcome,
+            exit_code,
+            reason,
+            is_final,
+            receive_count,
+            started_at,
+            finished_at: Utc::now(),
+            log: self.log.clone(),
+            log_tail,
+            worker: self.worker.clone(),
+            s3_object: w.s3_object.clone(),
+        };
+        let key = result_key(&self.args.job, &w.run_id, &w.key_index, w.attempt, outcome);
+        let body = serde_json::to_vec(&result).expect("results serialise");
+        retrying(|| async {
+            self.s3
+                .put_object()
+                .bucket(&self.args.bucket)
+                .key(&key)
+                .content_type("application/json")
+                .body(body.clone().into())
+                .send()
+                .await
+                .map_err(aws::op("PutObject"))
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// ECS task scale-in protection through the ECS agent's endpoint (only inside ECS).
+    async fn protect(&self, on: bool, timeout: Duration) {
+        let Ok(uri) = std::env::var("ECS_AGENT_URI") else {
+            return;
+        };
+        let minutes = (timeout.as_secs().div_ceil(60) + 10).min(2880);
+        let body = if on {
+            serde_json::json!({"ProtectionEnabled": true, "ExpiresInMinutes": minutes})
+        } else {
+            serde_json::json!({"ProtectionEnabled": false})
+        };
+        let r = self
+            .http
+            .put(format!("{uri}/task-protection/v1/state"))
+            .header("Content-Type", "application/json")
+            .body(body.to_string())
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await;
+        match r {
+            Ok(resp) if resp.status().is_success() => {}
+            Ok(resp) => say(&format!("scale-in protection: HTTP {}", resp.status())),
+            Err(e) => say(&format!("scale-in protection: {e}")),
+        }
+    }
+}
+
+enum Parsed {
+    Work(Work),
+    Ignore(String),
+    Bad(String),
+}
+
+/// Copies a child's output to the agent's own (so it lands in the worker's log), keeping the
+/// last lines.
+async fn pump<R: tokio::io::AsyncRead + Unpin>(
+    from: R,
+    to_stderr: bool,
+    tail: std::sync::Arc<std::sync::Mutex<VecDeque<String>>>,
+) {
+    let mut lines = BufReader::new(from).lines();
+    let mut out = tokio::io::stdout();
+    let mut err = tokio::io::stderr();
+    while let Ok(Some(line)) = lines.next_line().await {
+        let w = if to_stderr {
+            err.write_all(format!("{line}\n").as_bytes()).await
+        } else {
+            out.write_all(format!("{line}\n").as_bytes()).await
+        };
+        let _ = w;
+        let mut t = tail.lock().expect("tail");
+        t.push_back(line);
+        if t.len() > 20 {
+            t.pop_front();
+        }
+    }
+}
+
+/// SIGTERM to the child's process group, SIGKILL after `grace`.
+async fn stop_child(pid: Option<u32>, child: &mut tokio::process::Child, grace: Duration) {
+    if let Some(pid) = pid {
+        // SAFETY: kill(2) with a negative pid signals the child's own process group.
+        unsafe {
+            libc::kill(-(pid as i32), libc::SIGTERM);
+        }
+    }
+    if tokio::time::timeout(grace, child.wait()).await.is_err() {
+        if let Some(pid) = pid {
+            // SAFETY: as above.
+            unsafe {
+                libc::kill(-(pid as i32), libc::SIGKILL);
+            }
+        }
+        let _ = child.wait().await;
+    }
+}

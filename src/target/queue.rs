@@ -1,0 +1,898 @@
+//! The ECS queue target: configurations go into the job's SQS queue, and `jobrun agent` workers
+//! in an autoscaled service take them one at a time.
+//!
+//! Dispatch sends `SendMessageBatch` calls of 10 messages (never more than SQS's 1 MiB a call),
+//! many at once, and retries only the entries a batch reports as failed. A configuration too
+//! large for a message goes to S3 and travels as a pointer. Every message carries run, index and
+//! attempt. Watching reads the result records the agents write under the run's S3 prefix
+//! (`results/<index>/<attempt>-<outcome>.json`), plus the queue's and dead-letter queue's
+//! counts and the service's workers. SQS redelivers a failed message until `maxReceiveCount`,
+//! then moves it to the dead-letter queue; the agent marks that last result final. `retry
+//! --failed` removes the run's messages from the dead-letter queue and sends them again as new
+//! attempts. Cancelling leaves a marker object that agents check before and while they work.
+
+use super::ecs::EcsError;
+use super::remote::RemoteRecord;
+use crate::aws::{self, Aws, AwsError, retrying};
+use crate::record::{EcsRun, QueueRun, QueueStats, RunRecord, TaskRecord, TaskState};
+use aws_sdk_sqs::types::{
+    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, QueueAttributeName,
+    SendMessageBatchRequestEntry,
+};
+use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::Duration;
+
+/// SQS's limit for one message, and for the payload of one batch.
+pub const MESSAGE_LIMIT: usize = 1024 * 1024;
+/// SQS's limit for entries in one batch call.
+pub const BATCH_ENTRIES: usize = 10;
+
+/// One task, as a message in the job's queue.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TaskMessage {
+    /// The message format's version.
+    pub jobrun: u32,
+    pub job: String,
+    pub run_id: String,
+    pub index: usize,
+    pub count: usize,
+    /// The attempt of the first delivery; each redelivery is the next attempt.
+    pub attempt: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<Value>,
+    /// `s3://bucket/key` of a configuration too large for a message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_url: Option<String>,
+    pub timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Succeeded => "succeeded",
+            Outcome::Failed => "failed",
+            Outcome::Cancelled => "cancelled",
+        }
+    }
+    fn parse(s: &str) -> Option<Outcome> {
+        match s {
+            "succeeded" => Some(Outcome::Succeeded),
+            "failed" => Some(Outcome::Failed),
+            "cancelled" => Some(Outcome::Cancelled),
+            _ => None,
+        }
+    }
+}
+
+/// What an agent writes when it is done with one delivery of a message.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TaskResult {
+    pub run_id: String,
+    pub index: usize,
+    pub attempt: u32,
+    pub outcome: Outcome,
+    pub exit_code: Option<i64>,
+    pub reason: Option<String>,
+    /// No redelivery follows: the task succeeded, was cancelled, or failed for the last time
+    /// (its message goes to the dead-letter queue).
+    #[serde(rename = "final")]
+    pub is_final: bool,
+    pub receive_count: u32,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    /// `cloudwatch:<group>:<stream>` of the worker that ran it, when known.
+    pub log: Option<String>,
+    #[serde(default)]
+    pub log_tail: Vec<String>,
+    /// The worker: its ECS task ARN, or its host name.
+    pub worker: String,
+    /// For tasks from S3 events: the object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3_object: Option<String>,
+}
+
+pub fn results_prefix(job: &str, run_id: &str) -> String {
+    format!("{}results/", EcsRun::prefix(job, run_id))
+}
+
+/// `…/results/<index>/<attempt>-<outcome>.json`: the outcome is in the key, so one listing
+/// says which tasks are done.
+pub fn result_key(job: &str, run_id: &str, index: &str, attempt: u32, outcome: Outcome) -> String {
+    format!(
+        "{}{index}/{attempt}-{}.json",
+        results_prefix(job, run_id),
+        outcome.as_str()
+    )
+}
+
+/// `<index>/<attempt>-<outcome>.json` (a key with its results prefix taken off).
+pub fn parse_result_key(rest: &str) -> Option<(usize, u32, Outcome)> {
+    let (index, file) = rest.split_once('/')?;
+    let (attempt, outcome) = file.strip_suffix(".json")?.split_once('-')?;
+    Some((
+        index.parse().ok()?,
+        attempt.parse().ok()?,
+        Outcome::parse(outcome)?,
+    ))
+}
+
+/// The object whose presence tells agents that the run is cancelled.
+pub fn cancel_key(job: &str, run_id: &str) -> String {
+    format!("{}cancel", EcsRun::prefix(job, run_id))
+}
+
+/// Entries to send: (index, attempt, body).
+type Outgoing = Vec<(usize, u32, String)>;
+
+/// Splits messages into batches of at most 10 entries and 1 MiB.
+fn batches(mut msgs: Outgoing) -> Vec<Outgoing> {
+    let mut out: Vec<Outgoing> = vec![];
+    let mut size = 0;
+    for m in msgs.drain(..) {
+        let len = m.2.len();
+        let fits = out
+            .last()
+            .is_some_and(|b| b.len() < BATCH_ENTRIES && size + len <= MESSAGE_LIMIT);
+        if !fits {
+            out.push(vec![]);
+            size = 0;
+        }
+        size += len;
+        out.last_mut().expect("pushed").push(m);
+    }
+    out
+}
+
+/// How one message of a batch ended.
+enum Sent {
+    Ok(String),
+    Refused(String),
+}
+
+pub struct QueueTarget {
+    aws: Aws,
+    sqs: aws_sdk_sqs::Client,
+    run: EcsRun,
+    queue: QueueRun,
+    remote: RemoteRecord,
+    /// Queued tasks are left that can be sent at once.
+    more: bool,
+    /// Result keys already applied to the record by this process.
+    seen: HashSet<String>,
+    cancel_marked: bool,
+}
+
+impl QueueTarget {
+    pub async fn connect(run: &EcsRun) -> Result<QueueTarget, EcsError> {
+        let profile = match std::env::var("AWS_PROFILE") {
+            Ok(p) if !p.is_empty() => None,
+            _ => run.profile.clone(),
+        };
+        let aws = Aws::load(profile.as_deref(), Some(&run.region)).await?;
+        Ok(Self::new(aws, run.clone()))
+    }
+
+    pub fn new(aws: Aws, run: EcsRun) -> QueueTarget {
+        let queue = run.queue.clone().expect("a queue run");
+        QueueTarget {
+            sqs: aws.sqs_paced(),
+            remote: RemoteRecord::new(&aws, &run.bucket),
+            aws,
+            run,
+            queue,
+            more: false,
+            seen: HashSet::new(),
+            cancel_marked: false,
+        }
+    }
+
+    pub async fn changed(&mut self) {
+        if self.more {
+            return;
+        }
+        std::future::pending::<()>().await
+    }
+
+    pub fn dispatching(&self) -> bool {
+        self.more
+    }
+
+    /// Listing results costs a call per 1,000 tasks: at most one listing pass every ~2 s.
+    pub fn poll_floor(&self, rec: &RunRecord) -> Duration {
+        Duration::from_millis(500 + 250 * rec.tasks.len().div_ceil(1000) as u64)
+    }
+
+    pub async fn mirror(&mut self, rec: &RunRecord, changed: bool) -> Result<(), EcsError> {
+        Ok(self.remote.mirror(rec, changed).await?)
+    }
+
+    pub async fn create_remote(&self, rec: &RunRecord) -> Result<(), EcsError> {
+        self.remote.create(rec).await
+    }
+
+    /// See [`Target::reconcile`](super::Target::reconcile).
+    pub async fn reconcile(&mut self, rec: &mut RunRecord) -> Result<(), EcsError> {
+        if rec.cancel_requested && !self.cancel_marked {
+            self.mark_cancelled(rec).await?;
+        }
+        self.collect(rec).await?;
+        let stats = self.stats().await?;
+        if let Some(q) = rec.ecs.as_mut().and_then(|e| e.queue.as_mut())
+            && q.stats != Some(stats)
+        {
+            q.stats = Some(stats);
+        }
+        // A message in the dead-letter queue without a final result (its worker died every
+        // time, or it never parsed): found by looking there.
+        let unresolved = rec.count(TaskState::Running);
+        if stats.dead > 0 && unresolved > 0 && !self.more {
+            self.scan_dead(rec, false).await?;
+        }
+        if rec.cancel_requested {
+            super::cancel_queued(rec);
+            self.more = false;
+            return Ok(());
+        }
+        self.send(rec).await
+    }
+
+    async fn mark_cancelled(&mut self, rec: &RunRecord) -> Result<(), EcsError> {
+        let key = cancel_key(&rec.job, &rec.run_id);
+        retrying(|| async {
+            self.aws
+                .s3()
+                .put_object()
+                .bucket(&self.run.bucket)
+                .key(&key)
+                .body(Utc::now().to_rfc3339().into_bytes().into())
+                .send()
+                .await
+                .map_err(aws::op("PutObject"))
+        })
+        .await?;
+        self.cancel_marked = true;
+        Ok(())
+    }
+
+    /// Queue depth, messages in flight, the dead-letter queue, and the service's workers.
+    async fn stats(&self) -> Result<QueueStats, EcsError> {
+        let attrs = |url: String| async move {
+            retrying(|| async {
+                self.sqs
+                    .get_queue_attributes()
+                    .queue_url(&url)
+                    .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+                    .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+                    .send()
+                    .await
+                    .map_err(aws::op("GetQueueAttributes"))
+            })
+            .await
+        };
+        let num = |out: &aws_sdk_sqs::operation::get_queue_attributes::GetQueueAttributesOutput,
+                   k: QueueAttributeName| {
+            out.attributes()
+                .and_then(|a| a.get(&k))
+                .and_then(|v| v.parse::<i64>().ok())
+                .unwrap_or(0)
+        };
+        let q = attrs(self.queue.queue_url.clone()).await?;
+        let d = attrs(self.queue.dlq_url.clone()).await?;
+        let mut stats = QueueStats {
+            visible: num(&q, QueueAttributeName::ApproximateNumberOfMessages),
+            in_flight: num(
+                &q,
+                QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+            ),
+            dead: num(&d, QueueAttributeName::ApproximateNumberOfMessages)
+                + num(
+                    &d,
+                    QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+                ),
+            ..QueueStats::default()
+        };
+        if !self.queue.service.is_empty() {
+            let out = retrying(|| async {
+                self.aws
+                    .ecs()
+                    .describe_services()
+                    .cluster(&self.run.cluster)
+                    .services(&self.queue.service)
+                    .send()
+                    .await
+                    .map_err(aws::op("DescribeServices"))
+            })
+            .await?;
+            if let Some(s) = out.services().first() {
+                stats.workers = s.running_count();
+                stats.desired = s.desired_count();
+            }
+        }
+        Ok(stats)
+    }
+
+    /// Reads the result records written since the last look, and applies them.
+    async fn collect(&mut self, rec: &mut RunRecord) -> Result<(), EcsError> {
+        let prefix = results_prefix(&rec.job, &rec.run_id);
+        let s3 = self.aws.s3();
+        let mut fresh: Vec<(String, usize, u32, Outcome)> = vec![];
+        let mut token: Option<String> = None;
+        loop {
+            let page = retrying(|| async {
+                s3.list_objects_v2()
+                    .bucket(&self.run.bucket)
+                    .prefix(&prefix)
+                    .set_continuation_token(token.clone())
+                    .send()
+                    .await
+                    .map_err(aws::op("ListObjectsV2"))
+            })
+            .await?;
+            for o in page.contents() {
+                let Some(key) = o.key() else { continue };
+                if self.seen.contains(key) {
+                    continue;
+                }
+                let parsed = key
+                    .strip_prefix(&prefix)
+                    .and_then(parse_result_key)
+                    .filter(|(i, _, _)| *i < rec.tasks.len());
+                match parsed {
+                    // Results of attempts before the last retry belong to the past.
+                    Some((i, a, o)) if a > rec.tasks[i].retried_from => {
+                        fresh.push((key.to_string(), i, a, o))
+                    }
+                    _ => {
+                        self.seen.insert(key.to_string());
+                    }
+                }
+            }
+            token = page.next_continuation_token().map(str::to_string);
+            if token.is_none() {
+                break;
+            }
+        }
+        if fresh.is_empty() {
+            return Ok(());
+        }
+        let bucket = self.run.bucket.clone();
+        let got: Vec<(String, Result<Option<TaskResult>, AwsError>)> =
+            futures_util::stream::iter(fresh.iter().map(|(k, ..)| k.clone()))
+                .map(|key| {
+                    let (s3, bucket) = (&s3, &bucket);
+                    async move {
+                        let r = get_json::<TaskResult>(s3, bucket, &key).await;
+                        (key, r)
+                    }
+                })
+                .buffer_unordered(32)
+                .collect()
+                .await;
+        let mut results: Vec<(String, TaskResult)> = vec![];
+        for (key, r) in got {
+            match r? {
+                Some(r) => results.push((key, r)),
+                // Listed but gone, or not a result: never look again.
+                None => {
+                    self.seen.insert(key);
+                }
+            }
+        }
+        // Oldest attempt first, so the newest word on a task is the one that stays.
+        results.sort_by_key(|(_, r)| (r.index, r.attempt, r.outcome == Outcome::Succeeded));
+        for (key, r) in results {
+            if r.run_id == rec.run_id && r.index < rec.tasks.len() {
+                apply(&mut rec.tasks[r.index], &r);
+            }
+            self.seen.insert(key);
+        }
+        Ok(())
+    }
+
+    /// Looks through the dead-letter queue for this run's messages. With `remove`, takes those
+    /// of failed tasks out (they are about to be sent again); otherwise marks running tasks
+    /// whose message is there as failed. Other runs' messages are made visible again at once.
+    async fn scan_dead(&mut self, rec: &mut RunRecord, remove: bool) -> Result<usize, EcsError> {
+        let mut handled = 0;
+        let mut empty = 0;
+        let mut rounds = 0;
+        let mut seen_ids = HashSet::new();
+        while empty < 2 && rounds < 1000 {
+            rounds += 1;
+            let out = retrying(|| async {
+                self.sqs
+                    .receive_message()
+                    .queue_url(&self.queue.dlq_url)
+                    .max_number_of_messages(10)
+                    .visibility_timeout(30)
+                    .wait_time_seconds(if remove { 1 } else { 0 })
+                    .message_system_attribute_names(
+                        aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount,
+                    )
+                    .send()
+                    .await
+                    .map_err(aws::op("ReceiveMessage"))
+            })
+            .await?;
+            let msgs = out.messages();
+            if msgs.is_empty()
+                || msgs
+                    .iter()
+                    .all(|m| seen_ids.contains(m.message_id().unwrap_or_default()))
+            {
+                empty += 1;
+                continue;
+            }
+            let mut delete = vec![];
+            let mut release = vec![];
+            for (n, m) in msgs.iter().enumerate() {
+                seen_ids.insert(m.message_id().unwrap_or_default().to_string());
+                let handle = m.receipt_handle().unwrap_or_default().to_string();
+                let ours = m
+                    .body()
+                    .and_then(|b| serde_json::from_str::<TaskMessage>(b).ok())
+                    .filter(|t| t.run_id == rec.run_id && t.index < rec.tasks.len());
+                match ours {
+                    Some(t) if remove && rec.tasks[t.index].state == TaskState::Queued => {
+                        delete.push((n, handle));
+                        handled += 1;
+                    }
+                    Some(t) if !remove && rec.tasks[t.index].state == TaskState::Running => {
+                        let task = &mut rec.tasks[t.index];
+                        let receives = m
+                            .attributes()
+                            .and_then(|a| {
+                                a.get(&aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount)
+                            })
+                            .cloned()
+                            .unwrap_or_else(|| "?".into());
+                        task.state = TaskState::Failed;
+                        task.phase = None;
+                        task.finished_at = Some(Utc::now());
+                        let last = task.reason.take().unwrap_or_default();
+                        task.reason = Some(if last.is_empty() {
+                            format!(
+                                "in the dead-letter queue after {receives} receives, with no result"
+                            )
+                        } else {
+                            format!("in the dead-letter queue ({last})")
+                        });
+                        handled += 1;
+                        release.push((n, handle));
+                    }
+                    _ => release.push((n, handle)),
+                }
+            }
+            if !delete.is_empty() {
+                let entries: Vec<_> = delete
+                    .iter()
+                    .map(|(n, h)| {
+                        DeleteMessageBatchRequestEntry::builder()
+                            .id(n.to_string())
+                            .receipt_handle(h)
+                            .build()
+                            .expect("id and handle")
+                    })
+                    .collect();
+                retrying(|| async {
+                    self.sqs
+                        .delete_message_batch()
+                        .queue_url(&self.queue.dlq_url)
+                        .set_entries(Some(entries.clone()))
+                        .send()
+                        .await
+                        .map_err(aws::op("DeleteMessageBatch"))
+                })
+                .await?;
+            }
+            if !release.is_empty() && !remove {
+                let entries: Vec<_> = release
+                    .iter()
+                    .map(|(n, h)| {
+                        ChangeMessageVisibilityBatchRequestEntry::builder()
+                            .id(n.to_string())
+                            .receipt_handle(h)
+                            .visibility_timeout(0)
+                            .build()
+                            .expect("id and handle")
+                    })
+                    .collect();
+                retrying(|| async {
+                    self.sqs
+                        .change_message_visibility_batch()
+                        .queue_url(&self.queue.dlq_url)
+                        .set_entries(Some(entries.clone()))
+                        .send()
+                        .await
+                        .map_err(aws::op("ChangeMessageVisibilityBatch"))
+                })
+                .await?;
+                // Released messages come straight back: one pass over the queue is enough.
+                break;
+            }
+        }
+        Ok(handled)
+    }
+
+    /// Sends queued tasks as messages (a slice per pass, so the record is saved as it goes).
+    async fn send(&mut self, rec: &mut RunRecord) -> Result<(), EcsError> {
+        let queued = rec.count(TaskState::Queued);
+        if queued == 0 {
+            self.more = false;
+            return Ok(());
+        }
+        // A retry: the run's messages still in the dead-letter queue are taken out first, so
+        // the queue holds one message per task.
+        if rec
+            .tasks
+            .iter()
+            .any(|t| t.state == TaskState::Queued && t.retried_from > 0)
+        {
+            let dead = self.stats().await?.dead;
+            if dead > 0 {
+                self.scan_dead(rec, true).await?;
+            }
+        }
+        let chunk = self.queue.send_concurrency * BATCH_ENTRIES * 8;
+        let picks: Vec<usize> = rec
+            .tasks
+            .iter()
+            .filter(|t| t.state == TaskState::Queued)
+            .take(chunk)
+            .map(|t| t.index)
+            .collect();
+        self.more = picks.len() < queued;
+        let mut outgoing: Outgoing = Vec::with_capacity(picks.len());
+        for &i in &picks {
+            let (attempt, body) = self.message(rec, i).await?;
+            outgoing.push((i, attempt, body));
+        }
+        let this = &*self;
+        let results: Vec<Result<Vec<(usize, u32, Sent)>, AwsError>> =
+            futures_util::stream::iter(batches(outgoing))
+                .map(|b| this.send_batch(b))
+                .buffer_unordered(self.queue.send_concurrency)
+                .collect()
+                .await;
+        let now = Utc::now();
+        let mut first_error = None;
+        for r in results {
+            match r {
+                Ok(sent) => {
+                    for (i, attempt, s) in sent {
+                        let task = &mut rec.tasks[i];
+                        match s {
+                            Sent::Ok(id) => {
+                                task.start(attempt, id, now);
+                                // Not started by a worker yet: started_at is when it was sent.
+                                task.phase = Some("QUEUED".into());
+                                task.reason = None;
+                                task.log_tail.clear();
+                            }
+                            Sent::Refused(why) => {
+                                task.attempts = attempt;
+                                task.state = TaskState::Failed;
+                                task.finished_at = Some(now);
+                                task.reason = Some(format!("SQS refused the message: {why}"));
+                            }
+                        }
+                    }
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        match first_error {
+            Some(e) => Err(e.into()),
+            None => Ok(()),
+        }
+    }
+
+    /// The message of a queued task (its configuration in S3 when it would not fit).
+    async fn message(&self, rec: &RunRecord, i: usize) -> Result<(u32, String), EcsError> {
+        let task = &rec.tasks[i];
+        let attempt = task.retried_from + 1;
+        let mut msg = TaskMessage {
+            jobrun: 1,
+            job: rec.job.clone(),
+            run_id: rec.run_id.clone(),
+            index: i,
+            count: rec.tasks.len(),
+            attempt,
+            command: task.command.clone(),
+            env: task.env.clone(),
+            config: Some(task.config.clone()),
+            config_url: None,
+            timeout_secs: rec.settings.timeout_secs,
+        };
+        let body = serde_json::to_string(&msg).expect("messages serialise");
+        if body.len() <= MESSAGE_LIMIT {
+            return Ok((attempt, body));
+        }
+        let key = format!("{}configs/{i}.json", EcsRun::prefix(&rec.job, &rec.run_id));
+        let config = task.config.to_string();
+        retrying(|| async {
+            self.aws
+                .s3()
+                .put_object()
+                .bucket(&self.run.bucket)
+                .key(&key)
+                .content_type("application/json")
+                .body(config.clone().into_bytes().into())
+                .send()
+                .await
+                .map_err(aws::op("PutObject"))
+        })
+        .await?;
+        msg.config = None;
+        msg.config_url = Some(format!("s3://{}/{key}", self.run.bucket));
+        Ok((
+            attempt,
+            serde_json::to_string(&msg).expect("messages serialise"),
+        ))
+    }
+
+    /// One batch, sent until every entry is in or refused: a failed call is retried whole, a
+    /// call that failed some entries is retried with those entries only.
+    async fn send_batch(&self, mut batch: Outgoing) -> Result<Vec<(usize, u32, Sent)>, AwsError> {
+        let mut done = vec![];
+        use backon::BackoffBuilder as _;
+        let mut pause = aws::backoff().build();
+        loop {
+            let entries: Vec<SendMessageBatchRequestEntry> = batch
+                .iter()
+                .map(|(i, _, body)| {
+                    SendMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .message_body(body)
+                        .build()
+                        .expect("id and body")
+                })
+                .collect();
+            let out = retrying(|| async {
+                self.sqs
+                    .send_message_batch()
+                    .queue_url(&self.queue.queue_url)
+                    .set_entries(Some(entries.clone()))
+                    .send()
+                    .await
+                    .map_err(aws::op("SendMessageBatch"))
+            })
+            .await?;
+            let by_id: HashMap<String, usize> = batch
+                .iter()
+                .enumerate()
+                .map(|(n, (i, _, _))| (i.to_string(), n))
+                .collect();
+            let mut again = vec![];
+            for s in out.successful() {
+                if let Some(&n) = by_id.get(s.id()) {
+                    done.push((batch[n].0, batch[n].1, Sent::Ok(s.message_id().to_string())));
+                }
+            }
+            for f in out.failed() {
+                let Some(&n) = by_id.get(f.id()) else {
+                    continue;
+                };
+                if f.sender_fault() {
+                    let why = format!("{}: {}", f.code(), f.message().unwrap_or_default());
+                    done.push((batch[n].0, batch[n].1, Sent::Refused(why)));
+                } else {
+                    again.push(n);
+                }
+            }
+            if again.is_empty() {
+                return Ok(done);
+            }
+            let Some(delay) = pause.next() else {
+                return Err(AwsError::Service {
+                    operation: "SendMessageBatch",
+                    code: "EntriesFailed".into(),
+                    message: format!("{} entries kept failing", again.len()),
+                });
+            };
+            tokio::time::sleep(delay).await;
+            batch = again.into_iter().map(|n| batch[n].clone()).collect();
+        }
+    }
+
+    /// A task's output: the worker's CloudWatch stream over the attempt's time, or the last
+    /// lines the agent kept in the result when there is no stream.
+    pub async fn logs(
+        &self,
+        rec: &RunRecord,
+        index: usize,
+        out: &mut (dyn std::io::Write + Send),
+    ) -> Result<(), EcsError> {
+        let task = &rec.tasks[index];
+        let pointer = task
+            .log
+            .as_deref()
+            .and_then(|p| p.strip_prefix("cloudwatch:"))
+            .and_then(|p| p.split_once(':'));
+        if let Some((group, stream)) = pointer {
+            let ms = |t: Option<DateTime<Utc>>| t.map(|t| t.timestamp_millis());
+            let page = self
+                .aws
+                .logs()
+                .get_log_events()
+                .log_group_name(group)
+                .log_stream_name(stream)
+                .start_from_head(true)
+                .set_start_time(ms(task.started_at))
+                .set_end_time(ms(task.finished_at).map(|t| t + 1))
+                .send()
+                .await
+                .map_err(aws::op("GetLogEvents"));
+            if let Some(page) = aws::found(page, &["ResourceNotFoundException"])? {
+                for e in page.events() {
+                    writeln!(out, "{}", e.message().unwrap_or_default().trim_end())
+                        .map_err(EcsError::Output)?;
+                }
+                return Ok(());
+            }
+        }
+        for line in &task.log_tail {
+            writeln!(out, "{line}").map_err(EcsError::Output)?;
+        }
+        Ok(())
+    }
+}
+
+/// One result into its task's record.
+fn apply(task: &mut TaskRecord, r: &TaskResult) {
+    if task.state == TaskState::Succeeded || task.state == TaskState::Cancelled {
+        return;
+    }
+    task.attempts = task.attempts.max(r.attempt);
+    task.exit_code = r.exit_code;
+    task.started_at = Some(r.started_at);
+    task.log = r.log.clone();
+    task.log_tail = r.log_tail.clone();
+    match r.outcome {
+        Outcome::Succeeded => {
+            task.state = TaskState::Succeeded;
+            task.reason = None;
+            task.finished_at = Some(r.finished_at);
+            task.phase = None;
+            task.handle = None;
+        }
+        Outcome::Cancelled => {
+            task.state = TaskState::Cancelled;
+            task.reason = Some("cancelled".into());
+            task.finished_at = Some(r.finished_at);
+            task.phase = None;
+            task.handle = None;
+        }
+        Outcome::Failed => {
+            let why = r.reason.clone().unwrap_or_else(|| "failed".into());
+            if r.is_final {
+                task.state = TaskState::Failed;
+                task.finished_at = Some(r.finished_at);
+                task.phase = None;
+                task.handle = None;
+                task.reason = Some(format!(
+                    "{why} (attempt {}, last of {} receives: in the dead-letter queue)",
+                    r.attempt, r.receive_count
+                ));
+            } else {
+                task.phase = Some("RETRYING".into());
+                task.reason = Some(format!(
+                    "attempt {} failed: {why}; SQS delivers it again",
+                    r.attempt
+                ));
+            }
+        }
+    }
+}
+
+async fn get_json<T: serde::de::DeserializeOwned>(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+) -> Result<Option<T>, AwsError> {
+    let got = retrying(|| async {
+        s3.get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(aws::op("GetObject"))
+    })
+    .await;
+    let Some(got) = aws::found(got, &["NoSuchKey"])? else {
+        return Ok(None);
+    };
+    let bytes = got
+        .body
+        .collect()
+        .await
+        .map_err(|e| AwsError::Transport {
+            operation: "GetObject",
+            message: e.to_string(),
+        })?
+        .into_bytes();
+    Ok(serde_json::from_slice(&bytes).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn result_keys_round_trip() {
+        let k = result_key("wc", "r1", "12", 3, Outcome::Failed);
+        assert_eq!(k, "jobs/wc/runs/r1/results/12/3-failed.json");
+        let rest = k.strip_prefix(&results_prefix("wc", "r1")).unwrap();
+        assert_eq!(parse_result_key(rest), Some((12, 3, Outcome::Failed)));
+        assert_eq!(parse_result_key("12/3-odd.json"), None);
+        assert_eq!(parse_result_key("x/3-failed.json"), None);
+    }
+
+    #[test]
+    fn batches_hold_ten_entries_and_one_mebibyte() {
+        let small: Outgoing = (0..25).map(|i| (i, 1, "x".repeat(100))).collect();
+        let b = batches(small);
+        assert_eq!(b.iter().map(Vec::len).collect::<Vec<_>>(), vec![10, 10, 5]);
+        let big: Outgoing = (0..5).map(|i| (i, 1, "x".repeat(400 * 1024))).collect();
+        let b = batches(big);
+        assert_eq!(b.iter().map(Vec::len).collect::<Vec<_>>(), vec![2, 2, 1]);
+        assert!(
+            b.iter()
+                .all(|b| b.iter().map(|m| m.2.len()).sum::<usize>() <= MESSAGE_LIMIT)
+        );
+    }
+
+    fn result(attempt: u32, outcome: Outcome, is_final: bool) -> TaskResult {
+        TaskResult {
+            run_id: "r".into(),
+            index: 0,
+            attempt,
+            outcome,
+            exit_code: Some(if outcome == Outcome::Succeeded { 0 } else { 3 }),
+            reason: Some("exit code 3".into()),
+            is_final,
+            receive_count: attempt,
+            started_at: Utc::now(),
+            finished_at: Utc::now(),
+            log: None,
+            log_tail: vec!["boom".into()],
+            worker: "w".into(),
+            s3_object: None,
+        }
+    }
+
+    #[test]
+    fn results_move_a_task_to_retrying_then_failed() {
+        let mut t = TaskRecord::new(0, Value::Null, None);
+        t.start(1, "m".into(), Utc::now());
+        apply(&mut t, &result(1, Outcome::Failed, false));
+        assert_eq!(t.state, TaskState::Running);
+        assert_eq!(t.phase.as_deref(), Some("RETRYING"));
+        apply(&mut t, &result(3, Outcome::Failed, true));
+        assert_eq!(t.state, TaskState::Failed);
+        assert_eq!(t.attempts, 3);
+        assert!(t.reason.as_deref().unwrap().contains("dead-letter"));
+        let mut t = TaskRecord::new(0, Value::Null, None);
+        apply(&mut t, &result(2, Outcome::Succeeded, true));
+        apply(&mut t, &result(3, Outcome::Failed, true));
+        assert_eq!(t.state, TaskState::Succeeded);
+    }
+}

@@ -1,0 +1,72 @@
+//! The S3 copy of a run record (`s3://<bucket>/jobs/<job>/runs/<run>/run.json`) that both ECS
+//! targets keep, so `watch`, `status` and `logs` re-attach from any machine.
+
+use super::ecs::{EcsError, record_key};
+use crate::aws::{self, Aws, retrying};
+use crate::record::RunRecord;
+
+pub struct RemoteRecord {
+    s3: aws_sdk_s3::Client,
+    bucket: String,
+    /// The S3 copy may be behind the local one (an earlier write failed, or none was made yet
+    /// by this process).
+    pending: bool,
+}
+
+impl RemoteRecord {
+    pub fn new(aws: &Aws, bucket: &str) -> RemoteRecord {
+        RemoteRecord {
+            s3: aws.s3(),
+            bucket: bucket.to_string(),
+            pending: true,
+        }
+    }
+
+    /// Writes the record when it changed, or when the copy there may be behind.
+    pub async fn mirror(&mut self, rec: &RunRecord, changed: bool) -> Result<(), aws::AwsError> {
+        if !changed && !self.pending {
+            return Ok(());
+        }
+        self.pending = true;
+        let body = serde_json::to_vec(rec).expect("records serialise");
+        retrying(|| async {
+            self.s3
+                .put_object()
+                .bucket(&self.bucket)
+                .key(record_key(&rec.job, &rec.run_id))
+                .content_type("application/json")
+                .body(body.clone().into())
+                .send()
+                .await
+                .map_err(aws::op("PutObject"))
+        })
+        .await?;
+        self.pending = false;
+        Ok(())
+    }
+
+    /// The first copy of a new run: refused if a run of that id is already there.
+    pub async fn create(&self, rec: &RunRecord) -> Result<(), EcsError> {
+        let body = serde_json::to_vec(rec).expect("records serialise");
+        let put = self
+            .s3
+            .put_object()
+            .bucket(&self.bucket)
+            .key(record_key(&rec.job, &rec.run_id))
+            .content_type("application/json")
+            .if_none_match("*")
+            .body(body.into())
+            .send()
+            .await
+            .map_err(aws::op("PutObject"));
+        match put {
+            Err(e) if e.code() == Some("PreconditionFailed") => {
+                Err(EcsError::RemoteExists(rec.run_id.clone()))
+            }
+            other => {
+                other?;
+                Ok(())
+            }
+        }
+    }
+}
