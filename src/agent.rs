@@ -24,6 +24,26 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::signal::unix::{SignalKind, signal};
 
+/// Where `jobrun build` puts a CA bundle next to the agent, for images that have none.
+pub const CA_BUNDLE: &str = "/opt/jobrun/ca-certificates.crt";
+
+/// In an image without CA certificates (e.g. FROM scratch) the agent uses the bundle its layer
+/// brought. Called before any thread exists (setting the environment is only sound then).
+pub fn use_bundled_certificates() {
+    let system = [
+        "/etc/ssl/certs/ca-certificates.crt",
+        "/etc/ssl/cert.pem",
+        "/etc/pki/tls/certs/ca-bundle.crt",
+    ];
+    if std::env::var_os("SSL_CERT_FILE").is_none()
+        && !system.iter().any(|p| std::path::Path::new(p).is_file())
+        && std::path::Path::new(CA_BUNDLE).is_file()
+    {
+        // SAFETY: called from main before the runtime (or any other thread) starts.
+        unsafe { std::env::set_var("SSL_CERT_FILE", CA_BUNDLE) };
+    }
+}
+
 #[derive(Debug, clap::Args)]
 pub struct AgentArgs {
     /// The queue to take tasks from
@@ -469,22 +489,30 @@ impl Agent {
                 use sha2::Digest;
                 format!("{:x}", sha2::Sha256::digest(object.as_bytes()))[..16].to_string()
             };
+            let config = serde_json::json!({"bucket": bucket, "key": key});
+            // The job's command template, filled for this object ({config.key}, …).
+            let argv_tail = self
+                .default_command
+                .iter()
+                .map(|a| crate::plan::fill(a, 0, 1, &run_id, &config))
+                .collect::<Result<Vec<_>, _>>();
+            let argv_tail = match argv_tail {
+                Ok(argv) => Some(argv),
+                Err(e) => return Parsed::Bad(format!("the command does not fit an S3 event: {e}")),
+            };
             let mut env = BTreeMap::new();
             env.insert("S3_BUCKET".into(), bucket.to_string());
             env.insert("S3_KEY".into(), key.clone());
             env.insert("JOBRUN_RUN_ID".into(), run_id.clone());
             env.insert("JOBRUN_JOB".into(), self.args.job.clone());
             env.insert("JOBRUN_ATTEMPT".into(), receives.to_string());
-            env.insert(
-                "JOBRUN_CONFIG".into(),
-                serde_json::json!({"bucket": bucket, "key": key}).to_string(),
-            );
+            env.insert("JOBRUN_CONFIG".into(), config.to_string());
             return Parsed::Work(Work {
                 run_id,
                 key_index: digest,
                 index: None,
                 attempt: receives,
-                argv_tail: None,
+                argv_tail,
                 env,
                 timeout: self.args.timeout,
                 s3_object: Some(object),

@@ -41,6 +41,9 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
 
+    if matches.subcommand_name() == Some("agent") {
+        agent::use_bundled_certificates();
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

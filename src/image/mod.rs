@@ -212,13 +212,25 @@ async fn add_agent(job: &Job, engine: &Engine, ui: &Ui, base: &str) -> Result<St
         path: path.clone(),
         source,
     })?;
-    let dockerfile =
-        format!("FROM {base}\nCOPY jobrun {AGENT_PATH}\nLABEL jobrun.agent={AGENT_PATH}\n");
+    // CA certificates for images that have none (the agent talks HTTPS to AWS).
+    let certs = std::fs::read("/etc/ssl/certs/ca-certificates.crt").unwrap_or_default();
+    let mut dockerfile = format!("FROM {base}\nCOPY jobrun {AGENT_PATH}\n");
+    if !certs.is_empty() {
+        dockerfile.push_str(&format!(
+            "COPY ca-certificates.crt {}\n",
+            crate::agent::CA_BUNDLE
+        ));
+    }
+    dockerfile.push_str(&format!("LABEL jobrun.agent={AGENT_PATH}\n"));
     let mut tar = tar::Builder::new(Vec::new());
-    for (name, data, mode) in [
+    let mut files = vec![
         ("Dockerfile", dockerfile.as_bytes(), 0o644),
         ("jobrun", binary.as_slice(), 0o755),
-    ] {
+    ];
+    if !certs.is_empty() {
+        files.push(("ca-certificates.crt", certs.as_slice(), 0o644));
+    }
+    for (name, data, mode) in files {
         let mut header = tar::Header::new_gnu();
         header.set_size(data.len() as u64);
         header.set_mode(mode);

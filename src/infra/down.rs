@@ -96,7 +96,7 @@ pub async fn down(
             plan(
                 change(
                     "task definition",
-                    &family,
+                    family,
                     Action::Keep,
                     format!("{foreign} revisions not tagged for this job"),
                 ),
@@ -107,14 +107,14 @@ pub async fn down(
             if arns.is_empty() {
                 change(
                     "task definition",
-                    &family,
+                    family,
                     Action::Absent,
                     "no active revision of this job",
                 )
             } else {
                 change(
                     "task definition",
-                    &family,
+                    family,
                     Action::Delete,
                     format!("{} revisions", arns.len()),
                 )

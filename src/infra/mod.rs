@@ -138,6 +138,19 @@ impl fmt::Display for UpReport {
         writeln!(f, "log group        {}", o.log_group)?;
         writeln!(f, "subnets          {}", o.subnets.join(", "))?;
         writeln!(f, "security groups  {}", o.security_groups.join(", "))?;
+        if let Some(q) = &o.queue {
+            writeln!(f, "queue            {}", q.queue_url)?;
+            writeln!(
+                f,
+                "dead letters     {} (after {} receives)",
+                q.dlq_url, q.max_receive_count
+            )?;
+            writeln!(
+                f,
+                "workers          {} (0 to {}, jobrun agent)",
+                q.service, q.max_workers
+            )?;
+        }
         write!(f, "image            {}", o.image)
     }
 }
@@ -203,6 +216,9 @@ fn change(resource: &'static str, name: &str, action: Action, why: impl Into<Str
         why: why.into(),
     }
 }
+
+/// The agent container's entrypoint and extra environment (queue mode's task definition).
+type AgentContainer<'a> = Option<(&'a Vec<String>, &'a Vec<(String, String)>)>;
 
 struct Ctx<'a> {
     job: &'a Job,
@@ -921,7 +937,7 @@ impl Ctx<'_> {
         image: &str,
         exec_arn: &str,
         task_arn: &str,
-        agent: Option<(&Vec<String>, &Vec<(String, String)>)>,
+        agent: AgentContainer<'_>,
     ) -> Value {
         let job = self.job;
         let mut env = job.run.env.clone();
@@ -957,7 +973,7 @@ impl Ctx<'_> {
         image: &str,
         exec_arn: &str,
         task_arn: &str,
-        agent: Option<(&Vec<String>, &Vec<(String, String)>)>,
+        agent: AgentContainer<'_>,
     ) -> Result<String, InfraError> {
         let ecs = self.aws.ecs();
         let family = family.to_string();

@@ -159,6 +159,8 @@ fn batches(mut msgs: Outgoing) -> Vec<Outgoing> {
     out
 }
 
+type SentBatch = Result<Vec<(usize, u32, Sent)>, AwsError>;
+
 /// How one message of a batch ended.
 enum Sent {
     Ok(String),
@@ -564,12 +566,11 @@ impl QueueTarget {
             outgoing.push((i, attempt, body));
         }
         let this = &*self;
-        let results: Vec<Result<Vec<(usize, u32, Sent)>, AwsError>> =
-            futures_util::stream::iter(batches(outgoing))
-                .map(|b| this.send_batch(b))
-                .buffer_unordered(self.queue.send_concurrency)
-                .collect()
-                .await;
+        let results: Vec<SentBatch> = futures_util::stream::iter(batches(outgoing))
+            .map(|b| this.send_batch(b))
+            .buffer_unordered(self.queue.send_concurrency)
+            .collect()
+            .await;
         let now = Utc::now();
         let mut first_error = None;
         for r in results {

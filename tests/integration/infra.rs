@@ -37,7 +37,7 @@ fn action_of(report: &Value, resource: &str) -> String {
         .unwrap_or_else(|| panic!("no {resource} in {report}"))
 }
 
-fn role_policy(moto: &Service, role: &str) -> Value {
+pub fn role_policy(moto: &Service, role: &str) -> Value {
     let xml = services::query_call(
         moto,
         "iam",

@@ -13,4 +13,5 @@ mod infra;
 mod init;
 mod lifecycle;
 mod push;
+mod queue;
 mod runs;

@@ -194,6 +194,33 @@ pub fn aws_proxy(upstream: &Service, fault_rate: f64, seed: u64, rates: bool) ->
     )
 }
 
+/// `tests/moto/aws_proxy.py` for SQS: with `sink`, SendMessageBatch is answered (and tallied)
+/// by the proxy; `entry_fault_rate` of the entries come back failed.
+pub fn sqs_proxy(upstream: &Service, sink: bool, entry_fault_rate: f64) -> Service {
+    let port = free_port();
+    let mut args = vec![
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/moto/aws_proxy.py").to_string(),
+        "--upstream".into(),
+        upstream.url(),
+        "--port".into(),
+        port.to_string(),
+        "--seed".into(),
+        "7".into(),
+        "--sqs-entry-fault-rate".into(),
+        entry_fault_rate.to_string(),
+    ];
+    if sink {
+        args.push("--sqs-sink".into());
+    }
+    start(
+        "python3",
+        &args,
+        tempfile::tempdir().unwrap(),
+        port,
+        "/__proxy/stats",
+    )
+}
+
 /// The moto server the tests share (each test uses names of its own).
 pub fn moto() -> &'static Service {
     static S: OnceLock<Service> = OnceLock::new();

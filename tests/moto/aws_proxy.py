@@ -17,6 +17,12 @@ the AWS it will really meet. This proxy adds, for AWS JSON calls (op = X-Amz-Tar
   answering -- "the tasks launched but the response was lost". Deterministic with --seed.
 * --rates: AWS-like token buckets: RunTask 20 calls (+20/s) and 100 task launches (+20/s),
   DescribeTasks 50 calls (+20/s). Throttled calls get the ThrottlingException 400.
+* --sqs-sink: SendMessageBatch is answered here, not forwarded (moto slows down as a queue
+  grows, which would hide jobrun's own speed): each entry gets a message id and is tallied
+  (messages per (run, index) body, entries per call, bytes per call).
+* --sqs-entry-fault-rate p: each SendMessageBatch entry has probability p of coming back in
+  the answer's Failed list (SenderFault false, as SQS reports a transient failure) instead of
+  being sent, so only a client that resends exactly the failed entries ends with each once.
 * GET /__proxy/stats returns counters as JSON; POST /__proxy/reset zeroes them, the token
   cache and the buckets. Neither is forwarded.
 """
@@ -72,6 +78,9 @@ class State:
             self.throttled = defaultdict(int)
             self.faults = defaultdict(int)
             self.launched = 0
+            self.sqs_messages = defaultdict(int)  # "run/index" -> times accepted
+            self.sqs_batches = []  # (entries, bytes) per accepted call
+            self.sqs_entry_faults = 0
             self.replays = 0
             self.cache = {}  # clientToken -> (status, headers, body)
             self.token_locks = defaultdict(threading.Lock)
@@ -82,7 +91,14 @@ class State:
         with self.lock:
             return {"requests": dict(self.requests), "throttled": dict(self.throttled),
                     "faults": dict(self.faults), "run_task_launched": self.launched,
-                    "token_replays": self.replays}
+                    "token_replays": self.replays,
+                    "sqs": {"calls": len(self.sqs_batches),
+                            "max_entries": max((e for e, _ in self.sqs_batches), default=0),
+                            "max_bytes": max((b for _, b in self.sqs_batches), default=0),
+                            "messages": sum(self.sqs_messages.values()),
+                            "distinct": len(self.sqs_messages),
+                            "duplicates": sum(n - 1 for n in self.sqs_messages.values() if n > 1),
+                            "entry_faults": self.sqs_entry_faults}}
 
     def count(self, table, key, n=1):
         with self.lock:
@@ -214,6 +230,10 @@ class Handler(BaseHTTPRequestHandler):
         if fault == "drop_request":
             return self.drop()
 
+        if op == "SendMessageBatch" and (self.state.args.sqs_sink
+                                         or self.state.args.sqs_entry_fault_rate > 0):
+            return self.send_message_batch(body)
+
         token, count = None, 1
         if op == "RunTask":
             try:
@@ -236,6 +256,42 @@ class Handler(BaseHTTPRequestHandler):
         if fault == "drop_response":
             return self.drop()
         return self.reply(*answer)
+
+    def send_message_batch(self, body):
+        req = json.loads(body or b"{}")
+        entries = req.get("Entries", [])
+        ok, failed = [], []
+        with self.state.lock:
+            for e in entries:
+                if self.state.rng.random() < self.state.args.sqs_entry_fault_rate:
+                    failed.append(e)
+                    self.state.sqs_entry_faults += 1
+                else:
+                    ok.append(e)
+        successful = []
+        if self.state.args.sqs_sink:
+            with self.state.lock:
+                self.state.sqs_batches.append(
+                    (len(ok), sum(len(e.get("MessageBody", "").encode()) for e in ok)))
+                for e in ok:
+                    try:
+                        m = json.loads(e.get("MessageBody", ""))
+                        key = f'{m.get("run_id")}/{m.get("index")}'
+                    except ValueError:
+                        key = e.get("MessageBody", "")
+                    self.state.sqs_messages[key] += 1
+            successful = [{"Id": e["Id"], "MessageId": f"sink-{random.getrandbits(64):016x}",
+                           "MD5OfMessageBody": ""} for e in ok]
+        elif ok:
+            status, headers, answer = self.forward(json.dumps(dict(req, Entries=ok)).encode())
+            if not 200 <= status < 300:
+                return self.reply(status, headers, answer)
+            successful = json.loads(answer).get("Successful", [])
+        out = {"Successful": successful,
+               "Failed": [{"Id": e["Id"], "SenderFault": False, "Code": "InternalError",
+                           "Message": "injected"} for e in failed]}
+        return self.reply(200, [("Content-Type", "application/x-amz-json-1.0")],
+                          json.dumps(out).encode())
 
     def answer_run_task(self, token, op, body, count):
         with self.state.lock:
@@ -286,6 +342,8 @@ def main():
     p.add_argument("--fault-rate", type=float, default=0.0)
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--rates", action="store_true", help="AWS-like rate limits")
+    p.add_argument("--sqs-sink", action="store_true", help="answer SendMessageBatch here")
+    p.add_argument("--sqs-entry-fault-rate", type=float, default=0.0)
     p.add_argument("--verbose", action="store_true", help="log every request to stderr")
     args = p.parse_args()
     up = urlsplit(args.upstream)

@@ -23,6 +23,10 @@ serving so that tasks behave like Fargate tasks whose outcome the test picks:
   exitCode when they reach STOPPED (still one lifecycle step per DescribeTasks, like moto).
   StopTask stops at once: stopCode UserInitiated, exitCode 143.
 
+Outside ECS: GetBucketNotificationConfiguration of a bucket without notifications answers
+<GetBucketNotificationResponse/>, a root element the Rust SDK cannot parse; it answers the empty
+<NotificationConfiguration/> that S3 itself sends.
+
 moto 5.2 serialises responses from model attributes, trying the camelCase shape member name
 and then its snake_case form (stopCode -> stop_code), so the patches just set attributes.
 Everything is patched defensively: if moto changes shape, the server still starts and warns.
@@ -275,8 +279,27 @@ def patch_stop_task(orig):
     return stop_task
 
 
+EMPTY_NOTIFICATIONS = (b'<?xml version="1.0" encoding="UTF-8"?>\n'
+                       b'<NotificationConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/"/>')
+
+
+def patch_get_bucket_notification(orig):
+    @functools.wraps(orig)
+    def wrapper(self, *args, **kwargs):
+        if not self.backend.get_bucket_notification_configuration(self.bucket_name):
+            return 200, {"Content-Type": "application/xml"}, EMPTY_NOTIFICATIONS
+        return orig(self, *args, **kwargs)
+    return wrapper
+
+
 def install():
+    try:
+        from moto.s3 import responses as s3_responses
+    except ImportError:
+        s3_responses = None
     patches = [
+        (getattr(s3_responses, "S3Response", None), "get_bucket_notification",
+         patch_get_bucket_notification),
         (getattr(ecs_models, "EC2ContainerServiceBackend", None), "run_task", patch_backend_run_task),
         (getattr(ecs_models, "EC2ContainerServiceBackend", None), "describe_tasks", patch_describe_tasks),
         (getattr(ecs_models, "EC2ContainerServiceBackend", None), "stop_task", patch_stop_task),

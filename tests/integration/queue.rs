@@ -1,0 +1,856 @@
+//! Queue mode against moto's SQS, S3, ECS and Application Auto Scaling: `up`/`down` of the
+//! queue side, `jobrun agent` as a process and inside a container on the local engine, the
+//! dead-letter path and `retry --failed`, SIGTERM mid-task, the visibility heartbeat, idle exit,
+//! S3-triggered tasks, and dispatch counted at a proxy (10,000 configurations = 1,000
+//! SendMessageBatch calls). What happened is read from SQS and S3 themselves, not only from
+//! jobrun's record.
+
+use crate::harness::{JOBRUN, Test, task_binary};
+use crate::services::{self, Service};
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A queue-mode job on `endpoint` (moto, or a proxy in front of it): built, pushed and `up`.
+/// Its command runs the test task from its host path, so agents can run here as processes.
+fn queue_job(endpoint: &Service, command: &str, queue_extra: &str) -> Test {
+    let reg = services::plain_registry();
+    let t = Test::ecs_task(&format!(
+        "[ecr]\nregistry_endpoint = \"{}\"\n\n[ecs]\nmode = \"queue\"\n\n[queue]\nagent_binaries = {{ arm64 = \"task\" }}\n{queue_extra}",
+        reg.host()
+    ))
+    .envs(services::moto_env_for(endpoint));
+    let toml = std::fs::read_to_string(t.dir.path().join("jobrun.toml")).unwrap();
+    let task = task_binary().display().to_string();
+    t.write(
+        "jobrun.toml",
+        &toml.replace(
+            r#"command = ["/task"]"#,
+            &format!("command = {}", command.replace("TASK", &task)),
+        ),
+    );
+    let b = t.run(&["build", "--push"]);
+    assert_eq!(b.status, 0, "build --push: {}", b.stderr);
+    let up = t.run(&["up"]);
+    assert_eq!(up.status, 0, "up: {}", up.stderr);
+    t
+}
+
+/// The usual command: print, show the JOBRUN_ environment, sleep, exit as configured.
+const COMMAND: &str =
+    r#"["TASK", "out", "task {index}", "env", "sleep", "{config.sleep}", "exit", "{config.exit}"]"#;
+
+fn outputs(t: &Test) -> Value {
+    let p = t.state.path().join("jobs").join(&t.name).join("aws.json");
+    serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
+}
+
+fn sqs(moto: &Service, op: &str, body: Value) -> Result<Value, (u16, String)> {
+    services::json_call(moto, "sqs", &format!("AmazonSQS.{op}"), body)
+}
+
+/// (visible, in flight) of a queue.
+fn depth(moto: &Service, url: &str) -> (i64, i64) {
+    let out = sqs(
+        moto,
+        "GetQueueAttributes",
+        json!({"QueueUrl": url, "AttributeNames": ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]}),
+    )
+    .unwrap();
+    let n = |k: &str| out["Attributes"][k].as_str().unwrap().parse().unwrap();
+    (
+        n("ApproximateNumberOfMessages"),
+        n("ApproximateNumberOfMessagesNotVisible"),
+    )
+}
+
+/// Keys under a prefix of a bucket, read from moto's S3 directly.
+fn s3_keys(moto: &Service, bucket: &str, prefix: &str) -> Vec<String> {
+    let xml = ureq::get(&format!("{}/{bucket}", moto.url()))
+        .query("list-type", "2")
+        .query("prefix", prefix)
+        .set("Authorization", "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0")
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    let mut keys: Vec<String> = xml
+        .split("<Key>")
+        .skip(1)
+        .map(|s| s.split("</Key>").next().unwrap().to_string())
+        .collect();
+    keys.sort();
+    keys
+}
+
+fn s3_get(moto: &Service, bucket: &str, key: &str) -> Value {
+    let text = ureq::get(&format!("{}/{bucket}/{key}", moto.url()))
+        .set("Authorization", "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0")
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn submit(t: &Test, configs: &[Value]) -> String {
+    let lines: Vec<String> = configs.iter().map(Value::to_string).collect();
+    t.write("configs.jsonl", &(lines.join("\n") + "\n"));
+    let r = t.run(&[
+        "submit",
+        "--configs",
+        "configs.jsonl",
+        "--detach",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(r.status, 0, "submit: {}", r.stderr);
+    r.json()["run_id"].as_str().unwrap().to_string()
+}
+
+/// A `jobrun agent` process for the job's queue, its stderr collected.
+struct Agent {
+    child: Child,
+    log: Arc<Mutex<String>>,
+}
+
+impl Agent {
+    fn start(t: &Test, extra: &[&str]) -> Agent {
+        let o = outputs(t);
+        let mut args = vec![
+            "agent",
+            "--queue-url",
+            o["queue"]["queue_url"].as_str().unwrap(),
+            "--bucket",
+            o["bucket"].as_str().unwrap(),
+            "--job",
+            &t.name,
+            "--idle-exit",
+            "3s",
+        ];
+        args.extend_from_slice(extra);
+        let mut child = t
+            .command(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let (err, sink) = (child.stderr.take().unwrap(), log.clone());
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                let mut l = sink.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        Agent { child, log }
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    fn wait_for_log(&self, needle: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !self.log().contains(needle) {
+            assert!(
+                Instant::now() < deadline,
+                "agent never said {needle:?}:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits for the agent to exit by itself (idle exit); returns its exit code.
+    fn wait(mut self) -> (i32, String) {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                std::thread::sleep(Duration::from_millis(100));
+                return (status.code().unwrap_or(-1), self.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "agent did not exit:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+fn watch_json(t: &Test, run: &str) -> (i32, Value) {
+    let w = t.run(&["watch", run]);
+    let s = t.status(run);
+    (w.status, s)
+}
+
+#[test]
+fn up_makes_queue_dlq_service_and_scaling_that_starts_from_zero_and_down_removes_them() {
+    let moto = services::moto();
+    let t = queue_job(moto, COMMAND, "max_workers = 4\n");
+    let o = outputs(&t);
+    let q = &o["queue"];
+    let (url, dlq) = (
+        q["queue_url"].as_str().unwrap(),
+        q["dlq_url"].as_str().unwrap(),
+    );
+    // A second `up` changes nothing.
+    let again = t.run(&["up", "-o", "json"]);
+    assert_eq!(again.status, 0, "{}", again.stderr);
+    for c in again.json()["changes"].as_array().unwrap() {
+        assert!(
+            ["unchanged", "use"].contains(&c["action"].as_str().unwrap()),
+            "second up changed {c}"
+        );
+    }
+    // Queue: redrive to the DLQ after 3 receives, visibility from the timeout (1h + 5m).
+    let attrs = sqs(
+        moto,
+        "GetQueueAttributes",
+        json!({"QueueUrl": url, "AttributeNames": ["All"]}),
+    )
+    .unwrap()["Attributes"]
+        .clone();
+    let redrive: Value = serde_json::from_str(attrs["RedrivePolicy"].as_str().unwrap()).unwrap();
+    assert_eq!(redrive["deadLetterTargetArn"], q["dlq_arn"]);
+    assert_eq!(
+        redrive["maxReceiveCount"].to_string().trim_matches('"'),
+        "3"
+    );
+    assert_eq!(attrs["VisibilityTimeout"], "3900");
+    let dattrs = sqs(
+        moto,
+        "GetQueueAttributes",
+        json!({"QueueUrl": dlq, "AttributeNames": ["All"]}),
+    )
+    .unwrap()["Attributes"]
+        .clone();
+    assert_eq!(dattrs["MessageRetentionPeriod"], "1209600");
+    // Service: desired 0, running the agent from the job's image.
+    let ecs = |op: &str, body: Value| {
+        services::json_call(
+            moto,
+            "ecs",
+            &format!("AmazonEC2ContainerServiceV20141113.{op}"),
+            body,
+        )
+        .unwrap()
+    };
+    let cluster = o["cluster"].as_str().unwrap();
+    let svc = ecs(
+        "DescribeServices",
+        json!({"cluster": cluster, "services": [q["service"]]}),
+    )["services"][0]
+        .clone();
+    assert_eq!(svc["desiredCount"], 0);
+    let td = ecs(
+        "DescribeTaskDefinition",
+        json!({"taskDefinition": svc["taskDefinition"]}),
+    )["taskDefinition"]
+        .clone();
+    let c = &td["containerDefinitions"][0];
+    assert_eq!(c["image"], o["image"]);
+    assert_eq!(c["entryPoint"], json!(["/opt/jobrun/jobrun", "agent"]));
+    assert!(
+        c["environment"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|kv| kv["name"] == "JOBRUN_QUEUE_URL" && kv["value"] == url)
+    );
+    // Scaling: 0 to 4 workers, one target-tracking policy on the queue's backlog.
+    let aas = |op: &str, body: Value| {
+        services::json_call(
+            moto,
+            "application-autoscaling",
+            &format!("AnyScaleFrontendService.{op}"),
+            body,
+        )
+        .unwrap()
+    };
+    let rid = format!("service/{cluster}/{}", q["service"].as_str().unwrap());
+    let targets = aas(
+        "DescribeScalableTargets",
+        json!({"ServiceNamespace": "ecs", "ResourceIds": [rid]}),
+    );
+    let target = &targets["ScalableTargets"][0];
+    assert_eq!(
+        (
+            target["MinCapacity"].as_i64(),
+            target["MaxCapacity"].as_i64()
+        ),
+        (Some(0), Some(4))
+    );
+    let policies = aas(
+        "DescribeScalingPolicies",
+        json!({"ServiceNamespace": "ecs", "ResourceId": rid}),
+    );
+    let p = &policies["ScalingPolicies"][0];
+    assert_eq!(p["PolicyType"], "TargetTrackingScaling");
+    let cfg = &p["TargetTrackingScalingPolicyConfiguration"];
+    let target_value = cfg["TargetValue"].as_f64().unwrap();
+    let metrics = cfg["CustomizedMetricSpecification"]["Metrics"]
+        .as_array()
+        .unwrap();
+    let queue_name = url.rsplit('/').next().unwrap();
+    for id in ["visible", "inflight"] {
+        let m = metrics.iter().find(|m| m["Id"] == id).unwrap();
+        assert_eq!(m["MetricStat"]["Metric"]["Namespace"], "AWS/SQS");
+        assert_eq!(
+            m["MetricStat"]["Metric"]["Dimensions"][0]["Value"],
+            queue_name
+        );
+    }
+    let expr = metrics.iter().find(|m| m["ReturnData"] == true).unwrap()["Expression"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Evaluate the stored expression as CloudWatch would, with python as the calculator.
+    let eval = |visible: f64, inflight: f64| -> f64 {
+        let out = std::process::Command::new("python3")
+            .args([
+                "-c",
+                &format!("visible={visible}; inflight={inflight}; print(float({expr}))"),
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+    };
+    assert!(
+        eval(1.0, 0.0) > target_value,
+        "one waiting message must scale out from zero workers"
+    );
+    assert!(
+        eval(0.0, 0.0) < target_value * 0.9,
+        "a drained queue must scale in"
+    );
+    assert!(
+        (3.0 * eval(0.0, 3.0) / target_value).ceil() <= 3.0,
+        "busy workers are not scaled out further"
+    );
+    // The task role may use exactly this queue.
+    let doc = crate::infra::role_policy(moto, &format!("jobrun-{}-task", t.name));
+    let st = doc["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["Sid"] == "TheJobQueue")
+        .unwrap()
+        .clone();
+    assert_eq!(st["Resource"], json!([q["queue_arn"]]));
+
+    let down = t.run(&["down", "--yes"]);
+    assert_eq!(down.status, 0, "down: {}", down.stderr);
+    for u in [url, dlq] {
+        let gone = sqs(
+            moto,
+            "GetQueueAttributes",
+            json!({"QueueUrl": u, "AttributeNames": ["All"]}),
+        );
+        assert!(gone.is_err(), "queue {u} survived down");
+    }
+    let svc = ecs(
+        "DescribeServices",
+        json!({"cluster": cluster, "services": [q["service"]]}),
+    );
+    assert!(
+        svc["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["status"] != "ACTIVE"),
+        "service survived down: {svc}"
+    );
+    let targets = aas(
+        "DescribeScalableTargets",
+        json!({"ServiceNamespace": "ecs", "ResourceIds": [rid]}),
+    );
+    assert_eq!(targets["ScalableTargets"], json!([]));
+}
+
+#[test]
+fn two_agents_run_every_task_once_and_exit_when_idle() {
+    let moto = services::moto();
+    let t = queue_job(moto, COMMAND, "");
+    let configs: Vec<Value> = (0..6)
+        .map(|i| json!({"sleep": 0.2, "exit": 0, "n": i}))
+        .collect();
+    let run = submit(&t, &configs);
+    let o = outputs(&t);
+    assert_eq!(depth(moto, o["queue"]["queue_url"].as_str().unwrap()).0, 6);
+    let a = Agent::start(&t, &[]);
+    let b = Agent::start(&t, &[]);
+    let started = Instant::now();
+    let (ca, la) = a.wait();
+    let (cb, lb) = b.wait();
+    assert_eq!((ca, cb), (0, 0), "agents:\n{la}\n{lb}");
+    assert!(la.contains("nothing to do for 3s") && lb.contains("nothing to do for 3s"));
+    assert!(started.elapsed() < Duration::from_secs(40));
+    let (code, status) = watch_json(&t, &run);
+    assert_eq!(code, 0, "{status}");
+    assert_eq!(status["succeeded"], 6);
+    let bucket = o["bucket"].as_str().unwrap();
+    let keys = s3_keys(
+        moto,
+        bucket,
+        &format!("jobs/{}/runs/{run}/results/", t.name),
+    );
+    assert_eq!(keys.len(), 6, "{keys:?}");
+    for (i, task) in status["tasks"].as_array().unwrap().iter().enumerate() {
+        assert_eq!(task["attempts"], 1);
+        let key = format!("jobs/{}/runs/{run}/results/{i}/1-succeeded.json", t.name);
+        assert!(keys.contains(&key), "{key} missing in {keys:?}");
+        let r = s3_get(moto, bucket, &key);
+        assert_eq!(r["exit_code"], 0);
+        let tail = r["log_tail"].as_array().unwrap();
+        assert!(
+            tail.iter().any(|l| l == &format!("JOBRUN_INDEX={i}")),
+            "{r}"
+        );
+        assert!(tail.iter().any(|l| l == "JOBRUN_ATTEMPT=1"), "{r}");
+        assert!(
+            tail.iter().any(|l| l == &format!("JOBRUN_RUN_ID={run}")),
+            "{r}"
+        );
+    }
+    // Both agents worked, and no task ran twice.
+    let starts = la.matches(": starting").count() + lb.matches(": starting").count();
+    assert_eq!(starts, 6, "{la}\n{lb}");
+    assert_eq!(
+        depth(moto, o["queue"]["queue_url"].as_str().unwrap()),
+        (0, 0)
+    );
+}
+
+#[test]
+fn a_poison_task_goes_to_the_dead_letter_queue_and_retry_sends_it_again() {
+    let moto = services::moto();
+    let t = queue_job(
+        moto,
+        COMMAND,
+        "max_receive_count = 2\nvisibility = \"5s\"\n",
+    );
+    let o = outputs(&t);
+    let (url, dlq) = (
+        o["queue"]["queue_url"].as_str().unwrap().to_string(),
+        o["queue"]["dlq_url"].as_str().unwrap().to_string(),
+    );
+    let run = submit(
+        &t,
+        &[
+            json!({"sleep": 0, "exit": 0}),
+            json!({"sleep": 0, "exit": 3}),
+        ],
+    );
+    let (code, log) = Agent::start(&t, &[]).wait();
+    assert_eq!(code, 0, "{log}");
+    assert!(log.matches("task 1 attempt").count() >= 2, "{log}");
+    let (code, status) = watch_json(&t, &run);
+    assert_eq!(code, 1, "{status}");
+    let failed = &status["tasks"][1];
+    assert_eq!(failed["state"], "failed");
+    assert_eq!(failed["attempts"], 2);
+    assert_eq!(failed["exit_code"], 3);
+    assert!(
+        failed["reason"].as_str().unwrap().contains("dead-letter"),
+        "{failed}"
+    );
+    assert_eq!(status["tasks"][0]["state"], "succeeded");
+    assert_eq!(depth(moto, &dlq).0 + depth(moto, &dlq).1, 1);
+    assert_eq!(depth(moto, &url), (0, 0));
+
+    // retry --failed takes the run's message out of the DLQ and sends it as attempt 3.
+    let r = t.run(&["retry", &run, "--failed", "--detach"]);
+    assert_eq!(r.status, 0, "retry: {}", r.stderr);
+    assert_eq!(depth(moto, &dlq), (0, 0));
+    assert_eq!(depth(moto, &url).0, 1);
+    let (code, log) = Agent::start(&t, &[]).wait();
+    assert_eq!(code, 0, "{log}");
+    assert!(log.contains("task 1 attempt 3: starting"), "{log}");
+    assert!(
+        !log.contains("task 0 attempt"),
+        "a succeeded task ran again:\n{log}"
+    );
+    let (code, status) = watch_json(&t, &run);
+    assert_eq!(code, 1);
+    assert_eq!(status["tasks"][1]["attempts"], 4);
+    let keys = s3_keys(
+        moto,
+        o["bucket"].as_str().unwrap(),
+        &format!("jobs/{}/runs/{run}/results/1/", t.name),
+    );
+    let names: Vec<&str> = keys.iter().map(|k| k.rsplit('/').next().unwrap()).collect();
+    assert_eq!(
+        names,
+        vec![
+            "1-failed.json",
+            "2-failed.json",
+            "3-failed.json",
+            "4-failed.json"
+        ]
+    );
+}
+
+#[test]
+fn sigterm_mid_task_puts_the_message_back_and_it_runs_once() {
+    let moto = services::moto();
+    let t = queue_job(moto, COMMAND, "visibility = \"60s\"\n");
+    let o = outputs(&t);
+    let url = o["queue"]["queue_url"].as_str().unwrap().to_string();
+    let run = submit(&t, &[json!({"sleep": 5, "exit": 0})]);
+    let a = Agent::start(&t, &[]);
+    a.wait_for_log("task 0 attempt 1: starting");
+    std::thread::sleep(Duration::from_millis(500));
+    let pid = a.child.id() as i32;
+    let stopped = Instant::now();
+    assert_eq!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .unwrap()
+            .code(),
+        Some(0)
+    );
+    let (code, log) = a.wait();
+    assert_eq!(code, 0, "{log}");
+    assert!(stopped.elapsed() < Duration::from_secs(10), "{log}");
+    assert!(log.contains("stopped by a signal"), "{log}");
+    // Visible again at once, not after the 60 s visibility timeout.
+    assert_eq!(depth(moto, &url), (1, 0));
+    let (code, log) = Agent::start(&t, &[]).wait();
+    assert_eq!(code, 0, "{log}");
+    assert!(log.contains("task 0 attempt 2: starting"), "{log}");
+    let keys = s3_keys(
+        moto,
+        o["bucket"].as_str().unwrap(),
+        &format!("jobs/{}/runs/{run}/results/", t.name),
+    );
+    assert_eq!(keys.len(), 1, "one result record: {keys:?}");
+    assert!(keys[0].ends_with("/0/2-succeeded.json"), "{keys:?}");
+    let (code, status) = watch_json(&t, &run);
+    assert_eq!(code, 0, "{status}");
+}
+
+#[test]
+fn the_heartbeat_keeps_a_task_longer_than_the_visibility_timeout_from_a_second_worker() {
+    let moto = services::moto();
+    let t = queue_job(moto, COMMAND, "visibility = \"2s\"\n");
+    let o = outputs(&t);
+    let run = submit(&t, &[json!({"sleep": 7, "exit": 0})]);
+    let a = Agent::start(&t, &[]);
+    a.wait_for_log("starting");
+    let b = Agent::start(&t, &[]);
+    let (ca, la) = a.wait();
+    let (cb, lb) = b.wait();
+    assert_eq!((ca, cb), (0, 0));
+    assert_eq!(
+        la.matches(": starting").count() + lb.matches(": starting").count(),
+        1,
+        "the task was delivered twice:\n{la}\n{lb}"
+    );
+    let keys = s3_keys(
+        moto,
+        o["bucket"].as_str().unwrap(),
+        &format!("jobs/{}/runs/{run}/results/", t.name),
+    );
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    let (code, _) = watch_json(&t, &run);
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn an_object_uploaded_under_the_trigger_prefix_becomes_one_task() {
+    let moto = services::moto();
+    // The job's own bucket (made by `up`) is the trigger bucket: moto's account is fixed.
+    let t = {
+        let reg = services::plain_registry();
+        let t = Test::ecs_task(&format!(
+            "[ecr]\nregistry_endpoint = \"{}\"\n\n[ecs]\nmode = \"queue\"\n\n[queue]\nagent_binaries = {{ arm64 = \"task\" }}\n",
+            reg.host()
+        ))
+        .envs(services::moto_env_for(moto));
+        let bucket = format!("jobrun-{}-123456789012-us-east-1", t.name);
+        let toml = std::fs::read_to_string(t.dir.path().join("jobrun.toml")).unwrap();
+        let task = task_binary().display().to_string();
+        t.write(
+            "jobrun.toml",
+            &toml
+                .replace(
+                    r#"command = ["/task"]"#,
+                    &format!(r#"command = ["{task}", "out", "object {{config.key}}", "env"]"#),
+                )
+                .replace(
+                    "[queue]\n",
+                    &format!("[queue]\ns3_trigger = \"s3://{bucket}/incoming/\"\n"),
+                ),
+        );
+        let b = t.run(&["build", "--push"]);
+        assert_eq!(b.status, 0, "{}", b.stderr);
+        let up = t.run(&["up"]);
+        assert_eq!(up.status, 0, "{}", up.stderr);
+        t
+    };
+    let o = outputs(&t);
+    let bucket = o["bucket"].as_str().unwrap().to_string();
+    // Outside the prefix: nothing; inside: one message.
+    for key in ["other/x.txt", "incoming/a%20b.txt"] {
+        ureq::put(&format!("{}/{bucket}/{key}", moto.url()))
+            .set("Authorization", "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0")
+            .send_string("data")
+            .unwrap();
+    }
+    let url = o["queue"]["queue_url"].as_str().unwrap().to_string();
+    // S3's test event (sent when the notification is set up) and the one object's event.
+    assert_eq!(depth(moto, &url).0, 2);
+    let task = task_binary().display().to_string();
+    let cmd = json!([task, "out", "object {config.key}", "env"]).to_string();
+    let (code, log) = Agent::start(&t, &["--default-command", &cmd]).wait();
+    assert_eq!(code, 0, "{log}");
+    assert!(
+        log.contains("an S3 test event: deleting the message"),
+        "{log}"
+    );
+    let keys = s3_keys(moto, &bucket, &format!("jobs/{}/runs/s3-", t.name));
+    assert_eq!(keys.len(), 1, "{keys:?}\n{log}");
+    assert!(keys[0].ends_with("/1-succeeded.json"));
+    let r = s3_get(moto, &bucket, &keys[0]);
+    assert_eq!(r["s3_object"], format!("s3://{bucket}/incoming/a b.txt"));
+    let tail: Vec<&str> = r["log_tail"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    assert!(tail.contains(&"object incoming/a b.txt"), "{tail:?}");
+    assert_eq!(depth(moto, &url), (0, 0));
+    let down = t.run(&["down", "--yes"]);
+    assert_eq!(down.status, 0, "{}", down.stderr);
+}
+
+#[test]
+fn ten_thousand_configurations_are_sent_with_exactly_one_thousand_batch_calls() {
+    let moto = services::own_moto();
+    let sink = services::sqs_proxy(&moto, true, 0.0);
+    let t = queue_job(&sink, COMMAND, "");
+    let configs: Vec<Value> = (0..10_000)
+        .map(|i| json!({"sleep": 0, "exit": 0, "n": i}))
+        .collect();
+    let run = submit(&t, &configs);
+    let stats = sink.proxy_stats();
+    assert_eq!(stats["sqs"]["calls"], 1000, "{stats}");
+    assert_eq!(stats["requests"]["SendMessageBatch"], 1000, "{stats}");
+    assert_eq!(stats["sqs"]["distinct"], 10_000, "{stats}");
+    assert_eq!(stats["sqs"]["duplicates"], 0, "{stats}");
+    assert_eq!(stats["sqs"]["max_entries"], 10, "{stats}");
+    let status = t.status(&run);
+    assert_eq!(status["running"], 10_000);
+
+    // Entries SQS reports failed are sent again, and only they.
+    let flaky = services::sqs_proxy(&moto, true, 0.3);
+    let t = t.env("AWS_ENDPOINT_URL", &flaky.url());
+    let configs: Vec<Value> = (0..500)
+        .map(|i| json!({"sleep": 0, "exit": 0, "n": i}))
+        .collect();
+    submit(&t, &configs);
+    let stats = flaky.proxy_stats();
+    assert!(
+        stats["sqs"]["entry_faults"].as_i64().unwrap() > 50,
+        "{stats}"
+    );
+    assert_eq!(stats["sqs"]["distinct"], 500, "{stats}");
+    assert_eq!(stats["sqs"]["messages"], 500, "{stats}");
+    assert_eq!(stats["sqs"]["duplicates"], 0, "{stats}");
+}
+
+/// A base image with the C library the debug `jobrun` links, so the real agent runs in a
+/// container (released binaries are static; this one is not).
+fn glibc_base() -> &'static str {
+    static BASE: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    const TAG: &str = "jobrun-test-glibc:1";
+    BASE.get_or_init(|| {
+        let ldd = std::process::Command::new("ldd")
+            .arg(JOBRUN)
+            .output()
+            .unwrap();
+        let root = tempfile::tempdir().unwrap();
+        for line in String::from_utf8_lossy(&ldd.stdout).lines() {
+            let path = line
+                .split_whitespace()
+                .find(|w| w.starts_with('/'))
+                .map(str::to_string);
+            let Some(path) = path else { continue };
+            let dest = root.path().join(path.trim_start_matches('/'));
+            std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+            std::fs::copy(std::fs::canonicalize(&path).unwrap(), &dest).unwrap();
+        }
+        std::fs::create_dir_all(root.path().join("tmp")).unwrap();
+        let tar = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "tar -C {} -c . | docker import - {TAG}",
+                root.path().display()
+            ))
+            .output()
+            .unwrap();
+        assert!(
+            tar.status.success(),
+            "{}",
+            String::from_utf8_lossy(&tar.stderr)
+        );
+    });
+    TAG
+}
+
+#[test]
+fn the_agent_runs_inside_the_job_container_and_stops_cleanly_on_sigterm() {
+    let moto = services::moto();
+    let base = glibc_base();
+    // The agent layer is this jobrun, stripped (a debug build carries ~1 GB of symbols).
+    let agent = tempfile::tempdir().unwrap();
+    let stripped = agent.path().join("jobrun");
+    let st = std::process::Command::new("strip")
+        .arg("-o")
+        .arg(&stripped)
+        .arg(JOBRUN)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let reg = services::plain_registry();
+    let t = Test::ecs_task(&format!(
+        "[ecr]\nregistry_endpoint = \"{}\"\n\n[ecs]\nmode = \"queue\"\n\n[queue]\nagent_binaries = {{ amd64 = \"{}\" }}\n",
+        reg.host(),
+        stripped.display()
+    ))
+    .envs(services::moto_env_for(moto));
+    t.write("Dockerfile", &format!("FROM {base}\nCOPY task /task\n"));
+    let toml = std::fs::read_to_string(t.dir.path().join("jobrun.toml")).unwrap();
+    t.write(
+        "jobrun.toml",
+        &(toml.replace(
+            r#"command = ["/task"]"#,
+            r#"command = ["/task", "out", "in a container {index}", "env", "sleep", "{config.sleep}"]"#,
+        ) + "\n[image]\nplatform = \"linux/amd64\"\n"),
+    );
+    // Only x86_64 hosts can run this (the agent is this very binary).
+    if std::env::consts::ARCH != "x86_64" {
+        return;
+    }
+    let b = t.run(&["build", "--push"]);
+    assert_eq!(b.status, 0, "build --push: {}\n{}", b.stdout, b.stderr);
+    let up = t.run(&["up"]);
+    assert_eq!(up.status, 0, "up: {}", up.stderr);
+    let o = outputs(&t);
+    let image = format!("{}:latest", t.name);
+    let run = submit(&t, &[json!({"sleep": 8}), json!({"sleep": 0})]);
+    let docker_run = |name: &str| {
+        let mut c = std::process::Command::new("docker");
+        c.args(["run", "-d", "--name", name, "--network", "host"]);
+        for (k, v) in services::moto_env_for(moto) {
+            c.args(["-e", &format!("{k}={v}")]);
+        }
+        for (k, v) in [
+            (
+                "JOBRUN_QUEUE_URL",
+                o["queue"]["queue_url"].as_str().unwrap(),
+            ),
+            ("JOBRUN_BUCKET", o["bucket"].as_str().unwrap()),
+            ("JOBRUN_JOB", &t.name),
+            ("JOBRUN_IDLE_EXIT", "3s"),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+        ] {
+            c.args(["-e", &format!("{k}={v}")]);
+        }
+        c.args(["--entrypoint", "/opt/jobrun/jobrun", &image, "agent"]);
+        let out = c.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let logs = |name: &str| {
+        let out = std::process::Command::new("docker")
+            .args(["logs", name])
+            .output()
+            .unwrap();
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    };
+    let first = format!("{}-a", t.name);
+    let second = format!("{}-b", t.name);
+    let cleanup = || {
+        let _ = std::process::Command::new("docker")
+            .args(["rm", "-f", &first, &second])
+            .output();
+    };
+    cleanup();
+    docker_run(&first);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !logs(&first).contains("task 0 attempt 1: starting") {
+        assert!(Instant::now() < deadline, "{}", logs(&first));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // `docker stop`: SIGTERM to the agent, which stops the task and gives the message back.
+    let stop = std::process::Command::new("docker")
+        .args(["stop", "-t", "30", &first])
+        .output()
+        .unwrap();
+    assert!(stop.status.success());
+    let code = std::process::Command::new("docker")
+        .args(["inspect", "-f", "{{.State.ExitCode}}", &first])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&code.stdout).trim(),
+        "0",
+        "{}",
+        logs(&first)
+    );
+    assert!(
+        logs(&first).contains("stopped by a signal"),
+        "{}",
+        logs(&first)
+    );
+    docker_run(&second);
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let state = std::process::Command::new("docker")
+            .args([
+                "inspect",
+                "-f",
+                "{{.State.Running}} {{.State.ExitCode}}",
+                &second,
+            ])
+            .output()
+            .unwrap();
+        let state = String::from_utf8_lossy(&state.stdout).trim().to_string();
+        if state.starts_with("false") {
+            assert_eq!(state, "false 0", "{}", logs(&second));
+            break;
+        }
+        assert!(Instant::now() < deadline, "{}", logs(&second));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let all = format!("{}{}", logs(&first), logs(&second));
+    cleanup();
+    assert!(
+        all.contains("in a container 0") && all.contains("in a container 1"),
+        "{all}"
+    );
+    let (code, status) = watch_json(&t, &run);
+    assert_eq!(code, 0, "{status}\n{all}");
+    let keys = s3_keys(
+        moto,
+        o["bucket"].as_str().unwrap(),
+        &format!("jobs/{}/runs/{run}/results/", t.name),
+    );
+    assert_eq!(keys.len(), 2, "one result per task: {keys:?}");
+}
