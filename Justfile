@@ -30,6 +30,17 @@ bench n="100":
 bench-dispatch n="1000" n_cli="60":
     bench/dispatch.sh {{n}} {{n_cli}}
 
+# Queue-mode dispatch (SendMessageBatch) against a bare parallel boto3 loop (ratio, goal <= 1.10)
+bench-queue n="10000":
+    bench/queue.sh {{n}}
+
+# A static agent binary for an image architecture (what `[queue] agent_binaries.<arch>` points at)
+agent-amd64: release-x86_64
+    @echo "[queue] agent_binaries.amd64 = \"$PWD/target/x86_64-unknown-linux-musl/release/jobrun\""
+
+agent-arm64: release-aarch64
+    @echo "[queue] agent_binaries.arm64 = \"$PWD/target/aarch64-unknown-linux-musl/release/jobrun\""
+
 # Release binaries for Linux on both architectures, through `cross`
 release-x86_64:
     cross build --release --locked --target x86_64-unknown-linux-musl

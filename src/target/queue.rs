@@ -248,6 +248,19 @@ impl QueueTarget {
         }
         if rec.cancel_requested {
             super::cancel_queued(rec);
+            // Sent tasks are cancelled now: an agent that takes one sees the marker and
+            // deletes it, and one running it stops at its next heartbeat.
+            let now = Utc::now();
+            for t in rec
+                .tasks
+                .iter_mut()
+                .filter(|t| t.state == TaskState::Running)
+            {
+                t.state = TaskState::Cancelled;
+                t.reason = Some("cancelled".into());
+                t.finished_at = Some(now);
+                t.phase = None;
+            }
             self.more = false;
             return Ok(());
         }

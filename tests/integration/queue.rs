@@ -564,6 +564,51 @@ fn the_heartbeat_keeps_a_task_longer_than_the_visibility_timeout_from_a_second_w
 }
 
 #[test]
+fn cancel_stops_the_running_task_and_the_waiting_one_never_runs() {
+    let moto = services::moto();
+    let t = queue_job(moto, COMMAND, "visibility = \"3s\"\n");
+    let o = outputs(&t);
+    let run = submit(
+        &t,
+        &[
+            json!({"sleep": 60, "exit": 0}),
+            json!({"sleep": 60, "exit": 0}),
+        ],
+    );
+    let a = Agent::start(&t, &["--max-messages", "2"]);
+    a.wait_for_log("attempt 1: starting");
+    let c = t.run(&["cancel", &run]);
+    assert_eq!(c.status, 0, "cancel: {}\n{}", c.stdout, c.stderr);
+    let status = t.status(&run);
+    assert_eq!(status["state"], "cancelled", "{status}");
+    assert_eq!(status["cancelled"], 2);
+    let started = Instant::now();
+    let (code, log) = a.wait();
+    assert_eq!(code, 0, "{log}");
+    // Stopped at a heartbeat (every second here), long before its 60 s of work.
+    assert!(started.elapsed() < Duration::from_secs(20), "{log}");
+    assert_eq!(log.matches(": starting").count(), 1, "{log}");
+    assert!(
+        log.contains(": cancelled") && log.contains("the run is cancelled"),
+        "{log}"
+    );
+    assert_eq!(
+        depth(moto, o["queue"]["queue_url"].as_str().unwrap()),
+        (0, 0)
+    );
+    let keys = s3_keys(
+        moto,
+        o["bucket"].as_str().unwrap(),
+        &format!("jobs/{}/runs/{run}/results/", t.name),
+    );
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    assert!(
+        keys.iter().all(|k| k.ends_with("-cancelled.json")),
+        "{keys:?}"
+    );
+}
+
+#[test]
 fn an_object_uploaded_under_the_trigger_prefix_becomes_one_task() {
     let moto = services::moto();
     // The job's own bucket (made by `up`) is the trigger bucket: moto's account is fixed.

@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Queue dispatch benchmark (not a test): `jobrun submit --mode queue` against a bare parallel SDK
+# loop making the same SendMessageBatch calls, in the same run, through the same endpoint.
+#
+# moto is behind tests/moto/aws_proxy.py --sqs-sink: SendMessageBatch is answered by the proxy
+# (moto's own SQS slows down as the queue grows, which would measure moto, not the clients);
+# every other call goes to moto. Two clients enqueue N messages:
+#   jobrun   `jobrun submit --configs N --detach` (from a cold process: config, record, S3 copy,
+#            N/10 SendMessageBatch calls, record saved)
+#   boto3    16 threads sending N/10 SendMessageBatch calls of bodies of the same shape
+# Printed: both times, calls counted at the proxy, and jobrun's time as a ratio of boto3's
+# (goal <= 1.1). The baseline does no bookkeeping at all, so the ratio includes jobrun's.
+#
+# Usage: bench/queue.sh [N]     (default 10000)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${1:-10000}
+JOBRUN=${JOBRUN:-}
+if [ -z "$JOBRUN" ]; then
+  cargo build --quiet
+  JOBRUN=$PWD/${CARGO_TARGET_DIR:-target}/debug/jobrun
+fi
+command -v docker-registry >/dev/null || { echo "needs docker-registry (apt)"; exit 1; }
+python3 -c 'import moto, boto3' || { echo "needs moto[server] and boto3 (pip)"; exit 1; }
+
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_http() { for _ in $(seq 1 100); do curl -s -o /dev/null "$1" && return 0; sleep 0.1; done; echo "no answer from $1"; exit 1; }
+
+MOTO=$(port); PROXY=$(port); REG=$(port)
+(cd "$work" && exec python3 "$OLDPWD/tests/moto/jobrun_moto.py" -H 127.0.0.1 -p "$MOTO" >"$work/moto.log" 2>&1) & pids+=($!)
+printf 'version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: %s/reg\nhttp:\n  addr: 127.0.0.1:%s\n' "$work" "$REG" >"$work/reg.yml"
+docker-registry serve "$work/reg.yml" >"$work/reg.log" 2>&1 & pids+=($!)
+wait_http "http://127.0.0.1:$MOTO/moto-api/"
+wait_http "http://127.0.0.1:$REG/v2/"
+python3 tests/moto/aws_proxy.py --upstream "http://127.0.0.1:$MOTO" --port "$PROXY" --sqs-sink >"$work/proxy.log" 2>&1 & pids+=($!)
+wait_http "http://127.0.0.1:$PROXY/__proxy/stats"
+
+export AWS_EC2_METADATA_DISABLED=true AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test
+export AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1 JOBRUN_STATE_DIR="$work/state"
+mkdir -p "$work/job" && cd "$work/job"
+echo agent >agent
+echo task >task
+printf 'FROM scratch\nCOPY task /task\n' >Dockerfile
+printf '[job]\nname = "qbench"\ntarget = "ecs"\n[resources]\ncpu = 0.25\nmemory = "512MB"\n[run]\ncommand = ["/task", "{config.n}"]\n[ecr]\nregistry_endpoint = "127.0.0.1:%s"\n[ecs]\nmode = "queue"\n[queue]\nagent_binaries = { arm64 = "agent" }\n' "$REG" >jobrun.toml
+AWS_ENDPOINT_URL="http://127.0.0.1:$MOTO" "$JOBRUN" build --push >/dev/null
+AWS_ENDPOINT_URL="http://127.0.0.1:$MOTO" "$JOBRUN" up -o json >"$work/up.json"
+QUEUE=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["outputs"]["queue"]["queue_url"])' "$work/up.json")
+python3 -c "import json; [print(json.dumps({'n': i, 'name': f'config-{i}'})) for i in range($N)]" >configs.jsonl
+export AWS_ENDPOINT_URL="http://127.0.0.1:$PROXY"
+calls() { curl -s "$AWS_ENDPOINT_URL/__proxy/stats" | python3 -c 'import json,sys; s=json.load(sys.stdin)["sqs"]; print(s["calls"], s["distinct"], s["duplicates"])'; }
+reset() { curl -s -X POST "$AWS_ENDPOINT_URL/__proxy/reset" >/dev/null; }
+now() { date +%s.%N; }
+
+reset
+t0=$(now)
+"$JOBRUN" submit --configs configs.jsonl --detach -o json >/dev/null
+t1=$(now)
+jr=$(echo "$t1 - $t0" | bc)
+read -r jc jd jdup < <(calls)
+
+reset
+t0=$(now)
+python3 - "$N" "$QUEUE" <<'EOF'
+import json, sys, boto3, botocore.config
+from concurrent.futures import ThreadPoolExecutor
+n, url = int(sys.argv[1]), sys.argv[2]
+sqs = boto3.client("sqs", config=botocore.config.Config(max_pool_connections=16))
+def body(i):
+    return json.dumps({"jobrun": 1, "job": "qbench", "run_id": "baseline", "index": i, "count": n,
+                       "attempt": 1, "command": ["/task", str(i)], "config": {"n": i, "name": f"config-{i}"},
+                       "timeout_secs": 3600})
+def send(start):
+    entries = [{"Id": str(i), "MessageBody": body(i)} for i in range(start, min(start + 10, n))]
+    while entries:
+        out = sqs.send_message_batch(QueueUrl=url, Entries=entries)
+        failed = {f["Id"] for f in out.get("Failed", [])}
+        entries = [e for e in entries if e["Id"] in failed]
+with ThreadPoolExecutor(16) as pool:
+    list(pool.map(send, range(0, n, 10)))
+EOF
+t1=$(now)
+bl=$(echo "$t1 - $t0" | bc)
+read -r bc_ bd bdup < <(calls)
+python3 - "$N" "$jr" "$jc" "$jd" "$jdup" "$bl" "$bc_" "$bd" <<'EOF'
+import sys
+n, jr, jc, jd, jdup, bl, bc, bd = sys.argv[1:]
+print(f"N={n}")
+print(f"jobrun   {float(jr):6.2f} s   SendMessageBatch calls {jc}, messages {jd}, duplicates {jdup}")
+print(f"boto3    {float(bl):6.2f} s   SendMessageBatch calls {bc}, messages {bd}")
+print(f"ratio jobrun / bare SDK loop = {float(jr)/float(bl):.2f}   (goal <= 1.10)")
+EOF
