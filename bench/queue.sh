@@ -57,7 +57,7 @@ now() { date +%s.%N; }
 
 reset
 t0=$(now)
-"$JOBRUN" submit --configs configs.jsonl --detach -o json >/dev/null
+JOBRUN_LOG=${JOBRUN_BENCH_LOG:-jobrun=warn} "$JOBRUN" submit --configs configs.jsonl --detach -o json >/dev/null 2>"${JOBRUN_BENCH_ERR:-/dev/null}"
 t1=$(now)
 jr=$(echo "$t1 - $t0" | bc)
 read -r jc jd jdup < <(calls)

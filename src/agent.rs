@@ -603,7 +603,9 @@ impl Agent {
         }
         let pid = child.id();
         let deadline = tokio::time::Instant::now() + w.timeout;
-        let mut beat = tokio::time::interval(self.visibility / 3);
+        // The visibility is renewed, and the cancel marker looked at, every third of the
+        // visibility timeout and at least every 30 s.
+        let mut beat = tokio::time::interval((self.visibility / 3).min(Duration::from_secs(30)));
         beat.tick().await;
         let ended = loop {
             tokio::select! {

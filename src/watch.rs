@@ -32,17 +32,28 @@ pub async fn step(
     target: &mut Target,
     run_id: &str,
 ) -> Result<RunRecord, TargetError> {
+    let t0 = std::time::Instant::now();
     let _lock = store.lock(run_id)?;
     let mut rec = store.load(run_id)?;
     let before = rec.clone();
+    let t1 = t0.elapsed();
     // What reconcile changed is saved even when it stopped half way (e.g. a start failed).
     let result = target.reconcile(&mut rec, store).await;
+    let t2 = t0.elapsed();
     rec.settle();
     let changed = rec != before;
     if changed {
         store.save(&rec)?;
     }
+    let t3 = t0.elapsed();
     target.saved(&rec, changed).await?;
+    tracing::debug!(
+        load = ?t1,
+        reconcile = ?(t2 - t1),
+        save = ?(t3 - t2),
+        remote = ?(t0.elapsed() - t3),
+        "step"
+    );
     target.release(result?).await?;
     Ok(rec)
 }

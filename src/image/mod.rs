@@ -255,34 +255,8 @@ async fn add_agent(job: &Job, engine: &Engine, ui: &Ui, base: &str) -> Result<St
         .build();
     let spinner = ui.spinner(format!("adding the jobrun agent ({})", path.display()));
     let chunk: Result<bytes::Bytes, std::io::Error> = Ok(bytes::Bytes::from(body));
-    let mut stream = Box::pin(engine.build(options, futures_util::stream::iter([chunk])));
-    let mut image_id = None;
-    let result = loop {
-        let Some(item) = stream.next().await else {
-            break image_id.ok_or_else(|| ImageError::NotBuilt(job.name.clone()));
-        };
-        let info = match item {
-            Ok(info) => info,
-            Err(e) => break Err(e.into()),
-        };
-        if let Some(detail) = info.error_detail {
-            break Err(ImageError::Step {
-                step: "adding the jobrun agent".into(),
-                message: detail.message.unwrap_or_else(|| "unknown error".into()),
-            });
-        }
-        if let Some(id) = info.aux.and_then(|aux| aux.id) {
-            image_id = Some(id);
-        }
-        if let Some(text) = info.stream {
-            for line in text.lines().filter(|l| !l.trim().is_empty()) {
-                if let Some(short) = line.strip_prefix("Successfully built ") {
-                    image_id.get_or_insert_with(|| short.trim().to_string());
-                }
-                spinner.line(line);
-            }
-        }
-    };
+    let stream = engine.build(options, futures_util::stream::iter([chunk]));
+    let result = follow(stream, &spinner, "adding the jobrun agent", &job.name).await;
     spinner.finish();
     result
 }
@@ -336,23 +310,37 @@ async fn build_once(
         .build();
 
     let spinner = ui.spinner(format!("building {} for {}", job.name, job.image.platform));
-    let mut stream = Box::pin(engine.build(options, ctx.stream()));
-    let mut step = String::from("the start of the build");
+    let stream = engine.build(options, ctx.stream());
+    let result = follow(stream, &spinner, "the start of the build", &job.name).await;
+    spinner.finish();
+    result
+}
+
+/// Follows a build's output to its image id, showing it line by line; a failure names the
+/// step it happened in.
+async fn follow(
+    stream: impl futures_util::Stream<Item = Result<bollard::models::BuildInfo, EngineError>>,
+    spinner: &crate::ui::Spinner,
+    first_step: &str,
+    job: &str,
+) -> Result<String, ImageError> {
+    let mut stream = Box::pin(stream);
+    let mut step = first_step.to_string();
     let mut image_id = None;
-    let result = loop {
+    loop {
         let Some(item) = stream.next().await else {
-            break image_id.ok_or_else(|| ImageError::NotBuilt(job.name.clone()));
+            return image_id.ok_or_else(|| ImageError::NotBuilt(job.to_string()));
         };
         let info = match item {
             Ok(info) => info,
             Err(EngineError::Build(
                 bollard::errors::Error::DockerResponseServerError { message, .. }
                 | bollard::errors::Error::DockerStreamError { error: message },
-            )) => break Err(ImageError::Step { step, message }),
-            Err(e) => break Err(e.into()),
+            )) => return Err(ImageError::Step { step, message }),
+            Err(e) => return Err(e.into()),
         };
         if let Some(detail) = info.error_detail {
-            break Err(ImageError::Step {
+            return Err(ImageError::Step {
                 step,
                 message: detail.message.unwrap_or_else(|| "unknown error".into()),
             });
@@ -371,9 +359,7 @@ async fn build_once(
                 spinner.line(line);
             }
         }
-    };
-    spinner.finish();
-    result
+    }
 }
 
 /// Runs `[image] pre_build` with `sh -c` in the job folder; its output goes to stderr.

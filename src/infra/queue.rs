@@ -73,6 +73,24 @@ fn sqs_attrs(
     pairs.into_iter().collect()
 }
 
+/// A queue's URL, `None` when there is no such queue.
+async fn queue_url(sqs: &aws_sdk_sqs::Client, name: &str) -> Result<Option<String>, InfraError> {
+    let got = sqs
+        .get_queue_url()
+        .queue_name(name)
+        .send()
+        .await
+        .map_err(aws::op("GetQueueUrl"));
+    Ok(aws::found(
+        got,
+        &[
+            "AWS.SimpleQueueService.NonExistentQueue",
+            "QueueDoesNotExist",
+        ],
+    )?
+    .and_then(|o| o.queue_url().map(str::to_string)))
+}
+
 /// The image's agent: where `jobrun build` put it, and the image's own entrypoint and command.
 #[derive(Debug, Clone)]
 pub struct AgentImage {
@@ -91,20 +109,7 @@ impl Ctx<'_> {
     ) -> Result<(String, String), InfraError> {
         let sqs = self.aws.sqs();
         let arn = format!("arn:aws:sqs:{}:{}:{name}", self.region, self.account);
-        let got = sqs
-            .get_queue_url()
-            .queue_name(name)
-            .send()
-            .await
-            .map_err(aws::op("GetQueueUrl"));
-        let url = aws::found(
-            got,
-            &[
-                "AWS.SimpleQueueService.NonExistentQueue",
-                "QueueDoesNotExist",
-            ],
-        )?
-        .and_then(|o| o.queue_url().map(str::to_string));
+        let url = queue_url(&sqs, name).await?;
         let mut differs = vec![];
         if let Some(url) = &url {
             let have = sqs
@@ -580,22 +585,7 @@ impl Ctx<'_> {
                 .build()
                 .expect("queue and events"),
         );
-        s3.put_bucket_notification_configuration()
-            .bucket(&bucket)
-            .notification_configuration(
-                NotificationConfiguration::builder()
-                    .set_queue_configurations(Some(queues))
-                    .set_topic_configurations(Some(have.topic_configurations().to_vec()))
-                    .set_lambda_function_configurations(Some(
-                        have.lambda_function_configurations().to_vec(),
-                    ))
-                    .set_event_bridge_configuration(have.event_bridge_configuration().cloned())
-                    .build(),
-            )
-            .send()
-            .await
-            .map_err(aws::op("PutBucketNotificationConfiguration"))?;
-        Ok(())
+        put_notifications(&s3, &bucket, &have, queues).await
     }
 }
 
@@ -735,20 +725,7 @@ pub async fn down(
         ("sqs queue", queue_name(&job.name)),
         ("dead-letter queue", dlq_name(&job.name)),
     ] {
-        let got = sqs
-            .get_queue_url()
-            .queue_name(&name)
-            .send()
-            .await
-            .map_err(aws::op("GetQueueUrl"));
-        let url = aws::found(
-            got,
-            &[
-                "AWS.SimpleQueueService.NonExistentQueue",
-                "QueueDoesNotExist",
-            ],
-        )?
-        .and_then(|o| o.queue_url().map(str::to_string));
+        let url = queue_url(&sqs, &name).await?;
         let Some(url) = url else {
             plan(change(kind, &name, Action::Absent, "not there"), None);
             continue;
@@ -817,7 +794,6 @@ pub async fn delete_service(aws: &Aws, cluster: &str, service: &str) -> Result<(
 
 /// Removes jobrun's queue configuration from a bucket's notifications, keeping the rest.
 pub async fn delete_notification(aws: &Aws, bucket: &str, id: &str) -> Result<(), InfraError> {
-    use aws_sdk_s3::types::NotificationConfiguration;
     let s3 = aws.s3();
     let have = s3
         .get_bucket_notification_configuration()
@@ -841,6 +817,17 @@ pub async fn delete_notification(aws: &Aws, bucket: &str, id: &str) -> Result<()
         .filter(|q| q.id() != Some(id))
         .cloned()
         .collect();
+    put_notifications(&s3, bucket, &have, queues).await
+}
+
+/// Writes a bucket's notifications with `queues` as its queue configurations, keeping the rest.
+async fn put_notifications(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    have: &aws_sdk_s3::operation::get_bucket_notification_configuration::GetBucketNotificationConfigurationOutput,
+    queues: Vec<aws_sdk_s3::types::QueueConfiguration>,
+) -> Result<(), InfraError> {
+    use aws_sdk_s3::types::NotificationConfiguration;
     s3.put_bucket_notification_configuration()
         .bucket(bucket)
         .notification_configuration(

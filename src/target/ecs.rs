@@ -144,12 +144,7 @@ pub struct EcsTarget {
 
 impl EcsTarget {
     pub async fn connect(run: &EcsRun) -> Result<EcsTarget, EcsError> {
-        // AWS_PROFILE, when set, wins over the profile the run was submitted with.
-        let profile = match std::env::var("AWS_PROFILE") {
-            Ok(p) if !p.is_empty() => None,
-            _ => run.profile.clone(),
-        };
-        let aws = Aws::load(profile.as_deref(), Some(&run.region)).await?;
+        let aws = super::remote::aws_for(run).await?;
         Ok(Self::new(aws, run.clone()))
     }
 
@@ -788,26 +783,7 @@ pub async fn fetch_remote(
         None if ids.len() == 1 => ids[0].clone(),
         None => return Ok(None),
     };
-    let got = s3
-        .get_object()
-        .bucket(bucket)
-        .key(record_key(job, &id))
-        .send()
-        .await
-        .map_err(aws::op("GetObject"));
-    let Some(got) = aws::found(got, &["NoSuchKey"])? else {
-        return Ok(None);
-    };
-    let bytes = got
-        .body
-        .collect()
-        .await
-        .map_err(|e| AwsError::Transport {
-            operation: "GetObject",
-            message: e.to_string(),
-        })?
-        .into_bytes();
-    Ok(serde_json::from_slice(&bytes).ok())
+    super::remote::get_json(&s3, bucket, &record_key(job, &id)).await
 }
 
 #[cfg(test)]

@@ -24,10 +24,13 @@ use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// SQS's limit for one message, and for the payload of one batch.
 pub const MESSAGE_LIMIT: usize = 1024 * 1024;
+/// How long one dispatch pass sends before the record is saved.
+const SLICE: Duration = Duration::from_secs(5);
+
 /// SQS's limit for entries in one batch call.
 pub const BATCH_ENTRIES: usize = 10;
 
@@ -178,15 +181,13 @@ pub struct QueueTarget {
     /// Result keys already applied to the record by this process.
     seen: HashSet<String>,
     cancel_marked: bool,
+    /// When the dead-letter queue was last looked through, and how full it was then.
+    dead_scan: Option<(Instant, i64)>,
 }
 
 impl QueueTarget {
     pub async fn connect(run: &EcsRun) -> Result<QueueTarget, EcsError> {
-        let profile = match std::env::var("AWS_PROFILE") {
-            Ok(p) if !p.is_empty() => None,
-            _ => run.profile.clone(),
-        };
-        let aws = Aws::load(profile.as_deref(), Some(&run.region)).await?;
+        let aws = super::remote::aws_for(run).await?;
         Ok(Self::new(aws, run.clone()))
     }
 
@@ -201,6 +202,7 @@ impl QueueTarget {
             more: false,
             seen: HashSet::new(),
             cancel_marked: false,
+            dead_scan: None,
         }
     }
 
@@ -242,9 +244,15 @@ impl QueueTarget {
         }
         // A message in the dead-letter queue without a final result (its worker died every
         // time, or it never parsed): found by looking there.
+        // Looked at again when it has grown, or after a minute (other runs' dead letters stay
+        // there for 14 days and must not cost a scan every poll).
         let unresolved = rec.count(TaskState::Running);
-        if stats.dead > 0 && unresolved > 0 && !self.more {
+        let due = self
+            .dead_scan
+            .is_none_or(|(at, dead)| stats.dead > dead || at.elapsed() > Duration::from_secs(60));
+        if stats.dead > 0 && unresolved > 0 && !self.more && due {
             self.scan_dead(rec, false).await?;
+            self.dead_scan = Some((Instant::now(), stats.dead));
         }
         if rec.cancel_requested {
             super::cancel_queued(rec);
@@ -392,7 +400,7 @@ impl QueueTarget {
                 .map(|key| {
                     let (s3, bucket) = (&s3, &bucket);
                     async move {
-                        let r = get_json::<TaskResult>(s3, bucket, &key).await;
+                        let r = super::remote::get_json::<TaskResult>(s3, bucket, &key).await;
                         (key, r)
                     }
                 })
@@ -564,22 +572,24 @@ impl QueueTarget {
                 self.scan_dead(rec, true).await?;
             }
         }
-        let chunk = self.queue.send_concurrency * BATCH_ENTRIES * 8;
+        // A slice of about five seconds of calls per pass, so the record is saved (and a crash
+        // re-sends little) as dispatch goes; the bodies of at most 20,000 tasks are made ahead.
         let picks: Vec<usize> = rec
             .tasks
             .iter()
             .filter(|t| t.state == TaskState::Queued)
-            .take(chunk)
+            .take(20_000)
             .map(|t| t.index)
             .collect();
-        self.more = picks.len() < queued;
         let mut outgoing: Outgoing = Vec::with_capacity(picks.len());
         for &i in &picks {
             let (attempt, body) = self.message(rec, i).await?;
             outgoing.push((i, attempt, body));
         }
         let this = &*self;
+        let started = Instant::now();
         let results: Vec<SentBatch> = futures_util::stream::iter(batches(outgoing))
+            .take_while(|_| futures_util::future::ready(started.elapsed() < SLICE))
             .map(|b| this.send_batch(b))
             .buffer_unordered(self.queue.send_concurrency)
             .collect()
@@ -613,6 +623,7 @@ impl QueueTarget {
                 }
             }
         }
+        self.more = rec.count(TaskState::Queued) > 0;
         match first_error {
             Some(e) => Err(e.into()),
             None => Ok(()),
@@ -815,35 +826,6 @@ fn apply(task: &mut TaskRecord, r: &TaskResult) {
             }
         }
     }
-}
-
-async fn get_json<T: serde::de::DeserializeOwned>(
-    s3: &aws_sdk_s3::Client,
-    bucket: &str,
-    key: &str,
-) -> Result<Option<T>, AwsError> {
-    let got = retrying(|| async {
-        s3.get_object()
-            .bucket(bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(aws::op("GetObject"))
-    })
-    .await;
-    let Some(got) = aws::found(got, &["NoSuchKey"])? else {
-        return Ok(None);
-    };
-    let bytes = got
-        .body
-        .collect()
-        .await
-        .map_err(|e| AwsError::Transport {
-            operation: "GetObject",
-            message: e.to_string(),
-        })?
-        .into_bytes();
-    Ok(serde_json::from_slice(&bytes).ok())
 }
 
 #[cfg(test)]

@@ -2,8 +2,18 @@
 //! targets keep, so `watch`, `status` and `logs` re-attach from any machine.
 
 use super::ecs::{EcsError, record_key};
-use crate::aws::{self, Aws, retrying};
+use crate::aws::{self, Aws, AwsError, retrying};
 use crate::record::RunRecord;
+
+/// AWS access for a run on ECS: its region, and the profile it was submitted with unless
+/// `AWS_PROFILE` is set.
+pub async fn aws_for(run: &crate::record::EcsRun) -> Result<Aws, AwsError> {
+    let profile = match std::env::var("AWS_PROFILE") {
+        Ok(p) if !p.is_empty() => None,
+        _ => run.profile.clone(),
+    };
+    Aws::load(profile.as_deref(), Some(&run.region)).await
+}
 
 pub struct RemoteRecord {
     s3: aws_sdk_s3::Client,
@@ -69,4 +79,34 @@ impl RemoteRecord {
             }
         }
     }
+}
+
+/// A JSON object from S3 (`None` when there is no such key, or it is not that JSON).
+pub async fn get_json<T: serde::de::DeserializeOwned>(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+) -> Result<Option<T>, AwsError> {
+    let got = retrying(|| async {
+        s3.get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(aws::op("GetObject"))
+    })
+    .await;
+    let Some(got) = aws::found(got, &["NoSuchKey"])? else {
+        return Ok(None);
+    };
+    let bytes = got
+        .body
+        .collect()
+        .await
+        .map_err(|e| AwsError::Transport {
+            operation: "GetObject",
+            message: e.to_string(),
+        })?
+        .into_bytes();
+    Ok(serde_json::from_slice(&bytes).ok())
 }
