@@ -428,6 +428,46 @@ fn two_agents_run_every_task_once_and_exit_when_idle() {
 }
 
 #[test]
+fn inside_ecs_the_agent_protects_its_task_while_working_and_points_at_its_log() {
+    let moto = services::moto();
+    let ecs_agent = services::fake_ecs_agent();
+    let t = queue_job(moto, COMMAND, "");
+    let o = outputs(&t);
+    let run = submit(&t, &[json!({"sleep": 0.5, "exit": 0})]);
+    let t = t
+        .env("ECS_AGENT_URI", &format!("{}/agent", ecs_agent.url()))
+        .env(
+            "ECS_CONTAINER_METADATA_URI_V4",
+            &format!("{}/meta", ecs_agent.url()),
+        );
+    let (code, log) = Agent::start(&t, &["--log-group", "/jobrun/test"]).wait();
+    assert_eq!(code, 0, "{log}");
+    let calls: Vec<Value> = ecs_agent
+        .log_text()
+        .lines()
+        .filter_map(|l| l.strip_prefix("protection: "))
+        .map(|j| serde_json::from_str(j).unwrap())
+        .collect();
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    assert_eq!(calls[0]["ProtectionEnabled"], true);
+    assert!(calls[0]["ExpiresInMinutes"].as_u64().unwrap() >= 60);
+    assert_eq!(calls[1]["ProtectionEnabled"], false);
+    let key = format!("jobs/{}/runs/{run}/results/0/1-succeeded.json", t.name);
+    let r = s3_get(moto, o["bucket"].as_str().unwrap(), &key);
+    assert_eq!(
+        r["worker"],
+        "arn:aws:ecs:us-east-1:123456789012:task/jobrun-test/f00d"
+    );
+    assert_eq!(r["log"], "cloudwatch:/jobrun/test:jobrun/job/f00d");
+    let (code, status) = watch_json(&t, &run);
+    assert_eq!(code, 0);
+    assert_eq!(
+        status["tasks"][0]["log"],
+        "cloudwatch:/jobrun/test:jobrun/job/f00d"
+    );
+}
+
+#[test]
 fn a_poison_task_goes_to_the_dead_letter_queue_and_retry_sends_it_again() {
     let moto = services::moto();
     let t = queue_job(

@@ -221,6 +221,24 @@ pub fn sqs_proxy(upstream: &Service, sink: bool, entry_fault_rate: f64) -> Servi
     )
 }
 
+/// `tests/moto/fake_ecs_agent.py`: an ECS task's metadata and agent endpoints (task ARN, and
+/// scale-in protection requests printed to its log).
+pub fn fake_ecs_agent() -> Service {
+    let port = free_port();
+    let args = [
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/moto/fake_ecs_agent.py").to_string(),
+        "--port".into(),
+        port.to_string(),
+    ];
+    start(
+        "python3",
+        &args,
+        tempfile::tempdir().unwrap(),
+        port,
+        "/__ready",
+    )
+}
+
 /// The moto server the tests share (each test uses names of its own).
 pub fn moto() -> &'static Service {
     static S: OnceLock<Service> = OnceLock::new();
