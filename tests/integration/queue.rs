@@ -374,6 +374,42 @@ fn up_makes_queue_dlq_service_and_scaling_that_starts_from_zero_and_down_removes
 }
 
 #[test]
+fn queue_mode_without_its_queue_or_with_bad_settings_is_one_clear_error() {
+    let moto = services::moto();
+    // A direct-mode job that was `up`: submitting in queue mode needs the queue first.
+    let t = queue_job(moto, COMMAND, "");
+    let toml = std::fs::read_to_string(t.dir.path().join("jobrun.toml")).unwrap();
+    t.write(
+        "jobrun.toml",
+        &toml.replace("mode = \"queue\"", "mode = \"direct\""),
+    );
+    std::fs::remove_file(t.state.path().join("jobs").join(&t.name).join("aws.json")).unwrap();
+    let up = t.run(&["up"]);
+    assert_eq!(up.status, 0, "{}", up.stderr);
+    t.write("c.jsonl", "{\"sleep\": 0, \"exit\": 0}\n");
+    let r = t.run(&["submit", "--mode", "queue", "--configs", "c.jsonl"]);
+    r.assert_error(2, "has no queue yet");
+    assert_eq!(t.run_count(), 0, "nothing was created");
+    // An agent-less image cannot be `up`ed in queue mode.
+    let t2 = Test::ecs_task(&format!(
+        "[ecr]\nregistry_endpoint = \"{}\"\n",
+        services::plain_registry().host()
+    ))
+    .envs(services::moto_env_for(moto));
+    assert_eq!(t2.run(&["build", "--push"]).status, 0);
+    t2.run(&["up", "--mode", "queue"])
+        .assert_error(2, "has no jobrun agent");
+    // Settings are checked before anything happens.
+    t.write(
+        "jobrun.toml",
+        &toml.replace("[queue]\n", "[queue]\nmax_receive_count = 0\n"),
+    );
+    t.run(&["submit", "--configs", "c.jsonl"])
+        .assert_error(2, "queue.max_receive_count must be between 1 and 1000");
+    assert_eq!(t.run_count(), 0);
+}
+
+#[test]
 fn two_agents_run_every_task_once_and_exit_when_idle() {
     let moto = services::moto();
     let t = queue_job(moto, COMMAND, "");
