@@ -56,7 +56,7 @@ pub struct AgentArgs {
     #[arg(long, env = "JOBRUN_JOB")]
     pub job: String,
     /// Exit after this long without a message
-    #[arg(long, env = "JOBRUN_IDLE_EXIT", value_parser = crate::config::parse_duration, default_value = "2m")]
+    #[arg(long, env = "JOBRUN_IDLE_EXIT", value_parser = crate::config::parse_duration, default_value = "15m")]
     pub idle_exit: Duration,
     /// How long a taken message stays invisible; renewed every third of it while a task runs
     /// (default: the queue's visibility timeout)
@@ -485,9 +485,19 @@ impl Agent {
             let day = Utc::now().format("%Y%m%d");
             let run_id = format!("s3-{day}");
             let object = format!("s3://{bucket}/{key}");
+            // One task per upload: a new upload of the same key is a new task, a redelivery of
+            // the same event is not.
+            let version = record["s3"]["object"]["sequencer"]
+                .as_str()
+                .or(record["s3"]["object"]["eTag"].as_str())
+                .unwrap_or_default();
             let digest = {
                 use sha2::Digest;
-                format!("{:x}", sha2::Sha256::digest(object.as_bytes()))[..16].to_string()
+                format!(
+                    "{:x}",
+                    sha2::Sha256::digest(format!("{object}#{version}").as_bytes())
+                )[..16]
+                    .to_string()
             };
             let config = serde_json::json!({"bucket": bucket, "key": key});
             // The job's command template, filled for this object ({config.key}, …).
@@ -634,9 +644,20 @@ impl Agent {
                 }
             }
         };
-        for p in pumps {
-            let _ = p.await;
+        // Whatever the task left running in its process group goes with it, so nothing holds
+        // its output open (and the next message does not share the container with it).
+        if let Some(pid) = pid {
+            // SAFETY: kill(2) with a negative pid signals the child's own process group.
+            unsafe {
+                libc::kill(-(pid as i32), libc::SIGKILL);
+            }
         }
+        let _ = tokio::time::timeout(Duration::from_secs(5), async {
+            for p in pumps {
+                let _ = p.await;
+            }
+        })
+        .await;
         let tail: Vec<String> = tail.lock().expect("tail").iter().cloned().collect();
         Ok((ended, tail))
     }

@@ -101,7 +101,8 @@ pub struct QueueSection {
     pub max_receive_count: Option<u32>,
     /// The most workers the service scales out to (default 10).
     pub max_workers: Option<u32>,
-    /// A worker with nothing to do for this long exits (default 2m).
+    /// A worker with nothing to do for this long exits (default 15m: about when target
+    /// tracking scales a drained service in, so the service does not restart idle workers).
     #[serde(default, with = "opt_duration")]
     pub idle_exit: Option<Duration>,
     /// The queue's visibility timeout (default: the job's timeout plus 5 minutes, at most 12h);
@@ -338,7 +339,7 @@ fn validate_ecs(section: &EcsSection) -> Result<EcsSpec, String> {
         queue: QueueSpec {
             max_receive_count: 3,
             max_workers: 10,
-            idle_exit: Duration::from_secs(120),
+            idle_exit: Duration::from_secs(900),
             visibility: Duration::from_secs(300),
             s3_trigger: None,
             send_concurrency: 16,
@@ -380,7 +381,7 @@ fn validate_queue(q: &QueueSection, timeout: Duration) -> Result<QueueSpec, Stri
     Ok(QueueSpec {
         max_receive_count,
         max_workers,
-        idle_exit: q.idle_exit.unwrap_or(Duration::from_secs(120)),
+        idle_exit: q.idle_exit.unwrap_or(Duration::from_secs(900)),
         visibility,
         s3_trigger,
         send_concurrency: q.send_concurrency.unwrap_or(16).clamp(1, 256),
@@ -831,6 +832,13 @@ fn resolve(
         .or(file.ecs.mode)
         .or(env.mode)
         .unwrap_or_default();
+    // SQS keeps a taken message invisible for at most 12 hours from its receipt, heartbeat or
+    // not: a longer task would be delivered to a second worker while the first still runs.
+    if ecs.mode == DispatchMode::Queue && timeout > MAX_VISIBILITY - Duration::from_secs(300) {
+        return Err(invalid(
+            "run.timeout can be at most 11h55m in queue mode (SQS hides a message from other workers for 12 hours at most); use mode = \"direct\" for longer tasks".into(),
+        ));
+    }
     let aws = AwsSpec {
         region: file.aws.region.clone(),
         profile: file.aws.profile.clone(),

@@ -314,6 +314,10 @@ impl From<InfraError> for Failure {
                 .hint("fix the name in jobrun.toml, or remove it to let jobrun make one"),
             InfraError::Refused(_) => Failure::usage(e.to_string())
                 .hint("run `jobrun down` again and answer y, or pass --yes"),
+            InfraError::Draining(_) => Failure::env(e.to_string())
+                .hint("run `jobrun down` again in a minute; it goes on where it stopped"),
+            InfraError::TriggerLoop(_) => Failure::usage(e.to_string())
+                .hint("use a prefix outside jobs/, e.g. s3_trigger = \"s3://<bucket>/incoming/\""),
             InfraError::NoAgent(_) => Failure::usage(e.to_string()).hint(
                 "with mode = \"queue\", `jobrun build --push` adds the agent; then run `jobrun up` again",
             ),

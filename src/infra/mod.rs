@@ -34,6 +34,10 @@ pub enum InfraError {
     Refused(String),
     #[error("the pushed image of job {0} has no jobrun agent, which queue mode runs")]
     NoAgent(String),
+    #[error("the workers' service {0} is still stopping its tasks")]
+    Draining(String),
+    #[error("queue.s3_trigger {0} covers jobrun's own records (jobs/) in the job's bucket")]
+    TriggerLoop(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -508,6 +508,13 @@ impl Ctx<'_> {
         let Some((bucket, prefix)) = self.job.ecs.queue.s3_trigger.clone() else {
             return Ok(());
         };
+        // jobrun writes its records under `jobs/` of the job's bucket: a trigger there would
+        // start a task for every record a task writes.
+        if bucket == self.names.bucket
+            && ("jobs/".starts_with(&prefix) || prefix.starts_with("jobs/"))
+        {
+            return Err(InfraError::TriggerLoop(format!("s3://{bucket}/{prefix}")));
+        }
         let s3 = self.aws.s3();
         let id = format!("jobrun-{}", self.job.name);
         let have = s3
@@ -781,15 +788,41 @@ pub async fn delete_service(aws: &Aws, cluster: &str, service: &str) -> Result<(
             .map_err(aws::op("DeregisterScalableTarget")),
         &gone,
     )?;
-    aws.ecs()
-        .delete_service()
+    let ecs = aws.ecs();
+    ecs.delete_service()
         .cluster(cluster)
         .service(service)
         .force(true)
         .send()
         .await
         .map_err(aws::op("DeleteService"))?;
-    Ok(())
+    // ECS stops the service's tasks first; the cluster can only go once the service is gone.
+    use backon::BackoffBuilder as _;
+    let mut pause = backon::ExponentialBuilder::default()
+        .with_min_delay(std::time::Duration::from_millis(200))
+        .with_max_delay(std::time::Duration::from_secs(10))
+        .with_max_times(60)
+        .build();
+    loop {
+        let out = ecs
+            .describe_services()
+            .cluster(cluster)
+            .services(service)
+            .send()
+            .await
+            .map_err(aws::op("DescribeServices"))?;
+        if out
+            .services()
+            .iter()
+            .all(|s| s.status() == Some("INACTIVE"))
+        {
+            return Ok(());
+        }
+        match pause.next() {
+            Some(d) => tokio::time::sleep(d).await,
+            None => return Err(InfraError::Draining(service.to_string())),
+        }
+    }
 }
 
 /// Removes jobrun's queue configuration from a bucket's notifications, keeping the rest.

@@ -28,6 +28,10 @@ use std::time::{Duration, Instant};
 
 /// SQS's limit for one message, and for the payload of one batch.
 pub const MESSAGE_LIMIT: usize = 1024 * 1024;
+/// The largest configuration passed in `JOBRUN_CONFIG` (Linux takes at most 128 KiB per
+/// environment string); larger ones go by S3 pointer even when they fit a message.
+pub const CONFIG_ENV_LIMIT: usize = 100 * 1024;
+
 /// How long one dispatch pass sends before the record is saved.
 const SLICE: Duration = Duration::from_secs(5);
 
@@ -162,7 +166,8 @@ fn batches(mut msgs: Outgoing) -> Vec<Outgoing> {
     out
 }
 
-type SentBatch = Result<Vec<(usize, u32, Sent)>, AwsError>;
+/// What one batch sent (or SQS refused), and the error that stopped it, if any.
+type SentBatch = (Vec<(usize, u32, Sent)>, Option<AwsError>);
 
 /// How one message of a batch ended.
 enum Sent {
@@ -432,123 +437,127 @@ impl QueueTarget {
     /// of failed tasks out (they are about to be sent again); otherwise marks running tasks
     /// whose message is there as failed. Other runs' messages are made visible again at once.
     async fn scan_dead(&mut self, rec: &mut RunRecord, remove: bool) -> Result<usize, EcsError> {
+        use aws_sdk_sqs::types::MessageSystemAttributeName as Attr;
         let mut handled = 0;
         let mut empty = 0;
-        let mut rounds = 0;
+        let mut delete: Vec<String> = vec![];
+        // Every message looked at stays hidden until the pass is over (so each is seen once),
+        // then the others' are made visible again.
+        let mut release: Vec<String> = vec![];
         let mut seen_ids = HashSet::new();
-        while empty < 2 && rounds < 1000 {
-            rounds += 1;
+        let bound = self.stats().await?.dead.max(0) as usize / 10 + 5;
+        for _ in 0..bound {
+            if empty >= 2 {
+                break;
+            }
             let out = retrying(|| async {
                 self.sqs
                     .receive_message()
                     .queue_url(&self.queue.dlq_url)
                     .max_number_of_messages(10)
-                    .visibility_timeout(30)
-                    .wait_time_seconds(if remove { 1 } else { 0 })
-                    .message_system_attribute_names(
-                        aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount,
-                    )
+                    .visibility_timeout(60)
+                    .wait_time_seconds(1)
+                    .message_system_attribute_names(Attr::ApproximateReceiveCount)
                     .send()
                     .await
                     .map_err(aws::op("ReceiveMessage"))
             })
             .await?;
-            let msgs = out.messages();
-            if msgs.is_empty()
-                || msgs
-                    .iter()
-                    .all(|m| seen_ids.contains(m.message_id().unwrap_or_default()))
-            {
+            let fresh: Vec<_> = out
+                .messages()
+                .iter()
+                .filter(|m| seen_ids.insert(m.message_id().unwrap_or_default().to_string()))
+                .collect();
+            if fresh.is_empty() {
                 empty += 1;
                 continue;
             }
-            let mut delete = vec![];
-            let mut release = vec![];
-            for (n, m) in msgs.iter().enumerate() {
-                seen_ids.insert(m.message_id().unwrap_or_default().to_string());
+            for m in fresh {
                 let handle = m.receipt_handle().unwrap_or_default().to_string();
                 let ours = m
                     .body()
                     .and_then(|b| serde_json::from_str::<TaskMessage>(b).ok())
                     .filter(|t| t.run_id == rec.run_id && t.index < rec.tasks.len());
-                match ours {
-                    Some(t) if remove && rec.tasks[t.index].state == TaskState::Queued => {
-                        delete.push((n, handle));
-                        handled += 1;
-                    }
-                    Some(t) if !remove && rec.tasks[t.index].state == TaskState::Running => {
-                        let task = &mut rec.tasks[t.index];
-                        let receives = m
-                            .attributes()
-                            .and_then(|a| {
-                                a.get(&aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount)
-                            })
-                            .cloned()
-                            .unwrap_or_else(|| "?".into());
-                        task.state = TaskState::Failed;
-                        task.phase = None;
-                        task.finished_at = Some(Utc::now());
-                        let last = task.reason.take().unwrap_or_default();
-                        task.reason = Some(if last.is_empty() {
-                            format!(
-                                "in the dead-letter queue after {receives} receives, with no result"
-                            )
-                        } else {
-                            format!("in the dead-letter queue ({last})")
-                        });
-                        handled += 1;
-                        release.push((n, handle));
-                    }
-                    _ => release.push((n, handle)),
+                let Some(t) = ours else {
+                    release.push(handle);
+                    continue;
+                };
+                let task = &mut rec.tasks[t.index];
+                if t.attempt <= task.retried_from || (remove && task.state == TaskState::Queued) {
+                    // A copy from before a retry (the retry sends its own), or about to be
+                    // sent again: out of the dead-letter queue.
+                    delete.push(handle);
+                    handled += 1;
+                } else if !remove && task.state == TaskState::Running {
+                    let receives = m
+                        .attributes()
+                        .and_then(|a| a.get(&Attr::ApproximateReceiveCount))
+                        .cloned()
+                        .unwrap_or_else(|| "?".into());
+                    task.state = TaskState::Failed;
+                    task.phase = None;
+                    task.finished_at = Some(Utc::now());
+                    let last = task.reason.take().unwrap_or_default();
+                    task.reason = Some(if last.is_empty() {
+                        format!(
+                            "in the dead-letter queue after {receives} receives, with no result"
+                        )
+                    } else {
+                        format!("in the dead-letter queue ({last})")
+                    });
+                    handled += 1;
+                    release.push(handle);
+                } else {
+                    release.push(handle);
                 }
             }
-            if !delete.is_empty() {
-                let entries: Vec<_> = delete
-                    .iter()
-                    .map(|(n, h)| {
-                        DeleteMessageBatchRequestEntry::builder()
-                            .id(n.to_string())
-                            .receipt_handle(h)
-                            .build()
-                            .expect("id and handle")
-                    })
-                    .collect();
-                retrying(|| async {
-                    self.sqs
-                        .delete_message_batch()
-                        .queue_url(&self.queue.dlq_url)
-                        .set_entries(Some(entries.clone()))
-                        .send()
-                        .await
-                        .map_err(aws::op("DeleteMessageBatch"))
+        }
+        for chunk in delete.chunks(10) {
+            let entries: Vec<_> = chunk
+                .iter()
+                .enumerate()
+                .map(|(n, h)| {
+                    DeleteMessageBatchRequestEntry::builder()
+                        .id(n.to_string())
+                        .receipt_handle(h)
+                        .build()
+                        .expect("id and handle")
                 })
-                .await?;
-            }
-            if !release.is_empty() && !remove {
-                let entries: Vec<_> = release
-                    .iter()
-                    .map(|(n, h)| {
-                        ChangeMessageVisibilityBatchRequestEntry::builder()
-                            .id(n.to_string())
-                            .receipt_handle(h)
-                            .visibility_timeout(0)
-                            .build()
-                            .expect("id and handle")
-                    })
-                    .collect();
-                retrying(|| async {
-                    self.sqs
-                        .change_message_visibility_batch()
-                        .queue_url(&self.queue.dlq_url)
-                        .set_entries(Some(entries.clone()))
-                        .send()
-                        .await
-                        .map_err(aws::op("ChangeMessageVisibilityBatch"))
+                .collect();
+            retrying(|| async {
+                self.sqs
+                    .delete_message_batch()
+                    .queue_url(&self.queue.dlq_url)
+                    .set_entries(Some(entries.clone()))
+                    .send()
+                    .await
+                    .map_err(aws::op("DeleteMessageBatch"))
+            })
+            .await?;
+        }
+        for chunk in release.chunks(10) {
+            let entries: Vec<_> = chunk
+                .iter()
+                .enumerate()
+                .map(|(n, h)| {
+                    ChangeMessageVisibilityBatchRequestEntry::builder()
+                        .id(n.to_string())
+                        .receipt_handle(h)
+                        .visibility_timeout(0)
+                        .build()
+                        .expect("id and handle")
                 })
-                .await?;
-                // Released messages come straight back: one pass over the queue is enough.
-                break;
-            }
+                .collect();
+            retrying(|| async {
+                self.sqs
+                    .change_message_visibility_batch()
+                    .queue_url(&self.queue.dlq_url)
+                    .set_entries(Some(entries.clone()))
+                    .send()
+                    .await
+                    .map_err(aws::op("ChangeMessageVisibilityBatch"))
+            })
+            .await?;
         }
         Ok(handled)
     }
@@ -567,10 +576,20 @@ impl QueueTarget {
             .iter()
             .any(|t| t.state == TaskState::Queued && t.retried_from > 0)
         {
-            let dead = self.stats().await?.dead;
-            if dead > 0 {
-                self.scan_dead(rec, true).await?;
-            }
+            self.scan_dead(rec, true).await?;
+            // A cancel before this retry left its marker: the retried tasks must not see it.
+            let key = cancel_key(&rec.job, &rec.run_id);
+            retrying(|| async {
+                self.aws
+                    .s3()
+                    .delete_object()
+                    .bucket(&self.run.bucket)
+                    .key(&key)
+                    .send()
+                    .await
+                    .map_err(aws::op("DeleteObject"))
+            })
+            .await?;
         }
         // A slice of about five seconds of calls per pass, so the record is saved (and a crash
         // re-sends little) as dispatch goes; the bodies of at most 20,000 tasks are made ahead.
@@ -596,30 +615,26 @@ impl QueueTarget {
             .await;
         let now = Utc::now();
         let mut first_error = None;
-        for r in results {
-            match r {
-                Ok(sent) => {
-                    for (i, attempt, s) in sent {
-                        let task = &mut rec.tasks[i];
-                        match s {
-                            Sent::Ok(id) => {
-                                task.start(attempt, id, now);
-                                // Not started by a worker yet: started_at is when it was sent.
-                                task.phase = Some("QUEUED".into());
-                                task.reason = None;
-                                task.log_tail.clear();
-                            }
-                            Sent::Refused(why) => {
-                                task.attempts = attempt;
-                                task.state = TaskState::Failed;
-                                task.finished_at = Some(now);
-                                task.reason = Some(format!("SQS refused the message: {why}"));
-                            }
-                        }
+        for (sent, error) in results {
+            if let Some(e) = error {
+                first_error.get_or_insert(e);
+            }
+            for (i, attempt, s) in sent {
+                let task = &mut rec.tasks[i];
+                match s {
+                    Sent::Ok(id) => {
+                        task.start(attempt, id, now);
+                        // Not started by a worker yet: started_at is when it was sent.
+                        task.phase = Some("QUEUED".into());
+                        task.reason = None;
+                        task.log_tail.clear();
                     }
-                }
-                Err(e) => {
-                    first_error.get_or_insert(e);
+                    Sent::Refused(why) => {
+                        task.attempts = attempt;
+                        task.state = TaskState::Failed;
+                        task.finished_at = Some(now);
+                        task.reason = Some(format!("SQS refused the message: {why}"));
+                    }
                 }
             }
         }
@@ -648,7 +663,7 @@ impl QueueTarget {
             timeout_secs: rec.settings.timeout_secs,
         };
         let body = serde_json::to_string(&msg).expect("messages serialise");
-        if body.len() <= MESSAGE_LIMIT {
+        if body.len() <= MESSAGE_LIMIT && task.config.to_string().len() <= CONFIG_ENV_LIMIT {
             return Ok((attempt, body));
         }
         let key = format!("{}configs/{i}.json", EcsRun::prefix(&rec.job, &rec.run_id));
@@ -676,7 +691,7 @@ impl QueueTarget {
 
     /// One batch, sent until every entry is in or refused: a failed call is retried whole, a
     /// call that failed some entries is retried with those entries only.
-    async fn send_batch(&self, mut batch: Outgoing) -> Result<Vec<(usize, u32, Sent)>, AwsError> {
+    async fn send_batch(&self, mut batch: Outgoing) -> SentBatch {
         let mut done = vec![];
         use backon::BackoffBuilder as _;
         let mut pause = aws::backoff().build();
@@ -700,7 +715,13 @@ impl QueueTarget {
                     .await
                     .map_err(aws::op("SendMessageBatch"))
             })
-            .await?;
+            .await;
+            // What earlier rounds sent stays sent, error or not: those tasks must not be sent
+            // a second time.
+            let out = match out {
+                Ok(out) => out,
+                Err(e) => return (done, Some(e)),
+            };
             let by_id: HashMap<String, usize> = batch
                 .iter()
                 .enumerate()
@@ -724,14 +745,15 @@ impl QueueTarget {
                 }
             }
             if again.is_empty() {
-                return Ok(done);
+                return (done, None);
             }
             let Some(delay) = pause.next() else {
-                return Err(AwsError::Service {
+                let e = AwsError::Service {
                     operation: "SendMessageBatch",
                     code: "EntriesFailed".into(),
                     message: format!("{} entries kept failing", again.len()),
-                });
+                };
+                return (done, Some(e));
             };
             tokio::time::sleep(delay).await;
             batch = again.into_iter().map(|n| batch[n].clone()).collect();
