@@ -30,9 +30,10 @@ bench n="100":
 bench-dispatch n="1000" n_cli="60":
     bench/dispatch.sh {{n}} {{n_cli}}
 
-# Queue-mode dispatch (SendMessageBatch) against a bare parallel boto3 loop (ratio, goal <= 1.10)
+# Queue-mode dispatch (SendMessageBatch) against bare Rust-SDK and boto3 loops (ratio, goal <= 1.10)
 bench-queue n="10000":
-    bench/queue.sh {{n}}
+    cargo build --release --locked
+    JOBRUN=target/release/jobrun bench/queue.sh {{n}}
 
 # A static agent binary for an image architecture (what `[queue] agent_binaries.<arch>` points at)
 agent-amd64: release-x86_64

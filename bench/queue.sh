@@ -4,17 +4,22 @@
 #
 # moto is behind tests/moto/aws_proxy.py --sqs-sink: SendMessageBatch is answered by the proxy
 # (moto's own SQS slows down as the queue grows, which would measure moto, not the clients);
-# every other call goes to moto. Two clients enqueue N messages:
-#   jobrun   `jobrun submit --configs N --detach` (from a cold process: config, record, S3 copy,
-#            N/10 SendMessageBatch calls, record saved)
-#   boto3    16 threads sending N/10 SendMessageBatch calls of bodies of the same shape
-# Printed: both times, calls counted at the proxy, and jobrun's time as a ratio of boto3's
-# (goal <= 1.1). The baseline does no bookkeeping at all, so the ratio includes jobrun's.
+# every other call goes to moto. Three clients enqueue N messages:
+#   jobrun     `jobrun submit --configs N --detach` (from a cold process: config, record, S3
+#              copy, N/10 SendMessageBatch calls, record saved), timed from outside
+#   rust sdk   benches/sqs_baseline.rs: the AWS SDK for Rust, 16 calls in flight, bodies of the
+#              same shape, timed from inside (no process start), no bookkeeping at all
+#   boto3      16 threads doing the same with boto3
+# Printed: the times, calls counted at the proxy, and jobrun's time as a ratio of each baseline
+# (goal <= 1.1 against the bare SDK loop). Use a release jobrun (JOBRUN=target/release/jobrun):
+# a debug build spends most of the difference serialising the run record.
 #
 # Usage: bench/queue.sh [N]     (default 10000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-10000}
+REPO=$PWD
+cargo build --quiet --release --bench sqs_baseline
 JOBRUN=${JOBRUN:-}
 if [ -z "$JOBRUN" ]; then
   cargo build --quiet
@@ -85,11 +90,17 @@ EOF
 t1=$(now)
 bl=$(echo "$t1 - $t0" | bc)
 read -r bc_ bd bdup < <(calls)
-python3 - "$N" "$jr" "$jc" "$jd" "$jdup" "$bl" "$bc_" "$bd" <<'EOF'
+
+reset
+rs=$(cd "$REPO" && cargo bench --quiet --bench sqs_baseline -- "$N" "$QUEUE" 2>/dev/null | tail -1)
+read -r rc rd rdup < <(calls)
+python3 - "$N" "$jr" "$jc" "$jd" "$jdup" "$bl" "$bc_" "$bd" "$rs" "$rc" "$rd" <<'EOF'
 import sys
-n, jr, jc, jd, jdup, bl, bc, bd = sys.argv[1:]
+n, jr, jc, jd, jdup, bl, bc, bd, rs, rc, rd = sys.argv[1:]
 print(f"N={n}")
-print(f"jobrun   {float(jr):6.2f} s   SendMessageBatch calls {jc}, messages {jd}, duplicates {jdup}")
-print(f"boto3    {float(bl):6.2f} s   SendMessageBatch calls {bc}, messages {bd}")
-print(f"ratio jobrun / bare SDK loop = {float(jr)/float(bl):.2f}   (goal <= 1.10)")
+print(f"jobrun     {float(jr):6.2f} s   SendMessageBatch calls {jc}, messages {jd}, duplicates {jdup}")
+print(f"rust sdk   {float(rs):6.2f} s   SendMessageBatch calls {rc}, messages {rd}")
+print(f"boto3      {float(bl):6.2f} s   SendMessageBatch calls {bc}, messages {bd}")
+print(f"ratio jobrun / bare Rust SDK loop = {float(jr)/float(rs):.2f}   (goal <= 1.10)")
+print(f"ratio jobrun / bare boto3 loop    = {float(jr)/float(bl):.2f}")
 EOF

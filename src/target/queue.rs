@@ -240,6 +240,12 @@ impl QueueTarget {
         if rec.cancel_requested && !self.cancel_marked {
             self.mark_cancelled(rec).await?;
         }
+        // While there is something to send, sending comes first: results and counts are read
+        // at the next pass (at most one 5 s slice later).
+        let sending = !rec.cancel_requested && rec.count(TaskState::Queued) > 0;
+        if sending {
+            return self.send(rec).await;
+        }
         self.collect(rec).await?;
         let stats = self.stats().await?;
         if let Some(q) = rec.ecs.as_mut().and_then(|e| e.queue.as_mut())
@@ -248,9 +254,9 @@ impl QueueTarget {
             q.stats = Some(stats);
         }
         // A message in the dead-letter queue without a final result (its worker died every
-        // time, or it never parsed): found by looking there.
-        // Looked at again when it has grown, or after a minute (other runs' dead letters stay
-        // there for 14 days and must not cost a scan every poll).
+        // time, or it never parsed): found by looking there. Looked at again when it has
+        // grown, or after a minute (other runs' dead letters stay there for 14 days and must
+        // not cost a scan every poll).
         let unresolved = rec.count(TaskState::Running);
         let due = self
             .dead_scan
@@ -274,10 +280,9 @@ impl QueueTarget {
                 t.finished_at = Some(now);
                 t.phase = None;
             }
-            self.more = false;
-            return Ok(());
         }
-        self.send(rec).await
+        self.more = false;
+        Ok(())
     }
 
     async fn mark_cancelled(&mut self, rec: &RunRecord) -> Result<(), EcsError> {
