@@ -522,7 +522,20 @@ impl Ctx<'_> {
             .bucket(&bucket)
             .send()
             .await
-            .map_err(aws::op("GetBucketNotificationConfiguration"))?;
+            .map_err(aws::op("GetBucketNotificationConfiguration"));
+        // The job's own bucket does not exist yet in a dry run: nothing is set on it.
+        let have = match aws::found(have, &["NoSuchBucket"])? {
+            Some(have) => have,
+            None if !self.apply => {
+                aws_sdk_s3::operation::get_bucket_notification_configuration::GetBucketNotificationConfigurationOutput::builder().build()
+            }
+            None => {
+                return Err(InfraError::MissingConfigured {
+                    kind: "bucket",
+                    name: bucket,
+                });
+            }
+        };
         let mine = have
             .queue_configurations()
             .iter()
