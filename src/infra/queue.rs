@@ -258,9 +258,47 @@ impl Ctx<'_> {
                 .find(|s| s.status() == Some("ACTIVE"))
                 .cloned()
         });
+        let provider = match self.job.ecs.capacity.kind {
+            CapacityKind::OnDemand => "FARGATE",
+            CapacityKind::Spot => "FARGATE_SPOT",
+        };
+        // What differs from what the job wants (a service ECS describes without a capacity
+        // strategy, as emulators do, is not counted as different there).
+        let differs = |s: &Service| {
+            let mut why = vec![];
+            if s.task_definition() != Some(task_definition) {
+                why.push("agent task definition");
+            }
+            let sorted = |v: &[String]| {
+                let mut v = v.to_vec();
+                v.sort();
+                v
+            };
+            let net = s
+                .network_configuration()
+                .and_then(|n| n.awsvpc_configuration());
+            let public = if self.job.ecs.assign_public_ip {
+                AssignPublicIp::Enabled
+            } else {
+                AssignPublicIp::Disabled
+            };
+            let same_net = net.is_some_and(|a| {
+                sorted(a.subnets()) == sorted(subnets)
+                    && sorted(a.security_groups()) == sorted(security_groups)
+                    && a.assign_public_ip().is_none_or(|p| *p == public)
+            });
+            if !same_net {
+                why.push("network");
+            }
+            let strategy = s.capacity_provider_strategy();
+            if !strategy.is_empty() && strategy[0].capacity_provider() != provider {
+                why.push("capacity provider");
+            }
+            why
+        };
         let c = match &found {
             None => change("ecs service", &name, Action::Create, "missing (desired 0)"),
-            Some(s) if s.task_definition() == Some(task_definition) => change(
+            Some(s) if differs(s).is_empty() => change(
                 "ecs service",
                 &name,
                 Action::Unchanged,
@@ -270,22 +308,21 @@ impl Ctx<'_> {
                     s.desired_count()
                 ),
             ),
-            Some(_) => change(
+            Some(s) => change(
                 "ecs service",
                 &name,
                 Action::Update,
-                "new agent task definition",
+                format!("{} changed", differs(s).join(", ")),
             ),
         };
+        let capacity_changed = found
+            .as_ref()
+            .is_some_and(|s| differs(s).contains(&"capacity provider"));
         if !self.record(c) {
             return Ok(name);
         }
-        let strategy = match self.job.ecs.capacity.kind {
-            CapacityKind::OnDemand => "FARGATE",
-            CapacityKind::Spot => "FARGATE_SPOT",
-        };
         let strategy = CapacityProviderStrategyItem::builder()
-            .capacity_provider(strategy)
+            .capacity_provider(provider)
             .weight(1)
             .build()
             .expect("provider set");
@@ -319,14 +356,19 @@ impl Ctx<'_> {
                 .await
                 .map_err(aws::op("CreateService"))?;
         } else {
-            ecs.update_service()
+            let mut update = ecs
+                .update_service()
                 .cluster(&self.names.cluster)
                 .service(&name)
                 .task_definition(task_definition)
-                .network_configuration(network)
-                .send()
-                .await
-                .map_err(aws::op("UpdateService"))?;
+                .network_configuration(network);
+            if capacity_changed {
+                // ECS takes a new capacity strategy only with a new deployment.
+                update = update
+                    .capacity_provider_strategy(strategy)
+                    .force_new_deployment(true);
+            }
+            update.send().await.map_err(aws::op("UpdateService"))?;
         }
         Ok(name)
     }

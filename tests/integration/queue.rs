@@ -344,6 +344,37 @@ fn up_makes_queue_dlq_service_and_scaling_that_starts_from_zero_and_down_removes
         .clone();
     assert_eq!(st["Resource"], json!([q["queue_arn"]]));
 
+    // A network change reaches the service (and only the service).
+    let toml = std::fs::read_to_string(t.dir.path().join("jobrun.toml")).unwrap();
+    t.write(
+        "jobrun.toml",
+        &toml.replace(
+            "mode = \"queue\"",
+            "mode = \"queue\"\nassign_public_ip = false",
+        ),
+    );
+    let changed = t.run(&["up", "-o", "json"]);
+    assert_eq!(changed.status, 0, "{}", changed.stderr);
+    let updates: Vec<Value> = changed.json()["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["action"] == "update" || c["action"] == "create")
+        .cloned()
+        .collect();
+    assert_eq!(updates.len(), 1, "{updates:?}");
+    assert_eq!(updates[0]["resource"], "ecs service");
+    assert!(updates[0]["why"].as_str().unwrap().contains("network"));
+    let svc = ecs(
+        "DescribeServices",
+        json!({"cluster": cluster, "services": [q["service"]]}),
+    )["services"][0]
+        .clone();
+    assert_eq!(
+        svc["networkConfiguration"]["awsvpcConfiguration"]["assignPublicIp"],
+        "DISABLED"
+    );
+
     let down = t.run(&["down", "--yes"]);
     assert_eq!(down.status, 0, "down: {}", down.stderr);
     for u in [url, dlq] {
