@@ -18,31 +18,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-10000}
-REPO=$PWD
 cargo build --quiet --release --bench sqs_baseline
-JOBRUN=${JOBRUN:-}
-if [ -z "$JOBRUN" ]; then
-  cargo build --quiet
-  JOBRUN=$PWD/${CARGO_TARGET_DIR:-target}/debug/jobrun
-fi
-command -v docker-registry >/dev/null || { echo "needs docker-registry (apt)"; exit 1; }
-python3 -c 'import moto, boto3' || { echo "needs moto[server] and boto3 (pip)"; exit 1; }
-
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_http() { for _ in $(seq 1 100); do curl -s -o /dev/null "$1" && return 0; sleep 0.1; done; echo "no answer from $1"; exit 1; }
-
-MOTO=$(port); PROXY=$(port); REG=$(port)
-(cd "$work" && exec python3 "$OLDPWD/tests/moto/jobrun_moto.py" -H 127.0.0.1 -p "$MOTO" >"$work/moto.log" 2>&1) & pids+=($!)
-printf 'version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: %s/reg\nhttp:\n  addr: 127.0.0.1:%s\n' "$work" "$REG" >"$work/reg.yml"
-docker-registry serve "$work/reg.yml" >"$work/reg.log" 2>&1 & pids+=($!)
-wait_http "http://127.0.0.1:$MOTO/moto-api/"
-wait_http "http://127.0.0.1:$REG/v2/"
-python3 tests/moto/aws_proxy.py --upstream "http://127.0.0.1:$MOTO" --port "$PROXY" --sqs-sink >"$work/proxy.log" 2>&1 & pids+=($!)
-wait_http "http://127.0.0.1:$PROXY/__proxy/stats"
+. bench/lib.sh
+start_aws_world --sqs-sink
 
 export AWS_EC2_METADATA_DISABLED=true AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test
 export AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1 JOBRUN_STATE_DIR="$work/state"

@@ -331,19 +331,9 @@ impl Agent {
         }
         if self.cancelled(&work).await? {
             say(&format!("{label}: the run is cancelled"));
-            let now = Utc::now();
-            self.write_result(
-                &work,
-                Outcome::Cancelled,
-                None,
-                Some("cancelled".into()),
-                true,
-                receives,
-                now,
-                vec![],
-            )
-            .await?;
-            self.delete(&receipt).await?;
+            let done = Done::cancelled();
+            self.finish(&work, &receipt, receives, Utc::now(), vec![], done)
+                .await?;
             return Ok(false);
         }
         say(&format!("{label}: starting (receive {receives})"));
@@ -351,8 +341,7 @@ impl Agent {
         let started = Utc::now();
         let (ended, tail) = self.run_child(&work, &receipt, term, int).await?;
         self.protect(false, work.timeout).await;
-        let last = receives >= self.max_receives;
-        match ended {
+        let done = match ended {
             Ended::Terminated => {
                 say(&format!(
                     "{label}: stopped by a signal; the message goes back to the queue"
@@ -360,75 +349,33 @@ impl Agent {
                 self.release(&receipt).await?;
                 return Ok(true);
             }
-            Ended::Exit(Some(0), _) => {
-                say(&format!("{label}: succeeded"));
-                self.write_result(
-                    &work,
-                    Outcome::Succeeded,
-                    Some(0),
-                    None,
-                    true,
-                    receives,
-                    started,
-                    tail,
-                )
-                .await?;
-                self.delete(&receipt).await?;
-            }
-            Ended::Cancelled => {
-                say(&format!("{label}: cancelled"));
-                self.write_result(
-                    &work,
-                    Outcome::Cancelled,
-                    None,
-                    Some("cancelled".into()),
-                    true,
-                    receives,
-                    started,
-                    tail,
-                )
-                .await?;
-                self.delete(&receipt).await?;
-            }
-            Ended::TimedOut => {
-                let why = format!(
+            Ended::Exit(Some(0), _) => Done {
+                outcome: Outcome::Succeeded,
+                exit_code: Some(0),
+                reason: None,
+            },
+            Ended::Cancelled => Done::cancelled(),
+            Ended::TimedOut => Done::failed(
+                None,
+                format!(
                     "timed out after {}",
                     humantime::format_duration(work.timeout)
-                );
-                say(&format!("{label}: {why}"));
-                self.write_result(
-                    &work,
-                    Outcome::Failed,
-                    None,
-                    Some(why),
-                    last,
-                    receives,
-                    started,
-                    tail,
-                )
-                .await?;
-                self.release(&receipt).await?;
-            }
-            Ended::Exit(code, why) => {
-                let why = why.unwrap_or_else(|| match code {
+                ),
+            ),
+            Ended::Exit(code, why) => Done::failed(
+                code,
+                why.unwrap_or_else(|| match code {
                     Some(c) => format!("exit code {c}"),
                     None => "killed by a signal".into(),
-                });
-                say(&format!("{label}: failed ({why})"));
-                self.write_result(
-                    &work,
-                    Outcome::Failed,
-                    code,
-                    Some(why),
-                    last,
-                    receives,
-                    started,
-                    tail,
-                )
-                .await?;
-                self.release(&receipt).await?;
-            }
+                }),
+            ),
+        };
+        match (&done.outcome, &done.reason) {
+            (Outcome::Failed, Some(why)) => say(&format!("{label}: failed ({why})")),
+            (outcome, _) => say(&format!("{label}: {}", outcome.as_str())),
         }
+        self.finish(&work, &receipt, receives, started, tail, done)
+            .await?;
         Ok(false)
     }
 
@@ -710,26 +657,26 @@ impl Agent {
         Ok(())
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn write_result(
+    /// Writes the result of one delivery, then deletes the message (success, cancel) or makes
+    /// it visible again for redelivery (failure; the last one goes to the dead-letter queue).
+    async fn finish(
         &self,
         w: &Work,
-        outcome: Outcome,
-        exit_code: Option<i64>,
-        reason: Option<String>,
-        is_final: bool,
+        receipt: &str,
         receive_count: u32,
         started_at: chrono::DateTime<Utc>,
         log_tail: Vec<String>,
+        done: Done,
     ) -> Result<(), AgentError> {
+        let failed = done.outcome == Outcome::Failed;
         let result = TaskResult {
             run_id: w.run_id.clone(),
             index: w.index.unwrap_or(0),
             attempt: w.attempt,
-            outcome,
-            exit_code,
-            reason,
-            is_final,
+            outcome: done.outcome,
+            exit_code: done.exit_code,
+            reason: done.reason,
+            is_final: !failed || receive_count >= self.max_receives,
             receive_count,
             started_at,
             finished_at: Utc::now(),
@@ -738,21 +685,20 @@ impl Agent {
             worker: self.worker.clone(),
             s3_object: w.s3_object.clone(),
         };
-        let key = result_key(&self.args.job, &w.run_id, &w.key_index, w.attempt, outcome);
+        let key = result_key(
+            &self.args.job,
+            &w.run_id,
+            &w.key_index,
+            w.attempt,
+            result.outcome,
+        );
         let body = serde_json::to_vec(&result).expect("results serialise");
-        retrying(|| async {
-            self.s3
-                .put_object()
-                .bucket(&self.args.bucket)
-                .key(&key)
-                .content_type("application/json")
-                .body(body.clone().into())
-                .send()
-                .await
-                .map_err(aws::op("PutObject"))
-        })
-        .await?;
-        Ok(())
+        crate::target::remote::put_json(&self.s3, &self.args.bucket, &key, body).await?;
+        if failed {
+            self.release(receipt).await
+        } else {
+            self.delete(receipt).await
+        }
     }
 
     /// ECS task scale-in protection through the ECS agent's endpoint (only inside ECS).
@@ -778,6 +724,30 @@ impl Agent {
             Ok(resp) if resp.status().is_success() => {}
             Ok(resp) => say(&format!("scale-in protection: HTTP {}", resp.status())),
             Err(e) => say(&format!("scale-in protection: {e}")),
+        }
+    }
+}
+
+/// How a delivery ended, as its result record says.
+struct Done {
+    outcome: Outcome,
+    exit_code: Option<i64>,
+    reason: Option<String>,
+}
+
+impl Done {
+    fn cancelled() -> Done {
+        Done {
+            outcome: Outcome::Cancelled,
+            exit_code: None,
+            reason: Some("cancelled".into()),
+        }
+    }
+    fn failed(exit_code: Option<i64>, why: String) -> Done {
+        Done {
+            outcome: Outcome::Failed,
+            exit_code,
+            reason: Some(why),
         }
     }
 }

@@ -73,6 +73,31 @@ fn sqs_attrs(
     pairs.into_iter().collect()
 }
 
+/// The service of that name when it is active (with its tags), `None` when there is none (or
+/// no cluster).
+async fn active_service(
+    ecs: &aws_sdk_ecs::Client,
+    cluster: &str,
+    name: &str,
+) -> Result<Option<aws_sdk_ecs::types::Service>, InfraError> {
+    let out = ecs
+        .describe_services()
+        .cluster(cluster)
+        .services(name)
+        .include(aws_sdk_ecs::types::ServiceField::Tags)
+        .send()
+        .await
+        .map_err(aws::op("DescribeServices"));
+    Ok(
+        aws::found(out, &["ClusterNotFoundException"])?.and_then(|o| {
+            o.services()
+                .iter()
+                .find(|s| s.status() == Some("ACTIVE"))
+                .cloned()
+        }),
+    )
+}
+
 /// A queue's URL, `None` when there is no such queue.
 async fn queue_url(sqs: &aws_sdk_sqs::Client, name: &str) -> Result<Option<String>, InfraError> {
     let got = sqs
@@ -245,19 +270,7 @@ impl Ctx<'_> {
         use aws_sdk_ecs::types::*;
         let ecs = self.aws.ecs();
         let name = service_name(&self.job.name);
-        let out = ecs
-            .describe_services()
-            .cluster(&self.names.cluster)
-            .services(&name)
-            .send()
-            .await
-            .map_err(aws::op("DescribeServices"));
-        let found = aws::found(out, &["ClusterNotFoundException"])?.and_then(|o| {
-            o.services()
-                .iter()
-                .find(|s| s.status() == Some("ACTIVE"))
-                .cloned()
-        });
+        let found = active_service(&ecs, &self.names.cluster, &name).await?;
         let provider = match self.job.ecs.capacity.kind {
             CapacityKind::OnDemand => "FARGATE",
             CapacityKind::Spot => "FARGATE_SPOT",
@@ -720,21 +733,7 @@ pub async fn down(
 ) -> Result<(), InfraError> {
     use super::down::Target;
     let service = service_name(&job.name);
-    let ecs = aws.ecs();
-    let out = ecs
-        .describe_services()
-        .cluster(cluster)
-        .services(&service)
-        .include(aws_sdk_ecs::types::ServiceField::Tags)
-        .send()
-        .await
-        .map_err(aws::op("DescribeServices"));
-    let found = aws::found(out, &["ClusterNotFoundException"])?.and_then(|o| {
-        o.services()
-            .iter()
-            .find(|s| s.status() == Some("ACTIVE"))
-            .cloned()
-    });
+    let found = active_service(&aws.ecs(), cluster, &service).await?;
     match found {
         None => plan(
             change("ecs service", &service, Action::Absent, "not there"),

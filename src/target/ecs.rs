@@ -491,24 +491,16 @@ impl EcsTarget {
         if size(&with_config) <= OVERRIDES_LIMIT {
             env = with_config;
         } else {
-            let key = format!("{}configs/{i}.json", EcsRun::prefix(&rec.job, &rec.run_id));
-            retrying(|| async {
-                self.aws
-                    .s3()
-                    .put_object()
-                    .bucket(&self.run.bucket)
-                    .key(&key)
-                    .content_type("application/json")
-                    .body(config.clone().into_bytes().into())
-                    .send()
-                    .await
-                    .map_err(aws::op("PutObject"))
-            })
+            let url = super::remote::store_config(
+                &self.aws.s3(),
+                &self.run.bucket,
+                &rec.job,
+                &rec.run_id,
+                i,
+                &config,
+            )
             .await?;
-            env.push((
-                "JOBRUN_CONFIG_URL".into(),
-                format!("s3://{}/{key}", self.run.bucket),
-            ));
+            env.push(("JOBRUN_CONFIG_URL".into(), url));
         }
         let mut container = ContainerOverride::builder().name(CONTAINER);
         for (k, v) in &env {

@@ -188,6 +188,8 @@ pub struct QueueTarget {
     cancel_marked: bool,
     /// When the dead-letter queue was last looked through, and how full it was then.
     dead_scan: Option<(Instant, i64)>,
+    /// The run's dead letters and cancel marker were cleared for the retry being sent.
+    retry_prepared: bool,
 }
 
 impl QueueTarget {
@@ -208,6 +210,7 @@ impl QueueTarget {
             seen: HashSet::new(),
             cancel_marked: false,
             dead_scan: None,
+            retry_prepared: false,
         }
     }
 
@@ -261,8 +264,8 @@ impl QueueTarget {
         let due = self
             .dead_scan
             .is_none_or(|(at, dead)| stats.dead > dead || at.elapsed() > Duration::from_secs(60));
-        if stats.dead > 0 && unresolved > 0 && !self.more && due {
-            self.scan_dead(rec, false).await?;
+        if stats.dead > 0 && unresolved > 0 && due {
+            self.scan_dead(rec, false, stats.dead).await?;
             self.dead_scan = Some((Instant::now(), stats.dead));
         }
         if rec.cancel_requested {
@@ -286,18 +289,13 @@ impl QueueTarget {
     }
 
     async fn mark_cancelled(&mut self, rec: &RunRecord) -> Result<(), EcsError> {
-        let key = cancel_key(&rec.job, &rec.run_id);
-        retrying(|| async {
-            self.aws
-                .s3()
-                .put_object()
-                .bucket(&self.run.bucket)
-                .key(&key)
-                .body(Utc::now().to_rfc3339().into_bytes().into())
-                .send()
-                .await
-                .map_err(aws::op("PutObject"))
-        })
+        let marker = serde_json::json!({ "cancelled_at": Utc::now() });
+        super::remote::put_json(
+            &self.aws.s3(),
+            &self.run.bucket,
+            &cancel_key(&rec.job, &rec.run_id),
+            marker.to_string().into_bytes(),
+        )
         .await?;
         self.cancel_marked = true;
         Ok(())
@@ -441,16 +439,21 @@ impl QueueTarget {
     /// Looks through the dead-letter queue for this run's messages. With `remove`, takes those
     /// of failed tasks out (they are about to be sent again); otherwise marks running tasks
     /// whose message is there as failed. Other runs' messages are made visible again at once.
-    async fn scan_dead(&mut self, rec: &mut RunRecord, remove: bool) -> Result<usize, EcsError> {
+    async fn scan_dead(
+        &mut self,
+        rec: &mut RunRecord,
+        remove: bool,
+        dead: i64,
+    ) -> Result<(), EcsError> {
         use aws_sdk_sqs::types::MessageSystemAttributeName as Attr;
-        let mut handled = 0;
         let mut empty = 0;
         let mut delete: Vec<String> = vec![];
         // Every message looked at stays hidden until the pass is over (so each is seen once),
         // then the others' are made visible again.
         let mut release: Vec<String> = vec![];
         let mut seen_ids = HashSet::new();
-        let bound = self.stats().await?.dead.max(0) as usize / 10 + 5;
+        // Enough receives to see every message the DLQ holds (as last counted), and a few more.
+        let bound = dead.max(0) as usize / 10 + 5;
         for _ in 0..bound {
             if empty >= 2 {
                 break;
@@ -492,7 +495,6 @@ impl QueueTarget {
                     // A copy from before a retry (the retry sends its own), or about to be
                     // sent again: out of the dead-letter queue.
                     delete.push(handle);
-                    handled += 1;
                 } else if !remove && task.state == TaskState::Running {
                     let receives = m
                         .attributes()
@@ -510,7 +512,6 @@ impl QueueTarget {
                     } else {
                         format!("in the dead-letter queue ({last})")
                     });
-                    handled += 1;
                     release.push(handle);
                 } else {
                     release.push(handle);
@@ -564,24 +565,22 @@ impl QueueTarget {
             })
             .await?;
         }
-        Ok(handled)
+        Ok(())
     }
 
-    /// Sends queued tasks as messages (a slice per pass, so the record is saved as it goes).
+    /// Sends queued tasks (there are some) as messages, a slice per pass, so the record is
+    /// saved as it goes.
     async fn send(&mut self, rec: &mut RunRecord) -> Result<(), EcsError> {
-        let queued = rec.count(TaskState::Queued);
-        if queued == 0 {
-            self.more = false;
-            return Ok(());
-        }
         // A retry: the run's messages still in the dead-letter queue are taken out first, so
-        // the queue holds one message per task.
-        if rec
-            .tasks
-            .iter()
-            .any(|t| t.state == TaskState::Queued && t.retried_from > 0)
+        // the queue holds one message per task (once per process, not once per slice).
+        if !self.retry_prepared
+            && rec
+                .tasks
+                .iter()
+                .any(|t| t.state == TaskState::Queued && t.retried_from > 0)
         {
-            self.scan_dead(rec, true).await?;
+            let dead = self.stats().await?.dead;
+            self.scan_dead(rec, true, dead).await?;
             // A cancel before this retry left its marker: the retried tasks must not see it.
             let key = cancel_key(&rec.job, &rec.run_id);
             retrying(|| async {
@@ -595,6 +594,7 @@ impl QueueTarget {
                     .map_err(aws::op("DeleteObject"))
             })
             .await?;
+            self.retry_prepared = true;
         }
         // A slice of about five seconds of calls per pass, so the record is saved (and a crash
         // re-sends little) as dispatch goes; the bodies of at most 20,000 tasks are made ahead.
@@ -667,27 +667,24 @@ impl QueueTarget {
             config_url: None,
             timeout_secs: rec.settings.timeout_secs,
         };
-        let body = serde_json::to_string(&msg).expect("messages serialise");
-        if body.len() <= MESSAGE_LIMIT && task.config.to_string().len() <= CONFIG_ENV_LIMIT {
-            return Ok((attempt, body));
-        }
-        let key = format!("{}configs/{i}.json", EcsRun::prefix(&rec.job, &rec.run_id));
         let config = task.config.to_string();
-        retrying(|| async {
-            self.aws
-                .s3()
-                .put_object()
-                .bucket(&self.run.bucket)
-                .key(&key)
-                .content_type("application/json")
-                .body(config.clone().into_bytes().into())
-                .send()
-                .await
-                .map_err(aws::op("PutObject"))
-        })
+        if config.len() <= CONFIG_ENV_LIMIT {
+            let body = serde_json::to_string(&msg).expect("messages serialise");
+            if body.len() <= MESSAGE_LIMIT {
+                return Ok((attempt, body));
+            }
+        }
+        let url = super::remote::store_config(
+            &self.aws.s3(),
+            &self.run.bucket,
+            &rec.job,
+            &rec.run_id,
+            i,
+            &config,
+        )
         .await?;
         msg.config = None;
-        msg.config_url = Some(format!("s3://{}/{key}", self.run.bucket));
+        msg.config_url = Some(url);
         Ok((
             attempt,
             serde_json::to_string(&msg).expect("messages serialise"),

@@ -15,6 +15,45 @@ pub async fn aws_for(run: &crate::record::EcsRun) -> Result<Aws, AwsError> {
     Aws::load(profile.as_deref(), Some(&run.region)).await
 }
 
+/// Writes one JSON object, retried while the error is transient.
+pub async fn put_json(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    body: Vec<u8>,
+) -> Result<(), AwsError> {
+    retrying(|| async {
+        s3.put_object()
+            .bucket(bucket)
+            .key(key)
+            .content_type("application/json")
+            .body(body.clone().into())
+            .send()
+            .await
+            .map_err(aws::op("PutObject"))
+    })
+    .await?;
+    Ok(())
+}
+
+/// Stores a task's configuration under the run's prefix (for one too large to travel with the
+/// task) and returns its `s3://` URL, which the task gets as `JOBRUN_CONFIG_URL`.
+pub async fn store_config(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    job: &str,
+    run_id: &str,
+    index: usize,
+    config: &str,
+) -> Result<String, AwsError> {
+    let key = format!(
+        "{}configs/{index}.json",
+        crate::record::EcsRun::prefix(job, run_id)
+    );
+    put_json(s3, bucket, &key, config.as_bytes().to_vec()).await?;
+    Ok(format!("s3://{bucket}/{key}"))
+}
+
 pub struct RemoteRecord {
     s3: aws_sdk_s3::Client,
     bucket: String,
@@ -39,17 +78,12 @@ impl RemoteRecord {
         }
         self.pending = true;
         let body = serde_json::to_vec(rec).expect("records serialise");
-        retrying(|| async {
-            self.s3
-                .put_object()
-                .bucket(&self.bucket)
-                .key(record_key(&rec.job, &rec.run_id))
-                .content_type("application/json")
-                .body(body.clone().into())
-                .send()
-                .await
-                .map_err(aws::op("PutObject"))
-        })
+        put_json(
+            &self.s3,
+            &self.bucket,
+            &record_key(&rec.job, &rec.run_id),
+            body,
+        )
         .await?;
         self.pending = false;
         Ok(())

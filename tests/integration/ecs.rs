@@ -74,21 +74,6 @@ fn cluster_of(t: &Test, run: &str) -> String {
     rec["ecs"]["cluster"].as_str().unwrap().to_string()
 }
 
-fn submit_detached(t: &Test, configs: &[Value]) -> String {
-    let lines: Vec<String> = configs.iter().map(|c| c.to_string()).collect();
-    t.write("configs.jsonl", &(lines.join("\n") + "\n"));
-    let r = t.run(&[
-        "submit",
-        "--configs",
-        "configs.jsonl",
-        "--detach",
-        "-o",
-        "json",
-    ]);
-    assert_eq!(r.status, 0, "submit: {}\n{}", r.stdout, r.stderr);
-    r.json()["run_id"].as_str().unwrap().to_string()
-}
-
 #[test]
 fn fan_out_is_one_task_per_config_with_overrides_tags_and_logs() {
     let moto = services::moto();
@@ -169,16 +154,13 @@ fn fan_out_is_one_task_per_config_with_overrides_tags_and_logs() {
 fn failures_spot_interruptions_and_retry_failed() {
     let moto = services::moto();
     let t = fargate_job(moto, "");
-    let run = submit_detached(
-        &t,
-        &[
-            json!({"ok": true}),
-            json!({"fake": {"exit": 3, "logs": ["loading data", "boom: bad learning rate"]}}),
-            json!({"fake": {"stop_code": "SpotInterruption", "until_attempt": 2}}),
-            json!({"fake": {"stop_code": "TaskFailedToStart", "until_attempt": 3}}),
-            json!({"fake": {"exit": 2, "until_attempt": 2}}),
-        ],
-    );
+    let run = t.submit_detached(&[
+        json!({"ok": true}),
+        json!({"fake": {"exit": 3, "logs": ["loading data", "boom: bad learning rate"]}}),
+        json!({"fake": {"stop_code": "SpotInterruption", "until_attempt": 2}}),
+        json!({"fake": {"stop_code": "TaskFailedToStart", "until_attempt": 3}}),
+        json!({"fake": {"exit": 2, "until_attempt": 2}}),
+    ]);
     let w = t.run(&["watch", &run]);
     assert_eq!(w.status, 1, "a task failed: {}\n{}", w.stdout, w.stderr);
     // The summary names the failed index, its exit code, its log and the last lines of it.
@@ -258,7 +240,7 @@ fn failures_spot_interruptions_and_retry_failed() {
 fn watch_from_another_machine_reattaches_from_s3() {
     let moto = services::moto();
     let t = fargate_job(moto, "");
-    let run = submit_detached(&t, &[json!({"a": 1}), json!({"a": 2}), json!({"a": 3})]);
+    let run = t.submit_detached(&[json!({"a": 1}), json!({"a": 2}), json!({"a": 3})]);
 
     // Another machine: the same job folder and AWS access, an empty state folder.
     let other = tempfile::tempdir().unwrap();
@@ -297,7 +279,7 @@ fn cancel_stops_every_running_task() {
     let moto = services::moto();
     let t = fargate_job(moto, "");
     let hold = json!({"fake": {"hold": true}});
-    let run = submit_detached(&t, &[hold.clone(), hold.clone(), hold]);
+    let run = t.submit_detached(&[hold.clone(), hold.clone(), hold]);
     let s = t.status(&run);
     assert_eq!(s["running"], 3, "{s}");
     let c = t.run(&["cancel", &run]);
@@ -318,13 +300,10 @@ fn spot_without_capacity_falls_back_to_on_demand_and_big_configs_go_by_pointer()
     let moto = services::moto();
     let t = fargate_job(moto, "");
     let big = "x".repeat(10_000);
-    let run = submit_detached(
-        &t,
-        &[
-            json!({"fake": {"spot_capacity": false}}),
-            json!({"blob": big}),
-        ],
-    );
+    let run = t.submit_detached(&[
+        json!({"fake": {"spot_capacity": false}}),
+        json!({"blob": big}),
+    ]);
     let w = t.run(&["watch", &run]);
     assert_eq!(w.status, 0, "{}\n{}", w.stdout, w.stderr);
     let tasks = tasks_started_by(moto, &cluster_of(&t, &run), &run);
@@ -570,10 +549,7 @@ fn timeouts_stop_the_task_and_listed_exit_codes_are_retried() {
 fn logs_follow_streams_until_the_task_stops() {
     let moto = services::moto();
     let t = fargate_job(moto, "");
-    let run = submit_detached(
-        &t,
-        &[json!({"fake": {"hold": true, "logs": ["first line"]}})],
-    );
+    let run = t.submit_detached(&[json!({"fake": {"hold": true, "logs": ["first line"]}})]);
     let mut follow = t.spawn(&["logs", &run, "--index", "0", "--follow"]);
     // It keeps following while the task runs…
     std::thread::sleep(std::time::Duration::from_secs(2));

@@ -200,6 +200,22 @@ impl Test {
         assert_eq!(r.status, 0, "build failed:\n{}\n{}", r.stdout, r.stderr);
     }
 
+    /// `submit --detach` of these configurations (one JSON line each); returns the run id.
+    pub fn submit_detached(&self, configs: &[Value]) -> String {
+        let lines: Vec<String> = configs.iter().map(Value::to_string).collect();
+        self.write("configs.jsonl", &(lines.join("\n") + "\n"));
+        let r = self.run(&[
+            "submit",
+            "--configs",
+            "configs.jsonl",
+            "--detach",
+            "-o",
+            "json",
+        ]);
+        assert_eq!(r.status, 0, "submit: {}\n{}", r.stdout, r.stderr);
+        r.json()["run_id"].as_str().unwrap().to_string()
+    }
+
     /// `jobrun status RUN --output json`; an empty RUN means the job's latest run.
     pub fn status(&self, run: &str) -> Value {
         let r = if run.is_empty() {

@@ -14,7 +14,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// A queue-mode job on `endpoint` (moto, or a proxy in front of it): built, pushed and `up`.
-/// Its command runs the test task from its host path, so agents can run here as processes.
+/// Its command runs the test task from its host path (`TASK`), so agents can run here as
+/// processes; `@JOB@` in `queue_extra` is the job's name.
 fn queue_job(endpoint: &Service, command: &str, queue_extra: &str) -> Test {
     let reg = services::plain_registry();
     let t = Test::ecs_task(&format!(
@@ -26,10 +27,12 @@ fn queue_job(endpoint: &Service, command: &str, queue_extra: &str) -> Test {
     let task = task_binary().display().to_string();
     t.write(
         "jobrun.toml",
-        &toml.replace(
-            r#"command = ["/task"]"#,
-            &format!("command = {}", command.replace("TASK", &task)),
-        ),
+        &toml
+            .replace(
+                r#"command = ["/task"]"#,
+                &format!("command = {}", command.replace("TASK", &task)),
+            )
+            .replace("@JOB@", &t.name),
     );
     let b = t.run(&["build", "--push"]);
     assert_eq!(b.status, 0, "build --push: {}", b.stderr);
@@ -93,21 +96,6 @@ fn s3_get(moto: &Service, bucket: &str, key: &str) -> Value {
         .into_string()
         .unwrap();
     serde_json::from_str(&text).unwrap()
-}
-
-fn submit(t: &Test, configs: &[Value]) -> String {
-    let lines: Vec<String> = configs.iter().map(Value::to_string).collect();
-    t.write("configs.jsonl", &(lines.join("\n") + "\n"));
-    let r = t.run(&[
-        "submit",
-        "--configs",
-        "configs.jsonl",
-        "--detach",
-        "-o",
-        "json",
-    ]);
-    assert_eq!(r.status, 0, "submit: {}", r.stderr);
-    r.json()["run_id"].as_str().unwrap().to_string()
 }
 
 /// A `jobrun agent` process for the job's queue, its stderr collected.
@@ -447,7 +435,7 @@ fn two_agents_run_every_task_once_and_exit_when_idle() {
     let configs: Vec<Value> = (0..6)
         .map(|i| json!({"sleep": 0.2, "exit": 0, "n": i}))
         .collect();
-    let run = submit(&t, &configs);
+    let run = t.submit_detached(&configs);
     let o = outputs(&t);
     assert_eq!(depth(moto, o["queue"]["queue_url"].as_str().unwrap()).0, 6);
     let a = Agent::start(&t, &[]);
@@ -500,7 +488,7 @@ fn inside_ecs_the_agent_protects_its_task_while_working_and_points_at_its_log() 
     let ecs_agent = services::fake_ecs_agent();
     let t = queue_job(moto, COMMAND, "");
     let o = outputs(&t);
-    let run = submit(&t, &[json!({"sleep": 0.5, "exit": 0})]);
+    let run = t.submit_detached(&[json!({"sleep": 0.5, "exit": 0})]);
     let t = t
         .env("ECS_AGENT_URI", &format!("{}/agent", ecs_agent.url()))
         .env(
@@ -547,13 +535,10 @@ fn a_poison_task_goes_to_the_dead_letter_queue_and_retry_sends_it_again() {
         o["queue"]["queue_url"].as_str().unwrap().to_string(),
         o["queue"]["dlq_url"].as_str().unwrap().to_string(),
     );
-    let run = submit(
-        &t,
-        &[
-            json!({"sleep": 0, "exit": 0}),
-            json!({"sleep": 0, "exit": 3}),
-        ],
-    );
+    let run = t.submit_detached(&[
+        json!({"sleep": 0, "exit": 0}),
+        json!({"sleep": 0, "exit": 3}),
+    ]);
     let (code, log) = Agent::start(&t, &[]).wait();
     assert_eq!(code, 0, "{log}");
     assert!(log.matches("task 1 attempt").count() >= 2, "{log}");
@@ -609,7 +594,7 @@ fn sigterm_mid_task_puts_the_message_back_and_it_runs_once() {
     let t = queue_job(moto, COMMAND, "visibility = \"60s\"\n");
     let o = outputs(&t);
     let url = o["queue"]["queue_url"].as_str().unwrap().to_string();
-    let run = submit(&t, &[json!({"sleep": 5, "exit": 0})]);
+    let run = t.submit_detached(&[json!({"sleep": 5, "exit": 0})]);
     let a = Agent::start(&t, &[]);
     a.wait_for_log("task 0 attempt 1: starting");
     std::thread::sleep(Duration::from_millis(500));
@@ -648,7 +633,7 @@ fn the_heartbeat_keeps_a_task_longer_than_the_visibility_timeout_from_a_second_w
     let moto = services::moto();
     let t = queue_job(moto, COMMAND, "visibility = \"2s\"\n");
     let o = outputs(&t);
-    let run = submit(&t, &[json!({"sleep": 7, "exit": 0})]);
+    let run = t.submit_detached(&[json!({"sleep": 7, "exit": 0})]);
     let a = Agent::start(&t, &[]);
     a.wait_for_log("starting");
     let b = Agent::start(&t, &[]);
@@ -675,13 +660,10 @@ fn cancel_stops_the_running_task_and_the_waiting_one_never_runs() {
     let moto = services::moto();
     let t = queue_job(moto, COMMAND, "visibility = \"3s\"\n");
     let o = outputs(&t);
-    let run = submit(
-        &t,
-        &[
-            json!({"sleep": 60, "exit": 0}),
-            json!({"sleep": 60, "exit": 0}),
-        ],
-    );
+    let run = t.submit_detached(&[
+        json!({"sleep": 60, "exit": 0}),
+        json!({"sleep": 60, "exit": 0}),
+    ]);
     let a = Agent::start(&t, &["--max-messages", "2"]);
     a.wait_for_log("attempt 1: starting");
     let c = t.run(&["cancel", &run]);
@@ -719,34 +701,11 @@ fn cancel_stops_the_running_task_and_the_waiting_one_never_runs() {
 fn an_object_uploaded_under_the_trigger_prefix_becomes_one_task() {
     let moto = services::moto();
     // The job's own bucket (made by `up`) is the trigger bucket: moto's account is fixed.
-    let t = {
-        let reg = services::plain_registry();
-        let t = Test::ecs_task(&format!(
-            "[ecr]\nregistry_endpoint = \"{}\"\n\n[ecs]\nmode = \"queue\"\n\n[queue]\nagent_binaries = {{ arm64 = \"task\" }}\n",
-            reg.host()
-        ))
-        .envs(services::moto_env_for(moto));
-        let bucket = format!("jobrun-{}-123456789012-us-east-1", t.name);
-        let toml = std::fs::read_to_string(t.dir.path().join("jobrun.toml")).unwrap();
-        let task = task_binary().display().to_string();
-        t.write(
-            "jobrun.toml",
-            &toml
-                .replace(
-                    r#"command = ["/task"]"#,
-                    &format!(r#"command = ["{task}", "out", "object {{config.key}}", "env"]"#),
-                )
-                .replace(
-                    "[queue]\n",
-                    &format!("[queue]\ns3_trigger = \"s3://{bucket}/incoming/\"\n"),
-                ),
-        );
-        let b = t.run(&["build", "--push"]);
-        assert_eq!(b.status, 0, "{}", b.stderr);
-        let up = t.run(&["up"]);
-        assert_eq!(up.status, 0, "{}", up.stderr);
-        t
-    };
+    let t = queue_job(
+        moto,
+        r#"["TASK", "out", "object {config.key}", "env"]"#,
+        "s3_trigger = \"s3://jobrun-@JOB@-123456789012-us-east-1/incoming/\"\n",
+    );
     let o = outputs(&t);
     let bucket = o["bucket"].as_str().unwrap().to_string();
     // Outside the prefix: nothing; inside: one message.
@@ -792,7 +751,7 @@ fn ten_thousand_configurations_are_sent_with_exactly_one_thousand_batch_calls() 
     let configs: Vec<Value> = (0..10_000)
         .map(|i| json!({"sleep": 0, "exit": 0, "n": i}))
         .collect();
-    let run = submit(&t, &configs);
+    let run = t.submit_detached(&configs);
     let stats = sink.proxy_stats();
     assert_eq!(stats["sqs"]["calls"], 1000, "{stats}");
     assert_eq!(stats["requests"]["SendMessageBatch"], 1000, "{stats}");
@@ -808,7 +767,7 @@ fn ten_thousand_configurations_are_sent_with_exactly_one_thousand_batch_calls() 
     let configs: Vec<Value> = (0..500)
         .map(|i| json!({"sleep": 0, "exit": 0, "n": i}))
         .collect();
-    submit(&t, &configs);
+    t.submit_detached(&configs);
     let stats = flaky.proxy_stats();
     assert!(
         stats["sqs"]["entry_faults"].as_i64().unwrap() > 50,
@@ -898,7 +857,7 @@ fn the_agent_runs_inside_the_job_container_and_stops_cleanly_on_sigterm() {
     assert_eq!(up.status, 0, "up: {}", up.stderr);
     let o = outputs(&t);
     let image = format!("{}:latest", t.name);
-    let run = submit(&t, &[json!({"sleep": 8}), json!({"sleep": 0})]);
+    let run = t.submit_detached(&[json!({"sleep": 8}), json!({"sleep": 0})]);
     let docker_run = |name: &str| {
         let mut c = std::process::Command::new("docker");
         c.args(["run", "-d", "--name", name, "--network", "host"]);

@@ -170,33 +170,35 @@ fn start_moto() -> Service {
 /// `tests/moto/aws_proxy.py` in front of a moto server: honours RunTask client tokens as AWS
 /// does, injects faults at `fault_rate`, and with `rates` enforces AWS's token buckets.
 pub fn aws_proxy(upstream: &Service, fault_rate: f64, seed: u64, rates: bool) -> Service {
-    let port = free_port();
-    let mut args = vec![
-        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/moto/aws_proxy.py").to_string(),
-        "--upstream".into(),
-        upstream.url(),
-        "--port".into(),
-        port.to_string(),
+    let mut flags = vec![
         "--fault-rate".into(),
         fault_rate.to_string(),
         "--seed".into(),
         seed.to_string(),
     ];
     if rates {
-        args.push("--rates".into());
+        flags.push("--rates".into());
     }
-    start(
-        "python3",
-        &args,
-        tempfile::tempdir().unwrap(),
-        port,
-        "/__proxy/stats",
-    )
+    proxy(upstream, flags)
 }
 
 /// `tests/moto/aws_proxy.py` for SQS: with `sink`, SendMessageBatch is answered (and tallied)
 /// by the proxy; `entry_fault_rate` of the entries come back failed.
 pub fn sqs_proxy(upstream: &Service, sink: bool, entry_fault_rate: f64) -> Service {
+    let mut flags = vec![
+        "--seed".into(),
+        "7".into(),
+        "--sqs-entry-fault-rate".into(),
+        entry_fault_rate.to_string(),
+    ];
+    if sink {
+        flags.push("--sqs-sink".into());
+    }
+    proxy(upstream, flags)
+}
+
+/// The proxy on a free port in front of `upstream`, with these flags.
+fn proxy(upstream: &Service, flags: Vec<String>) -> Service {
     let port = free_port();
     let mut args = vec![
         concat!(env!("CARGO_MANIFEST_DIR"), "/tests/moto/aws_proxy.py").to_string(),
@@ -204,14 +206,8 @@ pub fn sqs_proxy(upstream: &Service, sink: bool, entry_fault_rate: f64) -> Servi
         upstream.url(),
         "--port".into(),
         port.to_string(),
-        "--seed".into(),
-        "7".into(),
-        "--sqs-entry-fault-rate".into(),
-        entry_fault_rate.to_string(),
     ];
-    if sink {
-        args.push("--sqs-sink".into());
-    }
+    args.extend(flags);
     start(
         "python3",
         &args,
