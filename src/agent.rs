@@ -13,9 +13,7 @@
 //! success is deleted without running it again. With nothing to do for `--idle-exit` it exits.
 
 use crate::aws::{self, Aws, AwsError, retrying};
-use crate::target::queue::{
-    Outcome, TaskMessage, TaskResult, cancel_key, result_key, results_prefix,
-};
+use crate::wire::{Outcome, TaskMessage, TaskResult, cancel_key, result_key, results_prefix};
 use aws_sdk_sqs::types::MessageSystemAttributeName;
 use chrono::Utc;
 use std::collections::{BTreeMap, VecDeque};
@@ -693,7 +691,7 @@ impl Agent {
             result.outcome,
         );
         let body = serde_json::to_vec(&result).expect("results serialise");
-        crate::target::remote::put_json(&self.s3, &self.args.bucket, &key, body).await?;
+        crate::aws::put_json(&self.s3, &self.args.bucket, &key, body).await?;
         if failed {
             self.release(receipt).await
         } else {

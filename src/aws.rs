@@ -240,3 +240,54 @@ impl Aws {
         Ok(out.account().unwrap_or_default().to_string())
     }
 }
+
+/// Writes one JSON object, retried while the error is transient.
+pub async fn put_json(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    body: Vec<u8>,
+) -> Result<(), AwsError> {
+    retrying(|| async {
+        s3.put_object()
+            .bucket(bucket)
+            .key(key)
+            .content_type("application/json")
+            .body(body.clone().into())
+            .send()
+            .await
+            .map_err(op("PutObject"))
+    })
+    .await?;
+    Ok(())
+}
+
+/// A JSON object from S3 (`None` when there is no such key, or it is not that JSON).
+pub async fn get_json<T: serde::de::DeserializeOwned>(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+) -> Result<Option<T>, AwsError> {
+    let got = retrying(|| async {
+        s3.get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(op("GetObject"))
+    })
+    .await;
+    let Some(got) = found(got, &["NoSuchKey"])? else {
+        return Ok(None);
+    };
+    let bytes = got
+        .body
+        .collect()
+        .await
+        .map_err(|e| AwsError::Transport {
+            operation: "GetObject",
+            message: e.to_string(),
+        })?
+        .into_bytes();
+    Ok(serde_json::from_slice(&bytes).ok())
+}

@@ -80,6 +80,7 @@ pub type Result<T, E = Failure> = std::result::Result<T, E>;
 
 use crate::aws::AwsError;
 use crate::config::ConfigError;
+use crate::dispatch::DispatchError;
 use crate::engine::EngineError;
 use crate::image::ImageError;
 use crate::image::ecr::EcrError;
@@ -89,7 +90,6 @@ use crate::init::InitError;
 use crate::plan::PlanError;
 use crate::record::StoreError;
 use crate::registry::RegistryError;
-use crate::target::TargetError;
 
 impl From<ConfigError> for Failure {
     fn from(e: ConfigError) -> Self {
@@ -117,6 +117,14 @@ impl From<PlanError> for Failure {
             PlanError::Invalid(_) => {
                 "see `jobrun submit --help` for --configs, --matrix and {placeholders}"
             }
+            PlanError::Aws(_) => "check the bucket and prefix (`aws s3 ls`) and your AWS access",
+            PlanError::S3Url(_) => "e.g. --from-s3 s3://my-bucket/inputs/",
+            PlanError::NotAnInput(url) => {
+                return Failure::usage(e.to_string()).hint(format!(
+                    "add inputs = [\"{url}\"] under [ecs] in jobrun.toml and run `jobrun up`"
+                ));
+            }
+            PlanError::NoObjects(_) => "check the bucket and prefix (`aws s3 ls`)",
         };
         Failure::usage(e.to_string()).hint(hint)
     }
@@ -125,9 +133,11 @@ impl From<PlanError> for Failure {
 impl From<StoreError> for Failure {
     fn from(e: StoreError) -> Self {
         match &e {
-            StoreError::Io { .. } | StoreError::Corrupt { .. } => {
+            StoreError::Io { .. } => {
                 Failure::env(e.to_string()).hint("set JOBRUN_STATE_DIR to a writable folder")
             }
+            StoreError::Corrupt { .. } => Failure::env(e.to_string())
+                .hint("it may come from another version of jobrun: use that one, or move the run's folder away"),
             _ => Failure::usage(e.to_string()).hint("`jobrun runs --all` lists the runs there are"),
         }
     }
@@ -176,25 +186,22 @@ impl From<ImageError> for Failure {
     }
 }
 
-impl From<TargetError> for Failure {
-    fn from(e: TargetError) -> Self {
+impl From<DispatchError> for Failure {
+    fn from(e: DispatchError) -> Self {
         match e {
-            TargetError::Engine(e) => e.into(),
-            TargetError::Store(e) => e.into(),
-            TargetError::Log { .. } => {
+            DispatchError::Engine(e) => e.into(),
+            DispatchError::Store(e) => e.into(),
+            DispatchError::Log { .. } => {
                 Failure::env(e.to_string()).hint("check the state directory (JOBRUN_STATE_DIR)")
             }
-            TargetError::UnknownTarget { .. } => {
-                Failure::usage(e.to_string()).hint("use the jobrun that submitted it")
-            }
-            TargetError::Ecs(e) => e.into(),
+            DispatchError::Remote(e) => e.into(),
         }
     }
 }
 
-impl From<crate::target::ecs::EcsError> for Failure {
-    fn from(e: crate::target::ecs::EcsError) -> Self {
-        use crate::target::ecs::EcsError;
+impl From<crate::dispatch::remote::RemoteError> for Failure {
+    fn from(e: crate::dispatch::remote::RemoteError) -> Self {
+        use crate::dispatch::remote::RemoteError as EcsError;
         match e {
             EcsError::Aws(e @ (AwsError::Service { .. } | AwsError::Transport { .. })) => {
                 Failure::from(e).hint(

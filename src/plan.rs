@@ -23,6 +23,14 @@ pub enum PlanError {
     },
     #[error("{0}")]
     Invalid(String),
+    #[error("{0}")]
+    S3Url(String),
+    #[error("the task role may not read {0}: it is not under any of ecs.inputs")]
+    NotAnInput(String),
+    #[error("there are no objects under {0}")]
+    NoObjects(String),
+    #[error(transparent)]
+    Aws(#[from] crate::aws::AwsError),
 }
 
 /// One task of a run, before it is started.
@@ -255,6 +263,51 @@ pub fn fill(
     }
     out.push_str(rest);
     Ok(out)
+}
+
+/// A configuration with the extra environment of its task alone.
+pub type WithEnv = (Value, std::collections::BTreeMap<String, String>);
+
+/// `--from-s3 s3://bucket/prefix`: one configuration per object (`{"bucket", "key"}`, and
+/// `S3_BUCKET`/`S3_KEY` in the task's environment), listed page by page. The prefix must be
+/// under one of the job's `[ecs] inputs`, which the task role may read.
+pub async fn configurations_from_s3(
+    aws: &crate::aws::Aws,
+    inputs: &[(String, String)],
+    url: &str,
+) -> Result<Vec<WithEnv>, PlanError> {
+    let (bucket, prefix) = crate::config::parse_s3_url(url).map_err(PlanError::S3Url)?;
+    let covered = inputs
+        .iter()
+        .any(|(b, p)| *b == bucket && prefix.starts_with(p.as_str()));
+    if !covered {
+        return Err(PlanError::NotAnInput(url.to_string()));
+    }
+    let mut configs = vec![];
+    let mut pages = aws
+        .s3()
+        .list_objects_v2()
+        .bucket(&bucket)
+        .prefix(&prefix)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(crate::aws::op("ListObjectsV2"))?;
+        for key in page.contents().iter().filter_map(|o| o.key()) {
+            if key.ends_with('/') {
+                continue;
+            }
+            let env = std::collections::BTreeMap::from([
+                ("S3_BUCKET".to_string(), bucket.clone()),
+                ("S3_KEY".to_string(), key.to_string()),
+            ]);
+            configs.push((serde_json::json!({"bucket": bucket, "key": key}), env));
+        }
+    }
+    if configs.is_empty() {
+        return Err(PlanError::NoObjects(url.to_string()));
+    }
+    Ok(configs)
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 //! old or the new record, never a torn one. Whoever changes a record holds the run's lock for the
 //! read-modify-write, so a `watch` in another terminal and a `cancel` never lose each other's writes.
 
+use crate::config::RetryExitCodes;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -104,50 +105,11 @@ pub struct RunSettings {
     pub retry_exit_codes: RetryExitCodes,
 }
 
-/// Which failed exits earn another attempt: any failure, or only these exit codes.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(untagged)]
-pub enum RetryExitCodes {
-    /// `"any"`
-    Any(AnyWord),
-    Codes(Vec<i64>),
-}
-
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "lowercase")]
-pub enum AnyWord {
-    Any,
-}
-
-impl Default for RetryExitCodes {
-    fn default() -> Self {
-        RetryExitCodes::Any(AnyWord::Any)
-    }
-}
-
-impl RetryExitCodes {
-    pub fn none() -> Self {
-        RetryExitCodes::Codes(vec![])
-    }
-    pub fn is_any(&self) -> bool {
-        matches!(self, RetryExitCodes::Any(_))
-    }
-    pub fn allows(&self, code: i64) -> bool {
-        match self {
-            RetryExitCodes::Any(_) => true,
-            RetryExitCodes::Codes(c) => c.contains(&code),
-        }
-    }
-}
-
-/// Where an ECS run's tasks go, fixed at submit (from `jobrun up`'s outputs and `[ecs]`), so any
-/// machine that re-attaches dispatches and watches the same way.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct EcsRun {
+/// What `jobrun up` made that a run's tasks go to: the same fields in `up`'s outputs and in
+/// every ECS run's record.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct EcsSite {
     pub region: String,
-    /// The AWS profile used at submit (a name, never a secret); `AWS_PROFILE` wins over it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub profile: Option<String>,
     pub cluster: String,
     pub task_definition: String,
     pub bucket: String,
@@ -155,13 +117,42 @@ pub struct EcsRun {
     pub subnets: Vec<String>,
     pub security_groups: Vec<String>,
     pub assign_public_ip: bool,
+}
+
+/// Where an ECS run's tasks go, fixed at submit (from `jobrun up`'s outputs and `[ecs]`), so any
+/// machine that re-attaches dispatches and watches the same way.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct EcsRun {
+    #[serde(flatten)]
+    pub site: EcsSite,
+    /// The AWS profile used at submit (a name, never a secret); `AWS_PROFILE` wins over it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
     /// `startedBy` on every task (≤ 36 characters: the run id, or a digest of a longer one).
     pub started_by: String,
     pub capacity: crate::config::Capacity,
     pub rates: crate::config::Rates,
-    /// Set when the run goes through the job's queue (`mode = "queue"`) instead of RunTask.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub queue: Option<QueueRun>,
+}
+
+/// Where a run's tasks go: one choice, fixed at submit.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Place {
+    /// The local Docker engine.
+    Local,
+    /// ECS direct: one RunTask per configuration.
+    Ecs(EcsRun),
+    /// ECS queue mode: messages in the job's queue, taken by `jobrun agent` workers.
+    Queue(EcsRun, QueueRun),
+}
+
+impl Place {
+    /// The target's name as jobrun.toml spells it (`target = "local" | "ecs"`).
+    pub fn target_name(&self) -> &'static str {
+        match self {
+            Place::Local => "local",
+            Place::Ecs(_) | Place::Queue(..) => "ecs",
+        }
+    }
 }
 
 /// Where a queue-mode run's messages go, and what was last seen of the queue and its workers.
@@ -189,13 +180,6 @@ pub struct QueueStats {
     /// Worker tasks running, and wanted by the autoscaler.
     pub workers: i32,
     pub desired: i32,
-}
-
-impl EcsRun {
-    /// The run's folder in the job's bucket.
-    pub fn prefix(job: &str, run_id: &str) -> String {
-        format!("jobs/{job}/runs/{run_id}/")
-    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -270,23 +254,148 @@ impl TaskRecord {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+/// One run. On disk (and in S3) it keeps the layout of schema 1: `target` ("local" or "ecs")
+/// and, for ECS runs, `ecs` with `queue` inside it for queue mode (see [`disk`]).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(try_from = "disk::RecordIn")]
 pub struct RunRecord {
     pub schema: u32,
     pub run_id: String,
     pub job: String,
     pub job_file: PathBuf,
-    pub target: String,
+    pub place: Place,
     pub image: ImageRef,
     pub settings: RunSettings,
     pub created_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
-    #[serde(default)]
     pub cancel_requested: bool,
-    /// Set for runs on ECS.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ecs: Option<EcsRun>,
     pub tasks: Vec<TaskRecord>,
+}
+
+impl Serialize for RunRecord {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        disk::RecordOut::of(self).serialize(s)
+    }
+}
+
+/// The record's on-disk form, written from borrowed fields (no copy of the tasks) and read
+/// back into the one-enum form.
+mod disk {
+    use super::*;
+
+    #[derive(Serialize)]
+    pub struct RecordOut<'a> {
+        schema: u32,
+        run_id: &'a str,
+        job: &'a str,
+        job_file: &'a Path,
+        target: &'static str,
+        image: &'a ImageRef,
+        settings: &'a RunSettings,
+        created_at: DateTime<Utc>,
+        finished_at: Option<DateTime<Utc>>,
+        cancel_requested: bool,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        ecs: Option<EcsOut<'a>>,
+        tasks: &'a [TaskRecord],
+    }
+
+    #[derive(Serialize)]
+    struct EcsOut<'a> {
+        #[serde(flatten)]
+        run: &'a EcsRun,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        queue: Option<&'a QueueRun>,
+    }
+
+    impl<'a> RecordOut<'a> {
+        pub fn of(r: &'a RunRecord) -> Self {
+            let ecs = match &r.place {
+                Place::Local => None,
+                Place::Ecs(run) => Some(EcsOut { run, queue: None }),
+                Place::Queue(run, queue) => Some(EcsOut {
+                    run,
+                    queue: Some(queue),
+                }),
+            };
+            RecordOut {
+                schema: r.schema,
+                run_id: &r.run_id,
+                job: &r.job,
+                job_file: &r.job_file,
+                target: r.place.target_name(),
+                image: &r.image,
+                settings: &r.settings,
+                created_at: r.created_at,
+                finished_at: r.finished_at,
+                cancel_requested: r.cancel_requested,
+                ecs,
+                tasks: &r.tasks,
+            }
+        }
+    }
+
+    #[derive(Deserialize)]
+    pub struct RecordIn {
+        schema: u32,
+        run_id: String,
+        job: String,
+        job_file: PathBuf,
+        target: String,
+        image: ImageRef,
+        settings: RunSettings,
+        created_at: DateTime<Utc>,
+        finished_at: Option<DateTime<Utc>>,
+        #[serde(default)]
+        cancel_requested: bool,
+        #[serde(default)]
+        ecs: Option<EcsIn>,
+        tasks: Vec<TaskRecord>,
+    }
+
+    #[derive(Deserialize)]
+    struct EcsIn {
+        #[serde(flatten)]
+        run: EcsRun,
+        #[serde(default)]
+        queue: Option<QueueRun>,
+    }
+
+    impl TryFrom<RecordIn> for RunRecord {
+        type Error = String;
+        fn try_from(r: RecordIn) -> Result<Self, String> {
+            let place = match (r.target.as_str(), r.ecs) {
+                ("local", _) => Place::Local,
+                ("ecs", Some(EcsIn { run, queue: None })) => Place::Ecs(run),
+                (
+                    "ecs",
+                    Some(EcsIn {
+                        run,
+                        queue: Some(q),
+                    }),
+                ) => Place::Queue(run, q),
+                (other, _) => {
+                    return Err(format!(
+                        "run {} uses target `{other}`, which this jobrun does not know",
+                        r.run_id
+                    ));
+                }
+            };
+            Ok(RunRecord {
+                schema: r.schema,
+                run_id: r.run_id,
+                job: r.job,
+                job_file: r.job_file,
+                place,
+                image: r.image,
+                settings: r.settings,
+                created_at: r.created_at,
+                finished_at: r.finished_at,
+                cancel_requested: r.cancel_requested,
+                tasks: r.tasks,
+            })
+        }
+    }
 }
 
 impl RunRecord {
@@ -528,7 +637,7 @@ mod tests {
             run_id: id.into(),
             job: job.into(),
             job_file: "/x/jobrun.toml".into(),
-            target: "local".into(),
+            place: Place::Local,
             image: ImageRef {
                 reference: "x:1".into(),
                 id: "sha256:1".into(),
@@ -546,7 +655,6 @@ mod tests {
             created_at: Utc::now(),
             finished_at: None,
             cancel_requested: false,
-            ecs: None,
             tasks: vec![TaskRecord::new(0, serde_json::json!({"index":0}), None)],
         }
     }
@@ -595,6 +703,65 @@ mod tests {
             names.iter().all(|n| n == "run.json" || n == "logs"),
             "{names:?}"
         );
+    }
+
+    #[test]
+    fn the_place_keeps_the_schema_1_layout_on_disk() {
+        let site = EcsSite {
+            region: "us-east-1".into(),
+            bucket: "b".into(),
+            ..Default::default()
+        };
+        let ecs = EcsRun {
+            site,
+            profile: None,
+            started_by: "r".into(),
+            capacity: crate::config::Capacity {
+                kind: crate::config::CapacityKind::Spot,
+                on_demand_base: 0,
+                spot_fallback: true,
+            },
+            rates: crate::config::Rates {
+                run_task_rate: 20,
+                launch_burst: 100,
+                launch_rate: 20,
+                describe_rate: 20,
+            },
+        };
+        let queue = QueueRun {
+            queue_url: "q".into(),
+            dlq_url: "d".into(),
+            service: "s".into(),
+            max_receive_count: 3,
+            send_concurrency: 16,
+            stats: None,
+        };
+        for place in [
+            Place::Local,
+            Place::Ecs(ecs.clone()),
+            Place::Queue(ecs, queue),
+        ] {
+            let mut rec = record("20260101-000000-a-0001", "a");
+            rec.place = place;
+            let json = serde_json::to_value(&rec).unwrap();
+            let target = if rec.place == Place::Local {
+                "local"
+            } else {
+                "ecs"
+            };
+            assert_eq!(json["target"], target);
+            assert_eq!(json["ecs"]["region"].as_str().is_some(), target == "ecs");
+            assert_eq!(
+                json["ecs"]["queue"]["queue_url"].as_str().is_some(),
+                matches!(rec.place, Place::Queue(..))
+            );
+            let back: RunRecord = serde_json::from_value(json).unwrap();
+            assert_eq!(back, rec);
+        }
+        let mut odd = serde_json::to_value(record("20260101-000000-a-0001", "a")).unwrap();
+        odd["target"] = "k8s".into();
+        let err = serde_json::from_value::<RunRecord>(odd).unwrap_err();
+        assert!(err.to_string().contains("target `k8s`"), "{err}");
     }
 
     #[test]

@@ -53,7 +53,7 @@ impl RunStatus {
         RunStatus {
             run_id: rec.run_id.clone(),
             job: rec.job.clone(),
-            target: rec.target.clone(),
+            target: rec.place.target_name().to_string(),
             image: rec.image.reference.clone(),
             state: rec.state(),
             total: rec.tasks.len(),
@@ -65,11 +65,10 @@ impl RunStatus {
             created_at: rec.created_at,
             finished_at: rec.finished_at,
             duration_secs: (end - rec.created_at).num_milliseconds().max(0) as f64 / 1000.0,
-            queue: rec
-                .ecs
-                .as_ref()
-                .and_then(|e| e.queue.as_ref())
-                .and_then(|q| q.stats),
+            queue: match &rec.place {
+                crate::record::Place::Queue(_, q) => q.stats,
+                _ => None,
+            },
             tasks: rec
                 .tasks
                 .iter()
@@ -252,5 +251,39 @@ impl fmt::Display for RunList {
             )?;
         }
         Ok(())
+    }
+}
+
+/// What `submit` (and `submit --resume`, `retry --detach`) says about the run it started.
+#[derive(Serialize)]
+pub struct Submitted {
+    run_id: String,
+    job: String,
+    target: String,
+    tasks: usize,
+    concurrency: usize,
+    image: String,
+}
+
+impl Submitted {
+    pub fn of(rec: &RunRecord) -> Submitted {
+        Submitted {
+            run_id: rec.run_id.clone(),
+            job: rec.job.clone(),
+            target: rec.place.target_name().to_string(),
+            tasks: rec.tasks.len(),
+            concurrency: rec.settings.concurrency,
+            image: rec.image.reference.clone(),
+        }
+    }
+}
+
+impl fmt::Display for Submitted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "run {}: {} tasks of {} on {} (at most {} at a time)",
+            self.run_id, self.tasks, self.image, self.target, self.concurrency
+        )
     }
 }

@@ -1,12 +1,12 @@
-//! Watching a run: the loop that moves it forward (through the target's `reconcile`) and shows
+//! Watching a run: the loop that moves it forward (through its dispatcher's `reconcile`) and shows
 //! it — indicatif bars on a terminal, one plain line per state change without one, JSON lines
 //! with `--output json` — ending in a summary. `submit` attaches to it; `watch` re-attaches,
 //! from any terminal and after any crash, because everything it needs is in the record and the
-//! target. The poll interval is a parameter, never a fixed sleep.
+//! dispatcher. The poll interval is a parameter, never a fixed sleep.
 
+use crate::dispatch::{DispatchError, Dispatcher};
 use crate::record::{RunRecord, Store, TaskState};
 use crate::report::{RunStatus, Summary, secs};
-use crate::target::{Target, TargetError};
 use crate::ui::Ui;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::HashMap;
@@ -29,16 +29,16 @@ pub struct WatchOptions {
 /// One locked read-reconcile-write of the record.
 pub async fn step(
     store: &Store,
-    target: &mut Target,
+    dispatcher: &mut Dispatcher,
     run_id: &str,
-) -> Result<RunRecord, TargetError> {
+) -> Result<RunRecord, DispatchError> {
     let t0 = std::time::Instant::now();
     let _lock = store.lock(run_id)?;
     let mut rec = store.load(run_id)?;
     let before = rec.clone();
     let t1 = t0.elapsed();
     // What reconcile changed is saved even when it stopped half way (e.g. a start failed).
-    let result = target.reconcile(&mut rec, store).await;
+    let result = dispatcher.reconcile(&mut rec, store).await;
     let t2 = t0.elapsed();
     rec.settle();
     let changed = rec != before;
@@ -46,7 +46,7 @@ pub async fn step(
         store.save(&rec)?;
     }
     let t3 = t0.elapsed();
-    target.saved(&rec, changed).await?;
+    dispatcher.saved(&rec, changed).await?;
     tracing::debug!(
         load = ?t1,
         reconcile = ?(t2 - t1),
@@ -54,34 +54,34 @@ pub async fn step(
         remote = ?(t0.elapsed() - t3),
         "step"
     );
-    target.release(result?).await?;
+    dispatcher.release(result?).await?;
     Ok(rec)
 }
 
 pub async fn watch(
     store: &Store,
-    target: &mut Target,
+    dispatcher: &mut Dispatcher,
     run_id: &str,
     ui: &Ui,
     opts: &WatchOptions,
-) -> Result<Ended, TargetError> {
+) -> Result<Ended, DispatchError> {
     let mut view = View::new(ui);
     // Listen for Ctrl-C before the first step starts anything, so an early Ctrl-C still detaches.
     let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
-        .map_err(|source| TargetError::Log {
+        .map_err(|source| DispatchError::Log {
         path: "SIGINT handler".into(),
         source,
     })?;
     loop {
-        let rec = step(store, target, run_id).await?;
+        let rec = step(store, dispatcher, run_id).await?;
         view.update(&rec);
         if rec.is_finished() {
             view.finish();
             return Ok(Ended::Finished(Box::new(rec)));
         }
-        let poll = opts.poll.max(target.poll_floor(&rec));
+        let poll = opts.poll.max(dispatcher.poll_floor(&rec));
         tokio::select! {
-            _ = target.changed() => {}
+            _ = dispatcher.changed() => {}
             _ = tokio::time::sleep(poll) => {}
             _ = interrupt.recv(), if opts.detach_on_ctrl_c => {
                 view.finish();

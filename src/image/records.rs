@@ -36,13 +36,9 @@ pub struct PushRecord {
 #[serde(transparent)]
 pub struct ImageRecords(pub Vec<ImageRecord>);
 
-fn path(store: &Store, job: &str) -> std::path::PathBuf {
-    store.job_dir(job).join("images.json")
-}
-
 impl ImageRecords {
     pub fn load(store: &Store, job: &str) -> Result<ImageRecords, StoreError> {
-        let p = path(store, job);
+        let p = crate::state::images_path(store, job);
         match std::fs::read(&p) {
             Ok(bytes) => serde_json::from_slice(&bytes)
                 .map_err(|source| StoreError::Corrupt { path: p, source }),
@@ -52,7 +48,7 @@ impl ImageRecords {
     }
 
     pub fn save(&self, store: &Store, job: &str) -> Result<(), StoreError> {
-        write_json_atomic(&path(store, job), self)
+        write_json_atomic(&crate::state::images_path(store, job), self)
     }
 
     /// Records a build; a rebuild of the same image moves it to the front.

@@ -1,10 +1,11 @@
-//! The one seam for where tasks run. `submit`, `watch`, `logs`, `cancel` (and later `retry`) talk
-//! to a [`Target`]; each kind of target turns the run record into reality and reality back into
-//! the record through [`Target::reconcile`], which is idempotent: it can be called by any process
-//! at any time (after a crash, from another terminal) and only ever moves the run forward.
+//! The one seam for where tasks run. `submit`, `watch`, `status`, `logs`, `cancel` and `retry`
+//! talk to a [`Dispatcher`]; each variant turns the run record into reality and reality back into
+//! the record through [`Dispatcher::reconcile`], which is idempotent: it can be called by any
+//! process at any time (after a crash, from another terminal) and only ever moves the run forward.
 //!
-//! Variants: the local Docker engine, and ECS direct (one RunTask per configuration). The ECS
-//! queue target (SQS + an autoscaled service) is the next variant, built from the same `SdkConfig`.
+//! Variants, one per [`Place`]: the local Docker engine (`local`), ECS direct with one RunTask per
+//! configuration (`ecs`), and ECS queue mode with SQS and an autoscaled service of `jobrun agent`
+//! workers (`queue`). The two AWS variants share `remote` (the run's S3 copy and AWS access).
 
 pub mod ecs;
 pub mod local;
@@ -13,7 +14,7 @@ pub mod remote;
 
 use crate::engine::EngineError;
 use crate::record::{
-    RunRecord, RunSettings, StopRequest, Store, StoreError, TaskRecord, TaskState,
+    Place, RunRecord, RunSettings, StopRequest, Store, StoreError, TaskRecord, TaskState,
 };
 
 /// How an attempt failed, which decides whether it earns another one.
@@ -96,7 +97,7 @@ pub fn fail_attempt(
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum TargetError {
+pub enum DispatchError {
     #[error(transparent)]
     Engine(#[from] EngineError),
     #[error(transparent)]
@@ -106,35 +107,75 @@ pub enum TargetError {
         path: std::path::PathBuf,
         source: std::io::Error,
     },
-    #[error("run {run} uses target `{target}`, which this jobrun does not know")]
-    UnknownTarget { run: String, target: String },
     #[error(transparent)]
-    Ecs(#[from] ecs::EcsError),
+    Remote(#[from] remote::RemoteError),
 }
 
 /// Handles of finished work to clean up after the record that says so is saved.
 #[must_use]
 pub struct Release(Vec<String>);
 
-pub enum Target {
-    Local(local::LocalTarget),
-    Ecs(Box<ecs::EcsTarget>),
-    Queue(Box<queue::QueueTarget>),
+pub enum Dispatcher {
+    Local(local::LocalDispatcher),
+    Ecs(Box<ecs::EcsDispatcher>),
+    Queue(Box<queue::QueueDispatcher>),
 }
 
-impl Target {
-    /// The target a run was submitted to.
-    pub async fn for_run(record: &RunRecord) -> Result<Target, TargetError> {
-        match (record.target.as_str(), &record.ecs) {
-            ("local", _) => Ok(Target::Local(local::LocalTarget::connect().await?)),
-            ("ecs", Some(run)) if run.queue.is_some() => Ok(Target::Queue(Box::new(
-                queue::QueueTarget::connect(run).await?,
+impl Dispatcher {
+    /// The dispatcher of the place a run was submitted to.
+    pub async fn for_run(record: &RunRecord) -> Result<Dispatcher, DispatchError> {
+        Ok(match &record.place {
+            Place::Local => Dispatcher::Local(local::LocalDispatcher::connect().await?),
+            Place::Ecs(run) => {
+                let remote = remote::RemoteRun::connect(run)
+                    .await
+                    .map_err(remote::RemoteError::from)?;
+                Dispatcher::Ecs(Box::new(ecs::EcsDispatcher::new(remote)))
+            }
+            Place::Queue(run, queue) => {
+                let remote = remote::RemoteRun::connect(run)
+                    .await
+                    .map_err(remote::RemoteError::from)?;
+                Dispatcher::Queue(Box::new(queue::QueueDispatcher::new(remote, queue.clone())))
+            }
+        })
+    }
+
+    /// A new run's dispatcher: on AWS, the record's first copy is made in the job's bucket
+    /// (refused if that run id is there already) before any task can start.
+    pub async fn create(
+        record: &RunRecord,
+        aws: crate::aws::Aws,
+    ) -> Result<Dispatcher, DispatchError> {
+        let remote = |run: &crate::record::EcsRun| remote::RemoteRun::new(aws.clone(), run.clone());
+        let dispatcher = match &record.place {
+            Place::Local => Dispatcher::Local(local::LocalDispatcher::connect().await?),
+            Place::Ecs(run) => Dispatcher::Ecs(Box::new(ecs::EcsDispatcher::new(remote(run)))),
+            Place::Queue(run, queue) => Dispatcher::Queue(Box::new(queue::QueueDispatcher::new(
+                remote(run),
+                queue.clone(),
             ))),
-            ("ecs", Some(run)) => Ok(Target::Ecs(Box::new(ecs::EcsTarget::connect(run).await?))),
-            (other, _) => Err(TargetError::UnknownTarget {
-                run: record.run_id.clone(),
-                target: other.into(),
-            }),
+        };
+        if let Some(remote) = dispatcher.remote_ref() {
+            remote.create(record).await?;
+        }
+        Ok(dispatcher)
+    }
+
+    /// The AWS part both ECS variants share.
+    fn remote_ref(&self) -> Option<&remote::RemoteRun> {
+        match self {
+            Dispatcher::Local(_) => None,
+            Dispatcher::Ecs(t) => Some(t.remote_ref()),
+            Dispatcher::Queue(t) => Some(t.remote_ref()),
+        }
+    }
+
+    fn remote(&mut self) -> Option<&mut remote::RemoteRun> {
+        match self {
+            Dispatcher::Local(_) => None,
+            Dispatcher::Ecs(t) => Some(t.remote()),
+            Dispatcher::Queue(t) => Some(t.remote()),
         }
     }
 
@@ -146,35 +187,37 @@ impl Target {
         &mut self,
         record: &mut RunRecord,
         store: &Store,
-    ) -> Result<Release, TargetError> {
+    ) -> Result<Release, DispatchError> {
         match self {
-            Target::Local(t) => Ok(Release(t.reconcile(record, store).await?)),
-            Target::Ecs(t) => {
+            Dispatcher::Local(t) => Ok(Release(t.reconcile(record, store).await?)),
+            Dispatcher::Ecs(t) => {
                 t.reconcile(record).await?;
                 Ok(Release(vec![]))
             }
-            Target::Queue(t) => {
+            Dispatcher::Queue(t) => {
                 t.reconcile(record).await?;
                 Ok(Release(vec![]))
             }
         }
     }
 
-    pub async fn release(&mut self, release: Release) -> Result<(), TargetError> {
+    pub async fn release(&mut self, release: Release) -> Result<(), DispatchError> {
         match self {
-            Target::Local(t) => t.release(release.0).await,
-            Target::Ecs(_) | Target::Queue(_) => Ok(()),
+            Dispatcher::Local(t) => t.release(release.0).await,
+            Dispatcher::Ecs(_) | Dispatcher::Queue(_) => Ok(()),
         }
     }
 
-    /// Called after every step with the record and whether it changed: a remote target keeps
+    /// Called after every step with the record and whether it changed: a remote dispatcher keeps
     /// its own copy (ECS: the job's S3 prefix, so a watch from another machine finds the run),
     /// and writes it again when an earlier write failed.
-    pub async fn saved(&mut self, record: &RunRecord, changed: bool) -> Result<(), TargetError> {
-        match self {
-            Target::Local(_) => Ok(()),
-            Target::Ecs(t) => Ok(t.mirror(record, changed).await?),
-            Target::Queue(t) => Ok(t.mirror(record, changed).await?),
+    pub async fn saved(&mut self, record: &RunRecord, changed: bool) -> Result<(), DispatchError> {
+        match self.remote() {
+            None => Ok(()),
+            Some(remote) => Ok(remote
+                .mirror(record, changed)
+                .await
+                .map_err(remote::RemoteError::from)?),
         }
     }
 
@@ -182,28 +225,24 @@ impl Target {
     /// once; callers also poll on a timer.
     pub async fn changed(&mut self) {
         match self {
-            Target::Local(t) => t.changed().await,
-            Target::Ecs(t) => t.changed().await,
-            Target::Queue(t) => t.changed().await,
+            Dispatcher::Local(t) => t.changed().await,
+            Dispatcher::Ecs(t) => t.remote().changed().await,
+            Dispatcher::Queue(t) => t.remote().changed().await,
         }
     }
 
     /// There is work that can start at once (ECS: dispatch is under way).
     pub fn dispatching(&self) -> bool {
-        match self {
-            Target::Local(_) => false,
-            Target::Ecs(t) => t.dispatching(),
-            Target::Queue(t) => t.dispatching(),
-        }
+        self.remote_ref().is_some_and(|r| r.more)
     }
 
     /// The shortest sensible time between two polls (ECS: what keeps DescribeTasks within
     /// its rate for the tasks still moving).
     pub fn poll_floor(&self, record: &RunRecord) -> std::time::Duration {
         match self {
-            Target::Local(_) => std::time::Duration::ZERO,
-            Target::Ecs(t) => t.poll_floor(record),
-            Target::Queue(t) => t.poll_floor(record),
+            Dispatcher::Local(_) => std::time::Duration::ZERO,
+            Dispatcher::Ecs(t) => t.poll_floor(record),
+            Dispatcher::Queue(t) => t.poll_floor(record),
         }
     }
 
@@ -214,11 +253,11 @@ impl Target {
         index: usize,
         follow: bool,
         out: &mut (dyn std::io::Write + Send),
-    ) -> Result<(), TargetError> {
+    ) -> Result<(), DispatchError> {
         match self {
-            Target::Local(t) => t.logs(record, index, follow, out).await,
-            Target::Ecs(t) => Ok(t.logs(record, index, follow, out).await?),
-            Target::Queue(t) => Ok(t.logs(record, index, out).await?),
+            Dispatcher::Local(t) => t.logs(record, index, follow, out).await,
+            Dispatcher::Ecs(t) => Ok(t.logs(record, index, follow, out).await?),
+            Dispatcher::Queue(t) => Ok(t.logs(record, index, out).await?),
         }
     }
 }

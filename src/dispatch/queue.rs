@@ -1,4 +1,4 @@
-//! The ECS queue target: configurations go into the job's SQS queue, and `jobrun agent` workers
+//! The ECS queue dispatcher: configurations go into the job's SQS queue, and `jobrun agent` workers
 //! in an autoscaled service take them one at a time.
 //!
 //! Dispatch sends `SendMessageBatch` calls of 10 messages (never more than SQS's 1 MiB a call),
@@ -11,139 +11,26 @@
 //! --failed` removes the run's messages from the dead-letter queue and sends them again as new
 //! attempts. Cancelling leaves a marker object that agents check before and while they work.
 
-use super::ecs::EcsError;
-use super::remote::RemoteRecord;
-use crate::aws::{self, Aws, AwsError, retrying};
-use crate::record::{EcsRun, QueueRun, QueueStats, RunRecord, TaskRecord, TaskState};
+use super::remote::{RemoteError, RemoteRun};
+use crate::aws::{self, AwsError, retrying};
+use crate::record::{Place, QueueRun, QueueStats, RunRecord, TaskRecord, TaskState};
+use crate::wire::{
+    CONFIG_ENV_LIMIT, MESSAGE_LIMIT, Outcome, TaskMessage, TaskResult, cancel_key,
+    parse_result_key, results_prefix,
+};
 use aws_sdk_sqs::types::{
     ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, QueueAttributeName,
     SendMessageBatchRequestEntry,
 };
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
-
-/// SQS's limit for one message, and for the payload of one batch.
-pub const MESSAGE_LIMIT: usize = 1024 * 1024;
-/// The largest configuration passed in `JOBRUN_CONFIG` (Linux takes at most 128 KiB per
-/// environment string); larger ones go by S3 pointer even when they fit a message.
-pub const CONFIG_ENV_LIMIT: usize = 100 * 1024;
 
 /// How long one dispatch pass sends before the record is saved.
 const SLICE: Duration = Duration::from_secs(5);
-
 /// SQS's limit for entries in one batch call.
 pub const BATCH_ENTRIES: usize = 10;
-
-/// One task, as a message in the job's queue.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct TaskMessage {
-    /// The message format's version.
-    pub jobrun: u32,
-    pub job: String,
-    pub run_id: String,
-    pub index: usize,
-    pub count: usize,
-    /// The attempt of the first delivery; each redelivery is the next attempt.
-    pub attempt: u32,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub command: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub env: BTreeMap<String, String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub config: Option<Value>,
-    /// `s3://bucket/key` of a configuration too large for a message.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub config_url: Option<String>,
-    pub timeout_secs: u64,
-}
-
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum Outcome {
-    Succeeded,
-    Failed,
-    Cancelled,
-}
-
-impl Outcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Succeeded => "succeeded",
-            Outcome::Failed => "failed",
-            Outcome::Cancelled => "cancelled",
-        }
-    }
-    fn parse(s: &str) -> Option<Outcome> {
-        match s {
-            "succeeded" => Some(Outcome::Succeeded),
-            "failed" => Some(Outcome::Failed),
-            "cancelled" => Some(Outcome::Cancelled),
-            _ => None,
-        }
-    }
-}
-
-/// What an agent writes when it is done with one delivery of a message.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct TaskResult {
-    pub run_id: String,
-    pub index: usize,
-    pub attempt: u32,
-    pub outcome: Outcome,
-    pub exit_code: Option<i64>,
-    pub reason: Option<String>,
-    /// No redelivery follows: the task succeeded, was cancelled, or failed for the last time
-    /// (its message goes to the dead-letter queue).
-    #[serde(rename = "final")]
-    pub is_final: bool,
-    pub receive_count: u32,
-    pub started_at: DateTime<Utc>,
-    pub finished_at: DateTime<Utc>,
-    /// `cloudwatch:<group>:<stream>` of the worker that ran it, when known.
-    pub log: Option<String>,
-    #[serde(default)]
-    pub log_tail: Vec<String>,
-    /// The worker: its ECS task ARN, or its host name.
-    pub worker: String,
-    /// For tasks from S3 events: the object.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub s3_object: Option<String>,
-}
-
-pub fn results_prefix(job: &str, run_id: &str) -> String {
-    format!("{}results/", EcsRun::prefix(job, run_id))
-}
-
-/// `…/results/<index>/<attempt>-<outcome>.json`: the outcome is in the key, so one listing
-/// says which tasks are done.
-pub fn result_key(job: &str, run_id: &str, index: &str, attempt: u32, outcome: Outcome) -> String {
-    format!(
-        "{}{index}/{attempt}-{}.json",
-        results_prefix(job, run_id),
-        outcome.as_str()
-    )
-}
-
-/// `<index>/<attempt>-<outcome>.json` (a key with its results prefix taken off).
-pub fn parse_result_key(rest: &str) -> Option<(usize, u32, Outcome)> {
-    let (index, file) = rest.split_once('/')?;
-    let (attempt, outcome) = file.strip_suffix(".json")?.split_once('-')?;
-    Some((
-        index.parse().ok()?,
-        attempt.parse().ok()?,
-        Outcome::parse(outcome)?,
-    ))
-}
-
-/// The object whose presence tells agents that the run is cancelled.
-pub fn cancel_key(job: &str, run_id: &str) -> String {
-    format!("{}cancel", EcsRun::prefix(job, run_id))
-}
-
 /// Entries to send: (index, attempt, body).
 type Outgoing = Vec<(usize, u32, String)>;
 
@@ -175,14 +62,10 @@ enum Sent {
     Refused(String),
 }
 
-pub struct QueueTarget {
-    aws: Aws,
+pub struct QueueDispatcher {
+    remote: RemoteRun,
     sqs: aws_sdk_sqs::Client,
-    run: EcsRun,
     queue: QueueRun,
-    remote: RemoteRecord,
-    /// Queued tasks are left that can be sent at once.
-    more: bool,
     /// Result keys already applied to the record by this process.
     seen: HashSet<String>,
     cancel_marked: bool,
@@ -192,21 +75,12 @@ pub struct QueueTarget {
     retry_prepared: bool,
 }
 
-impl QueueTarget {
-    pub async fn connect(run: &EcsRun) -> Result<QueueTarget, EcsError> {
-        let aws = super::remote::aws_for(run).await?;
-        Ok(Self::new(aws, run.clone()))
-    }
-
-    pub fn new(aws: Aws, run: EcsRun) -> QueueTarget {
-        let queue = run.queue.clone().expect("a queue run");
-        QueueTarget {
-            sqs: aws.sqs_paced(),
-            remote: RemoteRecord::new(&aws, &run.bucket),
-            aws,
-            run,
+impl QueueDispatcher {
+    pub fn new(remote: RemoteRun, queue: QueueRun) -> QueueDispatcher {
+        QueueDispatcher {
+            sqs: remote.aws.sqs_paced(),
+            remote,
             queue,
-            more: false,
             seen: HashSet::new(),
             cancel_marked: false,
             dead_scan: None,
@@ -214,15 +88,12 @@ impl QueueTarget {
         }
     }
 
-    pub async fn changed(&mut self) {
-        if self.more {
-            return;
-        }
-        std::future::pending::<()>().await
+    pub fn remote(&mut self) -> &mut RemoteRun {
+        &mut self.remote
     }
 
-    pub fn dispatching(&self) -> bool {
-        self.more
+    pub fn remote_ref(&self) -> &RemoteRun {
+        &self.remote
     }
 
     /// Listing results costs a call per 1,000 tasks: at most one listing pass every ~2 s.
@@ -230,16 +101,8 @@ impl QueueTarget {
         Duration::from_millis(500 + 250 * rec.tasks.len().div_ceil(1000) as u64)
     }
 
-    pub async fn mirror(&mut self, rec: &RunRecord, changed: bool) -> Result<(), EcsError> {
-        Ok(self.remote.mirror(rec, changed).await?)
-    }
-
-    pub async fn create_remote(&self, rec: &RunRecord) -> Result<(), EcsError> {
-        self.remote.create(rec).await
-    }
-
-    /// See [`Target::reconcile`](super::Target::reconcile).
-    pub async fn reconcile(&mut self, rec: &mut RunRecord) -> Result<(), EcsError> {
+    /// See [`Dispatcher::reconcile`](super::Dispatcher::reconcile).
+    pub async fn reconcile(&mut self, rec: &mut RunRecord) -> Result<(), RemoteError> {
         if rec.cancel_requested && !self.cancel_marked {
             self.mark_cancelled(rec).await?;
         }
@@ -251,7 +114,7 @@ impl QueueTarget {
         }
         self.collect(rec).await?;
         let stats = self.stats().await?;
-        if let Some(q) = rec.ecs.as_mut().and_then(|e| e.queue.as_mut())
+        if let Place::Queue(_, q) = &mut rec.place
             && q.stats != Some(stats)
         {
             q.stats = Some(stats);
@@ -284,15 +147,15 @@ impl QueueTarget {
                 t.phase = None;
             }
         }
-        self.more = false;
+        self.remote.more = false;
         Ok(())
     }
 
-    async fn mark_cancelled(&mut self, rec: &RunRecord) -> Result<(), EcsError> {
+    async fn mark_cancelled(&mut self, rec: &RunRecord) -> Result<(), RemoteError> {
         let marker = serde_json::json!({ "cancelled_at": Utc::now() });
-        super::remote::put_json(
-            &self.aws.s3(),
-            &self.run.bucket,
+        crate::aws::put_json(
+            &self.remote.aws.s3(),
+            &self.remote.run.site.bucket,
             &cancel_key(&rec.job, &rec.run_id),
             marker.to_string().into_bytes(),
         )
@@ -302,7 +165,7 @@ impl QueueTarget {
     }
 
     /// Queue depth, messages in flight, the dead-letter queue, and the service's workers.
-    async fn stats(&self) -> Result<QueueStats, EcsError> {
+    async fn stats(&self) -> Result<QueueStats, RemoteError> {
         let attrs = |url: String| async move {
             retrying(|| async {
                 self.sqs
@@ -340,10 +203,11 @@ impl QueueTarget {
         };
         if !self.queue.service.is_empty() {
             let out = retrying(|| async {
-                self.aws
+                self.remote
+                    .aws
                     .ecs()
                     .describe_services()
-                    .cluster(&self.run.cluster)
+                    .cluster(&self.remote.run.site.cluster)
                     .services(&self.queue.service)
                     .send()
                     .await
@@ -359,15 +223,15 @@ impl QueueTarget {
     }
 
     /// Reads the result records written since the last look, and applies them.
-    async fn collect(&mut self, rec: &mut RunRecord) -> Result<(), EcsError> {
+    async fn collect(&mut self, rec: &mut RunRecord) -> Result<(), RemoteError> {
         let prefix = results_prefix(&rec.job, &rec.run_id);
-        let s3 = self.aws.s3();
+        let s3 = self.remote.aws.s3();
         let mut fresh: Vec<(String, usize, u32, Outcome)> = vec![];
         let mut token: Option<String> = None;
         loop {
             let page = retrying(|| async {
                 s3.list_objects_v2()
-                    .bucket(&self.run.bucket)
+                    .bucket(&self.remote.run.site.bucket)
                     .prefix(&prefix)
                     .set_continuation_token(token.clone())
                     .send()
@@ -402,13 +266,13 @@ impl QueueTarget {
         if fresh.is_empty() {
             return Ok(());
         }
-        let bucket = self.run.bucket.clone();
+        let bucket = self.remote.run.site.bucket.clone();
         let got: Vec<(String, Result<Option<TaskResult>, AwsError>)> =
             futures_util::stream::iter(fresh.iter().map(|(k, ..)| k.clone()))
                 .map(|key| {
                     let (s3, bucket) = (&s3, &bucket);
                     async move {
-                        let r = super::remote::get_json::<TaskResult>(s3, bucket, &key).await;
+                        let r = crate::aws::get_json::<TaskResult>(s3, bucket, &key).await;
                         (key, r)
                     }
                 })
@@ -444,7 +308,7 @@ impl QueueTarget {
         rec: &mut RunRecord,
         remove: bool,
         dead: i64,
-    ) -> Result<(), EcsError> {
+    ) -> Result<(), RemoteError> {
         use aws_sdk_sqs::types::MessageSystemAttributeName as Attr;
         let mut empty = 0;
         let mut delete: Vec<String> = vec![];
@@ -570,7 +434,7 @@ impl QueueTarget {
 
     /// Sends queued tasks (there are some) as messages, a slice per pass, so the record is
     /// saved as it goes.
-    async fn send(&mut self, rec: &mut RunRecord) -> Result<(), EcsError> {
+    async fn send(&mut self, rec: &mut RunRecord) -> Result<(), RemoteError> {
         // A retry: the run's messages still in the dead-letter queue are taken out first, so
         // the queue holds one message per task (once per process, not once per slice).
         if !self.retry_prepared
@@ -584,10 +448,11 @@ impl QueueTarget {
             // A cancel before this retry left its marker: the retried tasks must not see it.
             let key = cancel_key(&rec.job, &rec.run_id);
             retrying(|| async {
-                self.aws
+                self.remote
+                    .aws
                     .s3()
                     .delete_object()
-                    .bucket(&self.run.bucket)
+                    .bucket(&self.remote.run.site.bucket)
                     .key(&key)
                     .send()
                     .await
@@ -643,7 +508,7 @@ impl QueueTarget {
                 }
             }
         }
-        self.more = rec.count(TaskState::Queued) > 0;
+        self.remote.more = rec.count(TaskState::Queued) > 0;
         match first_error {
             Some(e) => Err(e.into()),
             None => Ok(()),
@@ -651,7 +516,7 @@ impl QueueTarget {
     }
 
     /// The message of a queued task (its configuration in S3 when it would not fit).
-    async fn message(&self, rec: &RunRecord, i: usize) -> Result<(u32, String), EcsError> {
+    async fn message(&self, rec: &RunRecord, i: usize) -> Result<(u32, String), RemoteError> {
         let task = &rec.tasks[i];
         let attempt = task.retried_from + 1;
         let mut msg = TaskMessage {
@@ -675,8 +540,8 @@ impl QueueTarget {
             }
         }
         let url = super::remote::store_config(
-            &self.aws.s3(),
-            &self.run.bucket,
+            &self.remote.aws.s3(),
+            &self.remote.run.site.bucket,
             &rec.job,
             &rec.run_id,
             i,
@@ -769,7 +634,7 @@ impl QueueTarget {
         rec: &RunRecord,
         index: usize,
         out: &mut (dyn std::io::Write + Send),
-    ) -> Result<(), EcsError> {
+    ) -> Result<(), RemoteError> {
         let task = &rec.tasks[index];
         let pointer = task
             .log
@@ -779,6 +644,7 @@ impl QueueTarget {
         if let Some((group, stream)) = pointer {
             let ms = |t: Option<DateTime<Utc>>| t.map(|t| t.timestamp_millis());
             let page = self
+                .remote
                 .aws
                 .logs()
                 .get_log_events()
@@ -793,13 +659,13 @@ impl QueueTarget {
             if let Some(page) = aws::found(page, &["ResourceNotFoundException"])? {
                 for e in page.events() {
                     writeln!(out, "{}", e.message().unwrap_or_default().trim_end())
-                        .map_err(EcsError::Output)?;
+                        .map_err(RemoteError::Output)?;
                 }
                 return Ok(());
             }
         }
         for line in &task.log_tail {
-            writeln!(out, "{line}").map_err(EcsError::Output)?;
+            writeln!(out, "{line}").map_err(RemoteError::Output)?;
         }
         Ok(())
     }
@@ -857,16 +723,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn result_keys_round_trip() {
-        let k = result_key("wc", "r1", "12", 3, Outcome::Failed);
-        assert_eq!(k, "jobs/wc/runs/r1/results/12/3-failed.json");
-        let rest = k.strip_prefix(&results_prefix("wc", "r1")).unwrap();
-        assert_eq!(parse_result_key(rest), Some((12, 3, Outcome::Failed)));
-        assert_eq!(parse_result_key("12/3-odd.json"), None);
-        assert_eq!(parse_result_key("x/3-failed.json"), None);
-    }
-
-    #[test]
     fn batches_hold_ten_entries_and_one_mebibyte() {
         let small: Outgoing = (0..25).map(|i| (i, 1, "x".repeat(100))).collect();
         let b = batches(small);
@@ -901,7 +757,7 @@ mod tests {
 
     #[test]
     fn results_move_a_task_to_retrying_then_failed() {
-        let mut t = TaskRecord::new(0, Value::Null, None);
+        let mut t = TaskRecord::new(0, serde_json::Value::Null, None);
         t.start(1, "m".into(), Utc::now());
         apply(&mut t, &result(1, Outcome::Failed, false));
         assert_eq!(t.state, TaskState::Running);
@@ -910,7 +766,7 @@ mod tests {
         assert_eq!(t.state, TaskState::Failed);
         assert_eq!(t.attempts, 3);
         assert!(t.reason.as_deref().unwrap().contains("dead-letter"));
-        let mut t = TaskRecord::new(0, Value::Null, None);
+        let mut t = TaskRecord::new(0, serde_json::Value::Null, None);
         apply(&mut t, &result(2, Outcome::Succeeded, true));
         apply(&mut t, &result(3, Outcome::Failed, true));
         assert_eq!(t.state, TaskState::Succeeded);

@@ -1,4 +1,4 @@
-//! The ECS direct target: one `RunTask` per configuration on Fargate.
+//! The ECS direct dispatcher: one `RunTask` per configuration on Fargate.
 //!
 //! Dispatch is paced to AWS's published limits (token buckets for RunTask calls and task
 //! launches) and retried with jittered exponential backoff on throttling, server errors and lost
@@ -12,10 +12,11 @@
 //! after about an hour). Every saved record is mirrored to `s3://<bucket>/jobs/<job>/runs/<run>/`,
 //! the first time before any task is launched, so `watch` works from any machine.
 
-use crate::aws::{self, Aws, AwsError, retrying};
+use super::remote::{RemoteError, RemoteRun};
+use crate::aws::{self, AwsError, retrying};
 use crate::config::CapacityKind;
-use crate::record::{EcsRun, RunRecord, StopRequest, TaskRecord, TaskState};
-use crate::target::{FailKind, fail_attempt, stop_due, timed_out};
+use crate::dispatch::{FailKind, fail_attempt, stop_due, timed_out};
+use crate::record::{RunRecord, StopRequest, TaskRecord, TaskState};
 use aws_sdk_ecs::types::{
     AssignPublicIp, AwsVpcConfiguration, CapacityProviderStrategyItem, ContainerOverride,
     KeyValuePair, NetworkConfiguration, Tag, TaskOverride,
@@ -32,16 +33,6 @@ pub const CONTAINER: &str = "job";
 /// ECS refuses task overrides longer than this (characters of their JSON form).
 pub const OVERRIDES_LIMIT: usize = 8192;
 const STREAM_PREFIX: &str = "jobrun";
-
-#[derive(Debug, thiserror::Error)]
-pub enum EcsError {
-    #[error(transparent)]
-    Aws(#[from] AwsError),
-    #[error("cannot write the task's log: {0}")]
-    Output(std::io::Error),
-    #[error("run {0} already exists in the job's bucket")]
-    RemoteExists(String),
-}
 
 /// Token buckets shaped like AWS's own, so dispatch runs at the limit and is never throttled.
 struct Pacer {
@@ -127,63 +118,48 @@ struct Dispatch {
     providers: Vec<&'static str>,
 }
 
-pub struct EcsTarget {
-    aws: Aws,
+pub struct EcsDispatcher {
+    remote: RemoteRun,
     ecs: aws_sdk_ecs::Client,
-    run: EcsRun,
     pacer: Pacer,
-    /// The last reconcile left queued tasks it could start now.
-    more: bool,
     last_observed: Option<Instant>,
     /// StopTask calls made by this process (a task is asked once per process).
     stopping: HashSet<String>,
     /// Capacity tries per (index, attempt), so each try has its own client token.
     tries: HashMap<(usize, u32), u32>,
-    remote: super::remote::RemoteRecord,
 }
 
-impl EcsTarget {
-    pub async fn connect(run: &EcsRun) -> Result<EcsTarget, EcsError> {
-        let aws = super::remote::aws_for(run).await?;
-        Ok(Self::new(aws, run.clone()))
-    }
-
-    pub fn new(aws: Aws, run: EcsRun) -> EcsTarget {
-        EcsTarget {
-            ecs: aws.ecs_paced(),
-            pacer: Pacer::new(&run.rates),
-            remote: super::remote::RemoteRecord::new(&aws, &run.bucket),
-            aws,
-            run,
-            more: false,
+impl EcsDispatcher {
+    pub fn new(remote: RemoteRun) -> EcsDispatcher {
+        EcsDispatcher {
+            ecs: remote.aws.ecs_paced(),
+            pacer: Pacer::new(&remote.run.rates),
+            remote,
             last_observed: None,
             stopping: HashSet::new(),
             tries: HashMap::new(),
         }
     }
 
-    pub async fn changed(&mut self) {
-        if self.more {
-            return;
-        }
-        std::future::pending::<()>().await
+    pub fn remote(&mut self) -> &mut RemoteRun {
+        &mut self.remote
     }
 
-    pub fn dispatching(&self) -> bool {
-        self.more
+    pub fn remote_ref(&self) -> &RemoteRun {
+        &self.remote
     }
 
     pub fn poll_floor(&self, rec: &RunRecord) -> Duration {
         // Use at most half the describe rate, so other tools (and other watchers) have room.
         let running = rec.count(TaskState::Running);
         let calls = running.div_ceil(100) as f64;
-        Duration::from_secs_f64(calls * 2.0 / self.run.rates.describe_rate as f64)
+        Duration::from_secs_f64(calls * 2.0 / self.remote.run.rates.describe_rate as f64)
     }
 
-    /// See [`Target::reconcile`](super::Target::reconcile).
-    pub async fn reconcile(&mut self, rec: &mut RunRecord) -> Result<(), EcsError> {
+    /// See [`Dispatcher::reconcile`](super::Dispatcher::reconcile).
+    pub async fn reconcile(&mut self, rec: &mut RunRecord) -> Result<(), RemoteError> {
         // While dispatching, look at running tasks only now and then: starting the rest first.
-        let observe = !self.more
+        let observe = !self.remote.more
             || self
                 .last_observed
                 .is_none_or(|t| t.elapsed() > Duration::from_secs(5));
@@ -194,14 +170,14 @@ impl EcsTarget {
         self.enforce_stops(rec).await?;
         if rec.cancel_requested {
             super::cancel_queued(rec);
-            self.more = false;
+            self.remote.more = false;
             return Ok(());
         }
         self.dispatch(rec).await
     }
 
     /// DescribeTasks for every running task; records what stopped.
-    async fn observe(&mut self, rec: &mut RunRecord) -> Result<(), EcsError> {
+    async fn observe(&mut self, rec: &mut RunRecord) -> Result<(), RemoteError> {
         let by_arn: HashMap<String, usize> = rec
             .tasks
             .iter()
@@ -215,7 +191,7 @@ impl EcsTarget {
                 self.pacer.describe.until_ready().await;
                 self.ecs
                     .describe_tasks()
-                    .cluster(&self.run.cluster)
+                    .cluster(&self.remote.run.site.cluster)
                     .set_tasks(Some(chunk.to_vec()))
                     .send()
                     .await
@@ -266,7 +242,7 @@ impl EcsTarget {
         i: usize,
         t: &aws_sdk_ecs::types::Task,
         now: DateTime<Utc>,
-    ) -> Result<(), EcsError> {
+    ) -> Result<(), RemoteError> {
         let RunRecord {
             settings,
             cancel_requested: cancelling,
@@ -339,7 +315,7 @@ impl EcsTarget {
     }
 
     /// StopTask for running tasks past their timeout, or all of them when the run is cancelled.
-    async fn enforce_stops(&mut self, rec: &mut RunRecord) -> Result<(), EcsError> {
+    async fn enforce_stops(&mut self, rec: &mut RunRecord) -> Result<(), RemoteError> {
         let now = Utc::now();
         for task in rec
             .tasks
@@ -363,7 +339,7 @@ impl EcsTarget {
             let stopped = retrying(|| async {
                 self.ecs
                     .stop_task()
-                    .cluster(&self.run.cluster)
+                    .cluster(&self.remote.run.site.cluster)
                     .task(&arn)
                     .reason(reason)
                     .send()
@@ -379,12 +355,12 @@ impl EcsTarget {
     }
 
     /// Starts queued tasks (a slice per pass, so the record is saved as dispatch goes).
-    async fn dispatch(&mut self, rec: &mut RunRecord) -> Result<(), EcsError> {
+    async fn dispatch(&mut self, rec: &mut RunRecord) -> Result<(), RemoteError> {
         let running = rec.count(TaskState::Running);
         let slots = rec.settings.concurrency.saturating_sub(running);
         let queued = rec.count(TaskState::Queued);
         // About five seconds of RunTask calls per pass.
-        let chunk = (self.run.rates.run_task_rate as usize * 5).max(20);
+        let chunk = (self.remote.run.rates.run_task_rate as usize * 5).max(20);
         let picks: Vec<usize> = rec
             .tasks
             .iter()
@@ -392,7 +368,7 @@ impl EcsTarget {
             .take(slots.min(chunk))
             .map(|t| t.index)
             .collect();
-        self.more = picks.len() < queued.min(slots);
+        self.remote.more = picks.len() < queued.min(slots);
         if picks.is_empty() {
             return Ok(());
         }
@@ -420,7 +396,7 @@ impl EcsTarget {
             match launch {
                 Launch::Started { arn, phase } => {
                     self.tries.remove(&(i, attempt));
-                    task.log = Some(log_pointer(&self.run.log_group, &arn));
+                    task.log = Some(log_pointer(&self.remote.run.site.log_group, &arn));
                     task.log_tail.clear();
                     task.phase = phase.or(Some("PROVISIONING".into()));
                     task.start(attempt, arn, now);
@@ -456,7 +432,7 @@ impl EcsTarget {
 
     /// The RunTask request of a queued task: overrides (a configuration too large for them is
     /// stored in S3 and passed by URL), tags, and which capacity to try in which order.
-    async fn prepare(&self, rec: &RunRecord, i: usize) -> Result<Dispatch, EcsError> {
+    async fn prepare(&self, rec: &RunRecord, i: usize) -> Result<Dispatch, RemoteError> {
         let task = &rec.tasks[i];
         let attempt = task.attempts + 1;
         let mut env: Vec<(String, String)> = task
@@ -492,8 +468,8 @@ impl EcsTarget {
             env = with_config;
         } else {
             let url = super::remote::store_config(
-                &self.aws.s3(),
-                &self.run.bucket,
+                &self.remote.aws.s3(),
+                &self.remote.run.site.bucket,
                 &rec.job,
                 &rec.run_id,
                 i,
@@ -517,7 +493,7 @@ impl EcsTarget {
             tag("jobrun:index", i.to_string()),
             tag("jobrun:attempt", attempt.to_string()),
         ];
-        let cap = &self.run.capacity;
+        let cap = &self.remote.run.capacity;
         let providers = if cap.kind == CapacityKind::OnDemand || i < cap.on_demand_base {
             vec!["FARGATE"]
         } else if cap.spot_fallback {
@@ -547,8 +523,8 @@ impl EcsTarget {
                 self.pacer.launch.until_ready().await;
                 self.ecs
                     .run_task()
-                    .cluster(&self.run.cluster)
-                    .task_definition(&self.run.task_definition)
+                    .cluster(&self.remote.run.site.cluster)
+                    .task_definition(&self.remote.run.site.task_definition)
                     .capacity_provider_strategy(
                         CapacityProviderStrategyItem::builder()
                             .capacity_provider(*provider)
@@ -560,9 +536,11 @@ impl EcsTarget {
                         NetworkConfiguration::builder()
                             .awsvpc_configuration(
                                 AwsVpcConfiguration::builder()
-                                    .set_subnets(Some(self.run.subnets.clone()))
-                                    .set_security_groups(Some(self.run.security_groups.clone()))
-                                    .assign_public_ip(if self.run.assign_public_ip {
+                                    .set_subnets(Some(self.remote.run.site.subnets.clone()))
+                                    .set_security_groups(Some(
+                                        self.remote.run.site.security_groups.clone(),
+                                    ))
+                                    .assign_public_ip(if self.remote.run.site.assign_public_ip {
                                         AssignPublicIp::Enabled
                                     } else {
                                         AssignPublicIp::Disabled
@@ -573,7 +551,7 @@ impl EcsTarget {
                             .build(),
                     )
                     .overrides(d.overrides.clone())
-                    .started_by(&self.run.started_by)
+                    .started_by(&self.remote.run.started_by)
                     .set_tags(Some(d.tags.clone()))
                     .enable_ecs_managed_tags(true)
                     .client_token(&token)
@@ -632,20 +610,12 @@ impl EcsTarget {
         Launch::NoCapacity(capacity_reason)
     }
 
-    pub async fn mirror(&mut self, rec: &RunRecord, changed: bool) -> Result<(), EcsError> {
-        Ok(self.remote.mirror(rec, changed).await?)
-    }
-
-    pub async fn create_remote(&self, rec: &RunRecord) -> Result<(), EcsError> {
-        self.remote.create(rec).await
-    }
-
-    /// The last `lines` lines of a task's CloudWatch log (empty when there is none).
     async fn tail(&self, pointer: Option<&str>, lines: i32) -> Vec<String> {
         let Some((group, stream)) = pointer.and_then(parse_pointer) else {
             return vec![];
         };
         let out = self
+            .remote
             .aws
             .logs()
             .get_log_events()
@@ -676,12 +646,12 @@ impl EcsTarget {
         index: usize,
         follow: bool,
         out: &mut (dyn std::io::Write + Send),
-    ) -> Result<(), EcsError> {
+    ) -> Result<(), RemoteError> {
         let task = &rec.tasks[index];
         let Some((group, stream)) = task.log.as_deref().and_then(parse_pointer) else {
             return Ok(());
         };
-        let logs = self.aws.logs();
+        let logs = self.remote.aws.logs();
         let mut token: Option<String> = None;
         let mut last_round = !follow || task.state.is_terminal();
         loop {
@@ -701,9 +671,9 @@ impl EcsTarget {
                 };
                 for e in page.events() {
                     writeln!(out, "{}", e.message().unwrap_or_default().trim_end())
-                        .map_err(EcsError::Output)?;
+                        .map_err(RemoteError::Output)?;
                 }
-                out.flush().map_err(EcsError::Output)?;
+                out.flush().map_err(RemoteError::Output)?;
                 let next = page.next_forward_token().map(str::to_string);
                 if next.is_none() || next == token {
                     break;
@@ -718,14 +688,14 @@ impl EcsTarget {
         }
     }
 
-    async fn still_running(&self, task: &TaskRecord) -> Result<bool, EcsError> {
+    async fn still_running(&self, task: &TaskRecord) -> Result<bool, RemoteError> {
         let Some(arn) = &task.handle else {
             return Ok(false);
         };
         let out = self
             .ecs
             .describe_tasks()
-            .cluster(&self.run.cluster)
+            .cluster(&self.remote.run.site.cluster)
             .tasks(arn)
             .send()
             .await
@@ -735,47 +705,6 @@ impl EcsTarget {
             .first()
             .is_some_and(|t| t.last_status() != Some("STOPPED")))
     }
-}
-
-/// The record's key in the job's bucket.
-pub fn record_key(job: &str, run_id: &str) -> String {
-    format!("{}run.json", EcsRun::prefix(job, run_id))
-}
-
-/// Finds a run in the job's bucket (an exact id, or a unique start of one) and returns its
-/// record: how `watch`, `status`, `logs` re-attach on a machine that never saw the run.
-pub async fn fetch_remote(
-    aws: &Aws,
-    bucket: &str,
-    job: &str,
-    wanted: &str,
-) -> Result<Option<RunRecord>, AwsError> {
-    let s3 = aws.s3();
-    let runs = format!("jobs/{job}/runs/");
-    let listed = s3
-        .list_objects_v2()
-        .bucket(bucket)
-        .prefix(format!("{runs}{wanted}"))
-        .delimiter("/")
-        .send()
-        .await
-        .map_err(aws::op("ListObjectsV2"));
-    let Some(listed) = aws::found(listed, &["NoSuchBucket"])? else {
-        return Ok(None);
-    };
-    let ids: Vec<String> = listed
-        .common_prefixes()
-        .iter()
-        .filter_map(|p| p.prefix())
-        .filter_map(|p| p.strip_prefix(&runs))
-        .map(|p| p.trim_end_matches('/').to_string())
-        .collect();
-    let id = match ids.iter().find(|id| *id == wanted) {
-        Some(id) => id.clone(),
-        None if ids.len() == 1 => ids[0].clone(),
-        None => return Ok(None),
-    };
-    super::remote::get_json(&s3, bucket, &record_key(job, &id)).await
 }
 
 #[cfg(test)]

@@ -1,13 +1,13 @@
-//! The local target: each task is one container on the local Docker engine.
+//! The local dispatcher: each task is one container on the local Docker engine.
 //!
 //! Containers are named `jobrun-<run>-<index>-<attempt>` and labelled with run, job, index and
 //! attempt, so starting the same attempt twice is impossible (the name is taken) and any process
 //! can find a run's containers again. A finished container's exit code, times and output are
 //! saved to the run record and its log file before the container is removed.
 
+use crate::dispatch::{DispatchError, FailKind, fail_attempt, stop_due, timed_out};
 use crate::engine::{Engine, EngineError, LABEL_ATTEMPT, LABEL_INDEX, LABEL_JOB, LABEL_RUN};
 use crate::record::{RunRecord, StopRequest, Store, TaskRecord, TaskState};
-use crate::target::{FailKind, TargetError, fail_attempt, stop_due, timed_out};
 use bollard::models::{ContainerCreateBody, ContainerSummaryStateEnum, HostConfig};
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
@@ -15,7 +15,7 @@ use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use tokio::sync::mpsc;
 
-pub struct LocalTarget {
+pub struct LocalDispatcher {
     engine: Engine,
     waiting: HashSet<String>,
     tx: mpsc::UnboundedSender<()>,
@@ -70,14 +70,14 @@ fn refused(e: &EngineError) -> Option<String> {
     }
 }
 
-impl LocalTarget {
-    pub async fn connect() -> Result<LocalTarget, TargetError> {
+impl LocalDispatcher {
+    pub async fn connect() -> Result<LocalDispatcher, DispatchError> {
         Ok(Self::new(Engine::connect().await?))
     }
 
-    pub fn new(engine: Engine) -> LocalTarget {
+    pub fn new(engine: Engine) -> LocalDispatcher {
         let (tx, rx) = mpsc::unbounded_channel();
-        LocalTarget {
+        LocalDispatcher {
             engine,
             waiting: HashSet::new(),
             tx,
@@ -102,7 +102,7 @@ impl LocalTarget {
         }
     }
 
-    async fn list(&self, run_id: &str) -> Result<Vec<Seen>, TargetError> {
+    async fn list(&self, run_id: &str) -> Result<Vec<Seen>, DispatchError> {
         let containers = self.engine.list_by_label(LABEL_RUN, run_id).await?;
         Ok(containers
             .into_iter()
@@ -124,13 +124,13 @@ impl LocalTarget {
             .collect())
     }
 
-    /// See [`Target::reconcile`](super::Target::reconcile). Returns the containers to remove
+    /// See [`Dispatcher::reconcile`](super::Dispatcher::reconcile). Returns the containers to remove
     /// once the record is saved.
     pub async fn reconcile(
         &mut self,
         rec: &mut RunRecord,
         store: &Store,
-    ) -> Result<Vec<String>, TargetError> {
+    ) -> Result<Vec<String>, DispatchError> {
         use ContainerSummaryStateEnum as S;
         let now = Utc::now();
         let seen = self.list(&rec.run_id).await?;
@@ -278,7 +278,7 @@ impl LocalTarget {
     }
 
     /// Removes containers whose outcome and logs are saved in the record.
-    pub async fn release(&mut self, names: Vec<String>) -> Result<(), TargetError> {
+    pub async fn release(&mut self, names: Vec<String>) -> Result<(), DispatchError> {
         for name in names {
             self.engine.remove_container(&name).await?;
             self.waiting.remove(&name);
@@ -293,7 +293,7 @@ impl LocalTarget {
         rec: &mut RunRecord,
         running: usize,
         discard: &mut Vec<String>,
-    ) -> Result<(), TargetError> {
+    ) -> Result<(), DispatchError> {
         let slots = rec.settings.concurrency.saturating_sub(running);
         let picks: Vec<usize> = rec
             .tasks
@@ -389,8 +389,8 @@ impl LocalTarget {
         }
     }
 
-    async fn save_logs(&self, name: &str, path: &std::path::Path) -> Result<(), TargetError> {
-        let log_err = |source| TargetError::Log {
+    async fn save_logs(&self, name: &str, path: &std::path::Path) -> Result<(), DispatchError> {
+        let log_err = |source| DispatchError::Log {
             path: path.to_path_buf(),
             source,
         };
@@ -408,9 +408,9 @@ impl LocalTarget {
         index: usize,
         follow: bool,
         out: &mut (dyn Write + Send),
-    ) -> Result<(), TargetError> {
+    ) -> Result<(), DispatchError> {
         let task = &rec.tasks[index];
-        let io_err = |source| TargetError::Log {
+        let io_err = |source| DispatchError::Log {
             path: "stdout".into(),
             source,
         };
@@ -423,7 +423,7 @@ impl LocalTarget {
             return Ok(());
         }
         if let Some(path) = &task.log {
-            let bytes = std::fs::read(path).map_err(|source| TargetError::Log {
+            let bytes = std::fs::read(path).map_err(|source| DispatchError::Log {
                 path: path.into(),
                 source,
             })?;

@@ -1,0 +1,91 @@
+//! What the commands share: the job in the current folder, the state directory, AWS access
+//! (flags, then `[aws]` in jobrun.toml, then the standard chain) and the run a command names.
+
+use crate::cli::{AwsArgs, RunArg};
+use crate::config::{self, Job, Overrides, TargetKind};
+use crate::error::Result;
+use crate::record::{RunRecord, Store, StoreError};
+use clap::ArgMatches;
+use std::path::Path;
+use std::time::Duration;
+
+pub fn load_job(
+    file: Option<&Path>,
+    overrides: &Overrides,
+    matches: Option<&ArgMatches>,
+) -> Result<Job> {
+    let path = config::locate(file)?;
+    let (env, flags) = overrides.split(matches);
+    Ok(config::load(&path, &env, &flags)?)
+}
+
+/// The job in the current folder as written, if there is one (no flags apply).
+pub fn current_job(file: Option<&Path>) -> Option<Job> {
+    let path = config::locate(file).ok()?;
+    config::load(&path, &Overrides::default(), &Overrides::default()).ok()
+}
+
+pub fn open_store() -> Result<Store> {
+    Ok(Store::open(Store::default_root())?)
+}
+
+/// The AWS profile and region a command uses: its flags, then `[aws]` in jobrun.toml (the
+/// standard chain decides what both leave open).
+pub fn aws_choice(job: &Job, args: &AwsArgs) -> (Option<String>, Option<String>) {
+    (
+        args.profile.clone().or(job.aws.profile.clone()),
+        args.region.clone().or(job.aws.region.clone()),
+    )
+}
+
+pub async fn load_aws(job: &Job, args: &AwsArgs) -> Result<crate::aws::Aws> {
+    let (profile, region) = aws_choice(job, args);
+    Ok(crate::aws::Aws::load(profile.as_deref(), region.as_deref()).await?)
+}
+
+/// How often a watch looks (`JOBRUN_POLL_INTERVAL`, for tests and impatient people).
+pub fn poll_interval() -> Duration {
+    std::env::var("JOBRUN_POLL_INTERVAL")
+        .ok()
+        .and_then(|s| config::parse_duration(&s).ok())
+        .unwrap_or(crate::watch::DEFAULT_POLL)
+}
+
+/// The run a command names: from the local state folder, or else (given an id and a job file
+/// for an ecs job) from the job's S3 bucket, which makes this machine's copy.
+pub async fn resolve(store: &Store, file: Option<&Path>, arg: &RunArg) -> Result<RunRecord> {
+    let job = match arg.run {
+        None => current_job(file).map(|j| j.name),
+        Some(_) => None,
+    };
+    match store.resolve(arg.run.as_deref(), job.as_deref()) {
+        Ok(id) => Ok(store.load(&id)?),
+        Err(StoreError::NoSuchRun(wanted)) => match fetch_remote(store, file, &wanted).await? {
+            Some(rec) => Ok(rec),
+            None => Err(StoreError::NoSuchRun(wanted).into()),
+        },
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn fetch_remote(
+    store: &Store,
+    file: Option<&Path>,
+    wanted: &str,
+) -> Result<Option<RunRecord>> {
+    let Some(job) = current_job(file).filter(|j| j.target == TargetKind::Ecs) else {
+        return Ok(None);
+    };
+    let aws = load_aws(&job, &AwsArgs::default()).await?;
+    let bucket = match crate::state::load_outputs(store, &job.name) {
+        Some(o) => o.bucket,
+        None => crate::infra::Names::new(&job, &aws.account().await?, &aws.region()).bucket,
+    };
+    let Some(rec) = crate::dispatch::remote::fetch(&aws, &bucket, &job.name, wanted).await? else {
+        return Ok(None);
+    };
+    if !store.exists(&rec.run_id) {
+        store.create(&rec)?;
+    }
+    Ok(Some(rec))
+}

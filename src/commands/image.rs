@@ -1,0 +1,93 @@
+//! `build`, `push` and `images`: the job's image, built with the Docker engine, pushed by digest,
+//! and recorded with the job (`jobs/<job>/images.json`) so `up` and `submit` use exactly it.
+
+use super::common::{aws_choice, load_job, open_store};
+use crate::cli::{AwsArgs, BuildArgs, PushArgs};
+use crate::config::{Job, Overrides};
+use crate::engine::Engine;
+use crate::error::{Exit, Result};
+use crate::image::{self, records::ImageRecords};
+use crate::record::Store;
+use crate::ui::Ui;
+use clap::ArgMatches;
+use std::path::Path;
+
+pub async fn build(
+    file: Option<&Path>,
+    args: &BuildArgs,
+    sub: Option<&ArgMatches>,
+    ui: &Ui,
+) -> Result<Exit> {
+    let job = load_job(file, &args.overrides, sub)?;
+    let store = open_store()?;
+    let engine = Engine::connect().await?;
+    let built = build_and_record(&job, &engine, &store, ui).await?;
+    if args.push {
+        ui.note(&built.to_string());
+        let pushed = push_latest(&job, &engine, &store, &args.aws, ui).await?;
+        ui.emit(&pushed);
+    } else {
+        ui.emit(&built);
+    }
+    Ok(Exit::Ok)
+}
+
+pub async fn push(
+    file: Option<&Path>,
+    args: &PushArgs,
+    sub: Option<&ArgMatches>,
+    ui: &Ui,
+) -> Result<Exit> {
+    let job = load_job(file, &args.overrides, sub)?;
+    let store = open_store()?;
+    let engine = Engine::connect().await?;
+    let pushed = push_latest(&job, &engine, &store, &args.aws, ui).await?;
+    ui.emit(&pushed);
+    Ok(Exit::Ok)
+}
+
+pub fn images(file: Option<&Path>, ui: &Ui) -> Result<Exit> {
+    let job = load_job(file, &Overrides::default(), None)?;
+    let store = open_store()?;
+    ui.emit(&ImageRecords::load(&store, &job.name)?);
+    Ok(Exit::Ok)
+}
+
+/// Builds the image and records it with the job.
+pub async fn build_and_record(
+    job: &Job,
+    engine: &Engine,
+    store: &Store,
+    ui: &Ui,
+) -> Result<image::Built> {
+    let built = image::build(job, engine, ui).await?;
+    let mut records = ImageRecords::load(store, &job.name)?;
+    records.built(image::records::ImageRecord {
+        image_id: built.image_id.clone(),
+        tags: built.tags.clone(),
+        platform: built.platform.clone(),
+        size_bytes: built.size_bytes,
+        built_at: chrono::Utc::now(),
+        pushes: vec![],
+        agent: built.agent.clone(),
+    });
+    records.save(store, &job.name)?;
+    Ok(built)
+}
+
+/// Pushes the job's latest build (and records the push).
+pub async fn push_latest(
+    job: &Job,
+    engine: &Engine,
+    store: &Store,
+    aws: &AwsArgs,
+    ui: &Ui,
+) -> Result<image::push::Pushed> {
+    let (profile, region) = aws_choice(job, aws);
+    let opts = image::push::AwsOptions {
+        profile,
+        region,
+        update_repository: aws.update_repository,
+    };
+    Ok(image::push::push(job, engine, store, &opts, ui).await?)
+}

@@ -1,0 +1,85 @@
+//! `up` and `down`: the job's AWS side, converged from the latest pushed image and removed again.
+//! `converge` is the one "latest push → agent → up → remember the outputs" sequence, used by
+//! `up` and by `submit --build`.
+
+use super::common::{load_aws, load_job, open_store};
+use crate::aws::Aws;
+use crate::cli::{DownArgs, UpArgs};
+use crate::config::{Job, Overrides};
+use crate::error::{Exit, Failure, Result};
+use crate::image::records::ImageRecords;
+use crate::infra::UpReport;
+use crate::record::Store;
+use crate::ui::Ui;
+use clap::ArgMatches;
+use std::path::Path;
+
+pub async fn up(
+    file: Option<&Path>,
+    args: &UpArgs,
+    sub: Option<&ArgMatches>,
+    ui: &Ui,
+) -> Result<Exit> {
+    let job = load_job(file, &args.overrides, sub)?;
+    let store = open_store()?;
+    let aws = load_aws(&job, &args.aws).await?;
+    let report = converge(&job, &aws, &store, args.dry_run).await?;
+    ui.emit(&report);
+    Ok(Exit::Ok)
+}
+
+/// Converges the job's AWS side for its latest pushed image (which must be of the job's
+/// platform) and, unless it is a dry run, remembers what was made.
+pub async fn converge(job: &Job, aws: &Aws, store: &Store, dry_run: bool) -> Result<UpReport> {
+    let records = ImageRecords::load(store, &job.name)?;
+    let (image, agent) = match records.latest_push() {
+        Some((img, push)) if img.platform != job.image.platform.to_string() => {
+            return Err(Failure::usage(format!(
+                "the last pushed image ({}) is {}, but the job's platform is {}",
+                push.reference, img.platform, job.image.platform
+            ))
+            .hint("jobrun build --push, for the job's platform"));
+        }
+        Some((img, push)) => {
+            let agent = img.agent.as_ref().map(|a| crate::infra::queue::AgentImage {
+                path: a.path.clone(),
+                entrypoint: a.entrypoint.clone(),
+                cmd: a.cmd.clone(),
+            });
+            (Some(push.reference.clone()), agent)
+        }
+        None => (None, None),
+    };
+    let report = crate::infra::up(job, aws, image, agent, dry_run).await?;
+    if !dry_run {
+        crate::state::save_outputs(store, &job.name, &report.outputs)?;
+    }
+    Ok(report)
+}
+
+pub async fn down(file: Option<&Path>, args: &DownArgs, ui: &Ui) -> Result<Exit> {
+    use std::io::IsTerminal;
+    let job = load_job(file, &Overrides::default(), None)?;
+    if !args.yes && !std::io::stdin().is_terminal() {
+        return Err(
+            Failure::usage("down deletes resources and there is no terminal to ask")
+                .hint("run it with --yes"),
+        );
+    }
+    let aws = load_aws(&job, &args.aws).await?;
+    let yes = args.yes;
+    let report = crate::infra::down::down(&job, &aws, |changes| yes || confirm(changes)).await?;
+    ui.emit(&report);
+    Ok(Exit::Ok)
+}
+
+/// Shows what `down` would delete and asks on the terminal.
+fn confirm(changes: &[crate::infra::Change]) -> bool {
+    let plan = crate::infra::DownReport {
+        changes: changes.to_vec(),
+    };
+    eprintln!("{plan}");
+    eprint!("delete the resources marked delete? [y/N] ");
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer).is_ok() && answer.trim().eq_ignore_ascii_case("y")
+}

@@ -1,0 +1,44 @@
+//! One function per command, reading like the pipeline: config → plan → image → infra →
+//! dispatch → watch. This file only routes a parsed command line to its group:
+//! `image` (build, push, images), `infra` (up, down), `submit`, `runs` (watch, status, logs,
+//! cancel, retry, runs), `setup` (init, config, completions). `common` is what they share:
+//! finding the job, the state directory, AWS access and the run a command names.
+
+mod common;
+mod drive;
+mod image;
+mod infra;
+mod runs;
+mod setup;
+mod submit;
+
+use crate::cli::{Cli, Command};
+use crate::error::{Exit, Result};
+use clap::ArgMatches;
+
+pub async fn run(cli: Cli, matches: &ArgMatches) -> Result<Exit> {
+    let ui = crate::ui::Ui::new(cli.output);
+    let sub = matches.subcommand().map(|(_, m)| m);
+    let file = cli.file.as_deref();
+    match cli.command {
+        Command::Init(args) => setup::init(args, &ui),
+        Command::Config(args) => setup::config(file, &args, sub, &ui),
+        Command::Completions { shell } => setup::completions(shell),
+        Command::Build(args) => image::build(file, &args, sub, &ui).await,
+        Command::Push(args) => image::push(file, &args, sub, &ui).await,
+        Command::Images => image::images(file, &ui),
+        Command::Up(args) => infra::up(file, &args, sub, &ui).await,
+        Command::Down(args) => infra::down(file, &args, &ui).await,
+        Command::Submit(args) => submit::submit(file, args, sub, &ui).await,
+        Command::Watch(args) => runs::watch(file, args, &ui).await,
+        Command::Status(args) => runs::status(file, &args, &ui).await,
+        Command::Logs(args) => runs::logs(file, args).await,
+        Command::Cancel(args) => runs::cancel(file, args, &ui).await,
+        Command::Retry(args) => runs::retry(file, args, &ui).await,
+        Command::Runs(args) => runs::list(file, args, &ui),
+        Command::Agent(args) => {
+            crate::agent::run(args).await?;
+            Ok(Exit::Ok)
+        }
+    }
+}

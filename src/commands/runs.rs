@@ -1,0 +1,204 @@
+//! Commands on a run that exists: `watch`, `status`, `logs`, `cancel`, `retry` and `runs`. Each
+//! finds the run (locally, or in the job's bucket) and talks to its dispatcher.
+
+use super::common::{current_job, open_store, poll_interval, resolve};
+use super::drive::{already_finished, attach, exit_of, go_on};
+use crate::cli::{LogsArgs, RetryArgs, RunArg, RunsArgs, WatchArgs};
+use crate::dispatch::Dispatcher;
+use crate::error::{Exit, Failure, Result};
+use crate::record::{Place, RunRecord, Store, TaskState};
+use crate::report::{RunLine, RunList, RunStatus};
+use crate::ui::Ui;
+use crate::watch::{self, Ended, WatchOptions};
+use std::path::Path;
+
+pub async fn watch(file: Option<&Path>, args: WatchArgs, ui: &Ui) -> Result<Exit> {
+    let store = open_store()?;
+    let rec = resolve(&store, file, &args.run).await?;
+    if args.background {
+        let mut dispatcher = Dispatcher::for_run(&rec).await?;
+        watch::watch(
+            &store,
+            &mut dispatcher,
+            &rec.run_id,
+            &Ui::quiet(),
+            &unattended(),
+        )
+        .await?;
+        return Ok(Exit::Ok);
+    }
+    if rec.is_finished() && rec.finished_at.is_some() {
+        clean_up(&store, &rec).await;
+        watch::print_summary(ui, &rec);
+        return Ok(exit_of(&rec));
+    }
+    let mut dispatcher = Dispatcher::for_run(&rec).await?;
+    attach(&store, &mut dispatcher, &rec.run_id, ui).await
+}
+
+fn unattended() -> WatchOptions {
+    WatchOptions {
+        poll: poll_interval(),
+        detach_on_ctrl_c: false,
+    }
+}
+
+/// One more pass over a finished run removes anything a crash left between saving the outcome
+/// and the cleanup; the summary does not depend on it.
+async fn clean_up(store: &Store, rec: &RunRecord) {
+    let step = async {
+        let mut dispatcher = Dispatcher::for_run(rec).await?;
+        watch::step(store, &mut dispatcher, &rec.run_id).await
+    };
+    if let Err(e) = step.await {
+        tracing::warn!("cleaning up after run {}: {e}", rec.run_id);
+    }
+}
+
+pub async fn status(file: Option<&Path>, args: &RunArg, ui: &Ui) -> Result<Exit> {
+    let store = open_store()?;
+    let mut rec = resolve(&store, file, args).await?;
+    // A run on AWS goes on without jobrun: ask it where it stands.
+    if rec.place != Place::Local && rec.finished_at.is_none() {
+        let mut dispatcher = Dispatcher::for_run(&rec).await?;
+        rec = watch::step(&store, &mut dispatcher, &rec.run_id).await?;
+    }
+    ui.emit(&RunStatus::of(&rec));
+    Ok(Exit::Ok)
+}
+
+pub async fn cancel(file: Option<&Path>, args: RunArg, ui: &Ui) -> Result<Exit> {
+    let store = open_store()?;
+    let rec = resolve(&store, file, &args).await?;
+    let mut dispatcher = Dispatcher::for_run(&rec).await?;
+    {
+        let _lock = store.lock(&rec.run_id)?;
+        let mut rec = store.load(&rec.run_id)?;
+        if rec.is_finished() {
+            already_finished(&rec, ui);
+            return Ok(Exit::Ok);
+        }
+        rec.cancel_requested = true;
+        store.save(&rec)?;
+        dispatcher.saved(&rec, true).await?;
+    }
+    ui.note(&format!("cancelling run {}", rec.run_id));
+    let (quiet, opts) = (Ui::quiet(), unattended());
+    let ended = watch::watch(&store, &mut dispatcher, &rec.run_id, &quiet, &opts).await?;
+    if let Ended::Finished(rec) = ended {
+        watch::print_summary(ui, &rec);
+    }
+    Ok(Exit::Ok)
+}
+
+/// `retry RUN --failed`: the failed tasks are queued again as new attempts of the same run.
+pub async fn retry(file: Option<&Path>, args: RetryArgs, ui: &Ui) -> Result<Exit> {
+    let store = open_store()?;
+    let rec = resolve(&store, file, &args.run).await?;
+    let mut dispatcher = Dispatcher::for_run(&rec).await?;
+    // Bring the record up to date first, so "failed" means failed now.
+    let rec = watch::step(&store, &mut dispatcher, &rec.run_id).await?;
+    if !rec.is_finished() {
+        return Err(
+            Failure::usage(format!("run {} is still running", rec.run_id))
+                .hint("wait for it (`jobrun watch`) or cancel it, then retry its failed tasks"),
+        );
+    }
+    let rec = {
+        let _lock = store.lock(&rec.run_id)?;
+        let mut rec = store.load(&rec.run_id)?;
+        let n = requeue_failed(&mut rec);
+        if n == 0 {
+            ui.note(&format!("run {} has no failed tasks", rec.run_id));
+            return Ok(Exit::Ok);
+        }
+        store.save(&rec)?;
+        dispatcher.saved(&rec, true).await?;
+        ui.note(&format!("run {}: retrying {n} failed tasks", rec.run_id));
+        rec
+    };
+    go_on(&store, rec, args.detach, ui).await
+}
+
+/// Queues every failed task again as its next attempt; returns how many.
+fn requeue_failed(rec: &mut RunRecord) -> usize {
+    let mut n = 0;
+    for t in rec
+        .tasks
+        .iter_mut()
+        .filter(|t| t.state == TaskState::Failed)
+    {
+        t.state = TaskState::Queued;
+        t.retried_from = t.attempts;
+        t.reason = Some(format!("retry of attempt {}", t.attempts));
+        t.exit_code = None;
+        t.finished_at = None;
+        t.log_tail.clear();
+        n += 1;
+    }
+    if n > 0 {
+        rec.finished_at = None;
+        rec.cancel_requested = false;
+    }
+    n
+}
+
+pub fn list(file: Option<&Path>, args: RunsArgs, ui: &Ui) -> Result<Exit> {
+    let store = open_store()?;
+    let job = match args.all {
+        true => None,
+        false => current_job(file).map(|j| j.name),
+    };
+    let mut records: Vec<RunRecord> = store
+        .list()?
+        .iter()
+        .filter_map(|id| store.load(id).ok())
+        .filter(|r| job.as_ref().is_none_or(|j| *j == r.job))
+        .collect();
+    records.sort_by(|a, b| (b.created_at, &b.run_id).cmp(&(a.created_at, &a.run_id)));
+    let lines = records
+        .iter()
+        .take(args.limit)
+        .map(|rec| {
+            let s = RunStatus::of(rec);
+            RunLine {
+                run_id: s.run_id,
+                job: s.job,
+                target: s.target,
+                state: s.state,
+                total: s.total,
+                succeeded: s.succeeded,
+                failed: s.failed,
+                created_at: s.created_at,
+            }
+        })
+        .collect();
+    ui.emit(&RunList(lines));
+    Ok(Exit::Ok)
+}
+
+pub async fn logs(file: Option<&Path>, args: LogsArgs) -> Result<Exit> {
+    use std::io::Write;
+    let store = open_store()?;
+    let rec = resolve(&store, file, &args.run).await?;
+    if let Some(i) = args.index.filter(|i| *i >= rec.tasks.len()) {
+        return Err(
+            Failure::usage(format!("run {} has no task {i}", rec.run_id))
+                .hint(format!("indexes go from 0 to {}", rec.tasks.len() - 1)),
+        );
+    }
+    let dispatcher = Dispatcher::for_run(&rec).await?;
+    let mut stdout = std::io::stdout();
+    if let Some(i) = args.index {
+        dispatcher.logs(&rec, i, args.follow, &mut stdout).await?;
+        return Ok(Exit::Ok);
+    }
+    for t in &rec.tasks {
+        let mut buf = Vec::new();
+        dispatcher.logs(&rec, t.index, false, &mut buf).await?;
+        for line in String::from_utf8_lossy(&buf).lines() {
+            let _ = writeln!(stdout, "[{}] {line}", t.index);
+        }
+    }
+    Ok(Exit::Ok)
+}

@@ -1,0 +1,284 @@
+//! `submit`: configurations → tasks → a new run record → its dispatcher, then watch (or detach).
+//! Everything that can be wrong with the input is found before anything is created; on ECS the
+//! record is in the job's bucket before the first task is launched.
+
+use super::common::{load_aws, load_job, open_store};
+use super::drive::{already_finished, attach, drive_detached, go_on, spawn_background};
+use super::image::{build_and_record, push_latest};
+use crate::aws::Aws;
+use crate::cli::{RunArg, SubmitArgs};
+use crate::config::{DispatchMode, Job, TargetKind};
+use crate::dispatch::{Dispatcher, local::LocalDispatcher};
+use crate::engine::Engine;
+use crate::error::{Exit, Failure, Result};
+use crate::image::{self, records::ImageRecords};
+use crate::infra::Outputs;
+use crate::plan;
+use crate::record::{
+    self, EcsRun, ImageRef, Place, QueueRun, RunRecord, RunSettings, Store, TaskRecord,
+};
+use crate::report::Submitted;
+use crate::ui::Ui;
+use clap::ArgMatches;
+use std::path::Path;
+
+pub async fn submit(
+    file: Option<&Path>,
+    args: SubmitArgs,
+    matches: Option<&ArgMatches>,
+    ui: &Ui,
+) -> Result<Exit> {
+    if let Some(run) = &args.resume {
+        return resume(file, run, args.detach, ui).await;
+    }
+    let job = load_job(file, &args.overrides, matches)?;
+    let store = open_store()?;
+    let run_id = record::new_run_id(&job.name);
+    match job.target {
+        TargetKind::Local => submit_local(job, store, run_id, &args, ui).await,
+        TargetKind::Ecs => submit_ecs(job, store, run_id, &args, ui).await,
+    }
+}
+
+/// `submit --resume RUN`: the same run, from where it stopped.
+async fn resume(file: Option<&Path>, run: &str, detach: bool, ui: &Ui) -> Result<Exit> {
+    let store = open_store()?;
+    let arg = RunArg {
+        run: Some(run.to_string()),
+    };
+    let rec = super::common::resolve(&store, file, &arg).await?;
+    if rec.is_finished() {
+        return Ok(already_finished(&rec, ui));
+    }
+    go_on(&store, rec, detach, ui).await
+}
+
+/// The tasks of `--configs` / `--matrix`.
+fn planned(job: &Job, args: &SubmitArgs, run_id: &str) -> Result<Vec<TaskRecord>> {
+    let configs = plan::configurations(args.configs.as_deref(), &args.matrix)?;
+    let tasks = plan::tasks(configs, job.run.command.as_deref(), run_id)?;
+    Ok(tasks.into_iter().map(task_record).collect())
+}
+
+fn task_record(t: plan::TaskPlan) -> TaskRecord {
+    TaskRecord::new(t.index, t.config, t.command)
+}
+
+/// A new run's record: the one place one is made.
+fn new_record(
+    job: &Job,
+    run_id: &str,
+    place: Place,
+    image: ImageRef,
+    tasks: Vec<TaskRecord>,
+) -> RunRecord {
+    RunRecord {
+        schema: record::SCHEMA,
+        run_id: run_id.to_string(),
+        job: job.name.clone(),
+        job_file: job.file.clone(),
+        place,
+        image,
+        settings: settings_of(job),
+        created_at: chrono::Utc::now(),
+        finished_at: None,
+        cancel_requested: false,
+        tasks,
+    }
+}
+
+fn settings_of(job: &Job) -> RunSettings {
+    RunSettings {
+        timeout_secs: job.run.timeout.as_secs().max(1),
+        max_attempts: job.run.max_attempts,
+        concurrency: job.run.concurrency,
+        cpu: job.resources.cpu.as_f64(),
+        memory_mib: job.resources.memory.0,
+        env: job.run.env.clone(),
+        retry_exit_codes: job.run.retry_exit_codes.clone(),
+    }
+}
+
+/// Saves the new run, then watches it or leaves it to go on by itself.
+async fn start(
+    store: &Store,
+    rec: &RunRecord,
+    mut dispatcher: Dispatcher,
+    detach: bool,
+    ui: &Ui,
+) -> Result<Exit> {
+    store.create(rec)?;
+    let submitted = Submitted::of(rec);
+    if detach {
+        match dispatcher {
+            Dispatcher::Local(_) => spawn_background(store, &rec.run_id)?,
+            _ => {
+                drive_detached(store, &mut dispatcher, &rec.run_id).await?;
+            }
+        }
+        ui.emit(&submitted);
+        return Ok(Exit::Ok);
+    }
+    ui.note(&submitted.to_string());
+    attach(store, &mut dispatcher, &rec.run_id, ui).await
+}
+
+async fn submit_local(
+    job: Job,
+    store: Store,
+    run_id: String,
+    args: &SubmitArgs,
+    ui: &Ui,
+) -> Result<Exit> {
+    if args.from_s3.is_some() {
+        return Err(Failure::usage("--from-s3 needs the ecs target")
+            .hint("submit with --target ecs, or set job.target = \"ecs\""));
+    }
+    let tasks = planned(&job, args, &run_id)?;
+    let engine = Engine::connect().await?;
+    if args.build {
+        let built = build_and_record(&job, &engine, &store, ui).await?;
+        ui.note(&built.to_string());
+    }
+    let latest = image::latest_tag(&job.name);
+    let inspect = engine
+        .inspect_image(&latest)
+        .await?
+        .ok_or_else(|| image::ImageError::NotBuilt(latest.clone()))?;
+    let image_id = inspect.id.clone().unwrap_or_default();
+    let image = ImageRef {
+        reference: format!("{}:{}", job.name, image::short_id(&image_id)),
+        id: image_id,
+        platform: image::platform_of(&inspect),
+    };
+    let rec = new_record(&job, &run_id, Place::Local, image, tasks);
+    let dispatcher = Dispatcher::Local(LocalDispatcher::new(engine));
+    start(&store, &rec, dispatcher, args.detach, ui).await
+}
+
+async fn submit_ecs(
+    job: Job,
+    store: Store,
+    run_id: String,
+    args: &SubmitArgs,
+    ui: &Ui,
+) -> Result<Exit> {
+    // Input first (nothing is created for bad input), then AWS.
+    let planned_tasks = match &args.from_s3 {
+        Some(_) => vec![],
+        None => planned(&job, args, &run_id)?,
+    };
+    let aws = load_aws(&job, &args.aws).await?;
+    let tasks = match &args.from_s3 {
+        Some(url) => from_s3(&job, &aws, url, &run_id).await?,
+        None => planned_tasks,
+    };
+    if args.build {
+        let engine = Engine::connect().await?;
+        let built = build_and_record(&job, &engine, &store, ui).await?;
+        ui.note(&built.to_string());
+        let pushed = push_latest(&job, &engine, &store, &args.aws, ui).await?;
+        ui.note(&pushed.to_string());
+        super::infra::converge(&job, &aws, &store, false).await?;
+    }
+    let outputs = current_outputs(&job, &store, &aws)?;
+    let image = ImageRef {
+        reference: outputs.image.clone(),
+        id: outputs
+            .image
+            .rsplit_once('@')
+            .map(|(_, d)| d.to_string())
+            .unwrap_or_else(|| outputs.image.clone()),
+        platform: job.image.platform.to_string(),
+    };
+    let place = ecs_place(&job, &outputs, args, &run_id)?;
+    let rec = new_record(&job, &run_id, place, image, tasks);
+    let dispatcher = Dispatcher::create(&rec, aws).await?;
+    start(&store, &rec, dispatcher, args.detach, ui).await
+}
+
+/// `--from-s3`: one task per object under the prefix.
+async fn from_s3(job: &Job, aws: &Aws, url: &str, run_id: &str) -> Result<Vec<TaskRecord>> {
+    let (configs, envs): (Vec<_>, Vec<_>) = plan::configurations_from_s3(aws, &job.ecs.inputs, url)
+        .await?
+        .into_iter()
+        .unzip();
+    let tasks = plan::tasks(configs, job.run.command.as_deref(), run_id)?;
+    Ok(tasks
+        .into_iter()
+        .zip(envs)
+        .map(|(t, env)| TaskRecord {
+            env,
+            ..task_record(t)
+        })
+        .collect())
+}
+
+/// What `up` made for the job, checked against this submit: same region, latest push.
+fn current_outputs(job: &Job, store: &Store, aws: &Aws) -> Result<Outputs> {
+    let outputs = crate::state::load_outputs(store, &job.name).ok_or_else(|| {
+        Failure::usage(format!("job {} has no AWS side yet", job.name))
+            .hint("run `jobrun up` (after `jobrun build --push`), or submit with --build")
+    })?;
+    if outputs.region != aws.region() {
+        return Err(Failure::usage(format!(
+            "`jobrun up` ran in {}, but this submit uses {}",
+            outputs.region,
+            aws.region()
+        ))
+        .hint("pass the same --region (or AWS_REGION) to both"));
+    }
+    let records = ImageRecords::load(store, &job.name)?;
+    if let Some((_, push)) = records.latest_push()
+        && push.reference != outputs.image
+    {
+        return Err(Failure::usage(format!(
+            "the task definition runs {}, but the last pushed image is {}",
+            outputs.image, push.reference
+        ))
+        .hint("run `jobrun up` to register the new image"));
+    }
+    Ok(outputs)
+}
+
+/// Where an ECS run's tasks go: direct, or through the job's queue.
+fn ecs_place(job: &Job, outputs: &Outputs, args: &SubmitArgs, run_id: &str) -> Result<Place> {
+    let ecs = EcsRun {
+        site: site_of(outputs),
+        profile: args.aws.profile.clone().or(job.aws.profile.clone()),
+        started_by: crate::dispatch::ecs::started_by(run_id),
+        capacity: job.ecs.capacity.clone(),
+        rates: job.ecs.rates.clone(),
+    };
+    if job.ecs.mode == DispatchMode::Direct {
+        return Ok(Place::Ecs(ecs));
+    }
+    let q = outputs.queue.as_ref().ok_or_else(|| {
+        Failure::usage(format!("job {} has no queue yet", job.name)).hint(
+            "set mode = \"queue\" under [ecs] in jobrun.toml (or pass --mode queue) and run `jobrun up`",
+        )
+    })?;
+    let queue = QueueRun {
+        queue_url: q.queue_url.clone(),
+        dlq_url: q.dlq_url.clone(),
+        service: q.service.clone(),
+        max_receive_count: q.max_receive_count,
+        send_concurrency: job.ecs.queue.send_concurrency,
+        stats: None,
+    };
+    Ok(Place::Queue(ecs, queue))
+}
+
+/// The part of `up`'s outputs every ECS run records.
+fn site_of(o: &Outputs) -> crate::record::EcsSite {
+    crate::record::EcsSite {
+        region: o.region.clone(),
+        cluster: o.cluster.clone(),
+        task_definition: o.task_definition.clone(),
+        bucket: o.bucket.clone(),
+        log_group: o.log_group.clone(),
+        subnets: o.subnets.clone(),
+        security_groups: o.security_groups.clone(),
+        assign_public_ip: o.assign_public_ip,
+    }
+}

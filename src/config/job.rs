@@ -1,0 +1,324 @@
+//! The resolved job: every setting with its default applied and its value checked, as the
+//! commands use it. Also the value types and rules shared by the file, the flags and the
+//! environment (durations, S3 URLs, job names, platforms).
+
+use crate::resources::{MemoryMib, Vcpu};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Where a job runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum TargetKind {
+    /// The local Docker engine (no AWS account needed).
+    #[default]
+    Local,
+    /// AWS Fargate (images are built for linux/arm64 and pushed to ECR by default).
+    Ecs,
+}
+
+/// How ECS tasks are started: one RunTask per task, or through the job's queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum DispatchMode {
+    #[default]
+    Direct,
+    Queue,
+}
+
+/// Queue mode's settings, validated.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct QueueSpec {
+    pub max_receive_count: u32,
+    pub max_workers: u32,
+    pub idle_exit: Duration,
+    pub visibility: Duration,
+    /// `(bucket, prefix)` whose ObjectCreated events feed the queue.
+    pub s3_trigger: Option<(String, String)>,
+    pub send_concurrency: usize,
+    pub agent_binaries: BTreeMap<String, PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CapacityKind {
+    Spot,
+    OnDemand,
+}
+
+/// Where ECS tasks get their capacity.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Capacity {
+    pub kind: CapacityKind,
+    pub on_demand_base: usize,
+    pub spot_fallback: bool,
+}
+
+/// AWS's published limits that dispatch and watch pace themselves to.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Rates {
+    pub run_task_rate: u32,
+    pub launch_burst: u32,
+    pub launch_rate: u32,
+    pub describe_rate: u32,
+}
+
+/// An IAM statement the job's own code needs (e.g. reading another bucket), added to the task role.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyStatement {
+    pub actions: Vec<String>,
+    pub resources: Vec<String>,
+}
+
+/// The AWS side of a job (`jobrun up`): what to reuse and what to make.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct EcsSpec {
+    /// An existing cluster to use (never deleted by `down`); `None`: jobrun makes `jobrun-<job>`.
+    pub cluster: Option<String>,
+    /// Configured subnets; `None`: the default VPC's subnets.
+    pub subnets: Option<Vec<String>>,
+    /// Configured security groups; `None`: an egress-only group jobrun makes.
+    pub security_groups: Option<Vec<String>>,
+    pub assign_public_ip: bool,
+    pub log_retention_days: i32,
+    /// An existing bucket to use (never deleted by `down`); `None`: jobrun makes one.
+    pub bucket: Option<String>,
+    /// Environment name → Secrets Manager ARN, SSM parameter ARN, or SSM parameter name (`/…`).
+    pub secrets: BTreeMap<String, String>,
+    pub task_policy: Vec<PolicyStatement>,
+    pub capacity: Capacity,
+    pub rates: Rates,
+    /// `(bucket, prefix)` pairs the task role may read.
+    pub inputs: Vec<(String, String)>,
+    pub mode: DispatchMode,
+    pub queue: QueueSpec,
+}
+
+/// `s3://bucket/prefix` → `(bucket, prefix)`.
+pub fn parse_s3_url(url: &str) -> Result<(String, String), String> {
+    let rest = url
+        .strip_prefix("s3://")
+        .ok_or_else(|| format!("`{url}` is not an s3://bucket/prefix URL"))?;
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    let valid = (3..=63).contains(&bucket.len())
+        && bucket
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.');
+    if !valid {
+        return Err(format!("`{url}`: `{bucket}` is not a valid bucket name"));
+    }
+    Ok((bucket.to_string(), prefix.to_string()))
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Default)]
+pub struct AwsSpec {
+    pub region: Option<String>,
+    pub profile: Option<String>,
+}
+
+/// The longest timeout or interval jobrun takes.
+pub const MAX_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
+
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s.trim())
+        .map_err(|e| format!("`{s}` is not a duration ({e}); examples: \"90s\", \"30m\", \"1h\""))
+        .and_then(|d| {
+            if d.is_zero() {
+                Err("a duration must be more than zero".into())
+            } else if d > MAX_DURATION {
+                Err(format!("`{s}` is longer than the 30 days jobrun allows"))
+            } else {
+                Ok(d)
+            }
+        })
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Job {
+    pub name: String,
+    /// The folder that holds `jobrun.toml`; relative paths in the file are relative to it.
+    pub dir: PathBuf,
+    pub file: PathBuf,
+    pub target: TargetKind,
+    pub image: ImageSpec,
+    pub resources: Resources,
+    pub run: RunSpec,
+    pub ecs: EcsSpec,
+    pub aws: AwsSpec,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ImageSpec {
+    pub dockerfile: PathBuf,
+    pub context: PathBuf,
+    pub platform: Platform,
+    pub build_args: BTreeMap<String, String>,
+    pub pre_build: Option<String>,
+    /// Where `push` sends the image.
+    pub registry: RegistrySpec,
+}
+
+/// Where images are pushed: ECR (the default for the ecs target), any OCI registry
+/// (`host[:port]/namespace`), or nowhere yet.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum RegistrySpec {
+    None,
+    Ecr {
+        /// The repository is `<repository_prefix>/<job>`.
+        repository_prefix: String,
+        /// The lifecycle policy of a repository jobrun creates keeps this many images.
+        keep_images: u32,
+        scan_on_push: bool,
+        /// Push through this registry host instead of the endpoint ECR's token names (a
+        /// pull-through proxy or a private endpoint; the tests use a loopback registry).
+        registry_endpoint: Option<String>,
+    },
+    Oci {
+        host: String,
+        /// The path under the host; the repository is `<namespace>/<job>`.
+        namespace: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Resources {
+    pub cpu: Vcpu,
+    pub memory: MemoryMib,
+    /// GiB
+    pub ephemeral_storage: u32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunSpec {
+    pub command: Option<Vec<String>>,
+    pub env: BTreeMap<String, String>,
+    #[serde(with = "secs")]
+    pub timeout: Duration,
+    pub max_attempts: u32,
+    pub concurrency: usize,
+    pub retry_exit_codes: RetryExitCodes,
+}
+
+mod secs {
+    pub fn serialize<S: serde::Serializer>(
+        d: &std::time::Duration,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+}
+
+/// `os/arch[/variant]`, as Docker and OCI spell platforms.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(into = "String")]
+pub struct Platform {
+    pub os: String,
+    pub arch: String,
+}
+
+impl From<Platform> for String {
+    fn from(p: Platform) -> String {
+        p.to_string()
+    }
+}
+
+impl std::fmt::Display for Platform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.os, self.arch)
+    }
+}
+
+impl Platform {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let parts: Vec<&str> = s.trim().split('/').collect();
+        let arch = match parts.as_slice() {
+            ["linux", a] | ["linux", a, _] => *a,
+            _ => return Err(format!("platform `{s}` is not of the form linux/ARCH")),
+        };
+        let arch = match arch {
+            "amd64" | "x86_64" => "amd64",
+            "arm64" | "aarch64" => "arm64",
+            other => {
+                return Err(format!(
+                    "platform `{s}`: architecture `{other}` is not supported (use amd64 or arm64)"
+                ));
+            }
+        };
+        Ok(Platform {
+            os: "linux".into(),
+            arch: arch.into(),
+        })
+    }
+
+    /// The machine jobrun runs on, as a Docker platform.
+    pub fn host() -> Self {
+        let arch = match std::env::consts::ARCH {
+            "aarch64" => "arm64",
+            _ => "amd64",
+        };
+        Platform {
+            os: "linux".into(),
+            arch: arch.into(),
+        }
+    }
+}
+
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// Job names become image names, container labels and AWS resource names: keep them to what all accept.
+pub fn validate_job_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        // 40: `jobrun-<name>-execution` must fit IAM's 64-character role names.
+        && name.len() <= 40
+        && name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "job.name `{name}` must be 1–40 characters of a-z, 0-9, '-' or '_', starting with a letter or digit"
+        ))
+    }
+}
+
+/// Which failed exits earn another attempt: any failure, or only these exit codes.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum RetryExitCodes {
+    /// `"any"`
+    Any(AnyWord),
+    Codes(Vec<i64>),
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "lowercase")]
+pub enum AnyWord {
+    Any,
+}
+
+impl Default for RetryExitCodes {
+    fn default() -> Self {
+        RetryExitCodes::Any(AnyWord::Any)
+    }
+}
+
+impl RetryExitCodes {
+    pub fn none() -> Self {
+        RetryExitCodes::Codes(vec![])
+    }
+    pub fn is_any(&self) -> bool {
+        matches!(self, RetryExitCodes::Any(_))
+    }
+    pub fn allows(&self, code: i64) -> bool {
+        match self {
+            RetryExitCodes::Any(_) => true,
+            RetryExitCodes::Codes(c) => c.contains(&code),
+        }
+    }
+}

@@ -1,0 +1,203 @@
+//! `jobrun.toml`: the job's settings, layered as environment (`JOBRUN_*`) < file < flags.
+//!
+//! The file is parsed strictly (unknown keys and type errors name the key, file and line), then the
+//! [`Overrides`] (one clap struct, filled from flags or from the environment) are laid over it and
+//! everything resolves into a [`Job`], validated (Fargate cpu/memory table included) before any
+//! command touches the engine.
+
+//!
+//! `file` is the file as written, `resolve` lays the layers and checks, `job` is the result.
+
+mod file;
+mod job;
+mod resolve;
+
+pub use job::*;
+pub use resolve::Overrides;
+
+use std::path::{Path, PathBuf};
+
+pub const FILE_NAME: &str = "jobrun.toml";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("no {FILE_NAME} in {0}")]
+    NotFound(PathBuf),
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}: {key}{message}")]
+    Parse {
+        path: PathBuf,
+        line: usize,
+        key: String,
+        message: String,
+    },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+/// Finds the job file: `--file`, or `jobrun.toml` in the current folder.
+pub fn locate(file: Option<&Path>) -> Result<PathBuf, ConfigError> {
+    let path = match file {
+        Some(p) => p.to_path_buf(),
+        None => std::env::current_dir()
+            .map_err(|source| ConfigError::Read {
+                path: ".".into(),
+                source,
+            })?
+            .join(FILE_NAME),
+    };
+    if path.is_file() {
+        Ok(std::path::absolute(&path).unwrap_or(path))
+    } else if file.is_none() {
+        Err(ConfigError::NotFound(
+            path.parent().unwrap_or(Path::new(".")).to_path_buf(),
+        ))
+    } else {
+        Err(ConfigError::Read {
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+            path,
+        })
+    }
+}
+
+/// Reads and resolves a job: file < environment-less defaults, then `env` below and `flags` above the file.
+pub fn load(path: &Path, env: &Overrides, flags: &Overrides) -> Result<Job, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let file: file::FileConfig =
+        toml::from_str(&text).map_err(|e| file::parse_error(path, &text, &e))?;
+    resolve::resolve(path, file, env, flags)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::Vcpu;
+
+    fn load_str(text: &str, env: &Overrides, flags: &Overrides) -> Result<Job, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE_NAME);
+        std::fs::write(&path, text).unwrap();
+        load(&path, env, flags)
+    }
+
+    #[test]
+    fn minimal_file_gets_defaults() {
+        let job = load_str(
+            "[job]\nname = \"wc\"\n",
+            &Overrides::default(),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(job.name, "wc");
+        assert_eq!(job.run.max_attempts, 1);
+        assert_eq!(job.run.timeout, DEFAULT_TIMEOUT);
+        assert_eq!(job.resources.cpu, Vcpu(1024));
+        assert_eq!(job.image.platform, Platform::host());
+        assert!(job.image.dockerfile.ends_with("Dockerfile"));
+    }
+
+    #[test]
+    fn unknown_key_names_key_and_line() {
+        let e = load_str(
+            "[job]\nname = \"wc\"\n\n[run]\nconcurency = 3\n",
+            &Overrides::default(),
+            &Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("jobrun.toml:5: run.concurency: unknown field `concurency`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn type_error_names_key_and_line() {
+        let e = load_str(
+            "[job]\nname = \"wc\"\n[run]\nmax_attempts = \"three\"\n",
+            &Overrides::default(),
+            &Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains(":4: run.max_attempts: invalid type"), "{e}");
+    }
+
+    #[test]
+    fn layering_env_below_file_below_flags() {
+        let text = "[job]\nname = \"wc\"\n[run]\nconcurrency = 3\n";
+        let env = Overrides {
+            concurrency: Some(7),
+            max_attempts: Some(4),
+            ..Default::default()
+        };
+        let job = load_str(text, &env, &Overrides::default()).unwrap();
+        assert_eq!(job.run.concurrency, 3, "file beats environment");
+        assert_eq!(
+            job.run.max_attempts, 4,
+            "environment fills what the file leaves out"
+        );
+        let flags = Overrides {
+            concurrency: Some(9),
+            ..Default::default()
+        };
+        let job = load_str(text, &env, &flags).unwrap();
+        assert_eq!(job.run.concurrency, 9, "flags beat the file");
+    }
+
+    #[test]
+    fn invalid_pair_is_refused() {
+        let e = load_str(
+            "[job]\nname = \"wc\"\n[resources]\ncpu = 0.25\nmemory = \"4GB\"\n",
+            &Overrides::default(),
+            &Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("not valid with cpu = 0.25"), "{e}");
+    }
+
+    #[test]
+    fn ecs_target_defaults_to_arm64_and_ecr() {
+        let job = load_str(
+            "[job]\nname = \"wc\"\ntarget = \"ecs\"\n",
+            &Overrides::default(),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(job.image.platform.to_string(), "linux/arm64");
+        assert!(matches!(
+            job.image.registry,
+            RegistrySpec::Ecr {
+                keep_images: 20,
+                ..
+            }
+        ));
+        let job = load_str(
+            "[job]\nname = \"wc\"\n[image]\nregistry = \"127.0.0.1:5000/team/ml\"\n",
+            &Overrides::default(),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            job.image.registry,
+            RegistrySpec::Oci {
+                host: "127.0.0.1:5000".into(),
+                namespace: "team/ml".into()
+            }
+        );
+    }
+
+    #[test]
+    fn bad_job_name() {
+        assert!(validate_job_name("Word Count").is_err());
+        assert!(validate_job_name("wordcount-2").is_ok());
+    }
+}

@@ -1,0 +1,409 @@
+//! From the file as written to the resolved [`Job`]: the layers are environment (`JOBRUN_*`) <
+//! file < flags, laid by one rule ([`layered`]); then defaults (which depend on the target), and
+//! every check, the Fargate cpu/memory table included, before any command touches the engine.
+
+use super::ConfigError;
+use super::file::*;
+use super::job::*;
+use crate::resources::{MemoryMib, Vcpu, validate_fargate};
+use clap::parser::ValueSource;
+use std::path::Path;
+use std::time::Duration;
+
+/// CloudWatch Logs' allowed retention periods, in days.
+const LOG_RETENTION_DAYS: [i32; 22] = [
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
+    3288, 3653,
+];
+
+fn validate_ecs(
+    section: &EcsSection,
+    queue: &QueueSection,
+    mode: DispatchMode,
+    timeout: Duration,
+) -> Result<EcsSpec, String> {
+    // SQS keeps a taken message invisible for at most 12 hours from its receipt, heartbeat or
+    // not: a longer task would be delivered to a second worker while the first still runs.
+    if mode == DispatchMode::Queue && timeout > MAX_VISIBILITY - Duration::from_secs(300) {
+        return Err(
+            "run.timeout can be at most 11h55m in queue mode (SQS hides a message from other workers for 12 hours at most); use mode = \"direct\" for longer tasks".into(),
+        );
+    }
+    let log_retention_days = section.log_retention_days.unwrap_or(7);
+    if !LOG_RETENTION_DAYS.contains(&log_retention_days) {
+        return Err(format!(
+            "ecs.log_retention_days = {log_retention_days} is not one CloudWatch allows ({})",
+            LOG_RETENTION_DAYS.map(|d| d.to_string()).join(", ")
+        ));
+    }
+    for (name, value) in &section.secrets {
+        let arn = value.starts_with("arn:aws:secretsmanager:")
+            || (value.starts_with("arn:aws:ssm:") && value.contains(":parameter/"));
+        let parameter = value.starts_with('/')
+            && value.len() > 1
+            && value
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "/_.-".contains(c));
+        if !(arn || parameter) {
+            return Err(format!(
+                "ecs.secrets.{name} must be a Secrets Manager ARN, an SSM parameter ARN or an SSM parameter name starting with '/' (never the secret itself)"
+            ));
+        }
+    }
+    for st in &section.task_policy {
+        if st.actions.is_empty() || st.resources.is_empty() {
+            return Err("ecs.task_policy: every statement needs actions and resources".into());
+        }
+        if let Some(a) = st
+            .actions
+            .iter()
+            .find(|a| a.contains('*') || !a.contains(':'))
+        {
+            return Err(format!(
+                "ecs.task_policy: action `{a}` must be one service:Action, without `*`"
+            ));
+        }
+    }
+    let rate = |v: Option<u32>, default: u32, key: &str| match v {
+        Some(0) => Err(format!("ecs.{key} must be at least 1")),
+        Some(n) => Ok(n),
+        None => Ok(default),
+    };
+    let rates = Rates {
+        run_task_rate: rate(section.run_task_rate, 20, "run_task_rate")?,
+        launch_burst: rate(section.launch_burst, 100, "launch_burst")?,
+        launch_rate: rate(section.launch_rate, 20, "launch_rate")?,
+        describe_rate: rate(section.describe_rate, 20, "describe_rate")?,
+    };
+    let inputs = section
+        .inputs
+        .iter()
+        .map(|u| parse_s3_url(u).map_err(|m| format!("ecs.inputs: {m}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(EcsSpec {
+        capacity: Capacity {
+            kind: section.capacity.unwrap_or(CapacityKind::Spot),
+            on_demand_base: section.on_demand_base.unwrap_or(0),
+            spot_fallback: section.spot_fallback.unwrap_or(true),
+        },
+        rates,
+        inputs,
+        cluster: section.cluster.clone(),
+        subnets: section.subnets.clone(),
+        security_groups: section.security_groups.clone(),
+        assign_public_ip: section
+            .assign_public_ip
+            .unwrap_or(section.subnets.is_none()),
+        log_retention_days,
+        bucket: section.bucket.clone(),
+        secrets: section.secrets.clone(),
+        task_policy: section.task_policy.clone(),
+        mode,
+        queue: validate_queue(queue, timeout)?,
+    })
+}
+
+/// SQS allows visibility timeouts up to 12 hours.
+const MAX_VISIBILITY: Duration = Duration::from_secs(12 * 3600);
+
+fn validate_queue(q: &QueueSection, timeout: Duration) -> Result<QueueSpec, String> {
+    let max_receive_count = q.max_receive_count.unwrap_or(3);
+    if !(1..=1000).contains(&max_receive_count) {
+        return Err("queue.max_receive_count must be between 1 and 1000".into());
+    }
+    let max_workers = q.max_workers.unwrap_or(10);
+    if max_workers == 0 {
+        return Err("queue.max_workers must be at least 1".into());
+    }
+    let visibility = q
+        .visibility
+        .unwrap_or_else(|| (timeout + Duration::from_secs(300)).min(MAX_VISIBILITY));
+    if visibility < Duration::from_secs(2) || visibility > MAX_VISIBILITY {
+        return Err("queue.visibility must be between 2s and 12h".into());
+    }
+    let s3_trigger = q
+        .s3_trigger
+        .as_deref()
+        .map(|u| parse_s3_url(u).map_err(|m| format!("queue.s3_trigger: {m}")))
+        .transpose()?;
+    for arch in q.agent_binaries.keys() {
+        if arch != "amd64" && arch != "arm64" {
+            return Err(format!(
+                "queue.agent_binaries: `{arch}` is not an architecture (amd64, arm64)"
+            ));
+        }
+    }
+    Ok(QueueSpec {
+        max_receive_count,
+        max_workers,
+        idle_exit: q.idle_exit.unwrap_or(Duration::from_secs(900)),
+        visibility,
+        s3_trigger,
+        send_concurrency: q.send_concurrency.unwrap_or(16).clamp(1, 256),
+        agent_binaries: q.agent_binaries.clone(),
+    })
+}
+
+/// Settings that flags (and `JOBRUN_*` environment variables) can override. The environment only
+/// fills what the file leaves out; flags win over both.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct Overrides {
+    /// Where tasks run
+    #[arg(long, env = "JOBRUN_TARGET", value_enum, help_heading = "Job settings")]
+    pub target: Option<TargetKind>,
+    /// Tasks that run at the same time (local target; default: number of CPUs)
+    #[arg(
+        long,
+        env = "JOBRUN_CONCURRENCY",
+        value_name = "N",
+        help_heading = "Job settings"
+    )]
+    pub concurrency: Option<usize>,
+    /// Per-task timeout, e.g. 90s, 30m, 1h (default 1h)
+    #[arg(long, env = "JOBRUN_TIMEOUT", value_parser = parse_duration, value_name = "DURATION", help_heading = "Job settings")]
+    pub timeout: Option<Duration>,
+    /// Attempts per task before it counts as failed (default 1: no retry)
+    #[arg(
+        long,
+        env = "JOBRUN_MAX_ATTEMPTS",
+        value_name = "N",
+        help_heading = "Job settings"
+    )]
+    pub max_attempts: Option<u32>,
+    /// vCPU per task (Fargate sizes: 0.25, 0.5, 1, 2, 4, 8, 16)
+    #[arg(long, env = "JOBRUN_CPU", value_parser = Vcpu::parse, help_heading = "Job settings")]
+    pub cpu: Option<Vcpu>,
+    /// Memory per task, e.g. 2GB (must pair with --cpu as on Fargate)
+    #[arg(long, env = "JOBRUN_MEMORY", value_parser = MemoryMib::parse, help_heading = "Job settings")]
+    pub memory: Option<MemoryMib>,
+    /// Image platform, e.g. linux/amd64 or linux/arm64 (default: the host's for the local target)
+    #[arg(long, env = "JOBRUN_PLATFORM", help_heading = "Job settings")]
+    pub platform: Option<String>,
+    /// ECS dispatch: `direct` (one RunTask per task) or `queue` (SQS + autoscaled workers)
+    #[arg(long, env = "JOBRUN_MODE", value_enum, help_heading = "Job settings")]
+    pub mode: Option<DispatchMode>,
+}
+
+macro_rules! split_by_source {
+    ($self:ident, $m:ident, $env:ident, $flags:ident: $($f:ident),*) => {
+        $(
+            match $m.and_then(|m| m.value_source(stringify!($f))) {
+                Some(ValueSource::EnvVariable) => $env.$f = $self.$f.clone(),
+                Some(_) => $flags.$f = $self.$f.clone(),
+                None => {}
+            }
+        )*
+    };
+}
+
+impl Overrides {
+    /// Splits parsed overrides into (from the environment, from flags) using clap's record of
+    /// where each value came from. Without matches everything counts as a flag.
+    pub fn split(&self, matches: Option<&clap::ArgMatches>) -> (Overrides, Overrides) {
+        let Some(m) = matches else {
+            return (Overrides::default(), self.clone());
+        };
+        let (mut env, mut flags) = (Overrides::default(), Overrides::default());
+        let m = Some(m);
+        split_by_source!(self, m, env, flags: target, concurrency, timeout, max_attempts, cpu, memory, platform, mode);
+        (env, flags)
+    }
+}
+
+/// env < file < flags: the one layering rule for every setting that all three can give.
+fn layered<T: Clone>(flag: &Option<T>, file: &Option<T>, env: &Option<T>) -> Option<T> {
+    flag.clone()
+        .or_else(|| file.clone())
+        .or_else(|| env.clone())
+}
+
+pub(super) fn resolve(
+    path: &Path,
+    file: FileConfig,
+    env: &Overrides,
+    flags: &Overrides,
+) -> Result<Job, ConfigError> {
+    let invalid = |message: String| ConfigError::Invalid {
+        path: path.to_path_buf(),
+        message,
+    };
+    let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let name = file.job.name.clone();
+    validate_job_name(&name).map_err(invalid)?;
+    let target = layered(&flags.target, &file.job.target, &env.target).unwrap_or_default();
+    let resources = resources(&file.resources, env, flags).map_err(invalid)?;
+    let image = image(&file, &dir, target, env, flags).map_err(invalid)?;
+    let run = run(&file, target, env, flags).map_err(invalid)?;
+    let mode = layered(&flags.mode, &file.ecs.mode, &env.mode).unwrap_or_default();
+    let ecs = validate_ecs(&file.ecs, &file.queue, mode, run.timeout).map_err(invalid)?;
+    Ok(Job {
+        name,
+        file: path.to_path_buf(),
+        target,
+        image,
+        resources,
+        run,
+        ecs,
+        aws: AwsSpec {
+            region: file.aws.region.clone(),
+            profile: file.aws.profile.clone(),
+        },
+        dir,
+    })
+}
+
+fn resources(
+    file: &ResourcesSection,
+    env: &Overrides,
+    flags: &Overrides,
+) -> Result<Resources, String> {
+    let cpu = layered(&flags.cpu, &file.cpu, &env.cpu).unwrap_or(Vcpu(1024));
+    let memory = layered(&flags.memory, &file.memory, &env.memory).unwrap_or(MemoryMib(2048));
+    let ephemeral_storage = file.ephemeral_storage.unwrap_or(21);
+    validate_fargate(cpu, memory, ephemeral_storage).map_err(|m| format!("resources: {m}"))?;
+    Ok(Resources {
+        cpu,
+        memory,
+        ephemeral_storage,
+    })
+}
+
+fn image(
+    file: &FileConfig,
+    dir: &Path,
+    target: TargetKind,
+    env: &Overrides,
+    flags: &Overrides,
+) -> Result<ImageSpec, String> {
+    let platform = match layered(&flags.platform, &file.image.platform, &env.platform) {
+        Some(p) => Platform::parse(&p).map_err(|m| format!("image.platform: {m}"))?,
+        None => match target {
+            TargetKind::Local => Platform::host(),
+            // Fargate on Graviton (+ Spot) is the cheap path.
+            TargetKind::Ecs => Platform::parse("linux/arm64").expect("valid"),
+        },
+    };
+    for key in file.image.build_args.keys() {
+        valid_variable(key)?;
+    }
+    let rel = |p: &Path| {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            dir.join(p)
+        }
+    };
+    let context = rel(file.image.context.as_deref().unwrap_or(Path::new(".")));
+    let dockerfile = match &file.image.dockerfile {
+        Some(p) => rel(p),
+        None => context.join("Dockerfile"),
+    };
+    Ok(ImageSpec {
+        dockerfile,
+        context,
+        platform,
+        build_args: file.image.build_args.clone(),
+        pre_build: file.image.pre_build.clone(),
+        registry: registry(file, target)?,
+    })
+}
+
+/// Where `push` sends the image: ECR (the default on ECS), another registry, or nowhere.
+fn registry(file: &FileConfig, target: TargetKind) -> Result<RegistrySpec, String> {
+    Ok(
+        match (file.image.registry.as_deref().map(str::trim), target) {
+            (Some("ecr"), _) | (None, TargetKind::Ecs) => RegistrySpec::Ecr {
+                repository_prefix: file
+                    .ecr
+                    .repository_prefix
+                    .clone()
+                    .unwrap_or_else(|| "jobrun".into()),
+                keep_images: match file.ecr.keep_images {
+                    Some(0) => return Err("ecr.keep_images must be at least 1".into()),
+                    Some(n) => n,
+                    None => 20,
+                },
+                scan_on_push: file.ecr.scan_on_push.unwrap_or(true),
+                registry_endpoint: file.ecr.registry_endpoint.clone(),
+            },
+            (Some(url), _) => {
+                let url = url
+                    .trim_start_matches("https://")
+                    .trim_start_matches("http://")
+                    .trim_end_matches('/');
+                let (host, namespace) = url.split_once('/').unwrap_or((url, ""));
+                if host.is_empty() || host.contains(char::is_whitespace) {
+                    return Err(format!(
+                        "image.registry `{url}` is not of the form host[:port]/namespace"
+                    ));
+                }
+                RegistrySpec::Oci {
+                    host: host.to_string(),
+                    namespace: namespace.to_string(),
+                }
+            }
+            (None, TargetKind::Local) => RegistrySpec::None,
+        },
+    )
+}
+
+fn run(
+    file: &FileConfig,
+    target: TargetKind,
+    env: &Overrides,
+    flags: &Overrides,
+) -> Result<RunSpec, String> {
+    let concurrency = layered(&flags.concurrency, &file.run.concurrency, &env.concurrency)
+        .unwrap_or_else(|| match target {
+            TargetKind::Local => std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+            // Fargate's own quotas (vCPUs per account) are the limit that matters there.
+            TargetKind::Ecs => 1000,
+        });
+    if concurrency == 0 {
+        return Err("run.concurrency must be at least 1".into());
+    }
+    let max_attempts = layered(
+        &flags.max_attempts,
+        &file.run.max_attempts,
+        &env.max_attempts,
+    )
+    // On Fargate a Spot interruption or a failed start is retried: three attempts by default.
+    .unwrap_or(match target {
+        TargetKind::Local => 1,
+        TargetKind::Ecs => 3,
+    });
+    if max_attempts == 0 {
+        return Err("run.max_attempts must be at least 1".into());
+    }
+    let timeout =
+        layered(&flags.timeout, &file.run.timeout, &env.timeout).unwrap_or(DEFAULT_TIMEOUT);
+    let command = file.run.command.as_ref().map(CommandSpec::argv);
+    if command.as_ref().is_some_and(|c| c.is_empty()) {
+        return Err("run.command is empty".into());
+    }
+    for key in file.run.env.keys() {
+        valid_variable(key)?;
+    }
+    Ok(RunSpec {
+        command,
+        env: file.run.env.clone(),
+        timeout,
+        max_attempts,
+        concurrency,
+        // Locally every failure is retried within max_attempts (default 1: none); on Fargate
+        // interruptions are, and a non-zero exit only when the user lists it.
+        retry_exit_codes: file.run.retry_exit_codes.clone().unwrap_or(match target {
+            TargetKind::Local => RetryExitCodes::default(),
+            TargetKind::Ecs => RetryExitCodes::none(),
+        }),
+    })
+}
+
+fn valid_variable(key: &str) -> Result<(), String> {
+    if key.is_empty() || key.contains('=') {
+        return Err(format!("`{key}` is not a valid variable name"));
+    }
+    Ok(())
+}

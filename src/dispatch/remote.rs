@@ -1,0 +1,158 @@
+//! What the two AWS dispatchers (ECS direct and queue) share: AWS access for a run, the S3 copy
+//! of its record (`s3://<bucket>/jobs/<job>/runs/<run>/run.json`) that lets `watch`, `status` and
+//! `logs` re-attach from any machine, configurations too large to travel with a task, and the
+//! "more to send at once" flag the watch loop asks about.
+
+use crate::aws::{self, Aws, AwsError, put_json};
+use crate::record::{EcsRun, RunRecord};
+use crate::wire::{config_key, record_key};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RemoteError {
+    #[error(transparent)]
+    Aws(#[from] AwsError),
+    #[error("cannot write the task's log: {0}")]
+    Output(std::io::Error),
+    #[error("run {0} already exists in the job's bucket")]
+    RemoteExists(String),
+}
+
+/// AWS access for a run on ECS: its region, and the profile it was submitted with unless
+/// `AWS_PROFILE` is set.
+pub async fn aws_for(run: &EcsRun) -> Result<Aws, AwsError> {
+    let profile = match std::env::var("AWS_PROFILE") {
+        Ok(p) if !p.is_empty() => None,
+        _ => run.profile.clone(),
+    };
+    Aws::load(profile.as_deref(), Some(&run.site.region)).await
+}
+
+/// Stores a task's configuration under the run's prefix (for one too large to travel with the
+/// task) and returns its `s3://` URL, which the task gets as `JOBRUN_CONFIG_URL`.
+pub async fn store_config(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    job: &str,
+    run_id: &str,
+    index: usize,
+    config: &str,
+) -> Result<String, AwsError> {
+    let key = config_key(job, run_id, index);
+    put_json(s3, bucket, &key, config.as_bytes().to_vec()).await?;
+    Ok(format!("s3://{bucket}/{key}"))
+}
+
+/// One run on AWS as both dispatchers hold it.
+pub struct RemoteRun {
+    pub aws: Aws,
+    pub run: EcsRun,
+    s3: aws_sdk_s3::Client,
+    /// The S3 copy may be behind the local one (an earlier write failed, or none was made yet
+    /// by this process).
+    pending: bool,
+    /// The last reconcile left queued tasks it could start (or send) now.
+    pub more: bool,
+}
+
+impl RemoteRun {
+    pub async fn connect(run: &EcsRun) -> Result<RemoteRun, AwsError> {
+        Ok(Self::new(aws_for(run).await?, run.clone()))
+    }
+
+    pub fn new(aws: Aws, run: EcsRun) -> RemoteRun {
+        RemoteRun {
+            s3: aws.s3(),
+            aws,
+            run,
+            pending: true,
+            more: false,
+        }
+    }
+
+    /// Resolves at once while there is more to start; never otherwise (the caller polls).
+    pub async fn changed(&self) {
+        if self.more {
+            return;
+        }
+        std::future::pending::<()>().await
+    }
+
+    /// Writes the record when it changed, or when the copy there may be behind.
+    pub async fn mirror(&mut self, rec: &RunRecord, changed: bool) -> Result<(), AwsError> {
+        if !changed && !self.pending {
+            return Ok(());
+        }
+        self.pending = true;
+        let body = serde_json::to_vec(rec).expect("records serialise");
+        put_json(
+            &self.s3,
+            &self.run.site.bucket,
+            &record_key(&rec.job, &rec.run_id),
+            body,
+        )
+        .await?;
+        self.pending = false;
+        Ok(())
+    }
+
+    /// The first copy of a new run: refused if a run of that id is already there.
+    pub async fn create(&self, rec: &RunRecord) -> Result<(), RemoteError> {
+        let body = serde_json::to_vec(rec).expect("records serialise");
+        let put = self
+            .s3
+            .put_object()
+            .bucket(&self.run.site.bucket)
+            .key(record_key(&rec.job, &rec.run_id))
+            .content_type("application/json")
+            .if_none_match("*")
+            .body(body.into())
+            .send()
+            .await
+            .map_err(aws::op("PutObject"));
+        match put {
+            Err(e) if e.code() == Some("PreconditionFailed") => {
+                Err(RemoteError::RemoteExists(rec.run_id.clone()))
+            }
+            other => {
+                other?;
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Finds a run in the job's bucket (an exact id, or a unique start of one) and returns its
+/// record: how `watch`, `status`, `logs` re-attach on a machine that never saw the run.
+pub async fn fetch(
+    aws: &Aws,
+    bucket: &str,
+    job: &str,
+    wanted: &str,
+) -> Result<Option<RunRecord>, AwsError> {
+    let s3 = aws.s3();
+    let runs = format!("jobs/{job}/runs/");
+    let listed = s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(format!("{runs}{wanted}"))
+        .delimiter("/")
+        .send()
+        .await
+        .map_err(aws::op("ListObjectsV2"));
+    let Some(listed) = aws::found(listed, &["NoSuchBucket"])? else {
+        return Ok(None);
+    };
+    let ids: Vec<String> = listed
+        .common_prefixes()
+        .iter()
+        .filter_map(|p| p.prefix())
+        .filter_map(|p| p.strip_prefix(&runs))
+        .map(|p| p.trim_end_matches('/').to_string())
+        .collect();
+    let id = match ids.iter().find(|id| *id == wanted) {
+        Some(id) => id.clone(),
+        None if ids.len() == 1 => ids[0].clone(),
+        None => return Ok(None),
+    };
+    aws::get_json(&s3, bucket, &record_key(job, &id)).await
+}

@@ -1,0 +1,151 @@
+//! What crosses the wire between jobrun and the jobrun inside a task: the S3 layout of a run
+//! (`s3://<bucket>/jobs/<job>/runs/<run>/`: the record copy, large configurations, results and the
+//! cancel marker), the queue message one task travels as, and the result record an agent writes.
+//! Dispatch writes and reads these, and `jobrun agent` reads and writes them from the other side;
+//! keeping them here means neither borrows the other's module.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// The run's folder in the job's bucket.
+pub fn run_prefix(job: &str, run_id: &str) -> String {
+    format!("jobs/{job}/runs/{run_id}/")
+}
+
+/// The record's copy in the job's bucket.
+pub fn record_key(job: &str, run_id: &str) -> String {
+    format!("{}run.json", run_prefix(job, run_id))
+}
+
+/// A task's configuration too large to travel with the task.
+pub fn config_key(job: &str, run_id: &str, index: usize) -> String {
+    format!("{}configs/{index}.json", run_prefix(job, run_id))
+}
+/// SQS's limit for one message, and for the payload of one batch.
+pub const MESSAGE_LIMIT: usize = 1024 * 1024;
+/// The largest configuration passed in `JOBRUN_CONFIG` (Linux takes at most 128 KiB per
+/// environment string); larger ones go by S3 pointer even when they fit a message.
+pub const CONFIG_ENV_LIMIT: usize = 100 * 1024;
+
+/// One task, as a message in the job's queue.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TaskMessage {
+    /// The message format's version.
+    pub jobrun: u32,
+    pub job: String,
+    pub run_id: String,
+    pub index: usize,
+    pub count: usize,
+    /// The attempt of the first delivery; each redelivery is the next attempt.
+    pub attempt: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<Value>,
+    /// `s3://bucket/key` of a configuration too large for a message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_url: Option<String>,
+    pub timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Succeeded => "succeeded",
+            Outcome::Failed => "failed",
+            Outcome::Cancelled => "cancelled",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Outcome> {
+        match s {
+            "succeeded" => Some(Outcome::Succeeded),
+            "failed" => Some(Outcome::Failed),
+            "cancelled" => Some(Outcome::Cancelled),
+            _ => None,
+        }
+    }
+}
+
+/// What an agent writes when it is done with one delivery of a message.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TaskResult {
+    pub run_id: String,
+    pub index: usize,
+    pub attempt: u32,
+    pub outcome: Outcome,
+    pub exit_code: Option<i64>,
+    pub reason: Option<String>,
+    /// No redelivery follows: the task succeeded, was cancelled, or failed for the last time
+    /// (its message goes to the dead-letter queue).
+    #[serde(rename = "final")]
+    pub is_final: bool,
+    pub receive_count: u32,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    /// `cloudwatch:<group>:<stream>` of the worker that ran it, when known.
+    pub log: Option<String>,
+    #[serde(default)]
+    pub log_tail: Vec<String>,
+    /// The worker: its ECS task ARN, or its host name.
+    pub worker: String,
+    /// For tasks from S3 events: the object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3_object: Option<String>,
+}
+
+pub fn results_prefix(job: &str, run_id: &str) -> String {
+    format!("{}results/", run_prefix(job, run_id))
+}
+
+/// `…/results/<index>/<attempt>-<outcome>.json`: the outcome is in the key, so one listing
+/// says which tasks are done.
+pub fn result_key(job: &str, run_id: &str, index: &str, attempt: u32, outcome: Outcome) -> String {
+    format!(
+        "{}{index}/{attempt}-{}.json",
+        results_prefix(job, run_id),
+        outcome.as_str()
+    )
+}
+
+/// `<index>/<attempt>-<outcome>.json` (a key with its results prefix taken off).
+pub fn parse_result_key(rest: &str) -> Option<(usize, u32, Outcome)> {
+    let (index, file) = rest.split_once('/')?;
+    let (attempt, outcome) = file.strip_suffix(".json")?.split_once('-')?;
+    Some((
+        index.parse().ok()?,
+        attempt.parse().ok()?,
+        Outcome::parse(outcome)?,
+    ))
+}
+
+/// The object whose presence tells agents that the run is cancelled.
+pub fn cancel_key(job: &str, run_id: &str) -> String {
+    format!("{}cancel", run_prefix(job, run_id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn result_keys_round_trip() {
+        let k = result_key("wc", "r1", "12", 3, Outcome::Failed);
+        assert_eq!(k, "jobs/wc/runs/r1/results/12/3-failed.json");
+        let rest = k.strip_prefix(&results_prefix("wc", "r1")).unwrap();
+        assert_eq!(parse_result_key(rest), Some((12, 3, Outcome::Failed)));
+        assert_eq!(parse_result_key("12/3-odd.json"), None);
+        assert_eq!(parse_result_key("x/3-failed.json"), None);
+    }
+}
