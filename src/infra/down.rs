@@ -4,12 +4,19 @@
 
 use super::{Action, Change, DownReport, InfraError, Names, TAG_JOB, change};
 use crate::aws::{self, Aws, AwsError};
-use crate::config::{Job, RegistrySpec};
+use crate::config::Job;
 
 /// A resource found for deletion, with what deleting it takes.
-pub enum Target {
-    Service { cluster: String, service: String },
-    Notification { bucket: String, id: String },
+pub enum Deletion {
+    Service {
+        cluster: String,
+        service: String,
+        scalable_target: String,
+    },
+    Notification {
+        bucket: String,
+        id: String,
+    },
     Queue(String),
     TaskDefinitions(Vec<String>),
     Cluster(String),
@@ -34,7 +41,7 @@ pub async fn down(
     let names = Names::new(job, &account, &region);
     let mut changes = vec![];
     let mut targets = vec![];
-    let mut plan = |c: Change, t: Option<Target>| {
+    let mut plan = |c: Change, t: Option<Deletion>| {
         if let Some(t) = t.filter(|_| c.action == Action::Delete) {
             targets.push(t);
         }
@@ -42,13 +49,11 @@ pub async fn down(
     };
 
     // Queue mode's service (before the cluster), notification and queues.
-    let cluster_name = names.cluster.clone();
-    super::queue::down(job, aws, &cluster_name, &mut plan).await?;
+    super::queue::down(job, aws, &names, &mut plan).await?;
 
     // Task definitions of the families (every page), each checked for the job's tag.
     let ecs = aws.ecs();
-    for family in [names.family.clone(), super::queue::agent_family(&job.name)] {
-        let family = &family;
+    for family in [&names.family, &names.agent_family] {
         let mut listed = vec![];
         let mut next: Option<String> = None;
         loop {
@@ -119,7 +124,7 @@ pub async fn down(
                     format!("{} revisions", arns.len()),
                 )
             },
-            Some(Target::TaskDefinitions(arns)),
+            Some(Deletion::TaskDefinitions(arns)),
         );
     }
 
@@ -165,7 +170,7 @@ pub async fn down(
                 "not tagged for this job",
             ),
         };
-        plan(c, Some(Target::Cluster(names.cluster.clone())));
+        plan(c, Some(Deletion::Cluster(names.cluster.clone())));
     }
 
     // Security group (in any VPC).
@@ -206,7 +211,7 @@ pub async fn down(
                         "not tagged for this job",
                     )
                 },
-                Some(Target::SecurityGroup(id.clone())),
+                Some(Deletion::SecurityGroup(id.clone())),
             );
         }
         if !any {
@@ -247,7 +252,7 @@ pub async fn down(
             }
             Some(_) => change(kind, name, Action::Keep, "not tagged for this job"),
         };
-        plan(c, Some(Target::Role(name.clone())));
+        plan(c, Some(Deletion::Role(name.clone())));
     }
 
     // Log group.
@@ -290,7 +295,7 @@ pub async fn down(
             )
         }
     };
-    plan(c, Some(Target::LogGroup(names.log_group.clone())));
+    plan(c, Some(Deletion::LogGroup(names.log_group.clone())));
 
     // Bucket.
     if job.ecs.bucket.is_some() {
@@ -342,15 +347,11 @@ pub async fn down(
                 }
             }
         };
-        plan(c, Some(Target::Bucket(names.bucket.clone())));
+        plan(c, Some(Deletion::Bucket(names.bucket.clone())));
     }
 
     // The ECR repository `push` made.
-    if let RegistrySpec::Ecr {
-        repository_prefix, ..
-    } = &job.image.registry
-    {
-        let repo = format!("{}/{}", repository_prefix.trim_matches('/'), job.name);
+    if let Some(repo) = names.repository.clone() {
         let ecr = aws.ecr();
         let c = match ecr
             .describe_repositories()
@@ -395,7 +396,7 @@ pub async fn down(
                 change("ecr repository", &repo, Action::Absent, "not there")
             }
         };
-        plan(c, Some(Target::Repository(repo)));
+        plan(c, Some(Deletion::Repository(repo)));
     }
 
     if targets.is_empty() {
@@ -410,15 +411,19 @@ pub async fn down(
     Ok(DownReport { changes })
 }
 
-async fn delete(aws: &Aws, target: Target) -> Result<(), InfraError> {
+async fn delete(aws: &Aws, target: Deletion) -> Result<(), InfraError> {
     match target {
-        Target::Service { cluster, service } => {
-            super::queue::delete_service(aws, &cluster, &service).await?;
+        Deletion::Service {
+            cluster,
+            service,
+            scalable_target,
+        } => {
+            super::queue::delete_service(aws, &cluster, &service, &scalable_target).await?;
         }
-        Target::Notification { bucket, id } => {
+        Deletion::Notification { bucket, id } => {
             super::queue::delete_notification(aws, &bucket, &id).await?;
         }
-        Target::Queue(url) => {
+        Deletion::Queue(url) => {
             aws.sqs()
                 .delete_queue()
                 .queue_url(&url)
@@ -426,7 +431,7 @@ async fn delete(aws: &Aws, target: Target) -> Result<(), InfraError> {
                 .await
                 .map_err(aws::op("DeleteQueue"))?;
         }
-        Target::TaskDefinitions(arns) => {
+        Deletion::TaskDefinitions(arns) => {
             let ecs = aws.ecs();
             for arn in arns {
                 ecs.deregister_task_definition()
@@ -436,7 +441,7 @@ async fn delete(aws: &Aws, target: Target) -> Result<(), InfraError> {
                     .map_err(aws::op("DeregisterTaskDefinition"))?;
             }
         }
-        Target::Cluster(name) => {
+        Deletion::Cluster(name) => {
             aws.ecs()
                 .delete_cluster()
                 .cluster(&name)
@@ -444,7 +449,7 @@ async fn delete(aws: &Aws, target: Target) -> Result<(), InfraError> {
                 .await
                 .map_err(aws::op("DeleteCluster"))?;
         }
-        Target::SecurityGroup(id) => {
+        Deletion::SecurityGroup(id) => {
             aws.ec2()
                 .delete_security_group()
                 .group_id(&id)
@@ -452,7 +457,7 @@ async fn delete(aws: &Aws, target: Target) -> Result<(), InfraError> {
                 .await
                 .map_err(aws::op("DeleteSecurityGroup"))?;
         }
-        Target::Role(name) => {
+        Deletion::Role(name) => {
             let iam = aws.iam();
             let policies = iam
                 .list_role_policies()
@@ -474,7 +479,7 @@ async fn delete(aws: &Aws, target: Target) -> Result<(), InfraError> {
                 .await
                 .map_err(aws::op("DeleteRole"))?;
         }
-        Target::LogGroup(name) => {
+        Deletion::LogGroup(name) => {
             aws.logs()
                 .delete_log_group()
                 .log_group_name(&name)
@@ -482,7 +487,7 @@ async fn delete(aws: &Aws, target: Target) -> Result<(), InfraError> {
                 .await
                 .map_err(aws::op("DeleteLogGroup"))?;
         }
-        Target::Bucket(name) => {
+        Deletion::Bucket(name) => {
             let s3 = aws.s3();
             loop {
                 let listed = s3
@@ -509,7 +514,7 @@ async fn delete(aws: &Aws, target: Target) -> Result<(), InfraError> {
                 .await
                 .map_err(aws::op("DeleteBucket"))?;
         }
-        Target::Repository(name) => {
+        Deletion::Repository(name) => {
             aws.ecr()
                 .delete_repository()
                 .repository_name(&name)

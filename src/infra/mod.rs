@@ -12,7 +12,7 @@ pub mod policy;
 pub mod queue;
 
 use crate::aws::{self, Aws, AwsError};
-use crate::config::{Job, Platform};
+use crate::config::{Job, Platform, RegistrySpec};
 use serde::Serialize;
 use serde_json::Value;
 use std::fmt;
@@ -172,7 +172,7 @@ impl fmt::Display for DownReport {
     }
 }
 
-/// Every name derived from the job.
+/// Every name derived from the job: what `up` makes and `down` looks for, in one place.
 pub struct Names {
     pub cluster: String,
     pub log_group: String,
@@ -180,7 +180,18 @@ pub struct Names {
     pub task_role: String,
     pub security_group: String,
     pub bucket: String,
+    /// The task definition family of the job's own task.
     pub family: String,
+    /// Queue mode: the work queue, its dead-letter queue, the workers' service, the agent's
+    /// task definition family, the service's scalable target and jobrun's S3 notification id.
+    pub queue: String,
+    pub dlq: String,
+    pub service: String,
+    pub agent_family: String,
+    pub scalable_target: String,
+    pub notification: String,
+    /// The ECR repository `push` makes, when the job's registry is ECR.
+    pub repository: Option<String>,
 }
 
 impl Names {
@@ -196,18 +207,33 @@ impl Names {
                 format!("jobrun-{}-{account}-{region}", &h[..12])
             }
         };
+        let cluster = job
+            .ecs
+            .cluster
+            .clone()
+            .unwrap_or_else(|| format!("jobrun-{j}"));
+        let service = format!("jobrun-{j}-workers");
+        let repository = match &job.image.registry {
+            RegistrySpec::Ecr {
+                repository_prefix, ..
+            } => Some(format!("{}/{j}", repository_prefix.trim_matches('/'))),
+            _ => None,
+        };
         Names {
-            cluster: job
-                .ecs
-                .cluster
-                .clone()
-                .unwrap_or_else(|| format!("jobrun-{j}")),
+            scalable_target: format!("service/{cluster}/{service}"),
+            cluster,
             log_group: format!("/jobrun/{j}"),
             execution_role: format!("jobrun-{j}-execution"),
             task_role: format!("jobrun-{j}-task"),
             security_group: format!("jobrun-{j}"),
             bucket: job.ecs.bucket.clone().unwrap_or(bucket),
             family: format!("jobrun-{j}"),
+            queue: format!("jobrun-{j}"),
+            dlq: format!("jobrun-{j}-dlq"),
+            service,
+            agent_family: format!("jobrun-{j}-agent"),
+            notification: format!("jobrun-{j}"),
+            repository,
         }
     }
 }
@@ -287,9 +313,9 @@ pub async fn up(
         &job.ecs.inputs,
         &job.ecs.task_policy,
     );
-    if let Some((_, queue_arn, _, _)) = &queues {
+    if let Some(queues) = &queues {
         let extra = policy::queue_worker(
-            queue_arn,
+            &queues.arn,
             &format!(
                 "arn:aws:ecs:{}:{}:task/{}/*",
                 ctx.region, ctx.account, ctx.names.cluster
@@ -310,11 +336,11 @@ pub async fn up(
         .task_definition(&family, &image, &exec_arn, &task_arn, None)
         .await?;
     let queue = match (queues, agent) {
-        (Some(urls), Some(agent)) => {
+        (Some(queues), Some(agent)) => {
             let env = queue::agent_env(
                 job,
                 &agent,
-                &urls.0,
+                &queues.url,
                 &ctx.names.bucket,
                 &ctx.names.log_group,
                 job.ecs.queue.max_receive_count,
@@ -322,7 +348,7 @@ pub async fn up(
             let entry = vec![agent.path.clone(), "agent".to_string()];
             let agent_td = ctx
                 .task_definition(
-                    &queue::agent_family(&job.name),
+                    &ctx.names.agent_family.clone(),
                     &image,
                     &exec_arn,
                     &task_arn,
@@ -330,9 +356,9 @@ pub async fn up(
                 )
                 .await?;
             let service = ctx.service(&agent_td, &subnets, &security_groups).await?;
-            ctx.scaling(&service).await?;
-            ctx.s3_trigger(&urls.1).await?;
-            Some(queue::outputs(job, urls, service, agent_td))
+            ctx.scaling().await?;
+            ctx.s3_trigger(&queues.arn).await?;
+            Some(queue::outputs(job, queues, service, agent_td))
         }
         _ => None,
     };

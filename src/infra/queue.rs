@@ -21,20 +21,12 @@ use std::collections::HashMap;
 pub const SCALING_POLICY: &str = "jobrun-backlog";
 const DLQ_RETENTION: &str = "1209600";
 
-pub fn queue_name(job: &str) -> String {
-    format!("jobrun-{job}")
-}
-pub fn dlq_name(job: &str) -> String {
-    format!("jobrun-{job}-dlq")
-}
-pub fn service_name(job: &str) -> String {
-    format!("jobrun-{job}-workers")
-}
-pub fn agent_family(job: &str) -> String {
-    format!("jobrun-{job}-agent")
-}
-fn resource_id(cluster: &str, service: &str) -> String {
-    format!("service/{cluster}/{service}")
+/// The work queue and its dead-letter queue, as `up` left them.
+pub struct Queues {
+    pub url: String,
+    pub arn: String,
+    pub dlq_url: String,
+    pub dlq_arn: String,
 }
 
 /// The scaling policy's customized metric: backlog over busy workers, from SQS metrics only.
@@ -200,14 +192,13 @@ impl Ctx<'_> {
         Ok((url, arn))
     }
 
-    /// The queue and its dead-letter queue. Returns (url, arn, dlq url, dlq arn).
-    pub(super) async fn queues(&mut self) -> Result<(String, String, String, String), InfraError> {
+    /// The queue and its dead-letter queue.
+    pub(super) async fn queues(&mut self) -> Result<Queues, InfraError> {
         let q = &self.job.ecs.queue;
-        let job = self.job.name.clone();
         let (dlq_url, dlq_arn) = self
             .queue(
                 "dead-letter queue",
-                &dlq_name(&job),
+                &self.names.dlq.clone(),
                 sqs_attrs([(
                     QueueAttributeName::MessageRetentionPeriod,
                     DLQ_RETENTION.into(),
@@ -235,9 +226,7 @@ impl Ctx<'_> {
         ]);
         let arn = format!(
             "arn:aws:sqs:{}:{}:{}",
-            self.region,
-            self.account,
-            queue_name(&job)
+            self.region, self.account, self.names.queue
         );
         if let Some((bucket, _)) = &q.s3_trigger {
             want.insert(
@@ -256,8 +245,15 @@ impl Ctx<'_> {
                 .to_string(),
             );
         }
-        let (url, arn) = self.queue("sqs queue", &queue_name(&job), want).await?;
-        Ok((url, arn, dlq_url, dlq_arn))
+        let (url, arn) = self
+            .queue("sqs queue", &self.names.queue.clone(), want)
+            .await?;
+        Ok(Queues {
+            url,
+            arn,
+            dlq_url,
+            dlq_arn,
+        })
     }
 
     /// The workers' service: the agent task definition, desired count 0 when made.
@@ -269,7 +265,7 @@ impl Ctx<'_> {
     ) -> Result<String, InfraError> {
         use aws_sdk_ecs::types::*;
         let ecs = self.aws.ecs();
-        let name = service_name(&self.job.name);
+        let name = self.names.service.clone();
         let found = active_service(&ecs, &self.names.cluster, &name).await?;
         let provider = match self.job.ecs.capacity.kind {
             CapacityKind::OnDemand => "FARGATE",
@@ -387,10 +383,10 @@ impl Ctx<'_> {
     }
 
     /// The scalable target (min 0, max `max_workers`) and the backlog policy.
-    pub(super) async fn scaling(&mut self, service: &str) -> Result<(), InfraError> {
+    pub(super) async fn scaling(&mut self) -> Result<(), InfraError> {
         use aws_sdk_applicationautoscaling::types::*;
         let aas = self.aws.autoscaling();
-        let rid = resource_id(&self.names.cluster, service);
+        let rid = self.names.scalable_target.clone();
         let max = self.job.ecs.queue.max_workers as i32;
         let targets = aas
             .describe_scalable_targets()
@@ -436,7 +432,7 @@ impl Ctx<'_> {
                 .await
                 .map_err(aws::op("RegisterScalableTarget"))?;
         }
-        let queue = queue_name(&self.job.name);
+        let queue = self.names.queue.clone();
         let want = scaling_metric(&queue);
         let policies = aas
             .describe_scaling_policies()
@@ -571,7 +567,7 @@ impl Ctx<'_> {
             return Err(InfraError::TriggerLoop(format!("s3://{bucket}/{prefix}")));
         }
         let s3 = self.aws.s3();
-        let id = format!("jobrun-{}", self.job.name);
+        let id = self.names.notification.clone();
         let have = s3
             .get_bucket_notification_configuration()
             .bucket(&bucket)
@@ -706,16 +702,15 @@ pub fn agent_env(
 /// What `up` made in queue mode, as saved for `submit`.
 pub fn outputs(
     job: &Job,
-    urls: (String, String, String, String),
+    queues: Queues,
     service: String,
     agent_task_definition: String,
 ) -> QueueOutputs {
-    let (queue_url, queue_arn, dlq_url, dlq_arn) = urls;
     QueueOutputs {
-        queue_url,
-        queue_arn,
-        dlq_url,
-        dlq_arn,
+        queue_url: queues.url,
+        queue_arn: queues.arn,
+        dlq_url: queues.dlq_url,
+        dlq_arn: queues.dlq_arn,
         max_receive_count: job.ecs.queue.max_receive_count,
         service,
         agent_task_definition,
@@ -728,11 +723,12 @@ pub fn outputs(
 pub async fn down(
     job: &Job,
     aws: &Aws,
-    cluster: &str,
-    plan: &mut dyn FnMut(super::Change, Option<super::down::Target>),
+    names: &super::Names,
+    plan: &mut dyn FnMut(super::Change, Option<super::down::Deletion>),
 ) -> Result<(), InfraError> {
-    use super::down::Target;
-    let service = service_name(&job.name);
+    use super::down::Deletion;
+    let cluster = &names.cluster;
+    let service = names.service.clone();
     let found = active_service(&aws.ecs(), cluster, &service).await?;
     match found {
         None => plan(
@@ -751,9 +747,10 @@ pub async fn down(
                     Action::Delete,
                     "made by jobrun for this job (with its scaling)",
                 ),
-                Some(Target::Service {
+                Some(Deletion::Service {
                     cluster: cluster.to_string(),
                     service: service.clone(),
+                    scalable_target: names.scalable_target.clone(),
                 }),
             )
         }
@@ -775,16 +772,16 @@ pub async fn down(
                 Action::Delete,
                 "jobrun's notification (others kept)",
             ),
-            Some(Target::Notification {
+            Some(Deletion::Notification {
                 bucket: bucket.clone(),
-                id: format!("jobrun-{}", job.name),
+                id: names.notification.clone(),
             }),
         );
     }
     let sqs = aws.sqs();
     for (kind, name) in [
-        ("sqs queue", queue_name(&job.name)),
-        ("dead-letter queue", dlq_name(&job.name)),
+        ("sqs queue", names.queue.clone()),
+        ("dead-letter queue", names.dlq.clone()),
     ] {
         let url = queue_url(&sqs, &name).await?;
         let Some(url) = url else {
@@ -803,7 +800,7 @@ pub async fn down(
         if ours {
             plan(
                 change(kind, &name, Action::Delete, "made by jobrun for this job"),
-                Some(Target::Queue(url)),
+                Some(Deletion::Queue(url)),
             );
         } else {
             plan(
@@ -816,16 +813,20 @@ pub async fn down(
 }
 
 /// Deletes the scaling of a service, then the service (scaled to 0 first, as ECS requires).
-pub async fn delete_service(aws: &Aws, cluster: &str, service: &str) -> Result<(), InfraError> {
+pub async fn delete_service(
+    aws: &Aws,
+    cluster: &str,
+    service: &str,
+    rid: &str,
+) -> Result<(), InfraError> {
     use aws_sdk_applicationautoscaling::types::*;
     let aas = aws.autoscaling();
-    let rid = resource_id(cluster, service);
     let gone = ["ObjectNotFoundException"];
     aws::found(
         aas.delete_scaling_policy()
             .policy_name(SCALING_POLICY)
             .service_namespace(ServiceNamespace::Ecs)
-            .resource_id(&rid)
+            .resource_id(rid)
             .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
             .send()
             .await
@@ -835,7 +836,7 @@ pub async fn delete_service(aws: &Aws, cluster: &str, service: &str) -> Result<(
     aws::found(
         aas.deregister_scalable_target()
             .service_namespace(ServiceNamespace::Ecs)
-            .resource_id(&rid)
+            .resource_id(rid)
             .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
             .send()
             .await
