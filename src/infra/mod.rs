@@ -10,6 +10,7 @@
 pub mod down;
 pub mod policy;
 pub mod queue;
+mod resources;
 
 use crate::aws::{self, Aws, AwsError};
 use crate::config::{Job, Platform, RegistrySpec};
@@ -238,7 +239,12 @@ impl Names {
     }
 }
 
-fn change(resource: &'static str, name: &str, action: Action, why: impl Into<String>) -> Change {
+pub fn change(
+    resource: &'static str,
+    name: &str,
+    action: Action,
+    why: impl Into<String>,
+) -> Change {
     Change {
         resource,
         name: name.to_string(),
