@@ -18,7 +18,7 @@ pub async fn down(
     aws: &Aws,
     confirm: impl FnOnce(&[Change]) -> bool,
 ) -> Result<DownReport, InfraError> {
-    let cx = Ctx::new(job, aws).await?;
+    let cx = Ctx::new(job, aws, true).await?;
     let found = discover(&cx).await?;
     let changes = found.changes;
     if found.deletions.is_empty() {

@@ -1,12 +1,24 @@
 //! The job's CloudWatch log group, with the retention jobrun.toml sets: where the tasks'
 //! output goes (the awslogs driver of the task definitions).
 
-use super::{Ctx, Deletion, Teardown};
+use super::{Ctx, Deletion, Resource, Teardown};
 use crate::aws::{self, Aws};
-use crate::infra::{Action, InfraError, change};
+use crate::infra::{Action, Change, InfraError, TAG_JOB, TAG_MANAGED, change};
 use aws_sdk_cloudwatchlogs::types::LogGroup as Group;
 
 const KIND: &str = "log group";
+
+/// Converges to the log group's ARN.
+pub struct LogGroup;
+
+impl LogGroup {
+    fn arn(cx: &Ctx<'_>) -> String {
+        format!(
+            "arn:aws:logs:{}:{}:log-group:{}",
+            cx.region, cx.account, cx.names.log_group
+        )
+    }
+}
 
 /// The log group of that name, if there is one.
 async fn find(cx: &Ctx<'_>) -> Result<Option<Group>, InfraError> {
@@ -23,6 +35,70 @@ async fn find(cx: &Ctx<'_>) -> Result<Option<Group>, InfraError> {
         .iter()
         .find(|g| g.log_group_name() == Some(name.as_str()))
         .cloned())
+}
+
+impl Resource for LogGroup {
+    type Seen = Option<Group>;
+    type Out = String;
+
+    async fn observe(&self, cx: &Ctx<'_>) -> Result<Option<Group>, InfraError> {
+        find(cx).await
+    }
+
+    fn compare(&self, cx: &Ctx<'_>, found: &Option<Group>) -> Result<Change, InfraError> {
+        let name = &cx.names.log_group;
+        let want = cx.job.ecs.log_retention_days;
+        Ok(match found {
+            None => change(
+                KIND,
+                name,
+                Action::Create,
+                format!("missing (retention {want} days)"),
+            ),
+            Some(g) if g.retention_in_days() == Some(want) => change(
+                KIND,
+                name,
+                Action::Unchanged,
+                format!("retention {want} days"),
+            ),
+            Some(g) => change(
+                KIND,
+                name,
+                Action::Update,
+                format!(
+                    "retention {} → {want} days",
+                    g.retention_in_days()
+                        .map(|d| d.to_string())
+                        .unwrap_or_else(|| "never expire".into())
+                ),
+            ),
+        })
+    }
+
+    async fn converge(&self, cx: &Ctx<'_>, found: Option<Group>) -> Result<String, InfraError> {
+        let logs = cx.aws.logs();
+        let name = &cx.names.log_group;
+        if found.is_none() {
+            logs.create_log_group()
+                .log_group_name(name)
+                .tags(TAG_MANAGED, "jobrun")
+                .tags(TAG_JOB, &cx.job.name)
+                .send()
+                .await
+                .map_err(aws::op("CreateLogGroup"))?;
+        }
+        logs.put_retention_policy()
+            .log_group_name(name)
+            .retention_in_days(cx.job.ecs.log_retention_days)
+            .send()
+            .await
+            .map_err(aws::op("PutRetentionPolicy"))?;
+        Ok(Self::arn(cx))
+    }
+
+    fn current(&self, cx: &Ctx<'_>, _: Option<Group>) -> String {
+        Self::arn(cx)
+    }
 }
 
 /// `down`: the log group when it carries the job's tags.
