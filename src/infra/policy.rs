@@ -149,16 +149,6 @@ pub fn queue_worker(
     statements
 }
 
-/// IAM hands documents back URL-encoded; emulators sometimes do not.
-pub fn parse_document(text: &str) -> Option<Value> {
-    serde_json::from_str(text).ok().or_else(|| {
-        let decoded = percent_encoding::percent_decode_str(text)
-            .decode_utf8()
-            .ok()?;
-        serde_json::from_str(&decoded).ok()
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -194,11 +184,6 @@ mod tests {
         assert_eq!(
             trust()["Statement"][0]["Principal"]["Service"],
             "ecs-tasks.amazonaws.com"
-        );
-        assert_eq!(
-            parse_document("%7B%22a%22%3A1%7D").unwrap(),
-            json!({"a": 1}),
-            "URL-encoded documents are read"
         );
     }
 }

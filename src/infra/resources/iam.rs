@@ -1,0 +1,221 @@
+//! The job's two IAM roles (execution: what ECS does to start the task; task: what the job's
+//! code may do), each with a trust policy and one inline policy, `jobrun`. The documents
+//! themselves are written by `infra::policy`; this file only makes IAM hold them.
+
+use super::{Ctx, Deletion, Resource, Teardown};
+use crate::aws::{self, Aws};
+use crate::infra::{Action, Change, InfraError, TAG_JOB, TAG_MANAGED, change};
+use serde_json::Value;
+
+/// A role with a trust policy and one inline policy, `jobrun`; converges to its ARN.
+pub struct Role {
+    pub kind: &'static str,
+    pub name: String,
+    pub trust: Value,
+    pub policy: Value,
+}
+
+/// A role that exists, compared with the wanted documents.
+pub struct Seen {
+    trust_ok: bool,
+    policy_ok: bool,
+}
+
+impl Role {
+    fn arn(&self, cx: &Ctx<'_>) -> String {
+        format!("arn:aws:iam::{}:role/{}", cx.account, self.name)
+    }
+
+    async fn policy_as_wanted(&self, iam: &aws_sdk_iam::Client) -> Result<bool, InfraError> {
+        let got = iam
+            .get_role_policy()
+            .role_name(&self.name)
+            .policy_name("jobrun")
+            .send()
+            .await
+            .map_err(aws::op("GetRolePolicy"));
+        let current = aws::found(got, &["NoSuchEntity"])?
+            .and_then(|out| parse_document(out.policy_document()));
+        Ok(current.as_ref() == Some(&self.policy))
+    }
+}
+
+impl Resource for Role {
+    type Seen = Option<Seen>;
+    type Out = String;
+
+    async fn observe(&self, cx: &Ctx<'_>) -> Result<Option<Seen>, InfraError> {
+        let iam = cx.aws.iam();
+        let got = iam
+            .get_role()
+            .role_name(&self.name)
+            .send()
+            .await
+            .map_err(aws::op("GetRole"));
+        let Some(role) = aws::found(got, &["NoSuchEntity"])?.and_then(|out| out.role().cloned())
+        else {
+            return Ok(None);
+        };
+        let trust_ok = role
+            .assume_role_policy_document()
+            .and_then(parse_document)
+            .as_ref()
+            == Some(&self.trust);
+        Ok(Some(Seen {
+            trust_ok,
+            policy_ok: self.policy_as_wanted(&iam).await?,
+        }))
+    }
+
+    fn compare(&self, _: &Ctx<'_>, seen: &Option<Seen>) -> Result<Change, InfraError> {
+        let (kind, name) = (self.kind, &self.name);
+        let Some(seen) = seen else {
+            return Ok(change(kind, name, Action::Create, "missing"));
+        };
+        let mut why = vec![];
+        if !seen.trust_ok {
+            why.push("trust policy differs");
+        }
+        if !seen.policy_ok {
+            why.push("inline policy differs");
+        }
+        Ok(if why.is_empty() {
+            change(
+                kind,
+                name,
+                Action::Unchanged,
+                "trust and inline policy as wanted",
+            )
+        } else {
+            change(kind, name, Action::Update, why.join(", "))
+        })
+    }
+
+    async fn converge(&self, cx: &Ctx<'_>, seen: Option<Seen>) -> Result<String, InfraError> {
+        let iam = cx.aws.iam();
+        match &seen {
+            None => self.create(cx, &iam).await?,
+            Some(s) if !s.trust_ok => {
+                iam.update_assume_role_policy()
+                    .role_name(&self.name)
+                    .policy_document(self.trust.to_string())
+                    .send()
+                    .await
+                    .map_err(aws::op("UpdateAssumeRolePolicy"))?;
+            }
+            Some(_) => {}
+        }
+        if seen.is_none_or(|s| !s.policy_ok) {
+            iam.put_role_policy()
+                .role_name(&self.name)
+                .policy_name("jobrun")
+                .policy_document(self.policy.to_string())
+                .send()
+                .await
+                .map_err(aws::op("PutRolePolicy"))?;
+        }
+        Ok(self.arn(cx))
+    }
+
+    fn current(&self, cx: &Ctx<'_>, _: Option<Seen>) -> String {
+        self.arn(cx)
+    }
+}
+
+impl Role {
+    async fn create(&self, cx: &Ctx<'_>, iam: &aws_sdk_iam::Client) -> Result<(), InfraError> {
+        use aws_sdk_iam::types::Tag;
+        let tag = |k: &str, v: &str| {
+            Tag::builder()
+                .key(k)
+                .value(v)
+                .build()
+                .expect("key and value")
+        };
+        iam.create_role()
+            .role_name(&self.name)
+            .assume_role_policy_document(self.trust.to_string())
+            .description(format!("jobrun {} of job {}", self.kind, cx.job.name))
+            .tags(tag(TAG_MANAGED, "jobrun"))
+            .tags(tag(TAG_JOB, &cx.job.name))
+            .send()
+            .await
+            .map_err(aws::op("CreateRole"))?;
+        Ok(())
+    }
+}
+
+/// IAM hands documents back URL-encoded; emulators sometimes do not.
+fn parse_document(text: &str) -> Option<Value> {
+    serde_json::from_str(text).ok().or_else(|| {
+        let decoded = percent_encoding::percent_decode_str(text)
+            .decode_utf8()
+            .ok()?;
+        serde_json::from_str(&decoded).ok()
+    })
+}
+
+/// `down`: both roles, each when it carries the job's tags.
+pub async fn discover(cx: &Ctx<'_>, found: &mut Teardown) -> Result<(), InfraError> {
+    let iam = cx.aws.iam();
+    for (kind, name) in [
+        ("execution role", &cx.names.execution_role),
+        ("task role", &cx.names.task_role),
+    ] {
+        let listed = iam
+            .list_role_tags()
+            .role_name(name)
+            .send()
+            .await
+            .map_err(aws::op("ListRoleTags"));
+        let c = match aws::found(listed, &["NoSuchEntity"])? {
+            None => change(kind, name, Action::Absent, "not there"),
+            Some(t) if cx.ours(t.tags().iter().map(|t| (t.key(), t.value()))) => {
+                change(kind, name, Action::Delete, "made by jobrun for this job")
+            }
+            Some(_) => change(kind, name, Action::Keep, "not tagged for this job"),
+        };
+        found.plan(c, Some(Deletion::Role(name.clone())));
+    }
+    Ok(())
+}
+
+/// Deletes the role's inline policies, then the role.
+pub async fn delete(aws: &Aws, name: &str) -> Result<(), InfraError> {
+    let iam = aws.iam();
+    let policies = iam
+        .list_role_policies()
+        .role_name(name)
+        .send()
+        .await
+        .map_err(aws::op("ListRolePolicies"))?;
+    for p in policies.policy_names() {
+        iam.delete_role_policy()
+            .role_name(name)
+            .policy_name(p)
+            .send()
+            .await
+            .map_err(aws::op("DeleteRolePolicy"))?;
+    }
+    iam.delete_role()
+        .role_name(name)
+        .send()
+        .await
+        .map_err(aws::op("DeleteRole"))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn url_encoded_documents_are_read() {
+        assert_eq!(
+            parse_document("%7B%22a%22%3A1%7D").unwrap(),
+            json!({"a": 1}),
+            "URL-encoded documents are read"
+        );
+    }
+}

@@ -1,0 +1,149 @@
+//! The AWS resources of a job, one file each. Every file holds what jobrun does with its
+//! resource side by side — observe, compare and converge it (for `up`), discover and delete it
+//! (for `down`) — so a change to how jobrun makes a resource and to how it removes it is made
+//! in one place. The files know nothing of each other: `up` and `down` put them in order.
+//!
+//! This file holds what they share: the context they read ([`Ctx`]), the shape of a resource
+//! that `up` converges ([`Resource`]), and what `down` found to delete ([`Teardown`],
+//! [`Deletion`]).
+
+pub mod bucket;
+pub mod cluster;
+pub mod iam;
+pub mod logs;
+pub mod network;
+pub mod queue;
+pub mod repository;
+pub mod scaling;
+pub mod service;
+pub mod taskdef;
+pub mod trigger;
+
+use crate::aws::Aws;
+use crate::config::Job;
+use crate::infra::{Action, Change, InfraError, Names, TAG_JOB};
+
+/// What every step reads: the job, the AWS clients, the job's names, the account and region,
+/// and whether `up` applies its changes (false: a dry run).
+pub struct Ctx<'a> {
+    pub job: &'a Job,
+    pub aws: &'a Aws,
+    pub names: Names,
+    pub account: String,
+    pub region: String,
+    pub apply: bool,
+}
+
+impl<'a> Ctx<'a> {
+    pub async fn new(job: &'a Job, aws: &'a Aws, apply: bool) -> Result<Ctx<'a>, InfraError> {
+        let account = aws.account().await?;
+        let region = aws.region();
+        Ok(Ctx {
+            job,
+            aws,
+            names: Names::new(job, &account, &region),
+            account,
+            region,
+            apply,
+        })
+    }
+
+    /// A secret of `ecs.secrets` as an ARN: given as one, or an SSM parameter's name.
+    pub fn secret_arn(&self, value: &str) -> String {
+        if value.starts_with("arn:") {
+            value.to_string()
+        } else {
+            format!(
+                "arn:aws:ssm:{}:{}:parameter{value}",
+                self.region, self.account
+            )
+        }
+    }
+
+    /// Whether these tags mark a resource as made by jobrun for this job.
+    pub fn ours<'t>(&self, mut tags: impl Iterator<Item = (&'t str, &'t str)>) -> bool {
+        tags.any(|(k, v)| k == TAG_JOB && v == self.job.name)
+    }
+}
+
+/// One resource as `up` converges it: read what is there, say how it differs from what the
+/// job wants (one [`Change`]), and make that change. `up` calls `converge` only when it
+/// applies a create or update; otherwise `current` gives what it goes on with.
+pub trait Resource {
+    /// What `observe` found.
+    type Seen;
+    /// What `up` goes on with: an ARN, an id, a name, or nothing.
+    type Out;
+    /// Read-only calls.
+    async fn observe(&self, cx: &Ctx<'_>) -> Result<Self::Seen, InfraError>;
+    /// No calls. An error here (a configured resource that is missing) stops `up`.
+    fn compare(&self, cx: &Ctx<'_>, seen: &Self::Seen) -> Result<Change, InfraError>;
+    /// The write calls that make the change `compare` described.
+    async fn converge(&self, cx: &Ctx<'_>, seen: Self::Seen) -> Result<Self::Out, InfraError>;
+    /// What `up` goes on with when nothing is written.
+    fn current(&self, cx: &Ctx<'_>, seen: Self::Seen) -> Self::Out;
+}
+
+/// A resource `down` found for deletion, with what deleting it takes.
+pub enum Deletion {
+    /// The workers' service, with its scalable target and policy.
+    Service {
+        cluster: String,
+        service: String,
+        scalable_target: String,
+    },
+    Notification {
+        bucket: String,
+        id: String,
+    },
+    Queue(String),
+    TaskDefinitions(Vec<String>),
+    Cluster(String),
+    SecurityGroup(String),
+    Role(String),
+    LogGroup(String),
+    Bucket(String),
+    Repository(String),
+}
+
+impl Deletion {
+    pub async fn delete(self, aws: &Aws) -> Result<(), InfraError> {
+        match self {
+            Deletion::Service {
+                cluster,
+                service,
+                scalable_target,
+            } => {
+                // The scaling goes first: it would otherwise act on a service being deleted.
+                scaling::delete(aws, &scalable_target).await?;
+                service::delete(aws, &cluster, &service).await
+            }
+            Deletion::Notification { bucket, id } => trigger::delete(aws, &bucket, &id).await,
+            Deletion::Queue(url) => queue::delete(aws, &url).await,
+            Deletion::TaskDefinitions(arns) => taskdef::delete(aws, &arns).await,
+            Deletion::Cluster(name) => cluster::delete(aws, &name).await,
+            Deletion::SecurityGroup(id) => network::delete(aws, &id).await,
+            Deletion::Role(name) => iam::delete(aws, &name).await,
+            Deletion::LogGroup(name) => logs::delete(aws, &name).await,
+            Deletion::Bucket(name) => bucket::delete(aws, &name).await,
+            Deletion::Repository(name) => repository::delete(aws, &name).await,
+        }
+    }
+}
+
+/// What `down` found: one change per resource, and what to delete, in order.
+#[derive(Default)]
+pub struct Teardown {
+    pub changes: Vec<Change>,
+    pub deletions: Vec<Deletion>,
+}
+
+impl Teardown {
+    /// Notes a change; `deletion` is kept only when the change is a delete.
+    pub fn plan(&mut self, change: Change, deletion: Option<Deletion>) {
+        if let Some(d) = deletion.filter(|_| change.action == Action::Delete) {
+            self.deletions.push(d);
+        }
+        self.changes.push(change);
+    }
+}

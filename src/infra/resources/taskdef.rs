@@ -1,0 +1,382 @@
+//! The task definitions: the job's own (family `jobrun-<job>`) and, in queue mode, the
+//! workers' (`jobrun-<job>-agent`: the same image, `jobrun agent` as entrypoint). A new
+//! revision is registered only when a field jobrun sets differs from the latest one; the
+//! comparison is on a JSON shape of those fields, read back the same way from ECS.
+
+use super::{Ctx, Deletion, Resource, Teardown};
+use crate::aws::{self, Aws};
+use crate::config::Platform;
+use crate::infra::{Action, AgentImage, Change, InfraError, TAG_JOB, TAG_MANAGED, change};
+use aws_sdk_ecs::types::TaskDefinition as Registered;
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+const KIND: &str = "task definition";
+
+/// A task definition as jobrun wants it; converges to the ARN of its latest revision.
+pub struct TaskDefinition {
+    family: String,
+    /// The agent's entrypoint (queue mode), else none: the image's own.
+    entry_point: Option<Vec<String>>,
+    /// The fields jobrun sets, in the form [`shape_of`] reads back.
+    want: Value,
+}
+
+impl TaskDefinition {
+    /// The job's own task.
+    pub fn job(cx: &Ctx<'_>, image: &str, exec_arn: &str, task_arn: &str) -> TaskDefinition {
+        let family = cx.names.family.clone();
+        let want = wanted(cx, image, (exec_arn, task_arn), &[], &[]);
+        TaskDefinition {
+            family,
+            entry_point: None,
+            want,
+        }
+    }
+
+    /// Queue mode's worker: `jobrun agent`, told where the queue and results are. `roles`
+    /// are the execution and task roles' ARNs.
+    pub fn agent(
+        cx: &Ctx<'_>,
+        roles: (&str, &str),
+        image: &str,
+        agent: &AgentImage,
+        queue_url: &str,
+    ) -> TaskDefinition {
+        let entry = vec![agent.path.clone(), "agent".to_string()];
+        let env = agent_env(cx, agent, queue_url);
+        let want = wanted(cx, image, roles, &entry, &env);
+        TaskDefinition {
+            family: cx.names.agent_family.clone(),
+            entry_point: Some(entry),
+            want,
+        }
+    }
+}
+
+/// The environment of the agent container: where the queue and results are, and what to run.
+fn agent_env(cx: &Ctx<'_>, agent: &AgentImage, queue_url: &str) -> Vec<(String, String)> {
+    let job = cx.job;
+    let q = &job.ecs.queue;
+    let secs = |d: std::time::Duration| format!("{}s", d.as_secs());
+    let json = |v: &Vec<String>| serde_json::to_string(v).expect("strings");
+    vec![
+        ("JOBRUN_QUEUE_URL".into(), queue_url.into()),
+        ("JOBRUN_BUCKET".into(), cx.names.bucket.clone()),
+        ("JOBRUN_JOB".into(), job.name.clone()),
+        ("JOBRUN_LOG_GROUP".into(), cx.names.log_group.clone()),
+        ("JOBRUN_IDLE_EXIT".into(), secs(q.idle_exit)),
+        ("JOBRUN_VISIBILITY".into(), secs(q.visibility)),
+        (
+            "JOBRUN_MAX_RECEIVES".into(),
+            q.max_receive_count.to_string(),
+        ),
+        ("JOBRUN_TIMEOUT".into(), secs(job.run.timeout)),
+        ("JOBRUN_ENTRYPOINT".into(), json(&agent.entrypoint)),
+        (
+            "JOBRUN_DEFAULT_COMMAND".into(),
+            json(job.run.command.as_ref().unwrap_or(&agent.cmd)),
+        ),
+    ]
+}
+
+/// The task definition as jobrun wants it, in a form that compares with what ECS returns:
+/// `roles` are the execution and task roles' ARNs; `entry_point` and `extra_env` are the
+/// agent's (queue mode), else empty.
+fn wanted(
+    cx: &Ctx<'_>,
+    image: &str,
+    (exec_arn, task_arn): (&str, &str),
+    entry_point: &[String],
+    extra_env: &[(String, String)],
+) -> Value {
+    let job = cx.job;
+    let mut env = job.run.env.clone();
+    env.extend(extra_env.iter().cloned());
+    let arch = if job.image.platform == Platform::parse("linux/arm64").expect("valid") {
+        "ARM64"
+    } else {
+        "X86_64"
+    };
+    let secrets: BTreeMap<_, _> = job
+        .ecs
+        .secrets
+        .iter()
+        .map(|(k, v)| (k.clone(), cx.secret_arn(v)))
+        .collect();
+    serde_json::json!({
+        "cpu": job.resources.cpu.0.to_string(),
+        "memory": job.resources.memory.0.to_string(),
+        "architecture": arch,
+        "ephemeral_storage": job.resources.ephemeral_storage,
+        "execution_role": exec_arn,
+        "task_role": task_arn,
+        "image": image,
+        "environment": env,
+        "entry_point": entry_point,
+        "secrets": secrets,
+        "log_group": cx.names.log_group,
+        "stop_timeout": 120,
+    })
+}
+
+/// The fields jobrun sets, read back from a registered task definition.
+fn shape_of(td: &Registered) -> Value {
+    let c = td
+        .container_definitions()
+        .iter()
+        .find(|c| c.name() == Some("job"));
+    let env: BTreeMap<String, String> = c
+        .map(|c| {
+            c.environment()
+                .iter()
+                .filter_map(|kv| Some((kv.name()?.to_string(), kv.value()?.to_string())))
+                .collect()
+        })
+        .unwrap_or_default();
+    let secrets: BTreeMap<String, String> = c
+        .map(|c| {
+            c.secrets()
+                .iter()
+                .map(|s| (s.name().to_string(), s.value_from().to_string()))
+                .collect()
+        })
+        .unwrap_or_default();
+    serde_json::json!({
+        "cpu": td.cpu().unwrap_or_default(),
+        "memory": td.memory().unwrap_or_default(),
+        "architecture": td.runtime_platform().and_then(|p| p.cpu_architecture()).map(|a| a.as_str()).unwrap_or("X86_64"),
+        "ephemeral_storage": td.ephemeral_storage().map(|e| e.size_in_gib()).unwrap_or(21),
+        "execution_role": td.execution_role_arn().unwrap_or_default(),
+        "task_role": td.task_role_arn().unwrap_or_default(),
+        "image": c.and_then(|c| c.image()).unwrap_or_default(),
+        "environment": env,
+        "entry_point": c.map(|c| c.entry_point().to_vec()).unwrap_or_default(),
+        "secrets": secrets,
+        "log_group": c.and_then(|c| c.log_configuration()).and_then(|l| l.options()).and_then(|o| o.get("awslogs-group")).cloned().unwrap_or_default(),
+        "stop_timeout": c.and_then(|c| c.stop_timeout()).unwrap_or_default(),
+    })
+}
+
+impl Resource for TaskDefinition {
+    type Seen = Option<Registered>;
+    type Out = String;
+
+    async fn observe(&self, cx: &Ctx<'_>) -> Result<Option<Registered>, InfraError> {
+        let described = cx
+            .aws
+            .ecs()
+            .describe_task_definition()
+            .task_definition(&self.family)
+            .send()
+            .await
+            .map_err(aws::op("DescribeTaskDefinition"));
+        Ok(
+            aws::found(described, &["ClientException", "ResourceNotFoundException"])?
+                .and_then(|out| out.task_definition().cloned()),
+        )
+    }
+
+    fn compare(&self, _: &Ctx<'_>, current: &Option<Registered>) -> Result<Change, InfraError> {
+        let family = &self.family;
+        let Some(current) = current else {
+            return Ok(change(KIND, family, Action::Create, "missing"));
+        };
+        let have = shape_of(current);
+        if have == self.want {
+            let why = format!("revision {}", current.revision());
+            return Ok(change(KIND, family, Action::Unchanged, why));
+        }
+        let differs: Vec<&str> = self
+            .want
+            .as_object()
+            .expect("object")
+            .iter()
+            .filter(|(k, v)| have.get(k.as_str()) != Some(v))
+            .map(|(k, _)| k.as_str())
+            .collect();
+        Ok(change(
+            KIND,
+            family,
+            Action::Update,
+            format!("new revision: {} changed", differs.join(", ")),
+        ))
+    }
+
+    async fn converge(&self, cx: &Ctx<'_>, _: Option<Registered>) -> Result<String, InfraError> {
+        self.register(cx).await
+    }
+
+    fn current(&self, _: &Ctx<'_>, current: Option<Registered>) -> String {
+        current
+            .as_ref()
+            .and_then(|t| t.task_definition_arn())
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("{} (to be registered)", self.family))
+    }
+}
+
+impl TaskDefinition {
+    /// The one container, `job`: the image, its environment, secrets and log driver.
+    fn container(&self, cx: &Ctx<'_>) -> aws_sdk_ecs::types::ContainerDefinition {
+        use aws_sdk_ecs::types::*;
+        let job = cx.job;
+        let mut container = ContainerDefinition::builder()
+            .name("job")
+            .image(self.want["image"].as_str().unwrap_or_default())
+            .essential(true)
+            .memory(job.resources.memory.0 as i32)
+            .stop_timeout(120)
+            .log_configuration(
+                LogConfiguration::builder()
+                    .log_driver(LogDriver::Awslogs)
+                    .options("awslogs-group", &cx.names.log_group)
+                    .options("awslogs-region", &cx.region)
+                    .options("awslogs-stream-prefix", "jobrun")
+                    .build()
+                    .expect("log driver set"),
+            );
+        for (k, v) in self.want["environment"].as_object().expect("object") {
+            container = container.environment(
+                KeyValuePair::builder()
+                    .name(k)
+                    .value(v.as_str().unwrap_or_default())
+                    .build(),
+            );
+        }
+        container = container.set_entry_point(self.entry_point.clone());
+        for (k, v) in &job.ecs.secrets {
+            container = container.secrets(
+                Secret::builder()
+                    .name(k)
+                    .value_from(cx.secret_arn(v))
+                    .build()
+                    .expect("name and value"),
+            );
+        }
+        container.build()
+    }
+
+    async fn register(&self, cx: &Ctx<'_>) -> Result<String, InfraError> {
+        use aws_sdk_ecs::types::*;
+        let job = cx.job;
+        let arch = if self.want["architecture"] == "ARM64" {
+            CpuArchitecture::Arm64
+        } else {
+            CpuArchitecture::X8664
+        };
+        let tag = |k: &str, v: &str| Tag::builder().key(k).value(v).build();
+        let out = cx
+            .aws
+            .ecs()
+            .register_task_definition()
+            .family(&self.family)
+            .requires_compatibilities(Compatibility::Fargate)
+            .network_mode(NetworkMode::Awsvpc)
+            .cpu(job.resources.cpu.0.to_string())
+            .memory(job.resources.memory.0.to_string())
+            .runtime_platform(
+                RuntimePlatform::builder()
+                    .cpu_architecture(arch)
+                    .operating_system_family(OsFamily::Linux)
+                    .build(),
+            )
+            .ephemeral_storage(
+                EphemeralStorage::builder()
+                    .size_in_gib(job.resources.ephemeral_storage as i32)
+                    .build(),
+            )
+            .execution_role_arn(self.want["execution_role"].as_str().unwrap_or_default())
+            .task_role_arn(self.want["task_role"].as_str().unwrap_or_default())
+            .container_definitions(self.container(cx))
+            .tags(tag(TAG_MANAGED, "jobrun"))
+            .tags(tag(TAG_JOB, &job.name))
+            .send()
+            .await
+            .map_err(aws::op("RegisterTaskDefinition"))?;
+        Ok(out
+            .task_definition()
+            .and_then(|t| t.task_definition_arn())
+            .unwrap_or_default()
+            .to_string())
+    }
+}
+
+/// The active revisions of a family (every page).
+async fn list_family(ecs: &aws_sdk_ecs::Client, family: &str) -> Result<Vec<String>, InfraError> {
+    let mut listed = vec![];
+    let mut next: Option<String> = None;
+    loop {
+        let page = ecs
+            .list_task_definitions()
+            .family_prefix(family)
+            .status(aws_sdk_ecs::types::TaskDefinitionStatus::Active)
+            .set_next_token(next.take())
+            .send()
+            .await
+            .map_err(aws::op("ListTaskDefinitions"))?;
+        listed.extend(
+            page.task_definition_arns()
+                .iter()
+                .filter(|a| a.contains(&format!(":task-definition/{family}:")))
+                .cloned(),
+        );
+        match page.next_token() {
+            Some(t) if !t.is_empty() => next = Some(t.to_string()),
+            _ => break,
+        }
+    }
+    Ok(listed)
+}
+
+/// `down`: the active revisions of both families, each checked for the job's tags.
+pub async fn discover(cx: &Ctx<'_>, found: &mut Teardown) -> Result<(), InfraError> {
+    let ecs = cx.aws.ecs();
+    for family in [&cx.names.family, &cx.names.agent_family] {
+        let (mut arns, mut foreign) = (vec![], 0);
+        for arn in list_family(&ecs, family).await? {
+            let described = ecs
+                .describe_task_definition()
+                .task_definition(&arn)
+                .include(aws_sdk_ecs::types::TaskDefinitionField::Tags)
+                .send()
+                .await
+                .map_err(aws::op("DescribeTaskDefinition"))?;
+            let tags = described.tags().iter();
+            if cx.ours(tags.filter_map(|t| Some((t.key()?, t.value()?)))) {
+                arns.push(arn);
+            } else {
+                foreign += 1;
+            }
+        }
+        if foreign > 0 {
+            let why = format!("{foreign} revisions not tagged for this job");
+            found.plan(change(KIND, family, Action::Keep, why), None);
+        }
+        let c = if arns.is_empty() {
+            change(
+                KIND,
+                family,
+                Action::Absent,
+                "no active revision of this job",
+            )
+        } else {
+            let why = format!("{} revisions", arns.len());
+            change(KIND, family, Action::Delete, why)
+        };
+        found.plan(c, Some(Deletion::TaskDefinitions(arns)));
+    }
+    Ok(())
+}
+
+pub async fn delete(aws: &Aws, arns: &[String]) -> Result<(), InfraError> {
+    let ecs = aws.ecs();
+    for arn in arns {
+        ecs.deregister_task_definition()
+            .task_definition(arn)
+            .send()
+            .await
+            .map_err(aws::op("DeregisterTaskDefinition"))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,218 @@
+//! `jobrun up`: each resource observed, compared with what the job needs, and converged, in
+//! dependency order — bucket, log group, execution role, (queue mode: queues), task role,
+//! network, cluster, task definition, (queue mode: the agent's task definition, the workers'
+//! service, its scaling, the S3 trigger). Every step records one change; a dry run records
+//! and writes nothing. With nothing to change there is no write call at all, and a failure
+//! half way leaves resources that the next `up` finds and completes.
+
+use super::resources::bucket::Bucket;
+use super::resources::cluster::Cluster;
+use super::resources::iam::Role;
+use super::resources::logs::LogGroup;
+use super::resources::network::{SecurityGroups, Subnets};
+use super::resources::queue::{Queue, Queues};
+use super::resources::scaling::{ScalableTarget, ScalingPolicy};
+use super::resources::service::Service;
+use super::resources::taskdef::TaskDefinition;
+use super::resources::trigger::Trigger;
+use super::resources::{Ctx, Resource};
+use super::{Action, AgentImage, Change, InfraError, Outputs, QueueOutputs, UpReport, policy};
+use crate::aws::Aws;
+use crate::config::{DispatchMode, Job};
+use serde_json::Value;
+
+/// The context, and the changes recorded so far.
+struct Up<'a> {
+    cx: Ctx<'a>,
+    changes: Vec<Change>,
+}
+
+impl Up<'_> {
+    /// Observe, compare, record the change, and converge when applying a create or update.
+    async fn converge<R: Resource>(&mut self, resource: R) -> Result<R::Out, InfraError> {
+        let seen = resource.observe(&self.cx).await?;
+        let change = resource.compare(&self.cx, &seen)?;
+        let write = self.cx.apply && matches!(change.action, Action::Create | Action::Update);
+        self.changes.push(change);
+        if write {
+            resource.converge(&self.cx, seen).await
+        } else {
+            Ok(resource.current(&self.cx, seen))
+        }
+    }
+}
+
+/// Converges the AWS side of the job (or, with `dry_run`, only says what it would do).
+pub async fn up(
+    job: &Job,
+    aws: &Aws,
+    image: Option<String>,
+    agent: Option<AgentImage>,
+    dry_run: bool,
+) -> Result<UpReport, InfraError> {
+    let image = image.ok_or_else(|| InfraError::NoImage(job.name.clone()))?;
+    let agent = match (job.ecs.mode == DispatchMode::Queue, agent) {
+        (true, None) => return Err(InfraError::NoAgent(job.name.clone())),
+        (true, agent) => agent,
+        (false, _) => None,
+    };
+    let mut up = Up {
+        cx: Ctx::new(job, aws, !dry_run).await?,
+        changes: vec![],
+    };
+    up.converge(Bucket).await?;
+    let log_group_arn = up.converge(LogGroup).await?;
+    let exec_doc = execution_policy(&up.cx, &image, &log_group_arn);
+    let execution_role = up.cx.names.execution_role.clone();
+    let exec_arn = up
+        .converge(role("execution role", execution_role, exec_doc))
+        .await?;
+    let queues = match agent {
+        Some(_) => Some(queues(&mut up).await?),
+        None => None,
+    };
+    let task_doc = task_policy(&up.cx, queues.as_ref());
+    let task_role = up.cx.names.task_role.clone();
+    let task_arn = up.converge(role("task role", task_role, task_doc)).await?;
+    let placement = up.converge(Subnets).await?;
+    let security_groups = up
+        .converge(SecurityGroups {
+            placement: &placement,
+        })
+        .await?;
+    up.converge(Cluster).await?;
+    let td = TaskDefinition::job(&up.cx, &image, &exec_arn, &task_arn);
+    let task_definition = up.converge(td).await?;
+    let queue = match (queues, agent) {
+        (Some(queues), Some(agent)) => {
+            let roles = (exec_arn.as_str(), task_arn.as_str());
+            let td = TaskDefinition::agent(&up.cx, roles, &image, &agent, &queues.work.url);
+            let agent_td = up.converge(td).await?;
+            let service = up
+                .converge(Service {
+                    task_definition: &agent_td,
+                    subnets: &placement.subnets,
+                    security_groups: &security_groups,
+                })
+                .await?;
+            up.converge(ScalableTarget).await?;
+            up.converge(ScalingPolicy).await?;
+            trigger(&mut up, &queues.work.arn).await?;
+            Some(queue_outputs(job, queues, service, agent_td))
+        }
+        _ => None,
+    };
+    let cx = up.cx;
+    Ok(UpReport {
+        dry_run,
+        outputs: Outputs {
+            region: cx.region,
+            account: cx.account,
+            cluster: cx.names.cluster,
+            task_definition,
+            bucket: cx.names.bucket,
+            log_group: cx.names.log_group,
+            subnets: placement.subnets,
+            security_groups,
+            assign_public_ip: job.ecs.assign_public_ip,
+            execution_role: exec_arn,
+            task_role: task_arn,
+            image,
+            queue,
+        },
+        changes: up.changes,
+    })
+}
+
+fn role(kind: &'static str, name: String, policy: Value) -> Role {
+    Role {
+        kind,
+        name,
+        trust: policy::trust(),
+        policy,
+    }
+}
+
+/// The dead-letter queue first: the work queue's redrive policy names it.
+async fn queues(up: &mut Up<'_>) -> Result<Queues, InfraError> {
+    let dead_letters = up.converge(Queue::dead_letters(&up.cx)).await?;
+    let work = up.converge(Queue::work(&up.cx, &dead_letters.arn)).await?;
+    Ok(Queues { work, dead_letters })
+}
+
+/// The S3 trigger, when the job has one.
+async fn trigger(up: &mut Up<'_>, queue_arn: &str) -> Result<(), InfraError> {
+    let Some((bucket, prefix)) = &up.cx.job.ecs.queue.s3_trigger else {
+        return Ok(());
+    };
+    up.converge(Trigger {
+        bucket,
+        prefix,
+        queue_arn,
+    })
+    .await
+}
+
+/// The execution role's policy: pull the image (from ECR), write the logs, read the secrets.
+fn execution_policy(cx: &Ctx<'_>, image: &str, log_group_arn: &str) -> Value {
+    let secrets: Vec<String> = cx
+        .job
+        .ecs
+        .secrets
+        .values()
+        .map(|v| cx.secret_arn(v))
+        .collect();
+    let repo_arn = ecr_repository_arn(image, &cx.account, &cx.region);
+    policy::execution(repo_arn.as_deref(), log_group_arn, &secrets)
+}
+
+/// The task role's policy: the job's prefix and what jobrun.toml adds, and in queue mode what
+/// the agent needs.
+fn task_policy(cx: &Ctx<'_>, queues: Option<&Queues>) -> Value {
+    let job = cx.job;
+    let mut doc = policy::task(
+        &cx.names.bucket,
+        &job.name,
+        &job.ecs.inputs,
+        &job.ecs.task_policy,
+    );
+    if let Some(queues) = queues {
+        let tasks = format!(
+            "arn:aws:ecs:{}:{}:task/{}/*",
+            cx.region, cx.account, cx.names.cluster
+        );
+        let extra =
+            policy::queue_worker(&queues.work.arn, &tasks, job.ecs.queue.s3_trigger.as_ref());
+        if let Some(list) = doc["Statement"].as_array_mut() {
+            list.extend(extra);
+        }
+    }
+    doc
+}
+
+/// `123.dkr.ecr.REGION.amazonaws.com/REPO@sha256:…` → the repository's ARN (other registries: none).
+fn ecr_repository_arn(image: &str, account: &str, region: &str) -> Option<String> {
+    let (host, rest) = image.split_once('/')?;
+    let repo = rest.split('@').next()?.split(':').next()?;
+    host.contains(".dkr.ecr.")
+        .then(|| format!("arn:aws:ecr:{region}:{account}:repository/{repo}"))
+}
+
+/// What `up` made in queue mode, as saved for `submit`.
+fn queue_outputs(
+    job: &Job,
+    queues: Queues,
+    service: String,
+    agent_task_definition: String,
+) -> QueueOutputs {
+    QueueOutputs {
+        queue_url: queues.work.url,
+        queue_arn: queues.work.arn,
+        dlq_url: queues.dead_letters.url,
+        dlq_arn: queues.dead_letters.arn,
+        max_receive_count: job.ecs.queue.max_receive_count,
+        service,
+        agent_task_definition,
+        max_workers: job.ecs.queue.max_workers,
+    }
+}
