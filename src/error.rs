@@ -88,8 +88,8 @@ use crate::image::push::PushError;
 use crate::infra::InfraError;
 use crate::init::InitError;
 use crate::plan::PlanError;
-use crate::record::StoreError;
 use crate::registry::RegistryError;
+use crate::store::StoreError;
 
 impl From<ConfigError> for Failure {
     fn from(e: ConfigError) -> Self {

@@ -20,6 +20,7 @@ mod registry;
 mod report;
 mod resources;
 mod state;
+mod store;
 mod ui;
 mod watch;
 mod wire;

@@ -1,49 +1,15 @@
-//! The run record: everything known about one run, stored durably on disk.
-//!
-//! Layout: `$JOBRUN_STATE_DIR` (default `$XDG_STATE_HOME/jobrun`, else `~/.local/state/jobrun`)
-//! holds `runs/<run-id>/run.json`, the task logs under `runs/<run-id>/logs/<index>-<attempt>.log`,
-//! a `lock` file and, for detached runs, `driver.log`. `run.json` is replaced atomically (write to
-//! a temporary file in the same folder, fsync, rename), so a kill at any moment leaves either the
-//! old or the new record, never a torn one. Whoever changes a record holds the run's lock for the
-//! read-modify-write, so a `watch` in another terminal and a `cancel` never lose each other's writes.
+//! The run record: everything known about one run — where it goes (`Place`), its settings, and
+//! each task's state, attempts and outcome. `store` keeps it on disk; dispatchers change it only
+//! through `reconcile`, under the run's lock.
 
 use crate::config::RetryExitCodes;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 pub const SCHEMA: u32 = 1;
-
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("cannot use the state directory {path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("run record {path} is unreadable: {source}")]
-    Corrupt {
-        path: PathBuf,
-        source: serde_json::Error,
-    },
-    #[error("no run matches `{0}`")]
-    NoSuchRun(String),
-    #[error("`{0}` matches more than one run: {1}")]
-    Ambiguous(String, String),
-    #[error("there are no runs{0}")]
-    NoRuns(String),
-}
-
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
-    move |source| StoreError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash, PartialOrd, Ord)]
 #[serde(rename_all = "lowercase")]
@@ -449,189 +415,11 @@ pub fn new_run_id(job: &str) -> String {
     )
 }
 
-/// Atomic replace of a JSON file: a temporary file in the same folder, fsync, rename.
-pub fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> Result<(), StoreError> {
-    let dir = path.parent().expect("a file in a folder");
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io(dir))?;
-    let bytes = serde_json::to_vec_pretty(value).expect("records serialise");
-    tmp.write_all(&bytes).map_err(io(dir))?;
-    tmp.as_file().sync_all().map_err(io(dir))?;
-    tmp.persist(path).map_err(|e| StoreError::Io {
-        path: path.to_path_buf(),
-        source: e.error,
-    })?;
-    Ok(())
-}
-
-pub struct Store {
-    root: PathBuf,
-}
-
-/// Held while a run's record is read, changed and written back. Released on drop (or process death).
-pub struct RunLock {
-    _file: File,
-}
-
-impl Store {
-    /// The state directory: `$JOBRUN_STATE_DIR`, `$XDG_STATE_HOME/jobrun`, or `~/.local/state/jobrun`.
-    pub fn default_root() -> PathBuf {
-        if let Some(p) = std::env::var_os("JOBRUN_STATE_DIR").filter(|p| !p.is_empty()) {
-            return PathBuf::from(p);
-        }
-        if let Some(p) = std::env::var_os("XDG_STATE_HOME").filter(|p| !p.is_empty()) {
-            return PathBuf::from(p).join("jobrun");
-        }
-        let home = std::env::var_os("HOME")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| ".".into());
-        home.join(".local/state/jobrun")
-    }
-
-    pub fn open(root: PathBuf) -> Result<Store, StoreError> {
-        let runs = root.join("runs");
-        std::fs::create_dir_all(&runs).map_err(io(&runs))?;
-        Ok(Store { root })
-    }
-
-    /// Per-job state that is not a run: the image records (`jobs/<job>/images.json`).
-    pub fn job_dir(&self, job: &str) -> PathBuf {
-        self.root.join("jobs").join(job)
-    }
-
-    /// Cached registry tokens (files readable only by the user).
-    pub fn auth_dir(&self) -> PathBuf {
-        self.root.join("auth")
-    }
-
-    /// Compressed image layers, keyed by their uncompressed digest, so a push of layers that did
-    /// not change compresses nothing again.
-    pub fn blob_dir(&self) -> PathBuf {
-        self.root.join("blobs")
-    }
-
-    pub fn run_dir(&self, run_id: &str) -> PathBuf {
-        self.root.join("runs").join(run_id)
-    }
-
-    fn record_path(&self, run_id: &str) -> PathBuf {
-        self.run_dir(run_id).join("run.json")
-    }
-
-    pub fn log_path(&self, run_id: &str, index: usize, attempt: u32) -> PathBuf {
-        self.run_dir(run_id)
-            .join("logs")
-            .join(format!("{index}-{attempt}.log"))
-    }
-
-    pub fn driver_log(&self, run_id: &str) -> PathBuf {
-        self.run_dir(run_id).join("driver.log")
-    }
-
-    /// Writes a new run's record; fails if the run already exists.
-    pub fn create(&self, record: &RunRecord) -> Result<(), StoreError> {
-        let dir = self.run_dir(&record.run_id);
-        std::fs::create_dir(&dir).map_err(io(&dir))?;
-        let logs = dir.join("logs");
-        std::fs::create_dir(&logs).map_err(io(&logs))?;
-        self.save(record)
-    }
-
-    pub fn exists(&self, run_id: &str) -> bool {
-        self.record_path(run_id).is_file()
-    }
-
-    pub fn load(&self, run_id: &str) -> Result<RunRecord, StoreError> {
-        let path = self.record_path(run_id);
-        let bytes = std::fs::read(&path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => StoreError::NoSuchRun(run_id.to_string()),
-            _ => StoreError::Io {
-                path: path.clone(),
-                source: e,
-            },
-        })?;
-        serde_json::from_slice(&bytes).map_err(|source| StoreError::Corrupt { path, source })
-    }
-
-    /// Atomic replace, so a kill at any moment leaves the old or the new record.
-    pub fn save(&self, record: &RunRecord) -> Result<(), StoreError> {
-        write_json_atomic(&self.record_path(&record.run_id), record)
-    }
-
-    /// Takes the run's lock (blocking until other writers are done).
-    pub fn lock(&self, run_id: &str) -> Result<RunLock, StoreError> {
-        let path = self.run_dir(run_id).join("lock");
-        let file = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(io(&path))?;
-        file.lock().map_err(io(&path))?;
-        Ok(RunLock { _file: file })
-    }
-
-    /// Run ids, newest first.
-    pub fn list(&self) -> Result<Vec<String>, StoreError> {
-        let runs = self.root.join("runs");
-        let mut ids: Vec<String> = std::fs::read_dir(&runs)
-            .map_err(io(&runs))?
-            .filter_map(|e| e.ok())
-            .filter(|e| e.path().join("run.json").is_file())
-            .filter_map(|e| e.file_name().into_string().ok())
-            .collect();
-        ids.sort_unstable_by(|a, b| b.cmp(a));
-        Ok(ids)
-    }
-
-    /// Finds a run: an exact id or a unique prefix/suffix of one; without an id, the newest run
-    /// of `job` (or of any job).
-    pub fn resolve(&self, wanted: Option<&str>, job: Option<&str>) -> Result<String, StoreError> {
-        let ids = self.list()?;
-        match wanted {
-            Some(w) => {
-                if ids.iter().any(|id| id == w) {
-                    return Ok(w.to_string());
-                }
-                let hits: Vec<&String> = ids
-                    .iter()
-                    .filter(|id| id.starts_with(w) || id.ends_with(w))
-                    .collect();
-                match hits.as_slice() {
-                    [one] => Ok((*one).clone()),
-                    [] => Err(StoreError::NoSuchRun(w.to_string())),
-                    many => Err(StoreError::Ambiguous(
-                        w.to_string(),
-                        many.iter()
-                            .take(5)
-                            .map(|s| s.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                    )),
-                }
-            }
-            None => {
-                // Run ids sort by time to the second; within a second the record's own
-                // creation time decides.
-                let newest = ids
-                    .iter()
-                    .filter_map(|id| self.load(id).ok())
-                    .filter(|r| job.is_none_or(|j| r.job == j))
-                    .max_by(|a, b| (a.created_at, &a.run_id).cmp(&(b.created_at, &b.run_id)))
-                    .map(|r| r.run_id);
-                newest.ok_or_else(|| {
-                    StoreError::NoRuns(job.map(|j| format!(" of job {j}")).unwrap_or_default())
-                })
-            }
-        }
-    }
-}
-
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn record(id: &str, job: &str) -> RunRecord {
+    pub(crate) fn record(id: &str, job: &str) -> RunRecord {
         RunRecord {
             schema: SCHEMA,
             run_id: id.into(),
@@ -657,52 +445,6 @@ mod tests {
             cancel_requested: false,
             tasks: vec![TaskRecord::new(0, serde_json::json!({"index":0}), None)],
         }
-    }
-
-    #[test]
-    fn save_load_resolve() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path().into()).unwrap();
-        store
-            .create(&record("20260101-000000-a-0001", "a"))
-            .unwrap();
-        store
-            .create(&record("20260102-000000-b-0002", "b"))
-            .unwrap();
-        assert!(
-            store
-                .create(&record("20260102-000000-b-0002", "b"))
-                .is_err(),
-            "never overwrite a run"
-        );
-        let r = store.load("20260101-000000-a-0001").unwrap();
-        assert_eq!(r.job, "a");
-        assert_eq!(store.resolve(None, None).unwrap(), "20260102-000000-b-0002");
-        assert_eq!(
-            store.resolve(None, Some("a")).unwrap(),
-            "20260101-000000-a-0001"
-        );
-        assert_eq!(
-            store.resolve(Some("0001"), None).unwrap(),
-            "20260101-000000-a-0001"
-        );
-        assert!(matches!(
-            store.resolve(Some("2026"), None),
-            Err(StoreError::Ambiguous(..))
-        ));
-        assert!(matches!(
-            store.resolve(None, Some("zz")),
-            Err(StoreError::NoRuns(_))
-        ));
-        // no temp files are left beside the record
-        let names: Vec<_> = std::fs::read_dir(store.run_dir("20260101-000000-a-0001"))
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .collect();
-        assert!(
-            names.iter().all(|n| n == "run.json" || n == "logs"),
-            "{names:?}"
-        );
     }
 
     #[test]

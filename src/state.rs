@@ -3,7 +3,7 @@
 //! pushed (`jobs/<job>/images.json`, kept by `image::records`). One place names these files.
 
 use crate::infra::Outputs;
-use crate::record::{Store, StoreError, write_json_atomic};
+use crate::store::{Store, StoreError, write_json_atomic};
 use std::path::PathBuf;
 
 /// The job's image records.

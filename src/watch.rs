@@ -5,8 +5,9 @@
 //! dispatcher. The poll interval is a parameter, never a fixed sleep.
 
 use crate::dispatch::{DispatchError, Dispatcher};
-use crate::record::{RunRecord, Store, TaskState};
+use crate::record::{RunRecord, TaskState};
 use crate::report::{RunStatus, Summary, secs};
+use crate::store::Store;
 use crate::ui::Ui;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::HashMap;

@@ -4,7 +4,8 @@
 use crate::cli::{AwsArgs, RunArg};
 use crate::config::{self, Job, Overrides, TargetKind};
 use crate::error::Result;
-use crate::record::{RunRecord, Store, StoreError};
+use crate::record::RunRecord;
+use crate::store::{Store, StoreError};
 use clap::ArgMatches;
 use std::path::Path;
 use std::time::Duration;
@@ -78,7 +79,7 @@ async fn fetch_remote(
     };
     let aws = load_aws(&job, &AwsArgs::default()).await?;
     let bucket = match crate::state::load_outputs(store, &job.name) {
-        Some(o) => o.bucket,
+        Some(o) => o.site.bucket,
         None => crate::infra::Names::new(&job, &aws.account().await?, &aws.region()).bucket,
     };
     let Some(rec) = crate::dispatch::remote::fetch(&aws, &bucket, &job.name, wanted).await? else {

@@ -5,8 +5,9 @@
 use super::common::poll_interval;
 use crate::dispatch::Dispatcher;
 use crate::error::{Exit, Failure, Result};
-use crate::record::{RunRecord, Store, TaskState};
+use crate::record::{RunRecord, TaskState};
 use crate::report::Submitted;
+use crate::store::Store;
 use crate::ui::Ui;
 use crate::watch::{self, Ended, WatchOptions};
 

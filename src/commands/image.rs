@@ -7,7 +7,7 @@ use crate::config::{Job, Overrides};
 use crate::engine::Engine;
 use crate::error::{Exit, Result};
 use crate::image::{self, records::ImageRecords};
-use crate::record::Store;
+use crate::store::Store;
 use crate::ui::Ui;
 use clap::ArgMatches;
 use std::path::Path;

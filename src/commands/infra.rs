@@ -9,7 +9,7 @@ use crate::config::{Job, Overrides};
 use crate::error::{Exit, Failure, Result};
 use crate::image::records::ImageRecords;
 use crate::infra::UpReport;
-use crate::record::Store;
+use crate::store::Store;
 use crate::ui::Ui;
 use clap::ArgMatches;
 use std::path::Path;
@@ -41,7 +41,7 @@ pub async fn converge(job: &Job, aws: &Aws, store: &Store, dry_run: bool) -> Res
             .hint("jobrun build --push, for the job's platform"));
         }
         Some((img, push)) => {
-            let agent = img.agent.as_ref().map(|a| crate::infra::queue::AgentImage {
+            let agent = img.agent.as_ref().map(|a| crate::infra::AgentImage {
                 path: a.path.clone(),
                 entrypoint: a.entrypoint.clone(),
                 cmd: a.cmd.clone(),
@@ -68,7 +68,7 @@ pub async fn down(file: Option<&Path>, args: &DownArgs, ui: &Ui) -> Result<Exit>
     }
     let aws = load_aws(&job, &args.aws).await?;
     let yes = args.yes;
-    let report = crate::infra::down::down(&job, &aws, |changes| yes || confirm(changes)).await?;
+    let report = crate::infra::down(&job, &aws, |changes| yes || confirm(changes)).await?;
     ui.emit(&report);
     Ok(Exit::Ok)
 }

@@ -14,10 +14,9 @@ use crate::error::{Exit, Failure, Result};
 use crate::image::{self, records::ImageRecords};
 use crate::infra::Outputs;
 use crate::plan;
-use crate::record::{
-    self, EcsRun, ImageRef, Place, QueueRun, RunRecord, RunSettings, Store, TaskRecord,
-};
+use crate::record::{self, EcsRun, ImageRef, Place, QueueRun, RunRecord, RunSettings, TaskRecord};
 use crate::report::Submitted;
+use crate::store::Store;
 use crate::ui::Ui;
 use clap::ArgMatches;
 use std::path::Path;
@@ -220,10 +219,10 @@ fn current_outputs(job: &Job, store: &Store, aws: &Aws) -> Result<Outputs> {
         Failure::usage(format!("job {} has no AWS side yet", job.name))
             .hint("run `jobrun up` (after `jobrun build --push`), or submit with --build")
     })?;
-    if outputs.region != aws.region() {
+    if outputs.site.region != aws.region() {
         return Err(Failure::usage(format!(
             "`jobrun up` ran in {}, but this submit uses {}",
-            outputs.region,
+            outputs.site.region,
             aws.region()
         ))
         .hint("pass the same --region (or AWS_REGION) to both"));
@@ -244,7 +243,7 @@ fn current_outputs(job: &Job, store: &Store, aws: &Aws) -> Result<Outputs> {
 /// Where an ECS run's tasks go: direct, or through the job's queue.
 fn ecs_place(job: &Job, outputs: &Outputs, args: &SubmitArgs, run_id: &str) -> Result<Place> {
     let ecs = EcsRun {
-        site: site_of(outputs),
+        site: outputs.site.clone(),
         profile: args.aws.profile.clone().or(job.aws.profile.clone()),
         started_by: crate::dispatch::ecs::started_by(run_id),
         capacity: job.ecs.capacity.clone(),
@@ -267,18 +266,4 @@ fn ecs_place(job: &Job, outputs: &Outputs, args: &SubmitArgs, run_id: &str) -> R
         stats: None,
     };
     Ok(Place::Queue(ecs, queue))
-}
-
-/// The part of `up`'s outputs every ECS run records.
-fn site_of(o: &Outputs) -> crate::record::EcsSite {
-    crate::record::EcsSite {
-        region: o.region.clone(),
-        cluster: o.cluster.clone(),
-        task_definition: o.task_definition.clone(),
-        bucket: o.bucket.clone(),
-        log_group: o.log_group.clone(),
-        subnets: o.subnets.clone(),
-        security_groups: o.security_groups.clone(),
-        assign_public_ip: o.assign_public_ip,
-    }
 }

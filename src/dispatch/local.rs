@@ -7,7 +7,8 @@
 
 use crate::dispatch::{DispatchError, FailKind, fail_attempt, stop_due, timed_out};
 use crate::engine::{Engine, EngineError, LABEL_ATTEMPT, LABEL_INDEX, LABEL_JOB, LABEL_RUN};
-use crate::record::{RunRecord, StopRequest, Store, TaskRecord, TaskState};
+use crate::record::{RunRecord, StopRequest, TaskRecord, TaskState};
+use crate::store::Store;
 use bollard::models::{ContainerCreateBody, ContainerSummaryStateEnum, HostConfig};
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;

@@ -13,9 +13,8 @@ pub mod queue;
 pub mod remote;
 
 use crate::engine::EngineError;
-use crate::record::{
-    Place, RunRecord, RunSettings, StopRequest, Store, StoreError, TaskRecord, TaskState,
-};
+use crate::record::{Place, RunRecord, RunSettings, StopRequest, TaskRecord, TaskState};
+use crate::store::{Store, StoreError};
 
 /// How an attempt failed, which decides whether it earns another one.
 #[derive(Debug, Clone, Copy)]

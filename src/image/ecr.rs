@@ -3,8 +3,8 @@
 //! cached until it expires (ECR tokens live 12 hours).
 
 use crate::aws::{Aws, AwsError};
-use crate::record::Store;
 use crate::registry::Credentials;
+use crate::store::Store;
 use aws_sdk_ecr::types::{
     EncryptionConfiguration, EncryptionType, ImageScanningConfiguration, Tag,
 };

@@ -10,8 +10,8 @@ use super::records::{ImageRecords, PushRecord};
 use super::{ImageError, short_id};
 use crate::config::{Job, RegistrySpec};
 use crate::engine::{Engine, EngineError};
-use crate::record::Store;
 use crate::registry::{CONFIG_V1, LAYER_GZIP, MANIFEST_V2, Registry, RegistryError, dockercfg};
+use crate::store::Store;
 use crate::ui::Ui;
 use backon::{ExponentialBuilder, Retryable};
 use futures_util::StreamExt;
@@ -44,7 +44,7 @@ pub enum PushError {
     #[error(transparent)]
     Aws(#[from] crate::aws::AwsError),
     #[error(transparent)]
-    Store(#[from] crate::record::StoreError),
+    Store(#[from] crate::store::StoreError),
     #[error("docker credentials: {0}")]
     Credentials(String),
     #[error("cannot read the image out of the engine: {0}")]

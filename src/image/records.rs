@@ -2,7 +2,7 @@
 //! `submit` and `up` on the Fargate target take the digest of the latest push from here, so they
 //! run exactly what was pushed, never a mutable tag.
 
-use crate::record::{Store, StoreError, write_json_atomic};
+use crate::store::{Store, StoreError, write_json_atomic};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;

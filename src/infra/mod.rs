@@ -18,21 +18,16 @@ mod resources;
 mod up;
 
 // `crate::infra::down::down` (today's caller) and `crate::infra::down` both work.
-#[allow(unused_imports)]
 pub use down::down;
 pub use up::up;
 
 use crate::aws::AwsError;
 use crate::config::{Job, RegistrySpec};
+use crate::record::EcsSite;
 use serde::Serialize;
 use std::fmt;
 
 /// The old path of [`AgentImage`], kept until callers name `crate::infra::AgentImage`.
-pub mod queue {
-    #[allow(unused_imports)]
-    pub use super::AgentImage;
-}
-
 pub const TAG_MANAGED: &str = "managed-by";
 pub const TAG_JOB: &str = "jobrun:job";
 
@@ -90,15 +85,10 @@ pub struct AgentImage {
 /// What `up` made, saved as `jobs/<job>/aws.json` in the state folder for `submit`.
 #[derive(Debug, Default, Serialize, serde::Deserialize, Clone)]
 pub struct Outputs {
-    pub region: String,
+    /// Where tasks go: what every ECS run records.
+    #[serde(flatten)]
+    pub site: EcsSite,
     pub account: String,
-    pub cluster: String,
-    pub task_definition: String,
-    pub bucket: String,
-    pub log_group: String,
-    pub subnets: Vec<String>,
-    pub security_groups: Vec<String>,
-    pub assign_public_ip: bool,
     pub execution_role: String,
     pub task_role: String,
     pub image: String,
@@ -159,13 +149,13 @@ impl fmt::Display for UpReport {
             }
         )?;
         write_changes(f, &self.changes)?;
-        let o = &self.outputs;
-        writeln!(f, "cluster          {}", o.cluster)?;
-        writeln!(f, "task definition  {}", o.task_definition)?;
-        writeln!(f, "bucket           {}", o.bucket)?;
-        writeln!(f, "log group        {}", o.log_group)?;
-        writeln!(f, "subnets          {}", o.subnets.join(", "))?;
-        writeln!(f, "security groups  {}", o.security_groups.join(", "))?;
+        let (o, site) = (&self.outputs, &self.outputs.site);
+        writeln!(f, "cluster          {}", site.cluster)?;
+        writeln!(f, "task definition  {}", site.task_definition)?;
+        writeln!(f, "bucket           {}", site.bucket)?;
+        writeln!(f, "log group        {}", site.log_group)?;
+        writeln!(f, "subnets          {}", site.subnets.join(", "))?;
+        writeln!(f, "security groups  {}", site.security_groups.join(", "))?;
         if let Some(q) = &o.queue {
             writeln!(f, "queue            {}", q.queue_url)?;
             writeln!(

@@ -19,6 +19,7 @@ use super::resources::{Ctx, Resource};
 use super::{Action, AgentImage, Change, InfraError, Outputs, QueueOutputs, UpReport, policy};
 use crate::aws::Aws;
 use crate::config::{DispatchMode, Job};
+use crate::record::EcsSite;
 use serde_json::Value;
 
 /// The context, and the changes recorded so far.
@@ -106,15 +107,17 @@ pub async fn up(
     Ok(UpReport {
         dry_run,
         outputs: Outputs {
-            region: cx.region,
+            site: EcsSite {
+                region: cx.region,
+                cluster: cx.names.cluster,
+                task_definition,
+                bucket: cx.names.bucket,
+                log_group: cx.names.log_group,
+                subnets: placement.subnets,
+                security_groups,
+                assign_public_ip: job.ecs.assign_public_ip,
+            },
             account: cx.account,
-            cluster: cx.names.cluster,
-            task_definition,
-            bucket: cx.names.bucket,
-            log_group: cx.names.log_group,
-            subnets: placement.subnets,
-            security_groups,
-            assign_public_ip: job.ecs.assign_public_ip,
             execution_role: exec_arn,
             task_role: task_arn,
             image,
