@@ -4,9 +4,9 @@
 build:
     cargo build
 
-# The test suite (the same command README.md gives and .ci/run runs)
+# The test suite, set-up included (the same command README.md gives and .ci/run runs)
 test:
-    cargo test --locked
+    tests/setup && cargo test --locked
 
 # Formatting and lints, as required before a commit
 lint:

@@ -27,13 +27,13 @@ printf 'FROM scratch\nCOPY task /task\n' >Dockerfile
 printf '[job]\nname = "bench"\ntarget = "ecs"\n[resources]\ncpu = 0.25\nmemory = "512MB"\n[run]\ncommand = ["/task"]\n[ecr]\nregistry_endpoint = "127.0.0.1:%s"\n' "$REG" >jobrun.toml
 AWS_ENDPOINT_URL="http://127.0.0.1:$MOTO" "$JOBRUN" build --push >/dev/null
 AWS_ENDPOINT_URL="http://127.0.0.1:$MOTO" "$JOBRUN" up -o json >"$work/up.json"
-read -r CLUSTER TD SUBNET SG < <(python3 -c 'import json,sys; o=json.load(open(sys.argv[1]))["outputs"]; print(o["cluster"], o["task_definition"], o["subnets"][0], o["security_groups"][0])' "$work/up.json")
+read -r CLUSTER TD SUBNET SG < <("$PY" -c 'import json,sys; o=json.load(open(sys.argv[1]))["outputs"]; print(o["cluster"], o["task_definition"], o["subnets"][0], o["security_groups"][0])' "$work/up.json")
 export AWS_ENDPOINT_URL="http://127.0.0.1:$PROXY"
 stats() { curl -s "$AWS_ENDPOINT_URL/__proxy/stats"; }
 reset() { curl -s -X POST "$AWS_ENDPOINT_URL/__proxy/reset" >/dev/null; sleep 5; }  # refill buckets
 now() { date +%s.%N; }
 report() { # name n seconds errors
-  python3 - "$@" "$(stats)" <<'EOF'
+  "$PY" - "$@" "$(stats)" <<'EOF'
 import json, sys
 name, n, secs, errors, stats = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4], json.loads(sys.argv[5])
 issue = max(n - 100, 1) / 20
@@ -52,7 +52,7 @@ report jobrun "$N" "$(echo "$t1 - $t0" | bc)" "$errors"
 
 reset
 t0=$(now)
-errors=$(python3 - "$N" "$CLUSTER" "$TD" "$SUBNET" "$SG" <<'EOF'
+errors=$("$PY" - "$N" "$CLUSTER" "$TD" "$SUBNET" "$SG" <<'EOF'
 import sys, boto3, botocore.config
 from concurrent.futures import ThreadPoolExecutor
 n, cluster, td, subnet, sg = int(sys.argv[1]), *sys.argv[2:]

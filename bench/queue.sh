@@ -31,10 +31,10 @@ printf 'FROM scratch\nCOPY task /task\n' >Dockerfile
 printf '[job]\nname = "qbench"\ntarget = "ecs"\n[resources]\ncpu = 0.25\nmemory = "512MB"\n[run]\ncommand = ["/task", "{config.n}"]\n[ecr]\nregistry_endpoint = "127.0.0.1:%s"\n[ecs]\nmode = "queue"\n[queue]\nagent_binaries = { arm64 = "agent" }\n' "$REG" >jobrun.toml
 AWS_ENDPOINT_URL="http://127.0.0.1:$MOTO" "$JOBRUN" build --push >/dev/null
 AWS_ENDPOINT_URL="http://127.0.0.1:$MOTO" "$JOBRUN" up -o json >"$work/up.json"
-QUEUE=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["outputs"]["queue"]["queue_url"])' "$work/up.json")
-python3 -c "import json; [print(json.dumps({'n': i, 'name': f'config-{i}'})) for i in range($N)]" >configs.jsonl
+QUEUE=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["outputs"]["queue"]["queue_url"])' "$work/up.json")
+"$PY" -c "import json; [print(json.dumps({'n': i, 'name': f'config-{i}'})) for i in range($N)]" >configs.jsonl
 export AWS_ENDPOINT_URL="http://127.0.0.1:$PROXY"
-calls() { curl -s "$AWS_ENDPOINT_URL/__proxy/stats" | python3 -c 'import json,sys; s=json.load(sys.stdin)["sqs"]; print(s["calls"], s["distinct"], s["duplicates"])'; }
+calls() { curl -s "$AWS_ENDPOINT_URL/__proxy/stats" | "$PY" -c 'import json,sys; s=json.load(sys.stdin)["sqs"]; print(s["calls"], s["distinct"], s["duplicates"])'; }
 reset() { curl -s -X POST "$AWS_ENDPOINT_URL/__proxy/reset" >/dev/null; }
 now() { date +%s.%N; }
 
@@ -47,7 +47,7 @@ read -r jc jd jdup < <(calls)
 
 reset
 t0=$(now)
-python3 - "$N" "$QUEUE" <<'EOF'
+"$PY" - "$N" "$QUEUE" <<'EOF'
 import json, sys, boto3, botocore.config
 from concurrent.futures import ThreadPoolExecutor
 n, url = int(sys.argv[1]), sys.argv[2]
@@ -72,7 +72,7 @@ read -r bc_ bd bdup < <(calls)
 reset
 rs=$(cd "$REPO" && cargo bench --quiet --bench sqs_baseline -- "$N" "$QUEUE" 2>/dev/null | tail -1)
 read -r rc rd rdup < <(calls)
-python3 - "$N" "$jr" "$jc" "$jd" "$jdup" "$bl" "$bc_" "$bd" "$rs" "$rc" "$rd" <<'EOF'
+"$PY" - "$N" "$jr" "$jc" "$jd" "$jdup" "$bl" "$bc_" "$bd" "$rs" "$rc" "$rd" <<'EOF'
 import sys
 n, jr, jc, jd, jdup, bl, bc, bd, rs, rc, rd = sys.argv[1:]
 print(f"N={n}")

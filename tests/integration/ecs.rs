@@ -566,3 +566,25 @@ fn logs_follow_streams_until_the_task_stops() {
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("first line"));
 }
+
+/// The fake Fargate itself, on the pinned moto: `tests/moto/check_plugin.py`, the plugin's own
+/// check (each scripted outcome, Spot, logs, StopTask), passes against a moto of its own.
+#[test]
+fn the_fake_fargate_plugin_passes_its_own_check() {
+    let moto = services::own_moto();
+    let out = std::process::Command::new(services::python())
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/moto/check_plugin.py"
+        ))
+        .arg(moto.url())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "check_plugin.py:\n{}\n{}\nmoto's log:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        moto.log_text()
+    );
+}

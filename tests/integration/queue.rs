@@ -300,7 +300,7 @@ fn up_makes_queue_dlq_service_and_scaling_that_starts_from_zero_and_down_removes
         .to_string();
     // Evaluate the stored expression as CloudWatch would, with python as the calculator.
     let eval = |visible: f64, inflight: f64| -> f64 {
-        let out = std::process::Command::new("python3")
+        let out = std::process::Command::new(services::python())
             .args([
                 "-c",
                 &format!("visible={visible}; inflight={inflight}; print(float({expr}))"),

@@ -2,6 +2,7 @@
 //! when the test process ends (each runs under `sh`, which kills it when our end of its stdin
 //! closes): moto server for the AWS API, and Debian's docker-registry (plain, and one that
 //! demands a password) for the bytes. Their request logs are how tests count uploads.
+//! The python ones run on `tests/.venv` (see `python`), never on the system python.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -44,6 +45,32 @@ impl Service {
     }
 }
 
+/// The python every python service (and anything else a test runs in python) runs on:
+/// `tests/.venv`, which `tests/setup` makes with exactly the packages `tests/requirements.txt`
+/// pins. Panics, naming the set-up command, when it is missing or was made from another
+/// `tests/requirements.txt`.
+pub fn python() -> &'static str {
+    const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+    const PYTHON: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/.venv/bin/python3");
+    static CHECKED: OnceLock<()> = OnceLock::new();
+    CHECKED.get_or_init(|| {
+        let setup =
+            "run `tests/setup` (README's test command, `tests/setup && cargo test --locked`, does)";
+        assert!(
+            std::path::Path::new(PYTHON).exists(),
+            "{PYTHON} is missing: the tests run moto and their other python services on the \
+             test venv; {setup}"
+        );
+        let wanted = std::fs::read(format!("{ROOT}/tests/requirements.txt")).unwrap();
+        let made_from = std::fs::read(format!("{ROOT}/tests/.venv/jobrun-requirements.txt"));
+        assert!(
+            made_from.is_ok_and(|m| m == wanted),
+            "tests/.venv was not made from the current tests/requirements.txt: {setup}"
+        );
+    });
+    PYTHON
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -65,7 +92,7 @@ fn start(
         .unwrap();
     assert!(
         found.status.success(),
-        "{program} is not installed: the push tests need it (.ci/run installs it; see README, Development)"
+        "{program} is not installed: the push tests need it (tests/setup installs it; see README, Development)"
     );
     let log = dir.path().join("log");
     let log_file = std::fs::File::create(&log).unwrap();
@@ -159,7 +186,7 @@ fn start_moto() -> Service {
         port.to_string(),
     ];
     start(
-        "python3",
+        python(),
         &args,
         tempfile::tempdir().unwrap(),
         port,
@@ -209,7 +236,7 @@ fn proxy(upstream: &Service, flags: Vec<String>) -> Service {
     ];
     args.extend(flags);
     start(
-        "python3",
+        python(),
         &args,
         tempfile::tempdir().unwrap(),
         port,
@@ -227,7 +254,7 @@ pub fn fake_ecs_agent() -> Service {
         port.to_string(),
     ];
     start(
-        "python3",
+        python(),
         &args,
         tempfile::tempdir().unwrap(),
         port,

@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Check jobrun_moto.py's fake Fargate against a running server.
 
-Usage: python3 tests/moto/check_plugin.py http://127.0.0.1:PORT
-Prints one line per check and exits non-zero on the first failure.
+Usage: tests/.venv/bin/python3 tests/moto/check_plugin.py http://127.0.0.1:PORT
+(start the server with tests/.venv/bin/python3 tests/moto/jobrun_moto.py -H 127.0.0.1 -p PORT;
+tests/setup makes the venv). Prints one line per check and exits non-zero on the first failure.
+Run it after changing the moto pinned in tests/requirements.txt.
 """
 
 import json
@@ -72,16 +74,14 @@ def setup():
 
 
 def run(cluster, td, net, config, attempt=1, index=0, spot=False, **extra):
+    """RunTask as jobrun sends it: a one-provider capacity provider strategy."""
     env = [
         {"name": "JOBRUN_CONFIG", "value": json.dumps(config)},
         {"name": "JOBRUN_ATTEMPT", "value": str(attempt)},
         {"name": "JOBRUN_INDEX", "value": str(index)},
     ]
-    placement = (
-        {"capacityProviderStrategy": [{"capacityProvider": "FARGATE_SPOT", "weight": 1}]}
-        if spot
-        else {"launchType": "FARGATE"}
-    )
+    provider = "FARGATE_SPOT" if spot else "FARGATE"
+    placement = {"capacityProviderStrategy": [{"capacityProvider": provider, "weight": 1}]}
     return ecs.run_task(
         cluster=cluster,
         taskDefinition=td,
@@ -106,9 +106,10 @@ def main():
 
     # plain task: exit 0, EssentialContainerExited, timestamps, provider FARGATE
     r = run(cluster, td, net, {"n": 1})
-    check(len(r["tasks"]) == 1 and not r["failures"], "RunTask launchType FARGATE launches one task")
+    check(len(r["tasks"]) == 1 and not r["failures"], "RunTask with capacity provider FARGATE launches one task")
     t = r["tasks"][0]
-    check(t.get("capacityProviderName") == "FARGATE", "capacityProviderName FARGATE")
+    check(t.get("capacityProviderName") == "FARGATE" and t.get("launchType") == "FARGATE",
+          "capacityProviderName FARGATE, launchType FARGATE")
     check("startedAt" in t and "exitCode" not in t["containers"][0], "startedAt set, no exitCode while running")
     t = wait_stopped(cluster, t["taskArn"])
     c = t["containers"][0]
@@ -124,6 +125,13 @@ def main():
           "capacityProviderStrategy FARGATE_SPOT runs as FARGATE with capacityProviderName")
     t = wait_stopped(cluster, t["taskArn"])
     check(t["containers"][0].get("exitCode") == 3, "fake exit 3")
+
+    # a launch type and a strategy together: refused, as AWS does (no plugin may add one)
+    try:
+        run(cluster, td, net, {}, launchType="FARGATE")
+        check(False, "launchType with capacityProviderStrategy is refused")
+    except ecs.exceptions.InvalidParameterException as e:
+        check("not both" in str(e), "launchType with capacityProviderStrategy is refused")
 
     # spot interruption, until_attempt
     fake = {"fake": {"stop_code": "SpotInterruption", "exit": 143, "until_attempt": 3}}

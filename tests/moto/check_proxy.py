@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Check aws_proxy.py in front of jobrun_moto.py.
 
-Usage: python3 tests/moto/check_proxy.py [MOTO_URL]
+Usage: tests/.venv/bin/python3 tests/moto/check_proxy.py [MOTO_URL]   (tests/setup makes the venv)
 Without MOTO_URL it starts jobrun_moto.py itself; it always starts its own proxies.
 Prints one line per check and the proxy counters; exits non-zero on a failed check.
 """

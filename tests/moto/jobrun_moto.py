@@ -1,15 +1,19 @@
 #!/usr/bin/env python3
 """moto server with a scripted "fake Fargate" for jobrun's tests.
 
-Usage: python3 tests/moto/jobrun_moto.py -H 127.0.0.1 -p PORT   (same flags as moto_server)
+Usage: tests/.venv/bin/python3 tests/moto/jobrun_moto.py -H 127.0.0.1 -p PORT
+       (same flags as moto_server; tests/setup makes the venv with the moto that
+       tests/requirements.txt pins, which is the moto these patches are written for)
 
-Stock moto's ECS is too kind to test a job runner against: every task exits 0, there is
-no stopCode/startedAt/stoppedAt, and RunTask with a capacityProviderStrategy (how jobrun
-asks for FARGATE_SPOT) fails with a 500. This wrapper monkeypatches moto's ECS models before
-serving so that tasks behave like Fargate tasks whose outcome the test picks:
+Stock moto's ECS is too kind to test a job runner against: every task exits 0 (its container
+reports exitCode 0 even while running), there is no stopCode/startedAt/stoppedAt, and a
+stopped task's reason is "". This wrapper monkeypatches moto's ECS models before serving so
+that tasks behave like Fargate tasks whose outcome the test picks:
 
-* RunTask with capacityProviderStrategy and no launchType runs as FARGATE; every task carries
-  capacityProviderName (the first strategy item's provider, or FARGATE for launchType FARGATE).
+* RunTask with a capacityProviderStrategy (how jobrun asks for FARGATE or FARGATE_SPOT) is
+  stock moto: the task carries capacityProviderName. The plugin only adds launchType FARGATE
+  to such a task (moto leaves it "", AWS says FARGATE). RunTask with both a launchType and a
+  strategy is refused, as AWS does.
 * Each task reads overrides.containerOverrides[0].environment: JOBRUN_CONFIG (JSON object),
   JOBRUN_ATTEMPT, JOBRUN_INDEX. A "fake" object inside the config scripts the task:
     exit: N            container exit code (default 0)
@@ -27,26 +31,26 @@ Outside ECS: GetBucketNotificationConfiguration of a bucket without notification
 <GetBucketNotificationResponse/>, a root element the Rust SDK cannot parse; it answers the empty
 <NotificationConfiguration/> that S3 itself sends.
 
-moto 5.2 serialises responses from model attributes, trying the camelCase shape member name
-and then its snake_case form (stopCode -> stop_code), so the patches just set attributes.
-Everything is patched defensively: if moto changes shape, the server still starts and warns.
+moto serialises responses from model attributes, trying the camelCase shape member name and
+then its snake_case form (stopCode -> stop_code), and converts values to the shape's types
+(a container's cpu/memory come out as strings), so the patches just set attributes. A patch
+that finds nothing to patch stops the server: the tests must not run against a moto the
+plugin does not fit (pin a new version in tests/requirements.txt and check it with
+tests/moto/check_plugin.py).
 """
 
 import functools
-import inspect
 import json
 import sys
 import threading
 import time
 from datetime import datetime, timezone
 
+from moto.core.responses import ActionResult
 from moto.ecs import models as ecs_models
 from moto.ecs import responses as ecs_responses
-
-try:
-    from moto.core.responses import ActionResult
-except ImportError:  # older moto: responses return JSON strings
-    ActionResult = None
+from moto.logs.models import logs_backends
+from moto.s3 import responses as s3_responses
 
 SPOT_UNAVAILABLE = (
     "Capacity is unavailable at this time. "
@@ -57,8 +61,8 @@ DEFAULT_REASONS = {
     "TaskFailedToStart": "CannotPullContainerError: fake",
 }
 ESSENTIAL_EXITED = "Essential container in task exited"
+FARGATE_PROVIDERS = ("FARGATE", "FARGATE_SPOT")
 
-_request = threading.local()  # the RunTask request being served on this thread
 _log_lock = threading.Lock()
 _last_log_ms = [0]
 
@@ -105,12 +109,6 @@ def outcome(fake, attempt):
     return code, reason, exit_code
 
 
-def set_exit_code(container, value):
-    # moto 5.2 names it `exitCode`; set the snake_case form too in case that changes.
-    container.exitCode = value
-    container.exit_code = value
-
-
 def finish(task, stop_code, reason, exit_code):
     """Mark a task STOPPED with AWS's fields (once; later calls keep the first outcome)."""
     if getattr(task, "_jobrun_stopped", False):
@@ -121,8 +119,8 @@ def finish(task, stop_code, reason, exit_code):
     task.stopped_at = task.stopping_at = task.execution_stopped_at = now()
     task.stop_code = stop_code
     task.stopped_reason = reason
-    for c in getattr(task, "containers", []):
-        set_exit_code(c, exit_code)
+    for c in task.containers:
+        c.exitCode = exit_code
         c.last_status = "STOPPED"
         if exit_code is None:
             c.reason = reason
@@ -131,8 +129,6 @@ def finish(task, stop_code, reason, exit_code):
 def write_logs(backend, task, task_definition, env, fake):
     """Write the task's log lines where the awslogs driver would put them."""
     try:
-        from moto.logs.models import logs_backends
-
         container = task_definition.container_definitions[0]
         log_conf = container.get("logConfiguration") or {}
         opts = log_conf.get("options") or {}
@@ -165,24 +161,18 @@ def write_logs(backend, task, task_definition, env, fake):
         warn(f"could not write logs for task {getattr(task, 'id', '?')}: {e!r}")
 
 
-def launched(backend, task, provider):
-    """Set up a freshly created task: provider, timestamps and its script."""
-    env, _config, fake, attempt = task_script(getattr(task, "overrides", None))
-    if provider:
-        task.capacity_provider_name = provider
+def launched(backend, task):
+    """Set up a freshly created task: launch type, timestamps and its script."""
+    env, _config, fake, attempt = task_script(task.overrides)
+    if task.capacity_provider_name in FARGATE_PROVIDERS and not task.launch_type:
+        task.launch_type = "FARGATE"  # moto leaves it "" for a capacity provider strategy
     task.created_at = task.started_at = now()
     task.stopped_reason = None  # moto sets "" which would serialise as an empty reason
     task._jobrun_hold = bool(fake.get("hold"))
     task._jobrun_outcome = outcome(fake, attempt)
-    for c in getattr(task, "containers", []):
-        set_exit_code(c, None)  # ECS reports no exit code until the container stops
+    for c in task.containers:
+        c.exitCode = None  # ECS reports no exit code until the container stops
         c.last_status = "RUNNING"
-        # ECS's Container shape has cpu and memory as strings; moto copies the task
-        # definition's integers, which strict clients (the Rust SDK) refuse to parse.
-        for field in ("cpu", "memory", "memory_reservation"):
-            value = getattr(c, field, None)
-            if value is not None and not isinstance(value, str):
-                setattr(c, field, str(value))
     try:
         td = backend.describe_task_definition(task.task_definition_arn)
         write_logs(backend, task, td, env, fake)
@@ -190,32 +180,15 @@ def launched(backend, task, provider):
         warn(f"no task definition for logs: {e!r}")
 
 
-def provider_for(strategy, launch_type):
-    if not launch_type and strategy:
-        return strategy[0].get("capacityProvider") or "FARGATE"
-    if launch_type == "FARGATE":
-        return "FARGATE"
-    return None
-
-
 # ----- patches ------------------------------------------------------------------------------
 
 
 def patch_backend_run_task(orig):
-    sig = inspect.signature(orig)
-
     @functools.wraps(orig)
     def run_task(self, *args, **kwargs):
-        ctx = getattr(_request, "run_task", None) or {}
-        bound = sig.bind(self, *args, **kwargs)
-        bound.apply_defaults()
-        launch_type = bound.arguments.get("launch_type")
-        provider = ctx.get("provider") or provider_for(None, launch_type)
-        if ctx.get("provider") and not launch_type and "launch_type" in bound.arguments:
-            bound.arguments["launch_type"] = "FARGATE"  # a capacity provider strategy
-        tasks = orig(*bound.args, **bound.kwargs)
+        tasks = orig(self, *args, **kwargs)
         for task in tasks:
-            launched(self, task, provider)
+            launched(self, task)
         return tasks
 
     return run_task
@@ -225,17 +198,12 @@ def patch_response_run_task(orig):
     @functools.wraps(orig)
     def run_task(self):
         strategy = self._get_param("capacityProviderStrategy") or []
-        provider = provider_for(strategy, self._get_param("launchType"))
+        provider = strategy[0].get("capacityProvider") if strategy else None
         _env, _config, fake, _attempt = task_script(self._get_param("overrides"))
         if provider == "FARGATE_SPOT" and fake.get("spot_capacity") is False:
             td = self.ecs_backend.describe_task_definition(self._get_param("taskDefinition"))
-            result = {"tasks": [], "failures": [{"arn": td.arn, "reason": SPOT_UNAVAILABLE}]}
-            return ActionResult(result) if ActionResult else json.dumps(result)
-        _request.run_task = {"provider": provider}
-        try:
-            return orig(self)
-        finally:
-            _request.run_task = None
+            return ActionResult({"tasks": [], "failures": [{"arn": td.arn, "reason": SPOT_UNAVAILABLE}]})
+        return orig(self)
 
     return run_task
 
@@ -293,28 +261,21 @@ def patch_get_bucket_notification(orig):
 
 
 def install():
-    try:
-        from moto.s3 import responses as s3_responses
-    except ImportError:
-        s3_responses = None
+    backend = ecs_models.EC2ContainerServiceBackend
     patches = [
-        (getattr(s3_responses, "S3Response", None), "get_bucket_notification",
-         patch_get_bucket_notification),
-        (getattr(ecs_models, "EC2ContainerServiceBackend", None), "run_task", patch_backend_run_task),
-        (getattr(ecs_models, "EC2ContainerServiceBackend", None), "describe_tasks", patch_describe_tasks),
-        (getattr(ecs_models, "EC2ContainerServiceBackend", None), "stop_task", patch_stop_task),
-        (getattr(ecs_models, "Task", None), "advance", patch_advance),
-        (getattr(ecs_responses, "EC2ContainerServiceResponse", None), "run_task", patch_response_run_task),
+        (s3_responses.S3Response, "get_bucket_notification", patch_get_bucket_notification),
+        (backend, "run_task", patch_backend_run_task),
+        (backend, "describe_tasks", patch_describe_tasks),
+        (backend, "stop_task", patch_stop_task),
+        (ecs_models.Task, "advance", patch_advance),
+        (ecs_responses.EC2ContainerServiceResponse, "run_task", patch_response_run_task),
     ]
     for cls, name, patch in patches:
-        orig = getattr(cls, name, None) if cls is not None else None
+        orig = getattr(cls, name, None)
         if orig is None:
-            warn(f"cannot patch {getattr(cls, '__name__', '?')}.{name}: not found in this moto")
-            continue
-        try:
-            setattr(cls, name, patch(orig))
-        except Exception as e:
-            warn(f"cannot patch {cls.__name__}.{name}: {e!r}")
+            sys.exit(f"jobrun_moto: {cls.__name__}.{name} not found: this moto is not the one "
+                     "tests/requirements.txt pins (run tests/setup)")
+        setattr(cls, name, patch(orig))
 
 
 def main():
