@@ -7,13 +7,14 @@
 
 use crate::dispatch::{DispatchError, FailKind, fail_attempt, stop_due, timed_out};
 use crate::engine::{Engine, EngineError, LABEL_ATTEMPT, LABEL_INDEX, LABEL_JOB, LABEL_RUN};
-use crate::record::{RunRecord, StopRequest, TaskRecord, TaskState};
+use crate::record::{RunRecord, RunSettings, StopRequest, TaskRecord, TaskState};
 use crate::store::Store;
 use bollard::models::{ContainerCreateBody, ContainerSummaryStateEnum, HostConfig};
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
+use std::path::PathBuf;
 use tokio::sync::mpsc;
 
 pub struct LocalDispatcher {
@@ -132,14 +133,43 @@ impl LocalDispatcher {
         rec: &mut RunRecord,
         store: &Store,
     ) -> Result<Vec<String>, DispatchError> {
-        use ContainerSummaryStateEnum as S;
         let now = Utc::now();
         let seen = self.list(&rec.run_id).await?;
+        let Sorted {
+            live,
+            finished,
+            mut discard,
+        } = self.sort_seen(rec, seen, now).await?;
+        // Record the outcome of finished containers first, so freed slots can be refilled
+        // before the slower log copy and removal.
+        let collect = self.collect_finished(rec, finished, store, now).await?;
+        // Tasks the record thinks are running but whose container is gone (removed by hand).
+        lost_containers(rec, &live, &collect, now);
+        if rec.cancel_requested {
+            super::cancel_queued(rec);
+        } else {
+            self.start_queued(rec, live.len(), &mut discard).await?;
+        }
+        let mut release = discard;
+        for (name, log_path) in collect {
+            self.save_logs(&name, &log_path).await?;
+            release.push(name);
+        }
+        Ok(release)
+    }
+
+    /// Adopts, starts, stops or sets aside each container of the run, by its state.
+    async fn sort_seen(
+        &mut self,
+        rec: &mut RunRecord,
+        seen: Vec<Seen>,
+        now: DateTime<Utc>,
+    ) -> Result<Sorted, DispatchError> {
+        use ContainerSummaryStateEnum as S;
         let mut live: HashSet<usize> = HashSet::new();
         let mut finished = vec![];
         // Containers that never ran: removed with the record saved, no logs to keep.
         let mut discard = vec![];
-
         for c in seen {
             let Some(task) = rec.tasks.get_mut(c.index) else {
                 self.engine.remove_container(&c.name).await?;
@@ -191,8 +221,22 @@ impl LocalDispatcher {
             }
         }
 
-        // Record the outcome of finished containers first, so freed slots can be refilled
-        // before the slower log copy and removal.
+        Ok(Sorted {
+            live,
+            finished,
+            discard,
+        })
+    }
+
+    /// Writes the outcome of each finished container into its task; returns the containers
+    /// whose logs are to be copied (and then removed).
+    async fn collect_finished(
+        &mut self,
+        rec: &mut RunRecord,
+        finished: Vec<Seen>,
+        store: &Store,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(String, PathBuf)>, DispatchError> {
         let mut collect = vec![];
         for c in finished {
             let inspect = self.engine.inspect_container(&c.name).await?;
@@ -207,29 +251,8 @@ impl LocalDispatcher {
                 task.finished_at = parse_time(state.finished_at.as_deref()).or(Some(now));
                 task.log = Some(log_path.to_string_lossy().into_owned());
                 task.handle = None;
-                let (outcome, reason, kind) = match task.stop_request.take() {
-                    Some(StopRequest::Timeout) => (
-                        TaskState::Failed,
-                        Some(timed_out(&rec.settings)),
-                        FailKind::Other,
-                    ),
-                    Some(StopRequest::Cancel) => (
-                        TaskState::Cancelled,
-                        Some("cancelled".to_string()),
-                        FailKind::Other,
-                    ),
-                    None if code == 0 => (TaskState::Succeeded, None, FailKind::Other),
-                    None if state.oom_killed == Some(true) => (
-                        TaskState::Failed,
-                        Some(format!("out of memory (exit code {code})")),
-                        FailKind::Exit(code),
-                    ),
-                    None => (
-                        TaskState::Failed,
-                        Some(format!("exit code {code}")),
-                        FailKind::Exit(code),
-                    ),
-                };
+                let (outcome, reason, kind) =
+                    outcome_of(task.stop_request.take(), code, &state, &rec.settings);
                 match outcome {
                     TaskState::Failed => {
                         let reason = reason.unwrap_or_else(|| "failed".into());
@@ -245,37 +268,7 @@ impl LocalDispatcher {
             collect.push((c.name, log_path));
         }
 
-        // Tasks the record thinks are running but whose container is gone (removed by hand).
-        let (settings, cancelling) = (rec.settings.clone(), rec.cancel_requested);
-        for task in rec
-            .tasks
-            .iter_mut()
-            .filter(|t| t.state == TaskState::Running)
-        {
-            if !live.contains(&task.index)
-                && !collect.iter().any(|(n, _)| Some(n) == task.handle.as_ref())
-            {
-                let attempt = task.attempts;
-                let reason = "its container was removed outside jobrun".to_string();
-                let kind = FailKind::Interrupted;
-                fail_attempt(task, attempt, reason, kind, &settings, cancelling);
-                task.finished_at = Some(now);
-                task.handle = None;
-            }
-        }
-
-        if rec.cancel_requested {
-            super::cancel_queued(rec);
-        } else {
-            self.start_queued(rec, live.len(), &mut discard).await?;
-        }
-
-        let mut release = discard;
-        for (name, log_path) in collect {
-            self.save_logs(&name, &log_path).await?;
-            release.push(name);
-        }
-        Ok(release)
+        Ok(collect)
     }
 
     /// Removes containers whose outcome and logs are saved in the record.
@@ -431,5 +424,70 @@ impl LocalDispatcher {
             out.write_all(&bytes).map_err(io_err)?;
         }
         Ok(())
+    }
+}
+
+/// The run's containers, sorted by what happens to them next.
+struct Sorted {
+    live: HashSet<usize>,
+    finished: Vec<Seen>,
+    discard: Vec<String>,
+}
+
+/// A finished attempt's outcome: the stop jobrun asked for, else its exit.
+fn outcome_of(
+    stop: Option<StopRequest>,
+    code: i64,
+    state: &bollard::models::ContainerState,
+    settings: &RunSettings,
+) -> (TaskState, Option<String>, FailKind) {
+    match stop {
+        Some(StopRequest::Timeout) => (
+            TaskState::Failed,
+            Some(timed_out(settings)),
+            FailKind::Other,
+        ),
+        Some(StopRequest::Cancel) => (
+            TaskState::Cancelled,
+            Some("cancelled".to_string()),
+            FailKind::Other,
+        ),
+        None if code == 0 => (TaskState::Succeeded, None, FailKind::Other),
+        None if state.oom_killed == Some(true) => (
+            TaskState::Failed,
+            Some(format!("out of memory (exit code {code})")),
+            FailKind::Exit(code),
+        ),
+        None => (
+            TaskState::Failed,
+            Some(format!("exit code {code}")),
+            FailKind::Exit(code),
+        ),
+    }
+}
+
+/// Running tasks whose container is gone (removed outside jobrun): interrupted.
+fn lost_containers(
+    rec: &mut RunRecord,
+    live: &HashSet<usize>,
+    collect: &[(String, PathBuf)],
+    now: DateTime<Utc>,
+) {
+    let (settings, cancelling) = (rec.settings.clone(), rec.cancel_requested);
+    for task in rec
+        .tasks
+        .iter_mut()
+        .filter(|t| t.state == TaskState::Running)
+    {
+        if !live.contains(&task.index)
+            && !collect.iter().any(|(n, _)| Some(n) == task.handle.as_ref())
+        {
+            let attempt = task.attempts;
+            let reason = "its container was removed outside jobrun".to_string();
+            let kind = FailKind::Interrupted;
+            fail_attempt(task, attempt, reason, kind, &settings, cancelling);
+            task.finished_at = Some(now);
+            task.handle = None;
+        }
     }
 }

@@ -192,85 +192,12 @@ pub async fn push(
     }
     let dest = destination(job, store, aws, ui).await?;
 
-    // Read the image out of the engine and prepare its blobs.
-    let preparing = ui.spinner(format!(
-        "preparing {} for {}/{}",
-        short_id(&image_id),
-        dest.registry.host(),
-        dest.repository
-    ));
-    let work =
-        tempfile::tempdir_in(store_tmp(store)?).map_err(|e| PushError::Export(e.to_string()))?;
-    let saved = work.path().join("image.tar");
-    {
-        let mut file =
-            std::fs::File::create(&saved).map_err(|e| PushError::Export(e.to_string()))?;
-        let mut stream = Box::pin(engine.export_image(&image_id));
-        while let Some(chunk) = stream.next().await {
-            file.write_all(&chunk?)
-                .map_err(|e| PushError::Export(e.to_string()))?;
-        }
-    }
-    let blob_dir = store.blob_dir();
-    let (config, layers) = tokio::task::spawn_blocking(move || prepare_blobs(&saved, &blob_dir))
-        .await
-        .map_err(|e| PushError::Export(e.to_string()))?
-        .map_err(PushError::Export)?;
-    preparing.finish();
-
+    let (_work, config, layers) = export_blobs(engine, store, &image_id, &dest, ui).await?;
     let tags = tags_for(job, &image_id);
-    let progress = Progress::new(ui);
     let registry = Arc::new(dest.registry);
-    let mut uploaded = 0;
-    let mut skipped = 0;
-    let mut bytes = 0;
-    // Layers in parallel (three at a time), then the config.
-    let results: Vec<Result<bool, RegistryError>> = futures_util::stream::iter(layers.iter())
-        .map(|blob| push_blob(registry.clone(), dest.repository.clone(), blob, &progress))
-        .buffered(3)
-        .collect()
-        .await;
-    for (blob, r) in layers.iter().zip(results) {
-        if r? {
-            uploaded += 1;
-            bytes += blob.size;
-        } else {
-            skipped += 1;
-        }
-    }
-    if push_blob(
-        registry.clone(),
-        dest.repository.clone(),
-        &config,
-        &progress,
-    )
-    .await?
-    {
-        bytes += config.size;
-    }
-    progress.finish();
-
-    let manifest = serde_json::to_vec(&serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": MANIFEST_V2,
-        "config": { "mediaType": config.media_type, "size": config.size, "digest": config.digest },
-        "layers": layers.iter().map(|l| serde_json::json!({
-            "mediaType": l.media_type, "size": l.size, "digest": l.digest
-        })).collect::<Vec<_>>(),
-    }))
-    .expect("manifest serialises");
-    let mut digest = String::new();
-    for tag in &tags {
-        let put = || async {
-            registry
-                .put_manifest(&dest.repository, tag, MANIFEST_V2, &manifest)
-                .await
-        };
-        digest = put
-            .retry(backoff())
-            .when(RegistryError::is_transient)
-            .await?;
-    }
+    let (uploaded, skipped, bytes) =
+        upload_blobs(&registry, &dest.repository, &config, &layers, ui).await?;
+    let digest = put_manifests(&registry, &dest.repository, &tags, &config, &layers).await?;
 
     let reference = format!("{}/{}@{digest}", registry.host(), dest.repository);
     let mut records = ImageRecords::load(store, &job.name)?;
@@ -307,6 +234,110 @@ pub async fn push(
         bytes_uploaded: bytes,
         repository_created: dest.created,
     })
+}
+
+/// Reads the image out of the engine (`docker save` format) and prepares its blobs (compressed
+/// layers from the cache where they are there already). The folder returned holds the export.
+async fn export_blobs(
+    engine: &Engine,
+    store: &Store,
+    image_id: &str,
+    dest: &Destination,
+    ui: &Ui,
+) -> Result<(tempfile::TempDir, Blob, Vec<Blob>), PushError> {
+    let preparing = ui.spinner(format!(
+        "preparing {} for {}/{}",
+        short_id(image_id),
+        dest.registry.host(),
+        dest.repository
+    ));
+    let work =
+        tempfile::tempdir_in(store_tmp(store)?).map_err(|e| PushError::Export(e.to_string()))?;
+    let saved = work.path().join("image.tar");
+    {
+        let mut file =
+            std::fs::File::create(&saved).map_err(|e| PushError::Export(e.to_string()))?;
+        let mut stream = Box::pin(engine.export_image(image_id));
+        while let Some(chunk) = stream.next().await {
+            file.write_all(&chunk?)
+                .map_err(|e| PushError::Export(e.to_string()))?;
+        }
+    }
+    let blob_dir = store.blob_dir();
+    let (config, layers) = tokio::task::spawn_blocking(move || prepare_blobs(&saved, &blob_dir))
+        .await
+        .map_err(|e| PushError::Export(e.to_string()))?
+        .map_err(PushError::Export)?;
+    preparing.finish();
+
+    Ok((work, config, layers))
+}
+
+/// Uploads the layers (three at a time), then the config; returns (uploaded, skipped, bytes).
+async fn upload_blobs(
+    registry: &Arc<Registry>,
+    repository: &str,
+    config: &Blob,
+    layers: &[Blob],
+    ui: &Ui,
+) -> Result<(usize, usize, u64), PushError> {
+    let progress = Progress::new(ui);
+    let mut uploaded = 0;
+    let mut skipped = 0;
+    let mut bytes = 0;
+    // Layers in parallel (three at a time), then the config.
+    let results: Vec<Result<bool, RegistryError>> = futures_util::stream::iter(layers.iter())
+        .map(|blob| push_blob(registry.clone(), repository.to_string(), blob, &progress))
+        .buffered(3)
+        .collect()
+        .await;
+    for (blob, r) in layers.iter().zip(results) {
+        if r? {
+            uploaded += 1;
+            bytes += blob.size;
+        } else {
+            skipped += 1;
+        }
+    }
+    if push_blob(registry.clone(), repository.to_string(), config, &progress).await? {
+        bytes += config.size;
+    }
+    progress.finish();
+
+    Ok((uploaded, skipped, bytes))
+}
+
+/// Puts the manifest under every tag; returns its digest.
+async fn put_manifests(
+    registry: &Registry,
+    repository: &str,
+    tags: &[String],
+    config: &Blob,
+    layers: &[Blob],
+) -> Result<String, PushError> {
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": MANIFEST_V2,
+        "config": { "mediaType": config.media_type, "size": config.size, "digest": config.digest },
+        "layers": layers.iter().map(|l| serde_json::json!({
+            "mediaType": l.media_type, "size": l.size, "digest": l.digest
+        })).collect::<Vec<_>>(),
+    }))
+    .expect("manifest serialises");
+    let mut digest = String::new();
+    for tag in tags {
+        let put = || async {
+            registry
+                .put_manifest(repository, tag, MANIFEST_V2, &manifest)
+                .await
+        };
+        digest = put
+            .retry(backoff())
+            .when(RegistryError::is_transient)
+            .await?;
+    }
+
+    Ok(digest)
 }
 
 fn backoff() -> ExponentialBuilder {

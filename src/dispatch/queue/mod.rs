@@ -11,6 +11,8 @@
 //! --failed` removes the run's messages from the dead-letter queue and sends them again as new
 //! attempts. Cancelling leaves a marker object that agents check before and while they work.
 
+mod dead;
+
 use super::remote::{RemoteError, RemoteRun};
 use crate::aws::{self, AwsError, retrying};
 use crate::record::{Place, QueueRun, QueueStats, RunRecord, TaskRecord, TaskState};
@@ -18,10 +20,7 @@ use crate::wire::{
     CONFIG_ENV_LIMIT, MESSAGE_LIMIT, Outcome, TaskMessage, TaskResult, cancel_key,
     parse_result_key, results_prefix,
 };
-use aws_sdk_sqs::types::{
-    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, QueueAttributeName,
-    SendMessageBatchRequestEntry,
-};
+use aws_sdk_sqs::types::{QueueAttributeName, SendMessageBatchRequestEntry};
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use std::collections::{HashMap, HashSet};
@@ -296,138 +295,6 @@ impl QueueDispatcher {
                 apply(&mut rec.tasks[r.index], &r);
             }
             self.seen.insert(key);
-        }
-        Ok(())
-    }
-
-    /// Looks through the dead-letter queue for this run's messages. With `remove`, takes those
-    /// of failed tasks out (they are about to be sent again); otherwise marks running tasks
-    /// whose message is there as failed. Other runs' messages are made visible again at once.
-    async fn scan_dead(
-        &mut self,
-        rec: &mut RunRecord,
-        remove: bool,
-        dead: i64,
-    ) -> Result<(), RemoteError> {
-        use aws_sdk_sqs::types::MessageSystemAttributeName as Attr;
-        let mut empty = 0;
-        let mut delete: Vec<String> = vec![];
-        // Every message looked at stays hidden until the pass is over (so each is seen once),
-        // then the others' are made visible again.
-        let mut release: Vec<String> = vec![];
-        let mut seen_ids = HashSet::new();
-        // Enough receives to see every message the DLQ holds (as last counted), and a few more.
-        let bound = dead.max(0) as usize / 10 + 5;
-        for _ in 0..bound {
-            if empty >= 2 {
-                break;
-            }
-            let out = retrying(|| async {
-                self.sqs
-                    .receive_message()
-                    .queue_url(&self.queue.dlq_url)
-                    .max_number_of_messages(10)
-                    .visibility_timeout(60)
-                    .wait_time_seconds(1)
-                    .message_system_attribute_names(Attr::ApproximateReceiveCount)
-                    .send()
-                    .await
-                    .map_err(aws::op("ReceiveMessage"))
-            })
-            .await?;
-            let fresh: Vec<_> = out
-                .messages()
-                .iter()
-                .filter(|m| seen_ids.insert(m.message_id().unwrap_or_default().to_string()))
-                .collect();
-            if fresh.is_empty() {
-                empty += 1;
-                continue;
-            }
-            for m in fresh {
-                let handle = m.receipt_handle().unwrap_or_default().to_string();
-                let ours = m
-                    .body()
-                    .and_then(|b| serde_json::from_str::<TaskMessage>(b).ok())
-                    .filter(|t| t.run_id == rec.run_id && t.index < rec.tasks.len());
-                let Some(t) = ours else {
-                    release.push(handle);
-                    continue;
-                };
-                let task = &mut rec.tasks[t.index];
-                if t.attempt <= task.retried_from || (remove && task.state == TaskState::Queued) {
-                    // A copy from before a retry (the retry sends its own), or about to be
-                    // sent again: out of the dead-letter queue.
-                    delete.push(handle);
-                } else if !remove && task.state == TaskState::Running {
-                    let receives = m
-                        .attributes()
-                        .and_then(|a| a.get(&Attr::ApproximateReceiveCount))
-                        .cloned()
-                        .unwrap_or_else(|| "?".into());
-                    task.state = TaskState::Failed;
-                    task.phase = None;
-                    task.finished_at = Some(Utc::now());
-                    let last = task.reason.take().unwrap_or_default();
-                    task.reason = Some(if last.is_empty() {
-                        format!(
-                            "in the dead-letter queue after {receives} receives, with no result"
-                        )
-                    } else {
-                        format!("in the dead-letter queue ({last})")
-                    });
-                    release.push(handle);
-                } else {
-                    release.push(handle);
-                }
-            }
-        }
-        for chunk in delete.chunks(10) {
-            let entries: Vec<_> = chunk
-                .iter()
-                .enumerate()
-                .map(|(n, h)| {
-                    DeleteMessageBatchRequestEntry::builder()
-                        .id(n.to_string())
-                        .receipt_handle(h)
-                        .build()
-                        .expect("id and handle")
-                })
-                .collect();
-            retrying(|| async {
-                self.sqs
-                    .delete_message_batch()
-                    .queue_url(&self.queue.dlq_url)
-                    .set_entries(Some(entries.clone()))
-                    .send()
-                    .await
-                    .map_err(aws::op("DeleteMessageBatch"))
-            })
-            .await?;
-        }
-        for chunk in release.chunks(10) {
-            let entries: Vec<_> = chunk
-                .iter()
-                .enumerate()
-                .map(|(n, h)| {
-                    ChangeMessageVisibilityBatchRequestEntry::builder()
-                        .id(n.to_string())
-                        .receipt_handle(h)
-                        .visibility_timeout(0)
-                        .build()
-                        .expect("id and handle")
-                })
-                .collect();
-            retrying(|| async {
-                self.sqs
-                    .change_message_visibility_batch()
-                    .queue_url(&self.queue.dlq_url)
-                    .set_entries(Some(entries.clone()))
-                    .send()
-                    .await
-                    .map_err(aws::op("ChangeMessageVisibilityBatch"))
-            })
-            .await?;
         }
         Ok(())
     }

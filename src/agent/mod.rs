@@ -12,15 +12,17 @@
 //! visible again at once, and exits without a result. A message whose task already has a
 //! success is deleted without running it again. With nothing to do for `--idle-exit` it exits.
 
+mod child;
+mod work;
+
 use crate::aws::{self, Aws, AwsError, retrying};
-use crate::wire::{Outcome, TaskMessage, TaskResult, cancel_key, result_key, results_prefix};
+use crate::wire::{Outcome, TaskResult, cancel_key, result_key, results_prefix};
 use aws_sdk_sqs::types::MessageSystemAttributeName;
+use child::{Done, Ended};
 use chrono::Utc;
-use std::collections::{BTreeMap, VecDeque};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::signal::unix::{SignalKind, signal};
+use work::{Parsed, Work};
 
 /// Where `jobrun build` puts a CA bundle next to the agent, for images that have none.
 pub const CA_BUNDLE: &str = "/opt/jobrun/ca-certificates.crt";
@@ -91,28 +93,6 @@ pub enum AgentError {
     Argv(&'static str),
     #[error("cannot listen for signals: {0}")]
     Signals(std::io::Error),
-}
-
-/// A delivery, parsed: a jobrun task, or one object of an S3 event.
-struct Work {
-    run_id: String,
-    /// The index as used in result keys (a number, or a digest of the object for S3 events).
-    key_index: String,
-    index: Option<usize>,
-    attempt: u32,
-    argv_tail: Option<Vec<String>>,
-    env: BTreeMap<String, String>,
-    timeout: Duration,
-    s3_object: Option<String>,
-}
-
-/// How one child ended.
-enum Ended {
-    Exit(Option<i64>, Option<String>),
-    TimedOut,
-    Cancelled,
-    /// The agent was told to stop: the message goes back to the queue.
-    Terminated,
 }
 
 struct Agent {
@@ -377,105 +357,6 @@ impl Agent {
         Ok(false)
     }
 
-    fn parse(&self, body: &str, receives: u32) -> Parsed {
-        let value: serde_json::Value = match serde_json::from_str(body) {
-            Ok(v) => v,
-            Err(e) => return Parsed::Bad(format!("not JSON: {e}")),
-        };
-        if value.get("jobrun").is_some() {
-            let m: TaskMessage = match serde_json::from_value(value) {
-                Ok(m) => m,
-                Err(e) => return Parsed::Bad(format!("not a jobrun task: {e}")),
-            };
-            let mut env = m.env.clone();
-            env.insert("JOBRUN_RUN_ID".into(), m.run_id.clone());
-            env.insert("JOBRUN_JOB".into(), m.job.clone());
-            env.insert("JOBRUN_INDEX".into(), m.index.to_string());
-            env.insert("JOBRUN_COUNT".into(), m.count.to_string());
-            let attempt = m.attempt + receives.saturating_sub(1);
-            env.insert("JOBRUN_ATTEMPT".into(), attempt.to_string());
-            match (&m.config, &m.config_url) {
-                (_, Some(url)) => {
-                    env.insert("JOBRUN_CONFIG_URL".into(), url.clone());
-                }
-                (Some(c), None) => {
-                    env.insert("JOBRUN_CONFIG".into(), c.to_string());
-                }
-                (None, None) => {}
-            }
-            return Parsed::Work(Work {
-                run_id: m.run_id,
-                key_index: m.index.to_string(),
-                index: Some(m.index),
-                attempt,
-                argv_tail: m.command,
-                env,
-                timeout: Duration::from_secs(m.timeout_secs.max(1)),
-                s3_object: None,
-            });
-        }
-        if value.get("Event").and_then(|e| e.as_str()) == Some("s3:TestEvent") {
-            return Parsed::Ignore("an S3 test event".into());
-        }
-        if let Some(record) = value["Records"].as_array().and_then(|r| r.first()) {
-            let bucket = record["s3"]["bucket"]["name"].as_str().unwrap_or_default();
-            let raw = record["s3"]["object"]["key"].as_str().unwrap_or_default();
-            // Event keys are URL-encoded, with '+' for spaces.
-            let key = percent_encoding::percent_decode_str(&raw.replace('+', " "))
-                .decode_utf8_lossy()
-                .into_owned();
-            if bucket.is_empty() || key.is_empty() {
-                return Parsed::Bad("an S3 event without bucket or key".into());
-            }
-            let day = Utc::now().format("%Y%m%d");
-            let run_id = format!("s3-{day}");
-            let object = format!("s3://{bucket}/{key}");
-            // One task per upload: a new upload of the same key is a new task, a redelivery of
-            // the same event is not.
-            let version = record["s3"]["object"]["sequencer"]
-                .as_str()
-                .or(record["s3"]["object"]["eTag"].as_str())
-                .unwrap_or_default();
-            let digest = {
-                use sha2::Digest;
-                format!(
-                    "{:x}",
-                    sha2::Sha256::digest(format!("{object}#{version}").as_bytes())
-                )[..16]
-                    .to_string()
-            };
-            let config = serde_json::json!({"bucket": bucket, "key": key});
-            // The job's command template, filled for this object ({config.key}, …).
-            let argv_tail = self
-                .default_command
-                .iter()
-                .map(|a| crate::plan::fill(a, 0, 1, &run_id, &config))
-                .collect::<Result<Vec<_>, _>>();
-            let argv_tail = match argv_tail {
-                Ok(argv) => Some(argv),
-                Err(e) => return Parsed::Bad(format!("the command does not fit an S3 event: {e}")),
-            };
-            let mut env = BTreeMap::new();
-            env.insert("S3_BUCKET".into(), bucket.to_string());
-            env.insert("S3_KEY".into(), key.clone());
-            env.insert("JOBRUN_RUN_ID".into(), run_id.clone());
-            env.insert("JOBRUN_JOB".into(), self.args.job.clone());
-            env.insert("JOBRUN_ATTEMPT".into(), receives.to_string());
-            env.insert("JOBRUN_CONFIG".into(), config.to_string());
-            return Parsed::Work(Work {
-                run_id,
-                key_index: digest,
-                index: None,
-                attempt: receives,
-                argv_tail,
-                env,
-                timeout: self.args.timeout,
-                s3_object: Some(object),
-            });
-        }
-        Parsed::Bad("neither a jobrun task nor an S3 event".into())
-    }
-
     async fn already_done(&self, w: &Work) -> Result<bool, AgentError> {
         let prefix = format!(
             "{}{}/",
@@ -509,102 +390,6 @@ impl Agent {
             .await
             .map_err(aws::op("HeadObject"));
         Ok(aws::found(head, &["NotFound", "NoSuchKey"])?.is_some())
-    }
-
-    /// Runs the task's command; returns how it ended and its last lines of output.
-    async fn run_child(
-        &self,
-        w: &Work,
-        receipt: &str,
-        term: &mut tokio::signal::unix::Signal,
-        int: &mut tokio::signal::unix::Signal,
-    ) -> Result<(Ended, Vec<String>), AgentError> {
-        let mut argv = self.entrypoint.clone();
-        argv.extend(
-            w.argv_tail
-                .clone()
-                .unwrap_or_else(|| self.default_command.clone()),
-        );
-        if argv.is_empty() {
-            return Ok((
-                Ended::Exit(None, Some("there is no command to run".into())),
-                vec![],
-            ));
-        }
-        let mut cmd = tokio::process::Command::new(&argv[0]);
-        cmd.args(&argv[1..])
-            .envs(&w.env)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .kill_on_drop(true);
-        let mut child = match cmd.spawn() {
-            Ok(c) => c,
-            Err(e) => {
-                return Ok((
-                    Ended::Exit(None, Some(format!("cannot start {}: {e}", argv[0]))),
-                    vec![],
-                ));
-            }
-        };
-        let tail = std::sync::Arc::new(std::sync::Mutex::new(VecDeque::<String>::new()));
-        let mut pumps = vec![];
-        if let Some(out) = child.stdout.take() {
-            pumps.push(tokio::spawn(pump(out, false, tail.clone())));
-        }
-        if let Some(err) = child.stderr.take() {
-            pumps.push(tokio::spawn(pump(err, true, tail.clone())));
-        }
-        let pid = child.id();
-        let deadline = tokio::time::Instant::now() + w.timeout;
-        // The visibility is renewed, and the cancel marker looked at, every third of the
-        // visibility timeout and at least every 30 s.
-        let mut beat = tokio::time::interval((self.visibility / 3).min(Duration::from_secs(30)));
-        beat.tick().await;
-        let ended = loop {
-            tokio::select! {
-                status = child.wait() => {
-                    let status = status.ok();
-                    break Ended::Exit(status.and_then(|s| s.code()).map(i64::from), None);
-                }
-                _ = beat.tick() => {
-                    self.heartbeat(receipt).await;
-                    if self.cancelled(w).await.unwrap_or(false) {
-                        stop_child(pid, &mut child, self.args.grace).await;
-                        break Ended::Cancelled;
-                    }
-                }
-                _ = tokio::time::sleep_until(deadline) => {
-                    stop_child(pid, &mut child, self.args.grace).await;
-                    break Ended::TimedOut;
-                }
-                _ = term.recv() => {
-                    stop_child(pid, &mut child, self.args.grace).await;
-                    break Ended::Terminated;
-                }
-                _ = int.recv() => {
-                    stop_child(pid, &mut child, self.args.grace).await;
-                    break Ended::Terminated;
-                }
-            }
-        };
-        // Whatever the task left running in its process group goes with it, so nothing holds
-        // its output open (and the next message does not share the container with it).
-        if let Some(pid) = pid {
-            // SAFETY: kill(2) with a negative pid signals the child's own process group.
-            unsafe {
-                libc::kill(-(pid as i32), libc::SIGKILL);
-            }
-        }
-        let _ = tokio::time::timeout(Duration::from_secs(5), async {
-            for p in pumps {
-                let _ = p.await;
-            }
-        })
-        .await;
-        let tail: Vec<String> = tail.lock().expect("tail").iter().cloned().collect();
-        Ok((ended, tail))
     }
 
     /// Keeps the message invisible for another visibility timeout.
@@ -723,79 +508,5 @@ impl Agent {
             Ok(resp) => say(&format!("scale-in protection: HTTP {}", resp.status())),
             Err(e) => say(&format!("scale-in protection: {e}")),
         }
-    }
-}
-
-/// How a delivery ended, as its result record says.
-struct Done {
-    outcome: Outcome,
-    exit_code: Option<i64>,
-    reason: Option<String>,
-}
-
-impl Done {
-    fn cancelled() -> Done {
-        Done {
-            outcome: Outcome::Cancelled,
-            exit_code: None,
-            reason: Some("cancelled".into()),
-        }
-    }
-    fn failed(exit_code: Option<i64>, why: String) -> Done {
-        Done {
-            outcome: Outcome::Failed,
-            exit_code,
-            reason: Some(why),
-        }
-    }
-}
-
-enum Parsed {
-    Work(Work),
-    Ignore(String),
-    Bad(String),
-}
-
-/// Copies a child's output to the agent's own (so it lands in the worker's log), keeping the
-/// last lines.
-async fn pump<R: tokio::io::AsyncRead + Unpin>(
-    from: R,
-    to_stderr: bool,
-    tail: std::sync::Arc<std::sync::Mutex<VecDeque<String>>>,
-) {
-    let mut lines = BufReader::new(from).lines();
-    let mut out = tokio::io::stdout();
-    let mut err = tokio::io::stderr();
-    while let Ok(Some(line)) = lines.next_line().await {
-        let w = if to_stderr {
-            err.write_all(format!("{line}\n").as_bytes()).await
-        } else {
-            out.write_all(format!("{line}\n").as_bytes()).await
-        };
-        let _ = w;
-        let mut t = tail.lock().expect("tail");
-        t.push_back(line);
-        if t.len() > 20 {
-            t.pop_front();
-        }
-    }
-}
-
-/// SIGTERM to the child's process group, SIGKILL after `grace`.
-async fn stop_child(pid: Option<u32>, child: &mut tokio::process::Child, grace: Duration) {
-    if let Some(pid) = pid {
-        // SAFETY: kill(2) with a negative pid signals the child's own process group.
-        unsafe {
-            libc::kill(-(pid as i32), libc::SIGTERM);
-        }
-    }
-    if tokio::time::timeout(grace, child.wait()).await.is_err() {
-        if let Some(pid) = pid {
-            // SAFETY: as above.
-            unsafe {
-                libc::kill(-(pid as i32), libc::SIGKILL);
-            }
-        }
-        let _ = child.wait().await;
     }
 }

@@ -12,18 +12,16 @@
 //! after about an hour). Every saved record is mirrored to `s3://<bucket>/jobs/<job>/runs/<run>/`,
 //! the first time before any task is launched, so `watch` works from any machine.
 
+mod launch;
+
 use super::remote::{RemoteError, RemoteRun};
-use crate::aws::{self, AwsError, retrying};
-use crate::config::CapacityKind;
+use crate::aws::{self, retrying};
 use crate::dispatch::{FailKind, fail_attempt, stop_due, timed_out};
 use crate::record::{RunRecord, StopRequest, TaskRecord, TaskState};
-use aws_sdk_ecs::types::{
-    AssignPublicIp, AwsVpcConfiguration, CapacityProviderStrategyItem, ContainerOverride,
-    KeyValuePair, NetworkConfiguration, Tag, TaskOverride,
-};
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use launch::Launch;
 use std::collections::{HashMap, HashSet};
 use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
@@ -95,27 +93,6 @@ fn parse_pointer(p: &str) -> Option<(&str, &str)> {
 
 fn to_chrono(t: &aws_sdk_ecs::primitives::DateTime) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp(t.secs(), t.subsec_nanos())
-}
-
-/// What came of one RunTask (after its retries).
-enum Launch {
-    Started {
-        arn: String,
-        phase: Option<String>,
-    },
-    /// No capacity anywhere we may go: the task stays queued and is tried again.
-    NoCapacity(String),
-    /// ECS would not launch it (and said why): this attempt failed.
-    Refused(String),
-    Error(AwsError),
-}
-
-struct Dispatch {
-    index: usize,
-    attempt: u32,
-    overrides: TaskOverride,
-    tags: Vec<Tag>,
-    providers: Vec<&'static str>,
 }
 
 pub struct EcsDispatcher {
@@ -432,184 +409,6 @@ impl EcsDispatcher {
 
     /// The RunTask request of a queued task: overrides (a configuration too large for them is
     /// stored in S3 and passed by URL), tags, and which capacity to try in which order.
-    async fn prepare(&self, rec: &RunRecord, i: usize) -> Result<Dispatch, RemoteError> {
-        let task = &rec.tasks[i];
-        let attempt = task.attempts + 1;
-        let mut env: Vec<(String, String)> = task
-            .env
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        env.extend([
-            ("JOBRUN_RUN_ID".into(), rec.run_id.clone()),
-            ("JOBRUN_JOB".into(), rec.job.clone()),
-            ("JOBRUN_INDEX".into(), i.to_string()),
-            ("JOBRUN_COUNT".into(), rec.tasks.len().to_string()),
-            ("JOBRUN_ATTEMPT".into(), attempt.to_string()),
-        ]);
-        let config = task.config.to_string();
-        let size = |env: &[(String, String)]| {
-            let json_len = |s: &str| serde_json::to_string(s).map(|j| j.len()).unwrap_or(s.len());
-            let vars: usize = env
-                .iter()
-                .map(|(k, v)| json_len(k) + json_len(v) + 30)
-                .sum();
-            let cmd: usize = task
-                .command
-                .iter()
-                .flatten()
-                .map(|a| serde_json::to_string(a).map(|s| s.len() + 1).unwrap_or(0))
-                .sum();
-            vars + cmd + 120
-        };
-        let mut with_config = env.clone();
-        with_config.push(("JOBRUN_CONFIG".into(), config.clone()));
-        if size(&with_config) <= OVERRIDES_LIMIT {
-            env = with_config;
-        } else {
-            let url = super::remote::store_config(
-                &self.remote.aws.s3(),
-                &self.remote.run.site.bucket,
-                &rec.job,
-                &rec.run_id,
-                i,
-                &config,
-            )
-            .await?;
-            env.push(("JOBRUN_CONFIG_URL".into(), url));
-        }
-        let mut container = ContainerOverride::builder().name(CONTAINER);
-        for (k, v) in &env {
-            container = container.environment(KeyValuePair::builder().name(k).value(v).build());
-        }
-        if let Some(cmd) = &task.command {
-            container = container.set_command(Some(cmd.clone()));
-        }
-        let tag = |k: &str, v: String| Tag::builder().key(k).value(v).build();
-        let tags = vec![
-            tag(crate::infra::TAG_MANAGED, "jobrun".into()),
-            tag(crate::infra::TAG_JOB, rec.job.clone()),
-            tag("jobrun:run", rec.run_id.clone()),
-            tag("jobrun:index", i.to_string()),
-            tag("jobrun:attempt", attempt.to_string()),
-        ];
-        let cap = &self.remote.run.capacity;
-        let providers = if cap.kind == CapacityKind::OnDemand || i < cap.on_demand_base {
-            vec!["FARGATE"]
-        } else if cap.spot_fallback {
-            vec!["FARGATE_SPOT", "FARGATE"]
-        } else {
-            vec!["FARGATE_SPOT"]
-        };
-        Ok(Dispatch {
-            index: i,
-            attempt,
-            overrides: TaskOverride::builder()
-                .container_overrides(container.build())
-                .build(),
-            tags,
-            providers,
-        })
-    }
-
-    /// One RunTask, paced and retried; on Spot without capacity, on-demand when allowed.
-    async fn launch(&self, run_id: &str, d: &Dispatch) -> Launch {
-        let tr = self.tries.get(&(d.index, d.attempt)).copied().unwrap_or(0);
-        let mut capacity_reason = String::new();
-        for provider in &d.providers {
-            let token = client_token(run_id, d.index, d.attempt, provider, tr);
-            let sent = retrying(|| async {
-                self.pacer.run_task.until_ready().await;
-                self.pacer.launch.until_ready().await;
-                self.ecs
-                    .run_task()
-                    .cluster(&self.remote.run.site.cluster)
-                    .task_definition(&self.remote.run.site.task_definition)
-                    .capacity_provider_strategy(
-                        CapacityProviderStrategyItem::builder()
-                            .capacity_provider(*provider)
-                            .weight(1)
-                            .build()
-                            .expect("provider set"),
-                    )
-                    .network_configuration(
-                        NetworkConfiguration::builder()
-                            .awsvpc_configuration(
-                                AwsVpcConfiguration::builder()
-                                    .set_subnets(Some(self.remote.run.site.subnets.clone()))
-                                    .set_security_groups(Some(
-                                        self.remote.run.site.security_groups.clone(),
-                                    ))
-                                    .assign_public_ip(if self.remote.run.site.assign_public_ip {
-                                        AssignPublicIp::Enabled
-                                    } else {
-                                        AssignPublicIp::Disabled
-                                    })
-                                    .build()
-                                    .expect("subnets set"),
-                            )
-                            .build(),
-                    )
-                    .overrides(d.overrides.clone())
-                    .started_by(&self.remote.run.started_by)
-                    .set_tags(Some(d.tags.clone()))
-                    .enable_ecs_managed_tags(true)
-                    .client_token(&token)
-                    .send()
-                    .await
-                    .map_err(aws::op("RunTask"))
-            })
-            .await;
-            let out = match sent {
-                Ok(out) => out,
-                // ECS refused this request (e.g. overrides too long): this attempt failed, the
-                // others go on. Anything else (access, network) stops the dispatch.
-                Err(e)
-                    if matches!(
-                        e.code(),
-                        Some("InvalidParameterException" | "ClientException")
-                    ) =>
-                {
-                    return Launch::Refused(e.to_string());
-                }
-                Err(e) => return Launch::Error(e),
-            };
-            if let Some(t) = out.tasks().first() {
-                return Launch::Started {
-                    arn: t.task_arn().unwrap_or_default().to_string(),
-                    phase: t.last_status().map(str::to_string),
-                };
-            }
-            let reason = out
-                .failures()
-                .iter()
-                .map(|f| {
-                    let r = f.reason().unwrap_or("unknown");
-                    match f.detail() {
-                        Some(d) => format!("{r} ({d})"),
-                        None => r.to_string(),
-                    }
-                })
-                .collect::<Vec<_>>()
-                .join("; ");
-            let capacity = out.failures().iter().any(|f| {
-                let r = f.reason().unwrap_or_default();
-                // RunTask's failure reasons are codes (`RESOURCE:MEMORY`, …) or, for Fargate
-                // capacity, a fixed sentence; there is no other field to match.
-                r.starts_with("RESOURCE:") || r.starts_with("Capacity is unavailable")
-            });
-            if !capacity {
-                return Launch::Refused(if reason.is_empty() {
-                    "RunTask started no task and gave no reason".into()
-                } else {
-                    reason
-                });
-            }
-            capacity_reason = format!("{provider}: {reason}");
-        }
-        Launch::NoCapacity(capacity_reason)
-    }
-
     async fn tail(&self, pointer: Option<&str>, lines: i32) -> Vec<String> {
         let Some((group, stream)) = pointer.and_then(parse_pointer) else {
             return vec![];
