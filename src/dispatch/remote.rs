@@ -27,21 +27,6 @@ pub async fn aws_for(run: &EcsRun) -> Result<Aws, AwsError> {
     Aws::load(profile.as_deref(), Some(&run.site.region)).await
 }
 
-/// Stores a task's configuration under the run's prefix (for one too large to travel with the
-/// task) and returns its `s3://` URL, which the task gets as `JOBRUN_CONFIG_URL`.
-pub async fn store_config(
-    s3: &aws_sdk_s3::Client,
-    bucket: &str,
-    job: &str,
-    run_id: &str,
-    index: usize,
-    config: &str,
-) -> Result<String, AwsError> {
-    let key = config_key(job, run_id, index);
-    put_json(s3, bucket, &key, config.as_bytes().to_vec()).await?;
-    Ok(format!("s3://{bucket}/{key}"))
-}
-
 /// One run on AWS as both dispatchers hold it.
 pub struct RemoteRun {
     pub aws: Aws,
@@ -75,6 +60,20 @@ impl RemoteRun {
             return;
         }
         std::future::pending::<()>().await
+    }
+
+    /// Stores a task's configuration under the run's prefix (for one too large to travel with
+    /// the task) and returns its `s3://` URL, which the task gets as `JOBRUN_CONFIG_URL`.
+    pub async fn store_config(
+        &self,
+        rec: &RunRecord,
+        index: usize,
+        config: &str,
+    ) -> Result<String, AwsError> {
+        let bucket = &self.run.site.bucket;
+        let key = config_key(&rec.job, &rec.run_id, index);
+        put_json(&self.s3, bucket, &key, config.as_bytes().to_vec()).await?;
+        Ok(format!("s3://{bucket}/{key}"))
     }
 
     /// Writes the record when it changed, or when the copy there may be behind.

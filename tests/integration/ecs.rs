@@ -22,14 +22,19 @@ fn fargate_job(moto: &Service, extra: &str) -> Test {
     t
 }
 
+/// One ECS call of the test's own. moto's threaded server can answer a read with a 500 while
+/// jobrun's RunTask calls change the same task table (a race of moto's, not of AWS): such a read
+/// is asked again.
 fn ecs(moto: &Service, op: &str, body: Value) -> Value {
-    services::json_call(
-        moto,
-        "ecs",
-        &format!("AmazonEC2ContainerServiceV20141113.{op}"),
-        body,
-    )
-    .unwrap_or_else(|e| panic!("{op}: {e:?}"))
+    let target = format!("AmazonEC2ContainerServiceV20141113.{op}");
+    let mut tries = 0;
+    loop {
+        match services::json_call(moto, "ecs", &target, body.clone()) {
+            Err((500, _)) if tries < 5 => tries += 1,
+            other => return other.unwrap_or_else(|e| panic!("{op}: {e:?}")),
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 }
 
 /// Every task ECS knows for a run (running or stopped), found by `startedBy`.

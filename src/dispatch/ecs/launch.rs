@@ -34,6 +34,8 @@ pub(super) struct Dispatch {
 }
 
 impl EcsDispatcher {
+    /// The RunTask request of a queued task: overrides (a configuration too large for them is
+    /// stored in S3 and passed by URL), tags, and which capacity to try in which order.
     pub(super) async fn prepare(&self, rec: &RunRecord, i: usize) -> Result<Dispatch, RemoteError> {
         let task = &rec.tasks[i];
         let attempt = task.attempts + 1;
@@ -69,15 +71,7 @@ impl EcsDispatcher {
         if size(&with_config) <= OVERRIDES_LIMIT {
             env = with_config;
         } else {
-            let url = crate::dispatch::remote::store_config(
-                &self.remote.aws.s3(),
-                &self.remote.run.site.bucket,
-                &rec.job,
-                &rec.run_id,
-                i,
-                &config,
-            )
-            .await?;
+            let url = self.remote.store_config(rec, i, &config).await?;
             env.push(("JOBRUN_CONFIG_URL".into(), url));
         }
         let mut container = ContainerOverride::builder().name(CONTAINER);

@@ -407,8 +407,7 @@ impl EcsDispatcher {
         }
     }
 
-    /// The RunTask request of a queued task: overrides (a configuration too large for them is
-    /// stored in S3 and passed by URL), tags, and which capacity to try in which order.
+    /// The last `lines` lines of a task's CloudWatch log (empty when there is none).
     async fn tail(&self, pointer: Option<&str>, lines: i32) -> Vec<String> {
         let Some((group, stream)) = pointer.and_then(parse_pointer) else {
             return vec![];

@@ -406,15 +406,7 @@ impl QueueDispatcher {
                 return Ok((attempt, body));
             }
         }
-        let url = super::remote::store_config(
-            &self.remote.aws.s3(),
-            &self.remote.run.site.bucket,
-            &rec.job,
-            &rec.run_id,
-            i,
-            &config,
-        )
-        .await?;
+        let url = self.remote.store_config(rec, i, &config).await?;
         msg.config = None;
         msg.config_url = Some(url);
         Ok((
