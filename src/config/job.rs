@@ -150,6 +150,24 @@ pub struct Job {
     pub aws: AwsSpec,
 }
 
+impl Job {
+    /// The ECR repository the job's image goes to (`<repository_prefix>/<job>`), when its
+    /// registry is ECR: what `push` makes and `down` removes.
+    pub fn ecr_repository(&self) -> Option<String> {
+        match &self.image.registry {
+            RegistrySpec::Ecr {
+                repository_prefix, ..
+            } => Some(ecr_repository_name(repository_prefix, &self.name)),
+            _ => None,
+        }
+    }
+}
+
+/// `<repository_prefix>/<job>`: the one spelling of a job's ECR repository.
+pub fn ecr_repository_name(repository_prefix: &str, job: &str) -> String {
+    format!("{}/{job}", repository_prefix.trim_matches('/'))
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct ImageSpec {
     pub dockerfile: PathBuf,

@@ -127,7 +127,7 @@ async fn destination(
         } => {
             let aws_ctx =
                 crate::aws::Aws::load(aws.profile.as_deref(), aws.region.as_deref()).await?;
-            let name = format!("{}/{}", repository_prefix.trim_matches('/'), job.name);
+            let name = crate::config::ecr_repository_name(repository_prefix, &job.name);
             let repo = super::ecr::ensure_repository(
                 &aws_ctx,
                 &name,

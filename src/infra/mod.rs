@@ -22,7 +22,7 @@ pub use down::down;
 pub use up::up;
 
 use crate::aws::AwsError;
-use crate::config::{Job, RegistrySpec};
+use crate::config::Job;
 use crate::record::EcsSite;
 use serde::Serialize;
 use std::fmt;
@@ -227,12 +227,7 @@ impl Names {
             .clone()
             .unwrap_or_else(|| format!("jobrun-{j}"));
         let service = format!("jobrun-{j}-workers");
-        let repository = match &job.image.registry {
-            RegistrySpec::Ecr {
-                repository_prefix, ..
-            } => Some(format!("{}/{j}", repository_prefix.trim_matches('/'))),
-            _ => None,
-        };
+        let repository = job.ecr_repository();
         Names {
             scalable_target: format!("service/{cluster}/{service}"),
             cluster,
