@@ -473,19 +473,20 @@ fn lost_containers(
     collect: &[(String, PathBuf)],
     now: DateTime<Utc>,
 ) {
-    let (settings, cancelling) = (rec.settings.clone(), rec.cancel_requested);
-    for task in rec
-        .tasks
-        .iter_mut()
-        .filter(|t| t.state == TaskState::Running)
-    {
+    let RunRecord {
+        tasks,
+        settings,
+        cancel_requested,
+        ..
+    } = rec;
+    for task in tasks.iter_mut().filter(|t| t.state == TaskState::Running) {
         if !live.contains(&task.index)
             && !collect.iter().any(|(n, _)| Some(n) == task.handle.as_ref())
         {
             let attempt = task.attempts;
             let reason = "its container was removed outside jobrun".to_string();
             let kind = FailKind::Interrupted;
-            fail_attempt(task, attempt, reason, kind, &settings, cancelling);
+            fail_attempt(task, attempt, reason, kind, settings, *cancel_requested);
             task.finished_at = Some(now);
             task.handle = None;
         }
