@@ -119,6 +119,13 @@ impl Place {
             Place::Ecs(_) | Place::Queue(..) => "ecs",
         }
     }
+    /// The AWS side of a run on ECS (direct or queue).
+    pub fn ecs(&self) -> Option<&EcsRun> {
+        match self {
+            Place::Local => None,
+            Place::Ecs(run) | Place::Queue(run, _) => Some(run),
+        }
+    }
 }
 
 /// Where a queue-mode run's messages go, and what was last seen of the queue and its workers.

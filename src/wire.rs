@@ -23,6 +23,24 @@ pub fn record_key(job: &str, run_id: &str) -> String {
 pub fn config_key(job: &str, run_id: &str, index: usize) -> String {
     format!("{}configs/{index}.json", run_prefix(job, run_id))
 }
+/// The container jobrun's task definitions run the job in.
+pub const CONTAINER: &str = "job";
+/// The awslogs stream prefix of jobrun's task definitions: a task's stream is
+/// `<prefix>/<container>/<task id>`.
+pub const LOG_STREAM_PREFIX: &str = "jobrun";
+
+/// Where a Fargate task's log is: `cloudwatch:<group>:<stream>`, as dispatch records it and the
+/// agent writes it into results.
+pub fn log_pointer(group: &str, task_arn: &str) -> String {
+    let task_id = task_arn.rsplit('/').next().unwrap_or(task_arn);
+    format!("cloudwatch:{group}:{LOG_STREAM_PREFIX}/{CONTAINER}/{task_id}")
+}
+
+/// `(group, stream)` of a log pointer.
+pub fn parse_log_pointer(p: &str) -> Option<(&str, &str)> {
+    p.strip_prefix("cloudwatch:")?.split_once(':')
+}
+
 /// SQS's limit for one message, and for the payload of one batch.
 pub const MESSAGE_LIMIT: usize = 1024 * 1024;
 /// The largest configuration passed in `JOBRUN_CONFIG` (Linux takes at most 128 KiB per
@@ -138,6 +156,16 @@ pub fn cancel_key(job: &str, run_id: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_pointers_round_trip() {
+        let p = log_pointer("/jobrun/wc", "arn:aws:ecs:us-east-1:1:task/c/abc123");
+        assert_eq!(p, "cloudwatch:/jobrun/wc:jobrun/job/abc123");
+        assert_eq!(
+            parse_log_pointer(&p),
+            Some(("/jobrun/wc", "jobrun/job/abc123"))
+        );
+    }
 
     #[test]
     fn result_keys_round_trip() {

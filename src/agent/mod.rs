@@ -190,8 +190,7 @@ async fn whoami(http: &reqwest::Client, group: Option<&str>) -> (String, Option<
             && let Ok(v) = serde_json::from_str::<serde_json::Value>(&text)
             && let Some(arn) = v["TaskARN"].as_str()
         {
-            let id = arn.rsplit('/').next().unwrap_or(arn);
-            let log = group.map(|g| format!("cloudwatch:{g}:jobrun/job/{id}"));
+            let log = group.map(|g| crate::wire::log_pointer(g, arn));
             return (arn.to_string(), log);
         }
     }

@@ -3,7 +3,7 @@
 //! record is in the job's bucket before the first task is launched.
 
 use super::common::{load_aws, load_job, open_store};
-use super::drive::{already_finished, attach, drive_detached, go_on, spawn_background};
+use super::drive::{already_finished, attach, drive_detached, go_on};
 use super::image::{build_and_record, push_latest};
 use crate::aws::Aws;
 use crate::cli::{RunArg, SubmitArgs};
@@ -109,12 +109,7 @@ async fn start(
     store.create(rec)?;
     let submitted = Submitted::of(rec);
     if detach {
-        match dispatcher {
-            Dispatcher::Local(_) => spawn_background(store, &rec.run_id)?,
-            _ => {
-                drive_detached(store, &mut dispatcher, &rec.run_id).await?;
-            }
-        }
+        drive_detached(store, &mut dispatcher, &rec.run_id).await?;
         ui.emit(&submitted);
         return Ok(Exit::Ok);
     }

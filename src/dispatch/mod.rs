@@ -123,21 +123,15 @@ pub enum Dispatcher {
 impl Dispatcher {
     /// The dispatcher of the place a run was submitted to.
     pub async fn for_run(record: &RunRecord) -> Result<Dispatcher, DispatchError> {
-        Ok(match &record.place {
-            Place::Local => Dispatcher::Local(local::LocalDispatcher::connect().await?),
-            Place::Ecs(run) => {
-                let remote = remote::RemoteRun::connect(run)
+        let remote = match record.place.ecs() {
+            Some(run) => Some(
+                remote::RemoteRun::connect(run)
                     .await
-                    .map_err(remote::RemoteError::from)?;
-                Dispatcher::Ecs(Box::new(ecs::EcsDispatcher::new(remote)))
-            }
-            Place::Queue(run, queue) => {
-                let remote = remote::RemoteRun::connect(run)
-                    .await
-                    .map_err(remote::RemoteError::from)?;
-                Dispatcher::Queue(Box::new(queue::QueueDispatcher::new(remote, queue.clone())))
-            }
-        })
+                    .map_err(remote::RemoteError::from)?,
+            ),
+            None => None,
+        };
+        Self::assemble(&record.place, remote).await
     }
 
     /// A new run's dispatcher: on AWS, the record's first copy is made in the job's bucket
@@ -146,35 +140,38 @@ impl Dispatcher {
         record: &RunRecord,
         aws: crate::aws::Aws,
     ) -> Result<Dispatcher, DispatchError> {
-        let remote = |run: &crate::record::EcsRun| remote::RemoteRun::new(aws.clone(), run.clone());
-        let dispatcher = match &record.place {
-            Place::Local => Dispatcher::Local(local::LocalDispatcher::connect().await?),
-            Place::Ecs(run) => Dispatcher::Ecs(Box::new(ecs::EcsDispatcher::new(remote(run)))),
-            Place::Queue(run, queue) => Dispatcher::Queue(Box::new(queue::QueueDispatcher::new(
-                remote(run),
-                queue.clone(),
-            ))),
-        };
-        if let Some(remote) = dispatcher.remote_ref() {
+        let remote = record
+            .place
+            .ecs()
+            .map(|run| remote::RemoteRun::new(aws, run.clone()));
+        if let Some(remote) = &remote {
             remote.create(record).await?;
         }
-        Ok(dispatcher)
+        Self::assemble(&record.place, remote).await
+    }
+
+    /// The variant for `place`; `remote` is there exactly for the places on AWS.
+    async fn assemble(
+        place: &Place,
+        remote: Option<remote::RemoteRun>,
+    ) -> Result<Dispatcher, DispatchError> {
+        Ok(match (place, remote) {
+            (Place::Ecs(_), Some(remote)) => {
+                Dispatcher::Ecs(Box::new(ecs::EcsDispatcher::new(remote)))
+            }
+            (Place::Queue(_, queue), Some(remote)) => {
+                Dispatcher::Queue(Box::new(queue::QueueDispatcher::new(remote, queue.clone())))
+            }
+            _ => Dispatcher::Local(local::LocalDispatcher::connect().await?),
+        })
     }
 
     /// The AWS part both ECS variants share.
-    fn remote_ref(&self) -> Option<&remote::RemoteRun> {
-        match self {
-            Dispatcher::Local(_) => None,
-            Dispatcher::Ecs(t) => Some(t.remote_ref()),
-            Dispatcher::Queue(t) => Some(t.remote_ref()),
-        }
-    }
-
     fn remote(&mut self) -> Option<&mut remote::RemoteRun> {
         match self {
             Dispatcher::Local(_) => None,
-            Dispatcher::Ecs(t) => Some(t.remote()),
-            Dispatcher::Queue(t) => Some(t.remote()),
+            Dispatcher::Ecs(t) => Some(&mut t.remote),
+            Dispatcher::Queue(t) => Some(&mut t.remote),
         }
     }
 
@@ -225,14 +222,18 @@ impl Dispatcher {
     pub async fn changed(&mut self) {
         match self {
             Dispatcher::Local(t) => t.changed().await,
-            Dispatcher::Ecs(t) => t.remote().changed().await,
-            Dispatcher::Queue(t) => t.remote().changed().await,
+            Dispatcher::Ecs(t) => t.remote.changed().await,
+            Dispatcher::Queue(t) => t.remote.changed().await,
         }
     }
 
     /// There is work that can start at once (ECS: dispatch is under way).
     pub fn dispatching(&self) -> bool {
-        self.remote_ref().is_some_and(|r| r.more)
+        match self {
+            Dispatcher::Local(_) => false,
+            Dispatcher::Ecs(t) => t.remote.more,
+            Dispatcher::Queue(t) => t.remote.more,
+        }
     }
 
     /// The shortest sensible time between two polls (ECS: what keeps DescribeTasks within

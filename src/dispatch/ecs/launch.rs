@@ -2,11 +2,12 @@
 //! too large for ECS's 8 KiB), tags and capacity providers, then one RunTask, paced to AWS's
 //! rates and retried with a client token so a repeated call never launches a second task.
 
-use super::{CONTAINER, EcsDispatcher, OVERRIDES_LIMIT, client_token};
+use super::{EcsDispatcher, OVERRIDES_LIMIT, client_token};
 use crate::aws::{self, AwsError, retrying};
 use crate::config::CapacityKind;
 use crate::dispatch::remote::RemoteError;
 use crate::record::RunRecord;
+use crate::wire::CONTAINER;
 use aws_sdk_ecs::types::{
     AssignPublicIp, AwsVpcConfiguration, CapacityProviderStrategyItem, ContainerOverride,
     KeyValuePair, NetworkConfiguration, Tag, TaskOverride,

@@ -18,6 +18,7 @@ use super::remote::{RemoteError, RemoteRun};
 use crate::aws::{self, retrying};
 use crate::dispatch::{FailKind, fail_attempt, stop_due, timed_out};
 use crate::record::{RunRecord, StopRequest, TaskRecord, TaskState};
+use crate::wire::{CONTAINER, log_pointer, parse_log_pointer};
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
@@ -26,11 +27,8 @@ use std::collections::{HashMap, HashSet};
 use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
 
-/// The container jobrun's task definition runs the job in.
-pub const CONTAINER: &str = "job";
 /// ECS refuses task overrides longer than this (characters of their JSON form).
 pub const OVERRIDES_LIMIT: usize = 8192;
-const STREAM_PREFIX: &str = "jobrun";
 
 /// Token buckets shaped like AWS's own, so dispatch runs at the limit and is never throttled.
 struct Pacer {
@@ -74,29 +72,12 @@ fn hex_digest(s: &str) -> String {
     format!("{:x}", sha2::Sha256::digest(s.as_bytes()))
 }
 
-fn task_id(arn: &str) -> &str {
-    arn.rsplit('/').next().unwrap_or(arn)
-}
-
-/// Where a task's log is: `cloudwatch:<group>:<stream>` (awslogs names streams
-/// `<prefix>/<container>/<task id>`).
-fn log_pointer(group: &str, arn: &str) -> String {
-    format!(
-        "cloudwatch:{group}:{STREAM_PREFIX}/{CONTAINER}/{}",
-        task_id(arn)
-    )
-}
-
-fn parse_pointer(p: &str) -> Option<(&str, &str)> {
-    p.strip_prefix("cloudwatch:")?.split_once(':')
-}
-
 fn to_chrono(t: &aws_sdk_ecs::primitives::DateTime) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp(t.secs(), t.subsec_nanos())
 }
 
 pub struct EcsDispatcher {
-    remote: RemoteRun,
+    pub(super) remote: RemoteRun,
     ecs: aws_sdk_ecs::Client,
     pacer: Pacer,
     last_observed: Option<Instant>,
@@ -116,14 +97,6 @@ impl EcsDispatcher {
             stopping: HashSet::new(),
             tries: HashMap::new(),
         }
-    }
-
-    pub fn remote(&mut self) -> &mut RemoteRun {
-        &mut self.remote
-    }
-
-    pub fn remote_ref(&self) -> &RemoteRun {
-        &self.remote
     }
 
     pub fn poll_floor(&self, rec: &RunRecord) -> Duration {
@@ -409,7 +382,7 @@ impl EcsDispatcher {
 
     /// The last `lines` lines of a task's CloudWatch log (empty when there is none).
     async fn tail(&self, pointer: Option<&str>, lines: i32) -> Vec<String> {
-        let Some((group, stream)) = pointer.and_then(parse_pointer) else {
+        let Some((group, stream)) = pointer.and_then(parse_log_pointer) else {
             return vec![];
         };
         let out = self
@@ -446,7 +419,7 @@ impl EcsDispatcher {
         out: &mut (dyn std::io::Write + Send),
     ) -> Result<(), RemoteError> {
         let task = &rec.tasks[index];
-        let Some((group, stream)) = task.log.as_deref().and_then(parse_pointer) else {
+        let Some((group, stream)) = task.log.as_deref().and_then(parse_log_pointer) else {
             return Ok(());
         };
         let logs = self.remote.aws.logs();
@@ -534,12 +507,5 @@ mod tests {
         ] {
             assert_ne!(a, other);
         }
-    }
-
-    #[test]
-    fn log_pointers_round_trip() {
-        let p = log_pointer("/jobrun/wc", "arn:aws:ecs:us-east-1:1:task/c/abc123");
-        assert_eq!(p, "cloudwatch:/jobrun/wc:jobrun/job/abc123");
-        assert_eq!(parse_pointer(&p), Some(("/jobrun/wc", "jobrun/job/abc123")));
     }
 }

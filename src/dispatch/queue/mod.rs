@@ -18,7 +18,7 @@ use crate::aws::{self, AwsError, retrying};
 use crate::record::{Place, QueueRun, QueueStats, RunRecord, TaskRecord, TaskState};
 use crate::wire::{
     CONFIG_ENV_LIMIT, MESSAGE_LIMIT, Outcome, TaskMessage, TaskResult, cancel_key,
-    parse_result_key, results_prefix,
+    parse_log_pointer, parse_result_key, results_prefix,
 };
 use aws_sdk_sqs::types::{QueueAttributeName, SendMessageBatchRequestEntry};
 use chrono::{DateTime, Utc};
@@ -62,7 +62,7 @@ enum Sent {
 }
 
 pub struct QueueDispatcher {
-    remote: RemoteRun,
+    pub(super) remote: RemoteRun,
     sqs: aws_sdk_sqs::Client,
     queue: QueueRun,
     /// Result keys already applied to the record by this process.
@@ -85,14 +85,6 @@ impl QueueDispatcher {
             dead_scan: None,
             retry_prepared: false,
         }
-    }
-
-    pub fn remote(&mut self) -> &mut RemoteRun {
-        &mut self.remote
-    }
-
-    pub fn remote_ref(&self) -> &RemoteRun {
-        &self.remote
     }
 
     /// Listing results costs a call per 1,000 tasks: at most one listing pass every ~2 s.
@@ -495,11 +487,7 @@ impl QueueDispatcher {
         out: &mut (dyn std::io::Write + Send),
     ) -> Result<(), RemoteError> {
         let task = &rec.tasks[index];
-        let pointer = task
-            .log
-            .as_deref()
-            .and_then(|p| p.strip_prefix("cloudwatch:"))
-            .and_then(|p| p.split_once(':'));
+        let pointer = task.log.as_deref().and_then(parse_log_pointer);
         if let Some((group, stream)) = pointer {
             let ms = |t: Option<DateTime<Utc>>| t.map(|t| t.timestamp_millis());
             let page = self

@@ -7,6 +7,7 @@ use super::{Ctx, Deletion, Resource, Teardown};
 use crate::aws::{self, Aws};
 use crate::config::Platform;
 use crate::infra::{Action, AgentImage, Change, InfraError, TAG_JOB, TAG_MANAGED, change};
+use crate::wire::{CONTAINER, LOG_STREAM_PREFIX};
 use aws_sdk_ecs::types::TaskDefinition as Registered;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -125,7 +126,7 @@ fn shape_of(td: &Registered) -> Value {
     let c = td
         .container_definitions()
         .iter()
-        .find(|c| c.name() == Some("job"));
+        .find(|c| c.name() == Some(CONTAINER));
     let env: BTreeMap<String, String> = c
         .map(|c| {
             c.environment()
@@ -222,7 +223,7 @@ impl TaskDefinition {
         use aws_sdk_ecs::types::*;
         let job = cx.job;
         let mut container = ContainerDefinition::builder()
-            .name("job")
+            .name(CONTAINER)
             .image(self.want["image"].as_str().unwrap_or_default())
             .essential(true)
             .memory(job.resources.memory.0 as i32)
@@ -232,7 +233,7 @@ impl TaskDefinition {
                     .log_driver(LogDriver::Awslogs)
                     .options("awslogs-group", &cx.names.log_group)
                     .options("awslogs-region", &cx.region)
-                    .options("awslogs-stream-prefix", "jobrun")
+                    .options("awslogs-stream-prefix", LOG_STREAM_PREFIX)
                     .build()
                     .expect("log driver set"),
             );
