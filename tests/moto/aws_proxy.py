@@ -23,8 +23,35 @@ the AWS it will really meet. This proxy adds, for AWS JSON calls (op = X-Amz-Tar
 * --sqs-entry-fault-rate p: each SendMessageBatch entry has probability p of coming back in
   the answer's Failed list (SenderFault false, as SQS reports a transient failure) instead of
   being sent, so only a client that resends exactly the failed entries ends with each once.
+* Scripted errors, for every request that passes through (not only ECS): POST /__proxy/faults
+  with a JSON object (or a list of them) such as
+    {"service": "ecs", "operation": "DeleteCluster", "times": 2, "status": 400,
+     "code": "ClusterContainsTasksException",
+     "message": "The Cluster cannot be deleted while Tasks are active."}
+  queues a fault: the next `times` (default 1) requests for that operation get that error,
+  written as the service's protocol writes it, instead of being forwarded; after that they are
+  forwarded again. Faults are tried in the order queued, the first that fits fires; each
+  fire is counted in the stats' "faults" under "service:operation" (e.g. "ecs:DeleteCluster").
+    service    the SigV4 signing name from the Authorization credential scope
+               (Credential=AKID/DATE/REGION/SERVICE/aws4_request): ecs, sqs, logs,
+               application-autoscaling, ec2, iam, sts, s3, ecr, ...
+    operation  the API operation name: X-Amz-Target's suffix (AWS JSON), the Action parameter
+               (AWS query: EC2, IAM, STS), or for S3's REST API the operation the method, key
+               and sub-resource spell (HeadObject, GetObject, PutObject, ListObjectsV2,
+               GetBucketLocation, PutBucketNotificationConfiguration, ...); "*" is any
+    status     HTTP status (default 400); code (required), message (default "")
+    match      optional: a substring the request's body or path (raw or URL-decoded) must
+               contain, to fault one resource only (a queue name, a group id, a key)
+    headers    optional: extra response headers, e.g. for SQS's query-compatible codes
+               {"x-amzn-query-error": "AWS.SimpleQueueService.NonExistentQueue;Sender"}
+    type       optional: Sender/Receiver in query-protocol errors (default by status)
+  Error bodies: AWS JSON {"__type": code, "message": ...} with the request's content type
+  (application/x-amz-json-1.0 or 1.1) and x-amzn-ErrorType; EC2 <Response><Errors><Error>..
+  </Errors><RequestID>..; other query services (IAM, STS) <ErrorResponse><Error><Type>..
+  <Code>..<Message>..</Error><RequestId>..; S3 <Error><Code>..<Message>..<RequestId>.., and
+  no body for HEAD. The stats' "scripted" lists the queued faults with "remaining"/"fired".
 * GET /__proxy/stats returns counters as JSON; POST /__proxy/reset zeroes them, the token
-  cache and the buckets. Neither is forwarded.
+  cache and the buckets, and drops the scripted faults. None of /__proxy/ is forwarded.
 """
 
 import argparse
@@ -34,9 +61,11 @@ import random
 import sys
 import threading
 import time
+import uuid
 from collections import defaultdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, unquote, unquote_plus, urlsplit
+from xml.sax.saxutils import escape
 
 ECS_PREFIX = "AmazonEC2ContainerServiceV20141113."
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te",
@@ -45,6 +74,103 @@ JSON_TYPE = "application/x-amz-json-1.1"
 THROTTLE = (400, "ThrottlingException", "Rate exceeded")
 SERVER_ERROR = (500, "ServerException", "injected")
 FAULTS = ["throttle", "server_error", "drop_request", "drop_response"]
+# Signing names by X-Amz-Target prefix, for a request that carries no SigV4 Authorization.
+TARGET_SERVICES = {"AmazonEC2ContainerServiceV20141113": "ecs", "AmazonSQS": "sqs",
+                   "Logs_20140328": "logs", "AnyScaleFrontendService": "application-autoscaling",
+                   "AmazonEC2ContainerRegistry_V20150921": "ecr"}
+# S3 sub-resources (query keys) -> the operation's name after its Get/Put/Delete verb.
+S3_BUCKET_SUBRESOURCES = {
+    "location": "BucketLocation", "notification": "BucketNotificationConfiguration",
+    "policy": "BucketPolicy", "tagging": "BucketTagging", "versioning": "BucketVersioning",
+    "lifecycle": "BucketLifecycleConfiguration", "encryption": "BucketEncryption",
+    "acl": "BucketAcl", "cors": "BucketCors", "website": "BucketWebsite",
+    "logging": "BucketLogging", "replication": "BucketReplication",
+    "accelerate": "BucketAccelerateConfiguration", "requestPayment": "BucketRequestPayment",
+    "ownershipControls": "BucketOwnershipControls", "publicAccessBlock": "PublicAccessBlock",
+    "object-lock": "ObjectLockConfiguration", "policyStatus": "BucketPolicyStatus",
+}
+S3_DELETE_NAMES = {"lifecycle": "BucketLifecycle"}  # DeleteBucketLifecycle, not ...Configuration
+
+
+def s3_operation(method, path, query, headers):
+    """The S3 operation a path-style REST request is (None when not recognised)."""
+    parts = unquote(path).lstrip("/").split("/", 1)
+    bucket, key = parts[0], (parts[1] if len(parts) > 1 else "")
+    if not bucket:
+        return "ListBuckets" if method == "GET" else None
+    if not key:
+        if method == "HEAD":
+            return "HeadBucket"
+        if method == "POST":
+            return "DeleteObjects" if "delete" in query else None
+        for sub, name in S3_BUCKET_SUBRESOURCES.items():
+            if sub in query:
+                verb = {"GET": "Get", "PUT": "Put", "DELETE": "Delete"}.get(method)
+                if verb == "Delete":
+                    name = S3_DELETE_NAMES.get(sub, name)
+                return verb and verb + name
+        if method == "GET":
+            if "uploads" in query:
+                return "ListMultipartUploads"
+            if "versions" in query:
+                return "ListObjectVersions"
+            return "ListObjectsV2" if query.get("list-type") == ["2"] else "ListObjects"
+        return {"PUT": "CreateBucket", "DELETE": "DeleteBucket"}.get(method)
+    copy = "x-amz-copy-source" in {k.lower() for k in headers.keys()}
+    if method == "HEAD":
+        return "HeadObject"
+    if method == "GET":
+        for sub, name in (("tagging", "GetObjectTagging"), ("acl", "GetObjectAcl"),
+                          ("attributes", "GetObjectAttributes"), ("uploadId", "ListParts")):
+            if sub in query:
+                return name
+        return "GetObject"
+    if method == "PUT":
+        if "tagging" in query:
+            return "PutObjectTagging"
+        if "acl" in query:
+            return "PutObjectAcl"
+        if "uploadId" in query:
+            return "UploadPartCopy" if copy else "UploadPart"
+        return "CopyObject" if copy else "PutObject"
+    if method == "DELETE":
+        if "tagging" in query:
+            return "DeleteObjectTagging"
+        return "AbortMultipartUpload" if "uploadId" in query else "DeleteObject"
+    if method == "POST":
+        if "uploads" in query:
+            return "CreateMultipartUpload"
+        if "uploadId" in query:
+            return "CompleteMultipartUpload"
+        if "restore" in query:
+            return "RestoreObject"
+    return None
+
+
+def parse_fault(spec):
+    """A POST /__proxy/faults entry -> the queued fault (ValueError when malformed)."""
+    if not isinstance(spec, dict):
+        raise ValueError("a fault is a JSON object")
+    unknown = set(spec) - {"service", "operation", "times", "status", "code", "message",
+                           "match", "headers", "type"}
+    if unknown:
+        raise ValueError(f"unknown fields {sorted(unknown)}")
+    for field in ("service", "operation", "code"):
+        if not isinstance(spec.get(field), str) or not spec[field]:
+            raise ValueError(f'"{field}" must be a non-empty string')
+    times, status = spec.get("times", 1), spec.get("status", 400)
+    if not isinstance(times, int) or times < 1:
+        raise ValueError('"times" must be a positive integer')
+    if not isinstance(status, int) or not 100 <= status <= 599:
+        raise ValueError('"status" must be an HTTP status')
+    headers = spec.get("headers") or {}
+    if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
+        raise ValueError('"headers" must be an object of strings')
+    return {"service": spec["service"].lower(), "operation": spec["operation"],
+            "times": times, "status": status, "code": spec["code"],
+            "message": str(spec.get("message", "")), "match": spec.get("match") or None,
+            "headers": headers, "type": spec.get("type") or ("Sender" if status < 500 else "Receiver"),
+            "remaining": times, "fired": 0}
 
 
 class Bucket:
@@ -84,6 +210,7 @@ class State:
             self.replays = 0
             self.cache = {}  # clientToken -> (status, headers, body)
             self.token_locks = defaultdict(threading.Lock)
+            self.scripted = []  # parse_fault() dicts, in the order queued
             for b in self.buckets.values():
                 b.reset()
 
@@ -98,7 +225,29 @@ class State:
                             "messages": sum(self.sqs_messages.values()),
                             "distinct": len(self.sqs_messages),
                             "duplicates": sum(n - 1 for n in self.sqs_messages.values() if n > 1),
-                            "entry_faults": self.sqs_entry_faults}}
+                            "entry_faults": self.sqs_entry_faults},
+                    "scripted": [{k: f[k] for k in ("service", "operation", "code", "status",
+                                                    "match", "times", "remaining", "fired")}
+                                 for f in self.scripted]}
+
+    def queue_faults(self, faults):
+        with self.lock:
+            self.scripted.extend(faults)
+
+    def take_scripted(self, service, op, haystacks):
+        """The first queued fault for this request with fires left (counting the fire)."""
+        if not service or not op:
+            return None
+        with self.lock:
+            for f in self.scripted:
+                if (f["remaining"] > 0 and f["service"] == service
+                        and f["operation"] in (op, "*")
+                        and (f["match"] is None or any(f["match"] in h for h in haystacks))):
+                    f["remaining"] -= 1
+                    f["fired"] += 1
+                    self.faults[f'{f["service"]}:{f["operation"]}'] += 1
+                    return f
+        return None
 
     def count(self, table, key, n=1):
         with self.lock:
@@ -209,6 +358,72 @@ class Handler(BaseHTTPRequestHandler):
         body = json.dumps({"__type": kind, "message": message}).encode()
         self.reply(status, [("x-amzn-ErrorType", kind), ("Content-Type", JSON_TYPE)], body)
 
+    # ----- scripted faults ----------------------------------------------------------------------
+
+    def identify(self, body):
+        """(signing name, operation, protocol) of this request; None where unknown."""
+        service = None
+        auth = self.headers.get("Authorization", "")
+        url = urlsplit(self.path)
+        query = parse_qs(url.query, keep_blank_values=True)
+        credential = auth.partition("Credential=")[2].partition(",")[0].strip()
+        if not credential and "X-Amz-Credential" in query:  # a presigned URL
+            credential = query["X-Amz-Credential"][0]
+        scope = credential.split("/")
+        if len(scope) >= 5:
+            service = scope[-2].lower()
+        target = self.headers.get("X-Amz-Target", "")
+        if target:
+            prefix, _, op = target.rpartition(".")
+            return service or TARGET_SERVICES.get(prefix), op, "json"
+        action = query.get("Action")
+        if not action and "x-www-form-urlencoded" in self.headers.get("Content-Type", ""):
+            action = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True).get("Action")
+        if action:
+            return service, action[0], "query"
+        if service == "s3":
+            return service, s3_operation(self.command, url.path, query, self.headers), "rest-xml"
+        return service, None, None
+
+    def scripted_fault(self, body):
+        """Answer with the first queued fault that fits this request; False if none does."""
+        with self.state.lock:
+            if not self.state.scripted:
+                return False
+        service, op, protocol = self.identify(body)
+        text = body.decode("utf-8", "replace")
+        haystacks = (text, unquote_plus(text), self.path, unquote(self.path))
+        fault = self.state.take_scripted(service, op, haystacks)
+        if fault is None:
+            return False
+        request_id = str(uuid.uuid4())
+        code, message = escape(fault["code"]), escape(fault["message"])
+        if protocol == "json":
+            ctype = self.headers.get("Content-Type", "")
+            ctype = ctype if ctype.startswith("application/x-amz-json") else JSON_TYPE
+            headers = [("x-amzn-ErrorType", fault["code"]), ("Content-Type", ctype),
+                       ("x-amzn-RequestId", request_id)]
+            out = json.dumps({"__type": fault["code"], "message": fault["message"]})
+        elif protocol == "query" and service == "ec2":
+            headers = [("Content-Type", "text/xml;charset=UTF-8")]
+            out = (f'<?xml version="1.0" encoding="UTF-8"?>\n<Response><Errors><Error>'
+                   f"<Code>{code}</Code><Message>{message}</Message></Error></Errors>"
+                   f"<RequestID>{request_id}</RequestID></Response>")
+        elif protocol == "query":
+            headers = [("Content-Type", "text/xml"), ("x-amzn-RequestId", request_id)]
+            out = (f"<ErrorResponse><Error><Type>{escape(fault['type'])}</Type><Code>{code}</Code>"
+                   f"<Message>{message}</Message></Error><RequestId>{request_id}</RequestId>"
+                   f"</ErrorResponse>")
+        else:  # S3's REST XML
+            headers = [("Content-Type", "application/xml"), ("x-amz-request-id", request_id[:16]),
+                       ("x-amz-id-2", request_id)]
+            out = (f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code>'
+                   f"<Message>{message}</Message><RequestId>{request_id[:16]}</RequestId>"
+                   f"<HostId>{request_id}</HostId></Error>")
+        headers += list(fault["headers"].items())
+        self.reply(fault["status"], headers, b"" if self.command == "HEAD" else out.encode())
+        return True
+
     def drop(self):
         self.close_connection = True  # the server closes the socket without an answer
 
@@ -217,10 +432,12 @@ class Handler(BaseHTTPRequestHandler):
     def handle_any(self):
         body = self.read_body()
         if self.path.startswith("/__proxy/"):
-            return self.control()
+            return self.control(body)
         target = self.headers.get("X-Amz-Target", "")
         op = target.rsplit(".", 1)[-1] if target else "other"
         self.state.count("requests", op)
+        if self.scripted_fault(body):
+            return None
 
         fault = self.state.pick_fault() if target.startswith(ECS_PREFIX) else None
         if fault == "throttle":
@@ -322,12 +539,21 @@ class Handler(BaseHTTPRequestHandler):
             self.state.refund_launches(count - launched)
         return answer
 
-    def control(self):
+    def control(self, request):
         if self.command == "GET" and self.path.startswith("/__proxy/stats"):
             body = json.dumps(self.state.stats()).encode()
         elif self.command == "POST" and self.path.startswith("/__proxy/reset"):
             self.state.reset()
             body = b'{"reset": true}'
+        elif self.command == "POST" and self.path.startswith("/__proxy/faults"):
+            try:
+                specs = json.loads(request or b"null")
+                faults = [parse_fault(f) for f in (specs if isinstance(specs, list) else [specs])]
+            except ValueError as e:  # json.JSONDecodeError is one
+                return self.reply(400, [("Content-Type", "application/json")],
+                                  json.dumps({"error": str(e)}).encode())
+            self.state.queue_faults(faults)
+            body = json.dumps({"queued": len(faults)}).encode()
         else:
             return self.reply(404, [("Content-Type", "application/json")], b'{"error": "unknown"}')
         self.reply(200, [("Content-Type", "application/json")], body)

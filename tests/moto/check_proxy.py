@@ -4,6 +4,8 @@
 Usage: tests/.venv/bin/python3 tests/moto/check_proxy.py [MOTO_URL]   (tests/setup makes the venv)
 Without MOTO_URL it starts jobrun_moto.py itself; it always starts its own proxies.
 Prints one line per check and the proxy counters; exits non-zero on a failed check.
+Checks: scripted errors (POST /__proxy/faults) for AWS JSON (ECS, SQS), AWS query (EC2, IAM,
+STS) and S3 REST calls; RunTask clientToken idempotency under random faults; rate limits.
 """
 
 import json
@@ -13,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -106,6 +109,146 @@ def moto_tasks(moto_ecs, cluster, started_by):
     return arns
 
 
+def post(proxy, path, payload=None):
+    """POST to the proxy's control API -> (status, JSON answer)."""
+    data = json.dumps(payload).encode() if payload is not None else b""
+    req = urllib.request.Request(proxy + path, data=data, method="POST",
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req) as r:
+            return r.status, json.load(r)
+    except urllib.error.HTTPError as e:
+        return e.code, json.load(e)
+
+
+def client(name, url, **cfg):
+    """A boto3 client without retries, so every call is one request."""
+    config = Config(retries={"total_max_attempts": 1}, **cfg)
+    return boto3.client(name, endpoint_url=url, config=config, **CREDS)
+
+
+def fails(call):
+    """call() -> its ClientError's (HTTP status, code, message, content type); None if it worked."""
+    try:
+        call()
+    except ClientError as e:
+        meta = e.response["ResponseMetadata"]
+        return (meta["HTTPStatusCode"], e.response["Error"].get("Code"),
+                e.response["Error"].get("Message"), meta["HTTPHeaders"].get("content-type"))
+    return None
+
+
+def check_scripted(moto):
+    """POST /__proxy/faults: AWS's own errors, K times, for one operation (and resource)."""
+    proxy = start_proxy(moto)
+    fault = lambda **f: check(post(proxy, "/__proxy/faults", f) == (200, {"queued": 1}), f"queued {f}")
+
+    # AWS JSON 1.1: ECS
+    ecs, moto_ecs = client("ecs", proxy), client("ecs", moto)
+    cluster = "scripted-" + uuid.uuid4().hex[:6]
+    moto_ecs.create_cluster(clusterName=cluster)
+    msg = "The Cluster cannot be deleted while Tasks are active."
+    fault(service="ecs", operation="DeleteCluster", times=2, status=400,
+          code="ClusterContainsTasksException", message=msg)
+    got = [fails(lambda: ecs.delete_cluster(cluster=cluster)) for _ in range(3)]
+    check(got[:2] == [(400, "ClusterContainsTasksException", msg, "application/x-amz-json-1.1")] * 2
+          and got[2] is None, f"ecs DeleteCluster: 2 x ClusterContainsTasksException, then moto's answer {got}")
+    check(moto_ecs.describe_clusters(clusters=[cluster])["clusters"][0]["status"] == "INACTIVE",
+          "the third DeleteCluster reached moto")
+    # match: only the named cluster's calls fail; retries see a transient error go away
+    fault(service="ecs", operation="DescribeClusters", times=2, status=400, code="ThrottlingException",
+          message="Rate exceeded", match="other-" + cluster)
+    check(fails(lambda: ecs.describe_clusters(clusters=[cluster])) is None,
+          "a fault with match leaves calls about other resources alone")
+    retrying = ecs_client(proxy)  # standard mode retries ThrottlingException
+    check(retrying.describe_clusters(clusters=["other-" + cluster])["failures"] != [],
+          "botocore's retries outlast 2 scripted throttles")
+    s = stats(proxy)
+    check(s["faults"].get("ecs:DeleteCluster") == 2 and s["faults"].get("ecs:DescribeClusters") == 2
+          and s["requests"].get("DeleteCluster") == 3,
+          f"stats count fires per service:operation, and every request {s['faults']}")
+
+    # AWS JSON 1.0 with SQS's query-compatible code header
+    sqs = client("sqs", proxy)
+    queue = "scripted-" + uuid.uuid4().hex[:6]
+    client("sqs", moto).create_queue(QueueName=queue)
+    fault(service="sqs", operation="GetQueueUrl", code="com.amazonaws.sqs#QueueDoesNotExist",
+          message="The specified queue does not exist.", match=queue,
+          headers={"x-amzn-query-error": "AWS.SimpleQueueService.NonExistentQueue;Sender"})
+    got = fails(lambda: sqs.get_queue_url(QueueName=queue))
+    check(got == (400, "AWS.SimpleQueueService.NonExistentQueue", "The specified queue does not exist.",
+                  "application/x-amz-json-1.0"), f"sqs GetQueueUrl (JSON 1.0) fault {got}")
+    check(sqs.get_queue_url(QueueName=queue)["QueueUrl"].endswith("/" + queue), "then it is forwarded")
+
+    # AWS query, EC2's error shape
+    ec2, moto_ec2 = client("ec2", proxy), client("ec2", moto)
+    vpc = moto_ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"][0]["VpcId"]
+    sg1, sg2 = (moto_ec2.create_security_group(GroupName=f"scripted-{uuid.uuid4().hex[:6]}",
+                                               Description="x", VpcId=vpc)["GroupId"] for _ in range(2))
+    msg = f"resource {sg1} has a dependent object"
+    fault(service="ec2", operation="DeleteSecurityGroup", code="DependencyViolation", message=msg, match=sg1)
+    check(fails(lambda: ec2.delete_security_group(GroupId=sg2)) is None, "ec2: the other group is deleted")
+    got = fails(lambda: ec2.delete_security_group(GroupId=sg1))
+    check(got and got[:3] == (400, "DependencyViolation", msg) and got[3].startswith("text/xml"),
+          f"ec2 DeleteSecurityGroup (query, EC2 errors) fault {got}")
+    check(fails(lambda: ec2.delete_security_group(GroupId=sg1)) is None, "ec2: then it is deleted")
+
+    # AWS query, IAM and STS (<ErrorResponse>)
+    iam = client("iam", proxy)
+    fault(service="iam", operation="GetRole", status=404, code="NoSuchEntity",
+          message="The role with name jobrun-x cannot be found.")
+    got = fails(lambda: iam.get_role(RoleName="jobrun-x"))
+    check(got and got[:3] == (404, "NoSuchEntity", "The role with name jobrun-x cannot be found."),
+          f"iam GetRole fault {got}")
+    fault(service="sts", operation="GetCallerIdentity", status=403, code="ExpiredToken",
+          message="The security token included in the request is expired")
+    got = fails(lambda: client("sts", proxy).get_caller_identity())
+    check(got and got[:2] == (403, "ExpiredToken"), f"sts GetCallerIdentity fault {got}")
+    check(client("sts", proxy).get_caller_identity()["Account"], "then sts answers")
+
+    # S3 REST
+    s3 = client("s3", proxy, s3={"addressing_style": "path"})
+    bucket = "scripted-" + uuid.uuid4().hex[:6]
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="runs/a/out.json", Body=b"{}")
+    fault(service="s3", operation="HeadObject", status=404, code="NotFound", message="Not Found")
+    got = fails(lambda: s3.head_object(Bucket=bucket, Key="runs/a/out.json"))
+    check(got and got[:2] == (404, "404"), f"s3 HeadObject fault (HEAD: no body) {got}")
+    check(s3.head_object(Bucket=bucket, Key="runs/a/out.json")["ContentLength"] == 2, "then HEAD works")
+    fault(service="s3", operation="GetObject", status=503, code="SlowDown", message="Please reduce your request rate.")
+    got = fails(lambda: s3.get_object(Bucket=bucket, Key="runs/a/out.json"))
+    check(got and got[:3] == (503, "SlowDown", "Please reduce your request rate."), f"s3 GetObject fault {got}")
+    fault(service="s3", operation="ListObjectsV2", status=403, code="AccessDenied", message="Access Denied",
+          match="prefix=runs%2Fb")
+    check(fails(lambda: s3.list_objects_v2(Bucket=bucket, Prefix="runs/a")) is None
+          and fails(lambda: s3.list_objects(Bucket=bucket, Prefix="runs/b")) is None,
+          "s3 ListObjectsV2 fault with match spares other prefixes and ListObjects (v1)")
+    got = fails(lambda: s3.list_objects_v2(Bucket=bucket, Prefix="runs/b"))
+    check(got and got[:3] == (403, "AccessDenied", "Access Denied") and got[3] == "application/xml",
+          f"s3 ListObjectsV2 fault {got}")
+    fault(service="s3", operation="GetBucketLocation", status=403, code="AccessDenied", message="Access Denied")
+    fault(service="s3", operation="PutBucketNotificationConfiguration", status=400,
+          code="InvalidArgument", message="Unable to validate the following destination configurations")
+    got = (fails(lambda: s3.get_bucket_location(Bucket=bucket)),
+           fails(lambda: s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={})))
+    check(got[0][:2] == (403, "AccessDenied") and got[1][:2] == (400, "InvalidArgument"),
+          f"s3 GetBucketLocation and PutBucketNotificationConfiguration faults {got}")
+    check(s3.get_object(Bucket=bucket, Key="runs/a/out.json")["Body"].read() == b"{}"
+          and fails(lambda: s3.put_bucket_notification_configuration(Bucket=bucket,
+                                                                      NotificationConfiguration={})) is None,
+          "then S3 calls are forwarded")
+
+    print(f"scripted faults fired: {json.dumps(stats(proxy)['faults'])}")
+
+    # bad specs are refused; reset drops what is queued
+    check(post(proxy, "/__proxy/faults", {"service": "ecs", "operation": "RunTask"})[0] == 400,
+          "a fault without a code is refused with 400")
+    fault(service="ecs", operation="ListClusters", times=5, code="AccessDeniedException", message="no")
+    check(post(proxy, "/__proxy/reset")[0] == 200 and fails(lambda: ecs.list_clusters()) is None
+          and stats(proxy)["faults"] == {} and stats(proxy)["scripted"] == [],
+          "POST /__proxy/reset drops queued faults and their counts")
+
+
 def main():
     import check_plugin  # reuse its cluster / task definition / network setup
 
@@ -114,6 +257,8 @@ def main():
         setattr(check_plugin, name, boto3.client(name, endpoint_url=moto, **CREDS))
     cluster, td, net = check_plugin.setup()
     moto_ecs = check_plugin.ecs
+
+    check_scripted(moto)
 
     # --- idempotency and faults -------------------------------------------------------------
     proxy = start_proxy(moto, "--fault-rate", "0.2", "--seed", "1")

@@ -27,7 +27,9 @@ that tasks behave like Fargate tasks whose outcome the test picks:
   exitCode when they reach STOPPED (still one lifecycle step per DescribeTasks, like moto).
   StopTask stops at once: stopCode UserInitiated, exitCode 143.
 
-Outside ECS: GetBucketNotificationConfiguration of a bucket without notifications answers
+Outside ECS: with IAM enforced (POST /moto-api/reset-auth), a form body's signature is
+checked over the body as the SDKs encode it (moto re-encoded spaces as '+'). And
+GetBucketNotificationConfiguration of a bucket without notifications answers
 <GetBucketNotificationResponse/>, a root element the Rust SDK cannot parse; it answers the empty
 <NotificationConfiguration/> that S3 itself sends.
 
@@ -50,7 +52,9 @@ from moto.core.responses import ActionResult
 from moto.ecs import models as ecs_models
 from moto.ecs import responses as ecs_responses
 from moto.logs.models import logs_backends
+from moto.iam.access_control import IAMRequest
 from moto.s3 import responses as s3_responses
+from urllib.parse import quote, urlencode
 
 SPOT_UNAVAILABLE = (
     "Capacity is unavailable at this time. "
@@ -260,10 +264,26 @@ def patch_get_bucket_notification(orig):
     return wrapper
 
 
+def patch_signed_form_body(orig):
+    """With IAM enforced, moto checks a request's SigV4 signature against its body; when
+    werkzeug has parsed a form body away, moto re-encodes the parsed parameters with
+    urllib's quote_plus (a space as '+'), so a query-protocol request whose values hold a
+    space, signed over '%20' as AWS SDKs send it, fails with SignatureDoesNotMatch (AWS checks
+    the bytes sent). The body is re-encoded as the SDKs do: RFC 3986, '%20'."""
+    @functools.wraps(orig)
+    def wrapper(self, *args, **kwargs):
+        request = orig(self, *args, **kwargs)
+        if not self._body and isinstance(self._data, dict):
+            request.data = urlencode(self._data, doseq=True, safe="~", quote_via=quote)
+        return request
+    return wrapper
+
+
 def install():
     backend = ecs_models.EC2ContainerServiceBackend
     patches = [
         (s3_responses.S3Response, "get_bucket_notification", patch_get_bucket_notification),
+        (IAMRequest, "_create_aws_request", patch_signed_form_body),
         (backend, "run_task", patch_backend_run_task),
         (backend, "describe_tasks", patch_describe_tasks),
         (backend, "stop_task", patch_stop_task),
