@@ -196,6 +196,15 @@ impl Aws {
         aws_sdk_iam::Client::new(&self.config)
     }
 
+    /// IAM without the SDK's retries, for a question whose failure only means "cannot ask"
+    /// (the policy simulator).
+    pub fn iam_once(&self) -> aws_sdk_iam::Client {
+        let conf = aws_sdk_iam::config::Builder::from(&self.config)
+            .retry_config(aws_sdk_iam::config::retry::RetryConfig::disabled())
+            .build();
+        aws_sdk_iam::Client::from_conf(conf)
+    }
+
     pub fn logs(&self) -> aws_sdk_cloudwatchlogs::Client {
         aws_sdk_cloudwatchlogs::Client::new(&self.config)
     }
@@ -231,13 +240,26 @@ impl Aws {
 
     /// The account the credentials belong to.
     pub async fn account(&self) -> Result<String, AwsError> {
+        Ok(self.arns().await?.account)
+    }
+
+    /// How this account's ARNs are spelled: the partition of the caller's own ARN, its
+    /// account, this region.
+    pub async fn arns(&self) -> Result<crate::arn::Arns, AwsError> {
+        Ok(self.identity().await?.0)
+    }
+
+    /// [`Aws::arns`], and the caller's own ARN (a user, or an assumed role's session).
+    pub async fn identity(&self) -> Result<(crate::arn::Arns, String), AwsError> {
         let out = self
             .sts()
             .get_caller_identity()
             .send()
             .await
             .map_err(|e| AwsError::from_sdk("GetCallerIdentity", e))?;
-        Ok(out.account().unwrap_or_default().to_string())
+        let arns =
+            crate::arn::Arns::new(out.arn(), &self.region(), out.account().unwrap_or_default());
+        Ok((arns, out.arn().unwrap_or_default().to_string()))
     }
 }
 
@@ -260,6 +282,28 @@ pub async fn put_json(
     })
     .await?;
     Ok(())
+}
+
+/// Whether an object exists, asked in a way a task role may: ListObjectsV2 with the key as
+/// prefix. (HeadObject or GetObject of a missing key answers 403, not 404, to a caller without
+/// `s3:ListBucket` on the whole bucket, and jobrun's roles may list only their own prefix.) A
+/// key is a prefix of every longer key, and sorts first among them, so one key is enough.
+pub async fn object_exists(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+) -> Result<bool, AwsError> {
+    let out = retrying(|| async {
+        s3.list_objects_v2()
+            .bucket(bucket)
+            .prefix(key)
+            .max_keys(1)
+            .send()
+            .await
+            .map_err(op("ListObjectsV2"))
+    })
+    .await?;
+    Ok(out.contents().iter().any(|o| o.key() == Some(key)))
 }
 
 /// A JSON object from S3 (`None` when there is no such key, or it is not that JSON).

@@ -57,6 +57,8 @@ pub enum Command {
     Up(UpArgs),
     /// Delete what `up` and `push` made for this job (only resources tagged with it)
     Down(DownArgs),
+    /// Print the least-privilege IAM policy the caller of jobrun needs for this job
+    IamPolicy(IamPolicyArgs),
     /// Start a run: one task per configuration, then watch it
     Submit(SubmitArgs),
     /// Follow a run until every task is done (re-attaches after Ctrl-C or a crash)
@@ -114,6 +116,16 @@ pub struct UpArgs {
     pub aws: AwsArgs,
     #[command(flatten)]
     pub overrides: Overrides,
+}
+
+#[derive(Debug, Args)]
+pub struct IamPolicyArgs {
+    /// Only what these commands need (default: all): push, up, run (submit, watch, status,
+    /// logs, cancel, retry), down
+    #[arg(long = "for", value_enum, value_delimiter = ',')]
+    pub needs: Vec<crate::infra::caller::Needs>,
+    #[command(flatten)]
+    pub aws: AwsArgs,
 }
 
 #[derive(Debug, Args)]

@@ -321,10 +321,21 @@ impl From<InfraError> for Failure {
                 .hint("fix the name in jobrun.toml, or remove it to let jobrun make one"),
             InfraError::Refused(_) => Failure::usage(e.to_string())
                 .hint("run `jobrun down` again and answer y, or pass --yes"),
-            InfraError::Draining(_) => Failure::env(e.to_string())
+            InfraError::Draining(_) | InfraError::Busy(_) => Failure::env(e.to_string())
                 .hint("run `jobrun down` again in a minute; it goes on where it stopped"),
+            InfraError::TriggerRegion { ref bucket_region, .. } => {
+                let hint = format!("run the job in {bucket_region} (--region or [aws] region), or trigger from a bucket of the job's region");
+                Failure::usage(e.to_string()).hint(hint)
+            }
             InfraError::TriggerLoop(_) => Failure::usage(e.to_string())
                 .hint("use a prefix outside jobs/, e.g. s3_trigger = \"s3://<bucket>/incoming/\""),
+            InfraError::PolicyTooLarge { .. } => Failure::usage(e.to_string()).hint(
+                "fewer ecs.inputs / ecs.task_policy entries: one prefix or statement can cover several",
+            ),
+            InfraError::MissingPermissions(_) => Failure::usage(e.to_string())
+                .hint("`jobrun iam-policy --for up` prints the policy the caller needs; nothing was created"),
+            InfraError::Name(_) => Failure::usage(e.to_string())
+                .hint("choose a shorter or plainer job.name (or the configured name) in jobrun.toml"),
             InfraError::NoAgent(_) => Failure::usage(e.to_string()).hint(
                 "with mode = \"queue\", `jobrun build --push` adds the agent; then run `jobrun up` again",
             ),

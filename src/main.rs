@@ -4,6 +4,7 @@
 //! See docs/ARCHITECTURE.md.
 
 mod agent;
+mod arn;
 mod aws;
 mod cli;
 mod commands;

@@ -380,15 +380,8 @@ impl Agent {
     }
 
     async fn cancelled(&self, w: &Work) -> Result<bool, AgentError> {
-        let head = self
-            .s3
-            .head_object()
-            .bucket(&self.args.bucket)
-            .key(cancel_key(&self.args.job, &w.run_id))
-            .send()
-            .await
-            .map_err(aws::op("HeadObject"));
-        Ok(aws::found(head, &["NotFound", "NoSuchKey"])?.is_some())
+        let key = cancel_key(&self.args.job, &w.run_id);
+        Ok(aws::object_exists(&self.s3, &self.args.bucket, &key).await?)
     }
 
     /// Keeps the message invisible for another visibility timeout.

@@ -4,7 +4,7 @@
 
 use super::common::{load_aws, load_job, open_store};
 use crate::aws::Aws;
-use crate::cli::{DownArgs, UpArgs};
+use crate::cli::{DownArgs, IamPolicyArgs, UpArgs};
 use crate::config::{Job, Overrides};
 use crate::error::{Exit, Failure, Result};
 use crate::image::records::ImageRecords;
@@ -55,6 +55,26 @@ pub async fn converge(job: &Job, aws: &Aws, store: &Store, dry_run: bool) -> Res
         crate::state::save_outputs(store, &job.name, &report.outputs)?;
     }
     Ok(report)
+}
+
+/// `jobrun iam-policy`: what the caller needs, for the job's names in this account and region.
+pub async fn iam_policy(file: Option<&Path>, args: &IamPolicyArgs, ui: &Ui) -> Result<Exit> {
+    let job = load_job(file, &Overrides::default(), None)?;
+    let aws = load_aws(&job, &args.aws).await?;
+    let needs = match args.needs.as_slice() {
+        [] => crate::infra::caller::Needs::ALL.to_vec(),
+        some => some.to_vec(),
+    };
+    let policy = crate::infra::caller_policy(&job, &aws, &needs).await?;
+    ui.emit(&policy);
+    if policy.size > crate::infra::MANAGED_POLICY_LIMIT {
+        ui.note(&format!(
+            "{} characters: more than one customer-managed policy takes ({}); attach it as several, e.g. --for push,up / --for run,down",
+            policy.size,
+            crate::infra::MANAGED_POLICY_LIMIT
+        ));
+    }
+    Ok(Exit::Ok)
 }
 
 pub async fn down(file: Option<&Path>, args: &DownArgs, ui: &Ui) -> Result<Exit> {

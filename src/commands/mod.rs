@@ -29,6 +29,7 @@ pub async fn run(cli: Cli, matches: &ArgMatches) -> Result<Exit> {
         Command::Images => image::images(file, &ui),
         Command::Up(args) => infra::up(file, &args, sub, &ui).await,
         Command::Down(args) => infra::down(file, &args, &ui).await,
+        Command::IamPolicy(args) => infra::iam_policy(file, &args, &ui).await,
         Command::Submit(args) => submit::submit(file, args, sub, &ui).await,
         Command::Watch(args) => runs::watch(file, args, &ui).await,
         Command::Status(args) => runs::status(file, &args, &ui).await,

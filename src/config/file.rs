@@ -93,6 +93,9 @@ pub struct EcsSection {
     pub bucket: Option<String>,
     #[serde(default)]
     pub secrets: BTreeMap<String, String>,
+    /// Customer-managed KMS keys (ARNs) the secrets are encrypted with.
+    #[serde(default)]
+    pub secrets_kms_keys: Vec<String>,
     #[serde(default)]
     pub task_policy: Vec<PolicyStatement>,
     /// "spot" (default: Fargate Spot, on-demand when Spot has no capacity) or "on-demand".

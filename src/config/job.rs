@@ -88,6 +88,8 @@ pub struct EcsSpec {
     pub bucket: Option<String>,
     /// Environment name → Secrets Manager ARN, SSM parameter ARN, or SSM parameter name (`/…`).
     pub secrets: BTreeMap<String, String>,
+    /// KMS keys (ARNs) the execution role may decrypt the secrets with.
+    pub secrets_kms_keys: Vec<String>,
     pub task_policy: Vec<PolicyStatement>,
     pub capacity: Capacity,
     pub rates: Rates,
@@ -289,18 +291,19 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3600);
 
 /// Job names become image names, container labels and AWS resource names: keep them to what all accept.
 pub fn validate_job_name(name: &str) -> Result<(), String> {
-    let ok = !name.is_empty()
-        // 40: `jobrun-<name>-execution` must fit IAM's 64-character role names.
-        && name.len() <= 40
-        && name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
-    if ok {
+    // Every name jobrun makes from it must pass its service's rule (`infra::Names::check`):
+    // ECR repositories take lowercase words joined by single separators, SQS and ECS take no
+    // '.', and 40 leaves room in IAM's 64 characters for `jobrun-<name>-execution`.
+    let word = |w: &str| {
+        !w.is_empty()
+            && w.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+    };
+    if name.len() <= 40 && name.split(['-', '_']).all(word) {
         Ok(())
     } else {
         Err(format!(
-            "job.name `{name}` must be 1–40 characters of a-z, 0-9, '-' or '_', starting with a letter or digit"
+            "job.name `{name}` must be 1-40 characters: words of a-z and 0-9 joined by single '-' or '_' (no separator at either end), as ECR, SQS, ECS and IAM names allow"
         ))
     }
 }

@@ -11,6 +11,7 @@
 mod file;
 mod job;
 mod resolve;
+pub mod rules;
 
 pub use job::*;
 pub use resolve::Overrides;
@@ -73,6 +74,18 @@ pub fn load(path: &Path, env: &Overrides, flags: &Overrides) -> Result<Job, Conf
     let file: file::FileConfig =
         toml::from_str(&text).map_err(|e| file::parse_error(path, &text, &e))?;
     resolve::resolve(path, file, env, flags)
+}
+
+/// A job of the ecs target named `name`, for other modules' tests (the name is set after
+/// loading, so names the job-name rule refuses can be tried too).
+#[cfg(test)]
+pub fn ecs_job_for_tests(name: &str) -> Job {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(FILE_NAME);
+    std::fs::write(&path, "[job]\nname = \"wc\"\ntarget = \"ecs\"\n").unwrap();
+    let mut job = load(&path, &Overrides::default(), &Overrides::default()).unwrap();
+    job.name = name.to_string();
+    job
 }
 
 #[cfg(test)]

@@ -5,6 +5,8 @@
 use super::ConfigError;
 use super::file::*;
 use super::job::*;
+use super::rules::Rule;
+use crate::arn::Arn;
 use crate::resources::{MemoryMib, Vcpu, validate_fargate};
 use clap::parser::ValueSource;
 use std::path::Path;
@@ -15,6 +17,44 @@ const LOG_RETENTION_DAYS: [i32; 22] = [
     1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
     3288, 3653,
 ];
+
+/// Configured names against their service's rule, and the secrets' references (never values).
+fn validate_names_and_secrets(section: &EcsSection) -> Result<(), String> {
+    for (name, value) in &section.secrets {
+        let arn = Arn::parse(value).is_some_and(|a| {
+            (a.service == "secretsmanager" && a.resource.starts_with("secret:"))
+                || (a.service == "ssm" && a.resource.starts_with("parameter/"))
+        });
+        let parameter = value.starts_with('/')
+            && value.len() > 1
+            && value
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "/_.-".contains(c));
+        if !(arn || parameter) {
+            return Err(format!(
+                "ecs.secrets.{name} must be a Secrets Manager ARN, an SSM parameter ARN or an SSM parameter name starting with '/' (never the secret itself)"
+            ));
+        }
+    }
+    if let Some(key) = section.secrets_kms_keys.iter().find(|k| {
+        !Arn::parse(k).is_some_and(|a| a.service == "kms" && a.resource.starts_with("key/"))
+    }) {
+        return Err(format!(
+            "ecs.secrets_kms_keys: `{key}` is not a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID; IAM matches no alias)"
+        ));
+    }
+    let configured = [
+        ("ecs.cluster", &section.cluster, Rule::Ecs),
+        ("ecs.bucket", &section.bucket, Rule::S3Bucket),
+    ];
+    for (key, value, rule) in configured {
+        if let Some(v) = value {
+            rule.check(v)
+                .map_err(|broken| format!("{key} = \"{v}\" would be refused: {broken}"))?;
+        }
+    }
+    Ok(())
+}
 
 fn validate_ecs(
     section: &EcsSection,
@@ -36,20 +76,7 @@ fn validate_ecs(
             LOG_RETENTION_DAYS.map(|d| d.to_string()).join(", ")
         ));
     }
-    for (name, value) in &section.secrets {
-        let arn = value.starts_with("arn:aws:secretsmanager:")
-            || (value.starts_with("arn:aws:ssm:") && value.contains(":parameter/"));
-        let parameter = value.starts_with('/')
-            && value.len() > 1
-            && value
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "/_.-".contains(c));
-        if !(arn || parameter) {
-            return Err(format!(
-                "ecs.secrets.{name} must be a Secrets Manager ARN, an SSM parameter ARN or an SSM parameter name starting with '/' (never the secret itself)"
-            ));
-        }
-    }
+    validate_names_and_secrets(section)?;
     for st in &section.task_policy {
         if st.actions.is_empty() || st.resources.is_empty() {
             return Err("ecs.task_policy: every statement needs actions and resources".into());
@@ -97,6 +124,7 @@ fn validate_ecs(
         log_retention_days,
         bucket: section.bucket.clone(),
         secrets: section.secrets.clone(),
+        secrets_kms_keys: section.secrets_kms_keys.clone(),
         task_policy: section.task_policy.clone(),
         mode,
         queue: validate_queue(queue, timeout)?,
@@ -308,16 +336,22 @@ fn image(
     })
 }
 
+/// `ecr.repository_prefix` (default `jobrun`), in words ECR accepts.
+fn repository_prefix(file: &FileConfig) -> Result<String, String> {
+    let prefix = file.ecr.repository_prefix.as_deref().unwrap_or("jobrun");
+    let sample = ecr_repository_name(prefix, "job");
+    Rule::EcrRepository.check(&sample).map_err(|broken| {
+        format!("ecr.repository_prefix = \"{prefix}\" would be refused: {broken}")
+    })?;
+    Ok(prefix.to_string())
+}
+
 /// Where `push` sends the image: ECR (the default on ECS), another registry, or nowhere.
 fn registry(file: &FileConfig, target: TargetKind) -> Result<RegistrySpec, String> {
     Ok(
         match (file.image.registry.as_deref().map(str::trim), target) {
             (Some("ecr"), _) | (None, TargetKind::Ecs) => RegistrySpec::Ecr {
-                repository_prefix: file
-                    .ecr
-                    .repository_prefix
-                    .clone()
-                    .unwrap_or_else(|| "jobrun".into()),
+                repository_prefix: repository_prefix(file)?,
                 keep_images: match file.ecr.keep_images {
                     Some(0) => return Err("ecr.keep_images must be at least 1".into()),
                     Some(n) => n,

@@ -155,3 +155,49 @@ pub async fn fetch(
     };
     aws::get_json(&s3, bucket, &record_key(job, &id)).await
 }
+
+/// Where to read a task's log: a CloudWatch stream, optionally within a time window (epoch
+/// milliseconds, end exclusive).
+pub struct LogStream<'a> {
+    pub group: &'a str,
+    pub stream: &'a str,
+    pub window: (Option<i64>, Option<i64>),
+}
+
+/// Writes a stream's events from `token` on, page after page until the forward token stops
+/// moving (GetLogEvents returns at most 1 MB or 10,000 events per page, and may return empty
+/// pages with a new token before the end). Returns the token to go on from, or `None` when
+/// the stream does not exist.
+pub async fn write_log(
+    logs: &aws_sdk_cloudwatchlogs::Client,
+    at: &LogStream<'_>,
+    mut token: Option<String>,
+    out: &mut (dyn std::io::Write + Send),
+) -> Result<Option<Option<String>>, RemoteError> {
+    loop {
+        let page = logs
+            .get_log_events()
+            .log_group_name(at.group)
+            .log_stream_name(at.stream)
+            .start_from_head(true)
+            .set_start_time(at.window.0)
+            .set_end_time(at.window.1)
+            .set_next_token(token.clone())
+            .send()
+            .await
+            .map_err(aws::op("GetLogEvents"));
+        let Some(page) = aws::found(page, &["ResourceNotFoundException"])? else {
+            return Ok(None);
+        };
+        for e in page.events() {
+            writeln!(out, "{}", e.message().unwrap_or_default().trim_end())
+                .map_err(RemoteError::Output)?;
+        }
+        out.flush().map_err(RemoteError::Output)?;
+        let next = page.next_forward_token().map(str::to_string);
+        if next.is_none() || next == token {
+            return Ok(Some(token));
+        }
+        token = next;
+    }
+}

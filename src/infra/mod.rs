@@ -12,13 +12,16 @@
 //! per resource with everything both do to it, `policy.rs` the IAM documents. This file holds
 //! what the rest of jobrun sees: the reports, the outputs `submit` reads, the job's names.
 
+pub mod caller;
 pub mod down;
+mod names;
 mod policy;
 mod resources;
 mod up;
 
 // `crate::infra::down::down` (today's caller) and `crate::infra::down` both work.
 pub use down::down;
+pub use names::Names;
 pub use up::up;
 
 use crate::aws::AwsError;
@@ -47,8 +50,31 @@ pub enum InfraError {
     NoAgent(String),
     #[error("the workers' service {0} is still stopping its tasks")]
     Draining(String),
+    /// AWS is still releasing something `down` waits for (tasks stopping).
+    #[error("{0}")]
+    Busy(String),
     #[error("queue.s3_trigger {0} covers jobrun's own records (jobs/) in the job's bucket")]
     TriggerLoop(String),
+    #[error(
+        "queue.s3_trigger bucket {bucket} is in {bucket_region}, the job's queue in {region}; S3 notifies only queues of its own region"
+    )]
+    TriggerRegion {
+        bucket: String,
+        bucket_region: String,
+        region: String,
+    },
+    #[error(
+        "the inline policy of role {role} would be {size} characters; IAM allows {limit} per role"
+    )]
+    PolicyTooLarge {
+        role: String,
+        size: usize,
+        limit: usize,
+    },
+    #[error("{0}")]
+    Name(#[from] names::NameError),
+    #[error("the caller may not do what `up` needs: {}", .0.join(", "))]
+    MissingPermissions(Vec<String>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -186,65 +212,38 @@ impl fmt::Display for DownReport {
     }
 }
 
-/// Every name derived from the job: what `up` makes and `down` looks for, in one place.
-pub struct Names {
-    pub cluster: String,
-    pub log_group: String,
-    pub execution_role: String,
-    pub task_role: String,
-    pub security_group: String,
-    pub bucket: String,
-    /// The task definition family of the job's own task.
-    pub family: String,
-    /// Queue mode: the work queue, its dead-letter queue, the workers' service, the agent's
-    /// task definition family, the service's scalable target and jobrun's S3 notification id.
-    pub queue: String,
-    pub dlq: String,
-    pub service: String,
-    pub agent_family: String,
-    pub scalable_target: String,
-    pub notification: String,
-    /// The ECR repository `push` makes, when the job's registry is ECR.
-    pub repository: Option<String>,
+/// What `jobrun iam-policy` prints: the caller's policy for these commands, and its size.
+#[derive(Debug, Serialize)]
+pub struct CallerPolicy {
+    pub needs: Vec<caller::Needs>,
+    /// Characters, white space not counted: a customer-managed policy takes 6,144.
+    pub size: usize,
+    pub document: serde_json::Value,
 }
 
-impl Names {
-    pub fn new(job: &Job, account: &str, region: &str) -> Names {
-        let j = &job.name;
-        let bucket = {
-            let plain = format!("jobrun-{j}-{account}-{region}").replace('_', "-");
-            if plain.len() <= 63 {
-                plain
-            } else {
-                use sha2::Digest;
-                let h = format!("{:x}", sha2::Sha256::digest(j.as_bytes()));
-                format!("jobrun-{}-{account}-{region}", &h[..12])
-            }
-        };
-        let cluster = job
-            .ecs
-            .cluster
-            .clone()
-            .unwrap_or_else(|| format!("jobrun-{j}"));
-        let service = format!("jobrun-{j}-workers");
-        let repository = job.ecr_repository();
-        Names {
-            scalable_target: format!("service/{cluster}/{service}"),
-            cluster,
-            log_group: format!("/jobrun/{j}"),
-            execution_role: format!("jobrun-{j}-execution"),
-            task_role: format!("jobrun-{j}-task"),
-            security_group: format!("jobrun-{j}"),
-            bucket: job.ecs.bucket.clone().unwrap_or(bucket),
-            family: format!("jobrun-{j}"),
-            queue: format!("jobrun-{j}"),
-            dlq: format!("jobrun-{j}-dlq"),
-            service,
-            agent_family: format!("jobrun-{j}-agent"),
-            notification: format!("jobrun-{j}"),
-            repository,
-        }
+/// The largest customer-managed policy IAM takes.
+pub const MANAGED_POLICY_LIMIT: usize = 6_144;
+
+impl fmt::Display for CallerPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = serde_json::to_string_pretty(&self.document).map_err(|_| fmt::Error)?;
+        write!(f, "{text}")
     }
+}
+
+/// The policy the caller needs for `needs`, with the job's ARNs in this account and region.
+pub async fn caller_policy(
+    job: &Job,
+    aws: &crate::aws::Aws,
+    needs: &[caller::Needs],
+) -> Result<CallerPolicy, InfraError> {
+    let cx = resources::Ctx::new(job, aws, false).await?;
+    let document = caller::policy(job, &cx.names, &cx.arns, needs);
+    Ok(CallerPolicy {
+        needs: needs.to_vec(),
+        size: policy::size(&document),
+        document,
+    })
 }
 
 /// A [`Change`], for short.

@@ -3,8 +3,34 @@
 //! job's own ARNs. The one exception AWS forces: `ecr:GetAuthorizationToken` takes no resource
 //! but `*`.
 
+use super::InfraError;
+use crate::arn::{Arn, Arns};
 use crate::config::PolicyStatement;
 use serde_json::{Value, json};
+
+/// IAM's limit on the inline policies of one role, all together, white space not counted.
+pub const INLINE_POLICIES_LIMIT: usize = 10_240;
+
+/// A policy's size as IAM counts it: its characters, white space left out.
+pub fn size(doc: &Value) -> usize {
+    doc.to_string()
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .count()
+}
+
+/// Refuses a role's inline policy (jobrun's one, `jobrun`) that IAM would refuse.
+pub fn check_size(role: &str, doc: &Value) -> Result<(), InfraError> {
+    let size = size(doc);
+    if size > INLINE_POLICIES_LIMIT {
+        return Err(InfraError::PolicyTooLarge {
+            role: role.to_string(),
+            size,
+            limit: INLINE_POLICIES_LIMIT,
+        });
+    }
+    Ok(())
+}
 
 pub fn trust() -> Value {
     json!({
@@ -18,8 +44,13 @@ pub fn trust() -> Value {
 }
 
 /// What ECS itself needs to start the task: pull the job's image, write its log group, read the
-/// secrets the job names.
-pub fn execution(repository_arn: Option<&str>, log_group_arn: &str, secrets: &[String]) -> Value {
+/// secrets the job names (decrypting them with the customer-managed KMS keys it names).
+pub fn execution(
+    repository_arn: Option<&str>,
+    log_group_arn: &str,
+    secrets: &[String],
+    kms_keys: &[String],
+) -> Value {
     let mut statements = vec![];
     if let Some(repo) = repository_arn {
         statements.push(json!({
@@ -41,10 +72,14 @@ pub fn execution(repository_arn: Option<&str>, log_group_arn: &str, secrets: &[S
         "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
         "Resource": [format!("{log_group_arn}:*")]
     }));
-    let sm: Vec<&String> = secrets
-        .iter()
-        .filter(|s| s.starts_with("arn:aws:secretsmanager:"))
-        .collect();
+    let of = |service: &str| -> Vec<String> {
+        secrets
+            .iter()
+            .filter_map(|s| Arn::parse(s).filter(|a| a.service == service))
+            .flat_map(|a| secret_resources(&a))
+            .collect()
+    };
+    let sm = of("secretsmanager");
     if !sm.is_empty() {
         statements.push(json!({
             "Sid": "ReadTheJobSecrets",
@@ -53,10 +88,7 @@ pub fn execution(repository_arn: Option<&str>, log_group_arn: &str, secrets: &[S
             "Resource": sm
         }));
     }
-    let ssm: Vec<&String> = secrets
-        .iter()
-        .filter(|s| s.starts_with("arn:aws:ssm:"))
-        .collect();
+    let ssm = of("ssm");
     if !ssm.is_empty() {
         statements.push(json!({
             "Sid": "ReadTheJobParameters",
@@ -65,11 +97,47 @@ pub fn execution(repository_arn: Option<&str>, log_group_arn: &str, secrets: &[S
             "Resource": ssm
         }));
     }
+    if !kms_keys.is_empty() {
+        statements.push(json!({
+            "Sid": "DecryptTheJobSecrets",
+            "Effect": "Allow",
+            "Action": ["kms:Decrypt"],
+            "Resource": kms_keys
+        }));
+    }
     json!({ "Version": "2012-10-17", "Statement": statements })
+}
+
+/// The IAM resources that match the secret a `valueFrom` names. ECS accepts a Secrets Manager
+/// ARN with `:json-key:version-stage:version-id` after it, and a partial ARN (without the six
+/// random characters Secrets Manager appends to the name); IAM matches neither as written. The
+/// secret's own ARN is the first seven colon-separated parts; a name that does not end in
+/// `-` and six letters or digits is partial and gets IAM's `-??????` wildcard (a name that does
+/// gets both, as it may be a partial ARN of a name that happens to end so).
+fn secret_resources(arn: &Arn<'_>) -> Vec<String> {
+    if arn.service != "secretsmanager" {
+        return vec![arn.to_string()];
+    }
+    let mut parts = arn.resource.splitn(3, ':');
+    let (kind, name) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let secret = Arn {
+        resource: &format!("{kind}:{name}"),
+        ..arn.clone()
+    }
+    .to_string();
+    let suffixed = name
+        .rsplit_once('-')
+        .is_some_and(|(_, s)| s.len() == 6 && s.chars().all(|c| c.is_ascii_alphanumeric()));
+    if suffixed {
+        vec![secret.clone(), format!("{secret}-??????")]
+    } else {
+        vec![format!("{secret}-??????")]
+    }
 }
 
 /// What the job's own code may do: its prefix of the bucket, plus what the user added.
 pub fn task(
+    arns: &Arns,
     bucket: &str,
     job: &str,
     inputs: &[(String, String)],
@@ -80,13 +148,13 @@ pub fn task(
             "Sid": "TheJobPrefix",
             "Effect": "Allow",
             "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
-            "Resource": [format!("arn:aws:s3:::{bucket}/jobs/{job}/*")]
+            "Resource": [arns.s3(bucket, Some(&format!("jobs/{job}/*")))]
         }),
         json!({
             "Sid": "ListTheJobPrefix",
             "Effect": "Allow",
             "Action": ["s3:ListBucket"],
-            "Resource": [format!("arn:aws:s3:::{bucket}")],
+            "Resource": [arns.s3(bucket, None)],
             "Condition": { "StringLike": { "s3:prefix": [format!("jobs/{job}/*")] } }
         }),
     ];
@@ -96,13 +164,13 @@ pub fn task(
             "Sid": format!("ReadInput{i}"),
             "Effect": "Allow",
             "Action": ["s3:GetObject"],
-            "Resource": [format!("arn:aws:s3:::{b}/{prefix}*")]
+            "Resource": [arns.s3(b, Some(&format!("{prefix}*")))]
         }));
         statements.push(json!({
             "Sid": format!("ListInput{i}"),
             "Effect": "Allow",
             "Action": ["s3:ListBucket"],
-            "Resource": [format!("arn:aws:s3:::{b}")],
+            "Resource": [arns.s3(b, None)],
             "Condition": { "StringLike": { "s3:prefix": [format!("{prefix}*")] } }
         }));
     }
@@ -120,6 +188,7 @@ pub fn task(
 /// What `jobrun agent` needs in a worker: this queue's messages, its own task's scale-in
 /// protection, and the objects of the S3 trigger prefix.
 pub fn queue_worker(
+    arns: &Arns,
     queue_arn: &str,
     tasks_arn: &str,
     trigger: Option<&(String, String)>,
@@ -143,7 +212,7 @@ pub fn queue_worker(
             "Sid": "ReadTheTriggerPrefix",
             "Effect": "Allow",
             "Action": ["s3:GetObject"],
-            "Resource": [format!("arn:aws:s3:::{bucket}/{prefix}*")]
+            "Resource": [arns.s3(bucket, Some(&format!("{prefix}*")))]
         }));
     }
     statements
@@ -172,8 +241,10 @@ mod tests {
             Some("arn:aws:ecr:us-east-1:1:repository/jobrun/wc"),
             "arn:aws:logs:us-east-1:1:log-group:/jobrun/wc",
             &["arn:aws:secretsmanager:us-east-1:1:secret:db".into()],
+            &[],
         );
-        let task = task("b", "wc", &[("in".into(), "data/".into())], &[]);
+        let arns = Arns::new(None, "us-east-1", "1");
+        let task = task(&arns, "b", "wc", &[("in".into(), "data/".into())], &[]);
         for doc in [&exec, &task] {
             assert!(actions(doc).iter().all(|a| !a.contains('*')), "{doc}");
         }
@@ -185,5 +256,51 @@ mod tests {
             trust()["Statement"][0]["Principal"]["Service"],
             "ecs-tasks.amazonaws.com"
         );
+    }
+
+    fn secret_resources_of(value: &str) -> Vec<String> {
+        let doc = execution(
+            None,
+            "g",
+            &[value.to_string()],
+            &["arn:aws-cn:kms:cn-north-1:1:key/k".into()],
+        );
+        let st = doc["Statement"].as_array().unwrap();
+        assert_eq!(st.last().unwrap()["Action"], json!(["kms:Decrypt"]));
+        st.iter()
+            .find(|s| s["Sid"] == "ReadTheJobSecrets" || s["Sid"] == "ReadTheJobParameters")
+            .map(|s| serde_json::from_value(s["Resource"].clone()).unwrap())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn secrets_name_the_secret_iam_matches() {
+        let full = "arn:aws-cn:secretsmanager:cn-north-1:1:secret:db-AbC123";
+        // A json-key / stage / version suffix is cut off; the full ARN stays exact.
+        assert_eq!(
+            secret_resources_of(&format!("{full}:password:AWSCURRENT:")),
+            [full.to_string(), format!("{full}-??????")]
+        );
+        // A partial ARN gets IAM's six-character wildcard.
+        assert_eq!(
+            secret_resources_of("arn:aws:secretsmanager:us-east-1:1:secret:db"),
+            ["arn:aws:secretsmanager:us-east-1:1:secret:db-??????"]
+        );
+        assert_eq!(
+            secret_resources_of("arn:aws:secretsmanager:us-east-1:1:secret:prod/db:pw::"),
+            ["arn:aws:secretsmanager:us-east-1:1:secret:prod/db-??????"]
+        );
+        assert_eq!(
+            secret_resources_of("arn:aws-us-gov:ssm:us-gov-west-1:1:parameter/db"),
+            ["arn:aws-us-gov:ssm:us-gov-west-1:1:parameter/db"]
+        );
+    }
+
+    #[test]
+    fn task_policy_in_china() {
+        let arns = Arns::new(None, "cn-north-1", "1");
+        let doc = task(&arns, "b", "wc", &[], &[]).to_string();
+        assert!(doc.contains("arn:aws-cn:s3:::b/jobs/wc/*"), "{doc}");
+        assert!(!doc.contains("arn:aws:"), "{doc}");
     }
 }

@@ -7,7 +7,7 @@
 
 use super::resources::bucket::Bucket;
 use super::resources::cluster::Cluster;
-use super::resources::iam::Role;
+use super::resources::iam::{Role, ServiceLinkedRole};
 use super::resources::logs::LogGroup;
 use super::resources::network::{SecurityGroups, Subnets};
 use super::resources::queue::{Queue, Queues};
@@ -16,7 +16,10 @@ use super::resources::service::Service;
 use super::resources::taskdef::TaskDefinition;
 use super::resources::trigger::Trigger;
 use super::resources::{Ctx, Resource};
-use super::{Action, AgentImage, Change, InfraError, Outputs, QueueOutputs, UpReport, policy};
+use super::{
+    Action, AgentImage, Change, InfraError, Outputs, QueueOutputs, UpReport, caller, policy,
+};
+use crate::arn::Arns;
 use crate::aws::Aws;
 use crate::config::{DispatchMode, Job};
 use crate::record::EcsSite;
@@ -61,10 +64,17 @@ pub async fn up(
         cx: Ctx::new(job, aws, !dry_run).await?,
         changes: vec![],
     };
-    up.converge(Bucket).await?;
-    let log_group_arn = up.converge(LogGroup).await?;
-    let exec_doc = execution_policy(&up.cx, &image, &log_group_arn);
+    // Both roles' documents first: one IAM would refuse stops `up` before anything is made.
+    let exec_doc = execution_policy(&up.cx, &image);
+    let task_doc = task_policy(&up.cx, agent.is_some());
     let execution_role = up.cx.names.execution_role.clone();
+    let task_role = up.cx.names.task_role.clone();
+    for (name, doc) in [(&execution_role, &exec_doc), (&task_role, &task_doc)] {
+        policy::check_size(name, doc)?;
+    }
+    check_permissions(&up.cx).await?;
+    up.converge(Bucket).await?;
+    up.converge(LogGroup).await?;
     let exec_arn = up
         .converge(role("execution role", execution_role, exec_doc))
         .await?;
@@ -72,8 +82,6 @@ pub async fn up(
         Some(_) => Some(queues(&mut up).await?),
         None => None,
     };
-    let task_doc = task_policy(&up.cx, queues.as_ref());
-    let task_role = up.cx.names.task_role.clone();
     let task_arn = up.converge(role("task role", task_role, task_doc)).await?;
     let placement = up.converge(Subnets).await?;
     let security_groups = up
@@ -81,7 +89,10 @@ pub async fn up(
             placement: &placement,
         })
         .await?;
-    up.converge(Cluster).await?;
+    if job.ecs.cluster.is_none() {
+        up.converge(ServiceLinkedRole::ECS).await?;
+    }
+    let providers = up.converge(Cluster).await?;
     let td = TaskDefinition::job(&up.cx, &image, &exec_arn, &task_arn);
     let task_definition = up.converge(td).await?;
     let queue = match (queues, agent) {
@@ -94,8 +105,10 @@ pub async fn up(
                     task_definition: &agent_td,
                     subnets: &placement.subnets,
                     security_groups: &security_groups,
+                    providers,
                 })
                 .await?;
+            up.converge(ServiceLinkedRole::ECS_AUTOSCALING).await?;
             up.converge(ScalableTarget).await?;
             up.converge(ScalingPolicy).await?;
             trigger(&mut up, &queues.work.arn).await?;
@@ -103,12 +116,13 @@ pub async fn up(
         }
         _ => None,
     };
+    let iam_changed_at = up.cx.iam_changed_at();
     let cx = up.cx;
     Ok(UpReport {
         dry_run,
         outputs: Outputs {
             site: EcsSite {
-                region: cx.region,
+                region: cx.arns.region,
                 cluster: cx.names.cluster,
                 task_definition,
                 bucket: cx.names.bucket,
@@ -116,8 +130,10 @@ pub async fn up(
                 subnets: placement.subnets,
                 security_groups,
                 assign_public_ip: job.ecs.assign_public_ip,
+                providers,
+                iam_changed_at,
             },
-            account: cx.account,
+            account: cx.arns.account,
             execution_role: exec_arn,
             task_role: task_arn,
             image,
@@ -125,6 +141,16 @@ pub async fn up(
         },
         changes: up.changes,
     })
+}
+
+/// Asks IAM's policy simulator whether the caller may do what `up` does, before anything is
+/// made; goes on without a word when the simulator cannot be asked.
+async fn check_permissions(cx: &Ctx<'_>) -> Result<(), InfraError> {
+    let needs = caller::policy(cx.job, &cx.names, &cx.arns, &[caller::Needs::Up]);
+    match caller::missing(cx.aws, &cx.caller, &needs).await {
+        Some(missing) if !missing.is_empty() => Err(InfraError::MissingPermissions(missing)),
+        _ => Ok(()),
+    }
 }
 
 fn role(kind: &'static str, name: String, policy: Value) -> Role {
@@ -157,7 +183,8 @@ async fn trigger(up: &mut Up<'_>, queue_arn: &str) -> Result<(), InfraError> {
 }
 
 /// The execution role's policy: pull the image (from ECR), write the logs, read the secrets.
-fn execution_policy(cx: &Ctx<'_>, image: &str, log_group_arn: &str) -> Value {
+fn execution_policy(cx: &Ctx<'_>, image: &str) -> Value {
+    let log_group_arn = LogGroup::arn(cx);
     let secrets: Vec<String> = cx
         .job
         .ecs
@@ -165,27 +192,29 @@ fn execution_policy(cx: &Ctx<'_>, image: &str, log_group_arn: &str) -> Value {
         .values()
         .map(|v| cx.secret_arn(v))
         .collect();
-    let repo_arn = ecr_repository_arn(image, &cx.account, &cx.region);
-    policy::execution(repo_arn.as_deref(), log_group_arn, &secrets)
+    let repo_arn = ecr_repository_arn(image, &cx.arns);
+    let kms = &cx.job.ecs.secrets_kms_keys;
+    policy::execution(repo_arn.as_deref(), &log_group_arn, &secrets, kms)
 }
 
 /// The task role's policy: the job's prefix and what jobrun.toml adds, and in queue mode what
 /// the agent needs.
-fn task_policy(cx: &Ctx<'_>, queues: Option<&Queues>) -> Value {
+fn task_policy(cx: &Ctx<'_>, queue_mode: bool) -> Value {
     let job = cx.job;
     let mut doc = policy::task(
+        &cx.arns,
         &cx.names.bucket,
         &job.name,
         &job.ecs.inputs,
         &job.ecs.task_policy,
     );
-    if let Some(queues) = queues {
-        let tasks = format!(
-            "arn:aws:ecs:{}:{}:task/{}/*",
-            cx.region, cx.account, cx.names.cluster
-        );
-        let extra =
-            policy::queue_worker(&queues.work.arn, &tasks, job.ecs.queue.s3_trigger.as_ref());
+    if queue_mode {
+        let queue_arn = Queue::work_arn(cx);
+        let tasks = cx
+            .arns
+            .regional("ecs", &format!("task/{}/*", cx.names.cluster));
+        let trigger = job.ecs.queue.s3_trigger.as_ref();
+        let extra = policy::queue_worker(&cx.arns, &queue_arn, &tasks, trigger);
         if let Some(list) = doc["Statement"].as_array_mut() {
             list.extend(extra);
         }
@@ -194,11 +223,11 @@ fn task_policy(cx: &Ctx<'_>, queues: Option<&Queues>) -> Value {
 }
 
 /// `123.dkr.ecr.REGION.amazonaws.com/REPO@sha256:…` → the repository's ARN (other registries: none).
-fn ecr_repository_arn(image: &str, account: &str, region: &str) -> Option<String> {
+fn ecr_repository_arn(image: &str, arns: &Arns) -> Option<String> {
     let (host, rest) = image.split_once('/')?;
     let repo = rest.split('@').next()?.split(':').next()?;
     host.contains(".dkr.ecr.")
-        .then(|| format!("arn:aws:ecr:{region}:{account}:repository/{repo}"))
+        .then(|| arns.regional("ecr", &format!("repository/{repo}")))
 }
 
 /// What `up` made in queue mode, as saved for `submit`.

@@ -158,6 +158,12 @@ impl Test {
         self
     }
 
+    /// Drops a variable set with [`Test::env`].
+    pub fn unset(mut self, k: &str) -> Self {
+        self.env.retain(|(key, _)| key != k);
+        self
+    }
+
     pub fn env(mut self, k: &str, v: &str) -> Self {
         self.env.push((k.into(), v.into()));
         self

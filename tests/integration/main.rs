@@ -14,4 +14,5 @@ mod init;
 mod lifecycle;
 mod push;
 mod queue;
+mod real_aws;
 mod runs;

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 /// A queue-mode job on `endpoint` (moto, or a proxy in front of it): built, pushed and `up`.
 /// Its command runs the test task from its host path (`TASK`), so agents can run here as
 /// processes; `@JOB@` in `queue_extra` is the job's name.
-fn queue_job(endpoint: &Service, command: &str, queue_extra: &str) -> Test {
+pub(crate) fn queue_job(endpoint: &Service, command: &str, queue_extra: &str) -> Test {
     let reg = services::plain_registry();
     let t = Test::ecs_task(&format!(
         "[ecr]\nregistry_endpoint = \"{}\"\n\n[ecs]\nmode = \"queue\"\n\n[queue]\nagent_binaries = {{ arm64 = \"task\" }}\n{queue_extra}",
@@ -42,15 +42,15 @@ fn queue_job(endpoint: &Service, command: &str, queue_extra: &str) -> Test {
 }
 
 /// The usual command: print, show the JOBRUN_ environment, sleep, exit as configured.
-const COMMAND: &str =
+pub(crate) const COMMAND: &str =
     r#"["TASK", "out", "task {index}", "env", "sleep", "{config.sleep}", "exit", "{config.exit}"]"#;
 
-fn outputs(t: &Test) -> Value {
+pub(crate) fn outputs(t: &Test) -> Value {
     let p = t.state.path().join("jobs").join(&t.name).join("aws.json");
     serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
 }
 
-fn sqs(moto: &Service, op: &str, body: Value) -> Result<Value, (u16, String)> {
+pub(crate) fn sqs(moto: &Service, op: &str, body: Value) -> Result<Value, (u16, String)> {
     services::json_call(moto, "sqs", &format!("AmazonSQS.{op}"), body)
 }
 
@@ -99,13 +99,13 @@ fn s3_get(moto: &Service, bucket: &str, key: &str) -> Value {
 }
 
 /// A `jobrun agent` process for the job's queue, its stderr collected.
-struct Agent {
+pub(crate) struct Agent {
     child: Child,
     log: Arc<Mutex<String>>,
 }
 
 impl Agent {
-    fn start(t: &Test, extra: &[&str]) -> Agent {
+    pub(crate) fn start(t: &Test, extra: &[&str]) -> Agent {
         let o = outputs(t);
         let mut args = vec![
             "agent",
@@ -154,7 +154,7 @@ impl Agent {
     }
 
     /// Waits for the agent to exit by itself (idle exit); returns its exit code.
-    fn wait(mut self) -> (i32, String) {
+    pub(crate) fn wait(mut self) -> (i32, String) {
         let deadline = Instant::now() + Duration::from_secs(90);
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -171,7 +171,7 @@ impl Agent {
     }
 }
 
-fn watch_json(t: &Test, run: &str) -> (i32, Value) {
+pub(crate) fn watch_json(t: &Test, run: &str) -> (i32, Value) {
     let w = t.run(&["watch", run]);
     let s = t.status(run);
     (w.status, s)
@@ -520,6 +520,41 @@ fn inside_ecs_the_agent_protects_its_task_while_working_and_points_at_its_log() 
         status["tasks"][0]["log"],
         "cloudwatch:/jobrun/test:jobrun/job/f00d"
     );
+
+    // `logs` reads the worker's stream over the attempt's time, page after page: GetLogEvents
+    // returns at most 10,000 events per call.
+    let started =
+        chrono::DateTime::parse_from_rfc3339(status["tasks"][0]["started_at"].as_str().unwrap())
+            .unwrap()
+            .timestamp_millis();
+    let logs = |op: &str, body: Value| {
+        services::json_call(moto, "logs", &format!("Logs_20140328.{op}"), body)
+    };
+    let (group, stream) = ("/jobrun/test", "jobrun/job/f00d");
+    let _ = logs("CreateLogGroup", json!({"logGroupName": group}));
+    let _ = logs(
+        "CreateLogStream",
+        json!({"logGroupName": group, "logStreamName": stream}),
+    );
+    for part in 0..2 {
+        let events: Vec<Value> = (0..5_025)
+            .map(|i| json!({"timestamp": started, "message": format!("line {}", part * 5_025 + i)}))
+            .collect();
+        logs(
+            "PutLogEvents",
+            json!({"logGroupName": group, "logStreamName": stream, "logEvents": events}),
+        )
+        .unwrap();
+    }
+    let r = t.run(&["logs", &run, "-i", "0"]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    let lines: Vec<&str> = r
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("line "))
+        .collect();
+    assert_eq!(lines.len(), 10_050, "every page");
+    assert_eq!(lines.last(), Some(&"line 10049"));
 }
 
 #[test]

@@ -28,6 +28,27 @@ impl Service {
         serde_json::from_str(&text).unwrap()
     }
 
+    /// Queues scripted AWS errors in the proxy: one fault object or a list of them (see
+    /// tests/moto/aws_proxy.py, `POST /__proxy/faults`).
+    pub fn fault(&self, faults: serde_json::Value) {
+        ureq::post(&format!("{}/__proxy/faults", self.url()))
+            .send_string(&faults.to_string())
+            .unwrap();
+    }
+
+    /// How often the proxy answered a scripted fault for `service:operation`.
+    pub fn fired(&self, key: &str) -> u64 {
+        self.proxy_stats()["faults"][key].as_u64().unwrap_or(0)
+    }
+
+    /// moto: checks every request against IAM from now on (`true`), or no more (`false`). The
+    /// setting is the server's: only for a moto of the test's own.
+    pub fn enforce_iam(&self, on: bool) {
+        ureq::post(&format!("{}/moto-api/reset-auth", self.url()))
+            .send_string(if on { "0" } else { "inf" })
+            .unwrap();
+    }
+
     pub fn host(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
@@ -209,6 +230,11 @@ pub fn aws_proxy(upstream: &Service, fault_rate: f64, seed: u64, rates: bool) ->
     proxy(upstream, flags)
 }
 
+/// `tests/moto/aws_proxy.py` in front of a moto server, answering only the faults a test scripts.
+pub fn scripted_proxy(upstream: &Service) -> Service {
+    proxy(upstream, vec![])
+}
+
 /// `tests/moto/aws_proxy.py` for SQS: with `sink`, SendMessageBatch is answered (and tallied)
 /// by the proxy; `entry_fault_rate` of the entries come back failed.
 pub fn sqs_proxy(upstream: &Service, sink: bool, entry_fault_rate: f64) -> Service {
@@ -355,7 +381,7 @@ impl Service {
                 if op.starts_with("rest:") {
                     !(name.starts_with("GET ") || name.starts_with("HEAD "))
                 } else {
-                    !["Describe", "Get", "List", "Head"]
+                    !["Describe", "Get", "List", "Head", "Simulate"]
                         .iter()
                         .any(|p| name.starts_with(p))
                 }
@@ -410,7 +436,11 @@ pub fn json_call(
         )
         .send_string(&body.to_string());
     match r {
-        Ok(resp) => Ok(serde_json::from_str(&resp.into_string().unwrap()).unwrap()),
+        Ok(resp) => {
+            // Some operations (CreateLogStream) answer with an empty body.
+            let text = resp.into_string().unwrap();
+            Ok(serde_json::from_str(&text).unwrap_or(serde_json::Value::Null))
+        }
         Err(ureq::Error::Status(code, resp)) => Err((code, resp.into_string().unwrap_or_default())),
         Err(e) => panic!("moto: {e}"),
     }

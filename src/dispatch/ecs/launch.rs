@@ -6,11 +6,11 @@ use super::{EcsDispatcher, OVERRIDES_LIMIT, client_token};
 use crate::aws::{self, AwsError, retrying};
 use crate::config::CapacityKind;
 use crate::dispatch::remote::RemoteError;
-use crate::record::RunRecord;
+use crate::record::{Placement, RunRecord};
 use crate::wire::CONTAINER;
 use aws_sdk_ecs::types::{
     AssignPublicIp, AwsVpcConfiguration, CapacityProviderStrategyItem, ContainerOverride,
-    KeyValuePair, NetworkConfiguration, Tag, TaskOverride,
+    KeyValuePair, LaunchType, NetworkConfiguration, Tag, TaskOverride,
 };
 
 /// What came of one RunTask (after its retries).
@@ -31,7 +31,7 @@ pub(super) struct Dispatch {
     pub(super) attempt: u32,
     overrides: TaskOverride,
     tags: Vec<Tag>,
-    providers: Vec<&'static str>,
+    placements: Vec<Placement>,
 }
 
 impl EcsDispatcher {
@@ -91,13 +91,15 @@ impl EcsDispatcher {
             tag("jobrun:attempt", attempt.to_string()),
         ];
         let cap = &self.remote.run.capacity;
-        let providers = if cap.kind == CapacityKind::OnDemand || i < cap.on_demand_base {
-            vec!["FARGATE"]
-        } else if cap.spot_fallback {
-            vec!["FARGATE_SPOT", "FARGATE"]
-        } else {
-            vec!["FARGATE_SPOT"]
-        };
+        let wanted: &[&'static str] =
+            if cap.kind == CapacityKind::OnDemand || i < cap.on_demand_base {
+                &["FARGATE"]
+            } else if cap.spot_fallback {
+                &["FARGATE_SPOT", "FARGATE"]
+            } else {
+                &["FARGATE_SPOT"]
+            };
+        let placements = self.remote.run.site.providers.placements(wanted);
         Ok(Dispatch {
             index: i,
             attempt,
@@ -105,7 +107,7 @@ impl EcsDispatcher {
                 .container_overrides(container.build())
                 .build(),
             tags,
-            providers,
+            placements,
         })
     }
 
@@ -113,8 +115,9 @@ impl EcsDispatcher {
     pub(super) async fn launch(&self, run_id: &str, d: &Dispatch) -> Launch {
         let tr = self.tries.get(&(d.index, d.attempt)).copied().unwrap_or(0);
         let mut capacity_reason = String::new();
-        for provider in &d.providers {
-            let token = client_token(run_id, d.index, d.attempt, provider, tr);
+        for placement in &d.placements {
+            let token = client_token(run_id, d.index, d.attempt, placement.label(), tr);
+            let (strategy, launch_type) = request_parts(*placement);
             let sent = retrying(|| async {
                 self.pacer.run_task.until_ready().await;
                 self.pacer.launch.until_ready().await;
@@ -122,13 +125,8 @@ impl EcsDispatcher {
                     .run_task()
                     .cluster(&self.remote.run.site.cluster)
                     .task_definition(&self.remote.run.site.task_definition)
-                    .capacity_provider_strategy(
-                        CapacityProviderStrategyItem::builder()
-                            .capacity_provider(*provider)
-                            .weight(1)
-                            .build()
-                            .expect("provider set"),
-                    )
+                    .set_capacity_provider_strategy(strategy.clone())
+                    .set_launch_type(launch_type.clone())
                     .network_configuration(
                         NetworkConfiguration::builder()
                             .awsvpc_configuration(
@@ -202,8 +200,28 @@ impl EcsDispatcher {
                     reason
                 });
             }
-            capacity_reason = format!("{provider}: {reason}");
+            capacity_reason = format!("{}: {reason}", placement.label());
         }
         Launch::NoCapacity(capacity_reason)
+    }
+}
+
+/// A placement as RunTask takes it: a capacity provider strategy, or the launch type.
+fn request_parts(
+    placement: Placement,
+) -> (
+    Option<Vec<CapacityProviderStrategyItem>>,
+    Option<LaunchType>,
+) {
+    match placement {
+        Placement::Provider(p) => {
+            let item = CapacityProviderStrategyItem::builder()
+                .capacity_provider(p)
+                .weight(1)
+                .build()
+                .expect("provider set");
+            (Some(vec![item]), None)
+        }
+        Placement::LaunchType => (None, Some(LaunchType::Fargate)),
     }
 }

@@ -14,7 +14,7 @@
 
 mod launch;
 
-use super::remote::{RemoteError, RemoteRun};
+use super::remote::{LogStream, RemoteError, RemoteRun, write_log};
 use crate::aws::{self, retrying};
 use crate::dispatch::{FailKind, fail_attempt, stop_due, timed_out};
 use crate::record::{RunRecord, StopRequest, TaskRecord, TaskState};
@@ -65,6 +65,26 @@ pub fn started_by(run_id: &str) -> String {
 /// token, so a repeated call is recognised by AWS as the same request.
 pub fn client_token(run_id: &str, index: usize, attempt: u32, provider: &str, tr: u32) -> String {
     hex_digest(&format!("{run_id}/{index}/{attempt}/{provider}/{tr}"))[..64].to_string()
+}
+
+/// For a task that failed to start within five minutes of `up` changing the job's IAM roles:
+/// IAM is eventually consistent, and ECS may not be able to assume a role that new yet.
+fn iam_note(
+    code: Option<&str>,
+    iam_changed_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> String {
+    match iam_changed_at {
+        Some(at)
+            if code == Some("TaskFailedToStart") && now - at < chrono::Duration::minutes(5) =>
+        {
+            format!(
+                " (the job's IAM roles were changed {} s before by `jobrun up`, and IAM takes a while to reach ECS; the next attempt, or `jobrun retry --failed`, may start)",
+                (now - at).num_seconds()
+            )
+        }
+        _ => String::new(),
+    }
 }
 
 fn hex_digest(s: &str) -> String {
@@ -200,6 +220,7 @@ impl EcsDispatcher {
             ..
         } = rec;
         let (settings, cancelling, task) = (&*settings, *cancelling, &mut tasks[i]);
+        let site = &self.remote.run.site;
         task.phase = t.last_status().map(str::to_string);
         if let Some(s) = t.started_at().and_then(to_chrono) {
             task.started_at = Some(s);
@@ -230,7 +251,11 @@ impl EcsDispatcher {
             }
             Some(StopRequest::Timeout) => Some((timed_out(settings), FailKind::Other)),
             None if infra => Some((
-                format!("{}: {why}", code.unwrap_or_default()),
+                format!(
+                    "{}: {why}{}",
+                    code.as_deref().unwrap_or_default(),
+                    iam_note(code.as_deref(), site.iam_changed_at, now)
+                ),
                 FailKind::Interrupted,
             )),
             None => match exit {
@@ -423,32 +448,15 @@ impl EcsDispatcher {
             return Ok(());
         };
         let logs = self.remote.aws.logs();
+        let at = LogStream {
+            group,
+            stream,
+            window: (None, None),
+        };
         let mut token: Option<String> = None;
         let mut last_round = !follow || task.state.is_terminal();
         loop {
-            // Page forward until the token stops moving: that is the end for now.
-            loop {
-                let page = logs
-                    .get_log_events()
-                    .log_group_name(group)
-                    .log_stream_name(stream)
-                    .start_from_head(true)
-                    .set_next_token(token.clone())
-                    .send()
-                    .await
-                    .map_err(aws::op("GetLogEvents"));
-                let Some(page) = aws::found(page, &["ResourceNotFoundException"])? else {
-                    break;
-                };
-                for e in page.events() {
-                    writeln!(out, "{}", e.message().unwrap_or_default().trim_end())
-                        .map_err(RemoteError::Output)?;
-                }
-                out.flush().map_err(RemoteError::Output)?;
-                let next = page.next_forward_token().map(str::to_string);
-                if next.is_none() || next == token {
-                    break;
-                }
+            if let Some(next) = write_log(&logs, &at, token.clone(), out).await? {
                 token = next;
             }
             if last_round {

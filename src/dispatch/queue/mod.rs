@@ -13,7 +13,7 @@
 
 mod dead;
 
-use super::remote::{RemoteError, RemoteRun};
+use super::remote::{LogStream, RemoteError, RemoteRun, write_log};
 use crate::aws::{self, AwsError, retrying};
 use crate::record::{Place, QueueRun, QueueStats, RunRecord, TaskRecord, TaskState};
 use crate::wire::{
@@ -490,24 +490,15 @@ impl QueueDispatcher {
         let pointer = task.log.as_deref().and_then(parse_log_pointer);
         if let Some((group, stream)) = pointer {
             let ms = |t: Option<DateTime<Utc>>| t.map(|t| t.timestamp_millis());
-            let page = self
-                .remote
-                .aws
-                .logs()
-                .get_log_events()
-                .log_group_name(group)
-                .log_stream_name(stream)
-                .start_from_head(true)
-                .set_start_time(ms(task.started_at))
-                .set_end_time(ms(task.finished_at).map(|t| t + 1))
-                .send()
-                .await
-                .map_err(aws::op("GetLogEvents"));
-            if let Some(page) = aws::found(page, &["ResourceNotFoundException"])? {
-                for e in page.events() {
-                    writeln!(out, "{}", e.message().unwrap_or_default().trim_end())
-                        .map_err(RemoteError::Output)?;
-                }
+            let at = LogStream {
+                group,
+                stream,
+                window: (ms(task.started_at), ms(task.finished_at).map(|t| t + 1)),
+            };
+            if write_log(&self.remote.aws.logs(), &at, None, out)
+                .await?
+                .is_some()
+            {
                 return Ok(());
             }
         }

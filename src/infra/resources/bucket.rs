@@ -132,10 +132,10 @@ async fn encrypted(s3: &aws_sdk_s3::Client, name: &str) -> bool {
 async fn create(cx: &Ctx<'_>, s3: &aws_sdk_s3::Client) -> Result<(), InfraError> {
     use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
     let mut create = s3.create_bucket().bucket(&cx.names.bucket);
-    if cx.region != "us-east-1" {
+    if cx.arns.region != "us-east-1" {
         create = create.create_bucket_configuration(
             CreateBucketConfiguration::builder()
-                .location_constraint(BucketLocationConstraint::from(cx.region.as_str()))
+                .location_constraint(BucketLocationConstraint::from(cx.arns.region.as_str()))
                 .build(),
         );
     }

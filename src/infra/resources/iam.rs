@@ -23,7 +23,7 @@ pub struct Seen {
 
 impl Role {
     fn arn(&self, cx: &Ctx<'_>) -> String {
-        format!("arn:aws:iam::{}:role/{}", cx.account, self.name)
+        cx.arns.role(&self.name)
     }
 
     async fn policy_as_wanted(&self, iam: &aws_sdk_iam::Client) -> Result<bool, InfraError> {
@@ -114,6 +114,7 @@ impl Resource for Role {
                 .await
                 .map_err(aws::op("PutRolePolicy"))?;
         }
+        cx.iam_changed();
         Ok(self.arn(cx))
     }
 
@@ -143,6 +144,77 @@ impl Role {
             .map_err(aws::op("CreateRole"))?;
         Ok(())
     }
+}
+
+/// An AWS service's service-linked role: ECS's, which capacity providers need, and Application
+/// Auto Scaling's for ECS services. AWS makes them on first use, but in a fresh account the
+/// first CreateCluster with capacity providers fails ("Unable to assume the service linked
+/// role") until the role exists, so `up` makes it first. Account-wide: `down` never deletes it.
+pub struct ServiceLinkedRole {
+    /// `ecs.amazonaws.com`, `ecs.application-autoscaling.amazonaws.com`.
+    pub service: &'static str,
+    pub name: &'static str,
+}
+
+impl ServiceLinkedRole {
+    pub const ECS: ServiceLinkedRole = ServiceLinkedRole {
+        service: "ecs.amazonaws.com",
+        name: "AWSServiceRoleForECS",
+    };
+    pub const ECS_AUTOSCALING: ServiceLinkedRole = ServiceLinkedRole {
+        service: "ecs.application-autoscaling.amazonaws.com",
+        name: "AWSServiceRoleForApplicationAutoScaling_ECSService",
+    };
+}
+
+impl Resource for ServiceLinkedRole {
+    type Seen = bool;
+    type Out = ();
+
+    /// Found by its path, `/aws-service-role/<service>/`, which AWS fixes for every
+    /// service-linked role (emulators spell the names differently).
+    async fn observe(&self, cx: &Ctx<'_>) -> Result<bool, InfraError> {
+        let listed = cx
+            .aws
+            .iam()
+            .list_roles()
+            .path_prefix(format!("/aws-service-role/{}/", self.service))
+            .send()
+            .await
+            .map_err(aws::op("ListRoles"))?;
+        Ok(!listed.roles().is_empty())
+    }
+
+    fn compare(&self, _: &Ctx<'_>, exists: &bool) -> Result<Change, InfraError> {
+        let kind = "service-linked role";
+        Ok(if *exists {
+            change(kind, self.name, Action::Unchanged, "exists (account-wide)")
+        } else {
+            let why = format!(
+                "missing: {} needs it (account-wide, kept by down)",
+                self.service
+            );
+            change(kind, self.name, Action::Create, why)
+        })
+    }
+
+    async fn converge(&self, cx: &Ctx<'_>, _: bool) -> Result<(), InfraError> {
+        let made = cx
+            .aws
+            .iam()
+            .create_service_linked_role()
+            .aws_service_name(self.service)
+            .send()
+            .await
+            .map_err(aws::op("CreateServiceLinkedRole"));
+        // Made meanwhile by AWS itself or another `up`: IAM answers InvalidInput ("has been
+        // taken"), emulators EntityAlreadyExists.
+        aws::found(made, &["InvalidInput", "EntityAlreadyExists"])?;
+        cx.iam_changed();
+        Ok(())
+    }
+
+    fn current(&self, _: &Ctx<'_>, _: bool) {}
 }
 
 /// IAM hands documents back URL-encoded; emulators sometimes do not.

@@ -12,11 +12,9 @@ const KIND: &str = "log group";
 pub struct LogGroup;
 
 impl LogGroup {
-    fn arn(cx: &Ctx<'_>) -> String {
-        format!(
-            "arn:aws:logs:{}:{}:log-group:{}",
-            cx.region, cx.account, cx.names.log_group
-        )
+    pub fn arn(cx: &Ctx<'_>) -> String {
+        cx.arns
+            .regional("logs", &format!("log-group:{}", cx.names.log_group))
     }
 }
 

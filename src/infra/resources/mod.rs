@@ -19,32 +19,42 @@ pub mod service;
 pub mod taskdef;
 pub mod trigger;
 
-use crate::aws::Aws;
+use crate::arn::Arns;
+use crate::aws::{Aws, AwsError};
 use crate::config::Job;
 use crate::infra::{Action, Change, InfraError, Names, TAG_JOB};
 
-/// What every step reads: the job, the AWS clients, the job's names, the account and region,
-/// and whether `up` applies its changes (false: a dry run).
+/// What every step reads: the job, the AWS clients, the job's names, how this account's ARNs
+/// are spelled (partition, account, region), and whether `up` applies its changes (false: a
+/// dry run).
 pub struct Ctx<'a> {
     pub job: &'a Job,
     pub aws: &'a Aws,
     pub names: Names,
-    pub account: String,
-    pub region: String,
+    pub arns: Arns,
+    /// The caller's own ARN (GetCallerIdentity).
+    pub caller: String,
     pub apply: bool,
+    /// When this `up` made or changed an IAM role: calls that hand a role to ECS or Application
+    /// Auto Scaling then retry while IAM settles ([`Ctx::settling`]).
+    iam_changed_at: std::sync::Mutex<Option<chrono::DateTime<chrono::Utc>>>,
 }
 
 impl<'a> Ctx<'a> {
+    /// Fails before any call but GetCallerIdentity when a name derived from the job breaks its
+    /// service's rule.
     pub async fn new(job: &'a Job, aws: &'a Aws, apply: bool) -> Result<Ctx<'a>, InfraError> {
-        let account = aws.account().await?;
-        let region = aws.region();
+        let (arns, caller) = aws.identity().await?;
+        let names = Names::new(job, &arns.account, &arns.region);
+        names.check().map_err(InfraError::Name)?;
         Ok(Ctx {
             job,
             aws,
-            names: Names::new(job, &account, &region),
-            account,
-            region,
+            names,
+            arns,
+            caller,
             apply,
+            iam_changed_at: Default::default(),
         })
     }
 
@@ -53,11 +63,39 @@ impl<'a> Ctx<'a> {
         if value.starts_with("arn:") {
             value.to_string()
         } else {
-            format!(
-                "arn:aws:ssm:{}:{}:parameter{value}",
-                self.region, self.account
-            )
+            let name = value.trim_start_matches('/');
+            self.arns.regional("ssm", &format!("parameter/{name}"))
         }
+    }
+
+    /// Notes that an IAM role was just made or changed.
+    pub fn iam_changed(&self) {
+        *self.iam_changed_at.lock().expect("not poisoned") = Some(chrono::Utc::now());
+    }
+
+    pub fn iam_changed_at(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        *self.iam_changed_at.lock().expect("not poisoned")
+    }
+
+    /// A call that hands a role to another service. IAM is eventually consistent: for some
+    /// seconds after a role is made, ECS or Application Auto Scaling may answer that it cannot
+    /// be assumed (`codes`: how that service says so). After this `up` changed IAM, those answers
+    /// are retried for about a minute and a half; otherwise only transient errors are.
+    pub async fn settling<T, F, Fut>(&self, codes: &[&str], call: F) -> Result<T, AwsError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, AwsError>>,
+    {
+        use backon::Retryable;
+        let fresh = self.iam_changed_at().is_some();
+        let backoff = backon::ExponentialBuilder::default()
+            .with_jitter()
+            .with_min_delay(std::time::Duration::from_millis(500))
+            .with_max_delay(std::time::Duration::from_secs(10))
+            .with_max_times(14);
+        call.retry(backoff)
+            .when(|e| e.is_transient() || (fresh && e.code().is_some_and(|c| codes.contains(&c))))
+            .await
     }
 
     /// Whether these tags mark a resource as made by jobrun for this job.
@@ -86,6 +124,11 @@ pub trait Resource {
 
 /// A resource `down` found for deletion, with what deleting it takes.
 pub enum Deletion {
+    /// The job's tasks still running on the cluster, stopped before anything is deleted.
+    Tasks {
+        cluster: String,
+        arns: Vec<String>,
+    },
     /// The workers' service, with its scalable target and policy.
     Service {
         cluster: String,
@@ -109,6 +152,7 @@ pub enum Deletion {
 impl Deletion {
     pub async fn delete(self, aws: &Aws) -> Result<(), InfraError> {
         match self {
+            Deletion::Tasks { cluster, arns } => cluster::stop_tasks(aws, &cluster, &arns).await,
             Deletion::Service {
                 cluster,
                 service,

@@ -42,7 +42,7 @@ impl Resource for Subnets {
             .vpcs()
             .first()
             .and_then(|v| v.vpc_id())
-            .ok_or_else(|| InfraError::NoDefaultVpc(cx.region.clone()))?
+            .ok_or_else(|| InfraError::NoDefaultVpc(cx.arns.region.clone()))?
             .to_string();
         let subnets = ec2
             .describe_subnets()
@@ -267,12 +267,20 @@ pub async fn discover(cx: &Ctx<'_>, found: &mut Teardown) -> Result<(), InfraErr
     Ok(())
 }
 
+/// Deletes the security group, retried while EC2 answers DependencyViolation: the network
+/// interfaces of stopped Fargate tasks are released minutes after the tasks stop.
 pub async fn delete(aws: &Aws, id: &str) -> Result<(), InfraError> {
-    aws.ec2()
-        .delete_security_group()
-        .group_id(id)
-        .send()
-        .await
-        .map_err(aws::op("DeleteSecurityGroup"))?;
+    let ec2 = aws.ec2();
+    let call = || async {
+        ec2.delete_security_group()
+            .group_id(id)
+            .send()
+            .await
+            .map_err(aws::op("DeleteSecurityGroup"))
+    };
+    use backon::Retryable;
+    call.retry(super::cluster::teardown_backoff())
+        .when(|e| e.code() == Some("DependencyViolation"))
+        .await?;
     Ok(())
 }

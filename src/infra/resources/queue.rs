@@ -5,12 +5,19 @@
 use super::{Ctx, Deletion, Resource, Teardown};
 use crate::aws::{self, Aws};
 use crate::infra::{Action, Change, InfraError, TAG_JOB, TAG_MANAGED, change};
+use crate::wire::MESSAGE_LIMIT;
 use aws_sdk_sqs::types::QueueAttributeName as Attr;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 
 /// 14 days, SQS's longest.
 const RETENTION: &str = "1209600";
+
+/// What dispatch assumes one message may carry ([`MESSAGE_LIMIT`], 1 MiB): a queue made under
+/// SQS's old 256 KiB default would refuse the bigger ones.
+fn max_size() -> String {
+    MESSAGE_LIMIT.to_string()
+}
 
 /// One queue as `up` left it (a dry run: the URL says it is still to be created).
 pub struct QueueRef {
@@ -37,13 +44,21 @@ impl Queue {
         Queue {
             kind,
             name: name.to_string(),
-            arn: format!("arn:aws:sqs:{}:{}:{name}", cx.region, cx.account),
+            arn: cx.arns.regional("sqs", name),
             want,
         }
     }
 
+    /// The work queue's ARN, known before it exists.
+    pub fn work_arn(cx: &Ctx<'_>) -> String {
+        cx.arns.regional("sqs", &cx.names.queue)
+    }
+
     pub fn dead_letters(cx: &Ctx<'_>) -> Queue {
-        let want = HashMap::from([(Attr::MessageRetentionPeriod, RETENTION.into())]);
+        let want = HashMap::from([
+            (Attr::MessageRetentionPeriod, RETENTION.into()),
+            (Attr::MaximumMessageSize, max_size()),
+        ]);
         Queue::new(cx, "dead-letter queue", &cx.names.dlq, want)
     }
 
@@ -55,11 +70,13 @@ impl Queue {
             (Attr::VisibilityTimeout, q.visibility.as_secs().to_string()),
             (Attr::ReceiveMessageWaitTimeSeconds, "20".into()),
             (Attr::MessageRetentionPeriod, RETENTION.into()),
+            (Attr::MaximumMessageSize, max_size()),
             (Attr::RedrivePolicy, redrive.to_string()),
         ]);
         let mut queue = Queue::new(cx, "sqs queue", &cx.names.queue, want);
+        debug_assert_eq!(queue.arn, Queue::work_arn(cx));
         if let Some((bucket, _)) = &q.s3_trigger {
-            let policy = s3_may_send(&queue.arn, bucket);
+            let policy = s3_may_send(&queue.arn, &cx.arns.s3(bucket, None));
             queue.want.insert(Attr::Policy, policy.to_string());
         }
         queue
@@ -71,7 +88,7 @@ impl Queue {
 }
 
 /// The queue policy of an S3 trigger: that bucket may send its notifications.
-fn s3_may_send(queue_arn: &str, bucket: &str) -> Value {
+fn s3_may_send(queue_arn: &str, bucket_arn: &str) -> Value {
     json!({
         "Version": "2012-10-17",
         "Statement": [{
@@ -80,7 +97,7 @@ fn s3_may_send(queue_arn: &str, bucket: &str) -> Value {
             "Principal": {"Service": "s3.amazonaws.com"},
             "Action": "sqs:SendMessage",
             "Resource": queue_arn,
-            "Condition": {"ArnLike": {"aws:SourceArn": format!("arn:aws:s3:::{bucket}")}}
+            "Condition": {"ArnLike": {"aws:SourceArn": bucket_arn}}
         }]
     })
 }

@@ -99,17 +99,21 @@ impl Resource for ScalableTarget {
     }
 
     async fn converge(&self, cx: &Ctx<'_>, _: Option<Registered>) -> Result<(), InfraError> {
-        cx.aws
+        let request = cx
+            .aws
             .autoscaling()
             .register_scalable_target()
             .service_namespace(ServiceNamespace::Ecs)
             .resource_id(&cx.names.scalable_target)
             .scalable_dimension(DIMENSION)
             .min_capacity(0)
-            .max_capacity(cx.job.ecs.queue.max_workers as i32)
-            .send()
-            .await
-            .map_err(aws::op("RegisterScalableTarget"))?;
+            .max_capacity(cx.job.ecs.queue.max_workers as i32);
+        // Application Auto Scaling answers ValidationException for a role it cannot assume yet.
+        cx.settling(&["ValidationException"], || async {
+            let sent = request.clone().send().await;
+            sent.map_err(aws::op("RegisterScalableTarget"))
+        })
+        .await?;
         Ok(())
     }
 

@@ -6,9 +6,10 @@ use super::{Ctx, Deletion, Resource, Teardown};
 use crate::aws::{self, Aws};
 use crate::config::CapacityKind;
 use crate::infra::{Action, Change, InfraError, TAG_JOB, TAG_MANAGED, change};
+use crate::record::{ClusterProviders, Placement};
 use aws_sdk_ecs::types::{
-    AssignPublicIp, AwsVpcConfiguration, CapacityProviderStrategyItem, NetworkConfiguration,
-    PropagateTags, Service as Found, Tag,
+    AssignPublicIp, AwsVpcConfiguration, CapacityProviderStrategyItem, LaunchType,
+    NetworkConfiguration, PropagateTags, Service as Found, Tag,
 };
 
 const KIND: &str = "ecs service";
@@ -42,6 +43,8 @@ pub struct Service<'a> {
     pub task_definition: &'a str,
     pub subnets: &'a [String],
     pub security_groups: &'a [String],
+    /// The cluster's Fargate capacity providers.
+    pub providers: ClusterProviders,
 }
 
 fn provider(cx: &Ctx<'_>) -> &'static str {
@@ -84,10 +87,19 @@ impl Service<'_> {
             why.push("network");
         }
         let strategy = s.capacity_provider_strategy();
-        if !strategy.is_empty() && strategy[0].capacity_provider() != provider(cx) {
+        let wanted = match self.placement(cx) {
+            Placement::Provider(p) => Some(p),
+            Placement::LaunchType => None,
+        };
+        if !strategy.is_empty() && Some(strategy[0].capacity_provider()) != wanted {
             why.push("capacity provider");
         }
         why
+    }
+
+    /// The job's capacity kind as the cluster can give it.
+    fn placement(&self, cx: &Ctx<'_>) -> Placement {
+        self.providers.placements(&[provider(cx)])[0]
     }
 
     fn network(&self, cx: &Ctx<'_>) -> NetworkConfiguration {
@@ -138,26 +150,37 @@ impl Resource for Service<'_> {
     async fn converge(&self, cx: &Ctx<'_>, found: Option<Found>) -> Result<String, InfraError> {
         let ecs = cx.aws.ecs();
         let name = &cx.names.service;
-        let strategy = CapacityProviderStrategyItem::builder()
-            .capacity_provider(provider(cx))
-            .weight(1)
-            .build()
-            .expect("provider set");
+        let strategy = match self.placement(cx) {
+            Placement::Provider(p) => Some(
+                CapacityProviderStrategyItem::builder()
+                    .capacity_provider(p)
+                    .weight(1)
+                    .build()
+                    .expect("provider set"),
+            ),
+            Placement::LaunchType => None,
+        };
+        // ECS answers InvalidParameterException for a role it cannot assume yet.
+        let settling = ["InvalidParameterException"];
         let Some(found) = found else {
             let tag = |k: &str, v: &str| Tag::builder().key(k).value(v).build();
-            ecs.create_service()
+            let request = ecs
+                .create_service()
                 .cluster(&cx.names.cluster)
                 .service_name(name)
                 .task_definition(self.task_definition)
                 .desired_count(0)
-                .capacity_provider_strategy(strategy)
+                .set_capacity_provider_strategy(strategy.clone().map(|s| vec![s]))
+                .set_launch_type(strategy.is_none().then_some(LaunchType::Fargate))
                 .network_configuration(self.network(cx))
                 .tags(tag(TAG_MANAGED, "jobrun"))
                 .tags(tag(TAG_JOB, &cx.job.name))
-                .propagate_tags(PropagateTags::Service)
-                .send()
-                .await
-                .map_err(aws::op("CreateService"))?;
+                .propagate_tags(PropagateTags::Service);
+            cx.settling(&settling, || async {
+                let sent = request.clone().send().await;
+                sent.map_err(aws::op("CreateService"))
+            })
+            .await?;
             return Ok(name.clone());
         };
         let mut update = ecs
@@ -166,13 +189,19 @@ impl Resource for Service<'_> {
             .service(name)
             .task_definition(self.task_definition)
             .network_configuration(self.network(cx));
-        if self.differs(cx, &found).contains(&"capacity provider") {
+        if let Some(strategy) =
+            strategy.filter(|_| self.differs(cx, &found).contains(&"capacity provider"))
+        {
             // ECS takes a new capacity strategy only with a new deployment.
             update = update
                 .capacity_provider_strategy(strategy)
                 .force_new_deployment(true);
         }
-        update.send().await.map_err(aws::op("UpdateService"))?;
+        cx.settling(&settling, || async {
+            let sent = update.clone().send().await;
+            sent.map_err(aws::op("UpdateService"))
+        })
+        .await?;
         Ok(name.clone())
     }
 

@@ -232,7 +232,7 @@ impl TaskDefinition {
                 LogConfiguration::builder()
                     .log_driver(LogDriver::Awslogs)
                     .options("awslogs-group", &cx.names.log_group)
-                    .options("awslogs-region", &cx.region)
+                    .options("awslogs-region", &cx.arns.region)
                     .options("awslogs-stream-prefix", LOG_STREAM_PREFIX)
                     .build()
                     .expect("log driver set"),
@@ -267,7 +267,7 @@ impl TaskDefinition {
             CpuArchitecture::X8664
         };
         let tag = |k: &str, v: &str| Tag::builder().key(k).value(v).build();
-        let out = cx
+        let request = cx
             .aws
             .ecs()
             .register_task_definition()
@@ -291,10 +291,14 @@ impl TaskDefinition {
             .task_role_arn(self.want["task_role"].as_str().unwrap_or_default())
             .container_definitions(self.container(cx))
             .tags(tag(TAG_MANAGED, "jobrun"))
-            .tags(tag(TAG_JOB, &job.name))
-            .send()
-            .await
-            .map_err(aws::op("RegisterTaskDefinition"))?;
+            .tags(tag(TAG_JOB, &job.name));
+        // ECS answers ClientException for a role it cannot use yet.
+        let out = cx
+            .settling(&["ClientException"], || async {
+                let sent = request.clone().send().await;
+                sent.map_err(aws::op("RegisterTaskDefinition"))
+            })
+            .await?;
         Ok(out
             .task_definition()
             .and_then(|t| t.task_definition_arn())

@@ -87,8 +87,12 @@ impl Resource for Trigger<'_> {
         {
             return Err(InfraError::TriggerLoop(self.url()));
         }
-        match notifications(&cx.aws.s3(), self.bucket).await? {
-            Some(have) => Ok(have),
+        let s3 = cx.aws.s3();
+        match notifications(&s3, self.bucket).await? {
+            Some(have) => {
+                same_region(&s3, self.bucket, &cx.arns.region).await?;
+                Ok(have)
+            }
             // The job's own bucket does not exist yet in a dry run: nothing is set on it.
             None if !cx.apply => Ok(Notifications::builder().build()),
             None => Err(InfraError::MissingConfigured {
@@ -123,10 +127,51 @@ impl Resource for Trigger<'_> {
             .cloned()
             .collect();
         queues.push(self.configuration(id));
-        put_notifications(&cx.aws.s3(), self.bucket, &have, queues).await
+        // S3 checks the queue by sending it a test event, and a queue policy just set can take
+        // up to a minute to reach SQS: until then S3 answers InvalidArgument ("Unable to
+        // validate the following destination configurations"). Retried for about a minute.
+        let s3 = cx.aws.s3();
+        let backoff = backon::ExponentialBuilder::default()
+            .with_jitter()
+            .with_min_delay(std::time::Duration::from_millis(500))
+            .with_max_delay(std::time::Duration::from_secs(10))
+            .with_max_times(10);
+        use backon::Retryable;
+        (|| put_notifications(&s3, self.bucket, &have, queues.clone()))
+            .retry(backoff)
+            .when(|e| matches!(e, InfraError::Aws(a) if a.code() == Some("InvalidArgument")))
+            .await
     }
 
     fn current(&self, _: &Ctx<'_>, _: Notifications) {}
+}
+
+/// S3 sends notifications only to a queue in the bucket's own region.
+async fn same_region(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    region: &str,
+) -> Result<(), InfraError> {
+    let out = s3
+        .get_bucket_location()
+        .bucket(bucket)
+        .send()
+        .await
+        .map_err(aws::op("GetBucketLocation"))?;
+    // No constraint is us-east-1; `EU` is the old name of eu-west-1.
+    let bucket_region = match out.location_constraint().map(|c| c.as_str()) {
+        None | Some("") => "us-east-1",
+        Some("EU") => "eu-west-1",
+        Some(r) => r,
+    };
+    if bucket_region == region {
+        return Ok(());
+    }
+    Err(InfraError::TriggerRegion {
+        bucket: bucket.to_string(),
+        bucket_region: bucket_region.to_string(),
+        region: region.to_string(),
+    })
 }
 
 /// Writes a bucket's notifications with `queues` as its queue configurations, keeping the rest.
