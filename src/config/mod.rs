@@ -117,6 +117,30 @@ mod tests {
     }
 
     #[test]
+    fn secrets_and_their_kms_keys_must_be_references() {
+        let with = |ecs: &str| {
+            load_str(
+                &format!("[job]\nname = \"wc\"\ntarget = \"ecs\"\n[ecs]\n{ecs}\n"),
+                &Overrides::default(),
+                &Overrides::default(),
+            )
+        };
+        let ok = with(
+            "secrets = { A = \"arn:aws-cn:secretsmanager:cn-north-1:1:secret:db:pw::\", B = \"/db/pass\" }\nsecrets_kms_keys = [\"arn:aws-cn:kms:cn-north-1:1:key/k-1\"]",
+        )
+        .unwrap();
+        assert_eq!(ok.ecs.secrets_kms_keys.len(), 1);
+        let e = with("secrets_kms_keys = [\"arn:aws:kms:us-east-1:1:alias/db\"]")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("is not a KMS key ARN"), "{e}");
+        let e = with("secrets = { A = \"hunter2\" }")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("never the secret itself"), "{e}");
+    }
+
+    #[test]
     fn unknown_key_names_key_and_line() {
         let e = load_str(
             "[job]\nname = \"wc\"\n\n[run]\nconcurency = 3\n",

@@ -353,11 +353,18 @@ fn a_queue_of_the_old_256_kib_default_is_raised_to_what_dispatch_sends() {
     assert_eq!(size(moto), "1048576");
 }
 
-/// Where moto names an S3 call's action otherwise than IAM does (moto/s3/responses.py's
-/// ACTION_MAP): HeadBucket is `s3:ListBucket` in IAM, `s3:HeadBucket` in moto.
-const MOTO_SPELLING: [(&str, &str); 2] = [
+/// Where moto names a call's action otherwise than IAM does: moto/s3/responses.py's ACTION_MAP
+/// (HeadBucket is `s3:ListBucket` in IAM, `s3:HeadBucket` in moto), and SQS's batch calls, which
+/// IAM authorizes as their single forms and moto by their own names.
+const MOTO_SPELLING: [(&str, &str); 5] = [
     ("s3:ListBucket", "s3:HeadBucket"),
     ("s3:PutBucketPublicAccessBlock", "s3:PutPublicAccessBlock"),
+    ("sqs:SendMessage", "sqs:SendMessageBatch"),
+    ("sqs:DeleteMessage", "sqs:DeleteMessageBatch"),
+    (
+        "sqs:ChangeMessageVisibility",
+        "sqs:ChangeMessageVisibilityBatch",
+    ),
 ];
 
 /// The statements as moto can check them: it evaluates the resource of S3 calls, of IAM and
@@ -401,11 +408,12 @@ fn user_with(moto: &Service, name: &str, policy: &Value) -> (String, String) {
     )
 }
 
-#[test]
-fn what_iam_policy_prints_is_enough_for_push_up_submit_watch_and_down() {
+/// Under enforced IAM, a user holding what `jobrun iam-policy` prints runs push, up, a run and
+/// down of a job with `extra` in its jobrun.toml; a user with only `--for run` cannot `up`.
+fn the_printed_policy_suffices(extra: &str, submit: &[&str]) {
     let moto = services::own_moto();
     let t = Test::ecs_task(&format!(
-        "[ecr]\nregistry_endpoint = \"{}\"\n",
+        "[ecr]\nregistry_endpoint = \"{}\"\n{extra}",
         services::plain_registry().host()
     ))
     .envs(services::moto_env_for(&moto));
@@ -414,10 +422,8 @@ fn what_iam_policy_prints_is_enough_for_push_up_submit_watch_and_down() {
     let all: Value = serde_json::from_str(&printed.stdout).unwrap();
     let run_only: Value =
         serde_json::from_str(&t.run(&["iam-policy", "--for", "run"]).stdout).unwrap();
-    assert!(
-        run_only["Statement"].as_array().unwrap().len()
-            < all["Statement"].as_array().unwrap().len()
-    );
+    let count = |d: &Value| d["Statement"].as_array().unwrap().len();
+    assert!(count(&run_only) < count(&all));
     let (id, secret) = user_with(&moto, "operator", &as_moto_checks(all));
     let (run_id, run_secret) = user_with(&moto, "runner", &as_moto_checks(run_only));
 
@@ -434,9 +440,8 @@ fn what_iam_policy_prints_is_enough_for_push_up_submit_watch_and_down() {
     for args in [
         &["build", "--push"][..],
         &["up"],
-        &["submit", "--configs", "2"],
+        submit,
         &["status"],
-        &["logs", "-i", "0"],
         &["down", "--yes"],
     ] {
         let r = t.run(args);
@@ -447,6 +452,17 @@ fn what_iam_policy_prints_is_enough_for_push_up_submit_watch_and_down() {
         );
     }
     moto.enforce_iam(false);
+}
+
+#[test]
+fn what_iam_policy_prints_is_enough_for_push_up_submit_watch_and_down() {
+    the_printed_policy_suffices("", &["submit", "--configs", "2"]);
+}
+
+#[test]
+fn what_iam_policy_prints_is_enough_in_queue_mode_too() {
+    let queue = "[ecs]\nmode = \"queue\"\n\n[queue]\nagent_binaries = { arm64 = \"task\" }\n";
+    the_printed_policy_suffices(queue, &["submit", "--configs", "2", "--detach"]);
 }
 
 #[test]
@@ -523,4 +539,42 @@ fn the_agent_works_under_its_task_role_and_never_reads_a_missing_key() {
     let (code, status) = watch_json(&t, &run);
     assert_eq!(code, 0, "{status}");
     assert_eq!(status["succeeded"], 2);
+}
+
+/// IAM's policy simulator answering every statement with `decision` for `action` (moto lacks
+/// the simulator; the proxy answers for it).
+fn simulator_says(proxy: &Service, action: &str, decision: &str) {
+    let answer = format!(
+        "<SimulatePrincipalPolicyResponse><SimulatePrincipalPolicyResult><IsTruncated>false</IsTruncated><EvaluationResults><member><EvalActionName>{action}</EvalActionName><EvalResourceName>*</EvalResourceName><EvalDecision>{decision}</EvalDecision></member></EvaluationResults></SimulatePrincipalPolicyResult></SimulatePrincipalPolicyResponse>"
+    );
+    proxy.fault(
+        json!({"service": "iam", "operation": "SimulatePrincipalPolicy", "times": 100,
+        "status": 200, "code": "Answer", "body": answer}),
+    );
+}
+
+#[test]
+fn up_lists_the_permissions_the_caller_lacks_before_it_makes_anything() {
+    let moto = services::recording_moto();
+    let proxy = services::scripted_proxy(&moto);
+    let t = pushed_job(&proxy, "");
+    simulator_says(&proxy, "ecs:CreateCluster", "implicitDeny");
+    moto.restart_recording();
+    t.run(&["up"]).assert_error(
+        2,
+        "the caller may not do what `up` needs: ecs:CreateCluster on any resource",
+    );
+    assert_eq!(moto.writes(), Vec::<String>::new(), "nothing was made");
+    assert!(
+        proxy.fired("iam:SimulatePrincipalPolicy") > 10,
+        "each statement asked"
+    );
+
+    // Allowed: `up` goes on.
+    ureq::post(&format!("{}/__proxy/reset", proxy.url()))
+        .call()
+        .unwrap();
+    simulator_says(&proxy, "ecs:CreateCluster", "allowed");
+    let up = t.run(&["up"]);
+    assert_eq!(up.status, 0, "{}", up.stderr);
 }

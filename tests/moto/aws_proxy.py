@@ -45,6 +45,8 @@ the AWS it will really meet. This proxy adds, for AWS JSON calls (op = X-Amz-Tar
     headers    optional: extra response headers, e.g. for SQS's query-compatible codes
                {"x-amzn-query-error": "AWS.SimpleQueueService.NonExistentQueue;Sender"}
     type       optional: Sender/Receiver in query-protocol errors (default by status)
+    body       optional: answer with this body as given (content_type, default text/xml),
+               e.g. a 200 answer of an operation moto lacks (IAM's SimulatePrincipalPolicy)
   Error bodies: AWS JSON {"__type": code, "message": ...} with the request's content type
   (application/x-amz-json-1.0 or 1.1) and x-amzn-ErrorType; EC2 <Response><Errors><Error>..
   </Errors><RequestID>..; other query services (IAM, STS) <ErrorResponse><Error><Type>..
@@ -152,7 +154,7 @@ def parse_fault(spec):
     if not isinstance(spec, dict):
         raise ValueError("a fault is a JSON object")
     unknown = set(spec) - {"service", "operation", "times", "status", "code", "message",
-                           "match", "headers", "type"}
+                           "match", "headers", "type", "body", "content_type"}
     if unknown:
         raise ValueError(f"unknown fields {sorted(unknown)}")
     for field in ("service", "operation", "code"):
@@ -170,6 +172,7 @@ def parse_fault(spec):
             "times": times, "status": status, "code": spec["code"],
             "message": str(spec.get("message", "")), "match": spec.get("match") or None,
             "headers": headers, "type": spec.get("type") or ("Sender" if status < 500 else "Receiver"),
+            "body": spec.get("body"), "content_type": spec.get("content_type") or "text/xml",
             "remaining": times, "fired": 0}
 
 
@@ -420,6 +423,9 @@ class Handler(BaseHTTPRequestHandler):
             out = (f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code>'
                    f"<Message>{message}</Message><RequestId>{request_id[:16]}</RequestId>"
                    f"<HostId>{request_id}</HostId></Error>")
+        if fault["body"] is not None:  # a scripted answer, written as given
+            headers = [("Content-Type", fault["content_type"]), ("x-amzn-RequestId", request_id)]
+            out = fault["body"]
         headers += list(fault["headers"].items())
         self.reply(fault["status"], headers, b"" if self.command == "HEAD" else out.encode())
         return True

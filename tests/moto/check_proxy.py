@@ -205,6 +205,17 @@ def check_scripted(moto):
     got = fails(lambda: client("sts", proxy).get_caller_identity())
     check(got and got[:2] == (403, "ExpiredToken"), f"sts GetCallerIdentity fault {got}")
     check(client("sts", proxy).get_caller_identity()["Account"], "then sts answers")
+    # a scripted answer: a 200 with the body given (an operation moto lacks)
+    answer = ("<SimulatePrincipalPolicyResponse><SimulatePrincipalPolicyResult><IsTruncated>false"
+              "</IsTruncated><EvaluationResults><member><EvalActionName>ecs:CreateCluster"
+              "</EvalActionName><EvalResourceName>*</EvalResourceName><EvalDecision>implicitDeny"
+              "</EvalDecision></member></EvaluationResults></SimulatePrincipalPolicyResult>"
+              "</SimulatePrincipalPolicyResponse>")
+    fault(service="iam", operation="SimulatePrincipalPolicy", status=200, code="Answer", body=answer)
+    got = iam.simulate_principal_policy(PolicySourceArn="arn:aws:iam::123456789012:user/u",
+                                        ActionNames=["ecs:CreateCluster"])
+    check([r["EvalDecision"] for r in got["EvaluationResults"]] == ["implicitDeny"],
+          f"iam SimulatePrincipalPolicy answered as scripted {got['EvaluationResults']}")
 
     # S3 REST
     s3 = client("s3", proxy, s3={"addressing_style": "path"})

@@ -502,6 +502,20 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_start_soon_after_iam_changed_says_so() {
+        let now = Utc::now();
+        let changed = Some(now - chrono::Duration::seconds(40));
+        let note = iam_note(Some("TaskFailedToStart"), changed, now);
+        assert!(note.contains("changed 40 s before"), "{note}");
+        assert!(note.contains("jobrun retry --failed"), "{note}");
+        // Not for other stop codes, nor long after, nor when up changed nothing.
+        assert_eq!(iam_note(Some("SpotInterruption"), changed, now), "");
+        let long_ago = Some(now - chrono::Duration::minutes(6));
+        assert_eq!(iam_note(Some("TaskFailedToStart"), long_ago, now), "");
+        assert_eq!(iam_note(Some("TaskFailedToStart"), None, now), "");
+    }
+
+    #[test]
     fn client_tokens_are_stable_and_distinct() {
         let a = client_token("r", 1, 1, "FARGATE_SPOT", 0);
         assert_eq!(a.len(), 64);
