@@ -306,6 +306,38 @@ pub async fn object_exists(
     Ok(out.contents().iter().any(|o| o.key() == Some(key)))
 }
 
+/// Writes an object only if there is none of that key yet (`If-None-Match: *`): `false` when
+/// one was there. S3 answers a write racing another conditional write of the same key with
+/// 409 ConditionalRequestConflict; that one is tried again.
+pub async fn put_json_once(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    body: Vec<u8>,
+) -> Result<bool, AwsError> {
+    use backon::Retryable;
+    let put = || async {
+        s3.put_object()
+            .bucket(bucket)
+            .key(key)
+            .content_type("application/json")
+            .if_none_match("*")
+            .body(body.clone().into())
+            .send()
+            .await
+            .map_err(op("PutObject"))
+    };
+    let sent = put
+        .retry(backoff())
+        .when(|e| e.is_transient() || e.code() == Some("ConditionalRequestConflict"))
+        .await;
+    match sent {
+        Ok(_) => Ok(true),
+        Err(e) if e.code() == Some("PreconditionFailed") => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// A JSON object from S3 (`None` when there is no such key, or it is not that JSON).
 pub async fn get_json<T: serde::de::DeserializeOwned>(
     s3: &aws_sdk_s3::Client,

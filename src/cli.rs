@@ -179,8 +179,16 @@ pub struct SubmitArgs {
     #[arg(long, value_name = "S3_URL", conflicts_with_all = ["configs", "matrix", "resume"])]
     pub from_s3: Option<String>,
     /// Go on with a run whose dispatch was interrupted (the same tasks, never twice)
-    #[arg(long, value_name = "RUN", conflicts_with_all = ["configs", "matrix", "build"])]
+    #[arg(long, value_name = "RUN", conflicts_with_all = ["configs", "matrix", "build", "key"])]
     pub resume: Option<String>,
+    /// Idempotency key, e.g. "$(date +%G-W%V)": the first submit with it makes the run, any
+    /// later one (from any machine) makes nothing and follows that run
+    #[arg(long, value_name = "KEY")]
+    pub key: Option<String>,
+    /// While another run of this job is active: allow, skip (start nothing, exit 0) or replace
+    /// (cancel it, then start). Default: [schedule] overlap, else skip with --key, else allow
+    #[arg(long, value_enum)]
+    pub overlap: Option<crate::config::Overlap>,
     #[command(flatten)]
     pub aws: AwsArgs,
     #[command(flatten)]

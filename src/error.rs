@@ -342,3 +342,16 @@ impl From<InfraError> for Failure {
         }
     }
 }
+
+impl From<crate::claim::ClaimError> for Failure {
+    fn from(e: crate::claim::ClaimError) -> Self {
+        use crate::claim::ClaimError;
+        match e {
+            ClaimError::Aws(e) => e.into(),
+            ClaimError::BadKey(_) => Failure::usage(e.to_string())
+                .hint("e.g. --key \"$(date +%G-W%V)\" for one run per ISO week"),
+            ClaimError::Io { .. } => Failure::env(e.to_string())
+                .hint("check that the state directory (JOBRUN_STATE_DIR) is writable"),
+        }
+    }
+}

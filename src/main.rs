@@ -6,6 +6,7 @@
 mod agent;
 mod arn;
 mod aws;
+mod claim;
 mod cli;
 mod commands;
 mod config;

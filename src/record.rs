@@ -344,6 +344,9 @@ pub struct RunRecord {
     pub created_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
     pub cancel_requested: bool,
+    /// `submit --key`: the idempotency key the run was claimed under (a schedule's fire, a
+    /// week), if any.
+    pub key: Option<String>,
     pub tasks: Vec<TaskRecord>,
 }
 
@@ -370,6 +373,8 @@ mod disk {
         created_at: DateTime<Utc>,
         finished_at: Option<DateTime<Utc>>,
         cancel_requested: bool,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        key: Option<&'a str>,
         #[serde(skip_serializing_if = "Option::is_none")]
         ecs: Option<EcsOut<'a>>,
         tasks: &'a [TaskRecord],
@@ -404,6 +409,7 @@ mod disk {
                 created_at: r.created_at,
                 finished_at: r.finished_at,
                 cancel_requested: r.cancel_requested,
+                key: r.key.as_deref(),
                 ecs,
                 tasks: &r.tasks,
             }
@@ -423,6 +429,8 @@ mod disk {
         finished_at: Option<DateTime<Utc>>,
         #[serde(default)]
         cancel_requested: bool,
+        #[serde(default)]
+        key: Option<String>,
         #[serde(default)]
         ecs: Option<EcsIn>,
         tasks: Vec<TaskRecord>,
@@ -467,6 +475,7 @@ mod disk {
                 created_at: r.created_at,
                 finished_at: r.finished_at,
                 cancel_requested: r.cancel_requested,
+                key: r.key,
                 tasks: r.tasks,
             })
         }
@@ -552,6 +561,7 @@ pub(crate) mod tests {
             created_at: Utc::now(),
             finished_at: None,
             cancel_requested: false,
+            key: None,
             tasks: vec![TaskRecord::new(0, serde_json::json!({"index":0}), None)],
         }
     }

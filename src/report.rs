@@ -22,6 +22,9 @@ pub struct RunStatus {
     pub created_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
     pub duration_secs: f64,
+    /// `submit --key`, if the run was claimed under one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
     /// Queue mode: the job's queue and workers as last seen.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub queue: Option<crate::record::QueueStats>,
@@ -65,6 +68,7 @@ impl RunStatus {
             created_at: rec.created_at,
             finished_at: rec.finished_at,
             duration_secs: (end - rec.created_at).num_milliseconds().max(0) as f64 / 1000.0,
+            key: rec.key.clone(),
             queue: match &rec.place {
                 crate::record::Place::Queue(_, q) => q.stats,
                 _ => None,
@@ -146,6 +150,9 @@ impl fmt::Display for RunStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "run     {} ({})", self.run_id, self.target)?;
         writeln!(f, "job     {} ({})", self.job, self.image)?;
+        if let Some(key) = &self.key {
+            writeln!(f, "key     {key}")?;
+        }
         writeln!(
             f,
             "state   {} after {}",
@@ -211,6 +218,25 @@ impl fmt::Display for Summary {
     }
 }
 
+/// A submit that started nothing: its key had made a run already, or another run of the job
+/// was active (overlap = skip).
+#[derive(Debug, Serialize)]
+pub struct NotStarted {
+    pub started: bool,
+    pub job: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// The run it refers to: the key's run, or the active one.
+    pub run_id: String,
+    pub reason: String,
+}
+
+impl fmt::Display for NotStarted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.reason)
+    }
+}
+
 /// One line of `jobrun runs`.
 #[derive(Debug, Serialize)]
 pub struct RunLine {
@@ -222,6 +248,11 @@ pub struct RunLine {
     pub succeeded: usize,
     pub failed: usize,
     pub created_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// A submission that started nothing (`skipped`): why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -249,6 +280,12 @@ impl fmt::Display for RunList {
                 r.failed,
                 r.created_at.format("%Y-%m-%d %H:%M:%S UTC")
             )?;
+            if let Some(key) = &r.key {
+                write!(f, "  key {key}")?;
+            }
+            if let Some(reason) = &r.reason {
+                write!(f, "  {reason}")?;
+            }
         }
         Ok(())
     }

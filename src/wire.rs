@@ -153,6 +153,11 @@ pub fn cancel_key(job: &str, run_id: &str) -> String {
     format!("{}cancel", run_prefix(job, run_id))
 }
 
+/// A `submit --key` claim of the job (which run the key made).
+pub fn key_claim_key(job: &str, key: &str) -> String {
+    format!("jobs/{job}/keys/{key}.json")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

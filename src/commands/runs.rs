@@ -72,16 +72,9 @@ pub async fn cancel(file: Option<&Path>, args: RunArg, ui: &Ui) -> Result<Exit> 
     let store = open_store()?;
     let rec = resolve(&store, file, &args).await?;
     let mut dispatcher = Dispatcher::for_run(&rec).await?;
-    {
-        let _lock = store.lock(&rec.run_id)?;
-        let mut rec = store.load(&rec.run_id)?;
-        if rec.is_finished() {
-            already_finished(&rec, ui);
-            return Ok(Exit::Ok);
-        }
-        rec.cancel_requested = true;
-        store.save(&rec)?;
-        dispatcher.saved(&rec, true).await?;
+    if let Some(done) = request_cancel(&store, &mut dispatcher, &rec.run_id).await? {
+        already_finished(&done, ui);
+        return Ok(Exit::Ok);
     }
     ui.note(&format!("cancelling run {}", rec.run_id));
     let (quiet, opts) = (Ui::quiet(), unattended());
@@ -90,6 +83,39 @@ pub async fn cancel(file: Option<&Path>, args: RunArg, ui: &Ui) -> Result<Exit> 
         watch::print_summary(ui, &rec);
     }
     Ok(Exit::Ok)
+}
+
+fn skipped_line(s: crate::claim::Skipped) -> RunLine {
+    RunLine {
+        run_id: "-".into(),
+        job: s.job,
+        target: String::new(),
+        state: "skipped",
+        total: 0,
+        succeeded: 0,
+        failed: 0,
+        created_at: s.at,
+        key: s.key,
+        reason: Some(s.reason),
+    }
+}
+
+/// Marks the run cancelled, in the record and where its dispatcher looks (the job's bucket for
+/// ECS runs); whoever drives it stops its tasks. A run already finished is given back instead.
+pub async fn request_cancel(
+    store: &Store,
+    dispatcher: &mut Dispatcher,
+    run_id: &str,
+) -> Result<Option<RunRecord>> {
+    let _lock = store.lock(run_id)?;
+    let mut rec = store.load(run_id)?;
+    if rec.is_finished() {
+        return Ok(Some(rec));
+    }
+    rec.cancel_requested = true;
+    store.save(&rec)?;
+    dispatcher.saved(&rec, true).await?;
+    Ok(None)
 }
 
 /// `retry RUN --failed`: the failed tasks are queued again as new attempts of the same run.
@@ -157,7 +183,7 @@ pub fn list(file: Option<&Path>, args: RunsArgs, ui: &Ui) -> Result<Exit> {
         .filter(|r| job.as_ref().is_none_or(|j| *j == r.job))
         .collect();
     records.sort_by(|a, b| (b.created_at, &b.run_id).cmp(&(a.created_at, &a.run_id)));
-    let lines = records
+    let mut lines: Vec<RunLine> = records
         .iter()
         .take(args.limit)
         .map(|rec| {
@@ -171,9 +197,23 @@ pub fn list(file: Option<&Path>, args: RunsArgs, ui: &Ui) -> Result<Exit> {
                 succeeded: s.succeeded,
                 failed: s.failed,
                 created_at: s.created_at,
+                key: s.key,
+                reason: None,
             }
         })
         .collect();
+    // Submissions that started nothing (overlap = skip), with their reason.
+    let mut jobs: Vec<String> = records.iter().map(|r| r.job.clone()).collect();
+    jobs.extend(job);
+    jobs.sort();
+    jobs.dedup();
+    lines.extend(
+        jobs.iter()
+            .flat_map(|j| crate::claim::skipped(&store, j))
+            .map(skipped_line),
+    );
+    lines.sort_by(|a, b| (b.created_at, &b.run_id).cmp(&(a.created_at, &a.run_id)));
+    lines.truncate(args.limit);
     ui.emit(&RunList(lines));
     Ok(Exit::Ok)
 }

@@ -4,6 +4,7 @@
 
 use super::common::{load_aws, load_job, open_store};
 use super::drive::{already_finished, attach, drive_detached, go_on};
+use super::gate::{Gate, Pass, Shared};
 use super::image::{build_and_record, push_latest};
 use crate::aws::Aws;
 use crate::cli::{RunArg, SubmitArgs};
@@ -33,10 +34,44 @@ pub async fn submit(
     let job = load_job(file, &args.overrides, matches)?;
     let store = open_store()?;
     let run_id = record::new_run_id(&job.name);
+    let at = Submit {
+        store,
+        run_id,
+        args: &args,
+        file,
+    };
     match job.target {
-        TargetKind::Local => submit_local(job, store, run_id, &args, ui).await,
-        TargetKind::Ecs => submit_ecs(job, store, run_id, &args, ui).await,
+        TargetKind::Local => submit_local(job, at, ui).await,
+        TargetKind::Ecs => submit_ecs(job, at, ui).await,
     }
+}
+
+/// What both targets' submits take.
+struct Submit<'a> {
+    store: Store,
+    run_id: String,
+    args: &'a SubmitArgs,
+    file: Option<&'a Path>,
+}
+
+/// The key's run or the overlap policy may end the submit here; else the run is made, with its
+/// key, and started.
+async fn gate_then_start(
+    gate: &Gate<'_>,
+    at: &Submit<'_>,
+    mut rec: RunRecord,
+    dispatcher: impl AsyncFnOnce() -> Result<Dispatcher>,
+    ui: &Ui,
+) -> Result<Exit> {
+    if let Pass::Done(exit) = gate.before(&at.store, ui).await? {
+        return Ok(exit);
+    }
+    if let Pass::Done(exit) = gate.claim(&at.store, &at.run_id, ui).await? {
+        return Ok(exit);
+    }
+    rec.key = gate.key.clone();
+    let dispatcher = dispatcher().await?;
+    start(&at.store, &rec, dispatcher, at.args.detach, ui).await
 }
 
 /// `submit --resume RUN`: the same run, from where it stopped.
@@ -82,6 +117,7 @@ fn new_record(
         created_at: chrono::Utc::now(),
         finished_at: None,
         cancel_requested: false,
+        key: None,
         tasks,
     }
 }
@@ -117,21 +153,17 @@ async fn start(
     attach(store, &mut dispatcher, &rec.run_id, ui).await
 }
 
-async fn submit_local(
-    job: Job,
-    store: Store,
-    run_id: String,
-    args: &SubmitArgs,
-    ui: &Ui,
-) -> Result<Exit> {
+async fn submit_local(job: Job, at: Submit<'_>, ui: &Ui) -> Result<Exit> {
+    let (store, run_id, args) = (&at.store, &at.run_id, at.args);
+    let gate = Gate::of(&job, args, at.file)?;
     if args.from_s3.is_some() {
         return Err(Failure::usage("--from-s3 needs the ecs target")
             .hint("submit with --target ecs, or set job.target = \"ecs\""));
     }
-    let tasks = planned(&job, args, &run_id)?;
+    let tasks = planned(&job, args, run_id)?;
     let engine = Engine::connect().await?;
     if args.build {
-        let built = build_and_record(&job, &engine, &store, ui).await?;
+        let built = build_and_record(&job, &engine, store, ui).await?;
         ui.note(&built.to_string());
     }
     let latest = image::latest_tag(&job.name);
@@ -145,37 +177,33 @@ async fn submit_local(
         id: image_id,
         platform: image::platform_of(&inspect),
     };
-    let rec = new_record(&job, &run_id, Place::Local, image, tasks);
-    let dispatcher = Dispatcher::Local(LocalDispatcher::new(engine));
-    start(&store, &rec, dispatcher, args.detach, ui).await
+    let rec = new_record(&job, run_id, Place::Local, image, tasks);
+    let local = async || Ok(Dispatcher::Local(LocalDispatcher::new(engine)));
+    gate_then_start(&gate, &at, rec, local, ui).await
 }
 
-async fn submit_ecs(
-    job: Job,
-    store: Store,
-    run_id: String,
-    args: &SubmitArgs,
-    ui: &Ui,
-) -> Result<Exit> {
+async fn submit_ecs(job: Job, at: Submit<'_>, ui: &Ui) -> Result<Exit> {
+    let (store, run_id, args) = (&at.store, &at.run_id, at.args);
     // Input first (nothing is created for bad input), then AWS.
+    let mut gate = Gate::of(&job, args, at.file)?;
     let planned_tasks = match &args.from_s3 {
         Some(_) => vec![],
-        None => planned(&job, args, &run_id)?,
+        None => planned(&job, args, run_id)?,
     };
     let aws = load_aws(&job, &args.aws).await?;
     let tasks = match &args.from_s3 {
-        Some(url) => from_s3(&job, &aws, url, &run_id).await?,
+        Some(url) => from_s3(&job, &aws, url, run_id).await?,
         None => planned_tasks,
     };
     if args.build {
         let engine = Engine::connect().await?;
-        let built = build_and_record(&job, &engine, &store, ui).await?;
+        let built = build_and_record(&job, &engine, store, ui).await?;
         ui.note(&built.to_string());
-        let pushed = push_latest(&job, &engine, &store, &args.aws, ui).await?;
+        let pushed = push_latest(&job, &engine, store, &args.aws, ui).await?;
         ui.note(&pushed.to_string());
-        super::infra::converge(&job, &aws, &store, false).await?;
+        super::infra::converge(&job, &aws, store, false).await?;
     }
-    let outputs = current_outputs(&job, &store, &aws)?;
+    let outputs = current_outputs(&job, store, &aws)?;
     let image = ImageRef {
         reference: outputs.image.clone(),
         id: outputs
@@ -185,10 +213,14 @@ async fn submit_ecs(
             .unwrap_or_else(|| outputs.image.clone()),
         platform: job.image.platform.to_string(),
     };
-    let place = ecs_place(&job, &outputs, args, &run_id)?;
-    let rec = new_record(&job, &run_id, place, image, tasks);
-    let dispatcher = Dispatcher::create(&rec, aws).await?;
-    start(&store, &rec, dispatcher, args.detach, ui).await
+    let place = ecs_place(&job, &outputs, args, run_id)?;
+    let rec = new_record(&job, run_id, place, image, tasks);
+    gate.shared = Some(Shared {
+        aws: &aws,
+        bucket: &outputs.site.bucket,
+    });
+    let remote = async || Ok(Dispatcher::create(&rec, aws.clone()).await?);
+    gate_then_start(&gate, &at, rec.clone(), remote, ui).await
 }
 
 /// `--from-s3`: one task per object under the prefix.

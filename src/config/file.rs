@@ -4,7 +4,8 @@
 
 use super::ConfigError;
 use super::job::{
-    CapacityKind, DispatchMode, PolicyStatement, RetryExitCodes, TargetKind, parse_duration,
+    CapacityKind, DispatchMode, Overlap, PolicyStatement, RetryExitCodes, TargetKind,
+    parse_duration,
 };
 use crate::resources::{MemoryMib, Vcpu};
 use serde::{Deserialize, Serialize};
@@ -47,6 +48,17 @@ pub struct FileConfig {
     pub aws: AwsSection,
     #[serde(default)]
     pub queue: QueueSection,
+    #[serde(default)]
+    pub schedule: ScheduleSection,
+}
+
+/// `[schedule]`: how unattended submits behave.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleSection {
+    /// While another run of the job is active: "allow", "skip" or "replace" (default: skip
+    /// with `submit --key`, else allow).
+    pub overlap: Option<Overlap>,
 }
 
 /// `[queue]`: queue mode (`[ecs] mode = "queue"`): an SQS queue feeding an autoscaled service.

@@ -138,6 +138,18 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         })
 }
 
+/// What a submit does while another run of the job is active.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Overlap {
+    /// Start anyway.
+    Allow,
+    /// Start nothing; say which run is active (exit 0).
+    Skip,
+    /// Cancel the active run, then start.
+    Replace,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Job {
     pub name: String,
@@ -150,6 +162,8 @@ pub struct Job {
     pub run: RunSpec,
     pub ecs: EcsSpec,
     pub aws: AwsSpec,
+    /// `[schedule] overlap`, when set.
+    pub overlap: Option<Overlap>,
 }
 
 impl Job {

@@ -276,6 +276,7 @@ pub(super) fn resolve(
             region: file.aws.region.clone(),
             profile: file.aws.profile.clone(),
         },
+        overlap: file.schedule.overlap,
         dir,
     })
 }

@@ -97,25 +97,10 @@ impl RemoteRun {
     /// The first copy of a new run: refused if a run of that id is already there.
     pub async fn create(&self, rec: &RunRecord) -> Result<(), RemoteError> {
         let body = serde_json::to_vec(rec).expect("records serialise");
-        let put = self
-            .s3
-            .put_object()
-            .bucket(&self.run.site.bucket)
-            .key(record_key(&rec.job, &rec.run_id))
-            .content_type("application/json")
-            .if_none_match("*")
-            .body(body.into())
-            .send()
-            .await
-            .map_err(aws::op("PutObject"));
-        match put {
-            Err(e) if e.code() == Some("PreconditionFailed") => {
-                Err(RemoteError::RemoteExists(rec.run_id.clone()))
-            }
-            other => {
-                other?;
-                Ok(())
-            }
+        let key = record_key(&rec.job, &rec.run_id);
+        match aws::put_json_once(&self.s3, &self.run.site.bucket, &key, body).await? {
+            true => Ok(()),
+            false => Err(RemoteError::RemoteExists(rec.run_id.clone())),
         }
     }
 }
@@ -154,6 +139,52 @@ pub async fn fetch(
         None => return Ok(None),
     };
     aws::get_json(&s3, bucket, &record_key(job, &id)).await
+}
+
+/// The newest runs of a job in its bucket, newest first (run ids sort by their start time),
+/// their records read: how a submit on any machine sees the job's active runs.
+pub async fn recent(
+    aws: &Aws,
+    bucket: &str,
+    job: &str,
+    newest: usize,
+) -> Result<Vec<RunRecord>, AwsError> {
+    let s3 = aws.s3();
+    let runs = format!("jobs/{job}/runs/");
+    let mut ids = vec![];
+    let mut token = None;
+    loop {
+        let listed = s3
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(&runs)
+            .delimiter("/")
+            .set_continuation_token(token)
+            .send()
+            .await
+            .map_err(aws::op("ListObjectsV2"));
+        let Some(page) = aws::found(listed, &["NoSuchBucket"])? else {
+            return Ok(vec![]);
+        };
+        ids.extend(
+            page.common_prefixes()
+                .iter()
+                .filter_map(|p| p.prefix()?.strip_prefix(&runs))
+                .map(|p| p.trim_end_matches('/').to_string()),
+        );
+        token = page.next_continuation_token().map(str::to_string);
+        if token.is_none() {
+            break;
+        }
+    }
+    ids.sort();
+    let mut records = vec![];
+    for id in ids.iter().rev().take(newest) {
+        if let Some(rec) = aws::get_json(&s3, bucket, &record_key(job, id)).await? {
+            records.push(rec);
+        }
+    }
+    Ok(records)
 }
 
 /// Where to read a task's log: a CloudWatch stream, optionally within a time window (epoch

@@ -16,3 +16,4 @@ mod push;
 mod queue;
 mod real_aws;
 mod runs;
+mod unattended;

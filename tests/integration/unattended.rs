@@ -1,0 +1,239 @@
+//! Submits fired from cron or twice by a person: `--key` makes one run per key (also when two
+//! machines race, for ECS jobs), and the overlap policy skips or replaces while another run of
+//! the job is active; `jobrun runs` shows skipped submissions with their reason.
+
+use crate::harness::Test;
+use crate::services::{self, Service};
+use serde_json::{Value, json};
+
+#[test]
+fn a_key_makes_one_run_and_a_second_submit_follows_it() {
+    let t = Test::with_task(r#"command = ["/task", "out", "task {index}"]"#);
+    t.build();
+    let first = t.run(&[
+        "submit",
+        "--configs",
+        "2",
+        "--key",
+        "2026-W48",
+        "--detach",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(first.status, 0, "{}", first.stderr);
+    let run = first.json()["run_id"].as_str().unwrap().to_string();
+
+    let again = t.run(&[
+        "submit",
+        "--configs",
+        "2",
+        "--key",
+        "2026-W48",
+        "--detach",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(again.status, 0, "{}", again.stderr);
+    let again = again.json();
+    assert_eq!(again["started"], false);
+    assert_eq!(again["run_id"], run.as_str());
+    assert_eq!(t.run_count(), 1, "nothing new was made");
+
+    // Attached, the second submit follows the key's run to its end and gives its exit code.
+    let attached = t.run(&["submit", "--configs", "2", "--key", "2026-W48"]);
+    assert_eq!(
+        attached.status, 0,
+        "{}\n{}",
+        attached.stdout, attached.stderr
+    );
+    assert!(
+        attached
+            .stderr
+            .contains(&format!("key 2026-W48 made run {run}")),
+        "{}",
+        attached.stderr
+    );
+    assert_eq!(t.run_count(), 1);
+    let s = t.status(&run);
+    assert_eq!(
+        (s["succeeded"].as_u64(), s["key"].as_str()),
+        (Some(2), Some("2026-W48"))
+    );
+    let runs = t.run(&["runs"]);
+    assert!(runs.stdout.contains("key 2026-W48"), "{}", runs.stdout);
+
+    // Another key is another run; a key that is no plain word is one clear error.
+    let other = t.run(&["submit", "--configs", "1", "--key", "2026-W49", "--detach"]);
+    assert_eq!(other.status, 0, "{}", other.stderr);
+    assert_eq!(t.run_count(), 2);
+    t.run(&["submit", "--configs", "1", "--key", "../etc"])
+        .assert_error(2, "--key `../etc` must be");
+    assert_eq!(t.run_count(), 2);
+}
+
+#[test]
+fn overlap_skip_starts_nothing_and_replace_cancels_the_active_run() {
+    let t = Test::with_task(r#"command = ["/task", "sleep", "{config.sleep}"]"#);
+    t.build();
+    t.write("long.jsonl", "{\"sleep\": 60}\n");
+    t.write("short.jsonl", "{\"sleep\": 0}\n");
+    let long = t.run(&[
+        "submit",
+        "--configs",
+        "long.jsonl",
+        "--detach",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(long.status, 0, "{}", long.stderr);
+    let active = long.json()["run_id"].as_str().unwrap().to_string();
+    t.wait_for(&active, "its task running", |s| s["running"] == 1);
+
+    // skip: nothing is made, exit 0 (cron mails nothing), and `runs` says why.
+    let skipped = t.run(&[
+        "submit",
+        "--configs",
+        "short.jsonl",
+        "--overlap",
+        "skip",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(skipped.status, 0, "{}", skipped.stderr);
+    let skipped = skipped.json();
+    assert_eq!(skipped["started"], false);
+    assert_eq!(skipped["run_id"], active.as_str());
+    assert!(
+        skipped["reason"].as_str().unwrap().starts_with("skipped:"),
+        "{skipped}"
+    );
+    // A key means skip by default; a skipped key is not used up.
+    let keyed = t.run(&[
+        "submit",
+        "--configs",
+        "short.jsonl",
+        "--key",
+        "k1",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(keyed.json()["started"], false, "{}", keyed.stdout);
+    assert_eq!(t.run_count(), 1);
+    let runs = t.run(&["runs", "-o", "json"]).json();
+    let lines = runs.as_array().unwrap();
+    assert_eq!(
+        lines.iter().filter(|l| l["state"] == "skipped").count(),
+        2,
+        "{runs}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["state"] == "skipped" && l["key"] == "k1"),
+        "{runs}"
+    );
+    let text = t.run(&["runs"]).stdout;
+    assert!(
+        text.contains("skipped") && text.contains("overlap = skip"),
+        "{text}"
+    );
+
+    // replace: the active run is cancelled, then the new one starts (and succeeds).
+    let replaced = t.run(&[
+        "submit",
+        "--configs",
+        "short.jsonl",
+        "--overlap",
+        "replace",
+        "--key",
+        "k1",
+    ]);
+    assert_eq!(
+        replaced.status, 0,
+        "{}\n{}",
+        replaced.stdout, replaced.stderr
+    );
+    assert!(
+        replaced
+            .stderr
+            .contains(&format!("cancelling run {active}")),
+        "{}",
+        replaced.stderr
+    );
+    let old = t.wait_for(&active, "cancelled", |s| s["state"] == "cancelled");
+    assert_eq!(old["cancelled"], 1);
+    assert_eq!(t.run_count(), 2);
+    let newest = t.status("");
+    assert_eq!(
+        (newest["state"].as_str(), newest["key"].as_str()),
+        (Some("succeeded"), Some("k1"))
+    );
+}
+
+fn ecs(moto: &Service, op: &str, body: Value) -> Value {
+    let target = format!("AmazonEC2ContainerServiceV20141113.{op}");
+    services::json_call(moto, "ecs", &target, body).unwrap()
+}
+
+#[test]
+fn a_key_raced_from_two_machines_makes_one_run() {
+    let moto = services::moto();
+    let t = Test::ecs_task(&format!(
+        "[ecr]\nregistry_endpoint = \"{}\"\n",
+        services::plain_registry().host()
+    ))
+    .envs(services::moto_env_for(moto));
+    assert_eq!(t.run(&["build", "--push"]).status, 0);
+    assert_eq!(t.run(&["up"]).status, 0);
+    // The second machine: its own state folder, with what `up` and `push` left (no runs).
+    let other = tempfile::tempdir().unwrap();
+    let job_dir = |root: &std::path::Path| root.join("jobs").join(&t.name);
+    std::fs::create_dir_all(job_dir(other.path())).unwrap();
+    for f in ["aws.json", "images.json"] {
+        std::fs::copy(
+            job_dir(t.state.path()).join(f),
+            job_dir(other.path()).join(f),
+        )
+        .unwrap();
+    }
+    let args = [
+        "submit",
+        "--configs",
+        "3",
+        "--key",
+        "race",
+        "--detach",
+        "-o",
+        "json",
+    ];
+    let in_thread = |mut c: std::process::Command| std::thread::spawn(move || c.output().unwrap());
+    let a = in_thread(t.command(&args));
+    let mut second = t.command(&args);
+    second.env("JOBRUN_STATE_DIR", other.path());
+    let b = in_thread(second);
+    let (a, b) = (a.join().unwrap(), b.join().unwrap());
+    let outcome = |o: &std::process::Output| -> Value {
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    let (a, b) = (outcome(&a), outcome(&b));
+    assert_eq!(a["run_id"], b["run_id"], "{a}\n{b}");
+    let started = [&a, &b].iter().filter(|o| o["started"] != false).count();
+    assert_eq!(
+        started, 1,
+        "one made the run, the other followed it: {a}\n{b}"
+    );
+
+    // ECS has the tasks of one run only.
+    let cluster = format!("jobrun-{}", t.name);
+    let mut arns = 0;
+    for status in ["RUNNING", "STOPPED"] {
+        let listed = ecs(
+            moto,
+            "ListTasks",
+            json!({"cluster": cluster, "desiredStatus": status}),
+        );
+        arns += listed["taskArns"].as_array().unwrap().len();
+    }
+    assert_eq!(arns, 3);
+}
