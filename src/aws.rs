@@ -234,6 +234,10 @@ impl Aws {
         aws_sdk_applicationautoscaling::Client::new(&self.config)
     }
 
+    pub fn sns(&self) -> aws_sdk_sns::Client {
+        aws_sdk_sns::Client::new(&self.config)
+    }
+
     pub fn sts(&self) -> aws_sdk_sts::Client {
         aws_sdk_sts::Client::new(&self.config)
     }

@@ -75,23 +75,32 @@ pub fn claimed_here(store: &Store, job: &str, key: &str) -> Option<KeyClaim> {
     serde_json::from_slice(&bytes).ok()
 }
 
+/// Creates `path` with `body`, whole, unless it exists: `false` when it did.
+pub fn create_once(path: &Path, body: &[u8]) -> Result<bool, ClaimError> {
+    let dir = path.parent().expect("a folder");
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let mut aside = tempfile::NamedTempFile::new_in(dir).map_err(io(dir))?;
+    aside.write_all(body).map_err(io(aside.path()))?;
+    aside.as_file().sync_all().map_err(io(aside.path()))?;
+    match std::fs::hard_link(aside.path(), path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(io(path)(e)),
+    }
+}
+
 /// Claims the key in the state folder (the local target).
 pub fn claim_here(store: &Store, job: &str, claim: &KeyClaim) -> Result<Claimed, ClaimError> {
     let path = local_path(store, job, &claim.key);
-    let dir = path.parent().expect("a keys folder");
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
-    let mut aside = tempfile::NamedTempFile::new_in(dir).map_err(io(dir))?;
     let body = serde_json::to_vec(claim).expect("claims serialise");
-    aside.write_all(&body).map_err(io(aside.path()))?;
-    aside.as_file().sync_all().map_err(io(aside.path()))?;
-    match std::fs::hard_link(aside.path(), &path) {
-        Ok(()) => Ok(Claimed::Ours),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            let taken = claimed_here(store, job, &claim.key);
-            Ok(Claimed::Taken(taken.ok_or_else(|| io(&path)(e))?))
-        }
-        Err(e) => Err(io(&path)(e)),
+    if create_once(&path, &body)? {
+        return Ok(Claimed::Ours);
     }
+    let taken = claimed_here(store, job, &claim.key).ok_or_else(|| ClaimError::Io {
+        path: path.clone(),
+        source: std::io::Error::other("an unreadable key claim"),
+    })?;
+    Ok(Claimed::Taken(taken))
 }
 
 /// The claim of this key in the job's bucket, if there is one.

@@ -16,6 +16,7 @@ mod error;
 mod image;
 mod infra;
 mod init;
+mod notify;
 mod plan;
 mod record;
 mod registry;

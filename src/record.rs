@@ -69,6 +69,9 @@ pub struct RunSettings {
     /// Which non-zero exits are retried within `max_attempts` (interruptions always are).
     #[serde(default)]
     pub retry_exit_codes: RetryExitCodes,
+    /// `[notify]` as it was at submit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify: Option<crate::config::NotifySpec>,
 }
 
 /// What `jobrun up` made that a run's tasks go to: the same fields in `up`'s outputs and in
@@ -347,7 +350,21 @@ pub struct RunRecord {
     /// `submit --key`: the idempotency key the run was claimed under (a schedule's fire, a
     /// week), if any.
     pub key: Option<String>,
+    /// Notifications sent for this run (or that kept failing): never part of its outcome.
+    pub notifications: Vec<Delivery>,
     pub tasks: Vec<TaskRecord>,
+}
+
+/// One notification as it went: which event, where to (`webhook`, `sns`; never the URL), and
+/// whether it was delivered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Delivery {
+    pub event: String,
+    pub to: String,
+    pub at: DateTime<Utc>,
+    pub delivered: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 impl Serialize for RunRecord {
@@ -375,6 +392,8 @@ mod disk {
         cancel_requested: bool,
         #[serde(skip_serializing_if = "Option::is_none")]
         key: Option<&'a str>,
+        #[serde(skip_serializing_if = "<[Delivery]>::is_empty")]
+        notifications: &'a [Delivery],
         #[serde(skip_serializing_if = "Option::is_none")]
         ecs: Option<EcsOut<'a>>,
         tasks: &'a [TaskRecord],
@@ -410,6 +429,7 @@ mod disk {
                 finished_at: r.finished_at,
                 cancel_requested: r.cancel_requested,
                 key: r.key.as_deref(),
+                notifications: &r.notifications,
                 ecs,
                 tasks: &r.tasks,
             }
@@ -431,6 +451,8 @@ mod disk {
         cancel_requested: bool,
         #[serde(default)]
         key: Option<String>,
+        #[serde(default)]
+        notifications: Vec<Delivery>,
         #[serde(default)]
         ecs: Option<EcsIn>,
         tasks: Vec<TaskRecord>,
@@ -476,6 +498,7 @@ mod disk {
                 finished_at: r.finished_at,
                 cancel_requested: r.cancel_requested,
                 key: r.key,
+                notifications: r.notifications,
                 tasks: r.tasks,
             })
         }
@@ -557,11 +580,13 @@ pub(crate) mod tests {
                 memory_mib: 2048,
                 env: Default::default(),
                 retry_exit_codes: Default::default(),
+                notify: None,
             },
             created_at: Utc::now(),
             finished_at: None,
             cancel_requested: false,
             key: None,
+            notifications: vec![],
             tasks: vec![TaskRecord::new(0, serde_json::json!({"index":0}), None)],
         }
     }

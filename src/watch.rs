@@ -48,6 +48,9 @@ pub async fn step(
     }
     let t3 = t0.elapsed();
     dispatcher.saved(&rec, changed).await?;
+    if rec.is_finished() {
+        notify_end(store, dispatcher, &mut rec).await;
+    }
     tracing::debug!(
         load = ?t1,
         reconcile = ?(t2 - t1),
@@ -57,6 +60,37 @@ pub async fn step(
     );
     dispatcher.release(result?).await?;
     Ok(rec)
+}
+
+/// The run's end, told once: the first watcher to claim it (here or, for ECS runs, on any
+/// machine) sends `[notify]`'s message, and what came of it is kept in the record. Nothing here
+/// fails the step or changes the run's outcome.
+async fn notify_end(store: &Store, dispatcher: &mut Dispatcher, rec: &mut RunRecord) {
+    let Some(spec) = rec.settings.notify.clone() else {
+        return;
+    };
+    let event = crate::notify::end_event(rec);
+    if !spec.wants(event) {
+        return;
+    }
+    let name = format!("notified-{}", event.as_str());
+    match dispatcher.claim_once(store, rec, &name).await {
+        Ok(true) => {}
+        Ok(false) => return,
+        Err(e) => {
+            tracing::warn!("cannot claim the notification of run {}: {e}", rec.run_id);
+            return;
+        }
+    }
+    let message = crate::notify::Message::of(rec, event);
+    let deliveries = crate::notify::send(&spec, &message).await;
+    rec.notifications.extend(deliveries);
+    if let Err(e) = store.save(rec) {
+        tracing::warn!("cannot save run {}: {e}", rec.run_id);
+    }
+    if let Err(e) = dispatcher.saved(rec, true).await {
+        tracing::warn!("cannot copy run {}: {e}", rec.run_id);
+    }
 }
 
 pub async fn watch(

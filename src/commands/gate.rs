@@ -10,7 +10,7 @@ use super::drive::{already_finished, go_on, spawn_background};
 use crate::aws::Aws;
 use crate::claim::{self, Claimed, KeyClaim, Skipped};
 use crate::cli::{RunArg, SubmitArgs};
-use crate::config::{Job, Overlap};
+use crate::config::{Job, NotifyEvent, Overlap};
 use crate::dispatch::Dispatcher;
 use crate::error::{Exit, Result};
 use crate::record::RunRecord;
@@ -82,7 +82,7 @@ impl<'a> Gate<'a> {
             return Ok(Pass::Go);
         };
         match self.overlap {
-            Overlap::Skip => self.skip(store, &first.run_id, ui).map(Pass::Done),
+            Overlap::Skip => self.skip(store, &first.run_id, ui).await.map(Pass::Done),
             _ => {
                 for rec in &active {
                     self.cancel(store, rec, ui).await?;
@@ -182,8 +182,9 @@ impl<'a> Gate<'a> {
         }
     }
 
-    /// overlap = skip: nothing is made; the skipped submission is logged for `jobrun runs`.
-    fn skip(&self, store: &Store, active: &str, ui: &Ui) -> Result<Exit> {
+    /// overlap = skip: nothing is made; the skipped submission is logged for `jobrun runs` (and
+    /// told, with `[notify] on` naming "skipped").
+    async fn skip(&self, store: &Store, active: &str, ui: &Ui) -> Result<Exit> {
         let reason = format!(
             "skipped: run {active} of job {} is still active (overlap = skip)",
             self.job.name
@@ -198,6 +199,16 @@ impl<'a> Gate<'a> {
                 reason: reason.clone(),
             },
         )?;
+        if let Some(spec) = self
+            .job
+            .notify
+            .as_ref()
+            .filter(|s| s.wants(NotifyEvent::Skipped))
+        {
+            let key = self.key.as_deref();
+            let message = crate::notify::Message::skipped(&self.job.name, key, active, &reason);
+            crate::notify::send(spec, &message).await;
+        }
         ui.emit(&self.not_started(active, reason));
         Ok(Exit::Ok)
     }

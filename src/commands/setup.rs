@@ -31,7 +31,11 @@ pub fn config(
     sub: Option<&ArgMatches>,
     ui: &Ui,
 ) -> Result<Exit> {
-    let job = load_job(file, &args.overrides, sub)?;
+    let mut job = load_job(file, &args.overrides, sub)?;
+    // A webhook URL's path and query are its secret: only its host is shown.
+    if let Some(url) = job.notify.as_mut().and_then(|n| n.webhook.as_mut()) {
+        *url = crate::notify::redact(url);
+    }
     ui.emit(&JobView(job));
     Ok(Exit::Ok)
 }

@@ -8,7 +8,7 @@ use super::gate::{Gate, Pass, Shared};
 use super::image::{build_and_record, push_latest};
 use crate::aws::Aws;
 use crate::cli::{RunArg, SubmitArgs};
-use crate::config::{DispatchMode, Job, TargetKind};
+use crate::config::{DispatchMode, Job, NotifyEvent, TargetKind};
 use crate::dispatch::{Dispatcher, local::LocalDispatcher};
 use crate::engine::Engine;
 use crate::error::{Exit, Failure, Result};
@@ -118,6 +118,7 @@ fn new_record(
         finished_at: None,
         cancel_requested: false,
         key: None,
+        notifications: vec![],
         tasks,
     }
 }
@@ -131,6 +132,7 @@ fn settings_of(job: &Job) -> RunSettings {
         memory_mib: job.resources.memory.0,
         env: job.run.env.clone(),
         retry_exit_codes: job.run.retry_exit_codes.clone(),
+        notify: job.notify.clone(),
     }
 }
 
@@ -143,6 +145,17 @@ async fn start(
     ui: &Ui,
 ) -> Result<Exit> {
     store.create(rec)?;
+    if let Some(spec) = rec
+        .settings
+        .notify
+        .as_ref()
+        .filter(|s| s.wants(NotifyEvent::Start))
+    {
+        let message = crate::notify::Message::of(rec, NotifyEvent::Start);
+        let mut started = rec.clone();
+        started.notifications = crate::notify::send(spec, &message).await;
+        store.save(&started)?;
+    }
     let submitted = Submitted::of(rec);
     if detach {
         drive_detached(store, &mut dispatcher, &rec.run_id).await?;

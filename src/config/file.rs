@@ -4,7 +4,7 @@
 
 use super::ConfigError;
 use super::job::{
-    CapacityKind, DispatchMode, Overlap, PolicyStatement, RetryExitCodes, TargetKind,
+    CapacityKind, DispatchMode, NotifyEvent, Overlap, PolicyStatement, RetryExitCodes, TargetKind,
     parse_duration,
 };
 use crate::resources::{MemoryMib, Vcpu};
@@ -50,6 +50,20 @@ pub struct FileConfig {
     pub queue: QueueSection,
     #[serde(default)]
     pub schedule: ScheduleSection,
+    #[serde(default)]
+    pub notify: NotifySection,
+}
+
+/// `[notify]`: who hears how a run went.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct NotifySection {
+    /// A URL that gets a JSON POST (Slack's incoming webhooks read its `text`).
+    pub webhook: Option<String>,
+    /// An SNS topic ARN to publish to.
+    pub sns_topic: Option<String>,
+    /// Which events: "failure", "success", "start", "skipped" (default failure and success).
+    pub on: Option<Vec<NotifyEvent>>,
 }
 
 /// `[schedule]`: how unattended submits behave.

@@ -138,6 +138,48 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         })
 }
 
+/// What a run tells `[notify]` about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NotifyEvent {
+    /// The run ended and not every task succeeded (failed or cancelled).
+    Failure,
+    /// The run ended and every task succeeded.
+    Success,
+    /// The run was made.
+    Start,
+    /// A submit started nothing (overlap = skip).
+    Skipped,
+}
+
+impl NotifyEvent {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotifyEvent::Failure => "failure",
+            NotifyEvent::Success => "success",
+            NotifyEvent::Start => "start",
+            NotifyEvent::Skipped => "skipped",
+        }
+    }
+}
+
+/// Where a run's events go, kept in the run's record so whoever ends the run (an attached
+/// submit, a background driver, `watch` on another machine) can send them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NotifySpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sns_topic: Option<String>,
+    pub on: Vec<NotifyEvent>,
+}
+
+impl NotifySpec {
+    pub fn wants(&self, event: NotifyEvent) -> bool {
+        self.on.contains(&event)
+    }
+}
+
 /// What a submit does while another run of the job is active.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -164,6 +206,8 @@ pub struct Job {
     pub aws: AwsSpec,
     /// `[schedule] overlap`, when set.
     pub overlap: Option<Overlap>,
+    /// `[notify]`, when it names a webhook or a topic.
+    pub notify: Option<NotifySpec>,
 }
 
 impl Job {

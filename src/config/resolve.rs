@@ -277,8 +277,40 @@ pub(super) fn resolve(
             profile: file.aws.profile.clone(),
         },
         overlap: file.schedule.overlap,
+        notify: notify(&file.notify).map_err(invalid)?,
         dir,
     })
+}
+
+/// `[notify]`: a webhook URL (http or https) and/or an SNS topic ARN, and the events.
+fn notify(section: &NotifySection) -> Result<Option<NotifySpec>, String> {
+    if let Some(url) = &section.webhook
+        && !(url.starts_with("https://") || url.starts_with("http://"))
+    {
+        // The URL may carry a secret token: it is never repeated in an error.
+        return Err("notify.webhook must be an http:// or https:// URL".into());
+    }
+    if let Some(topic) = &section.sns_topic
+        && !Arn::parse(topic).is_some_and(|a| a.service == "sns" && !a.region.is_empty())
+    {
+        return Err(format!(
+            "notify.sns_topic `{topic}` is not an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)"
+        ));
+    }
+    if section.webhook.is_none() && section.sns_topic.is_none() {
+        return match section.on {
+            Some(_) => Err("notify.on needs notify.webhook or notify.sns_topic".into()),
+            None => Ok(None),
+        };
+    }
+    Ok(Some(NotifySpec {
+        webhook: section.webhook.clone(),
+        sns_topic: section.sns_topic.clone(),
+        on: section
+            .on
+            .clone()
+            .unwrap_or_else(|| vec![NotifyEvent::Failure, NotifyEvent::Success]),
+    }))
 }
 
 fn resources(

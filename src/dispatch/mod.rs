@@ -217,6 +217,31 @@ impl Dispatcher {
         }
     }
 
+    /// Claims `name` for this run once, where every watcher of the run sees it: the run's
+    /// folder for local runs (one machine), the run's prefix in the job's bucket for ECS runs
+    /// (any machine). `false`: another watcher claimed it first.
+    pub async fn claim_once(
+        &mut self,
+        store: &Store,
+        record: &RunRecord,
+        name: &str,
+    ) -> Result<bool, DispatchError> {
+        let body = serde_json::json!({"claimed_at": chrono::Utc::now()}).to_string();
+        match self.remote() {
+            None => {
+                let path = store.run_dir(&record.run_id).join(name);
+                crate::claim::create_once(&path, body.as_bytes()).map_err(|e| DispatchError::Log {
+                    path,
+                    source: std::io::Error::other(e.to_string()),
+                })
+            }
+            Some(remote) => Ok(remote
+                .claim_once(record, name, body.into_bytes())
+                .await
+                .map_err(remote::RemoteError::from)?),
+        }
+    }
+
     /// Resolves when something may have changed (a task ended) or there is more to start at
     /// once; callers also poll on a timer.
     pub async fn changed(&mut self) {

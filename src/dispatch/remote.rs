@@ -94,6 +94,18 @@ impl RemoteRun {
         Ok(())
     }
 
+    /// Claims `name` under the run's prefix with one conditional write: `false` when it was
+    /// claimed already (by this or another machine).
+    pub async fn claim_once(
+        &self,
+        rec: &RunRecord,
+        name: &str,
+        body: Vec<u8>,
+    ) -> Result<bool, AwsError> {
+        let key = format!("{}{name}", crate::wire::run_prefix(&rec.job, &rec.run_id));
+        aws::put_json_once(&self.s3, &self.run.site.bucket, &key, body).await
+    }
+
     /// The first copy of a new run: refused if a run of that id is already there.
     pub async fn create(&self, rec: &RunRecord) -> Result<(), RemoteError> {
         let body = serde_json::to_vec(rec).expect("records serialise");

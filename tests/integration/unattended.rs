@@ -237,3 +237,232 @@ fn a_key_raced_from_two_machines_makes_one_run() {
     }
     assert_eq!(arns, 3);
 }
+
+/// A webhook receiver on loopback: answers the first `failures` POSTs with 500, then 200, and
+/// keeps every body with the status it got.
+struct Receiver {
+    port: u16,
+    got: std::sync::Arc<std::sync::Mutex<Vec<(u16, Value)>>>,
+}
+
+impl Receiver {
+    fn start(failures: usize) -> Receiver {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let got = std::sync::Arc::new(std::sync::Mutex::new(vec![]));
+        let sink = got.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { continue };
+                let mut reader = BufReader::new(conn.try_clone().unwrap());
+                let mut length = 0;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap_or(0);
+                    }
+                }
+                let mut body = vec![0; length];
+                reader.read_exact(&mut body).unwrap();
+                let mut got = sink.lock().unwrap();
+                let status = if got.len() < failures { 500 } else { 200 };
+                got.push((status, serde_json::from_slice(&body).unwrap_or(Value::Null)));
+                let _ = write!(
+                    conn,
+                    "HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                );
+            }
+        });
+        Receiver { port, got }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/hook/SECRET-TOKEN", self.port)
+    }
+
+    fn got(&self) -> Vec<(u16, Value)> {
+        self.got.lock().unwrap().clone()
+    }
+}
+
+#[test]
+fn one_webhook_per_run_end_with_two_watchers_and_the_url_never_shown() {
+    let hook = Receiver::start(0);
+    let t = Test::with_task(r#"command = ["/task", "sleep", "1", "fail-if", "{index}", "1", "3"]"#);
+    let toml = std::fs::read_to_string(t.dir.path().join("jobrun.toml")).unwrap();
+    t.write(
+        "jobrun.toml",
+        &format!("{toml}\n[notify]\nwebhook = \"{}\"\n", hook.url()),
+    );
+    t.build();
+    let r = t.run(&["submit", "--configs", "3", "--detach", "-o", "json"]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    let run = r.json()["run_id"].as_str().unwrap().to_string();
+    let a = t.spawn(&["watch", &run]);
+    let b = t.spawn(&["watch", &run]);
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    assert_eq!((a.status.code(), b.status.code()), (Some(1), Some(1)));
+    let got = hook.got();
+    assert_eq!(got.len(), 1, "exactly one notification: {got:?}");
+    let m = &got[0].1;
+    assert_eq!(
+        (m["event"].as_str(), m["run_id"].as_str()),
+        (Some("failure"), Some(run.as_str()))
+    );
+    assert_eq!(
+        (
+            m["total"].as_u64(),
+            m["succeeded"].as_u64(),
+            m["failed"].as_u64()
+        ),
+        (Some(3), Some(2), Some(1))
+    );
+    assert_eq!(
+        m["failed_tasks"],
+        json!([{"index": 1, "reason": "exit code 3"}])
+    );
+    assert!(
+        m["text"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("more: jobrun status {run}")),
+        "{m}"
+    );
+    // The URL's secret is in no output.
+    let config = t.run(&["config"]).stdout;
+    for text in [
+        String::from_utf8_lossy(&a.stderr).into_owned(),
+        String::from_utf8_lossy(&b.stderr).into_owned(),
+        config.clone(),
+    ] {
+        assert!(!text.contains("SECRET-TOKEN"), "{text}");
+    }
+    assert!(config.contains("http://127.0.0.1"), "{config}");
+}
+
+#[test]
+fn a_webhook_that_fails_three_times_gets_one_delivered_notification() {
+    let hook = Receiver::start(3);
+    let t = Test::with_task(r#"command = ["/task", "out", "ok"]"#);
+    let toml = std::fs::read_to_string(t.dir.path().join("jobrun.toml")).unwrap();
+    t.write(
+        "jobrun.toml",
+        &format!(
+            "{toml}\n[notify]\nwebhook = \"{}\"\non = [\"success\"]\n",
+            hook.url()
+        ),
+    );
+    t.build();
+    let r = t.run(&["submit", "--configs", "2"]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    let got = hook.got();
+    let statuses: Vec<u16> = got.iter().map(|(s, _)| *s).collect();
+    assert_eq!(
+        statuses,
+        [500, 500, 500, 200],
+        "retried, then delivered once"
+    );
+    assert!(got.iter().all(|(_, m)| m["event"] == "success"));
+    let record: Value = serde_json::from_slice(
+        &std::fs::read(
+            t.state
+                .path()
+                .join("runs")
+                .join(t.only_run())
+                .join("run.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(record["notifications"][0]["delivered"], true, "{record}");
+    assert_eq!(record["notifications"][0]["to"], "webhook");
+}
+
+#[test]
+fn sns_gets_the_run_end_and_a_skipped_submit() {
+    let moto = services::moto();
+    let sns = |op: &str, params: &[(&str, &str)]| {
+        let mut all = vec![("Action", op), ("Version", "2010-03-31")];
+        all.extend_from_slice(params);
+        services::query_call(moto, "sns", &all).unwrap()
+    };
+    let sqs = |op: &str, body: Value| crate::queue::sqs(moto, op, body).unwrap();
+    let name = format!("jrt-notify-{}", std::process::id());
+    let topic = sns("CreateTopic", &[("Name", &name)]);
+    let topic = topic
+        .split("<TopicArn>")
+        .nth(1)
+        .unwrap()
+        .split("</TopicArn>")
+        .next()
+        .unwrap()
+        .to_string();
+    let url = sqs("CreateQueue", json!({"QueueName": name}))["QueueUrl"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let queue_arn = format!("arn:aws:sqs:us-east-1:123456789012:{name}");
+    sns(
+        "Subscribe",
+        &[
+            ("TopicArn", &topic),
+            ("Protocol", "sqs"),
+            ("Endpoint", &queue_arn),
+            ("Attributes.entry.1.key", "RawMessageDelivery"),
+            ("Attributes.entry.1.value", "true"),
+        ],
+    );
+    let t = Test::with_task(r#"command = ["/task", "sleep", "{config.sleep}"]"#)
+        .envs(services::moto_env_for(moto));
+    let toml = std::fs::read_to_string(t.dir.path().join("jobrun.toml")).unwrap();
+    t.write(
+        "jobrun.toml",
+        &format!("{toml}\n[notify]\nsns_topic = \"{topic}\"\non = [\"success\", \"skipped\"]\n"),
+    );
+    t.build();
+    t.write("long.jsonl", "{\"sleep\": 2}\n");
+    let run = t
+        .run(&[
+            "submit",
+            "--configs",
+            "long.jsonl",
+            "--detach",
+            "-o",
+            "json",
+        ])
+        .json();
+    let run = run["run_id"].as_str().unwrap().to_string();
+    t.wait_for(&run, "running", |s| s["running"] == 1);
+    let skipped = t.run(&["submit", "--configs", "long.jsonl", "--overlap", "skip"]);
+    assert_eq!(skipped.status, 0, "{}", skipped.stderr);
+    assert_eq!(t.run(&["watch", &run]).status, 0);
+    let mut events = vec![];
+    for _ in 0..10 {
+        let got = sqs(
+            "ReceiveMessage",
+            json!({"QueueUrl": url, "MaxNumberOfMessages": 10, "WaitTimeSeconds": 1}),
+        );
+        for m in got["Messages"].as_array().into_iter().flatten() {
+            let body: Value = serde_json::from_str(m["Body"].as_str().unwrap()).unwrap();
+            events.push((
+                body["event"].as_str().unwrap().to_string(),
+                body["run_id"].as_str().unwrap().to_string(),
+            ));
+        }
+        if events.len() >= 2 {
+            break;
+        }
+    }
+    events.sort();
+    assert_eq!(
+        events,
+        [
+            ("skipped".to_string(), run.clone()),
+            ("success".to_string(), run)
+        ]
+    );
+}
