@@ -379,6 +379,9 @@ fn run(s: &Scope<'_>) -> Vec<Value> {
         ),
     ];
     st.extend(s.job_prefix());
+    if let Some(topic) = s.job.notify.as_ref().and_then(|n| n.sns_topic.clone()) {
+        st.push(allow("NotifyTheTopic", &["sns:Publish"], vec![topic]));
+    }
     for (i, (bucket, prefix)) in s.job.ecs.inputs.iter().enumerate() {
         st.push(allow_if(
             &format!("ListInput{i}"),
