@@ -7,6 +7,32 @@ use std::fmt::Display;
 use std::io::IsTerminal;
 use std::time::Duration;
 
+/// Standard output that ends the process quietly (exit 0) when the reader has gone, as `grep`
+/// and `rg` do: `jobrun status | head` is not an error.
+pub struct Stdout;
+
+impl std::io::Write for Stdout {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        quiet_on_broken_pipe(std::io::stdout().lock().write(buf))
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        quiet_on_broken_pipe(std::io::stdout().lock().flush())
+    }
+}
+
+fn quiet_on_broken_pipe<T>(r: std::io::Result<T>) -> std::io::Result<T> {
+    match r {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        other => other,
+    }
+}
+
+/// One line on stdout ([`Stdout`]: a closed pipe ends the process quietly).
+pub fn out(text: impl Display) {
+    use std::io::Write;
+    let _ = writeln!(Stdout, "{text}");
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
 pub enum OutputFormat {
     /// Human text (bars on a terminal, plain lines otherwise)
@@ -53,11 +79,8 @@ impl Ui {
             return;
         }
         match self.format {
-            OutputFormat::Text => println!("{value}"),
-            OutputFormat::Json => println!(
-                "{}",
-                serde_json::to_string(value).expect("serialisable output")
-            ),
+            OutputFormat::Text => out(value),
+            OutputFormat::Json => out(serde_json::to_string(value).expect("serialisable output")),
         }
     }
 

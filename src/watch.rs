@@ -133,7 +133,7 @@ pub fn print_summary(ui: &Ui, rec: &RunRecord) {
         let mut v = serde_json::to_value(&status).expect("serialisable");
         v["event"] = "summary".into();
         if !ui.quiet {
-            println!("{v}");
+            crate::ui::out(v);
         }
     } else {
         ui.emit(&Summary(status));
@@ -207,17 +207,21 @@ impl View {
             Mode::Quiet => {}
             Mode::Plain if first => {
                 // Where the run stands when we attach; after that, one line per change.
-                println!("{} {}", rec.run_id, RunStatus::of(rec).counts_line());
+                crate::ui::out(format_args!(
+                    "{} {}",
+                    rec.run_id,
+                    RunStatus::of(rec).counts_line()
+                ));
                 for t in changes
                     .iter()
                     .filter(|t| !matches!(t.state, TaskState::Queued | TaskState::Succeeded))
                 {
-                    println!("{} {}", rec.run_id, describe(rec, t));
+                    crate::ui::out(format_args!("{} {}", rec.run_id, describe(rec, t)));
                 }
             }
             Mode::Plain => {
                 for t in changes {
-                    println!("{} {}", rec.run_id, describe(rec, t));
+                    crate::ui::out(format_args!("{} {}", rec.run_id, describe(rec, t)));
                 }
             }
             Mode::Json => {
@@ -232,7 +236,7 @@ impl View {
                         "exit_code": t.exit_code,
                         "reason": t.reason,
                     });
-                    println!("{v}");
+                    crate::ui::out(v);
                 }
             }
             Mode::Bars(b) => {

@@ -229,7 +229,7 @@ pub async fn logs(file: Option<&Path>, args: LogsArgs) -> Result<Exit> {
         );
     }
     let dispatcher = Dispatcher::for_run(&rec).await?;
-    let mut stdout = std::io::stdout();
+    let mut stdout = crate::ui::Stdout;
     if let Some(i) = args.index {
         dispatcher.logs(&rec, i, args.follow, &mut stdout).await?;
         return Ok(Exit::Ok);

@@ -91,3 +91,34 @@ fn logs_follow_streams_a_running_task_until_it_ends() {
     );
     t.wait_for(&run, "the run to finish", |s| s["state"] == "succeeded");
 }
+
+/// `jobrun status | head` and friends: a reader that has gone ends jobrun quietly, as it does
+/// `grep` and `rg` (before: a panic, "failed printing to stdout: Broken pipe", exit 101).
+#[test]
+fn a_closed_pipe_ends_output_quietly() {
+    let t = Test::with_task(r#"command = ["/task", "out", "x"]"#);
+    t.build();
+    assert_eq!(t.run(&["submit", "--configs", "3"]).status, 0);
+    for args in [
+        &["config"][..],
+        &["runs"],
+        &["status"],
+        &["logs"],
+        &["status", "-o", "json"],
+    ] {
+        let mut child = t
+            .command(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take()); // the reader goes before anything is written
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(
+            !stderr.contains("panicked") && !stderr.contains("error:"),
+            "{args:?}: {stderr}"
+        );
+    }
+}
