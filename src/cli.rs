@@ -64,7 +64,7 @@ pub enum Command {
     /// Follow a run until every task is done (re-attaches after Ctrl-C or a crash)
     Watch(WatchArgs),
     /// Show a run's state (default: the latest run of this job)
-    Status(RunArg),
+    Status(StatusArgs),
     /// List recent runs
     Runs(RunsArgs),
     /// Print a task's output
@@ -205,6 +205,16 @@ pub struct RetryArgs {
     /// Return once the tasks are started again; the run goes on without this process
     #[arg(long, short = 'd')]
     pub detach: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub run: RunArg,
+    /// List every task that did not succeed (default: counts, failures grouped by reason with
+    /// their indexes as ranges, the first failures in detail)
+    #[arg(long)]
+    pub tasks: bool,
 }
 
 #[derive(Debug, Args)]

@@ -3,7 +3,7 @@
 
 use super::common::{current_job, open_store, poll_interval, resolve};
 use super::drive::{already_finished, attach, exit_of, go_on};
-use crate::cli::{LogsArgs, RetryArgs, RunArg, RunsArgs, WatchArgs};
+use crate::cli::{LogsArgs, RetryArgs, RunArg, RunsArgs, StatusArgs, WatchArgs};
 use crate::dispatch::Dispatcher;
 use crate::error::{Exit, Failure, Result};
 use crate::record::{Place, RunRecord, TaskState};
@@ -56,15 +56,17 @@ async fn clean_up(store: &Store, rec: &RunRecord) {
     }
 }
 
-pub async fn status(file: Option<&Path>, args: &RunArg, ui: &Ui) -> Result<Exit> {
+pub async fn status(file: Option<&Path>, args: &StatusArgs, ui: &Ui) -> Result<Exit> {
     let store = open_store()?;
-    let mut rec = resolve(&store, file, args).await?;
+    let mut rec = resolve(&store, file, &args.run).await?;
     // A run on AWS goes on without jobrun: ask it where it stands.
     if rec.place != Place::Local && rec.finished_at.is_none() {
         let mut dispatcher = Dispatcher::for_run(&rec).await?;
         rec = watch::step(&store, &mut dispatcher, &rec.run_id).await?;
     }
-    ui.emit(&RunStatus::of(&rec));
+    let mut status = RunStatus::of(&rec);
+    status.every_task = args.tasks;
+    ui.emit(&status);
     Ok(Exit::Ok)
 }
 

@@ -122,3 +122,66 @@ fn a_closed_pipe_ends_output_quietly() {
         );
     }
 }
+
+/// A 10,000-task run reads in a screenful: counts, failures grouped by reason with their
+/// indexes as ranges, the first failures in detail; `--tasks` and `-o json` keep everything.
+#[test]
+fn status_of_ten_thousand_tasks_fits_a_screen() {
+    let t = Test::with_task(r#"command = ["/task", "out", "x"]"#);
+    t.build();
+    assert_eq!(t.run(&["submit", "--configs", "1"]).status, 0);
+    let run = t.only_run();
+    // The record of a big run, made from this one's own (the documented schema 1).
+    let path = t.state.path().join("runs").join(&run).join("run.json");
+    let mut rec: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let template = rec["tasks"][0].clone();
+    let tasks: Vec<Value> = (0..10_000)
+        .map(|i| {
+            let mut task = template.clone();
+            task["index"] = i.into();
+            let (state, reason, exit) = match i {
+                2 | 7 | 100..=199 => ("failed", Some("exit code 3"), Some(3)),
+                500..=509 => (
+                    "failed",
+                    Some("SpotInterruption: Your Spot Task was interrupted."),
+                    None,
+                ),
+                9_000.. => ("cancelled", Some("cancelled"), None),
+                _ => ("succeeded", None, Some(0)),
+            };
+            task["state"] = state.into();
+            task["reason"] = reason.into();
+            task["exit_code"] = exit.into();
+            task
+        })
+        .collect();
+    rec["tasks"] = tasks.into();
+    std::fs::write(&path, serde_json::to_vec(&rec).unwrap()).unwrap();
+
+    let text = t.run(&["status", &run]).stdout;
+    assert!(
+        text.lines().count() < 60,
+        "{} lines:\n{text}",
+        text.lines().count()
+    );
+    for want in [
+        "#2, #7, #100–#199: exit code 3",
+        "#500–#509: SpotInterruption: Your Spot Task was interrupted.",
+        "cancelled: #9000–#9999",
+        "failed #2 exit code 3 (attempt",
+        &format!("every task: jobrun status {run} --tasks"),
+    ] {
+        assert!(text.contains(want), "{want:?} in:\n{text}");
+    }
+    assert!(
+        !text.contains("exit code 3 (exit code 3"),
+        "no repeated wording:\n{text}"
+    );
+    let json = t.status(&run);
+    assert_eq!(json["tasks"].as_array().unwrap().len(), 10_000);
+    let every = t.run(&["status", &run, "--tasks"]).stdout;
+    assert!(every.lines().count() > 1_000, "--tasks lists them all");
+    let summary = t.run(&["watch", &run]).stdout;
+    assert!(summary.lines().count() < 60, "{summary}");
+    assert!(summary.contains("#100–#199"), "{summary}");
+}

@@ -1,6 +1,7 @@
 //! What `status`, `runs` and the end of `watch` print: types that are both `Display` (for people)
 //! and `Serialize` (for `--output json`), built from a run record.
 
+pub mod overview;
 use crate::record::{RunRecord, TaskState};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -29,6 +30,9 @@ pub struct RunStatus {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub queue: Option<crate::record::QueueStats>,
     pub tasks: Vec<TaskStatus>,
+    /// Text lists every task that did not succeed (`status --tasks`), not the overview.
+    #[serde(skip)]
+    pub every_task: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -69,6 +73,7 @@ impl RunStatus {
             finished_at: rec.finished_at,
             duration_secs: (end - rec.created_at).num_milliseconds().max(0) as f64 / 1000.0,
             key: rec.key.clone(),
+            every_task: false,
             queue: match &rec.place {
                 crate::record::Place::Queue(_, q) => q.stats,
                 _ => None,
@@ -160,6 +165,12 @@ impl fmt::Display for RunStatus {
             secs(self.duration_secs)
         )?;
         write!(f, "tasks   {}", self.counts_line())?;
+        if !self.every_task {
+            if overview::write_overview(f, &self.tasks)? {
+                write!(f, "\nevery task: jobrun status {} --tasks", self.run_id)?;
+            }
+            return Ok(());
+        }
         for t in self
             .tasks
             .iter()
@@ -196,23 +207,8 @@ impl fmt::Display for Summary {
             s.counts_line(),
             secs(s.duration_secs)
         )?;
-        for t in s.tasks.iter().filter(|t| t.state == TaskState::Failed) {
-            write!(
-                f,
-                "\n  failed #{} exit code {} ({}; attempt {})",
-                t.index,
-                t.exit_code
-                    .map(|c| c.to_string())
-                    .unwrap_or_else(|| "-".into()),
-                t.reason.as_deref().unwrap_or("failed"),
-                t.attempts
-            )?;
-            if let Some(log) = &t.log {
-                write!(f, "\n    log: {log}")?;
-            }
-            for line in &t.log_tail {
-                write!(f, "\n    | {line}")?;
-            }
+        if overview::write_overview(f, &s.tasks)? {
+            write!(f, "\nmore: jobrun status {} --tasks", s.run_id)?;
         }
         Ok(())
     }
