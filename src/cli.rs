@@ -82,6 +82,8 @@ pub enum Command {
         /// The shell
         shell: clap_complete::Shell,
     },
+    /// Print the manual page (roff), e.g. `jobrun man > ~/.local/share/man/man1/jobrun.1`
+    Man,
 }
 
 #[derive(Debug, Args)]

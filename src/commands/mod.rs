@@ -25,6 +25,7 @@ pub async fn run(cli: Cli, matches: &ArgMatches) -> Result<Exit> {
         Command::Init(args) => setup::init(args, &ui),
         Command::Config(args) => setup::config(file, &args, sub, &ui),
         Command::Completions { shell } => setup::completions(shell),
+        Command::Man => setup::man(),
         Command::Build(args) => image::build(file, &args, sub, &ui).await,
         Command::Push(args) => image::push(file, &args, sub, &ui).await,
         Command::Images => image::images(file, &ui),

@@ -33,7 +33,9 @@ pub enum DispatchMode {
 pub struct QueueSpec {
     pub max_receive_count: u32,
     pub max_workers: u32,
+    #[serde(with = "secs")]
     pub idle_exit: Duration,
+    #[serde(with = "secs")]
     pub visibility: Duration,
     /// `(bucket, prefix)` whose ObjectCreated events feed the queue.
     pub s3_trigger: Option<(String, String)>,

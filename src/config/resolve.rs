@@ -347,12 +347,25 @@ fn image(
     for key in file.image.build_args.keys() {
         valid_variable(key)?;
     }
+    // Lexically normalised (`a/./b` → `a/b`, `a/x/../b` → `a/b`), as `jobrun config` shows them.
     let rel = |p: &Path| {
-        if p.is_absolute() {
+        use std::path::Component;
+        let joined = if p.is_absolute() {
             p.to_path_buf()
         } else {
             dir.join(p)
+        };
+        let mut clean = std::path::PathBuf::new();
+        for c in joined.components() {
+            match c {
+                Component::CurDir => {}
+                Component::ParentDir if clean.file_name().is_some() => {
+                    clean.pop();
+                }
+                other => clean.push(other),
+            }
         }
+        clean
     };
     let context = rel(file.image.context.as_deref().unwrap_or(Path::new(".")));
     let dockerfile = match &file.image.dockerfile {

@@ -93,4 +93,24 @@ fn settings_layer_env_below_file_below_flags() {
     assert_eq!(c["run"]["concurrency"], 9, "flags beat the file");
     let bad = t.run(&["config", "--timeout", "soon"]);
     assert_eq!(bad.status, 2);
+
+    // As text: TOML in jobrun.toml's own layout, paths normalised.
+    let text = t.run(&["config"]).stdout;
+    let parsed: toml::Table = toml::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    assert_eq!(parsed["job"]["name"].as_str(), Some(t.name.as_str()));
+    assert_eq!(parsed["run"]["concurrency"].as_integer(), Some(3));
+    let dockerfile = parsed["image"]["dockerfile"].as_str().unwrap();
+    assert!(
+        dockerfile.ends_with("/Dockerfile") && !dockerfile.contains("/./"),
+        "{dockerfile}"
+    );
+
+    // The manual page, from the same definition as --help.
+    let man = t.run(&["man"]);
+    assert_eq!(man.status, 0);
+    assert!(
+        man.stdout.starts_with(".ie") && man.stdout.contains(".TH jobrun 1"),
+        "{}",
+        &man.stdout[..200.min(man.stdout.len())]
+    );
 }
