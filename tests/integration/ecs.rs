@@ -25,7 +25,7 @@ fn fargate_job(moto: &Service, extra: &str) -> Test {
 /// One ECS call of the test's own. moto's threaded server can answer a read with a 500 while
 /// jobrun's RunTask calls change the same task table (a race of moto's, not of AWS): such a read
 /// is asked again.
-fn ecs(moto: &Service, op: &str, body: Value) -> Value {
+pub(crate) fn ecs(moto: &Service, op: &str, body: Value) -> Value {
     let target = format!("AmazonEC2ContainerServiceV20141113.{op}");
     let mut tries = 0;
     loop {

@@ -5,6 +5,7 @@
 //! answers AWS's exact error the first times, and the test checks the retry or the message;
 //! IAM is enforced by a moto of the test's own (`enforce_iam`).
 
+use crate::ecs::ecs;
 use crate::harness::Test;
 use crate::infra::role_policy;
 use crate::queue::{Agent, COMMAND, outputs, queue_job, watch_json};
@@ -23,18 +24,6 @@ fn pushed_job(endpoint: &Service, extra: &str) -> Test {
     let b = t.run(&["build", "--push"]);
     assert_eq!(b.status, 0, "build --push: {}", b.stderr);
     t
-}
-
-fn ecs(moto: &Service, op: &str, body: Value) -> Value {
-    let target = format!("AmazonEC2ContainerServiceV20141113.{op}");
-    let mut tries = 0;
-    loop {
-        match services::json_call(moto, "ecs", &target, body.clone()) {
-            Err((500, _)) if tries < 5 => tries += 1,
-            other => return other.unwrap_or_else(|e| panic!("{op}: {e:?}")),
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
 }
 
 fn change<'a>(report: &'a Value, resource: &str) -> &'a Value {

@@ -2,8 +2,9 @@
 //! machines race, for ECS jobs), and the overlap policy skips or replaces while another run of
 //! the job is active; `jobrun runs` shows skipped submissions with their reason.
 
+use crate::ecs::ecs;
 use crate::harness::Test;
-use crate::services::{self, Service};
+use crate::services;
 use serde_json::{Value, json};
 
 #[test]
@@ -168,11 +169,6 @@ fn overlap_skip_starts_nothing_and_replace_cancels_the_active_run() {
         (newest["state"].as_str(), newest["key"].as_str()),
         (Some("succeeded"), Some("k1"))
     );
-}
-
-fn ecs(moto: &Service, op: &str, body: Value) -> Value {
-    let target = format!("AmazonEC2ContainerServiceV20141113.{op}");
-    services::json_call(moto, "ecs", &target, body).unwrap()
 }
 
 #[test]

@@ -82,6 +82,15 @@ impl Scope<'_> {
     fn queue_mode(&self) -> bool {
         self.job.ecs.mode == DispatchMode::Queue
     }
+    /// Shared by `up` and `down` (one statement, as Sids are kept once).
+    fn describe_log_groups(&self) -> Value {
+        let groups = self.arns.regional("logs", "log-group:*");
+        allow(
+            "DescribeLogGroups",
+            &["logs:DescribeLogGroups"],
+            vec![groups],
+        )
+    }
     fn pass_roles(&self, sid: &str) -> Value {
         allow_if(
             sid,
@@ -106,6 +115,16 @@ impl Scope<'_> {
             ),
         ]
     }
+}
+
+/// EC2's describes take no resource; shared by `up` and `down`.
+fn describe_network() -> Value {
+    let actions = [
+        "ec2:DescribeVpcs",
+        "ec2:DescribeSubnets",
+        "ec2:DescribeSecurityGroups",
+    ];
+    allow("DescribeNetwork", &actions, vec!["*".into()])
 }
 
 /// The policy document for these command groups.
@@ -182,11 +201,7 @@ fn up_storage(s: &Scope<'_>) -> Vec<Value> {
             ],
             vec![s.log_group(), format!("{}:*", s.log_group())],
         ),
-        allow(
-            "DescribeLogGroups",
-            &["logs:DescribeLogGroups"],
-            vec![a.regional("logs", "log-group:*")],
-        ),
+        s.describe_log_groups(),
     ]
 }
 
@@ -224,15 +239,7 @@ fn up_iam(s: &Scope<'_>) -> Vec<Value> {
 fn up_compute(s: &Scope<'_>) -> Vec<Value> {
     let (n, a) = (s.names, s.arns);
     vec![
-        allow(
-            "DescribeNetwork",
-            &[
-                "ec2:DescribeVpcs",
-                "ec2:DescribeSubnets",
-                "ec2:DescribeSecurityGroups",
-            ],
-            vec!["*".into()],
-        ),
+        describe_network(),
         allow(
             "MakeTheSecurityGroup",
             &["ec2:CreateSecurityGroup"],
@@ -440,15 +447,7 @@ fn down_compute(s: &Scope<'_>) -> Vec<Value> {
             ],
             vec!["*".into()],
         ),
-        allow(
-            "DescribeNetwork",
-            &[
-                "ec2:DescribeVpcs",
-                "ec2:DescribeSubnets",
-                "ec2:DescribeSecurityGroups",
-            ],
-            vec!["*".into()],
-        ),
+        describe_network(),
         allow_if(
             "DeleteTheSecurityGroup",
             &["ec2:DeleteSecurityGroup"],
@@ -481,11 +480,7 @@ fn down_storage(s: &Scope<'_>) -> Vec<Value> {
             ],
             vec![s.log_group(), format!("{}:*", s.log_group())],
         ),
-        allow(
-            "DescribeLogGroups",
-            &["logs:DescribeLogGroups"],
-            vec![a.regional("logs", "log-group:*")],
-        ),
+        s.describe_log_groups(),
         allow(
             "DownBucket",
             &[
