@@ -122,11 +122,12 @@ impl<'a> Gate<'a> {
 
     /// The job's unfinished runs, newest first.
     async fn active(&self, store: &Store) -> Result<Vec<RunRecord>> {
+        // The index says which runs are unfinished; only those records are read.
         let mut active: Vec<RunRecord> = store
-            .list()?
+            .summaries()?
             .iter()
-            .filter_map(|id| store.load(id).ok())
-            .filter(|r| r.job == self.job.name && !r.is_finished())
+            .filter(|s| s.job == self.job.name && !s.finished)
+            .filter_map(|s| store.load(&s.run_id).ok())
             .collect();
         if let Some(s) = &self.shared {
             let remote =

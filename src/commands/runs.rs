@@ -8,6 +8,7 @@ use crate::dispatch::Dispatcher;
 use crate::error::{Exit, Failure, Result};
 use crate::record::{Place, RunRecord, TaskState};
 use crate::report::{RunLine, RunList, RunStatus};
+use crate::store::RunSummary;
 use crate::store::Store;
 use crate::ui::Ui;
 use crate::watch::{self, Ended, WatchOptions};
@@ -178,46 +179,84 @@ pub fn list(file: Option<&Path>, args: RunsArgs, ui: &Ui) -> Result<Exit> {
         true => None,
         false => current_job(file).map(|j| j.name),
     };
-    let mut records: Vec<RunRecord> = store
-        .list()?
-        .iter()
-        .filter_map(|id| store.load(id).ok())
+    let since = match &args.since {
+        Some(s) => Some(since(s)?),
+        None => None,
+    };
+    let wanted = |state: &str, at: chrono::DateTime<chrono::Utc>| {
+        args.state.as_ref().is_none_or(|s| s == state) && since.is_none_or(|t| at >= t)
+    };
+    // The index: each run's summary, not its whole record.
+    let summaries: Vec<RunSummary> = store
+        .summaries()?
+        .into_iter()
         .filter(|r| job.as_ref().is_none_or(|j| *j == r.job))
         .collect();
-    records.sort_by(|a, b| (b.created_at, &b.run_id).cmp(&(a.created_at, &a.run_id)));
-    let mut lines: Vec<RunLine> = records
-        .iter()
+    let mut jobs: Vec<String> = summaries.iter().map(|r| r.job.clone()).collect();
+    let mut lines: Vec<RunLine> = summaries
+        .into_iter()
+        .filter(|s| wanted(&s.state, s.created_at))
         .take(args.limit)
-        .map(|rec| {
-            let s = RunStatus::of(rec);
-            RunLine {
-                run_id: s.run_id,
-                job: s.job,
-                target: s.target,
-                state: s.state,
-                total: s.total,
-                succeeded: s.succeeded,
-                failed: s.failed,
-                created_at: s.created_at,
-                key: s.key,
-                reason: None,
-            }
+        .map(|s| RunLine {
+            run_id: s.run_id,
+            job: s.job,
+            target: s.target,
+            state: static_state(&s.state),
+            total: s.total,
+            succeeded: s.succeeded,
+            failed: s.failed,
+            created_at: s.created_at,
+            key: s.key,
+            reason: None,
         })
         .collect();
     // Submissions that started nothing (overlap = skip), with their reason.
-    let mut jobs: Vec<String> = records.iter().map(|r| r.job.clone()).collect();
     jobs.extend(job);
     jobs.sort();
     jobs.dedup();
+    let skipped = jobs.iter().flat_map(|j| crate::claim::skipped(&store, j));
     lines.extend(
-        jobs.iter()
-            .flat_map(|j| crate::claim::skipped(&store, j))
-            .map(skipped_line),
+        skipped
+            .map(skipped_line)
+            .filter(|l| wanted(l.state, l.created_at)),
     );
     lines.sort_by(|a, b| (b.created_at, &b.run_id).cmp(&(a.created_at, &a.run_id)));
     lines.truncate(args.limit);
     ui.emit(&RunList(lines));
     Ok(Exit::Ok)
+}
+
+/// `--since`: a duration back from now (`7d`, `12h`) or a date (`2026-11-30`, RFC 3339).
+fn since(text: &str) -> Result<chrono::DateTime<chrono::Utc>> {
+    if let Ok(d) = humantime::parse_duration(text) {
+        return Ok(chrono::Utc::now() - chrono::Duration::from_std(d).unwrap_or_default());
+    }
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Ok(t.to_utc());
+    }
+    chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .map(|d| d.and_hms_opt(0, 0, 0).expect("midnight").and_utc())
+        .map_err(|_| {
+            Failure::usage(format!("--since `{text}` is neither a duration nor a date"))
+                .hint("e.g. --since 7d, --since 12h or --since 2026-11-30")
+        })
+}
+
+/// A run's state as the listing's static word.
+fn static_state(state: &str) -> &'static str {
+    const STATES: [&str; 6] = [
+        "running",
+        "cancelling",
+        "succeeded",
+        "failed",
+        "cancelled",
+        "skipped",
+    ];
+    STATES
+        .iter()
+        .find(|s| **s == state)
+        .copied()
+        .unwrap_or("unknown")
 }
 
 pub async fn logs(file: Option<&Path>, args: LogsArgs) -> Result<Exit> {

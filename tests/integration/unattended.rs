@@ -138,6 +138,17 @@ fn overlap_skip_starts_nothing_and_replace_cancels_the_active_run() {
         text.contains("skipped") && text.contains("overlap = skip"),
         "{text}"
     );
+    // Filters: by state, by time.
+    let only = t.run(&["runs", "--state", "skipped", "-o", "json"]).json();
+    assert_eq!(only.as_array().unwrap().len(), 2, "{only}");
+    let recent = t.run(&["runs", "--since", "1h", "-o", "json"]).json();
+    assert_eq!(recent.as_array().unwrap().len(), 3, "{recent}");
+    let future = t
+        .run(&["runs", "--since", "2999-01-01", "-o", "json"])
+        .json();
+    assert_eq!(future, json!([]));
+    t.run(&["runs", "--since", "last tuesday"])
+        .assert_error(2, "--since `last tuesday` is neither a duration nor a date");
 
     // replace: the active run is cancelled, then the new one starts (and succeeds).
     let replaced = t.run(&[

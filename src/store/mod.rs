@@ -6,6 +6,9 @@
 //! one. Whoever changes a record holds the run's lock for the read-modify-write, so a `watch` in
 //! another terminal and a `cancel` never lose each other's writes.
 
+mod index;
+pub use index::RunSummary;
+
 use crate::record::RunRecord;
 use serde::Serialize;
 use std::fs::File;
@@ -143,9 +146,11 @@ impl Store {
         serde_json::from_slice(&bytes).map_err(|source| StoreError::Corrupt { path, source })
     }
 
-    /// Atomic replace, so a kill at any moment leaves the old or the new record.
+    /// Atomic replace, so a kill at any moment leaves the old or the new record; then the
+    /// run's summary for the index.
     pub fn save(&self, record: &RunRecord) -> Result<(), StoreError> {
-        write_json_atomic(&self.record_path(&record.run_id), record)
+        write_json_atomic(&self.record_path(&record.run_id), record)?;
+        self.index(record)
     }
 
     /// Takes the run's lock (blocking until other writers are done).
@@ -205,7 +210,7 @@ impl Store {
                 // creation time decides.
                 let newest = ids
                     .iter()
-                    .filter_map(|id| self.load(id).ok())
+                    .filter_map(|id| self.summary(id).ok())
                     .filter(|r| job.is_none_or(|j| r.job == j))
                     .max_by(|a, b| (a.created_at, &a.run_id).cmp(&(b.created_at, &b.run_id)))
                     .map(|r| r.run_id);
@@ -263,7 +268,9 @@ mod tests {
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
         assert!(
-            names.iter().all(|n| n == "run.json" || n == "logs"),
+            names
+                .iter()
+                .all(|n| n == "run.json" || n == "summary.json" || n == "logs"),
             "{names:?}"
         );
     }

@@ -1,0 +1,153 @@
+//! The run index: a small summary beside each record (`runs/<id>/summary.json`: job, state,
+//! counts, times, key) that `runs`, "the latest run of this job" and the overlap check read
+//! instead of whole records (a 10,000-task record is megabytes; its summary a few hundred
+//! bytes). The record stays the source of truth: a summary carries the size and modification
+//! time of the record it was made from, and one that is missing, unreadable or older than its
+//! record (a crash between the two writes, a record written by an older jobrun) is made again
+//! from the record and rewritten. Both are written under the run's lock by whoever saves.
+
+use super::{Store, StoreError, write_json_atomic};
+use crate::record::RunRecord;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// What a listing needs of a run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RunSummary {
+    pub run_id: String,
+    pub job: String,
+    pub target: String,
+    pub state: String,
+    pub finished: bool,
+    pub total: usize,
+    pub succeeded: usize,
+    pub failed: usize,
+    pub created_at: DateTime<Utc>,
+    #[serde(default)]
+    pub finished_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub key: Option<String>,
+    /// The record it was made from: its length and modification time (ns since the epoch).
+    stamp: (u64, u128),
+}
+
+impl RunSummary {
+    fn of(rec: &RunRecord, stamp: (u64, u128)) -> RunSummary {
+        use crate::record::TaskState;
+        RunSummary {
+            run_id: rec.run_id.clone(),
+            job: rec.job.clone(),
+            target: rec.place.target_name().to_string(),
+            state: rec.state().to_string(),
+            finished: rec.is_finished(),
+            total: rec.tasks.len(),
+            succeeded: rec.count(TaskState::Succeeded),
+            failed: rec.count(TaskState::Failed),
+            created_at: rec.created_at,
+            finished_at: rec.finished_at,
+            key: rec.key.clone(),
+            stamp,
+        }
+    }
+}
+
+/// The record file's length and modification time, or `None` when there is none.
+fn stamp(record: &Path) -> Option<(u64, u128)> {
+    let meta = std::fs::metadata(record).ok()?;
+    let mtime = meta
+        .modified()
+        .ok()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?;
+    Some((meta.len(), mtime.as_nanos()))
+}
+
+impl Store {
+    fn summary_path(&self, run_id: &str) -> std::path::PathBuf {
+        self.run_dir(run_id).join("summary.json")
+    }
+
+    /// Writes the summary of a record just saved.
+    pub(super) fn index(&self, rec: &RunRecord) -> Result<(), StoreError> {
+        let Some(stamp) = stamp(&self.record_path(&rec.run_id)) else {
+            return Ok(());
+        };
+        write_json_atomic(&self.summary_path(&rec.run_id), &RunSummary::of(rec, stamp))
+    }
+
+    /// A run's summary: as kept when it matches its record, else made again from the record.
+    pub fn summary(&self, run_id: &str) -> Result<RunSummary, StoreError> {
+        let now = stamp(&self.record_path(run_id));
+        let kept: Option<RunSummary> = std::fs::read(self.summary_path(run_id))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        if let (Some(s), Some(now)) = (&kept, now)
+            && s.stamp == now
+        {
+            return Ok(kept.expect("matched"));
+        }
+        let rec = self.load(run_id)?;
+        // Best effort: a summary that cannot be written is made again next time.
+        if let Err(e) = self.index(&rec) {
+            tracing::debug!("cannot rewrite the summary of run {run_id}: {e}");
+        }
+        Ok(RunSummary::of(&rec, now.unwrap_or_default()))
+    }
+
+    /// Every run's summary, newest first (runs whose record is unreadable are left out).
+    pub fn summaries(&self) -> Result<Vec<RunSummary>, StoreError> {
+        let mut all: Vec<RunSummary> = self
+            .list()?
+            .iter()
+            .filter_map(|id| self.summary(id).ok())
+            .collect();
+        all.sort_by(|a, b| (b.created_at, &b.run_id).cmp(&(a.created_at, &a.run_id)));
+        Ok(all)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::tests::record;
+
+    /// 1,000 runs written through the store: listings and "the latest of this job" come from
+    /// the summaries, and a summary deleted, torn mid-write or left stale is made again.
+    #[test]
+    fn a_thousand_runs_are_listed_from_their_summaries_and_repaired() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().into()).unwrap();
+        for i in 0..1_000 {
+            let job = if i % 2 == 0 { "even" } else { "odd" };
+            let mut rec = record(&format!("20260101-{:06}-{job}-{i:04}", i), job);
+            rec.created_at += chrono::Duration::seconds(i);
+            store.create(&rec).unwrap();
+        }
+        let all = store.summaries().unwrap();
+        assert_eq!(all.len(), 1_000);
+        assert_eq!(all[0].run_id, "20260101-000999-odd-0999");
+        assert_eq!(
+            store.resolve(None, Some("even")).unwrap(),
+            "20260101-000998-even-0998"
+        );
+
+        // Deleted, torn, stale: each is made again from its record.
+        let (a, b, c) = (
+            "20260101-000010-even-0010",
+            "20260101-000011-odd-0011",
+            "20260101-000012-even-0012",
+        );
+        std::fs::remove_file(store.summary_path(a)).unwrap();
+        std::fs::write(store.summary_path(b), b"{\"run_id\": \"2026").unwrap();
+        let mut rec = store.load(c).unwrap();
+        rec.cancel_requested = true;
+        rec.key = Some("k".into());
+        write_json_atomic(&store.record_path(c), &rec).unwrap(); // as if killed before the summary
+        assert_eq!(store.summary(a).unwrap().job, "even");
+        assert_eq!(store.summary(b).unwrap().job, "odd");
+        assert_eq!(store.summary(c).unwrap().key.as_deref(), Some("k"));
+        assert!(store.summary_path(a).is_file(), "rewritten");
+        assert_eq!(store.summaries().unwrap().len(), 1_000);
+    }
+}
