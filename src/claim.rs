@@ -111,7 +111,13 @@ pub async fn claimed_in_bucket(
     key: &str,
 ) -> Result<Option<KeyClaim>, ClaimError> {
     let at = crate::wire::key_claim_key(job, key);
-    Ok(aws::get_json(&aws.s3(), bucket, &at).await?)
+    let s3 = aws.s3();
+    // Asked by listing first: a GetObject of a missing key answers 403, not 404, to a caller
+    // that may list only the job's prefix (what `jobrun iam-policy` grants).
+    if !aws::object_exists(&s3, bucket, &at).await? {
+        return Ok(None);
+    }
+    Ok(aws::get_json(&s3, bucket, &at).await?)
 }
 
 /// Claims the key in the job's bucket (ECS jobs): one conditional write decides.
@@ -127,6 +133,8 @@ pub async fn claim_in_bucket(
         return Ok(Claimed::Ours);
     }
     match claimed_in_bucket(aws, bucket, job, &claim.key).await? {
+        // Our own write, whose answer was lost and whose retry met it.
+        Some(taken) if taken == *claim => Ok(Claimed::Ours),
         Some(taken) => Ok(Claimed::Taken(taken)),
         // Written by something that is not a claim: never ours to overwrite.
         None => Err(AwsError::Service {
@@ -136,6 +144,37 @@ pub async fn claim_in_bucket(
         }
         .into()),
     }
+}
+
+/// Gives a key back when the run it was claimed for could not be made (only a claim naming
+/// that run is removed).
+pub async fn release(
+    store: &Store,
+    shared: Option<(&Aws, &str)>,
+    job: &str,
+    claim: &KeyClaim,
+) -> Result<(), ClaimError> {
+    match shared {
+        None => {
+            if claimed_here(store, job, &claim.key).as_ref() == Some(claim) {
+                let path = local_path(store, job, &claim.key);
+                std::fs::remove_file(&path).map_err(io(&path))?;
+            }
+        }
+        Some((aws, bucket)) => {
+            if claimed_in_bucket(aws, bucket, job, &claim.key)
+                .await?
+                .as_ref()
+                == Some(claim)
+            {
+                let at = crate::wire::key_claim_key(job, &claim.key);
+                let s3 = aws.s3();
+                let deleted = s3.delete_object().bucket(bucket).key(&at).send().await;
+                deleted.map_err(aws::op("DeleteObject"))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A submission that started nothing, and why.

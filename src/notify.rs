@@ -1,9 +1,10 @@
 //! Telling someone how a run went: a JSON POST to a webhook (its `text` reads well in Slack)
 //! and/or an SNS publish, for the events `[notify] on` names. Each delivery is retried with
 //! backoff; one that still fails is kept in the run's record and never changes the run's
-//! outcome. A webhook URL may hold a secret token, so it never appears in output, logs or the
-//! record (errors are written without it). Exactly once per run end is the caller's part: the
-//! end is claimed first (`Dispatcher::claim_once`).
+//! outcome. A webhook URL may hold a secret token, so it never appears in output or logs (errors
+//! are written without it; deliveries name only "webhook"); it travels in the run's settings so
+//! any watcher can send. Exactly once per run end is the caller's part: the end is claimed first
+//! (`Dispatcher::claim_once`).
 
 use crate::aws::Aws;
 use crate::config::{NotifyEvent, NotifySpec};
@@ -215,7 +216,7 @@ async fn publish(topic: &str, message: &Message, body: &Value) -> Result<(), Str
         .next()
         .unwrap_or("jobrun")
         .chars()
-        .take(100)
+        .take(99) // SNS: "less than 100 characters"
         .collect();
     aws.sns()
         .publish()

@@ -73,7 +73,12 @@ async fn notify_end(store: &Store, dispatcher: &mut Dispatcher, rec: &mut RunRec
     if !spec.wants(event) {
         return;
     }
-    let name = format!("notified-{}", event.as_str());
+    // One claim per end: a run retried after it ended may end (and be told) again.
+    let end = rec
+        .finished_at
+        .map(|t| t.timestamp_millis())
+        .unwrap_or_default();
+    let name = format!("notified-{}-{end}", event.as_str());
     match dispatcher.claim_once(store, rec, &name).await {
         Ok(true) => {}
         Ok(false) => return,

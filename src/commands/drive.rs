@@ -74,7 +74,10 @@ pub async fn drive_detached(
             }
         }
     }
-    if rec.count(TaskState::Queued) > 0 {
+    // Queued work needs a driver; so does a run whose end is to be told (`[notify]`), which
+    // on ECS nobody would otherwise see.
+    let to_tell = rec.settings.notify.is_some() && !rec.is_finished();
+    if rec.count(TaskState::Queued) > 0 || to_tell {
         spawn_background(store, run_id)?;
     }
     Ok(rec)

@@ -36,6 +36,8 @@ pub struct Gate<'a> {
     pub detach: bool,
     pub file: Option<&'a Path>,
     pub shared: Option<Shared<'a>>,
+    /// The key as this submit claimed it, to give back if its run cannot be made.
+    claimed: std::sync::Mutex<Option<KeyClaim>>,
 }
 
 /// Whether the submit goes on to make its run.
@@ -64,6 +66,7 @@ impl<'a> Gate<'a> {
             detach: args.detach,
             file,
             shared: None,
+            claimed: Default::default(),
         })
     }
 
@@ -84,7 +87,12 @@ impl<'a> Gate<'a> {
         match self.overlap {
             Overlap::Skip => self.skip(store, &first.run_id, ui).await.map(Pass::Done),
             _ => {
-                for rec in &active {
+                // A run of this very key is followed, not replaced: a second fire of the same
+                // slot racing the first must not cancel the run the first just made.
+                for rec in active
+                    .iter()
+                    .filter(|r| r.key.is_none() || r.key != self.key)
+                {
                     self.cancel(store, rec, ui).await?;
                 }
                 Ok(Pass::Go)
@@ -108,8 +116,23 @@ impl<'a> Gate<'a> {
             None => claim::claim_here(store, &self.job.name, &claim)?,
         };
         match claimed {
-            Claimed::Ours => Ok(Pass::Go),
+            Claimed::Ours => {
+                *self.claimed.lock().expect("not poisoned") = Some(claim);
+                Ok(Pass::Go)
+            }
             Claimed::Taken(taken) => self.follow(taken, ui).await.map(Pass::Done),
+        }
+    }
+
+    /// The run this submit claimed its key for could not be made: the key is given back, so
+    /// the next fire makes the run instead of following one that does not exist.
+    pub async fn release(&self, store: &Store) {
+        let Some(claim) = self.claimed.lock().expect("not poisoned").take() else {
+            return;
+        };
+        let shared = self.shared.as_ref().map(|s| (s.aws, s.bucket));
+        if let Err(e) = claim::release(store, shared, &self.job.name, &claim).await {
+            tracing::warn!("cannot give key {} back: {e}", claim.key);
         }
     }
 
@@ -140,8 +163,43 @@ impl<'a> Gate<'a> {
                 }
             }
         }
-        active.sort_by(|a, b| b.run_id.cmp(&a.run_id));
-        Ok(active)
+        // A detached ECS run whose tasks all started has nobody watching it: its record is
+        // brought up to date before it counts as active.
+        let mut current = vec![];
+        for rec in active {
+            match self.up_to_date(store, rec).await {
+                Some(rec) if rec.is_finished() => {}
+                Some(rec) => current.push(rec),
+                None => {}
+            }
+        }
+        current.sort_by(|a, b| b.run_id.cmp(&a.run_id));
+        Ok(current)
+    }
+
+    /// An ECS run as it stands now (one reconcile step); a local run as recorded (its driver
+    /// keeps it current). When the step fails the record is taken as it is.
+    async fn up_to_date(&self, store: &Store, rec: RunRecord) -> Option<RunRecord> {
+        if rec.place == crate::record::Place::Local {
+            return Some(rec);
+        }
+        let arg = RunArg {
+            run: Some(rec.run_id.clone()),
+        };
+        let stepped = async {
+            let here = resolve(store, self.file, &arg).await?;
+            let mut dispatcher = Dispatcher::for_run(&here).await?;
+            Ok::<_, crate::error::Failure>(
+                crate::watch::step(store, &mut dispatcher, &here.run_id).await?,
+            )
+        };
+        match stepped.await {
+            Ok(now) => Some(now),
+            Err(e) => {
+                tracing::warn!("cannot bring run {} up to date: {e}", rec.run_id);
+                Some(rec)
+            }
+        }
     }
 
     /// The key made a run already: say so, and follow it (or return at once with --detach).

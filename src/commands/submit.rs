@@ -70,8 +70,15 @@ async fn gate_then_start(
         return Ok(exit);
     }
     rec.key = gate.key.clone();
-    let dispatcher = dispatcher().await?;
-    start(&at.store, &rec, dispatcher, at.args.detach, ui).await
+    let started = async {
+        let dispatcher = dispatcher().await?;
+        start(&at.store, &rec, dispatcher, at.args.detach, ui).await
+    }
+    .await;
+    if started.is_err() && !at.store.exists(&at.run_id) {
+        gate.release(&at.store).await;
+    }
+    started
 }
 
 /// `submit --resume RUN`: the same run, from where it stopped.

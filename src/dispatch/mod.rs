@@ -226,7 +226,12 @@ impl Dispatcher {
         record: &RunRecord,
         name: &str,
     ) -> Result<bool, DispatchError> {
-        let body = serde_json::json!({"claimed_at": chrono::Utc::now()}).to_string();
+        // Unique to this claimant, so a lost answer to its own write is recognised.
+        let body = serde_json::json!({
+            "claimed_at": chrono::Utc::now(),
+            "by": format!("{}:{}", std::process::id(), hostname()),
+        })
+        .to_string();
         match self.remote() {
             None => {
                 let path = store.run_dir(&record.run_id).join(name);
@@ -285,4 +290,11 @@ impl Dispatcher {
             Dispatcher::Queue(t) => Ok(t.logs(record, index, out).await?),
         }
     }
+}
+
+/// This machine's name, as the kernel gives it (empty when unknown).
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default()
 }

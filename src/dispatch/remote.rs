@@ -103,7 +103,15 @@ impl RemoteRun {
         body: Vec<u8>,
     ) -> Result<bool, AwsError> {
         let key = format!("{}{name}", crate::wire::run_prefix(&rec.job, &rec.run_id));
-        aws::put_json_once(&self.s3, &self.run.site.bucket, &key, body).await
+        let bucket = &self.run.site.bucket;
+        if aws::put_json_once(&self.s3, bucket, &key, body.clone()).await? {
+            return Ok(true);
+        }
+        // Our own write, whose answer was lost and whose retry met it, is still ours.
+        let there: Option<serde_json::Value> = aws::get_json(&self.s3, bucket, &key).await?;
+        Ok(there.is_some_and(|v| {
+            serde_json::from_slice::<serde_json::Value>(&body).is_ok_and(|b| b == v)
+        }))
     }
 
     /// The first copy of a new run: refused if a run of that id is already there.
@@ -189,6 +197,8 @@ pub async fn recent(
             break;
         }
     }
+    // Runs only: trigger folders (`s3-<day>`) sort after run ids and hold no record.
+    ids.retain(|id| id.starts_with(|c: char| c.is_ascii_digit()));
     ids.sort();
     let mut records = vec![];
     for id in ids.iter().rev().take(newest) {

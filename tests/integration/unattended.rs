@@ -473,3 +473,57 @@ fn sns_gets_the_run_end_and_a_skipped_submit() {
         ]
     );
 }
+
+/// Next week's fire from cron: the last run was detached and nobody watched it to its end. Its
+/// tasks have stopped, so the new key's submit brings it up to date and starts (not "skipped").
+#[test]
+fn a_detached_ecs_run_nobody_watched_does_not_block_the_next_key() {
+    let moto = services::own_moto();
+    ureq::post(&format!(
+        "{}/moto-api/state-manager/set-transition",
+        moto.url()
+    ))
+    .send_string(
+        &json!({"model_name": "ecs::task", "transition": {"progression": "immediate"}}).to_string(),
+    )
+    .unwrap();
+    let t = Test::ecs_task(&format!(
+        "[ecr]\nregistry_endpoint = \"{}\"\n",
+        services::plain_registry().host()
+    ))
+    .envs(services::moto_env_for(&moto));
+    assert_eq!(t.run(&["build", "--push"]).status, 0);
+    assert_eq!(t.run(&["up"]).status, 0);
+    let args = |key: &'static str| {
+        [
+            "submit",
+            "--configs",
+            "2",
+            "--key",
+            key,
+            "--detach",
+            "-o",
+            "json",
+        ]
+    };
+    let first = t.run(&args("2026-W48"));
+    assert_eq!(first.status, 0, "{}", first.stderr);
+    let first = first.json()["run_id"].as_str().unwrap().to_string();
+    let recorded = |run: &str| -> Value {
+        let path = t.state.path().join("runs").join(run).join("run.json");
+        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+    };
+    assert!(
+        recorded(&first)["finished_at"].is_null(),
+        "left unfinished, as cron leaves it"
+    );
+    let next = t.run(&args("2026-W49"));
+    assert_eq!(next.status, 0, "{}", next.stderr);
+    let next = next.json();
+    assert_ne!(
+        next["started"], false,
+        "the finished run does not block: {next}"
+    );
+    assert_ne!(next["run_id"], first.as_str());
+    assert_eq!(t.status(&first)["state"], "succeeded");
+}

@@ -91,6 +91,22 @@ impl Scope<'_> {
             vec![groups],
         )
     }
+    /// Application Auto Scaling makes and deletes a target-tracking policy's alarms as the
+    /// caller: `up` and `down` both need them.
+    fn scaling_alarms(&self) -> Value {
+        let n = self.names;
+        let alarms = format!("alarm:TargetTracking-service/{}/{}-*", n.cluster, n.service);
+        let actions = [
+            "cloudwatch:DescribeAlarms",
+            "cloudwatch:PutMetricAlarm",
+            "cloudwatch:DeleteAlarms",
+        ];
+        allow(
+            "ScalingAlarms",
+            &actions,
+            vec![self.arns.regional("cloudwatch", &alarms)],
+        )
+    }
     fn pass_roles(&self, sid: &str) -> Value {
         allow_if(
             sid,
@@ -184,7 +200,9 @@ fn up_storage(s: &Scope<'_>) -> Vec<Value> {
                 "s3:ListBucket",
                 "s3:GetBucketTagging",
                 "s3:PutBucketTagging",
+                "s3:GetEncryptionConfiguration",
                 "s3:PutEncryptionConfiguration",
+                "s3:GetBucketPublicAccessBlock",
                 "s3:PutBucketPublicAccessBlock",
             ],
             vec![a.s3(&n.bucket, None)],
@@ -223,6 +241,12 @@ fn up_iam(s: &Scope<'_>) -> Vec<Value> {
         ),
         s.pass_roles("PassTheJobRoles"),
         allow("FindServiceLinkedRoles", &["iam:ListRoles"], vec!["*".into()]),
+        // `up` asks IAM's simulator about the caller itself first.
+        allow(
+            "CheckOwnPermissions",
+            &["iam:SimulatePrincipalPolicy"],
+            vec![a.role("*"), format!("arn:{}:iam::{}:user/*", a.partition, a.account)],
+        ),
         allow_if(
             "ServiceLinkedRoles",
             &["iam:CreateServiceLinkedRole"],
@@ -310,8 +334,6 @@ fn up(s: &Scope<'_>) -> Vec<Value> {
 }
 
 fn up_queue(s: &Scope<'_>) -> Vec<Value> {
-    let n = s.names;
-    let alarms = format!("alarm:TargetTracking-service/{}/{}-*", n.cluster, n.service);
     vec![
         allow(
             "UpQueues",
@@ -345,15 +367,7 @@ fn up_queue(s: &Scope<'_>) -> Vec<Value> {
             ],
             vec!["*".into()],
         ),
-        allow(
-            "ScalingAlarms",
-            &[
-                "cloudwatch:DescribeAlarms",
-                "cloudwatch:PutMetricAlarm",
-                "cloudwatch:DeleteAlarms",
-            ],
-            vec![s.arns.regional("cloudwatch", &alarms)],
-        ),
+        s.scaling_alarms(),
     ]
 }
 
@@ -530,6 +544,7 @@ fn down_queue(s: &Scope<'_>) -> Vec<Value> {
             ],
             vec!["*".into()],
         ),
+        s.scaling_alarms(),
     ]
 }
 

@@ -22,9 +22,16 @@ fn principal(identity: &str) -> Option<String> {
 }
 
 /// The condition keys and values a statement names, as the simulator's context.
-fn context(statement: &Value) -> Vec<aws_sdk_iam::types::ContextEntry> {
+fn context(statement: &Value, region: &str) -> Vec<aws_sdk_iam::types::ContextEntry> {
     use aws_sdk_iam::types::{ContextEntry, ContextKeyTypeEnum};
-    let mut entries = vec![];
+    // The region every call of `up` goes to, which callers' policies often condition on.
+    let mut entries = vec![
+        ContextEntry::builder()
+            .context_key_name("aws:RequestedRegion")
+            .context_key_type(ContextKeyTypeEnum::String)
+            .context_key_values(region)
+            .build(),
+    ];
     let Some(ops) = statement["Condition"].as_object() else {
         return entries;
     };
@@ -70,7 +77,7 @@ pub async fn missing(aws: &Aws, identity: &str, doc: &Value) -> Option<Vec<Strin
             .policy_source_arn(&source)
             .set_action_names(Some(actions))
             .set_resource_arns((!resources.is_empty()).then_some(resources))
-            .set_context_entries(Some(context(st)))
+            .set_context_entries(Some(context(st, &aws.region())))
             .send()
             .await;
         let out = match out {
@@ -84,7 +91,12 @@ pub async fn missing(aws: &Aws, identity: &str, doc: &Value) -> Option<Vec<Strin
             }
         };
         for r in out.evaluation_results() {
-            if r.eval_decision() != &aws_sdk_iam::types::PolicyEvaluationDecisionType::Allowed {
+            // A decision that hangs on a context key the simulator was not given (MFA, source
+            // IP, tags of the request, …) is unknown, not denied: only sure denials count.
+            let unsure = !r.missing_context_values().is_empty();
+            if !unsure
+                && r.eval_decision() != &aws_sdk_iam::types::PolicyEvaluationDecisionType::Allowed
+            {
                 let on = r
                     .eval_resource_name()
                     .filter(|n| *n != "*")

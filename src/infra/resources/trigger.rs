@@ -88,11 +88,14 @@ impl Resource for Trigger<'_> {
             return Err(InfraError::TriggerLoop(self.url()));
         }
         let s3 = cx.aws.s3();
+        // The region first: the notification calls of a bucket in another region fail (S3
+        // redirects them, and the SDK does not follow).
+        let ours_to_be = self.bucket == cx.names.bucket && !cx.apply;
+        if !ours_to_be {
+            same_region(&s3, self.bucket, &cx.arns.region).await?;
+        }
         match notifications(&s3, self.bucket).await? {
-            Some(have) => {
-                same_region(&s3, self.bucket, &cx.arns.region).await?;
-                Ok(have)
-            }
+            Some(have) => Ok(have),
             // The job's own bucket does not exist yet in a dry run: nothing is set on it.
             None if !cx.apply => Ok(Notifications::builder().build()),
             None => Err(InfraError::MissingConfigured {
@@ -157,7 +160,13 @@ async fn same_region(
         .bucket(bucket)
         .send()
         .await
-        .map_err(aws::op("GetBucketLocation"))?;
+        .map_err(aws::op("GetBucketLocation"));
+    let Some(out) = aws::found(out, &["NoSuchBucket"])? else {
+        return Err(InfraError::MissingConfigured {
+            kind: "bucket",
+            name: bucket.to_string(),
+        });
+    };
     // No constraint is us-east-1; `EU` is the old name of eu-west-1.
     let bucket_region = match out.location_constraint().map(|c| c.as_str()) {
         None | Some("") => "us-east-1",
