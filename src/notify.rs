@@ -150,7 +150,7 @@ pub async fn send(spec: &NotifySpec, message: &Message) -> Vec<Delivery> {
         out.push(delivery(
             message,
             "sns",
-            publish(topic, message, &body).await,
+            publish(topic, spec.profile.as_deref(), message, &body).await,
         ));
     }
     for d in out.iter().filter(|d| !d.delivered) {
@@ -203,11 +203,21 @@ async fn post(url: &str, body: &Value) -> Result<(), String> {
 }
 
 /// One SNS publish to the topic, in the topic's region, with the standard credential chain.
-async fn publish(topic: &str, message: &Message, body: &Value) -> Result<(), String> {
+/// The job's `[aws]` profile unless `AWS_PROFILE` is set, as for every run.
+async fn publish(
+    topic: &str,
+    profile: Option<&str>,
+    message: &Message,
+    body: &Value,
+) -> Result<(), String> {
+    let profile = match std::env::var("AWS_PROFILE") {
+        Ok(p) if !p.is_empty() => None,
+        _ => profile,
+    };
     let region = crate::arn::Arn::parse(topic)
         .map(|a| a.region.to_string())
         .unwrap_or_default();
-    let aws = Aws::load(None, Some(&region))
+    let aws = Aws::load(profile, Some(&region))
         .await
         .map_err(|e| e.to_string())?;
     let subject: String = message

@@ -174,6 +174,9 @@ pub struct NotifySpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sns_topic: Option<String>,
     pub on: Vec<NotifyEvent>,
+    /// The AWS profile of `[aws]` the topic is published with (`AWS_PROFILE` wins).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
 }
 
 impl NotifySpec {

@@ -277,13 +277,13 @@ pub(super) fn resolve(
             profile: file.aws.profile.clone(),
         },
         overlap: file.schedule.overlap,
-        notify: notify(&file.notify).map_err(invalid)?,
+        notify: notify(&file.notify, file.aws.profile.as_deref()).map_err(invalid)?,
         dir,
     })
 }
 
 /// `[notify]`: a webhook URL (http or https) and/or an SNS topic ARN, and the events.
-fn notify(section: &NotifySection) -> Result<Option<NotifySpec>, String> {
+fn notify(section: &NotifySection, profile: Option<&str>) -> Result<Option<NotifySpec>, String> {
     if let Some(url) = &section.webhook
         && !(url.starts_with("https://") || url.starts_with("http://"))
     {
@@ -310,6 +310,7 @@ fn notify(section: &NotifySection) -> Result<Option<NotifySpec>, String> {
             .on
             .clone()
             .unwrap_or_else(|| vec![NotifyEvent::Failure, NotifyEvent::Success]),
+        profile: profile.map(str::to_string),
     }))
 }
 
