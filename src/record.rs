@@ -242,6 +242,10 @@ pub struct QueueRun {
     pub service: String,
     pub max_receive_count: u32,
     pub send_concurrency: usize,
+    /// The most workers the service may have (the scalable target's maximum); 0 in records
+    /// from before jobrun sized the workers itself.
+    #[serde(default)]
+    pub max_workers: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stats: Option<QueueStats>,
 }
@@ -620,6 +624,7 @@ pub(crate) mod tests {
             service: "s".into(),
             max_receive_count: 3,
             send_concurrency: 16,
+            max_workers: 0,
             stats: None,
         };
         for place in [

@@ -310,6 +310,7 @@ fn ecs_place(job: &Job, outputs: &Outputs, args: &SubmitArgs, run_id: &str) -> R
         service: q.service.clone(),
         max_receive_count: q.max_receive_count,
         send_concurrency: job.ecs.queue.send_concurrency,
+        max_workers: q.max_workers,
         stats: None,
     };
     Ok(Place::Queue(ecs, queue))

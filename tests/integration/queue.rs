@@ -1000,3 +1000,42 @@ fn the_agent_runs_inside_the_job_container_and_stops_cleanly_on_sigterm() {
     );
     assert_eq!(keys.len(), 2, "one result per task: {keys:?}");
 }
+
+/// Workers when the work arrives: right after the messages are sent, the service wants as many
+/// workers as there is work (at most max_workers), not what CloudWatch would find minutes
+/// later; when the run has ended with the queue empty, none. Another run's waiting messages
+/// keep them.
+#[test]
+fn workers_start_when_the_work_is_sent_and_stop_when_it_is_done() {
+    let moto = services::moto();
+    let t = queue_job(moto, COMMAND, "max_workers = 20\n");
+    let o = outputs(&t);
+    let desired = || {
+        let out = crate::ecs::ecs(
+            moto,
+            "DescribeServices",
+            json!({"cluster": o["cluster"], "services": [o["queue"]["service"]]}),
+        );
+        out["services"][0]["desiredCount"].as_i64().unwrap()
+    };
+    assert_eq!(desired(), 0);
+    let work = |n: usize| -> Vec<Value> {
+        (0..n)
+            .map(|i| json!({"sleep": 0, "exit": 0, "n": i}))
+            .collect()
+    };
+    let a = t.submit_detached(&work(30));
+    assert_eq!(desired(), 20, "started when sent, capped at max_workers");
+    let (x, y) = (Agent::start(&t, &[]), Agent::start(&t, &[]));
+    assert_eq!((x.wait().0, y.wait().0), (0, 0));
+    // A second run waits in the queue while the first ends: its workers stay.
+    let b = t.submit_detached(&work(3));
+    let (code, status) = watch_json(&t, &a);
+    assert_eq!((code, status["succeeded"].as_u64()), (0, Some(30)));
+    assert_eq!(desired(), 20, "run b's messages still wait");
+    let (code, _) = Agent::start(&t, &[]).wait();
+    assert_eq!(code, 0);
+    let (code, status) = watch_json(&t, &b);
+    assert_eq!((code, status["succeeded"].as_u64()), (0, Some(3)));
+    assert_eq!(desired(), 0, "done and the queue empty: no workers");
+}

@@ -12,6 +12,7 @@
 //! attempts. Cancelling leaves a marker object that agents check before and while they work.
 
 mod dead;
+mod workers;
 
 use super::remote::{LogStream, RemoteError, RemoteRun, write_log};
 use crate::aws::{self, AwsError, retrying};
@@ -101,10 +102,17 @@ impl QueueDispatcher {
         // at the next pass (at most one 5 s slice later).
         let sending = !rec.cancel_requested && rec.count(TaskState::Queued) > 0;
         if sending {
-            return self.send(rec).await;
+            self.send(rec).await?;
+            // Everything is sent: the workers are started now, not when CloudWatch notices.
+            if rec.count(TaskState::Queued) == 0 {
+                let stats = self.stats().await?;
+                self.size_workers(rec, &stats).await?;
+            }
+            return Ok(());
         }
         self.collect(rec).await?;
         let stats = self.stats().await?;
+        self.size_workers(rec, &stats).await?;
         if let Place::Queue(_, q) = &mut rec.place
             && q.stats != Some(stats)
         {

@@ -423,9 +423,10 @@ fn run(s: &Scope<'_>) -> Vec<Value> {
             ],
             s.queues(),
         ));
+        // Starts the workers when the work is sent, and stops them when it is done.
         st.push(allow(
-            "WatchWorkers",
-            &["ecs:DescribeServices"],
+            "SizeWorkers",
+            &["ecs:DescribeServices", "ecs:UpdateService"],
             vec![s.service()],
         ));
     }
