@@ -183,11 +183,8 @@ impl<'a> Gate<'a> {
         if rec.place == crate::record::Place::Local {
             return Some(rec);
         }
-        let arg = RunArg {
-            run: Some(rec.run_id.clone()),
-        };
         let stepped = async {
-            let here = resolve(store, self.file, &arg).await?;
+            let here = self.by_id(store, &rec.run_id).await?;
             let mut dispatcher = Dispatcher::for_run(&here).await?;
             Ok::<_, crate::error::Failure>(
                 crate::watch::step(store, &mut dispatcher, &here.run_id).await?,
@@ -226,13 +223,10 @@ impl<'a> Gate<'a> {
     /// The key's run, here or in the job's bucket; the submit that claimed the key may still
     /// be writing it, so it is looked for a little while.
     async fn find(&self, store: &Store, run_id: &str) -> Result<RunRecord> {
-        let arg = RunArg {
-            run: Some(run_id.to_string()),
-        };
         let mut pause = Duration::from_millis(200);
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         loop {
-            match resolve(store, self.file, &arg).await {
+            match self.by_id(store, run_id).await {
                 Ok(rec) => return Ok(rec),
                 Err(e) if std::time::Instant::now() >= deadline => return Err(e),
                 Err(_) => tokio::time::sleep(pause).await,
@@ -275,10 +269,7 @@ impl<'a> Gate<'a> {
     /// overlap = replace: the active run is cancelled, and a background driver stops its tasks
     /// (a detached ECS run whose tasks all started has no driver of its own).
     async fn cancel(&self, store: &Store, rec: &RunRecord, ui: &Ui) -> Result<()> {
-        let arg = RunArg {
-            run: Some(rec.run_id.clone()),
-        };
-        let rec = resolve(store, self.file, &arg).await?;
+        let rec = self.by_id(store, &rec.run_id).await?;
         let mut dispatcher = Dispatcher::for_run(&rec).await?;
         if super::runs::request_cancel(store, &mut dispatcher, &rec.run_id)
             .await?
@@ -291,6 +282,14 @@ impl<'a> Gate<'a> {
             rec.run_id
         ));
         Ok(())
+    }
+
+    /// A run by its id, from here or the job's bucket (which makes this machine's copy).
+    async fn by_id(&self, store: &Store, run_id: &str) -> Result<RunRecord> {
+        let arg = RunArg {
+            run: Some(run_id.to_string()),
+        };
+        resolve(store, self.file, &arg).await
     }
 
     fn not_started(&self, run_id: &str, reason: String) -> NotStarted {

@@ -93,7 +93,7 @@ fn skipped_line(s: crate::claim::Skipped) -> RunLine {
         run_id: "-".into(),
         job: s.job,
         target: String::new(),
-        state: "skipped",
+        state: "skipped".into(),
         total: 0,
         succeeded: 0,
         failed: 0,
@@ -201,7 +201,7 @@ pub fn list(file: Option<&Path>, args: RunsArgs, ui: &Ui) -> Result<Exit> {
             run_id: s.run_id,
             job: s.job,
             target: s.target,
-            state: static_state(&s.state),
+            state: s.state,
             total: s.total,
             succeeded: s.succeeded,
             failed: s.failed,
@@ -218,7 +218,7 @@ pub fn list(file: Option<&Path>, args: RunsArgs, ui: &Ui) -> Result<Exit> {
     lines.extend(
         skipped
             .map(skipped_line)
-            .filter(|l| wanted(l.state, l.created_at)),
+            .filter(|l| wanted(&l.state, l.created_at)),
     );
     lines.sort_by(|a, b| (b.created_at, &b.run_id).cmp(&(a.created_at, &a.run_id)));
     lines.truncate(args.limit);
@@ -240,23 +240,6 @@ fn since(text: &str) -> Result<chrono::DateTime<chrono::Utc>> {
             Failure::usage(format!("--since `{text}` is neither a duration nor a date"))
                 .hint("e.g. --since 7d, --since 12h or --since 2026-11-30")
         })
-}
-
-/// A run's state as the listing's static word.
-fn static_state(state: &str) -> &'static str {
-    const STATES: [&str; 6] = [
-        "running",
-        "cancelling",
-        "succeeded",
-        "failed",
-        "cancelled",
-        "skipped",
-    ];
-    STATES
-        .iter()
-        .find(|s| **s == state)
-        .copied()
-        .unwrap_or("unknown")
 }
 
 pub async fn logs(file: Option<&Path>, args: LogsArgs) -> Result<Exit> {

@@ -125,6 +125,43 @@ impl RemoteRun {
     }
 }
 
+/// The folders under `jobs/<job>/runs/` of the job's bucket whose names start with `start`
+/// (run ids, and the S3 trigger's `s3-<day>`), every page; `None` when there is no bucket.
+async fn run_folders(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    job: &str,
+    start: &str,
+) -> Result<Option<Vec<String>>, AwsError> {
+    let runs = format!("jobs/{job}/runs/");
+    let mut ids = vec![];
+    let mut token = None;
+    loop {
+        let listed = s3
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(format!("{runs}{start}"))
+            .delimiter("/")
+            .set_continuation_token(token)
+            .send()
+            .await
+            .map_err(aws::op("ListObjectsV2"));
+        let Some(page) = aws::found(listed, &["NoSuchBucket"])? else {
+            return Ok(None);
+        };
+        ids.extend(
+            page.common_prefixes()
+                .iter()
+                .filter_map(|p| p.prefix()?.strip_prefix(&runs))
+                .map(|p| p.trim_end_matches('/').to_string()),
+        );
+        token = page.next_continuation_token().map(str::to_string);
+        if token.is_none() {
+            return Ok(Some(ids));
+        }
+    }
+}
+
 /// Finds a run in the job's bucket (an exact id, or a unique start of one) and returns its
 /// record: how `watch`, `status`, `logs` re-attach on a machine that never saw the run.
 pub async fn fetch(
@@ -134,25 +171,9 @@ pub async fn fetch(
     wanted: &str,
 ) -> Result<Option<RunRecord>, AwsError> {
     let s3 = aws.s3();
-    let runs = format!("jobs/{job}/runs/");
-    let listed = s3
-        .list_objects_v2()
-        .bucket(bucket)
-        .prefix(format!("{runs}{wanted}"))
-        .delimiter("/")
-        .send()
-        .await
-        .map_err(aws::op("ListObjectsV2"));
-    let Some(listed) = aws::found(listed, &["NoSuchBucket"])? else {
+    let Some(ids) = run_folders(&s3, bucket, job, wanted).await? else {
         return Ok(None);
     };
-    let ids: Vec<String> = listed
-        .common_prefixes()
-        .iter()
-        .filter_map(|p| p.prefix())
-        .filter_map(|p| p.strip_prefix(&runs))
-        .map(|p| p.trim_end_matches('/').to_string())
-        .collect();
     let id = match ids.iter().find(|id| *id == wanted) {
         Some(id) => id.clone(),
         None if ids.len() == 1 => ids[0].clone(),
@@ -170,33 +191,7 @@ pub async fn recent(
     newest: usize,
 ) -> Result<Vec<RunRecord>, AwsError> {
     let s3 = aws.s3();
-    let runs = format!("jobs/{job}/runs/");
-    let mut ids = vec![];
-    let mut token = None;
-    loop {
-        let listed = s3
-            .list_objects_v2()
-            .bucket(bucket)
-            .prefix(&runs)
-            .delimiter("/")
-            .set_continuation_token(token)
-            .send()
-            .await
-            .map_err(aws::op("ListObjectsV2"));
-        let Some(page) = aws::found(listed, &["NoSuchBucket"])? else {
-            return Ok(vec![]);
-        };
-        ids.extend(
-            page.common_prefixes()
-                .iter()
-                .filter_map(|p| p.prefix()?.strip_prefix(&runs))
-                .map(|p| p.trim_end_matches('/').to_string()),
-        );
-        token = page.next_continuation_token().map(str::to_string);
-        if token.is_none() {
-            break;
-        }
-    }
+    let mut ids = run_folders(&s3, bucket, job, "").await?.unwrap_or_default();
     // Runs only: trigger folders (`s3-<day>`) sort after run ids and hold no record.
     ids.retain(|id| id.starts_with(|c: char| c.is_ascii_digit()));
     ids.sort();

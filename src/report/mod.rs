@@ -239,7 +239,7 @@ pub struct RunLine {
     pub run_id: String,
     pub job: String,
     pub target: String,
-    pub state: &'static str,
+    pub state: String,
     pub total: usize,
     pub succeeded: usize,
     pub failed: usize,

@@ -7,16 +7,23 @@ use crate::harness::{Test, indexes};
 use crate::services::{self, Service};
 use serde_json::{Value, json};
 
-/// An ecs job, built, pushed and `up` against `moto`, with `extra` in its jobrun.toml.
-fn fargate_job(moto: &Service, extra: &str) -> Test {
+/// An ecs job against `endpoint` (moto, or the proxy in front of it), with `extra` in its
+/// jobrun.toml; built and pushed, not `up`.
+pub(crate) fn pushed_job(endpoint: &Service, extra: &str) -> Test {
     let reg = services::plain_registry();
     let t = Test::ecs_task(&format!(
         "[ecr]\nregistry_endpoint = \"{}\"\n{extra}",
         reg.host()
     ))
-    .envs(services::moto_env_for(moto));
+    .envs(services::moto_env_for(endpoint));
     let b = t.run(&["build", "--push"]);
     assert_eq!(b.status, 0, "build --push: {}", b.stderr);
+    t
+}
+
+/// An ecs job, built, pushed and `up` against `moto`, with `extra` in its jobrun.toml.
+pub(crate) fn fargate_job(moto: &Service, extra: &str) -> Test {
+    let t = pushed_job(moto, extra);
     let up = t.run(&["up"]);
     assert_eq!(up.status, 0, "up: {}", up.stderr);
     t

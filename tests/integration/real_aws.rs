@@ -5,26 +5,12 @@
 //! answers AWS's exact error the first times, and the test checks the retry or the message;
 //! IAM is enforced by a moto of the test's own (`enforce_iam`).
 
-use crate::ecs::ecs;
+use crate::ecs::{ecs, pushed_job};
 use crate::harness::Test;
 use crate::infra::role_policy;
 use crate::queue::{Agent, COMMAND, outputs, queue_job, watch_json};
 use crate::services::{self, Service};
 use serde_json::{Value, json};
-
-/// An ecs job against `endpoint` (moto, or the proxy in front of it), with `extra` in its
-/// jobrun.toml; built and pushed, not `up`.
-fn pushed_job(endpoint: &Service, extra: &str) -> Test {
-    let reg = services::plain_registry();
-    let t = Test::ecs_task(&format!(
-        "[ecr]\nregistry_endpoint = \"{}\"\n{extra}",
-        reg.host()
-    ))
-    .envs(services::moto_env_for(endpoint));
-    let b = t.run(&["build", "--push"]);
-    assert_eq!(b.status, 0, "build --push: {}", b.stderr);
-    t
-}
 
 fn change<'a>(report: &'a Value, resource: &str) -> &'a Value {
     report["changes"]

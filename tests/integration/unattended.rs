@@ -2,7 +2,7 @@
 //! machines race, for ECS jobs), and the overlap policy skips or replaces while another run of
 //! the job is active; `jobrun runs` shows skipped submissions with their reason.
 
-use crate::ecs::ecs;
+use crate::ecs::{ecs, fargate_job};
 use crate::harness::Test;
 use crate::services;
 use serde_json::{Value, json};
@@ -185,13 +185,7 @@ fn overlap_skip_starts_nothing_and_replace_cancels_the_active_run() {
 #[test]
 fn a_key_raced_from_two_machines_makes_one_run() {
     let moto = services::moto();
-    let t = Test::ecs_task(&format!(
-        "[ecr]\nregistry_endpoint = \"{}\"\n",
-        services::plain_registry().host()
-    ))
-    .envs(services::moto_env_for(moto));
-    assert_eq!(t.run(&["build", "--push"]).status, 0);
-    assert_eq!(t.run(&["up"]).status, 0);
+    let t = fargate_job(moto, "");
     // The second machine: its own state folder, with what `up` and `push` left (no runs).
     let other = tempfile::tempdir().unwrap();
     let job_dir = |root: &std::path::Path| root.join("jobs").join(&t.name);
@@ -487,13 +481,7 @@ fn a_detached_ecs_run_nobody_watched_does_not_block_the_next_key() {
         &json!({"model_name": "ecs::task", "transition": {"progression": "immediate"}}).to_string(),
     )
     .unwrap();
-    let t = Test::ecs_task(&format!(
-        "[ecr]\nregistry_endpoint = \"{}\"\n",
-        services::plain_registry().host()
-    ))
-    .envs(services::moto_env_for(&moto));
-    assert_eq!(t.run(&["build", "--push"]).status, 0);
-    assert_eq!(t.run(&["up"]).status, 0);
+    let t = fargate_job(&moto, "");
     let args = |key: &'static str| {
         [
             "submit",
