@@ -238,6 +238,10 @@ impl Aws {
         aws_sdk_sns::Client::new(&self.config)
     }
 
+    pub fn scheduler(&self) -> aws_sdk_scheduler::Client {
+        aws_sdk_scheduler::Client::new(&self.config)
+    }
+
     pub fn sts(&self) -> aws_sdk_sts::Client {
         aws_sdk_sts::Client::new(&self.config)
     }

@@ -73,8 +73,15 @@ pub enum Command {
     Cancel(RunArg),
     /// Run a run's failed tasks again, as new attempts of the same run
     Retry(RetryArgs),
+    /// Run the job on a schedule inside AWS (EventBridge Scheduler; no machine of yours needed)
+    #[command(subcommand)]
+    Schedule(ScheduleCommand),
     /// The queue-mode worker: take tasks from the job's queue and run them (inside the job's container)
     Agent(crate::agent::AgentArgs),
+    /// What a schedule fires (inside AWS): submit the stored schedule for one scheduled time and
+    /// watch the run to its end
+    #[command(hide = true)]
+    Dispatch(DispatchArgs),
     /// Print the job's effective settings (file, environment and flags combined)
     Config(ConfigArgs),
     /// Print shell completions
@@ -84,6 +91,78 @@ pub enum Command {
     },
     /// Print the manual page (roff), e.g. `jobrun man > ~/.local/share/man/man1/jobrun.1`
     Man,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ScheduleCommand {
+    /// Make a schedule (or replace its definition): when, in which timezone, which configurations
+    Add(ScheduleAddArgs),
+    /// The job's schedules: expression, timezone, next fire, state, last run and its outcome
+    List(ScheduleListArgs),
+    /// Stop firing a schedule until `resume`
+    Pause(ScheduleNameArgs),
+    /// Fire a paused schedule again
+    Resume(ScheduleNameArgs),
+    /// Delete a schedule (its runs stay)
+    Rm(ScheduleNameArgs),
+    /// Fire a schedule now, exactly as the schedule would (the dispatcher in AWS, key = now)
+    Run(ScheduleNameArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("when").required(true).args(["cron", "rate", "at"])))]
+pub struct ScheduleAddArgs {
+    /// The schedule's name (1-40 letters, digits, '.', '_', '-')
+    pub name: String,
+    /// 5-field cron (minute hour day-of-month month day-of-week), e.g. "0 6 * * MON"
+    #[arg(long)]
+    pub cron: Option<String>,
+    /// Every so often, e.g. "6 hours", "30 minutes", "1 day"
+    #[arg(long)]
+    pub rate: Option<String>,
+    /// Once, at yyyy-mm-ddThh:mm:ss in --tz
+    #[arg(long)]
+    pub at: Option<String>,
+    /// The timezone the expression is in (IANA name)
+    #[arg(long, default_value = "UTC")]
+    pub tz: String,
+    /// How many tasks (N), or a file of configurations (.jsonl, .json, .csv), stored with the schedule
+    #[arg(long, short = 'c', value_name = "N|FILE")]
+    pub configs: Option<String>,
+    /// Add a dimension: KEY=A,B,C (repeatable)
+    #[arg(long, short = 'm', value_name = "KEY=A,B,..")]
+    pub matrix: Vec<String>,
+    /// While a run of this job is still going when it fires: skip (default), replace or allow
+    #[arg(long, value_enum)]
+    pub overlap: Option<crate::config::Overlap>,
+    /// Show what would be made; make nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ScheduleListArgs {
+    #[command(flatten)]
+    pub aws: AwsArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ScheduleNameArgs {
+    /// The schedule's name
+    pub name: String,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DispatchArgs {
+    /// The stored schedule: s3://BUCKET/jobs/<job>/schedules/<name>/v<version>.json
+    pub spec: String,
+    /// The time the fire was due (Scheduler's scheduled time)
+    #[arg(long)]
+    pub at: String,
 }
 
 #[derive(Debug, Args)]

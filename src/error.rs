@@ -182,6 +182,9 @@ impl From<ImageError> for Failure {
             )),
             ImageError::AgentBinary { .. } => Failure::usage(e.to_string())
                 .hint("check [queue] agent_binaries in jobrun.toml"),
+            ImageError::NotLinux(_) => Failure::usage(e.to_string()).hint(
+                "run `jobrun schedule add` on Linux (x86_64 or arm64: a CI runner or a small VM does), or use cron with `jobrun submit --key`",
+            ),
         }
     }
 }
@@ -339,6 +342,34 @@ impl From<InfraError> for Failure {
             InfraError::NoAgent(_) => Failure::usage(e.to_string()).hint(
                 "with mode = \"queue\", `jobrun build --push` adds the agent; then run `jobrun up` again",
             ),
+        }
+    }
+}
+
+impl From<crate::schedule::ScheduleError> for Failure {
+    fn from(e: crate::schedule::ScheduleError) -> Self {
+        use crate::schedule::ScheduleError as E;
+        match &e {
+            E::Expr(x) => {
+                let hint = match x {
+                    crate::schedule::expr::ExprError::Timezone(_) => {
+                        "give an IANA name with --tz, e.g. Europe/Berlin, America/New_York or UTC"
+                    }
+                    crate::schedule::expr::ExprError::BothDays(_) => {
+                        "use `*` for one of them, or make two schedules"
+                    }
+                    _ => "e.g. --cron \"0 6 * * MON\", --rate \"6 hours\" or --at 2026-12-07T06:00:00",
+                };
+                Failure::usage(e.to_string()).hint(hint)
+            }
+            E::Name(..) => Failure::usage(e.to_string())
+                .hint("schedule names are 1-64 letters, digits, '.', '_' and '-'"),
+            E::NotEcs => Failure::usage(e.to_string()).hint(
+                "set target = \"ecs\" under [job] in jobrun.toml (or pass --target ecs); for local runs use cron with `jobrun submit --key`",
+            ),
+            E::Missing { .. } => Failure::usage(e.to_string()).hint("`jobrun schedule list` shows the job's schedules"),
+            E::Spec(..) => Failure::usage(e.to_string())
+                .hint("make the schedule again with `jobrun schedule add`"),
         }
     }
 }

@@ -22,6 +22,7 @@ mod record;
 mod registry;
 mod report;
 mod resources;
+mod schedule;
 mod state;
 mod store;
 mod ui;

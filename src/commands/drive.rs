@@ -98,8 +98,7 @@ pub async fn go_on(store: &Store, rec: RunRecord, detach: bool, ui: &Ui) -> Resu
 /// (queued tasks start, finished ones are collected) without a terminal.
 pub fn spawn_background(store: &Store, run_id: &str) -> Result<()> {
     use std::os::unix::process::CommandExt;
-    let exe = std::env::current_exe()
-        .map_err(|e| Failure::env(format!("cannot find the jobrun executable: {e}")))?;
+    let (exe, first) = this_jobrun()?;
     let log_path = store.driver_log(run_id);
     let cannot_write =
         |e: std::io::Error| Failure::env(format!("cannot write {}: {e}", log_path.display()));
@@ -111,6 +110,7 @@ pub fn spawn_background(store: &Store, run_id: &str) -> Result<()> {
     let log2 = log.try_clone().map_err(cannot_write)?;
     let root = Store::default_root();
     std::process::Command::new(exe)
+        .args(first)
         .args(["watch", run_id, "--background"])
         .env(
             "JOBRUN_STATE_DIR",
@@ -123,4 +123,18 @@ pub fn spawn_background(store: &Store, run_id: &str) -> Result<()> {
         .spawn()
         .map_err(|e| Failure::env(format!("cannot start the background driver: {e}")))?;
     Ok(())
+}
+
+/// How to start this jobrun again: `JOBRUN_SELF` (the dispatcher's image starts jobrun through
+/// its bundled loader, so the executable is the loader), else this executable.
+fn this_jobrun() -> Result<(std::path::PathBuf, Vec<String>)> {
+    if let Ok(line) = std::env::var("JOBRUN_SELF") {
+        let mut words = line.split_whitespace().map(String::from);
+        if let Some(exe) = words.next() {
+            return Ok((exe.into(), words.collect()));
+        }
+    }
+    let exe = std::env::current_exe()
+        .map_err(|e| Failure::env(format!("cannot find the jobrun executable: {e}")))?;
+    Ok((exe, vec![]))
 }

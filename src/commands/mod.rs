@@ -10,6 +10,7 @@ mod gate;
 mod image;
 mod infra;
 mod runs;
+mod schedule;
 mod setup;
 mod submit;
 
@@ -39,6 +40,8 @@ pub async fn run(cli: Cli, matches: &ArgMatches) -> Result<Exit> {
         Command::Cancel(args) => runs::cancel(file, args, &ui).await,
         Command::Retry(args) => runs::retry(file, args, &ui).await,
         Command::Runs(args) => runs::list(file, args, &ui),
+        Command::Schedule(command) => schedule::run(file, command, &ui).await,
+        Command::Dispatch(args) => schedule::dispatch(args, &ui).await,
         Command::Agent(args) => {
             crate::agent::run(args).await?;
             Ok(Exit::Ok)

@@ -22,6 +22,8 @@ pub enum Rule {
     Ecs,
     /// EC2 security groups: 1–255 characters, not starting with `sg-`.
     SecurityGroup,
+    /// EventBridge Scheduler schedules and schedule groups: 1–64 of `A-Z a-z 0-9 . _ -`.
+    Scheduler,
 }
 
 impl Rule {
@@ -34,6 +36,7 @@ impl Rule {
             Rule::SqsQueue => within(name, 80, "_-"),
             Rule::LogGroup => within(name, 512, "._-/#"),
             Rule::Ecs => within(name, 255, "_-"),
+            Rule::Scheduler => within(name, 64, "._-"),
             Rule::SecurityGroup => {
                 (1..=255).contains(&name.len()) && !name.starts_with("sg-") && name.is_ascii()
             }
@@ -54,6 +57,9 @@ impl Rule {
             Rule::SqsQueue => "SQS queue names are 1-80 characters of letters, digits, '_' and '-'",
             Rule::LogGroup => "log group names are 1-512 characters of letters, digits and '._-/#'",
             Rule::Ecs => "ECS names are 1-255 characters of letters, digits, '_' and '-'",
+            Rule::Scheduler => {
+                "schedule names are 1-64 characters of letters, digits, '.', '_' and '-'"
+            }
             Rule::SecurityGroup => {
                 "security group names are 1-255 ASCII characters, not starting with 'sg-'"
             }

@@ -3,6 +3,7 @@
 //! Images are tagged `<job>:latest` and `<job>:<short image id>`; the image id is the engine's
 //! content hash of the image (config + layers), so an unchanged build gets the same tag.
 
+pub mod bundle;
 pub mod context;
 pub mod dockerignore;
 pub mod ecr;
@@ -39,6 +40,8 @@ pub enum ImageError {
     WrongPlatform { wanted: String, got: String },
     #[error("there is no jobrun agent binary for {arch}: this jobrun runs on {host}")]
     NoAgentBinary { arch: String, host: String },
+    #[error("the dispatcher of schedules needs a Linux jobrun; this one runs on {0}")]
+    NotLinux(String),
     #[error("cannot read the agent binary {path}: {source}")]
     AgentBinary {
         path: PathBuf,

@@ -1,12 +1,12 @@
 //! `jobrun down`: discovers what carries this job's tags, asks, then deletes it in reverse
-//! dependency order (the job's tasks still running, stopped; queue mode's service, notification and queues; the task definitions,
+//! dependency order (the schedule group with its schedules; the job's tasks still running, stopped; queue mode's service, notification and queues; the task definitions,
 //! cluster, security group, roles, log group, bucket; last the ECR repository `push` made).
 //! Configured (shared) resources and anything untagged are kept; what is already gone is
 //! reported as absent, so `down` can be run again after a partial failure.
 
 use super::resources::{
-    Ctx, Teardown, bucket, cluster, iam, logs, network, queue, repository, service, taskdef,
-    trigger,
+    Ctx, Teardown, bucket, cluster, iam, logs, network, queue, repository, schedule, service,
+    taskdef, trigger,
 };
 use super::{Change, DownReport, InfraError};
 use crate::aws::Aws;
@@ -36,6 +36,8 @@ pub async fn down(
 /// Every resource of the job, in the order they are deleted: what depends on another first.
 async fn discover(cx: &Ctx<'_>) -> Result<Teardown, InfraError> {
     let mut found = Teardown::default();
+    // Schedules first: nothing may start a dispatcher while the rest goes.
+    schedule::discover(cx, &mut found).await?;
     cluster::discover_tasks(cx, &mut found).await?;
     service::discover(cx, &mut found).await?;
     trigger::discover(cx, &mut found);

@@ -13,6 +13,7 @@
 //! what the rest of jobrun sees: the reports, the outputs `submit` reads, the job's names.
 
 pub mod caller;
+pub mod dispatcher;
 pub mod down;
 mod names;
 mod policy;
@@ -148,7 +149,7 @@ pub struct DownReport {
     pub changes: Vec<Change>,
 }
 
-fn write_changes(f: &mut fmt::Formatter<'_>, changes: &[Change]) -> fmt::Result {
+pub fn write_changes(f: &mut fmt::Formatter<'_>, changes: &[Change]) -> fmt::Result {
     for c in changes {
         let action = serde_json::to_value(c.action).expect("serialisable");
         writeln!(

@@ -34,6 +34,14 @@ pub struct Names {
     pub notification: String,
     /// The ECR repository `push` makes, when the job's registry is ECR.
     pub repository: Option<String>,
+    /// Schedules (`jobrun schedule`): the schedule group, the dispatcher's task definition
+    /// family and role, the role EventBridge Scheduler runs it with, and the dead-letter
+    /// queue of deliveries that failed.
+    pub schedule_group: String,
+    pub dispatcher_family: String,
+    pub dispatcher_role: String,
+    pub scheduler_role: String,
+    pub schedule_dlq: String,
 }
 
 impl Names {
@@ -71,6 +79,11 @@ impl Names {
             agent_family: format!("jobrun-{j}-agent"),
             notification: format!("jobrun-{j}"),
             repository,
+            schedule_group: format!("jobrun-{j}"),
+            dispatcher_family: format!("jobrun-{j}-dispatcher"),
+            dispatcher_role: format!("jobrun-{j}-dispatcher"),
+            scheduler_role: format!("jobrun-{j}-scheduler"),
+            schedule_dlq: format!("jobrun-{j}-schedule-dlq"),
         }
     }
 }
@@ -90,6 +103,11 @@ impl Names {
             ("SQS queue", &self.dlq, Rule::SqsQueue),
             ("ECS service", &self.service, Rule::Ecs),
             ("task definition family", &self.agent_family, Rule::Ecs),
+            ("schedule group", &self.schedule_group, Rule::Scheduler),
+            ("task definition family", &self.dispatcher_family, Rule::Ecs),
+            ("IAM role", &self.dispatcher_role, Rule::IamRole),
+            ("IAM role", &self.scheduler_role, Rule::IamRole),
+            ("SQS queue", &self.schedule_dlq, Rule::SqsQueue),
         ];
         if let Some(repo) = &self.repository {
             all.push(("ECR repository", repo, Rule::EcrRepository));

@@ -43,6 +43,50 @@ pub fn trust() -> Value {
     })
 }
 
+/// EventBridge Scheduler may take the scheduler role, for schedules of this account only.
+pub fn scheduler_trust(account: &str) -> Value {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Principal": { "Service": "scheduler.amazonaws.com" },
+            "Action": "sts:AssumeRole",
+            "Condition": {"StringEquals": {"aws:SourceAccount": account}}
+        }]
+    })
+}
+
+/// What a schedule's delivery does, and nothing else: RunTask of the dispatcher's task
+/// definition on the job's cluster, hand the dispatcher its two roles, and put a delivery that
+/// failed into the schedules' dead-letter queue.
+pub fn scheduler(family_arn: &str, cluster_arn: &str, roles: &[String], dlq_arn: &str) -> Value {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "RunTheDispatcher",
+                "Effect": "Allow",
+                "Action": ["ecs:RunTask"],
+                "Resource": [family_arn],
+                "Condition": {"ArnEquals": {"ecs:cluster": cluster_arn}}
+            },
+            {
+                "Sid": "PassTheDispatcherRoles",
+                "Effect": "Allow",
+                "Action": ["iam:PassRole"],
+                "Resource": roles,
+                "Condition": {"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}}
+            },
+            {
+                "Sid": "DeadLetters",
+                "Effect": "Allow",
+                "Action": ["sqs:SendMessage"],
+                "Resource": [dlq_arn]
+            }
+        ]
+    })
+}
+
 /// What ECS itself needs to start the task: pull the job's image, write its log group, read the
 /// secrets the job names (decrypting them with the customer-managed KMS keys it names).
 pub fn execution(

@@ -26,14 +26,14 @@ use crate::record::EcsSite;
 use serde_json::Value;
 
 /// The context, and the changes recorded so far.
-struct Up<'a> {
-    cx: Ctx<'a>,
-    changes: Vec<Change>,
+pub(super) struct Up<'a> {
+    pub cx: Ctx<'a>,
+    pub changes: Vec<Change>,
 }
 
 impl Up<'_> {
     /// Observe, compare, record the change, and converge when applying a create or update.
-    async fn converge<R: Resource>(&mut self, resource: R) -> Result<R::Out, InfraError> {
+    pub async fn converge<R: Resource>(&mut self, resource: R) -> Result<R::Out, InfraError> {
         let seen = resource.observe(&self.cx).await?;
         let change = resource.compare(&self.cx, &seen)?;
         let write = self.cx.apply && matches!(change.action, Action::Create | Action::Update);
@@ -153,7 +153,7 @@ async fn check_permissions(cx: &Ctx<'_>) -> Result<(), InfraError> {
     }
 }
 
-fn role(kind: &'static str, name: String, policy: Value) -> Role {
+pub(super) fn role(kind: &'static str, name: String, policy: Value) -> Role {
     Role {
         kind,
         name,

@@ -16,4 +16,5 @@ mod push;
 mod queue;
 mod real_aws;
 mod runs;
+mod schedules;
 mod unattended;

@@ -11,7 +11,9 @@ use crate::config::{DispatchMode, Job};
 use serde::Serialize;
 use serde_json::{Value, json};
 
+mod schedule;
 mod simulate;
+use schedule::{schedule, schedule_teardown};
 pub use simulate::missing;
 
 /// The command groups whose needs `iam-policy` prints.
@@ -26,10 +28,18 @@ pub enum Needs {
     Run,
     /// `jobrun down`.
     Down,
+    /// `jobrun schedule` (add, list, pause, resume, rm, run).
+    Schedule,
 }
 
 impl Needs {
-    pub const ALL: [Needs; 4] = [Needs::Push, Needs::Up, Needs::Run, Needs::Down];
+    pub const ALL: [Needs; 5] = [
+        Needs::Push,
+        Needs::Up,
+        Needs::Run,
+        Needs::Down,
+        Needs::Schedule,
+    ];
 }
 
 /// One policy statement.
@@ -153,6 +163,7 @@ pub fn policy(job: &Job, names: &Names, arns: &Arns, needs: &[Needs]) -> Value {
             Needs::Up => up(&scope),
             Needs::Run => run(&scope),
             Needs::Down => down(&scope),
+            Needs::Schedule => schedule(&scope),
         });
     }
     // One Sid once: the groups share some statements.
@@ -554,6 +565,7 @@ fn down(s: &Scope<'_>) -> Vec<Value> {
     let mut st = down_compute(s);
     st.extend(down_storage(s));
     st.extend(down_queue(s));
+    st.extend(schedule_teardown(s));
     if let Some((bucket, _)) = &s.job.ecs.queue.s3_trigger {
         st.push(allow(
             "DownTrigger",
@@ -585,10 +597,13 @@ mod tests {
             }
             let actions = st["Action"].to_string();
             if actions.contains("iam:PassRole") {
-                assert_eq!(
-                    st["Condition"]["StringEquals"]["iam:PassedToService"],
-                    "ecs-tasks.amazonaws.com"
-                );
+                let to = &st["Condition"]["StringEquals"]["iam:PassedToService"];
+                let scheduler = st["Resource"].to_string().contains("-scheduler");
+                let wanted = match scheduler {
+                    true => "scheduler.amazonaws.com",
+                    false => "ecs-tasks.amazonaws.com",
+                };
+                assert_eq!(to, wanted);
             }
         }
         let text = d.to_string();

@@ -227,12 +227,14 @@ fn parse_document(text: &str) -> Option<Value> {
     })
 }
 
-/// `down`: both roles, each when it carries the job's tags.
+/// `down`: the job's roles (and the schedules' two), each when it carries the job's tags.
 pub async fn discover(cx: &Ctx<'_>, found: &mut Teardown) -> Result<(), InfraError> {
     let iam = cx.aws.iam();
     for (kind, name) in [
         ("execution role", &cx.names.execution_role),
         ("task role", &cx.names.task_role),
+        ("dispatcher role", &cx.names.dispatcher_role),
+        ("scheduler role", &cx.names.scheduler_role),
     ] {
         let listed = iam
             .list_role_tags()

@@ -15,6 +15,7 @@ pub mod network;
 pub mod queue;
 pub mod repository;
 pub mod scaling;
+pub mod schedule;
 pub mod service;
 pub mod taskdef;
 pub mod trigger;
@@ -147,6 +148,7 @@ pub enum Deletion {
     LogGroup(String),
     Bucket(String),
     Repository(String),
+    ScheduleGroup(String),
 }
 
 impl Deletion {
@@ -171,6 +173,7 @@ impl Deletion {
             Deletion::LogGroup(name) => logs::delete(aws, &name).await,
             Deletion::Bucket(name) => bucket::delete(aws, &name).await,
             Deletion::Repository(name) => repository::delete(aws, &name).await,
+            Deletion::ScheduleGroup(name) => schedule::delete(aws, &name).await,
         }
     }
 }

@@ -62,6 +62,12 @@ impl Queue {
         Queue::new(cx, "dead-letter queue", &cx.names.dlq, want)
     }
 
+    /// Where EventBridge Scheduler puts a schedule's delivery that failed for an hour.
+    pub fn schedule_dead_letters(cx: &Ctx<'_>) -> Queue {
+        let want = HashMap::from([(Attr::MessageRetentionPeriod, RETENTION.into())]);
+        Queue::new(cx, "dead-letter queue", &cx.names.schedule_dlq, want)
+    }
+
     pub fn work(cx: &Ctx<'_>, dlq_arn: &str) -> Queue {
         let q = &cx.job.ecs.queue;
         let redrive =
@@ -218,6 +224,7 @@ pub async fn discover(cx: &Ctx<'_>, found: &mut Teardown) -> Result<(), InfraErr
     for (kind, name) in [
         ("sqs queue", &cx.names.queue),
         ("dead-letter queue", &cx.names.dlq),
+        ("dead-letter queue", &cx.names.schedule_dlq),
     ] {
         let Some(url) = queue_url(&sqs, name).await? else {
             found.plan(change(kind, name, Action::Absent, "not there"), None);

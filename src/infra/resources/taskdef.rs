@@ -1,5 +1,6 @@
-//! The task definitions: the job's own (family `jobrun-<job>`) and, in queue mode, the
-//! workers' (`jobrun-<job>-agent`: the same image, `jobrun agent` as entrypoint). A new
+//! The task definitions: the job's own (family `jobrun-<job>`), in queue mode the workers'
+//! (`jobrun-<job>-agent`: the same image, `jobrun agent` as entrypoint), and for schedules the
+//! dispatcher's (`jobrun-<job>-dispatcher`: jobrun's own small image, 0.25 vCPU). A new
 //! revision is registered only when a field jobrun sets differs from the latest one; the
 //! comparison is on a JSON shape of those fields, read back the same way from ECS.
 
@@ -50,6 +51,45 @@ impl TaskDefinition {
         TaskDefinition {
             family: cx.names.agent_family.clone(),
             entry_point: Some(entry),
+            want,
+        }
+    }
+
+    /// The schedules' dispatcher: jobrun's own image (`entry` runs it), 0.25 vCPU and 0.5 GB
+    /// for the host's architecture, the job's execution role (pull from the job's repository,
+    /// write the job's log group) and the dispatcher's own role.
+    pub fn dispatcher(
+        cx: &Ctx<'_>,
+        (exec_arn, task_arn): (&str, &str),
+        image: &str,
+        entry: &[String],
+        arch: &str,
+    ) -> TaskDefinition {
+        let env: BTreeMap<String, String> = [
+            ("AWS_REGION", cx.arns.region.as_str()),
+            ("JOBRUN_STATE_DIR", "/tmp/jobrun"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let want = serde_json::json!({
+            "cpu": "256",
+            "memory": "512",
+            "architecture": arch,
+            "ephemeral_storage": 21,
+            "execution_role": exec_arn,
+            "task_role": task_arn,
+            "image": image,
+            "environment": env,
+            "entry_point": entry,
+            "secrets": {},
+            "log_group": cx.names.log_group,
+            "log_prefix": "dispatcher",
+            "stop_timeout": 120,
+        });
+        TaskDefinition {
+            family: cx.names.dispatcher_family.clone(),
+            entry_point: Some(entry.to_vec()),
             want,
         }
     }
@@ -117,6 +157,7 @@ fn wanted(
         "entry_point": entry_point,
         "secrets": secrets,
         "log_group": cx.names.log_group,
+        "log_prefix": LOG_STREAM_PREFIX,
         "stop_timeout": 120,
     })
 }
@@ -155,6 +196,7 @@ fn shape_of(td: &Registered) -> Value {
         "entry_point": c.map(|c| c.entry_point().to_vec()).unwrap_or_default(),
         "secrets": secrets,
         "log_group": c.and_then(|c| c.log_configuration()).and_then(|l| l.options()).and_then(|o| o.get("awslogs-group")).cloned().unwrap_or_default(),
+        "log_prefix": c.and_then(|c| c.log_configuration()).and_then(|l| l.options()).and_then(|o| o.get("awslogs-stream-prefix")).cloned().unwrap_or_default(),
         "stop_timeout": c.and_then(|c| c.stop_timeout()).unwrap_or_default(),
     })
 }
@@ -221,19 +263,19 @@ impl TaskDefinition {
     /// The one container, `job`: the image, its environment, secrets and log driver.
     fn container(&self, cx: &Ctx<'_>) -> aws_sdk_ecs::types::ContainerDefinition {
         use aws_sdk_ecs::types::*;
-        let job = cx.job;
+        let want = |k: &str| self.want[k].as_str().unwrap_or_default();
         let mut container = ContainerDefinition::builder()
             .name(CONTAINER)
-            .image(self.want["image"].as_str().unwrap_or_default())
+            .image(want("image"))
             .essential(true)
-            .memory(job.resources.memory.0 as i32)
+            .memory(want("memory").parse().unwrap_or(512))
             .stop_timeout(120)
             .log_configuration(
                 LogConfiguration::builder()
                     .log_driver(LogDriver::Awslogs)
                     .options("awslogs-group", &cx.names.log_group)
                     .options("awslogs-region", &cx.arns.region)
-                    .options("awslogs-stream-prefix", LOG_STREAM_PREFIX)
+                    .options("awslogs-stream-prefix", want("log_prefix"))
                     .build()
                     .expect("log driver set"),
             );
@@ -246,11 +288,11 @@ impl TaskDefinition {
             );
         }
         container = container.set_entry_point(self.entry_point.clone());
-        for (k, v) in &job.ecs.secrets {
+        for (k, v) in self.want["secrets"].as_object().expect("object") {
             container = container.secrets(
                 Secret::builder()
                     .name(k)
-                    .value_from(cx.secret_arn(v))
+                    .value_from(v.as_str().unwrap_or_default())
                     .build()
                     .expect("name and value"),
             );
@@ -260,7 +302,7 @@ impl TaskDefinition {
 
     async fn register(&self, cx: &Ctx<'_>) -> Result<String, InfraError> {
         use aws_sdk_ecs::types::*;
-        let job = cx.job;
+        let want = |k: &str| self.want[k].as_str().unwrap_or_default();
         let arch = if self.want["architecture"] == "ARM64" {
             CpuArchitecture::Arm64
         } else {
@@ -274,8 +316,8 @@ impl TaskDefinition {
             .family(&self.family)
             .requires_compatibilities(Compatibility::Fargate)
             .network_mode(NetworkMode::Awsvpc)
-            .cpu(job.resources.cpu.0.to_string())
-            .memory(job.resources.memory.0.to_string())
+            .cpu(want("cpu"))
+            .memory(want("memory"))
             .runtime_platform(
                 RuntimePlatform::builder()
                     .cpu_architecture(arch)
@@ -284,14 +326,14 @@ impl TaskDefinition {
             )
             .ephemeral_storage(
                 EphemeralStorage::builder()
-                    .size_in_gib(job.resources.ephemeral_storage as i32)
+                    .size_in_gib(self.want["ephemeral_storage"].as_i64().unwrap_or(21) as i32)
                     .build(),
             )
-            .execution_role_arn(self.want["execution_role"].as_str().unwrap_or_default())
-            .task_role_arn(self.want["task_role"].as_str().unwrap_or_default())
+            .execution_role_arn(want("execution_role"))
+            .task_role_arn(want("task_role"))
             .container_definitions(self.container(cx))
             .tags(tag(TAG_MANAGED, "jobrun"))
-            .tags(tag(TAG_JOB, &job.name));
+            .tags(tag(TAG_JOB, &cx.job.name));
         // ECS answers ClientException for a role it cannot use yet.
         let out = cx
             .settling(&["ClientException"], || async {
@@ -337,7 +379,8 @@ async fn list_family(ecs: &aws_sdk_ecs::Client, family: &str) -> Result<Vec<Stri
 /// `down`: the active revisions of both families, each checked for the job's tags.
 pub async fn discover(cx: &Ctx<'_>, found: &mut Teardown) -> Result<(), InfraError> {
     let ecs = cx.aws.ecs();
-    for family in [&cx.names.family, &cx.names.agent_family] {
+    let names = &cx.names;
+    for family in [&names.family, &names.agent_family, &names.dispatcher_family] {
         let (mut arns, mut foreign) = (vec![], 0);
         for arn in list_family(&ecs, family).await? {
             let described = ecs

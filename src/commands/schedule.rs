@@ -1,0 +1,484 @@
+//! `jobrun schedule add|list|pause|resume|rm|run`, and `jobrun dispatch`, what a schedule
+//! fires inside AWS. `add` checks everything first (name, expression, timezone, the
+//! configurations, the job's AWS side), then builds and pushes jobrun's own image, converges
+//! the dispatcher's side, stores what the schedule runs in the job's bucket and makes the
+//! schedule. `dispatch` is `submit --key <schedule>.<scheduled time>` of the stored definition,
+//! in the dispatcher's container.
+
+use super::common::{load_aws, load_job, open_store};
+use crate::aws::{self, Aws};
+use crate::cli::{
+    AwsArgs, DispatchArgs, ScheduleAddArgs, ScheduleCommand, ScheduleListArgs, ScheduleNameArgs,
+    SubmitArgs,
+};
+use crate::config::{self, Job, Overlap, Overrides, TargetKind};
+use crate::engine::Engine;
+use crate::error::{Exit, Failure, Result};
+use crate::image::bundle;
+use crate::image::push::{AwsOptions, push_image};
+use crate::infra::dispatcher::{self, Delivery, DispatcherImage, ScheduleDef};
+use crate::report::schedules::{Added, LastRun, ScheduleDone, ScheduleLine, ScheduleList};
+use crate::schedule::{self, ScheduleError, Stored, expr::When};
+use crate::ui::Ui;
+use std::path::Path;
+
+pub async fn run(file: Option<&Path>, command: ScheduleCommand, ui: &Ui) -> Result<Exit> {
+    match command {
+        ScheduleCommand::Add(args) => add(file, &args, ui).await,
+        ScheduleCommand::List(args) => list(file, &args, ui).await,
+        ScheduleCommand::Pause(args) => set_state(file, &args, false, ui).await,
+        ScheduleCommand::Resume(args) => set_state(file, &args, true, ui).await,
+        ScheduleCommand::Rm(args) => rm(file, &args, ui).await,
+        ScheduleCommand::Run(args) => fire(file, &args, ui).await,
+    }
+}
+
+/// The job, which must run on ECS: schedules fire inside AWS.
+fn ecs_job(file: Option<&Path>) -> Result<Job> {
+    let job = load_job(file, &Overrides::default(), None)?;
+    if job.target != TargetKind::Ecs {
+        return Err(ScheduleError::NotEcs.into());
+    }
+    Ok(job)
+}
+
+fn when_of(args: &ScheduleAddArgs) -> Result<When> {
+    let when = match (&args.cron, &args.rate, &args.at) {
+        (Some(c), _, _) => When::cron(c),
+        (_, Some(r), _) => When::rate(r),
+        (_, _, Some(a)) => When::at(a),
+        _ => unreachable!("clap requires one of --cron, --rate, --at"),
+    };
+    Ok(when.map_err(ScheduleError::from)?)
+}
+
+/// Everything `add` checks before it touches AWS or the engine.
+struct Checked {
+    job: Job,
+    when: When,
+    expression: String,
+    tz: chrono_tz::Tz,
+    configs: Vec<serde_json::Value>,
+    job_toml: String,
+}
+
+fn check(file: Option<&Path>, args: &ScheduleAddArgs) -> Result<Checked> {
+    let job = ecs_job(file)?;
+    schedule::check_name(&args.name)?;
+    let when = when_of(args)?;
+    let expression = when.aws().map_err(ScheduleError::from)?;
+    let tz = schedule::expr::timezone(&args.tz).map_err(ScheduleError::from)?;
+    let configs = crate::plan::configurations(args.configs.as_deref(), &args.matrix)?;
+    crate::plan::tasks(configs.clone(), job.run.command.as_deref(), "check")?;
+    let path = config::locate(file)?;
+    let text = std::fs::read_to_string(&path).map_err(|source| config::ConfigError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    Ok(Checked {
+        job_toml: schedule::without_profile(&text)?,
+        job,
+        when,
+        expression,
+        tz,
+        configs,
+    })
+}
+
+async fn add(file: Option<&Path>, args: &ScheduleAddArgs, ui: &Ui) -> Result<Exit> {
+    let c = check(file, args)?;
+    let job = &c.job;
+    let aws = load_aws(job, &args.aws).await?;
+    let store = open_store()?;
+    let outputs = super::submit::current_outputs(job, &store, &aws)?;
+    let engine = Engine::connect().await?;
+    let built = bundle::build(job, &engine, ui).await?;
+    let reference = match args.dry_run {
+        true => format!("{}:{} (to be pushed)", job.name, built.tag),
+        false => push_dispatcher(job, &engine, &store, &args.aws, &built, ui).await?,
+    };
+    let image = DispatcherImage {
+        reference: reference.clone(),
+        entry: built.entry.clone(),
+        arch: ecs_arch(&built.platform).into(),
+    };
+    let side = dispatcher::converge(job, &aws, &outputs, &image, args.dry_run).await?;
+    let bucket = &outputs.site.bucket;
+    let version = next_version(&aws, bucket, &job.name, &args.name).await?;
+    let overlap = args.overlap.or(job.overlap).unwrap_or(Overlap::Skip);
+    let stored = Stored {
+        name: args.name.clone(),
+        version,
+        job: job.name.clone(),
+        when: c.when.clone(),
+        timezone: args.tz.clone(),
+        overlap,
+        configs: c.configs.clone(),
+        job_toml: c.job_toml.clone(),
+        outputs: outputs.clone(),
+        dispatcher_image: reference.clone(),
+        made_at: chrono::Utc::now(),
+    };
+    let made = match args.dry_run {
+        true => false,
+        false => store_and_schedule(&aws, &stored, &c.expression, &side, &outputs).await?,
+    };
+    let now = chrono::Utc::now();
+    ui.emit(&Added {
+        dry_run: args.dry_run,
+        name: args.name.clone(),
+        when: c.when.to_string(),
+        expression: c.expression.clone(),
+        timezone: args.tz.clone(),
+        next_fire: c.when.next(c.tz, now, now),
+        tasks: c.configs.len(),
+        overlap: format!("{overlap:?}").to_lowercase(),
+        version,
+        made,
+        dispatcher_image: reference,
+        dispatcher_bytes: built.bytes,
+        changes: side.changes,
+    });
+    Ok(Exit::Ok)
+}
+
+/// `X86_64` / `ARM64` for a `linux/amd64` / `linux/arm64` platform.
+fn ecs_arch(platform: &str) -> &'static str {
+    match platform.ends_with("arm64") {
+        true => "ARM64",
+        false => "X86_64",
+    }
+}
+
+async fn push_dispatcher(
+    job: &Job,
+    engine: &Engine,
+    store: &crate::store::Store,
+    args: &AwsArgs,
+    built: &bundle::Built,
+    ui: &Ui,
+) -> Result<String> {
+    let (profile, region) = super::common::aws_choice(job, args);
+    let opts = AwsOptions {
+        profile,
+        region,
+        update_repository: false,
+    };
+    let tags = [built.tag.clone()];
+    let sent = push_image(job, engine, store, &opts, ui, &built.image_id, &tags).await?;
+    Ok(sent.reference())
+}
+
+/// The next version number of a schedule's stored definition.
+async fn next_version(aws: &Aws, bucket: &str, job: &str, name: &str) -> Result<u32> {
+    let listed = aws
+        .s3()
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(schedule::prefix(job, name))
+        .send()
+        .await
+        .map_err(aws::op("ListObjectsV2"));
+    let newest = aws::found(listed, &["NoSuchBucket"])?
+        .iter()
+        .flat_map(|page| page.contents())
+        .filter_map(|o| o.key().and_then(schedule::version_of))
+        .max();
+    Ok(newest.unwrap_or(0) + 1)
+}
+
+/// Stores the definition, then makes (or updates) the schedule that fires it. Returns whether
+/// the schedule was made.
+async fn store_and_schedule(
+    aws: &Aws,
+    stored: &Stored,
+    expression: &str,
+    side: &dispatcher::DispatcherSide,
+    outputs: &crate::infra::Outputs,
+) -> Result<bool> {
+    let bucket = &outputs.site.bucket;
+    let key = schedule::key(&stored.job, &stored.name, stored.version);
+    let body = serde_json::to_vec_pretty(stored).expect("serialisable");
+    aws::put_json(&aws.s3(), bucket, &key, body).await?;
+    let overrides = schedule::overrides(bucket, &key, schedule::SCHEDULED_TIME);
+    let def = ScheduleDef {
+        name: stored.name.clone(),
+        expression: expression.to_string(),
+        timezone: stored.timezone.clone(),
+        description: format!("jobrun: job {} ({})", stored.job, stored.when),
+        delivery: Delivery {
+            cluster_arn: side.cluster_arn.clone(),
+            role_arn: side.scheduler_role.clone(),
+            task_definition: side.task_definition.clone(),
+            subnets: outputs.site.subnets.clone(),
+            security_groups: outputs.site.security_groups.clone(),
+            assign_public_ip: outputs.site.assign_public_ip,
+            dead_letters_arn: side.dead_letters_arn.clone(),
+            overrides: overrides.to_string(),
+        },
+    };
+    Ok(dispatcher::put(aws, &side.group, &def).await?)
+}
+
+/// A schedule of the job, with its stored definition.
+struct Found {
+    got: dispatcher::Got,
+    stored: Option<Stored>,
+}
+
+async fn find(aws: &Aws, group: &str, job: &str, name: &str) -> Result<Found> {
+    let missing = || ScheduleError::Missing {
+        job: job.to_string(),
+        name: name.to_string(),
+    };
+    let got = dispatcher::get(aws, group, name)
+        .await?
+        .ok_or_else(missing)?;
+    let input = got.target().and_then(|t| t.input()).unwrap_or_default();
+    let stored = match schedule::spec_of(input) {
+        Some((bucket, key)) => aws::get_json(&aws.s3(), &bucket, &key).await?,
+        None => None,
+    };
+    Ok(Found { got, stored })
+}
+
+async fn list(file: Option<&Path>, args: &ScheduleListArgs, ui: &Ui) -> Result<Exit> {
+    let job = ecs_job(file)?;
+    let aws = load_aws(&job, &args.aws).await?;
+    let group = dispatcher::group_name(&job, &aws).await?;
+    let mut schedules = vec![];
+    let mut runs = None;
+    for name in dispatcher::list(&aws, &group).await? {
+        let found = find(&aws, &group, &job.name, &name).await?;
+        if runs.is_none()
+            && let Some(s) = &found.stored
+        {
+            let bucket = &s.outputs.site.bucket;
+            runs = Some(crate::dispatch::remote::recent(&aws, bucket, &job.name, 50).await?);
+        }
+        schedules.push(line(&name, found, runs.as_deref().unwrap_or_default()));
+    }
+    ui.emit(&ScheduleList {
+        job: job.name.clone(),
+        schedules,
+    });
+    Ok(Exit::Ok)
+}
+
+fn line(name: &str, found: Found, runs: &[crate::record::RunRecord]) -> ScheduleLine {
+    let got = &found.got;
+    let now = chrono::Utc::now();
+    let since = got
+        .creation_date()
+        .and_then(|d| chrono::DateTime::from_timestamp(d.secs(), 0))
+        .unwrap_or(now);
+    let tz_name = got.schedule_expression_timezone().unwrap_or("UTC");
+    let tz = schedule::expr::timezone(tz_name).unwrap_or(chrono_tz::UTC);
+    let enabled = got.state() != Some(&aws_sdk_scheduler::types::ScheduleState::Disabled);
+    let prefix = format!("{name}.");
+    let last_run = runs
+        .iter()
+        .find(|r| r.key.as_deref().is_some_and(|k| k.starts_with(&prefix)))
+        .map(|r| LastRun {
+            run_id: r.run_id.clone(),
+            key: r.key.clone().unwrap_or_default(),
+            state: r.state().to_string(),
+        });
+    let stored = found.stored.as_ref();
+    ScheduleLine {
+        name: name.to_string(),
+        when: stored.map(|s| s.when.to_string()).unwrap_or_default(),
+        expression: got.schedule_expression().unwrap_or_default().to_string(),
+        timezone: tz_name.to_string(),
+        next_fire: match enabled {
+            true => stored.and_then(|s| s.when.next(tz, now, since)),
+            false => None,
+        },
+        state: if enabled { "enabled" } else { "paused" }.into(),
+        tasks: stored.map(|s| s.configs.len()),
+        last_run,
+    }
+}
+
+/// The job, AWS, its schedule group and the named schedule.
+async fn named(file: Option<&Path>, args: &ScheduleNameArgs) -> Result<(Aws, String, Found)> {
+    let job = ecs_job(file)?;
+    let aws = load_aws(&job, &args.aws).await?;
+    let group = dispatcher::group_name(&job, &aws).await?;
+    let found = find(&aws, &group, &job.name, &args.name).await?;
+    Ok((aws, group, found))
+}
+
+async fn set_state(
+    file: Option<&Path>,
+    args: &ScheduleNameArgs,
+    enabled: bool,
+    ui: &Ui,
+) -> Result<Exit> {
+    let (aws, group, found) = named(file, args).await?;
+    dispatcher::set_state(&aws, &group, &found.got, enabled).await?;
+    let done = match enabled {
+        true => "resumed",
+        false => "paused (it fires again after `jobrun schedule resume`)",
+    };
+    ui.emit(&ScheduleDone {
+        name: args.name.clone(),
+        done: done.into(),
+    });
+    Ok(Exit::Ok)
+}
+
+async fn rm(file: Option<&Path>, args: &ScheduleNameArgs, ui: &Ui) -> Result<Exit> {
+    let (aws, group, _) = named(file, args).await?;
+    dispatcher::delete_schedule(&aws, &group, &args.name).await?;
+    ui.emit(&ScheduleDone {
+        name: args.name.clone(),
+        done: "deleted (its runs stay; `jobrun down` removes the rest)".into(),
+    });
+    Ok(Exit::Ok)
+}
+
+/// `schedule run`: RunTask of the dispatcher as the schedule's target would, due now.
+async fn fire(file: Option<&Path>, args: &ScheduleNameArgs, ui: &Ui) -> Result<Exit> {
+    let (aws, _, found) = named(file, args).await?;
+    let target = found
+        .got
+        .target()
+        .cloned()
+        .ok_or_else(|| ScheduleError::Missing {
+            job: String::new(),
+            name: args.name.clone(),
+        })?;
+    let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let task = run_dispatcher(&aws, &target, &now).await?;
+    ui.emit(&ScheduleDone {
+        name: args.name.clone(),
+        done: format!("fired for {now}: dispatcher task {task}"),
+    });
+    Ok(Exit::Ok)
+}
+
+/// The schedule's target as one RunTask (its input, with the scheduled time, as overrides).
+async fn run_dispatcher(
+    aws: &Aws,
+    target: &aws_sdk_scheduler::types::Target,
+    at: &str,
+) -> Result<String> {
+    use aws_sdk_ecs::types::{
+        AssignPublicIp, AwsVpcConfiguration, ContainerOverride, LaunchType, NetworkConfiguration,
+        TaskOverride,
+    };
+    let input = target
+        .input()
+        .unwrap_or_default()
+        .replace(schedule::SCHEDULED_TIME, at);
+    let parsed: serde_json::Value = serde_json::from_str(&input).unwrap_or_default();
+    let c = &parsed["containerOverrides"][0];
+    let command: Vec<String> = c["command"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    let ecs = target.ecs_parameters();
+    let net = ecs
+        .and_then(|e| e.network_configuration())
+        .and_then(|n| n.awsvpc_configuration());
+    let vpc = AwsVpcConfiguration::builder()
+        .set_subnets(net.map(|n| n.subnets().to_vec()))
+        .set_security_groups(net.map(|n| n.security_groups().to_vec()))
+        .assign_public_ip(
+            match net.and_then(|n| n.assign_public_ip()).map(|a| a.as_str()) {
+                Some("ENABLED") => AssignPublicIp::Enabled,
+                _ => AssignPublicIp::Disabled,
+            },
+        )
+        .build()
+        .map_err(|e| Failure::usage(format!("the schedule's network is incomplete: {e}")))?;
+    let out = aws
+        .ecs()
+        .run_task()
+        .cluster(target.arn())
+        .task_definition(ecs.map(|e| e.task_definition_arn()).unwrap_or_default())
+        .launch_type(LaunchType::Fargate)
+        .network_configuration(
+            NetworkConfiguration::builder()
+                .awsvpc_configuration(vpc)
+                .build(),
+        )
+        .overrides(
+            TaskOverride::builder()
+                .container_overrides(
+                    ContainerOverride::builder()
+                        .name(c["name"].as_str().unwrap_or(crate::wire::CONTAINER))
+                        .set_command(Some(command))
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(aws::op("RunTask"))?;
+    if let Some(f) = out.failures().first() {
+        return Err(Failure::env(format!(
+            "ECS did not start the dispatcher: {}",
+            f.reason().unwrap_or("no reason given")
+        )));
+    }
+    Ok(out
+        .tasks()
+        .first()
+        .and_then(|t| t.task_arn())
+        .unwrap_or_default()
+        .to_string())
+}
+
+/// `jobrun dispatch s3://…/v<n>.json --at <time>`: the stored schedule submitted for one
+/// scheduled time, watched to its end. Its exit code is the run's.
+pub async fn dispatch(args: DispatchArgs, ui: &Ui) -> Result<Exit> {
+    let bad = |why: &str| ScheduleError::Spec(args.spec.clone(), why.to_string());
+    let (bucket, key) = args
+        .spec
+        .strip_prefix("s3://")
+        .and_then(|u| u.split_once('/'))
+        .ok_or_else(|| bad("not an s3://bucket/key URL"))?;
+    let at = chrono::DateTime::parse_from_rfc3339(&args.at)
+        .map_err(|_| bad("--at is not an RFC 3339 time"))?
+        .with_timezone(&chrono::Utc)
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    let aws = Aws::load(None, None).await?;
+    let stored: Stored = aws::get_json(&aws.s3(), bucket, key)
+        .await?
+        .ok_or_else(|| bad("no such object"))?;
+    let store = open_store()?;
+    crate::state::save_outputs(&store, &stored.job, &stored.outputs)?;
+    let dir = tempfile::tempdir().map_err(|e| Failure::env(e.to_string()))?;
+    let toml = dir.path().join(config::FILE_NAME);
+    let configs = dir.path().join("configs.jsonl");
+    let lines: Vec<String> = stored.configs.iter().map(|c| c.to_string()).collect();
+    let write = |p: &Path, text: &str| {
+        std::fs::write(p, text).map_err(|e| Failure::env(format!("{}: {e}", p.display())))
+    };
+    write(&toml, &stored.job_toml)?;
+    write(&configs, &(lines.join("\n") + "\n"))?;
+    ui.note(&format!(
+        "dispatch: schedule {} (version {}) due {at}",
+        stored.name, stored.version
+    ));
+    let submit = SubmitArgs {
+        configs: Some(configs.to_string_lossy().into_owned()),
+        matrix: vec![],
+        detach: false,
+        build: false,
+        from_s3: None,
+        resume: None,
+        key: Some(schedule::run_key(&stored.name, &at)),
+        overlap: Some(stored.overlap),
+        aws: AwsArgs::default(),
+        overrides: Overrides::default(),
+    };
+    super::submit::submit(Some(&toml), submit, None, ui).await
+}

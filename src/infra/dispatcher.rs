@@ -1,0 +1,96 @@
+//! What a job's schedules need besides the schedules themselves, converged by `jobrun schedule
+//! add` the way `up` converges the rest: the schedules' dead-letter queue, the dispatcher's
+//! role (what `jobrun iam-policy --for run` allows, and nothing more), the role EventBridge
+//! Scheduler runs the dispatcher with (RunTask of its task definition on the job's cluster,
+//! PassRole of its two roles, the dead-letter queue), the dispatcher's task definition, and the
+//! schedule group. `down` finds each of them by the job's names and tags.
+
+use super::resources::queue::Queue;
+use super::resources::schedule::ScheduleGroup;
+use super::resources::taskdef::TaskDefinition;
+use super::up::{Up, role};
+use super::{Change, InfraError, Outputs, caller, policy};
+use crate::aws::Aws;
+use crate::config::Job;
+use serde::Serialize;
+
+/// The dispatcher's image as pushed, and how it is started.
+pub struct DispatcherImage {
+    pub reference: String,
+    pub entry: Vec<String>,
+    /// ECS's name of its CPU architecture: `X86_64` or `ARM64`.
+    pub arch: String,
+}
+
+/// What the schedules of a job run on.
+#[derive(Debug, Clone, Serialize)]
+pub struct DispatcherSide {
+    pub group: String,
+    pub cluster_arn: String,
+    pub task_definition: String,
+    pub scheduler_role: String,
+    pub dead_letters_arn: String,
+    pub changes: Vec<Change>,
+}
+
+/// Converges the dispatcher's side (or, with `dry_run`, only says what it would do).
+pub async fn converge(
+    job: &Job,
+    aws: &Aws,
+    outputs: &Outputs,
+    image: &DispatcherImage,
+    dry_run: bool,
+) -> Result<DispatcherSide, InfraError> {
+    let mut up = Up {
+        cx: super::resources::Ctx::new(job, aws, !dry_run).await?,
+        changes: vec![],
+    };
+    let (names, arns) = (&up.cx.names, &up.cx.arns);
+    let dispatcher_doc = caller::policy(job, names, arns, &[caller::Needs::Run]);
+    let dispatcher_role = names.dispatcher_role.clone();
+    let scheduler_role = names.scheduler_role.clone();
+    let family_arn = arns.regional(
+        "ecs",
+        &format!("task-definition/{}:*", names.dispatcher_family),
+    );
+    let cluster_arn = arns.regional("ecs", &format!("cluster/{}", outputs.site.cluster));
+    let dlq_arn = arns.regional("sqs", &names.schedule_dlq);
+    let passed = [outputs.execution_role.clone(), arns.role(&dispatcher_role)];
+    let scheduler_doc = policy::scheduler(&family_arn, &cluster_arn, &passed, &dlq_arn);
+    let scheduler_trust = policy::scheduler_trust(&arns.account);
+    for (name, doc) in [
+        (&dispatcher_role, &dispatcher_doc),
+        (&scheduler_role, &scheduler_doc),
+    ] {
+        policy::check_size(name, doc)?;
+    }
+    let dead_letters = up.converge(Queue::schedule_dead_letters(&up.cx)).await?;
+    let dispatcher_arn = up
+        .converge(role("dispatcher role", dispatcher_role, dispatcher_doc))
+        .await?;
+    let mut scheduler = role("scheduler role", scheduler_role, scheduler_doc);
+    scheduler.trust = scheduler_trust;
+    let scheduler_arn = up.converge(scheduler).await?;
+    let roles = (outputs.execution_role.as_str(), dispatcher_arn.as_str());
+    let td = TaskDefinition::dispatcher(&up.cx, roles, &image.reference, &image.entry, &image.arch);
+    let task_definition = up.converge(td).await?;
+    let group = up.converge(ScheduleGroup).await?;
+    Ok(DispatcherSide {
+        group,
+        cluster_arn,
+        task_definition,
+        scheduler_role: scheduler_arn,
+        dead_letters_arn: dead_letters.arn,
+        changes: up.changes,
+    })
+}
+
+/// The schedule group's name, without converging anything (for `list`, `pause`, `rm`).
+pub async fn group_name(job: &Job, aws: &Aws) -> Result<String, InfraError> {
+    let cx = super::resources::Ctx::new(job, aws, false).await?;
+    Ok(cx.names.schedule_group)
+}
+
+pub use super::resources::schedule::{
+    Delivery, Got, ScheduleDef, delete_schedule, get, list, put, set_state,
+};

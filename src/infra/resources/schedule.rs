@@ -1,0 +1,312 @@
+//! EventBridge Scheduler: the job's schedule group (`jobrun-<job>`, tagged; schedules
+//! themselves take no tags) and the schedules in it. A schedule's target is ECS RunTask of the
+//! dispatcher's task definition; its input is that task's overrides (the dispatcher's command,
+//! with the scheduled time filled in by Scheduler). `down` deletes the group, which deletes
+//! its schedules.
+
+use super::{Ctx, Deletion, Resource, Teardown};
+use crate::aws::{self, Aws};
+use crate::infra::{Action, Change, InfraError, TAG_JOB, TAG_MANAGED, change};
+use aws_sdk_scheduler::types::{
+    AssignPublicIp, AwsVpcConfiguration, DeadLetterConfig, EcsParameters, FlexibleTimeWindow,
+    FlexibleTimeWindowMode, LaunchType, NetworkConfiguration, RetryPolicy, ScheduleState, Target,
+};
+
+const KIND: &str = "schedule group";
+const GONE: &[&str] = &["ResourceNotFoundException"];
+
+/// The job's schedule group; converges to its name.
+pub struct ScheduleGroup;
+
+impl Resource for ScheduleGroup {
+    type Seen = bool;
+    type Out = String;
+
+    async fn observe(&self, cx: &Ctx<'_>) -> Result<bool, InfraError> {
+        Ok(group_exists(cx.aws, &cx.names.schedule_group).await?)
+    }
+
+    fn compare(&self, cx: &Ctx<'_>, exists: &bool) -> Result<Change, InfraError> {
+        let name = &cx.names.schedule_group;
+        Ok(match exists {
+            true => change(KIND, name, Action::Unchanged, "exists"),
+            false => change(KIND, name, Action::Create, "missing"),
+        })
+    }
+
+    async fn converge(&self, cx: &Ctx<'_>, _: bool) -> Result<String, InfraError> {
+        use aws_sdk_scheduler::types::Tag;
+        let tag = |k: &str, v: &str| Tag::builder().key(k).value(v).build().expect("set");
+        let made = cx
+            .aws
+            .scheduler()
+            .create_schedule_group()
+            .name(&cx.names.schedule_group)
+            .tags(tag(TAG_MANAGED, "jobrun"))
+            .tags(tag(TAG_JOB, &cx.job.name))
+            .send()
+            .await
+            .map_err(aws::op("CreateScheduleGroup"));
+        aws::found(made, &["ConflictException"])?;
+        Ok(cx.names.schedule_group.clone())
+    }
+
+    fn current(&self, cx: &Ctx<'_>, _: bool) -> String {
+        cx.names.schedule_group.clone()
+    }
+}
+
+async fn group_exists(aws: &Aws, name: &str) -> Result<bool, aws::AwsError> {
+    let got = aws
+        .scheduler()
+        .get_schedule_group()
+        .name(name)
+        .send()
+        .await
+        .map_err(aws::op("GetScheduleGroup"));
+    Ok(aws::found(got, GONE)?.is_some())
+}
+
+/// What a schedule's delivery runs: the dispatcher's task on the job's cluster.
+pub struct Delivery {
+    pub cluster_arn: String,
+    pub role_arn: String,
+    pub task_definition: String,
+    pub subnets: Vec<String>,
+    pub security_groups: Vec<String>,
+    pub assign_public_ip: bool,
+    pub dead_letters_arn: String,
+    /// RunTask's `overrides` as JSON (Scheduler passes a templated ECS target's input so).
+    pub overrides: String,
+}
+
+/// A schedule as jobrun makes it.
+pub struct ScheduleDef {
+    pub name: String,
+    pub expression: String,
+    pub timezone: String,
+    pub description: String,
+    pub delivery: Delivery,
+}
+
+impl Delivery {
+    fn target(&self) -> Target {
+        let ip = match self.assign_public_ip {
+            true => AssignPublicIp::Enabled,
+            false => AssignPublicIp::Disabled,
+        };
+        let network = AwsVpcConfiguration::builder()
+            .set_subnets(Some(self.subnets.clone()))
+            .set_security_groups(Some(self.security_groups.clone()))
+            .assign_public_ip(ip)
+            .build()
+            .expect("subnets set");
+        let ecs = EcsParameters::builder()
+            .task_definition_arn(&self.task_definition)
+            .task_count(1)
+            .launch_type(LaunchType::Fargate)
+            .network_configuration(
+                NetworkConfiguration::builder()
+                    .awsvpc_configuration(network)
+                    .build(),
+            )
+            .build()
+            .expect("task definition set");
+        // Scheduler retries a delivery that failed (RunTask refused or throttled) for up to an
+        // hour, then hands it to the dead-letter queue.
+        let retry = RetryPolicy::builder()
+            .maximum_event_age_in_seconds(3_600)
+            .maximum_retry_attempts(10)
+            .build();
+        Target::builder()
+            .arn(&self.cluster_arn)
+            .role_arn(&self.role_arn)
+            .input(&self.overrides)
+            .ecs_parameters(ecs)
+            .retry_policy(retry)
+            .dead_letter_config(
+                DeadLetterConfig::builder()
+                    .arn(&self.dead_letters_arn)
+                    .build(),
+            )
+            .build()
+            .expect("arn and role set")
+    }
+}
+
+fn off() -> FlexibleTimeWindow {
+    FlexibleTimeWindow::builder()
+        .mode(FlexibleTimeWindowMode::Off)
+        .build()
+        .expect("mode set")
+}
+
+/// Makes the schedule, or (it exists) replaces its definition; a paused schedule stays paused.
+/// Returns whether it was made.
+pub async fn put(aws: &Aws, group: &str, def: &ScheduleDef) -> Result<bool, InfraError> {
+    let client = aws.scheduler();
+    let state = match get(aws, group, &def.name).await? {
+        Some(s) => s.state().cloned().unwrap_or(ScheduleState::Enabled),
+        None => {
+            client
+                .create_schedule()
+                .group_name(group)
+                .name(&def.name)
+                .description(&def.description)
+                .schedule_expression(&def.expression)
+                .schedule_expression_timezone(&def.timezone)
+                .flexible_time_window(off())
+                .target(def.delivery.target())
+                .state(ScheduleState::Enabled)
+                .send()
+                .await
+                .map_err(aws::op("CreateSchedule"))?;
+            return Ok(true);
+        }
+    };
+    // UpdateSchedule replaces the whole definition: every field is sent again.
+    client
+        .update_schedule()
+        .group_name(group)
+        .name(&def.name)
+        .description(&def.description)
+        .schedule_expression(&def.expression)
+        .schedule_expression_timezone(&def.timezone)
+        .flexible_time_window(off())
+        .target(def.delivery.target())
+        .state(state)
+        .send()
+        .await
+        .map_err(aws::op("UpdateSchedule"))?;
+    Ok(false)
+}
+
+pub type Got = aws_sdk_scheduler::operation::get_schedule::GetScheduleOutput;
+
+/// The schedule, `None` when there is no such schedule.
+pub async fn get(aws: &Aws, group: &str, name: &str) -> Result<Option<Got>, InfraError> {
+    let got = aws
+        .scheduler()
+        .get_schedule()
+        .group_name(group)
+        .name(name)
+        .send()
+        .await
+        .map_err(aws::op("GetSchedule"));
+    Ok(aws::found(got, GONE)?)
+}
+
+/// The names of the group's schedules (every page); none when the group is not there.
+pub async fn list(aws: &Aws, group: &str) -> Result<Vec<String>, InfraError> {
+    let (client, mut names, mut next) = (aws.scheduler(), vec![], None::<String>);
+    loop {
+        let page = client
+            .list_schedules()
+            .group_name(group)
+            .set_next_token(next.take())
+            .send()
+            .await
+            .map_err(aws::op("ListSchedules"));
+        let Some(page) = aws::found(page, GONE)? else {
+            return Ok(names);
+        };
+        names.extend(
+            page.schedules()
+                .iter()
+                .filter_map(|s| s.name())
+                .map(String::from),
+        );
+        match page.next_token() {
+            Some(t) if !t.is_empty() => next = Some(t.to_string()),
+            _ => return Ok(names),
+        }
+    }
+}
+
+/// Pauses or resumes: the definition as it is, sent again with the new state.
+pub async fn set_state(aws: &Aws, group: &str, got: &Got, enabled: bool) -> Result<(), InfraError> {
+    let state = match enabled {
+        true => ScheduleState::Enabled,
+        false => ScheduleState::Disabled,
+    };
+    aws.scheduler()
+        .update_schedule()
+        .group_name(group)
+        .name(got.name().unwrap_or_default())
+        .set_description(got.description().map(String::from))
+        .set_schedule_expression(got.schedule_expression().map(String::from))
+        .set_schedule_expression_timezone(got.schedule_expression_timezone().map(String::from))
+        .set_start_date(got.start_date().cloned())
+        .set_end_date(got.end_date().cloned())
+        .set_flexible_time_window(got.flexible_time_window().cloned())
+        .set_target(got.target().cloned())
+        .set_kms_key_arn(got.kms_key_arn().map(String::from))
+        .state(state)
+        .send()
+        .await
+        .map_err(aws::op("UpdateSchedule"))?;
+    Ok(())
+}
+
+/// Deletes one schedule; one already gone is fine.
+pub async fn delete_schedule(aws: &Aws, group: &str, name: &str) -> Result<(), InfraError> {
+    let deleted = aws
+        .scheduler()
+        .delete_schedule()
+        .group_name(group)
+        .name(name)
+        .send()
+        .await
+        .map_err(aws::op("DeleteSchedule"));
+    aws::found(deleted, GONE)?;
+    Ok(())
+}
+
+/// `down`: the group when it carries the job's tags (its schedules go with it).
+pub async fn discover(cx: &Ctx<'_>, found: &mut Teardown) -> Result<(), InfraError> {
+    let name = &cx.names.schedule_group;
+    let got = cx
+        .aws
+        .scheduler()
+        .get_schedule_group()
+        .name(name)
+        .send()
+        .await
+        .map_err(aws::op("GetScheduleGroup"));
+    let Some(group) = aws::found(got, GONE)? else {
+        found.plan(change(KIND, name, Action::Absent, "not there"), None);
+        return Ok(());
+    };
+    let tags = cx
+        .aws
+        .scheduler()
+        .list_tags_for_resource()
+        .resource_arn(group.arn().unwrap_or_default())
+        .send()
+        .await
+        .map_err(aws::op("ListTagsForResource"))?;
+    let ours = cx.ours(tags.tags().iter().map(|t| (t.key(), t.value())));
+    let c = match ours {
+        true => {
+            let n = list(cx.aws, name).await?.len();
+            let why = format!("made by jobrun for this job, with its {n} schedules");
+            change(KIND, name, Action::Delete, why)
+        }
+        false => change(KIND, name, Action::Keep, "not tagged for this job"),
+    };
+    found.plan(c, Some(Deletion::ScheduleGroup(name.clone())));
+    Ok(())
+}
+
+/// Deletes the group (Scheduler deletes its schedules with it).
+pub async fn delete(aws: &Aws, name: &str) -> Result<(), InfraError> {
+    let deleted = aws
+        .scheduler()
+        .delete_schedule_group()
+        .name(name)
+        .send()
+        .await
+        .map_err(aws::op("DeleteScheduleGroup"));
+    aws::found(deleted, GONE)?;
+    Ok(())
+}

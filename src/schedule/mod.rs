@@ -1,0 +1,149 @@
+//! Schedules: runs that start with nobody's machine on. A schedule is EventBridge Scheduler
+//! firing jobrun's dispatcher (`jobrun dispatch`, a small Fargate task) with the scheduled
+//! time; the dispatcher reads what the schedule runs from the job's bucket and submits it as
+//! `jobrun submit --key <schedule>.<scheduled time>` would, then watches the run to its end
+//! (notifying as `[notify]` says). Two deliveries of one slot make one run; the overlap policy
+//! decides about another run still going.
+//!
+//! `expr.rs` is when it fires; this file is what it runs, as stored in the bucket
+//! (`jobs/<job>/schedules/<name>/v<version>.json`, a new version each `schedule add`, so a
+//! delivery of the old definition still finds its own).
+
+pub mod expr;
+
+use crate::config::Overlap;
+use crate::infra::Outputs;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScheduleError {
+    #[error(transparent)]
+    Expr(#[from] expr::ExprError),
+    #[error("`{0}` is not a schedule name: {1}")]
+    Name(String, &'static str),
+    #[error("schedules run on AWS, and this job's target is local")]
+    NotEcs,
+    #[error("job {job} has no schedule {name}")]
+    Missing { job: String, name: String },
+    #[error("the stored schedule {0} cannot be read: {1}")]
+    Spec(String, String),
+}
+
+/// What a schedule runs, as stored in the job's bucket.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Stored {
+    pub name: String,
+    pub version: u32,
+    pub job: String,
+    pub when: expr::When,
+    pub timezone: String,
+    pub overlap: Overlap,
+    /// The configurations of `--configs` / `--matrix`, expanded when the schedule was made.
+    pub configs: Vec<Value>,
+    /// jobrun.toml as written, without `[aws] profile` (the dispatcher runs with its role).
+    pub job_toml: String,
+    /// What `up` made for the job, as `submit` reads it.
+    pub outputs: Outputs,
+    pub dispatcher_image: String,
+    pub made_at: DateTime<Utc>,
+}
+
+/// The folder of a schedule's versions in the job's bucket.
+pub fn prefix(job: &str, name: &str) -> String {
+    format!("jobs/{job}/schedules/{name}/")
+}
+
+pub fn key(job: &str, name: &str, version: u32) -> String {
+    format!("{}v{version:06}.json", prefix(job, name))
+}
+
+/// The version number of a stored definition's key.
+pub fn version_of(key: &str) -> Option<u32> {
+    key.rsplit('/')
+        .next()?
+        .strip_prefix('v')?
+        .strip_suffix(".json")?
+        .parse()
+        .ok()
+}
+
+/// The idempotency key of one fire: the schedule and the time it was due, so a second
+/// delivery of the same slot follows the run the first made.
+pub fn run_key(name: &str, scheduled: &str) -> String {
+    format!("{name}.{scheduled}")
+}
+
+/// A schedule name EventBridge Scheduler accepts and a run key can carry.
+pub fn check_name(name: &str) -> Result<(), ScheduleError> {
+    let rule = crate::config::rules::Rule::Scheduler;
+    // Also within what a key may hold (no '.' at the end would be confusing, but is valid).
+    rule.check(name)
+        .map_err(|_| ScheduleError::Name(name.to_string(), rule.text()))?;
+    if name.len() > 40 {
+        return Err(ScheduleError::Name(
+            name.to_string(),
+            "at most 40 characters here",
+        ));
+    }
+    Ok(())
+}
+
+/// jobrun.toml without `[aws] profile`: a profile is this machine's, the dispatcher has none.
+pub fn without_profile(text: &str) -> Result<String, ScheduleError> {
+    let mut doc: toml::Table = toml::from_str(text)
+        .map_err(|e| ScheduleError::Spec("jobrun.toml".into(), e.to_string()))?;
+    if let Some(aws) = doc.get_mut("aws").and_then(|v| v.as_table_mut()) {
+        aws.remove("profile");
+    }
+    toml::to_string(&doc).map_err(|e| ScheduleError::Spec("jobrun.toml".into(), e.to_string()))
+}
+
+/// RunTask's overrides for the dispatcher: the command `jobrun dispatch` with the stored
+/// definition and the scheduled time (`at`: Scheduler's context attribute, or a time).
+pub fn overrides(bucket: &str, spec_key: &str, at: &str) -> Value {
+    serde_json::json!({
+        "containerOverrides": [{
+            "name": crate::wire::CONTAINER,
+            "command": ["dispatch", format!("s3://{bucket}/{spec_key}"), "--at", at],
+        }]
+    })
+}
+
+/// Scheduler's placeholder for the time a fire was due.
+pub const SCHEDULED_TIME: &str = "<aws.scheduler.scheduled-time>";
+
+/// The stored definition a schedule's overrides name (`s3://bucket/key`).
+pub fn spec_of(overrides: &str) -> Option<(String, String)> {
+    let v: Value = serde_json::from_str(overrides).ok()?;
+    let command = v["containerOverrides"][0]["command"].as_array()?;
+    let url = command.get(1)?.as_str()?.strip_prefix("s3://")?;
+    let (bucket, key) = url.split_once('/')?;
+    Some((bucket.to_string(), key.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_versions_and_overrides() {
+        let k = key("wc", "weekly", 3);
+        assert_eq!(k, "jobs/wc/schedules/weekly/v000003.json");
+        assert_eq!(version_of(&k), Some(3));
+        let o = overrides("b", &k, SCHEDULED_TIME).to_string();
+        assert_eq!(spec_of(&o), Some(("b".into(), k)));
+        crate::claim::check_key(&run_key("weekly", "2026-11-30T06:00:00Z")).unwrap();
+        assert!(check_name("weekly").is_ok());
+        assert!(check_name("week ly").is_err());
+    }
+
+    #[test]
+    fn the_profile_stays_on_this_machine() {
+        let text = "[job]\nname = \"wc\"\n[aws]\nprofile = \"me\"\nregion = \"eu-west-1\"\n";
+        let out = without_profile(text).unwrap();
+        assert!(!out.contains("profile"));
+        assert!(out.contains("eu-west-1"));
+    }
+}
