@@ -69,7 +69,7 @@ pub async fn iam_policy(file: Option<&Path>, args: &IamPolicyArgs, ui: &Ui) -> R
     ui.emit(&policy);
     if policy.size > crate::infra::MANAGED_POLICY_LIMIT {
         ui.note(&format!(
-            "{} characters: more than one customer-managed policy takes ({}); attach it as several, e.g. --for push,up / --for run,down",
+            "{} characters: more than one customer-managed policy takes ({}); attach it as several, e.g. --for push,up / --for run,down / --for schedule",
             policy.size,
             crate::infra::MANAGED_POLICY_LIMIT
         ));
