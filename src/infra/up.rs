@@ -116,6 +116,9 @@ pub async fn up(
         }
         _ => None,
     };
+    if let Some(line) = super::resources::schedule::seen(&up.cx).await? {
+        up.changes.push(line);
+    }
     let iam_changed_at = up.cx.iam_changed_at();
     let cx = up.cx;
     Ok(UpReport {

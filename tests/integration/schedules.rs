@@ -214,6 +214,11 @@ fn a_schedule_fires_one_run_per_slot_through_the_dispatcher_image() {
     let dispatchers = tasks_of(moto, &t.name, &format!("jobrun-{}-dispatcher", t.name));
     assert_eq!(dispatchers.len(), 1);
 
+    // up shows the schedules' group in its plan.
+    let plan = t.run(&["up", "--dry-run"]);
+    assert_eq!(plan.status, 0, "{}", plan.stderr);
+    assert!(plan.stdout.contains("1 schedules"), "{}", plan.stdout);
+
     // down removes the group (with the schedule), the roles and the dispatcher's definition.
     let down = t.run(&["down", "--yes"]);
     assert_eq!(down.status, 0, "{}", down.stderr);

@@ -269,11 +269,15 @@ def patch_signed_form_body(orig):
     werkzeug has parsed a form body away, moto re-encodes the parsed parameters with
     urllib's quote_plus (a space as '+'), so a query-protocol request whose values hold a
     space, signed over '%20' as AWS SDKs send it, fails with SignatureDoesNotMatch (AWS checks
-    the bytes sent). The body is re-encoded as the SDKs do: RFC 3986, '%20'."""
+    the bytes sent). The body is re-encoded as the SDKs do: RFC 3986, '%20'. A GET has no
+    body: its parameters are in the URL (moto would otherwise sign a body a REST-JSON GET,
+    EventBridge Scheduler's, never had)."""
     @functools.wraps(orig)
     def wrapper(self, *args, **kwargs):
         request = orig(self, *args, **kwargs)
-        if not self._body and isinstance(self._data, dict):
+        if self._method == "GET":
+            request.data = b""
+        elif not self._body and isinstance(self._data, dict):
             request.data = urlencode(self._data, doseq=True, safe="~", quote_via=quote)
         return request
     return wrapper

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 mod schedule;
 mod simulate;
-use schedule::{schedule, schedule_teardown};
+use schedule::{schedule, schedule_read, schedule_teardown};
 pub use simulate::missing;
 
 /// The command groups whose needs `iam-policy` prints.
@@ -327,6 +327,7 @@ fn up(s: &Scope<'_>) -> Vec<Value> {
     let mut st = up_storage(s);
     st.extend(up_iam(s));
     st.extend(up_compute(s));
+    st.extend(schedule_read(s));
     if s.queue_mode() {
         st.extend(up_queue(s));
     }

@@ -80,17 +80,16 @@ pub(super) fn schedule(s: &Scope<'_>) -> Vec<Value> {
     st
 }
 
-/// What `down` (and `schedule list`) read and delete of the schedules.
-pub(super) fn schedule_teardown(s: &Scope<'_>) -> Vec<Value> {
+/// What `up` reads of the schedules (it shows their group in its plan).
+pub(super) fn schedule_read(s: &Scope<'_>) -> Vec<Value> {
     let (n, a) = (s.names, s.arns);
     let group = a.regional("scheduler", &format!("schedule-group/{}", n.schedule_group));
     vec![
         allow(
-            "ScheduleGroup",
+            "ReadScheduleGroup",
             &[
                 "scheduler:GetScheduleGroup",
                 "scheduler:ListTagsForResource",
-                "scheduler:DeleteScheduleGroup",
             ],
             vec![group],
         ),
@@ -98,6 +97,20 @@ pub(super) fn schedule_teardown(s: &Scope<'_>) -> Vec<Value> {
             "ListSchedules",
             &["scheduler:ListSchedules"],
             vec!["*".into()],
+        ),
+    ]
+}
+
+/// What `down` (and `schedule list`) read and delete of the schedules.
+pub(super) fn schedule_teardown(s: &Scope<'_>) -> Vec<Value> {
+    let (n, a) = (s.names, s.arns);
+    let group = a.regional("scheduler", &format!("schedule-group/{}", n.schedule_group));
+    let mut st = schedule_read(s);
+    st.extend([
+        allow(
+            "DownScheduleGroup",
+            &["scheduler:DeleteScheduleGroup"],
+            vec![group],
         ),
         allow(
             "DownScheduleRoles",
@@ -114,5 +127,6 @@ pub(super) fn schedule_teardown(s: &Scope<'_>) -> Vec<Value> {
             &["sqs:GetQueueUrl", "sqs:ListQueueTags", "sqs:DeleteQueue"],
             vec![a.regional("sqs", &n.schedule_dlq)],
         ),
-    ]
+    ]);
+    st
 }

@@ -262,6 +262,20 @@ pub async fn delete_schedule(aws: &Aws, group: &str, name: &str) -> Result<(), I
     Ok(())
 }
 
+/// `up`'s line about the job's schedules, when it has any: `schedule add` converges their
+/// side (and stores the jobrun.toml they run), `up` only shows it.
+pub async fn seen(cx: &Ctx<'_>) -> Result<Option<Change>, InfraError> {
+    let name = &cx.names.schedule_group;
+    if !group_exists(cx.aws, name).await? {
+        return Ok(None);
+    }
+    let n = list(cx.aws, name).await?.len();
+    let why = format!(
+        "{n} schedules; they run jobrun.toml as it was at `schedule add` (add them again after a change)"
+    );
+    Ok(Some(change(KIND, name, Action::Unchanged, why)))
+}
+
 /// `down`: the group when it carries the job's tags (its schedules go with it).
 pub async fn discover(cx: &Ctx<'_>, found: &mut Teardown) -> Result<(), InfraError> {
     let name = &cx.names.schedule_group;
