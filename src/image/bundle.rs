@@ -6,12 +6,10 @@
 //! engine: a host with a newer glibc than any base image still gives a dispatcher that starts.
 //! Only a Linux jobrun can be packed; the dispatcher runs on the host's architecture.
 
-use super::{ImageError, follow};
+use super::{ImageError, build_small, tar_of};
 use crate::config::Job;
-use crate::engine::{Engine, LABEL_JOB};
+use crate::engine::Engine;
 use crate::ui::Ui;
-use bollard::query_parameters::BuildImageOptionsBuilder;
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 /// Where jobrun and its libraries go in the image.
@@ -80,24 +78,18 @@ impl Bundle {
             ca = crate::agent::CA_BUNDLE,
             version = env!("CARGO_PKG_VERSION"),
         );
-        let mut tar = tar::Builder::new(Vec::new());
-        let mut add = |name: &str, data: &[u8], mode: u32| {
-            let mut header = tar::Header::new_gnu();
-            header.set_size(data.len() as u64);
-            header.set_mode(mode);
-            header.set_cksum();
-            tar.append_data(&mut header, name, data)
-        };
-        add("Dockerfile", dockerfile.as_bytes(), 0o644).map_err(io)?;
-        add(&format!("root/{HOME}/jobrun"), &read(&self.binary)?, 0o755).map_err(io)?;
+        let mut files = vec![
+            ("Dockerfile".to_string(), dockerfile.into_bytes(), 0o644),
+            (format!("root/{HOME}/jobrun"), read(&self.binary)?, 0o755),
+        ];
         for lib in &self.libraries {
             let name = lib.file_name().unwrap_or_default().to_string_lossy();
-            add(&format!("root/{HOME}/lib/{name}"), &read(lib)?, 0o755).map_err(io)?;
+            files.push((format!("root/{HOME}/lib/{name}"), read(lib)?, 0o755));
         }
         let ca = crate::agent::CA_BUNDLE.trim_start_matches('/');
-        add(&format!("root/{ca}"), &certs, 0o644).map_err(io)?;
-        add("root/tmp/.keep", b"", 0o644).map_err(io)?;
-        tar.into_inner().map_err(io)
+        files.push((format!("root/{ca}"), certs, 0o644));
+        files.push(("root/tmp/.keep".to_string(), vec![], 0o644));
+        tar_of(files).map_err(io)
     }
 }
 
@@ -152,20 +144,11 @@ pub async fn build(job: &Job, engine: &Engine, ui: &Ui) -> Result<Built, ImageEr
     let bundle = Bundle::this()?;
     let body = bundle.context()?;
     let platform = crate::config::Platform::host().to_string();
-    let labels = HashMap::from([(LABEL_JOB.to_string(), job.name.clone())]);
-    let options = BuildImageOptionsBuilder::default()
-        .dockerfile("Dockerfile")
-        .rm(true)
-        .forcerm(true)
-        .labels(&labels)
-        .platform(&platform)
-        .build();
-    let spinner = ui.spinner("building the dispatcher's image (jobrun)".to_string());
-    let chunk: Result<bytes::Bytes, std::io::Error> = Ok(bytes::Bytes::from(body));
-    let stream = engine.build(options, futures_util::stream::iter([chunk]));
-    let result = follow(stream, &spinner, "the dispatcher's image", &job.name).await;
-    spinner.finish();
-    let image_id = result?;
+    let what = (
+        "building the dispatcher's image (jobrun)",
+        "the dispatcher's image",
+    );
+    let image_id = build_small(job, engine, ui, body, &platform, what).await?;
     let tag = format!("dispatcher-{}", super::short_id(&image_id));
     engine.tag_image(&image_id, &job.name, &tag).await?;
     Ok(Built {

@@ -225,41 +225,59 @@ async fn add_agent(job: &Job, engine: &Engine, ui: &Ui, base: &str) -> Result<St
         ));
     }
     dockerfile.push_str(&format!("LABEL jobrun.agent={AGENT_PATH}\n"));
-    let mut tar = tar::Builder::new(Vec::new());
     let mut files = vec![
-        ("Dockerfile", dockerfile.as_bytes(), 0o644),
-        ("jobrun", binary.as_slice(), 0o755),
+        ("Dockerfile".to_string(), dockerfile.into_bytes(), 0o644),
+        ("jobrun".to_string(), binary, 0o755),
     ];
     if !certs.is_empty() {
-        files.push(("ca-certificates.crt", certs.as_slice(), 0o644));
+        files.push(("ca-certificates.crt".to_string(), certs, 0o644));
     }
+    let body = tar_of(files).map_err(|source| ImageError::AgentBinary {
+        path: path.clone(),
+        source,
+    })?;
+    let what = format!("adding the jobrun agent ({})", path.display());
+    let platform = job.image.platform.to_string();
+    let step = "adding the jobrun agent";
+    build_small(job, engine, ui, body, &platform, (&what, step)).await
+}
+
+/// A build context of a few files held in memory: (path, bytes, mode).
+fn tar_of(files: Vec<(String, Vec<u8>, u32)>) -> std::io::Result<Vec<u8>> {
+    let mut tar = tar::Builder::new(Vec::new());
     for (name, data, mode) in files {
         let mut header = tar::Header::new_gnu();
         header.set_size(data.len() as u64);
         header.set_mode(mode);
         header.set_cksum();
-        tar.append_data(&mut header, name, data)
-            .map_err(|source| ImageError::AgentBinary {
-                path: path.clone(),
-                source,
-            })?;
+        tar.append_data(&mut header, name, data.as_slice())?;
     }
-    let body = tar.into_inner().map_err(|source| ImageError::AgentBinary {
-        path: path.clone(),
-        source,
-    })?;
+    tar.into_inner()
+}
+
+/// Builds a context of jobrun's own (`Dockerfile` at its root) for `platform`, labelled with
+/// the job; returns the image id. `(spinner, step)`: what the spinner says, and the step a
+/// failure before the Dockerfile's first step is named by.
+async fn build_small(
+    job: &Job,
+    engine: &Engine,
+    ui: &Ui,
+    body: Vec<u8>,
+    platform: &str,
+    (spinner, step): (&str, &str),
+) -> Result<String, ImageError> {
     let labels = HashMap::from([(LABEL_JOB.to_string(), job.name.clone())]);
     let options = BuildImageOptionsBuilder::default()
         .dockerfile("Dockerfile")
         .rm(true)
         .forcerm(true)
         .labels(&labels)
-        .platform(&job.image.platform.to_string())
+        .platform(platform)
         .build();
-    let spinner = ui.spinner(format!("adding the jobrun agent ({})", path.display()));
+    let spinner = ui.spinner(spinner.to_string());
     let chunk: Result<bytes::Bytes, std::io::Error> = Ok(bytes::Bytes::from(body));
     let stream = engine.build(options, futures_util::stream::iter([chunk]));
-    let result = follow(stream, &spinner, "adding the jobrun agent", &job.name).await;
+    let result = follow(stream, &spinner, step, &job.name).await;
     spinner.finish();
     result
 }
