@@ -42,6 +42,25 @@ impl Needs {
     ];
 }
 
+/// What `up` (and `schedule add`) do to a role of the job's: read it, make it, keep its trust
+/// and inline policy as wanted.
+const MAKE_ROLES: &[&str] = &[
+    "iam:GetRole",
+    "iam:CreateRole",
+    "iam:TagRole",
+    "iam:GetRolePolicy",
+    "iam:PutRolePolicy",
+    "iam:UpdateAssumeRolePolicy",
+];
+
+/// What `down` does to a role of the job's: check its tags, delete its inline policies, then it.
+const DELETE_ROLES: &[&str] = &[
+    "iam:ListRoleTags",
+    "iam:ListRolePolicies",
+    "iam:DeleteRolePolicy",
+    "iam:DeleteRole",
+];
+
 /// One policy statement.
 fn allow(sid: &str, actions: &[&str], resources: Vec<String>) -> Value {
     json!({"Sid": sid, "Effect": "Allow", "Action": actions, "Resource": resources})
@@ -240,14 +259,7 @@ fn up_iam(s: &Scope<'_>) -> Vec<Value> {
     vec![
         allow(
             "UpRoles",
-            &[
-                "iam:GetRole",
-                "iam:CreateRole",
-                "iam:TagRole",
-                "iam:GetRolePolicy",
-                "iam:PutRolePolicy",
-                "iam:UpdateAssumeRolePolicy",
-            ],
+            MAKE_ROLES,
             s.roles(),
         ),
         s.pass_roles("PassTheJobRoles"),
@@ -488,16 +500,7 @@ fn down_compute(s: &Scope<'_>) -> Vec<Value> {
 fn down_storage(s: &Scope<'_>) -> Vec<Value> {
     let (n, a) = (s.names, s.arns);
     let mut st = vec![
-        allow(
-            "DownRoles",
-            &[
-                "iam:ListRoleTags",
-                "iam:ListRolePolicies",
-                "iam:DeleteRolePolicy",
-                "iam:DeleteRole",
-            ],
-            s.roles(),
-        ),
+        allow("DownRoles", DELETE_ROLES, s.roles()),
         allow(
             "DownLogGroup",
             &[

@@ -1,6 +1,6 @@
 //! What `jobrun schedule` needs of the caller, and what `down` needs to remove it again.
 
-use super::{Scope, allow, allow_if};
+use super::{DELETE_ROLES, MAKE_ROLES, Scope, allow, allow_if};
 use serde_json::{Value, json};
 
 /// `schedule add` and the rest: the schedule group and its schedules, the dispatcher's and
@@ -29,14 +29,7 @@ pub(super) fn schedule(s: &Scope<'_>) -> Vec<Value> {
         ),
         allow(
             "MakeScheduleRoles",
-            &[
-                "iam:GetRole",
-                "iam:CreateRole",
-                "iam:TagRole",
-                "iam:GetRolePolicy",
-                "iam:PutRolePolicy",
-                "iam:UpdateAssumeRolePolicy",
-            ],
+            MAKE_ROLES,
             vec![a.role(&n.dispatcher_role), a.role(&n.scheduler_role)],
         ),
         allow_if(
@@ -114,12 +107,7 @@ pub(super) fn schedule_teardown(s: &Scope<'_>) -> Vec<Value> {
         ),
         allow(
             "DownScheduleRoles",
-            &[
-                "iam:ListRoleTags",
-                "iam:ListRolePolicies",
-                "iam:DeleteRolePolicy",
-                "iam:DeleteRole",
-            ],
+            DELETE_ROLES,
             vec![a.role(&n.dispatcher_role), a.role(&n.scheduler_role)],
         ),
         allow(
