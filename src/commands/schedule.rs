@@ -345,10 +345,7 @@ async fn fire(file: Option<&Path>, args: &ScheduleNameArgs, ui: &Ui) -> Result<E
         .got
         .target()
         .cloned()
-        .ok_or_else(|| ScheduleError::Missing {
-            job: String::new(),
-            name: args.name.clone(),
-        })?;
+        .ok_or_else(|| ScheduleError::Spec(args.name.clone(), "it has no target".into()))?;
     let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
     let task = run_dispatcher(&aws, &target, &now).await?;
     ui.emit(&ScheduleDone {

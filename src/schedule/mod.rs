@@ -78,9 +78,9 @@ pub fn run_key(name: &str, scheduled: &str) -> String {
 /// A schedule name EventBridge Scheduler accepts and a run key can carry.
 pub fn check_name(name: &str) -> Result<(), ScheduleError> {
     let rule = crate::config::rules::Rule::Scheduler;
-    // Also within what a key may hold (no '.' at the end would be confusing, but is valid).
     rule.check(name)
         .map_err(|_| ScheduleError::Name(name.to_string(), rule.text()))?;
+    // With '.' and the scheduled time, a run key stays within the 128 characters keys take.
     if name.len() > 40 {
         return Err(ScheduleError::Name(
             name.to_string(),

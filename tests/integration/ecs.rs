@@ -46,12 +46,18 @@ pub(crate) fn ecs(moto: &Service, op: &str, body: Value) -> Value {
 
 /// Every task ECS knows for a run (running or stopped), found by `startedBy`.
 fn tasks_started_by(moto: &Service, cluster: &str, started_by: &str) -> Vec<Value> {
+    tasks_listed(moto, cluster, ("startedBy", started_by))
+}
+
+/// Every task ListTasks gives for `filter` (e.g. `("family", …)`), running or stopped,
+/// described.
+pub(crate) fn tasks_listed(moto: &Service, cluster: &str, filter: (&str, &str)) -> Vec<Value> {
     let mut arns = vec![];
     for status in ["RUNNING", "STOPPED"] {
         let out = ecs(
             moto,
             "ListTasks",
-            json!({"cluster": cluster, "startedBy": started_by, "desiredStatus": status}),
+            json!({"cluster": cluster, filter.0: filter.1, "desiredStatus": status}),
         );
         arns.extend(out["taskArns"].as_array().unwrap().iter().cloned());
     }

@@ -3,7 +3,7 @@
 //! the dispatcher's image, with the task definition's entrypoint and environment and the
 //! target's command, the scheduled time filled in as Scheduler fills it — against moto.
 
-use crate::ecs::{ecs, fargate_job};
+use crate::ecs::{ecs, fargate_job, tasks_listed};
 use crate::harness::Test;
 use crate::services::{self, Service};
 use serde_json::{Value, json};
@@ -33,25 +33,7 @@ fn get_schedule(moto: &Service, job: &str, name: &str) -> Result<Value, u16> {
 
 /// Every task of a task definition family on the job's cluster (running or stopped).
 fn tasks_of(moto: &Service, job: &str, family: &str) -> Vec<Value> {
-    let cluster = format!("jobrun-{job}");
-    let mut arns = vec![];
-    for status in ["RUNNING", "STOPPED"] {
-        let listed = ecs(
-            moto,
-            "ListTasks",
-            json!({"cluster": cluster, "family": family, "desiredStatus": status}),
-        );
-        arns.extend(listed["taskArns"].as_array().unwrap().iter().cloned());
-    }
-    if arns.is_empty() {
-        return vec![];
-    }
-    let described = ecs(
-        moto,
-        "DescribeTasks",
-        json!({"cluster": cluster, "tasks": arns}),
-    );
-    described["tasks"].as_array().unwrap().clone()
+    tasks_listed(moto, &format!("jobrun-{job}"), ("family", family))
 }
 
 /// What the schedule's target runs, due at `at`: the dispatcher's image with its task
@@ -348,7 +330,7 @@ fn bad_schedules_are_refused_before_anything_is_made() {
     let r = t.run(&["schedule", "add", "bad name", "--cron", "0 6 * * *"]);
     r.assert_error(2, "not a schedule name");
     // No AWS side yet: said so, nothing made.
-    let r = t.run(&[
+    let weekly = [
         "schedule",
         "add",
         "weekly",
@@ -356,19 +338,12 @@ fn bad_schedules_are_refused_before_anything_is_made() {
         "0 6 * * *",
         "--configs",
         "2",
-    ]);
+    ];
+    let r = t.run(&weekly);
     r.assert_error(2, "has no AWS side");
     assert_eq!(get_schedule(moto, &t.name, "weekly").unwrap_err(), 404);
 
     let local = Test::with_task("");
-    let r = local.run(&[
-        "schedule",
-        "add",
-        "weekly",
-        "--cron",
-        "0 6 * * *",
-        "--configs",
-        "2",
-    ]);
+    let r = local.run(&weekly);
     r.assert_error(2, "schedules run on AWS");
 }
