@@ -6,7 +6,9 @@
 //! which fails if the name is taken); for ECS jobs an object in the job's bucket written with
 //! `If-None-Match: *`, so two machines racing get one run. The claim names the run it made.
 //! Skipped submissions (the overlap policy) are appended to `jobs/<job>/skipped.jsonl` beside
-//! the runs, for `jobrun runs`.
+//! the runs, for `jobrun runs`; for ECS jobs each is also an object under `jobs/<job>/skipped/`
+//! in the bucket, so a skip in the schedules' dispatcher (whose state folder goes with its
+//! task) is seen by `jobrun schedule list` on any machine.
 
 use crate::aws::{self, Aws, AwsError};
 use crate::store::Store;
@@ -215,6 +217,56 @@ pub fn skipped(store: &Store, job: &str) -> Vec<Skipped> {
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect()
+}
+
+fn skipped_prefix(job: &str) -> String {
+    format!("jobs/{job}/skipped/")
+}
+
+/// Keeps a skipped submission in the job's bucket, named by its time (so names sort by it).
+pub async fn log_skipped_in_bucket(
+    aws: &Aws,
+    bucket: &str,
+    skipped: &Skipped,
+) -> Result<(), ClaimError> {
+    let at = skipped.at.format("%Y%m%dT%H%M%S%.6fZ");
+    let key = format!("{}{at}.json", skipped_prefix(&skipped.job));
+    let body = serde_json::to_vec(skipped).expect("serialisable");
+    Ok(aws::put_json(&aws.s3(), bucket, &key, body).await?)
+}
+
+/// The job's newest skipped submissions in its bucket, newest first.
+pub async fn skipped_in_bucket(
+    aws: &Aws,
+    bucket: &str,
+    job: &str,
+    newest: usize,
+) -> Result<Vec<Skipped>, ClaimError> {
+    let s3 = aws.s3();
+    let mut keys = vec![];
+    let mut pages = s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(skipped_prefix(job))
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(aws::op("ListObjectsV2"))?;
+        keys.extend(
+            page.contents()
+                .iter()
+                .filter_map(|o| o.key())
+                .map(String::from),
+        );
+    }
+    keys.sort();
+    let mut found = vec![];
+    for key in keys.iter().rev().take(newest) {
+        if let Some(skipped) = aws::get_json(&s3, bucket, key).await? {
+            found.push(skipped);
+        }
+    }
+    Ok(found)
 }
 
 #[cfg(test)]

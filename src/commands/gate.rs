@@ -235,23 +235,25 @@ impl<'a> Gate<'a> {
         }
     }
 
-    /// overlap = skip: nothing is made; the skipped submission is logged for `jobrun runs` (and
-    /// told, with `[notify] on` naming "skipped").
+    /// overlap = skip: nothing is made; the skipped submission is logged for `jobrun runs` (for
+    /// ECS jobs also in the bucket, for `schedule list`) and told, with `[notify] on` naming
+    /// "skipped".
     async fn skip(&self, store: &Store, active: &str, ui: &Ui) -> Result<Exit> {
         let reason = format!(
             "skipped: run {active} of job {} is still active (overlap = skip)",
             self.job.name
         );
-        claim::log_skipped(
-            store,
-            &Skipped {
-                at: Utc::now(),
-                job: self.job.name.clone(),
-                key: self.key.clone(),
-                active_run: active.to_string(),
-                reason: reason.clone(),
-            },
-        )?;
+        let skipped = Skipped {
+            at: Utc::now(),
+            job: self.job.name.clone(),
+            key: self.key.clone(),
+            active_run: active.to_string(),
+            reason: reason.clone(),
+        };
+        claim::log_skipped(store, &skipped)?;
+        if let Some(s) = &self.shared {
+            claim::log_skipped_in_bucket(s.aws, s.bucket, &skipped).await?;
+        }
         if let Some(spec) = self
             .job
             .notify

@@ -17,7 +17,7 @@ use crate::error::{Exit, Failure, Result};
 use crate::image::bundle;
 use crate::image::push::{AwsOptions, push_image};
 use crate::infra::dispatcher::{self, Delivery, DispatcherImage, ScheduleDef};
-use crate::report::schedules::{Added, LastRun, ScheduleDone, ScheduleLine, ScheduleList};
+use crate::report::schedules::{Added, LastFire, ScheduleDone, ScheduleLine, ScheduleList};
 use crate::schedule::{self, ScheduleError, Stored, expr::When};
 use crate::ui::Ui;
 use std::path::Path;
@@ -245,27 +245,57 @@ async fn find(aws: &Aws, group: &str, job: &str, name: &str) -> Result<Found> {
 async fn list(file: Option<&Path>, args: &ScheduleListArgs, ui: &Ui) -> Result<Exit> {
     let job = ecs_job(file)?;
     let aws = load_aws(&job, &args.aws).await?;
-    let group = dispatcher::group_name(&job, &aws).await?;
+    let at = dispatcher::where_of(&job, &aws).await?;
     let mut schedules = vec![];
-    let mut runs = None;
-    for name in dispatcher::list(&aws, &group).await? {
-        let found = find(&aws, &group, &job.name, &name).await?;
-        if runs.is_none()
+    let mut fires = None;
+    for name in dispatcher::list(&aws, &at.group).await? {
+        let found = find(&aws, &at.group, &job.name, &name).await?;
+        if fires.is_none()
             && let Some(s) = &found.stored
         {
-            let bucket = &s.outputs.site.bucket;
-            runs = Some(crate::dispatch::remote::recent(&aws, bucket, &job.name, 50).await?);
+            fires = Some(recent_fires(&aws, &s.outputs.site.bucket, &job.name).await?);
         }
-        schedules.push(line(&name, found, runs.as_deref().unwrap_or_default()));
+        schedules.push(line(&name, found, fires.as_deref().unwrap_or_default()));
     }
     ui.emit(&ScheduleList {
         job: job.name.clone(),
         schedules,
+        failed_deliveries: dispatcher::failed_deliveries(&aws, &at).await?,
+        dead_letters: at.dead_letters,
     });
     Ok(Exit::Ok)
 }
 
-fn line(name: &str, found: Found, runs: &[crate::record::RunRecord]) -> ScheduleLine {
+/// The job's newest keyed fires in its bucket, runs and skips together, newest first.
+async fn recent_fires(aws: &Aws, bucket: &str, job: &str) -> Result<Vec<LastFire>> {
+    let runs = crate::dispatch::remote::recent(aws, bucket, job, 50).await?;
+    let skips = crate::claim::skipped_in_bucket(aws, bucket, job, 50).await?;
+    let mut fires: Vec<LastFire> = runs
+        .into_iter()
+        .filter_map(|r| {
+            Some(LastFire {
+                key: r.key.clone()?,
+                at: r.created_at,
+                state: r.state().to_string(),
+                run_id: r.run_id,
+                reason: None,
+            })
+        })
+        .chain(skips.into_iter().filter_map(|s| {
+            Some(LastFire {
+                key: s.key?,
+                at: s.at,
+                state: "skipped".into(),
+                run_id: s.active_run,
+                reason: Some(s.reason),
+            })
+        }))
+        .collect();
+    fires.sort_by_key(|f| std::cmp::Reverse(f.at));
+    Ok(fires)
+}
+
+fn line(name: &str, found: Found, fires: &[LastFire]) -> ScheduleLine {
     let got = &found.got;
     let now = chrono::Utc::now();
     let since = got
@@ -276,14 +306,7 @@ fn line(name: &str, found: Found, runs: &[crate::record::RunRecord]) -> Schedule
     let tz = schedule::expr::timezone(tz_name).unwrap_or(chrono_tz::UTC);
     let enabled = got.state() != Some(&aws_sdk_scheduler::types::ScheduleState::Disabled);
     let prefix = format!("{name}.");
-    let last_run = runs
-        .iter()
-        .find(|r| r.key.as_deref().is_some_and(|k| k.starts_with(&prefix)))
-        .map(|r| LastRun {
-            run_id: r.run_id.clone(),
-            key: r.key.clone().unwrap_or_default(),
-            state: r.state().to_string(),
-        });
+    let last_fire = fires.iter().find(|f| f.key.starts_with(&prefix)).cloned();
     let stored = found.stored.as_ref();
     ScheduleLine {
         name: name.to_string(),
@@ -296,7 +319,7 @@ fn line(name: &str, found: Found, runs: &[crate::record::RunRecord]) -> Schedule
         },
         state: if enabled { "enabled" } else { "paused" }.into(),
         tasks: stored.map(|s| s.configs.len()),
-        last_run,
+        last_fire,
     }
 }
 
@@ -304,7 +327,7 @@ fn line(name: &str, found: Found, runs: &[crate::record::RunRecord]) -> Schedule
 async fn named(file: Option<&Path>, args: &ScheduleNameArgs) -> Result<(Aws, String, Found)> {
     let job = ecs_job(file)?;
     let aws = load_aws(&job, &args.aws).await?;
-    let group = dispatcher::group_name(&job, &aws).await?;
+    let group = dispatcher::where_of(&job, &aws).await?.group;
     let found = find(&aws, &group, &job.name, &args.name).await?;
     Ok((aws, group, found))
 }

@@ -85,10 +85,23 @@ pub async fn converge(
     })
 }
 
-/// The schedule group's name, without converging anything (for `list`, `pause`, `rm`).
-pub async fn group_name(job: &Job, aws: &Aws) -> Result<String, InfraError> {
+/// Where a job's schedules are, without converging anything (for `list`, `pause`, `rm`).
+pub struct Where {
+    pub group: String,
+    pub dead_letters: String,
+}
+
+pub async fn where_of(job: &Job, aws: &Aws) -> Result<Where, InfraError> {
     let cx = super::resources::Ctx::new(job, aws, false).await?;
-    Ok(cx.names.schedule_group)
+    Ok(Where {
+        group: cx.names.schedule_group,
+        dead_letters: cx.names.schedule_dlq,
+    })
+}
+
+/// Deliveries Scheduler gave up on: the messages in the schedules' dead-letter queue.
+pub async fn failed_deliveries(aws: &Aws, at: &Where) -> Result<Option<u64>, InfraError> {
+    super::resources::queue::waiting(aws, &at.dead_letters).await
 }
 
 pub use super::resources::schedule::{

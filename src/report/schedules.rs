@@ -71,20 +71,29 @@ pub struct ScheduleLine {
     /// `enabled` or `paused`.
     pub state: String,
     pub tasks: Option<usize>,
-    pub last_run: Option<LastRun>,
+    /// The newest fire: the run it made, or the skip (overlap = skip) with its reason.
+    pub last_fire: Option<LastFire>,
 }
 
-#[derive(Debug, Serialize)]
-pub struct LastRun {
-    pub run_id: String,
+#[derive(Debug, Clone, Serialize)]
+pub struct LastFire {
     pub key: String,
+    pub at: DateTime<Utc>,
+    /// The run's state, or `skipped`.
     pub state: String,
+    /// The run it made, or (skipped) the run that was still active.
+    pub run_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
 pub struct ScheduleList {
     pub job: String,
     pub schedules: Vec<ScheduleLine>,
+    /// Deliveries EventBridge Scheduler gave up on (in the schedules' dead-letter queue).
+    pub failed_deliveries: Option<u64>,
+    pub dead_letters: String,
 }
 
 impl fmt::Display for ScheduleList {
@@ -94,7 +103,7 @@ impl fmt::Display for ScheduleList {
         }
         writeln!(
             f,
-            "{:<16} {:<26} {:<16} {:<20} {:<8} LAST RUN",
+            "{:<16} {:<26} {:<16} {:<20} {:<8} LAST FIRE",
             "NAME", "WHEN", "TIMEZONE", "NEXT FIRE (UTC)", "STATE"
         )?;
         for (i, s) in self.schedules.iter().enumerate() {
@@ -102,11 +111,11 @@ impl fmt::Display for ScheduleList {
                 .next_fire
                 .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
                 .unwrap_or_else(|| "-".into());
-            let last = s
-                .last_run
-                .as_ref()
-                .map(|r| format!("{} {}", r.run_id, r.state))
-                .unwrap_or_else(|| "-".into());
+            let last = match &s.last_fire {
+                Some(r) if r.state == "skipped" => format!("skipped (run {} active)", r.run_id),
+                Some(r) => format!("{} {}", r.run_id, r.state),
+                None => "-".into(),
+            };
             write!(
                 f,
                 "{:<16} {:<26} {:<16} {:<20} {:<8} {last}",
@@ -116,7 +125,14 @@ impl fmt::Display for ScheduleList {
                 writeln!(f)?;
             }
         }
-        Ok(())
+        match self.failed_deliveries {
+            Some(n) if n > 0 => write!(
+                f,
+                "\n{n} deliveries failed for an hour and were given up: see the queue {}",
+                self.dead_letters
+            ),
+            _ => Ok(()),
+        }
     }
 }
 

@@ -177,8 +177,9 @@ fn a_schedule_fires_one_run_per_slot_through_the_dispatcher_image() {
     assert_eq!(line["state"], "enabled");
     assert_eq!(line["tasks"], 3);
     assert!(line["next_fire"].is_string(), "{line}");
-    assert_eq!(line["last_run"]["key"], "weekly.2026-11-30T05:00:00Z");
-    assert_eq!(line["last_run"]["state"], "succeeded");
+    assert_eq!(line["last_fire"]["key"], "weekly.2026-11-30T05:00:00Z");
+    assert_eq!(line["last_fire"]["state"], "succeeded");
+    assert_eq!(list.json()["failed_deliveries"], 0);
 
     // pause / resume keep the definition; run fires the dispatcher's task now.
     assert_eq!(t.run(&["schedule", "pause", "weekly"]).status, 0);
@@ -253,6 +254,16 @@ fn a_fire_while_a_run_is_active_is_skipped_then_replaced() {
     assert!(skipped.status.success(), "{said}");
     assert!(said.contains("skipped"), "{said}");
     assert_eq!(tasks_of(moto, &t.name, &family).len(), 1, "nothing started");
+    // The skip is seen from this machine, although it happened in the dispatcher's task.
+    let list = t.run(&["schedule", "list", "-o", "json"]);
+    assert_eq!(list.status, 0, "{}", list.stderr);
+    let last = &list.json()["schedules"][0]["last_fire"];
+    assert_eq!(last["key"], "nightly.2026-11-30T00:00:00Z", "{last}");
+    assert_eq!(last["state"], "skipped");
+    assert!(
+        last["reason"].as_str().unwrap().contains("still active"),
+        "{last}"
+    );
 
     // With replace, the next slot cancels the held run and starts its own.
     add("replace");

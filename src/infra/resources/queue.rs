@@ -254,6 +254,26 @@ pub async fn discover(cx: &Ctx<'_>, found: &mut Teardown) -> Result<(), InfraErr
     Ok(())
 }
 
+/// How many messages wait in the queue named `name` (`None`: no such queue).
+pub async fn waiting(aws: &Aws, name: &str) -> Result<Option<u64>, InfraError> {
+    let sqs = aws.sqs();
+    let Some(url) = queue_url(&sqs, name).await? else {
+        return Ok(None);
+    };
+    let got = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(Attr::ApproximateNumberOfMessages)
+        .send()
+        .await
+        .map_err(aws::op("GetQueueAttributes"))?;
+    let n = got
+        .attributes()
+        .and_then(|a| a.get(&Attr::ApproximateNumberOfMessages))
+        .and_then(|n| n.parse().ok());
+    Ok(Some(n.unwrap_or(0)))
+}
+
 pub async fn delete(aws: &Aws, url: &str) -> Result<(), InfraError> {
     aws.sqs()
         .delete_queue()
