@@ -65,6 +65,8 @@ pub enum Command {
     Watch(WatchArgs),
     /// Show a run's state (default: the latest run of this job)
     Status(StatusArgs),
+    /// Table what a run's tasks produced: configuration → result.json, and the reduce's result
+    Results(ResultsArgs),
     /// List recent runs
     Runs(RunsArgs),
     /// Print a task's output
@@ -78,6 +80,10 @@ pub enum Command {
     Schedule(ScheduleCommand),
     /// The queue-mode worker: take tasks from the job's queue and run them (inside the job's container)
     Agent(crate::agent::AgentArgs),
+    /// How a direct-mode ECS task runs the job's command (inside the job's container): the
+    /// command, then its JOBRUN_OUTPUT_DIR uploaded to the run's prefix
+    #[command(hide = true)]
+    Task(crate::agent::direct::TaskArgs),
     /// What a schedule fires (inside AWS): submit the stored schedule for one scheduled time and
     /// watch the run to its end
     #[command(hide = true)]
@@ -296,6 +302,26 @@ pub struct StatusArgs {
     /// their indexes as ranges, the first failures in detail)
     #[arg(long)]
     pub tasks: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ResultsArgs {
+    #[command(flatten)]
+    pub run: RunArg,
+    /// Order by a column: a result key (`loss`), a configuration key, or a full column name
+    /// (`result.loss`, `config.lr`, `duration_s`); smallest first
+    #[arg(long, value_name = "KEY")]
+    pub sort: Option<String>,
+    /// Largest first (with --sort)
+    #[arg(long, requires = "sort")]
+    pub desc: bool,
+    /// Only the first N rows (after --sort)
+    #[arg(long, value_name = "N")]
+    pub top: Option<usize>,
+    /// Copy every task's output folder to DIR/<index>/ (and the reduce's to DIR/reduce/),
+    /// fetching only files that are missing or changed
+    #[arg(long, value_name = "DIR")]
+    pub download: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]

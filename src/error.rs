@@ -220,6 +220,17 @@ impl From<crate::dispatch::remote::RemoteError> for Failure {
     }
 }
 
+impl From<crate::outputs::s3::TransferError> for Failure {
+    fn from(e: crate::outputs::s3::TransferError) -> Self {
+        use crate::outputs::s3::TransferError;
+        match e {
+            TransferError::Aws(e) => e.into(),
+            TransferError::Io { .. } => Failure::env(format!("cannot move outputs: {e}"))
+                .hint("check that the folder exists and can be written"),
+        }
+    }
+}
+
 impl From<crate::agent::AgentError> for Failure {
     fn from(e: crate::agent::AgentError) -> Self {
         match e {

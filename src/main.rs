@@ -17,6 +17,7 @@ mod image;
 mod infra;
 mod init;
 mod notify;
+mod outputs;
 mod plan;
 mod record;
 mod registry;

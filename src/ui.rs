@@ -40,6 +40,8 @@ pub enum OutputFormat {
     Text,
     /// JSON (JSON lines for progress)
     Json,
+    /// CSV (`jobrun results` only)
+    Csv,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -79,7 +81,7 @@ impl Ui {
             return;
         }
         match self.format {
-            OutputFormat::Text => out(value),
+            OutputFormat::Text | OutputFormat::Csv => out(value),
             OutputFormat::Json => out(serde_json::to_string(value).expect("serialisable output")),
         }
     }

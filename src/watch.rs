@@ -290,7 +290,7 @@ impl View {
 
 fn describe(rec: &RunRecord, t: &crate::record::TaskRecord) -> String {
     let max = rec.settings.max_attempts;
-    let mut s = format!("task {} {}", t.index, t.state.as_str());
+    let mut s = format!("{} {}", t.label(), t.state.as_str());
     match t.state {
         TaskState::Running => s.push_str(&format!(" (attempt {}/{max})", t.attempts)),
         TaskState::Succeeded => {

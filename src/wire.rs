@@ -9,6 +9,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
+pub use crate::record::Stage;
+
+fn is_map(s: &Stage) -> bool {
+    *s == Stage::Map
+}
+
 /// The run's folder in the job's bucket.
 pub fn run_prefix(job: &str, run_id: &str) -> String {
     format!("jobs/{job}/runs/{run_id}/")
@@ -23,6 +29,55 @@ pub fn record_key(job: &str, run_id: &str) -> String {
 pub fn config_key(job: &str, run_id: &str, index: usize) -> String {
     format!("{}configs/{index}.json", run_prefix(job, run_id))
 }
+/// Where a task's output folder goes: `outputs/<index>/` for a map task, `reduce/` for the
+/// reduce.
+pub fn output_prefix(
+    job: &str,
+    run_id: &str,
+    index: impl std::fmt::Display,
+    stage: Stage,
+) -> String {
+    match stage {
+        Stage::Map => format!("{}{index}/", inputs_prefix(job, run_id)),
+        Stage::Reduce => format!("{}reduce/", run_prefix(job, run_id)),
+    }
+}
+
+/// Every map task's output folder, together: what the reduce reads.
+pub fn inputs_prefix(job: &str, run_id: &str) -> String {
+    format!("{}outputs/", run_prefix(job, run_id))
+}
+
+/// What the jobrun inside a direct-mode task says about an attempt's outputs.
+pub fn receipt_key(job: &str, run_id: &str, index: usize, attempt: u32) -> String {
+    format!("{}receipts/{index}-{attempt}.json", run_prefix(job, run_id))
+}
+
+/// An attempt's outputs as the jobrun inside the task left them: how much went up, the result
+/// (or why there is none), and a failed upload's reason.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Receipt {
+    pub files: u64,
+    pub bytes: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result_error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upload_error: Option<String>,
+}
+
+impl Receipt {
+    /// The result as a task record keeps it.
+    pub fn result(&self) -> Option<Result<Value, String>> {
+        match (&self.result, &self.result_error) {
+            (Some(v), _) => Some(Ok(v.clone())),
+            (None, Some(e)) => Some(Err(e.clone())),
+            (None, None) => None,
+        }
+    }
+}
+
 /// The container jobrun's task definitions run the job in.
 pub const CONTAINER: &str = "job";
 /// The awslogs stream prefix of jobrun's task definitions: a task's stream is
@@ -56,6 +111,9 @@ pub struct TaskMessage {
     pub run_id: String,
     pub index: usize,
     pub count: usize,
+    /// A map task, or the run's reduce (whose inputs the agent downloads first).
+    #[serde(default, skip_serializing_if = "is_map")]
+    pub stage: Stage,
     /// The attempt of the first delivery; each redelivery is the next attempt.
     pub attempt: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -121,6 +179,9 @@ pub struct TaskResult {
     /// For tasks from S3 events: the object.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub s3_object: Option<String>,
+    /// The task's outputs, as uploaded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outputs: Option<Receipt>,
 }
 
 pub fn results_prefix(job: &str, run_id: &str) -> String {

@@ -24,6 +24,8 @@ pub(super) struct Done {
     pub(super) outcome: Outcome,
     pub(super) exit_code: Option<i64>,
     pub(super) reason: Option<String>,
+    /// What went up of the task's output folder.
+    pub(super) outputs: Option<crate::wire::Receipt>,
 }
 
 impl Done {
@@ -32,6 +34,7 @@ impl Done {
             outcome: Outcome::Cancelled,
             exit_code: None,
             reason: Some("cancelled".into()),
+            outputs: None,
         }
     }
     pub(super) fn failed(exit_code: Option<i64>, why: String) -> Done {
@@ -39,6 +42,7 @@ impl Done {
             outcome: Outcome::Failed,
             exit_code,
             reason: Some(why),
+            outputs: None,
         }
     }
 }

@@ -13,6 +13,8 @@
 //! success is deleted without running it again. With nothing to do for `--idle-exit` it exits.
 
 mod child;
+pub mod direct;
+pub mod outputs;
 mod work;
 
 use crate::aws::{self, Aws, AwsError, retrying};
@@ -278,7 +280,7 @@ impl Agent {
             .and_then(|v| v.parse().ok())
             .unwrap_or(1);
         let body = msg.body().unwrap_or_default();
-        let work = match self.parse(body, receives) {
+        let mut work = match self.parse(body, receives) {
             Parsed::Work(w) => w,
             Parsed::Ignore(why) => {
                 say(&format!("{why}: deleting the message"));
@@ -316,9 +318,26 @@ impl Agent {
         say(&format!("{label}: starting (receive {receives})"));
         self.protect(true, work.timeout).await;
         let started = Utc::now();
+        let target = self.outputs_of(&work);
+        let folders = match target.prepare().await {
+            Ok(f) => f,
+            Err(why) => {
+                self.protect(false, work.timeout).await;
+                let done = Done::failed(None, format!("its folders could not be made: {why}"));
+                say(&format!("{label}: failed ({why})"));
+                self.finish(&work, &receipt, receives, started, vec![], done)
+                    .await?;
+                return Ok(false);
+            }
+        };
+        folders.env(&mut work.env);
         let (ended, tail) = self.run_child(&work, &receipt, term, int).await?;
+        let uploaded = match ended {
+            Ended::Terminated => None,
+            _ => Some(target.upload(&folders).await),
+        };
         self.protect(false, work.timeout).await;
-        let done = match ended {
+        let mut done = match ended {
             Ended::Terminated => {
                 say(&format!(
                     "{label}: stopped by a signal; the message goes back to the queue"
@@ -330,6 +349,7 @@ impl Agent {
                 outcome: Outcome::Succeeded,
                 exit_code: Some(0),
                 reason: None,
+                outputs: None,
             },
             Ended::Cancelled => Done::cancelled(),
             Ended::TimedOut => Done::failed(
@@ -347,6 +367,12 @@ impl Agent {
                 }),
             ),
         };
+        if let Some(e) = uploaded.as_ref().and_then(|u| u.upload_error.clone())
+            && done.outcome == Outcome::Succeeded
+        {
+            done = Done::failed(Some(0), format!("its outputs could not be uploaded: {e}"));
+        }
+        done.outputs = uploaded;
         match (&done.outcome, &done.reason) {
             (Outcome::Failed, Some(why)) => say(&format!("{label}: failed ({why})")),
             (outcome, _) => say(&format!("{label}: {}", outcome.as_str())),
@@ -354,6 +380,18 @@ impl Agent {
         self.finish(&work, &receipt, receives, started, tail, done)
             .await?;
         Ok(false)
+    }
+
+    /// Where a delivery's outputs go.
+    fn outputs_of(&self, w: &Work) -> outputs::Target<'_> {
+        outputs::Target {
+            s3: &self.s3,
+            bucket: &self.args.bucket,
+            job: &self.args.job,
+            run_id: w.run_id.clone(),
+            index: w.key_index.clone(),
+            stage: w.stage,
+        }
     }
 
     async fn already_done(&self, w: &Work) -> Result<bool, AgentError> {
@@ -459,6 +497,7 @@ impl Agent {
             log_tail,
             worker: self.worker.clone(),
             s3_object: w.s3_object.clone(),
+            outputs: done.outputs,
         };
         let key = result_key(
             &self.args.job,

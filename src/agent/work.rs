@@ -18,6 +18,7 @@ pub(super) struct Work {
     pub(super) env: BTreeMap<String, String>,
     pub(super) timeout: Duration,
     pub(super) s3_object: Option<String>,
+    pub(super) stage: crate::record::Stage,
 }
 
 pub(super) enum Parsed {
@@ -42,6 +43,7 @@ impl Agent {
             env.insert("JOBRUN_JOB".into(), m.job.clone());
             env.insert("JOBRUN_INDEX".into(), m.index.to_string());
             env.insert("JOBRUN_COUNT".into(), m.count.to_string());
+            env.insert("JOBRUN_STAGE".into(), m.stage.as_str().into());
             let attempt = m.attempt + receives.saturating_sub(1);
             env.insert("JOBRUN_ATTEMPT".into(), attempt.to_string());
             match (&m.config, &m.config_url) {
@@ -62,6 +64,7 @@ impl Agent {
                 env,
                 timeout: Duration::from_secs(m.timeout_secs.max(1)),
                 s3_object: None,
+                stage: m.stage,
             });
         }
         if value.get("Event").and_then(|e| e.as_str()) == Some("s3:TestEvent") {
@@ -121,6 +124,7 @@ impl Agent {
                 env,
                 timeout: self.args.timeout,
                 s3_object: Some(object),
+                stage: crate::record::Stage::Map,
             });
         }
         Parsed::Bad("neither a jobrun task nor an S3 event".into())

@@ -9,6 +9,7 @@ mod drive;
 mod gate;
 mod image;
 mod infra;
+mod results;
 mod runs;
 mod schedule;
 mod setup;
@@ -22,6 +23,12 @@ pub async fn run(cli: Cli, matches: &ArgMatches) -> Result<Exit> {
     let ui = crate::ui::Ui::new(cli.output);
     let sub = matches.subcommand().map(|(_, m)| m);
     let file = cli.file.as_deref();
+    if cli.output == crate::ui::OutputFormat::Csv && !matches!(cli.command, Command::Results(_)) {
+        return Err(
+            crate::error::Failure::usage("-o csv is for `jobrun results` only")
+                .hint("use -o json (or text) with this command"),
+        );
+    }
     match cli.command {
         Command::Init(args) => setup::init(args, &ui),
         Command::Config(args) => setup::config(file, &args, sub, &ui),
@@ -40,8 +47,10 @@ pub async fn run(cli: Cli, matches: &ArgMatches) -> Result<Exit> {
         Command::Cancel(args) => runs::cancel(file, args, &ui).await,
         Command::Retry(args) => runs::retry(file, args, &ui).await,
         Command::Runs(args) => runs::list(file, args, &ui),
+        Command::Results(args) => results::results(file, args, &ui).await,
         Command::Schedule(command) => schedule::run(file, command, &ui).await,
         Command::Dispatch(args) => schedule::dispatch(args, &ui).await,
+        Command::Task(args) => Ok(crate::agent::direct::run(args).await?),
         Command::Agent(args) => {
             crate::agent::run(args).await?;
             Ok(Exit::Ok)

@@ -6,7 +6,7 @@ use super::drive::{already_finished, attach, exit_of, go_on};
 use crate::cli::{LogsArgs, RetryArgs, RunArg, RunsArgs, StatusArgs, WatchArgs};
 use crate::dispatch::Dispatcher;
 use crate::error::{Exit, Failure, Result};
-use crate::record::{Place, RunRecord, TaskState};
+use crate::record::{Place, RunRecord, Stage, TaskState};
 use crate::report::{RunLine, RunList, RunStatus};
 use crate::store::RunSummary;
 use crate::store::Store;
@@ -169,6 +169,17 @@ fn requeue_failed(rec: &mut RunRecord) -> usize {
     if n > 0 {
         rec.finished_at = None;
         rec.cancel_requested = false;
+        // The reduce reads every map task's outputs: when some run again, so does it.
+        if let Some(reduce) = rec.tasks.last_mut().filter(|t| t.stage == Stage::Reduce)
+            && reduce.state != TaskState::Queued
+        {
+            reduce.state = TaskState::Queued;
+            reduce.retried_from = reduce.attempts;
+            reduce.reason = Some("after the retried map tasks".into());
+            reduce.exit_code = None;
+            reduce.finished_at = None;
+            n += 1;
+        }
     }
     n
 }

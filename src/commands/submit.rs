@@ -15,7 +15,9 @@ use crate::error::{Exit, Failure, Result};
 use crate::image::{self, records::ImageRecords};
 use crate::infra::Outputs;
 use crate::plan;
-use crate::record::{self, EcsRun, ImageRef, Place, QueueRun, RunRecord, RunSettings, TaskRecord};
+use crate::record::{
+    self, EcsRun, ImageRef, Place, QueueRun, ReduceSettings, RunRecord, RunSettings, TaskRecord,
+};
 use crate::report::Submitted;
 use crate::store::Store;
 use crate::ui::Ui;
@@ -105,14 +107,21 @@ fn task_record(t: plan::TaskPlan) -> TaskRecord {
     TaskRecord::new(t.index, t.config, t.command)
 }
 
-/// A new run's record: the one place one is made.
+/// A new run's record: the one place one is made. The job's reduce, if it has one, is the
+/// last task.
 fn new_record(
     job: &Job,
     run_id: &str,
     place: Place,
     image: ImageRef,
-    tasks: Vec<TaskRecord>,
+    mut tasks: Vec<TaskRecord>,
 ) -> RunRecord {
+    if let Some(reduce) = &job.reduce {
+        tasks.push(TaskRecord::reduce(
+            tasks.len(),
+            Some(reduce.command.clone()),
+        ));
+    }
     RunRecord {
         schema: record::SCHEMA,
         run_id: run_id.to_string(),
@@ -140,6 +149,10 @@ fn settings_of(job: &Job) -> RunSettings {
         env: job.run.env.clone(),
         retry_exit_codes: job.run.retry_exit_codes.clone(),
         notify: job.notify.clone(),
+        reduce: job.reduce.as_ref().map(|r| ReduceSettings {
+            when: r.when,
+            image: None,
+        }),
     }
 }
 
@@ -197,7 +210,20 @@ async fn submit_local(job: Job, at: Submit<'_>, ui: &Ui) -> Result<Exit> {
         id: image_id,
         platform: image::platform_of(&inspect),
     };
-    let rec = new_record(&job, run_id, Place::Local, image, tasks);
+    let mut rec = new_record(&job, run_id, Place::Local, image, tasks);
+    if let (Some(settings), Some(other)) = (
+        rec.settings.reduce.as_mut(),
+        job.reduce.as_ref().and_then(|r| r.image.as_ref()),
+    ) {
+        let found = engine.inspect_image(other).await?;
+        let id = found.and_then(|i| i.id).ok_or_else(|| {
+            Failure::usage(format!(
+                "reduce.image {other} is not an image of the local engine"
+            ))
+            .hint("build or load it first (`docker images` lists what the engine has)")
+        })?;
+        settings.image = Some(id);
+    }
     let local = async || Ok(Dispatcher::Local(LocalDispatcher::new(engine)));
     gate_then_start(&gate, &at, rec, local, ui).await
 }
@@ -224,6 +250,16 @@ async fn submit_ecs(job: Job, at: Submit<'_>, ui: &Ui) -> Result<Exit> {
         super::infra::converge(&job, &aws, store, false).await?;
     }
     let outputs = current_outputs(&job, store, &aws)?;
+    if job.reduce.is_some() && !outputs.site.outputs {
+        return Err(Failure::usage(format!(
+            "job {} has a [reduce], but its image carries no jobrun to hand the map tasks' outputs to it",
+            job.name
+        ))
+        .hint(format!(
+            "set [queue] agent_binaries.{} to a jobrun built for that architecture, then `jobrun build --push` and `jobrun up`",
+            job.image.platform.arch
+        )));
+    }
     let image = ImageRef {
         reference: outputs.image.clone(),
         id: outputs

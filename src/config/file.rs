@@ -4,8 +4,8 @@
 
 use super::ConfigError;
 use super::job::{
-    CapacityKind, DispatchMode, NotifyEvent, Overlap, PolicyStatement, RetryExitCodes, TargetKind,
-    parse_duration,
+    CapacityKind, DispatchMode, NotifyEvent, Overlap, PolicyStatement, ReduceWhen, RetryExitCodes,
+    TargetKind, parse_duration,
 };
 use crate::resources::{MemoryMib, Vcpu};
 use serde::{Deserialize, Serialize};
@@ -52,6 +52,18 @@ pub struct FileConfig {
     pub schedule: ScheduleSection,
     #[serde(default)]
     pub notify: NotifySection,
+    pub reduce: Option<ReduceSection>,
+}
+
+/// `[reduce]`: a task run once after the map tasks, reading their outputs.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReduceSection {
+    pub command: CommandSpec,
+    /// A local image to run the reduce in (default: the job's image; local target only).
+    pub image: Option<String>,
+    /// "all-succeeded" (default) or "always".
+    pub when: Option<ReduceWhen>,
 }
 
 /// `[notify]`: who hears how a run went.

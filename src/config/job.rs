@@ -197,6 +197,26 @@ pub enum Overlap {
     Replace,
 }
 
+/// When a run's reduce task runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReduceWhen {
+    /// Once every map task has succeeded (else it is skipped, and `retry --failed` brings it back).
+    #[default]
+    AllSucceeded,
+    /// Once every map task has ended, whatever their outcome.
+    Always,
+}
+
+/// `[reduce]`: one task after the map tasks, with their outputs as its inputs.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ReduceSpec {
+    pub command: Vec<String>,
+    /// Another local image to reduce in (default: the job's image).
+    pub image: Option<String>,
+    pub when: ReduceWhen,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Job {
     pub name: String,
@@ -213,6 +233,8 @@ pub struct Job {
     pub overlap: Option<Overlap>,
     /// `[notify]`, when it names a webhook or a topic.
     pub notify: Option<NotifySpec>,
+    /// `[reduce]`, when the job has one.
+    pub reduce: Option<ReduceSpec>,
 }
 
 impl Job {

@@ -278,8 +278,31 @@ pub(super) fn resolve(
         },
         overlap: file.schedule.overlap,
         notify: notify(&file.notify, file.aws.profile.as_deref()).map_err(invalid)?,
+        reduce: reduce(file.reduce.as_ref(), target).map_err(invalid)?,
         dir,
     })
+}
+
+/// `[reduce]`: a command (never empty); another image only where jobrun can run one.
+fn reduce(
+    section: Option<&ReduceSection>,
+    target: TargetKind,
+) -> Result<Option<ReduceSpec>, String> {
+    let Some(section) = section else {
+        return Ok(None);
+    };
+    let command = section.command.argv();
+    if command.is_empty() {
+        return Err("reduce.command is empty".into());
+    }
+    if section.image.is_some() && target == TargetKind::Ecs {
+        return Err("reduce.image works on the local target only: on ECS the reduce runs in the job's image (give it the reduce's code too)".into());
+    }
+    Ok(Some(ReduceSpec {
+        command,
+        image: section.image.clone(),
+        when: section.when.unwrap_or_default(),
+    }))
 }
 
 /// `[notify]`: a webhook URL (http or https) and/or an SNS topic ARN, and the events.

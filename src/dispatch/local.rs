@@ -7,14 +7,17 @@
 
 use crate::dispatch::{DispatchError, FailKind, fail_attempt, stop_due, timed_out};
 use crate::engine::{Engine, EngineError, LABEL_ATTEMPT, LABEL_INDEX, LABEL_JOB, LABEL_RUN};
-use crate::record::{RunRecord, RunSettings, StopRequest, TaskRecord, TaskState};
+use crate::outputs::{self, CONTAINER_INPUTS, CONTAINER_OUTPUT};
+use crate::record::{RunRecord, RunSettings, Stage, StopRequest, TaskRecord, TaskState};
 use crate::store::Store;
-use bollard::models::{ContainerCreateBody, ContainerSummaryStateEnum, HostConfig};
+use bollard::models::{
+    ContainerCreateBody, ContainerSummaryStateEnum, HostConfig, Mount, MountType,
+};
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use tokio::sync::mpsc;
 
 pub struct LocalDispatcher {
@@ -148,7 +151,9 @@ impl LocalDispatcher {
         if rec.cancel_requested {
             super::cancel_queued(rec);
         } else {
-            self.start_queued(rec, live.len(), &mut discard).await?;
+            let run_dir = store.run_dir(&rec.run_id);
+            self.start_queued(rec, live.len(), &run_dir, &mut discard)
+                .await?;
         }
         let mut release = discard;
         for (name, log_path) in collect {
@@ -251,6 +256,8 @@ impl LocalDispatcher {
                 task.finished_at = parse_time(state.finished_at.as_deref()).or(Some(now));
                 task.log = Some(log_path.to_string_lossy().into_owned());
                 task.handle = None;
+                let run_dir = store.run_dir(&rec.run_id);
+                task.set_result(outputs::read_result(&outputs::local_dir(&run_dir, task)));
                 let (outcome, reason, kind) =
                     outcome_of(task.stop_request.take(), code, &state, &rec.settings);
                 match outcome {
@@ -286,61 +293,29 @@ impl LocalDispatcher {
         &mut self,
         rec: &mut RunRecord,
         running: usize,
+        run_dir: &Path,
         discard: &mut Vec<String>,
     ) -> Result<(), DispatchError> {
         let slots = rec.settings.concurrency.saturating_sub(running);
-        let picks: Vec<usize> = rec
-            .tasks
-            .iter()
-            .filter(|t| t.state == TaskState::Queued)
-            .take(slots)
-            .map(|t| t.index)
-            .collect();
+        let picks: Vec<usize> = rec.startable().take(slots).map(|t| t.index).collect();
         if picks.is_empty() {
             return Ok(());
         }
-        let count = rec.tasks.len();
+        let mut bodies = Vec::with_capacity(picks.len());
+        for &i in &picks {
+            bodies.push(container_body(rec, i, run_dir)?);
+        }
         let host_cpus = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1) as f64;
         let nano_cpus = (rec.settings.cpu.min(host_cpus) * 1e9) as i64;
-        let starts = picks.iter().map(|&i| {
-            let task = &rec.tasks[i];
-            let attempt = task.attempts + 1;
+        let starts = picks.iter().zip(bodies).map(|(&i, mut body)| {
+            let attempt = rec.tasks[i].attempts + 1;
             let name = container_name(&rec.run_id, i, attempt);
-            let mut env: Vec<String> = rec
-                .settings
-                .env
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect();
-            env.extend(task.env.iter().map(|(k, v)| format!("{k}={v}")));
-            env.extend([
-                format!("JOBRUN_RUN_ID={}", rec.run_id),
-                format!("JOBRUN_JOB={}", rec.job),
-                format!("JOBRUN_INDEX={i}"),
-                format!("JOBRUN_COUNT={count}"),
-                format!("JOBRUN_ATTEMPT={attempt}"),
-                format!("JOBRUN_CONFIG={}", task.config),
-            ]);
-            let labels = HashMap::from([
-                (LABEL_RUN.to_string(), rec.run_id.clone()),
-                (LABEL_JOB.to_string(), rec.job.clone()),
-                (LABEL_INDEX.to_string(), i.to_string()),
-                (LABEL_ATTEMPT.to_string(), attempt.to_string()),
-            ]);
-            let body = ContainerCreateBody {
-                image: Some(rec.image.id.clone()),
-                cmd: task.command.clone(),
-                env: Some(env),
-                labels: Some(labels),
-                host_config: Some(HostConfig {
-                    memory: Some(rec.settings.memory_mib as i64 * 1024 * 1024),
-                    nano_cpus: Some(nano_cpus),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            };
+            if let Some(host) = body.host_config.as_mut() {
+                host.memory = Some(rec.settings.memory_mib as i64 * 1024 * 1024);
+                host.nano_cpus = Some(nano_cpus);
+            }
             let engine = self.engine.clone();
             async move {
                 let started = match engine.create_container(&name, body).await {
@@ -424,6 +399,78 @@ impl LocalDispatcher {
             out.write_all(&bytes).map_err(io_err)?;
         }
         Ok(())
+    }
+}
+
+/// The container of a queued task's next attempt (without its limits): the job's command and
+/// `JOBRUN_*` environment, its labels, and its output folder (emptied for the new attempt)
+/// mounted at `JOBRUN_OUTPUT_DIR`; the reduce also gets every map task's folder, read-only.
+fn container_body(
+    rec: &RunRecord,
+    i: usize,
+    run_dir: &Path,
+) -> Result<ContainerCreateBody, DispatchError> {
+    let task = &rec.tasks[i];
+    let attempt = task.attempts + 1;
+    let folder_err = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| DispatchError::Log { path, source }
+    };
+    let out = outputs::local_dir(run_dir, task);
+    outputs::fresh_dir(&out).map_err(folder_err(&out))?;
+    let mut mounts = vec![bind(&out, CONTAINER_OUTPUT, false)];
+    let mut env: Vec<String> = rec
+        .settings
+        .env
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    env.extend(
+        super::task_env(rec, i, attempt)
+            .into_iter()
+            .map(|(k, v)| format!("{k}={v}")),
+    );
+    env.push(format!("JOBRUN_CONFIG={}", task.config));
+    env.push(format!("JOBRUN_OUTPUT_DIR={CONTAINER_OUTPUT}"));
+    let mut image = rec.image.id.clone();
+    if task.stage == Stage::Reduce {
+        let inputs = outputs::local_inputs(run_dir);
+        for t in rec.tasks.iter().filter(|t| t.stage == Stage::Map) {
+            let dir = outputs::local_dir(run_dir, t);
+            std::fs::create_dir_all(&dir).map_err(folder_err(&dir))?;
+        }
+        mounts.push(bind(&inputs, CONTAINER_INPUTS, true));
+        env.push(format!("JOBRUN_INPUTS_DIR={CONTAINER_INPUTS}"));
+        if let Some(other) = rec.settings.reduce.as_ref().and_then(|r| r.image.clone()) {
+            image = other;
+        }
+    }
+    let labels = HashMap::from([
+        (LABEL_RUN.to_string(), rec.run_id.clone()),
+        (LABEL_JOB.to_string(), rec.job.clone()),
+        (LABEL_INDEX.to_string(), i.to_string()),
+        (LABEL_ATTEMPT.to_string(), attempt.to_string()),
+    ]);
+    Ok(ContainerCreateBody {
+        image: Some(image),
+        cmd: task.command.clone(),
+        env: Some(env),
+        labels: Some(labels),
+        host_config: Some(HostConfig {
+            mounts: Some(mounts),
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+}
+
+fn bind(source: &Path, target: &str, read_only: bool) -> Mount {
+    Mount {
+        source: Some(source.to_string_lossy().into_owned()),
+        target: Some(target.into()),
+        typ: Some(MountType::BIND),
+        read_only: Some(read_only),
+        ..Default::default()
     }
 }
 

@@ -54,6 +54,26 @@ pub fn timed_out(settings: &RunSettings) -> String {
     )
 }
 
+/// The `JOBRUN_*` variables of one attempt of a task, the same wherever it runs (each place adds
+/// where the configuration and the output folder are), after the task's own variables.
+pub fn task_env(rec: &RunRecord, i: usize, attempt: u32) -> Vec<(String, String)> {
+    let task = &rec.tasks[i];
+    let mut env: Vec<(String, String)> = task
+        .env
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    env.extend([
+        ("JOBRUN_RUN_ID".into(), rec.run_id.clone()),
+        ("JOBRUN_JOB".into(), rec.job.clone()),
+        ("JOBRUN_INDEX".into(), i.to_string()),
+        ("JOBRUN_COUNT".into(), rec.map_count().to_string()),
+        ("JOBRUN_ATTEMPT".into(), attempt.to_string()),
+        ("JOBRUN_STAGE".into(), task.stage.as_str().into()),
+    ]);
+    env
+}
+
 /// A cancelled run's tasks that never started.
 pub fn cancel_queued(rec: &mut RunRecord) {
     for task in rec
@@ -184,17 +204,21 @@ impl Dispatcher {
         record: &mut RunRecord,
         store: &Store,
     ) -> Result<Release, DispatchError> {
-        match self {
-            Dispatcher::Local(t) => Ok(Release(t.reconcile(record, store).await?)),
+        record.settle_reduce();
+        let release = match self {
+            Dispatcher::Local(t) => Release(t.reconcile(record, store).await?),
             Dispatcher::Ecs(t) => {
                 t.reconcile(record).await?;
-                Ok(Release(vec![]))
+                Release(vec![])
             }
             Dispatcher::Queue(t) => {
                 t.reconcile(record).await?;
-                Ok(Release(vec![]))
+                Release(vec![])
             }
-        }
+        };
+        // The map tasks that ended in this pass may have settled the reduce.
+        record.settle_reduce();
+        Ok(release)
     }
 
     pub async fn release(&mut self, release: Release) -> Result<(), DispatchError> {

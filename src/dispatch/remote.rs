@@ -114,6 +114,18 @@ impl RemoteRun {
         }))
     }
 
+    /// What the jobrun in a direct-mode task wrote about an attempt's outputs, if anything.
+    pub async fn receipt(
+        &self,
+        job: &str,
+        run_id: &str,
+        index: usize,
+        attempt: u32,
+    ) -> Result<Option<crate::wire::Receipt>, AwsError> {
+        let key = crate::wire::receipt_key(job, run_id, index, attempt);
+        aws::get_json(&self.s3, &self.run.site.bucket, &key).await
+    }
+
     /// The first copy of a new run: refused if a run of that id is already there.
     pub async fn create(&self, rec: &RunRecord) -> Result<(), RemoteError> {
         let body = serde_json::to_vec(rec).expect("records serialise");

@@ -17,7 +17,7 @@ use bollard::query_parameters::BuildImageOptionsBuilder;
 use futures_util::StreamExt;
 use serde::Serialize;
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
@@ -157,7 +157,7 @@ pub async fn build(job: &Job, engine: &Engine, ui: &Ui) -> Result<Built, ImageEr
     if got != wanted {
         return Err(ImageError::WrongPlatform { wanted, got });
     }
-    let (image_id, inspect, agent) = if job.ecs.mode == crate::config::DispatchMode::Queue {
+    let (image_id, inspect, agent) = if let Some(binary) = in_image_jobrun(job, ui)? {
         let agent = AgentLayer {
             path: AGENT_PATH.into(),
             entrypoint: inspect
@@ -171,7 +171,7 @@ pub async fn build(job: &Job, engine: &Engine, ui: &Ui) -> Result<Built, ImageEr
                 .and_then(|c| c.cmd.clone())
                 .unwrap_or_default(),
         };
-        let id = add_agent(job, engine, ui, &image_id).await?;
+        let id = add_agent(job, engine, ui, &image_id, &binary).await?;
         let inspect = inspect_id(engine, &id).await?;
         (id, inspect, Some(agent))
     } else {
@@ -207,10 +207,38 @@ fn agent_binary(job: &Job) -> Result<PathBuf, ImageError> {
     Err(ImageError::NoAgentBinary { arch, host })
 }
 
-/// Adds `jobrun agent` to a built image as one more layer (`COPY`, which needs no emulation
-/// for a foreign architecture); the image's entrypoint and command are left as they were.
-async fn add_agent(job: &Job, engine: &Engine, ui: &Ui, base: &str) -> Result<String, ImageError> {
-    let path = agent_binary(job)?;
+/// The jobrun to put in an ECS job's image: queue mode's workers cannot do without it; direct
+/// mode's tasks upload their outputs through it, and run without outputs when there is no
+/// jobrun for the image's architecture (said once, here). Local jobs need none.
+fn in_image_jobrun(job: &Job, ui: &Ui) -> Result<Option<PathBuf>, ImageError> {
+    use crate::config::{DispatchMode, TargetKind};
+    if job.target != TargetKind::Ecs {
+        return Ok(None);
+    }
+    match agent_binary(job) {
+        Ok(path) => Ok(Some(path)),
+        Err(e @ ImageError::NoAgentBinary { .. }) if job.ecs.mode == DispatchMode::Direct => {
+            ui.note(&format!(
+                "note: {e}; the tasks run without it, so their JOBRUN_OUTPUT_DIR is not kept (set [queue] agent_binaries.{} to keep outputs)",
+                job.image.platform.arch
+            ));
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Adds jobrun (`jobrun agent` for queue mode, `jobrun task` for direct mode) to a built image
+/// as one more layer (`COPY`, which needs no emulation for a foreign architecture); the
+/// image's entrypoint and command are left as they were.
+async fn add_agent(
+    job: &Job,
+    engine: &Engine,
+    ui: &Ui,
+    base: &str,
+    path: &Path,
+) -> Result<String, ImageError> {
+    let path = path.to_path_buf();
     let binary = std::fs::read(&path).map_err(|source| ImageError::AgentBinary {
         path: path.clone(),
         source,

@@ -191,7 +191,8 @@ pub fn task(
         json!({
             "Sid": "TheJobPrefix",
             "Effect": "Allow",
-            "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+            // Abort: a task's large output that failed halfway leaves no parts behind.
+            "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
             "Resource": [arns.s3(bucket, Some(&format!("jobs/{job}/*")))]
         }),
         json!({

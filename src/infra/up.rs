@@ -55,18 +55,17 @@ pub async fn up(
     dry_run: bool,
 ) -> Result<UpReport, InfraError> {
     let image = image.ok_or_else(|| InfraError::NoImage(job.name.clone()))?;
-    let agent = match (job.ecs.mode == DispatchMode::Queue, agent) {
-        (true, None) => return Err(InfraError::NoAgent(job.name.clone())),
-        (true, agent) => agent,
-        (false, _) => None,
-    };
+    if job.ecs.mode == DispatchMode::Queue && agent.is_none() {
+        return Err(InfraError::NoAgent(job.name.clone()));
+    }
+    let queue_mode = job.ecs.mode == DispatchMode::Queue;
     let mut up = Up {
         cx: Ctx::new(job, aws, !dry_run).await?,
         changes: vec![],
     };
     // Both roles' documents first: one IAM would refuse stops `up` before anything is made.
     let exec_doc = execution_policy(&up.cx, &image);
-    let task_doc = task_policy(&up.cx, agent.is_some());
+    let task_doc = task_policy(&up.cx, queue_mode);
     let execution_role = up.cx.names.execution_role.clone();
     let task_role = up.cx.names.task_role.clone();
     for (name, doc) in [(&execution_role, &exec_doc), (&task_role, &task_doc)] {
@@ -78,9 +77,9 @@ pub async fn up(
     let exec_arn = up
         .converge(role("execution role", execution_role, exec_doc))
         .await?;
-    let queues = match agent {
-        Some(_) => Some(queues(&mut up).await?),
-        None => None,
+    let queues = match queue_mode {
+        true => Some(queues(&mut up).await?),
+        false => None,
     };
     let task_arn = up.converge(role("task role", task_role, task_doc)).await?;
     let placement = up.converge(Subnets).await?;
@@ -93,12 +92,12 @@ pub async fn up(
         up.converge(ServiceLinkedRole::ECS).await?;
     }
     let providers = up.converge(Cluster).await?;
-    let td = TaskDefinition::job(&up.cx, &image, &exec_arn, &task_arn);
+    let roles = (exec_arn.as_str(), task_arn.as_str());
+    let td = TaskDefinition::job(&up.cx, &image, roles, agent.as_ref());
     let task_definition = up.converge(td).await?;
-    let queue = match (queues, agent) {
+    let queue = match (queues, &agent) {
         (Some(queues), Some(agent)) => {
-            let roles = (exec_arn.as_str(), task_arn.as_str());
-            let td = TaskDefinition::agent(&up.cx, roles, &image, &agent, &queues.work.url);
+            let td = TaskDefinition::agent(&up.cx, roles, &image, agent, &queues.work.url);
             let agent_td = up.converge(td).await?;
             let service = up
                 .converge(Service {
@@ -135,6 +134,7 @@ pub async fn up(
                 assign_public_ip: job.ecs.assign_public_ip,
                 providers,
                 iam_changed_at,
+                outputs: agent.is_some(),
             },
             account: cx.arns.account,
             execution_role: exec_arn,

@@ -2,6 +2,7 @@
 //! and `Serialize` (for `--output json`), built from a run record.
 
 pub mod overview;
+pub mod results;
 pub mod schedules;
 use crate::record::{RunRecord, TaskState};
 use chrono::{DateTime, Utc};

@@ -82,6 +82,8 @@ impl Store {
     }
 
     pub fn open(root: PathBuf) -> Result<Store, StoreError> {
+        // Absolute, so the folders under it can be bind-mounted into containers.
+        let root = std::path::absolute(&root).unwrap_or(root);
         let runs = root.join("runs");
         std::fs::create_dir_all(&runs).map_err(io(&runs))?;
         Ok(Store { root })

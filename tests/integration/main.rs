@@ -15,6 +15,7 @@ mod lifecycle;
 mod push;
 mod queue;
 mod real_aws;
+mod results;
 mod runs;
 mod schedules;
 mod unattended;

@@ -40,18 +40,7 @@ impl EcsDispatcher {
     pub(super) async fn prepare(&self, rec: &RunRecord, i: usize) -> Result<Dispatch, RemoteError> {
         let task = &rec.tasks[i];
         let attempt = task.attempts + 1;
-        let mut env: Vec<(String, String)> = task
-            .env
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        env.extend([
-            ("JOBRUN_RUN_ID".into(), rec.run_id.clone()),
-            ("JOBRUN_JOB".into(), rec.job.clone()),
-            ("JOBRUN_INDEX".into(), i.to_string()),
-            ("JOBRUN_COUNT".into(), rec.tasks.len().to_string()),
-            ("JOBRUN_ATTEMPT".into(), attempt.to_string()),
-        ]);
+        let mut env = crate::dispatch::task_env(rec, i, attempt);
         let config = task.config.to_string();
         let size = |env: &[(String, String)]| {
             let json_len = |s: &str| serde_json::to_string(s).map(|j| j.len()).unwrap_or(s.len());

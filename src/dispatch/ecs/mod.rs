@@ -15,6 +15,7 @@
 mod launch;
 
 use super::remote::{LogStream, RemoteError, RemoteRun, write_log};
+use crate::agent::direct::NO_RECEIPT;
 use crate::aws::{self, retrying};
 use crate::dispatch::{FailKind, fail_attempt, stop_due, timed_out};
 use crate::record::{RunRecord, StopRequest, TaskRecord, TaskState};
@@ -217,6 +218,8 @@ impl EcsDispatcher {
             settings,
             cancel_requested: cancelling,
             tasks,
+            job,
+            run_id,
             ..
         } = rec;
         let (settings, cancelling, task) = (&*settings, *cancelling, &mut tasks[i]);
@@ -237,6 +240,12 @@ impl EcsDispatcher {
         let code = t.stop_code().map(|c| c.as_str().to_string());
         let why = t.stopped_reason().unwrap_or_default().to_string();
         let attempt = task.attempts;
+        // The jobrun in the image wrote what became of the outputs before the task stopped.
+        let receipt = match (site.outputs, exit) {
+            (true, Some(_)) => self.remote.receipt(job, run_id, i, attempt).await?,
+            _ => None,
+        };
+        task.set_result(receipt.as_ref().and_then(|r| r.result()));
         task.exit_code = exit;
         task.finished_at = t.stopped_at().and_then(to_chrono).or(Some(now));
         let infra = matches!(
@@ -258,14 +267,28 @@ impl EcsDispatcher {
                 ),
                 FailKind::Interrupted,
             )),
-            None => match exit {
-                Some(0) => {
+            None => match (exit, receipt.as_ref().and_then(|r| r.upload_error.as_ref())) {
+                (Some(0), Some(e)) => Some((
+                    format!("its outputs could not be uploaded: {e}"),
+                    FailKind::Other,
+                )),
+                (Some(code), None)
+                    if code == NO_RECEIPT as i64 && receipt.is_none() && site.outputs =>
+                {
+                    Some((
+                        format!(
+                            "exit code {code}: the jobrun in the task could not upload its outputs (its log says why)"
+                        ),
+                        FailKind::Other,
+                    ))
+                }
+                (Some(0), None) => {
                     task.state = TaskState::Succeeded;
                     task.reason = None;
                     None
                 }
-                Some(c) => Some((format!("exit code {c}"), FailKind::Exit(c))),
-                None => Some((
+                (Some(c), _) => Some((format!("exit code {c}"), FailKind::Exit(c))),
+                (None, _) => Some((
                     format!(
                         "stopped without an exit code ({}: {why})",
                         code.unwrap_or_else(|| "no stop code".into())
@@ -333,13 +356,11 @@ impl EcsDispatcher {
     async fn dispatch(&mut self, rec: &mut RunRecord) -> Result<(), RemoteError> {
         let running = rec.count(TaskState::Running);
         let slots = rec.settings.concurrency.saturating_sub(running);
-        let queued = rec.count(TaskState::Queued);
+        let queued = rec.startable().count();
         // About five seconds of RunTask calls per pass.
         let chunk = (self.remote.run.rates.run_task_rate as usize * 5).max(20);
         let picks: Vec<usize> = rec
-            .tasks
-            .iter()
-            .filter(|t| t.state == TaskState::Queued)
+            .startable()
             .take(slots.min(chunk))
             .map(|t| t.index)
             .collect();

@@ -100,11 +100,11 @@ impl QueueDispatcher {
         }
         // While there is something to send, sending comes first: results and counts are read
         // at the next pass (at most one 5 s slice later).
-        let sending = !rec.cancel_requested && rec.count(TaskState::Queued) > 0;
+        let sending = !rec.cancel_requested && rec.startable().next().is_some();
         if sending {
             self.send(rec).await?;
             // Everything is sent: the workers are started now, not when CloudWatch notices.
-            if rec.count(TaskState::Queued) == 0 {
+            if rec.startable().next().is_none() {
                 let stats = self.stats().await?;
                 self.size_workers(rec, &stats).await?;
             }
@@ -330,13 +330,7 @@ impl QueueDispatcher {
         }
         // A slice of about five seconds of calls per pass, so the record is saved (and a crash
         // re-sends little) as dispatch goes; the bodies of at most 20,000 tasks are made ahead.
-        let picks: Vec<usize> = rec
-            .tasks
-            .iter()
-            .filter(|t| t.state == TaskState::Queued)
-            .take(20_000)
-            .map(|t| t.index)
-            .collect();
+        let picks: Vec<usize> = rec.startable().take(20_000).map(|t| t.index).collect();
         let mut outgoing: Outgoing = Vec::with_capacity(picks.len());
         for &i in &picks {
             let (attempt, body) = self.message(rec, i).await?;
@@ -375,7 +369,7 @@ impl QueueDispatcher {
                 }
             }
         }
-        self.remote.more = rec.count(TaskState::Queued) > 0;
+        self.remote.more = rec.startable().next().is_some();
         match first_error {
             Some(e) => Err(e.into()),
             None => Ok(()),
@@ -391,7 +385,8 @@ impl QueueDispatcher {
             job: rec.job.clone(),
             run_id: rec.run_id.clone(),
             index: i,
-            count: rec.tasks.len(),
+            count: rec.map_count(),
+            stage: task.stage,
             attempt,
             command: task.command.clone(),
             env: task.env.clone(),
@@ -527,6 +522,7 @@ fn apply(task: &mut TaskRecord, r: &TaskResult) {
     task.started_at = Some(r.started_at);
     task.log = r.log.clone();
     task.log_tail = r.log_tail.clone();
+    task.set_result(r.outputs.as_ref().and_then(|o| o.result()));
     match r.outcome {
         Outcome::Succeeded => {
             task.state = TaskState::Succeeded;
@@ -598,6 +594,7 @@ mod tests {
             log_tail: vec!["boom".into()],
             worker: "w".into(),
             s3_object: None,
+            outputs: None,
         }
     }
 

@@ -25,13 +25,26 @@ pub struct TaskDefinition {
 }
 
 impl TaskDefinition {
-    /// The job's own task.
-    pub fn job(cx: &Ctx<'_>, image: &str, exec_arn: &str, task_arn: &str) -> TaskDefinition {
+    /// The job's own task: the image's command, or with jobrun in the image, that command run
+    /// by `jobrun task`, which uploads the task's output folder when it ends.
+    pub fn job(
+        cx: &Ctx<'_>,
+        image: &str,
+        (exec_arn, task_arn): (&str, &str),
+        agent: Option<&AgentImage>,
+    ) -> TaskDefinition {
         let family = cx.names.family.clone();
-        let want = wanted(cx, image, (exec_arn, task_arn), &[], &[]);
+        let (entry, env) = match agent {
+            Some(agent) => (
+                vec![agent.path.clone(), "task".into(), "--".into()],
+                command_env(cx, agent),
+            ),
+            None => (vec![], vec![]),
+        };
+        let want = wanted(cx, image, (exec_arn, task_arn), &entry, &env);
         TaskDefinition {
             family,
-            entry_point: None,
+            entry_point: agent.map(|_| entry),
             want,
         }
     }
@@ -95,15 +108,28 @@ impl TaskDefinition {
     }
 }
 
+/// What the jobrun in the image needs to run the job's command: where outputs go, and the
+/// image's own entrypoint and command (a task definition's entrypoint replaces both).
+fn command_env(cx: &Ctx<'_>, agent: &AgentImage) -> Vec<(String, String)> {
+    let json = |v: &Vec<String>| serde_json::to_string(v).expect("strings");
+    vec![
+        ("JOBRUN_BUCKET".into(), cx.names.bucket.clone()),
+        ("JOBRUN_ENTRYPOINT".into(), json(&agent.entrypoint)),
+        (
+            "JOBRUN_DEFAULT_COMMAND".into(),
+            json(cx.job.run.command.as_ref().unwrap_or(&agent.cmd)),
+        ),
+    ]
+}
+
 /// The environment of the agent container: where the queue and results are, and what to run.
 fn agent_env(cx: &Ctx<'_>, agent: &AgentImage, queue_url: &str) -> Vec<(String, String)> {
     let job = cx.job;
     let q = &job.ecs.queue;
     let secs = |d: std::time::Duration| format!("{}s", d.as_secs());
-    let json = |v: &Vec<String>| serde_json::to_string(v).expect("strings");
-    vec![
+    let mut env = command_env(cx, agent);
+    env.extend([
         ("JOBRUN_QUEUE_URL".into(), queue_url.into()),
-        ("JOBRUN_BUCKET".into(), cx.names.bucket.clone()),
         ("JOBRUN_JOB".into(), job.name.clone()),
         ("JOBRUN_LOG_GROUP".into(), cx.names.log_group.clone()),
         ("JOBRUN_IDLE_EXIT".into(), secs(q.idle_exit)),
@@ -113,12 +139,8 @@ fn agent_env(cx: &Ctx<'_>, agent: &AgentImage, queue_url: &str) -> Vec<(String, 
             q.max_receive_count.to_string(),
         ),
         ("JOBRUN_TIMEOUT".into(), secs(job.run.timeout)),
-        ("JOBRUN_ENTRYPOINT".into(), json(&agent.entrypoint)),
-        (
-            "JOBRUN_DEFAULT_COMMAND".into(),
-            json(job.run.command.as_ref().unwrap_or(&agent.cmd)),
-        ),
-    ]
+    ]);
+    env
 }
 
 /// The task definition as jobrun wants it, in a form that compares with what ECS returns:

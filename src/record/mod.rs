@@ -5,48 +5,16 @@
 use crate::config::RetryExitCodes;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+mod site;
+mod task;
+
+pub use site::{ClusterProviders, EcsSite, Placement};
+pub use task::{Stage, StopRequest, TaskRecord, TaskState};
+
 pub const SCHEMA: u32 = 1;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash, PartialOrd, Ord)]
-#[serde(rename_all = "lowercase")]
-pub enum TaskState {
-    Queued,
-    Running,
-    Succeeded,
-    Failed,
-    Cancelled,
-}
-
-impl TaskState {
-    pub fn is_terminal(self) -> bool {
-        matches!(
-            self,
-            TaskState::Succeeded | TaskState::Failed | TaskState::Cancelled
-        )
-    }
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TaskState::Queued => "queued",
-            TaskState::Running => "running",
-            TaskState::Succeeded => "succeeded",
-            TaskState::Failed => "failed",
-            TaskState::Cancelled => "cancelled",
-        }
-    }
-}
-
-/// Why jobrun itself stopped a running task; recorded before the kill so the outcome is right
-/// even when the process that killed it is not the one that collects it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum StopRequest {
-    Timeout,
-    Cancel,
-}
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ImageRef {
@@ -72,122 +40,18 @@ pub struct RunSettings {
     /// `[notify]` as it was at submit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify: Option<crate::config::NotifySpec>,
-}
-
-/// What `jobrun up` made that a run's tasks go to: the same fields in `up`'s outputs and in
-/// every ECS run's record.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct EcsSite {
-    pub region: String,
-    pub cluster: String,
-    pub task_definition: String,
-    pub bucket: String,
-    pub log_group: String,
-    pub subnets: Vec<String>,
-    pub security_groups: Vec<String>,
-    pub assign_public_ip: bool,
-    /// Which Fargate capacity providers the cluster has (records from before this field: the
-    /// two of jobrun's own cluster).
-    #[serde(default)]
-    pub providers: ClusterProviders,
-    /// When `up` last made or changed the job's IAM roles: a task that fails to start soon
-    /// after may have met IAM still settling, and its reason says so.
+    /// `[reduce]` as it was at submit (the reduce task itself is the run's last task).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub iam_changed_at: Option<DateTime<Utc>>,
+    pub reduce: Option<ReduceSettings>,
 }
 
-/// The Fargate capacity providers of a cluster. A strategy naming a provider the cluster lacks
-/// is refused for every task, so dispatch asks only for what is there, and without any goes by
-/// launch type FARGATE (on-demand), which every cluster takes.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "kebab-case")]
-pub enum ClusterProviders {
-    /// FARGATE and FARGATE_SPOT: jobrun's own cluster.
-    #[default]
-    FargateAndSpot,
-    FargateOnly,
-    SpotOnly,
-    /// Neither: launch type FARGATE.
-    None,
-}
-
-/// Where one try of a task asks for capacity.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Placement {
-    /// A capacity provider strategy of this one provider.
-    Provider(&'static str),
-    /// `launchType: FARGATE` (on-demand), for a cluster without Fargate capacity providers.
-    LaunchType,
-}
-
-impl Placement {
-    pub fn label(self) -> &'static str {
-        match self {
-            Placement::Provider(p) => p,
-            Placement::LaunchType => "FARGATE launch type",
-        }
-    }
-}
-
-impl ClusterProviders {
-    /// From a cluster's capacity providers, as DescribeClusters lists them.
-    pub fn of<'a>(names: impl IntoIterator<Item = &'a str>) -> ClusterProviders {
-        let names: Vec<&str> = names.into_iter().collect();
-        match (names.contains(&"FARGATE"), names.contains(&"FARGATE_SPOT")) {
-            (true, true) => ClusterProviders::FargateAndSpot,
-            (true, false) => ClusterProviders::FargateOnly,
-            (false, true) => ClusterProviders::SpotOnly,
-            (false, false) => ClusterProviders::None,
-        }
-    }
-
-    pub fn has(self, provider: &str) -> bool {
-        match self {
-            ClusterProviders::FargateAndSpot => provider == "FARGATE" || provider == "FARGATE_SPOT",
-            ClusterProviders::FargateOnly => provider == "FARGATE",
-            ClusterProviders::SpotOnly => provider == "FARGATE_SPOT",
-            ClusterProviders::None => false,
-        }
-    }
-
-    /// The wanted providers, in order, as this cluster can give them: Spot it lacks becomes
-    /// on-demand, on-demand without the FARGATE provider becomes the launch type.
-    pub fn placements(self, wanted: &[&'static str]) -> Vec<Placement> {
-        let mut out = vec![];
-        for &p in wanted {
-            let placement = if self.has(p) {
-                Placement::Provider(p)
-            } else if self.has("FARGATE") {
-                Placement::Provider("FARGATE")
-            } else {
-                Placement::LaunchType
-            };
-            if !out.contains(&placement) {
-                out.push(placement);
-            }
-        }
-        out
-    }
-
-    /// What `up` says about a configured cluster's capacity, for the job's capacity kind.
-    pub fn explain(self, spot_wanted: bool) -> &'static str {
-        match (self, spot_wanted) {
-            (ClusterProviders::FargateAndSpot, _) => "FARGATE and FARGATE_SPOT",
-            (ClusterProviders::FargateOnly, false) => "FARGATE",
-            (ClusterProviders::FargateOnly, true) => {
-                "no FARGATE_SPOT capacity provider: tasks run on on-demand FARGATE"
-            }
-            (ClusterProviders::SpotOnly, true) => {
-                "FARGATE_SPOT; on-demand tries go by launch type FARGATE"
-            }
-            (ClusterProviders::SpotOnly, false) => {
-                "no FARGATE capacity provider: tasks go by launch type FARGATE"
-            }
-            (ClusterProviders::None, _) => {
-                "no Fargate capacity providers: tasks run on-demand by launch type FARGATE, never on Spot"
-            }
-        }
-    }
+/// When the run's reduce task runs, and in which image when not the run's own.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ReduceSettings {
+    pub when: crate::config::ReduceWhen,
+    /// The engine's id of `reduce.image` (local runs only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
 }
 
 /// Where an ECS run's tasks go, fixed at submit (from `jobrun up`'s outputs and `[ecs]`), so any
@@ -262,78 +126,6 @@ pub struct QueueStats {
     /// Worker tasks running, and wanted by the autoscaler.
     pub workers: i32,
     pub desired: i32,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct TaskRecord {
-    pub index: usize,
-    pub config: Value,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub command: Option<Vec<String>>,
-    pub state: TaskState,
-    /// Attempts started so far (0 while first queued).
-    pub attempts: u32,
-    pub exit_code: Option<i64>,
-    /// Human words for the outcome: "exit code 3", "timed out after 5s", "cancelled", …
-    pub reason: Option<String>,
-    pub started_at: Option<DateTime<Utc>>,
-    pub finished_at: Option<DateTime<Utc>>,
-    /// Where the latest attempt's output is (a file for the local target).
-    pub log: Option<String>,
-    /// The target's handle for the running attempt (container name, task ARN).
-    pub handle: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stop_request: Option<StopRequest>,
-    /// Extra environment of this task alone (e.g. `S3_BUCKET`/`S3_KEY` for `--from-s3`).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub env: BTreeMap<String, String>,
-    /// The target's own word for where a running task is (ECS: PROVISIONING, PENDING, RUNNING…).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phase: Option<String>,
-    /// The last lines of a failed attempt's log, kept in the record when the log lives remotely.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub log_tail: Vec<String>,
-    /// Attempts made before the last `jobrun retry`: the attempt budget counts from here.
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub retried_from: u32,
-}
-
-fn is_zero(n: &u32) -> bool {
-    *n == 0
-}
-
-impl TaskRecord {
-    pub fn new(index: usize, config: Value, command: Option<Vec<String>>) -> Self {
-        TaskRecord {
-            index,
-            config,
-            command,
-            state: TaskState::Queued,
-            attempts: 0,
-            exit_code: None,
-            reason: None,
-            started_at: None,
-            finished_at: None,
-            log: None,
-            handle: None,
-            stop_request: None,
-            env: BTreeMap::new(),
-            phase: None,
-            log_tail: vec![],
-            retried_from: 0,
-        }
-    }
-
-    /// The task's attempt `attempt` has just started, as `handle` (container name, task ARN).
-    pub fn start(&mut self, attempt: u32, handle: String, now: DateTime<Utc>) {
-        self.state = TaskState::Running;
-        self.attempts = attempt;
-        self.started_at = Some(now);
-        self.finished_at = None;
-        self.exit_code = None;
-        self.stop_request = None;
-        self.handle = Some(handle);
-    }
 }
 
 /// One run. On disk (and in S3) it keeps the layout of schema 1: `target` ("local" or "ecs")
@@ -535,6 +327,68 @@ impl RunRecord {
             "failed"
         }
     }
+    /// The map tasks: one per configuration (`JOBRUN_COUNT`).
+    pub fn map_count(&self) -> usize {
+        self.tasks.iter().filter(|t| t.stage == Stage::Map).count()
+    }
+
+    /// The reduce task, when the run has one (always its last task).
+    pub fn reduce_task(&self) -> Option<&TaskRecord> {
+        self.tasks.last().filter(|t| t.stage == Stage::Reduce)
+    }
+
+    /// Queued tasks that may start now: map tasks, and the reduce once every map task ended
+    /// as its `when` asks.
+    pub fn startable(&self) -> impl Iterator<Item = &TaskRecord> {
+        let reduce_due = self.reduce_due();
+        self.tasks
+            .iter()
+            .filter(move |t| t.state == TaskState::Queued && (t.stage == Stage::Map || reduce_due))
+    }
+
+    /// Every map task ended, and as the reduce's `when` wants.
+    fn reduce_due(&self) -> bool {
+        let maps = || self.tasks.iter().filter(|t| t.stage == Stage::Map);
+        let ended = maps().all(|t| t.state.is_terminal());
+        let ok = maps().all(|t| t.state == TaskState::Succeeded);
+        let always = self
+            .settings
+            .reduce
+            .as_ref()
+            .is_some_and(|r| r.when == crate::config::ReduceWhen::Always);
+        ended && (ok || always)
+    }
+
+    /// Once every map task ended, a reduce that only runs after all succeeded is marked failed
+    /// (not run) when some did not: the run's outcome says so, and `retry --failed` queues it
+    /// again with the failed map tasks. Returns true when that happened now.
+    pub fn settle_reduce(&mut self) -> bool {
+        let Some(when) = self.settings.reduce.as_ref().map(|r| r.when) else {
+            return false;
+        };
+        let maps = self.tasks.iter().filter(|t| t.stage == Stage::Map);
+        let (mut ended, mut failed) = (true, 0);
+        for t in maps {
+            ended &= t.state.is_terminal();
+            failed += usize::from(t.state != TaskState::Succeeded);
+        }
+        let Some(reduce) = self.tasks.last_mut().filter(|t| t.stage == Stage::Reduce) else {
+            return false;
+        };
+        if !ended || failed == 0 || when == crate::config::ReduceWhen::Always {
+            return false;
+        }
+        if reduce.state != TaskState::Queued || self.cancel_requested {
+            return false;
+        }
+        reduce.state = TaskState::Failed;
+        reduce.reason = Some(format!(
+            "not run: {failed} map task{} did not succeed (reduce.when = \"all-succeeded\")",
+            if failed == 1 { "" } else { "s" }
+        ));
+        true
+    }
+
     /// Marks the run finished once every task is; returns true when that happened now.
     pub fn settle(&mut self) -> bool {
         if self.finished_at.is_none() && self.is_finished() {
@@ -585,6 +439,7 @@ pub(crate) mod tests {
                 env: Default::default(),
                 retry_exit_codes: Default::default(),
                 notify: None,
+                reduce: None,
             },
             created_at: Utc::now(),
             finished_at: None,
@@ -660,35 +515,5 @@ pub(crate) mod tests {
         let a = new_run_id("wc");
         assert!(a.contains("-wc-"));
         assert_eq!(a.len(), "20261123-131500-wc-7f3a".len());
-    }
-
-    #[test]
-    fn placements_ask_only_for_what_the_cluster_has() {
-        use ClusterProviders as C;
-        use Placement::{LaunchType, Provider};
-        let spot_then_on_demand = ["FARGATE_SPOT", "FARGATE"];
-        assert_eq!(
-            C::FargateAndSpot.placements(&spot_then_on_demand),
-            [Provider("FARGATE_SPOT"), Provider("FARGATE")]
-        );
-        assert_eq!(
-            C::FargateOnly.placements(&spot_then_on_demand),
-            [Provider("FARGATE")]
-        );
-        assert_eq!(
-            C::FargateOnly.placements(&["FARGATE_SPOT"]),
-            [Provider("FARGATE")]
-        );
-        assert_eq!(
-            C::SpotOnly.placements(&spot_then_on_demand),
-            [Provider("FARGATE_SPOT"), LaunchType]
-        );
-        assert_eq!(C::None.placements(&spot_then_on_demand), [LaunchType]);
-        assert_eq!(C::None.placements(&["FARGATE"]), [LaunchType]);
-        assert_eq!(C::of(["FARGATE", "FARGATE_SPOT"]), C::FargateAndSpot);
-        assert_eq!(C::of(["EC2_PROVIDER"]), C::None);
-        // Records written before the field existed are of jobrun's own two-provider cluster.
-        let old: EcsSite = serde_json::from_str(r#"{"region":"r","cluster":"c","task_definition":"t","bucket":"b","log_group":"g","subnets":[],"security_groups":[],"assign_public_ip":true}"#).unwrap();
-        assert_eq!(old.providers, C::FargateAndSpot);
     }
 }

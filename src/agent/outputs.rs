@@ -1,0 +1,97 @@
+//! A task's folders inside its container, for the jobrun that runs it there (queue agent or
+//! direct-mode `jobrun task`): an empty `JOBRUN_OUTPUT_DIR` per attempt, for the reduce every
+//! map task's outputs downloaded into `JOBRUN_INPUTS_DIR` (files read-only), and after the
+//! command the output folder uploaded to the run's prefix with a receipt of what went up.
+
+use crate::outputs::{self, s3};
+use crate::record::Stage;
+use crate::wire::{Receipt, inputs_prefix, output_prefix};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Where one attempt's outputs go in the job's bucket.
+pub struct Target<'a> {
+    pub s3: &'a aws_sdk_s3::Client,
+    pub bucket: &'a str,
+    pub job: &'a str,
+    pub run_id: String,
+    /// The task's index as its folder is named (a number; a digest for S3-event tasks).
+    pub index: String,
+    pub stage: Stage,
+}
+
+/// The folders of one attempt.
+pub struct Folders {
+    pub output: PathBuf,
+    pub inputs: Option<PathBuf>,
+}
+
+impl Folders {
+    /// `JOBRUN_OUTPUT_DIR` (and `JOBRUN_INPUTS_DIR`) for the command.
+    pub fn env(&self, env: &mut BTreeMap<String, String>) {
+        env.insert(
+            "JOBRUN_OUTPUT_DIR".into(),
+            self.output.to_string_lossy().into(),
+        );
+        if let Some(inputs) = &self.inputs {
+            env.insert("JOBRUN_INPUTS_DIR".into(), inputs.to_string_lossy().into());
+        }
+    }
+}
+
+impl Target<'_> {
+    /// Empty folders for a new attempt; the reduce's inputs fetched first.
+    pub async fn prepare(&self) -> Result<Folders, String> {
+        let base = std::env::temp_dir().join("jobrun");
+        let output = base.join("output");
+        outputs::fresh_dir(&output).map_err(|e| format!("{}: {e}", output.display()))?;
+        if self.stage == Stage::Map {
+            return Ok(Folders {
+                output,
+                inputs: None,
+            });
+        }
+        let inputs = base.join("inputs");
+        outputs::fresh_dir(&inputs).map_err(|e| format!("{}: {e}", inputs.display()))?;
+        let prefix = inputs_prefix(self.job, &self.run_id);
+        s3::download_prefix(self.s3, self.bucket, &prefix, &inputs)
+            .await
+            .map_err(|e| format!("cannot download the map tasks' outputs: {e}"))?;
+        read_only(&inputs).map_err(|e| format!("{}: {e}", inputs.display()))?;
+        Ok(Folders {
+            output,
+            inputs: Some(inputs),
+        })
+    }
+
+    /// Uploads the output folder; the receipt says what went up, the result, and why an
+    /// upload failed.
+    pub async fn upload(&self, folders: &Folders) -> Receipt {
+        let mut receipt = Receipt::default();
+        match outputs::read_result(&folders.output) {
+            Some(Ok(v)) => receipt.result = Some(v),
+            Some(Err(e)) => receipt.result_error = Some(e),
+            None => {}
+        }
+        let prefix = output_prefix(self.job, &self.run_id, &self.index, self.stage);
+        match s3::upload_dir(self.s3, self.bucket, &folders.output, &prefix).await {
+            Ok(moved) => {
+                receipt.files = moved.files;
+                receipt.bytes = moved.bytes;
+            }
+            Err(e) => receipt.upload_error = Some(e.to_string()),
+        }
+        receipt
+    }
+}
+
+/// The inputs' files made read-only (their folders stay writable, so the next attempt can
+/// clear them as any user).
+fn read_only(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    for (rel, _) in outputs::files_under(dir)? {
+        let path = dir.join(rel);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o444))?;
+    }
+    Ok(())
+}

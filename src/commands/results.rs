@@ -1,0 +1,83 @@
+//! `results`: the table of what a run's tasks produced (`report::results`), and `--download`
+//! of their output folders — from the run's folder (local runs) or the job's bucket (ECS runs).
+
+use super::common::{open_store, resolve};
+use crate::cli::ResultsArgs;
+use crate::dispatch::{Dispatcher, remote};
+use crate::error::{Exit, Failure, Result};
+use crate::outputs::{self, s3::Moved};
+use crate::record::{Place, RunRecord, Stage};
+use crate::report::results::Results;
+use crate::ui::{OutputFormat, Ui};
+use crate::wire::{inputs_prefix, output_prefix};
+use std::path::Path;
+
+pub async fn results(file: Option<&Path>, args: ResultsArgs, ui: &Ui) -> Result<Exit> {
+    let store = open_store()?;
+    let mut rec = resolve(&store, file, &args.run).await?;
+    if rec.place != Place::Local && rec.finished_at.is_none() {
+        let mut dispatcher = Dispatcher::for_run(&rec).await?;
+        rec = crate::watch::step(&store, &mut dispatcher, &rec.run_id).await?;
+    }
+    let mut table = Results::of(&rec);
+    if let Some(key) = &args.sort {
+        let column = table.column(key).ok_or_else(|| {
+            Failure::usage(format!(
+                "run {} has no column `{key}` to sort by",
+                rec.run_id
+            ))
+            .hint(format!("its columns: {}", table.columns.join(", ")))
+        })?;
+        table.sort(&column, args.desc);
+    }
+    if let Some(n) = args.top {
+        table.rows.truncate(n);
+    }
+    if let Some(dir) = &args.download {
+        let moved = download(&store, &rec, dir).await?;
+        ui.note(&format!(
+            "outputs of run {} in {}: {} files fetched ({} bytes), {} already there",
+            rec.run_id,
+            dir.display(),
+            moved.files,
+            moved.bytes,
+            moved.unchanged
+        ));
+    }
+    match ui.format {
+        OutputFormat::Csv => {
+            let csv = table.csv().map_err(|e| {
+                Failure::env(format!("cannot write CSV: {e}")).hint("is stdout closed?")
+            })?;
+            use std::io::Write;
+            let _ = crate::ui::Stdout.write_all(&csv);
+        }
+        _ => ui.emit(&table),
+    }
+    Ok(Exit::Ok)
+}
+
+/// Every task's output folder into `dir/<index>/` (the reduce's into `dir/reduce/`).
+async fn download(store: &crate::store::Store, rec: &RunRecord, dir: &Path) -> Result<Moved> {
+    let reduce = dir.join("reduce");
+    let Some(run) = rec.place.ecs() else {
+        let run_dir = store.run_dir(&rec.run_id);
+        let copy = |from: &Path, to: &Path| {
+            outputs::copy_dir(from, to).map_err(|e| {
+                Failure::env(format!("cannot copy outputs to {}: {e}", dir.display()))
+                    .hint("check that the folder can be written")
+            })
+        };
+        let maps = copy(&outputs::local_inputs(&run_dir), dir)?;
+        let reduced = copy(&run_dir.join("reduce"), &reduce)?;
+        return Ok(maps.add(reduced));
+    };
+    let s3 = remote::aws_for(run).await?.s3();
+    let bucket = &run.site.bucket;
+    let maps = inputs_prefix(&rec.job, &rec.run_id);
+    let maps = outputs::s3::download_prefix(&s3, bucket, &maps, dir).await?;
+    let last = rec.tasks.len().saturating_sub(1);
+    let reduced = output_prefix(&rec.job, &rec.run_id, last, Stage::Reduce);
+    let reduced = outputs::s3::download_prefix(&s3, bucket, &reduced, &reduce).await?;
+    Ok(maps.add(reduced))
+}

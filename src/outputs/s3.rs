@@ -1,0 +1,343 @@
+//! Output folders in the job's bucket: the jobrun inside an ECS task uploads its
+//! `JOBRUN_OUTPUT_DIR` when the command ends (files in parallel, multipart above 64 MiB, and
+//! what an earlier attempt left that this one did not write is removed), and the reduce and
+//! `results --download` fetch folders back (only files missing or changed locally).
+
+use crate::aws::{self, AwsError, retrying};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use futures_util::{StreamExt, TryStreamExt};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+/// Files above this go up in parts of this size.
+const PART: u64 = 64 * 1024 * 1024;
+/// Files moved at once.
+const PARALLEL: usize = 8;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TransferError {
+    #[error(transparent)]
+    Aws(#[from] AwsError),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> TransferError + '_ {
+    move |source| TransferError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// What one transfer moved.
+#[derive(Debug, Default, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Moved {
+    pub files: u64,
+    pub bytes: u64,
+    /// Files already there and unchanged (downloads).
+    pub unchanged: u64,
+}
+
+impl Moved {
+    pub fn add(mut self, other: Moved) -> Moved {
+        self.files += other.files;
+        self.bytes += other.bytes;
+        self.unchanged += other.unchanged;
+        self
+    }
+}
+
+/// One object under a prefix.
+pub struct Object {
+    /// The key with the prefix taken off.
+    pub rel: String,
+    pub size: u64,
+    pub modified: Option<SystemTime>,
+}
+
+/// Every object under a prefix (all pages).
+pub async fn list(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    prefix: &str,
+) -> Result<Vec<Object>, AwsError> {
+    let mut out = vec![];
+    let mut token: Option<String> = None;
+    loop {
+        let page = retrying(|| async {
+            s3.list_objects_v2()
+                .bucket(bucket)
+                .prefix(prefix)
+                .set_continuation_token(token.clone())
+                .send()
+                .await
+                .map_err(aws::op("ListObjectsV2"))
+        })
+        .await?;
+        for o in page.contents() {
+            let Some(rel) = o.key().and_then(|k| k.strip_prefix(prefix)) else {
+                continue;
+            };
+            out.push(Object {
+                rel: rel.to_string(),
+                size: o.size().unwrap_or(0).max(0) as u64,
+                modified: o
+                    .last_modified()
+                    .and_then(|t| SystemTime::try_from(*t).ok()),
+            });
+        }
+        token = page.next_continuation_token().map(str::to_string);
+        if token.is_none() {
+            return Ok(out);
+        }
+    }
+}
+
+/// Uploads every file under `dir` to `prefix`, then removes objects under `prefix` that are not
+/// among them (an earlier attempt's).
+pub async fn upload_dir(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    dir: &Path,
+    prefix: &str,
+) -> Result<Moved, TransferError> {
+    let files = super::files_under(dir).map_err(io(dir))?;
+    let moved = futures_util::stream::iter(files.iter())
+        .map(|(rel, size)| {
+            let key = format!("{prefix}{rel}");
+            let path = dir.join(rel);
+            async move {
+                upload_file(s3, bucket, &path, &key, *size).await?;
+                Ok::<_, TransferError>(Moved {
+                    files: 1,
+                    bytes: *size,
+                    unchanged: 0,
+                })
+            }
+        })
+        .buffer_unordered(PARALLEL)
+        .try_fold(Moved::default(), |a, b| async move { Ok(a.add(b)) })
+        .await?;
+    let kept: std::collections::HashSet<&str> = files.iter().map(|(r, _)| r.as_str()).collect();
+    let stale: Vec<String> = list(s3, bucket, prefix)
+        .await?
+        .into_iter()
+        .filter(|o| !kept.contains(o.rel.as_str()))
+        .map(|o| format!("{prefix}{}", o.rel))
+        .collect();
+    for key in stale {
+        retrying(|| async {
+            s3.delete_object()
+                .bucket(bucket)
+                .key(&key)
+                .send()
+                .await
+                .map_err(aws::op("DeleteObject"))
+        })
+        .await?;
+    }
+    Ok(moved)
+}
+
+async fn upload_file(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    path: &Path,
+    key: &str,
+    size: u64,
+) -> Result<(), TransferError> {
+    if size > PART {
+        return upload_parts(s3, bucket, path, key, size).await;
+    }
+    retrying(|| async {
+        let body = ByteStream::from_path(path)
+            .await
+            .map_err(|e| AwsError::Transport {
+                operation: "PutObject",
+                message: format!("{}: {e}", path.display()),
+            })?;
+        s3.put_object()
+            .bucket(bucket)
+            .key(key)
+            .body(body)
+            .send()
+            .await
+            .map_err(aws::op("PutObject"))
+    })
+    .await?;
+    Ok(())
+}
+
+/// A multipart upload; aborted when a part cannot be sent, so no parts linger (and cost).
+async fn upload_parts(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    path: &Path,
+    key: &str,
+    size: u64,
+) -> Result<(), TransferError> {
+    let created = retrying(|| async {
+        s3.create_multipart_upload()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(aws::op("CreateMultipartUpload"))
+    })
+    .await?;
+    let upload_id = created.upload_id().unwrap_or_default().to_string();
+    let sent = send_parts(s3, bucket, path, key, size, &upload_id).await;
+    let parts = match sent {
+        Ok(parts) => parts,
+        Err(e) => {
+            let _ = s3
+                .abort_multipart_upload()
+                .bucket(bucket)
+                .key(key)
+                .upload_id(&upload_id)
+                .send()
+                .await;
+            return Err(e);
+        }
+    };
+    retrying(|| async {
+        s3.complete_multipart_upload()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(&upload_id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts.clone()))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(aws::op("CompleteMultipartUpload"))
+    })
+    .await?;
+    Ok(())
+}
+
+async fn send_parts(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    path: &Path,
+    key: &str,
+    size: u64,
+    upload_id: &str,
+) -> Result<Vec<CompletedPart>, TransferError> {
+    let count = size.div_ceil(PART);
+    futures_util::stream::iter(0..count)
+        .map(|n| async move {
+            let offset = n * PART;
+            let length = PART.min(size - offset);
+            let etag = retrying(|| async {
+                let body = ByteStream::read_from()
+                    .path(path)
+                    .offset(offset)
+                    .length(aws_sdk_s3::primitives::Length::Exact(length))
+                    .build()
+                    .await
+                    .map_err(|e| AwsError::Transport {
+                        operation: "UploadPart",
+                        message: format!("{}: {e}", path.display()),
+                    })?;
+                s3.upload_part()
+                    .bucket(bucket)
+                    .key(key)
+                    .upload_id(upload_id)
+                    .part_number(n as i32 + 1)
+                    .body(body)
+                    .send()
+                    .await
+                    .map_err(aws::op("UploadPart"))
+            })
+            .await?
+            .e_tag()
+            .map(str::to_string);
+            Ok::<_, TransferError>(
+                CompletedPart::builder()
+                    .part_number(n as i32 + 1)
+                    .set_e_tag(etag)
+                    .build(),
+            )
+        })
+        .buffered(4)
+        .try_collect()
+        .await
+}
+
+/// Downloads every object under `prefix` into `dir`, except files already there with the same
+/// size and written no earlier than the object.
+pub async fn download_prefix(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    prefix: &str,
+    dir: &Path,
+) -> Result<Moved, TransferError> {
+    let objects = list(s3, bucket, prefix).await?;
+    futures_util::stream::iter(objects)
+        .map(|o| async move {
+            let path = dir.join(&o.rel);
+            if unchanged(&path, o.size, o.modified) {
+                return Ok(Moved {
+                    unchanged: 1,
+                    ..Moved::default()
+                });
+            }
+            let key = format!("{prefix}{}", o.rel);
+            download_file(s3, bucket, &key, &path).await?;
+            Ok::<_, TransferError>(Moved {
+                files: 1,
+                bytes: o.size,
+                unchanged: 0,
+            })
+        })
+        .buffer_unordered(PARALLEL)
+        .try_fold(Moved::default(), |a, b| async move { Ok(a.add(b)) })
+        .await
+}
+
+/// A local file that needs no fetching: same size, and not older than its source.
+pub fn unchanged(path: &Path, size: u64, source_modified: Option<SystemTime>) -> bool {
+    let Ok(meta) = std::fs::metadata(path) else {
+        return false;
+    };
+    let newer = match (meta.modified().ok(), source_modified) {
+        (Some(local), Some(remote)) => local >= remote,
+        _ => false,
+    };
+    meta.len() == size && newer
+}
+
+async fn download_file(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    path: &Path,
+) -> Result<(), TransferError> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(io(parent))?;
+    }
+    let got = retrying(|| async {
+        s3.get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(aws::op("GetObject"))
+    })
+    .await?;
+    let part = path.with_extension("jobrun-part");
+    let mut file = tokio::fs::File::create(&part).await.map_err(io(&part))?;
+    let mut body = got.body.into_async_read();
+    tokio::io::copy(&mut body, &mut file)
+        .await
+        .map_err(io(&part))?;
+    file.sync_all().await.map_err(io(&part))?;
+    std::fs::rename(&part, path).map_err(io(path))
+}

@@ -1,0 +1,176 @@
+//! One task of a run: its configuration, state, attempts and outcome.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum TaskState {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl TaskState {
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            TaskState::Succeeded | TaskState::Failed | TaskState::Cancelled
+        )
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskState::Queued => "queued",
+            TaskState::Running => "running",
+            TaskState::Succeeded => "succeeded",
+            TaskState::Failed => "failed",
+            TaskState::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// Why jobrun itself stopped a running task; recorded before the kill so the outcome is right
+/// even when the process that killed it is not the one that collects it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StopRequest {
+    Timeout,
+    Cancel,
+}
+
+/// Which stage of the run a task is: one of the map tasks (one per configuration), or the one
+/// reduce task that runs after them with their outputs as its inputs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stage {
+    #[default]
+    Map,
+    Reduce,
+}
+
+impl Stage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Map => "map",
+            Stage::Reduce => "reduce",
+        }
+    }
+    fn is_map(&self) -> bool {
+        *self == Stage::Map
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TaskRecord {
+    pub index: usize,
+    pub config: Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
+    pub state: TaskState,
+    /// Attempts started so far (0 while first queued).
+    pub attempts: u32,
+    pub exit_code: Option<i64>,
+    /// Human words for the outcome: "exit code 3", "timed out after 5s", "cancelled", …
+    pub reason: Option<String>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Where the latest attempt's output is (a file for the local target).
+    pub log: Option<String>,
+    /// The target's handle for the running attempt (container name, task ARN).
+    pub handle: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_request: Option<StopRequest>,
+    /// Extra environment of this task alone (e.g. `S3_BUCKET`/`S3_KEY` for `--from-s3`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// The target's own word for where a running task is (ECS: PROVISIONING, PENDING, RUNNING…).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
+    /// The last lines of a failed attempt's log, kept in the record when the log lives remotely.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub log_tail: Vec<String>,
+    /// Attempts made before the last `jobrun retry`: the attempt budget counts from here.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub retried_from: u32,
+    #[serde(default, skip_serializing_if = "Stage::is_map")]
+    pub stage: Stage,
+    /// What the latest attempt left in `$JOBRUN_OUTPUT_DIR/result.json` (a JSON object).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<Value>,
+    /// Why the latest attempt's result.json could not be kept (too large, not an object): the
+    /// task's outcome stands, only its result is missing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result_error: Option<String>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+impl TaskRecord {
+    pub fn new(index: usize, config: Value, command: Option<Vec<String>>) -> Self {
+        TaskRecord {
+            index,
+            config,
+            command,
+            state: TaskState::Queued,
+            attempts: 0,
+            exit_code: None,
+            reason: None,
+            started_at: None,
+            finished_at: None,
+            log: None,
+            handle: None,
+            stop_request: None,
+            env: BTreeMap::new(),
+            phase: None,
+            log_tail: vec![],
+            retried_from: 0,
+            stage: Stage::Map,
+            result: None,
+            result_error: None,
+        }
+    }
+
+    /// The reduce task of a run of `count` map tasks: index `count`, after them.
+    pub fn reduce(count: usize, command: Option<Vec<String>>) -> Self {
+        TaskRecord {
+            stage: Stage::Reduce,
+            ..TaskRecord::new(count, Value::Object(Default::default()), command)
+        }
+    }
+
+    /// How people call the task: `task 3`, or `reduce` for the run's reduce.
+    pub fn label(&self) -> String {
+        match self.stage {
+            Stage::Map => format!("task {}", self.index),
+            Stage::Reduce => "reduce".into(),
+        }
+    }
+
+    /// What an attempt's result.json said: kept, or why it was not.
+    pub fn set_result(&mut self, result: Option<Result<Value, String>>) {
+        (self.result, self.result_error) = match result {
+            None => (None, None),
+            Some(Ok(v)) => (Some(v), None),
+            Some(Err(e)) => (None, Some(e)),
+        };
+    }
+
+    /// The task's attempt `attempt` has just started, as `handle` (container name, task ARN).
+    pub fn start(&mut self, attempt: u32, handle: String, now: DateTime<Utc>) {
+        self.state = TaskState::Running;
+        self.attempts = attempt;
+        self.started_at = Some(now);
+        self.finished_at = None;
+        self.exit_code = None;
+        self.stop_request = None;
+        self.handle = Some(handle);
+        self.result = None;
+        self.result_error = None;
+    }
+}

@@ -1,0 +1,280 @@
+//! `jobrun results`: what each task of a run produced, as one table of configuration → result.
+//! Keys are flattened (`config.lr`, `result.loss`, nested objects joined with dots), a value a
+//! task lacks is empty (null in JSON), and numbers stay numbers in JSON and CSV.
+
+use crate::record::{RunRecord, Stage, TaskRecord};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use std::cmp::Ordering;
+use std::collections::BTreeSet;
+use std::fmt;
+
+#[derive(Debug, Serialize)]
+pub struct Results {
+    pub run_id: String,
+    pub columns: Vec<String>,
+    /// One row per map task (or the `--top` of them, in `--sort` order).
+    pub rows: Vec<Map<String, Value>>,
+    /// The reduce task's row, when the run has one.
+    pub reduce: Option<Map<String, Value>>,
+}
+
+impl Results {
+    pub fn of(rec: &RunRecord) -> Results {
+        let maps: Vec<&TaskRecord> = rec.tasks.iter().filter(|t| t.stage == Stage::Map).collect();
+        let rows: Vec<Map<String, Value>> = maps.iter().map(|t| row(t)).collect();
+        let mut config = BTreeSet::new();
+        let mut result = BTreeSet::new();
+        let mut errors = false;
+        for r in &rows {
+            for k in r.keys() {
+                if k.starts_with("config.") {
+                    config.insert(k.clone());
+                } else if k.starts_with("result.") {
+                    result.insert(k.clone());
+                }
+            }
+            errors |= r.contains_key("result_error");
+        }
+        let mut columns = vec!["index".to_string(), "state".to_string()];
+        columns.extend(config);
+        columns.extend(result);
+        columns.push("duration_s".into());
+        if errors {
+            columns.push("result_error".into());
+        }
+        Results {
+            run_id: rec.run_id.clone(),
+            columns,
+            rows,
+            reduce: rec.reduce_task().map(row),
+        }
+    }
+
+    /// The column a `--sort` key names: itself, else `result.KEY`, else `config.KEY`.
+    pub fn column(&self, key: &str) -> Option<String> {
+        [
+            key.to_string(),
+            format!("result.{key}"),
+            format!("config.{key}"),
+        ]
+        .into_iter()
+        .find(|c| self.columns.contains(c))
+    }
+
+    /// Orders the rows by a column (numbers by value, then text; missing values last).
+    pub fn sort(&mut self, column: &str, descending: bool) {
+        self.rows.sort_by(|a, b| {
+            let (x, y) = (a.get(column), b.get(column));
+            match (present(x), present(y)) {
+                (Some(x), Some(y)) => {
+                    let o = compare(x, y);
+                    if descending { o.reverse() } else { o }
+                }
+                (Some(_), None) => Ordering::Less,
+                (None, Some(_)) => Ordering::Greater,
+                (None, None) => Ordering::Equal,
+            }
+        });
+    }
+
+    /// The rows as CSV: a header of the columns, empty cells for missing values.
+    pub fn csv(&self) -> Result<Vec<u8>, csv::Error> {
+        let mut w = csv::Writer::from_writer(vec![]);
+        w.write_record(&self.columns)?;
+        for r in &self.rows {
+            w.write_record(self.columns.iter().map(|c| cell(r.get(c))))?;
+        }
+        w.into_inner().map_err(|e| csv::Error::from(e.into_error()))
+    }
+}
+
+fn present(v: Option<&Value>) -> Option<&Value> {
+    v.filter(|v| !v.is_null())
+}
+
+fn compare(x: &Value, y: &Value) -> Ordering {
+    match (x.as_f64(), y.as_f64()) {
+        (Some(a), Some(b)) => a.partial_cmp(&b).unwrap_or(Ordering::Equal),
+        (Some(_), None) => Ordering::Less,
+        (None, Some(_)) => Ordering::Greater,
+        (None, None) => cell(Some(x)).cmp(&cell(Some(y))),
+    }
+}
+
+/// A value as a cell: strings bare, everything else as JSON, missing empty.
+fn cell(v: Option<&Value>) -> String {
+    match v {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+    }
+}
+
+/// One task as a flat row.
+fn row(t: &TaskRecord) -> Map<String, Value> {
+    let mut r = Map::new();
+    r.insert("index".into(), t.index.into());
+    r.insert("state".into(), t.state.as_str().into());
+    flatten("config", &t.config, &mut r);
+    if let Some(result) = &t.result {
+        flatten("result", result, &mut r);
+    }
+    let duration = match (t.started_at, t.finished_at) {
+        (Some(s), Some(f)) => Value::from((f - s).num_milliseconds() as f64 / 1000.0),
+        _ => Value::Null,
+    };
+    r.insert("duration_s".into(), duration);
+    if let Some(e) = &t.result_error {
+        r.insert("result_error".into(), e.clone().into());
+    }
+    r
+}
+
+/// `prefix.a.b` for every leaf of an object; arrays and scalars are leaves.
+fn flatten(prefix: &str, v: &Value, out: &mut Map<String, Value>) {
+    match v {
+        Value::Object(o) if !o.is_empty() => {
+            for (k, v) in o {
+                flatten(&format!("{prefix}.{k}"), v, out);
+            }
+        }
+        Value::Object(_) => {}
+        other => {
+            out.insert(prefix.to_string(), other.clone());
+        }
+    }
+}
+
+impl fmt::Display for Results {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let cells: Vec<Vec<String>> = self
+            .rows
+            .iter()
+            .map(|r| self.columns.iter().map(|c| cell(r.get(c))).collect())
+            .collect();
+        let widths: Vec<usize> = self
+            .columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                cells
+                    .iter()
+                    .map(|r| r[i].chars().count())
+                    .chain([c.chars().count()])
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        let line = |f: &mut fmt::Formatter<'_>, values: &[String]| {
+            let padded: Vec<String> = values
+                .iter()
+                .zip(&widths)
+                .map(|(v, w)| format!("{v:<w$}"))
+                .collect();
+            writeln!(f, "{}", padded.join("  ").trim_end())
+        };
+        line(f, &self.columns)?;
+        for r in &cells {
+            line(f, r)?;
+        }
+        if let Some(reduce) = &self.reduce {
+            let result: Vec<String> = reduce
+                .iter()
+                .filter(|(k, _)| k.starts_with("result."))
+                .map(|(k, v)| format!("{}={}", &k["result.".len()..], cell(Some(v))))
+                .collect();
+            write!(f, "reduce: {}", cell(reduce.get("state")))?;
+            if !result.is_empty() {
+                write!(f, "  {}", result.join("  "))?;
+            }
+            if let Some(e) = reduce.get("result_error") {
+                write!(f, "  result_error={}", cell(Some(e)))?;
+            }
+            writeln!(f)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{TaskState, tests::record};
+    use serde_json::json;
+
+    fn run() -> RunRecord {
+        let mut rec = record("20260101-000000-a-0001", "a");
+        rec.tasks = (0..4)
+            .map(|i| {
+                let mut t = TaskRecord::new(
+                    i,
+                    json!({"lr": 0.1 * i as f64, "opt": {"name": "sgd"}}),
+                    None,
+                );
+                t.state = TaskState::Succeeded;
+                t
+            })
+            .collect();
+        rec.tasks[0].result = Some(json!({"loss": 3.0, "tags": ["a"]}));
+        rec.tasks[1].result = Some(json!({"loss": 1.5}));
+        rec.tasks[2].result_error = Some("result.json must hold a JSON object".into());
+        rec.tasks[3].result = Some(json!({"loss": 2.0}));
+        rec
+    }
+
+    #[test]
+    fn rows_are_flat_and_missing_values_empty() {
+        let r = Results::of(&run());
+        assert_eq!(
+            r.columns,
+            [
+                "index",
+                "state",
+                "config.lr",
+                "config.opt.name",
+                "result.loss",
+                "result.tags",
+                "duration_s",
+                "result_error"
+            ]
+        );
+        assert_eq!(r.rows[0]["result.tags"], json!(["a"]));
+        assert!(!r.rows[2].contains_key("result.loss"));
+        let csv = String::from_utf8(r.csv().unwrap()).unwrap();
+        let lines: Vec<&str> = csv.lines().collect();
+        assert_eq!(
+            lines[0],
+            "index,state,config.lr,config.opt.name,result.loss,result.tags,duration_s,result_error"
+        );
+        assert_eq!(lines[1], r#"0,succeeded,0.0,sgd,3.0,"[""a""]",,"#);
+        assert!(
+            lines[3].starts_with("2,succeeded,0.2,sgd,,,,result.json must hold"),
+            "{}",
+            lines[3]
+        );
+    }
+
+    #[test]
+    fn sorting_puts_numbers_in_order_and_missing_last() {
+        let mut r = Results::of(&run());
+        let col = r.column("loss").unwrap();
+        assert_eq!(col, "result.loss");
+        r.sort(&col, false);
+        let order: Vec<u64> = r
+            .rows
+            .iter()
+            .map(|r| r["index"].as_u64().unwrap())
+            .collect();
+        assert_eq!(order, [1, 3, 0, 2]);
+        r.sort(&col, true);
+        let order: Vec<u64> = r
+            .rows
+            .iter()
+            .map(|r| r["index"].as_u64().unwrap())
+            .collect();
+        assert_eq!(order, [0, 3, 1, 2]);
+        assert_eq!(r.column("opt.name").as_deref(), Some("config.opt.name"));
+        assert_eq!(r.column("nope"), None);
+    }
+}

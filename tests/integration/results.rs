@@ -1,0 +1,207 @@
+//! What a run produced, on the local engine: every task's JOBRUN_OUTPUT_DIR kept under the run,
+//! result.json in the record, `jobrun results` as a table / JSON / CSV (read back by Python's
+//! csv module), `--sort`/`--top`/`--download`, and the reduce task with the map tasks' outputs
+//! as its inputs.
+
+use crate::harness::Test;
+use serde_json::{Value, json};
+use std::process::Command;
+
+fn configs(t: &Test, lrs: &[f64]) {
+    let lines: Vec<String> = lrs
+        .iter()
+        .map(|lr| json!({ "lr": lr }).to_string())
+        .collect();
+    t.write("configs.jsonl", &(lines.join("\n") + "\n"));
+}
+
+fn results_json(t: &Test, extra: &[&str]) -> Value {
+    let mut args = vec!["results", "-o", "json"];
+    args.extend(extra);
+    let r = t.run(&args);
+    assert_eq!(r.status, 0, "results: {}", r.stderr);
+    r.json()
+}
+
+fn column(rows: &Value, key: &str) -> Vec<Value> {
+    rows.as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.get(key).cloned().unwrap_or(Value::Null))
+        .collect()
+}
+
+#[test]
+fn outputs_results_and_a_reduce_over_every_map_task() {
+    let t = Test::with_task(
+        r#"command = ["/task", "write", "model/weights.txt", "m{index}", "write", "result.json", "{{\"loss\": {config.lr}, \"i\": {index}}}", "fail-if", "{index}", "2", "3"]
+
+[reduce]
+command = ["/task", "ls-env", "JOBRUN_INPUTS_DIR", "write", "result.json", "{\"best\": 1}", "write", "summary.txt", "done"]
+when = "always""#,
+    );
+    t.build();
+    configs(&t, &[0.5, 0.1, 0.9, 0.3]);
+    let r = t.run(&["submit", "--configs", "configs.jsonl"]);
+    assert_eq!(r.status, 1, "task 2 fails: {}", r.stderr);
+    let run = t.only_run();
+
+    // Every task's folder is under the run, the failed task's too.
+    let outputs = t.state.path().join("runs").join(&run).join("outputs");
+    for i in 0..4 {
+        let weights = std::fs::read_to_string(outputs.join(format!("{i}/model/weights.txt")));
+        assert_eq!(weights.unwrap(), format!("m{i}"));
+    }
+
+    // The reduce ran after them (when = "always") and saw exactly the four folders.
+    let status = t.status(&run);
+    let tasks = status["tasks"].as_array().unwrap();
+    assert_eq!(tasks.len(), 5, "four map tasks and the reduce");
+    assert_eq!(tasks[4]["state"], "succeeded", "{status}");
+    let reduce_log = t.run(&["logs", "--index", "4"]).stdout;
+    let top: Vec<&str> = reduce_log
+        .lines()
+        .filter_map(|l| l.strip_prefix("ls:"))
+        .filter(|p| !p.contains('/'))
+        .collect();
+    assert_eq!(top, ["0", "1", "2", "3"], "{reduce_log}");
+    assert!(
+        reduce_log.contains("ls:2/model/weights.txt"),
+        "{reduce_log}"
+    );
+
+    // The table: flat keys, numbers kept numbers, the failed task's result kept too.
+    let table = results_json(&t, &[]);
+    assert_eq!(
+        column(&table["rows"], "index"),
+        [json!(0), json!(1), json!(2), json!(3)]
+    );
+    assert_eq!(
+        column(&table["rows"], "result.loss"),
+        [json!(0.5), json!(0.1), json!(0.9), json!(0.3)]
+    );
+    assert_eq!(column(&table["rows"], "config.lr")[2], json!(0.9));
+    assert_eq!(column(&table["rows"], "state")[2], json!("failed"));
+    assert_eq!(table["reduce"]["result.best"], 1);
+    let text = t.run(&["results"]).stdout;
+    assert!(
+        text.lines().next().unwrap().starts_with("index  state"),
+        "{text}"
+    );
+    assert!(text.contains("reduce: succeeded  best=1"), "{text}");
+
+    // Ranked by a result key.
+    let best = results_json(&t, &["--sort", "loss", "--top", "2"]);
+    assert_eq!(column(&best["rows"], "index"), [json!(1), json!(3)]);
+    let worst = results_json(&t, &["--sort", "result.loss", "--desc", "--top", "1"]);
+    assert_eq!(column(&worst["rows"], "index"), [json!(2)]);
+    t.run(&["results", "--sort", "accuracy"])
+        .assert_error(2, "has no column `accuracy`");
+
+    // CSV, as Python reads it.
+    let csv = t.run(&["results", "-o", "csv", "--sort", "loss"]);
+    assert_eq!(csv.status, 0, "{}", csv.stderr);
+    let parsed = Command::new("python3")
+        .args([
+            "-c",
+            "import csv, json, sys; print(json.dumps(list(csv.DictReader(sys.stdin))))",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(csv.stdout.as_bytes())?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    let rows: Value = serde_json::from_slice(&parsed.stdout).unwrap();
+    assert_eq!(column(&rows, "index"), ["1", "3", "0", "2"]);
+    assert_eq!(column(&rows, "result.loss")[0], "0.1");
+    t.run(&["status", "-o", "csv"])
+        .assert_error(2, "-o csv is for `jobrun results` only");
+
+    // Download: every folder, then only what changed.
+    let out = t.dir.path().join("out");
+    let d = t.run(&["results", "--download", out.to_str().unwrap(), "-o", "json"]);
+    assert_eq!(d.status, 0, "{}", d.stderr);
+    assert!(d.stderr.contains("10 files fetched"), "{}", d.stderr);
+    assert_eq!(
+        std::fs::read_to_string(out.join("3/model/weights.txt")).unwrap(),
+        "m3"
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("reduce/summary.txt")).unwrap(),
+        "done"
+    );
+    let again = t.run(&["results", "--download", out.to_str().unwrap()]);
+    assert!(
+        again
+            .stderr
+            .contains("0 files fetched (0 bytes), 10 already there"),
+        "{}",
+        again.stderr
+    );
+}
+
+#[test]
+fn a_result_that_is_too_large_or_not_an_object_is_one_error_on_its_task() {
+    let t = Test::with_task(
+        r#"command = ["/task", "fill-result", "70000", "fail-if", "{index}", "0", "0", "write", "result.json", "[1, 2]", "fail-if", "{index}", "1", "0", "write", "result.json", "{{\"ok\": true}}"]"#,
+    );
+    t.build();
+    let r = t.run(&["submit", "--configs", "3"]);
+    // `fail-if` with code 0 ends the listed task early (successfully): task 0 leaves the large
+    // result, task 1 the array, task 2 an object.
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    let table = results_json(&t, &[]);
+    let errors = column(&table["rows"], "result_error");
+    assert!(
+        errors[0].as_str().unwrap().contains("over the 64 KiB"),
+        "{table}"
+    );
+    assert!(
+        errors[1]
+            .as_str()
+            .unwrap()
+            .contains("JSON object, not an array"),
+        "{table}"
+    );
+    assert_eq!(errors[2], Value::Null);
+    assert_eq!(
+        column(&table["rows"], "result.ok"),
+        [Value::Null, Value::Null, json!(true)]
+    );
+    assert_eq!(
+        column(&table["rows"], "state"),
+        ["succeeded", "succeeded", "succeeded"]
+    );
+}
+
+#[test]
+fn the_reduce_waits_for_every_map_task_and_retry_brings_it_back() {
+    let t = Test::with_task(
+        r#"command = ["/task", "write", "n.txt", "{index}", "fail-once-if", "{index}", "1", "3"]
+
+[reduce]
+command = ["/task", "ls-env", "JOBRUN_INPUTS_DIR", "env"]"#,
+    );
+    t.build();
+    let r = t.run(&["submit", "--configs", "3"]);
+    assert_eq!(r.status, 1, "{}", r.stderr);
+    let s = t.status("");
+    assert_eq!(s["tasks"][1]["state"], "failed");
+    assert_eq!(s["tasks"][3]["state"], "failed");
+    let why = s["tasks"][3]["reason"].as_str().unwrap();
+    assert!(why.contains("not run: 1 map task did not succeed"), "{why}");
+
+    let retry = t.run(&["retry", "--failed"]);
+    assert_eq!(retry.status, 0, "{}", retry.stderr);
+    let s = t.status("");
+    assert_eq!(s["succeeded"], 4, "{s}");
+    let log = t.run(&["logs", "--index", "3"]).stdout;
+    assert!(log.contains("ls:1/n.txt"), "{log}");
+    assert!(log.contains("JOBRUN_COUNT=3"), "{log}");
+    assert!(log.contains("JOBRUN_STAGE=reduce"), "{log}");
+    assert!(log.contains("JOBRUN_INPUTS_DIR=/jobrun/inputs"), "{log}");
+}
