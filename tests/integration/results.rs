@@ -205,3 +205,45 @@ command = ["/task", "ls-env", "JOBRUN_INPUTS_DIR", "env"]"#,
     assert!(log.contains("JOBRUN_STAGE=reduce"), "{log}");
     assert!(log.contains("JOBRUN_INPUTS_DIR=/jobrun/inputs"), "{log}");
 }
+
+#[test]
+fn the_wordcount_reduce_counts_the_whole_corpus() {
+    let t = Test::new();
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/wordcount");
+    for rel in [
+        "Dockerfile",
+        "jobrun.toml",
+        "src/main.rs",
+        "data/corpus.txt",
+    ] {
+        t.write(rel, &std::fs::read_to_string(format!("{example}/{rel}")).unwrap());
+    }
+    // The example's own name, made unique for this test.
+    let toml = std::fs::read_to_string(t.dir.path().join("jobrun.toml")).unwrap();
+    t.write(
+        "jobrun.toml",
+        &toml.replace("name = \"wordcount\"", &format!("name = \"{}\"", t.name)),
+    );
+    t.build();
+    let r = t.run(&["submit", "--configs", "5"]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    let table = results_json(&t, &[]);
+    let shards: i64 = column(&table["rows"], "result.words")
+        .iter()
+        .map(|w| w.as_i64().unwrap())
+        .sum();
+    let total = table["reduce"]["result.words"].as_i64().unwrap();
+    // An independent count: words as the example splits them (the corpus is ASCII).
+    let counted = Command::new("python3")
+        .args([
+            "-c",
+            "import re, sys; print(len([w for w in (m.strip(\"'\") for m in re.findall(r\"[A-Za-z0-9']+\", open(sys.argv[1]).read())) if w]))",
+        ])
+        .arg(t.dir.path().join("data/corpus.txt"))
+        .output()
+        .unwrap();
+    let counted: i64 = String::from_utf8_lossy(&counted.stdout).trim().parse().unwrap();
+    assert_eq!(total, counted, "the reduce's total is the corpus's word count");
+    assert_eq!(shards, counted, "and the shards add up to it");
+    assert_eq!(table["reduce"]["result.shards"], 5);
+}
