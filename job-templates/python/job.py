@@ -5,6 +5,11 @@ jobrun runs this once per configuration, with:
   JOBRUN_RUN_ID  the run                         JOBRUN_ATTEMPT               1 for the first try
 On Fargate a configuration over ECS's 8 KiB of overrides comes as JOBRUN_CONFIG_URL (s3://…)
 instead of JOBRUN_CONFIG; load_config() reads either.
+  JOBRUN_OUTPUT_DIR  an empty folder for what the task makes, kept after it (on Fargate uploaded
+                     to the job's bucket); result.json there (a JSON object, at most 64 KiB) is
+                     the task's result, which `jobrun results` tables
+  JOBRUN_STAGE       "map", or "reduce" for the [reduce] task, which reads every task's folder
+                     at JOBRUN_INPUTS_DIR/<index>/
 Exit with 0 for success; an exception (exit 1) marks the task failed.
 """
 
@@ -33,6 +38,9 @@ def main() -> None:
     learning_rate = float(config.get("lr", 0.01))
     # ... the heavy work goes here ...
     time.sleep(1)
+    out = os.environ.get("JOBRUN_OUTPUT_DIR", ".")
+    with open(os.path.join(out, "result.json"), "w") as f:
+        json.dump({"lr": learning_rate, "score": 1.0 - learning_rate}, f)
     print(f"done with lr={learning_rate}", flush=True)
 
 

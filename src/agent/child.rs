@@ -29,6 +29,32 @@ pub(super) struct Done {
 }
 
 impl Done {
+    /// How a child's end is reported; `None` when the agent was told to stop (no result: the
+    /// message goes back).
+    pub(super) fn of(ended: Ended, timeout: Duration) -> Option<Done> {
+        Some(match ended {
+            Ended::Terminated => return None,
+            Ended::Exit(Some(0), _) => Done {
+                outcome: Outcome::Succeeded,
+                exit_code: Some(0),
+                reason: None,
+                outputs: None,
+            },
+            Ended::Cancelled => Done::cancelled(),
+            Ended::TimedOut => Done::failed(
+                None,
+                format!("timed out after {}", humantime::format_duration(timeout)),
+            ),
+            Ended::Exit(code, why) => Done::failed(
+                code,
+                why.unwrap_or_else(|| match code {
+                    Some(c) => format!("exit code {c}"),
+                    None => "killed by a signal".into(),
+                }),
+            ),
+        })
+    }
+
     pub(super) fn cancelled() -> Done {
         Done {
             outcome: Outcome::Cancelled,

@@ -20,7 +20,7 @@ mod work;
 use crate::aws::{self, Aws, AwsError, retrying};
 use crate::wire::{Outcome, TaskResult, cancel_key, result_key, results_prefix};
 use aws_sdk_sqs::types::MessageSystemAttributeName;
-use child::{Done, Ended};
+use child::Done;
 use chrono::Utc;
 use std::time::{Duration, Instant};
 use tokio::signal::unix::{SignalKind, signal};
@@ -332,40 +332,18 @@ impl Agent {
         };
         folders.env(&mut work.env);
         let (ended, tail) = self.run_child(&work, &receipt, term, int).await?;
-        let uploaded = match ended {
-            Ended::Terminated => None,
-            _ => Some(target.upload(&folders).await),
+        let done = Done::of(ended, work.timeout);
+        let uploaded = match done {
+            Some(_) => Some(target.upload(&folders).await),
+            None => None,
         };
         self.protect(false, work.timeout).await;
-        let mut done = match ended {
-            Ended::Terminated => {
-                say(&format!(
-                    "{label}: stopped by a signal; the message goes back to the queue"
-                ));
-                self.release(&receipt).await?;
-                return Ok(true);
-            }
-            Ended::Exit(Some(0), _) => Done {
-                outcome: Outcome::Succeeded,
-                exit_code: Some(0),
-                reason: None,
-                outputs: None,
-            },
-            Ended::Cancelled => Done::cancelled(),
-            Ended::TimedOut => Done::failed(
-                None,
-                format!(
-                    "timed out after {}",
-                    humantime::format_duration(work.timeout)
-                ),
-            ),
-            Ended::Exit(code, why) => Done::failed(
-                code,
-                why.unwrap_or_else(|| match code {
-                    Some(c) => format!("exit code {c}"),
-                    None => "killed by a signal".into(),
-                }),
-            ),
+        let Some(mut done) = done else {
+            say(&format!(
+                "{label}: stopped by a signal; the message goes back to the queue"
+            ));
+            self.release(&receipt).await?;
+            return Ok(true);
         };
         if let Some(e) = uploaded.as_ref().and_then(|u| u.upload_error.clone())
             && done.outcome == Outcome::Succeeded

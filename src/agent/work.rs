@@ -70,63 +70,68 @@ impl Agent {
         if value.get("Event").and_then(|e| e.as_str()) == Some("s3:TestEvent") {
             return Parsed::Ignore("an S3 test event".into());
         }
-        if let Some(record) = value["Records"].as_array().and_then(|r| r.first()) {
-            let bucket = record["s3"]["bucket"]["name"].as_str().unwrap_or_default();
-            let raw = record["s3"]["object"]["key"].as_str().unwrap_or_default();
-            // Event keys are URL-encoded, with '+' for spaces.
-            let key = percent_encoding::percent_decode_str(&raw.replace('+', " "))
-                .decode_utf8_lossy()
-                .into_owned();
-            if bucket.is_empty() || key.is_empty() {
-                return Parsed::Bad("an S3 event without bucket or key".into());
-            }
-            let day = Utc::now().format("%Y%m%d");
-            let run_id = format!("s3-{day}");
-            let object = format!("s3://{bucket}/{key}");
-            // One task per upload: a new upload of the same key is a new task, a redelivery of
-            // the same event is not.
-            let version = record["s3"]["object"]["sequencer"]
-                .as_str()
-                .or(record["s3"]["object"]["eTag"].as_str())
-                .unwrap_or_default();
-            let digest = {
-                use sha2::Digest;
-                format!(
-                    "{:x}",
-                    sha2::Sha256::digest(format!("{object}#{version}").as_bytes())
-                )[..16]
-                    .to_string()
-            };
-            let config = serde_json::json!({"bucket": bucket, "key": key});
-            // The job's command template, filled for this object ({config.key}, …).
-            let argv_tail = self
-                .default_command
-                .iter()
-                .map(|a| crate::plan::fill(a, 0, 1, &run_id, &config))
-                .collect::<Result<Vec<_>, _>>();
-            let argv_tail = match argv_tail {
-                Ok(argv) => Some(argv),
-                Err(e) => return Parsed::Bad(format!("the command does not fit an S3 event: {e}")),
-            };
-            let mut env = BTreeMap::new();
-            env.insert("S3_BUCKET".into(), bucket.to_string());
-            env.insert("S3_KEY".into(), key.clone());
-            env.insert("JOBRUN_RUN_ID".into(), run_id.clone());
-            env.insert("JOBRUN_JOB".into(), self.args.job.clone());
-            env.insert("JOBRUN_ATTEMPT".into(), receives.to_string());
-            env.insert("JOBRUN_CONFIG".into(), config.to_string());
-            return Parsed::Work(Work {
-                run_id,
-                key_index: digest,
-                index: None,
-                attempt: receives,
-                argv_tail,
-                env,
-                timeout: self.args.timeout,
-                s3_object: Some(object),
-                stage: crate::record::Stage::Map,
-            });
+        match value["Records"].as_array().and_then(|r| r.first()) {
+            Some(record) => self.s3_event(record, receives),
+            None => Parsed::Bad("neither a jobrun task nor an S3 event".into()),
         }
-        Parsed::Bad("neither a jobrun task nor an S3 event".into())
+    }
+
+    /// One object of an S3 event: a task whose configuration is the object.
+    fn s3_event(&self, record: &serde_json::Value, receives: u32) -> Parsed {
+        let bucket = record["s3"]["bucket"]["name"].as_str().unwrap_or_default();
+        let raw = record["s3"]["object"]["key"].as_str().unwrap_or_default();
+        // Event keys are URL-encoded, with '+' for spaces.
+        let key = percent_encoding::percent_decode_str(&raw.replace('+', " "))
+            .decode_utf8_lossy()
+            .into_owned();
+        if bucket.is_empty() || key.is_empty() {
+            return Parsed::Bad("an S3 event without bucket or key".into());
+        }
+        let day = Utc::now().format("%Y%m%d");
+        let run_id = format!("s3-{day}");
+        let object = format!("s3://{bucket}/{key}");
+        // One task per upload: a new upload of the same key is a new task, a redelivery of
+        // the same event is not.
+        let version = record["s3"]["object"]["sequencer"]
+            .as_str()
+            .or(record["s3"]["object"]["eTag"].as_str())
+            .unwrap_or_default();
+        let digest = {
+            use sha2::Digest;
+            format!(
+                "{:x}",
+                sha2::Sha256::digest(format!("{object}#{version}").as_bytes())
+            )[..16]
+                .to_string()
+        };
+        let config = serde_json::json!({"bucket": bucket, "key": key});
+        // The job's command template, filled for this object ({config.key}, …).
+        let argv_tail = self
+            .default_command
+            .iter()
+            .map(|a| crate::plan::fill(a, 0, 1, &run_id, &config))
+            .collect::<Result<Vec<_>, _>>();
+        let argv_tail = match argv_tail {
+            Ok(argv) => Some(argv),
+            Err(e) => return Parsed::Bad(format!("the command does not fit an S3 event: {e}")),
+        };
+        let mut env = BTreeMap::new();
+        env.insert("S3_BUCKET".into(), bucket.to_string());
+        env.insert("S3_KEY".into(), key.clone());
+        env.insert("JOBRUN_RUN_ID".into(), run_id.clone());
+        env.insert("JOBRUN_JOB".into(), self.args.job.clone());
+        env.insert("JOBRUN_ATTEMPT".into(), receives.to_string());
+        env.insert("JOBRUN_CONFIG".into(), config.to_string());
+        Parsed::Work(Work {
+            run_id,
+            key_index: digest,
+            index: None,
+            attempt: receives,
+            argv_tail,
+            env,
+            timeout: self.args.timeout,
+            s3_object: Some(object),
+            stage: crate::record::Stage::Map,
+        })
     }
 }

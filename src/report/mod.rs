@@ -54,6 +54,12 @@ pub struct TaskStatus {
     /// Where a running task is, in the target's own words (ECS: PROVISIONING, PENDING, RUNNING…).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub phase: Option<String>,
+    /// `reduce` for the run's reduce task (map tasks leave it out).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stage: Option<&'static str>,
+    /// What the task left in result.json (`jobrun results` tables it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result: Option<serde_json::Value>,
 }
 
 impl RunStatus {
@@ -95,6 +101,8 @@ impl RunStatus {
                     config: t.config.clone(),
                     log_tail: t.log_tail.clone(),
                     phase: t.phase.clone(),
+                    stage: (t.stage == crate::record::Stage::Reduce).then_some("reduce"),
+                    result: t.result.clone(),
                 })
                 .collect(),
         }

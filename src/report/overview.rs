@@ -61,7 +61,12 @@ pub fn failure_groups(tasks: &[TaskStatus]) -> Vec<(String, Vec<usize>)> {
 /// the attempt, its log and last lines.
 pub fn write_failure(f: &mut fmt::Formatter<'_>, t: &TaskStatus) -> fmt::Result {
     let reason = t.reason.as_deref().unwrap_or("failed");
-    write!(f, "\n  failed #{} {reason}", t.index)?;
+    let reduce = if t.stage.is_some() {
+        " (the reduce)"
+    } else {
+        ""
+    };
+    write!(f, "\n  failed #{}{reduce} {reason}", t.index)?;
     match t.exit_code {
         Some(c) if !reason.contains("exit code") => {
             write!(f, " (exit code {c}; attempt {})", t.attempts)?

@@ -114,3 +114,33 @@ fn settings_layer_env_below_file_below_flags() {
         &man.stdout[..200.min(man.stdout.len())]
     );
 }
+
+#[test]
+fn a_bad_reduce_is_one_clear_error_before_anything_starts() {
+    let t = Test::with_task(r#"command = ["/task"]"#);
+    let good = std::fs::read_to_string(t.dir.path().join("jobrun.toml")).unwrap();
+    t.write("jobrun.toml", &format!("{good}\n[reduce]\ncommand = []\n"));
+    t.run(&["build"]).assert_error(2, "reduce.command is empty");
+    t.write(
+        "jobrun.toml",
+        &format!("{good}\n[reduce]\nwhen = \"sometimes\"\ncommand = [\"/task\"]\n"),
+    );
+    t.run(&["build"]).assert_error(2, "reduce.when");
+    t.write(
+        "jobrun.toml",
+        &format!("{good}\n[reduce]\ncommand = [\"/task\"]\nimage = \"reducer:1\"\n")
+            .replace("[job]\n", "[job]\ntarget = \"ecs\"\n"),
+    );
+    t.run(&["build"])
+        .assert_error(2, "reduce.image works on the local target only");
+    // A reduce image the engine does not have: refused at submit, no run made.
+    t.write(
+        "jobrun.toml",
+        &format!("{good}\n[reduce]\ncommand = [\"/task\"]\nimage = \"jobrun-no-such-reducer:1\"\n"),
+    );
+    t.build();
+    t.run(&["submit", "--configs", "2"])
+        .assert_error(2, "reduce.image jobrun-no-such-reducer:1 is not an image");
+    assert_eq!(t.run_count(), 0, "no run recorded");
+    assert!(t.containers().is_empty(), "no container");
+}

@@ -12,6 +12,7 @@ mod ecs;
 mod infra;
 mod init;
 mod lifecycle;
+mod outputs_ecs;
 mod push;
 mod queue;
 mod real_aws;

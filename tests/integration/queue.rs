@@ -70,7 +70,7 @@ fn depth(moto: &Service, url: &str) -> (i64, i64) {
 }
 
 /// Keys under a prefix of a bucket, read from moto's S3 directly.
-fn s3_keys(moto: &Service, bucket: &str, prefix: &str) -> Vec<String> {
+pub(crate) fn s3_keys(moto: &Service, bucket: &str, prefix: &str) -> Vec<String> {
     let xml = ureq::get(&format!("{}/{bucket}", moto.url()))
         .query("list-type", "2")
         .query("prefix", prefix)
@@ -137,7 +137,7 @@ impl Agent {
         Agent { child, log }
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         self.log.lock().unwrap().clone()
     }
 

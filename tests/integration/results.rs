@@ -216,7 +216,10 @@ fn the_wordcount_reduce_counts_the_whole_corpus() {
         "src/main.rs",
         "data/corpus.txt",
     ] {
-        t.write(rel, &std::fs::read_to_string(format!("{example}/{rel}")).unwrap());
+        t.write(
+            rel,
+            &std::fs::read_to_string(format!("{example}/{rel}")).unwrap(),
+        );
     }
     // The example's own name, made unique for this test.
     let toml = std::fs::read_to_string(t.dir.path().join("jobrun.toml")).unwrap();
@@ -242,8 +245,108 @@ fn the_wordcount_reduce_counts_the_whole_corpus() {
         .arg(t.dir.path().join("data/corpus.txt"))
         .output()
         .unwrap();
-    let counted: i64 = String::from_utf8_lossy(&counted.stdout).trim().parse().unwrap();
-    assert_eq!(total, counted, "the reduce's total is the corpus's word count");
+    let counted: i64 = String::from_utf8_lossy(&counted.stdout)
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        total, counted,
+        "the reduce's total is the corpus's word count"
+    );
     assert_eq!(shards, counted, "and the shards add up to it");
     assert_eq!(table["reduce"]["result.shards"], 5);
+}
+
+#[test]
+fn the_retrain_example_trains_and_its_reduce_picks_the_best() {
+    // The example's image is python:3.12-slim, which cannot be pulled here: its two scripts run
+    // as jobrun runs them, with the same variables, on this machine's python3.
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/retrain");
+    let configs = std::fs::read_to_string(format!("{example}/configs.jsonl")).unwrap();
+    assert_eq!(configs.lines().count(), 100);
+    let dir = tempfile::tempdir().unwrap();
+    let inputs = dir.path().join("outputs");
+    let picks = [0usize, 41, 99];
+    let mut losses = vec![];
+    for (i, line) in configs
+        .lines()
+        .enumerate()
+        .filter(|(i, _)| picks.contains(i))
+    {
+        let out = inputs.join(i.to_string());
+        std::fs::create_dir_all(&out).unwrap();
+        let r = Command::new("python3")
+            .arg(format!("{example}/train.py"))
+            .env("JOBRUN_CONFIG", line)
+            .env("JOBRUN_INDEX", i.to_string())
+            .env("JOBRUN_OUTPUT_DIR", &out)
+            .output()
+            .unwrap();
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+        let result: Value =
+            serde_json::from_slice(&std::fs::read(out.join("result.json")).unwrap()).unwrap();
+        assert!(out.join("model.json").exists());
+        losses.push((i, result["loss"].as_f64()));
+    }
+    let reduced = dir.path().join("reduce");
+    std::fs::create_dir_all(&reduced).unwrap();
+    let r = Command::new("python3")
+        .arg(format!("{example}/reduce.py"))
+        .env("JOBRUN_INPUTS_DIR", &inputs)
+        .env("JOBRUN_OUTPUT_DIR", &reduced)
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let best: Value =
+        serde_json::from_slice(&std::fs::read(reduced.join("result.json")).unwrap()).unwrap();
+    let (want, _) = losses
+        .iter()
+        .filter_map(|(i, l)| l.map(|l| (*i, l)))
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .unwrap();
+    assert_eq!(best["best_index"], want, "{best} from {losses:?}");
+    assert_eq!(best["trained"], 3);
+    assert!(reduced.join("best-model.json").exists());
+}
+
+#[test]
+fn the_reduce_can_run_in_another_local_image() {
+    let t = Test::with_task(r#"command = ["/task", "write", "n.txt", "{index}"]"#);
+    t.build();
+    // Another image of the engine: here the job's own under another name.
+    let reducer = format!("{}-reducer:1", t.name);
+    let tagged = Command::new("docker")
+        .args(["tag", &format!("{}:latest", t.name), &reducer])
+        .status()
+        .unwrap();
+    assert!(tagged.success());
+    let toml = std::fs::read_to_string(t.dir.path().join("jobrun.toml")).unwrap();
+    t.write(
+        "jobrun.toml",
+        &format!("{toml}\n[reduce]\ncommand = [\"/task\", \"ls-env\", \"JOBRUN_INPUTS_DIR\"]\nimage = \"{reducer}\"\n"),
+    );
+    let r = t.run(&["submit", "--configs", "2"]);
+    let _ = Command::new("docker").args(["rmi", &reducer]).output();
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    let log = t.run(&["logs", "--index", "2"]).stdout;
+    assert!(log.contains("ls:1/n.txt"), "{log}");
+    let rec: Value = serde_json::from_slice(
+        &std::fs::read(
+            t.state
+                .path()
+                .join("runs")
+                .join(t.only_run())
+                .join("run.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert!(
+        rec["settings"]["reduce"]["image"]
+            .as_str()
+            .unwrap()
+            .starts_with("sha256:"),
+        "the reducer is recorded by id: {}",
+        rec["settings"]
+    );
 }

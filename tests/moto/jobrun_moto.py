@@ -21,6 +21,9 @@ that tasks behave like Fargate tasks whose outcome the test picks:
                        (TaskFailedToStart: the container gets no exitCode)
     until_attempt: K   exit/stop_code only apply while JOBRUN_ATTEMPT < K
     hold: true         the task stays RUNNING until StopTask
+    hold_until_receipt: true  the task stays RUNNING until the receipt of its attempt
+                       (jobs/<job>/runs/<run>/receipts/<index>-<attempt>.json, what `jobrun
+                       task` writes before a task ends) is in one of moto's buckets
     spot_capacity: false  FARGATE_SPOT RunTask returns a "Capacity is unavailable" failure
     logs: [..]         lines written to CloudWatch Logs at launch (every task gets some)
 * Tasks get startedAt/createdAt at launch, and stoppedAt/stopCode/stoppedReason/container
@@ -173,6 +176,7 @@ def launched(backend, task):
     task.created_at = task.started_at = now()
     task.stopped_reason = None  # moto sets "" which would serialise as an empty reason
     task._jobrun_hold = bool(fake.get("hold"))
+    task._jobrun_receipt = receipt_key(env) if fake.get("hold_until_receipt") else None
     task._jobrun_outcome = outcome(fake, attempt)
     for c in task.containers:
         c.exitCode = None  # ECS reports no exit code until the container stops
@@ -182,6 +186,23 @@ def launched(backend, task):
         write_logs(backend, task, td, env, fake)
     except Exception as e:
         warn(f"no task definition for logs: {e!r}")
+
+
+def receipt_key(env):
+    return "jobs/{}/runs/{}/receipts/{}-{}.json".format(
+        env.get("JOBRUN_JOB", ""), env.get("JOBRUN_RUN_ID", ""),
+        env.get("JOBRUN_INDEX", ""), env.get("JOBRUN_ATTEMPT", ""))
+
+
+def receipt_written(key):
+    """Whether any bucket of any account holds the key."""
+    from moto.s3.models import s3_backends
+    for account in list(s3_backends.keys()):
+        backend = s3_backends[account]["global"]
+        for bucket in list(backend.buckets.values()):
+            if key in bucket.keys:
+                return True
+    return False
 
 
 # ----- patches ------------------------------------------------------------------------------
@@ -230,6 +251,9 @@ def patch_advance(orig):
     def advance(self):
         if getattr(self, "_jobrun_hold", False) and not getattr(self, "_jobrun_stopped", False):
             return  # "hold": stays RUNNING until StopTask
+        key = getattr(self, "_jobrun_receipt", None)
+        if key and not getattr(self, "_jobrun_stopped", False) and not receipt_written(key):
+            return  # "hold_until_receipt": RUNNING until jobrun task wrote the receipt
         return orig(self)
 
     return advance

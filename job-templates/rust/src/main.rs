@@ -1,5 +1,11 @@
 //! One task of the job. jobrun sets JOBRUN_CONFIG (JSON), JOBRUN_INDEX, JOBRUN_COUNT,
-//! JOBRUN_RUN_ID and JOBRUN_ATTEMPT. Exit 0 for success.
+//! JOBRUN_RUN_ID and JOBRUN_ATTEMPT, and
+//!   JOBRUN_OUTPUT_DIR  an empty folder for what the task makes, kept after it (on Fargate
+//!                      uploaded to the job's bucket); result.json there (a JSON object, at
+//!                      most 64 KiB) is the task's result, which `jobrun results` tables
+//!   JOBRUN_STAGE       "map", or "reduce" for the [reduce] task, which reads every task's
+//!                      folder at JOBRUN_INPUTS_DIR/<index>/
+//! Exit 0 for success.
 
 fn main() {
     let config: serde_json::Value =
@@ -10,5 +16,10 @@ fn main() {
     println!("task {index} of {count}: config {config}");
     // ... the heavy work goes here ...
     std::thread::sleep(std::time::Duration::from_secs(1));
+    if let Ok(dir) = std::env::var("JOBRUN_OUTPUT_DIR") {
+        let result = serde_json::json!({"config": config, "score": 1.0});
+        std::fs::write(format!("{dir}/result.json"), result.to_string())
+            .expect("the output folder can be written");
+    }
     println!("done");
 }

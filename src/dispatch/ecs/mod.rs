@@ -19,7 +19,7 @@ use crate::agent::direct::NO_RECEIPT;
 use crate::aws::{self, retrying};
 use crate::dispatch::{FailKind, fail_attempt, stop_due, timed_out};
 use crate::record::{RunRecord, StopRequest, TaskRecord, TaskState};
-use crate::wire::{CONTAINER, log_pointer, parse_log_pointer};
+use crate::wire::{CONTAINER, Receipt, log_pointer, parse_log_pointer};
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
@@ -267,35 +267,15 @@ impl EcsDispatcher {
                 ),
                 FailKind::Interrupted,
             )),
-            None => match (exit, receipt.as_ref().and_then(|r| r.upload_error.as_ref())) {
-                (Some(0), Some(e)) => Some((
-                    format!("its outputs could not be uploaded: {e}"),
-                    FailKind::Other,
-                )),
-                (Some(code), None)
-                    if code == NO_RECEIPT as i64 && receipt.is_none() && site.outputs =>
-                {
-                    Some((
-                        format!(
-                            "exit code {code}: the jobrun in the task could not upload its outputs (its log says why)"
-                        ),
-                        FailKind::Other,
-                    ))
-                }
-                (Some(0), None) => {
+            None => {
+                let stopped = (code.as_deref(), why.as_str());
+                let failed = exit_failure(exit, receipt.as_ref(), site.outputs, stopped);
+                if failed.is_none() {
                     task.state = TaskState::Succeeded;
                     task.reason = None;
-                    None
                 }
-                (Some(c), _) => Some((format!("exit code {c}"), FailKind::Exit(c))),
-                (None, _) => Some((
-                    format!(
-                        "stopped without an exit code ({}: {why})",
-                        code.unwrap_or_else(|| "no stop code".into())
-                    ),
-                    FailKind::Other,
-                )),
-            },
+                failed
+            }
         };
         match failure {
             Some((reason, kind)) => {
@@ -504,6 +484,37 @@ impl EcsDispatcher {
             .tasks()
             .first()
             .is_some_and(|t| t.last_status() != Some("STOPPED")))
+    }
+}
+
+/// Why a task that stopped by itself failed (`None`: it succeeded): its exit code, and with
+/// jobrun in the image (`outputs`), the receipt of its outputs.
+fn exit_failure(
+    exit: Option<i64>,
+    receipt: Option<&Receipt>,
+    outputs: bool,
+    (code, why): (Option<&str>, &str),
+) -> Option<(String, FailKind)> {
+    match (exit, receipt.and_then(|r| r.upload_error.as_ref())) {
+        (Some(0), Some(e)) => Some((
+            format!("its outputs could not be uploaded: {e}"),
+            FailKind::Other,
+        )),
+        (Some(c), None) if c == NO_RECEIPT as i64 && receipt.is_none() && outputs => Some((
+            format!(
+                "exit code {c}: the jobrun in the task could not upload its outputs (its log says why)"
+            ),
+            FailKind::Other,
+        )),
+        (Some(0), None) => None,
+        (Some(c), _) => Some((format!("exit code {c}"), FailKind::Exit(c))),
+        (None, _) => Some((
+            format!(
+                "stopped without an exit code ({}: {why})",
+                code.unwrap_or("no stop code")
+            ),
+            FailKind::Other,
+        )),
     }
 }
 

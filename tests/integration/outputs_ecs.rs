@@ -1,0 +1,280 @@
+//! Task outputs on ECS against moto: the jobrun in the job's image (`jobrun task` in direct
+//! mode, `jobrun agent` in queue mode) uploads each task's JOBRUN_OUTPUT_DIR to the run's
+//! prefix, the dispatcher keeps the result from its receipt, the reduce downloads every map
+//! task's folder first, and `results --download` fetches them back. moto runs no containers:
+//! the test runs the in-image jobrun itself (this very binary) with the environment ECS would
+//! give it, and moto's fake task holds RUNNING until the attempt's receipt is in the bucket
+//! (`"hold_until_receipt"`), as a real task runs until its jobrun is done.
+
+use crate::harness::{Test, task_binary};
+use crate::queue::{Agent, outputs, queue_job, s3_keys};
+use crate::services::{self, Service};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+
+/// A direct-mode ECS job whose image carries a (stand-in) jobrun, so its task definition runs
+/// `jobrun task`; built, pushed and up. `TASK` in `toml_extra` is the test task's host path.
+fn direct_job(moto: &Service, command: &str, toml_extra: &str) -> Test {
+    let reg = services::plain_registry();
+    let task = task_binary().display().to_string();
+    let t = Test::ecs_task(&format!(
+        "[ecr]\nregistry_endpoint = \"{}\"\n\n[queue]\nagent_binaries = {{ arm64 = \"task\" }}\n{}",
+        reg.host(),
+        toml_extra.replace("TASK", &task)
+    ))
+    .envs(services::moto_env_for(moto));
+    let toml = std::fs::read_to_string(t.dir.path().join("jobrun.toml")).unwrap();
+    t.write(
+        "jobrun.toml",
+        &toml.replace(
+            r#"command = ["/task"]"#,
+            &format!("command = {}", command.replace("TASK", &task)),
+        ),
+    );
+    for step in [&["build", "--push"][..], &["up"]] {
+        let r = t.run(step);
+        assert_eq!(r.status, 0, "{step:?}: {}", r.stderr);
+    }
+    t
+}
+
+fn record(t: &Test, run: &str) -> Value {
+    let path = t.state.path().join("runs").join(run).join("run.json");
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+/// What ECS would start: the task's environment and command, from RunTask's overrides.
+fn overrides(task: &Value) -> (BTreeMap<String, String>, Vec<String>) {
+    let c = &task["overrides"]["containerOverrides"][0];
+    let env = c["environment"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|kv| {
+            let s = |k: &str| kv[k].as_str().unwrap().to_string();
+            (s("name"), s("value"))
+        })
+        .collect();
+    let command = c["command"]
+        .as_array()
+        .map(|a| a.iter().map(|v| v.as_str().unwrap().to_string()).collect())
+        .unwrap_or_default();
+    (env, command)
+}
+
+/// Runs `jobrun task` as the task's container would, in a folder of its own; (exit, stdout,
+/// stderr).
+fn run_in_task(t: &Test, bucket: &str, task: &Value) -> (i32, String, String) {
+    let (env, command) = overrides(task);
+    let tmp = tempfile::tempdir().unwrap();
+    let mut args = vec!["task", "--"];
+    args.extend(command.iter().map(String::as_str));
+    let mut c = t.command(&args);
+    c.envs(&env)
+        .env("JOBRUN_BUCKET", bucket)
+        .env("TMPDIR", tmp.path());
+    let out = c.output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Plays the containers of a run: every task ECS starts is run by `jobrun task` once, until
+/// `count` have run; returns each one's stdout by index.
+fn play_tasks(t: &Test, moto: &Service, run: &str, count: usize) -> BTreeMap<usize, String> {
+    let rec = record(t, run);
+    let cluster = rec["ecs"]["cluster"].as_str().unwrap().to_string();
+    let started_by = rec["ecs"]["started_by"].as_str().unwrap().to_string();
+    let bucket = rec["ecs"]["bucket"].as_str().unwrap().to_string();
+    let mut done = BTreeMap::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    while done.len() < count {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {} of {count} tasks started",
+            done.len()
+        );
+        let tasks = crate::ecs::tasks_listed(moto, &cluster, ("startedBy", &started_by));
+        for task in tasks {
+            let (env, _) = overrides(&task);
+            let index: usize = env["JOBRUN_INDEX"].parse().unwrap();
+            if done.contains_key(&index) {
+                continue;
+            }
+            let (code, out, err) = run_in_task(t, &bucket, &task);
+            assert_eq!(code, 0, "jobrun task {index}: {err}");
+            assert!(err.contains("output files"), "{err}");
+            done.insert(index, out);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    done
+}
+
+fn column(table: &Value, key: &str) -> Vec<Value> {
+    table["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.get(key).cloned().unwrap_or(Value::Null))
+        .collect()
+}
+
+#[test]
+fn direct_tasks_upload_their_outputs_and_the_reduce_reads_them() {
+    let moto = services::moto();
+    let t = direct_job(
+        moto,
+        r#"["TASK", "write", "w.txt", "{index}", "write", "result.json", "{{\"loss\": {config.lr}}}"]"#,
+        "\n[reduce]\ncommand = [\"TASK\", \"ls-env\", \"JOBRUN_INPUTS_DIR\", \"write\", \"result.json\", \"{\\\"n\\\": 3}\"]\n",
+    );
+    // `up` made a task definition that runs the command under the image's jobrun.
+    let o = outputs(&t);
+    assert_eq!(o["outputs"], true, "{o}");
+    let td = crate::ecs::ecs(
+        moto,
+        "DescribeTaskDefinition",
+        json!({"taskDefinition": o["task_definition"]}),
+    );
+    let c = &td["taskDefinition"]["containerDefinitions"][0];
+    assert_eq!(c["entryPoint"], json!(["/opt/jobrun/jobrun", "task", "--"]));
+    assert!(
+        c["environment"].to_string().contains("JOBRUN_BUCKET"),
+        "{c}"
+    );
+
+    let hold = json!({"hold_until_receipt": true});
+    let configs: Vec<Value> = [0.5, 0.1, 0.9]
+        .iter()
+        .map(|lr| json!({"lr": lr, "fake": hold}))
+        .collect();
+    let run = t.submit_detached(&configs);
+    let outs = play_tasks(&t, moto, &run, 4);
+    let s = t.wait_for(&run, "the run to succeed", |s| s["state"] == "succeeded");
+    assert_eq!(s["succeeded"], 4, "{s}");
+
+    // The reduce found exactly the three map tasks' folders.
+    let top: Vec<&str> = outs[&3]
+        .lines()
+        .filter_map(|l| l.strip_prefix("ls:"))
+        .filter(|p| !p.contains('/'))
+        .collect();
+    assert_eq!(top, ["0", "1", "2"], "{}", outs[&3]);
+    assert!(outs[&3].contains("ls:1/w.txt"), "{}", outs[&3]);
+
+    // The outputs are in the bucket, under the run's prefix (S3's own listing).
+    let bucket = o["bucket"].as_str().unwrap();
+    let prefix = format!("jobs/{}/runs/{run}/", t.name);
+    let keys = s3_keys(moto, bucket, &prefix);
+    for rel in [
+        "outputs/0/w.txt",
+        "outputs/2/result.json",
+        "reduce/result.json",
+        "receipts/0-1.json",
+        "receipts/3-1.json",
+    ] {
+        assert!(
+            keys.contains(&format!("{prefix}{rel}")),
+            "{rel} in {keys:?}"
+        );
+    }
+
+    // Results come from the receipts; the download fetches every folder.
+    let r = t.run(&["results", "-o", "json"]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    let table = r.json();
+    assert_eq!(
+        column(&table, "result.loss"),
+        [json!(0.5), json!(0.1), json!(0.9)]
+    );
+    assert_eq!(table["reduce"]["result.n"], 3);
+    let out = t.dir.path().join("out");
+    let d = t.run(&["results", "--download", out.to_str().unwrap()]);
+    assert_eq!(d.status, 0, "{}", d.stderr);
+    assert!(d.stderr.contains("7 files fetched"), "{}", d.stderr);
+    assert_eq!(std::fs::read_to_string(out.join("1/w.txt")).unwrap(), "1");
+    let again = t.run(&["results", "--download", out.to_str().unwrap()]);
+    assert!(again.stderr.contains("7 already there"), "{}", again.stderr);
+}
+
+#[test]
+fn outputs_that_cannot_be_uploaded_fail_the_attempt_and_say_why() {
+    let moto = services::moto();
+    let t = direct_job(moto, r#"["TASK", "write", "w.txt", "x"]"#, "");
+    // The in-image jobrun, with a bucket it cannot write: exit 125 and the reason in its log.
+    let fake_task = json!({"overrides": {"containerOverrides": [{"environment": [
+        {"name": "JOBRUN_JOB", "value": t.name},
+        {"name": "JOBRUN_RUN_ID", "value": "r1"},
+        {"name": "JOBRUN_INDEX", "value": "0"},
+        {"name": "JOBRUN_ATTEMPT", "value": "1"},
+    ], "command": [task_binary().display().to_string(), "write", "w.txt", "x"]}]}});
+    let (code, _, err) = run_in_task(&t, "no-such-bucket-jobrun", &fake_task);
+    assert_eq!(code, 125, "{err}");
+    assert!(err.contains("could not be uploaded"), "{err}");
+    assert!(err.contains("NoSuchBucket"), "{err}");
+
+    // ECS reports that exit with no receipt: the attempt fails and says what happened.
+    let run = t.submit_detached(&[json!({"fake": {"exit": 125}})]);
+    let s = t.wait_for(&run, "the task to fail", |s| s["state"] == "failed");
+    let why = s["tasks"][0]["reason"].as_str().unwrap();
+    assert!(
+        why.contains("the jobrun in the task could not upload its outputs"),
+        "{why}"
+    );
+}
+
+#[test]
+fn queue_workers_upload_outputs_and_run_the_reduce_after_the_map_tasks() {
+    let moto = services::moto();
+    let t = queue_job(
+        moto,
+        r#"["TASK", "write", "w.txt", "{index}", "write", "result.json", "{{\"i\": {index}}}", "fail-if", "{index}", "1", "0", "fill", "big.bin", "68157440"]"#,
+        &"\n[reduce]\ncommand = [\"TASK\", \"ls-env\", \"JOBRUN_INPUTS_DIR\", \"write\", \"result.json\", \"{\\\"n\\\": 2}\"]\n"
+            .replace("TASK", &task_binary().display().to_string()),
+    );
+    let run = t.submit_detached(&[json!({}), json!({})]);
+    let agent = Agent::start(&t, &[]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(40);
+    let s = loop {
+        let s = t.status(&run);
+        if s["state"] == "succeeded" {
+            break s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run did not succeed: {s}\nagent:\n{}",
+            agent.log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    };
+    assert_eq!(s["succeeded"], 3, "{s}");
+    let (code, log) = agent.wait();
+    assert_eq!(code, 0, "{log}");
+    let r = t.run(&["results", "-o", "json"]);
+    let table = r.json();
+    assert_eq!(column(&table, "result.i"), [json!(0), json!(1)]);
+    assert_eq!(table["reduce"]["result.n"], 2);
+    let bucket = outputs(&t)["bucket"].as_str().unwrap().to_string();
+    let prefix = format!("jobs/{}/runs/{run}/", t.name);
+    let keys = s3_keys(moto, &bucket, &prefix);
+    for rel in [
+        "outputs/0/w.txt",
+        "outputs/1/result.json",
+        "reduce/result.json",
+    ] {
+        assert!(
+            keys.contains(&format!("{prefix}{rel}")),
+            "{rel} in {keys:?}"
+        );
+    }
+    // Task 0's 65 MiB file went up in two parts (a multipart object's ETag says how many).
+    let big = ureq::head(&format!("{}/{bucket}/{prefix}outputs/0/big.bin", moto.url()))
+        .set("Authorization", "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0")
+        .call()
+        .unwrap();
+    assert_eq!(big.header("Content-Length"), Some("68157440"));
+    let etag = big.header("ETag").unwrap_or_default().to_string();
+    assert!(etag.ends_with("-2\""), "{etag}");
+}
