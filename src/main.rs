@@ -49,7 +49,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
 
-    if matches.subcommand_name() == Some("agent") {
+    if matches!(matches.subcommand_name(), Some("agent" | "task")) {
         agent::use_bundled_certificates();
     }
     let runtime = match tokio::runtime::Runtime::new() {

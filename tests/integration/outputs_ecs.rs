@@ -62,18 +62,46 @@ fn overrides(task: &Value) -> (BTreeMap<String, String>, Vec<String>) {
     (env, command)
 }
 
-/// Runs `jobrun task` as the task's container would, in a folder of its own; (exit, stdout,
-/// stderr).
-fn run_in_task(t: &Test, bucket: &str, task: &Value) -> (i32, String, String) {
+/// Where the test plays a task's container: this machine (a process with a folder of its own),
+/// or a container of the job's image on the local engine, started as ECS would start it (the
+/// task definition's entrypoint, the overrides' environment and command).
+#[derive(Clone, Copy)]
+enum Play<'a> {
+    Host,
+    Container(&'a str),
+}
+
+/// Runs `jobrun task` as the task's container would; (exit, stdout, stderr).
+fn run_in_task(t: &Test, bucket: &str, task: &Value, play: Play) -> (i32, String, String) {
     let (env, command) = overrides(task);
     let tmp = tempfile::tempdir().unwrap();
-    let mut args = vec!["task", "--"];
-    args.extend(command.iter().map(String::as_str));
-    let mut c = t.command(&args);
-    c.envs(&env)
-        .env("JOBRUN_BUCKET", bucket)
-        .env("TMPDIR", tmp.path());
-    let out = c.output().unwrap();
+    let out = match play {
+        Play::Host => {
+            let mut args = vec!["task", "--"];
+            args.extend(command.iter().map(String::as_str));
+            let mut c = t.command(&args);
+            c.envs(&env)
+                .env("JOBRUN_BUCKET", bucket)
+                .env("TMPDIR", tmp.path());
+            c.output().unwrap()
+        }
+        Play::Container(image) => {
+            let mut c = std::process::Command::new("docker");
+            c.args(["run", "--rm", "--network", "host"]);
+            let moto = services::moto_env_for(services::moto());
+            let more = [
+                ("JOBRUN_BUCKET".to_string(), bucket.to_string()),
+                ("AWS_EC2_METADATA_DISABLED".into(), "true".into()),
+            ];
+            let pairs = moto.into_iter().map(|(k, v)| (k.to_string(), v));
+            for (k, v) in pairs.chain(env).chain(more) {
+                c.args(["-e", &format!("{k}={v}")]);
+            }
+            c.args(["--entrypoint", "/opt/jobrun/jobrun", image, "task", "--"]);
+            c.args(&command);
+            c.output().unwrap()
+        }
+    };
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -83,7 +111,13 @@ fn run_in_task(t: &Test, bucket: &str, task: &Value) -> (i32, String, String) {
 
 /// Plays the containers of a run: every task ECS starts is run by `jobrun task` once, until
 /// `count` have run; returns each one's stdout by index.
-fn play_tasks(t: &Test, moto: &Service, run: &str, count: usize) -> BTreeMap<usize, String> {
+fn play_tasks(
+    t: &Test,
+    moto: &Service,
+    run: &str,
+    count: usize,
+    play: Play,
+) -> BTreeMap<usize, String> {
     let rec = record(t, run);
     let cluster = rec["ecs"]["cluster"].as_str().unwrap().to_string();
     let started_by = rec["ecs"]["started_by"].as_str().unwrap().to_string();
@@ -103,7 +137,7 @@ fn play_tasks(t: &Test, moto: &Service, run: &str, count: usize) -> BTreeMap<usi
             if done.contains_key(&index) {
                 continue;
             }
-            let (code, out, err) = run_in_task(t, &bucket, &task);
+            let (code, out, err) = run_in_task(t, &bucket, &task, play);
             assert_eq!(code, 0, "jobrun task {index}: {err}");
             assert!(err.contains("output files"), "{err}");
             done.insert(index, out);
@@ -151,7 +185,7 @@ fn direct_tasks_upload_their_outputs_and_the_reduce_reads_them() {
         .map(|lr| json!({"lr": lr, "fake": hold}))
         .collect();
     let run = t.submit_detached(&configs);
-    let outs = play_tasks(&t, moto, &run, 4);
+    let outs = play_tasks(&t, moto, &run, 4, Play::Host);
     let s = t.wait_for(&run, "the run to succeed", |s| s["state"] == "succeeded");
     assert_eq!(s["succeeded"], 4, "{s}");
 
@@ -210,7 +244,7 @@ fn outputs_that_cannot_be_uploaded_fail_the_attempt_and_say_why() {
         {"name": "JOBRUN_INDEX", "value": "0"},
         {"name": "JOBRUN_ATTEMPT", "value": "1"},
     ], "command": [task_binary().display().to_string(), "write", "w.txt", "x"]}]}});
-    let (code, _, err) = run_in_task(&t, "no-such-bucket-jobrun", &fake_task);
+    let (code, _, err) = run_in_task(&t, "no-such-bucket-jobrun", &fake_task, Play::Host);
     assert_eq!(code, 125, "{err}");
     assert!(err.contains("could not be uploaded"), "{err}");
     assert!(err.contains("NoSuchBucket"), "{err}");
@@ -277,4 +311,57 @@ fn queue_workers_upload_outputs_and_run_the_reduce_after_the_map_tasks() {
     assert_eq!(big.header("Content-Length"), Some("68157440"));
     let etag = big.header("ETag").unwrap_or_default().to_string();
     assert!(etag.ends_with("-2\""), "{etag}");
+}
+
+#[test]
+fn in_a_container_of_the_job_image_the_reduce_downloads_its_inputs() {
+    // Only x86_64 hosts can run this (the jobrun in the image is this very binary).
+    if std::env::consts::ARCH != "x86_64" {
+        return;
+    }
+    let moto = services::moto();
+    let base = crate::queue::glibc_base();
+    // This jobrun, stripped (a debug build carries ~1 GB of symbols).
+    let bin = tempfile::tempdir().unwrap();
+    let stripped = bin.path().join("jobrun");
+    let st = std::process::Command::new("strip")
+        .arg("-o")
+        .arg(&stripped)
+        .arg(crate::harness::JOBRUN)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let reg = services::plain_registry();
+    let t = Test::ecs_task(&format!(
+        "[ecr]\nregistry_endpoint = \"{}\"\n\n[queue]\nagent_binaries = {{ amd64 = \"{}\" }}\n\n[image]\nplatform = \"linux/amd64\"\n\n[reduce]\ncommand = [\"/task\", \"ls-env\", \"JOBRUN_INPUTS_DIR\", \"write\", \"result.json\", \"{{\\\"n\\\": 2}}\"]\n",
+        reg.host(),
+        stripped.display()
+    ))
+    .envs(services::moto_env_for(moto));
+    t.write("Dockerfile", &format!("FROM {base}\nCOPY task /task\n"));
+    let toml = std::fs::read_to_string(t.dir.path().join("jobrun.toml")).unwrap();
+    t.write(
+        "jobrun.toml",
+        &toml.replace(
+            r#"command = ["/task"]"#,
+            r#"command = ["/task", "write", "w.txt", "{index}"]"#,
+        ),
+    );
+    for step in [&["build", "--push"][..], &["up"]] {
+        let r = t.run(step);
+        assert_eq!(r.status, 0, "{step:?}: {}", r.stderr);
+    }
+    let hold = json!({"hold_until_receipt": true});
+    let run = t.submit_detached(&[json!({"fake": hold}), json!({"fake": hold})]);
+    let image = format!("{}:latest", t.name);
+    let outs = play_tasks(&t, moto, &run, 3, Play::Container(&image));
+    let s = t.wait_for(&run, "the run to succeed", |s| s["state"] == "succeeded");
+    assert_eq!(s["succeeded"], 3, "{s}");
+    assert!(
+        outs[&2].contains("ls:0/w.txt") && outs[&2].contains("ls:1/w.txt"),
+        "{}",
+        outs[&2]
+    );
+    let table = t.run(&["results", "-o", "json"]).json();
+    assert_eq!(table["reduce"]["result.n"], 2);
 }

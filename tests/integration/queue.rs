@@ -815,7 +815,7 @@ fn ten_thousand_configurations_are_sent_with_exactly_one_thousand_batch_calls() 
 
 /// A base image with the C library the debug `jobrun` links, so the real agent runs in a
 /// container (released binaries are static; this one is not).
-fn glibc_base() -> &'static str {
+pub(crate) fn glibc_base() -> &'static str {
     static BASE: std::sync::OnceLock<()> = std::sync::OnceLock::new();
     const TAG: &str = "jobrun-test-glibc:1";
     BASE.get_or_init(|| {
