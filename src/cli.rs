@@ -276,6 +276,14 @@ pub struct SubmitArgs {
     /// (cancel it, then start). Default: [schedule] overlap, else skip with --key, else allow
     #[arg(long, value_enum)]
     pub overlap: Option<crate::config::Overlap>,
+    /// Check everything and print the plan and its estimated duration and cost; start and
+    /// create nothing
+    #[arg(long, conflicts_with_all = ["build", "resume", "detach"])]
+    pub dry_run: bool,
+    /// Refuse the run when its estimated cost (upper bound) is above this many dollars
+    /// (default: [cost] max_per_run)
+    #[arg(long, value_name = "USD")]
+    pub max_cost: Option<f64>,
     #[command(flatten)]
     pub aws: AwsArgs,
     #[command(flatten)]

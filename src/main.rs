@@ -10,6 +10,7 @@ mod claim;
 mod cli;
 mod commands;
 mod config;
+mod cost;
 mod dispatch;
 mod engine;
 mod error;

@@ -6,6 +6,7 @@
 
 mod common;
 mod drive;
+mod estimate;
 mod gate;
 mod image;
 mod infra;

@@ -100,6 +100,7 @@ fn skipped_line(s: crate::claim::Skipped) -> RunLine {
         created_at: s.at,
         key: s.key,
         reason: Some(s.reason),
+        cost: None,
     }
 }
 
@@ -219,6 +220,7 @@ pub fn list(file: Option<&Path>, args: RunsArgs, ui: &Ui) -> Result<Exit> {
             created_at: s.created_at,
             key: s.key,
             reason: None,
+            cost: s.cost,
         })
         .collect();
     // Submissions that started nothing (overlap = skip), with their reason.

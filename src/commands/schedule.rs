@@ -497,6 +497,9 @@ pub async fn dispatch(args: DispatchArgs, ui: &Ui) -> Result<Exit> {
         resume: None,
         key: Some(schedule::run_key(&stored.name, &at)),
         overlap: Some(stored.overlap),
+        dry_run: false,
+        // [cost] max_per_run of the stored jobrun.toml still applies.
+        max_cost: None,
         aws: AwsArgs::default(),
         overrides: Overrides::default(),
     };

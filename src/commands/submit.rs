@@ -122,6 +122,14 @@ fn new_record(
             Some(reduce.command.clone()),
         ));
     }
+    // Priced as Fargate in the run's region (a local run: the job's, else us-east-1).
+    let region = match place.ecs() {
+        Some(run) => run.site.region.clone(),
+        None => job.aws.region.clone().unwrap_or_else(|| "us-east-1".into()),
+    };
+    let arch = image.platform.split('/').nth(1).unwrap_or("amd64");
+    let mut settings = settings_of(job);
+    settings.prices = Some(crate::cost::Prices::lookup(&region, arch, &job.cost));
     RunRecord {
         schema: record::SCHEMA,
         run_id: run_id.to_string(),
@@ -129,7 +137,7 @@ fn new_record(
         job_file: job.file.clone(),
         place,
         image,
-        settings: settings_of(job),
+        settings,
         created_at: chrono::Utc::now(),
         finished_at: None,
         cancel_requested: false,
@@ -153,6 +161,8 @@ fn settings_of(job: &Job) -> RunSettings {
             when: r.when,
             image: None,
         }),
+        storage_gb: job.resources.ephemeral_storage,
+        prices: None,
     }
 }
 
@@ -224,6 +234,9 @@ async fn submit_local(job: Job, at: Submit<'_>, ui: &Ui) -> Result<Exit> {
         })?;
         settings.image = Some(id);
     }
+    if let Some(exit) = super::estimate::before_start(&job, &rec, args, store, ui)? {
+        return Ok(exit);
+    }
     let local = async || Ok(Dispatcher::Local(LocalDispatcher::new(engine)));
     gate_then_start(&gate, &at, rec, local, ui).await
 }
@@ -271,6 +284,9 @@ async fn submit_ecs(job: Job, at: Submit<'_>, ui: &Ui) -> Result<Exit> {
     };
     let place = ecs_place(&job, &outputs, args, run_id)?;
     let rec = new_record(&job, run_id, place, image, tasks);
+    if let Some(exit) = super::estimate::before_start(&job, &rec, args, store, ui)? {
+        return Ok(exit);
+    }
     gate.shared = Some(Shared {
         aws: &aws,
         bucket: &outputs.site.bucket,
@@ -348,6 +364,8 @@ fn ecs_place(job: &Job, outputs: &Outputs, args: &SubmitArgs, run_id: &str) -> R
         send_concurrency: job.ecs.queue.send_concurrency,
         max_workers: q.max_workers,
         stats: None,
+        first_worker_at: None,
+        all_workers_at: None,
     };
     Ok(Place::Queue(ecs, queue))
 }

@@ -53,6 +53,21 @@ pub struct FileConfig {
     #[serde(default)]
     pub notify: NotifySection,
     pub reduce: Option<ReduceSection>,
+    #[serde(default)]
+    pub cost: CostSection,
+}
+
+/// `[cost]`: prices instead of the shipped table's (USD per hour), and a limit per run.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct CostSection {
+    pub vcpu_hour: Option<f64>,
+    pub gb_hour: Option<f64>,
+    pub storage_gb_hour: Option<f64>,
+    /// The Spot discount to assume, 0 to 1 (default: the table's range, 50–70 % off).
+    pub spot_discount: Option<f64>,
+    /// Refuse a run whose estimate is above this many dollars.
+    pub max_per_run: Option<f64>,
 }
 
 /// `[reduce]`: a task run once after the map tasks, reading their outputs.

@@ -197,6 +197,18 @@ pub enum Overlap {
     Replace,
 }
 
+/// `[cost]`: the prices to use instead of the table's, and a limit per run.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct CostSpec {
+    pub vcpu_hour: Option<f64>,
+    pub gb_hour: Option<f64>,
+    pub storage_gb_hour: Option<f64>,
+    /// The Spot discount to assume (0.7 = 70 % off on-demand) instead of the table's range.
+    pub spot_discount: Option<f64>,
+    /// A run whose estimate is above this many dollars is refused.
+    pub max_per_run: Option<f64>,
+}
+
 /// When a run's reduce task runs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -235,6 +247,8 @@ pub struct Job {
     pub notify: Option<NotifySpec>,
     /// `[reduce]`, when the job has one.
     pub reduce: Option<ReduceSpec>,
+    /// `[cost]`.
+    pub cost: CostSpec,
 }
 
 impl Job {

@@ -279,7 +279,35 @@ pub(super) fn resolve(
         overlap: file.schedule.overlap,
         notify: notify(&file.notify, file.aws.profile.as_deref()).map_err(invalid)?,
         reduce: reduce(file.reduce.as_ref(), target).map_err(invalid)?,
+        cost: cost(&file.cost).map_err(invalid)?,
         dir,
+    })
+}
+
+/// `[cost]`: prices are positive, the Spot discount a fraction.
+fn cost(section: &CostSection) -> Result<CostSpec, String> {
+    for (key, value) in [
+        ("cost.vcpu_hour", section.vcpu_hour),
+        ("cost.gb_hour", section.gb_hour),
+        ("cost.storage_gb_hour", section.storage_gb_hour),
+        ("cost.max_per_run", section.max_per_run),
+    ] {
+        if value.is_some_and(|v| !(v.is_finite() && v >= 0.0)) {
+            return Err(format!("{key} must be a number of dollars, 0 or more"));
+        }
+    }
+    if section
+        .spot_discount
+        .is_some_and(|d| !(0.0..1.0).contains(&d))
+    {
+        return Err("cost.spot_discount is a fraction off on-demand, from 0 up to (not including) 1 (0.7 = 70 % off)".into());
+    }
+    Ok(CostSpec {
+        vcpu_hour: section.vcpu_hour,
+        gb_hour: section.gb_hour,
+        storage_gb_hour: section.storage_gb_hour,
+        spot_discount: section.spot_discount,
+        max_per_run: section.max_per_run,
     })
 }
 

@@ -254,6 +254,7 @@ impl LocalDispatcher {
                 task.exit_code = Some(code);
                 task.started_at = parse_time(state.started_at.as_deref()).or(task.started_at);
                 task.finished_at = parse_time(state.finished_at.as_deref()).or(Some(now));
+                task.bill_span(c.attempt, task.started_at, task.finished_at, false);
                 task.log = Some(log_path.to_string_lossy().into_owned());
                 task.handle = None;
                 let run_dir = store.run_dir(&rec.run_id);

@@ -43,6 +43,27 @@ pub struct RunSettings {
     /// `[reduce]` as it was at submit (the reduce task itself is the run's last task).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reduce: Option<ReduceSettings>,
+    /// Ephemeral storage per task, GiB.
+    #[serde(default = "default_storage")]
+    pub storage_gb: u32,
+    /// The Fargate prices the run is costed with (records from before: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prices: Option<crate::cost::Prices>,
+}
+
+fn default_storage() -> u32 {
+    20
+}
+
+impl RunSettings {
+    /// What one task asks Fargate for.
+    pub fn size(&self) -> crate::cost::Size {
+        crate::cost::Size {
+            vcpu: self.cpu,
+            gb: f64::from(self.memory_mib) / 1024.0,
+            storage_gb: self.storage_gb,
+        }
+    }
 }
 
 /// When the run's reduce task runs, and in which image when not the run's own.
@@ -112,6 +133,25 @@ pub struct QueueRun {
     pub max_workers: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stats: Option<QueueStats>,
+    /// When a worker was first seen running for this run, and when every wanted one was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_worker_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub all_workers_at: Option<DateTime<Utc>>,
+}
+
+impl QueueRun {
+    /// The queue and workers as seen now; notes when workers first ran, and when all that are
+    /// wanted did.
+    pub fn observe(&mut self, stats: QueueStats, now: DateTime<Utc>) {
+        if stats.workers > 0 {
+            self.first_worker_at.get_or_insert(now);
+        }
+        if stats.desired > 0 && stats.workers >= stats.desired {
+            self.all_workers_at.get_or_insert(now);
+        }
+        self.stats = Some(stats);
+    }
 }
 
 /// The queue and its workers as last seen: approximate counts, as SQS gives them.
@@ -126,6 +166,9 @@ pub struct QueueStats {
     /// Worker tasks running, and wanted by the autoscaler.
     pub workers: i32,
     pub desired: i32,
+    /// Worker tasks starting (wanted, not running yet).
+    #[serde(default)]
+    pub pending: i32,
 }
 
 /// One run. On disk (and in S3) it keeps the layout of schema 1: `target` ("local" or "ecs")
@@ -389,6 +432,26 @@ impl RunRecord {
         true
     }
 
+    /// What the run cost so far (a local run: what Fargate would have charged); none for a
+    /// record without prices (from before jobrun priced runs).
+    pub fn cost(&self) -> Option<crate::cost::RunCost> {
+        use crate::cost::{Basis, RunCost};
+        let prices = self.settings.prices.as_ref()?;
+        let basis = match self.place {
+            Place::Local => Basis::FargateEquivalent,
+            _ => Basis::Fargate,
+        };
+        let bills = self.tasks.iter().map(|t| &t.bills[..]);
+        Some(RunCost::of(basis, self.settings.size(), prices, bills))
+    }
+
+    /// One task's share of the cost.
+    pub fn task_cost(&self, t: &TaskRecord) -> Option<crate::cost::TaskCost> {
+        let prices = self.settings.prices.as_ref()?;
+        (!t.bills.is_empty())
+            .then(|| crate::cost::TaskCost::of(&t.bills, self.settings.size(), prices))
+    }
+
     /// Marks the run finished once every task is; returns true when that happened now.
     pub fn settle(&mut self) -> bool {
         if self.finished_at.is_none() && self.is_finished() {
@@ -440,6 +503,8 @@ pub(crate) mod tests {
                 retry_exit_codes: Default::default(),
                 notify: None,
                 reduce: None,
+                storage_gb: 20,
+                prices: None,
             },
             created_at: Utc::now(),
             finished_at: None,
@@ -481,6 +546,8 @@ pub(crate) mod tests {
             send_concurrency: 16,
             max_workers: 0,
             stats: None,
+            first_worker_at: None,
+            all_workers_at: None,
         };
         for place in [
             Place::Local,

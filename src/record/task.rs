@@ -1,5 +1,6 @@
 //! One task of a run: its configuration, state, attempts and outcome.
 
+use crate::cost::Bill;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -105,6 +106,9 @@ pub struct TaskRecord {
     /// task's outcome stands, only its result is missing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result_error: Option<String>,
+    /// How long each attempt that ran was billed for (what its cost is computed from).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bills: Vec<Bill>,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -133,6 +137,7 @@ impl TaskRecord {
             stage: Stage::Map,
             result: None,
             result_error: None,
+            bills: vec![],
         }
     }
 
@@ -141,6 +146,34 @@ impl TaskRecord {
         TaskRecord {
             stage: Stage::Reduce,
             ..TaskRecord::new(count, Value::Object(Default::default()), command)
+        }
+    }
+
+    /// Attempt `attempt` ran `secs` (on Spot or not); seeing the same attempt again changes
+    /// nothing.
+    pub fn bill(&mut self, attempt: u32, secs: f64, spot: bool) {
+        let bill = Bill {
+            attempt,
+            secs,
+            spot,
+        };
+        match self.bills.iter_mut().find(|b| b.attempt == attempt) {
+            Some(b) => *b = bill,
+            None => self.bills.push(bill),
+        }
+    }
+
+    /// Bills an attempt from its start to its end, when both are known.
+    pub fn bill_span(
+        &mut self,
+        attempt: u32,
+        from: Option<DateTime<Utc>>,
+        to: Option<DateTime<Utc>>,
+        spot: bool,
+    ) {
+        if let (Some(from), Some(to)) = (from, to) {
+            let secs = (to - from).num_milliseconds().max(0) as f64 / 1000.0;
+            self.bill(attempt, secs, spot);
         }
     }
 

@@ -2,6 +2,7 @@
 //! and `Serialize` (for `--output json`), built from a run record.
 
 pub mod overview;
+pub mod planned;
 pub mod results;
 pub mod schedules;
 use crate::record::{RunRecord, TaskState};
@@ -31,6 +32,12 @@ pub struct RunStatus {
     /// Queue mode: the job's queue and workers as last seen.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub queue: Option<crate::record::QueueStats>,
+    /// Queue mode: how long after submit the first worker ran, and all wanted workers did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workers: Option<WorkerTimes>,
+    /// What the run cost so far (a local run: what it would have cost on Fargate).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost: Option<crate::cost::RunCost>,
     pub tasks: Vec<TaskStatus>,
     /// Text lists every task that did not succeed (`status --tasks`), not the overview.
     #[serde(skip)]
@@ -60,6 +67,9 @@ pub struct TaskStatus {
     /// What the task left in result.json (`jobrun results` tables it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub result: Option<serde_json::Value>,
+    /// What its attempts cost.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost: Option<crate::cost::TaskCost>,
 }
 
 impl RunStatus {
@@ -86,6 +96,11 @@ impl RunStatus {
                 crate::record::Place::Queue(_, q) => q.stats,
                 _ => None,
             },
+            workers: match &rec.place {
+                crate::record::Place::Queue(_, q) => Some(WorkerTimes::of(rec.created_at, q)),
+                _ => None,
+            },
+            cost: rec.cost(),
             tasks: rec
                 .tasks
                 .iter()
@@ -103,6 +118,7 @@ impl RunStatus {
                     phase: t.phase.clone(),
                     stage: (t.stage == crate::record::Stage::Reduce).then_some("reduce"),
                     result: t.result.clone(),
+                    cost: rec.task_cost(t),
                 })
                 .collect(),
         }
@@ -145,11 +161,45 @@ impl RunStatus {
         }
         if let Some(q) = &self.queue {
             line.push_str(&format!(
-                " · queue: {} waiting, {} in flight, {} dead-lettered; workers: {} running of {} wanted",
-                q.visible, q.in_flight, q.dead, q.workers, q.desired
+                " · queue: {} waiting, {} in flight, {} dead-lettered; workers: {} wanted, {} starting, {} running",
+                q.visible, q.in_flight, q.dead, q.desired, q.pending, q.workers
             ));
         }
         line
+    }
+}
+
+/// Seconds from submit to the first running worker, and to every wanted worker running.
+#[derive(Debug, Serialize)]
+pub struct WorkerTimes {
+    pub first_running_secs: Option<f64>,
+    pub all_wanted_secs: Option<f64>,
+}
+
+impl WorkerTimes {
+    fn of(created: DateTime<Utc>, q: &crate::record::QueueRun) -> WorkerTimes {
+        let since = |t: Option<DateTime<Utc>>| {
+            t.map(|t| (t - created).num_milliseconds().max(0) as f64 / 1000.0)
+        };
+        WorkerTimes {
+            first_running_secs: since(q.first_worker_at),
+            all_wanted_secs: since(q.all_workers_at),
+        }
+    }
+}
+
+impl fmt::Display for WorkerTimes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.first_running_secs, self.all_wanted_secs) {
+            (None, _) => write!(f, "workers: none seen running yet"),
+            (Some(a), None) => write!(f, "workers: the first running {} after submit", secs(a)),
+            (Some(a), Some(b)) => write!(
+                f,
+                "workers: the first running {} after submit, all wanted {} after",
+                secs(a),
+                secs(b)
+            ),
+        }
     }
 }
 
@@ -175,6 +225,9 @@ impl fmt::Display for RunStatus {
             secs(self.duration_secs)
         )?;
         write!(f, "tasks   {}", self.counts_line())?;
+        if let Some(cost) = &self.cost {
+            write!(f, "\ncost    {cost}")?;
+        }
         if !self.every_task {
             if overview::write_overview(f, &self.tasks)? {
                 write!(f, "\nevery task: jobrun status {} --tasks", self.run_id)?;
@@ -217,6 +270,12 @@ impl fmt::Display for Summary {
             s.counts_line(),
             secs(s.duration_secs)
         )?;
+        if let Some(workers) = &s.workers {
+            write!(f, "\n{workers}")?;
+        }
+        if let Some(cost) = &s.cost {
+            write!(f, "\n{cost}")?;
+        }
         if overview::write_overview(f, &s.tasks)? {
             write!(f, "\nmore: jobrun status {} --tasks", s.run_id)?;
         }
@@ -259,6 +318,9 @@ pub struct RunLine {
     /// A submission that started nothing (`skipped`): why.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// What it cost (local runs: on Fargate), with the usage it is priced from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost: Option<crate::cost::RunCost>,
 }
 
 #[derive(Debug, Serialize)]
@@ -272,18 +334,24 @@ impl fmt::Display for RunList {
         }
         write!(
             f,
-            "{:<40} {:<10} {:>5} {:>5} {:>5}  created",
-            "RUN", "STATE", "TOTAL", "OK", "FAIL"
+            "{:<40} {:<10} {:>5} {:>5} {:>5} {:>15}  created",
+            "RUN", "STATE", "TOTAL", "OK", "FAIL", "COST"
         )?;
         for r in &self.0 {
+            let cost = match &r.cost {
+                Some(c) if c.basis == crate::cost::Basis::Fargate => c.usd.to_string(),
+                Some(c) => format!("({})", c.usd),
+                None => "-".into(),
+            };
             write!(
                 f,
-                "\n{:<40} {:<10} {:>5} {:>5} {:>5}  {}",
+                "\n{:<40} {:<10} {:>5} {:>5} {:>5} {:>15}  {}",
                 r.run_id,
                 r.state,
                 r.total,
                 r.succeeded,
                 r.failed,
+                cost,
                 r.created_at.format("%Y-%m-%d %H:%M:%S UTC")
             )?;
             if let Some(key) = &r.key {

@@ -28,8 +28,59 @@ pub struct RunSummary {
     pub finished_at: Option<DateTime<Utc>>,
     #[serde(default)]
     pub key: Option<String>,
+    /// The image id the run's tasks ran.
+    #[serde(default)]
+    pub image: String,
+    /// How long its successful map tasks took (what estimates learn from).
+    #[serde(default)]
+    pub durations: Option<Durations>,
+    /// What it cost (local runs: on Fargate).
+    #[serde(default)]
+    pub cost: Option<crate::cost::RunCost>,
     /// The record it was made from: its length and modification time (ns since the epoch).
     stamp: (u64, u128),
+    /// The summary's own format: one older than [`VERSION`] is made again.
+    #[serde(default)]
+    v: u32,
+}
+
+/// The summary format; bumped when a field is added that older summaries lack.
+const VERSION: u32 = 2;
+
+/// The median and p90 of a run's successful map task durations.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Durations {
+    pub n: usize,
+    pub median_secs: f64,
+    pub p90_secs: f64,
+}
+
+impl Durations {
+    fn of(rec: &RunRecord) -> Option<Durations> {
+        use crate::record::{Stage, TaskState};
+        let mut secs: Vec<f64> = rec
+            .tasks
+            .iter()
+            .filter(|t| t.stage == Stage::Map && t.state == TaskState::Succeeded)
+            .filter_map(|t| Some((t.finished_at? - t.started_at?).num_milliseconds()))
+            .map(|ms| ms.max(0) as f64 / 1000.0)
+            .collect();
+        if secs.is_empty() {
+            return None;
+        }
+        secs.sort_by(f64::total_cmp);
+        let n = secs.len();
+        let median = match n % 2 {
+            1 => secs[n / 2],
+            _ => (secs[n / 2 - 1] + secs[n / 2]) / 2.0,
+        };
+        let p90 = secs[((n as f64 * 0.9).ceil() as usize).clamp(1, n) - 1];
+        Some(Durations {
+            n,
+            median_secs: median,
+            p90_secs: p90,
+        })
+    }
 }
 
 impl RunSummary {
@@ -47,7 +98,11 @@ impl RunSummary {
             created_at: rec.created_at,
             finished_at: rec.finished_at,
             key: rec.key.clone(),
+            image: rec.image.id.clone(),
+            durations: Durations::of(rec),
+            cost: rec.cost(),
             stamp,
+            v: VERSION,
         }
     }
 }
@@ -84,6 +139,7 @@ impl Store {
             .and_then(|b| serde_json::from_slice(&b).ok());
         if let (Some(s), Some(now)) = (&kept, now)
             && s.stamp == now
+            && s.v == VERSION
         {
             return Ok(kept.expect("matched"));
         }
@@ -149,5 +205,28 @@ mod tests {
         assert_eq!(store.summary(c).unwrap().key.as_deref(), Some("k"));
         assert!(store.summary_path(a).is_file(), "rewritten");
         assert_eq!(store.summaries().unwrap().len(), 1_000);
+    }
+
+    #[test]
+    fn durations_are_the_median_and_p90_of_the_successful_map_tasks() {
+        use crate::record::{TaskRecord, TaskState};
+        let mut rec = record("20260101-000000-a-0001", "a");
+        let t0 = chrono::Utc::now();
+        rec.tasks = (0..10)
+            .map(|i| {
+                let mut t = TaskRecord::new(i, serde_json::Value::Null, None);
+                t.state = TaskState::Succeeded;
+                t.started_at = Some(t0);
+                t.finished_at = Some(t0 + chrono::Duration::seconds(10 * (i as i64 + 1)));
+                t
+            })
+            .collect();
+        rec.tasks[9].state = TaskState::Failed; // the 100 s one does not count
+        let d = Durations::of(&rec).unwrap();
+        assert_eq!((d.n, d.median_secs, d.p90_secs), (9, 50.0, 90.0));
+        rec.tasks
+            .iter_mut()
+            .for_each(|t| t.state = TaskState::Failed);
+        assert_eq!(Durations::of(&rec), None);
     }
 }

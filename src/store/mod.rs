@@ -6,7 +6,7 @@
 //! one. Whoever changes a record holds the run's lock for the read-modify-write, so a `watch` in
 //! another terminal and a `cancel` never lose each other's writes.
 
-mod index;
+pub mod index;
 pub use index::RunSummary;
 
 use crate::record::RunRecord;

@@ -8,6 +8,7 @@ mod services;
 mod bad_input;
 mod build;
 mod configs;
+mod cost;
 mod ecs;
 mod infra;
 mod init;

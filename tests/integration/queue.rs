@@ -1033,6 +1033,10 @@ fn workers_start_when_the_work_is_sent_and_stop_when_it_is_done() {
     let (code, status) = watch_json(&t, &a);
     assert_eq!((code, status["succeeded"].as_u64()), (0, Some(30)));
     assert_eq!(desired(), 20, "run b's messages still wait");
+    // moto's service reports its workers running once wanted: the summary says when.
+    let first = status["workers"]["first_running_secs"].as_f64().unwrap();
+    let all = status["workers"]["all_wanted_secs"].as_f64().unwrap();
+    assert!(first <= all && all < 60.0, "{}", status["workers"]);
     let (code, _) = Agent::start(&t, &[]).wait();
     assert_eq!(code, 0);
     let (code, status) = watch_json(&t, &b);

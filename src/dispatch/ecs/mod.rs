@@ -248,6 +248,10 @@ impl EcsDispatcher {
         task.set_result(receipt.as_ref().and_then(|r| r.result()));
         task.exit_code = exit;
         task.finished_at = t.stopped_at().and_then(to_chrono).or(Some(now));
+        // Fargate bills from the image pull (or the start) to the stop.
+        let billed_from = t.pull_started_at().or(t.started_at()).and_then(to_chrono);
+        let spot = t.capacity_provider_name() == Some("FARGATE_SPOT");
+        task.bill_span(attempt, billed_from, task.finished_at, spot);
         let infra = matches!(
             code.as_deref(),
             Some("SpotInterruption" | "TaskFailedToStart" | "TerminationNotice")

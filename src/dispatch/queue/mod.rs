@@ -113,10 +113,8 @@ impl QueueDispatcher {
         self.collect(rec).await?;
         let stats = self.stats().await?;
         self.size_workers(rec, &stats).await?;
-        if let Place::Queue(_, q) = &mut rec.place
-            && q.stats != Some(stats)
-        {
-            q.stats = Some(stats);
+        if let Place::Queue(_, q) = &mut rec.place {
+            q.observe(stats, Utc::now());
         }
         // A message in the dead-letter queue without a final result (its worker died every
         // time, or it never parsed): found by looking there. Looked at again when it has
@@ -216,6 +214,7 @@ impl QueueDispatcher {
             if let Some(s) = out.services().first() {
                 stats.workers = s.running_count();
                 stats.desired = s.desired_count();
+                stats.pending = s.pending_count();
             }
         }
         Ok(stats)
@@ -290,9 +289,14 @@ impl QueueDispatcher {
         }
         // Oldest attempt first, so the newest word on a task is the one that stays.
         results.sort_by_key(|(_, r)| (r.index, r.attempt, r.outcome == Outcome::Succeeded));
+        // Workers run on the job's capacity: on Spot when it is spot (their service's strategy).
+        let spot = self.remote.run.capacity.kind == crate::config::CapacityKind::Spot;
         for (key, r) in results {
             if r.run_id == rec.run_id && r.index < rec.tasks.len() {
-                apply(&mut rec.tasks[r.index], &r);
+                let task = &mut rec.tasks[r.index];
+                apply(task, &r);
+                // Every delivery that ran is billed, also one that came after the outcome.
+                task.bill_span(r.attempt, Some(r.started_at), Some(r.finished_at), spot);
             }
             self.seen.insert(key);
         }

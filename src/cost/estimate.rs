@@ -1,0 +1,253 @@
+//! The estimate before a run (`submit --dry-run`, and the `--max-cost` guard): how long a task
+//! takes — the median and p90 of an earlier run's successful tasks (same image first, else the
+//! same job), or else the job's timeout as an upper bound — times the tasks, priced for the
+//! job's architecture and capacity, plus what queue-mode workers cost idling until they exit.
+
+use super::{Dollars, Prices, Size, Usage, money};
+use crate::store::index::{Durations, RunSummary};
+use serde::Serialize;
+use std::fmt;
+
+/// How long a task is expected to take, and what says so.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Expected {
+    pub median_secs: f64,
+    pub p90_secs: f64,
+    /// "run <id> (<n> tasks, same image)", or "the job's timeout".
+    pub from: String,
+    /// From an earlier run (else the timeout: an upper bound).
+    pub measured: bool,
+}
+
+impl Expected {
+    /// From the job's latest finished run with task durations, preferring one of the same
+    /// image; else the timeout.
+    pub fn pick(runs: &[RunSummary], job: &str, image: &str, timeout_secs: u64) -> Expected {
+        let with = |same: bool| {
+            runs.iter()
+                .filter(|r| r.job == job && r.finished && (!same || r.image == image))
+                .find_map(|r| r.durations.as_ref().map(|d| (r, d)))
+        };
+        match with(true)
+            .map(|x| (x, true))
+            .or(with(false).map(|x| (x, false)))
+        {
+            Some(((run, d), same)) => Expected::measured(run, d, same),
+            None => Expected {
+                median_secs: timeout_secs as f64,
+                p90_secs: timeout_secs as f64,
+                from: "the job's timeout (no earlier run to learn from): an upper bound".into(),
+                measured: false,
+            },
+        }
+    }
+
+    fn measured(run: &RunSummary, d: &Durations, same_image: bool) -> Expected {
+        let which = if same_image {
+            "same image"
+        } else {
+            "an earlier image"
+        };
+        Expected {
+            median_secs: d.median_secs,
+            p90_secs: d.p90_secs,
+            from: format!("run {} ({} tasks, {which})", run.run_id, d.n),
+            measured: true,
+        }
+    }
+}
+
+/// What is priced: the tasks, their size, where they go.
+pub struct Plan {
+    pub tasks: usize,
+    pub size: Size,
+    /// Fargate Spot first (the job's capacity is spot and the run goes to ECS).
+    pub spot: bool,
+    /// Queue mode: the most workers, and how long each idles before it exits.
+    pub workers: Option<(usize, f64)>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Estimate {
+    pub tasks: usize,
+    pub size: Size,
+    pub duration: Expected,
+    /// At the median duration, on the job's capacity (a range on Spot).
+    pub usd: Dollars,
+    /// At the p90 duration, on the job's capacity.
+    pub usd_p90: Dollars,
+    /// Every task on on-demand Fargate at the p90 duration (or the timeout), workers included:
+    /// what `--max-cost` and `[cost] max_per_run` are held against.
+    pub upper_usd: f64,
+    /// Queue mode's workers idling until they exit.
+    pub workers_usd: f64,
+    pub spot_discount: Option<(f64, f64)>,
+    pub prices: String,
+}
+
+impl Estimate {
+    pub fn new(plan: &Plan, duration: Expected, p: &Prices) -> Estimate {
+        let n = plan.tasks as f64;
+        let at = |secs: f64| Usage::of(plan.size, secs).scale(n);
+        let priced = |u: Usage| match plan.spot {
+            true => {
+                let (low, high) = u.spot(p);
+                Dollars { low, high }
+            }
+            false => Dollars::exact(u.on_demand(p)),
+        };
+        let workers = plan
+            .workers
+            .map(|(w, idle)| Usage::of(plan.size, idle).scale(w as f64))
+            .unwrap_or_default();
+        let workers_usd = workers.on_demand(p);
+        Estimate {
+            tasks: plan.tasks,
+            size: plan.size,
+            usd: priced(at(duration.median_secs).add(workers)),
+            usd_p90: priced(at(duration.p90_secs).add(workers)),
+            upper_usd: at(duration.p90_secs).on_demand(p) + workers_usd,
+            workers_usd,
+            spot_discount: plan.spot.then_some(p.spot_discount),
+            prices: p.source.clone(),
+            duration,
+        }
+    }
+}
+
+/// `4m12s`, `38s`, `1h05m`.
+fn span(secs: f64) -> String {
+    let s = secs.round() as u64;
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
+        _ => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+    }
+}
+
+impl fmt::Display for Estimate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let d = &self.duration;
+        match d.measured {
+            true => writeln!(
+                f,
+                "duration per task: median {}, p90 {} (from {})",
+                span(d.median_secs),
+                span(d.p90_secs),
+                d.from
+            )?,
+            false => writeln!(
+                f,
+                "duration per task: at most {} ({})",
+                span(d.p90_secs),
+                d.from
+            )?,
+        }
+        let spot = match self.spot_discount {
+            Some((lo, hi)) => format!(
+                " on Spot (assumed {:.0}–{:.0} % off)",
+                lo * 100.0,
+                hi * 100.0
+            ),
+            None => " on-demand".into(),
+        };
+        match d.measured {
+            true => writeln!(
+                f,
+                "estimated cost: {}{spot}, {} at p90 durations",
+                self.usd, self.usd_p90
+            )?,
+            false => writeln!(f, "estimated cost: at most {}{spot}", self.usd_p90)?,
+        }
+        if self.workers_usd > 0.0 {
+            writeln!(
+                f,
+                "  including {} for queue workers idling until they exit",
+                money(self.workers_usd)
+            )?;
+        }
+        write!(
+            f,
+            "upper bound: {} (every task on-demand at {}); prices: {}",
+            money(self.upper_usd),
+            if d.measured { "p90" } else { "the timeout" },
+            self.prices
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::CostSpec;
+
+    fn summary(id: &str, image: &str, median: f64) -> RunSummary {
+        let json = serde_json::json!({
+            "run_id": id, "job": "j", "target": "ecs", "state": "succeeded", "finished": true,
+            "total": 10, "succeeded": 10, "failed": 0, "created_at": "2026-01-01T00:00:00Z",
+            "image": image, "durations": {"n": 10, "median_secs": median, "p90_secs": median * 2.0},
+            "stamp": [0, 0], "v": 2,
+        });
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn the_same_image_is_preferred_then_the_job_then_the_timeout() {
+        let runs = vec![summary("b", "img2", 100.0), summary("a", "img1", 50.0)];
+        let same = Expected::pick(&runs, "j", "img1", 3600);
+        assert_eq!((same.median_secs, same.p90_secs), (50.0, 100.0));
+        assert!(
+            same.from.contains("run a (10 tasks, same image)"),
+            "{}",
+            same.from
+        );
+        let other = Expected::pick(&runs, "j", "img9", 3600);
+        assert_eq!(other.median_secs, 100.0);
+        assert!(other.from.contains("an earlier image"));
+        let none = Expected::pick(&runs, "other-job", "img1", 3600);
+        assert_eq!((none.median_secs, none.measured), (3600.0, false));
+    }
+
+    #[test]
+    fn an_estimate_prices_the_tasks_on_their_capacity_and_bounds_it_on_demand() {
+        let p = Prices::lookup("us-east-1", "arm64", &CostSpec::default());
+        let size = Size {
+            vcpu: 1.0,
+            gb: 2.0,
+            storage_gb: 20,
+        };
+        let duration = Expected {
+            median_secs: 1800.0,
+            p90_secs: 3600.0,
+            from: "x".into(),
+            measured: true,
+        };
+        let plan = Plan {
+            tasks: 100,
+            size,
+            spot: true,
+            workers: None,
+        };
+        let e = Estimate::new(&plan, duration.clone(), &p);
+        // 100 × ½ h × $0.0395 = $1.975 on demand; on Spot 30–50 % of it.
+        assert!((e.usd.low - 1.975 * 0.3).abs() < 1e-9 && (e.usd.high - 1.975 * 0.5).abs() < 1e-9);
+        assert!((e.upper_usd - 3.95).abs() < 1e-9);
+        let text = e.to_string();
+        assert!(text.contains("median 30m00s, p90 1h00m"), "{text}");
+        assert!(
+            text.contains("estimated cost: $0.59–$0.99 on Spot (assumed 50–70 % off)"),
+            "{text}"
+        );
+        assert!(text.contains("upper bound: $3.95"), "{text}");
+        // Queue workers idle 15 minutes each after the work.
+        let queue = Plan {
+            tasks: 100,
+            size,
+            spot: false,
+            workers: Some((10, 900.0)),
+        };
+        let q = Estimate::new(&queue, duration, &p);
+        assert!((q.workers_usd - 10.0 * 0.25 * 0.0395).abs() < 1e-9);
+        assert!((q.usd.low - (1.975 + q.workers_usd)).abs() < 1e-9);
+    }
+}

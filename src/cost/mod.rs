@@ -1,0 +1,331 @@
+//! What a run costs on Fargate: the formula (per second, one-minute minimum per task attempt,
+//! vCPU-hours and GB-hours at the architecture's prices, ephemeral storage beyond 20 GB, Spot
+//! as a range of assumed discounts), the actual cost of a run from the billed interval of every
+//! attempt its record keeps (ECS: image pull or start → stop, as Fargate bills), and the
+//! estimate before a run (`estimate.rs`). Prices are data (`prices.rs`).
+
+pub mod estimate;
+pub mod prices;
+
+pub use prices::Prices;
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// What one task asks Fargate for.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct Size {
+    pub vcpu: f64,
+    pub gb: f64,
+    /// Ephemeral storage, GiB (20 come with every task).
+    pub storage_gb: u32,
+}
+
+/// The seconds Fargate bills for an attempt that ran `secs`: whole seconds, at least a minute.
+pub fn billed_secs(secs: f64) -> f64 {
+    secs.max(0.0).ceil().max(60.0)
+}
+
+/// One attempt as Fargate bills it: the seconds from image pull (or start) to stop, and
+/// whether it ran on Spot.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct Bill {
+    pub attempt: u32,
+    pub secs: f64,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub spot: bool,
+}
+
+/// Resource-hours, the quantities Fargate prices.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
+pub struct Usage {
+    pub vcpu_hours: f64,
+    pub gb_hours: f64,
+    /// Storage beyond the 20 GB every task gets.
+    pub storage_gb_hours: f64,
+}
+
+impl Usage {
+    /// One attempt of `secs` (billed as Fargate bills it).
+    pub fn of(size: Size, secs: f64) -> Usage {
+        let hours = billed_secs(secs) / 3600.0;
+        Usage {
+            vcpu_hours: size.vcpu * hours,
+            gb_hours: size.gb * hours,
+            storage_gb_hours: f64::from(size.storage_gb.saturating_sub(20)) * hours,
+        }
+    }
+
+    pub fn add(self, o: Usage) -> Usage {
+        Usage {
+            vcpu_hours: self.vcpu_hours + o.vcpu_hours,
+            gb_hours: self.gb_hours + o.gb_hours,
+            storage_gb_hours: self.storage_gb_hours + o.storage_gb_hours,
+        }
+    }
+
+    pub fn scale(self, k: f64) -> Usage {
+        Usage {
+            vcpu_hours: self.vcpu_hours * k,
+            gb_hours: self.gb_hours * k,
+            storage_gb_hours: self.storage_gb_hours * k,
+        }
+    }
+
+    /// Its price on on-demand Fargate.
+    pub fn on_demand(self, p: &Prices) -> f64 {
+        self.vcpu_hours * p.vcpu_hour
+            + self.gb_hours * p.gb_hour
+            + self.storage_gb_hours * p.storage_gb_hour
+    }
+
+    /// Its price on Spot, as (low, high) for the discount range assumed.
+    pub fn spot(self, p: &Prices) -> (f64, f64) {
+        let full = self.on_demand(p);
+        (
+            full * (1.0 - p.spot_discount.1),
+            full * (1.0 - p.spot_discount.0),
+        )
+    }
+}
+
+/// Dollars as a range (one value twice when nothing ran on Spot).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
+pub struct Dollars {
+    pub low: f64,
+    pub high: f64,
+}
+
+impl Dollars {
+    pub fn exact(x: f64) -> Dollars {
+        Dollars { low: x, high: x }
+    }
+    pub fn add(self, o: Dollars) -> Dollars {
+        Dollars {
+            low: self.low + o.low,
+            high: self.high + o.high,
+        }
+    }
+}
+
+/// `$0.0042`, `$0.59`, `$3.14`: cents from ten cents up, four decimals below.
+pub fn money(x: f64) -> String {
+    if x.abs() >= 0.1 {
+        format!("${x:.2}")
+    } else {
+        format!("${x:.4}")
+    }
+}
+
+impl fmt::Display for Dollars {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if (self.high - self.low).abs() < 1e-9 {
+            write!(f, "{}", money(self.low))
+        } else {
+            write!(f, "{}–{}", money(self.low), money(self.high))
+        }
+    }
+}
+
+/// What one task's attempts cost (every attempt, failed and retried ones included).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct TaskCost {
+    pub billed_secs: f64,
+    pub attempts: usize,
+    #[serde(flatten)]
+    pub usage: Usage,
+    pub usd: Dollars,
+}
+
+impl TaskCost {
+    /// A task's attempts, priced.
+    pub fn of(bills: &[Bill], size: Size, p: &Prices) -> TaskCost {
+        let mut usage = Usage::default();
+        let mut usd = Dollars::default();
+        let mut billed = 0.0;
+        for b in bills {
+            let u = Usage::of(size, b.secs);
+            usage = usage.add(u);
+            billed += billed_secs(b.secs);
+            usd = usd.add(match b.spot {
+                true => {
+                    let (low, high) = u.spot(p);
+                    Dollars { low, high }
+                }
+                false => Dollars::exact(u.on_demand(p)),
+            });
+        }
+        TaskCost {
+            billed_secs: billed,
+            attempts: bills.len(),
+            usage,
+            usd,
+        }
+    }
+}
+
+/// What a cost is of: Fargate, or what a local run would have cost there.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Basis {
+    Fargate,
+    FargateEquivalent,
+}
+
+/// What a run cost (or, run locally, would have cost on Fargate), from its attempts so far.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RunCost {
+    pub basis: Basis,
+    #[serde(flatten)]
+    pub usage: Usage,
+    pub usd: Dollars,
+    /// Attempts that ran on Spot (priced at the discount assumed).
+    pub spot_attempts: usize,
+    pub attempts: usize,
+    pub spot_discount: (f64, f64),
+    pub prices: String,
+}
+
+impl RunCost {
+    /// Every attempt of every task (each task's bills), priced.
+    pub fn of<'a>(
+        basis: Basis,
+        size: Size,
+        p: &Prices,
+        tasks: impl IntoIterator<Item = &'a [Bill]>,
+    ) -> RunCost {
+        let mut cost = RunCost {
+            basis,
+            usage: Usage::default(),
+            usd: Dollars::default(),
+            spot_attempts: 0,
+            attempts: 0,
+            spot_discount: p.spot_discount,
+            prices: p.source.clone(),
+        };
+        for bills in tasks {
+            let tc = TaskCost::of(bills, size, p);
+            cost.usage = cost.usage.add(tc.usage);
+            cost.usd = cost.usd.add(tc.usd);
+            cost.attempts += tc.attempts;
+            cost.spot_attempts += bills.iter().filter(|b| b.spot).count();
+        }
+        cost
+    }
+}
+
+impl fmt::Display for RunCost {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = match self.basis {
+            Basis::FargateEquivalent => "on Fargate it would have cost",
+            Basis::Fargate => "cost",
+        };
+        write!(
+            f,
+            "{what} {} ({:.2} vCPU-h, {:.2} GB-h over {} attempts",
+            self.usd, self.usage.vcpu_hours, self.usage.gb_hours, self.attempts
+        )?;
+        if self.spot_attempts > 0 {
+            let (lo, hi) = self.spot_discount;
+            write!(
+                f,
+                "; {} on Spot, assumed {:.0}–{:.0} % off",
+                self.spot_attempts,
+                lo * 100.0,
+                hi * 100.0
+            )?;
+        }
+        write!(f, "; prices: {})", self.prices)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::CostSpec;
+
+    fn cents(x: f64) -> i64 {
+        (x * 100.0).round() as i64
+    }
+
+    fn us_east(arch: &str) -> Prices {
+        Prices::lookup("us-east-1", arch, &CostSpec::default())
+    }
+
+    #[test]
+    fn seconds_are_billed_whole_with_a_one_minute_minimum() {
+        assert_eq!(billed_secs(0.0), 60.0);
+        assert_eq!(billed_secs(59.2), 60.0);
+        assert_eq!(billed_secs(60.0), 60.0);
+        assert_eq!(billed_secs(60.01), 61.0);
+        assert_eq!(billed_secs(3599.5), 3600.0);
+        assert_eq!(billed_secs(-5.0), 60.0);
+    }
+
+    #[test]
+    fn the_formula_matches_hand_computed_cases() {
+        let size = Size {
+            vcpu: 1.0,
+            gb: 2.0,
+            storage_gb: 20,
+        };
+        // 1 vCPU, 2 GB, one hour, x86: 0.04048 + 2 × 0.004445 = $0.04937.
+        let hour = Usage::of(size, 3600.0);
+        assert!((hour.on_demand(&us_east("amd64")) - 0.04937).abs() < 1e-9);
+        // ARM: 0.03238 + 2 × 0.00356 = $0.03950, about 20 % less.
+        assert!((hour.on_demand(&us_east("arm64")) - 0.0395).abs() < 1e-9);
+        // 100 tasks of 30 s: each billed a minute: 100/60 h × $0.0395 = $0.0658 → 7 cents.
+        let short = Usage::of(size, 30.0).scale(100.0);
+        assert_eq!(cents(short.on_demand(&us_east("arm64"))), 7);
+        // Storage beyond 20 GB: 4 vCPU, 16 GB, 120 GiB for 10 h on x86:
+        // 10 × (4 × 0.04048 + 16 × 0.004445 + 100 × 0.000111) = $2.4414 → $2.44.
+        let big = Size {
+            vcpu: 4.0,
+            gb: 16.0,
+            storage_gb: 120,
+        };
+        let ten = Usage::of(big, 36_000.0);
+        assert!((ten.storage_gb_hours - 1000.0).abs() < 1e-9);
+        assert_eq!(cents(ten.on_demand(&us_east("amd64"))), 244);
+        // Spot at 50–70 % off: $0.73–$1.22.
+        let (low, high) = ten.spot(&us_east("amd64"));
+        assert_eq!((cents(low), cents(high)), (73, 122));
+    }
+
+    #[test]
+    fn a_run_costs_every_attempt_spot_ones_as_a_range() {
+        let size = Size {
+            vcpu: 1.0,
+            gb: 2.0,
+            storage_gb: 20,
+        };
+        // An attempt interrupted on Spot after 10 minutes, then one hour on demand.
+        let bills = [
+            Bill {
+                attempt: 1,
+                secs: 600.0,
+                spot: true,
+            },
+            Bill {
+                attempt: 2,
+                secs: 3600.0,
+                spot: false,
+            },
+        ];
+        let p = us_east("arm64");
+        let cost = RunCost::of(Basis::FargateEquivalent, size, &p, [&bills[..], &[]]);
+        assert_eq!(cost.attempts, 2);
+        assert_eq!(cost.spot_attempts, 1);
+        // 1/6 h × $0.0395 = $0.00658 at 50–70 % off, plus $0.0395 on demand.
+        assert!((cost.usd.low - (0.0395 + 0.0395 / 6.0 * 0.3)).abs() < 1e-9);
+        assert!((cost.usd.high - (0.0395 + 0.0395 / 6.0 * 0.5)).abs() < 1e-9);
+        assert!((cost.usage.vcpu_hours - (1.0 / 6.0 + 1.0)).abs() < 1e-9);
+        let text = cost.to_string();
+        // What the same attempts would have cost on Fargate.
+        assert!(
+            text.starts_with("on Fargate it would have cost $0.0415–$0.0428 (1.17 vCPU-h"),
+            "{text}"
+        );
+        assert!(text.contains("1 on Spot, assumed 50–70 % off"), "{text}");
+    }
+}

@@ -1,0 +1,122 @@
+//! Where prices come from: the table shipped with jobrun (`prices.toml`: per region, ARM and
+//! x86 vCPU-hours and GB-hours, extra storage, the Spot discount assumed) or `[cost]` in
+//! jobrun.toml. The result travels in the run record, so a run's cost is always computed with
+//! the prices it was submitted under.
+
+use crate::config::CostSpec;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+const TABLE: &str = include_str!("prices.toml");
+/// The region whose prices stand in for a region the table lacks.
+const FALLBACK: &str = "us-east-1";
+
+#[derive(Deserialize)]
+struct Table {
+    date: String,
+    regions: BTreeMap<String, Region>,
+    spot: Spot,
+}
+
+#[derive(Deserialize)]
+struct Region {
+    x86: Compute,
+    arm: Compute,
+    storage_gb_hour: f64,
+}
+
+#[derive(Deserialize, Clone, Copy)]
+struct Compute {
+    vcpu_hour: f64,
+    gb_hour: f64,
+}
+
+#[derive(Deserialize)]
+struct Spot {
+    discount_low: f64,
+    discount_high: f64,
+}
+
+/// The prices a run is costed with.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Prices {
+    pub vcpu_hour: f64,
+    pub gb_hour: f64,
+    /// Per GB-hour of ephemeral storage beyond 20 GB.
+    pub storage_gb_hour: f64,
+    /// The Spot discount assumed: a range (low, high), or one value twice.
+    pub spot_discount: (f64, f64),
+    /// Where the prices come from, for people ("us-east-1 prices of 2026-11-01, arm").
+    pub source: String,
+}
+
+impl Prices {
+    /// The prices for a region and architecture (`arm64` or anything else, x86), with `[cost]`
+    /// on top.
+    pub fn lookup(region: &str, arch: &str, spec: &CostSpec) -> Prices {
+        let table: Table = toml::from_str(TABLE).expect("the shipped price table parses");
+        let (name, region_prices) = match table.regions.get(region) {
+            Some(r) => (region.to_string(), r),
+            None => (
+                format!("{FALLBACK} prices (none for {region})"),
+                &table.regions[FALLBACK],
+            ),
+        };
+        let arm = arch == "arm64";
+        let compute = if arm {
+            region_prices.arm
+        } else {
+            region_prices.x86
+        };
+        let overridden = spec.vcpu_hour.is_some() || spec.gb_hour.is_some();
+        let source = if overridden {
+            "[cost] in jobrun.toml".to_string()
+        } else {
+            format!(
+                "{name} of {}, {}",
+                table.date,
+                if arm { "arm64" } else { "x86" }
+            )
+        };
+        Prices {
+            vcpu_hour: spec.vcpu_hour.unwrap_or(compute.vcpu_hour),
+            gb_hour: spec.gb_hour.unwrap_or(compute.gb_hour),
+            storage_gb_hour: spec
+                .storage_gb_hour
+                .unwrap_or(region_prices.storage_gb_hour),
+            spot_discount: match spec.spot_discount {
+                Some(d) => (d, d),
+                None => (table.spot.discount_low, table.spot.discount_high),
+            },
+            source,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_has_us_east_1_and_stands_in_for_other_regions() {
+        let none = CostSpec::default();
+        let arm = Prices::lookup("us-east-1", "arm64", &none);
+        assert_eq!((arm.vcpu_hour, arm.gb_hour), (0.03238, 0.00356));
+        assert_eq!(arm.storage_gb_hour, 0.000111);
+        assert_eq!(arm.spot_discount, (0.5, 0.7));
+        let x86 = Prices::lookup("us-east-1", "amd64", &none);
+        assert_eq!((x86.vcpu_hour, x86.gb_hour), (0.04048, 0.004445));
+        let far = Prices::lookup("ap-south-2", "arm64", &none);
+        assert_eq!(far.vcpu_hour, 0.03238);
+        assert!(far.source.contains("none for ap-south-2"), "{}", far.source);
+        let own = CostSpec {
+            vcpu_hour: Some(0.03),
+            spot_discount: Some(0.6),
+            ..CostSpec::default()
+        };
+        let negotiated = Prices::lookup("us-east-1", "arm64", &own);
+        assert_eq!((negotiated.vcpu_hour, negotiated.gb_hour), (0.03, 0.00356));
+        assert_eq!(negotiated.spot_discount, (0.6, 0.6));
+        assert!(negotiated.source.contains("[cost]"));
+    }
+}

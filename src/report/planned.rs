@@ -1,0 +1,75 @@
+//! What `submit --dry-run` prints: the run as it would start (tasks, size, where, capacity)
+//! and its estimate; nothing was made.
+
+use crate::cost::estimate::Estimate;
+use crate::record::{Place, RunRecord};
+use serde::Serialize;
+use std::fmt;
+
+#[derive(Debug, Serialize)]
+pub struct Planned {
+    pub dry_run: bool,
+    pub job: String,
+    pub tasks: usize,
+    pub reduce: bool,
+    pub target: &'static str,
+    /// direct, queue, or the local engine.
+    pub mode: &'static str,
+    pub image: String,
+    pub platform: String,
+    pub capacity: String,
+    pub estimate: Estimate,
+}
+
+impl Planned {
+    pub fn of(rec: &RunRecord, estimate: Estimate) -> Planned {
+        let (mode, capacity) = match &rec.place {
+            Place::Local => (
+                "local engine",
+                "the local engine (priced as Fargate on-demand)".into(),
+            ),
+            Place::Ecs(run) => ("direct", capacity(run)),
+            Place::Queue(run, _) => ("queue", capacity(run)),
+        };
+        Planned {
+            dry_run: true,
+            job: rec.job.clone(),
+            tasks: rec.map_count(),
+            reduce: rec.reduce_task().is_some(),
+            target: rec.place.target_name(),
+            mode,
+            image: rec.image.reference.clone(),
+            platform: rec.image.platform.clone(),
+            capacity,
+            estimate,
+        }
+    }
+}
+
+fn capacity(run: &crate::record::EcsRun) -> String {
+    use crate::config::CapacityKind;
+    match (run.capacity.kind, run.capacity.spot_fallback) {
+        (CapacityKind::Spot, true) => "Fargate Spot (on-demand when Spot has none)".into(),
+        (CapacityKind::Spot, false) => "Fargate Spot".into(),
+        (CapacityKind::OnDemand, _) => "on-demand Fargate".into(),
+    }
+}
+
+impl fmt::Display for Planned {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let reduce = if self.reduce { " and the reduce" } else { "" };
+        let s = &self.estimate.size;
+        writeln!(
+            f,
+            "plan: {} tasks{reduce} of job {} on {} ({}), {}",
+            self.tasks, self.job, self.target, self.mode, self.image
+        )?;
+        writeln!(
+            f,
+            "size: {} vCPU, {} GB, {} GB storage, {}; {}",
+            s.vcpu, s.gb, s.storage_gb, self.platform, self.capacity
+        )?;
+        writeln!(f, "{}", self.estimate)?;
+        write!(f, "dry run: nothing was created")
+    }
+}
