@@ -48,6 +48,8 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| filter.into()),
         )
         .with_writer(std::io::stderr)
+        // Colours only on a terminal: a log sent to a file or a pipe stays plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
 
     if matches!(matches.subcommand_name(), Some("agent" | "task")) {

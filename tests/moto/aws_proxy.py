@@ -52,7 +52,8 @@ the AWS it will really meet. This proxy adds, for AWS JSON calls (op = X-Amz-Tar
   </Errors><RequestID>..; other query services (IAM, STS) <ErrorResponse><Error><Type>..
   <Code>..<Message>..</Error><RequestId>..; S3 <Error><Code>..<Message>..<RequestId>.., and
   no body for HEAD. The stats' "scripted" lists the queued faults with "remaining"/"fired".
-* GET /__proxy/stats returns counters as JSON; POST /__proxy/reset zeroes them, the token
+* GET /__proxy/stats returns counters as JSON (requests by operation: AWS JSON ones by name,
+  S3's as "s3:<Operation>", other query/REST calls as "other"); POST /__proxy/reset zeroes them, the token
   cache and the buckets, and drops the scripted faults. None of /__proxy/ is forwarded.
 """
 
@@ -441,6 +442,9 @@ class Handler(BaseHTTPRequestHandler):
             return self.control(body)
         target = self.headers.get("X-Amz-Target", "")
         op = target.rsplit(".", 1)[-1] if target else "other"
+        if not target:
+            service, named, _ = self.identify(body)
+            op = f"{service}:{named}" if service == "s3" and named else op
         self.state.count("requests", op)
         if self.scripted_fault(body):
             return None

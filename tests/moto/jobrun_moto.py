@@ -21,6 +21,7 @@ that tasks behave like Fargate tasks whose outcome the test picks:
                        (TaskFailedToStart: the container gets no exitCode)
     until_attempt: K   exit/stop_code only apply while JOBRUN_ATTEMPT < K
     hold: true         the task stays RUNNING until StopTask
+    hold_until: T      the task stays RUNNING until the clock passes T (seconds since the epoch)
     hold_until_receipt: true  the task stays RUNNING until the receipt of its attempt
                        (jobs/<job>/runs/<run>/receipts/<index>-<attempt>.json, what `jobrun
                        task` writes before a task ends) is in one of moto's buckets
@@ -29,6 +30,9 @@ that tasks behave like Fargate tasks whose outcome the test picks:
 * Tasks get startedAt/createdAt at launch, and stoppedAt/stopCode/stoppedReason/container
   exitCode when they reach STOPPED (still one lifecycle step per DescribeTasks, like moto).
   StopTask stops at once: stopCode UserInitiated, exitCode 143.
+
+DescribeTasks finds the asked tasks in one pass over a set of their ids (moto's own lookup is a
+substring test of every asked ARN against every task it holds).
 
 Outside ECS: with IAM enforced (POST /moto-api/reset-auth), a form body's signature is
 checked over the body as the SDKs encode it (moto re-encoded spaces as '+'). And
@@ -176,6 +180,7 @@ def launched(backend, task):
     task.created_at = task.started_at = now()
     task.stopped_reason = None  # moto sets "" which would serialise as an empty reason
     task._jobrun_hold = bool(fake.get("hold"))
+    task._jobrun_hold_until = float(fake.get("hold_until", 0))
     task._jobrun_receipt = receipt_key(env) if fake.get("hold_until_receipt") else None
     task._jobrun_outcome = outcome(fake, attempt)
     for c in task.containers:
@@ -233,6 +238,28 @@ def patch_response_run_task(orig):
     return run_task
 
 
+def patch_indexed_describe_tasks(orig):
+    """moto looks for each asked task by a substring test against every task it holds
+    (O(held × asked): ~1 s a call with thousands of tasks, which would make a watch benchmark
+    measure moto). The same answer — every held task whose ARN or id was asked, in moto's
+    order, each advanced once — from one pass over a set of the asked ids."""
+    @functools.wraps(orig)
+    def describe_tasks(self, cluster_str, tasks, *args, **kwargs):
+        if not tasks or args or kwargs:
+            return orig(self, cluster_str, tasks, *args, **kwargs)
+        self._get_cluster(cluster_str)
+        wanted = {t.split("/")[-1] for t in tasks}
+        response = []
+        for cluster_tasks in self.tasks.values():
+            for task_arn, task in cluster_tasks.items():
+                if task_arn.split("/")[-1] in wanted:
+                    task.advance()
+                    response.append(task)
+        return response
+
+    return describe_tasks
+
+
 def patch_describe_tasks(orig):
     @functools.wraps(orig)
     def describe_tasks(self, *args, **kwargs):
@@ -251,6 +278,8 @@ def patch_advance(orig):
     def advance(self):
         if getattr(self, "_jobrun_hold", False) and not getattr(self, "_jobrun_stopped", False):
             return  # "hold": stays RUNNING until StopTask
+        if time.time() < getattr(self, "_jobrun_hold_until", 0):
+            return  # "hold_until": RUNNING until then
         key = getattr(self, "_jobrun_receipt", None)
         if key and not getattr(self, "_jobrun_stopped", False) and not receipt_written(key):
             return  # "hold_until_receipt": RUNNING until jobrun task wrote the receipt
@@ -313,6 +342,7 @@ def install():
         (s3_responses.S3Response, "get_bucket_notification", patch_get_bucket_notification),
         (IAMRequest, "_create_aws_request", patch_signed_form_body),
         (backend, "run_task", patch_backend_run_task),
+        (backend, "describe_tasks", patch_indexed_describe_tasks),
         (backend, "describe_tasks", patch_describe_tasks),
         (backend, "stop_task", patch_stop_task),
         (ecs_models.Task, "advance", patch_advance),

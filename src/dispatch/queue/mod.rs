@@ -226,7 +226,9 @@ impl QueueDispatcher {
         let s3 = self.remote.aws.s3();
         let mut fresh: Vec<(String, usize, u32, Outcome)> = vec![];
         let mut token: Option<String> = None;
+        let mut pages = 0;
         loop {
+            pages += 1;
             let page = retrying(|| async {
                 s3.list_objects_v2()
                     .bucket(&self.remote.run.site.bucket)
@@ -258,6 +260,7 @@ impl QueueDispatcher {
             }
             token = page.next_continuation_token().map(str::to_string);
             if token.is_none() {
+                tracing::debug!(tasks = rec.tasks.len(), pages, "results listing round");
                 break;
             }
         }
