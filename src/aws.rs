@@ -347,11 +347,12 @@ pub async fn put_json_once(
 }
 
 /// A JSON object from S3 (`None` when there is no such key, or it is not that JSON).
-pub async fn get_json<T: serde::de::DeserializeOwned>(
+/// An object, or `None` when there is no such key.
+pub async fn get_object(
     s3: &aws_sdk_s3::Client,
     bucket: &str,
     key: &str,
-) -> Result<Option<T>, AwsError> {
+) -> Result<Option<aws_sdk_s3::operation::get_object::GetObjectOutput>, AwsError> {
     let got = retrying(|| async {
         s3.get_object()
             .bucket(bucket)
@@ -361,7 +362,57 @@ pub async fn get_json<T: serde::de::DeserializeOwned>(
             .map_err(op("GetObject"))
     })
     .await;
-    let Some(got) = found(got, &["NoSuchKey"])? else {
+    found(got, &["NoSuchKey"])
+}
+
+/// One object of a listing: its key with the listed prefix taken off, size and time.
+pub struct Listed {
+    pub rel: String,
+    pub size: u64,
+    pub modified: Option<std::time::SystemTime>,
+}
+
+/// Every object under a prefix, all pages (one ListObjectsV2 call per 1,000 objects).
+pub async fn list_objects(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    prefix: &str,
+) -> Result<Vec<Listed>, AwsError> {
+    let mut out = vec![];
+    let mut token: Option<String> = None;
+    loop {
+        let page = retrying(|| async {
+            s3.list_objects_v2()
+                .bucket(bucket)
+                .prefix(prefix)
+                .set_continuation_token(token.clone())
+                .send()
+                .await
+                .map_err(op("ListObjectsV2"))
+        })
+        .await?;
+        out.extend(page.contents().iter().filter_map(|o| {
+            Some(Listed {
+                rel: o.key()?.strip_prefix(prefix)?.to_string(),
+                size: o.size().unwrap_or(0).max(0) as u64,
+                modified: o
+                    .last_modified()
+                    .and_then(|t| std::time::SystemTime::try_from(*t).ok()),
+            })
+        }));
+        token = page.next_continuation_token().map(str::to_string);
+        if token.is_none() {
+            return Ok(out);
+        }
+    }
+}
+
+pub async fn get_json<T: serde::de::DeserializeOwned>(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+) -> Result<Option<T>, AwsError> {
+    let Some(got) = get_object(s3, bucket, key).await? else {
         return Ok(None);
     };
     let bytes = got

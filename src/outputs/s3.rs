@@ -51,52 +51,6 @@ impl Moved {
     }
 }
 
-/// One object under a prefix.
-pub struct Object {
-    /// The key with the prefix taken off.
-    pub rel: String,
-    pub size: u64,
-    pub modified: Option<SystemTime>,
-}
-
-/// Every object under a prefix (all pages).
-pub async fn list(
-    s3: &aws_sdk_s3::Client,
-    bucket: &str,
-    prefix: &str,
-) -> Result<Vec<Object>, AwsError> {
-    let mut out = vec![];
-    let mut token: Option<String> = None;
-    loop {
-        let page = retrying(|| async {
-            s3.list_objects_v2()
-                .bucket(bucket)
-                .prefix(prefix)
-                .set_continuation_token(token.clone())
-                .send()
-                .await
-                .map_err(aws::op("ListObjectsV2"))
-        })
-        .await?;
-        for o in page.contents() {
-            let Some(rel) = o.key().and_then(|k| k.strip_prefix(prefix)) else {
-                continue;
-            };
-            out.push(Object {
-                rel: rel.to_string(),
-                size: o.size().unwrap_or(0).max(0) as u64,
-                modified: o
-                    .last_modified()
-                    .and_then(|t| SystemTime::try_from(*t).ok()),
-            });
-        }
-        token = page.next_continuation_token().map(str::to_string);
-        if token.is_none() {
-            return Ok(out);
-        }
-    }
-}
-
 /// Uploads every file under `dir` to `prefix`, then removes objects under `prefix` that are not
 /// among them (an earlier attempt's).
 pub async fn upload_dir(
@@ -123,7 +77,7 @@ pub async fn upload_dir(
         .try_fold(Moved::default(), |a, b| async move { Ok(a.add(b)) })
         .await?;
     let kept: std::collections::HashSet<&str> = files.iter().map(|(r, _)| r.as_str()).collect();
-    let stale: Vec<String> = list(s3, bucket, prefix)
+    let stale: Vec<String> = aws::list_objects(s3, bucket, prefix)
         .await?
         .into_iter()
         .filter(|o| !kept.contains(o.rel.as_str()))
@@ -279,7 +233,7 @@ pub async fn download_prefix(
     prefix: &str,
     dir: &Path,
 ) -> Result<Moved, TransferError> {
-    let objects = list(s3, bucket, prefix).await?;
+    let objects = aws::list_objects(s3, bucket, prefix).await?;
     futures_util::stream::iter(objects)
         .map(|o| async move {
             let path = dir.join(&o.rel);
@@ -323,15 +277,12 @@ async fn download_file(
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(io(parent))?;
     }
-    let got = retrying(|| async {
-        s3.get_object()
-            .bucket(bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(aws::op("GetObject"))
-    })
-    .await?;
+    let got = aws::get_object(s3, bucket, key)
+        .await?
+        .ok_or_else(|| TransferError::Io {
+            path: path.to_path_buf(),
+            source: std::io::Error::other(format!("{key} went away while it was fetched")),
+        })?;
     let part = path.with_extension("jobrun-part");
     let mut file = tokio::fs::File::create(&part).await.map_err(io(&part))?;
     let mut body = got.body.into_async_read();

@@ -85,11 +85,10 @@ fn env_of(task: &Value, name: &str) -> Option<String> {
 }
 
 fn cluster_of(t: &Test, run: &str) -> String {
-    let rec: Value = serde_json::from_slice(
-        &std::fs::read(t.state.path().join("runs").join(run).join("run.json")).unwrap(),
-    )
-    .unwrap();
-    rec["ecs"]["cluster"].as_str().unwrap().to_string()
+    t.record(run)["ecs"]["cluster"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }
 
 #[test]

@@ -233,6 +233,12 @@ impl Test {
         r.json()
     }
 
+    /// A run's record as jobrun keeps it in this test's state folder.
+    pub fn record(&self, run: &str) -> Value {
+        let path = self.state.path().join("runs").join(run).join("run.json");
+        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+    }
+
     /// The run id of the only run in this test's state folder.
     pub fn only_run(&self) -> String {
         let runs: Vec<_> = std::fs::read_dir(self.state.path().join("runs"))

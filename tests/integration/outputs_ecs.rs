@@ -38,11 +38,6 @@ fn direct_job(moto: &Service, command: &str, toml_extra: &str) -> Test {
     t
 }
 
-fn record(t: &Test, run: &str) -> Value {
-    let path = t.state.path().join("runs").join(run).join("run.json");
-    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
-}
-
 /// What ECS would start: the task's environment and command, from RunTask's overrides.
 fn overrides(task: &Value) -> (BTreeMap<String, String>, Vec<String>) {
     let c = &task["overrides"]["containerOverrides"][0];
@@ -118,7 +113,7 @@ fn play_tasks(
     count: usize,
     play: Play,
 ) -> BTreeMap<usize, String> {
-    let rec = record(t, run);
+    let rec = t.record(run);
     let cluster = rec["ecs"]["cluster"].as_str().unwrap().to_string();
     let started_by = rec["ecs"]["started_by"].as_str().unwrap().to_string();
     let bucket = rec["ecs"]["bucket"].as_str().unwrap().to_string();

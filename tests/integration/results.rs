@@ -330,17 +330,7 @@ fn the_reduce_can_run_in_another_local_image() {
     assert_eq!(r.status, 0, "{}", r.stderr);
     let log = t.run(&["logs", "--index", "2"]).stdout;
     assert!(log.contains("ls:1/n.txt"), "{log}");
-    let rec: Value = serde_json::from_slice(
-        &std::fs::read(
-            t.state
-                .path()
-                .join("runs")
-                .join(t.only_run())
-                .join("run.json"),
-        )
-        .unwrap(),
-    )
-    .unwrap();
+    let rec: Value = t.record(&t.only_run());
     assert!(
         rec["settings"]["reduce"]["image"]
             .as_str()

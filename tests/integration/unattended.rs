@@ -368,17 +368,7 @@ fn a_webhook_that_fails_three_times_gets_one_delivered_notification() {
         "retried, then delivered once"
     );
     assert!(got.iter().all(|(_, m)| m["event"] == "success"));
-    let record: Value = serde_json::from_slice(
-        &std::fs::read(
-            t.state
-                .path()
-                .join("runs")
-                .join(t.only_run())
-                .join("run.json"),
-        )
-        .unwrap(),
-    )
-    .unwrap();
+    let record: Value = t.record(&t.only_run());
     assert_eq!(record["notifications"][0]["delivered"], true, "{record}");
     assert_eq!(record["notifications"][0]["to"], "webhook");
 }

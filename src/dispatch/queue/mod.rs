@@ -225,43 +225,24 @@ impl QueueDispatcher {
         let prefix = results_prefix(&rec.job, &rec.run_id);
         let s3 = self.remote.aws.s3();
         let mut fresh: Vec<(String, usize, u32, Outcome)> = vec![];
-        let mut token: Option<String> = None;
-        let mut pages = 0;
-        loop {
-            pages += 1;
-            let page = retrying(|| async {
-                s3.list_objects_v2()
-                    .bucket(&self.remote.run.site.bucket)
-                    .prefix(&prefix)
-                    .set_continuation_token(token.clone())
-                    .send()
-                    .await
-                    .map_err(aws::op("ListObjectsV2"))
-            })
-            .await?;
-            for o in page.contents() {
-                let Some(key) = o.key() else { continue };
-                if self.seen.contains(key) {
-                    continue;
-                }
-                let parsed = key
-                    .strip_prefix(&prefix)
-                    .and_then(parse_result_key)
-                    .filter(|(i, _, _)| *i < rec.tasks.len());
-                match parsed {
-                    // Results of attempts before the last retry belong to the past.
-                    Some((i, a, o)) if a > rec.tasks[i].retried_from => {
-                        fresh.push((key.to_string(), i, a, o))
-                    }
-                    _ => {
-                        self.seen.insert(key.to_string());
-                    }
-                }
+        let listed = aws::list_objects(&s3, &self.remote.run.site.bucket, &prefix).await?;
+        tracing::debug!(
+            tasks = rec.tasks.len(),
+            listed = listed.len(),
+            "results listing round"
+        );
+        for o in listed {
+            let key = format!("{prefix}{}", o.rel);
+            if self.seen.contains(&key) {
+                continue;
             }
-            token = page.next_continuation_token().map(str::to_string);
-            if token.is_none() {
-                tracing::debug!(tasks = rec.tasks.len(), pages, "results listing round");
-                break;
+            let parsed = parse_result_key(&o.rel).filter(|(i, _, _)| *i < rec.tasks.len());
+            match parsed {
+                // Results of attempts before the last retry belong to the past.
+                Some((i, a, o)) if a > rec.tasks[i].retried_from => fresh.push((key, i, a, o)),
+                _ => {
+                    self.seen.insert(key);
+                }
             }
         }
         if fresh.is_empty() {
