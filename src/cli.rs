@@ -284,6 +284,9 @@ pub struct SubmitArgs {
     /// (default: [cost] max_per_run)
     #[arg(long, value_name = "USD")]
     pub max_cost: Option<f64>,
+    /// Submitted by a schedule's dispatcher (`jobrun dispatch`), whose task is costed with the run
+    #[arg(skip)]
+    pub scheduled: bool,
     #[command(flatten)]
     pub aws: AwsArgs,
     #[command(flatten)]

@@ -61,6 +61,8 @@ fn estimate(job: &Job, rec: &RunRecord, store: &Store) -> Result<Estimate> {
         size: rec.settings.size(),
         spot,
         workers,
+        concurrency: rec.settings.concurrency,
+        dispatcher: rec.settings.dispatched,
     };
     let prices = rec
         .settings

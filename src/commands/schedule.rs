@@ -500,6 +500,7 @@ pub async fn dispatch(args: DispatchArgs, ui: &Ui) -> Result<Exit> {
         dry_run: false,
         // [cost] max_per_run of the stored jobrun.toml still applies.
         max_cost: None,
+        scheduled: true,
         aws: AwsArgs::default(),
         overrides: Overrides::default(),
     };

@@ -163,6 +163,7 @@ fn settings_of(job: &Job) -> RunSettings {
         }),
         storage_gb: job.resources.ephemeral_storage,
         prices: None,
+        dispatched: false,
     }
 }
 
@@ -283,7 +284,8 @@ async fn submit_ecs(job: Job, at: Submit<'_>, ui: &Ui) -> Result<Exit> {
         platform: job.image.platform.to_string(),
     };
     let place = ecs_place(&job, &outputs, args, run_id)?;
-    let rec = new_record(&job, run_id, place, image, tasks);
+    let mut rec = new_record(&job, run_id, place, image, tasks);
+    rec.settings.dispatched = args.scheduled;
     if let Some(exit) = super::estimate::before_start(&job, &rec, args, store, ui)? {
         return Ok(exit);
     }

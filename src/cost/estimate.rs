@@ -65,6 +65,10 @@ pub struct Plan {
     pub spot: bool,
     /// Queue mode: the most workers, and how long each idles before it exits.
     pub workers: Option<(usize, f64)>,
+    /// How many tasks run at once (the run's wall time is about tasks / this × duration).
+    pub concurrency: usize,
+    /// Fired by a schedule: its dispatcher runs as long as the run.
+    pub dispatcher: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -81,6 +85,8 @@ pub struct Estimate {
     pub upper_usd: f64,
     /// Queue mode's workers idling until they exit.
     pub workers_usd: f64,
+    /// A scheduled run's dispatcher, for the run's wall time at p90 durations.
+    pub dispatcher_usd: f64,
     pub spot_discount: Option<(f64, f64)>,
     pub prices: String,
 }
@@ -101,13 +107,20 @@ impl Estimate {
             .map(|(w, idle)| Usage::of(plan.size, idle).scale(w as f64))
             .unwrap_or_default();
         let workers_usd = workers.on_demand(p);
+        let waves = plan.tasks.div_ceil(plan.concurrency.max(1)) as f64;
+        let dispatcher_usd = match plan.dispatcher {
+            true => Usage::of(super::DISPATCHER, waves * duration.p90_secs).on_demand(p),
+            false => 0.0,
+        };
+        let extra = Dollars::exact(dispatcher_usd);
         Estimate {
             tasks: plan.tasks,
             size: plan.size,
-            usd: priced(at(duration.median_secs).add(workers)),
-            usd_p90: priced(at(duration.p90_secs).add(workers)),
-            upper_usd: at(duration.p90_secs).on_demand(p) + workers_usd,
+            usd: priced(at(duration.median_secs).add(workers)).add(extra),
+            usd_p90: priced(at(duration.p90_secs).add(workers)).add(extra),
+            upper_usd: at(duration.p90_secs).on_demand(p) + workers_usd + dispatcher_usd,
             workers_usd,
+            dispatcher_usd,
             spot_discount: plan.spot.then_some(p.spot_discount),
             prices: p.source.clone(),
             duration,
@@ -158,6 +171,13 @@ impl fmt::Display for Estimate {
                 self.usd, self.usd_p90
             )?,
             false => writeln!(f, "estimated cost: at most {}{spot}", self.usd_p90)?,
+        }
+        if self.dispatcher_usd > 0.0 {
+            writeln!(
+                f,
+                "  including {} for the schedule's dispatcher, for the run's length",
+                money(self.dispatcher_usd)
+            )?;
         }
         if self.workers_usd > 0.0 {
             writeln!(
@@ -227,6 +247,8 @@ mod tests {
             size,
             spot: true,
             workers: None,
+            concurrency: 100,
+            dispatcher: false,
         };
         let e = Estimate::new(&plan, duration.clone(), &p);
         // 100 × ½ h × $0.0395 = $1.975 on demand; on Spot 30–50 % of it.
@@ -245,9 +267,24 @@ mod tests {
             size,
             spot: false,
             workers: Some((10, 900.0)),
+            concurrency: 10,
+            dispatcher: false,
         };
-        let q = Estimate::new(&queue, duration, &p);
+        let q = Estimate::new(&queue, duration.clone(), &p);
         assert!((q.workers_usd - 10.0 * 0.25 * 0.0395).abs() < 1e-9);
         assert!((q.usd.low - (1.975 + q.workers_usd)).abs() < 1e-9);
+        // Fired by a schedule, 100 tasks 10 at a time: the dispatcher runs 10 waves of p90.
+        let fired = Plan {
+            tasks: 100,
+            size,
+            spot: false,
+            workers: None,
+            concurrency: 10,
+            dispatcher: true,
+        };
+        let d = Estimate::new(&fired, duration, &p);
+        let hourly = 0.25 * 0.03238 + 0.5 * 0.00356 + 0.000111;
+        assert!((d.dispatcher_usd - 10.0 * hourly).abs() < 1e-9);
+        assert!((d.upper_usd - (3.95 + d.dispatcher_usd)).abs() < 1e-9);
     }
 }

@@ -21,6 +21,13 @@ pub struct Size {
     pub storage_gb: u32,
 }
 
+/// The schedules' dispatcher task (`infra::dispatcher`): it runs as long as the run it fired.
+pub const DISPATCHER: Size = Size {
+    vcpu: 0.25,
+    gb: 0.5,
+    storage_gb: 21,
+};
+
 /// The seconds Fargate bills for an attempt that ran `secs`: whole seconds, at least a minute.
 pub fn billed_secs(secs: f64) -> f64 {
     secs.max(0.0).ceil().max(60.0)
@@ -181,23 +188,31 @@ pub struct RunCost {
     pub usd: Dollars,
     /// Attempts that ran on Spot (priced at the discount assumed).
     pub spot_attempts: usize,
+    /// A scheduled run's dispatcher task (on-demand), included in `usd`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub dispatcher_usd: f64,
     pub attempts: usize,
     pub spot_discount: (f64, f64),
     pub prices: String,
 }
 
 impl RunCost {
-    /// Every attempt of every task (each task's bills), priced.
+    /// Every attempt of every task (each task's bills), priced; with a scheduled run's
+    /// dispatcher, which ran `dispatcher_secs`.
     pub fn of<'a>(
         basis: Basis,
         size: Size,
         p: &Prices,
         tasks: impl IntoIterator<Item = &'a [Bill]>,
+        dispatcher_secs: Option<f64>,
     ) -> RunCost {
+        let dispatcher = dispatcher_secs.map(|s| Usage::of(DISPATCHER, s));
+        let dispatcher_usd = dispatcher.map(|u| u.on_demand(p)).unwrap_or(0.0);
         let mut cost = RunCost {
             basis,
-            usage: Usage::default(),
-            usd: Dollars::default(),
+            usage: dispatcher.unwrap_or_default(),
+            usd: Dollars::exact(dispatcher_usd),
+            dispatcher_usd,
             spot_attempts: 0,
             attempts: 0,
             spot_discount: p.spot_discount,
@@ -235,8 +250,19 @@ impl fmt::Display for RunCost {
                 hi * 100.0
             )?;
         }
+        if self.dispatcher_usd > 0.0 {
+            write!(
+                f,
+                "; {} of it the schedule's dispatcher",
+                money(self.dispatcher_usd)
+            )?;
+        }
         write!(f, "; prices: {})", self.prices)
     }
+}
+
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
 }
 
 #[cfg(test)]
@@ -313,7 +339,7 @@ mod tests {
             },
         ];
         let p = us_east("arm64");
-        let cost = RunCost::of(Basis::FargateEquivalent, size, &p, [&bills[..], &[]]);
+        let cost = RunCost::of(Basis::FargateEquivalent, size, &p, [&bills[..], &[]], None);
         assert_eq!(cost.attempts, 2);
         assert_eq!(cost.spot_attempts, 1);
         // 1/6 h × $0.0395 = $0.00658 at 50–70 % off, plus $0.0395 on demand.
@@ -327,5 +353,17 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("1 on Spot, assumed 50–70 % off"), "{text}");
+        // A scheduled run pays for its dispatcher too: 0.25 vCPU, 0.5 GB and 1 GB of extra
+        // storage, on demand, for the hour the run took: $0.00999 at arm64 prices.
+        let fired = RunCost::of(Basis::Fargate, size, &p, [&bills[..]], Some(3600.0));
+        let dispatcher = 0.25 * 0.03238 + 0.5 * 0.00356 + 0.000111;
+        assert!((fired.dispatcher_usd - dispatcher).abs() < 1e-12);
+        assert!((fired.usd.low - cost.usd.low - dispatcher).abs() < 1e-12);
+        assert!(
+            fired
+                .to_string()
+                .contains("$0.0100 of it the schedule's dispatcher"),
+            "{fired}"
+        );
     }
 }

@@ -49,6 +49,9 @@ pub struct RunSettings {
     /// The Fargate prices the run is costed with (records from before: none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prices: Option<crate::cost::Prices>,
+    /// Fired by a schedule: a dispatcher task ran alongside it for as long as it took.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dispatched: bool,
 }
 
 fn default_storage() -> u32 {
@@ -442,7 +445,18 @@ impl RunRecord {
             _ => Basis::Fargate,
         };
         let bills = self.tasks.iter().map(|t| &t.bills[..]);
-        Some(RunCost::of(basis, self.settings.size(), prices, bills))
+        let took = self.finished_at.unwrap_or_else(Utc::now) - self.created_at;
+        let dispatcher = self
+            .settings
+            .dispatched
+            .then(|| took.num_milliseconds().max(0) as f64 / 1000.0);
+        Some(RunCost::of(
+            basis,
+            self.settings.size(),
+            prices,
+            bills,
+            dispatcher,
+        ))
     }
 
     /// One task's share of the cost.
@@ -505,6 +519,7 @@ pub(crate) mod tests {
                 reduce: None,
                 storage_gb: 20,
                 prices: None,
+                dispatched: false,
             },
             created_at: Utc::now(),
             finished_at: None,

@@ -541,7 +541,11 @@ fn exit_failure(
             FailKind::Other,
         )),
         (Some(0), None) => None,
-        (Some(c), _) => Some((format!("exit code {c}"), FailKind::Exit(c))),
+        (Some(c), Some(e)) => Some((
+            format!("exit code {c}; its outputs could not be uploaded: {e}"),
+            FailKind::Exit(c),
+        )),
+        (Some(c), None) => Some((format!("exit code {c}"), FailKind::Exit(c))),
         (None, _) => Some((
             format!(
                 "stopped without an exit code ({}: {why})",
@@ -579,6 +583,33 @@ mod tests {
         let long_ago = Some(now - chrono::Duration::minutes(6));
         assert_eq!(iam_note(Some("TaskFailedToStart"), long_ago, now), "");
         assert_eq!(iam_note(Some("TaskFailedToStart"), None, now), "");
+    }
+
+    #[test]
+    fn a_receipt_says_why_outputs_are_missing() {
+        let failed = |e: &str| Receipt {
+            upload_error: Some(e.into()),
+            ..Receipt::default()
+        };
+        let stop = (
+            Some("EssentialContainerExited"),
+            "Essential container in task exited",
+        );
+        assert!(exit_failure(Some(0), Some(&Receipt::default()), true, stop).is_none());
+        let (why, _) = exit_failure(Some(0), Some(&failed("AccessDenied")), true, stop).unwrap();
+        assert_eq!(why, "its outputs could not be uploaded: AccessDenied");
+        let (why, _) = exit_failure(Some(3), Some(&failed("x")), true, stop).unwrap();
+        assert_eq!(why, "exit code 3; its outputs could not be uploaded: x");
+        let (why, _) = exit_failure(Some(125), None, true, stop).unwrap();
+        assert!(why.contains("could not upload its outputs"), "{why}");
+        // Without jobrun in the image, 125 is the command's own code.
+        let (why, _) = exit_failure(Some(125), None, false, stop).unwrap();
+        assert_eq!(why, "exit code 125");
+        let (why, _) = exit_failure(None, None, true, (Some("TaskFailedToStart"), "x")).unwrap();
+        assert!(
+            why.contains("stopped without an exit code (TaskFailedToStart: x)"),
+            "{why}"
+        );
     }
 
     #[test]
