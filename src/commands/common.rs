@@ -52,6 +52,16 @@ pub fn poll_interval() -> Duration {
         .unwrap_or(crate::watch::DEFAULT_POLL)
 }
 
+/// A run as it stands now: a run on AWS goes on without jobrun, so an unfinished one is asked
+/// (one step of its dispatcher); a local run's record is current already.
+pub async fn current(store: &Store, rec: RunRecord) -> Result<RunRecord> {
+    if rec.place == crate::record::Place::Local || rec.finished_at.is_some() {
+        return Ok(rec);
+    }
+    let mut dispatcher = crate::dispatch::Dispatcher::for_run(&rec).await?;
+    Ok(crate::watch::step(store, &mut dispatcher, &rec.run_id).await?)
+}
+
 /// The run a command names: from the local state folder, or else (given an id and a job file
 /// for an ecs job) from the job's S3 bucket, which makes this machine's copy.
 pub async fn resolve(store: &Store, file: Option<&Path>, arg: &RunArg) -> Result<RunRecord> {

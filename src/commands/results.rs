@@ -1,12 +1,12 @@
 //! `results`: the table of what a run's tasks produced (`report::results`), and `--download`
 //! of their output folders — from the run's folder (local runs) or the job's bucket (ECS runs).
 
-use super::common::{open_store, resolve};
+use super::common::{current, open_store, resolve};
 use crate::cli::ResultsArgs;
-use crate::dispatch::{Dispatcher, remote};
+use crate::dispatch::remote;
 use crate::error::{Exit, Failure, Result};
 use crate::outputs::{self, s3::Moved};
-use crate::record::{Place, RunRecord, Stage};
+use crate::record::{RunRecord, Stage};
 use crate::report::results::Results;
 use crate::ui::{OutputFormat, Ui};
 use crate::wire::{inputs_prefix, output_prefix};
@@ -14,11 +14,7 @@ use std::path::Path;
 
 pub async fn results(file: Option<&Path>, args: ResultsArgs, ui: &Ui) -> Result<Exit> {
     let store = open_store()?;
-    let mut rec = resolve(&store, file, &args.run).await?;
-    if rec.place != Place::Local && rec.finished_at.is_none() {
-        let mut dispatcher = Dispatcher::for_run(&rec).await?;
-        rec = crate::watch::step(&store, &mut dispatcher, &rec.run_id).await?;
-    }
+    let rec = current(&store, resolve(&store, file, &args.run).await?).await?;
     let mut table = Results::of(&rec);
     if let Some(key) = &args.sort {
         let column = table.column(key).ok_or_else(|| {

@@ -1,12 +1,12 @@
 //! Commands on a run that exists: `watch`, `status`, `logs`, `cancel`, `retry` and `runs`. Each
 //! finds the run (locally, or in the job's bucket) and talks to its dispatcher.
 
-use super::common::{current_job, open_store, poll_interval, resolve};
+use super::common::{current, current_job, open_store, poll_interval, resolve};
 use super::drive::{already_finished, attach, exit_of, go_on};
 use crate::cli::{LogsArgs, RetryArgs, RunArg, RunsArgs, StatusArgs, WatchArgs};
 use crate::dispatch::Dispatcher;
 use crate::error::{Exit, Failure, Result};
-use crate::record::{Place, RunRecord, Stage, TaskState};
+use crate::record::{RunRecord, Stage, TaskState};
 use crate::report::{RunLine, RunList, RunStatus};
 use crate::store::RunSummary;
 use crate::store::Store;
@@ -59,12 +59,7 @@ async fn clean_up(store: &Store, rec: &RunRecord) {
 
 pub async fn status(file: Option<&Path>, args: &StatusArgs, ui: &Ui) -> Result<Exit> {
     let store = open_store()?;
-    let mut rec = resolve(&store, file, &args.run).await?;
-    // A run on AWS goes on without jobrun: ask it where it stands.
-    if rec.place != Place::Local && rec.finished_at.is_none() {
-        let mut dispatcher = Dispatcher::for_run(&rec).await?;
-        rec = watch::step(&store, &mut dispatcher, &rec.run_id).await?;
-    }
+    let rec = current(&store, resolve(&store, file, &args.run).await?).await?;
     let mut status = RunStatus::of(&rec);
     status.every_task = args.tasks;
     ui.emit(&status);
