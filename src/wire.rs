@@ -11,10 +11,6 @@ use std::collections::BTreeMap;
 
 pub use crate::record::Stage;
 
-fn is_map(s: &Stage) -> bool {
-    *s == Stage::Map
-}
-
 /// The run's folder in the job's bucket.
 pub fn run_prefix(job: &str, run_id: &str) -> String {
     format!("jobs/{job}/runs/{run_id}/")
@@ -112,7 +108,7 @@ pub struct TaskMessage {
     pub index: usize,
     pub count: usize,
     /// A map task, or the run's reduce (whose inputs the agent downloads first).
-    #[serde(default, skip_serializing_if = "is_map")]
+    #[serde(default, skip_serializing_if = "Stage::is_map")]
     pub stage: Stage,
     /// The attempt of the first delivery; each redelivery is the next attempt.
     pub attempt: u32,

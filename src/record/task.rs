@@ -60,7 +60,7 @@ impl Stage {
             Stage::Reduce => "reduce",
         }
     }
-    fn is_map(&self) -> bool {
+    pub fn is_map(&self) -> bool {
         *self == Stage::Map
     }
 }

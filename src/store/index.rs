@@ -99,7 +99,9 @@ impl RunSummary {
             finished_at: rec.finished_at,
             key: rec.key.clone(),
             image: rec.image.id.clone(),
-            durations: Durations::of(rec),
+            // Estimates learn from finished runs only: a running one's would be sorted on
+            // every save for nothing.
+            durations: rec.is_finished().then(|| Durations::of(rec)).flatten(),
             cost: rec.cost(),
             stamp,
             v: VERSION,
