@@ -141,6 +141,21 @@ fn off() -> FlexibleTimeWindow {
         .expect("mode set")
 }
 
+/// A schedule's definition on a CreateSchedule or UpdateSchedule request: the two builders are
+/// different types with the same setters, and both must say every field.
+macro_rules! defined {
+    ($request:expr, $group:expr, $def:expr) => {
+        $request
+            .group_name($group)
+            .name(&$def.name)
+            .description(&$def.description)
+            .schedule_expression(&$def.expression)
+            .schedule_expression_timezone(&$def.timezone)
+            .flexible_time_window(off())
+            .target($def.delivery.target())
+    };
+}
+
 /// Makes the schedule, or (it exists) replaces its definition; a paused schedule stays paused.
 /// Returns whether it was made.
 pub async fn put(aws: &Aws, group: &str, def: &ScheduleDef) -> Result<bool, InfraError> {
@@ -148,15 +163,7 @@ pub async fn put(aws: &Aws, group: &str, def: &ScheduleDef) -> Result<bool, Infr
     let state = match get(aws, group, &def.name).await? {
         Some(s) => s.state().cloned().unwrap_or(ScheduleState::Enabled),
         None => {
-            client
-                .create_schedule()
-                .group_name(group)
-                .name(&def.name)
-                .description(&def.description)
-                .schedule_expression(&def.expression)
-                .schedule_expression_timezone(&def.timezone)
-                .flexible_time_window(off())
-                .target(def.delivery.target())
+            defined!(client.create_schedule(), group, def)
                 .state(ScheduleState::Enabled)
                 .send()
                 .await
@@ -165,15 +172,7 @@ pub async fn put(aws: &Aws, group: &str, def: &ScheduleDef) -> Result<bool, Infr
         }
     };
     // UpdateSchedule replaces the whole definition: every field is sent again.
-    client
-        .update_schedule()
-        .group_name(group)
-        .name(&def.name)
-        .description(&def.description)
-        .schedule_expression(&def.expression)
-        .schedule_expression_timezone(&def.timezone)
-        .flexible_time_window(off())
-        .target(def.delivery.target())
+    defined!(client.update_schedule(), group, def)
         .state(state)
         .send()
         .await
