@@ -316,16 +316,7 @@ fn in_a_container_of_the_job_image_the_reduce_downloads_its_inputs() {
     }
     let moto = services::moto();
     let base = crate::queue::glibc_base();
-    // This jobrun, stripped (a debug build carries ~1 GB of symbols).
-    let bin = tempfile::tempdir().unwrap();
-    let stripped = bin.path().join("jobrun");
-    let st = std::process::Command::new("strip")
-        .arg("-o")
-        .arg(&stripped)
-        .arg(crate::harness::JOBRUN)
-        .status()
-        .unwrap();
-    assert!(st.success());
+    let stripped = crate::queue::stripped_jobrun();
     let reg = services::plain_registry();
     let t = Test::ecs_task(&format!(
         "[ecr]\nregistry_endpoint = \"{}\"\n\n[queue]\nagent_binaries = {{ amd64 = \"{}\" }}\n\n[image]\nplatform = \"linux/amd64\"\n\n[reduce]\ncommand = [\"/task\", \"ls-env\", \"JOBRUN_INPUTS_DIR\", \"write\", \"result.json\", \"{{\\\"n\\\": 2}}\"]\n",

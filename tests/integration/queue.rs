@@ -813,6 +813,23 @@ fn ten_thousand_configurations_are_sent_with_exactly_one_thousand_batch_calls() 
     assert_eq!(stats["sqs"]["duplicates"], 0, "{stats}");
 }
 
+/// This jobrun, stripped once per test run, for images that carry it (a debug build carries
+/// ~1 GB of symbols).
+pub(crate) fn stripped_jobrun() -> &'static std::path::Path {
+    static BIN: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        let out = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("jobrun-stripped");
+        let st = std::process::Command::new("strip")
+            .arg("-o")
+            .arg(&out)
+            .arg(JOBRUN)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        out
+    })
+}
+
 /// A base image with the C library the debug `jobrun` links, so the real agent runs in a
 /// container (released binaries are static; this one is not).
 pub(crate) fn glibc_base() -> &'static str {
@@ -856,16 +873,8 @@ pub(crate) fn glibc_base() -> &'static str {
 fn the_agent_runs_inside_the_job_container_and_stops_cleanly_on_sigterm() {
     let moto = services::moto();
     let base = glibc_base();
-    // The agent layer is this jobrun, stripped (a debug build carries ~1 GB of symbols).
-    let agent = tempfile::tempdir().unwrap();
-    let stripped = agent.path().join("jobrun");
-    let st = std::process::Command::new("strip")
-        .arg("-o")
-        .arg(&stripped)
-        .arg(JOBRUN)
-        .status()
-        .unwrap();
-    assert!(st.success());
+    // The agent layer is this jobrun, stripped.
+    let stripped = stripped_jobrun();
     let reg = services::plain_registry();
     let t = Test::ecs_task(&format!(
         "[ecr]\nregistry_endpoint = \"{}\"\n\n[ecs]\nmode = \"queue\"\n\n[queue]\nagent_binaries = {{ amd64 = \"{}\" }}\n",
