@@ -33,6 +33,16 @@ pub fn out(text: impl Display) {
     let _ = writeln!(Stdout, "{text}");
 }
 
+/// One JSON line on stdout, written as it is serialised (a 10,000-task status is never also
+/// held as one string).
+pub fn out_json(value: &impl Serialize) {
+    use std::io::Write;
+    let mut w = std::io::BufWriter::with_capacity(1 << 16, Stdout);
+    let _ = serde_json::to_writer(&mut w, value);
+    let _ = w.write_all(b"\n");
+    let _ = w.flush();
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
 pub enum OutputFormat {
     /// Human text (bars on a terminal, plain lines otherwise)
@@ -82,7 +92,7 @@ impl Ui {
         }
         match self.format {
             OutputFormat::Text | OutputFormat::Csv => out(value),
-            OutputFormat::Json => out(serde_json::to_string(value).expect("serialisable output")),
+            OutputFormat::Json => out_json(value),
         }
     }
 

@@ -7,7 +7,7 @@
 use crate::dispatch::{DispatchError, Dispatcher};
 use crate::record::{RunRecord, TaskState};
 use crate::report::{RunStatus, Summary, secs};
-use crate::store::Store;
+use crate::store::{Stamp, Store};
 use crate::ui::Ui;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::HashMap;
@@ -27,51 +27,115 @@ pub struct WatchOptions {
     pub detach_on_ctrl_c: bool,
 }
 
-/// One locked read-reconcile-write of the record.
+/// One locked read-reconcile-write of the record, for a caller that steps once.
 pub async fn step(
     store: &Store,
     dispatcher: &mut Dispatcher,
     run_id: &str,
 ) -> Result<RunRecord, DispatchError> {
-    let t0 = std::time::Instant::now();
-    let _lock = store.lock(run_id)?;
-    let mut rec = store.load(run_id)?;
-    let before = rec.clone();
-    let t1 = t0.elapsed();
-    // What reconcile changed is saved even when it stopped half way (e.g. a start failed).
-    let result = dispatcher.reconcile(&mut rec, store).await;
-    let t2 = t0.elapsed();
-    rec.settle();
-    let changed = rec != before;
-    if changed {
-        store.save(&rec)?;
+    let mut follow = Follow::default();
+    follow.step(store, dispatcher, run_id).await?;
+    Ok(follow.into_record().expect("a step holds its record"))
+}
+
+/// A run followed step after step by this process. It holds the record as it last read or wrote
+/// it, with the [`Stamp`] of that file: a step whose file has the same stamp (nobody else saved
+/// since) goes on from it instead of parsing the file again, and whether a step changed the
+/// record is told by a digest of it, not by a copy. A 10,000-task record is tens of megabytes in
+/// memory; watching it keeps one.
+#[derive(Default)]
+pub struct Follow {
+    held: Option<Held>,
+}
+
+struct Held {
+    rec: RunRecord,
+    stamp: Stamp,
+    digest: u64,
+}
+
+impl Follow {
+    /// One locked read-reconcile-write of the record; the record as it stands after it.
+    pub async fn step(
+        &mut self,
+        store: &Store,
+        dispatcher: &mut Dispatcher,
+        run_id: &str,
+    ) -> Result<&RunRecord, DispatchError> {
+        let t0 = std::time::Instant::now();
+        let _lock = store.lock(run_id)?;
+        let stamp = store.stamp(run_id)?;
+        // Anything that fails below leaves nothing held: the next step reads the file again.
+        let mut held = match self.held.take() {
+            Some(h) if h.stamp == stamp && h.rec.run_id == run_id => h,
+            _ => {
+                let (rec, stamp) = store.load_stamped(run_id)?;
+                let digest = digest(&rec);
+                Held { rec, stamp, digest }
+            }
+        };
+        let t1 = t0.elapsed();
+        // What reconcile changed is saved even when it stopped half way (e.g. a start failed).
+        let result = dispatcher.reconcile(&mut held.rec, store).await;
+        let t2 = t0.elapsed();
+        held.rec.settle();
+        let now = digest(&held.rec);
+        let changed = now != held.digest;
+        if changed {
+            store.save(&held.rec)?;
+            held.digest = now;
+        }
+        let t3 = t0.elapsed();
+        dispatcher.saved(&held.rec, changed).await?;
+        if held.rec.is_finished() && notify_end(store, dispatcher, &mut held.rec).await {
+            held.digest = digest(&held.rec);
+        }
+        // Still under the lock: the file as this step left it.
+        held.stamp = store.stamp(run_id)?;
+        tracing::debug!(
+            load = ?t1,
+            reconcile = ?(t2 - t1),
+            save = ?(t3 - t2),
+            remote = ?(t0.elapsed() - t3),
+            "step"
+        );
+        dispatcher.release(result?).await?;
+        Ok(&self.held.insert(held).rec)
     }
-    let t3 = t0.elapsed();
-    dispatcher.saved(&rec, changed).await?;
-    if rec.is_finished() {
-        notify_end(store, dispatcher, &mut rec).await;
+
+    /// The record as the last step left it.
+    pub fn into_record(self) -> Option<RunRecord> {
+        self.held.map(|h| h.rec)
     }
-    tracing::debug!(
-        load = ?t1,
-        reconcile = ?(t2 - t1),
-        save = ?(t3 - t2),
-        remote = ?(t0.elapsed() - t3),
-        "step"
-    );
-    dispatcher.release(result?).await?;
-    Ok(rec)
+}
+
+/// A digest of the record as it would be saved, computed without writing it out anywhere.
+fn digest(rec: &RunRecord) -> u64 {
+    struct Hashing(std::hash::DefaultHasher);
+    impl std::io::Write for Hashing {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            std::hash::Hasher::write(&mut self.0, buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut h = Hashing(Default::default());
+    serde_json::to_writer(&mut h, rec).expect("records serialise");
+    std::hash::Hasher::finish(&h.0)
 }
 
 /// The run's end, told once: the first watcher to claim it (here or, for ECS runs, on any
 /// machine) sends `[notify]`'s message, and what came of it is kept in the record. Nothing here
-/// fails the step or changes the run's outcome.
-async fn notify_end(store: &Store, dispatcher: &mut Dispatcher, rec: &mut RunRecord) {
+/// fails the step or changes the run's outcome. True when the record changed and was saved.
+async fn notify_end(store: &Store, dispatcher: &mut Dispatcher, rec: &mut RunRecord) -> bool {
     let Some(spec) = rec.settings.notify.clone() else {
-        return;
+        return false;
     };
     let event = crate::notify::end_event(rec);
     if !spec.wants(event) {
-        return;
+        return false;
     }
     // One claim per end: a run retried after it ended may end (and be told) again.
     let end = rec
@@ -81,21 +145,24 @@ async fn notify_end(store: &Store, dispatcher: &mut Dispatcher, rec: &mut RunRec
     let name = format!("notified-{}-{end}", event.as_str());
     match dispatcher.claim_once(store, rec, &name).await {
         Ok(true) => {}
-        Ok(false) => return,
+        Ok(false) => return false,
         Err(e) => {
             tracing::warn!("cannot claim the notification of run {}: {e}", rec.run_id);
-            return;
+            return false;
         }
     }
     let message = crate::notify::Message::of(rec, event);
     let deliveries = crate::notify::send(&spec, &message).await;
     rec.notifications.extend(deliveries);
     if let Err(e) = store.save(rec) {
+        // Kept in memory: the next step sees the record differ from what was saved.
         tracing::warn!("cannot save run {}: {e}", rec.run_id);
+        return false;
     }
     if let Err(e) = dispatcher.saved(rec, true).await {
         tracing::warn!("cannot copy run {}: {e}", rec.run_id);
     }
+    true
 }
 
 pub async fn watch(
@@ -112,14 +179,16 @@ pub async fn watch(
         path: "SIGINT handler".into(),
         source,
     })?;
+    let mut follow = Follow::default();
     loop {
-        let rec = step(store, dispatcher, run_id).await?;
-        view.update(&rec);
+        let rec = follow.step(store, dispatcher, run_id).await?;
+        view.update(rec);
         if rec.is_finished() {
             view.finish();
+            let rec = follow.into_record().expect("a step holds its record");
             return Ok(Ended::Finished(Box::new(rec)));
         }
-        let poll = opts.poll.max(dispatcher.poll_floor(&rec));
+        let poll = opts.poll.max(dispatcher.poll_floor(rec));
         tokio::select! {
             _ = dispatcher.changed() => {}
             _ = tokio::time::sleep(poll) => {}
@@ -135,10 +204,18 @@ pub async fn watch(
 pub fn print_summary(ui: &Ui, rec: &RunRecord) {
     let status = RunStatus::of(rec).with_failure_tails(5);
     if ui.json() {
-        let mut v = serde_json::to_value(&status).expect("serialisable");
-        v["event"] = "summary".into();
+        /// The summary as the last JSON line of a watch: the status with `"event": "summary"`.
+        #[derive(serde::Serialize)]
+        struct Event<'a> {
+            event: &'static str,
+            #[serde(flatten)]
+            status: &'a RunStatus,
+        }
         if !ui.quiet {
-            crate::ui::out(v);
+            crate::ui::out_json(&Event {
+                event: "summary",
+                status: &status,
+            });
         }
     } else {
         ui.emit(&Summary(status));

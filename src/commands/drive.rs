@@ -67,12 +67,14 @@ pub async fn drive_detached(
 ) -> Result<RunRecord> {
     let mut rec = store.load(run_id)?;
     if !matches!(dispatcher, Dispatcher::Local(_)) {
+        let mut follow = watch::Follow::default();
         loop {
-            rec = watch::step(store, dispatcher, run_id).await?;
-            if rec.is_finished() || !dispatcher.dispatching() {
+            let now = follow.step(store, dispatcher, run_id).await?;
+            if now.is_finished() || !dispatcher.dispatching() {
                 break;
             }
         }
+        rec = follow.into_record().expect("a step holds its record");
     }
     // Queued work needs a driver; so does a run whose end is to be told (`[notify]`), which
     // on ECS nobody would otherwise see.
@@ -86,10 +88,13 @@ pub async fn drive_detached(
 /// Drives a run that has queued work: in the foreground, or detached.
 pub async fn go_on(store: &Store, rec: RunRecord, detach: bool, ui: &Ui) -> Result<Exit> {
     let mut dispatcher = Dispatcher::for_run(&rec).await?;
+    // What follows keeps its own copy of the record: a second one of a big run is not held.
+    let run_id = rec.run_id.clone();
+    drop(rec);
     if !detach {
-        return attach(store, &mut dispatcher, &rec.run_id, ui).await;
+        return attach(store, &mut dispatcher, &run_id, ui).await;
     }
-    let rec = drive_detached(store, &mut dispatcher, &rec.run_id).await?;
+    let rec = drive_detached(store, &mut dispatcher, &run_id).await?;
     ui.emit(&Submitted::of(&rec));
     Ok(Exit::Ok)
 }

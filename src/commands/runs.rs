@@ -17,25 +17,21 @@ use std::path::Path;
 pub async fn watch(file: Option<&Path>, args: WatchArgs, ui: &Ui) -> Result<Exit> {
     let store = open_store()?;
     let rec = resolve(&store, file, &args.run).await?;
-    if args.background {
-        let mut dispatcher = Dispatcher::for_run(&rec).await?;
-        watch::watch(
-            &store,
-            &mut dispatcher,
-            &rec.run_id,
-            &Ui::quiet(),
-            &unattended(),
-        )
-        .await?;
-        return Ok(Exit::Ok);
-    }
-    if rec.is_finished() && rec.finished_at.is_some() {
+    if rec.is_finished() && rec.finished_at.is_some() && !args.background {
         clean_up(&store, &rec).await;
         watch::print_summary(ui, &rec);
         return Ok(exit_of(&rec));
     }
     let mut dispatcher = Dispatcher::for_run(&rec).await?;
-    attach(&store, &mut dispatcher, &rec.run_id, ui).await
+    // The watch keeps its own copy of the record: a second one of a big run is not held.
+    let run_id = rec.run_id.clone();
+    drop(rec);
+    if args.background {
+        let opts = unattended();
+        watch::watch(&store, &mut dispatcher, &run_id, &Ui::quiet(), &opts).await?;
+        return Ok(Exit::Ok);
+    }
+    attach(&store, &mut dispatcher, &run_id, ui).await
 }
 
 fn unattended() -> WatchOptions {

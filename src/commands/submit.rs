@@ -62,7 +62,7 @@ async fn gate_then_start(
     gate: &Gate<'_>,
     at: &Submit<'_>,
     mut rec: RunRecord,
-    dispatcher: impl AsyncFnOnce() -> Result<Dispatcher>,
+    dispatcher: impl AsyncFnOnce(&RunRecord) -> Result<Dispatcher>,
     ui: &Ui,
 ) -> Result<Exit> {
     if let Pass::Done(exit) = gate.before(&at.store, ui).await? {
@@ -73,8 +73,8 @@ async fn gate_then_start(
     }
     rec.key = gate.key.clone();
     let started = async {
-        let dispatcher = dispatcher().await?;
-        start(&at.store, &rec, dispatcher, at.args.detach, ui).await
+        let dispatcher = dispatcher(&rec).await?;
+        start(&at.store, rec, dispatcher, at.args.detach, ui).await
     }
     .await;
     if started.is_err() && !at.store.exists(&at.run_id) {
@@ -170,31 +170,33 @@ fn settings_of(job: &Job) -> RunSettings {
 /// Saves the new run, then watches it or leaves it to go on by itself.
 async fn start(
     store: &Store,
-    rec: &RunRecord,
+    mut rec: RunRecord,
     mut dispatcher: Dispatcher,
     detach: bool,
     ui: &Ui,
 ) -> Result<Exit> {
-    store.create(rec)?;
+    store.create(&rec)?;
     if let Some(spec) = rec
         .settings
         .notify
-        .as_ref()
+        .clone()
         .filter(|s| s.wants(NotifyEvent::Start))
     {
-        let message = crate::notify::Message::of(rec, NotifyEvent::Start);
-        let mut started = rec.clone();
-        started.notifications = crate::notify::send(spec, &message).await;
-        store.save(&started)?;
+        let message = crate::notify::Message::of(&rec, NotifyEvent::Start);
+        rec.notifications = crate::notify::send(&spec, &message).await;
+        store.save(&rec)?;
     }
-    let submitted = Submitted::of(rec);
+    let submitted = Submitted::of(&rec);
+    // What follows keeps its own copy of the record: a second one of a big run is not held.
+    let run_id = rec.run_id.clone();
+    drop(rec);
     if detach {
-        drive_detached(store, &mut dispatcher, &rec.run_id).await?;
+        drive_detached(store, &mut dispatcher, &run_id).await?;
         ui.emit(&submitted);
         return Ok(Exit::Ok);
     }
     ui.note(&submitted.to_string());
-    attach(store, &mut dispatcher, &rec.run_id, ui).await
+    attach(store, &mut dispatcher, &run_id, ui).await
 }
 
 async fn submit_local(job: Job, at: Submit<'_>, ui: &Ui) -> Result<Exit> {
@@ -238,7 +240,7 @@ async fn submit_local(job: Job, at: Submit<'_>, ui: &Ui) -> Result<Exit> {
     if let Some(exit) = super::estimate::before_start(&job, &rec, args, store, ui)? {
         return Ok(exit);
     }
-    let local = async || Ok(Dispatcher::Local(LocalDispatcher::new(engine)));
+    let local = async |_: &RunRecord| Ok(Dispatcher::Local(LocalDispatcher::new(engine)));
     gate_then_start(&gate, &at, rec, local, ui).await
 }
 
@@ -293,8 +295,8 @@ async fn submit_ecs(job: Job, at: Submit<'_>, ui: &Ui) -> Result<Exit> {
         aws: &aws,
         bucket: &outputs.site.bucket,
     });
-    let remote = async || Ok(Dispatcher::create(&rec, aws.clone()).await?);
-    gate_then_start(&gate, &at, rec.clone(), remote, ui).await
+    let remote = async |rec: &RunRecord| Ok(Dispatcher::create(rec, aws.clone()).await?);
+    gate_then_start(&gate, &at, rec, remote, ui).await
 }
 
 /// `--from-s3`: one task per object under the prefix.

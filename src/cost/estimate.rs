@@ -206,7 +206,7 @@ mod tests {
             "run_id": id, "job": "j", "target": "ecs", "state": "succeeded", "finished": true,
             "total": 10, "succeeded": 10, "failed": 0, "created_at": "2026-01-01T00:00:00Z",
             "image": image, "durations": {"n": 10, "median_secs": median, "p90_secs": median * 2.0},
-            "stamp": [0, 0], "v": 2,
+            "v": 3,
         });
         serde_json::from_value(json).unwrap()
     }

@@ -1,12 +1,12 @@
 //! The run index: a small summary beside each record (`runs/<id>/summary.json`: job, state,
 //! counts, times, key) that `runs`, "the latest run of this job" and the overlap check read
 //! instead of whole records (a 10,000-task record is megabytes; its summary a few hundred
-//! bytes). The record stays the source of truth: a summary carries the size and modification
-//! time of the record it was made from, and one that is missing, unreadable or older than its
+//! bytes). The record stays the source of truth: a summary carries the [`Stamp`] of the record
+//! file it was made from, and one that is missing, unreadable or older than its
 //! record (a crash between the two writes, a record written by an older jobrun) is made again
 //! from the record and rewritten. Both are written under the run's lock by whoever saves.
 
-use super::{Store, StoreError, write_json_atomic};
+use super::{Stamp, Store, StoreError, write_json_atomic};
 use crate::record::RunRecord;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -37,15 +37,16 @@ pub struct RunSummary {
     /// What it cost (local runs: on Fargate).
     #[serde(default)]
     pub cost: Option<crate::cost::RunCost>,
-    /// The record it was made from: its length and modification time (ns since the epoch).
-    stamp: (u64, u128),
+    /// The record file it was made from (none: it matches no file, and is made again).
+    #[serde(default)]
+    stamp: Stamp,
     /// The summary's own format: one older than [`VERSION`] is made again.
     #[serde(default)]
     v: u32,
 }
 
 /// The summary format; bumped when a field is added that older summaries lack.
-const VERSION: u32 = 2;
+const VERSION: u32 = 3;
 
 /// The median and p90 of a run's successful map task durations.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -84,7 +85,7 @@ impl Durations {
 }
 
 impl RunSummary {
-    fn of(rec: &RunRecord, stamp: (u64, u128)) -> RunSummary {
+    fn of(rec: &RunRecord, stamp: Stamp) -> RunSummary {
         use crate::record::TaskState;
         RunSummary {
             run_id: rec.run_id.clone(),
@@ -109,15 +110,9 @@ impl RunSummary {
     }
 }
 
-/// The record file's length and modification time, or `None` when there is none.
-fn stamp(record: &Path) -> Option<(u64, u128)> {
-    let meta = std::fs::metadata(record).ok()?;
-    let mtime = meta
-        .modified()
-        .ok()?
-        .duration_since(std::time::UNIX_EPOCH)
-        .ok()?;
-    Some((meta.len(), mtime.as_nanos()))
+/// The record file's stamp, or `None` when there is none.
+fn stamp(record: &Path) -> Option<Stamp> {
+    Stamp::of(record).ok()
 }
 
 impl Store {

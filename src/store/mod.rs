@@ -47,8 +47,14 @@ pub fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> Result<(), Sto
     let dir = path.parent().expect("a file in a folder");
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io(dir))?;
-    let bytes = serde_json::to_vec_pretty(value).expect("records serialise");
-    tmp.write_all(&bytes).map_err(io(dir))?;
+    // Streamed: a record of 10,000 tasks is never also held as one big buffer.
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, tmp.as_file_mut());
+    serde_json::to_writer_pretty(&mut out, value).map_err(|e| StoreError::Io {
+        path: path.to_path_buf(),
+        source: e.into(),
+    })?;
+    out.flush().map_err(io(dir))?;
+    drop(out);
     tmp.as_file().sync_all().map_err(io(dir))?;
     tmp.persist(path).map_err(|e| StoreError::Io {
         path: path.to_path_buf(),
@@ -59,6 +65,32 @@ pub fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> Result<(), Sto
 
 pub struct Store {
     root: PathBuf,
+}
+
+/// One version of a run's record file. Every save writes a new file and renames it over the
+/// old one, so a record saved since has another inode (the old file is still linked while the
+/// new one is written) and other times: a stamp that is still the same means the file is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
+pub struct Stamp {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl Stamp {
+    pub fn of(path: &Path) -> std::io::Result<Stamp> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(path)?;
+        Ok(Stamp {
+            dev: m.dev(),
+            ino: m.ino(),
+            len: m.len(),
+            mtime: (m.mtime(), m.mtime_nsec()),
+            ctime: (m.ctime(), m.ctime_nsec()),
+        })
+    }
 }
 
 /// Held while a run's record is read, changed and written back. Released on drop (or process death).
@@ -146,6 +178,22 @@ impl Store {
             },
         })?;
         serde_json::from_slice(&bytes).map_err(|source| StoreError::Corrupt { path, source })
+    }
+
+    /// The record with the stamp of the file it was read from (taken first: read under the
+    /// run's lock, the two agree).
+    pub fn load_stamped(&self, run_id: &str) -> Result<(RunRecord, Stamp), StoreError> {
+        let stamp = self.stamp(run_id)?;
+        Ok((self.load(run_id)?, stamp))
+    }
+
+    /// The stamp of the run's record file as it is now.
+    pub fn stamp(&self, run_id: &str) -> Result<Stamp, StoreError> {
+        let path = self.record_path(run_id);
+        Stamp::of(&path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => StoreError::NoSuchRun(run_id.to_string()),
+            _ => StoreError::Io { path, source: e },
+        })
     }
 
     /// Atomic replace, so a kill at any moment leaves the old or the new record; then the
@@ -264,6 +312,12 @@ mod tests {
             store.resolve(None, Some("zz")),
             Err(StoreError::NoRuns(_))
         ));
+        // every save is a new file: the stamp tells it, even with the same content
+        let id = "20260101-000000-a-0001";
+        let (r, before) = store.load_stamped(id).unwrap();
+        assert_eq!(store.stamp(id).unwrap(), before);
+        store.save(&r).unwrap();
+        assert_ne!(store.stamp(id).unwrap(), before);
         // no temp files are left beside the record
         let names: Vec<_> = std::fs::read_dir(store.run_dir("20260101-000000-a-0001"))
             .unwrap()
