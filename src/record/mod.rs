@@ -12,7 +12,7 @@ mod site;
 mod task;
 
 pub use site::{ClusterProviders, EcsSite, Placement};
-pub use task::{Stage, StopRequest, TaskRecord, TaskState};
+pub use task::{Config, Stage, StopRequest, TaskRecord, TaskState};
 
 pub const SCHEMA: u32 = 1;
 

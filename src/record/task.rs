@@ -4,6 +4,7 @@ use crate::cost::Bill;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use serde_json::value::RawValue;
 use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash, PartialOrd, Ord)]
@@ -65,10 +66,53 @@ impl Stage {
     }
 }
 
+/// A task's configuration, kept as its compact JSON text and read as a value only where one is
+/// needed (the results table): 10,000 configurations parsed into maps would take tens of
+/// megabytes of every process that holds the record.
+#[derive(Debug, Clone, Serialize)]
+#[serde(transparent)]
+pub struct Config(Box<RawValue>);
+
+impl Config {
+    pub fn of(value: &Value) -> Config {
+        Config(serde_json::value::to_raw_value(value).expect("a JSON value serialises"))
+    }
+    /// The configuration as a JSON value.
+    pub fn value(&self) -> Value {
+        serde_json::from_str(self.0.get()).expect("kept as valid JSON")
+    }
+}
+
+/// The compact JSON text, as tasks get it in `JOBRUN_CONFIG`.
+impl std::fmt::Display for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0.get())
+    }
+}
+
+impl PartialEq for Config {
+    fn eq(&self, other: &Config) -> bool {
+        self.0.get() == other.0.get()
+    }
+}
+
+/// Read back compact whatever the file's layout (a record is saved indented), so the text a
+/// task gets does not depend on how its record was stored.
+impl<'de> Deserialize<'de> for Config {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Config, D::Error> {
+        let raw = Box::<RawValue>::deserialize(d)?;
+        if !raw.get().contains(['\n', '\r', '\t', ' ']) {
+            return Ok(Config(raw));
+        }
+        let value: Value = serde_json::from_str(raw.get()).map_err(serde::de::Error::custom)?;
+        Ok(Config::of(&value))
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct TaskRecord {
     pub index: usize,
-    pub config: Value,
+    pub config: Config,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<Vec<String>>,
     pub state: TaskState,
@@ -119,7 +163,7 @@ impl TaskRecord {
     pub fn new(index: usize, config: Value, command: Option<Vec<String>>) -> Self {
         TaskRecord {
             index,
-            config,
+            config: Config::of(&config),
             command,
             state: TaskState::Queued,
             attempts: 0,
@@ -205,5 +249,26 @@ impl TaskRecord {
         self.handle = Some(handle);
         self.result = None;
         self.result_error = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_configuration_is_read_back_compact_from_an_indented_record() {
+        let config = serde_json::json!({"lr": 0.1, "name": "a b", "nested": {"k": [1, 2]}});
+        let task = TaskRecord::new(0, config.clone(), None);
+        let compact = r#"{"lr":0.1,"name":"a b","nested":{"k":[1,2]}}"#;
+        assert_eq!(task.config.to_string(), compact);
+        // A record written by an earlier jobrun: its configurations indented too.
+        let value = serde_json::to_value(&task).unwrap();
+        let indented = serde_json::to_string_pretty(&value).unwrap();
+        assert!(indented.contains("\n    \"lr\""), "{indented}");
+        let back: TaskRecord = serde_json::from_str(&indented).unwrap();
+        assert_eq!(back.config.to_string(), compact);
+        assert_eq!(back.config.value(), config);
+        assert_eq!(back, task);
     }
 }

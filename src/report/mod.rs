@@ -54,7 +54,7 @@ pub struct TaskStatus {
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
     pub log: Option<String>,
-    pub config: serde_json::Value,
+    pub config: crate::record::Config,
     /// Last lines of the log, for failed tasks (summary only).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub log_tail: Vec<String>,

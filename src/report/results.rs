@@ -116,7 +116,7 @@ fn row(t: &TaskRecord) -> Map<String, Value> {
     let mut r = Map::new();
     r.insert("index".into(), t.index.into());
     r.insert("state".into(), t.state.as_str().into());
-    flatten("config", &t.config, &mut r);
+    flatten("config", &t.config.value(), &mut r);
     if let Some(result) = &t.result {
         flatten("result", result, &mut r);
     }

@@ -378,7 +378,7 @@ impl QueueDispatcher {
             attempt,
             command: task.command.clone(),
             env: task.env.clone(),
-            config: Some(task.config.clone()),
+            config: Some(task.config.value()),
             config_url: None,
             timeout_secs: rec.settings.timeout_secs,
         };
