@@ -11,15 +11,15 @@
 #           the bound rounds × ceil(N / 1000)
 # moto runs no workers: the queue run's results are written into the bucket by this script, as
 # the agents would write them, before the watch starts. The direct run's tasks are held
-# RUNNING until its dispatch is over (moto then moves a task one step per look: RUNNING →
-# DEACTIVATING → STOPPING → DEPROVISIONING → STOPPED), so the watch meets all N running. moto's own DescribeTasks slows down with the number of tasks
-# it holds, which the wall time includes.
+# RUNNING until its dispatch is over (then moto moves a task one step per look: RUNNING →
+# DEACTIVATING → STOPPING → DEPROVISIONING → STOPPED), so the watch meets all N running. moto's
+# own DescribeTasks slows down with the number of tasks it holds, which the wall time includes.
 #
-# Usage: bench/watch.sh [N...]     (default: 1000 10000; use a release jobrun for RSS:
+# Usage: bench/watch.sh [N...]     (default: 10 1000 10000, the first the baseline; use a release jobrun for RSS:
 #                                   JOBRUN=target/release/jobrun bench/watch.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SIZES=${*:-1000 10000}
+SIZES=${*:-10 1000 10000}
 . bench/lib.sh
 start_aws_world --rates --sqs-sink
 
@@ -57,15 +57,25 @@ watch_run() {
   cp "$work/watch.err" "${TMPDIR:-/tmp}/jobrun-bench-watch-$1.err"
 }
 
-printf '%-7s %6s %8s %9s %6s %12s %12s %10s\n' mode N wall_s rss_MiB rounds calls bound throttled
+printf '%-7s %6s %8s %9s %8s %9s %6s %12s %12s %10s\n' mode N wall_s rss_MiB x_base KiB/task rounds calls bound throttled
+# The first size is the baseline, measured in the same run: each row's RSS as a multiple of the
+# baseline's (same mode), and its growth per task beyond the baseline's tasks.
+declare -A BASE_RSS BASE_N
+growth() { # mode: sets XB and PER (x_base, KiB/task) of $RSS at $N against the mode's first row
+  if [ -z "${BASE_RSS[$1]:-}" ]; then BASE_RSS[$1]=$RSS; BASE_N[$1]=$N; XB=1.00; PER=-; return; fi
+  local n=$((N - BASE_N[$1]))
+  [ "$n" -gt 0 ] || n=1
+  XB=$(printf '%.2f' "$(echo "$RSS / ${BASE_RSS[$1]}" | bc -l)")
+  PER=$(printf '%.2f' "$(echo "($RSS - ${BASE_RSS[$1]}) / $n" | bc -l)")
+}
 for N in $SIZES; do
   # Direct: N RunTasks (paced at 20/s by jobrun, through the proxy's buckets). moto holds every
-  # task RUNNING until the dispatch is surely over (N / 15 s and a margin), so the watch meets
-  # all N running, as after re-attaching to a run in full swing.
-  until=$("$PY" -c "import time, sys; print(int(time.time() + int(sys.argv[1]) / 15 + 30))" "$N")
-  "$PY" -c "import json, sys; [print(json.dumps({'fake': {'hold_until': int(sys.argv[2])}})) for _ in range(int(sys.argv[1]))]" "$N" "$until" >"$work/configs.jsonl"
+  # task RUNNING while the file $work/hold is there: until the dispatch is over, so the watch
+  # meets all N running, as after re-attaching to a run in full swing.
+  touch "$work/hold"
+  "$PY" -c "import json, sys; [print(json.dumps({'fake': {'hold_while_file': sys.argv[2]}})) for _ in range(int(sys.argv[1]))]" "$N" "$work/hold" >"$work/configs.jsonl"
   RUN=$(cd "$work/wdirect" && "$JOBRUN" submit --configs "$work/configs.jsonl" --detach -o json | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["run_id"])')
-  while [ "$(date +%s)" -le "$until" ]; do sleep 1; done
+  rm "$work/hold"
   watch_run wdirect "$RUN"
   read -r rounds bound < <("$PY" - "$work/watch.err" <<'PY'
 import math, re, sys
@@ -74,7 +84,8 @@ print(len(active), sum(math.ceil(a / 100) for a in active))
 PY
 )
   read -r calls throttled < <(stats | "$PY" -c 'import json,sys; s=json.load(sys.stdin); print(s["requests"].get("DescribeTasks", 0), s["throttled"].get("DescribeTasks", 0))')
-  printf '%-7s %6s %8.1f %9.1f %6s %12s %12s %10s\n' direct "$N" "$WALL" "$(echo "$RSS / 1024" | bc -l)" "$rounds" "DT $calls" "<= $bound" "$throttled"
+  growth direct
+  printf '%-7s %6s %8.1f %9.1f %8s %9s %6s %12s %12s %10s\n' direct "$N" "$WALL" "$(echo "$RSS / 1024" | bc -l)" "$XB" "$PER" "$rounds" "DT $calls" "<= $bound" "$throttled"
 
   # Queue: N messages (into the proxy's sink), N results written as the agents would, the watch.
   RUN=$(cd "$work/wqueue" && "$JOBRUN" submit --configs "$work/configs.jsonl" --detach -o json | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["run_id"])')
@@ -97,6 +108,7 @@ PY
   watch_run wqueue "$RUN"
   rounds=$(grep -c "results listing round" "$work/watch.err" || true)
   calls=$(stats | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["requests"].get("s3:ListObjectsV2", 0))')
-  printf '%-7s %6s %8.1f %9.1f %6s %12s %12s %10s\n' queue "$N" "$WALL" "$(echo "$RSS / 1024" | bc -l)" "$rounds" "List $calls" "<= $((rounds * ((N + 999) / 1000)))" "-"
+  growth queue
+  printf '%-7s %6s %8.1f %9.1f %8s %9s %6s %12s %12s %10s\n' queue "$N" "$WALL" "$(echo "$RSS / 1024" | bc -l)" "$XB" "$PER" "$rounds" "List $calls" "<= $((rounds * ((N + 999) / 1000)))" "-"
 done
-echo "rss: peak resident memory of the watch (goal <= 64 MiB); calls/bound: over the whole watch"
+echo "rss: peak resident memory of the watch (goal <= 64 MiB at 10000); x_base, KiB/task: against the first size; calls/bound: over the whole watch"

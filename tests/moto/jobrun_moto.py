@@ -22,6 +22,7 @@ that tasks behave like Fargate tasks whose outcome the test picks:
     until_attempt: K   exit/stop_code only apply while JOBRUN_ATTEMPT < K
     hold: true         the task stays RUNNING until StopTask
     hold_until: T      the task stays RUNNING until the clock passes T (seconds since the epoch)
+    hold_while_file: P the task stays RUNNING while the file P exists (on moto's machine)
     hold_until_receipt: true  the task stays RUNNING until the receipt of its attempt
                        (jobs/<job>/runs/<run>/receipts/<index>-<attempt>.json, what `jobrun
                        task` writes before a task ends) is in one of moto's buckets
@@ -50,6 +51,7 @@ tests/moto/check_plugin.py).
 
 import functools
 import json
+import os
 import sys
 import threading
 import time
@@ -181,6 +183,7 @@ def launched(backend, task):
     task.stopped_reason = None  # moto sets "" which would serialise as an empty reason
     task._jobrun_hold = bool(fake.get("hold"))
     task._jobrun_hold_until = float(fake.get("hold_until", 0))
+    task._jobrun_hold_file = fake.get("hold_while_file")
     task._jobrun_receipt = receipt_key(env) if fake.get("hold_until_receipt") else None
     task._jobrun_outcome = outcome(fake, attempt)
     for c in task.containers:
@@ -280,6 +283,9 @@ def patch_advance(orig):
             return  # "hold": stays RUNNING until StopTask
         if time.time() < getattr(self, "_jobrun_hold_until", 0):
             return  # "hold_until": RUNNING until then
+        hold_file = getattr(self, "_jobrun_hold_file", None)
+        if hold_file and os.path.exists(hold_file):
+            return  # "hold_while_file": RUNNING while it is there
         key = getattr(self, "_jobrun_receipt", None)
         if key and not getattr(self, "_jobrun_stopped", False) and not receipt_written(key):
             return  # "hold_until_receipt": RUNNING until jobrun task wrote the receipt
