@@ -373,6 +373,53 @@ pub struct Listed {
 }
 
 /// Every object under a prefix, all pages (one ListObjectsV2 call per 1,000 objects).
+/// Deletes `keys` with DeleteObjects, 1,000 a call (its limit). A key S3 reports it could not
+/// delete fails the whole with that key's error code (retried first while it is transient);
+/// a key that is not there counts as deleted, as S3 says.
+pub async fn delete_objects(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    keys: &[String],
+) -> Result<(), AwsError> {
+    use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+    for chunk in keys.chunks(1000) {
+        retrying(|| async {
+            let objects = chunk
+                .iter()
+                .map(|k| ObjectIdentifier::builder().key(k).build())
+                .collect::<Result<Vec<_>, _>>()
+                .expect("a key is all an identifier needs");
+            let delete = Delete::builder()
+                .set_objects(Some(objects))
+                .quiet(true)
+                .build()
+                .expect("objects are set");
+            let out = s3
+                .delete_objects()
+                .bucket(bucket)
+                .delete(delete)
+                .send()
+                .await
+                .map_err(op("DeleteObjects"))?;
+            match out.errors().first() {
+                None => Ok(()),
+                Some(e) => Err(AwsError::Service {
+                    operation: "DeleteObjects",
+                    code: e.code().unwrap_or("Unknown").to_string(),
+                    message: format!(
+                        "{} ({} of {} keys not deleted)",
+                        e.key().unwrap_or_default(),
+                        out.errors().len(),
+                        chunk.len()
+                    ),
+                }),
+            }
+        })
+        .await?;
+    }
+    Ok(())
+}
+
 pub async fn list_objects(
     s3: &aws_sdk_s3::Client,
     bucket: &str,

@@ -83,17 +83,7 @@ pub async fn upload_dir(
         .filter(|o| !kept.contains(o.rel.as_str()))
         .map(|o| format!("{prefix}{}", o.rel))
         .collect();
-    for key in stale {
-        retrying(|| async {
-            s3.delete_object()
-                .bucket(bucket)
-                .key(&key)
-                .send()
-                .await
-                .map_err(aws::op("DeleteObject"))
-        })
-        .await?;
-    }
+    aws::delete_objects(s3, bucket, &stale).await?;
     Ok(moved)
 }
 

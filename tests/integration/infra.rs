@@ -256,9 +256,29 @@ fn up_converges_and_down_removes_exactly_what_it_made() {
     );
     assert_eq!(moto.writes(), ["json:RegisterTaskDefinition"]);
 
+    // What runs leave in the bucket: more objects than one DeleteObjects call takes.
+    let bucket = up["outputs"]["bucket"].as_str().unwrap().to_string();
+    for i in 0..1003 {
+        ureq::put(&format!("{}/{bucket}/jobs/{job}/runs/r/outputs/{i}/a.txt", moto.url()))
+            .set("Authorization", "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0")
+            .send_string("x")
+            .unwrap();
+    }
+
     // down: everything of the job goes; the unrelated resources stay.
+    moto.restart_recording();
     let down = t.run(&["down", "--yes", "--output", "json"]);
     assert_eq!(down.status, 0, "{}", down.stderr);
+    let deletes: Vec<String> = moto
+        .writes()
+        .into_iter()
+        .filter(|op| *op == format!("rest:POST /{bucket}/?delete"))
+        .collect();
+    assert_eq!(
+        deletes.len(),
+        2,
+        "1,003 objects in two DeleteObjects calls: {deletes:?}"
+    );
     let down = down.json();
     for r in [
         "s3 bucket",

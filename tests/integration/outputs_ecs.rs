@@ -180,6 +180,13 @@ fn direct_tasks_upload_their_outputs_and_the_reduce_reads_them() {
         .map(|lr| json!({"lr": lr, "fake": hold}))
         .collect();
     let run = t.submit_detached(&configs);
+    // What an earlier attempt of task 1 left that this one does not write: removed.
+    let bucket = o["bucket"].as_str().unwrap();
+    let prefix = format!("jobs/{}/runs/{run}/", t.name);
+    ureq::put(&format!("{}/{bucket}/{prefix}outputs/1/stale.txt", moto.url()))
+        .set("Authorization", "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0")
+        .send_string("old")
+        .unwrap();
     let outs = play_tasks(&t, moto, &run, 4, Play::Host);
     let s = t.wait_for(&run, "the run to succeed", |s| s["state"] == "succeeded");
     assert_eq!(s["succeeded"], 4, "{s}");
@@ -194,9 +201,9 @@ fn direct_tasks_upload_their_outputs_and_the_reduce_reads_them() {
     assert!(outs[&3].contains("ls:1/w.txt"), "{}", outs[&3]);
 
     // The outputs are in the bucket, under the run's prefix (S3's own listing).
-    let bucket = o["bucket"].as_str().unwrap();
-    let prefix = format!("jobs/{}/runs/{run}/", t.name);
     let keys = s3_keys(moto, bucket, &prefix);
+    let stale = format!("{prefix}outputs/1/stale.txt");
+    assert!(!keys.contains(&stale), "{stale} in {keys:?}");
     for rel in [
         "outputs/0/w.txt",
         "outputs/2/result.json",

@@ -249,25 +249,12 @@ pub async fn discover(cx: &Ctx<'_>, found: &mut Teardown) -> Result<(), InfraErr
 /// Deletes the bucket's objects, then the bucket.
 pub async fn delete(aws: &Aws, name: &str) -> Result<(), InfraError> {
     let s3 = aws.s3();
-    loop {
-        let listed = s3
-            .list_objects_v2()
-            .bucket(name)
-            .send()
-            .await
-            .map_err(aws::op("ListObjectsV2"))?;
-        if listed.contents().is_empty() {
-            break;
-        }
-        for o in listed.contents() {
-            s3.delete_object()
-                .bucket(name)
-                .key(o.key().unwrap_or_default())
-                .send()
-                .await
-                .map_err(aws::op("DeleteObject"))?;
-        }
-    }
+    let keys: Vec<String> = aws::list_objects(&s3, name, "")
+        .await?
+        .into_iter()
+        .map(|o| o.rel)
+        .collect();
+    aws::delete_objects(&s3, name, &keys).await?;
     s3.delete_bucket()
         .bucket(name)
         .send()
