@@ -372,7 +372,6 @@ pub struct Listed {
     pub modified: Option<std::time::SystemTime>,
 }
 
-/// Every object under a prefix, all pages (one ListObjectsV2 call per 1,000 objects).
 /// Deletes `keys` with DeleteObjects, 1,000 a call (its limit). A key S3 reports it could not
 /// delete fails the whole with that key's error code (retried first while it is transient);
 /// a key that is not there counts as deleted, as S3 says.
@@ -420,6 +419,7 @@ pub async fn delete_objects(
     Ok(())
 }
 
+/// Every object under a prefix, all pages (one ListObjectsV2 call per 1,000 objects).
 pub async fn list_objects(
     s3: &aws_sdk_s3::Client,
     bucket: &str,

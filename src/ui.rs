@@ -38,7 +38,10 @@ pub fn out(text: impl Display) {
 pub fn out_json(value: &impl Serialize) {
     use std::io::Write;
     let mut w = std::io::BufWriter::with_capacity(1 << 16, Stdout);
-    let _ = serde_json::to_writer(&mut w, value);
+    // Writing fails only as `out` can (ignored likewise); serialising jobrun's reports never does.
+    if let Err(e) = serde_json::to_writer(&mut w, value) {
+        assert!(e.is_io(), "serialisable output: {e}");
+    }
     let _ = w.write_all(b"\n");
     let _ = w.flush();
 }

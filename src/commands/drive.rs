@@ -65,8 +65,9 @@ pub async fn drive_detached(
     dispatcher: &mut Dispatcher,
     run_id: &str,
 ) -> Result<RunRecord> {
-    let mut rec = store.load(run_id)?;
-    if !matches!(dispatcher, Dispatcher::Local(_)) {
+    let rec = if matches!(dispatcher, Dispatcher::Local(_)) {
+        store.load(run_id)?
+    } else {
         let mut follow = watch::Follow::default();
         loop {
             let now = follow.step(store, dispatcher, run_id).await?;
@@ -74,8 +75,8 @@ pub async fn drive_detached(
                 break;
             }
         }
-        rec = follow.into_record().expect("a step holds its record");
-    }
+        follow.into_record().expect("a step holds its record")
+    };
     // Queued work needs a driver; so does a run whose end is to be told (`[notify]`), which
     // on ECS nobody would otherwise see.
     let to_tell = rec.settings.notify.is_some() && !rec.is_finished();

@@ -66,13 +66,15 @@ pub async fn cancel(file: Option<&Path>, args: RunArg, ui: &Ui) -> Result<Exit> 
     let store = open_store()?;
     let rec = resolve(&store, file, &args).await?;
     let mut dispatcher = Dispatcher::for_run(&rec).await?;
-    if let Some(done) = request_cancel(&store, &mut dispatcher, &rec.run_id).await? {
+    let run_id = rec.run_id.clone();
+    drop(rec);
+    if let Some(done) = request_cancel(&store, &mut dispatcher, &run_id).await? {
         already_finished(&done, ui);
         return Ok(Exit::Ok);
     }
-    ui.note(&format!("cancelling run {}", rec.run_id));
+    ui.note(&format!("cancelling run {run_id}"));
     let (quiet, opts) = (Ui::quiet(), unattended());
-    let ended = watch::watch(&store, &mut dispatcher, &rec.run_id, &quiet, &opts).await?;
+    let ended = watch::watch(&store, &mut dispatcher, &run_id, &quiet, &opts).await?;
     if let Ended::Finished(rec) = ended {
         watch::print_summary(ui, &rec);
     }
@@ -118,17 +120,20 @@ pub async fn retry(file: Option<&Path>, args: RetryArgs, ui: &Ui) -> Result<Exit
     let store = open_store()?;
     let rec = resolve(&store, file, &args.run).await?;
     let mut dispatcher = Dispatcher::for_run(&rec).await?;
+    // One copy of a big record at a time: each of these replaces the one before.
+    let run_id = rec.run_id.clone();
+    drop(rec);
     // Bring the record up to date first, so "failed" means failed now.
-    let rec = watch::step(&store, &mut dispatcher, &rec.run_id).await?;
-    if !rec.is_finished() {
-        return Err(
-            Failure::usage(format!("run {} is still running", rec.run_id))
-                .hint("wait for it (`jobrun watch`) or cancel it, then retry its failed tasks"),
-        );
+    if !watch::step(&store, &mut dispatcher, &run_id)
+        .await?
+        .is_finished()
+    {
+        return Err(Failure::usage(format!("run {run_id} is still running"))
+            .hint("wait for it (`jobrun watch`) or cancel it, then retry its failed tasks"));
     }
     let rec = {
-        let _lock = store.lock(&rec.run_id)?;
-        let mut rec = store.load(&rec.run_id)?;
+        let _lock = store.lock(&run_id)?;
+        let mut rec = store.load(&run_id)?;
         let n = requeue_failed(&mut rec);
         if n == 0 {
             ui.note(&format!("run {} has no failed tasks", rec.run_id));

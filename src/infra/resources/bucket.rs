@@ -249,12 +249,18 @@ pub async fn discover(cx: &Ctx<'_>, found: &mut Teardown) -> Result<(), InfraErr
 /// Deletes the bucket's objects, then the bucket.
 pub async fn delete(aws: &Aws, name: &str) -> Result<(), InfraError> {
     let s3 = aws.s3();
-    let keys: Vec<String> = aws::list_objects(&s3, name, "")
-        .await?
-        .into_iter()
-        .map(|o| o.rel)
-        .collect();
-    aws::delete_objects(&s3, name, &keys).await?;
+    // Again until a listing is empty: what was written meanwhile goes too.
+    loop {
+        let keys: Vec<String> = aws::list_objects(&s3, name, "")
+            .await?
+            .into_iter()
+            .map(|o| o.rel)
+            .collect();
+        if keys.is_empty() {
+            break;
+        }
+        aws::delete_objects(&s3, name, &keys).await?;
+    }
     s3.delete_bucket()
         .bucket(name)
         .send()
