@@ -4,8 +4,8 @@
 
 use super::ConfigError;
 use super::job::{
-    CapacityKind, DispatchMode, NotifyEvent, Overlap, PolicyStatement, ReduceWhen, RetryExitCodes,
-    TargetKind, parse_duration,
+    CapacityKind, CostSpec, DispatchMode, NotifyEvent, Overlap, PolicyStatement, ReduceWhen,
+    RetryExitCodes, TargetKind, parse_duration,
 };
 use crate::resources::{MemoryMib, Vcpu};
 use serde::{Deserialize, Serialize};
@@ -53,21 +53,9 @@ pub struct FileConfig {
     #[serde(default)]
     pub notify: NotifySection,
     pub reduce: Option<ReduceSection>,
+    /// `[cost]` (checked by `resolve`).
     #[serde(default)]
-    pub cost: CostSection,
-}
-
-/// `[cost]`: prices instead of the shipped table's (USD per hour), and a limit per run.
-#[derive(Debug, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct CostSection {
-    pub vcpu_hour: Option<f64>,
-    pub gb_hour: Option<f64>,
-    pub storage_gb_hour: Option<f64>,
-    /// The Spot discount to assume, 0 to 1 (default: the table's range, 50–70 % off).
-    pub spot_discount: Option<f64>,
-    /// Refuse a run whose estimate is above this many dollars.
-    pub max_per_run: Option<f64>,
+    pub cost: CostSpec,
 }
 
 /// `[reduce]`: a task run once after the map tasks, reading their outputs.

@@ -197,8 +197,10 @@ pub enum Overlap {
     Replace,
 }
 
-/// `[cost]`: the prices to use instead of the table's, and a limit per run.
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+/// `[cost]`: the prices to use instead of the table's (USD per hour), and a limit per run. The
+/// file's section and the job's setting alike: `resolve` only checks it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
 pub struct CostSpec {
     pub vcpu_hour: Option<f64>,
     pub gb_hour: Option<f64>,

@@ -285,7 +285,7 @@ pub(super) fn resolve(
 }
 
 /// `[cost]`: prices are positive, the Spot discount a fraction.
-fn cost(section: &CostSection) -> Result<CostSpec, String> {
+fn cost(section: &CostSpec) -> Result<CostSpec, String> {
     for (key, value) in [
         ("cost.vcpu_hour", section.vcpu_hour),
         ("cost.gb_hour", section.gb_hour),
@@ -302,13 +302,7 @@ fn cost(section: &CostSection) -> Result<CostSpec, String> {
     {
         return Err("cost.spot_discount is a fraction off on-demand, from 0 up to (not including) 1 (0.7 = 70 % off)".into());
     }
-    Ok(CostSpec {
-        vcpu_hour: section.vcpu_hour,
-        gb_hour: section.gb_hour,
-        storage_gb_hour: section.storage_gb_hour,
-        spot_discount: section.spot_discount,
-        max_per_run: section.max_per_run,
-    })
+    Ok(section.clone())
 }
 
 /// `[reduce]`: a command (never empty); another image only where jobrun can run one.
