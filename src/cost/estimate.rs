@@ -95,13 +95,7 @@ impl Estimate {
     pub fn new(plan: &Plan, duration: Expected, p: &Prices) -> Estimate {
         let n = plan.tasks as f64;
         let at = |secs: f64| Usage::of(plan.size, secs).scale(n);
-        let priced = |u: Usage| match plan.spot {
-            true => {
-                let (low, high) = u.spot(p);
-                Dollars { low, high }
-            }
-            false => Dollars::exact(u.on_demand(p)),
-        };
+        let priced = |u: Usage| u.priced(p, plan.spot);
         let workers = plan
             .workers
             .map(|(w, idle)| Usage::of(plan.size, idle).scale(w as f64))

@@ -94,6 +94,17 @@ impl Usage {
             full * (1.0 - p.spot_discount.0),
         )
     }
+
+    /// Its price on Spot (a range) or on demand.
+    pub fn priced(self, p: &Prices, spot: bool) -> Dollars {
+        match spot {
+            true => {
+                let (low, high) = self.spot(p);
+                Dollars { low, high }
+            }
+            false => Dollars::exact(self.on_demand(p)),
+        }
+    }
 }
 
 /// Dollars as a range (one value twice when nothing ran on Spot).
@@ -154,13 +165,7 @@ impl TaskCost {
             let u = Usage::of(size, b.secs);
             usage = usage.add(u);
             billed += billed_secs(b.secs);
-            usd = usd.add(match b.spot {
-                true => {
-                    let (low, high) = u.spot(p);
-                    Dollars { low, high }
-                }
-                false => Dollars::exact(u.on_demand(p)),
-            });
+            usd = usd.add(u.priced(p, b.spot));
         }
         TaskCost {
             billed_secs: billed,
