@@ -56,7 +56,7 @@ impl Message {
     /// The message for a run's event (start, or its end).
     pub fn of(rec: &RunRecord, event: NotifyEvent) -> Message {
         let end = rec.finished_at.unwrap_or_else(Utc::now);
-        let duration_secs = (end - rec.created_at).num_milliseconds().max(0) as f64 / 1000.0;
+        let duration_secs = crate::record::secs_between(rec.created_at, end);
         let failed_tasks: Vec<FailedTask> = rec
             .tasks
             .iter()

@@ -339,9 +339,8 @@ impl View {
                     .map(|t| {
                         let age = t
                             .started_at
-                            .map(|s| (now - s).num_milliseconds() as f64 / 1000.0)
-                            .unwrap_or(0.0);
-                        format!("#{} {}", t.index, secs(age.max(0.0)))
+                            .map_or(0.0, |s| crate::record::secs_between(s, now));
+                        format!("#{} {}", t.index, secs(age))
                     })
                     .collect();
                 if running.len() > 12 {
@@ -372,10 +371,7 @@ fn describe(rec: &RunRecord, t: &crate::record::TaskRecord) -> String {
         TaskState::Running => s.push_str(&format!(" (attempt {}/{max})", t.attempts)),
         TaskState::Succeeded => {
             if let (Some(a), Some(b)) = (t.started_at, t.finished_at) {
-                s.push_str(&format!(
-                    " in {}",
-                    secs((b - a).num_milliseconds().max(0) as f64 / 1000.0)
-                ));
+                s.push_str(&format!(" in {}", secs(crate::record::secs_between(a, b))));
             }
         }
         _ => {

@@ -16,6 +16,12 @@ pub use task::{Config, Stage, StopRequest, TaskRecord, TaskState};
 
 pub const SCHEMA: u32 = 1;
 
+/// Seconds from `from` to `to` (to the millisecond), never below zero: how durations, bills and
+/// ages are told from the times a record keeps.
+pub fn secs_between(from: DateTime<Utc>, to: DateTime<Utc>) -> f64 {
+    (to - from).num_milliseconds().max(0) as f64 / 1000.0
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ImageRef {
     /// The tag the user knows, e.g. `wordcount:3f2a9c1b7d4e`.
@@ -445,11 +451,11 @@ impl RunRecord {
             _ => Basis::Fargate,
         };
         let bills = self.tasks.iter().map(|t| &t.bills[..]);
-        let took = self.finished_at.unwrap_or_else(Utc::now) - self.created_at;
+        let end = self.finished_at.unwrap_or_else(Utc::now);
         let dispatcher = self
             .settings
             .dispatched
-            .then(|| took.num_milliseconds().max(0) as f64 / 1000.0);
+            .then(|| secs_between(self.created_at, end));
         Some(RunCost::of(
             basis,
             self.settings.size(),

@@ -216,8 +216,7 @@ impl TaskRecord {
         spot: bool,
     ) {
         if let (Some(from), Some(to)) = (from, to) {
-            let secs = (to - from).num_milliseconds().max(0) as f64 / 1000.0;
-            self.bill(attempt, secs, spot);
+            self.bill(attempt, super::secs_between(from, to), spot);
         }
     }
 

@@ -89,7 +89,7 @@ impl RunStatus {
             cancelled: rec.count(TaskState::Cancelled),
             created_at: rec.created_at,
             finished_at: rec.finished_at,
-            duration_secs: (end - rec.created_at).num_milliseconds().max(0) as f64 / 1000.0,
+            duration_secs: crate::record::secs_between(rec.created_at, end),
             key: rec.key.clone(),
             every_task: false,
             queue: match &rec.place {
@@ -178,9 +178,7 @@ pub struct WorkerTimes {
 
 impl WorkerTimes {
     fn of(created: DateTime<Utc>, q: &crate::record::QueueRun) -> WorkerTimes {
-        let since = |t: Option<DateTime<Utc>>| {
-            t.map(|t| (t - created).num_milliseconds().max(0) as f64 / 1000.0)
-        };
+        let since = |t: Option<DateTime<Utc>>| t.map(|t| crate::record::secs_between(created, t));
         WorkerTimes {
             first_running_secs: since(q.first_worker_at),
             all_wanted_secs: since(q.all_workers_at),

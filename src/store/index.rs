@@ -10,7 +10,6 @@ use super::{Stamp, Store, StoreError, write_json_atomic};
 use crate::record::RunRecord;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use std::path::Path;
 
 /// What a listing needs of a run.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -63,8 +62,7 @@ impl Durations {
             .tasks
             .iter()
             .filter(|t| t.stage == Stage::Map && t.state == TaskState::Succeeded)
-            .filter_map(|t| Some((t.finished_at? - t.started_at?).num_milliseconds()))
-            .map(|ms| ms.max(0) as f64 / 1000.0)
+            .filter_map(|t| Some(crate::record::secs_between(t.started_at?, t.finished_at?)))
             .collect();
         if secs.is_empty() {
             return None;
@@ -110,11 +108,6 @@ impl RunSummary {
     }
 }
 
-/// The record file's stamp, or `None` when there is none.
-fn stamp(record: &Path) -> Option<Stamp> {
-    Stamp::of(record).ok()
-}
-
 impl Store {
     fn summary_path(&self, run_id: &str) -> std::path::PathBuf {
         self.run_dir(run_id).join("summary.json")
@@ -122,7 +115,7 @@ impl Store {
 
     /// Writes the summary of a record just saved.
     pub(super) fn index(&self, rec: &RunRecord) -> Result<(), StoreError> {
-        let Some(stamp) = stamp(&self.record_path(&rec.run_id)) else {
+        let Ok(stamp) = Stamp::of(&self.record_path(&rec.run_id)) else {
             return Ok(());
         };
         write_json_atomic(&self.summary_path(&rec.run_id), &RunSummary::of(rec, stamp))
@@ -130,7 +123,7 @@ impl Store {
 
     /// A run's summary: as kept when it matches its record, else made again from the record.
     pub fn summary(&self, run_id: &str) -> Result<RunSummary, StoreError> {
-        let now = stamp(&self.record_path(run_id));
+        let now = Stamp::of(&self.record_path(run_id)).ok();
         let kept: Option<RunSummary> = std::fs::read(self.summary_path(run_id))
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok());
