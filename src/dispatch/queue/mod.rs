@@ -66,7 +66,7 @@ pub struct QueueDispatcher {
     pub(super) remote: RemoteRun,
     sqs: aws_sdk_sqs::Client,
     queue: QueueRun,
-    /// Result keys already applied to the record by this process.
+    /// Result keys (below the run's results prefix) already applied by this process.
     seen: HashSet<String>,
     cancel_marked: bool,
     /// When the dead-letter queue was last looked through, and how full it was then.
@@ -224,7 +224,7 @@ impl QueueDispatcher {
     async fn collect(&mut self, rec: &mut RunRecord) -> Result<(), RemoteError> {
         let prefix = results_prefix(&rec.job, &rec.run_id);
         let s3 = self.remote.aws.s3();
-        let mut fresh: Vec<(String, usize, u32, Outcome)> = vec![];
+        let mut fresh: Vec<String> = vec![];
         let listed = aws::list_objects(&s3, &self.remote.run.site.bucket, &prefix).await?;
         tracing::debug!(
             tasks = rec.tasks.len(),
@@ -232,16 +232,15 @@ impl QueueDispatcher {
             "results listing round"
         );
         for o in listed {
-            let key = format!("{prefix}{}", o.rel);
-            if self.seen.contains(&key) {
+            if self.seen.contains(&o.rel) {
                 continue;
             }
             let parsed = parse_result_key(&o.rel).filter(|(i, _, _)| *i < rec.tasks.len());
             match parsed {
                 // Results of attempts before the last retry belong to the past.
-                Some((i, a, o)) if a > rec.tasks[i].retried_from => fresh.push((key, i, a, o)),
+                Some((i, a, _)) if a > rec.tasks[i].retried_from => fresh.push(o.rel),
                 _ => {
-                    self.seen.insert(key);
+                    self.seen.insert(o.rel);
                 }
             }
         }
@@ -250,12 +249,12 @@ impl QueueDispatcher {
         }
         let bucket = self.remote.run.site.bucket.clone();
         let got: Vec<(String, Result<Option<TaskResult>, AwsError>)> =
-            futures_util::stream::iter(fresh.iter().map(|(k, ..)| k.clone()))
-                .map(|key| {
-                    let (s3, bucket) = (&s3, &bucket);
+            futures_util::stream::iter(fresh)
+                .map(|rel| {
+                    let (s3, bucket, key) = (&s3, &bucket, format!("{prefix}{rel}"));
                     async move {
                         let r = crate::aws::get_json::<TaskResult>(s3, bucket, &key).await;
-                        (key, r)
+                        (rel, r)
                     }
                 })
                 .buffer_unordered(32)
