@@ -142,7 +142,9 @@ impl Aws {
     /// Loads the standard chain; checks a region is set and credentials can be found, so
     /// nothing is attempted half way without them.
     pub async fn load(profile: Option<&str>, region: Option<&str>) -> Result<Aws, AwsError> {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        // The roots jobrun carries, so the same code works in an image without a CA file.
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .http_client(crate::tls::aws_http_client());
         if let Some(p) = profile {
             loader = loader.profile_name(p);
         }

@@ -88,6 +88,10 @@ pub enum Command {
     /// watch the run to its end
     #[command(hide = true)]
     Dispatch(DispatchArgs),
+    /// Publish in-AWS jobruns as one multi-architecture agent image (the release recipe:
+    /// `just agent-image REF`); each `--amd64` / `--arm64` is a static Linux jobrun, or `self`
+    #[command(hide = true)]
+    AgentImage(AgentImageArgs),
     /// Print the job's effective settings (file, environment and flags combined)
     Config(ConfigArgs),
     /// Print shell completions
@@ -160,6 +164,19 @@ pub struct ScheduleNameArgs {
     pub name: String,
     #[command(flatten)]
     pub aws: AwsArgs,
+}
+
+/// `jobrun agent-image`
+#[derive(Debug, Args)]
+pub struct AgentImageArgs {
+    /// Where to publish: host[:port]/repository:tag
+    pub reference: String,
+    /// The linux/amd64 jobrun: a file, or `self` (this jobrun, packed when linked dynamically)
+    #[arg(long)]
+    pub amd64: Option<String>,
+    /// The linux/arm64 jobrun: a file, or `self`
+    #[arg(long)]
+    pub arm64: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -177,14 +177,21 @@ impl From<ImageError> for Failure {
             ),
             ImageError::Step { .. } => Failure::new(Exit::BuildFailed, e.to_string())
                 .hint("fix that Dockerfile step; the build output is above"),
-            ImageError::NoAgentBinary { ref arch, .. } => Failure::usage(e.to_string()).hint(format!(
-                "build a static jobrun for {arch} (`just agent-{arch}`) and set [queue] agent_binaries.{arch} = \"PATH\", or build for this machine's platform"
+            ImageError::NoAgent { ref arch, .. } => Failure::usage(e.to_string()).hint(format!(
+                "set [image] agent = {{ {arch} = \"PATH\" }} to a static Linux jobrun (`just agent-{arch}` builds one), or [image] agent = \"REGISTRY/REPO:TAG\" to an agent image; or [run] outputs = false (direct mode) to run without outputs"
             )),
-            ImageError::AgentBinary { .. } => Failure::usage(e.to_string())
-                .hint("check [queue] agent_binaries in jobrun.toml"),
-            ImageError::NotLinux(_) => Failure::usage(e.to_string()).hint(
-                "run `jobrun schedule add` on Linux (x86_64 or arm64: a CI runner or a small VM does), or use cron with `jobrun submit --key`",
-            ),
+            ImageError::BadAgent { .. } | ImageError::AgentBinary { .. } => {
+                Failure::usage(e.to_string()).hint(
+                    "check [image] agent in jobrun.toml (a static Linux jobrun of this version per architecture, or an agent image)",
+                )
+            }
+            ImageError::AgentImage { ref source, .. } => {
+                let hint = "check the reference and that this machine can reach the registry (JOBRUN_AGENT_IMAGE, [image] agent); an offline machine can use [image] agent = { ARCH = \"PATH\" }";
+                match source.is_transient() {
+                    true => Failure::env(e.to_string()).hint(hint),
+                    false => Failure::usage(e.to_string()).hint(hint),
+                }
+            }
         }
     }
 }

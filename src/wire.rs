@@ -11,6 +11,11 @@ use std::collections::BTreeMap;
 
 pub use crate::record::Stage;
 
+/// The version of what crosses the wire (this module's layout and records). The jobrun in a
+/// task must speak the same one as the jobrun that dispatches: `jobrun build` reads it from a
+/// binary's mark (`image::agent::MARK`) before putting it into an image.
+pub const WIRE: u32 = 1;
+
 /// The run's folder in the job's bucket.
 pub fn run_prefix(job: &str, run_id: &str) -> String {
     format!("jobs/{job}/runs/{run_id}/")

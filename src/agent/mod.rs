@@ -26,26 +26,6 @@ use std::time::{Duration, Instant};
 use tokio::signal::unix::{SignalKind, signal};
 use work::{Parsed, Work};
 
-/// Where `jobrun build` puts a CA bundle next to the agent, for images that have none.
-pub const CA_BUNDLE: &str = "/opt/jobrun/ca-certificates.crt";
-
-/// In an image without CA certificates (e.g. FROM scratch) the agent uses the bundle its layer
-/// brought. Called before any thread exists (setting the environment is only sound then).
-pub fn use_bundled_certificates() {
-    let system = [
-        "/etc/ssl/certs/ca-certificates.crt",
-        "/etc/ssl/cert.pem",
-        "/etc/pki/tls/certs/ca-bundle.crt",
-    ];
-    if std::env::var_os("SSL_CERT_FILE").is_none()
-        && !system.iter().any(|p| std::path::Path::new(p).is_file())
-        && std::path::Path::new(CA_BUNDLE).is_file()
-    {
-        // SAFETY: called from main before the runtime (or any other thread) starts.
-        unsafe { std::env::set_var("SSL_CERT_FILE", CA_BUNDLE) };
-    }
-}
-
 #[derive(Debug, clap::Args)]
 pub struct AgentArgs {
     /// The queue to take tasks from

@@ -5,7 +5,7 @@ use super::common::{aws_choice, load_job, open_store};
 use crate::cli::{AwsArgs, BuildArgs, PushArgs};
 use crate::config::{Job, Overrides};
 use crate::engine::Engine;
-use crate::error::{Exit, Result};
+use crate::error::{Exit, Failure, Result};
 use crate::image::{self, records::ImageRecords};
 use crate::store::Store;
 use crate::ui::Ui;
@@ -53,6 +53,33 @@ pub fn images(file: Option<&Path>, ui: &Ui) -> Result<Exit> {
     Ok(Exit::Ok)
 }
 
+/// `jobrun agent-image REF --amd64 FILE|self --arm64 FILE|self`: the release's agent image.
+pub async fn agent_image(args: &crate::cli::AgentImageArgs, ui: &Ui) -> Result<Exit> {
+    use crate::image::agent;
+    let mut agents = vec![];
+    for (arch, given) in [("amd64", &args.amd64), ("arm64", &args.arm64)] {
+        let Some(given) = given else { continue };
+        let found = match given.as_str() {
+            "self" => agent::this(arch).map_err(|why| image::ImageError::BadAgent {
+                what: "this jobrun".into(),
+                why,
+            })?,
+            path => agent::from_file(Path::new(path), arch)?,
+        };
+        agents.push(found);
+    }
+    if agents.is_empty() {
+        return Err(
+            Failure::usage("agent-image needs --amd64 or --arm64 (or both)").hint(
+                "e.g. jobrun agent-image REGISTRY/jobrun-agent:VERSION --amd64 FILE --arm64 FILE",
+            ),
+        );
+    }
+    let published = agent::pull::publish(&args.reference, &agents).await?;
+    ui.emit(&published);
+    Ok(Exit::Ok)
+}
+
 /// Builds the image and records it with the job.
 pub async fn build_and_record(
     job: &Job,
@@ -60,7 +87,7 @@ pub async fn build_and_record(
     store: &Store,
     ui: &Ui,
 ) -> Result<image::Built> {
-    let built = image::build(job, engine, ui).await?;
+    let built = image::build(job, engine, store, ui).await?;
     let mut records = ImageRecords::load(store, &job.name)?;
     records.built(image::records::ImageRecord {
         image_id: built.image_id.clone(),

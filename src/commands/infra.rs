@@ -40,14 +40,7 @@ pub async fn converge(job: &Job, aws: &Aws, store: &Store, dry_run: bool) -> Res
             ))
             .hint("jobrun build --push, for the job's platform"));
         }
-        Some((img, push)) => {
-            let agent = img.agent.as_ref().map(|a| crate::infra::AgentImage {
-                path: a.path.clone(),
-                entrypoint: a.entrypoint.clone(),
-                cmd: a.cmd.clone(),
-            });
-            (Some(push.reference.clone()), agent)
-        }
+        Some((img, push)) => (Some(push.reference.clone()), img.agent.clone()),
         None => (None, None),
     };
     let report = crate::infra::up(job, aws, image, agent, dry_run).await?;

@@ -38,6 +38,7 @@ pub async fn run(cli: Cli, matches: &ArgMatches) -> Result<Exit> {
         Command::Build(args) => image::build(file, &args, sub, &ui).await,
         Command::Push(args) => image::push(file, &args, sub, &ui).await,
         Command::Images => image::images(file, &ui),
+        Command::AgentImage(args) => image::agent_image(&args, &ui).await,
         Command::Up(args) => infra::up(file, &args, sub, &ui).await,
         Command::Down(args) => infra::down(file, &args, &ui).await,
         Command::IamPolicy(args) => infra::iam_policy(file, &args, &ui).await,

@@ -14,7 +14,7 @@ use crate::cli::{
 use crate::config::{self, Job, Overlap, Overrides, TargetKind};
 use crate::engine::Engine;
 use crate::error::{Exit, Failure, Result};
-use crate::image::bundle;
+use crate::image::dispatcher as bundle;
 use crate::image::push::{AwsOptions, push_image};
 use crate::infra::dispatcher::{self, Delivery, DispatcherImage, ScheduleDef};
 use crate::report::schedules::{Added, LastFire, ScheduleDone, ScheduleLine, ScheduleList};
@@ -92,7 +92,7 @@ async fn add(file: Option<&Path>, args: &ScheduleAddArgs, ui: &Ui) -> Result<Exi
     let store = open_store()?;
     let outputs = super::submit::current_outputs(job, &store, &aws)?;
     let engine = Engine::connect().await?;
-    let built = bundle::build(job, &engine, ui).await?;
+    let built = bundle::build(job, &engine, &store, ui).await?;
     let reference = match args.dry_run {
         true => format!("{}:{} (to be pushed)", job.name, built.tag),
         false => push_dispatcher(job, &engine, &store, &args.aws, &built, ui).await?,
@@ -137,6 +137,7 @@ async fn add(file: Option<&Path>, args: &ScheduleAddArgs, ui: &Ui) -> Result<Exi
         made,
         dispatcher_image: reference,
         dispatcher_bytes: built.bytes,
+        dispatcher_agent: built.agent.to_string(),
         changes: side.changes,
     });
     Ok(Exit::Ok)

@@ -272,7 +272,7 @@ async fn submit_ecs(job: Job, at: Submit<'_>, ui: &Ui) -> Result<Exit> {
             job.name
         ))
         .hint(format!(
-            "set [queue] agent_binaries.{} to a jobrun built for that architecture, then `jobrun build --push` and `jobrun up`",
+            "its image was built with [run] outputs = false; remove that (or give [image] agent.{}), then `jobrun build --push` and `jobrun up`",
             job.image.platform.arch
         )));
     }

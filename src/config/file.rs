@@ -110,10 +110,8 @@ pub struct QueueSection {
     pub s3_trigger: Option<String>,
     /// SendMessageBatch calls in flight at once (default 16).
     pub send_concurrency: Option<usize>,
-    /// Paths of prebuilt agent binaries by architecture (`amd64`, `arm64`), for images whose
-    /// platform is not this machine's; default: this jobrun itself for its own architecture.
-    #[serde(default)]
-    pub agent_binaries: BTreeMap<String, PathBuf>,
+    /// Moved to `[image] agent`; read only to say so.
+    pub agent_binaries: Option<toml::Value>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -185,6 +183,17 @@ pub struct ImageSection {
     pub build_args: BTreeMap<String, String>,
     pub pre_build: Option<String>,
     pub registry: Option<String>,
+    /// The jobrun to put into ECS images: an agent image reference, or a static Linux jobrun
+    /// per architecture (`{ amd64 = "PATH", arm64 = "PATH" }`).
+    pub agent: Option<AgentValue>,
+}
+
+/// `[image] agent` as written.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(untagged)]
+pub enum AgentValue {
+    Image(String),
+    Files(BTreeMap<String, PathBuf>),
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -206,6 +215,8 @@ pub struct RunSection {
     pub max_attempts: Option<u32>,
     pub concurrency: Option<usize>,
     pub retry_exit_codes: Option<RetryExitCodes>,
+    /// `false`: an ECS job's tasks keep no outputs, so its image needs no jobrun.
+    pub outputs: Option<bool>,
 }
 
 mod opt_duration {

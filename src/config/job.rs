@@ -40,7 +40,6 @@ pub struct QueueSpec {
     /// `(bucket, prefix)` whose ObjectCreated events feed the queue.
     pub s3_trigger: Option<(String, String)>,
     pub send_concurrency: usize,
-    pub agent_binaries: BTreeMap<String, PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -280,6 +279,9 @@ pub struct ImageSpec {
     pub pre_build: Option<String>,
     /// Where `push` sends the image.
     pub registry: RegistrySpec,
+    /// Where `build` takes the jobrun it puts into ECS images.
+    #[serde(skip_serializing_if = "crate::image::agent::AgentSpec::is_default")]
+    pub agent: crate::image::agent::AgentSpec,
 }
 
 /// Where images are pushed: ECR (the default for the ecs target), any OCI registry
@@ -322,6 +324,8 @@ pub struct RunSpec {
     pub max_attempts: u32,
     pub concurrency: usize,
     pub retry_exit_codes: RetryExitCodes,
+    /// Whether an ECS job's tasks keep their outputs (through the jobrun in the image).
+    pub outputs: bool,
 }
 
 mod secs {

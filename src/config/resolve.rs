@@ -7,9 +7,10 @@ use super::file::*;
 use super::job::*;
 use super::rules::Rule;
 use crate::arn::Arn;
+use crate::image::agent::AgentSpec;
 use crate::resources::{MemoryMib, Vcpu, validate_fargate};
 use clap::parser::ValueSource;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// CloudWatch Logs' allowed retention periods, in days.
@@ -154,12 +155,11 @@ fn validate_queue(q: &QueueSection, timeout: Duration) -> Result<QueueSpec, Stri
         .as_deref()
         .map(|u| parse_s3_url(u).map_err(|m| format!("queue.s3_trigger: {m}")))
         .transpose()?;
-    for arch in q.agent_binaries.keys() {
-        if arch != "amd64" && arch != "arm64" {
-            return Err(format!(
-                "queue.agent_binaries: `{arch}` is not an architecture (amd64, arm64)"
-            ));
-        }
+    if q.agent_binaries.is_some() {
+        return Err(
+            "queue.agent_binaries is now [image] agent = { arm64 = \"PATH\" } (a static jobrun per architecture)"
+                .into(),
+        );
     }
     Ok(QueueSpec {
         max_receive_count,
@@ -168,7 +168,6 @@ fn validate_queue(q: &QueueSection, timeout: Duration) -> Result<QueueSpec, Stri
         visibility,
         s3_trigger,
         send_concurrency: q.send_concurrency.unwrap_or(16).clamp(1, 256),
-        agent_binaries: q.agent_binaries.clone(),
     })
 }
 
@@ -425,6 +424,36 @@ fn image(
         build_args: file.image.build_args.clone(),
         pre_build: file.image.pre_build.clone(),
         registry: registry(file, target)?,
+        agent: agent(file, &rel)?,
+    })
+}
+
+/// `[image] agent`: an agent image reference, or files by architecture (relative to the job
+/// folder).
+fn agent(file: &FileConfig, rel: &dyn Fn(&Path) -> PathBuf) -> Result<AgentSpec, String> {
+    use super::file::AgentValue;
+    Ok(match &file.image.agent {
+        None => AgentSpec::Default,
+        Some(AgentValue::Image(r)) => {
+            crate::image::agent::pull::Reference::parse(r)
+                .map_err(|m| format!("image.agent: {m}"))?;
+            AgentSpec::Image(r.trim().to_string())
+        }
+        Some(AgentValue::Files(files)) => {
+            if files.is_empty() {
+                return Err(
+                    "image.agent names no file (use { amd64 = \"PATH\", arm64 = \"PATH\" })".into(),
+                );
+            }
+            for arch in files.keys() {
+                if arch != "amd64" && arch != "arm64" {
+                    return Err(format!(
+                        "image.agent: `{arch}` is not an architecture (amd64, arm64)"
+                    ));
+                }
+            }
+            AgentSpec::Files(files.iter().map(|(a, p)| (a.clone(), rel(p))).collect())
+        }
     })
 }
 
@@ -524,6 +553,7 @@ fn run(
             TargetKind::Local => RetryExitCodes::default(),
             TargetKind::Ecs => RetryExitCodes::none(),
         }),
+        outputs: file.run.outputs.unwrap_or(true),
     })
 }
 

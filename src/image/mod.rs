@@ -3,8 +3,9 @@
 //! Images are tagged `<job>:latest` and `<job>:<short image id>`; the image id is the engine's
 //! content hash of the image (config + layers), so an unchanged build gets the same tag.
 
-pub mod bundle;
+pub mod agent;
 pub mod context;
+pub mod dispatcher;
 pub mod dockerignore;
 pub mod ecr;
 pub mod push;
@@ -17,7 +18,7 @@ use bollard::query_parameters::BuildImageOptionsBuilder;
 use futures_util::StreamExt;
 use serde::Serialize;
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
@@ -38,10 +39,15 @@ pub enum ImageError {
     NotBuilt(String),
     #[error("the image was built for {got}, not for {wanted}")]
     WrongPlatform { wanted: String, got: String },
-    #[error("there is no jobrun agent binary for {arch}: this jobrun runs on {host}")]
-    NoAgentBinary { arch: String, host: String },
-    #[error("the dispatcher of schedules needs a Linux jobrun; this one runs on {0}")]
-    NotLinux(String),
+    #[error("no jobrun for linux/{arch} to put into the image ({})", tried.join("; "))]
+    NoAgent { arch: String, tried: Vec<String> },
+    #[error("{what} cannot be the jobrun in the image: {why}")]
+    BadAgent { what: String, why: String },
+    #[error("cannot pull the agent image {reference}: {source}")]
+    AgentImage {
+        reference: String,
+        source: crate::registry::RegistryError,
+    },
     #[error("cannot read the agent binary {path}: {source}")]
     AgentBinary {
         path: PathBuf,
@@ -51,30 +57,56 @@ pub enum ImageError {
     Engine(#[from] EngineError),
 }
 
-/// Where the image's `jobrun agent` is, and the image's own entrypoint and command (what the
-/// agent runs for each message).
+/// The jobrun an image carries (`jobrun task` for direct mode, `jobrun agent` for queue mode),
+/// how it is started, and the image's own entrypoint and command (what it runs for each task).
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct AgentLayer {
+    /// Where jobrun is in the image.
     pub path: String,
+    /// The argv that starts it (images built before this field: `[path]`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub entry: Vec<String>,
     #[serde(default)]
     pub entrypoint: Vec<String>,
     #[serde(default)]
     pub cmd: Vec<String>,
+    /// Which jobrun it is and where it came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<agent::AgentInfo>,
 }
 
-/// The agent an image carries, read from its label and config.
+impl AgentLayer {
+    /// The argv that starts the image's jobrun.
+    pub fn start(&self) -> Vec<String> {
+        match self.entry.is_empty() {
+            true => vec![self.path.clone()],
+            false => self.entry.clone(),
+        }
+    }
+}
+
+/// The label an image's jobrun is described by (JSON of [`agent::AgentInfo`]).
+const LABEL_AGENT: &str = "jobrun.agent.info";
+
+/// The agent an image carries, read from its labels and config.
 pub fn agent_of(inspect: &bollard::models::ImageInspect) -> Option<AgentLayer> {
     let config = inspect.config.as_ref()?;
-    let path = config.labels.as_ref()?.get("jobrun.agent")?.clone();
+    let labels = config.labels.as_ref()?;
+    let path = labels.get("jobrun.agent")?.clone();
+    let info: Option<agent::AgentInfo> = labels
+        .get(LABEL_AGENT)
+        .and_then(|j| serde_json::from_str(j).ok());
     Some(AgentLayer {
         path,
+        entry: info.as_ref().map(|i| i.entry.clone()).unwrap_or_default(),
         entrypoint: config.entrypoint.clone().unwrap_or_default(),
         cmd: config.cmd.clone().unwrap_or_default(),
+        agent: info,
     })
 }
 
 /// Where the agent lives in job images.
-pub const AGENT_PATH: &str = "/opt/jobrun/jobrun";
+pub const AGENT_PATH: &str = agent::BINARY;
 
 /// What a build produced, for humans (`Display`) and scripts (`Serialize`).
 #[derive(Debug, Serialize)]
@@ -98,8 +130,8 @@ impl std::fmt::Display for Built {
             self.platform,
             self.size_bytes as f64 / 1e6
         )?;
-        if let Some(a) = &self.agent {
-            write!(f, ", with jobrun agent at {}", a.path)?;
+        if let Some(info) = self.agent.as_ref().and_then(|a| a.agent.as_ref()) {
+            write!(f, "; in-AWS jobrun: {info}")?;
         }
         Ok(())
     }
@@ -124,8 +156,15 @@ pub fn preflight(job: &Job) -> Result<(), ImageError> {
 }
 
 /// Runs the pre-build command (if any), then builds and tags the image.
-pub async fn build(job: &Job, engine: &Engine, ui: &Ui) -> Result<Built, ImageError> {
+pub async fn build(
+    job: &Job,
+    engine: &Engine,
+    store: &crate::store::Store,
+    ui: &Ui,
+) -> Result<Built, ImageError> {
     preflight(job)?;
+    // Found before the build, so a job that cannot have one fails before minutes of building.
+    let jobrun = in_image_jobrun(job, store, ui).await?;
     if let Some(command) = &job.image.pre_build {
         pre_build(job, command, ui)?;
     }
@@ -157,25 +196,23 @@ pub async fn build(job: &Job, engine: &Engine, ui: &Ui) -> Result<Built, ImageEr
     if got != wanted {
         return Err(ImageError::WrongPlatform { wanted, got });
     }
-    let (image_id, inspect, agent) = if let Some(binary) = in_image_jobrun(job, ui)? {
-        let agent = AgentLayer {
-            path: AGENT_PATH.into(),
-            entrypoint: inspect
-                .config
-                .as_ref()
-                .and_then(|c| c.entrypoint.clone())
-                .unwrap_or_default(),
-            cmd: inspect
-                .config
-                .as_ref()
-                .and_then(|c| c.cmd.clone())
-                .unwrap_or_default(),
-        };
-        let id = add_agent(job, engine, ui, &image_id, &binary).await?;
-        let inspect = inspect_id(engine, &id).await?;
-        (id, inspect, Some(agent))
-    } else {
-        (image_id, inspect, None)
+    let (image_id, inspect, agent) = match jobrun {
+        Some(jobrun) => {
+            let config = inspect.config.as_ref();
+            let layer = AgentLayer {
+                path: AGENT_PATH.into(),
+                entry: jobrun.info.entry.clone(),
+                entrypoint: config
+                    .and_then(|c| c.entrypoint.clone())
+                    .unwrap_or_default(),
+                cmd: config.and_then(|c| c.cmd.clone()).unwrap_or_default(),
+                agent: Some(jobrun.info.clone()),
+            };
+            let id = add_agent(job, engine, ui, &image_id, &jobrun).await?;
+            let inspect = inspect_id(engine, &id).await?;
+            (id, inspect, Some(layer))
+        }
+        None => (image_id, inspect, None),
     };
     let content_tag = short_id(&image_id).to_string();
     engine.tag_image(&image_id, &job.name, &content_tag).await?;
@@ -190,84 +227,50 @@ pub async fn build(job: &Job, engine: &Engine, ui: &Ui) -> Result<Built, ImageEr
     })
 }
 
-/// The agent binary for an image platform's architecture: configured under
-/// `[queue] agent_binaries`, or this very jobrun when the architecture is the host's.
-fn agent_binary(job: &Job) -> Result<PathBuf, ImageError> {
-    let arch = job.image.platform.arch.clone();
-    if let Some(p) = job.ecs.queue.agent_binaries.get(&arch) {
-        return Ok(p.clone());
-    }
-    let host = crate::config::Platform::host().arch;
-    if arch == host {
-        return std::env::current_exe().map_err(|source| ImageError::AgentBinary {
-            path: "jobrun".into(),
-            source,
-        });
-    }
-    Err(ImageError::NoAgentBinary { arch, host })
-}
-
-/// The jobrun to put in an ECS job's image: queue mode's workers cannot do without it; direct
-/// mode's tasks upload their outputs through it, and run without outputs when there is no
-/// jobrun for the image's architecture (said once, here). Local jobs need none.
-fn in_image_jobrun(job: &Job, ui: &Ui) -> Result<Option<PathBuf>, ImageError> {
+/// The jobrun to put in an ECS job's image: queue workers are jobrun, and direct mode's tasks
+/// keep their outputs through it, so an ECS image without one is refused unless the job says
+/// `[run] outputs = false` (direct mode). Local jobs need none.
+async fn in_image_jobrun(
+    job: &Job,
+    store: &crate::store::Store,
+    ui: &Ui,
+) -> Result<Option<agent::Agent>, ImageError> {
     use crate::config::{DispatchMode, TargetKind};
     if job.target != TargetKind::Ecs {
         return Ok(None);
     }
-    match agent_binary(job) {
-        Ok(path) => Ok(Some(path)),
-        Err(e @ ImageError::NoAgentBinary { .. }) if job.ecs.mode == DispatchMode::Direct => {
-            ui.note(&format!(
-                "note: {e}; the tasks run without it, so their JOBRUN_OUTPUT_DIR is not kept (set [queue] agent_binaries.{} to keep outputs)",
-                job.image.platform.arch
-            ));
-            Ok(None)
-        }
-        Err(e) => Err(e),
+    if job.ecs.mode == DispatchMode::Direct && !job.run.outputs {
+        return Ok(None);
     }
+    let arch = &job.image.platform.arch;
+    let found = agent::find(&job.image.agent, arch, store, ui).await?;
+    tracing::info!("the image's jobrun: {}", found.info);
+    Ok(Some(found))
 }
 
-/// Adds jobrun (`jobrun agent` for queue mode, `jobrun task` for direct mode) to a built image
-/// as one more layer (`COPY`, which needs no emulation for a foreign architecture); the
-/// image's entrypoint and command are left as they were.
+/// Adds jobrun to a built image as one more layer (`COPY`, which needs no emulation for a
+/// foreign architecture); the image's entrypoint and command are left as they were.
 async fn add_agent(
     job: &Job,
     engine: &Engine,
     ui: &Ui,
     base: &str,
-    path: &Path,
+    jobrun: &agent::Agent,
 ) -> Result<String, ImageError> {
-    let path = path.to_path_buf();
-    let binary = std::fs::read(&path).map_err(|source| ImageError::AgentBinary {
-        path: path.clone(),
-        source,
-    })?;
-    // CA certificates for images that have none (the agent talks HTTPS to AWS).
-    let certs = std::fs::read("/etc/ssl/certs/ca-certificates.crt").unwrap_or_default();
-    let mut dockerfile = format!("FROM {base}\nCOPY jobrun {AGENT_PATH}\n");
-    if !certs.is_empty() {
-        dockerfile.push_str(&format!(
-            "COPY ca-certificates.crt {}\n",
-            crate::agent::CA_BUNDLE
-        ));
-    }
-    dockerfile.push_str(&format!("LABEL jobrun.agent={AGENT_PATH}\n"));
-    let mut files = vec![
-        ("Dockerfile".to_string(), dockerfile.into_bytes(), 0o644),
-        ("jobrun".to_string(), binary, 0o755),
-    ];
-    if !certs.is_empty() {
-        files.push(("ca-certificates.crt".to_string(), certs, 0o644));
-    }
+    let info = serde_json::to_string(&jobrun.info).expect("serialisable");
+    let dockerfile = format!(
+        "FROM {base}\nCOPY root/ /\nLABEL jobrun.agent={AGENT_PATH} {LABEL_AGENT}={}\n",
+        serde_json::to_string(&info).expect("serialisable")
+    );
+    let mut files = vec![("Dockerfile".to_string(), dockerfile.into_bytes(), 0o644)];
+    files.extend(jobrun.context_files("root/"));
     let body = tar_of(files).map_err(|source| ImageError::AgentBinary {
-        path: path.clone(),
+        path: AGENT_PATH.into(),
         source,
     })?;
-    let what = format!("adding the jobrun agent ({})", path.display());
+    let what = format!("adding jobrun ({})", jobrun.info.source);
     let platform = job.image.platform.to_string();
-    let step = "adding the jobrun agent";
-    build_small(job, engine, ui, body, &platform, (&what, step)).await
+    build_small(job, engine, ui, body, &platform, (&what, "adding jobrun")).await
 }
 
 /// A build context of a few files held in memory: (path, bytes, mode).

@@ -16,7 +16,7 @@ pub struct ImageRecord {
     pub built_at: DateTime<Utc>,
     #[serde(default)]
     pub pushes: Vec<PushRecord>,
-    /// Set when the image carries `jobrun agent` (queue mode).
+    /// Set when the image carries jobrun (every ECS image, unless `[run] outputs = false`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent: Option<super::AgentLayer>,
 }
@@ -109,6 +109,16 @@ impl fmt::Display for ImageRecords {
             }
             for p in r.pushes.iter().skip(1) {
                 write!(f, "\n{:<60} {}", "", p.reference)?;
+            }
+            match r.agent.as_ref().map(|a| a.agent.as_ref()) {
+                Some(Some(info)) => write!(f, "\n{:<14} in-AWS jobrun: {info}", "")?,
+                Some(None) => write!(
+                    f,
+                    "\n{:<14} in-AWS jobrun at {}",
+                    "",
+                    r.agent.as_ref().map(|a| a.path.as_str()).unwrap_or("")
+                )?,
+                None => {}
             }
         }
         Ok(())

@@ -31,7 +31,6 @@ use crate::record::EcsSite;
 use serde::Serialize;
 use std::fmt;
 
-/// The old path of [`AgentImage`], kept until callers name `crate::infra::AgentImage`.
 pub const TAG_MANAGED: &str = "managed-by";
 pub const TAG_JOB: &str = "jobrun:job";
 
@@ -99,14 +98,6 @@ pub struct Change {
     pub name: String,
     pub action: Action,
     pub why: String,
-}
-
-/// The image's agent: where `jobrun build` put it, and the image's own entrypoint and command.
-#[derive(Debug, Clone)]
-pub struct AgentImage {
-    pub path: String,
-    pub entrypoint: Vec<String>,
-    pub cmd: Vec<String>,
 }
 
 /// What `up` made, saved as `jobs/<job>/aws.json` in the state folder for `submit`.

@@ -16,12 +16,11 @@ use super::resources::service::Service;
 use super::resources::taskdef::TaskDefinition;
 use super::resources::trigger::Trigger;
 use super::resources::{Ctx, Resource};
-use super::{
-    Action, AgentImage, Change, InfraError, Outputs, QueueOutputs, UpReport, caller, policy,
-};
+use super::{Action, Change, InfraError, Outputs, QueueOutputs, UpReport, caller, policy};
 use crate::arn::Arns;
 use crate::aws::Aws;
 use crate::config::{DispatchMode, Job};
+use crate::image::AgentLayer;
 use crate::record::EcsSite;
 use serde_json::Value;
 
@@ -51,7 +50,7 @@ pub async fn up(
     job: &Job,
     aws: &Aws,
     image: Option<String>,
-    agent: Option<AgentImage>,
+    agent: Option<AgentLayer>,
     dry_run: bool,
 ) -> Result<UpReport, InfraError> {
     let image = image.ok_or_else(|| InfraError::NoImage(job.name.clone()))?;
@@ -135,6 +134,10 @@ pub async fn up(
                 providers,
                 iam_changed_at,
                 outputs: agent.is_some(),
+                agent: agent
+                    .as_ref()
+                    .and_then(|a| a.agent.as_ref())
+                    .map(|i| i.used()),
             },
             account: cx.arns.account,
             execution_role: exec_arn,

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 mod site;
 mod task;
 
-pub use site::{ClusterProviders, EcsSite, Placement};
+pub use site::{AgentUsed, ClusterProviders, EcsSite, Placement};
 pub use task::{Config, Stage, StopRequest, TaskRecord, TaskState};
 
 pub const SCHEMA: u32 = 1;

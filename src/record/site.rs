@@ -28,6 +28,20 @@ pub struct EcsSite {
     /// (and receipts of them): false for images built without one.
     #[serde(default)]
     pub outputs: bool,
+    /// Which jobrun the image carries (records from before this field, and images without
+    /// one: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<AgentUsed>,
+}
+
+/// The jobrun inside a run's tasks: its version, architecture, the digest of its binary and
+/// where `build` took it from.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct AgentUsed {
+    pub version: String,
+    pub arch: String,
+    pub sha256: String,
+    pub source: String,
 }
 
 /// The Fargate capacity providers of a cluster. A strategy naming a provider the cluster lacks

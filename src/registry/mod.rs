@@ -1,6 +1,7 @@
-//! A client for the OCI distribution API (Docker Registry v2), enough to push an image:
-//! the auth challenge (Basic, or Bearer from the realm the registry names), blob existence,
-//! chunked blob upload with progress, and manifests. ECR speaks the same API.
+//! A client for the OCI distribution API (Docker Registry v2), enough to push an image and to
+//! pull jobrun's agent image: the auth challenge (Basic, or Bearer from the realm the registry
+//! names), blob existence, chunked blob upload with progress, manifests, and GETs of manifests
+//! and blobs checked against their digests. ECR speaks the same API.
 //!
 //! Registries on loopback (127.0.0.0/8, localhost, ::1) are spoken to over plain HTTP, as the
 //! Docker engine does by default; every other registry over HTTPS.
@@ -68,6 +69,18 @@ pub fn is_loopback(host: &str) -> bool {
 pub const MANIFEST_V2: &str = "application/vnd.docker.distribution.manifest.v2+json";
 pub const CONFIG_V1: &str = "application/vnd.docker.container.image.v1+json";
 pub const LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
+pub const MANIFEST_LIST_V2: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+pub const OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+
+/// A manifest as the registry sent it: its media type, bytes and digest.
+pub struct Fetched {
+    pub media_type: String,
+    pub body: Vec<u8>,
+    pub digest: String,
+}
 
 impl Registry {
     pub fn new(host: &str, credentials: Option<Credentials>) -> Registry {
@@ -219,6 +232,89 @@ impl Registry {
 
     fn scope(repo: &str) -> String {
         format!("repository:{repo}:pull,push")
+    }
+
+    fn pull_scope(repo: &str) -> String {
+        format!("repository:{repo}:pull")
+    }
+
+    /// GET of a manifest (an image index or an image manifest) by tag or digest; `accept`
+    /// lists the media types the caller reads. A manifest fetched by digest is checked
+    /// against it (the distribution spec: content is addressed by its digest).
+    pub async fn get_manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+        accept: &[&str],
+    ) -> Result<Fetched, RegistryError> {
+        let accept = accept.join(", ");
+        let resp = self
+            .send(
+                Method::GET,
+                &format!("/v2/{repo}/manifests/{reference}"),
+                &[("Accept", accept.as_str())],
+                None,
+                &Self::pull_scope(repo),
+            )
+            .await?;
+        if !resp.status().is_success() {
+            return Err(self.status_error("get manifest", resp).await);
+        }
+        let media_type = resp
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| self.unreachable(e))?
+            .to_vec();
+        let digest = sha256_digest(&body);
+        if reference.starts_with("sha256:") && digest != reference {
+            return Err(self.mismatch("get manifest", reference, &digest));
+        }
+        Ok(Fetched {
+            media_type,
+            body,
+            digest,
+        })
+    }
+
+    /// GET of a blob, checked against its digest.
+    pub async fn get_blob(&self, repo: &str, digest: &str) -> Result<Vec<u8>, RegistryError> {
+        let resp = self
+            .send(
+                Method::GET,
+                &format!("/v2/{repo}/blobs/{digest}"),
+                &[],
+                None,
+                &Self::pull_scope(repo),
+            )
+            .await?;
+        if !resp.status().is_success() {
+            return Err(self.status_error("get blob", resp).await);
+        }
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| self.unreachable(e))?
+            .to_vec();
+        let got = sha256_digest(&body);
+        if got != digest {
+            return Err(self.mismatch("get blob", digest, &got));
+        }
+        Ok(body)
+    }
+
+    fn mismatch(&self, operation: &str, wanted: &str, got: &str) -> RegistryError {
+        RegistryError::Status {
+            host: self.host.clone(),
+            operation: operation.into(),
+            status: 200,
+            body: format!("content is {got}, not the {wanted} asked for"),
+        }
     }
 
     /// Whether the registry already has this blob in `repo`.

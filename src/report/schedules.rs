@@ -21,6 +21,8 @@ pub struct Added {
     pub dispatcher_image: String,
     /// jobrun and its libraries in the dispatcher's image.
     pub dispatcher_bytes: u64,
+    /// Which jobrun the dispatcher runs, and where it came from.
+    pub dispatcher_agent: String,
     pub changes: Vec<Change>,
 }
 
@@ -53,9 +55,10 @@ impl fmt::Display for Added {
         )?;
         write!(
             f,
-            "dispatcher       {} ({:.1} MB of jobrun)",
+            "dispatcher       {} ({:.1} MB: {})",
             self.dispatcher_image,
-            self.dispatcher_bytes as f64 / 1e6
+            self.dispatcher_bytes as f64 / 1e6,
+            self.dispatcher_agent
         )
     }
 }

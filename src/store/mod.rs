@@ -137,6 +137,12 @@ impl Store {
         self.root.join("blobs")
     }
 
+    /// In-AWS jobruns taken from agent images, by version and architecture, so a build needs
+    /// the registry once per version.
+    pub fn agent_dir(&self) -> PathBuf {
+        self.root.join("agents")
+    }
+
     pub fn run_dir(&self, run_id: &str) -> PathBuf {
         self.root.join("runs").join(run_id)
     }

@@ -29,6 +29,36 @@ pub(crate) fn fargate_job(moto: &Service, extra: &str) -> Test {
     t
 }
 
+/// The job container of a task definition as ECS starts it: its entrypoint and environment.
+pub(crate) fn container_of(
+    moto: &Service,
+    task_definition: &str,
+) -> (Vec<String>, Vec<(String, String)>) {
+    let td = ecs(
+        moto,
+        "DescribeTaskDefinition",
+        json!({"taskDefinition": task_definition}),
+    );
+    let c = &td["taskDefinition"]["containerDefinitions"][0];
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .map(|s| s.as_str().unwrap().to_string())
+            .collect()
+    };
+    let env = c["environment"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|kv| {
+            let s = |k: &str| kv[k].as_str().unwrap().to_string();
+            (s("name"), s("value"))
+        })
+        .collect();
+    (strings(&c["entryPoint"]), env)
+}
+
 /// One ECS call of the test's own. moto's threaded server can answer a read with a 500 while
 /// jobrun's RunTask calls change the same task table (a race of moto's, not of AWS): such a read
 /// is asked again.

@@ -87,6 +87,50 @@ pub struct Test {
     pub dir: tempfile::TempDir,
     pub state: tempfile::TempDir,
     env: Vec<(String, String)>,
+    /// The jobrun this test runs (default: the one cargo built).
+    bin: PathBuf,
+}
+
+/// This jobrun without its symbol table (the debug build is about 1 GB; stripped, under a
+/// tenth of it), once per test run: what tests put into images as "this jobrun".
+pub fn stripped_jobrun() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("jobrun-stripped");
+        let st = Command::new("strip")
+            .arg("-o")
+            .arg(&out)
+            .arg(JOBRUN)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        out
+    })
+}
+
+/// A stand-in for a static arm64 jobrun, which cannot be compiled here: this jobrun's bytes
+/// (so it carries jobrun's mark, the wire format it speaks) with the ELF header's machine set
+/// to aarch64 (e_machine, offset 18) and its program interpreter entry made PT_NULL. Never
+/// executed: moto starts no containers, and tests play arm64 tasks with the host's jobrun.
+pub fn arm64_placeholder() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let mut b = std::fs::read(stripped_jobrun()).unwrap();
+        b[18..20].copy_from_slice(&183u16.to_le_bytes());
+        let at = |o: usize, n: usize| u64::from_le_bytes(b[o..o + n].try_into().unwrap_or([0; 8]));
+        let phoff = at(32, 8) as usize;
+        let size = u16::from_le_bytes([b[54], b[55]]) as usize;
+        let count = u16::from_le_bytes([b[56], b[57]]) as usize;
+        for i in 0..count {
+            let p = phoff + i * size;
+            if u32::from_le_bytes(b[p..p + 4].try_into().unwrap()) == 3 {
+                b[p..p + 4].copy_from_slice(&0u32.to_le_bytes());
+            }
+        }
+        let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("jobrun-arm64-placeholder");
+        std::fs::write(&out, b).unwrap();
+        out
+    })
 }
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
@@ -110,7 +154,11 @@ impl Test {
                     "/nonexistent/aws-credentials".into(),
                 ),
                 ("DOCKER_CONFIG".into(), "/nonexistent/docker-config".into()),
+                // Never pull jobrun's published agent image (a public registry): tests name
+                // their agent, or build amd64 images with this jobrun itself.
+                ("JOBRUN_AGENT_IMAGE".into(), "".into()),
             ],
+            bin: PathBuf::from(JOBRUN),
         }
     }
 
@@ -131,13 +179,23 @@ impl Test {
     }
 
     /// The test task as a Fargate job (`target = "ecs"`), with `extra` added to its jobrun.toml.
+    ///
+    /// Unless `extra` has an `[image]` section, the image gets [`arm64_placeholder`] as its
+    /// jobrun (`[image] agent`), as every ECS image gets one.
     pub fn ecs_task(extra: &str) -> Test {
         let t = Test::with_task(r#"command = ["/task"]"#);
         let toml = std::fs::read_to_string(t.dir.path().join("jobrun.toml")).unwrap();
+        let agent = match extra.contains("[image]") {
+            true => String::new(),
+            false => format!(
+                "\n[image]\nagent = {{ arm64 = \"{}\" }}\n",
+                arm64_placeholder().display()
+            ),
+        };
         t.write(
             "jobrun.toml",
             &format!(
-                "{}\n{extra}",
+                "{}\n{extra}{agent}",
                 toml.replace("[job]\n", "[job]\ntarget = \"ecs\"\n")
             ),
         );
@@ -169,8 +227,15 @@ impl Test {
         self
     }
 
+    /// Runs `bin` as jobrun (e.g. [`stripped_jobrun`], so the image gets a smaller "this
+    /// jobrun").
+    pub fn jobrun(mut self, bin: &Path) -> Self {
+        self.bin = bin.to_path_buf();
+        self
+    }
+
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(JOBRUN);
+        let mut c = Command::new(&self.bin);
         c.args(args)
             .current_dir(self.dir.path())
             .env("JOBRUN_STATE_DIR", self.state.path())

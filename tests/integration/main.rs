@@ -10,6 +10,7 @@ mod build;
 mod configs;
 mod cost;
 mod ecs;
+mod in_aws;
 mod infra;
 mod init;
 mod lifecycle;

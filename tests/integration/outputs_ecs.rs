@@ -18,7 +18,7 @@ fn direct_job(moto: &Service, command: &str, toml_extra: &str) -> Test {
     let reg = services::plain_registry();
     let task = task_binary().display().to_string();
     let t = Test::ecs_task(&format!(
-        "[ecr]\nregistry_endpoint = \"{}\"\n\n[queue]\nagent_binaries = {{ arm64 = \"task\" }}\n{}",
+        "[ecr]\nregistry_endpoint = \"{}\"\n{}",
         reg.host(),
         toml_extra.replace("TASK", &task)
     ))
@@ -61,7 +61,7 @@ fn overrides(task: &Value) -> (BTreeMap<String, String>, Vec<String>) {
 /// or a container of the job's image on the local engine, started as ECS would start it (the
 /// task definition's entrypoint, the overrides' environment and command).
 #[derive(Clone, Copy)]
-enum Play<'a> {
+pub(crate) enum Play<'a> {
     Host,
     Container(&'a str),
 }
@@ -81,19 +81,20 @@ fn run_in_task(t: &Test, bucket: &str, task: &Value, play: Play) -> (i32, String
             c.output().unwrap()
         }
         Play::Container(image) => {
+            // The task definition's entrypoint and environment, then the overrides.
+            let td = task["taskDefinitionArn"].as_str().unwrap();
+            let (entry, td_env) = crate::ecs::container_of(services::moto(), td);
+            assert_eq!(entry[entry.len() - 2..], ["task", "--"], "{entry:?}");
             let mut c = std::process::Command::new("docker");
             c.args(["run", "--rm", "--network", "host"]);
             let moto = services::moto_env_for(services::moto());
-            let more = [
-                ("JOBRUN_BUCKET".to_string(), bucket.to_string()),
-                ("AWS_EC2_METADATA_DISABLED".into(), "true".into()),
-            ];
+            let more = [("AWS_EC2_METADATA_DISABLED".to_string(), "true".to_string())];
             let pairs = moto.into_iter().map(|(k, v)| (k.to_string(), v));
-            for (k, v) in pairs.chain(env).chain(more) {
+            for (k, v) in pairs.chain(td_env).chain(env).chain(more) {
                 c.args(["-e", &format!("{k}={v}")]);
             }
-            c.args(["--entrypoint", "/opt/jobrun/jobrun", image, "task", "--"]);
-            c.args(&command);
+            c.args(["--entrypoint", &entry[0], image]);
+            c.args(&entry[1..]).args(&command);
             c.output().unwrap()
         }
     };
@@ -106,7 +107,7 @@ fn run_in_task(t: &Test, bucket: &str, task: &Value, play: Play) -> (i32, String
 
 /// Plays the containers of a run: every task ECS starts is run by `jobrun task` once, until
 /// `count` have run; returns each one's stdout by index.
-fn play_tasks(
+pub(crate) fn play_tasks(
     t: &Test,
     moto: &Service,
     run: &str,
@@ -326,11 +327,11 @@ fn in_a_container_of_the_job_image_the_reduce_downloads_its_inputs() {
     let stripped = crate::queue::stripped_jobrun();
     let reg = services::plain_registry();
     let t = Test::ecs_task(&format!(
-        "[ecr]\nregistry_endpoint = \"{}\"\n\n[queue]\nagent_binaries = {{ amd64 = \"{}\" }}\n\n[image]\nplatform = \"linux/amd64\"\n\n[reduce]\ncommand = [\"/task\", \"ls-env\", \"JOBRUN_INPUTS_DIR\", \"write\", \"result.json\", \"{{\\\"n\\\": 2}}\"]\n",
+        "[ecr]\nregistry_endpoint = \"{}\"\n\n[image]\nplatform = \"linux/amd64\"\n\n[reduce]\ncommand = [\"/task\", \"ls-env\", \"JOBRUN_INPUTS_DIR\", \"write\", \"result.json\", \"{{\\\"n\\\": 2}}\"]\n",
         reg.host(),
-        stripped.display()
     ))
-    .envs(services::moto_env_for(moto));
+    .envs(services::moto_env_for(moto))
+    .jobrun(stripped);
     t.write("Dockerfile", &format!("FROM {base}\nCOPY task /task\n"));
     let toml = std::fs::read_to_string(t.dir.path().join("jobrun.toml")).unwrap();
     t.write(

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 pub(crate) fn queue_job(endpoint: &Service, command: &str, queue_extra: &str) -> Test {
     let reg = services::plain_registry();
     let t = Test::ecs_task(&format!(
-        "[ecr]\nregistry_endpoint = \"{}\"\n\n[ecs]\nmode = \"queue\"\n\n[queue]\nagent_binaries = {{ arm64 = \"task\" }}\n{queue_extra}",
+        "[ecr]\nregistry_endpoint = \"{}\"\n\n[ecs]\nmode = \"queue\"\n\n[queue]\n{queue_extra}",
         reg.host()
     ))
     .envs(services::moto_env_for(endpoint));
@@ -415,6 +415,14 @@ fn queue_mode_without_its_queue_or_with_bad_settings_is_one_clear_error() {
         services::plain_registry().host()
     ))
     .envs(services::moto_env_for(moto));
+    let toml2 = std::fs::read_to_string(t2.dir.path().join("jobrun.toml")).unwrap();
+    t2.write(
+        "jobrun.toml",
+        &toml2.replace(
+            r#"command = ["/task"]"#,
+            "command = [\"/task\"]\noutputs = false",
+        ),
+    );
     assert_eq!(t2.run(&["build", "--push"]).status, 0);
     t2.run(&["up", "--mode", "queue"])
         .assert_error(2, "has no jobrun agent");
@@ -816,18 +824,7 @@ fn ten_thousand_configurations_are_sent_with_exactly_one_thousand_batch_calls() 
 /// This jobrun, stripped once per test run, for images that carry it (a debug build carries
 /// ~1 GB of symbols).
 pub(crate) fn stripped_jobrun() -> &'static std::path::Path {
-    static BIN: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
-    BIN.get_or_init(|| {
-        let out = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("jobrun-stripped");
-        let st = std::process::Command::new("strip")
-            .arg("-o")
-            .arg(&out)
-            .arg(JOBRUN)
-            .status()
-            .unwrap();
-        assert!(st.success());
-        out
-    })
+    crate::harness::stripped_jobrun()
 }
 
 /// A base image with the C library the debug `jobrun` links, so the real agent runs in a
@@ -877,11 +874,11 @@ fn the_agent_runs_inside_the_job_container_and_stops_cleanly_on_sigterm() {
     let stripped = stripped_jobrun();
     let reg = services::plain_registry();
     let t = Test::ecs_task(&format!(
-        "[ecr]\nregistry_endpoint = \"{}\"\n\n[ecs]\nmode = \"queue\"\n\n[queue]\nagent_binaries = {{ amd64 = \"{}\" }}\n",
+        "[ecr]\nregistry_endpoint = \"{}\"\n\n[ecs]\nmode = \"queue\"\n\n[image]\nplatform = \"linux/amd64\"\n",
         reg.host(),
-        stripped.display()
     ))
-    .envs(services::moto_env_for(moto));
+    .envs(services::moto_env_for(moto))
+    .jobrun(stripped);
     t.write("Dockerfile", &format!("FROM {base}\nCOPY task /task\n"));
     let toml = std::fs::read_to_string(t.dir.path().join("jobrun.toml")).unwrap();
     t.write(
@@ -889,7 +886,7 @@ fn the_agent_runs_inside_the_job_container_and_stops_cleanly_on_sigterm() {
         &(toml.replace(
             r#"command = ["/task"]"#,
             r#"command = ["/task", "out", "in a container {index}", "env", "sleep", "{config.sleep}"]"#,
-        ) + "\n[image]\nplatform = \"linux/amd64\"\n"),
+        )),
     );
     // Only x86_64 hosts can run this (the agent is this very binary).
     if std::env::consts::ARCH != "x86_64" {
@@ -908,19 +905,21 @@ fn the_agent_runs_inside_the_job_container_and_stops_cleanly_on_sigterm() {
         for (k, v) in services::moto_env_for(moto) {
             c.args(["-e", &format!("{k}={v}")]);
         }
+        // As ECS starts a worker: the agent task definition's entrypoint and environment.
+        let td = o["queue"]["agent_task_definition"].as_str().unwrap();
+        let (entry, env) = crate::ecs::container_of(moto, td);
+        assert_eq!(entry.last().map(String::as_str), Some("agent"), "{entry:?}");
+        for (k, v) in env.iter().filter(|(k, _)| k != "JOBRUN_IDLE_EXIT") {
+            c.args(["-e", &format!("{k}={v}")]);
+        }
         for (k, v) in [
-            (
-                "JOBRUN_QUEUE_URL",
-                o["queue"]["queue_url"].as_str().unwrap(),
-            ),
-            ("JOBRUN_BUCKET", o["bucket"].as_str().unwrap()),
-            ("JOBRUN_JOB", &t.name),
             ("JOBRUN_IDLE_EXIT", "3s"),
             ("AWS_EC2_METADATA_DISABLED", "true"),
         ] {
             c.args(["-e", &format!("{k}={v}")]);
         }
-        c.args(["--entrypoint", "/opt/jobrun/jobrun", &image, "agent"]);
+        c.args(["--entrypoint", &entry[0], &image]);
+        c.args(&entry[1..]);
         let out = c.output().unwrap();
         assert!(
             out.status.success(),

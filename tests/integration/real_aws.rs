@@ -436,7 +436,7 @@ fn what_iam_policy_prints_is_enough_for_push_up_submit_watch_and_down() {
 
 #[test]
 fn what_iam_policy_prints_is_enough_in_queue_mode_too() {
-    let queue = "[ecs]\nmode = \"queue\"\n\n[queue]\nagent_binaries = { arm64 = \"task\" }\n";
+    let queue = "[ecs]\nmode = \"queue\"\n";
     the_printed_policy_suffices(queue, &["submit", "--configs", "2", "--detach"]);
 }
 

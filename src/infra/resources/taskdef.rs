@@ -7,7 +7,8 @@
 use super::{Ctx, Deletion, Resource, Teardown};
 use crate::aws::{self, Aws};
 use crate::config::Platform;
-use crate::infra::{Action, AgentImage, Change, InfraError, TAG_JOB, TAG_MANAGED, change};
+use crate::image::AgentLayer;
+use crate::infra::{Action, Change, InfraError, TAG_JOB, TAG_MANAGED, change};
 use crate::wire::{CONTAINER, LOG_STREAM_PREFIX};
 use aws_sdk_ecs::types::TaskDefinition as Registered;
 use serde_json::Value;
@@ -31,12 +32,12 @@ impl TaskDefinition {
         cx: &Ctx<'_>,
         image: &str,
         (exec_arn, task_arn): (&str, &str),
-        agent: Option<&AgentImage>,
+        agent: Option<&AgentLayer>,
     ) -> TaskDefinition {
         let family = cx.names.family.clone();
         let (entry, env) = match agent {
             Some(agent) => (
-                vec![agent.path.clone(), "task".into(), "--".into()],
+                [agent.start(), vec!["task".into(), "--".into()]].concat(),
                 command_env(cx, agent),
             ),
             None => (vec![], vec![]),
@@ -55,10 +56,10 @@ impl TaskDefinition {
         cx: &Ctx<'_>,
         roles: (&str, &str),
         image: &str,
-        agent: &AgentImage,
+        agent: &AgentLayer,
         queue_url: &str,
     ) -> TaskDefinition {
-        let entry = vec![agent.path.clone(), "agent".to_string()];
+        let entry = [agent.start(), vec!["agent".to_string()]].concat();
         let env = agent_env(cx, agent, queue_url);
         let want = wanted(cx, image, roles, &entry, &env);
         TaskDefinition {
@@ -110,7 +111,7 @@ impl TaskDefinition {
 
 /// What the jobrun in the image needs to run the job's command: where outputs go, and the
 /// image's own entrypoint and command (a task definition's entrypoint replaces both).
-fn command_env(cx: &Ctx<'_>, agent: &AgentImage) -> Vec<(String, String)> {
+fn command_env(cx: &Ctx<'_>, agent: &AgentLayer) -> Vec<(String, String)> {
     let json = |v: &Vec<String>| serde_json::to_string(v).expect("strings");
     vec![
         ("JOBRUN_BUCKET".into(), cx.names.bucket.clone()),
@@ -123,7 +124,7 @@ fn command_env(cx: &Ctx<'_>, agent: &AgentImage) -> Vec<(String, String)> {
 }
 
 /// The environment of the agent container: where the queue and results are, and what to run.
-fn agent_env(cx: &Ctx<'_>, agent: &AgentImage, queue_url: &str) -> Vec<(String, String)> {
+fn agent_env(cx: &Ctx<'_>, agent: &AgentLayer, queue_url: &str) -> Vec<(String, String)> {
     let job = cx.job;
     let q = &job.ecs.queue;
     let secs = |d: std::time::Duration| format!("{}s", d.as_secs());
