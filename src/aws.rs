@@ -82,6 +82,10 @@ const TRANSIENT_CODES: &[&str] = &[
     "AWS.SimpleQueueService.RequestThrottled",
     "KmsThrottled",
     "AWS.SimpleQueueService.ServiceUnavailable",
+    // SNS (query protocol): ThrottledException is sent as code `Throttled` with HTTP 429, which
+    // the SDK's own retry classifier does not know (SNS API Reference, Publish: Errors; the
+    // botocore model's ThrottledException `error.code`).
+    "Throttled",
 ];
 
 /// For `.map_err(aws::op("CreateRole"))`: an SDK error as an [`AwsError`] naming the operation.

@@ -228,14 +228,21 @@ async fn publish(
         .chars()
         .take(99) // SNS: "less than 100 characters"
         .collect();
-    aws.sns()
-        .publish()
-        .topic_arn(topic)
-        .subject(subject)
-        .message(body.to_string())
-        .send()
-        .await
-        .map_err(|e| crate::aws::AwsError::from_sdk("Publish", e).to_string())?;
+    let message = body.to_string();
+    // Throttling (`Throttled`) and 5xx answers are retried with jittered backoff, as a webhook's
+    // failures are (SNS API Reference, Publish: ThrottledException, InternalErrorException).
+    crate::aws::retrying(|| async {
+        aws.sns()
+            .publish()
+            .topic_arn(topic)
+            .subject(&subject)
+            .message(&message)
+            .send()
+            .await
+            .map_err(|e| crate::aws::AwsError::from_sdk("Publish", e))
+    })
+    .await
+    .map_err(|e| e.to_string())?;
     Ok(())
 }
 

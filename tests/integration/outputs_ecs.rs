@@ -357,5 +357,7 @@ fn in_a_container_of_the_job_image_the_reduce_downloads_its_inputs() {
         outs[&2]
     );
     let table = t.run(&["results", "-o", "json"]).json();
-    assert_eq!(table["reduce"]["result.n"], 2);
+    // Said in full when it fails: the reduce's line, and each task's attempts and result.
+    let status = t.run(&["status", &run, "--tasks", "-o", "json"]).stdout;
+    assert_eq!(table["reduce"]["result.n"], 2, "{table}\n{status}");
 }

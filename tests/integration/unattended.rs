@@ -458,6 +458,67 @@ fn sns_gets_the_run_end_and_a_skipped_submit() {
     );
 }
 
+/// SNS answers `Throttled` (HTTP 429) when a topic's publish rate is over its quota; the SDK's
+/// own retries do not know that code, so jobrun retries it: the run end is delivered once.
+#[test]
+fn a_throttled_sns_publish_is_retried_and_delivered_once() {
+    let moto = services::moto();
+    let proxy = services::aws_proxy(moto, 0.0, 1, false);
+    let name = format!("jrt-throttled-{}", std::process::id());
+    let call = |op: &str, params: &[(&str, &str)]| {
+        let mut all = vec![("Action", op), ("Version", "2010-03-31")];
+        all.extend_from_slice(params);
+        services::query_call(moto, "sns", &all).unwrap()
+    };
+    let topic = call("CreateTopic", &[("Name", &name)]);
+    let topic = topic
+        .split("<TopicArn>")
+        .nth(1)
+        .unwrap()
+        .split("</TopicArn>")
+        .next()
+        .unwrap()
+        .to_string();
+    let url =
+        crate::queue::sqs(moto, "CreateQueue", json!({"QueueName": name})).unwrap()["QueueUrl"]
+            .as_str()
+            .unwrap()
+            .to_string();
+    let queue_arn = format!("arn:aws:sqs:us-east-1:123456789012:{name}");
+    call(
+        "Subscribe",
+        &[
+            ("TopicArn", &topic),
+            ("Protocol", "sqs"),
+            ("Endpoint", &queue_arn),
+            ("Attributes.entry.1.key", "RawMessageDelivery"),
+            ("Attributes.entry.1.value", "true"),
+        ],
+    );
+    let t = Test::with_task(r#"command = ["/task"]"#).envs(services::moto_env_for(&proxy));
+    let toml = std::fs::read_to_string(t.dir.path().join("jobrun.toml")).unwrap();
+    t.write(
+        "jobrun.toml",
+        &format!("{toml}\n[notify]\nsns_topic = \"{topic}\"\non = [\"success\"]\n"),
+    );
+    t.build();
+    proxy.fault(json!({"service": "sns", "operation": "Publish", "times": 2, "status": 429, "code": "Throttled", "message": "Rate exceeded"}));
+    let r = t.run(&["submit", "--configs", "1"]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    assert_eq!(proxy.fired("sns:Publish"), 2);
+    let got = crate::queue::sqs(
+        moto,
+        "ReceiveMessage",
+        json!({"QueueUrl": url, "MaxNumberOfMessages": 10, "WaitTimeSeconds": 2}),
+    )
+    .unwrap();
+    let messages = got["Messages"].as_array().cloned().unwrap_or_default();
+    assert_eq!(messages.len(), 1, "{got}");
+    let rec = t.record(t.status("")["run_id"].as_str().unwrap());
+    let deliveries = rec["notifications"].to_string();
+    assert!(deliveries.contains("\"delivered\":true"), "{deliveries}");
+}
+
 /// Next week's fire from cron: the last run was detached and nobody watched it to its end. Its
 /// tasks have stopped, so the new key's submit brings it up to date and starts (not "skipped").
 #[test]
