@@ -352,8 +352,12 @@ pub async fn put_json_once(
     }
 }
 
-/// A JSON object from S3 (`None` when there is no such key, or it is not that JSON).
-/// An object, or `None` when there is no such key.
+/// An object, or `None` when there is no such key. S3 answers a missing key with 404
+/// NoSuchKey only to a caller with `s3:ListBucket` on the bucket, and with 403 AccessDenied to
+/// one without (GetObject API Reference, "Permissions") — which is every role jobrun makes, as
+/// they may list only their own prefix. So an AccessDenied is looked up by listing, as
+/// [`object_exists`] does: absent is `None`, and a key that is there but may not be read stays
+/// the error it is.
 pub async fn get_object(
     s3: &aws_sdk_s3::Client,
     bucket: &str,
@@ -368,7 +372,13 @@ pub async fn get_object(
             .map_err(op("GetObject"))
     })
     .await;
-    found(got, &["NoSuchKey"])
+    match got {
+        Err(e) if e.code() == Some("AccessDenied") => match object_exists(s3, bucket, key).await {
+            Ok(false) => Ok(None),
+            _ => Err(e),
+        },
+        got => found(got, &["NoSuchKey"]),
+    }
 }
 
 /// One object of a listing: its key with the listed prefix taken off, size and time.
@@ -460,6 +470,7 @@ pub async fn list_objects(
     }
 }
 
+/// A JSON object from S3 (`None` when there is no such key, or it is not that JSON).
 pub async fn get_json<T: serde::de::DeserializeOwned>(
     s3: &aws_sdk_s3::Client,
     bucket: &str,

@@ -78,7 +78,7 @@ impl Agent {
     pub(super) async fn run_child(
         &self,
         w: &Work,
-        receipt: &str,
+        (receipt, received): (&str, std::time::Instant),
         term: &mut tokio::signal::unix::Signal,
         int: &mut tokio::signal::unix::Signal,
     ) -> Result<(Ended, Vec<String>), AgentError> {
@@ -132,7 +132,7 @@ impl Agent {
                     break Ended::Exit(status.and_then(|s| s.code()).map(i64::from), None);
                 }
                 _ = beat.tick() => {
-                    self.heartbeat(receipt).await;
+                    self.heartbeat(receipt, received).await;
                     if self.cancelled(w).await.unwrap_or(false) {
                         stop_child(pid, &mut child, self.args.grace).await;
                         break Ended::Cancelled;

@@ -26,6 +26,18 @@ use std::time::{Duration, Instant};
 use tokio::signal::unix::{SignalKind, signal};
 use work::{Parsed, Work};
 
+/// SQS: a message's visibility can be extended to at most 12 hours in total from its receive;
+/// "If you try to extend the visibility timeout beyond 12 hours, your request is rejected"
+/// (SQS API Reference, ChangeMessageVisibility). Each extension asks for the visibility
+/// timeout or what is left of the 12 hours (a minute kept back for the time between the
+/// receive and `since`'s start), and none once nothing is left.
+fn extension(visibility: Duration, since_receive: Duration) -> Option<Duration> {
+    const MAX: Duration = Duration::from_secs(12 * 3600);
+    let left = MAX.saturating_sub(since_receive + Duration::from_secs(60));
+    let extend = Duration::from_secs(visibility.min(left).as_secs());
+    (!extend.is_zero()).then_some(extend)
+}
+
 #[derive(Debug, clap::Args)]
 pub struct AgentArgs {
     /// The queue to take tasks from
@@ -253,6 +265,8 @@ impl Agent {
         term: &mut tokio::signal::unix::Signal,
         int: &mut tokio::signal::unix::Signal,
     ) -> Result<bool, AgentError> {
+        // Within a few calls of the receive: what the 12-hour limit of its visibility counts from.
+        let received = Instant::now();
         let receipt = msg.receipt_handle().unwrap_or_default().to_string();
         let receives: u32 = msg
             .attributes()
@@ -311,7 +325,9 @@ impl Agent {
             }
         };
         folders.env(&mut work.env);
-        let (ended, tail) = self.run_child(&work, &receipt, term, int).await?;
+        let (ended, tail) = self
+            .run_child(&work, (&receipt, received), term, int)
+            .await?;
         let done = Done::of(ended, work.timeout);
         let uploaded = match done {
             Some(_) => Some(target.upload(&folders).await),
@@ -380,14 +396,18 @@ impl Agent {
         Ok(aws::object_exists(&self.s3, &self.args.bucket, &key).await?)
     }
 
-    /// Keeps the message invisible for another visibility timeout.
-    async fn heartbeat(&self, receipt: &str) {
+    /// Keeps the message invisible for another visibility timeout, or what is left of the
+    /// 12 hours SQS allows from the receive (past them it rejects the call).
+    async fn heartbeat(&self, receipt: &str, received: Instant) {
+        let Some(extend) = extension(self.visibility, received.elapsed()) else {
+            return;
+        };
         let r = retrying(|| async {
             self.sqs
                 .change_message_visibility()
                 .queue_url(&self.args.queue_url)
                 .receipt_handle(receipt)
-                .visibility_timeout(self.visibility.as_secs() as i32)
+                .visibility_timeout(extend.as_secs() as i32)
                 .send()
                 .await
                 .map_err(aws::op("ChangeMessageVisibility"))
@@ -497,5 +517,23 @@ impl Agent {
             Ok(resp) => say(&format!("scale-in protection: HTTP {}", resp.status())),
             Err(e) => say(&format!("scale-in protection: {e}")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::extension;
+    use std::time::Duration;
+
+    #[test]
+    fn heartbeats_never_ask_past_twelve_hours_from_the_receive() {
+        let (m, h) = (Duration::from_secs(60), Duration::from_secs(3600));
+        // Early on: the full visibility timeout.
+        assert_eq!(extension(65 * m, 10 * m), Some(65 * m));
+        // Near the limit: what is left, a minute kept back.
+        assert_eq!(extension(65 * m, 11 * h + 30 * m), Some(29 * m));
+        // At or past it: no call at all (SQS would reject it).
+        assert_eq!(extension(65 * m, 12 * h - m), None);
+        assert_eq!(extension(65 * m, 13 * h), None);
     }
 }

@@ -218,7 +218,7 @@ async fn store_and_schedule(
             overrides: overrides.to_string(),
         },
     };
-    Ok(dispatcher::put(aws, &side.group, &def).await?)
+    Ok(dispatcher::put(aws, &side.group, &def, side.iam_changed).await?)
 }
 
 /// A schedule of the job, with its stored definition.

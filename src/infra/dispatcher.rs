@@ -30,6 +30,9 @@ pub struct DispatcherSide {
     pub task_definition: String,
     pub scheduler_role: String,
     pub dead_letters_arn: String,
+    /// This command made or changed the roles (Scheduler may not assume them yet).
+    #[serde(skip)]
+    pub iam_changed: bool,
     pub changes: Vec<Change>,
 }
 
@@ -75,12 +78,14 @@ pub async fn converge(
     let td = TaskDefinition::dispatcher(&up.cx, roles, &image.reference, &image.entry, &image.arch);
     let task_definition = up.converge(td).await?;
     let group = up.converge(ScheduleGroup).await?;
+    let iam_changed = up.cx.iam_changed_at().is_some();
     Ok(DispatcherSide {
         group,
         cluster_arn,
         task_definition,
         scheduler_role: scheduler_arn,
         dead_letters_arn: dead_letters.arn,
+        iam_changed,
         changes: up.changes,
     })
 }

@@ -360,3 +360,30 @@ fn bad_schedules_are_refused_before_anything_is_made() {
     let r = local.run(&weekly);
     r.assert_error(2, "schedules run on AWS");
 }
+
+/// EventBridge Scheduler refuses a role it cannot assume yet (IAM settling) with a
+/// ValidationException; the first `schedule add` of a job makes the scheduler's role seconds
+/// before CreateSchedule names it, so that answer is retried while the role is new.
+#[test]
+fn the_first_schedule_add_waits_while_its_new_role_settles() {
+    let moto = services::own_moto();
+    let proxy = services::settling_proxy(&moto, 3.0);
+    let t = fargate_job(&proxy, "").jobrun(crate::harness::stripped_jobrun());
+    let add = t.run(&[
+        "schedule",
+        "add",
+        "weekly",
+        "--cron",
+        "0 6 * * MON",
+        "--configs",
+        "1",
+    ]);
+    assert_eq!(add.status, 0, "{}", add.stderr);
+    assert!(add.stdout.contains("schedule made"), "{}", add.stdout);
+    assert!(
+        proxy.fired("scheduler:role-settling") >= 1,
+        "Scheduler refused the new role at least once: {}",
+        proxy.proxy_stats()
+    );
+    assert!(get_schedule(&moto, &t.name, "weekly").is_ok());
+}

@@ -230,6 +230,12 @@ pub fn aws_proxy(upstream: &Service, fault_rate: f64, seed: u64, rates: bool) ->
     proxy(upstream, flags)
 }
 
+/// `tests/moto/aws_proxy.py` in front of a moto server, where EventBridge Scheduler refuses a
+/// role for `seconds` after it was made (IAM settling, as on AWS).
+pub fn settling_proxy(upstream: &Service, seconds: f64) -> Service {
+    proxy(upstream, vec!["--role-settle".into(), seconds.to_string()])
+}
+
 /// `tests/moto/aws_proxy.py` in front of a moto server, answering only the faults a test scripts.
 pub fn scripted_proxy(upstream: &Service) -> Service {
     proxy(upstream, vec![])

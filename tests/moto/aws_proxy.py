@@ -52,6 +52,17 @@ the AWS it will really meet. This proxy adds, for AWS JSON calls (op = X-Amz-Tar
   </Errors><RequestID>..; other query services (IAM, STS) <ErrorResponse><Error><Type>..
   <Code>..<Message>..</Error><RequestId>..; S3 <Error><Code>..<Message>..<RequestId>.., and
   no body for HEAD. The stats' "scripted" lists the queued faults with "remaining"/"fired".
+* --role-settle S: IAM is eventually consistent, and EventBridge Scheduler checks at
+  CreateSchedule / UpdateSchedule that it can assume the target's role; a role made seconds
+  earlier is refused with a 400 ValidationException ("The execution role you provide must
+  allow AWS EventBridge Scheduler to assume the role."). Here every role made by a CreateRole
+  through this proxy is refused that way by CreateSchedule/UpdateSchedule for S seconds;
+  counted in the stats' faults as "scheduler:role-settling".
+* --s3-missing-403: S3 answers GetObject or HeadObject of a missing key with 403 AccessDenied,
+  not 404 NoSuchKey, to a caller without s3:ListBucket on the bucket (GetObject API
+  Reference, "Permissions") -- and every role jobrun makes may list only under its prefix. Here
+  every such 404 from moto becomes that 403; counted in the stats' faults as
+  "s3:missing-key-403".
 * GET /__proxy/stats returns counters as JSON (requests by operation: AWS JSON ones by name,
   S3's as "s3:<Operation>", other query/REST calls as "other"); POST /__proxy/reset zeroes them, the token
   cache and the buckets, and drops the scripted faults. None of /__proxy/ is forwarded.
@@ -215,6 +226,7 @@ class State:
             self.cache = {}  # clientToken -> (status, headers, body)
             self.token_locks = defaultdict(threading.Lock)
             self.scripted = []  # parse_fault() dicts, in the order queued
+            self.roles_made = {}  # role name -> time.monotonic() of its CreateRole
             for b in self.buckets.values():
                 b.reset()
 
@@ -431,6 +443,38 @@ class Handler(BaseHTTPRequestHandler):
         self.reply(fault["status"], headers, b"" if self.command == "HEAD" else out.encode())
         return True
 
+    def role_settling(self, body):
+        """--role-settle: note CreateRole; refuse schedules naming a role younger than S."""
+        service, op, protocol = self.identify(body)
+        if service == "iam" and op == "CreateRole":
+            name = parse_qs(body.decode("utf-8", "replace")).get("RoleName", [""])[0]
+            with self.state.lock:
+                self.state.roles_made[name] = time.monotonic()
+            return False
+        path = urlsplit(self.path).path
+        if service != "scheduler" or self.command not in ("POST", "PUT") \
+                or not path.startswith("/schedules/"):
+            return False
+        try:
+            role = json.loads(body or b"{}").get("Target", {}).get("RoleArn", "")
+        except ValueError:
+            return False
+        name = role.rpartition("/")[2]
+        with self.state.lock:
+            made = self.state.roles_made.get(name)
+            young = made is not None and time.monotonic() - made < self.state.args.role_settle
+            if young:
+                self.state.faults["scheduler:role-settling"] += 1
+        if not young:
+            return False
+        message = ("The execution role you provide must allow AWS EventBridge Scheduler to "
+                   "assume the role.")
+        self.reply(400, [("x-amzn-ErrorType", "ValidationException"),
+                         ("Content-Type", "application/json"),
+                         ("x-amzn-RequestId", str(uuid.uuid4()))],
+                   json.dumps({"Message": message}).encode())
+        return True
+
     def drop(self):
         self.close_connection = True  # the server closes the socket without an answer
 
@@ -447,6 +491,8 @@ class Handler(BaseHTTPRequestHandler):
             op = f"{service}:{named}" if service == "s3" and named else op
         self.state.count("requests", op)
         if self.scripted_fault(body):
+            return None
+        if self.state.args.role_settle > 0 and self.role_settling(body):
             return None
 
         fault = self.state.pick_fault() if target.startswith(ECS_PREFIX) else None
@@ -482,7 +528,20 @@ class Handler(BaseHTTPRequestHandler):
             return self.error(THROTTLE)
         if fault == "drop_response":
             return self.drop()
+        if self.state.args.s3_missing_403 and op in ("s3:GetObject", "s3:HeadObject") \
+                and answer[0] == 404:
+            return self.missing_key_403()
         return self.reply(*answer)
+
+    def missing_key_403(self):
+        with self.state.lock:
+            self.state.faults["s3:missing-key-403"] += 1
+        request_id = str(uuid.uuid4())
+        out = ('<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code>'
+               f"<Message>Access Denied</Message><RequestId>{request_id[:16]}</RequestId>"
+               f"<HostId>{request_id}</HostId></Error>")
+        headers = [("Content-Type", "application/xml"), ("x-amz-request-id", request_id[:16])]
+        return self.reply(403, headers, b"" if self.command == "HEAD" else out.encode())
 
     def send_message_batch(self, body):
         req = json.loads(body or b"{}")
@@ -580,6 +639,11 @@ def main():
     p.add_argument("--rates", action="store_true", help="AWS-like rate limits")
     p.add_argument("--sqs-sink", action="store_true", help="answer SendMessageBatch here")
     p.add_argument("--sqs-entry-fault-rate", type=float, default=0.0)
+    p.add_argument("--s3-missing-403", action="store_true",
+                   help="GetObject/HeadObject of a missing key: 403 AccessDenied, as S3 answers "
+                        "a caller without s3:ListBucket")
+    p.add_argument("--role-settle", type=float, default=0.0,
+                   help="seconds Scheduler refuses a role made through this proxy")
     p.add_argument("--verbose", action="store_true", help="log every request to stderr")
     args = p.parse_args()
     up = urlsplit(args.upstream)

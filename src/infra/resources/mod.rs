@@ -87,22 +87,32 @@ impl<'a> Ctx<'a> {
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, AwsError>>,
     {
-        use backon::Retryable;
-        let fresh = self.iam_changed_at().is_some();
-        let backoff = backon::ExponentialBuilder::default()
-            .with_jitter()
-            .with_min_delay(std::time::Duration::from_millis(500))
-            .with_max_delay(std::time::Duration::from_secs(10))
-            .with_max_times(14);
-        call.retry(backoff)
-            .when(|e| e.is_transient() || (fresh && e.code().is_some_and(|c| codes.contains(&c))))
-            .await
+        settling(self.iam_changed_at().is_some(), codes, call).await
     }
 
     /// Whether these tags mark a resource as made by jobrun for this job.
     pub fn ours<'t>(&self, mut tags: impl Iterator<Item = (&'t str, &'t str)>) -> bool {
         tags.any(|(k, v)| k == TAG_JOB && v == self.job.name)
     }
+}
+
+/// A call that names a role: transient errors are retried, and while the role is `fresh`
+/// (made or changed by this command) so are `codes`, the service's way of saying it cannot
+/// assume the role yet, for about a minute and a half (no fixed sleep: jittered backoff).
+pub async fn settling<T, F, Fut>(fresh: bool, codes: &[&str], call: F) -> Result<T, AwsError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, AwsError>>,
+{
+    use backon::Retryable;
+    let backoff = backon::ExponentialBuilder::default()
+        .with_jitter()
+        .with_min_delay(std::time::Duration::from_millis(500))
+        .with_max_delay(std::time::Duration::from_secs(10))
+        .with_max_times(14);
+    call.retry(backoff)
+        .when(|e| e.is_transient() || (fresh && e.code().is_some_and(|c| codes.contains(&c))))
+        .await
 }
 
 /// One resource as `up` converges it: read what is there, say how it differs from what the

@@ -158,25 +158,46 @@ macro_rules! defined {
 
 /// Makes the schedule, or (it exists) replaces its definition; a paused schedule stays paused.
 /// Returns whether it was made.
-pub async fn put(aws: &Aws, group: &str, def: &ScheduleDef) -> Result<bool, InfraError> {
+///
+/// Scheduler checks at CreateSchedule and UpdateSchedule that it can assume the target's role,
+/// and answers ValidationException when it cannot — which a role made seconds earlier meets
+/// while IAM settles (EventBridge Scheduler User Guide, "Troubleshooting": "The execution role
+/// you provide must allow AWS EventBridge Scheduler to assume the role"; IAM User Guide,
+/// "Changes that I make are not always immediately visible"). With `fresh_role` (this command
+/// made or changed the role) that answer is retried as `up` retries ECS's.
+pub async fn put(
+    aws: &Aws,
+    group: &str,
+    def: &ScheduleDef,
+    fresh_role: bool,
+) -> Result<bool, InfraError> {
     let client = aws.scheduler();
+    const NOT_ASSUMABLE_YET: &[&str] = &["ValidationException"];
     let state = match get(aws, group, &def.name).await? {
         Some(s) => s.state().cloned().unwrap_or(ScheduleState::Enabled),
         None => {
-            defined!(client.create_schedule(), group, def)
-                .state(ScheduleState::Enabled)
-                .send()
-                .await
-                .map_err(aws::op("CreateSchedule"))?;
+            super::settling(fresh_role, NOT_ASSUMABLE_YET, || async {
+                defined!(client.create_schedule(), group, def)
+                    .state(ScheduleState::Enabled)
+                    .send()
+                    .await
+                    .map_err(aws::op("CreateSchedule"))
+                    .map(|_| ())
+            })
+            .await?;
             return Ok(true);
         }
     };
     // UpdateSchedule replaces the whole definition: every field is sent again.
-    defined!(client.update_schedule(), group, def)
-        .state(state)
-        .send()
-        .await
-        .map_err(aws::op("UpdateSchedule"))?;
+    super::settling(fresh_role, NOT_ASSUMABLE_YET, || async {
+        defined!(client.update_schedule(), group, def)
+            .state(state.clone())
+            .send()
+            .await
+            .map_err(aws::op("UpdateSchedule"))
+            .map(|_| ())
+    })
+    .await?;
     Ok(false)
 }
 
