@@ -156,7 +156,11 @@ fn describe(options: &[u32]) -> String {
 }
 
 /// Checks a cpu/memory pair (and ephemeral storage in GiB) against Fargate's limits.
-pub fn validate_fargate(cpu: Vcpu, memory: MemoryMib, ephemeral_gib: u32) -> Result<(), String> {
+pub fn validate_fargate(
+    cpu: Vcpu,
+    memory: MemoryMib,
+    ephemeral_gib: Option<u32>,
+) -> Result<(), String> {
     let Some(options) = fargate_memory_options(cpu) else {
         return Err(format!(
             "cpu = {cpu} is not a Fargate size; valid vCPU sizes are 0.25, 0.5, 1, 2, 4, 8, 16"
@@ -168,7 +172,8 @@ pub fn validate_fargate(cpu: Vcpu, memory: MemoryMib, ephemeral_gib: u32) -> Res
             describe(&options)
         ));
     }
-    if !(21..=200).contains(&ephemeral_gib) {
+    // RegisterTaskDefinition, EphemeralStorage: sizeInGiB is 21-200 (ECS API Reference).
+    if let Some(ephemeral_gib) = ephemeral_gib.filter(|g| !(21..=200).contains(g)) {
         return Err(format!(
             "ephemeral_storage = {ephemeral_gib} GiB is outside Fargate's 21–200 GiB"
         ));
@@ -184,7 +189,7 @@ mod tests {
         validate_fargate(
             Vcpu::parse(cpu).unwrap(),
             MemoryMib::parse(mem).unwrap(),
-            21,
+            None,
         )
         .is_ok()
     }
@@ -203,8 +208,10 @@ mod tests {
         assert!(!ok("16", "36GB") && !ok("16", "128GB"));
         assert!(!ok("3", "8GB"));
         assert!(!ok("1", "2.5GB"));
-        assert!(validate_fargate(Vcpu(1024), MemoryMib(2048), 20).is_err());
-        assert!(validate_fargate(Vcpu(1024), MemoryMib(2048), 200).is_ok());
+        assert!(validate_fargate(Vcpu(1024), MemoryMib(2048), Some(20)).is_err());
+        assert!(validate_fargate(Vcpu(1024), MemoryMib(2048), Some(201)).is_err());
+        assert!(validate_fargate(Vcpu(1024), MemoryMib(2048), Some(200)).is_ok());
+        assert!(validate_fargate(Vcpu(1024), MemoryMib(2048), None).is_ok());
     }
 
     #[test]
@@ -219,7 +226,7 @@ mod tests {
 
     #[test]
     fn error_names_valid_range() {
-        let e = validate_fargate(Vcpu(16384), MemoryMib(36 * 1024), 21).unwrap_err();
+        let e = validate_fargate(Vcpu(16384), MemoryMib(36 * 1024), None).unwrap_err();
         assert!(e.contains("32GB to 120GB in 8GB steps"), "{e}");
     }
 }

@@ -161,7 +161,12 @@ fn settings_of(job: &Job) -> RunSettings {
             when: r.when,
             image: None,
         }),
-        storage_gb: job.resources.ephemeral_storage,
+        storage_gb: job
+            .resources
+            .ephemeral_storage
+            .unwrap_or(crate::cost::FREE_STORAGE_GB),
+        // A local run is costed as it would be on Fargate, in the job's network.
+        public_ipv4: job.ecs.assign_public_ip,
         prices: None,
         dispatched: false,
     }

@@ -311,8 +311,8 @@ pub enum RegistrySpec {
 pub struct Resources {
     pub cpu: Vcpu,
     pub memory: MemoryMib,
-    /// GiB
-    pub ephemeral_storage: u32,
+    /// GiB, when the job asks for more than the 20 every Fargate task has.
+    pub ephemeral_storage: Option<u32>,
 }
 
 #[derive(Debug, Clone, Serialize)]

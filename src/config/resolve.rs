@@ -365,7 +365,9 @@ fn resources(
 ) -> Result<Resources, String> {
     let cpu = layered(&flags.cpu, &file.cpu, &env.cpu).unwrap_or(Vcpu(1024));
     let memory = layered(&flags.memory, &file.memory, &env.memory).unwrap_or(MemoryMib(2048));
-    let ephemeral_storage = file.ephemeral_storage.unwrap_or(21);
+    // Unset, Fargate's own 20 GiB, which every task gets free (Fargate pricing); a set size is
+    // 21-200 GiB and the GiB beyond 20 are billed.
+    let ephemeral_storage = file.ephemeral_storage;
     validate_fargate(cpu, memory, ephemeral_storage).map_err(|m| format!("resources: {m}"))?;
     Ok(Resources {
         cpu,

@@ -103,7 +103,11 @@ impl Estimate {
         let workers_usd = workers.on_demand(p);
         let waves = plan.tasks.div_ceil(plan.concurrency.max(1)) as f64;
         let dispatcher_usd = match plan.dispatcher {
-            true => Usage::of(super::DISPATCHER, waves * duration.p90_secs).on_demand(p),
+            true => Usage::of(
+                super::dispatcher(plan.size.public_ipv4),
+                waves * duration.p90_secs,
+            )
+            .on_demand(p),
             false => 0.0,
         };
         let extra = Dollars::exact(dispatcher_usd);
@@ -229,6 +233,7 @@ mod tests {
             vcpu: 1.0,
             gb: 2.0,
             storage_gb: 20,
+            public_ipv4: false,
         };
         let duration = Expected {
             median_secs: 1800.0,
@@ -277,7 +282,7 @@ mod tests {
             dispatcher: true,
         };
         let d = Estimate::new(&fired, duration, &p);
-        let hourly = 0.25 * 0.03238 + 0.5 * 0.00356 + 0.000111;
+        let hourly = 0.25 * 0.03238 + 0.5 * 0.00356;
         assert!((d.dispatcher_usd - 10.0 * hourly).abs() < 1e-9);
         assert!((d.upper_usd - (3.95 + d.dispatcher_usd)).abs() < 1e-9);
     }

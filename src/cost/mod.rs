@@ -19,14 +19,25 @@ pub struct Size {
     pub gb: f64,
     /// Ephemeral storage, GiB (20 come with every task).
     pub storage_gb: u32,
+    /// The task has a public IPv4 address (`assign_public_ip`), which AWS bills by the hour
+    /// whatever it runs on (VPC pricing, "Public IPv4 address", since 2024-02-01).
+    pub public_ipv4: bool,
 }
 
+/// The ephemeral storage every Fargate task has without paying for it, GiB (Fargate pricing:
+/// "20 GB of ephemeral storage by default", more is billed per GB-hour).
+pub const FREE_STORAGE_GB: u32 = 20;
+
 /// The schedules' dispatcher task (`infra::dispatcher`): it runs as long as the run it fired.
-pub const DISPATCHER: Size = Size {
-    vcpu: 0.25,
-    gb: 0.5,
-    storage_gb: 21,
-};
+/// It runs in the job's network, so it has a public address when the job's tasks do.
+pub fn dispatcher(public_ipv4: bool) -> Size {
+    Size {
+        vcpu: 0.25,
+        gb: 0.5,
+        storage_gb: FREE_STORAGE_GB,
+        public_ipv4,
+    }
+}
 
 /// The seconds Fargate bills for an attempt that ran `secs`: whole seconds, at least a minute.
 pub fn billed_secs(secs: f64) -> f64 {
@@ -50,6 +61,9 @@ pub struct Usage {
     pub gb_hours: f64,
     /// Storage beyond the 20 GB every task gets.
     pub storage_gb_hours: f64,
+    /// Hours of public IPv4 addresses (never discounted on Spot).
+    #[serde(default)]
+    pub ipv4_hours: f64,
 }
 
 impl Usage {
@@ -59,7 +73,8 @@ impl Usage {
         Usage {
             vcpu_hours: size.vcpu * hours,
             gb_hours: size.gb * hours,
-            storage_gb_hours: f64::from(size.storage_gb.saturating_sub(20)) * hours,
+            storage_gb_hours: f64::from(size.storage_gb.saturating_sub(FREE_STORAGE_GB)) * hours,
+            ipv4_hours: if size.public_ipv4 { hours } else { 0.0 },
         }
     }
 
@@ -68,6 +83,7 @@ impl Usage {
             vcpu_hours: self.vcpu_hours + o.vcpu_hours,
             gb_hours: self.gb_hours + o.gb_hours,
             storage_gb_hours: self.storage_gb_hours + o.storage_gb_hours,
+            ipv4_hours: self.ipv4_hours + o.ipv4_hours,
         }
     }
 
@@ -76,22 +92,29 @@ impl Usage {
             vcpu_hours: self.vcpu_hours * k,
             gb_hours: self.gb_hours * k,
             storage_gb_hours: self.storage_gb_hours * k,
+            ipv4_hours: self.ipv4_hours * k,
         }
     }
 
-    /// Its price on on-demand Fargate.
-    pub fn on_demand(self, p: &Prices) -> f64 {
+    /// What Fargate itself bills (what Spot discounts).
+    fn fargate(self, p: &Prices) -> f64 {
         self.vcpu_hours * p.vcpu_hour
             + self.gb_hours * p.gb_hour
             + self.storage_gb_hours * p.storage_gb_hour
     }
 
-    /// Its price on Spot, as (low, high) for the discount range assumed.
+    /// Its price on on-demand Fargate, with its public addresses.
+    pub fn on_demand(self, p: &Prices) -> f64 {
+        self.fargate(p) + self.ipv4_hours * p.public_ipv4_hour
+    }
+
+    /// Its price on Spot, as (low, high) for the discount range assumed; the public addresses
+    /// are billed in full.
     pub fn spot(self, p: &Prices) -> (f64, f64) {
-        let full = self.on_demand(p);
+        let (fargate, ipv4) = (self.fargate(p), self.ipv4_hours * p.public_ipv4_hour);
         (
-            full * (1.0 - p.spot_discount.1),
-            full * (1.0 - p.spot_discount.0),
+            fargate * (1.0 - p.spot_discount.1) + ipv4,
+            fargate * (1.0 - p.spot_discount.0) + ipv4,
         )
     }
 
@@ -211,7 +234,7 @@ impl RunCost {
         tasks: impl IntoIterator<Item = &'a [Bill]>,
         dispatcher_secs: Option<f64>,
     ) -> RunCost {
-        let dispatcher = dispatcher_secs.map(|s| Usage::of(DISPATCHER, s));
+        let dispatcher = dispatcher_secs.map(|s| Usage::of(dispatcher(size.public_ipv4), s));
         let dispatcher_usd = dispatcher.map(|u| u.on_demand(p)).unwrap_or(0.0);
         let mut cost = RunCost {
             basis,
@@ -299,6 +322,7 @@ mod tests {
             vcpu: 1.0,
             gb: 2.0,
             storage_gb: 20,
+            public_ipv4: false,
         };
         // 1 vCPU, 2 GB, one hour, x86: 0.04048 + 2 × 0.004445 = $0.04937.
         let hour = Usage::of(size, 3600.0);
@@ -314,6 +338,7 @@ mod tests {
             vcpu: 4.0,
             gb: 16.0,
             storage_gb: 120,
+            public_ipv4: false,
         };
         let ten = Usage::of(big, 36_000.0);
         assert!((ten.storage_gb_hours - 1000.0).abs() < 1e-9);
@@ -321,6 +346,18 @@ mod tests {
         // Spot at 50–70 % off: $0.73–$1.22.
         let (low, high) = ten.spot(&us_east("amd64"));
         assert_eq!((cents(low), cents(high)), (73, 122));
+        // With a public IPv4 address: 10 h × $0.005 = $0.05 more, on Spot too (no discount).
+        let public = Usage::of(
+            Size {
+                public_ipv4: true,
+                ..big
+            },
+            36_000.0,
+        );
+        assert!((public.ipv4_hours - 10.0).abs() < 1e-9);
+        assert_eq!(cents(public.on_demand(&us_east("amd64"))), 249);
+        let (low, high) = public.spot(&us_east("amd64"));
+        assert_eq!((cents(low), cents(high)), (78, 127));
     }
 
     #[test]
@@ -329,6 +366,7 @@ mod tests {
             vcpu: 1.0,
             gb: 2.0,
             storage_gb: 20,
+            public_ipv4: false,
         };
         // An attempt interrupted on Spot after 10 minutes, then one hour on demand.
         let bills = [
@@ -358,17 +396,25 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("1 on Spot, assumed 50–70 % off"), "{text}");
-        // A scheduled run pays for its dispatcher too: 0.25 vCPU, 0.5 GB and 1 GB of extra
-        // storage, on demand, for the hour the run took: $0.00999 at arm64 prices.
+        // A scheduled run pays for its dispatcher too: 0.25 vCPU and 0.5 GB, on demand, for
+        // the hour the run took: $0.00988 at arm64 prices (no public address here).
         let fired = RunCost::of(Basis::Fargate, size, &p, [&bills[..]], Some(3600.0));
-        let dispatcher = 0.25 * 0.03238 + 0.5 * 0.00356 + 0.000111;
+        let dispatcher = 0.25 * 0.03238 + 0.5 * 0.00356;
         assert!((fired.dispatcher_usd - dispatcher).abs() < 1e-12);
         assert!((fired.usd.low - cost.usd.low - dispatcher).abs() < 1e-12);
         assert!(
             fired
                 .to_string()
-                .contains("$0.0100 of it the schedule's dispatcher"),
+                .contains("$0.0099 of it the schedule's dispatcher"),
             "{fired}"
         );
+        // With public addresses, the tasks' and the dispatcher's are billed in full: $0.005
+        // more for the dispatcher's hour.
+        let public = Size {
+            public_ipv4: true,
+            ..size
+        };
+        let fired = RunCost::of(Basis::Fargate, public, &p, [&bills[..]], Some(3600.0));
+        assert!((fired.dispatcher_usd - dispatcher - 0.005).abs() < 1e-12);
     }
 }

@@ -14,6 +14,7 @@ const FALLBACK: &str = "us-east-1";
 #[derive(Deserialize)]
 struct Table {
     date: String,
+    public_ipv4_hour: f64,
     regions: BTreeMap<String, Region>,
     spot: Spot,
 }
@@ -44,6 +45,9 @@ pub struct Prices {
     pub gb_hour: f64,
     /// Per GB-hour of ephemeral storage beyond 20 GB.
     pub storage_gb_hour: f64,
+    /// Per hour of a public IPv4 address (records from before: 0, as they were costed).
+    #[serde(default)]
+    pub public_ipv4_hour: f64,
     /// The Spot discount assumed: a range (low, high), or one value twice.
     pub spot_discount: (f64, f64),
     /// Where the prices come from, for people ("us-east-1 prices of 2026-11-01, arm").
@@ -84,6 +88,7 @@ impl Prices {
             storage_gb_hour: spec
                 .storage_gb_hour
                 .unwrap_or(region_prices.storage_gb_hour),
+            public_ipv4_hour: table.public_ipv4_hour,
             spot_discount: match spec.spot_discount {
                 Some(d) => (d, d),
                 None => (table.spot.discount_low, table.spot.discount_high),

@@ -52,6 +52,9 @@ pub struct RunSettings {
     /// Ephemeral storage per task, GiB.
     #[serde(default = "default_storage")]
     pub storage_gb: u32,
+    /// Its tasks have public IPv4 addresses, which AWS bills (records from before: false).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub public_ipv4: bool,
     /// The Fargate prices the run is costed with (records from before: none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prices: Option<crate::cost::Prices>,
@@ -71,6 +74,7 @@ impl RunSettings {
             vcpu: self.cpu,
             gb: f64::from(self.memory_mib) / 1024.0,
             storage_gb: self.storage_gb,
+            public_ipv4: self.public_ipv4,
         }
     }
 }
@@ -524,6 +528,7 @@ pub(crate) mod tests {
                 notify: None,
                 reduce: None,
                 storage_gb: 20,
+                public_ipv4: false,
                 prices: None,
                 dispatched: false,
             },

@@ -53,8 +53,9 @@ timeout = "10m""#,
     } else {
         (0.04048, 0.004445)
     };
-    // jobrun registers 21 GiB of ephemeral storage: 1 GiB beyond the 20 every task gets.
-    let hourly = 0.25 * vcpu + 0.5 * gb + 0.000111;
+    // Fargate's own 20 GiB of storage (nothing billed beyond it), and the public IPv4 address
+    // the default network gives every task: $0.005 an hour.
+    let hourly = 0.25 * vcpu + 0.5 * gb + 0.005;
     assert!(
         close(
             json["estimate"]["upper_usd"].as_f64().unwrap(),
@@ -67,7 +68,7 @@ timeout = "10m""#,
     let r = t.run(&["submit", "--configs", "3"]);
     assert_eq!(r.status, 0, "{}", r.stderr);
     assert!(
-        r.stdout.contains("on Fargate it would have cost $0.0006"),
+        r.stdout.contains("on Fargate it would have cost $0.0009"),
         "{}",
         r.stdout
     );
@@ -77,7 +78,7 @@ timeout = "10m""#,
     assert_eq!(s["cost"]["basis"], "fargate-equivalent");
     assert_eq!(s["tasks"][0]["cost"]["billed_secs"], 60.0);
     let runs = t.run(&["runs"]);
-    assert!(runs.stdout.contains("($0.0006)"), "{}", runs.stdout);
+    assert!(runs.stdout.contains("($0.0009)"), "{}", runs.stdout);
 
     // The next estimate uses that run's durations.
     let again = t.run(&["submit", "--configs", "3", "--dry-run"]);
@@ -144,20 +145,24 @@ fn on_fargate_the_cost_is_every_attempt_as_describe_tasks_reports_it() {
     );
     assert_eq!(tasks.len(), 3, "two tasks, one of them twice");
     eprintln!("{}", tasks[0]);
-    // The formula over DescribeTasks' own times: arm64, 0.25 vCPU, 0.5 GB, 21 GiB of storage.
+    // The formula over DescribeTasks' own times: arm64, 0.25 vCPU, 0.5 GB, Fargate's free 20
+    // GiB of storage, and a public IPv4 address, which Spot does not discount.
     let p = rec["settings"]["prices"].clone();
     let price = |k: &str| p[k].as_f64().unwrap();
-    let hourly = price("vcpu_hour") * 0.25 + price("gb_hour") * 0.5 + price("storage_gb_hour");
+    let hourly = price("vcpu_hour") * 0.25 + price("gb_hour") * 0.5;
+    let ipv4 = price("public_ipv4_hour");
+    assert_eq!(ipv4, 0.005);
     let (mut low, mut high) = (0.0, 0.0);
     for task in &tasks {
         let at = |k: &str| task[k].as_f64().unwrap_or_else(|| panic!("{k} in {task}"));
         let from = task["pullStartedAt"]
             .as_f64()
             .unwrap_or_else(|| at("startedAt"));
-        let usd = billed(at("stoppedAt") - from) / 3600.0 * hourly;
+        let hours = billed(at("stoppedAt") - from) / 3600.0;
+        let (usd, address) = (hours * hourly, hours * ipv4);
         let on_spot = task["capacityProviderName"] == "FARGATE_SPOT";
-        low += if on_spot { usd * 0.3 } else { usd };
-        high += if on_spot { usd * 0.5 } else { usd };
+        low += address + if on_spot { usd * 0.3 } else { usd };
+        high += address + if on_spot { usd * 0.5 } else { usd };
     }
     let cost = &s["cost"];
     assert!(

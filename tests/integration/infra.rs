@@ -193,6 +193,8 @@ fn up_converges_and_down_removes_exactly_what_it_made() {
         ("256", "512")
     );
     assert_eq!(d["containerDefinitions"][0]["stopTimeout"], 120);
+    // No ephemeral storage asked: Fargate's free 20 GiB, not 21 billed ones.
+    assert!(d["ephemeralStorage"].is_null(), "{d}");
     assert_eq!(
         d["containerDefinitions"][0]["logConfiguration"]["logDriver"],
         "awslogs"
@@ -404,6 +406,10 @@ fn configured_cluster_is_used_and_kept_and_secrets_are_references() {
         &moto,
         "[ecs]\ncluster = \"shared\"\nsecrets = { DB = \"arn:aws:secretsmanager:us-east-1:123456789012:secret:db-AbCdEf\", TOKEN = \"/ml/token\" }\n",
     );
+    // More ephemeral storage than Fargate's 20 GiB is asked for explicitly.
+    let toml = std::fs::read_to_string(t.dir.path().join("jobrun.toml")).unwrap();
+    let toml = toml.replace("[resources]\n", "[resources]\nephemeral_storage = 30\n");
+    t.write("jobrun.toml", &toml);
     assert_eq!(t.run(&["build", "--push"]).status, 0);
     let up = t.run(&["up", "--output", "json"]);
     assert_eq!(up.status, 0, "{}", up.stderr);
@@ -412,6 +418,7 @@ fn configured_cluster_is_used_and_kept_and_secrets_are_references() {
     assert_eq!(up["outputs"]["cluster"], "shared");
 
     let td = task_definition(&moto, &up["outputs"]["task_definition"]);
+    assert_eq!(td["ephemeralStorage"]["sizeInGiB"], 30, "{td}");
     let secrets = td["containerDefinitions"][0]["secrets"]
         .as_array()
         .unwrap()

@@ -568,8 +568,10 @@ fn inside_ecs_the_agent_protects_its_task_while_working_and_points_at_its_log() 
 #[test]
 fn a_poison_task_goes_to_the_dead_letter_queue_and_retry_sends_it_again() {
     let moto = services::moto();
+    // Every dead letter's first delete or release comes back in the batch's Failed list.
+    let proxy = services::sqs_entries_fail_once_proxy(moto);
     let t = queue_job(
-        moto,
+        &proxy,
         COMMAND,
         "max_receive_count = 2\nvisibility = \"5s\"\n",
     );
@@ -599,10 +601,16 @@ fn a_poison_task_goes_to_the_dead_letter_queue_and_retry_sends_it_again() {
     assert_eq!(depth(moto, &dlq).0 + depth(moto, &dlq).1, 1);
     assert_eq!(depth(moto, &url), (0, 0));
 
-    // retry --failed takes the run's message out of the DLQ and sends it as attempt 3.
+    // retry --failed takes the run's message out of the DLQ (deleting again what the batch
+    // failed) and sends it as attempt 3.
     let r = t.run(&["retry", &run, "--failed", "--detach"]);
     assert_eq!(r.status, 0, "retry: {}", r.stderr);
     assert_eq!(depth(moto, &dlq), (0, 0));
+    assert!(
+        proxy.proxy_stats()["faults"]["sqs:entry-failed"].as_u64() >= Some(1),
+        "{}",
+        proxy.proxy_stats()
+    );
     assert_eq!(depth(moto, &url).0, 1);
     let (code, log) = Agent::start(&t, &[]).wait();
     assert_eq!(code, 0, "{log}");

@@ -236,6 +236,12 @@ pub fn settling_proxy(upstream: &Service, seconds: f64) -> Service {
     proxy(upstream, vec!["--role-settle".into(), seconds.to_string()])
 }
 
+/// `tests/moto/aws_proxy.py` failing each entry of an SQS delete or visibility batch the first
+/// time its receipt handle comes, as SQS's per-entry `Failed` answers do.
+pub fn sqs_entries_fail_once_proxy(upstream: &Service) -> Service {
+    proxy(upstream, vec!["--sqs-entries-fail-once".into()])
+}
+
 /// `tests/moto/aws_proxy.py` in front of a moto server, answering only the faults a test scripts.
 pub fn scripted_proxy(upstream: &Service) -> Service {
     proxy(upstream, vec![])

@@ -23,6 +23,11 @@ the AWS it will really meet. This proxy adds, for AWS JSON calls (op = X-Amz-Tar
 * --sqs-entry-fault-rate p: each SendMessageBatch entry has probability p of coming back in
   the answer's Failed list (SenderFault false, as SQS reports a transient failure) instead of
   being sent, so only a client that resends exactly the failed entries ends with each once.
+* --sqs-entries-fail-once: each entry of a DeleteMessageBatch or ChangeMessageVisibilityBatch
+  comes back in the answer's Failed list (SenderFault false, Code InternalError) the first time
+  its receipt handle is seen, and is forwarded the next time: SQS answers 200 with per-entry
+  failures (DeleteMessageBatch API Reference), so only a client that reads Failed and resends
+  those entries gets them all done. Counted in the stats' faults as "sqs:entry-failed".
 * Scripted errors, for every request that passes through (not only ECS): POST /__proxy/faults
   with a JSON object (or a list of them) such as
     {"service": "ecs", "operation": "DeleteCluster", "times": 2, "status": 400,
@@ -227,6 +232,7 @@ class State:
             self.token_locks = defaultdict(threading.Lock)
             self.scripted = []  # parse_fault() dicts, in the order queued
             self.roles_made = {}  # role name -> time.monotonic() of its CreateRole
+            self.handles_seen = set()  # receipt handles --sqs-entries-fail-once failed once
             for b in self.buckets.values():
                 b.reset()
 
@@ -503,6 +509,9 @@ class Handler(BaseHTTPRequestHandler):
         if fault == "drop_request":
             return self.drop()
 
+        if op in ("DeleteMessageBatch", "ChangeMessageVisibilityBatch") \
+                and self.state.args.sqs_entries_fail_once:
+            return self.handle_batch_failing_once(body)
         if op == "SendMessageBatch" and (self.state.args.sqs_sink
                                          or self.state.args.sqs_entry_fault_rate > 0):
             return self.send_message_batch(body)
@@ -579,6 +588,30 @@ class Handler(BaseHTTPRequestHandler):
         return self.reply(200, [("Content-Type", "application/x-amz-json-1.0")],
                           json.dumps(out).encode())
 
+    def handle_batch_failing_once(self, body):
+        req = json.loads(body or b"{}")
+        ok, failed = [], []
+        with self.state.lock:
+            for e in req.get("Entries", []):
+                handle = e.get("ReceiptHandle", "")
+                if handle in self.state.handles_seen:
+                    ok.append(e)
+                else:
+                    self.state.handles_seen.add(handle)
+                    failed.append(e)
+                    self.state.faults["sqs:entry-failed"] += 1
+        successful = []
+        if ok:
+            status, headers, answer = self.forward(json.dumps(dict(req, Entries=ok)).encode())
+            if not 200 <= status < 300:
+                return self.reply(status, headers, answer)
+            successful = json.loads(answer).get("Successful", [])
+        out = {"Successful": successful,
+               "Failed": [{"Id": e["Id"], "SenderFault": False, "Code": "InternalError",
+                           "Message": "injected"} for e in failed]}
+        return self.reply(200, [("Content-Type", "application/x-amz-json-1.0")],
+                          json.dumps(out).encode())
+
     def answer_run_task(self, token, op, body, count):
         with self.state.lock:
             cached = self.state.cache.get(token)
@@ -639,6 +672,8 @@ def main():
     p.add_argument("--rates", action="store_true", help="AWS-like rate limits")
     p.add_argument("--sqs-sink", action="store_true", help="answer SendMessageBatch here")
     p.add_argument("--sqs-entry-fault-rate", type=float, default=0.0)
+    p.add_argument("--sqs-entries-fail-once", action="store_true",
+                   help="each DeleteMessageBatch/ChangeMessageVisibilityBatch entry fails once")
     p.add_argument("--s3-missing-403", action="store_true",
                    help="GetObject/HeadObject of a missing key: 403 AccessDenied, as S3 answers "
                         "a caller without s3:ListBucket")

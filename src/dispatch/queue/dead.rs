@@ -10,8 +10,8 @@ use crate::dispatch::remote::RemoteError;
 use crate::record::{RunRecord, TaskState};
 use crate::wire::TaskMessage;
 use aws_sdk_sqs::types::{
-    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, Message,
-    MessageSystemAttributeName as Attr,
+    BatchResultErrorEntry, ChangeMessageVisibilityBatchRequestEntry,
+    DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName as Attr,
 };
 use chrono::Utc;
 use std::collections::HashSet;
@@ -74,60 +74,121 @@ impl QueueDispatcher {
         Ok(out.messages.unwrap_or_default())
     }
 
+    /// DeleteMessageBatch answers 200 with a `Failed` list of the entries it did not delete
+    /// (SQS API Reference, DeleteMessageBatch): those are sent again while SQS's fault, and a
+    /// refused one (SenderFault, e.g. a stale receipt handle) fails the pass, as a copy left
+    /// there would be sent twice.
     async fn delete_dead(&self, handles: &[String]) -> Result<(), RemoteError> {
-        for chunk in handles.chunks(10) {
-            let entries: Vec<_> = chunk
+        let sqs = &self.sqs;
+        let url = &self.queue.dlq_url;
+        each_entry("DeleteMessageBatch", handles, |batch| async move {
+            let entries = batch
                 .iter()
-                .enumerate()
-                .map(|(n, h)| {
+                .map(|(id, h)| {
                     DeleteMessageBatchRequestEntry::builder()
-                        .id(n.to_string())
+                        .id(id)
                         .receipt_handle(h)
                         .build()
                         .expect("id and handle")
                 })
                 .collect();
-            retrying(|| async {
-                self.sqs
-                    .delete_message_batch()
-                    .queue_url(&self.queue.dlq_url)
-                    .set_entries(Some(entries.clone()))
-                    .send()
-                    .await
-                    .map_err(aws::op("DeleteMessageBatch"))
-            })
-            .await?;
-        }
+            let out = sqs
+                .delete_message_batch()
+                .queue_url(url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(aws::op("DeleteMessageBatch"))?;
+            Ok(out.failed)
+        })
+        .await?;
         Ok(())
     }
 
+    /// ChangeMessageVisibilityBatch to 0 answers per entry as DeleteMessageBatch does (SQS API
+    /// Reference, ChangeMessageVisibilityBatch); a letter it could not release is only hidden
+    /// until its visibility ends, so a refused entry is said, not an error.
     async fn release_dead(&self, handles: &[String]) -> Result<(), RemoteError> {
-        for chunk in handles.chunks(10) {
-            let entries: Vec<_> = chunk
-                .iter()
-                .enumerate()
-                .map(|(n, h)| {
-                    ChangeMessageVisibilityBatchRequestEntry::builder()
-                        .id(n.to_string())
-                        .receipt_handle(h)
-                        .visibility_timeout(0)
-                        .build()
-                        .expect("id and handle")
-                })
-                .collect();
-            retrying(|| async {
-                self.sqs
+        let sqs = &self.sqs;
+        let url = &self.queue.dlq_url;
+        let released = each_entry(
+            "ChangeMessageVisibilityBatch",
+            handles,
+            |batch| async move {
+                let entries = batch
+                    .iter()
+                    .map(|(id, h)| {
+                        ChangeMessageVisibilityBatchRequestEntry::builder()
+                            .id(id)
+                            .receipt_handle(h)
+                            .visibility_timeout(0)
+                            .build()
+                            .expect("id and handle")
+                    })
+                    .collect();
+                let out = sqs
                     .change_message_visibility_batch()
-                    .queue_url(&self.queue.dlq_url)
-                    .set_entries(Some(entries.clone()))
+                    .queue_url(url)
+                    .set_entries(Some(entries))
                     .send()
                     .await
-                    .map_err(aws::op("ChangeMessageVisibilityBatch"))
-            })
-            .await?;
+                    .map_err(aws::op("ChangeMessageVisibilityBatch"))?;
+                Ok(out.failed)
+            },
+        )
+        .await;
+        if let Err(e) = released {
+            tracing::warn!("dead letters stay hidden until their visibility ends: {e}");
         }
         Ok(())
     }
+}
+
+/// One SQS batch call per ten handles (the batch limit), each call retried while transient
+/// and then again with only the entries its answer lists as failed by SQS (`SenderFault`
+/// false), until none is left; an entry failed by the sender ends it with that entry's code.
+async fn each_entry<F, Fut>(
+    operation: &'static str,
+    handles: &[String],
+    call: F,
+) -> Result<(), aws::AwsError>
+where
+    F: Fn(Vec<(String, String)>) -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<BatchResultErrorEntry>, aws::AwsError>>,
+{
+    use backon::BackoffBuilder as _;
+    for chunk in handles.chunks(10) {
+        let mut pending: Vec<(String, String)> = chunk
+            .iter()
+            .enumerate()
+            .map(|(n, h)| (n.to_string(), h.clone()))
+            .collect();
+        let mut pause = aws::backoff().build();
+        loop {
+            let failed = retrying(|| call(pending.clone())).await?;
+            if let Some(f) = failed.iter().find(|f| f.sender_fault) {
+                return Err(aws::AwsError::Service {
+                    operation,
+                    code: f.code.clone(),
+                    message: f.message.clone().unwrap_or_default(),
+                });
+            }
+            let again: HashSet<&str> = failed.iter().map(|f| f.id.as_str()).collect();
+            pending.retain(|(id, _)| again.contains(id.as_str()));
+            if pending.is_empty() {
+                break;
+            }
+            let Some(delay) = pause.next() else {
+                return Err(aws::AwsError::Service {
+                    operation,
+                    code: "EntriesFailed".into(),
+                    message: format!("{} entries kept failing", pending.len()),
+                });
+            };
+            tokio::time::sleep(delay).await;
+        }
+    }
+    Ok(())
 }
 
 /// One dead letter: another run's (or unreadable) is released; a copy from before a retry, or

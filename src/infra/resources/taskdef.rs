@@ -90,7 +90,7 @@ impl TaskDefinition {
             "cpu": "256",
             "memory": "512",
             "architecture": arch,
-            "ephemeral_storage": 21,
+            "ephemeral_storage": null,
             "execution_role": exec_arn,
             "task_role": task_arn,
             "image": image,
@@ -211,7 +211,7 @@ fn shape_of(td: &Registered) -> Value {
         "cpu": td.cpu().unwrap_or_default(),
         "memory": td.memory().unwrap_or_default(),
         "architecture": td.runtime_platform().and_then(|p| p.cpu_architecture()).map(|a| a.as_str()).unwrap_or("X86_64"),
-        "ephemeral_storage": td.ephemeral_storage().map(|e| e.size_in_gib()).unwrap_or(21),
+        "ephemeral_storage": td.ephemeral_storage().map(|e| e.size_in_gib()),
         "execution_role": td.execution_role_arn().unwrap_or_default(),
         "task_role": td.task_role_arn().unwrap_or_default(),
         "image": c.and_then(|c| c.image()).unwrap_or_default(),
@@ -347,10 +347,11 @@ impl TaskDefinition {
                     .operating_system_family(OsFamily::Linux)
                     .build(),
             )
-            .ephemeral_storage(
-                EphemeralStorage::builder()
-                    .size_in_gib(self.want["ephemeral_storage"].as_i64().unwrap_or(21) as i32)
-                    .build(),
+            // Unset, the task has Fargate's 20 GiB (RegisterTaskDefinition, ephemeralStorage).
+            .set_ephemeral_storage(
+                self.want["ephemeral_storage"]
+                    .as_i64()
+                    .map(|gib| EphemeralStorage::builder().size_in_gib(gib as i32).build()),
             )
             .execution_role_arn(want("execution_role"))
             .task_role_arn(want("task_role"))
