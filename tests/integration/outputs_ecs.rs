@@ -238,8 +238,9 @@ fn direct_tasks_upload_their_outputs_and_the_reduce_reads_them() {
 
 #[test]
 fn outputs_that_cannot_be_uploaded_fail_the_attempt_and_say_why() {
-    let moto = services::moto();
-    let t = direct_job(moto, r#"["TASK", "write", "w.txt", "x"]"#, "");
+    // S3 as the job's roles meet it: a missing key is 403 AccessDenied, not 404.
+    let proxy = services::s3_missing_403_proxy(services::moto());
+    let t = direct_job(&proxy, r#"["TASK", "write", "w.txt", "x"]"#, "");
     // The in-image jobrun, with a bucket it cannot write: exit 125 and the reason in its log.
     let fake_task = json!({"overrides": {"containerOverrides": [{"environment": [
         {"name": "JOBRUN_JOB", "value": t.name},
@@ -259,6 +260,12 @@ fn outputs_that_cannot_be_uploaded_fail_the_attempt_and_say_why() {
     assert!(
         why.contains("the jobrun in the task could not upload its outputs"),
         "{why}"
+    );
+    // The missing receipt was asked for, and answered as S3 answers a prefix-scoped role.
+    let stats = proxy.proxy_stats();
+    assert!(
+        stats["faults"]["s3:missing-key-403"].as_u64() >= Some(1),
+        "{stats}"
     );
 }
 

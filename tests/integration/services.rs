@@ -242,6 +242,12 @@ pub fn sqs_entries_fail_once_proxy(upstream: &Service) -> Service {
     proxy(upstream, vec!["--sqs-entries-fail-once".into()])
 }
 
+/// `tests/moto/aws_proxy.py` answering GetObject/HeadObject of a missing key 403 AccessDenied,
+/// as S3 answers a caller that may list only a prefix of the bucket.
+pub fn s3_missing_403_proxy(upstream: &Service) -> Service {
+    proxy(upstream, vec!["--s3-missing-403".into()])
+}
+
 /// `tests/moto/aws_proxy.py` in front of a moto server, answering only the faults a test scripts.
 pub fn scripted_proxy(upstream: &Service) -> Service {
     proxy(upstream, vec![])
