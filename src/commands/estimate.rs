@@ -43,7 +43,7 @@ pub fn before_start(
 
 /// The run's estimate: durations from the job's earlier runs, priced as the record is.
 fn estimate(job: &Job, rec: &RunRecord, store: &Store) -> Result<Estimate> {
-    let runs = store.summaries()?;
+    let runs = store.summaries()?.runs;
     let expected = Expected::pick(&runs, &job.name, &rec.image.id, rec.settings.timeout_secs);
     let spot = rec
         .place

@@ -148,6 +148,7 @@ impl<'a> Gate<'a> {
         // The index says which runs are unfinished; only those records are read.
         let mut active: Vec<RunRecord> = store
             .summaries()?
+            .runs
             .iter()
             .filter(|s| s.job == self.job.name && !s.finished)
             .filter_map(|s| store.load(&s.run_id).ok())

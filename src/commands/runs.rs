@@ -81,6 +81,22 @@ pub async fn cancel(file: Option<&Path>, args: RunArg, ui: &Ui) -> Result<Exit> 
     Ok(Exit::Ok)
 }
 
+fn unreadable_line(u: crate::store::Unreadable) -> RunLine {
+    RunLine {
+        run_id: u.run_id,
+        job: u.job.unwrap_or_default(),
+        target: String::new(),
+        state: "unreadable".into(),
+        total: 0,
+        succeeded: 0,
+        failed: 0,
+        created_at: u.created_at.unwrap_or_default(),
+        key: None,
+        reason: Some(u.error),
+        cost: None,
+    }
+}
+
 fn skipped_line(s: crate::claim::Skipped) -> RunLine {
     RunLine {
         run_id: "-".into(),
@@ -195,8 +211,9 @@ pub fn list(file: Option<&Path>, args: RunsArgs, ui: &Ui) -> Result<Exit> {
         args.state.as_ref().is_none_or(|s| s == state) && since.is_none_or(|t| at >= t)
     };
     // The index: each run's summary, not its whole record.
-    let summaries: Vec<RunSummary> = store
-        .summaries()?
+    let listing = store.summaries()?;
+    let summaries: Vec<RunSummary> = listing
+        .runs
         .into_iter()
         .filter(|r| job.as_ref().is_none_or(|j| *j == r.job))
         .collect();
@@ -219,6 +236,15 @@ pub fn list(file: Option<&Path>, args: RunsArgs, ui: &Ui) -> Result<Exit> {
             cost: s.cost,
         })
         .collect();
+    // Runs whose record cannot be read are listed as such, with the file and the error.
+    lines.extend(
+        listing
+            .unreadable
+            .into_iter()
+            .filter(|u| job.is_none() || u.job == job)
+            .map(unreadable_line)
+            .filter(|l| wanted(&l.state, l.created_at)),
+    );
     // Submissions that started nothing (overlap = skip), with their reason.
     jobs.extend(job);
     jobs.sort();

@@ -487,6 +487,14 @@ impl RunRecord {
 }
 
 /// A new run id: sortable by time and readable, e.g. `20261123-131500-wordcount-7f3a`.
+/// The time and job a run id names (see [`new_run_id`]), if it is one.
+pub fn parse_run_id(id: &str) -> Option<(DateTime<Utc>, &str)> {
+    let (stamp, rest) = id.split_at_checked(15)?;
+    let at = chrono::NaiveDateTime::parse_from_str(stamp, "%Y%m%d-%H%M%S").ok()?;
+    let (job, hex) = rest.strip_prefix('-')?.rsplit_once('-')?;
+    (!job.is_empty() && !hex.is_empty()).then_some((at.and_utc(), job))
+}
+
 pub fn new_run_id(job: &str) -> String {
     use std::hash::{BuildHasher, Hasher};
     let now = Utc::now();
@@ -607,6 +615,14 @@ pub(crate) mod tests {
     fn run_ids_sort_by_time() {
         let a = new_run_id("wc");
         assert!(a.contains("-wc-"));
+        let (at, job) = parse_run_id(&a).unwrap();
+        assert_eq!(job, "wc");
+        assert!((Utc::now() - at).num_seconds() < 5);
+        assert_eq!(
+            parse_run_id("20261123-131500-my-job-7f3a").unwrap().1,
+            "my-job"
+        );
+        assert!(parse_run_id("not-a-run").is_none());
         assert_eq!(a.len(), "20261123-131500-wc-7f3a".len());
     }
 }

@@ -141,15 +141,54 @@ impl Store {
         Ok(RunSummary::of(&rec, now.unwrap_or_default()))
     }
 
-    /// Every run's summary, newest first (runs whose record is unreadable are left out).
-    pub fn summaries(&self) -> Result<Vec<RunSummary>, StoreError> {
-        let mut all: Vec<RunSummary> = self
-            .list()?
-            .iter()
-            .filter_map(|id| self.summary(id).ok())
-            .collect();
-        all.sort_by(|a, b| (b.created_at, &b.run_id).cmp(&(a.created_at, &a.run_id)));
-        Ok(all)
+    /// Every run's summary, newest first, and the runs whose record cannot be read.
+    pub fn summaries(&self) -> Result<Listing, StoreError> {
+        let mut listing = Listing::default();
+        for id in self.list()? {
+            match self.summary(&id) {
+                Ok(s) => listing.runs.push(s),
+                Err(e @ (StoreError::Corrupt { .. } | StoreError::Io { .. })) => {
+                    listing.unreadable.push(Unreadable::of(id, &e))
+                }
+                Err(_) => {} // removed while listing
+            }
+        }
+        let runs = &mut listing.runs;
+        runs.sort_by(|a, b| (b.created_at, &b.run_id).cmp(&(a.created_at, &a.run_id)));
+        Ok(listing)
+    }
+}
+
+/// The runs of the state folder: readable ones by their summaries, and the others.
+#[derive(Debug, Default)]
+pub struct Listing {
+    pub runs: Vec<RunSummary>,
+    pub unreadable: Vec<Unreadable>,
+}
+
+/// A run whose record cannot be read: what its id says, and why.
+#[derive(Debug, Clone)]
+pub struct Unreadable {
+    pub run_id: String,
+    /// The job and time its id names (`<yyyymmdd>-<hhmmss>-<job>-<hex>`), when it does.
+    pub job: Option<String>,
+    pub created_at: Option<DateTime<Utc>>,
+    /// The store's error: the file and what is wrong with it.
+    pub error: String,
+}
+
+impl Unreadable {
+    fn of(run_id: String, e: &StoreError) -> Unreadable {
+        let (created_at, job) = match crate::record::parse_run_id(&run_id) {
+            Some((at, job)) => (Some(at), Some(job.to_string())),
+            None => (None, None),
+        };
+        Unreadable {
+            run_id,
+            job,
+            created_at,
+            error: e.to_string(),
+        }
     }
 }
 
@@ -170,7 +209,7 @@ mod tests {
             rec.created_at += chrono::Duration::seconds(i);
             store.create(&rec).unwrap();
         }
-        let all = store.summaries().unwrap();
+        let all = store.summaries().unwrap().runs;
         assert_eq!(all.len(), 1_000);
         assert_eq!(all[0].run_id, "20260101-000999-odd-0999");
         assert_eq!(
@@ -194,7 +233,7 @@ mod tests {
         assert_eq!(store.summary(b).unwrap().job, "odd");
         assert_eq!(store.summary(c).unwrap().key.as_deref(), Some("k"));
         assert!(store.summary_path(a).is_file(), "rewritten");
-        assert_eq!(store.summaries().unwrap().len(), 1_000);
+        assert_eq!(store.summaries().unwrap().runs.len(), 1_000);
     }
 
     #[test]

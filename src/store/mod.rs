@@ -7,9 +7,10 @@
 //! another terminal and a `cancel` never lose each other's writes.
 
 pub mod index;
-pub use index::RunSummary;
+pub use index::{RunSummary, Unreadable};
 
 use crate::record::RunRecord;
+use chrono::SubsecRound as _;
 use serde::Serialize;
 use std::fs::File;
 use std::io::Write;
@@ -262,15 +263,25 @@ impl Store {
                 }
             }
             None => {
-                // Run ids sort by time to the second; within a second the record's own
-                // creation time decides.
-                let newest = ids
-                    .iter()
-                    .filter_map(|id| self.summary(id).ok())
-                    .filter(|r| job.is_none_or(|j| r.job == j))
-                    .max_by(|a, b| (a.created_at, &a.run_id).cmp(&(b.created_at, &b.run_id)))
-                    .map(|r| r.run_id);
-                newest.ok_or_else(|| {
+                // Newest by the record's own creation time; a newer run of the job whose
+                // record cannot be read is that error, never the run before it.
+                let listing = self.summaries()?;
+                let newest = listing
+                    .runs
+                    .into_iter()
+                    .find(|r| job.is_none_or(|j| r.job == j));
+                let broken = listing.unreadable.into_iter().find(|u| {
+                    job.is_none_or(|j| u.job.as_deref() == Some(j))
+                        && newest.as_ref().is_none_or(|n| {
+                            u.created_at
+                                .is_none_or(|at| at >= n.created_at.trunc_subsecs(0))
+                        })
+                });
+                if let Some(u) = broken {
+                    self.load(&u.run_id)?;
+                    return Ok(u.run_id);
+                }
+                newest.map(|r| r.run_id).ok_or_else(|| {
                     StoreError::NoRuns(job.map(|j| format!(" of job {j}")).unwrap_or_default())
                 })
             }

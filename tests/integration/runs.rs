@@ -185,3 +185,44 @@ fn status_of_ten_thousand_tasks_fits_a_screen() {
     assert!(summary.lines().count() < 60, "{summary}");
     assert!(summary.contains("#100–#199"), "{summary}");
 }
+
+#[test]
+fn a_run_whose_record_cannot_be_read_is_listed_so_and_status_never_shows_another() {
+    let t = Test::with_task(r#"command = ["/task", "out", "hi"]"#);
+    t.build();
+    let first = t.run(&["submit", "--configs", "1", "--output", "json"]);
+    assert_eq!(first.status, 0, "{}", first.stderr);
+    let second = t.run(&["submit", "--configs", "1", "--output", "json"]);
+    assert_eq!(second.status, 0, "{}", second.stderr);
+    let newest = t.status("")["run_id"].as_str().unwrap().to_string();
+    // The newest record is torn (a disk filled up, an editor saved half of it).
+    let file = t.state.path().join("runs").join(&newest).join("run.json");
+    std::fs::write(&file, b"{\"run_id\": ").unwrap();
+    std::fs::remove_file(file.with_file_name("summary.json")).unwrap();
+
+    let runs = t.run(&["runs"]);
+    assert_eq!(runs.status, 0, "{}", runs.stderr);
+    let line = runs
+        .stdout
+        .lines()
+        .find(|l| l.starts_with(&newest))
+        .unwrap_or_else(|| panic!("{newest} is listed: {}", runs.stdout));
+    assert!(line.contains("unreadable"), "{line}");
+    assert!(line.contains(&file.display().to_string()), "{line}");
+    let json = t.run(&["runs", "-o", "json"]).json();
+    let listed = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["run_id"] == newest.as_str())
+        .cloned()
+        .unwrap();
+    assert_eq!(listed["state"], "unreadable");
+    assert_eq!(listed["job"], t.name.as_str());
+
+    // status of the job's latest run is that run's error (exit 3), not the run before it;
+    // named, the same.
+    t.run(&["status"])
+        .assert_error(3, &format!("run record {} is unreadable", file.display()));
+    t.run(&["status", &newest]).assert_error(3, "is unreadable");
+}

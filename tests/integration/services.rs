@@ -15,6 +15,8 @@ pub struct Service {
     pub log: PathBuf,
     _keepalive: Mutex<(ChildStdin, Child)>,
     _dir: tempfile::TempDir,
+    /// The server behind a checking proxy, kept running as long as the proxy.
+    _behind: Option<Box<Service>>,
 }
 
 impl Service {
@@ -151,6 +153,7 @@ fn start(
         log,
         _keepalive: Mutex::new((stdin, child)),
         _dir: dir,
+        _behind: None,
     }
 }
 
@@ -197,7 +200,17 @@ pub fn auth_registry() -> &'static Service {
 /// moto server with the test plugin (`tests/moto/jobrun_moto.py`): a scripted fake Fargate that
 /// gives tasks exit codes, stop codes, Spot capacity failures and CloudWatch logs, which stock
 /// moto does not.
+/// moto with the fake-Fargate plugin, behind the proxy that checks every request against AWS's
+/// service models (`tests/moto/aws_model.py`): a request AWS would refuse is refused, so every
+/// test's calls are held to AWS's rules, not moto's.
 fn start_moto() -> Service {
+    let moto = start_raw_moto();
+    let mut checked = proxy(&moto, vec![]);
+    checked._behind = Some(Box::new(moto));
+    checked
+}
+
+fn start_raw_moto() -> Service {
     let port = free_port();
     let args = [
         concat!(env!("CARGO_MANIFEST_DIR"), "/tests/moto/jobrun_moto.py").to_string(),
@@ -279,6 +292,16 @@ fn proxy(upstream: &Service, flags: Vec<String>) -> Service {
         port.to_string(),
     ];
     args.extend(flags);
+    if upstream._behind.is_some() {
+        args.push("--no-model-check".into()); // the proxy in front of moto checks already
+    }
+    // What it checked goes to a file when it stops, for the suite's count (README, Development).
+    let stats = std::env::temp_dir().join("jobrun-model-check");
+    std::fs::create_dir_all(&stats).unwrap();
+    args.extend([
+        "--stats-file".into(),
+        stats.join(format!("{port}.json")).display().to_string(),
+    ]);
     start(
         python(),
         &args,

@@ -68,6 +68,13 @@ the AWS it will really meet. This proxy adds, for AWS JSON calls (op = X-Amz-Tar
   Reference, "Permissions") -- and every role jobrun makes may list only under its prefix. Here
   every such 404 from moto becomes that 403; counted in the stats' faults as
   "s3:missing-key-403".
+* Every request is checked against AWS's service model of its operation (tests/moto/aws_model.py:
+  required members, types, enums, lengths, ranges, patterns, from botocore's models in the
+  venv) before anything else; one that AWS would refuse is answered 400 ValidationException
+  (IAM/STS: ValidationError, SNS: InvalidParameter) and printed on stderr. The stats' "model"
+  says how many requests of which operations were checked, which were not decodable (EC2's
+  query, S3's REST XML) and every violation. --no-model-check turns it off; --stats-file F
+  writes the stats to F when the proxy is stopped (SIGTERM).
 * GET /__proxy/stats returns counters as JSON (requests by operation: AWS JSON ones by name,
   S3's as "s3:<Operation>", other query/REST calls as "other"); POST /__proxy/reset zeroes them, the token
   cache and the buckets, and drops the scripted faults. None of /__proxy/ is forwarded.
@@ -77,6 +84,7 @@ import argparse
 import http.client
 import json
 import random
+import signal
 import sys
 import threading
 import time
@@ -193,6 +201,9 @@ def parse_fault(spec):
             "remaining": times, "fired": 0}
 
 
+MODELS = None  # aws_model.Models, unless --no-model-check
+
+
 class Bucket:
     def __init__(self, capacity, rate):
         self.capacity, self.rate = capacity, rate
@@ -232,6 +243,9 @@ class State:
             self.token_locks = defaultdict(threading.Lock)
             self.scripted = []  # parse_fault() dicts, in the order queued
             self.roles_made = {}  # role name -> time.monotonic() of its CreateRole
+            self.checked = defaultdict(int)  # "service:Operation" -> requests checked
+            self.unchecked = defaultdict(int)  # not decoded: EC2's query, S3's REST XML
+            self.violations = []  # {"operation", "errors"} per refused request
             self.handles_seen = set()  # receipt handles --sqs-entries-fail-once failed once
             for b in self.buckets.values():
                 b.reset()
@@ -241,6 +255,10 @@ class State:
             return {"requests": dict(self.requests), "throttled": dict(self.throttled),
                     "faults": dict(self.faults), "run_task_launched": self.launched,
                     "token_replays": self.replays,
+                    "model": {"checked": sum(self.checked.values()),
+                              "operations": sorted(self.checked),
+                              "unchecked": dict(self.unchecked),
+                              "violations": list(self.violations)},
                     "sqs": {"calls": len(self.sqs_batches),
                             "max_entries": max((e for e, _ in self.sqs_batches), default=0),
                             "max_bytes": max((b for _, b in self.sqs_batches), default=0),
@@ -418,14 +436,30 @@ class Handler(BaseHTTPRequestHandler):
         fault = self.state.take_scripted(service, op, haystacks)
         if fault is None:
             return False
+        if fault["body"] is not None:  # a scripted answer, written as given
+            headers = [("Content-Type", fault["content_type"]),
+                       ("x-amzn-RequestId", str(uuid.uuid4()))] + list(fault["headers"].items())
+            self.reply(fault["status"], headers,
+                       b"" if self.command == "HEAD" else fault["body"].encode())
+            return True
+        self.write_error(service, protocol, fault["status"], fault["code"], fault["message"],
+                         fault["type"], list(fault["headers"].items()))
+        return True
+
+    def write_error(self, service, protocol, status, code_text, message_text, kind, extra=()):
+        """An error answer as the service's protocol writes one."""
         request_id = str(uuid.uuid4())
-        code, message = escape(fault["code"]), escape(fault["message"])
+        code, message = escape(code_text), escape(message_text)
         if protocol == "json":
             ctype = self.headers.get("Content-Type", "")
             ctype = ctype if ctype.startswith("application/x-amz-json") else JSON_TYPE
-            headers = [("x-amzn-ErrorType", fault["code"]), ("Content-Type", ctype),
+            headers = [("x-amzn-ErrorType", code_text), ("Content-Type", ctype),
                        ("x-amzn-RequestId", request_id)]
-            out = json.dumps({"__type": fault["code"], "message": fault["message"]})
+            out = json.dumps({"__type": code_text, "message": message_text})
+        elif protocol == "rest-json":
+            headers = [("x-amzn-ErrorType", code_text), ("Content-Type", "application/json"),
+                       ("x-amzn-RequestId", request_id)]
+            out = json.dumps({"Message": message_text})
         elif protocol == "query" and service == "ec2":
             headers = [("Content-Type", "text/xml;charset=UTF-8")]
             out = (f'<?xml version="1.0" encoding="UTF-8"?>\n<Response><Errors><Error>'
@@ -433,7 +467,7 @@ class Handler(BaseHTTPRequestHandler):
                    f"<RequestID>{request_id}</RequestID></Response>")
         elif protocol == "query":
             headers = [("Content-Type", "text/xml"), ("x-amzn-RequestId", request_id)]
-            out = (f"<ErrorResponse><Error><Type>{escape(fault['type'])}</Type><Code>{code}</Code>"
+            out = (f"<ErrorResponse><Error><Type>{escape(kind)}</Type><Code>{code}</Code>"
                    f"<Message>{message}</Message></Error><RequestId>{request_id}</RequestId>"
                    f"</ErrorResponse>")
         else:  # S3's REST XML
@@ -442,11 +476,29 @@ class Handler(BaseHTTPRequestHandler):
             out = (f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code>'
                    f"<Message>{message}</Message><RequestId>{request_id[:16]}</RequestId>"
                    f"<HostId>{request_id}</HostId></Error>")
-        if fault["body"] is not None:  # a scripted answer, written as given
-            headers = [("Content-Type", fault["content_type"]), ("x-amzn-RequestId", request_id)]
-            out = fault["body"]
-        headers += list(fault["headers"].items())
-        self.reply(fault["status"], headers, b"" if self.command == "HEAD" else out.encode())
+        headers += list(extra)
+        self.reply(status, headers, b"" if self.command == "HEAD" else out.encode())
+
+    def model_violation(self, body):
+        """Checks the request against AWS's model of its operation; answers a violation."""
+        service, _, protocol = self.identify(body)
+        op, errors = MODELS.check(self.command, self.path, self.headers, body, service)
+        with self.state.lock:
+            if op is None:
+                self.state.unchecked[f"{service}:{_}"] += 1
+            else:
+                self.state.checked[f"{service}:{op}"] += 1
+            if errors:
+                self.state.violations.append({"operation": f"{service}:{op}",
+                                              "errors": errors[:10]})
+        if not errors:
+            return False
+        code = {"iam": "ValidationError", "sts": "ValidationError",
+                "sns": "InvalidParameter"}.get(service, "ValidationException")
+        message = f"request does not match the AWS model of {op}: " + "; ".join(errors[:5])
+        print(f"aws_proxy: {message}", file=sys.stderr, flush=True)
+        protocol = "rest-json" if service == "scheduler" else protocol
+        self.write_error(service, protocol, 400, code, message, "Sender")
         return True
 
     def role_settling(self, body):
@@ -496,6 +548,8 @@ class Handler(BaseHTTPRequestHandler):
             service, named, _ = self.identify(body)
             op = f"{service}:{named}" if service == "s3" and named else op
         self.state.count("requests", op)
+        if MODELS is not None and self.model_violation(body):
+            return None
         if self.scripted_fault(body):
             return None
         if self.state.args.role_settle > 0 and self.role_settling(body):
@@ -679,14 +733,29 @@ def main():
                         "a caller without s3:ListBucket")
     p.add_argument("--role-settle", type=float, default=0.0,
                    help="seconds Scheduler refuses a role made through this proxy")
+    p.add_argument("--no-model-check", action="store_true",
+                   help="forward requests without checking them against AWS's models")
+    p.add_argument("--stats-file", help="where to write the stats when stopped (SIGTERM)")
     p.add_argument("--verbose", action="store_true", help="log every request to stderr")
     args = p.parse_args()
     up = urlsplit(args.upstream)
+    global MODELS
+    if not args.no_model_check:
+        from aws_model import Models
+        MODELS = Models()
     Handler.state = State(args)
     Handler.upstream = (up.hostname, up.port or 80)
     ThreadingHTTPServer.daemon_threads = True
     ThreadingHTTPServer.request_queue_size = 128
     server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
+
+    def stop(*_):
+        if args.stats_file:
+            with open(args.stats_file, "w") as f:
+                json.dump(Handler.state.stats(), f)
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
     print("ready", flush=True)
     try:
         server.serve_forever()
