@@ -1059,3 +1059,32 @@ fn workers_start_when_the_work_is_sent_and_stop_when_it_is_done() {
     assert_eq!((code, status["succeeded"].as_u64()), (0, Some(3)));
     assert_eq!(desired(), 0, "done and the queue empty: no workers");
 }
+
+/// SQS keeps a deleted queue's name for 60 s (CreateQueue: QueueDeletedRecently): `up` right
+/// after `down` waits for it instead of failing.
+#[test]
+fn up_right_after_down_waits_for_the_queue_names_to_be_free() {
+    let moto = services::moto();
+    let proxy = services::deleted_wait_proxy(moto, 3.0);
+    let t = queue_job(&proxy, COMMAND, "");
+    let down = t.run(&["down", "--yes"]);
+    assert_eq!(down.status, 0, "down: {}", down.stderr);
+    let up = t.run(&["up"]);
+    assert_eq!(up.status, 0, "up: {}", up.stderr);
+    assert!(
+        proxy.fired("sqs:deleted-recently") >= 1,
+        "CreateQueue met the deleted name: {}",
+        proxy.proxy_stats()
+    );
+    let o = outputs(&t);
+    let url = o["queue"]["queue_url"].as_str().unwrap();
+    assert!(
+        sqs(
+            moto,
+            "GetQueueAttributes",
+            json!({"QueueUrl": url, "AttributeNames": ["All"]})
+        )
+        .is_ok(),
+        "the queue is there again"
+    );
+}

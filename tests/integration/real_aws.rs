@@ -553,3 +553,51 @@ fn up_lists_the_permissions_the_caller_lacks_before_it_makes_anything() {
     let up = t.run(&["up"]);
     assert_eq!(up.status, 0, "{}", up.stderr);
 }
+
+/// `iam-policy --for schedule` alone is enough for `schedule add` and `schedule list` once the
+/// job is up: the dispatcher image's push and the schedule's files in the bucket included.
+#[test]
+fn what_iam_policy_for_schedule_prints_is_enough_to_add_a_schedule() {
+    let moto = services::own_moto();
+    let t = Test::ecs_task(&format!(
+        "[ecr]\nregistry_endpoint = \"{}\"\n",
+        services::plain_registry().host()
+    ))
+    .envs(services::moto_env_for(&moto))
+    .jobrun(crate::harness::stripped_jobrun());
+    let doc = |args: &[&str]| -> Value { serde_json::from_str(&t.run(args).stdout).unwrap() };
+    let (id, secret) = user_with(&moto, "operator", &as_moto_checks(doc(&["iam-policy"])));
+    let only = as_moto_checks(doc(&["iam-policy", "--for", "schedule"]));
+    let (sid, ssecret) = user_with(&moto, "scheduler", &only);
+    moto.enforce_iam(true);
+    let t = t
+        .env("AWS_ACCESS_KEY_ID", &id)
+        .env("AWS_SECRET_ACCESS_KEY", &secret);
+    for args in [&["build", "--push"][..], &["up"]] {
+        let r = t.run(args);
+        assert_eq!(r.status, 0, "{args:?} as operator: {}", r.stderr);
+    }
+    let t = t
+        .env("AWS_ACCESS_KEY_ID", &sid)
+        .env("AWS_SECRET_ACCESS_KEY", &ssecret);
+    for args in [
+        &[
+            "schedule",
+            "add",
+            "weekly",
+            "--cron",
+            "0 6 * * MON",
+            "--configs",
+            "1",
+        ][..],
+        &["schedule", "list"],
+    ] {
+        let r = t.run(args);
+        assert_eq!(
+            r.status, 0,
+            "{args:?} with --for schedule only:\n{}\n{}",
+            r.stdout, r.stderr
+        );
+    }
+    moto.enforce_iam(false);
+}

@@ -387,3 +387,43 @@ fn the_first_schedule_add_waits_while_its_new_role_settles() {
     );
     assert!(get_schedule(&moto, &t.name, "weekly").is_ok());
 }
+
+/// `down` deletes the schedule group, which stays DELETING a while (CreateScheduleGroup answers
+/// ConflictException meanwhile), and the schedules' dead-letter queue, whose name SQS keeps for
+/// 60 s: `down` waits until the group is gone, and `up` and `schedule add` right after wait for
+/// the queue's name instead of failing.
+#[test]
+fn a_schedule_add_right_after_down_waits_for_the_deleting_group() {
+    let moto = services::own_moto();
+    let proxy = services::deleted_wait_proxy(&moto, 20.0); // longer than the `up` between
+    let t = fargate_job(&proxy, "").jobrun(crate::harness::stripped_jobrun());
+    let add = [
+        "schedule",
+        "add",
+        "weekly",
+        "--cron",
+        "0 6 * * MON",
+        "--configs",
+        "1",
+    ];
+    let first = t.run(&add);
+    assert_eq!(first.status, 0, "{}", first.stderr);
+    let down = t.run(&["down", "--yes"]);
+    assert_eq!(down.status, 0, "{}", down.stderr);
+    assert!(down.stdout.contains("schedule group"), "{}", down.stdout);
+    let again = t.run(&["up"]);
+    assert_eq!(again.status, 0, "{}", again.stderr);
+    let second = t.run(&add);
+    assert_eq!(second.status, 0, "{}", second.stderr);
+    assert!(
+        proxy.fired("scheduler:group-deleting") >= 1,
+        "the group was met while DELETING: {}",
+        proxy.proxy_stats()
+    );
+    assert!(
+        proxy.fired("sqs:deleted-recently") >= 1,
+        "the dead-letter queue's name was met while SQS keeps it: {}",
+        proxy.proxy_stats()
+    );
+    assert!(get_schedule(&moto, &t.name, "weekly").is_ok());
+}

@@ -249,6 +249,12 @@ pub fn settling_proxy(upstream: &Service, seconds: f64) -> Service {
     proxy(upstream, vec!["--role-settle".into(), seconds.to_string()])
 }
 
+/// `tests/moto/aws_proxy.py` keeping deleted queue names and schedule groups unusable for
+/// `seconds`, as SQS (60 s) and Scheduler (DELETING) do.
+pub fn deleted_wait_proxy(upstream: &Service, seconds: f64) -> Service {
+    proxy(upstream, vec!["--deleted-wait".into(), seconds.to_string()])
+}
+
 /// `tests/moto/aws_proxy.py` failing each entry of an SQS delete or visibility batch the first
 /// time its receipt handle comes, as SQS's per-entry `Failed` answers do.
 pub fn sqs_entries_fail_once_proxy(upstream: &Service) -> Service {

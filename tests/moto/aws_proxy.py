@@ -23,6 +23,13 @@ the AWS it will really meet. This proxy adds, for AWS JSON calls (op = X-Amz-Tar
 * --sqs-entry-fault-rate p: each SendMessageBatch entry has probability p of coming back in
   the answer's Failed list (SenderFault false, as SQS reports a transient failure) instead of
   being sent, so only a client that resends exactly the failed entries ends with each once.
+* --deleted-wait S: names AWS keeps for a while after a delete. A queue deleted through this proxy
+  cannot be made again for S seconds: CreateQueue answers 400 QueueDeletedRecently (with
+  x-amzn-query-error AWS.SimpleQueueService.QueueDeletedRecently;Sender), as SQS does for 60 s
+  (CreateQueue API Reference). A schedule group deleted through it stays DELETING for S
+  seconds: GetScheduleGroup answers it with State DELETING, CreateScheduleGroup 409
+  ConflictException (ScheduleGroupSummary, State). Counted in the stats' faults as
+  "sqs:deleted-recently" and "scheduler:group-deleting".
 * --sqs-entries-fail-once: each entry of a DeleteMessageBatch or ChangeMessageVisibilityBatch
   comes back in the answer's Failed list (SenderFault false, Code InternalError) the first time
   its receipt handle is seen, and is forwarded the next time: SQS answers 200 with per-entry
@@ -246,6 +253,7 @@ class State:
             self.checked = defaultdict(int)  # "service:Operation" -> requests checked
             self.unchecked = defaultdict(int)  # not decoded: EC2's query, S3's REST XML
             self.violations = []  # {"operation", "errors"} per refused request
+            self.deleted = {}  # ("sqs"|"scheduler", name) -> time.monotonic() of its delete
             self.handles_seen = set()  # receipt handles --sqs-entries-fail-once failed once
             for b in self.buckets.values():
                 b.reset()
@@ -533,6 +541,53 @@ class Handler(BaseHTTPRequestHandler):
                    json.dumps({"Message": message}).encode())
         return True
 
+    def recently_deleted(self, op, body):
+        """--deleted-wait: note deletes; answer for a name deleted less than S seconds ago."""
+        service, named, _ = self.identify(body)
+        path = urlsplit(self.path).path
+        key = None
+        if service == "sqs" and op in ("DeleteQueue", "CreateQueue"):
+            req = json.loads(body or b"{}")
+            name = req.get("QueueName") or req.get("QueueUrl", "").rstrip("/").rpartition("/")[2]
+            key = ("sqs", name)
+        elif service == "scheduler" and path.startswith("/schedule-groups/"):
+            key = ("scheduler", unquote(path.rpartition("/")[2]))
+            op = {"DELETE": "DeleteScheduleGroup", "POST": "CreateScheduleGroup",
+                  "GET": "GetScheduleGroup"}.get(self.command)
+        if key is None:
+            return False
+        with self.state.lock:
+            if op in ("DeleteQueue", "DeleteScheduleGroup"):
+                self.state.deleted[key] = time.monotonic()
+                return False
+            at = self.state.deleted.get(key)
+            recent = at is not None and time.monotonic() - at < self.state.args.deleted_wait
+        if not recent:
+            return False
+        if op == "CreateQueue":
+            with self.state.lock:
+                self.state.faults["sqs:deleted-recently"] += 1
+            self.write_error("sqs", "json", 400, "QueueDeletedRecently",
+                             "You must wait 60 seconds after deleting a queue before you can "
+                             "create another queue with the same name.", "Sender",
+                             [("x-amzn-query-error",
+                               "AWS.SimpleQueueService.QueueDeletedRecently;Sender")])
+            return True
+        if op == "CreateScheduleGroup":
+            with self.state.lock:
+                self.state.faults["scheduler:group-deleting"] += 1
+            self.write_error("scheduler", "rest-json", 409, "ConflictException",
+                             f"Schedule group {key[1]} is being deleted.", "Sender")
+            return True
+        if op == "GetScheduleGroup":
+            with self.state.lock:
+                self.state.faults["scheduler:group-deleting"] += 1
+            out = {"Arn": f"arn:aws:scheduler:us-east-1:123456789012:schedule-group/{key[1]}",
+                   "Name": key[1], "State": "DELETING"}
+            self.reply(200, [("Content-Type", "application/json")], json.dumps(out).encode())
+            return True
+        return False
+
     def drop(self):
         self.close_connection = True  # the server closes the socket without an answer
 
@@ -549,6 +604,8 @@ class Handler(BaseHTTPRequestHandler):
             op = f"{service}:{named}" if service == "s3" and named else op
         self.state.count("requests", op)
         if MODELS is not None and self.model_violation(body):
+            return None
+        if self.state.args.deleted_wait > 0 and self.recently_deleted(op, body):
             return None
         if self.scripted_fault(body):
             return None
@@ -726,6 +783,8 @@ def main():
     p.add_argument("--rates", action="store_true", help="AWS-like rate limits")
     p.add_argument("--sqs-sink", action="store_true", help="answer SendMessageBatch here")
     p.add_argument("--sqs-entry-fault-rate", type=float, default=0.0)
+    p.add_argument("--deleted-wait", type=float, default=0.0,
+                   help="seconds a deleted queue name / schedule group stays unusable")
     p.add_argument("--sqs-entries-fail-once", action="store_true",
                    help="each DeleteMessageBatch/ChangeMessageVisibilityBatch entry fails once")
     p.add_argument("--s3-missing-403", action="store_true",

@@ -28,7 +28,8 @@ pub enum Needs {
     Run,
     /// `jobrun down`.
     Down,
-    /// `jobrun schedule` (add, list, pause, resume, rm, run).
+    /// `jobrun schedule` (add, list, pause, resume, rm, run), with the push of the dispatcher
+    /// image and what `run` holds (the schedule's files in the bucket, the runs it fires).
     Schedule,
 }
 
@@ -182,7 +183,9 @@ pub fn policy(job: &Job, names: &Names, arns: &Arns, needs: &[Needs]) -> Value {
             Needs::Up => up(&scope),
             Needs::Run => run(&scope),
             Needs::Down => down(&scope),
-            Needs::Schedule => schedule(&scope),
+            // `schedule add` pushes the dispatcher image and keeps the schedule's definition
+            // under jobs/<job>/, and `schedule run` fires a run: the group holds all of that.
+            Needs::Schedule => [push(&scope), run(&scope), schedule(&scope)].concat(),
         });
     }
     // One Sid once: the groups share some statements.

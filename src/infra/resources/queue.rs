@@ -182,18 +182,23 @@ impl Resource for Queue {
     async fn converge(&self, cx: &Ctx<'_>, seen: Option<Seen>) -> Result<QueueRef, InfraError> {
         let sqs = cx.aws.sqs();
         let url = match seen {
-            None => sqs
-                .create_queue()
-                .queue_name(&self.name)
-                .set_attributes(Some(self.want.clone()))
-                .tags(TAG_MANAGED, "jobrun")
-                .tags(TAG_JOB, &cx.job.name)
-                .send()
-                .await
-                .map_err(aws::op("CreateQueue"))?
-                .queue_url()
-                .unwrap_or_default()
-                .to_string(),
+            // "After you delete a queue, you must wait at least 60 seconds before creating a
+            // queue with the same name" (SQS API Reference, CreateQueue): `down` then `up`
+            // waits for it, without a fixed sleep, instead of failing.
+            None => super::settling(true, RECENTLY_DELETED, || async {
+                sqs.create_queue()
+                    .queue_name(&self.name)
+                    .set_attributes(Some(self.want.clone()))
+                    .tags(TAG_MANAGED, "jobrun")
+                    .tags(TAG_JOB, &cx.job.name)
+                    .send()
+                    .await
+                    .map_err(aws::op("CreateQueue"))
+            })
+            .await?
+            .queue_url()
+            .unwrap_or_default()
+            .to_string(),
             Some(Seen { url, .. }) => {
                 sqs.set_queue_attributes()
                     .queue_url(&url)
@@ -273,6 +278,13 @@ pub async fn waiting(aws: &Aws, name: &str) -> Result<Option<u64>, InfraError> {
         .and_then(|n| n.parse().ok());
     Ok(Some(n.unwrap_or(0)))
 }
+
+/// CreateQueue's answer for a name deleted less than 60 s ago: the SDK's code, and the query
+/// code SQS's JSON protocol also sends (`x-amzn-query-error`), matched either way.
+const RECENTLY_DELETED: &[&str] = &[
+    "QueueDeletedRecently",
+    "AWS.SimpleQueueService.QueueDeletedRecently",
+];
 
 pub async fn delete(aws: &Aws, url: &str) -> Result<(), InfraError> {
     aws.sqs()

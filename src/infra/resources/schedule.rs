@@ -7,6 +7,7 @@
 use super::{Ctx, Deletion, Resource, Teardown};
 use crate::aws::{self, Aws};
 use crate::infra::{Action, Change, InfraError, TAG_JOB, TAG_MANAGED, change};
+use aws_sdk_scheduler::types::ScheduleGroupState;
 use aws_sdk_scheduler::types::{
     AssignPublicIp, AwsVpcConfiguration, DeadLetterConfig, EcsParameters, FlexibleTimeWindow,
     FlexibleTimeWindowMode, LaunchType, NetworkConfiguration, RetryPolicy, ScheduleState, Target,
@@ -37,18 +38,38 @@ impl Resource for ScheduleGroup {
     async fn converge(&self, cx: &Ctx<'_>, _: bool) -> Result<String, InfraError> {
         use aws_sdk_scheduler::types::Tag;
         let tag = |k: &str, v: &str| Tag::builder().key(k).value(v).build().expect("set");
-        let made = cx
-            .aws
-            .scheduler()
-            .create_schedule_group()
-            .name(&cx.names.schedule_group)
-            .tags(tag(TAG_MANAGED, "jobrun"))
-            .tags(tag(TAG_JOB, &cx.job.name))
-            .send()
-            .await
-            .map_err(aws::op("CreateScheduleGroup"));
-        aws::found(made, &["ConflictException"])?;
-        Ok(cx.names.schedule_group.clone())
+        let name = &cx.names.schedule_group;
+        // A group being deleted (`down` just before) is DELETING until its schedules are gone,
+        // and CreateScheduleGroup answers ConflictException meanwhile (Scheduler API
+        // Reference, ScheduleGroupSummary State: ACTIVE | DELETING): that is retried, without
+        // a fixed sleep, until the group is gone and made again; an ACTIVE one is ours.
+        super::settling(true, &[DELETING], || async {
+            let made = cx
+                .aws
+                .scheduler()
+                .create_schedule_group()
+                .name(name)
+                .tags(tag(TAG_MANAGED, "jobrun"))
+                .tags(tag(TAG_JOB, &cx.job.name))
+                .send()
+                .await
+                .map_err(aws::op("CreateScheduleGroup"));
+            match made {
+                Err(e) if e.code() == Some("ConflictException") => {
+                    match group_state(cx.aws, name).await? {
+                        Some(ScheduleGroupState::Deleting) => Err(aws::AwsError::Service {
+                            operation: "CreateScheduleGroup",
+                            code: DELETING.into(),
+                            message: format!("schedule group {name} is still being deleted"),
+                        }),
+                        _ => Ok(()),
+                    }
+                }
+                made => made.map(|_| ()),
+            }
+        })
+        .await?;
+        Ok(name.clone())
     }
 
     fn current(&self, cx: &Ctx<'_>, _: bool) -> String {
@@ -56,7 +77,17 @@ impl Resource for ScheduleGroup {
     }
 }
 
+/// jobrun's own code for "the group is DELETING" while it waits for it.
+const DELETING: &str = "ScheduleGroupDeleting";
+
+/// A group that is being deleted counts as missing: `up` makes it again once it is gone.
 async fn group_exists(aws: &Aws, name: &str) -> Result<bool, aws::AwsError> {
+    Ok(group_state(aws, name)
+        .await?
+        .is_some_and(|s| s != ScheduleGroupState::Deleting))
+}
+
+async fn group_state(aws: &Aws, name: &str) -> Result<Option<ScheduleGroupState>, aws::AwsError> {
     let got = aws
         .scheduler()
         .get_schedule_group()
@@ -64,7 +95,7 @@ async fn group_exists(aws: &Aws, name: &str) -> Result<bool, aws::AwsError> {
         .send()
         .await
         .map_err(aws::op("GetScheduleGroup"));
-    Ok(aws::found(got, GONE)?.is_some())
+    Ok(aws::found(got, GONE)?.map(|g| g.state().cloned().unwrap_or(ScheduleGroupState::Active)))
 }
 
 /// What a schedule's delivery runs: the dispatcher's task on the job's cluster.
