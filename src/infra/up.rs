@@ -62,14 +62,9 @@ pub async fn up(
         cx: Ctx::new(job, aws, !dry_run).await?,
         changes: vec![],
     };
-    // Both roles' documents first: one IAM would refuse stops `up` before anything is made.
-    let exec_doc = execution_policy(&up.cx, &image);
-    let task_doc = task_policy(&up.cx, queue_mode);
+    let (exec_doc, task_doc) = role_documents(&up.cx, &image, queue_mode)?;
     let execution_role = up.cx.names.execution_role.clone();
     let task_role = up.cx.names.task_role.clone();
-    for (name, doc) in [(&execution_role, &exec_doc), (&task_role, &task_doc)] {
-        policy::check_size(name, doc)?;
-    }
     check_permissions(&up.cx).await?;
     up.converge(Bucket).await?;
     up.converge(LogGroup).await?;
@@ -189,6 +184,19 @@ async fn trigger(up: &mut Up<'_>, queue_arn: &str) -> Result<(), InfraError> {
 }
 
 /// The execution role's policy: pull the image (from ECR), write the logs, read the secrets.
+/// Both roles' documents, first: one IAM would refuse stops `up` before anything is made.
+fn role_documents(
+    cx: &Ctx<'_>,
+    image: &str,
+    queue_mode: bool,
+) -> Result<(Value, Value), InfraError> {
+    let exec_doc = execution_policy(cx, image);
+    let task_doc = task_policy(cx, queue_mode);
+    policy::check_size(&cx.names.execution_role, &exec_doc)?;
+    policy::check_size(&cx.names.task_role, &task_doc)?;
+    Ok((exec_doc, task_doc))
+}
+
 fn execution_policy(cx: &Ctx<'_>, image: &str) -> Value {
     let log_group_arn = LogGroup::arn(cx);
     let secrets: Vec<String> = cx

@@ -674,7 +674,6 @@ class Handler(BaseHTTPRequestHandler):
                     self.state.sqs_entry_faults += 1
                 else:
                     ok.append(e)
-        successful = []
         if self.state.args.sqs_sink:
             with self.state.lock:
                 self.state.sqs_batches.append(
@@ -688,16 +687,8 @@ class Handler(BaseHTTPRequestHandler):
                     self.state.sqs_messages[key] += 1
             successful = [{"Id": e["Id"], "MessageId": f"sink-{random.getrandbits(64):016x}",
                            "MD5OfMessageBody": ""} for e in ok]
-        elif ok:
-            status, headers, answer = self.forward(json.dumps(dict(req, Entries=ok)).encode())
-            if not 200 <= status < 300:
-                return self.reply(status, headers, answer)
-            successful = json.loads(answer).get("Successful", [])
-        out = {"Successful": successful,
-               "Failed": [{"Id": e["Id"], "SenderFault": False, "Code": "InternalError",
-                           "Message": "injected"} for e in failed]}
-        return self.reply(200, [("Content-Type", "application/x-amz-json-1.0")],
-                          json.dumps(out).encode())
+            return self.batch_answer(req, [], failed, successful)
+        return self.batch_answer(req, ok, failed)
 
     def handle_batch_failing_once(self, body):
         req = json.loads(body or b"{}")
@@ -711,7 +702,12 @@ class Handler(BaseHTTPRequestHandler):
                     self.state.handles_seen.add(handle)
                     failed.append(e)
                     self.state.faults["sqs:entry-failed"] += 1
-        successful = []
+        return self.batch_answer(req, ok, failed)
+
+    def batch_answer(self, req, ok, failed, successful=()):
+        """An SQS batch answer: `ok` entries forwarded (their Successful list, or moto's error
+        as it is), `failed` ones in Failed as SQS reports a transient failure of an entry."""
+        successful = list(successful)
         if ok:
             status, headers, answer = self.forward(json.dumps(dict(req, Entries=ok)).encode())
             if not 200 <= status < 300:
