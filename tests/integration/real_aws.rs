@@ -580,18 +580,7 @@ fn what_iam_policy_for_schedule_prints_is_enough_to_add_a_schedule() {
     let t = t
         .env("AWS_ACCESS_KEY_ID", &sid)
         .env("AWS_SECRET_ACCESS_KEY", &ssecret);
-    for args in [
-        &[
-            "schedule",
-            "add",
-            "weekly",
-            "--cron",
-            "0 6 * * MON",
-            "--configs",
-            "1",
-        ][..],
-        &["schedule", "list"],
-    ] {
+    for args in [crate::schedules::ADD_WEEKLY, &["schedule", "list"]] {
         let r = t.run(args);
         assert_eq!(
             r.status, 0,

@@ -31,6 +31,17 @@ fn get_schedule(moto: &Service, job: &str, name: &str) -> Result<Value, u16> {
     )
 }
 
+/// `schedule add` of a weekly schedule of one configuration, as the tests below make it.
+pub(crate) const ADD_WEEKLY: &[&str] = &[
+    "schedule",
+    "add",
+    "weekly",
+    "--cron",
+    "0 6 * * MON",
+    "--configs",
+    "1",
+];
+
 /// Every task of a task definition family on the job's cluster (running or stopped).
 fn tasks_of(moto: &Service, job: &str, family: &str) -> Vec<Value> {
     tasks_listed(moto, &format!("jobrun-{job}"), ("family", family))
@@ -369,15 +380,7 @@ fn the_first_schedule_add_waits_while_its_new_role_settles() {
     let moto = services::own_moto();
     let proxy = services::settling_proxy(&moto, 3.0);
     let t = fargate_job(&proxy, "").jobrun(crate::harness::stripped_jobrun());
-    let add = t.run(&[
-        "schedule",
-        "add",
-        "weekly",
-        "--cron",
-        "0 6 * * MON",
-        "--configs",
-        "1",
-    ]);
+    let add = t.run(ADD_WEEKLY);
     assert_eq!(add.status, 0, "{}", add.stderr);
     assert!(add.stdout.contains("schedule made"), "{}", add.stdout);
     assert!(
@@ -397,23 +400,14 @@ fn a_schedule_add_right_after_down_waits_for_the_deleting_group() {
     let moto = services::own_moto();
     let proxy = services::deleted_wait_proxy(&moto, 20.0); // longer than the `up` between
     let t = fargate_job(&proxy, "").jobrun(crate::harness::stripped_jobrun());
-    let add = [
-        "schedule",
-        "add",
-        "weekly",
-        "--cron",
-        "0 6 * * MON",
-        "--configs",
-        "1",
-    ];
-    let first = t.run(&add);
+    let first = t.run(ADD_WEEKLY);
     assert_eq!(first.status, 0, "{}", first.stderr);
     let down = t.run(&["down", "--yes"]);
     assert_eq!(down.status, 0, "{}", down.stderr);
     assert!(down.stdout.contains("schedule group"), "{}", down.stdout);
     let again = t.run(&["up"]);
     assert_eq!(again.status, 0, "{}", again.stderr);
-    let second = t.run(&add);
+    let second = t.run(ADD_WEEKLY);
     assert_eq!(second.status, 0, "{}", second.stderr);
     assert!(
         proxy.fired("scheduler:group-deleting") >= 1,
