@@ -38,6 +38,15 @@ pub struct Cli {
     )]
     pub output: OutputFormat,
 
+    /// AWS profile (default: the job's `[aws] profile`, else AWS_PROFILE, else "default")
+    #[arg(long, global = true, value_name = "NAME", help_heading = "AWS")]
+    pub profile: Option<String>,
+
+    /// AWS region (default: the job's `[aws] region`, else AWS_REGION or the profile's; a run
+    /// on AWS is always reached in its own region)
+    #[arg(long, global = true, value_name = "REGION", help_heading = "AWS")]
+    pub region: Option<String>,
+
     /// More diagnostics on stderr (repeat for more)
     #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -148,22 +157,15 @@ pub struct ScheduleAddArgs {
     /// Show what would be made; make nothing
     #[arg(long)]
     pub dry_run: bool,
-    #[command(flatten)]
-    pub aws: AwsArgs,
 }
 
 #[derive(Debug, Args)]
-pub struct ScheduleListArgs {
-    #[command(flatten)]
-    pub aws: AwsArgs,
-}
+pub struct ScheduleListArgs {}
 
 #[derive(Debug, Args)]
 pub struct ScheduleNameArgs {
     /// The schedule's name
     pub name: String,
-    #[command(flatten)]
-    pub aws: AwsArgs,
 }
 
 /// `jobrun agent-image`
@@ -249,15 +251,9 @@ pub struct PushArgs {
     pub overrides: Overrides,
 }
 
-/// AWS access (the standard chain: environment, profiles, SSO, instance roles).
+/// What a command that pushes to ECR may do to the repository.
 #[derive(Debug, Args, Clone, Default)]
 pub struct AwsArgs {
-    /// AWS profile (default: AWS_PROFILE or "default")
-    #[arg(long, value_name = "NAME", help_heading = "AWS")]
-    pub profile: Option<String>,
-    /// AWS region (default: AWS_REGION or the profile's)
-    #[arg(long, value_name = "REGION", help_heading = "AWS")]
-    pub region: Option<String>,
     /// Apply scan-on-push and the lifecycle policy to an existing ECR repository too
     /// (otherwise jobrun leaves existing repositories as they are)
     #[arg(long, help_heading = "AWS")]

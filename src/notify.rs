@@ -6,7 +6,6 @@
 //! any watcher can send. Exactly once per run end is the caller's part: the end is claimed first
 //! (`Dispatcher::claim_once`).
 
-use crate::aws::Aws;
 use crate::config::{NotifyEvent, NotifySpec};
 use crate::record::{Delivery, RunRecord, TaskState};
 use chrono::Utc;
@@ -203,21 +202,18 @@ async fn post(url: &str, body: &Value) -> Result<(), String> {
 }
 
 /// One SNS publish to the topic, in the topic's region, with the standard credential chain.
-/// The job's `[aws]` profile unless `AWS_PROFILE` is set, as for every run.
+/// `--profile`, else the job's `[aws]` profile, as for every run (see [`crate::aws::Access`]).
 async fn publish(
     topic: &str,
     profile: Option<&str>,
     message: &Message,
     body: &Value,
 ) -> Result<(), String> {
-    let profile = match std::env::var("AWS_PROFILE") {
-        Ok(p) if !p.is_empty() => None,
-        _ => profile,
-    };
     let region = crate::arn::Arn::parse(topic)
         .map(|a| a.region.to_string())
         .unwrap_or_default();
-    let aws = Aws::load(profile, Some(&region))
+    let aws = crate::aws::Access::in_region(profile, &region)
+        .load()
         .await
         .map_err(|e| e.to_string())?;
     let subject: String = message

@@ -11,7 +11,6 @@
 
 use super::AgentError;
 use super::outputs::Target;
-use crate::aws::Aws;
 use crate::record::Stage;
 use crate::wire::{Receipt, receipt_key};
 use std::collections::BTreeMap;
@@ -58,7 +57,7 @@ pub async fn run(args: TaskArgs) -> Result<crate::error::Exit, AgentError> {
         "reduce" => Stage::Reduce,
         _ => Stage::Map,
     };
-    let aws = Aws::load(None, None).await?;
+    let aws = crate::aws::Access::default().load().await?;
     let s3 = aws.s3();
     let target = Target {
         s3: &s3,

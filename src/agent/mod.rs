@@ -17,7 +17,7 @@ pub mod direct;
 pub mod outputs;
 mod work;
 
-use crate::aws::{self, Aws, AwsError, retrying};
+use crate::aws::{self, AwsError, retrying};
 use crate::wire::{Outcome, TaskResult, cancel_key, result_key, results_prefix};
 use aws_sdk_sqs::types::MessageSystemAttributeName;
 use child::Done;
@@ -108,7 +108,7 @@ pub async fn run(args: AgentArgs) -> Result<(), AgentError> {
         serde_json::from_str(&args.entrypoint).map_err(|_| AgentError::Argv("--entrypoint"))?;
     let default_command: Vec<String> = serde_json::from_str(&args.default_command)
         .map_err(|_| AgentError::Argv("--default-command"))?;
-    let aws = Aws::load(None, None).await?;
+    let aws = crate::aws::Access::default().load().await?;
     let sqs = aws.sqs();
     let (visibility, max_receives) = queue_settings(&sqs, &args).await?;
     let http = reqwest::Client::new();

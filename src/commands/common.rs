@@ -1,7 +1,7 @@
 //! What the commands share: the job in the current folder, the state directory, AWS access
 //! (flags, then `[aws]` in jobrun.toml, then the standard chain) and the run a command names.
 
-use crate::cli::{AwsArgs, RunArg};
+use crate::cli::RunArg;
 use crate::config::{self, Job, Overrides, TargetKind};
 use crate::error::Result;
 use crate::record::RunRecord;
@@ -30,18 +30,13 @@ pub fn open_store() -> Result<Store> {
     Ok(Store::open(Store::default_root())?)
 }
 
-/// The AWS profile and region a command uses: its flags, then `[aws]` in jobrun.toml (the
-/// standard chain decides what both leave open).
-pub fn aws_choice(job: &Job, args: &AwsArgs) -> (Option<String>, Option<String>) {
-    (
-        args.profile.clone().or(job.aws.profile.clone()),
-        args.region.clone().or(job.aws.region.clone()),
-    )
+/// The AWS profile and region a command uses for the job (see [`crate::aws::Access`]).
+pub fn access(job: &Job) -> crate::aws::Access {
+    crate::aws::Access::for_job(job.aws.profile.as_deref(), job.aws.region.as_deref())
 }
 
-pub async fn load_aws(job: &Job, args: &AwsArgs) -> Result<crate::aws::Aws> {
-    let (profile, region) = aws_choice(job, args);
-    Ok(crate::aws::Aws::load(profile.as_deref(), region.as_deref()).await?)
+pub async fn load_aws(job: &Job) -> Result<crate::aws::Aws> {
+    Ok(access(job).load().await?)
 }
 
 /// How often a watch looks (`JOBRUN_POLL_INTERVAL`, for tests and impatient people).
@@ -87,7 +82,7 @@ async fn fetch_remote(
     let Some(job) = current_job(file).filter(|j| j.target == TargetKind::Ecs) else {
         return Ok(None);
     };
-    let aws = load_aws(&job, &AwsArgs::default()).await?;
+    let aws = load_aws(&job).await?;
     let bucket = match crate::state::load_outputs(store, &job.name) {
         Some(o) => o.site.bucket,
         None => crate::infra::Names::new(&job, &aws.account().await?, &aws.region()).bucket,

@@ -1,7 +1,7 @@
 //! `build`, `push` and `images`: the job's image, built with the Docker engine, pushed by digest,
 //! and recorded with the job (`jobs/<job>/images.json`) so `up` and `submit` use exactly it.
 
-use super::common::{aws_choice, load_job, open_store};
+use super::common::{access, load_job, open_store};
 use crate::cli::{AwsArgs, BuildArgs, PushArgs};
 use crate::config::{Job, Overrides};
 use crate::engine::Engine;
@@ -110,10 +110,8 @@ pub async fn push_latest(
     aws: &AwsArgs,
     ui: &Ui,
 ) -> Result<image::push::Pushed> {
-    let (profile, region) = aws_choice(job, aws);
     let opts = image::push::AwsOptions {
-        profile,
-        region,
+        access: access(job),
         update_repository: aws.update_repository,
     };
     Ok(image::push::push(job, engine, store, &opts, ui).await?)

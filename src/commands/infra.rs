@@ -22,7 +22,7 @@ pub async fn up(
 ) -> Result<Exit> {
     let job = load_job(file, &args.overrides, sub)?;
     let store = open_store()?;
-    let aws = load_aws(&job, &args.aws).await?;
+    let aws = load_aws(&job).await?;
     let report = converge(&job, &aws, &store, args.dry_run).await?;
     ui.emit(&report);
     Ok(Exit::Ok)
@@ -53,7 +53,7 @@ pub async fn converge(job: &Job, aws: &Aws, store: &Store, dry_run: bool) -> Res
 /// `jobrun iam-policy`: what the caller needs, for the job's names in this account and region.
 pub async fn iam_policy(file: Option<&Path>, args: &IamPolicyArgs, ui: &Ui) -> Result<Exit> {
     let job = load_job(file, &Overrides::default(), None)?;
-    let aws = load_aws(&job, &args.aws).await?;
+    let aws = load_aws(&job).await?;
     let needs = match args.needs.as_slice() {
         [] => crate::infra::caller::Needs::ALL.to_vec(),
         some => some.to_vec(),
@@ -79,7 +79,7 @@ pub async fn down(file: Option<&Path>, args: &DownArgs, ui: &Ui) -> Result<Exit>
                 .hint("run it with --yes"),
         );
     }
-    let aws = load_aws(&job, &args.aws).await?;
+    let aws = load_aws(&job).await?;
     let yes = args.yes;
     let report = crate::infra::down(&job, &aws, |changes| yes || confirm(changes)).await?;
     ui.emit(&report);

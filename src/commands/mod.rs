@@ -22,6 +22,10 @@ use clap::ArgMatches;
 
 pub async fn run(cli: Cli, matches: &ArgMatches) -> Result<Exit> {
     let ui = crate::ui::Ui::new(cli.output);
+    crate::aws::Access::set_flags(crate::aws::Access {
+        profile: cli.profile.clone(),
+        region: cli.region.clone(),
+    });
     let sub = matches.subcommand().map(|(_, m)| m);
     let file = cli.file.as_deref();
     if cli.output == crate::ui::OutputFormat::Csv && !matches!(cli.command, Command::Results(_)) {

@@ -88,14 +88,14 @@ fn check(file: Option<&Path>, args: &ScheduleAddArgs) -> Result<Checked> {
 async fn add(file: Option<&Path>, args: &ScheduleAddArgs, ui: &Ui) -> Result<Exit> {
     let c = check(file, args)?;
     let job = &c.job;
-    let aws = load_aws(job, &args.aws).await?;
+    let aws = load_aws(job).await?;
     let store = open_store()?;
     let outputs = super::submit::current_outputs(job, &store, &aws)?;
     let engine = Engine::connect().await?;
     let built = bundle::build(job, &engine, &store, ui).await?;
     let reference = match args.dry_run {
         true => format!("{}:{} (to be pushed)", job.name, built.tag),
-        false => push_dispatcher(job, &engine, &store, &args.aws, &built, ui).await?,
+        false => push_dispatcher(job, &engine, &store, &built, ui).await?,
     };
     let image = DispatcherImage {
         reference: reference.clone(),
@@ -155,14 +155,11 @@ async fn push_dispatcher(
     job: &Job,
     engine: &Engine,
     store: &crate::store::Store,
-    args: &AwsArgs,
     built: &bundle::Built,
     ui: &Ui,
 ) -> Result<String> {
-    let (profile, region) = super::common::aws_choice(job, args);
     let opts = AwsOptions {
-        profile,
-        region,
+        access: super::common::access(job),
         update_repository: false,
     };
     let tags = [built.tag.clone()];
@@ -243,9 +240,9 @@ async fn find(aws: &Aws, group: &str, job: &str, name: &str) -> Result<Found> {
     Ok(Found { got, stored })
 }
 
-async fn list(file: Option<&Path>, args: &ScheduleListArgs, ui: &Ui) -> Result<Exit> {
+async fn list(file: Option<&Path>, _: &ScheduleListArgs, ui: &Ui) -> Result<Exit> {
     let job = ecs_job(file)?;
-    let aws = load_aws(&job, &args.aws).await?;
+    let aws = load_aws(&job).await?;
     let at = dispatcher::where_of(&job, &aws).await?;
     let mut schedules = vec![];
     let mut fires = None;
@@ -327,7 +324,7 @@ fn line(name: &str, found: Found, fires: &[LastFire]) -> ScheduleLine {
 /// The job, AWS, its schedule group and the named schedule.
 async fn named(file: Option<&Path>, args: &ScheduleNameArgs) -> Result<(Aws, String, Found)> {
     let job = ecs_job(file)?;
-    let aws = load_aws(&job, &args.aws).await?;
+    let aws = load_aws(&job).await?;
     let group = dispatcher::where_of(&job, &aws).await?.group;
     let found = find(&aws, &group, &job.name, &args.name).await?;
     Ok((aws, group, found))
@@ -470,7 +467,7 @@ pub async fn dispatch(args: DispatchArgs, ui: &Ui) -> Result<Exit> {
         .with_timezone(&chrono::Utc)
         .format("%Y-%m-%dT%H:%M:%SZ")
         .to_string();
-    let aws = Aws::load(None, None).await?;
+    let aws = crate::aws::Access::default().load().await?;
     let stored: Stored = aws::get_json(&aws.s3(), bucket, key)
         .await?
         .ok_or_else(|| bad("no such object"))?;

@@ -257,7 +257,7 @@ async fn submit_ecs(job: Job, at: Submit<'_>, ui: &Ui) -> Result<Exit> {
         Some(_) => vec![],
         None => planned(&job, args, run_id)?,
     };
-    let aws = load_aws(&job, &args.aws).await?;
+    let aws = load_aws(&job).await?;
     let tasks = match &args.from_s3 {
         Some(url) => from_s3(&job, &aws, url, run_id).await?,
         None => planned_tasks,
@@ -290,7 +290,7 @@ async fn submit_ecs(job: Job, at: Submit<'_>, ui: &Ui) -> Result<Exit> {
             .unwrap_or_else(|| outputs.image.clone()),
         platform: job.image.platform.to_string(),
     };
-    let place = ecs_place(&job, &outputs, args, run_id)?;
+    let place = ecs_place(&job, &outputs, run_id)?;
     let mut rec = new_record(&job, run_id, place, image, tasks);
     rec.settings.dispatched = args.scheduled;
     if let Some(exit) = super::estimate::before_start(&job, &rec, args, store, ui)? {
@@ -349,10 +349,10 @@ pub(super) fn current_outputs(job: &Job, store: &Store, aws: &Aws) -> Result<Out
 }
 
 /// Where an ECS run's tasks go: direct, or through the job's queue.
-fn ecs_place(job: &Job, outputs: &Outputs, args: &SubmitArgs, run_id: &str) -> Result<Place> {
+fn ecs_place(job: &Job, outputs: &Outputs, run_id: &str) -> Result<Place> {
     let ecs = EcsRun {
         site: outputs.site.clone(),
-        profile: args.aws.profile.clone().or(job.aws.profile.clone()),
+        profile: super::common::access(&job).profile,
         started_by: crate::dispatch::ecs::started_by(run_id),
         capacity: job.ecs.capacity.clone(),
         rates: job.ecs.rates.clone(),

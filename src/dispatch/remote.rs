@@ -17,14 +17,12 @@ pub enum RemoteError {
     RemoteExists(String),
 }
 
-/// AWS access for a run on ECS: its region, and the profile it was submitted with unless
-/// `AWS_PROFILE` is set.
+/// AWS access for a run on ECS: its region, and `--profile`, else the profile it was submitted
+/// with (see [`aws::Access`]).
 pub async fn aws_for(run: &EcsRun) -> Result<Aws, AwsError> {
-    let profile = match std::env::var("AWS_PROFILE") {
-        Ok(p) if !p.is_empty() => None,
-        _ => run.profile.clone(),
-    };
-    Aws::load(profile.as_deref(), Some(&run.site.region)).await
+    aws::Access::in_region(run.profile.as_deref(), &run.site.region)
+        .load()
+        .await
 }
 
 /// One run on AWS as both dispatchers hold it.

@@ -56,8 +56,7 @@ pub enum PushError {
 /// AWS settings from the command line.
 #[derive(Debug, Clone, Default)]
 pub struct AwsOptions {
-    pub profile: Option<String>,
-    pub region: Option<String>,
+    pub access: crate::aws::Access,
     /// Apply scan-on-push and the lifecycle policy to an ECR repository that already exists.
     pub update_repository: bool,
 }
@@ -127,8 +126,7 @@ async fn destination(
             scan_on_push,
             registry_endpoint,
         } => {
-            let aws_ctx =
-                crate::aws::Aws::load(aws.profile.as_deref(), aws.region.as_deref()).await?;
+            let aws_ctx = aws.access.load().await?;
             let name = crate::config::ecr_repository_name(repository_prefix, &job.name);
             let repo = super::ecr::ensure_repository(
                 &aws_ctx,

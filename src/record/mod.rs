@@ -94,7 +94,8 @@ pub struct ReduceSettings {
 pub struct EcsRun {
     #[serde(flatten)]
     pub site: EcsSite,
-    /// The AWS profile used at submit (a name, never a secret); `AWS_PROFILE` wins over it.
+    /// The AWS profile used at submit (a name, never a secret); `--profile` wins over it,
+    /// and it over `AWS_PROFILE` (see `aws::Access`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub profile: Option<String>,
     /// `startedBy` on every task (≤ 36 characters: the run id, or a digest of a longer one).

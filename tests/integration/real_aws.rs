@@ -590,3 +590,83 @@ fn what_iam_policy_for_schedule_prints_is_enough_to_add_a_schedule() {
     }
     moto.enforce_iam(false);
 }
+
+/// A profile-only machine: `ml` has credentials, `nocreds` (what the shell's AWS_PROFILE names)
+/// has none. Returns the folder holding the two files; `on` puts a command on it.
+fn profiles() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("config"),
+        "[profile ml]\nregion = us-east-1\n[profile nocreds]\nregion = us-east-1\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("credentials"),
+        "[ml]\naws_access_key_id = test\naws_secret_access_key = test\n",
+    )
+    .unwrap();
+    dir
+}
+
+fn on(mut c: std::process::Command, dir: &std::path::Path) -> Value {
+    c.env("AWS_CONFIG_FILE", dir.join("config"))
+        .env("AWS_SHARED_CREDENTIALS_FILE", dir.join("credentials"))
+        .env("AWS_PROFILE", "nocreds")
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY");
+    let out = c.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    json!({"status": out.status.code(), "stdout": stdout, "stderr": stderr})
+}
+
+fn last_event(r: &Value) -> Value {
+    let stdout = r["stdout"].as_str().unwrap();
+    serde_json::from_str(stdout.lines().last().unwrap_or("null")).unwrap()
+}
+
+/// Item 10: one rule picks the identity for all a command does — `--profile`, then the job's
+/// `[aws] profile` (or the one its run recorded), then AWS_PROFILE — so a shell's AWS_PROFILE
+/// never takes over half way (the run's watch and the command used to choose differently), and
+/// `watch` takes `--profile` like the commands that make things.
+#[test]
+fn one_rule_picks_the_profile_for_a_command_and_its_run() {
+    let moto = services::moto();
+    let t = crate::ecs::fargate_job(moto, "");
+    let dir = profiles();
+
+    // Submitted with the environment's keys (no profile recorded), watched from another
+    // machine that has only the `ml` profile: --profile decides, for the fetch and the watch.
+    let run = t.submit_detached(&[json!({"a": 1})]);
+    let other = tempfile::tempdir().unwrap();
+    let mut watch = t.command(&["watch", &run, "-o", "json"]);
+    watch.env("JOBRUN_STATE_DIR", other.path());
+    let r = on(watch, dir.path());
+    assert_eq!(
+        r["status"], 2,
+        "AWS_PROFILE=nocreds decides when nothing else says: {r}"
+    );
+    assert!(
+        r["stderr"].as_str().unwrap().contains("no AWS credentials"),
+        "{r}"
+    );
+    let mut watch = t.command(&["watch", &run, "--profile", "ml", "-o", "json"]);
+    watch.env("JOBRUN_STATE_DIR", other.path());
+    let r = on(watch, dir.path());
+    assert_eq!(r["status"], 0, "{r}");
+    assert_eq!(last_event(&r)["succeeded"], 1, "{r}");
+
+    // The job names its profile: submit and the watch it runs both act as `ml`, whatever
+    // AWS_PROFILE says; the run records it, so a later status of it needs no flag.
+    let toml = std::fs::read_to_string(t.dir.path().join("jobrun.toml")).unwrap();
+    t.write("jobrun.toml", &format!("{toml}\n[aws]\nprofile = \"ml\"\n"));
+    let r = on(
+        t.command(&["submit", "--configs", "2", "-o", "json"]),
+        dir.path(),
+    );
+    assert_eq!(r["status"], 0, "{r}");
+    let summary = last_event(&r);
+    assert_eq!(summary["succeeded"], 2, "{r}");
+    let run = summary["run_id"].as_str().unwrap().to_string();
+    assert_eq!(t.record(&run)["ecs"]["profile"], "ml");
+}
