@@ -15,6 +15,7 @@ use crate::config::{self, Job, Overlap, Overrides, TargetKind};
 use crate::engine::Engine;
 use crate::error::{Exit, Failure, Result};
 use crate::image::dispatcher as bundle;
+use crate::image::keep;
 use crate::image::push::{AwsOptions, push_image};
 use crate::infra::dispatcher::{self, Delivery, DispatcherImage, ScheduleDef};
 use crate::report::schedules::{Added, LastFire, ScheduleDone, ScheduleLine, ScheduleList};
@@ -119,6 +120,9 @@ async fn add(file: Option<&Path>, args: &ScheduleAddArgs, ui: &Ui) -> Result<Exi
         dispatcher_image: reference.clone(),
         made_at: chrono::Utc::now(),
     };
+    if !args.dry_run {
+        pin_images(job, &store, &outputs.image, &reference, &args.name, ui).await?;
+    }
     let made = match args.dry_run {
         true => false,
         false => store_and_schedule(&aws, &stored, &c.expression, &side, &outputs).await?,
@@ -151,6 +155,15 @@ fn ecs_arch(platform: &str) -> &'static str {
     }
 }
 
+/// Pushing and reading the job's registry from a schedule command: the command's AWS access,
+/// an existing repository left as it is.
+fn registry_access(job: &Job) -> AwsOptions {
+    AwsOptions {
+        access: super::common::access(job),
+        update_repository: false,
+    }
+}
+
 async fn push_dispatcher(
     job: &Job,
     engine: &Engine,
@@ -158,13 +171,32 @@ async fn push_dispatcher(
     built: &bundle::Built,
     ui: &Ui,
 ) -> Result<String> {
-    let opts = AwsOptions {
-        access: super::common::access(job),
-        update_repository: false,
-    };
     let tags = [built.tag.clone()];
+    let opts = registry_access(job);
     let sent = push_image(job, engine, store, &opts, ui, &built.image_id, &tags).await?;
     Ok(sent.reference())
+}
+
+/// Keeps the two images a schedule fires with out of reach of the repository's lifecycle
+/// policy, before the schedule exists (see `image::keep`).
+async fn pin_images(
+    job: &Job,
+    store: &crate::store::Store,
+    job_image: &str,
+    dispatcher_image: &str,
+    name: &str,
+    ui: &Ui,
+) -> Result<()> {
+    let [job_tag, dispatcher_tag] = keep::tags(name);
+    let pins = [(job_image, job_tag), (dispatcher_image, dispatcher_tag)];
+    let kept = keep::pin(job, store, &registry_access(job), ui, &pins).await?;
+    if kept == Some(crate::image::ecr::Keeping::Foreign) {
+        ui.note(&format!(
+            "the ECR repository's lifecycle policy is not jobrun's: make sure it never expires images tagged {}*, or this schedule's fires cannot pull their images",
+            crate::image::ecr::KEEP_PREFIX
+        ));
+    }
+    Ok(())
 }
 
 /// The next version number of a schedule's stored definition.
@@ -244,16 +276,22 @@ async fn list(file: Option<&Path>, _: &ScheduleListArgs, ui: &Ui) -> Result<Exit
     let job = ecs_job(file)?;
     let aws = load_aws(&job).await?;
     let at = dispatcher::where_of(&job, &aws).await?;
+    let store = open_store()?;
     let mut schedules = vec![];
     let mut fires = None;
     for name in dispatcher::list(&aws, &at.group).await? {
         let found = find(&aws, &at.group, &job.name, &name).await?;
-        if fires.is_none()
-            && let Some(s) = &found.stored
-        {
-            fires = Some(recent_fires(&aws, &s.outputs.site.bucket, &job.name).await?);
+        let mut gone = vec![];
+        if let Some(s) = &found.stored {
+            if fires.is_none() {
+                fires = Some(recent_fires(&aws, &s.outputs.site.bucket, &job.name).await?);
+            }
+            let pinned = [s.outputs.image.as_str(), s.dispatcher_image.as_str()];
+            gone = keep::gone(&job, &store, &registry_access(&job), &pinned).await?;
         }
-        schedules.push(line(&name, found, fires.as_deref().unwrap_or_default()));
+        let mut line = line(&name, found, fires.as_deref().unwrap_or_default());
+        line.images_gone = gone;
+        schedules.push(line);
     }
     ui.emit(&ScheduleList {
         job: job.name.clone(),
@@ -318,6 +356,7 @@ fn line(name: &str, found: Found, fires: &[LastFire]) -> ScheduleLine {
         state: if enabled { "enabled" } else { "paused" }.into(),
         tasks: stored.map(|s| s.configs.len()),
         last_fire,
+        images_gone: vec![],
     }
 }
 
@@ -352,6 +391,8 @@ async fn set_state(
 async fn rm(file: Option<&Path>, args: &ScheduleNameArgs, ui: &Ui) -> Result<Exit> {
     let (aws, group, _) = named(file, args).await?;
     dispatcher::delete_schedule(&aws, &group, &args.name).await?;
+    let job = ecs_job(file)?;
+    keep::release(&job, &registry_access(&job), &args.name).await?;
     ui.emit(&ScheduleDone {
         name: args.name.clone(),
         done: "deleted (its runs stay; `jobrun down` removes the rest)".into(),

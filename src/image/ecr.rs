@@ -30,17 +30,134 @@ pub struct Repository {
     pub updated: bool,
 }
 
-/// The lifecycle policy of a repository jobrun creates: keep the newest `keep` images.
+/// The tag prefix of the images a schedule pinned: jobrun's lifecycle policy never expires an
+/// image that carries one (see [`lifecycle_policy`]).
+pub const KEEP_PREFIX: &str = "jobrun-keep-";
+
+/// The lifecycle policy of a repository jobrun creates: images tagged `jobrun-keep-…` stay (up
+/// to 9,999 of them); of the rest, the newest `keep` stay. ECR applies rules by priority, and
+/// an image that matches the tagging requirements of a rule is never expired by a rule of lower
+/// priority; the `any` rule must have the highest `rulePriority` (ECR User Guide, "How lifecycle
+/// policies work" and "Lifecycle policy properties",
+/// https://docs.aws.amazon.com/AmazonECR/latest/userguide/LifecyclePolicies.html).
 pub fn lifecycle_policy(keep: u32) -> String {
     serde_json::json!({
         "rules": [{
             "rulePriority": 1,
+            "description": "jobrun: keep the images schedules use",
+            "selection": {
+                "tagStatus": "tagged",
+                "tagPrefixList": [KEEP_PREFIX],
+                "countType": "imageCountMoreThan",
+                "countNumber": 9999
+            },
+            "action": { "type": "expire" }
+        }, {
+            "rulePriority": 2,
             "description": format!("jobrun: keep the last {keep} images"),
             "selection": { "tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": keep },
             "action": { "type": "expire" }
         }]
     })
     .to_string()
+}
+
+/// What a repository's lifecycle policy does to the images a schedule pinned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keeping {
+    /// jobrun's policy, which keeps them (brought up to date when an older jobrun wrote it).
+    Kept,
+    /// No lifecycle policy: nothing expires.
+    NoPolicy,
+    /// A policy of someone else's, which may expire them.
+    Foreign,
+}
+
+/// Of a policy text: the count its `any` rule keeps when every rule is jobrun's (described
+/// "jobrun: …"), as this jobrun and older ones write it.
+fn jobruns_keep(text: &str) -> Option<u32> {
+    let doc: serde_json::Value = serde_json::from_str(text).ok()?;
+    let rules = doc["rules"].as_array()?;
+    let all_ours = rules.iter().all(|r| {
+        r["description"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("jobrun:"))
+    });
+    let any = rules
+        .iter()
+        .find(|r| r["selection"]["tagStatus"] == "any")?;
+    match all_ours {
+        true => any["selection"]["countNumber"].as_u64().map(|n| n as u32),
+        false => None,
+    }
+}
+
+/// Makes sure the repository's lifecycle policy keeps `jobrun-keep-` images: jobrun's own
+/// policy of an older jobrun (one rule) is replaced by today's with the same count; someone
+/// else's is left alone and reported. GetLifecyclePolicy answers
+/// LifecyclePolicyNotFoundException when there is none (ECR API Reference, GetLifecyclePolicy).
+pub async fn keep_pinned(aws: &Aws, name: &str) -> Result<Keeping, EcrError> {
+    let got = aws
+        .ecr()
+        .get_lifecycle_policy()
+        .repository_name(name)
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("GetLifecyclePolicy", e));
+    let text = match crate::aws::found(got, &["LifecyclePolicyNotFoundException"])? {
+        None => return Ok(Keeping::NoPolicy),
+        Some(out) => out.lifecycle_policy_text().unwrap_or_default().to_string(),
+    };
+    let Some(keep) = jobruns_keep(&text) else {
+        return Ok(Keeping::Foreign);
+    };
+    let same = |a: &str, b: &str| {
+        serde_json::from_str::<serde_json::Value>(a).ok()
+            == serde_json::from_str::<serde_json::Value>(b).ok()
+    };
+    if !same(&text, &lifecycle_policy(keep)) {
+        put_lifecycle(aws, name, keep).await?;
+    }
+    Ok(Keeping::Kept)
+}
+
+/// Takes `jobrun-keep-` tags off (a schedule removed). BatchDeleteImage by tag removes the tag
+/// and deletes the image only with its last tag — a pinned image keeps its content tag — and
+/// answers 200 with per-entry `failures`; ImageNotFound means the tag is gone already (ECR API
+/// Reference, BatchDeleteImage).
+pub async fn release(aws: &Aws, name: &str, tags: &[String]) -> Result<(), EcrError> {
+    let ids = tags
+        .iter()
+        .map(|t| {
+            aws_sdk_ecr::types::ImageIdentifier::builder()
+                .image_tag(t)
+                .build()
+        })
+        .collect::<Vec<_>>();
+    let out = aws
+        .ecr()
+        .batch_delete_image()
+        .repository_name(name)
+        .set_image_ids(Some(ids))
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("BatchDeleteImage", e))?;
+    let failed = out
+        .failures()
+        .iter()
+        .find(|f| f.failure_code() != Some(&aws_sdk_ecr::types::ImageFailureCode::ImageNotFound));
+    match failed {
+        Some(f) => Err(AwsError::Service {
+            operation: "BatchDeleteImage",
+            code: f
+                .failure_code()
+                .map(|c| c.as_str().to_string())
+                .unwrap_or_default(),
+            message: f.failure_reason().unwrap_or_default().to_string(),
+        }
+        .into()),
+        None => Ok(()),
+    }
 }
 
 /// Describes the repository; creates it (scan on push, AES-256 encryption, tags, lifecycle
@@ -294,9 +411,26 @@ mod tests {
     }
 
     #[test]
-    fn lifecycle_policy_keeps_n() {
+    fn lifecycle_policy_keeps_pinned_images_then_the_newest_n() {
         let v: serde_json::Value = serde_json::from_str(&lifecycle_policy(7)).unwrap();
-        assert_eq!(v["rules"][0]["selection"]["countNumber"], 7);
-        assert_eq!(v["rules"][0]["action"]["type"], "expire");
+        let keep = &v["rules"][0];
+        assert_eq!(keep["rulePriority"], 1);
+        assert_eq!(keep["selection"]["tagStatus"], "tagged");
+        assert_eq!(keep["selection"]["tagPrefixList"][0], KEEP_PREFIX);
+        // The `any` rule comes last, as ECR demands.
+        assert_eq!(v["rules"][1]["rulePriority"], 2);
+        assert_eq!(v["rules"][1]["selection"]["tagStatus"], "any");
+        assert_eq!(v["rules"][1]["selection"]["countNumber"], 7);
+        assert_eq!(v["rules"][1]["action"]["type"], "expire");
+    }
+
+    #[test]
+    fn an_older_jobruns_policy_is_recognised_with_its_count_and_a_foreign_one_is_not() {
+        let old = r#"{"rules":[{"rulePriority":1,"description":"jobrun: keep the last 5 images","selection":{"tagStatus":"any","countType":"imageCountMoreThan","countNumber":5},"action":{"type":"expire"}}]}"#;
+        assert_eq!(jobruns_keep(old), Some(5));
+        assert_eq!(jobruns_keep(&lifecycle_policy(9)), Some(9));
+        let foreign = old.replace("jobrun: keep", "ours: keep");
+        assert_eq!(jobruns_keep(&foreign), None);
+        assert_eq!(jobruns_keep("not json"), None);
     }
 }

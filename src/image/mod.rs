@@ -8,6 +8,7 @@ pub mod context;
 pub mod dispatcher;
 pub mod dockerignore;
 pub mod ecr;
+pub mod keep;
 pub mod push;
 pub mod records;
 

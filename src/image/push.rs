@@ -93,13 +93,13 @@ impl std::fmt::Display for Pushed {
 }
 
 /// Where the push goes, resolved (and for ECR, made to exist) before any upload.
-struct Destination {
-    registry: Registry,
-    repository: String,
+pub(super) struct Destination {
+    pub(super) registry: Registry,
+    pub(super) repository: String,
     created: bool,
 }
 
-async fn destination(
+pub(super) async fn destination(
     job: &Job,
     store: &Store,
     aws: &AwsOptions,

@@ -76,6 +76,8 @@ pub struct ScheduleLine {
     pub tasks: Option<usize>,
     /// The newest fire: the run it made, or the skip (overlap = skip) with its reason.
     pub last_fire: Option<LastFire>,
+    /// Images the schedule fires with that the registry no longer has: every fire fails.
+    pub images_gone: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -124,6 +126,13 @@ impl fmt::Display for ScheduleList {
                 "{:<16} {:<26} {:<16} {:<20} {:<8} {last}",
                 s.name, s.when, s.timezone, next, s.state
             )?;
+            for image in &s.images_gone {
+                write!(
+                    f,
+                    "\n  warning: its image {image} is gone from the registry, so every fire fails to start; `jobrun schedule add {}` again pins the current images",
+                    s.name
+                )?;
+            }
             if i + 1 < self.schedules.len() {
                 writeln!(f)?;
             }

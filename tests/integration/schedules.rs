@@ -421,3 +421,101 @@ fn a_schedule_add_right_after_down_waits_for_the_deleting_group() {
     );
     assert!(get_schedule(&moto, &t.name, "weekly").is_ok());
 }
+
+/// `build --push` of the job; returns the pushed digest.
+fn push_digest(t: &Test) -> String {
+    let b = t.run(&["build", "--push", "-o", "json"]);
+    assert_eq!(b.status, 0, "build --push: {}", b.stderr);
+    b.json()["digest"].as_str().unwrap().to_string()
+}
+
+/// `build --push` of a new image of the job (one more file in it); returns its digest.
+fn push_another(t: &Test, version: &str) -> String {
+    t.write("v", version);
+    t.write("Dockerfile", "FROM scratch\nCOPY task /task\nCOPY v /v\n");
+    push_digest(t)
+}
+
+/// Real AWS part 2, item 2: ECR's lifecycle policy (keep the newest `keep_images`) would expire
+/// the two images a schedule fires with — its job image and the dispatcher image — after newer
+/// pushes, and every fire would stop with CannotPullContainerError. They carry the schedule's
+/// keep tag, which jobrun's policy never expires (ECR's rule priorities, played by
+/// tests/moto/ecr_lifecycle.py on the registry's images), while other old images go; `schedule
+/// list` says when a pinned image is gone anyway.
+#[test]
+fn the_images_a_schedule_fires_with_outlive_the_lifecycle_policy() {
+    let moto = services::moto();
+    let reg = services::own_registry();
+    let t = Test::ecs_task(&format!(
+        "[ecr]\nregistry_endpoint = \"{}\"\nkeep_images = 1\n",
+        reg.host()
+    ))
+    .envs(services::moto_env_for(moto))
+    .jobrun(crate::harness::stripped_jobrun());
+    let job_image = push_digest(&t);
+    let up = t.run(&["up"]);
+    assert_eq!(up.status, 0, "up: {}", up.stderr);
+    let add = t.run(&[
+        "schedule",
+        "add",
+        "weekly",
+        "--cron",
+        "0 6 * * MON",
+        "-c",
+        "1",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(add.status, 0, "{}", add.stderr);
+    let dispatcher = add.json()["dispatcher_image"].as_str().unwrap().to_string();
+    let listed = t.run(&["schedule", "list", "-o", "json"]);
+    assert_eq!(listed.status, 0, "{}", listed.stderr);
+    assert_eq!(listed.json()["schedules"][0]["images_gone"], json!([]));
+
+    let second = push_another(&t, "2");
+    push_another(&t, "3");
+    let repository = format!("jobrun/{}", t.name);
+    let expired = services::expire_ecr(moto, &reg, &repository);
+    let digest = |r: &str| r.rsplit('@').next().unwrap().to_string();
+    assert_eq!(
+        expired,
+        vec![second],
+        "only the image between (not pinned, not the newest) expires"
+    );
+    for pinned in [&job_image, &dispatcher] {
+        let path = format!("/v2/{repository}/manifests/{}", digest(pinned));
+        assert!(
+            services::registry_get(
+                &reg,
+                &path,
+                "application/vnd.docker.distribution.manifest.v2+json"
+            )
+            .is_ok(),
+            "{pinned} is still there"
+        );
+    }
+
+    // Gone anyway (deleted by hand): `schedule list` says so.
+    let del = ureq::delete(&format!(
+        "{}/v2/{repository}/manifests/{job_image}",
+        reg.url()
+    ))
+    .call()
+    .unwrap();
+    assert_eq!(del.status(), 202);
+    let listed = t.run(&["schedule", "list", "-o", "json"]);
+    assert_eq!(listed.status, 0, "{}", listed.stderr);
+    let gone = &listed.json()["schedules"][0]["images_gone"];
+    assert_eq!(gone.as_array().unwrap().len(), 1, "{gone}");
+    assert!(gone[0].as_str().unwrap().ends_with(&job_image), "{gone}");
+    let text = t.run(&["schedule", "list"]);
+    assert!(
+        text.stdout.contains("is gone from the registry"),
+        "{}",
+        text.stdout
+    );
+
+    // `schedule rm` takes the keep tags off again (BatchDeleteImage by tag).
+    let rm = t.run(&["schedule", "rm", "weekly"]);
+    assert_eq!(rm.status, 0, "{}", rm.stderr);
+}

@@ -161,7 +161,7 @@ fn registry(auth: bool) -> Service {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let mut config = format!(
-        "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+        "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
         dir.path().join("data").display()
     );
     if auth {
@@ -190,6 +190,44 @@ fn registry(auth: bool) -> Service {
 pub fn plain_registry() -> &'static Service {
     static S: OnceLock<Service> = OnceLock::new();
     S.get_or_init(|| registry(false))
+}
+
+/// A registry of the test's own (one whose images the test expires, say).
+pub fn own_registry() -> Service {
+    registry(false)
+}
+
+/// ECR's lifecycle policy run on a repository of the test world's ECR: the policy as moto holds
+/// it (GetLifecyclePolicy), the images in `registry` (tests/moto/ecr_lifecycle.py plays ECR's
+/// documented evaluation). Returns the digests it expired.
+pub fn expire_ecr(moto: &Service, registry: &Service, repository: &str) -> Vec<String> {
+    let got = json_call(
+        moto,
+        "ecr",
+        "AmazonEC2ContainerRegistry_V20150921.GetLifecyclePolicy",
+        serde_json::json!({"repositoryName": repository}),
+    )
+    .unwrap_or_else(|e| panic!("GetLifecyclePolicy {repository}: {e:?}"));
+    let policy = registry._dir.path().join("policy.json");
+    std::fs::write(&policy, got["lifecyclePolicyText"].as_str().unwrap()).unwrap();
+    let out = Command::new(python())
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/moto/ecr_lifecycle.py"
+        ))
+        .arg("--storage")
+        .arg(registry._dir.path().join("data"))
+        .args(["--registry", &registry.url(), "--repository", repository])
+        .arg("--policy")
+        .arg(&policy)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "ecr_lifecycle.py: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 pub fn auth_registry() -> &'static Service {
