@@ -37,37 +37,37 @@ bench-queue n="10000":
 
 # A static in-AWS jobrun for an image architecture (what `[image] agent.<arch>` points at)
 agent-amd64: release-x86_64
-    @echo "[image] agent = { amd64 = \"$PWD/target/x86_64-unknown-linux-musl/release/jobrun\" }"
+    @echo "[image] agent = { amd64 = \"$PWD/target/x86_64-unknown-linux-musl/agent/jobrun\" }"
 
 agent-arm64: release-aarch64
-    @echo "[image] agent = { arm64 = \"$PWD/target/aarch64-unknown-linux-musl/release/jobrun\" }"
+    @echo "[image] agent = { arm64 = \"$PWD/target/aarch64-unknown-linux-musl/agent/jobrun\" }"
 
 # Release binaries for Linux on both architectures, through `cross` (static: musl, the CA
-# roots built in, no NSS), on a release machine: this needs cross's images, so it cannot run
+# roots built in, no NSS; the size-optimised `agent` profile of Cargo.toml), on a release machine: this needs cross's images, so it cannot run
 # where nothing can be pulled.
 release-x86_64:
-    cross build --release --locked --target x86_64-unknown-linux-musl
+    cross build --profile agent --locked --target x86_64-unknown-linux-musl
 
 release-aarch64:
-    cross build --release --locked --target aarch64-unknown-linux-musl
+    cross build --profile agent --locked --target aarch64-unknown-linux-musl
 
 release: release-x86_64 release-aarch64
 
 # The release files: both static binaries and their SHA-256 checksums, in dist/
 release-files: release
     mkdir -p dist
-    cp target/x86_64-unknown-linux-musl/release/jobrun dist/jobrun-linux-amd64
-    cp target/aarch64-unknown-linux-musl/release/jobrun dist/jobrun-linux-arm64
+    cp target/x86_64-unknown-linux-musl/agent/jobrun dist/jobrun-linux-amd64
+    cp target/aarch64-unknown-linux-musl/agent/jobrun dist/jobrun-linux-arm64
     cd dist && sha256sum jobrun-linux-amd64 jobrun-linux-arm64 > SHA256SUMS
 
 # The multi-architecture agent image `jobrun build` pulls (an OCI index: linux/amd64 and
 # linux/arm64), e.g. `just agent-image public.ecr.aws/jobrun/agent:0.1.0` after a registry login
 agent-image ref: release
-    target/x86_64-unknown-linux-musl/release/jobrun agent-image {{ref}} \
-        --amd64 target/x86_64-unknown-linux-musl/release/jobrun \
-        --arm64 target/aarch64-unknown-linux-musl/release/jobrun
+    target/x86_64-unknown-linux-musl/agent/jobrun agent-image {{ref}} \
+        --amd64 target/x86_64-unknown-linux-musl/agent/jobrun \
+        --arm64 target/aarch64-unknown-linux-musl/agent/jobrun
 
 # A static jobrun for this x86_64 machine without a musl toolchain (glibc's static libc), to
 # measure its size or try it in a FROM-scratch image
 static-x86_64:
-    RUSTFLAGS='-C target-feature=+crt-static' cargo build --release --locked --target x86_64-unknown-linux-gnu
+    RUSTFLAGS='-C target-feature=+crt-static' cargo build --profile agent --locked --target x86_64-unknown-linux-gnu

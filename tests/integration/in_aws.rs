@@ -207,15 +207,25 @@ fn runs_on(base: Base) {
     let run = t.submit_detached(&[json!({})]);
     let td = o["queue"]["agent_task_definition"].as_str().unwrap();
     let (entry, env) = crate::ecs::container_of(moto, td);
+    // The worker speaks HTTPS, as to AWS: TLS must start in this image, which has no CA file
+    // of jobrun's (the test world's CA comes in as a private CA would, by AWS_CA_BUNDLE).
+    let https = services::tls_front(moto);
     let mut c = Command::new("docker");
     c.args(["run", "--rm", "--network", "host"]);
+    c.args(["-v", &format!("{}:/ca.pem:ro", https.ca_file().display())]);
     let pairs = services::moto_env_for(moto)
         .into_iter()
+        .filter(|(k, _)| *k != "AWS_ENDPOINT_URL")
         .map(|(k, v)| (k.to_string(), v));
     let env = env.into_iter().filter(|(k, _)| k != "JOBRUN_IDLE_EXIT");
     let more = [
         ("JOBRUN_IDLE_EXIT".to_string(), "2s".to_string()),
         ("AWS_EC2_METADATA_DISABLED".into(), "true".into()),
+        (
+            "AWS_ENDPOINT_URL".into(),
+            format!("https://{}", https.host()),
+        ),
+        ("AWS_CA_BUNDLE".into(), "/ca.pem".into()),
     ];
     for (k, v) in pairs.chain(env).chain(more) {
         c.args(["-e", &format!("{k}={v}")]);

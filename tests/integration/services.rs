@@ -51,6 +51,11 @@ impl Service {
             .unwrap();
     }
 
+    /// The CA certificate of a [`tls_front`].
+    pub fn ca_file(&self) -> PathBuf {
+        self._dir.path().join("ca.pem")
+    }
+
     pub fn host(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
@@ -133,10 +138,14 @@ fn start(
     let stdin = child.stdin.take().unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let ready = match ureq::get(&format!("http://127.0.0.1:{port}{ready_path}")).call() {
-            Ok(r) => r.status() < 500,
-            Err(ureq::Error::Status(code, _)) => code == 401,
-            Err(_) => false,
+        // A path to GET over HTTP, or `log:TEXT` for a server that says TEXT when it listens.
+        let ready = match ready_path.strip_prefix("log:") {
+            Some(text) => std::fs::read_to_string(&log).is_ok_and(|l| l.contains(text)),
+            None => match ureq::get(&format!("http://127.0.0.1:{port}{ready_path}")).call() {
+                Ok(r) => r.status() < 500,
+                Err(ureq::Error::Status(code, _)) => code == 401,
+                Err(_) => false,
+            },
         };
         if ready {
             break;
@@ -228,6 +237,24 @@ pub fn expire_ecr(moto: &Service, registry: &Service, repository: &str) -> Vec<S
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// HTTPS in front of `upstream` (tests/moto/tls_front.py) with a private CA of its own, for
+/// the jobrun inside an image: use `https://127.0.0.1:<port>` with AWS_CA_BUNDLE naming
+/// [`Service::ca_file`].
+pub fn tls_front(upstream: &Service) -> Service {
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/moto/tls_front.py").to_string(),
+        "--upstream-port".into(),
+        upstream.port.to_string(),
+        "--port".into(),
+        port.to_string(),
+        "--dir".into(),
+        dir.path().display().to_string(),
+    ];
+    start(python(), &args, dir, port, "log:ready")
 }
 
 pub fn auth_registry() -> &'static Service {
