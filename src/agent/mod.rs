@@ -210,9 +210,15 @@ impl Agent {
             self.visibility.as_secs(),
             self.max_receives
         ));
+        // Idle means SQS answered with nothing: a worker that never reached SQS in that time
+        // (no route, TLS that cannot start) fails with the last error instead of exiting 0.
+        let (mut reached, mut last_error): (bool, Option<AwsError>) = (false, None);
         loop {
             let left = self.args.idle_exit.saturating_sub(idle_since.elapsed());
             if left.is_zero() {
+                if let (false, Some(e)) = (reached, last_error) {
+                    return Err(e.into());
+                }
                 say(&format!(
                     "nothing to do for {}s: exiting",
                     self.args.idle_exit.as_secs()
@@ -239,10 +245,12 @@ impl Agent {
                 Err(e) if e.is_transient() => {
                     say(&format!("{e}; trying again"));
                     tokio::time::sleep(Duration::from_secs(1)).await;
+                    last_error = Some(e);
                     continue;
                 }
                 Err(e) => return Err(e.into()),
             };
+            reached = true;
             let Some(msg) = out.messages().first().cloned() else {
                 continue;
             };

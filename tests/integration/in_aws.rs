@@ -232,6 +232,19 @@ fn runs_on(base: Base) {
     }
     c.args(["--entrypoint", &entry[0], &image])
         .args(&entry[1..]);
+    // Without the CA (an empty AWS_CA_BUNDLE) it cannot reach SQS: it fails, never "nothing
+    // to do".
+    let mut untrusting = Command::new("docker");
+    untrusting.args(c.get_args().map(|a| match a == "AWS_CA_BUNDLE=/ca.pem" {
+        true => std::ffi::OsStr::new("AWS_CA_BUNDLE="),
+        false => a,
+    }));
+    let refused = untrusting.output().unwrap();
+    assert!(
+        !refused.status.success(),
+        "{base:?}: a worker that never reached SQS exited 0: {}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
     let worker = c.output().unwrap();
     let said = format!(
         "{}{}",
