@@ -352,7 +352,7 @@ pub(super) fn current_outputs(job: &Job, store: &Store, aws: &Aws) -> Result<Out
 fn ecs_place(job: &Job, outputs: &Outputs, run_id: &str) -> Result<Place> {
     let ecs = EcsRun {
         site: outputs.site.clone(),
-        profile: super::common::access(&job).profile,
+        profile: super::common::access(job).profile,
         started_by: crate::dispatch::ecs::started_by(run_id),
         capacity: job.ecs.capacity.clone(),
         rates: job.ecs.rates.clone(),
