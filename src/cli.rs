@@ -371,9 +371,9 @@ pub struct RunsArgs {
     /// How many runs to show
     #[arg(long, short = 'n', default_value_t = 20)]
     pub limit: usize,
-    /// Only runs in this state: running, cancelling, succeeded, failed, cancelled, skipped
-    #[arg(long)]
-    pub state: Option<String>,
+    /// Only runs in this state
+    #[arg(long, value_enum)]
+    pub state: Option<crate::record::RunState>,
     /// Only runs made since: a duration back from now (7d, 12h) or a date (2026-11-30)
     #[arg(long)]
     pub since: Option<String>,

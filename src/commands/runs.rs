@@ -86,7 +86,7 @@ fn unreadable_line(u: crate::store::Unreadable) -> RunLine {
         run_id: u.run_id,
         job: u.job.unwrap_or_default(),
         target: String::new(),
-        state: "unreadable".into(),
+        state: crate::record::RunState::Unreadable,
         total: 0,
         succeeded: 0,
         failed: 0,
@@ -102,7 +102,7 @@ fn skipped_line(s: crate::claim::Skipped) -> RunLine {
         run_id: "-".into(),
         job: s.job,
         target: String::new(),
-        state: "skipped".into(),
+        state: crate::record::RunState::Skipped,
         total: 0,
         succeeded: 0,
         failed: 0,
@@ -207,7 +207,7 @@ pub fn list(file: Option<&Path>, args: RunsArgs, ui: &Ui) -> Result<Exit> {
         Some(s) => Some(since(s)?),
         None => None,
     };
-    let wanted = |state: &str, at: chrono::DateTime<chrono::Utc>| {
+    let wanted = |state: &crate::record::RunState, at: chrono::DateTime<chrono::Utc>| {
         args.state.as_ref().is_none_or(|s| s == state) && since.is_none_or(|t| at >= t)
     };
     // The index: each run's summary, not its whole record.

@@ -312,7 +312,7 @@ async fn recent_fires(aws: &Aws, bucket: &str, job: &str) -> Result<Vec<LastFire
             Some(LastFire {
                 key: r.key.clone()?,
                 at: r.created_at,
-                state: r.state().to_string(),
+                state: r.state(),
                 run_id: r.run_id,
                 reason: None,
             })
@@ -321,7 +321,7 @@ async fn recent_fires(aws: &Aws, bucket: &str, job: &str) -> Result<Vec<LastFire
             Some(LastFire {
                 key: s.key?,
                 at: s.at,
-                state: "skipped".into(),
+                state: crate::record::RunState::Skipped,
                 run_id: s.active_run,
                 reason: Some(s.reason),
             })

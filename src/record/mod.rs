@@ -358,6 +358,40 @@ mod disk {
     }
 }
 
+/// A run's state as listings show it: a record's (see [`RunRecord::state`]), a fire that was
+/// skipped (no run was made), or a record that cannot be read. Serialised as the lowercase word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum RunState {
+    Running,
+    Cancelling,
+    Succeeded,
+    Failed,
+    Cancelled,
+    Skipped,
+    Unreadable,
+}
+
+impl RunState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunState::Running => "running",
+            RunState::Cancelling => "cancelling",
+            RunState::Succeeded => "succeeded",
+            RunState::Failed => "failed",
+            RunState::Cancelled => "cancelled",
+            RunState::Skipped => "skipped",
+            RunState::Unreadable => "unreadable",
+        }
+    }
+}
+
+impl std::fmt::Display for RunState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl RunRecord {
     pub fn count(&self, state: TaskState) -> usize {
         self.tasks.iter().filter(|t| t.state == state).count()
@@ -369,19 +403,19 @@ impl RunRecord {
         self.tasks.iter().all(|t| t.state == TaskState::Succeeded)
     }
     /// The run as a whole: running until every task is done, then succeeded / failed / cancelled.
-    pub fn state(&self) -> &'static str {
+    pub fn state(&self) -> RunState {
         if !self.is_finished() {
             if self.cancel_requested {
-                "cancelling"
+                RunState::Cancelling
             } else {
-                "running"
+                RunState::Running
             }
         } else if self.all_succeeded() {
-            "succeeded"
+            RunState::Succeeded
         } else if self.cancel_requested {
-            "cancelled"
+            RunState::Cancelled
         } else {
-            "failed"
+            RunState::Failed
         }
     }
     /// The map tasks: one per configuration (`JOBRUN_COUNT`).

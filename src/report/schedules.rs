@@ -85,7 +85,7 @@ pub struct LastFire {
     pub key: String,
     pub at: DateTime<Utc>,
     /// The run's state, or `skipped`.
-    pub state: String,
+    pub state: crate::record::RunState,
     /// The run it made, or (skipped) the run that was still active.
     pub run_id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -117,7 +117,9 @@ impl fmt::Display for ScheduleList {
                 .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
                 .unwrap_or_else(|| "-".into());
             let last = match &s.last_fire {
-                Some(r) if r.state == "skipped" => format!("skipped (run {} active)", r.run_id),
+                Some(r) if r.state == crate::record::RunState::Skipped => {
+                    format!("skipped (run {} active)", r.run_id)
+                }
                 Some(r) => format!("{} {}", r.run_id, r.state),
                 None => "-".into(),
             };

@@ -144,3 +144,25 @@ fn a_bad_reduce_is_one_clear_error_before_anything_starts() {
     assert_eq!(t.run_count(), 0, "no run recorded");
     assert!(t.containers().is_empty(), "no container");
 }
+
+/// A run state is one of the words jobrun uses (issue "one spelling per concept"): a misspelt
+/// `--state` is an error naming them, not an empty listing.
+#[test]
+fn a_misspelt_run_state_is_refused_with_the_states_there_are() {
+    let t = Test::new();
+    let r = t.run(&["runs", "--state", "runnin"]);
+    assert_eq!(r.status, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.starts_with("error: invalid value 'runnin'"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains("running, cancelling, succeeded, failed, cancelled, skipped, unreadable"),
+        "{}",
+        r.stderr
+    );
+    let ok = t.run(&["runs", "--state", "running", "-o", "json"]);
+    assert_eq!(ok.status, 0, "{}", ok.stderr);
+}
