@@ -20,8 +20,16 @@ pub fn save_outputs(store: &Store, job: &str, outputs: &Outputs) -> Result<(), S
     write_json_atomic(&outputs_path(store, job), outputs)
 }
 
-/// What `up` last made for the job, if it ran on this machine.
-pub fn load_outputs(store: &Store, job: &str) -> Option<Outputs> {
-    let bytes = std::fs::read(outputs_path(store, job)).ok()?;
-    serde_json::from_slice(&bytes).ok()
+/// What `up` last made for the job: `None` when it did not run on this machine; a file that
+/// cannot be read is its error (never "run `jobrun up`", which would make it all again).
+pub fn load_outputs(store: &Store, job: &str) -> Result<Option<Outputs>, StoreError> {
+    let path = outputs_path(store, job);
+    let bytes = match std::fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(StoreError::Io { path, source }),
+    };
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|source| StoreError::Corrupt { path, source })
 }

@@ -20,10 +20,19 @@ pub fn load_job(
     Ok(config::load(&path, &env, &flags)?)
 }
 
-/// The job in the current folder as written, if there is one (no flags apply).
-pub fn current_job(file: Option<&Path>) -> Option<Job> {
-    let path = config::locate(file).ok()?;
-    config::load(&path, &Overrides::default(), &Overrides::default()).ok()
+/// The job in the current folder as written (no flags apply): `None` when there is no
+/// jobrun.toml; one that does not load is its error (never "every job" or "any job's run").
+pub fn current_job(file: Option<&Path>) -> Result<Option<Job>> {
+    let path = match config::locate(file) {
+        Ok(path) => path,
+        Err(config::ConfigError::NotFound(_)) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    Ok(Some(config::load(
+        &path,
+        &Overrides::default(),
+        &Overrides::default(),
+    )?))
 }
 
 pub fn open_store() -> Result<Store> {
@@ -61,7 +70,7 @@ pub async fn current(store: &Store, rec: RunRecord) -> Result<RunRecord> {
 /// for an ecs job) from the job's S3 bucket, which makes this machine's copy.
 pub async fn resolve(store: &Store, file: Option<&Path>, arg: &RunArg) -> Result<RunRecord> {
     let job = match arg.run {
-        None => current_job(file).map(|j| j.name),
+        None => current_job(file)?.map(|j| j.name),
         Some(_) => None,
     };
     match store.resolve(arg.run.as_deref(), job.as_deref()) {
@@ -79,11 +88,11 @@ async fn fetch_remote(
     file: Option<&Path>,
     wanted: &str,
 ) -> Result<Option<RunRecord>> {
-    let Some(job) = current_job(file).filter(|j| j.target == TargetKind::Ecs) else {
+    let Some(job) = current_job(file)?.filter(|j| j.target == TargetKind::Ecs) else {
         return Ok(None);
     };
     let aws = load_aws(&job).await?;
-    let bucket = match crate::state::load_outputs(store, &job.name) {
+    let bucket = match crate::state::load_outputs(store, &job.name)? {
         Some(o) => o.site.bucket,
         None => crate::infra::Names::new(&job, &aws.account().await?, &aws.region()).bucket,
     };

@@ -201,7 +201,7 @@ pub fn list(file: Option<&Path>, args: RunsArgs, ui: &Ui) -> Result<Exit> {
     let store = open_store()?;
     let job = match args.all {
         true => None,
-        false => current_job(file).map(|j| j.name),
+        false => current_job(file)?.map(|j| j.name),
     };
     let since = match &args.since {
         Some(s) => Some(since(s)?),

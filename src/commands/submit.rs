@@ -323,7 +323,7 @@ async fn from_s3(job: &Job, aws: &Aws, url: &str, run_id: &str) -> Result<Vec<Ta
 
 /// What `up` made for the job, checked against this submit: same region, latest push.
 pub(super) fn current_outputs(job: &Job, store: &Store, aws: &Aws) -> Result<Outputs> {
-    let outputs = crate::state::load_outputs(store, &job.name).ok_or_else(|| {
+    let outputs = crate::state::load_outputs(store, &job.name)?.ok_or_else(|| {
         Failure::usage(format!("job {} has no AWS side yet", job.name))
             .hint("run `jobrun up` (after `jobrun build --push`), or submit with --build")
     })?;

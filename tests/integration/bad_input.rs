@@ -166,3 +166,25 @@ fn a_misspelt_run_state_is_refused_with_the_states_there_are() {
     let ok = t.run(&["runs", "--state", "running", "-o", "json"]);
     assert_eq!(ok.status, 0, "{}", ok.stderr);
 }
+
+/// A jobrun.toml that does not load, and a job's `aws.json` that cannot be read, are their
+/// errors: `runs` and `status` never fall back to every job's runs, and `submit` never says
+/// "run `jobrun up`" for an AWS side that exists.
+#[test]
+fn a_broken_job_file_or_aws_state_is_its_error_not_another_meaning() {
+    let t = Test::with_task(r#"command = ["/task"]"#);
+    t.write("jobrun.toml", "[job]\nname = \"x\n");
+    t.run(&["runs"]).assert_error(2, "jobrun.toml:2");
+    t.run(&["status"]).assert_error(2, "jobrun.toml:2");
+    assert_eq!(t.run(&["runs", "--all"]).status, 0, "--all needs no job");
+
+    let ecs = Test::ecs_task("");
+    let aws = ecs.state.path().join("jobs").join(&ecs.name);
+    std::fs::create_dir_all(&aws).unwrap();
+    std::fs::write(aws.join("aws.json"), "{ not json").unwrap();
+    let r = ecs
+        .envs(crate::services::moto_env())
+        .run(&["submit", "--configs", "1", "--dry-run"]);
+    r.assert_error(3, "aws.json");
+    assert!(!r.stderr.contains("jobrun up"), "{}", r.stderr);
+}
