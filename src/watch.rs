@@ -38,6 +38,24 @@ pub async fn step(
     Ok(follow.into_record().expect("a step holds its record"))
 }
 
+/// One locked read-observe-write of the record: the run as AWS says it stands, with nothing
+/// done to it (see [`Dispatcher::observe`]); for the reading commands.
+pub async fn look(
+    store: &Store,
+    dispatcher: &mut Dispatcher,
+    run_id: &str,
+) -> Result<RunRecord, DispatchError> {
+    let _lock = store.lock(run_id)?;
+    let mut rec = store.load(run_id)?;
+    let before = digest(&rec);
+    dispatcher.observe(&mut rec).await?;
+    rec.settle();
+    if digest(&rec) != before {
+        store.save(&rec)?;
+    }
+    Ok(rec)
+}
+
 /// A run followed step after step by this process. It holds the record as it last read or wrote
 /// it, with the [`Stamp`] of that file: a step whose file has the same stamp (nobody else saved
 /// since) goes on from it instead of parsing the file again, and whether a step changed the

@@ -56,14 +56,29 @@ pub fn poll_interval() -> Duration {
         .unwrap_or(crate::watch::DEFAULT_POLL)
 }
 
-/// A run as it stands now: a run on AWS goes on without jobrun, so an unfinished one is asked
-/// (one step of its dispatcher); a local run's record is current already.
+/// A run as it stands now, for a command that only reads: a run on AWS goes on without jobrun,
+/// so an unfinished one is looked at (what its tasks and results say), never moved on; a local
+/// run's record is current already.
 pub async fn current(store: &Store, rec: RunRecord) -> Result<RunRecord> {
     if rec.place == crate::record::Place::Local || rec.finished_at.is_some() {
         return Ok(rec);
     }
     let mut dispatcher = crate::dispatch::Dispatcher::for_run(&rec).await?;
-    Ok(crate::watch::step(store, &mut dispatcher, &rec.run_id).await?)
+    Ok(crate::watch::look(store, &mut dispatcher, &rec.run_id).await?)
+}
+
+/// What a reading command says about a run only a driver moves on: its tasks that wait to
+/// start (or to be sent to the queue).
+pub fn waiting_note(rec: &RunRecord) -> Option<String> {
+    let waiting = rec.startable().count();
+    (rec.finished_at.is_none() && rec.place != crate::record::Place::Local && waiting > 0).then(
+        || {
+            format!(
+                "{waiting} tasks wait to start: `jobrun watch {}` moves the run on",
+                rec.run_id
+            )
+        },
+    )
 }
 
 /// The run a command names: from the local state folder, or else (given an id and a job file

@@ -77,10 +77,11 @@ pub async fn drive_detached(
         }
         follow.into_record().expect("a step holds its record")
     };
-    // Queued work needs a driver; so does a run whose end is to be told (`[notify]`), which
-    // on ECS nobody would otherwise see.
-    let to_tell = rec.settings.notify.is_some() && !rec.is_finished();
-    if rec.count(TaskState::Queued) > 0 || to_tell {
+    // Queued work needs a driver; so does every unfinished run on ECS — a retry is started,
+    // a timeout enforced and the end told (`[notify]`) only by a driver, never by the reading
+    // commands (`status`, `results` look and do nothing).
+    let remote = !matches!(dispatcher, Dispatcher::Local(_));
+    if rec.count(TaskState::Queued) > 0 || (remote && !rec.is_finished()) {
         spawn_background(store, run_id)?;
     }
     Ok(rec)

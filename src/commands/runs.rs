@@ -56,6 +56,9 @@ async fn clean_up(store: &Store, rec: &RunRecord) {
 pub async fn status(file: Option<&Path>, args: &StatusArgs, ui: &Ui) -> Result<Exit> {
     let store = open_store()?;
     let rec = current(&store, resolve(&store, file, &args.run).await?).await?;
+    if let Some(note) = super::common::waiting_note(&rec) {
+        ui.note(&note);
+    }
     let mut status = RunStatus::of(&rec);
     status.every_task = args.tasks;
     ui.emit(&status);

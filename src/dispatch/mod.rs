@@ -221,6 +221,20 @@ impl Dispatcher {
         Ok(release)
     }
 
+    /// Brings the record up to what AWS says without acting on the run: ECS tasks described
+    /// (their receipts read), queue results and counts read. Nothing is started, stopped, sent,
+    /// scaled, mirrored or notified — what the reading commands (`status`, `results`) do, so
+    /// they work for a caller who may only read.
+    pub async fn observe(&mut self, record: &mut RunRecord) -> Result<(), DispatchError> {
+        match self {
+            Dispatcher::Local(_) => {}
+            Dispatcher::Ecs(t) => t.observe(record).await?,
+            Dispatcher::Queue(t) => t.observe(record).await?,
+        }
+        record.settle_reduce();
+        Ok(())
+    }
+
     pub async fn release(&mut self, release: Release) -> Result<(), DispatchError> {
         match self {
             Dispatcher::Local(t) => t.release(release.0).await,

@@ -635,3 +635,64 @@ fn the_fake_fargate_plugin_passes_its_own_check() {
         moto.log_text()
     );
 }
+
+/// The reading commands never act (issue "one spelling per concept", item 7): with nobody
+/// driving a run (its background driver stopped), `status` and `results` describe its tasks
+/// and show what they find, and start nothing — the task that waits for a free slot keeps
+/// waiting, and `status` says what moves it on; `watch` does.
+#[test]
+fn status_and_results_look_at_a_run_and_never_start_its_tasks() {
+    let moto = services::moto();
+    let t = fargate_job(moto, "");
+    let toml = std::fs::read_to_string(t.dir.path().join("jobrun.toml")).unwrap();
+    t.write(
+        "jobrun.toml",
+        &toml.replace("[run]\n", "[run]\nconcurrency = 1\n"),
+    );
+    let hold = json!({"fake": {"hold": true}});
+    let run = t.submit_detached(&[hold.clone(), hold]);
+    let killed = std::process::Command::new("pkill")
+        .args(["-f", &format!("watch {run} --background")])
+        .status()
+        .unwrap();
+    assert!(killed.success(), "the run had a background driver");
+    let cluster = cluster_of(&t, &run);
+    let started = tasks_started_by(moto, &cluster, &run);
+    assert_eq!(started.len(), 1, "concurrency 1");
+    ecs(
+        moto,
+        "StopTask",
+        json!({"cluster": cluster, "task": started[0]["taskArn"]}),
+    );
+
+    let r = t.run(&["status", &run, "-o", "json"]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    assert_eq!(r.json()["failed"], 1, "the stop is seen: {}", r.stdout);
+    assert!(
+        r.stderr.contains(&format!(
+            "1 tasks wait to start: `jobrun watch {run}` moves the run on"
+        )),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(t.run(&["results", &run, "-o", "json"]).status, 0);
+    assert_eq!(
+        tasks_started_by(moto, &cluster, &run).len(),
+        1,
+        "nothing started"
+    );
+
+    // A driver moves it on.
+    let mut watch = t.command(&["watch", &run, "-o", "json"]);
+    let mut child = watch.spawn().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while tasks_started_by(moto, &cluster, &run).len() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "watch started the waiting task"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert_eq!(t.run(&["cancel", &run]).status, 0);
+    assert!(child.wait().unwrap().code().is_some());
+}

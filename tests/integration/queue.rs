@@ -1020,7 +1020,7 @@ fn the_agent_runs_inside_the_job_container_and_stops_cleanly_on_sigterm() {
 /// Workers when the work arrives: right after the messages are sent, the service wants as many
 /// workers as there is work (at most max_workers), not what CloudWatch would find minutes
 /// later; when the run has ended with the queue empty, none. Another run's waiting messages
-/// keep them.
+/// keep theirs.
 #[test]
 fn workers_start_when_the_work_is_sent_and_stop_when_it_is_done() {
     let moto = services::moto();
@@ -1048,7 +1048,9 @@ fn workers_start_when_the_work_is_sent_and_stop_when_it_is_done() {
     let b = t.submit_detached(&work(3));
     let (code, status) = watch_json(&t, &a);
     assert_eq!((code, status["succeeded"].as_u64()), (0, Some(30)));
-    assert_eq!(desired(), 20, "run b's messages still wait");
+    // Run a's end does not take the workers b's waiting messages need (b's own driver, which
+    // every unfinished run on ECS has, wants one per message).
+    assert_eq!(desired(), 3, "run b's messages still wait");
     // moto's service reports its workers running once wanted: the summary says when.
     let first = status["workers"]["first_running_secs"].as_f64().unwrap();
     let all = status["workers"]["all_wanted_secs"].as_f64().unwrap();

@@ -148,7 +148,7 @@ impl EcsDispatcher {
     }
 
     /// DescribeTasks for every running task; records what stopped.
-    async fn observe(&mut self, rec: &mut RunRecord) -> Result<(), RemoteError> {
+    pub(super) async fn observe(&mut self, rec: &mut RunRecord) -> Result<(), RemoteError> {
         let by_arn: HashMap<String, usize> = rec
             .tasks
             .iter()

@@ -161,6 +161,17 @@ impl QueueDispatcher {
         Ok(())
     }
 
+    /// What the queue's results and counts say, without sending, scaling or marking anything
+    /// (what a read command shows).
+    pub(super) async fn observe(&mut self, rec: &mut RunRecord) -> Result<(), RemoteError> {
+        self.collect(rec).await?;
+        let stats = self.stats().await?;
+        if let Place::Queue(_, q) = &mut rec.place {
+            q.observe(stats, Utc::now());
+        }
+        Ok(())
+    }
+
     /// Queue depth, messages in flight, the dead-letter queue, and the service's workers.
     async fn stats(&self) -> Result<QueueStats, RemoteError> {
         let attrs = |url: String| async move {
