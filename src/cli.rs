@@ -208,7 +208,7 @@ pub struct BuildArgs {
     #[arg(long)]
     pub push: bool,
     #[command(flatten)]
-    pub aws: AwsArgs,
+    pub aws: RepositoryArgs,
     #[command(flatten)]
     pub overrides: Overrides,
 }
@@ -219,8 +219,6 @@ pub struct UpArgs {
     #[arg(long)]
     pub dry_run: bool,
     #[command(flatten)]
-    pub aws: AwsArgs,
-    #[command(flatten)]
     pub overrides: Overrides,
 }
 
@@ -230,8 +228,6 @@ pub struct IamPolicyArgs {
     /// logs, cancel, retry), down
     #[arg(long = "for", value_enum, value_delimiter = ',')]
     pub needs: Vec<crate::infra::caller::Needs>,
-    #[command(flatten)]
-    pub aws: AwsArgs,
 }
 
 #[derive(Debug, Args)]
@@ -239,21 +235,19 @@ pub struct DownArgs {
     /// Delete without asking (required when not run from a terminal)
     #[arg(long, short = 'y')]
     pub yes: bool,
-    #[command(flatten)]
-    pub aws: AwsArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct PushArgs {
     #[command(flatten)]
-    pub aws: AwsArgs,
+    pub aws: RepositoryArgs,
     #[command(flatten)]
     pub overrides: Overrides,
 }
 
 /// What a command that pushes to ECR may do to the repository.
 #[derive(Debug, Args, Clone, Default)]
-pub struct AwsArgs {
+pub struct RepositoryArgs {
     /// Apply scan-on-push and the lifecycle policy to an existing ECR repository too
     /// (otherwise jobrun leaves existing repositories as they are)
     #[arg(long, help_heading = "AWS")]
@@ -301,7 +295,7 @@ pub struct SubmitArgs {
     #[arg(skip)]
     pub scheduled: bool,
     #[command(flatten)]
-    pub aws: AwsArgs,
+    pub aws: RepositoryArgs,
     #[command(flatten)]
     pub overrides: Overrides,
 }

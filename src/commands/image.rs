@@ -2,7 +2,7 @@
 //! and recorded with the job (`jobs/<job>/images.json`) so `up` and `submit` use exactly it.
 
 use super::common::{access, load_job, open_store};
-use crate::cli::{AwsArgs, BuildArgs, PushArgs};
+use crate::cli::{BuildArgs, PushArgs, RepositoryArgs};
 use crate::config::{Job, Overrides};
 use crate::engine::Engine;
 use crate::error::{Exit, Failure, Result};
@@ -107,7 +107,7 @@ pub async fn push_latest(
     job: &Job,
     engine: &Engine,
     store: &Store,
-    aws: &AwsArgs,
+    aws: &RepositoryArgs,
     ui: &Ui,
 ) -> Result<image::push::Pushed> {
     let opts = image::push::AwsOptions {

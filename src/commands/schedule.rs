@@ -8,8 +8,8 @@
 use super::common::{load_aws, load_job, open_store};
 use crate::aws::{self, Aws};
 use crate::cli::{
-    AwsArgs, DispatchArgs, ScheduleAddArgs, ScheduleCommand, ScheduleListArgs, ScheduleNameArgs,
-    SubmitArgs,
+    DispatchArgs, RepositoryArgs, ScheduleAddArgs, ScheduleCommand, ScheduleListArgs,
+    ScheduleNameArgs, SubmitArgs,
 };
 use crate::config::{self, Job, Overlap, Overrides, TargetKind};
 use crate::engine::Engine;
@@ -540,7 +540,7 @@ pub async fn dispatch(args: DispatchArgs, ui: &Ui) -> Result<Exit> {
         // [cost] max_per_run of the stored jobrun.toml still applies.
         max_cost: None,
         scheduled: true,
-        aws: AwsArgs::default(),
+        aws: RepositoryArgs::default(),
         overrides: Overrides::default(),
     };
     super::submit::submit(Some(&toml), submit, None, ui).await
