@@ -418,3 +418,16 @@ pub fn indexes(status: &Value, state: &str) -> Vec<u64> {
         .map(|t| t["index"].as_u64().unwrap())
         .collect()
 }
+
+/// AWS's shared files for a test: `config` as given, and `credentials` with keys for the
+/// profile `ml` only. Returns their folder (AWS_CONFIG_FILE / AWS_SHARED_CREDENTIALS_FILE).
+pub fn aws_files(config: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("config"), config).unwrap();
+    std::fs::write(
+        dir.path().join("credentials"),
+        "[ml]\naws_access_key_id = test\naws_secret_access_key = test\n",
+    )
+    .unwrap();
+    dir
+}

@@ -324,17 +324,7 @@ fn existing_ecr_repository_is_left_alone_unless_asked() {
 #[test]
 fn aws_profile_from_the_shared_config_files() {
     let reg = services::plain_registry();
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("config"),
-        "[profile ml]\nregion = us-east-1\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("credentials"),
-        "[ml]\naws_access_key_id = test\naws_secret_access_key = test\n",
-    )
-    .unwrap();
+    let dir = crate::harness::aws_files("[profile ml]\nregion = us-east-1\n");
     let t = Test::ecs_task(&format!("[ecr]\nregistry_endpoint = \"{}\"\n", reg.host()))
         .env("AWS_ENDPOINT_URL", &services::moto().url())
         .env(

@@ -594,18 +594,9 @@ fn what_iam_policy_for_schedule_prints_is_enough_to_add_a_schedule() {
 /// A profile-only machine: `ml` has credentials, `nocreds` (what the shell's AWS_PROFILE names)
 /// has none. Returns the folder holding the two files; `on` puts a command on it.
 fn profiles() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("config"),
+    crate::harness::aws_files(
         "[profile ml]\nregion = us-east-1\n[profile nocreds]\nregion = us-east-1\n",
     )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("credentials"),
-        "[ml]\naws_access_key_id = test\naws_secret_access_key = test\n",
-    )
-    .unwrap();
-    dir
 }
 
 fn on(mut c: std::process::Command, dir: &std::path::Path) -> Value {

@@ -455,17 +455,7 @@ fn the_images_a_schedule_fires_with_outlive_the_lifecycle_policy() {
     let job_image = push_digest(&t);
     let up = t.run(&["up"]);
     assert_eq!(up.status, 0, "up: {}", up.stderr);
-    let add = t.run(&[
-        "schedule",
-        "add",
-        "weekly",
-        "--cron",
-        "0 6 * * MON",
-        "-c",
-        "1",
-        "-o",
-        "json",
-    ]);
+    let add = t.run(&[ADD_WEEKLY, &["-o", "json"]].concat());
     assert_eq!(add.status, 0, "{}", add.stderr);
     let dispatcher = add.json()["dispatcher_image"].as_str().unwrap().to_string();
     let listed = t.run(&["schedule", "list", "-o", "json"]);
