@@ -135,7 +135,13 @@ fn arm64_image_to_ecr_through_moto() {
     .unwrap();
     let policy: Value =
         serde_json::from_str(policy["lifecyclePolicyText"].as_str().unwrap()).unwrap();
-    assert_eq!(policy["rules"][0]["selection"]["countNumber"], 7);
+    // Images schedules pinned first (tagged jobrun-keep-), then the newest `keep_images`.
+    assert_eq!(
+        policy["rules"][0]["selection"]["tagPrefixList"],
+        serde_json::json!(["jobrun-keep-"])
+    );
+    assert_eq!(policy["rules"][1]["selection"]["tagStatus"], "any");
+    assert_eq!(policy["rules"][1]["selection"]["countNumber"], 7);
 
     // The login was decoded and cached, readable by the user only.
     let auth_dir = t.state.path().join("auth");
