@@ -95,6 +95,9 @@ impl Context {
     fn write_tar(&self, writer: ChannelWriter) -> std::io::Result<()> {
         let mut tar = tar::Builder::new(writer);
         tar.follow_symlinks(false);
+        // The tar crate writes a file with holes as a GNU sparse entry by default, which the
+        // Docker engine refuses ("unhandled tar header type 83"): every file goes in whole.
+        tar.sparse(false);
         tar.mode(tar::HeaderMode::Deterministic);
         for rel in &self.entries {
             tar.append_path_with_name(self.root.join(rel), rel)?;
@@ -254,5 +257,33 @@ mod tests {
             .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
             .collect();
         assert_eq!(names, ["Dockerfile", "big.bin", OUTSIDE_DOCKERFILE]);
+    }
+
+    #[tokio::test]
+    async fn a_file_with_holes_goes_in_as_a_plain_file() {
+        use futures_util::StreamExt;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("Dockerfile"), "FROM scratch\n").unwrap();
+        // A hole of 4 MiB, then one byte: sparse on every filesystem that has holes.
+        let f = std::fs::File::create(dir.path().join("holes.bin")).unwrap();
+        f.set_len(4 << 20).unwrap();
+        std::os::unix::fs::FileExt::write_at(&f, b"x", 4 << 20).unwrap();
+        let ctx = Context::scan(dir.path(), &dir.path().join("Dockerfile")).unwrap();
+        let bytes: Vec<u8> = ctx
+            .stream()
+            .map(|c| c.unwrap())
+            .collect::<Vec<Bytes>>()
+            .await
+            .concat();
+        let mut archive = tar::Archive::new(&bytes[..]);
+        for entry in archive.entries().unwrap() {
+            let entry = entry.unwrap();
+            assert_eq!(
+                entry.header().entry_type(),
+                tar::EntryType::Regular,
+                "{:?}",
+                entry.path()
+            );
+        }
     }
 }
