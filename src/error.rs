@@ -380,8 +380,10 @@ impl From<crate::schedule::ScheduleError> for Failure {
                 };
                 Failure::usage(e.to_string()).hint(hint)
             }
-            E::Name(..) => Failure::usage(e.to_string())
-                .hint("schedule names are 1-64 letters, digits, '.', '_' and '-'"),
+            E::Name(..) => Failure::usage(e.to_string()).hint(format!(
+                "schedule names are 1-{} letters, digits, '.', '_' and '-'",
+                crate::schedule::MAX_NAME
+            )),
             E::NotEcs => Failure::usage(e.to_string()).hint(
                 "set target = \"ecs\" under [job] in jobrun.toml (or pass --target ecs); for local runs use cron with `jobrun submit --key`",
             ),

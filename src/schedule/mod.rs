@@ -76,12 +76,16 @@ pub fn run_key(name: &str, scheduled: &str) -> String {
 }
 
 /// A schedule name EventBridge Scheduler accepts and a run key can carry.
+/// The longest schedule name jobrun takes (Scheduler's own limit is 64): with '.' and the
+/// scheduled time, a run key stays within the 128 characters keys take, and the keep tags of
+/// `image::keep` within a registry tag's 128.
+pub const MAX_NAME: usize = 40;
+
 pub fn check_name(name: &str) -> Result<(), ScheduleError> {
     let rule = crate::config::rules::Rule::Scheduler;
     rule.check(name)
         .map_err(|_| ScheduleError::Name(name.to_string(), rule.text()))?;
-    // With '.' and the scheduled time, a run key stays within the 128 characters keys take.
-    if name.len() > 40 {
+    if name.len() > MAX_NAME {
         return Err(ScheduleError::Name(
             name.to_string(),
             "at most 40 characters here",
@@ -137,6 +141,16 @@ mod tests {
         crate::claim::check_key(&run_key("weekly", "2026-11-30T06:00:00Z")).unwrap();
         assert!(check_name("weekly").is_ok());
         assert!(check_name("week ly").is_err());
+    }
+
+    #[test]
+    fn a_name_is_taken_up_to_max_name_and_the_refusal_says_the_limit() {
+        assert!(check_name(&"a".repeat(MAX_NAME)).is_ok());
+        let e = check_name(&"a".repeat(MAX_NAME + 1)).unwrap_err();
+        assert!(
+            matches!(&e, ScheduleError::Name(_, why) if why.contains(&MAX_NAME.to_string())),
+            "{e}"
+        );
     }
 
     #[test]
