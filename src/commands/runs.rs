@@ -290,6 +290,13 @@ pub async fn logs(file: Option<&Path>, args: LogsArgs) -> Result<Exit> {
                 .hint(format!("indexes go from 0 to {}", rec.tasks.len() - 1)),
         );
     }
+    if args.follow && matches!(rec.place, crate::record::Place::Queue(..)) {
+        return Err(Failure::usage(format!(
+            "run {} is a queue run: its tasks' logs are read as they stand, not followed",
+            rec.run_id
+        ))
+        .hint("leave out --follow, and run `jobrun logs` again to see more"));
+    }
     let dispatcher = Dispatcher::for_run(&rec).await?;
     let mut stdout = crate::ui::Stdout;
     if let Some(i) = args.index {

@@ -563,6 +563,9 @@ fn inside_ecs_the_agent_protects_its_task_while_working_and_points_at_its_log() 
         .collect();
     assert_eq!(lines.len(), 10_050, "every page");
     assert_eq!(lines.last(), Some(&"line 10049"));
+    // Following is for direct runs: a queue run says so instead of ignoring --follow.
+    t.run(&["logs", &run, "-i", "0", "--follow"])
+        .assert_error(2, "is a queue run");
 }
 
 #[test]
