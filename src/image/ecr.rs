@@ -95,7 +95,9 @@ fn jobruns_keep(text: &str) -> Option<u32> {
 /// Makes sure the repository's lifecycle policy keeps `jobrun-keep-` images: jobrun's own
 /// policy of an older jobrun (one rule) is replaced by today's with the same count; someone
 /// else's is left alone and reported. GetLifecyclePolicy answers
-/// LifecyclePolicyNotFoundException when there is none (ECR API Reference, GetLifecyclePolicy).
+/// LifecyclePolicyNotFoundException when there is none (ECR API Reference, GetLifecyclePolicy:
+/// https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_GetLifecyclePolicy.html;
+/// moto answers the same code).
 pub async fn keep_pinned(aws: &Aws, name: &str) -> Result<Keeping, EcrError> {
     let got = aws
         .ecr()
@@ -124,7 +126,9 @@ pub async fn keep_pinned(aws: &Aws, name: &str) -> Result<Keeping, EcrError> {
 /// Takes `jobrun-keep-` tags off (a schedule removed). BatchDeleteImage by tag removes the tag
 /// and deletes the image only with its last tag — a pinned image keeps its content tag — and
 /// answers 200 with per-entry `failures`; ImageNotFound means the tag is gone already (ECR API
-/// Reference, BatchDeleteImage).
+/// Reference, BatchDeleteImage:
+/// https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_BatchDeleteImage.html; moto
+/// answers ImageNotFound entries the same way, which `schedule rm` meets in the test world).
 pub async fn release(aws: &Aws, name: &str, tags: &[String]) -> Result<(), EcrError> {
     let ids = tags
         .iter()

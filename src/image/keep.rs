@@ -99,11 +99,16 @@ pub async fn gone(
     references: &[&str],
 ) -> Result<Vec<String>, PushError> {
     let mut missing = vec![];
+    // One login per registry, however many references it holds.
+    let mut registries: std::collections::HashMap<&str, Registry> = Default::default();
     for reference in references {
         let Some((host, repository, digest)) = parts(reference) else {
             continue;
         };
-        let registry = registry_for(job, store, aws, host).await?;
+        if !registries.contains_key(host) {
+            registries.insert(host, registry_for(job, store, aws, host).await?);
+        }
+        let registry = &registries[host];
         match registry.get_manifest(repository, digest, &MANIFESTS).await {
             Ok(_) => {}
             Err(RegistryError::Status { status: 404, .. }) => missing.push(reference.to_string()),
