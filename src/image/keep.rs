@@ -48,12 +48,9 @@ pub async fn pin(
     ui: &Ui,
     pins: &[(&str, String)],
 ) -> Result<Option<Keeping>, PushError> {
-    let RegistrySpec::Ecr {
-        repository_prefix, ..
-    } = &job.image.registry
-    else {
+    if !matches!(job.image.registry, RegistrySpec::Ecr { .. }) {
         return Ok(None);
-    };
+    }
     let dest = destination(job, store, aws, ui).await?;
     for (reference, tag) in pins {
         let Some((_, repository, digest)) = parts(reference) else {
@@ -70,10 +67,11 @@ pub async fn pin(
             .put_manifest(repository, tag, &got.media_type, &got.body)
             .await?;
     }
-    let name = crate::config::ecr_repository_name(repository_prefix, &job.name);
-    Ok(Some(
-        ecr::keep_pinned(&aws.access.load().await?, &name).await?,
-    ))
+    let aws = dest
+        .aws
+        .as_ref()
+        .expect("an ECR destination keeps its AWS access");
+    Ok(Some(ecr::keep_pinned(aws, &dest.repository).await?))
 }
 
 /// Takes a removed schedule's keep tags off (ECR only).

@@ -97,6 +97,8 @@ pub(super) struct Destination {
     pub(super) registry: Registry,
     pub(super) repository: String,
     created: bool,
+    /// The AWS access an ECR destination was reached with (none for other registries).
+    pub(super) aws: Option<crate::aws::Aws>,
 }
 
 pub(super) async fn destination(
@@ -118,6 +120,7 @@ pub(super) async fn destination(
                 registry: Registry::new(host, credentials),
                 repository,
                 created: false,
+                aws: None,
             })
         }
         RegistrySpec::Ecr {
@@ -155,6 +158,7 @@ pub(super) async fn destination(
                 registry: Registry::new(&host, Some(login.credentials())),
                 repository: name,
                 created: repo.created,
+                aws: Some(aws_ctx),
             })
         }
     }
