@@ -48,15 +48,8 @@ fn parse_time(s: Option<&str>) -> Option<DateTime<Utc>> {
 /// the record).
 fn adopt(task: &mut TaskRecord, c: &Seen, now: DateTime<Utc>) {
     if c.attempt > task.attempts || task.state != TaskState::Running {
-        task.attempts = c.attempt;
-        task.state = TaskState::Running;
-        task.started_at = c
-            .created
-            .and_then(|s| DateTime::from_timestamp(s, 0))
-            .or(Some(now));
-        task.handle = Some(c.name.clone());
-        task.exit_code = None;
-        task.stop_request = None;
+        let since = c.created.and_then(|s| DateTime::from_timestamp(s, 0));
+        task.start(c.attempt, c.name.clone(), since.unwrap_or(now));
     }
 }
 
@@ -201,9 +194,7 @@ impl LocalDispatcher {
                 }
                 S::CREATED => {
                     if current {
-                        task.state = TaskState::Cancelled;
-                        task.reason = Some("cancelled before it started".into());
-                        task.handle = None;
+                        task.cancel("cancelled before it started", now);
                     }
                     discard.push(c.name.clone());
                 }
@@ -267,10 +258,11 @@ impl LocalDispatcher {
                         let cancelling = rec.cancel_requested;
                         fail_attempt(task, c.attempt, reason, kind, &rec.settings, cancelling);
                     }
-                    _ => {
-                        task.reason = reason;
-                        task.state = outcome;
+                    TaskState::Cancelled => {
+                        let at = task.finished_at.unwrap_or(now);
+                        task.cancel(reason.unwrap_or_else(|| "cancelled".into()), at);
                     }
+                    _ => task.succeed(task.finished_at.unwrap_or(now)),
                 }
             }
             collect.push((c.name, log_path));
@@ -534,9 +526,8 @@ fn lost_containers(
             let attempt = task.attempts;
             let reason = "its container was removed outside jobrun".to_string();
             let kind = FailKind::Interrupted;
-            fail_attempt(task, attempt, reason, kind, settings, *cancel_requested);
             task.finished_at = Some(now);
-            task.handle = None;
+            fail_attempt(task, attempt, reason, kind, settings, *cancel_requested);
         }
     }
 }

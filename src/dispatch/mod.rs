@@ -76,18 +76,19 @@ pub fn task_env(rec: &RunRecord, i: usize, attempt: u32) -> Vec<(String, String)
 
 /// A cancelled run's tasks that never started.
 pub fn cancel_queued(rec: &mut RunRecord) {
+    let now = chrono::Utc::now();
     for task in rec
         .tasks
         .iter_mut()
         .filter(|t| t.state == TaskState::Queued)
     {
-        task.state = TaskState::Cancelled;
-        task.reason = Some("cancelled before it started".into());
+        task.cancel("cancelled before it started", now);
     }
 }
 
-/// A failed attempt: queued again while the attempt budget and the retry policy allow and the run
-/// is not being cancelled; failed otherwise.
+/// A failed attempt, ended at the task's `finished_at` (now when not known): queued again while
+/// the attempt budget and the retry policy allow and the run is not being cancelled; failed
+/// otherwise.
 pub fn fail_attempt(
     task: &mut TaskRecord,
     attempt: u32,
@@ -97,9 +98,7 @@ pub fn fail_attempt(
     cancelling: bool,
 ) {
     task.attempts = attempt;
-    task.handle = None;
-    task.stop_request = None;
-    task.phase = None;
+    let at = task.finished_at.unwrap_or_else(chrono::Utc::now);
     let budget_left = attempt.saturating_sub(task.retried_from) < settings.max_attempts;
     let retryable = match kind {
         FailKind::Interrupted => true,
@@ -107,11 +106,9 @@ pub fn fail_attempt(
         FailKind::Other => settings.retry_exit_codes.is_any(),
     };
     if budget_left && retryable && !cancelling {
-        task.state = TaskState::Queued;
-        task.reason = Some(format!("attempt {attempt} {reason}; retrying"));
+        task.retry_attempt(attempt, &reason, at);
     } else {
-        task.state = TaskState::Failed;
-        task.reason = Some(reason);
+        task.fail(reason, at);
     }
 }
 

@@ -237,6 +237,10 @@ impl TaskRecord {
         };
     }
 
+    // The transitions of a task: the only writers of `state` (outside tests), so every
+    // dispatcher starts and ends a task the same way. An end leaves no handle, phase or stop
+    // request behind and says when it happened.
+
     /// The task's attempt `attempt` has just started, as `handle` (container name, task ARN).
     pub fn start(&mut self, attempt: u32, handle: String, now: DateTime<Utc>) {
         self.state = TaskState::Running;
@@ -249,11 +253,125 @@ impl TaskRecord {
         self.result = None;
         self.result_error = None;
     }
+
+    /// The latest attempt succeeded, ending at `at`.
+    pub fn succeed(&mut self, at: DateTime<Utc>) {
+        self.state = TaskState::Succeeded;
+        self.reason = None;
+        self.end(at);
+    }
+
+    /// Cancelled (before it started, or while it ran), at `at`.
+    pub fn cancel(&mut self, reason: impl Into<String>, at: DateTime<Utc>) {
+        self.state = TaskState::Cancelled;
+        self.reason = Some(reason.into());
+        self.end(at);
+    }
+
+    /// Failed for good, at `at`: no attempt is left, or none is allowed.
+    pub fn fail(&mut self, reason: impl Into<String>, at: DateTime<Utc>) {
+        self.state = TaskState::Failed;
+        self.reason = Some(reason.into());
+        self.end(at);
+    }
+
+    /// Attempt `attempt` failed at `at` and the task is queued for the next one.
+    pub fn retry_attempt(&mut self, attempt: u32, reason: &str, at: DateTime<Utc>) {
+        self.state = TaskState::Queued;
+        self.attempts = attempt;
+        self.reason = Some(format!("attempt {attempt} {reason}; retrying"));
+        self.end(at);
+    }
+
+    /// Queued again after the run ended (`jobrun retry`): a fresh attempt budget, and nothing
+    /// of the last attempt's outcome.
+    pub fn requeue(&mut self, reason: impl Into<String>) {
+        self.state = TaskState::Queued;
+        self.retried_from = self.attempts;
+        self.reason = Some(reason.into());
+        self.exit_code = None;
+        self.finished_at = None;
+        self.handle = None;
+        self.phase = None;
+        self.stop_request = None;
+        self.log_tail.clear();
+    }
+
+    fn end(&mut self, at: DateTime<Utc>) {
+        self.finished_at = Some(at);
+        self.handle = None;
+        self.phase = None;
+        self.stop_request = None;
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every transition from a running attempt 2 (a handle, a phase, a stop asked for, an
+    /// exit code and a log tail): the state it leaves, its reason, and what it keeps.
+    #[test]
+    fn each_transition_writes_its_state_and_clears_what_an_end_leaves_behind() {
+        let t0 = DateTime::from_timestamp(1_000, 0).unwrap();
+        let at = DateTime::from_timestamp(2_000, 0).unwrap();
+        let running = || {
+            let mut t = TaskRecord::new(0, serde_json::json!({"a": 1}), None);
+            t.start(2, "arn:task/1".into(), t0);
+            t.phase = Some("RUNNING".into());
+            t.stop_request = Some(StopRequest::Timeout);
+            t.exit_code = Some(3);
+            t.log_tail = vec!["boom".into()];
+            t
+        };
+        type Step = fn(&mut TaskRecord, DateTime<Utc>);
+        // name, step, state, reason, finished_at, attempts, retried_from, log tail kept
+        type Row = (
+            &'static str,
+            Step,
+            TaskState,
+            Option<&'static str>,
+            Option<DateTime<Utc>>,
+            u32,
+            u32,
+            bool,
+        );
+        #[rustfmt::skip]
+        let table: [Row; 5] = [
+            ("succeed", |t, at| t.succeed(at), TaskState::Succeeded, None, Some(at), 2, 0, true),
+            ("cancel", |t, at| t.cancel("cancelled", at), TaskState::Cancelled, Some("cancelled"), Some(at), 2, 0, true),
+            ("fail", |t, at| t.fail("exit code 3", at), TaskState::Failed, Some("exit code 3"), Some(at), 2, 0, true),
+            ("retry_attempt", |t, at| t.retry_attempt(3, "exit code 3", at), TaskState::Queued, Some("attempt 3 exit code 3; retrying"), Some(at), 3, 0, true),
+            ("requeue", |t, _| t.requeue("retry of attempt 2"), TaskState::Queued, Some("retry of attempt 2"), None, 2, 2, false),
+        ];
+        for (name, step, state, reason, finished, attempts, retried_from, tail) in table {
+            let mut t = running();
+            step(&mut t, at);
+            assert_eq!(t.state, state, "{name}");
+            assert_eq!(t.reason.as_deref(), reason, "{name}");
+            assert_eq!(t.finished_at, finished, "{name}");
+            assert_eq!(
+                (t.attempts, t.retried_from),
+                (attempts, retried_from),
+                "{name}"
+            );
+            assert_eq!(t.log_tail.is_empty(), !tail, "{name}");
+            assert_eq!(t.started_at, Some(t0), "{name}: the start stays");
+            assert!(
+                t.handle.is_none() && t.phase.is_none(),
+                "{name}: nothing running"
+            );
+            assert!(t.stop_request.is_none(), "{name}: no stop pending");
+        }
+        let mut t = running();
+        t.requeue("again");
+        assert_eq!(t.exit_code, None, "a requeued task has no outcome yet");
+        let mut t = running();
+        t.set_result(Some(Ok(serde_json::json!({"loss": 1}))));
+        t.start(3, "arn:task/2".into(), at);
+        assert_eq!((t.state, t.attempts), (TaskState::Running, 3));
+        assert_eq!((t.exit_code, t.finished_at, &t.result), (None, None, &None));
+    }
 
     #[test]
     fn a_configuration_is_read_back_compact_from_an_indented_record() {

@@ -191,16 +191,12 @@ impl EcsDispatcher {
                     .started_at
                     .is_some_and(|s| now - s < chrono::Duration::minutes(5));
                 if f.reason() == Some("MISSING") && !recent {
-                    task.finished_at = Some(now);
-                    task.handle = None;
-                    task.phase = None;
-                    if task.stop_request.take() == Some(StopRequest::Cancel) {
-                        task.state = TaskState::Cancelled;
-                        task.reason = Some("cancelled".into());
+                    if task.stop_request == Some(StopRequest::Cancel) {
+                        task.cancel("cancelled", now);
                     } else {
-                        task.state = TaskState::Failed;
-                        task.reason = Some(
-                            "outcome unknown: ECS no longer knows the task (it stopped over an hour before anyone watched)".into(),
+                        task.fail(
+                            "outcome unknown: ECS no longer knows the task (it stopped over an hour before anyone watched)",
+                            now,
                         );
                     }
                 }
@@ -286,10 +282,10 @@ impl EcsDispatcher {
             code.as_deref(),
             Some("SpotInterruption" | "TaskFailedToStart" | "TerminationNotice")
         );
+        let stopped = task.finished_at.unwrap_or(now);
         let failure = match task.stop_request.take() {
             Some(StopRequest::Cancel) => {
-                task.state = TaskState::Cancelled;
-                task.reason = Some("cancelled".into());
+                task.cancel("cancelled", stopped);
                 None
             }
             Some(StopRequest::Timeout) => Some((timed_out(settings), FailKind::Other)),
@@ -302,23 +298,16 @@ impl EcsDispatcher {
                 FailKind::Interrupted,
             )),
             None => {
-                let stopped = (code.as_deref(), why.as_str());
-                let failed = exit_failure(exit, receipt.as_ref(), site.outputs, stopped);
+                let reason = (code.as_deref(), why.as_str());
+                let failed = exit_failure(exit, receipt.as_ref(), site.outputs, reason);
                 if failed.is_none() {
-                    task.state = TaskState::Succeeded;
-                    task.reason = None;
+                    task.succeed(stopped);
                 }
                 failed
             }
         };
-        match failure {
-            Some((reason, kind)) => {
-                fail_attempt(task, attempt, reason, kind, settings, cancelling);
-            }
-            None => {
-                task.handle = None;
-                task.phase = None;
-            }
+        if let Some((reason, kind)) = failure {
+            fail_attempt(task, attempt, reason, kind, settings, cancelling);
         }
         if task.state == TaskState::Failed {
             task.log_tail = self.tail(task.log.as_deref(), 5).await;

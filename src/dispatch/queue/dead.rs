@@ -214,15 +214,13 @@ fn judge(rec: &mut RunRecord, m: &Message, remove: bool, verdicts: &mut Verdicts
             .and_then(|a| a.get(&Attr::ApproximateReceiveCount))
             .cloned()
             .unwrap_or_else(|| "?".into());
-        task.state = TaskState::Failed;
-        task.phase = None;
-        task.finished_at = Some(Utc::now());
         let last = task.reason.take().unwrap_or_default();
-        task.reason = Some(if last.is_empty() {
+        let reason = if last.is_empty() {
             format!("in the dead-letter queue after {receives} receives, with no result")
         } else {
             format!("in the dead-letter queue ({last})")
-        });
+        };
+        task.fail(reason, Utc::now());
     }
     verdicts.release.push(handle);
 }

@@ -138,10 +138,7 @@ impl QueueDispatcher {
                 .iter_mut()
                 .filter(|t| t.state == TaskState::Running)
             {
-                t.state = TaskState::Cancelled;
-                t.reason = Some("cancelled".into());
-                t.finished_at = Some(now);
-                t.phase = None;
+                t.cancel("cancelled", now);
             }
         }
         self.remote.more = false;
@@ -360,9 +357,7 @@ impl QueueDispatcher {
                     }
                     Sent::Refused(why) => {
                         task.attempts = attempt;
-                        task.state = TaskState::Failed;
-                        task.finished_at = Some(now);
-                        task.reason = Some(format!("SQS refused the message: {why}"));
+                        task.fail(format!("SQS refused the message: {why}"), now);
                     }
                 }
             }
@@ -522,31 +517,16 @@ fn apply(task: &mut TaskRecord, r: &TaskResult) {
     task.log_tail = r.log_tail.clone();
     task.set_result(r.outputs.as_ref().and_then(|o| o.result()));
     match r.outcome {
-        Outcome::Succeeded => {
-            task.state = TaskState::Succeeded;
-            task.reason = None;
-            task.finished_at = Some(r.finished_at);
-            task.phase = None;
-            task.handle = None;
-        }
-        Outcome::Cancelled => {
-            task.state = TaskState::Cancelled;
-            task.reason = Some("cancelled".into());
-            task.finished_at = Some(r.finished_at);
-            task.phase = None;
-            task.handle = None;
-        }
+        Outcome::Succeeded => task.succeed(r.finished_at),
+        Outcome::Cancelled => task.cancel("cancelled", r.finished_at),
         Outcome::Failed => {
             let why = r.reason.clone().unwrap_or_else(|| "failed".into());
             if r.is_final {
-                task.state = TaskState::Failed;
-                task.finished_at = Some(r.finished_at);
-                task.phase = None;
-                task.handle = None;
-                task.reason = Some(format!(
+                let reason = format!(
                     "{why} (attempt {}, last of {} receives: in the dead-letter queue)",
                     r.attempt, r.receive_count
-                ));
+                );
+                task.fail(reason, r.finished_at);
             } else {
                 task.phase = Some("RETRYING".into());
                 task.reason = Some(format!(
