@@ -325,6 +325,8 @@ impl From<PushError> for Failure {
             PushError::Store(e) => e.into(),
             PushError::Credentials(_) => Failure::usage(e.to_string()).hint("fix ~/.docker/config.json or the credential helper"),
             PushError::Export(_) => Failure::env(e.to_string()).hint("check the Docker engine and free disk space"),
+            PushError::NotByDigest(_) => Failure::usage(e.to_string())
+                .hint("the run's image came from `jobrun up`, which names it by digest; run `jobrun up` again"),
         }
     }
 }

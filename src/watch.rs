@@ -108,6 +108,9 @@ impl Follow {
         if held.rec.is_finished() && notify_end(store, dispatcher, &mut held.rec).await {
             held.digest = digest(&held.rec);
         }
+        if held.rec.is_finished() && let_go_of_image(store, dispatcher, &mut held.rec).await {
+            held.digest = digest(&held.rec);
+        }
         // Still under the lock: the file as this step left it.
         held.stamp = store.stamp(run_id)?;
         tracing::debug!(
@@ -174,6 +177,40 @@ async fn notify_end(store: &Store, dispatcher: &mut Dispatcher, rec: &mut RunRec
     rec.notifications.extend(deliveries);
     if let Err(e) = store.save(rec) {
         // Kept in memory: the next step sees the record differ from what was saved.
+        tracing::warn!("cannot save run {}: {e}", rec.run_id);
+        return false;
+    }
+    if let Err(e) = dispatcher.saved(rec, true).await {
+        tracing::warn!("cannot copy run {}: {e}", rec.run_id);
+    }
+    true
+}
+
+/// A finished ECS run's image, let go: its keep tag comes off (`image::keep`), and the
+/// repository's lifecycle policy may expire it like any other image. Not being able to is a
+/// warning: the tag stays, and the image with it. True when the record changed and was saved.
+async fn let_go_of_image(store: &Store, dispatcher: &mut Dispatcher, rec: &mut RunRecord) -> bool {
+    let Some(run) = rec.place.ecs() else {
+        return false;
+    };
+    let Some(tag) = run.keep.as_ref().filter(|k| k.held).map(|k| k.tag.clone()) else {
+        return false;
+    };
+    let unheld = async {
+        let aws = crate::dispatch::remote::aws_for(run).await?;
+        crate::image::keep::unhold(&aws, &rec.image.reference, &tag).await
+    };
+    if let Err(e) = unheld.await {
+        tracing::warn!(
+            "cannot take tag {tag} off the image of run {}: {e}",
+            rec.run_id
+        );
+        return false;
+    }
+    if let Some(keep) = rec.place.ecs_mut().and_then(|run| run.keep.as_mut()) {
+        keep.held = false;
+    }
+    if let Err(e) = store.save(rec) {
         tracing::warn!("cannot save run {}: {e}", rec.run_id);
         return false;
     }

@@ -48,6 +48,38 @@ pub async fn load_aws(job: &Job) -> Result<crate::aws::Aws> {
     Ok(access(job).load().await?)
 }
 
+/// Puts an ECS run's keep tag on its image (`image::keep`) before its tasks start (`submit`,
+/// `retry`). Not being able to is a warning, not a refusal: the run can go, only its image may
+/// expire while it lasts.
+pub async fn hold_image(
+    rec: &mut RunRecord,
+    aws: &crate::aws::Aws,
+    store: &Store,
+    ui: &crate::ui::Ui,
+) {
+    let reference = rec.image.reference.clone();
+    let Some(hold) = rec.place.ecs_mut().and_then(|run| run.keep.as_mut()) else {
+        return;
+    };
+    if hold.held {
+        return;
+    }
+    match crate::image::keep::hold(aws, store, &reference, &hold.tag).await {
+        Ok(kept) => {
+            hold.held = true;
+            if kept == crate::image::ecr::Keeping::Foreign {
+                ui.note(&format!(
+                    "the ECR repository's lifecycle policy is not jobrun's: make sure it never expires images tagged {}*, or a long run may lose its image",
+                    crate::image::ecr::KEEP_PREFIX
+                ));
+            }
+        }
+        Err(e) => ui.note(&format!(
+            "warning: the run's image is not kept from the ECR lifecycle policy ({e}); `jobrun iam-policy --for run` lists what keeping it needs"
+        )),
+    }
+}
+
 /// How often a watch looks (`JOBRUN_POLL_INTERVAL`, for tests and impatient people).
 pub fn poll_interval() -> Duration {
     std::env::var("JOBRUN_POLL_INTERVAL")

@@ -158,6 +158,11 @@ pub async fn retry(file: Option<&Path>, args: RetryArgs, ui: &Ui) -> Result<Exit
             ui.note(&format!("run {} has no failed tasks", rec.run_id));
             return Ok(Exit::Ok);
         }
+        // Its image is pulled again: kept again while the run lasts.
+        if let Some(run) = rec.place.ecs() {
+            let aws = crate::dispatch::remote::aws_for(run).await?;
+            super::common::hold_image(&mut rec, &aws, &store, ui).await;
+        }
         store.save(&rec)?;
         dispatcher.saved(&rec, true).await?;
         ui.note(&format!("run {}: retrying {n} failed tasks", rec.run_id));
@@ -174,12 +179,7 @@ fn requeue_failed(rec: &mut RunRecord) -> usize {
         .iter_mut()
         .filter(|t| t.state == TaskState::Failed)
     {
-        t.state = TaskState::Queued;
-        t.retried_from = t.attempts;
-        t.reason = Some(format!("retry of attempt {}", t.attempts));
-        t.exit_code = None;
-        t.finished_at = None;
-        t.log_tail.clear();
+        t.requeue(format!("retry of attempt {}", t.attempts));
         n += 1;
     }
     if n > 0 {
@@ -189,11 +189,7 @@ fn requeue_failed(rec: &mut RunRecord) -> usize {
         if let Some(reduce) = rec.tasks.last_mut().filter(|t| t.stage == Stage::Reduce)
             && reduce.state != TaskState::Queued
         {
-            reduce.state = TaskState::Queued;
-            reduce.retried_from = reduce.attempts;
-            reduce.reason = Some("after the retried map tasks".into());
-            reduce.exit_code = None;
-            reduce.finished_at = None;
+            reduce.requeue("after the retried map tasks");
             n += 1;
         }
     }

@@ -62,7 +62,7 @@ async fn gate_then_start(
     gate: &Gate<'_>,
     at: &Submit<'_>,
     mut rec: RunRecord,
-    dispatcher: impl AsyncFnOnce(&RunRecord) -> Result<Dispatcher>,
+    dispatcher: impl AsyncFnOnce(&mut RunRecord) -> Result<Dispatcher>,
     ui: &Ui,
 ) -> Result<Exit> {
     if let Pass::Done(exit) = gate.before(&at.store, ui).await? {
@@ -73,7 +73,7 @@ async fn gate_then_start(
     }
     rec.key = gate.key.clone();
     let started = async {
-        let dispatcher = dispatcher(&rec).await?;
+        let dispatcher = dispatcher(&mut rec).await?;
         start(&at.store, rec, dispatcher, at.args.detach, ui).await
     }
     .await;
@@ -245,7 +245,7 @@ async fn submit_local(job: Job, at: Submit<'_>, ui: &Ui) -> Result<Exit> {
     if let Some(exit) = super::estimate::before_start(&job, &rec, args, store, ui)? {
         return Ok(exit);
     }
-    let local = async |_: &RunRecord| Ok(Dispatcher::Local(LocalDispatcher::new(engine)));
+    let local = async |_: &mut RunRecord| Ok(Dispatcher::Local(LocalDispatcher::new(engine)));
     gate_then_start(&gate, &at, rec, local, ui).await
 }
 
@@ -290,7 +290,7 @@ async fn submit_ecs(job: Job, at: Submit<'_>, ui: &Ui) -> Result<Exit> {
             .unwrap_or_else(|| outputs.image.clone()),
         platform: job.image.platform.to_string(),
     };
-    let place = ecs_place(&job, &outputs, run_id)?;
+    let place = ecs_place(&job, &outputs, run_id, args.scheduled)?;
     let mut rec = new_record(&job, run_id, place, image, tasks);
     rec.settings.dispatched = args.scheduled;
     if let Some(exit) = super::estimate::before_start(&job, &rec, args, store, ui)? {
@@ -300,7 +300,10 @@ async fn submit_ecs(job: Job, at: Submit<'_>, ui: &Ui) -> Result<Exit> {
         aws: &aws,
         bucket: &outputs.site.bucket,
     });
-    let remote = async |rec: &RunRecord| Ok(Dispatcher::create(rec, aws.clone()).await?);
+    let remote = async |rec: &mut RunRecord| {
+        super::common::hold_image(rec, &aws, store, ui).await;
+        Ok(Dispatcher::create(rec, aws.clone()).await?)
+    };
     gate_then_start(&gate, &at, rec, remote, ui).await
 }
 
@@ -348,12 +351,20 @@ pub(super) fn current_outputs(job: &Job, store: &Store, aws: &Aws) -> Result<Out
     Ok(outputs)
 }
 
-/// Where an ECS run's tasks go: direct, or through the job's queue.
-fn ecs_place(job: &Job, outputs: &Outputs, run_id: &str) -> Result<Place> {
+/// Where an ECS run's tasks go: direct, or through the job's queue. An image in ECR is kept
+/// from the lifecycle policy while the run lasts (`image::keep`); a scheduled run's already is,
+/// by its schedule's tag.
+fn ecs_place(job: &Job, outputs: &Outputs, run_id: &str, scheduled: bool) -> Result<Place> {
+    let started_by = crate::dispatch::ecs::started_by(run_id);
+    let in_ecr = matches!(job.image.registry, crate::config::RegistrySpec::Ecr { .. });
     let ecs = EcsRun {
         site: outputs.site.clone(),
         profile: super::common::access(job).profile,
-        started_by: crate::dispatch::ecs::started_by(run_id),
+        keep: (in_ecr && !scheduled).then(|| crate::record::ImageHold {
+            tag: crate::image::keep::run_tag(&started_by),
+            held: false,
+        }),
+        started_by,
         capacity: job.ecs.capacity.clone(),
         rates: job.ecs.rates.clone(),
     };

@@ -5,6 +5,10 @@
 //! or dead-letters that). So both get a `jobrun-keep-<schedule>` tag, which jobrun's lifecycle
 //! policy never expires (`ecr::lifecycle_policy`), `schedule rm` takes it off, and
 //! `schedule list` checks the images are still there.
+//!
+//! A run on ECS is the same in small: its tasks pull the image until the last one starts, and a
+//! retry starts some again, so `submit` (and `retry`) tag it `jobrun-keep-run-<run>` and the
+//! watcher that sees the run end takes the tag off (`hold`, `unhold`).
 
 use super::ecr::{self, KEEP_PREFIX, Keeping};
 use super::push::{AwsOptions, PushError, destination};
@@ -27,6 +31,11 @@ pub fn tags(schedule: &str) -> [String; 2] {
         format!("{KEEP_PREFIX}{schedule}"),
         format!("{KEEP_PREFIX}{schedule}-dispatcher"),
     ]
+}
+
+/// A run's keep tag (`started_by`: ≤ 36 characters of [A-Za-z0-9_-], see `dispatch::ecs`).
+pub fn run_tag(started_by: &str) -> String {
+    format!("{KEEP_PREFIX}run-{started_by}")
 }
 
 /// `host/repository@sha256:…` as (host, repository, digest).
@@ -72,6 +81,36 @@ pub async fn pin(
         .as_ref()
         .expect("an ECR destination keeps its AWS access");
     Ok(Some(ecr::keep_pinned(aws, &dest.repository).await?))
+}
+
+/// Tags a run's image (`reference` by digest, in the job's ECR repository) with its keep tag and
+/// makes sure the repository's policy keeps it. Needs no jobrun.toml: the record names the
+/// image, and the ECR login is the run's AWS access's.
+pub async fn hold(
+    aws: &crate::aws::Aws,
+    store: &Store,
+    reference: &str,
+    tag: &str,
+) -> Result<Keeping, PushError> {
+    let (host, repository, digest) =
+        parts(reference).ok_or_else(|| PushError::NotByDigest(reference.to_string()))?;
+    let login = ecr::login(aws, store).await?;
+    let registry = Registry::new(host, Some(login.credentials()));
+    let got = registry
+        .get_manifest(repository, digest, &MANIFESTS)
+        .await?;
+    registry
+        .put_manifest(repository, tag, &got.media_type, &got.body)
+        .await?;
+    Ok(ecr::keep_pinned(aws, repository).await?)
+}
+
+/// Takes a run's keep tag off its image again (BatchDeleteImage by tag; see `ecr::release`).
+pub async fn unhold(aws: &crate::aws::Aws, reference: &str, tag: &str) -> Result<(), PushError> {
+    let (_, repository, _) =
+        parts(reference).ok_or_else(|| PushError::NotByDigest(reference.to_string()))?;
+    ecr::release(aws, repository, &[tag.to_string()]).await?;
+    Ok(())
 }
 
 /// Takes a removed schedule's keep tags off (ECR only).
@@ -149,6 +188,12 @@ mod tests {
                     .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
             );
         }
+    }
+
+    #[test]
+    fn a_run_keep_tag_is_a_valid_registry_tag_and_kept_by_the_policy() {
+        let tag = run_tag(&"r".repeat(36));
+        assert!(tag.len() <= 128 && tag.starts_with(KEEP_PREFIX), "{tag}");
     }
 
     #[test]

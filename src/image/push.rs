@@ -51,6 +51,8 @@ pub enum PushError {
     Credentials(String),
     #[error("cannot read the image out of the engine: {0}")]
     Export(String),
+    #[error("image {0} is not named by digest (host/repository@sha256:…)")]
+    NotByDigest(String),
 }
 
 /// AWS settings from the command line.

@@ -102,6 +102,17 @@ pub struct EcsRun {
     pub started_by: String,
     pub capacity: crate::config::Capacity,
     pub rates: crate::config::Rates,
+    /// The ECR tag that keeps the run's image out of reach of the repository's lifecycle
+    /// policy (`image::keep`) from submit (and a retry) until the run ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep: Option<ImageHold>,
+}
+
+/// A run's keep tag, and whether it is on the image now.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ImageHold {
+    pub tag: String,
+    pub held: bool,
 }
 
 /// Where a run's tasks go: one choice, fixed at submit.
@@ -125,6 +136,13 @@ impl Place {
     }
     /// The AWS side of a run on ECS (direct or queue).
     pub fn ecs(&self) -> Option<&EcsRun> {
+        match self {
+            Place::Local => None,
+            Place::Ecs(run) | Place::Queue(run, _) => Some(run),
+        }
+    }
+
+    pub fn ecs_mut(&mut self) -> Option<&mut EcsRun> {
         match self {
             Place::Local => None,
             Place::Ecs(run) | Place::Queue(run, _) => Some(run),
@@ -595,6 +613,7 @@ pub(crate) mod tests {
             site,
             profile: None,
             started_by: "r".into(),
+            keep: None,
             capacity: crate::config::Capacity {
                 kind: crate::config::CapacityKind::Spot,
                 on_demand_base: 0,

@@ -444,8 +444,9 @@ fn push_another(t: &Test, version: &str) -> String {
 /// list` says when a pinned image is gone anyway.
 #[test]
 fn the_images_a_schedule_fires_with_outlive_the_lifecycle_policy() {
-    let moto = services::moto();
     let reg = services::own_registry();
+    let front = services::ecr_proxy(services::moto(), &reg);
+    let moto = &front;
     let t = Test::ecs_task(&format!(
         "[ecr]\nregistry_endpoint = \"{}\"\nkeep_images = 1\n",
         reg.host()
@@ -505,7 +506,101 @@ fn the_images_a_schedule_fires_with_outlive_the_lifecycle_policy() {
         text.stdout
     );
 
-    // `schedule rm` takes the keep tags off again (BatchDeleteImage by tag).
+    // `schedule rm` takes the keep tags off again (BatchDeleteImage by tag, played on the
+    // registry by the proxy), and the dispatcher image is an old image like any other.
     let rm = t.run(&["schedule", "rm", "weekly"]);
     assert_eq!(rm.status, 0, "{}", rm.stderr);
+    assert!(
+        !tags(&reg, &repository)
+            .iter()
+            .any(|t| t.starts_with("jobrun-keep-")),
+        "{:?}",
+        tags(&reg, &repository)
+    );
+    services::expire_ecr(moto, &reg, &repository);
+    let path = format!("/v2/{repository}/manifests/{}", digest(&dispatcher));
+    assert_eq!(
+        services::registry_get(
+            &reg,
+            &path,
+            "application/vnd.docker.distribution.manifest.v2+json"
+        )
+        .err(),
+        Some(404),
+        "the dispatcher image expires once its schedule is gone"
+    );
+}
+
+/// The tags of a repository in the registry.
+fn tags(reg: &Service, repository: &str) -> Vec<String> {
+    let got = services::registry_get(
+        reg,
+        &format!("/v2/{repository}/tags/list"),
+        "application/json",
+    )
+    .unwrap_or_else(|s| panic!("tags of {repository}: {s}"));
+    let v: Value = serde_json::from_slice(&got).unwrap();
+    v["tags"]
+        .as_array()
+        .map(|a| a.iter().map(|t| t.as_str().unwrap().to_string()).collect())
+        .unwrap_or_default()
+}
+
+/// Real AWS part 2, item 2, for runs: a run's tasks pull its image until the last one has
+/// started (and a retry pulls it again), so `submit` tags it `jobrun-keep-run-<run>`, which the
+/// lifecycle policy never expires, and the watcher that sees the run end takes the tag off: the
+/// image is then an old image like any other.
+#[test]
+fn the_image_of_an_unfinished_run_outlives_the_lifecycle_policy() {
+    let reg = services::own_registry();
+    let front = services::ecr_proxy(services::moto(), &reg);
+    let t = Test::ecs_task(&format!(
+        "[ecr]\nregistry_endpoint = \"{}\"\nkeep_images = 1\n",
+        reg.host()
+    ))
+    .envs(services::moto_env_for(&front))
+    .jobrun(crate::harness::stripped_jobrun());
+    let image = push_digest(&t);
+    let up = t.run(&["up"]);
+    assert_eq!(up.status, 0, "up: {}", up.stderr);
+    let hold = t.dir.path().join("hold");
+    std::fs::write(&hold, "").unwrap();
+    let run = t.submit_detached(&[json!({"fake": {"hold_while_file": hold}})]);
+    let repository = format!("jobrun/{}", t.name);
+    let keep_tag = |tags: Vec<String>| tags.into_iter().find(|t| t.starts_with("jobrun-keep-run-"));
+    assert!(
+        keep_tag(tags(&reg, &repository)).is_some(),
+        "{:?}",
+        tags(&reg, &repository)
+    );
+
+    let second = push_another(&t, "2");
+    push_another(&t, "3");
+    let expired = services::expire_ecr(&front, &reg, &repository);
+    assert_eq!(
+        expired,
+        vec![second],
+        "the run's image stays while the run lasts"
+    );
+
+    std::fs::remove_file(&hold).unwrap();
+    let watch = t.run(&["watch", &run]);
+    assert_eq!(watch.status, 0, "{}\n{}", watch.stdout, watch.stderr);
+    assert_eq!(
+        keep_tag(tags(&reg, &repository)),
+        None,
+        "the end takes the tag off"
+    );
+    services::expire_ecr(&front, &reg, &repository);
+    let path = format!("/v2/{repository}/manifests/{image}");
+    assert_eq!(
+        services::registry_get(
+            &reg,
+            &path,
+            "application/vnd.docker.distribution.manifest.v2+json"
+        )
+        .err(),
+        Some(404),
+        "once the run has ended its image expires like any other"
+    );
 }

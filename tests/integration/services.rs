@@ -332,6 +332,20 @@ pub fn s3_missing_403_proxy(upstream: &Service) -> Service {
     proxy(upstream, vec!["--s3-missing-403".into()])
 }
 
+/// `tests/moto/aws_proxy.py` in front of a moto server whose ECR images are in `registry`:
+/// BatchDeleteImage takes tags off (and images out of) the registry as ECR does.
+pub fn ecr_proxy(upstream: &Service, registry: &Service) -> Service {
+    proxy(
+        upstream,
+        vec![
+            "--ecr-storage".into(),
+            registry._dir.path().join("data").display().to_string(),
+            "--ecr-registry".into(),
+            registry.url(),
+        ],
+    )
+}
+
 /// `tests/moto/aws_proxy.py` in front of a moto server, answering only the faults a test scripts.
 pub fn scripted_proxy(upstream: &Service) -> Service {
     proxy(upstream, vec![])

@@ -75,6 +75,12 @@ the AWS it will really meet. This proxy adds, for AWS JSON calls (op = X-Amz-Tar
   Reference, "Permissions") -- and every role jobrun makes may list only under its prefix. Here
   every such 404 from moto becomes that 403; counted in the stats' faults as
   "s3:missing-key-403".
+* --ecr-storage DIR --ecr-registry URL: ECR's images live in a docker-registry (URL, storage
+  DIR), moto has none. BatchDeleteImage is forwarded (moto checks the repository) and its
+  answer made from the registry's images as ECR does it: a tag comes off its image, the image
+  goes with its last tag or by digest, an id matching nothing is a per-entry ImageNotFound
+  (tests/moto/ecr_lifecycle.py `batch_delete`). Counted in the stats' faults as
+  "ecr:batch-delete-played".
 * Every request is checked against AWS's service model of its operation (tests/moto/aws_model.py:
   required members, types, enums, lengths, ranges, patterns, from botocore's models in the
   venv) before anything else; one that AWS would refuse is answered 400 ValidationException
@@ -620,6 +626,8 @@ class Handler(BaseHTTPRequestHandler):
         if fault == "drop_request":
             return self.drop()
 
+        if op == "BatchDeleteImage" and self.state.args.ecr_storage:
+            return self.batch_delete_image(body)
         if op in ("DeleteMessageBatch", "ChangeMessageVisibilityBatch") \
                 and self.state.args.sqs_entries_fail_once:
             return self.handle_batch_failing_once(body)
@@ -652,6 +660,21 @@ class Handler(BaseHTTPRequestHandler):
                 and answer[0] == 404:
             return self.missing_key_403()
         return self.reply(*answer)
+
+    def batch_delete_image(self, body):
+        status, headers, answer = self.forward(body)
+        if not 200 <= status < 300:
+            return self.reply(status, headers, answer)
+        req = json.loads(body or b"{}")
+        from ecr_lifecycle import batch_delete
+        with self.state.lock:
+            deleted, failures = batch_delete(self.state.args.ecr_storage,
+                                             self.state.args.ecr_registry,
+                                             req["repositoryName"], req.get("imageIds", []))
+            self.state.faults["ecr:batch-delete-played"] += 1
+        out = {"imageIds": deleted, "failures": failures}
+        return self.reply(200, [("Content-Type", "application/x-amz-json-1.1")],
+                          json.dumps(out).encode())
 
     def missing_key_403(self):
         with self.state.lock:
@@ -788,6 +811,8 @@ def main():
                         "a caller without s3:ListBucket")
     p.add_argument("--role-settle", type=float, default=0.0,
                    help="seconds Scheduler refuses a role made through this proxy")
+    p.add_argument("--ecr-storage", help="the storage directory of the registry ECR's images are in")
+    p.add_argument("--ecr-registry", help="that registry's URL")
     p.add_argument("--no-model-check", action="store_true",
                    help="forward requests without checking them against AWS's models")
     p.add_argument("--stats-file", help="where to write the stats when stopped (SIGTERM)")

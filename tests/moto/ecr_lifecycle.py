@@ -33,6 +33,7 @@ import argparse
 import fnmatch
 import json
 import os
+import shutil
 import sys
 import time
 import urllib.request
@@ -99,6 +100,50 @@ def evaluate(policy, found, now):
     return expired
 
 
+def batch_delete(storage, registry, repository, image_ids):
+    """ECR's BatchDeleteImage on the registry's images: (imageIds deleted, failures).
+
+    An id names a tag (imageTag) or an image (imageDigest). A tag comes off its image, and the
+    image goes with its last tag; a digest deletes the image with all its tags; an id matching
+    nothing is a per-entry `ImageNotFound` failure, the call itself succeeds. (ECR API
+    Reference, BatchDeleteImage: "You can remove a tag from an image by specifying the image's
+    tag in your request. When you remove the last tag from an image, the image is deleted from
+    your repository." https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_BatchDeleteImage.html)
+    """
+    tags_dir = os.path.join(storage, "docker", "registry", "v2", "repositories", repository,
+                            "_manifests", "tags")
+    deleted, failures, gone = [], [], []
+    for image_id in image_ids:
+        found = images(storage, repository)
+        tag, digest = image_id.get("imageTag"), image_id.get("imageDigest")
+        if tag is not None:
+            owner = next((d for d, i in found.items() if tag in i["tags"]), None)
+            if owner is None or (digest is not None and digest != owner):
+                failures.append({"imageId": image_id, "failureCode": "ImageNotFound",
+                                 "failureReason": "Requested image not found"})
+                continue
+            shutil.rmtree(os.path.join(tags_dir, tag))
+            deleted.append({"imageTag": tag, "imageDigest": owner})
+            if found[owner]["tags"] == {tag}:
+                gone.append(owner)
+        elif digest in found:
+            deleted.append({"imageDigest": digest})
+            gone.append(digest)
+        else:
+            failures.append({"imageId": image_id, "failureCode": "ImageNotFound",
+                             "failureReason": "Requested image not found"})
+    for digest in gone:
+        delete_manifest(registry, repository, digest)
+    return deleted, failures
+
+
+def delete_manifest(registry, repository, digest):
+    """The registry API's DELETE of a manifest by digest (its tags go with it)."""
+    url = f"{registry}/v2/{repository}/manifests/{digest}"
+    with urllib.request.urlopen(urllib.request.Request(url, method="DELETE")) as resp:
+        assert resp.status == 202, (url, resp.status)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--storage", required=True)
@@ -111,9 +156,7 @@ def main():
     found = images(args.storage, args.repository)
     expired = evaluate(policy, found, args.now or time.time())
     for digest in expired:
-        url = f"{args.registry}/v2/{args.repository}/manifests/{digest}"
-        with urllib.request.urlopen(urllib.request.Request(url, method="DELETE")) as resp:
-            assert resp.status == 202, (url, resp.status)
+        delete_manifest(args.registry, args.repository, digest)
     json.dump(expired, sys.stdout)
     print()
 

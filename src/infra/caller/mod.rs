@@ -438,6 +438,26 @@ fn run(s: &Scope<'_>) -> Vec<Value> {
             json!({"StringLike": {"s3:prefix": [format!("{prefix}*")]}}),
         ));
     }
+    // The keep tags on the images a run or a schedule needs (image::keep): tag, check the
+    // repository's lifecycle policy keeps them, untag when the run ends or the schedule goes.
+    if let Some(repo) = &n.repository {
+        st.push(allow(
+            "EcrToken",
+            &["ecr:GetAuthorizationToken"],
+            vec!["*".into()],
+        ));
+        st.push(allow(
+            "KeepTheImagesInUse",
+            &[
+                "ecr:BatchGetImage",
+                "ecr:PutImage",
+                "ecr:GetLifecyclePolicy",
+                "ecr:PutLifecyclePolicy",
+                "ecr:BatchDeleteImage",
+            ],
+            vec![a.regional("ecr", &format!("repository/{repo}"))],
+        ));
+    }
     if s.queue_mode() {
         st.push(allow(
             "QueueTheTasks",
@@ -627,16 +647,29 @@ mod tests {
         assert_eq!(sids.len(), unique.len());
     }
 
+    /// A run writes only its records, and the keep tag (and the lifecycle rule that honours
+    /// it) that holds its image in the job's own repository until it ends.
     #[test]
     fn run_alone_cannot_make_or_delete_anything() {
         let job = crate::config::ecs_job_for_tests("wc");
         let d = doc(&job, &[Needs::Run]);
+        let keeps = ["ecr:PutImage", "ecr:PutLifecyclePolicy", "ecr:BatchDeleteImage"];
         for st in d["Statement"].as_array().unwrap() {
             for a in st["Action"].as_array().unwrap() {
-                let op = a.as_str().unwrap().split(':').nth(1).unwrap();
-                let makes = ["Create", "Delete", "Deregister", "Put", "Update"]
+                let a = a.as_str().unwrap();
+                let op = a.split(':').nth(1).unwrap();
+                let makes = ["Create", "Delete", "Deregister", "Put", "Update", "BatchDelete"]
                     .iter()
                     .any(|w| op.starts_with(w));
+                if keeps.contains(&a) {
+                    let resources = st["Resource"].as_array().unwrap();
+                    assert!(
+                        resources.len() == 1
+                            && resources[0].as_str().unwrap().ends_with(":repository/jobrun/wc"),
+                        "{a} on the job's repository only: {st}"
+                    );
+                    continue;
+                }
                 assert!(!makes || op == "DeleteObject" || op == "PutObject", "{a}");
             }
         }

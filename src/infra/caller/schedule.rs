@@ -70,21 +70,6 @@ pub(super) fn schedule(s: &Scope<'_>) -> Vec<Value> {
             vec![a.regional("sqs", &n.schedule_dlq)],
         ),
     ]);
-    // The keep tags on the images a schedule fires with (image::keep): tag, check the
-    // repository's lifecycle policy keeps them, untag at `schedule rm`.
-    if let Some(repo) = &n.repository {
-        st.push(allow(
-            "KeepTheScheduledImages",
-            &[
-                "ecr:BatchGetImage",
-                "ecr:PutImage",
-                "ecr:GetLifecyclePolicy",
-                "ecr:PutLifecyclePolicy",
-                "ecr:BatchDeleteImage",
-            ],
-            vec![a.regional("ecr", &format!("repository/{repo}"))],
-        ));
-    }
     st
 }
 
