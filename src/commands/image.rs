@@ -57,7 +57,10 @@ pub fn images(file: Option<&Path>, ui: &Ui) -> Result<Exit> {
 pub async fn agent_image(args: &crate::cli::AgentImageArgs, ui: &Ui) -> Result<Exit> {
     use crate::image::agent;
     let mut agents = vec![];
-    for (arch, given) in [("amd64", &args.amd64), ("arm64", &args.arm64)] {
+    for (arch, given) in [
+        (agent::Arch::Amd64, &args.amd64),
+        (agent::Arch::Arm64, &args.arm64),
+    ] {
         let Some(given) = given else { continue };
         let found = match given.as_str() {
             "self" => agent::this(arch).map_err(|why| image::ImageError::BadAgent {

@@ -33,7 +33,9 @@ pub async fn up(
 pub async fn converge(job: &Job, aws: &Aws, store: &Store, dry_run: bool) -> Result<UpReport> {
     let records = ImageRecords::load(store, &job.name)?;
     let (image, agent) = match records.latest_push() {
-        Some((img, push)) if img.platform != job.image.platform.to_string() => {
+        Some((img, push))
+            if crate::config::Platform::parse(&img.platform).ok() != Some(job.image.platform) =>
+        {
             return Err(Failure::usage(format!(
                 "the last pushed image ({}) is {}, but the job's platform is {}",
                 push.reference, img.platform, job.image.platform

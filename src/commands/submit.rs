@@ -127,7 +127,10 @@ fn new_record(
         Some(run) => run.site.region.clone(),
         None => job.aws.region.clone().unwrap_or_else(|| "us-east-1".into()),
     };
-    let arch = image.platform.split('/').nth(1).unwrap_or("amd64");
+    // Priced for what the image is, which is the job's platform unless the engine says otherwise.
+    let arch = crate::config::Platform::parse(&image.platform)
+        .map(|p| p.arch)
+        .unwrap_or(job.image.platform.arch);
     let mut settings = settings_of(job);
     settings.prices = Some(crate::cost::Prices::lookup(&region, arch, &job.cost));
     RunRecord {

@@ -2,6 +2,7 @@
 //! commands use it. Also the value types and rules shared by the file, the flags and the
 //! environment (durations, S3 URLs, job names, platforms).
 
+pub use super::arch::Arch;
 use crate::resources::{MemoryMib, Vcpu};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -337,12 +338,11 @@ mod secs {
     }
 }
 
-/// `os/arch[/variant]`, as Docker and OCI spell platforms.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// `linux/<arch>`, as Docker and OCI spell platforms: Fargate runs Linux only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(into = "String")]
 pub struct Platform {
-    pub os: String,
-    pub arch: String,
+    pub arch: Arch,
 }
 
 impl From<Platform> for String {
@@ -353,42 +353,37 @@ impl From<Platform> for String {
 
 impl std::fmt::Display for Platform {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.os, self.arch)
+        write!(f, "{}/{}", Self::OS, self.arch)
     }
 }
 
 impl Platform {
+    pub const OS: &'static str = "linux";
+
+    /// `linux/ARCH[/variant]`, ARCH in Docker's or Rust's spelling.
     pub fn parse(s: &str) -> Result<Self, String> {
         let parts: Vec<&str> = s.trim().split('/').collect();
         let arch = match parts.as_slice() {
             ["linux", a] | ["linux", a, _] => *a,
             _ => return Err(format!("platform `{s}` is not of the form linux/ARCH")),
         };
-        let arch = match arch {
-            "amd64" | "x86_64" => "amd64",
-            "arm64" | "aarch64" => "arm64",
-            other => {
-                return Err(format!(
-                    "platform `{s}`: architecture `{other}` is not supported (use amd64 or arm64)"
-                ));
-            }
-        };
-        Ok(Platform {
-            os: "linux".into(),
-            arch: arch.into(),
-        })
+        match Arch::parse(arch) {
+            Some(arch) => Ok(Platform { arch }),
+            None => Err(format!(
+                "platform `{s}`: architecture `{arch}` is not supported (use amd64 or arm64)"
+            )),
+        }
     }
 
     /// The machine jobrun runs on, as a Docker platform.
     pub fn host() -> Self {
-        let arch = match std::env::consts::ARCH {
-            "aarch64" => "arm64",
-            _ => "amd64",
-        };
-        Platform {
-            os: "linux".into(),
-            arch: arch.into(),
-        }
+        Arch::host().into()
+    }
+}
+
+impl From<Arch> for Platform {
+    fn from(arch: Arch) -> Platform {
+        Platform { arch }
     }
 }
 

@@ -8,6 +8,7 @@
 //!
 //! `file` is the file as written, `resolve` lays the layers and checks, `job` is the result.
 
+mod arch;
 mod file;
 mod job;
 mod resolve;

@@ -211,8 +211,12 @@ pub struct Overrides {
     pub mode: Option<DispatchMode>,
 }
 
+/// Moves each named field of `$self` to `$env` or `$flags` by where clap found it. The fields
+/// must be all of `Overrides`: the pattern below has no `..`, so a new field left out of the
+/// list is a compile error, not a setting silently dropped.
 macro_rules! split_by_source {
     ($self:ident, $m:ident, $env:ident, $flags:ident: $($f:ident),*) => {
+        let Overrides { $($f: _),* } = $self;
         $(
             match $m.and_then(|m| m.value_source(stringify!($f))) {
                 Some(ValueSource::EnvVariable) => $env.$f = $self.$f.clone(),
@@ -388,7 +392,7 @@ fn image(
         None => match target {
             TargetKind::Local => Platform::host(),
             // Fargate on Graviton (+ Spot) is the cheap path.
-            TargetKind::Ecs => Platform::parse("linux/arm64").expect("valid"),
+            TargetKind::Ecs => Arch::Arm64.into(),
         },
     };
     for key in file.image.build_args.keys() {
@@ -447,14 +451,14 @@ fn agent(file: &FileConfig, rel: &dyn Fn(&Path) -> PathBuf) -> Result<AgentSpec,
                     "image.agent names no file (use { amd64 = \"PATH\", arm64 = \"PATH\" })".into(),
                 );
             }
-            for arch in files.keys() {
-                if arch != "amd64" && arch != "arm64" {
-                    return Err(format!(
-                        "image.agent: `{arch}` is not an architecture (amd64, arm64)"
-                    ));
-                }
+            let mut by_arch = std::collections::BTreeMap::new();
+            for (arch, path) in files {
+                let arch = arch
+                    .parse::<Arch>()
+                    .map_err(|m| format!("image.agent: {m}"))?;
+                by_arch.insert(arch, rel(path));
             }
-            AgentSpec::Files(files.iter().map(|(a, p)| (a.clone(), rel(p))).collect())
+            AgentSpec::Files(by_arch)
         }
     })
 }

@@ -197,7 +197,7 @@ impl fmt::Display for Estimate {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::CostSpec;
+    use crate::config::{Arch, CostSpec};
 
     fn summary(id: &str, image: &str, median: f64) -> RunSummary {
         let json = serde_json::json!({
@@ -228,7 +228,7 @@ mod tests {
 
     #[test]
     fn an_estimate_prices_the_tasks_on_their_capacity_and_bounds_it_on_demand() {
-        let p = Prices::lookup("us-east-1", "arm64", &CostSpec::default());
+        let p = Prices::lookup("us-east-1", Arch::Arm64, &CostSpec::default());
         let size = Size {
             vcpu: 1.0,
             gb: 2.0,

@@ -296,13 +296,13 @@ fn is_zero(x: &f64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::CostSpec;
+    use crate::config::{Arch, CostSpec};
 
     fn cents(x: f64) -> i64 {
         (x * 100.0).round() as i64
     }
 
-    fn us_east(arch: &str) -> Prices {
+    fn us_east(arch: Arch) -> Prices {
         Prices::lookup("us-east-1", arch, &CostSpec::default())
     }
 
@@ -326,12 +326,12 @@ mod tests {
         };
         // 1 vCPU, 2 GB, one hour, x86: 0.04048 + 2 × 0.004445 = $0.04937.
         let hour = Usage::of(size, 3600.0);
-        assert!((hour.on_demand(&us_east("amd64")) - 0.04937).abs() < 1e-9);
+        assert!((hour.on_demand(&us_east(Arch::Amd64)) - 0.04937).abs() < 1e-9);
         // ARM: 0.03238 + 2 × 0.00356 = $0.03950, about 20 % less.
-        assert!((hour.on_demand(&us_east("arm64")) - 0.0395).abs() < 1e-9);
+        assert!((hour.on_demand(&us_east(Arch::Arm64)) - 0.0395).abs() < 1e-9);
         // 100 tasks of 30 s: each billed a minute: 100/60 h × $0.0395 = $0.0658 → 7 cents.
         let short = Usage::of(size, 30.0).scale(100.0);
-        assert_eq!(cents(short.on_demand(&us_east("arm64"))), 7);
+        assert_eq!(cents(short.on_demand(&us_east(Arch::Arm64))), 7);
         // Storage beyond 20 GB: 4 vCPU, 16 GB, 120 GiB for 10 h on x86:
         // 10 × (4 × 0.04048 + 16 × 0.004445 + 100 × 0.000111) = $2.4414 → $2.44.
         let big = Size {
@@ -342,9 +342,9 @@ mod tests {
         };
         let ten = Usage::of(big, 36_000.0);
         assert!((ten.storage_gb_hours - 1000.0).abs() < 1e-9);
-        assert_eq!(cents(ten.on_demand(&us_east("amd64"))), 244);
+        assert_eq!(cents(ten.on_demand(&us_east(Arch::Amd64))), 244);
         // Spot at 50–70 % off: $0.73–$1.22.
-        let (low, high) = ten.spot(&us_east("amd64"));
+        let (low, high) = ten.spot(&us_east(Arch::Amd64));
         assert_eq!((cents(low), cents(high)), (73, 122));
         // With a public IPv4 address: 10 h × $0.005 = $0.05 more, on Spot too (no discount).
         let public = Usage::of(
@@ -355,8 +355,8 @@ mod tests {
             36_000.0,
         );
         assert!((public.ipv4_hours - 10.0).abs() < 1e-9);
-        assert_eq!(cents(public.on_demand(&us_east("amd64"))), 249);
-        let (low, high) = public.spot(&us_east("amd64"));
+        assert_eq!(cents(public.on_demand(&us_east(Arch::Amd64))), 249);
+        let (low, high) = public.spot(&us_east(Arch::Amd64));
         assert_eq!((cents(low), cents(high)), (78, 127));
     }
 
@@ -381,7 +381,7 @@ mod tests {
                 spot: false,
             },
         ];
-        let p = us_east("arm64");
+        let p = us_east(Arch::Arm64);
         let cost = RunCost::of(Basis::FargateEquivalent, size, &p, [&bills[..], &[]], None);
         assert_eq!(cost.attempts, 2);
         assert_eq!(cost.spot_attempts, 1);

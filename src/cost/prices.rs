@@ -3,7 +3,7 @@
 //! jobrun.toml. The result travels in the run record, so a run's cost is always computed with
 //! the prices it was submitted under.
 
-use crate::config::CostSpec;
+use crate::config::{Arch, CostSpec};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -55,9 +55,8 @@ pub struct Prices {
 }
 
 impl Prices {
-    /// The prices for a region and architecture (`arm64` or anything else, x86), with `[cost]`
-    /// on top.
-    pub fn lookup(region: &str, arch: &str, spec: &CostSpec) -> Prices {
+    /// The prices for a region and architecture, with `[cost]` on top.
+    pub fn lookup(region: &str, arch: Arch, spec: &CostSpec) -> Prices {
         let table: Table = toml::from_str(TABLE).expect("the shipped price table parses");
         let (name, region_prices) = match table.regions.get(region) {
             Some(r) => (region.to_string(), r),
@@ -66,21 +65,15 @@ impl Prices {
                 &table.regions[FALLBACK],
             ),
         };
-        let arm = arch == "arm64";
-        let compute = if arm {
-            region_prices.arm
-        } else {
-            region_prices.x86
+        let compute = match arch {
+            Arch::Arm64 => region_prices.arm,
+            Arch::Amd64 => region_prices.x86,
         };
         let overridden = spec.vcpu_hour.is_some() || spec.gb_hour.is_some();
         let source = if overridden {
             "[cost] in jobrun.toml".to_string()
         } else {
-            format!(
-                "{name} of {}, {}",
-                table.date,
-                if arm { "arm64" } else { "x86" }
-            )
+            format!("{name} of {}, {}", table.date, arch.price_name())
         };
         Prices {
             vcpu_hour: spec.vcpu_hour.unwrap_or(compute.vcpu_hour),
@@ -105,13 +98,13 @@ mod tests {
     #[test]
     fn the_table_has_us_east_1_and_stands_in_for_other_regions() {
         let none = CostSpec::default();
-        let arm = Prices::lookup("us-east-1", "arm64", &none);
+        let arm = Prices::lookup("us-east-1", Arch::Arm64, &none);
         assert_eq!((arm.vcpu_hour, arm.gb_hour), (0.03238, 0.00356));
         assert_eq!(arm.storage_gb_hour, 0.000111);
         assert_eq!(arm.spot_discount, (0.5, 0.7));
-        let x86 = Prices::lookup("us-east-1", "amd64", &none);
+        let x86 = Prices::lookup("us-east-1", Arch::Amd64, &none);
         assert_eq!((x86.vcpu_hour, x86.gb_hour), (0.04048, 0.004445));
-        let far = Prices::lookup("ap-south-2", "arm64", &none);
+        let far = Prices::lookup("ap-south-2", Arch::Arm64, &none);
         assert_eq!(far.vcpu_hour, 0.03238);
         assert!(far.source.contains("none for ap-south-2"), "{}", far.source);
         let own = CostSpec {
@@ -119,7 +112,7 @@ mod tests {
             spot_discount: Some(0.6),
             ..CostSpec::default()
         };
-        let negotiated = Prices::lookup("us-east-1", "arm64", &own);
+        let negotiated = Prices::lookup("us-east-1", Arch::Arm64, &own);
         assert_eq!((negotiated.vcpu_hour, negotiated.gb_hour), (0.03, 0.00356));
         assert_eq!(negotiated.spot_discount, (0.6, 0.6));
         assert!(negotiated.source.contains("[cost]"));

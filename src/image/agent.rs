@@ -23,6 +23,7 @@ pub mod packed;
 pub mod pull;
 
 use super::ImageError;
+pub use crate::config::Arch;
 use crate::store::Store;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -76,7 +77,7 @@ impl std::fmt::Display for Source {
 /// `record::AgentUsed`) every ECS run's record.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct AgentInfo {
-    pub arch: String,
+    pub arch: Arch,
     pub version: String,
     /// Of the jobrun binary itself.
     pub sha256: String,
@@ -89,7 +90,7 @@ impl AgentInfo {
     pub fn used(&self) -> crate::record::AgentUsed {
         crate::record::AgentUsed {
             version: self.version.clone(),
-            arch: self.arch.clone(),
+            arch: self.arch.to_string(),
             sha256: self.sha256.clone(),
             source: self.source.to_string(),
         }
@@ -134,7 +135,7 @@ pub enum AgentSpec {
     /// An agent image reference to pull.
     Image(String),
     /// Static jobruns by architecture.
-    Files(std::collections::BTreeMap<String, PathBuf>),
+    Files(std::collections::BTreeMap<Arch, PathBuf>),
 }
 
 impl AgentSpec {
@@ -156,13 +157,13 @@ pub fn default_image() -> Option<String> {
 /// Finds the jobrun for an image of `arch`, in the order of the module's header.
 pub async fn find(
     spec: &AgentSpec,
-    arch: &str,
+    arch: Arch,
     store: &Store,
     ui: &crate::ui::Ui,
 ) -> Result<Agent, ImageError> {
     let mut tried = vec![];
     if let AgentSpec::Files(files) = spec {
-        match files.get(arch) {
+        match files.get(&arch) {
             Some(path) => return from_file(path, arch),
             None => tried.push(format!("[image] agent names no file for {arch}")),
         }
@@ -189,15 +190,12 @@ pub async fn find(
     }
     this(arch).map_err(|why| {
         tried.push(why);
-        ImageError::NoAgent {
-            arch: arch.to_string(),
-            tried,
-        }
+        ImageError::NoAgent { arch, tried }
     })
 }
 
 /// A jobrun binary someone handed over, checked for the image's architecture.
-pub fn from_file(path: &Path, arch: &str) -> Result<Agent, ImageError> {
+pub fn from_file(path: &Path, arch: Arch) -> Result<Agent, ImageError> {
     let bytes = std::fs::read(path).map_err(|source| ImageError::AgentBinary {
         path: path.to_path_buf(),
         source,
@@ -208,7 +206,7 @@ pub fn from_file(path: &Path, arch: &str) -> Result<Agent, ImageError> {
     };
     check(&bytes, arch, false).map_err(bad)?;
     let info = AgentInfo {
-        arch: arch.to_string(),
+        arch,
         version: version_of(&bytes),
         sha256: crate::registry::sha256_digest(&bytes),
         entry: vec![BINARY.to_string()],
@@ -228,7 +226,7 @@ pub fn from_file(path: &Path, arch: &str) -> Result<Agent, ImageError> {
 
 /// Whether `bytes` can be the jobrun of an `arch` image: a Linux ELF binary of that
 /// architecture, static unless `packed` (it brings its loader), speaking this wire format.
-pub fn check(bytes: &[u8], arch: &str, packed: bool) -> Result<(), String> {
+pub fn check(bytes: &[u8], arch: Arch, packed: bool) -> Result<(), String> {
     let kind = elf::Kind::of(bytes);
     match &kind {
         elf::Kind::Elf { arch: Some(a), .. } if *a != arch => {
@@ -270,7 +268,7 @@ fn version_of(bytes: &[u8]) -> String {
 }
 
 /// This jobrun, when it can run in a Linux image of `arch`; else why not.
-pub fn this(arch: &str) -> Result<Agent, String> {
+pub fn this(arch: Arch) -> Result<Agent, String> {
     if !cfg!(target_os = "linux") {
         return Err(format!(
             "this jobrun is a {} program, and only a Linux jobrun goes into an image",
@@ -294,7 +292,7 @@ pub fn this(arch: &str) -> Result<Agent, String> {
         });
     }
     let info = AgentInfo {
-        arch: arch.to_string(),
+        arch,
         version: env!("CARGO_PKG_VERSION").to_string(),
         sha256: crate::registry::sha256_digest(&bytes),
         entry: packed.entry(),
@@ -326,14 +324,14 @@ impl Agent {
 mod cache {
     use super::*;
 
-    fn dir(store: &Store, arch: &str) -> PathBuf {
+    fn dir(store: &Store, arch: Arch) -> PathBuf {
         store
             .agent_dir()
             .join(format!("{}-{arch}", env!("CARGO_PKG_VERSION")))
     }
 
     /// The cached agent for `arch` if it came from `reference` and is whole.
-    pub fn load(store: &Store, arch: &str, reference: &str) -> Option<Agent> {
+    pub fn load(store: &Store, arch: Arch, reference: &str) -> Option<Agent> {
         let dir = dir(store, arch);
         let info: AgentInfo =
             serde_json::from_slice(&std::fs::read(dir.join("agent.json")).ok()?).ok()?;
@@ -350,7 +348,7 @@ mod cache {
 
     /// Keeps a pulled agent; a cache that cannot be written only costs a pull next time.
     pub fn save(store: &Store, agent: &Agent) {
-        let dir = dir(store, &agent.info.arch);
+        let dir = dir(store, agent.info.arch);
         let result = (|| -> std::io::Result<()> {
             std::fs::create_dir_all(&dir)?;
             let tar = super::super::tar_of(agent.context_files(""))?;
@@ -389,24 +387,28 @@ mod tests {
 
     #[test]
     fn only_a_static_linux_jobrun_of_the_images_architecture_speaking_this_wire_passes() {
-        assert_eq!(check(&stand_in(183, 1, 1), "arm64", false), Ok(()));
-        let e = check(&stand_in(183, 1, 1), "amd64", false).unwrap_err();
+        assert_eq!(check(&stand_in(183, 1, 1), Arch::Arm64, false), Ok(()));
+        let e = check(&stand_in(183, 1, 1), Arch::Amd64, false).unwrap_err();
         assert!(
             e.contains("a Linux arm64 binary, the image is amd64"),
             "{e}"
         );
-        let e = check(&stand_in(62, 3, 1), "amd64", false).unwrap_err();
+        let e = check(&stand_in(62, 3, 1), Arch::Amd64, false).unwrap_err();
         assert!(
             e.contains("linked dynamically") && e.contains("just agent-amd64"),
             "{e}"
         );
-        assert_eq!(check(&stand_in(62, 3, 1), "amd64", true), Ok(()), "packed");
-        let e = check(&stand_in(62, 1, 7), "amd64", false).unwrap_err();
+        assert_eq!(
+            check(&stand_in(62, 3, 1), Arch::Amd64, true),
+            Ok(()),
+            "packed"
+        );
+        let e = check(&stand_in(62, 1, 7), Arch::Amd64, false).unwrap_err();
         assert!(e.contains("wire format 7"), "{e}");
-        let e = check(&elf::tests::fake_elf(62, 1), "amd64", false).unwrap_err();
+        let e = check(&elf::tests::fake_elf(62, 1), Arch::Amd64, false).unwrap_err();
         assert!(e.contains("not a jobrun"), "{e}");
         let macho = [0xcf, 0xfa, 0xed, 0xfe, 7, 0, 0, 1];
-        let e = check(&macho, "arm64", false).unwrap_err();
+        let e = check(&macho, Arch::Arm64, false).unwrap_err();
         assert!(e.contains("macOS"), "{e}");
     }
 
@@ -415,29 +417,29 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("jobrun-arm64");
         std::fs::write(&p, stand_in(183, 1, 1)).unwrap();
-        let a = from_file(&p, "arm64").unwrap();
+        let a = from_file(&p, Arch::Arm64).unwrap();
         assert_eq!(a.info.entry, [BINARY]);
         assert_eq!(a.info.version, "9.9.9");
         assert_eq!(a.info.source, Source::File { path: p.clone() });
         assert!(matches!(
-            from_file(&p, "amd64"),
+            from_file(&p, Arch::Amd64),
             Err(ImageError::BadAgent { .. })
         ));
         assert!(matches!(
-            from_file(&dir.path().join("none"), "amd64"),
+            from_file(&dir.path().join("none"), Arch::Amd64),
             Err(ImageError::AgentBinary { .. })
         ));
     }
 
     #[test]
     fn this_jobrun_goes_in_for_its_own_architecture_only() {
-        let host = crate::config::Platform::host().arch;
-        let other = if host == "amd64" { "arm64" } else { "amd64" };
+        let host = Arch::host();
+        let other = host.other();
         let e = this(other).unwrap_err();
         assert!(e.contains(&format!("the image is {other}")), "{e}");
         // The test binary is not a jobrun (no mark of its own is referenced by main here),
         // or it is: either way the answer is a checked one, never a binary of another arch.
-        match this(&host) {
+        match this(host) {
             Ok(a) => assert_eq!(a.info.arch, host),
             Err(e) => assert!(e.contains("jobrun"), "{e}"),
         }
@@ -451,28 +453,33 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("a");
         std::fs::write(&p, stand_in(183, 1, 1)).unwrap();
-        let files = AgentSpec::Files([("arm64".to_string(), p.clone())].into());
-        let a = find(&files, "arm64", &store, &ui).await.unwrap();
+        let files = AgentSpec::Files([(Arch::Arm64, p.clone())].into());
+        let a = find(&files, Arch::Arm64, &store, &ui).await.unwrap();
         assert_eq!(a.info.source, Source::File { path: p.clone() });
 
         // A cached pull of the named image comes before any registry.
         let reference = "127.0.0.1:1/jobrun-agent:test".to_string();
-        let mut cached = from_file(&p, "arm64").unwrap();
+        let mut cached = from_file(&p, Arch::Arm64).unwrap();
         cached.info.source = Source::Image {
             reference: reference.clone(),
             digest: "sha256:abc".into(),
         };
         cached.info.version = env!("CARGO_PKG_VERSION").into();
         cache::save(&store, &cached);
-        let a = find(&AgentSpec::Image(reference.clone()), "arm64", &store, &ui)
-            .await
-            .unwrap();
+        let a = find(
+            &AgentSpec::Image(reference.clone()),
+            Arch::Arm64,
+            &store,
+            &ui,
+        )
+        .await
+        .unwrap();
         assert_eq!(a.info.source, cached.info.source);
         assert_eq!(a.files[0].bytes, cached.files[0].bytes);
         // Another reference is not that cache: its pull fails (nothing listens on port 1),
         // and a named image that cannot be pulled is an error, not a fall-through.
         let other = AgentSpec::Image("127.0.0.1:1/other:test".into());
-        assert!(find(&other, "arm64", &store, &ui).await.is_err());
+        assert!(find(&other, Arch::Arm64, &store, &ui).await.is_err());
     }
 
     #[test]

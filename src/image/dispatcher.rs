@@ -14,7 +14,7 @@ use crate::ui::Ui;
 pub struct Built {
     pub image_id: String,
     pub tag: String,
-    pub platform: String,
+    pub platform: crate::config::Platform,
     /// What jobrun (and its libraries) take in the image.
     pub bytes: u64,
     pub entry: Vec<String>,
@@ -45,17 +45,16 @@ pub async fn build(
     ui: &Ui,
 ) -> Result<Built, ImageError> {
     let platform = crate::config::Platform::host();
-    let jobrun = agent::find(&job.image.agent, &platform.arch, store, ui).await?;
+    let jobrun = agent::find(&job.image.agent, platform.arch, store, ui).await?;
     let body = context(&jobrun).map_err(|source| ImageError::AgentBinary {
         path: agent::BINARY.into(),
         source,
     })?;
-    let platform = platform.to_string();
     let what = (
         "building the dispatcher's image (jobrun)",
         "the dispatcher's image",
     );
-    let image_id = build_small(job, engine, ui, body, &platform, what).await?;
+    let image_id = build_small(job, engine, ui, body, &platform.to_string(), what).await?;
     let tag = format!("dispatcher-{}", super::short_id(&image_id));
     engine.tag_image(&image_id, &job.name, &tag).await?;
     Ok(Built {
@@ -76,7 +75,7 @@ mod tests {
     fn the_context_is_scratch_the_agent_and_a_tmp() {
         let jobrun = agent::Agent {
             info: AgentInfo {
-                arch: "amd64".into(),
+                arch: agent::Arch::Amd64,
                 version: "0.1.0".into(),
                 sha256: "sha256:ab".into(),
                 entry: vec![

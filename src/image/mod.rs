@@ -41,7 +41,10 @@ pub enum ImageError {
     #[error("the image was built for {got}, not for {wanted}")]
     WrongPlatform { wanted: String, got: String },
     #[error("no jobrun for linux/{arch} to put into the image ({})", tried.join("; "))]
-    NoAgent { arch: String, tried: Vec<String> },
+    NoAgent {
+        arch: crate::config::Arch,
+        tried: Vec<String>,
+    },
     #[error("{what} cannot be the jobrun in the image: {why}")]
     BadAgent { what: String, why: String },
     #[error("cannot pull the agent image {reference}: {source}")]
@@ -243,8 +246,7 @@ async fn in_image_jobrun(
     if job.ecs.mode == DispatchMode::Direct && !job.run.outputs {
         return Ok(None);
     }
-    let arch = &job.image.platform.arch;
-    let found = agent::find(&job.image.agent, arch, store, ui).await?;
+    let found = agent::find(&job.image.agent, job.image.platform.arch, store, ui).await?;
     tracing::info!("the image's jobrun: {}", found.info);
     Ok(Some(found))
 }
@@ -423,8 +425,8 @@ fn pre_build(job: &Job, command: &str, ui: &Ui) -> Result<(), ImageError> {
         .arg("-c")
         .arg(command)
         .current_dir(&job.dir)
-        .env("JOBRUN_TARGET_OS", &job.image.platform.os)
-        .env("JOBRUN_TARGET_ARCH", &job.image.platform.arch)
+        .env("JOBRUN_TARGET_OS", crate::config::Platform::OS)
+        .env("JOBRUN_TARGET_ARCH", job.image.platform.arch.docker())
         .env("JOBRUN_PLATFORM", job.image.platform.to_string())
         .stdin(std::process::Stdio::null())
         .stdout(std::io::stderr())

@@ -18,8 +18,8 @@ use serde::Serialize;
 pub struct DispatcherImage {
     pub reference: String,
     pub entry: Vec<String>,
-    /// ECS's name of its CPU architecture: `X86_64` or `ARM64`.
-    pub arch: String,
+    /// Its CPU architecture (the host's, where it was built).
+    pub arch: crate::config::Arch,
 }
 
 /// What the schedules of a job run on.
@@ -75,7 +75,7 @@ pub async fn converge(
     scheduler.trust = scheduler_trust;
     let scheduler_arn = up.converge(scheduler).await?;
     let roles = (outputs.execution_role.as_str(), dispatcher_arn.as_str());
-    let td = TaskDefinition::dispatcher(&up.cx, roles, &image.reference, &image.entry, &image.arch);
+    let td = TaskDefinition::dispatcher(&up.cx, roles, &image.reference, &image.entry, image.arch);
     let task_definition = up.converge(td).await?;
     let group = up.converge(ScheduleGroup).await?;
     let iam_changed = up.cx.iam_changed_at().is_some();

@@ -11,7 +11,7 @@ pub enum Kind {
     /// jobrun's two, and whether it names a program interpreter (PT_INTERP): a dynamically
     /// linked binary that starts only where that loader and its libraries are.
     Elf {
-        arch: Option<&'static str>,
+        arch: Option<crate::config::Arch>,
         machine: u16,
         dynamic: bool,
     },
@@ -78,8 +78,8 @@ fn elf(b: &[u8]) -> Option<Kind> {
     }
     let machine = u16_at(b, 18)?;
     let arch = match machine {
-        EM_X86_64 => Some("amd64"),
-        EM_AARCH64 => Some("arm64"),
+        EM_X86_64 => Some(crate::config::Arch::Amd64),
+        EM_AARCH64 => Some(crate::config::Arch::Arm64),
         _ => None,
     };
     let phoff = u64_at(b, 32)? as usize;
@@ -134,7 +134,7 @@ pub mod tests {
         assert_eq!(
             k,
             Kind::Elf {
-                arch: Some("arm64"),
+                arch: Some(crate::config::Arch::Arm64),
                 machine: EM_AARCH64,
                 dynamic: false
             }
@@ -143,7 +143,7 @@ pub mod tests {
         assert!(matches!(
             k,
             Kind::Elf {
-                arch: Some("amd64"),
+                arch: Some(crate::config::Arch::Amd64),
                 dynamic: true,
                 ..
             }
@@ -170,13 +170,7 @@ pub mod tests {
         let Kind::Elf { arch, .. } = Kind::of(&me) else {
             panic!("the test binary is ELF on Linux")
         };
-        assert_eq!(
-            arch,
-            Some(crate::config::Platform::host().arch.as_str()).map(|a| match a {
-                "amd64" => "amd64",
-                _ => "arm64",
-            })
-        );
+        assert_eq!(arch, Some(crate::config::Arch::host()));
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! The layout is the OCI image spec's (image-spec: image-index.md, manifest.md, config.md);
 //! the registry calls are the distribution spec's.
 
-use super::{Agent, AgentInfo, InImage, Source};
+use super::{Agent, AgentInfo, Arch, InImage, Source};
 use crate::image::ImageError;
 use crate::registry::{self, Registry};
 use std::io::Read;
@@ -69,7 +69,7 @@ fn pulling(reference: &str) -> impl Fn(registry::RegistryError) -> ImageError + 
 }
 
 /// The jobrun for `arch` from an agent image.
-pub async fn pull(reference: &str, arch: &str, ui: &crate::ui::Ui) -> Result<Agent, ImageError> {
+pub async fn pull(reference: &str, arch: Arch, ui: &crate::ui::Ui) -> Result<Agent, ImageError> {
     let r = Reference::parse(reference).map_err(|why| bad(reference, why))?;
     let reg = registry_for(&r);
     let spinner = ui.spinner(format!(
@@ -84,7 +84,7 @@ async fn pull_from(
     reg: &Registry,
     r: &Reference,
     reference: &str,
-    arch: &str,
+    arch: Arch,
 ) -> Result<Agent, ImageError> {
     let accept = [
         registry::OCI_INDEX,
@@ -107,7 +107,9 @@ async fn pull_from(
         Some(entries) => {
             let digest = entries
                 .iter()
-                .find(|m| m["platform"]["os"] == "linux" && m["platform"]["architecture"] == arch)
+                .find(|m| {
+                    m["platform"]["os"] == "linux" && m["platform"]["architecture"] == arch.docker()
+                })
                 .and_then(|m| m["digest"].as_str())
                 .ok_or_else(|| bad(reference, format!("it has no linux/{arch} entry")))?;
             reg.get_manifest(repo, digest, &accept[2..])
@@ -127,7 +129,7 @@ async fn pull_from(
         .map_err(pulling(reference))?;
     let config: serde_json::Value =
         serde_json::from_slice(&config).map_err(|e| bad(reference, e.to_string()))?;
-    if config["architecture"] != arch || config["os"] != "linux" {
+    if config["architecture"] != arch.docker() || config["os"] != "linux" {
         return Err(bad(
             reference,
             format!(
@@ -166,7 +168,7 @@ async fn pull_from(
 fn agent_of(
     files: Vec<InImage>,
     entry: Vec<String>,
-    arch: &str,
+    arch: Arch,
     reference: &str,
     digest: &str,
 ) -> Result<Agent, ImageError> {
@@ -186,7 +188,7 @@ fn agent_of(
         ));
     }
     let info = AgentInfo {
-        arch: arch.to_string(),
+        arch,
         version: super::version_of(&binary.bytes),
         sha256: registry::sha256_digest(&binary.bytes),
         entry,
@@ -233,7 +235,7 @@ pub fn untar(tar: &[u8]) -> std::io::Result<Vec<InImage>> {
 pub struct Published {
     pub reference: String,
     pub index_digest: String,
-    pub manifests: Vec<(String, String)>,
+    pub manifests: Vec<(Arch, String)>,
 }
 
 impl std::fmt::Display for Published {
@@ -320,7 +322,7 @@ pub async fn publish(reference: &str, agents: &[Agent]) -> Result<Published, Ima
             "size": body.len(),
             "platform": {"architecture": agent.info.arch, "os": "linux"},
         }));
-        manifests.push((agent.info.arch.clone(), digest));
+        manifests.push((agent.info.arch, digest));
     }
     let index = serde_json::json!({
         "schemaVersion": 2,

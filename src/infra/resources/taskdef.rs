@@ -6,7 +6,7 @@
 
 use super::{Ctx, Deletion, Resource, Teardown};
 use crate::aws::{self, Aws};
-use crate::config::Platform;
+use crate::config::Arch;
 use crate::image::AgentLayer;
 use crate::infra::{Action, Change, InfraError, TAG_JOB, TAG_MANAGED, change};
 use crate::wire::{CONTAINER, LOG_STREAM_PREFIX};
@@ -77,7 +77,7 @@ impl TaskDefinition {
         (exec_arn, task_arn): (&str, &str),
         image: &str,
         entry: &[String],
-        arch: &str,
+        arch: Arch,
     ) -> TaskDefinition {
         let env: BTreeMap<String, String> = [
             ("AWS_REGION", cx.arns.region.as_str()),
@@ -89,7 +89,7 @@ impl TaskDefinition {
         let want = serde_json::json!({
             "cpu": "256",
             "memory": "512",
-            "architecture": arch,
+            "architecture": arch.ecs(),
             "ephemeral_storage": null,
             "execution_role": exec_arn,
             "task_role": task_arn,
@@ -157,11 +157,6 @@ fn wanted(
     let job = cx.job;
     let mut env = job.run.env.clone();
     env.extend(extra_env.iter().cloned());
-    let arch = if job.image.platform == Platform::parse("linux/arm64").expect("valid") {
-        "ARM64"
-    } else {
-        "X86_64"
-    };
     let secrets: BTreeMap<_, _> = job
         .ecs
         .secrets
@@ -171,7 +166,7 @@ fn wanted(
     serde_json::json!({
         "cpu": job.resources.cpu.0.to_string(),
         "memory": job.resources.memory.0.to_string(),
-        "architecture": arch,
+        "architecture": job.image.platform.arch.ecs(),
         "ephemeral_storage": job.resources.ephemeral_storage,
         "execution_role": exec_arn,
         "task_role": task_arn,
@@ -210,7 +205,7 @@ fn shape_of(td: &Registered) -> Value {
     serde_json::json!({
         "cpu": td.cpu().unwrap_or_default(),
         "memory": td.memory().unwrap_or_default(),
-        "architecture": td.runtime_platform().and_then(|p| p.cpu_architecture()).map(|a| a.as_str()).unwrap_or("X86_64"),
+        "architecture": td.runtime_platform().and_then(|p| p.cpu_architecture()).map(|a| a.as_str()).unwrap_or(Arch::Amd64.ecs()),
         "ephemeral_storage": td.ephemeral_storage().map(|e| e.size_in_gib()),
         "execution_role": td.execution_role_arn().unwrap_or_default(),
         "task_role": td.task_role_arn().unwrap_or_default(),
@@ -326,11 +321,7 @@ impl TaskDefinition {
     async fn register(&self, cx: &Ctx<'_>) -> Result<String, InfraError> {
         use aws_sdk_ecs::types::*;
         let want = |k: &str| self.want[k].as_str().unwrap_or_default();
-        let arch = if self.want["architecture"] == "ARM64" {
-            CpuArchitecture::Arm64
-        } else {
-            CpuArchitecture::X8664
-        };
+        let arch = CpuArchitecture::from(want("architecture"));
         let tag = |k: &str, v: &str| Tag::builder().key(k).value(v).build();
         let request = cx
             .aws
