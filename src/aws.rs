@@ -485,26 +485,49 @@ pub async fn delete_objects(
     Ok(())
 }
 
-/// Every object under a prefix, all pages (one ListObjectsV2 call per 1,000 objects).
-pub async fn list_objects(
+/// Every page of a listing under `prefix` (with `/` as the delimiter when `folders`), each call
+/// retried while it is transient: the one S3 lister. ListObjectsV2 returns at most 1,000 keys a
+/// call and a continuation token while there are more (Amazon S3 API Reference,
+/// ListObjectsV2: "IsTruncated", "NextContinuationToken").
+async fn list_pages(
     s3: &aws_sdk_s3::Client,
     bucket: &str,
     prefix: &str,
-) -> Result<Vec<Listed>, AwsError> {
-    let mut out = vec![];
+    folders: bool,
+) -> Result<Vec<aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Output>, AwsError> {
+    let mut pages = vec![];
     let mut token: Option<String> = None;
     loop {
         let page = retrying(|| async {
             s3.list_objects_v2()
                 .bucket(bucket)
                 .prefix(prefix)
+                .set_delimiter(folders.then(|| "/".to_string()))
                 .set_continuation_token(token.clone())
                 .send()
                 .await
                 .map_err(op("ListObjectsV2"))
         })
         .await?;
-        out.extend(page.contents().iter().filter_map(|o| {
+        token = page.next_continuation_token().map(str::to_string);
+        pages.push(page);
+        if token.is_none() {
+            return Ok(pages);
+        }
+    }
+}
+
+/// Every object under a prefix, all pages.
+pub async fn list_objects(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    prefix: &str,
+) -> Result<Vec<Listed>, AwsError> {
+    let pages = list_pages(s3, bucket, prefix, false).await?;
+    Ok(pages
+        .iter()
+        .flat_map(|page| page.contents())
+        .filter_map(|o| {
             Some(Listed {
                 rel: o.key()?.strip_prefix(prefix)?.to_string(),
                 size: o.size().unwrap_or(0).max(0) as u64,
@@ -512,12 +535,25 @@ pub async fn list_objects(
                     .last_modified()
                     .and_then(|t| std::time::SystemTime::try_from(*t).ok()),
             })
-        }));
-        token = page.next_continuation_token().map(str::to_string);
-        if token.is_none() {
-            return Ok(out);
-        }
-    }
+        })
+        .collect())
+}
+
+/// The folders directly under `parent` whose names start with `start` (without `parent` and
+/// the trailing `/`), all pages.
+pub async fn list_folders(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    parent: &str,
+    start: &str,
+) -> Result<Vec<String>, AwsError> {
+    let pages = list_pages(s3, bucket, &format!("{parent}{start}"), true).await?;
+    Ok(pages
+        .iter()
+        .flat_map(|page| page.common_prefixes())
+        .filter_map(|p| p.prefix()?.strip_prefix(parent))
+        .map(|p| p.trim_end_matches('/').to_string())
+        .collect())
 }
 
 /// A JSON object from S3 (`None` when there is no such key, or it is not that JSON).

@@ -112,7 +112,7 @@ pub async fn claimed_in_bucket(
     job: &str,
     key: &str,
 ) -> Result<Option<KeyClaim>, ClaimError> {
-    let at = crate::wire::key_claim_key(job, key);
+    let at = crate::layout::key_claim_key(job, key);
     let s3 = aws.s3();
     // Asked by listing first: a GetObject of a missing key answers 403, not 404, to a caller
     // that may list only the job's prefix (what `jobrun iam-policy` grants).
@@ -129,7 +129,7 @@ pub async fn claim_in_bucket(
     job: &str,
     claim: &KeyClaim,
 ) -> Result<Claimed, ClaimError> {
-    let at = crate::wire::key_claim_key(job, &claim.key);
+    let at = crate::layout::key_claim_key(job, &claim.key);
     let body = serde_json::to_vec(claim).expect("claims serialise");
     if aws::put_json_once(&aws.s3(), bucket, &at, body).await? {
         return Ok(Claimed::Ours);
@@ -169,7 +169,7 @@ pub async fn release(
                 .as_ref()
                 == Some(claim)
             {
-                let at = crate::wire::key_claim_key(job, &claim.key);
+                let at = crate::layout::key_claim_key(job, &claim.key);
                 let s3 = aws.s3();
                 let deleted = s3.delete_object().bucket(bucket).key(&at).send().await;
                 deleted.map_err(aws::op("DeleteObject"))?;
@@ -219,10 +219,6 @@ pub fn skipped(store: &Store, job: &str) -> Vec<Skipped> {
         .collect()
 }
 
-fn skipped_prefix(job: &str) -> String {
-    format!("jobs/{job}/skipped/")
-}
-
 /// Keeps a skipped submission in the job's bucket, named by its time (so names sort by it).
 pub async fn log_skipped_in_bucket(
     aws: &Aws,
@@ -230,7 +226,7 @@ pub async fn log_skipped_in_bucket(
     skipped: &Skipped,
 ) -> Result<(), ClaimError> {
     let at = skipped.at.format("%Y%m%dT%H%M%S%.6fZ");
-    let key = format!("{}{at}.json", skipped_prefix(&skipped.job));
+    let key = format!("{}{at}.json", crate::layout::skipped_prefix(&skipped.job));
     let body = serde_json::to_vec(skipped).expect("serialisable");
     Ok(aws::put_json(&aws.s3(), bucket, &key, body).await?)
 }
@@ -243,22 +239,12 @@ pub async fn skipped_in_bucket(
     newest: usize,
 ) -> Result<Vec<Skipped>, ClaimError> {
     let s3 = aws.s3();
-    let mut keys = vec![];
-    let mut pages = s3
-        .list_objects_v2()
-        .bucket(bucket)
-        .prefix(skipped_prefix(job))
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        let page = page.map_err(aws::op("ListObjectsV2"))?;
-        keys.extend(
-            page.contents()
-                .iter()
-                .filter_map(|o| o.key())
-                .map(String::from),
-        );
-    }
+    let prefix = crate::layout::skipped_prefix(job);
+    let mut keys: Vec<String> = aws::list_objects(&s3, bucket, &prefix)
+        .await?
+        .into_iter()
+        .map(|o| format!("{prefix}{}", o.rel))
+        .collect();
     keys.sort();
     let mut found = vec![];
     for key in keys.iter().rev().take(newest) {

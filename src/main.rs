@@ -17,6 +17,7 @@ mod error;
 mod image;
 mod infra;
 mod init;
+mod layout;
 mod notify;
 mod outputs;
 mod plan;

@@ -284,25 +284,16 @@ pub async fn configurations_from_s3(
         return Err(PlanError::NotAnInput(url.to_string()));
     }
     let mut configs = vec![];
-    let mut pages = aws
-        .s3()
-        .list_objects_v2()
-        .bucket(&bucket)
-        .prefix(&prefix)
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        let page = page.map_err(crate::aws::op("ListObjectsV2"))?;
-        for key in page.contents().iter().filter_map(|o| o.key()) {
-            if key.ends_with('/') {
-                continue;
-            }
-            let env = std::collections::BTreeMap::from([
-                ("S3_BUCKET".to_string(), bucket.clone()),
-                ("S3_KEY".to_string(), key.to_string()),
-            ]);
-            configs.push((serde_json::json!({"bucket": bucket, "key": key}), env));
+    for listed in crate::aws::list_objects(&aws.s3(), &bucket, &prefix).await? {
+        if listed.rel.ends_with('/') {
+            continue;
         }
+        let key = format!("{prefix}{}", listed.rel);
+        let env = std::collections::BTreeMap::from([
+            ("S3_BUCKET".to_string(), bucket.clone()),
+            ("S3_KEY".to_string(), key.clone()),
+        ]);
+        configs.push((serde_json::json!({"bucket": bucket, "key": key}), env));
     }
     if configs.is_empty() {
         return Err(PlanError::NoObjects(url.to_string()));

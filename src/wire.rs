@@ -1,6 +1,7 @@
 //! What crosses the wire between jobrun and the jobrun inside a task: the S3 layout of a run
-//! (`s3://<bucket>/jobs/<job>/runs/<run>/`: the record copy, large configurations, results and the
-//! cancel marker), the queue message one task travels as, and the result record an agent writes.
+//! (`s3://<bucket>/jobs/<job>/runs/<run>/`, a folder `layout` places: the record copy, large
+//! configurations, results and the cancel marker), the queue message one task travels as, and
+//! the result record an agent writes.
 //! Dispatch writes and reads these, and `jobrun agent` reads and writes them from the other side;
 //! keeping them here means neither borrows the other's module.
 
@@ -16,10 +17,8 @@ pub use crate::record::Stage;
 /// binary's mark (`image::agent::MARK`) before putting it into an image.
 pub const WIRE: u32 = 1;
 
-/// The run's folder in the job's bucket.
-pub fn run_prefix(job: &str, run_id: &str) -> String {
-    format!("jobs/{job}/runs/{run_id}/")
-}
+/// The run's folder in the job's bucket (where the bucket's other folders are: `layout`).
+pub use crate::layout::run_prefix;
 
 /// The record's copy in the job's bucket.
 pub fn record_key(job: &str, run_id: &str) -> String {
@@ -48,6 +47,10 @@ pub fn output_prefix(
 pub fn inputs_prefix(job: &str, run_id: &str) -> String {
     format!("{}outputs/", run_prefix(job, run_id))
 }
+
+/// The exit code of a direct-mode attempt whose outputs could not be handled and whose receipt
+/// could not be written either (the dispatcher then says so instead of "exit code 125").
+pub const NO_RECEIPT: i32 = 125;
 
 /// What the jobrun inside a direct-mode task says about an attempt's outputs.
 pub fn receipt_key(job: &str, run_id: &str, index: usize, attempt: u32) -> String {
@@ -213,11 +216,6 @@ pub fn parse_result_key(rest: &str) -> Option<(usize, u32, Outcome)> {
 /// The object whose presence tells agents that the run is cancelled.
 pub fn cancel_key(job: &str, run_id: &str) -> String {
     format!("{}cancel", run_prefix(job, run_id))
-}
-
-/// A `submit --key` claim of the job (which run the key made).
-pub fn key_claim_key(job: &str, key: &str) -> String {
-    format!("jobs/{job}/keys/{key}.json")
 }
 
 #[cfg(test)]

@@ -382,21 +382,8 @@ impl Agent {
             results_prefix(&self.args.job, &w.run_id),
             w.key_index
         );
-        let out = retrying(|| async {
-            self.s3
-                .list_objects_v2()
-                .bucket(&self.args.bucket)
-                .prefix(&prefix)
-                .send()
-                .await
-                .map_err(aws::op("ListObjectsV2"))
-        })
-        .await?;
-        Ok(out
-            .contents()
-            .iter()
-            .filter_map(|o| o.key())
-            .any(|k| k.ends_with("-succeeded.json")))
+        let listed = aws::list_objects(&self.s3, &self.args.bucket, &prefix).await?;
+        Ok(listed.iter().any(|o| o.rel.ends_with("-succeeded.json")))
     }
 
     async fn cancelled(&self, w: &Work) -> Result<bool, AgentError> {

@@ -101,7 +101,7 @@ async fn add(file: Option<&Path>, args: &ScheduleAddArgs, ui: &Ui) -> Result<Exi
     let image = DispatcherImage {
         reference: reference.clone(),
         entry: built.entry.clone(),
-        arch: ecs_arch(&built.platform).into(),
+        arch: built.platform.arch,
     };
     let side = dispatcher::converge(job, &aws, &outputs, &image, args.dry_run).await?;
     let bucket = &outputs.site.bucket;
@@ -145,14 +145,6 @@ async fn add(file: Option<&Path>, args: &ScheduleAddArgs, ui: &Ui) -> Result<Exi
         changes: side.changes,
     });
     Ok(Exit::Ok)
-}
-
-/// `X86_64` / `ARM64` for a `linux/amd64` / `linux/arm64` platform.
-fn ecs_arch(platform: &str) -> &'static str {
-    match platform.ends_with("arm64") {
-        true => "ARM64",
-        false => "X86_64",
-    }
 }
 
 /// Pushing and reading the job's registry from a schedule command: the command's AWS access,
@@ -201,18 +193,12 @@ async fn pin_images(
 
 /// The next version number of a schedule's stored definition.
 async fn next_version(aws: &Aws, bucket: &str, job: &str, name: &str) -> Result<u32> {
-    let listed = aws
-        .s3()
-        .list_objects_v2()
-        .bucket(bucket)
-        .prefix(schedule::prefix(job, name))
-        .send()
-        .await
-        .map_err(aws::op("ListObjectsV2"));
+    let prefix = schedule::prefix(job, name);
+    let listed = aws::list_objects(&aws.s3(), bucket, &prefix).await;
     let newest = aws::found(listed, &["NoSuchBucket"])?
         .iter()
-        .flat_map(|page| page.contents())
-        .filter_map(|o| o.key().and_then(schedule::version_of))
+        .flatten()
+        .filter_map(|o| schedule::version_of(&o.rel))
         .max();
     Ok(newest.unwrap_or(0) + 1)
 }

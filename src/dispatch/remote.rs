@@ -143,33 +143,9 @@ async fn run_folders(
     job: &str,
     start: &str,
 ) -> Result<Option<Vec<String>>, AwsError> {
-    let runs = format!("jobs/{job}/runs/");
-    let mut ids = vec![];
-    let mut token = None;
-    loop {
-        let listed = s3
-            .list_objects_v2()
-            .bucket(bucket)
-            .prefix(format!("{runs}{start}"))
-            .delimiter("/")
-            .set_continuation_token(token)
-            .send()
-            .await
-            .map_err(aws::op("ListObjectsV2"));
-        let Some(page) = aws::found(listed, &["NoSuchBucket"])? else {
-            return Ok(None);
-        };
-        ids.extend(
-            page.common_prefixes()
-                .iter()
-                .filter_map(|p| p.prefix()?.strip_prefix(&runs))
-                .map(|p| p.trim_end_matches('/').to_string()),
-        );
-        token = page.next_continuation_token().map(str::to_string);
-        if token.is_none() {
-            return Ok(Some(ids));
-        }
-    }
+    let runs = crate::layout::runs_prefix(job);
+    let listed = aws::list_folders(s3, bucket, &runs, start).await;
+    aws::found(listed, &["NoSuchBucket"])
 }
 
 /// Finds a run in the job's bucket (an exact id, or a unique start of one) and returns its

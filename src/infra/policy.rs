@@ -6,6 +6,7 @@
 use super::InfraError;
 use crate::arn::{Arn, Arns};
 use crate::config::PolicyStatement;
+use crate::layout;
 use serde_json::{Value, json};
 
 /// IAM's limit on the inline policies of one role, all together, white space not counted.
@@ -193,14 +194,14 @@ pub fn task(
             "Effect": "Allow",
             // Abort: a task's large output that failed halfway leaves no parts behind.
             "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
-            "Resource": [arns.s3(bucket, Some(&format!("jobs/{job}/*")))]
+            "Resource": [arns.s3(bucket, Some(&layout::policy_pattern(job)))]
         }),
         json!({
             "Sid": "ListTheJobPrefix",
             "Effect": "Allow",
             "Action": ["s3:ListBucket"],
             "Resource": [arns.s3(bucket, None)],
-            "Condition": { "StringLike": { "s3:prefix": [format!("jobs/{job}/*")] } }
+            "Condition": { "StringLike": { "s3:prefix": [layout::policy_pattern(job)] } }
         }),
     ];
     // `ecs.inputs`: read exactly these prefixes (what `submit --from-s3` hands out).
@@ -347,5 +348,131 @@ mod tests {
         let doc = task(&arns, "b", "wc", &[], &[]).to_string();
         assert!(doc.contains("arn:aws-cn:s3:::b/jobs/wc/*"), "{doc}");
         assert!(!doc.contains("arn:aws:"), "{doc}");
+    }
+
+    /// IAM's wildcard match (`*` any run of characters, `?` one), as resource ARNs and
+    /// `StringLike` conditions use it.
+    fn iam_like(pattern: &str, s: &str) -> bool {
+        match pattern.chars().next() {
+            None => s.is_empty(),
+            Some('*') => (0..=s.len())
+                .filter(|&i| s.is_char_boundary(i))
+                .any(|i| iam_like(&pattern[1..], &s[i..])),
+            Some(c) => s.chars().next().is_some_and(|first| {
+                (c == '?' || c == first)
+                    && iam_like(&pattern[c.len_utf8()..], &s[first.len_utf8()..])
+            }),
+        }
+    }
+
+    /// Whether a statement of `doc` allows `action` on `resource` (with `s3:prefix` for a
+    /// ListBucket).
+    fn allows(doc: &Value, action: &str, resource: &str, s3_prefix: Option<&str>) -> bool {
+        let list = |v: &Value| -> Vec<String> {
+            match v {
+                Value::String(s) => vec![s.clone()],
+                Value::Array(a) => a
+                    .iter()
+                    .filter_map(|x| x.as_str().map(String::from))
+                    .collect(),
+                _ => vec![],
+            }
+        };
+        doc["Statement"].as_array().unwrap().iter().any(|st| {
+            let condition = &st["Condition"]["StringLike"]["s3:prefix"];
+            st["Effect"] == "Allow"
+                && list(&st["Action"]).iter().any(|a| a == action)
+                && list(&st["Resource"]).iter().any(|r| iam_like(r, resource))
+                && (condition.is_null()
+                    || s3_prefix.is_some_and(|p| list(condition).iter().any(|c| iam_like(c, p))))
+        })
+    }
+
+    #[test]
+    fn iam_wildcards_match_as_iam_matches_them() {
+        assert!(iam_like(
+            "arn:aws:s3:::b/jobs/wc/*",
+            "arn:aws:s3:::b/jobs/wc/runs/r/run.json"
+        ));
+        assert!(iam_like("jobs/wc/*", "jobs/wc/"));
+        assert!(!iam_like("jobs/wc/*", "jobs/wc2/runs/"));
+        assert!(!iam_like("jobs/wc/*", "jobs/w"));
+        assert!(iam_like("a?c", "abc") && !iam_like("a?c", "ac"));
+    }
+
+    /// The layout's keys ⊆ what the policies allow: every key jobrun or the jobrun in a task
+    /// writes or reads, and every prefix it lists, for the task role and `iam-policy --for run`;
+    /// and nothing of another job's.
+    #[test]
+    fn every_key_of_the_layout_is_one_the_policies_allow() {
+        use crate::record::Stage;
+        use crate::{layout, wire};
+        let arns = Arns::new(None, "us-east-1", "123456789012");
+        let job = crate::config::ecs_job_for_tests("wc");
+        let names = super::super::Names::new(&job, &arns.account, &arns.region);
+        let b = names.bucket.as_str();
+        let run = "20261202-120000-ab12";
+        let keys = [
+            wire::record_key("wc", run),
+            wire::config_key("wc", run, 7),
+            wire::receipt_key("wc", run, 7, 2),
+            wire::result_key("wc", run, "7", 2, wire::Outcome::Succeeded),
+            wire::cancel_key("wc", run),
+            format!("{}out.csv", wire::output_prefix("wc", run, 7, Stage::Map)),
+            format!(
+                "{}sum.csv",
+                wire::output_prefix("wc", run, "", Stage::Reduce)
+            ),
+            layout::key_claim_key("wc", "monday"),
+            crate::schedule::key("wc", "weekly", 3),
+            format!("{}20261202T120000Z.json", layout::skipped_prefix("wc")),
+        ];
+        let listed = [
+            layout::runs_prefix("wc"),
+            layout::run_prefix("wc", run),
+            wire::results_prefix("wc", run),
+            wire::inputs_prefix("wc", run),
+            wire::cancel_key("wc", run),
+            layout::schedule_prefix("wc", "weekly"),
+            layout::skipped_prefix("wc"),
+        ];
+        let docs = [
+            ("the task role", task(&arns, b, "wc", &[], &[])),
+            (
+                "iam-policy --for run",
+                super::super::caller::policy(
+                    &job,
+                    &names,
+                    &arns,
+                    &[super::super::caller::Needs::Run],
+                ),
+            ),
+        ];
+        for (who, doc) in &docs {
+            for key in &keys {
+                for action in ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"] {
+                    let object = arns.s3(b, Some(key));
+                    assert!(allows(doc, action, &object, None), "{who}: {action} {key}");
+                }
+            }
+            for prefix in &listed {
+                let bucket = arns.s3(b, None);
+                assert!(
+                    allows(doc, "s3:ListBucket", &bucket, Some(prefix)),
+                    "{who}: list {prefix}"
+                );
+            }
+            let other = arns.s3(b, Some(&wire::record_key("wc2", run)));
+            assert!(
+                !allows(doc, "s3:PutObject", &other, None),
+                "{who}: another job's"
+            );
+            let bucket = arns.s3(b, None);
+            let other = layout::runs_prefix("w");
+            assert!(
+                !allows(doc, "s3:ListBucket", &bucket, Some(&other)),
+                "{who}: list {other}"
+            );
+        }
     }
 }

@@ -51,9 +51,7 @@ pub struct Stored {
 }
 
 /// The folder of a schedule's versions in the job's bucket.
-pub fn prefix(job: &str, name: &str) -> String {
-    format!("jobs/{job}/schedules/{name}/")
-}
+pub use crate::layout::schedule_prefix as prefix;
 
 pub fn key(job: &str, name: &str, version: u32) -> String {
     format!("{}v{version:06}.json", prefix(job, name))
@@ -81,15 +79,12 @@ pub fn run_key(name: &str, scheduled: &str) -> String {
 /// `image::keep` within a registry tag's 128.
 pub const MAX_NAME: usize = 40;
 
+/// One rule, one message: Scheduler's characters (`config::rules`), at most [`MAX_NAME`] long.
 pub fn check_name(name: &str) -> Result<(), ScheduleError> {
-    let rule = crate::config::rules::Rule::Scheduler;
-    rule.check(name)
-        .map_err(|_| ScheduleError::Name(name.to_string(), rule.text()))?;
-    if name.len() > MAX_NAME {
-        return Err(ScheduleError::Name(
-            name.to_string(),
-            "at most 40 characters here",
-        ));
+    const RULE: &str = "schedule names are 1-40 characters of letters, digits, '.', '_' and '-' (Scheduler takes 64; jobrun makes run keys and image tags of the name)";
+    let scheduler = crate::config::rules::Rule::Scheduler.check(name);
+    if scheduler.is_err() || name.len() > MAX_NAME {
+        return Err(ScheduleError::Name(name.to_string(), RULE));
     }
     Ok(())
 }
@@ -140,7 +135,12 @@ mod tests {
         assert_eq!(spec_of(&o), Some(("b".into(), k)));
         crate::claim::check_key(&run_key("weekly", "2026-11-30T06:00:00Z")).unwrap();
         assert!(check_name("weekly").is_ok());
-        assert!(check_name("week ly").is_err());
+        // A bad character and a long name get the same rule, with jobrun's limit in it.
+        let long = "a".repeat(MAX_NAME + 1);
+        for bad in ["week ly", "", long.as_str()] {
+            let e = check_name(bad).unwrap_err();
+            assert!(e.to_string().contains("1-40 characters"), "{e}");
+        }
     }
 
     #[test]

@@ -8,6 +8,7 @@
 use super::names::Names;
 use crate::arn::Arns;
 use crate::config::{DispatchMode, Job};
+use crate::layout;
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -151,13 +152,13 @@ impl Scope<'_> {
             allow(
                 "RunRecords",
                 &["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
-                vec![self.arns.s3(b, Some(&format!("jobs/{j}/*")))],
+                vec![self.arns.s3(b, Some(&layout::policy_pattern(j)))],
             ),
             allow_if(
                 "ListRunRecords",
                 &["s3:ListBucket"],
                 vec![self.arns.s3(b, None)],
-                json!({"StringLike": {"s3:prefix": [format!("jobs/{j}/*")]}}),
+                json!({"StringLike": {"s3:prefix": [layout::policy_pattern(j)]}}),
             ),
         ]
     }
@@ -653,19 +654,33 @@ mod tests {
     fn run_alone_cannot_make_or_delete_anything() {
         let job = crate::config::ecs_job_for_tests("wc");
         let d = doc(&job, &[Needs::Run]);
-        let keeps = ["ecr:PutImage", "ecr:PutLifecyclePolicy", "ecr:BatchDeleteImage"];
+        let keeps = [
+            "ecr:PutImage",
+            "ecr:PutLifecyclePolicy",
+            "ecr:BatchDeleteImage",
+        ];
         for st in d["Statement"].as_array().unwrap() {
             for a in st["Action"].as_array().unwrap() {
                 let a = a.as_str().unwrap();
                 let op = a.split(':').nth(1).unwrap();
-                let makes = ["Create", "Delete", "Deregister", "Put", "Update", "BatchDelete"]
-                    .iter()
-                    .any(|w| op.starts_with(w));
+                let makes = [
+                    "Create",
+                    "Delete",
+                    "Deregister",
+                    "Put",
+                    "Update",
+                    "BatchDelete",
+                ]
+                .iter()
+                .any(|w| op.starts_with(w));
                 if keeps.contains(&a) {
                     let resources = st["Resource"].as_array().unwrap();
                     assert!(
                         resources.len() == 1
-                            && resources[0].as_str().unwrap().ends_with(":repository/jobrun/wc"),
+                            && resources[0]
+                                .as_str()
+                                .unwrap()
+                                .ends_with(":repository/jobrun/wc"),
                         "{a} on the job's repository only: {st}"
                     );
                     continue;

@@ -82,9 +82,7 @@ impl Resource for Trigger<'_> {
         // jobrun writes its records under `jobs/` of the job's bucket: a trigger there would
         // start a task for every record a task writes.
         let prefix = self.prefix;
-        if self.bucket == cx.names.bucket
-            && ("jobs/".starts_with(prefix) || prefix.starts_with("jobs/"))
-        {
+        if self.bucket == cx.names.bucket && crate::layout::overlaps(prefix) {
             return Err(InfraError::TriggerLoop(self.url()));
         }
         let s3 = cx.aws.s3();
