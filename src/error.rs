@@ -201,9 +201,11 @@ impl From<DispatchError> for Failure {
         match e {
             DispatchError::Engine(e) => e.into(),
             DispatchError::Store(e) => e.into(),
-            DispatchError::Log { .. } => {
+            DispatchError::StateFile { .. } => {
                 Failure::env(e.to_string()).hint("check the state directory (JOBRUN_STATE_DIR)")
             }
+            DispatchError::Process { .. } => Failure::env(e.to_string())
+                .hint("the run goes on without this jobrun: `jobrun watch RUN` picks it up again"),
             DispatchError::Remote(e) => e.into(),
         }
     }
@@ -211,16 +213,16 @@ impl From<DispatchError> for Failure {
 
 impl From<crate::dispatch::remote::RemoteError> for Failure {
     fn from(e: crate::dispatch::remote::RemoteError) -> Self {
-        use crate::dispatch::remote::RemoteError as EcsError;
+        use crate::dispatch::remote::RemoteError;
         match e {
-            EcsError::Aws(e @ (AwsError::Service { .. } | AwsError::Transport { .. })) => {
+            RemoteError::Aws(e @ (AwsError::Service { .. } | AwsError::Transport { .. })) => {
                 Failure::from(e).hint(
                     "the run record keeps what was done: `jobrun submit --resume RUN` goes on from there",
                 )
             }
-            EcsError::Aws(e) => e.into(),
-            EcsError::Output(_) => Failure::env(e.to_string()).hint("is stdout closed?"),
-            EcsError::RemoteExists(_) => {
+            RemoteError::Aws(e) => e.into(),
+            RemoteError::Output(_) => Failure::env(e.to_string()).hint("is stdout closed?"),
+            RemoteError::RemoteExists(_) => {
                 Failure::usage(e.to_string()).hint("submit again: a new run gets a new id")
             }
         }
@@ -382,10 +384,9 @@ impl From<crate::schedule::ScheduleError> for Failure {
                 };
                 Failure::usage(e.to_string()).hint(hint)
             }
-            E::Name(..) => Failure::usage(e.to_string()).hint(format!(
-                "schedule names are 1-{} letters, digits, '.', '_' and '-'",
-                crate::schedule::MAX_NAME
-            )),
+            E::Name(..) => {
+                Failure::usage(e.to_string()).hint("e.g. `weekly` or `monday-retrain`")
+            }
             E::NotEcs => Failure::usage(e.to_string()).hint(
                 "set target = \"ecs\" under [job] in jobrun.toml (or pass --target ecs); for local runs use cron with `jobrun submit --key`",
             ),

@@ -230,8 +230,8 @@ pub async fn watch(
     let mut view = View::new(ui);
     // Listen for Ctrl-C before the first step starts anything, so an early Ctrl-C still detaches.
     let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
-        .map_err(|source| DispatchError::Log {
-        path: "SIGINT handler".into(),
+        .map_err(|source| DispatchError::Process {
+        what: "a Ctrl-C handler",
         source,
     })?;
     let mut follow = Follow::default();

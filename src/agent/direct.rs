@@ -7,18 +7,14 @@
 //! output folder and writes the attempt's receipt (`wire::Receipt`) under the run's prefix,
 //! before the task stops: so the dispatcher, seeing the task stopped, finds the result. It exits
 //! with the command's exit code; a failure of its own (folders, upload) that left no receipt
-//! exits [`NO_RECEIPT`].
+//! exits `wire::NO_RECEIPT`.
 
 use super::AgentError;
 use super::outputs::Target;
 use crate::record::Stage;
-use crate::wire::{Receipt, receipt_key};
+use crate::wire::{NO_RECEIPT, Receipt, receipt_key};
 use std::collections::BTreeMap;
 use tokio::signal::unix::{SignalKind, signal};
-
-/// The exit code of an attempt whose outputs could not be handled and whose receipt could not
-/// be written either (the dispatcher then says so instead of "exit code 125").
-pub const NO_RECEIPT: i32 = 125;
 
 #[derive(Debug, clap::Args)]
 pub struct TaskArgs {

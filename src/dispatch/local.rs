@@ -352,7 +352,7 @@ impl LocalDispatcher {
     }
 
     async fn save_logs(&self, name: &str, path: &std::path::Path) -> Result<(), DispatchError> {
-        let log_err = |source| DispatchError::Log {
+        let log_err = |source| DispatchError::StateFile {
             path: path.to_path_buf(),
             source,
         };
@@ -372,8 +372,8 @@ impl LocalDispatcher {
         out: &mut (dyn Write + Send),
     ) -> Result<(), DispatchError> {
         let task = &rec.tasks[index];
-        let io_err = |source| DispatchError::Log {
-            path: "stdout".into(),
+        let io_err = |source| DispatchError::Process {
+            what: "standard output",
             source,
         };
         if let (TaskState::Running, Some(name)) = (task.state, &task.handle) {
@@ -385,7 +385,7 @@ impl LocalDispatcher {
             return Ok(());
         }
         if let Some(path) = &task.log {
-            let bytes = std::fs::read(path).map_err(|source| DispatchError::Log {
+            let bytes = std::fs::read(path).map_err(|source| DispatchError::StateFile {
                 path: path.into(),
                 source,
             })?;
@@ -407,7 +407,7 @@ fn container_body(
     let attempt = task.attempts + 1;
     let folder_err = |path: &Path| {
         let path = path.to_path_buf();
-        move |source| DispatchError::Log { path, source }
+        move |source| DispatchError::StateFile { path, source }
     };
     let out = outputs::local_dir(run_dir, task);
     outputs::fresh_dir(&out).map_err(folder_err(&out))?;

@@ -118,9 +118,16 @@ pub enum DispatchError {
     Engine(#[from] EngineError),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("cannot write {path}: {source}")]
-    Log {
+    /// A file of the run in the state directory (a log, an output folder, a claim).
+    #[error("{path}: {source}")]
+    StateFile {
         path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    /// Something of this process's own: its standard output, its Ctrl-C handler.
+    #[error("cannot use {what}: {source}")]
+    Process {
+        what: &'static str,
         source: std::io::Error,
     },
     #[error(transparent)]
@@ -270,9 +277,11 @@ impl Dispatcher {
         match self.remote() {
             None => {
                 let path = store.run_dir(&record.run_id).join(name);
-                crate::claim::create_once(&path, body.as_bytes()).map_err(|e| DispatchError::Log {
-                    path,
-                    source: std::io::Error::other(e.to_string()),
+                crate::claim::create_once(&path, body.as_bytes()).map_err(|e| {
+                    DispatchError::StateFile {
+                        path,
+                        source: std::io::Error::other(e.to_string()),
+                    }
                 })
             }
             Some(remote) => Ok(remote

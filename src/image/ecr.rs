@@ -232,8 +232,8 @@ pub async fn ensure_repository(
                 .build()
                 .expect("encryption type set"),
         )
-        .tags(tag("managed-by", "jobrun"))
-        .tags(tag("jobrun:job", job))
+        .tags(tag(crate::infra::TAG_MANAGED, "jobrun"))
+        .tags(tag(crate::infra::TAG_JOB, job))
         .send()
         .await;
     let uri = match created {

@@ -8,6 +8,8 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+#[cfg(test)]
+mod golden;
 mod site;
 mod task;
 
@@ -490,8 +492,7 @@ impl RunRecord {
         if reduce.state != TaskState::Queued || self.cancel_requested {
             return false;
         }
-        reduce.state = TaskState::Failed;
-        reduce.reason = Some(format!(
+        reduce.not_run(format!(
             "not run: {failed} map task{} did not succeed (reduce.when = \"all-succeeded\")",
             if failed == 1 { "" } else { "s" }
         ));

@@ -275,6 +275,13 @@ impl TaskRecord {
         self.end(at);
     }
 
+    /// Failed without ever running (a reduce whose map tasks did not all succeed): no attempt,
+    /// no times.
+    pub fn not_run(&mut self, reason: impl Into<String>) {
+        self.state = TaskState::Failed;
+        self.reason = Some(reason.into());
+    }
+
     /// Attempt `attempt` failed at `at` and the task is queued for the next one.
     pub fn retry_attempt(&mut self, attempt: u32, reason: &str, at: DateTime<Utc>) {
         self.state = TaskState::Queued;
@@ -363,6 +370,11 @@ mod tests {
             );
             assert!(t.stop_request.is_none(), "{name}: no stop pending");
         }
+        let mut reduce = TaskRecord::reduce(3, None);
+        reduce.not_run("not run: 1 map task did not succeed");
+        assert_eq!((reduce.state, reduce.attempts), (TaskState::Failed, 0));
+        assert_eq!((reduce.started_at, reduce.finished_at), (None, None));
+        assert!(reduce.reason.as_deref().unwrap().starts_with("not run"));
         let mut t = running();
         t.requeue("again");
         assert_eq!(t.exit_code, None, "a requeued task has no outcome yet");

@@ -5,6 +5,7 @@
 mod harness;
 mod services;
 
+mod aws_rules;
 mod bad_input;
 mod build;
 mod configs;
@@ -17,7 +18,6 @@ mod lifecycle;
 mod outputs_ecs;
 mod push;
 mod queue;
-mod real_aws;
 mod results;
 mod runs;
 mod schedules;

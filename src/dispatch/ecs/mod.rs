@@ -15,10 +15,10 @@
 mod launch;
 
 use super::remote::{LogStream, RemoteError, RemoteRun, write_log};
-use crate::agent::direct::NO_RECEIPT;
 use crate::aws::{self, retrying};
 use crate::dispatch::{FailKind, fail_attempt, stop_due, timed_out};
 use crate::record::{RunRecord, StopRequest, TaskRecord, TaskState};
+use crate::wire::NO_RECEIPT;
 use crate::wire::{CONTAINER, Receipt, log_pointer, parse_log_pointer};
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
