@@ -175,8 +175,13 @@ async fn notify_end(store: &Store, dispatcher: &mut Dispatcher, rec: &mut RunRec
     let message = crate::notify::Message::of(rec, event);
     let deliveries = crate::notify::send(&spec, &message).await;
     rec.notifications.extend(deliveries);
+    save_after_end(store, dispatcher, rec).await
+}
+
+/// Saves what an end step changed (and copies it to the bucket); true when it was saved. Kept
+/// in memory when it cannot be: the next step sees the record differ from what was saved.
+async fn save_after_end(store: &Store, dispatcher: &mut Dispatcher, rec: &RunRecord) -> bool {
     if let Err(e) = store.save(rec) {
-        // Kept in memory: the next step sees the record differ from what was saved.
         tracing::warn!("cannot save run {}: {e}", rec.run_id);
         return false;
     }
@@ -210,14 +215,7 @@ async fn let_go_of_image(store: &Store, dispatcher: &mut Dispatcher, rec: &mut R
     if let Some(keep) = rec.place.ecs_mut().and_then(|run| run.keep.as_mut()) {
         keep.held = false;
     }
-    if let Err(e) = store.save(rec) {
-        tracing::warn!("cannot save run {}: {e}", rec.run_id);
-        return false;
-    }
-    if let Err(e) = dispatcher.saved(rec, true).await {
-        tracing::warn!("cannot copy run {}: {e}", rec.run_id);
-    }
-    true
+    save_after_end(store, dispatcher, rec).await
 }
 
 pub async fn watch(

@@ -29,12 +29,7 @@ fn schema_1_record() -> RunRecord {
             on_demand_base: 1,
             spot_fallback: true,
         },
-        rates: crate::config::Rates {
-            run_task_rate: 20,
-            launch_burst: 100,
-            launch_rate: 20,
-            describe_rate: 20,
-        },
+        rates: tests::rates(),
         keep: Some(ImageHold {
             tag: "jobrun-keep-run-20261202-120000-wc-ab12".into(),
             held: true,

@@ -567,6 +567,16 @@ pub fn new_run_id(job: &str) -> String {
 pub(crate) mod tests {
     use super::*;
 
+    /// `[ecs]`'s default rates.
+    pub(crate) fn rates() -> crate::config::Rates {
+        crate::config::Rates {
+            run_task_rate: 20,
+            launch_burst: 100,
+            launch_rate: 20,
+            describe_rate: 20,
+        }
+    }
+
     pub(crate) fn record(id: &str, job: &str) -> RunRecord {
         RunRecord {
             schema: SCHEMA,
@@ -620,12 +630,7 @@ pub(crate) mod tests {
                 on_demand_base: 0,
                 spot_fallback: true,
             },
-            rates: crate::config::Rates {
-                run_task_rate: 20,
-                launch_burst: 100,
-                launch_rate: 20,
-                describe_rate: 20,
-            },
+            rates: rates(),
         };
         let queue = QueueRun {
             queue_url: "q".into(),

@@ -474,14 +474,8 @@ fn the_images_a_schedule_fires_with_outlive_the_lifecycle_policy() {
         "only the image between (not pinned, not the newest) expires"
     );
     for pinned in [&job_image, &dispatcher] {
-        let path = format!("/v2/{repository}/manifests/{}", digest(pinned));
         assert!(
-            services::registry_get(
-                &reg,
-                &path,
-                "application/vnd.docker.distribution.manifest.v2+json"
-            )
-            .is_ok(),
+            manifest(&reg, &repository, &digest(pinned)).is_ok(),
             "{pinned} is still there"
         );
     }
@@ -518,17 +512,22 @@ fn the_images_a_schedule_fires_with_outlive_the_lifecycle_policy() {
         tags(&reg, &repository)
     );
     services::expire_ecr(moto, &reg, &repository);
-    let path = format!("/v2/{repository}/manifests/{}", digest(&dispatcher));
     assert_eq!(
-        services::registry_get(
-            &reg,
-            &path,
-            "application/vnd.docker.distribution.manifest.v2+json"
-        )
-        .err(),
+        manifest(&reg, &repository, &digest(&dispatcher)).err(),
         Some(404),
         "the dispatcher image expires once its schedule is gone"
     );
+}
+
+/// What the registry answers for a manifest of `repository` by digest: `Ok` while it is
+/// there, the HTTP status (404) once it is gone.
+fn manifest(reg: &Service, repository: &str, digest: &str) -> Result<Vec<u8>, u16> {
+    let path = format!("/v2/{repository}/manifests/{digest}");
+    services::registry_get(
+        reg,
+        &path,
+        "application/vnd.docker.distribution.manifest.v2+json",
+    )
 }
 
 /// The tags of a repository in the registry.
@@ -592,14 +591,8 @@ fn the_image_of_an_unfinished_run_outlives_the_lifecycle_policy() {
         "the end takes the tag off"
     );
     services::expire_ecr(&front, &reg, &repository);
-    let path = format!("/v2/{repository}/manifests/{image}");
     assert_eq!(
-        services::registry_get(
-            &reg,
-            &path,
-            "application/vnd.docker.distribution.manifest.v2+json"
-        )
-        .err(),
+        manifest(&reg, &repository, &image).err(),
         Some(404),
         "once the run has ended its image expires like any other"
     );
