@@ -122,26 +122,36 @@ pub async fn resolve(store: &Store, file: Option<&Path>, arg: &RunArg) -> Result
     };
     match store.resolve(arg.run.as_deref(), job.as_deref()) {
         Ok(id) => Ok(store.load(&id)?),
-        Err(StoreError::NoSuchRun(wanted)) => match fetch_remote(store, file, &wanted).await? {
-            Some(rec) => Ok(rec),
-            None => Err(StoreError::NoSuchRun(wanted).into()),
-        },
+        Err(StoreError::NoSuchRun(wanted)) => {
+            let found = match current_job(file)? {
+                Some(job) => fetch_remote(store, &job, &wanted).await?,
+                None => None,
+            };
+            found.ok_or_else(|| StoreError::NoSuchRun(wanted).into())
+        }
         Err(e) => Err(e.into()),
     }
 }
 
-async fn fetch_remote(
-    store: &Store,
-    file: Option<&Path>,
-    wanted: &str,
-) -> Result<Option<RunRecord>> {
-    let Some(job) = current_job(file)?.filter(|j| j.target == TargetKind::Ecs) else {
+/// A run of `job` by its id: from the local state folder, or else the job's bucket.
+pub async fn run_of(store: &Store, job: &Job, run_id: &str) -> Result<RunRecord> {
+    match store.resolve(Some(run_id), None) {
+        Ok(id) => Ok(store.load(&id)?),
+        Err(StoreError::NoSuchRun(wanted)) => fetch_remote(store, job, &wanted)
+            .await?
+            .ok_or_else(|| StoreError::NoSuchRun(wanted).into()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn fetch_remote(store: &Store, job: &Job, wanted: &str) -> Result<Option<RunRecord>> {
+    if job.target != TargetKind::Ecs {
         return Ok(None);
-    };
-    let aws = load_aws(&job).await?;
+    }
+    let aws = load_aws(job).await?;
     let bucket = match crate::state::load_outputs(store, &job.name)? {
         Some(o) => o.site.bucket,
-        None => crate::infra::Names::new(&job, &aws.account().await?, &aws.region()).bucket,
+        None => crate::infra::Names::new(job, &aws.account().await?, &aws.region()).bucket,
     };
     let Some(rec) = crate::dispatch::remote::fetch(&aws, &bucket, &job.name, wanted).await? else {
         return Ok(None);

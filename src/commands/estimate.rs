@@ -1,7 +1,7 @@
 //! Before a run starts: its estimated duration and cost, printed by `submit --dry-run` (which
 //! then stops, having made nothing) and held against `--max-cost` / `[cost] max_per_run`.
 
-use crate::cli::SubmitArgs;
+use super::submit::SubmitRequest;
 use crate::config::{CapacityKind, Job};
 use crate::cost::estimate::{Estimate, Expected, Plan};
 use crate::cost::money;
@@ -13,18 +13,18 @@ use crate::ui::Ui;
 
 /// `Some(exit)` when the submit ends here: a dry run (after the plan is printed).
 pub fn before_start(
-    job: &Job,
+    req: &SubmitRequest,
     rec: &RunRecord,
-    args: &SubmitArgs,
     store: &Store,
     ui: &Ui,
 ) -> Result<Option<Exit>> {
-    let limit = args.max_cost.or(job.cost.max_per_run);
-    if !args.dry_run && limit.is_none() {
+    let job = &req.job;
+    let limit = req.max_cost.or(job.cost.max_per_run);
+    if !req.dry_run && limit.is_none() {
         return Ok(None);
     }
     let estimate = estimate(job, rec, store)?;
-    if args.dry_run {
+    if req.dry_run {
         ui.emit(&Planned::of(rec, estimate));
         return Ok(Some(Exit::Ok));
     }

@@ -5,11 +5,11 @@
 //! the job's bucket, so they hold across machines; the key is claimed there with one
 //! conditional write.
 
-use super::common::{open_store, resolve};
+use super::common::{open_store, run_of};
 use super::drive::{already_finished, go_on, spawn_background};
+use super::submit::SubmitRequest;
 use crate::aws::Aws;
 use crate::claim::{self, Claimed, KeyClaim, Skipped};
-use crate::cli::{RunArg, SubmitArgs};
 use crate::config::{Job, NotifyEvent, Overlap};
 use crate::dispatch::Dispatcher;
 use crate::error::{Exit, Result};
@@ -18,7 +18,6 @@ use crate::report::NotStarted;
 use crate::store::Store;
 use crate::ui::Ui;
 use chrono::Utc;
-use std::path::Path;
 use std::time::Duration;
 
 /// Where a job's runs and claims are seen from every machine: its bucket (ECS jobs).
@@ -34,7 +33,6 @@ pub struct Gate<'a> {
     pub key: Option<String>,
     pub overlap: Overlap,
     pub detach: bool,
-    pub file: Option<&'a Path>,
     pub shared: Option<Shared<'a>>,
     /// The key as this submit claimed it, to give back if its run cannot be made.
     claimed: std::sync::Mutex<Option<KeyClaim>>,
@@ -51,20 +49,20 @@ pub enum Pass {
 const NEWEST_REMOTE: usize = 20;
 
 impl<'a> Gate<'a> {
-    pub fn of(job: &'a Job, args: &SubmitArgs, file: Option<&'a Path>) -> Result<Gate<'a>> {
-        if let Some(key) = &args.key {
+    pub fn of(req: &'a SubmitRequest) -> Result<Gate<'a>> {
+        let job = &req.job;
+        if let Some(key) = &req.key {
             claim::check_key(key)?;
         }
-        let overlap = args.overlap.or(job.overlap).unwrap_or(match args.key {
+        let overlap = req.overlap.or(job.overlap).unwrap_or(match req.key {
             Some(_) => Overlap::Skip,
             None => Overlap::Allow,
         });
         Ok(Gate {
             job,
-            key: args.key.clone(),
+            key: req.key.clone(),
             overlap,
-            detach: args.detach,
-            file,
+            detach: req.detach,
             shared: None,
             claimed: Default::default(),
         })
@@ -289,10 +287,7 @@ impl<'a> Gate<'a> {
 
     /// A run by its id, from here or the job's bucket (which makes this machine's copy).
     async fn by_id(&self, store: &Store, run_id: &str) -> Result<RunRecord> {
-        let arg = RunArg {
-            run: Some(run_id.to_string()),
-        };
-        resolve(store, self.file, &arg).await
+        run_of(store, self.job, run_id).await
     }
 
     fn not_started(&self, run_id: &str, reason: String) -> NotStarted {

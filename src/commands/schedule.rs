@@ -6,20 +6,21 @@
 //! in the dispatcher's container.
 
 use super::common::{load_aws, load_job, open_store};
+use super::submit::{SubmitRequest, Tasks, make_run};
 use crate::aws::{self, Aws};
 use crate::cli::{
     DispatchArgs, RepositoryArgs, ScheduleAddArgs, ScheduleCommand, ScheduleListArgs,
-    ScheduleNameArgs, SubmitArgs,
+    ScheduleNameArgs,
 };
 use crate::config::{self, Job, Overlap, Overrides, TargetKind};
 use crate::engine::Engine;
-use crate::error::{Exit, Failure, Result};
+use crate::error::{Exit, Result};
 use crate::image::dispatcher as bundle;
 use crate::image::keep;
 use crate::image::push::{AwsOptions, push_image};
 use crate::infra::dispatcher::{self, Delivery, DispatcherImage, ScheduleDef};
 use crate::report::schedules::{Added, LastFire, ScheduleDone, ScheduleLine, ScheduleList};
-use crate::schedule::{self, ScheduleError, Stored, expr::When};
+use crate::schedule::{self, DispatchOverrides, ScheduleError, Stored, expr::When};
 use crate::ui::Ui;
 use std::path::Path;
 
@@ -216,7 +217,7 @@ async fn store_and_schedule(
     let key = schedule::key(&stored.job, &stored.name, stored.version);
     let body = serde_json::to_vec_pretty(stored).expect("serialisable");
     aws::put_json(&aws.s3(), bucket, &key, body).await?;
-    let overrides = schedule::overrides(bucket, &key, schedule::SCHEDULED_TIME);
+    let overrides = DispatchOverrides::new(bucket, &key, schedule::SCHEDULED_TIME);
     let def = ScheduleDef {
         name: stored.name.clone(),
         expression: expression.to_string(),
@@ -230,15 +231,16 @@ async fn store_and_schedule(
             security_groups: outputs.site.security_groups.clone(),
             assign_public_ip: outputs.site.assign_public_ip,
             dead_letters_arn: side.dead_letters_arn.clone(),
-            overrides: overrides.to_string(),
+            overrides,
         },
     };
     Ok(dispatcher::put(aws, &side.group, &def, side.iam_changed).await?)
 }
 
-/// A schedule of the job, with its stored definition.
+/// A schedule of the job, what it delivers (when jobrun made it) and its stored definition.
 struct Found {
     got: dispatcher::Got,
+    delivery: Option<Delivery>,
     stored: Option<Stored>,
 }
 
@@ -250,12 +252,16 @@ async fn find(aws: &Aws, group: &str, job: &str, name: &str) -> Result<Found> {
     let got = dispatcher::get(aws, group, name)
         .await?
         .ok_or_else(missing)?;
-    let input = got.target().and_then(|t| t.input()).unwrap_or_default();
-    let stored = match schedule::spec_of(input) {
+    let delivery = got.target().and_then(Delivery::of);
+    let stored = match delivery.as_ref().and_then(|d| d.overrides.spec()) {
         Some((bucket, key)) => aws::get_json(&aws.s3(), &bucket, &key).await?,
         None => None,
     };
-    Ok(Found { got, stored })
+    Ok(Found {
+        got,
+        delivery,
+        stored,
+    })
 }
 
 async fn list(file: Option<&Path>, _: &ScheduleListArgs, ui: &Ui) -> Result<Exit> {
@@ -389,95 +395,19 @@ async fn rm(file: Option<&Path>, args: &ScheduleNameArgs, ui: &Ui) -> Result<Exi
 /// `schedule run`: RunTask of the dispatcher as the schedule's target would, due now.
 async fn fire(file: Option<&Path>, args: &ScheduleNameArgs, ui: &Ui) -> Result<Exit> {
     let (aws, _, found) = named(file, args).await?;
-    let target = found
-        .got
-        .target()
-        .cloned()
-        .ok_or_else(|| ScheduleError::Spec(args.name.clone(), "it has no target".into()))?;
+    let delivery = found.delivery.ok_or_else(|| {
+        ScheduleError::Spec(
+            args.name.clone(),
+            "its target is not jobrun's dispatcher".into(),
+        )
+    })?;
     let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
-    let task = run_dispatcher(&aws, &target, &now).await?;
+    let task = delivery.run_now(&aws, &now).await?;
     ui.emit(&ScheduleDone {
         name: args.name.clone(),
         done: format!("fired for {now}: dispatcher task {task}"),
     });
     Ok(Exit::Ok)
-}
-
-/// The schedule's target as one RunTask (its input, with the scheduled time, as overrides).
-async fn run_dispatcher(
-    aws: &Aws,
-    target: &aws_sdk_scheduler::types::Target,
-    at: &str,
-) -> Result<String> {
-    use aws_sdk_ecs::types::{
-        AssignPublicIp, AwsVpcConfiguration, ContainerOverride, LaunchType, NetworkConfiguration,
-        TaskOverride,
-    };
-    let input = target
-        .input()
-        .unwrap_or_default()
-        .replace(schedule::SCHEDULED_TIME, at);
-    let parsed: serde_json::Value = serde_json::from_str(&input).unwrap_or_default();
-    let c = &parsed["containerOverrides"][0];
-    let command: Vec<String> = c["command"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default();
-    let ecs = target.ecs_parameters();
-    let net = ecs
-        .and_then(|e| e.network_configuration())
-        .and_then(|n| n.awsvpc_configuration());
-    let vpc = AwsVpcConfiguration::builder()
-        .set_subnets(net.map(|n| n.subnets().to_vec()))
-        .set_security_groups(net.map(|n| n.security_groups().to_vec()))
-        .assign_public_ip(
-            match net.and_then(|n| n.assign_public_ip()).map(|a| a.as_str()) {
-                Some("ENABLED") => AssignPublicIp::Enabled,
-                _ => AssignPublicIp::Disabled,
-            },
-        )
-        .build()
-        .map_err(|e| Failure::usage(format!("the schedule's network is incomplete: {e}")))?;
-    let out = aws
-        .ecs()
-        .run_task()
-        .cluster(target.arn())
-        .task_definition(ecs.map(|e| e.task_definition_arn()).unwrap_or_default())
-        .launch_type(LaunchType::Fargate)
-        .network_configuration(
-            NetworkConfiguration::builder()
-                .awsvpc_configuration(vpc)
-                .build(),
-        )
-        .overrides(
-            TaskOverride::builder()
-                .container_overrides(
-                    ContainerOverride::builder()
-                        .name(c["name"].as_str().unwrap_or(crate::wire::CONTAINER))
-                        .set_command(Some(command))
-                        .build(),
-                )
-                .build(),
-        )
-        .send()
-        .await
-        .map_err(aws::op("RunTask"))?;
-    if let Some(f) = out.failures().first() {
-        return Err(Failure::env(format!(
-            "ECS did not start the dispatcher: {}",
-            f.reason().unwrap_or("no reason given")
-        )));
-    }
-    Ok(out
-        .tasks()
-        .first()
-        .and_then(|t| t.task_arn())
-        .unwrap_or_default()
-        .to_string())
 }
 
 /// `jobrun dispatch s3://…/v<n>.json --at <time>`: the stored schedule submitted for one
@@ -500,26 +430,18 @@ pub async fn dispatch(args: DispatchArgs, ui: &Ui) -> Result<Exit> {
         .ok_or_else(|| bad("no such object"))?;
     let store = open_store()?;
     crate::state::save_outputs(&store, &stored.job, &stored.outputs)?;
-    let dir = tempfile::tempdir().map_err(|e| Failure::env(e.to_string()))?;
-    let toml = dir.path().join(config::FILE_NAME);
-    let configs = dir.path().join("configs.jsonl");
-    let lines: Vec<String> = stored.configs.iter().map(|c| c.to_string()).collect();
-    let write = |p: &Path, text: &str| {
-        std::fs::write(p, text).map_err(|e| Failure::env(format!("{}: {e}", p.display())))
-    };
-    write(&toml, &stored.job_toml)?;
-    write(&configs, &(lines.join("\n") + "\n"))?;
+    // The job as stored, named by its definition's URL (the run record's job file).
+    let none = Overrides::default();
+    let job = config::from_text(Path::new(&args.spec), &stored.job_toml, &none, &none)?;
     ui.note(&format!(
         "dispatch: schedule {} (version {}) due {at}",
         stored.name, stored.version
     ));
-    let submit = SubmitArgs {
-        configs: Some(configs.to_string_lossy().into_owned()),
-        matrix: vec![],
+    let request = SubmitRequest {
+        job,
+        tasks: Tasks::Given(stored.configs),
         detach: false,
         build: false,
-        from_s3: None,
-        resume: None,
         key: Some(schedule::run_key(&stored.name, &at)),
         overlap: Some(stored.overlap),
         dry_run: false,
@@ -527,7 +449,6 @@ pub async fn dispatch(args: DispatchArgs, ui: &Ui) -> Result<Exit> {
         max_cost: None,
         scheduled: true,
         aws: RepositoryArgs::default(),
-        overrides: Overrides::default(),
     };
-    super::submit::submit(Some(&toml), submit, None, ui).await
+    make_run(request, ui).await
 }

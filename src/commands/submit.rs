@@ -7,8 +7,8 @@ use super::drive::{already_finished, attach, drive_detached, go_on};
 use super::gate::{Gate, Pass, Shared};
 use super::image::{build_and_record, push_latest};
 use crate::aws::Aws;
-use crate::cli::{RunArg, SubmitArgs};
-use crate::config::{DispatchMode, Job, NotifyEvent, TargetKind};
+use crate::cli::{RepositoryArgs, RunArg, SubmitArgs};
+use crate::config::{DispatchMode, Job, NotifyEvent, Overlap, TargetKind};
 use crate::dispatch::{Dispatcher, local::LocalDispatcher};
 use crate::engine::Engine;
 use crate::error::{Exit, Failure, Result};
@@ -34,17 +34,77 @@ pub async fn submit(
         return resume(file, run, args.detach, ui).await;
     }
     let job = load_job(file, &args.overrides, matches)?;
+    make_run(SubmitRequest::of(job, args), ui).await
+}
+
+/// What a submit is asked for, whoever asks: the command line (`SubmitArgs`), or a schedule's
+/// dispatcher (`jobrun dispatch`, from the stored definition). From here on both are one path.
+pub struct SubmitRequest {
+    pub job: Job,
+    pub tasks: Tasks,
+    pub detach: bool,
+    /// Build the image first (for the ecs target: build, push and `up`).
+    pub build: bool,
+    pub key: Option<String>,
+    pub overlap: Option<Overlap>,
+    pub dry_run: bool,
+    pub max_cost: Option<f64>,
+    /// Submitted by a schedule's dispatcher, whose task is costed with the run.
+    pub scheduled: bool,
+    /// Where `--build` pushes to.
+    pub aws: RepositoryArgs,
+}
+
+/// Where a submit's tasks come from.
+pub enum Tasks {
+    /// `--configs N|FILE` and `--matrix`, planned here.
+    Planned {
+        configs: Option<String>,
+        matrix: Vec<String>,
+    },
+    /// Configurations expanded before (a schedule's, at `schedule add`).
+    Given(Vec<serde_json::Value>),
+    /// `--from-s3`: one task per object under the prefix.
+    FromS3(String),
+}
+
+impl SubmitRequest {
+    /// The command line's request (`--resume` is not a request for a new run).
+    pub fn of(job: Job, args: SubmitArgs) -> SubmitRequest {
+        let tasks = match args.from_s3 {
+            Some(url) => Tasks::FromS3(url),
+            None => Tasks::Planned {
+                configs: args.configs,
+                matrix: args.matrix,
+            },
+        };
+        SubmitRequest {
+            job,
+            tasks,
+            detach: args.detach,
+            build: args.build,
+            key: args.key,
+            overlap: args.overlap,
+            dry_run: args.dry_run,
+            max_cost: args.max_cost,
+            scheduled: args.scheduled,
+            aws: args.aws,
+        }
+    }
+}
+
+/// A new run of the request: checked, made and started (or only estimated: `--dry-run`).
+pub async fn make_run(req: SubmitRequest, ui: &Ui) -> Result<Exit> {
     let store = open_store()?;
-    let run_id = record::new_run_id(&job.name);
+    let run_id = record::new_run_id(&req.job.name);
     let at = Submit {
         store,
         run_id,
-        args: &args,
-        file,
+        req: &req,
     };
-    match job.target {
-        TargetKind::Local => submit_local(job, at, ui).await,
-        TargetKind::Ecs => submit_ecs(job, at, ui).await,
+    match req.job.target {
+        TargetKind::Local => submit_local(at, ui).await,
+        TargetKind::Ecs => submit_ecs(at, ui).await,
     }
 }
 
@@ -52,8 +112,7 @@ pub async fn submit(
 struct Submit<'a> {
     store: Store,
     run_id: String,
-    args: &'a SubmitArgs,
-    file: Option<&'a Path>,
+    req: &'a SubmitRequest,
 }
 
 /// The key's run or the overlap policy may end the submit here; else the run is made, with its
@@ -74,7 +133,7 @@ async fn gate_then_start(
     rec.key = gate.key.clone();
     let started = async {
         let dispatcher = dispatcher(&mut rec).await?;
-        start(&at.store, rec, dispatcher, at.args.detach, ui).await
+        start(&at.store, rec, dispatcher, at.req.detach, ui).await
     }
     .await;
     if started.is_err() && !at.store.exists(&at.run_id) {
@@ -96,11 +155,21 @@ async fn resume(file: Option<&Path>, run: &str, detach: bool, ui: &Ui) -> Result
     go_on(&store, rec, detach, ui).await
 }
 
-/// The tasks of `--configs` / `--matrix`.
-fn planned(job: &Job, args: &SubmitArgs, run_id: &str) -> Result<Vec<TaskRecord>> {
-    let configs = plan::configurations(args.configs.as_deref(), &args.matrix)?;
-    let tasks = plan::tasks(configs, job.run.command.as_deref(), run_id)?;
-    Ok(tasks.into_iter().map(task_record).collect())
+/// The tasks of `--configs` / `--matrix` or of configurations given, or where `--from-s3`
+/// finds them (the bucket is listed once AWS is loaded).
+enum Planned<'a> {
+    Tasks(Vec<TaskRecord>),
+    FromS3(&'a str),
+}
+
+fn planned<'a>(req: &'a SubmitRequest, run_id: &str) -> Result<Planned<'a>> {
+    let configs = match &req.tasks {
+        Tasks::Planned { configs, matrix } => plan::configurations(configs.as_deref(), matrix)?,
+        Tasks::Given(configs) => configs.clone(),
+        Tasks::FromS3(url) => return Ok(Planned::FromS3(url)),
+    };
+    let tasks = plan::tasks(configs, req.job.run.command.as_deref(), run_id)?;
+    Ok(Planned::Tasks(tasks.into_iter().map(task_record).collect()))
 }
 
 fn task_record(t: plan::TaskPlan) -> TaskRecord {
@@ -207,17 +276,17 @@ async fn start(
     attach(store, &mut dispatcher, &run_id, ui).await
 }
 
-async fn submit_local(job: Job, at: Submit<'_>, ui: &Ui) -> Result<Exit> {
-    let (store, run_id, args) = (&at.store, &at.run_id, at.args);
-    let gate = Gate::of(&job, args, at.file)?;
-    if args.from_s3.is_some() {
+async fn submit_local(at: Submit<'_>, ui: &Ui) -> Result<Exit> {
+    let (store, run_id, req) = (&at.store, &at.run_id, at.req);
+    let job = &req.job;
+    let gate = Gate::of(req)?;
+    let Planned::Tasks(tasks) = planned(req, run_id)? else {
         return Err(Failure::usage("--from-s3 needs the ecs target")
             .hint("submit with --target ecs, or set job.target = \"ecs\""));
-    }
-    let tasks = planned(&job, args, run_id)?;
+    };
     let engine = Engine::connect().await?;
-    if args.build {
-        let built = build_and_record(&job, &engine, store, ui).await?;
+    if req.build {
+        let built = build_and_record(job, &engine, store, ui).await?;
         ui.note(&built.to_string());
     }
     let latest = image::latest_tag(&job.name);
@@ -231,7 +300,7 @@ async fn submit_local(job: Job, at: Submit<'_>, ui: &Ui) -> Result<Exit> {
         id: image_id,
         platform: image::platform_of(&inspect),
     };
-    let mut rec = new_record(&job, run_id, Place::Local, image, tasks);
+    let mut rec = new_record(job, run_id, Place::Local, image, tasks);
     if let (Some(settings), Some(other)) = (
         rec.settings.reduce.as_mut(),
         job.reduce.as_ref().and_then(|r| r.image.as_ref()),
@@ -245,35 +314,33 @@ async fn submit_local(job: Job, at: Submit<'_>, ui: &Ui) -> Result<Exit> {
         })?;
         settings.image = Some(id);
     }
-    if let Some(exit) = super::estimate::before_start(&job, &rec, args, store, ui)? {
+    if let Some(exit) = super::estimate::before_start(req, &rec, store, ui)? {
         return Ok(exit);
     }
     let local = async |_: &mut RunRecord| Ok(Dispatcher::Local(LocalDispatcher::new(engine)));
     gate_then_start(&gate, &at, rec, local, ui).await
 }
 
-async fn submit_ecs(job: Job, at: Submit<'_>, ui: &Ui) -> Result<Exit> {
-    let (store, run_id, args) = (&at.store, &at.run_id, at.args);
+async fn submit_ecs(at: Submit<'_>, ui: &Ui) -> Result<Exit> {
+    let (store, run_id, req) = (&at.store, &at.run_id, at.req);
+    let job = &req.job;
     // Input first (nothing is created for bad input), then AWS.
-    let mut gate = Gate::of(&job, args, at.file)?;
-    let planned_tasks = match &args.from_s3 {
-        Some(_) => vec![],
-        None => planned(&job, args, run_id)?,
+    let mut gate = Gate::of(req)?;
+    let planned_tasks = planned(req, run_id)?;
+    let aws = load_aws(job).await?;
+    let tasks = match planned_tasks {
+        Planned::Tasks(tasks) => tasks,
+        Planned::FromS3(url) => from_s3(job, &aws, url, run_id).await?,
     };
-    let aws = load_aws(&job).await?;
-    let tasks = match &args.from_s3 {
-        Some(url) => from_s3(&job, &aws, url, run_id).await?,
-        None => planned_tasks,
-    };
-    if args.build {
+    if req.build {
         let engine = Engine::connect().await?;
-        let built = build_and_record(&job, &engine, store, ui).await?;
+        let built = build_and_record(job, &engine, store, ui).await?;
         ui.note(&built.to_string());
-        let pushed = push_latest(&job, &engine, store, &args.aws, ui).await?;
+        let pushed = push_latest(job, &engine, store, &req.aws, ui).await?;
         ui.note(&pushed.to_string());
-        super::infra::converge(&job, &aws, store, false).await?;
+        super::infra::converge(job, &aws, store, false).await?;
     }
-    let outputs = current_outputs(&job, store, &aws)?;
+    let outputs = current_outputs(job, store, &aws)?;
     if job.reduce.is_some() && !outputs.site.outputs {
         return Err(Failure::usage(format!(
             "job {} has a [reduce], but its image carries no jobrun to hand the map tasks' outputs to it",
@@ -293,10 +360,10 @@ async fn submit_ecs(job: Job, at: Submit<'_>, ui: &Ui) -> Result<Exit> {
             .unwrap_or_else(|| outputs.image.clone()),
         platform: job.image.platform.to_string(),
     };
-    let place = ecs_place(&job, &outputs, run_id, args.scheduled)?;
-    let mut rec = new_record(&job, run_id, place, image, tasks);
-    rec.settings.dispatched = args.scheduled;
-    if let Some(exit) = super::estimate::before_start(&job, &rec, args, store, ui)? {
+    let place = ecs_place(job, &outputs, run_id, req.scheduled)?;
+    let mut rec = new_record(job, run_id, place, image, tasks);
+    rec.settings.dispatched = req.scheduled;
+    if let Some(exit) = super::estimate::before_start(req, &rec, store, ui)? {
         return Ok(exit);
     }
     gate.shared = Some(Shared {

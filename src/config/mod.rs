@@ -72,8 +72,19 @@ pub fn load(path: &Path, env: &Overrides, flags: &Overrides) -> Result<Job, Conf
         path: path.to_path_buf(),
         source,
     })?;
+    from_text(path, &text, env, flags)
+}
+
+/// A job from jobrun.toml's text, as if read from `path` (a schedule's dispatcher has the text
+/// from the job's bucket, and names the stored definition).
+pub fn from_text(
+    path: &Path,
+    text: &str,
+    env: &Overrides,
+    flags: &Overrides,
+) -> Result<Job, ConfigError> {
     let file: file::FileConfig =
-        toml::from_str(&text).map_err(|e| file::parse_error(path, &text, &e))?;
+        toml::from_str(text).map_err(|e| file::parse_error(path, text, &e))?;
     resolve::resolve(path, file, env, flags)
 }
 

@@ -99,28 +99,65 @@ pub fn without_profile(text: &str) -> Result<String, ScheduleError> {
     toml::to_string(&doc).map_err(|e| ScheduleError::Spec("jobrun.toml".into(), e.to_string()))
 }
 
-/// RunTask's overrides for the dispatcher: the command `jobrun dispatch` with the stored
-/// definition and the scheduled time (`at`: Scheduler's context attribute, or a time).
-pub fn overrides(bucket: &str, spec_key: &str, at: &str) -> Value {
-    serde_json::json!({
-        "containerOverrides": [{
-            "name": crate::wire::CONTAINER,
-            "command": ["dispatch", format!("s3://{bucket}/{spec_key}"), "--at", at],
-        }]
-    })
+/// RunTask's overrides for the dispatcher, as a schedule's target carries them (its `input`):
+/// the command `jobrun dispatch` with the stored definition and the scheduled time. One type
+/// writes them (`schedule add`) and reads them back (`schedule list`, `schedule run`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DispatchOverrides {
+    pub container_overrides: Vec<ContainerCommand>,
+}
+
+/// One container's command override, in RunTask's JSON spelling.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContainerCommand {
+    pub name: String,
+    pub command: Vec<String>,
+}
+
+impl DispatchOverrides {
+    /// `jobrun dispatch s3://<bucket>/<spec_key> --at <at>` (`at`: Scheduler's context
+    /// attribute [`SCHEDULED_TIME`], or a time).
+    pub fn new(bucket: &str, spec_key: &str, at: &str) -> DispatchOverrides {
+        let command = ["dispatch", &format!("s3://{bucket}/{spec_key}"), "--at", at];
+        DispatchOverrides {
+            container_overrides: vec![ContainerCommand {
+                name: crate::wire::CONTAINER.to_string(),
+                command: command.map(String::from).to_vec(),
+            }],
+        }
+    }
+
+    /// A target's input as jobrun wrote it; `None` for anything else.
+    pub fn parse(input: &str) -> Option<DispatchOverrides> {
+        serde_json::from_str(input).ok()
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("serialisable")
+    }
+
+    /// The overrides of one fire: Scheduler's placeholder replaced by the time it is due.
+    pub fn due_at(mut self, at: &str) -> DispatchOverrides {
+        for c in &mut self.container_overrides {
+            for word in &mut c.command {
+                *word = word.replace(SCHEDULED_TIME, at);
+            }
+        }
+        self
+    }
+
+    /// The stored definition the overrides name (`s3://bucket/key`).
+    pub fn spec(&self) -> Option<(String, String)> {
+        let command = &self.container_overrides.first()?.command;
+        let url = command.get(1)?.strip_prefix("s3://")?;
+        let (bucket, key) = url.split_once('/')?;
+        Some((bucket.to_string(), key.to_string()))
+    }
 }
 
 /// Scheduler's placeholder for the time a fire was due.
 pub const SCHEDULED_TIME: &str = "<aws.scheduler.scheduled-time>";
-
-/// The stored definition a schedule's overrides name (`s3://bucket/key`).
-pub fn spec_of(overrides: &str) -> Option<(String, String)> {
-    let v: Value = serde_json::from_str(overrides).ok()?;
-    let command = v["containerOverrides"][0]["command"].as_array()?;
-    let url = command.get(1)?.as_str()?.strip_prefix("s3://")?;
-    let (bucket, key) = url.split_once('/')?;
-    Some((bucket.to_string(), key.to_string()))
-}
 
 #[cfg(test)]
 mod tests {
@@ -131,8 +168,22 @@ mod tests {
         let k = key("wc", "weekly", 3);
         assert_eq!(k, "jobs/wc/schedules/weekly/v000003.json");
         assert_eq!(version_of(&k), Some(3));
-        let o = overrides("b", &k, SCHEDULED_TIME).to_string();
-        assert_eq!(spec_of(&o), Some(("b".into(), k)));
+        let o = DispatchOverrides::new("b", &k, SCHEDULED_TIME).to_json();
+        let read = DispatchOverrides::parse(&o).unwrap();
+        assert_eq!(read.spec(), Some(("b".into(), k.clone())));
+        // RunTask's spelling, and the fire's time in place of Scheduler's placeholder.
+        assert!(o.starts_with(r#"{"containerOverrides":[{"name":"#), "{o}");
+        let due = read.due_at("2026-11-30T06:00:00Z");
+        assert_eq!(
+            due.container_overrides[0].command,
+            [
+                "dispatch",
+                &format!("s3://b/{k}"),
+                "--at",
+                "2026-11-30T06:00:00Z"
+            ]
+        );
+        assert_eq!(DispatchOverrides::parse("{}"), None);
         crate::claim::check_key(&run_key("weekly", "2026-11-30T06:00:00Z")).unwrap();
         assert!(check_name("weekly").is_ok());
         // A bad character and a long name get the same rule, with jobrun's limit in it.

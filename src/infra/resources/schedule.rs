@@ -7,6 +7,7 @@
 use super::{Ctx, Deletion, Resource, Teardown};
 use crate::aws::{self, Aws};
 use crate::infra::{Action, Change, InfraError, TAG_JOB, TAG_MANAGED, change};
+use crate::schedule::DispatchOverrides;
 use aws_sdk_scheduler::types::ScheduleGroupState;
 use aws_sdk_scheduler::types::{
     AssignPublicIp, AwsVpcConfiguration, DeadLetterConfig, EcsParameters, FlexibleTimeWindow,
@@ -107,8 +108,8 @@ pub struct Delivery {
     pub security_groups: Vec<String>,
     pub assign_public_ip: bool,
     pub dead_letters_arn: String,
-    /// RunTask's `overrides` as JSON (Scheduler passes a templated ECS target's input so).
-    pub overrides: String,
+    /// RunTask's `overrides` (Scheduler passes a templated ECS target's input so, as JSON).
+    pub overrides: DispatchOverrides,
 }
 
 /// A schedule as jobrun makes it.
@@ -152,7 +153,7 @@ impl Delivery {
         Target::builder()
             .arn(&self.cluster_arn)
             .role_arn(&self.role_arn)
-            .input(&self.overrides)
+            .input(self.overrides.to_json())
             .ecs_parameters(ecs)
             .retry_policy(retry)
             .dead_letter_config(
@@ -162,6 +163,83 @@ impl Delivery {
             )
             .build()
             .expect("arn and role set")
+    }
+
+    /// A schedule's target read back (GetSchedule), as `target` wrote it; `None` for a target
+    /// jobrun did not make (no ECS parameters, or an input that is not its overrides).
+    pub fn of(target: &Target) -> Option<Delivery> {
+        let ecs = target.ecs_parameters()?;
+        let net = ecs
+            .network_configuration()
+            .and_then(|n| n.awsvpc_configuration());
+        Some(Delivery {
+            cluster_arn: target.arn().to_string(),
+            role_arn: target.role_arn().to_string(),
+            task_definition: ecs.task_definition_arn().to_string(),
+            subnets: net.map(|n| n.subnets().to_vec()).unwrap_or_default(),
+            security_groups: net
+                .map(|n| n.security_groups().to_vec())
+                .unwrap_or_default(),
+            assign_public_ip: net.and_then(|n| n.assign_public_ip())
+                == Some(&AssignPublicIp::Enabled),
+            dead_letters_arn: target
+                .dead_letter_config()
+                .and_then(|d| d.arn())
+                .unwrap_or_default()
+                .to_string(),
+            overrides: DispatchOverrides::parse(target.input()?)?,
+        })
+    }
+
+    /// One delivery now, due `at`: the RunTask Scheduler's templated ECS target makes (Amazon
+    /// ECS API Reference, RunTask: `overrides.containerOverrides[].command`; awsvpc needs a
+    /// `networkConfiguration` with subnets). Returns the dispatcher task's ARN.
+    pub async fn run_now(&self, aws: &Aws, at: &str) -> Result<String, InfraError> {
+        use aws_sdk_ecs::types as ecs;
+        let ip = match self.assign_public_ip {
+            true => ecs::AssignPublicIp::Enabled,
+            false => ecs::AssignPublicIp::Disabled,
+        };
+        let network = ecs::AwsVpcConfiguration::builder()
+            .set_subnets(Some(self.subnets.clone()))
+            .set_security_groups(Some(self.security_groups.clone()))
+            .assign_public_ip(ip)
+            .build()
+            .map_err(|e| InfraError::Refused(format!("the schedule's network: {e}")))?;
+        let overrides = self.overrides.clone().due_at(at);
+        let containers = overrides.container_overrides.into_iter().map(|c| {
+            ecs::ContainerOverride::builder()
+                .name(c.name)
+                .set_command(Some(c.command))
+                .build()
+        });
+        let out = aws
+            .ecs()
+            .run_task()
+            .cluster(&self.cluster_arn)
+            .task_definition(&self.task_definition)
+            .launch_type(ecs::LaunchType::Fargate)
+            .network_configuration(
+                ecs::NetworkConfiguration::builder()
+                    .awsvpc_configuration(network)
+                    .build(),
+            )
+            .overrides(
+                ecs::TaskOverride::builder()
+                    .set_container_overrides(Some(containers.collect()))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(aws::op("RunTask"))?;
+        if let Some(f) = out.failures().first() {
+            let reason = f.reason().unwrap_or("no reason given");
+            return Err(InfraError::Refused(format!(
+                "ECS did not start the dispatcher: {reason}"
+            )));
+        }
+        let task = out.tasks().first().and_then(|t| t.task_arn());
+        Ok(task.unwrap_or_default().to_string())
     }
 }
 
@@ -374,4 +452,55 @@ pub async fn delete(aws: &Aws, name: &str) -> Result<(), InfraError> {
         .map_err(aws::op("DeleteScheduleGroup"));
     aws::found(deleted, GONE)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schedule::SCHEDULED_TIME;
+
+    fn delivery(public: bool) -> Delivery {
+        Delivery {
+            cluster_arn: "arn:aws:ecs:eu-west-1:1:cluster/jobrun-wc".into(),
+            role_arn: "arn:aws:iam::1:role/jobrun-wc-scheduler".into(),
+            task_definition: "arn:aws:ecs:eu-west-1:1:task-definition/jobrun-wc-dispatcher:3"
+                .into(),
+            subnets: vec!["subnet-1".into(), "subnet-2".into()],
+            security_groups: vec!["sg-1".into()],
+            assign_public_ip: public,
+            dead_letters_arn: "arn:aws:sqs:eu-west-1:1:jobrun-wc-schedules-dlq".into(),
+            overrides: DispatchOverrides::new(
+                "b",
+                "jobs/wc/schedules/w/v000001.json",
+                SCHEDULED_TIME,
+            ),
+        }
+    }
+
+    /// What `schedule run` fires is read back from the target `schedule add` wrote, field for
+    /// field: the same cluster, task definition, network and command.
+    #[test]
+    fn a_target_reads_back_as_the_delivery_it_was_made_of() {
+        for public in [true, false] {
+            let made = delivery(public);
+            let read = Delivery::of(&made.target()).expect("jobrun's own target");
+            assert_eq!(read.cluster_arn, made.cluster_arn);
+            assert_eq!(read.role_arn, made.role_arn);
+            assert_eq!(read.task_definition, made.task_definition);
+            assert_eq!(read.subnets, made.subnets);
+            assert_eq!(read.security_groups, made.security_groups);
+            assert_eq!(read.assign_public_ip, public);
+            assert_eq!(read.dead_letters_arn, made.dead_letters_arn);
+            assert_eq!(read.overrides, made.overrides);
+        }
+    }
+
+    #[test]
+    fn a_target_jobrun_did_not_make_is_no_delivery() {
+        let mut target = delivery(true).target();
+        target.input = Some("{\"hello\": 1}".into());
+        assert!(Delivery::of(&target).is_none());
+        target.input = None;
+        assert!(Delivery::of(&target).is_none());
+    }
 }
