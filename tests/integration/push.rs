@@ -196,6 +196,55 @@ fn registry_down_or_refusing_credentials() {
     let t = t.env("DOCKER_CONFIG", docker_config.path().to_str().unwrap());
     let ok = t.run(&["push"]);
     assert_eq!(ok.status, 0, "{}", ok.stderr);
+
+    // The same password from a credential helper (`credHelpers`), run as the docker CLI runs
+    // it: `docker-credential-<name> get`, the registry on stdin. A helper holding nothing for
+    // the registry (its "credentials not found" answer) is no credentials; a broken one is
+    // an error naming it.
+    let helpers = tempfile::tempdir().unwrap();
+    let helper = |name: &str, body: &str| {
+        let path = helpers.path().join(format!("docker-credential-{name}"));
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    };
+    let host = reg.host();
+    helper(
+        "knows",
+        &format!(
+            r#"read h; [ "$1" = get ] && [ "$h" = "{host}" ] && echo '{{"ServerURL":"{host}","Username":"jobrun","Secret":"s3cret"}}' || exit 1"#
+        ),
+    );
+    helper(
+        "empty",
+        "echo 'credentials not found in native keychain'; exit 1",
+    );
+    helper("broken", "echo 'the keychain is locked' >&2; exit 1");
+    let path = format!(
+        "{}:{}",
+        helpers.path().display(),
+        std::env::var("PATH").unwrap()
+    );
+    let t = t.env("PATH", &path);
+    let with_helper = |name: &str| {
+        std::fs::write(
+            docker_config.path().join("config.json"),
+            serde_json::json!({"credHelpers": {host.clone(): name}}).to_string(),
+        )
+        .unwrap();
+        t.run(&["push"])
+    };
+    let ok = with_helper("knows");
+    assert_eq!(ok.status, 0, "{}", ok.stderr);
+    with_helper("empty").assert_error(3, "refused the credentials");
+    let broken = with_helper("broken");
+    assert_ne!(broken.status, 0);
+    assert!(
+        broken.stderr.contains("docker-credential-broken")
+            && broken.stderr.contains("the keychain is locked"),
+        "{}",
+        broken.stderr
+    );
 }
 
 #[test]
