@@ -101,7 +101,7 @@ async fn add(file: Option<&Path>, args: &ScheduleAddArgs, ui: &Ui) -> Result<Exi
     };
     let image = DispatcherImage {
         reference: reference.clone(),
-        entry: built.entry.clone(),
+        entry: built.agent.entry.clone(),
         arch: built.platform.arch,
     };
     let side = dispatcher::converge(job, &aws, &outputs, &image, args.dry_run).await?;

@@ -17,7 +17,7 @@ pub struct Built {
     pub platform: crate::config::Platform,
     /// What jobrun (and its libraries) take in the image.
     pub bytes: u64,
-    pub entry: Vec<String>,
+    /// The jobrun in it (its `entry` is how the image starts).
     pub agent: AgentInfo,
 }
 
@@ -62,7 +62,6 @@ pub async fn build(
         tag,
         platform,
         bytes: jobrun.size(),
-        entry: jobrun.info.entry.clone(),
         agent: jobrun.info,
     })
 }

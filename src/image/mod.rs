@@ -67,9 +67,6 @@ pub enum ImageError {
 pub struct AgentLayer {
     /// Where jobrun is in the image.
     pub path: String,
-    /// The argv that starts it (images built before this field: `[path]`).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub entry: Vec<String>,
     #[serde(default)]
     pub entrypoint: Vec<String>,
     #[serde(default)]
@@ -80,11 +77,12 @@ pub struct AgentLayer {
 }
 
 impl AgentLayer {
-    /// The argv that starts the image's jobrun.
+    /// The argv that starts the image's jobrun: its own entry (images built before jobrun
+    /// described itself: `[path]`).
     pub fn start(&self) -> Vec<String> {
-        match self.entry.is_empty() {
-            true => vec![self.path.clone()],
-            false => self.entry.clone(),
+        match &self.agent {
+            Some(info) if !info.entry.is_empty() => info.entry.clone(),
+            _ => vec![self.path.clone()],
         }
     }
 }
@@ -102,7 +100,6 @@ pub fn agent_of(inspect: &bollard::models::ImageInspect) -> Option<AgentLayer> {
         .and_then(|j| serde_json::from_str(j).ok());
     Some(AgentLayer {
         path,
-        entry: info.as_ref().map(|i| i.entry.clone()).unwrap_or_default(),
         entrypoint: config.entrypoint.clone().unwrap_or_default(),
         cmd: config.cmd.clone().unwrap_or_default(),
         agent: info,
@@ -205,7 +202,6 @@ pub async fn build(
             let config = inspect.config.as_ref();
             let layer = AgentLayer {
                 path: AGENT_PATH.into(),
-                entry: jobrun.info.entry.clone(),
                 entrypoint: config
                     .and_then(|c| c.entrypoint.clone())
                     .unwrap_or_default(),
@@ -442,5 +438,52 @@ fn pre_build(job: &Job, command: &str, ui: &Ui) -> Result<(), ImageError> {
             command: command.into(),
             status: status.to_string(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inspect(labels: &[(&str, &str)]) -> bollard::models::ImageInspect {
+        bollard::models::ImageInspect {
+            config: Some(bollard::models::ImageConfig {
+                labels: Some(
+                    labels
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect(),
+                ),
+                entrypoint: Some(vec!["/bin/job".into()]),
+                cmd: Some(vec!["--fast".into()]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_agent_starts_as_its_own_info_says_or_by_its_path() {
+        let info = agent::AgentInfo {
+            arch: crate::config::Arch::Arm64,
+            version: "0.1.0".into(),
+            sha256: "sha256:ab".into(),
+            entry: vec!["/opt/jobrun/lib/ld.so".into(), AGENT_PATH.into()],
+            source: agent::Source::This { packed: true },
+        };
+        let json = serde_json::to_string(&info).unwrap();
+        let described = agent_of(&inspect(&[
+            ("jobrun.agent", AGENT_PATH),
+            (LABEL_AGENT, &json),
+        ]))
+        .unwrap();
+        assert_eq!(described.start(), info.entry);
+        assert_eq!(described.entrypoint, ["/bin/job"]);
+        assert_eq!(described.cmd, ["--fast"]);
+        assert_eq!(described.agent, Some(info));
+        // An image built before jobrun described itself: started by its path.
+        let older = agent_of(&inspect(&[("jobrun.agent", "/jobrun")])).unwrap();
+        assert_eq!(older.start(), ["/jobrun"]);
+        assert!(agent_of(&inspect(&[])).is_none());
     }
 }
