@@ -1,7 +1,7 @@
 //! Before a run starts: its estimated duration and cost, printed by `submit --dry-run` (which
 //! then stops, having made nothing) and held against `--max-cost` / `[cost] max_per_run`.
 
-use super::submit::SubmitRequest;
+use super::request::SubmitRequest;
 use crate::config::{CapacityKind, Job};
 use crate::cost::estimate::{Estimate, Expected, Plan};
 use crate::cost::money;

@@ -7,7 +7,7 @@
 
 use super::common::{open_store, run_of};
 use super::drive::{already_finished, go_on, spawn_background};
-use super::submit::SubmitRequest;
+use super::request::SubmitRequest;
 use crate::aws::Aws;
 use crate::claim::{self, Claimed, KeyClaim, Skipped};
 use crate::config::{Job, NotifyEvent, Overlap};

@@ -10,6 +10,7 @@ mod estimate;
 mod gate;
 mod image;
 mod infra;
+mod request;
 mod results;
 mod runs;
 mod schedule;

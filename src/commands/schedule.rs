@@ -6,7 +6,8 @@
 //! in the dispatcher's container.
 
 use super::common::{load_aws, load_job, open_store};
-use super::submit::{SubmitRequest, Tasks, make_run};
+use super::request::{SubmitRequest, Tasks};
+use super::submit::make_run;
 use crate::aws::{self, Aws};
 use crate::cli::{
     DispatchArgs, RepositoryArgs, ScheduleAddArgs, ScheduleCommand, ScheduleListArgs,

@@ -6,9 +6,10 @@ use super::common::{load_aws, load_job, open_store};
 use super::drive::{already_finished, attach, drive_detached, go_on};
 use super::gate::{Gate, Pass, Shared};
 use super::image::{build_and_record, push_latest};
+use super::request::{SubmitRequest, Tasks};
 use crate::aws::Aws;
-use crate::cli::{RepositoryArgs, RunArg, SubmitArgs};
-use crate::config::{DispatchMode, Job, NotifyEvent, Overlap, TargetKind};
+use crate::cli::{RunArg, SubmitArgs};
+use crate::config::{DispatchMode, Job, NotifyEvent, TargetKind};
 use crate::dispatch::{Dispatcher, local::LocalDispatcher};
 use crate::engine::Engine;
 use crate::error::{Exit, Failure, Result};
@@ -35,62 +36,6 @@ pub async fn submit(
     }
     let job = load_job(file, &args.overrides, matches)?;
     make_run(SubmitRequest::of(job, args), ui).await
-}
-
-/// What a submit is asked for, whoever asks: the command line (`SubmitArgs`), or a schedule's
-/// dispatcher (`jobrun dispatch`, from the stored definition). From here on both are one path.
-pub struct SubmitRequest {
-    pub job: Job,
-    pub tasks: Tasks,
-    pub detach: bool,
-    /// Build the image first (for the ecs target: build, push and `up`).
-    pub build: bool,
-    pub key: Option<String>,
-    pub overlap: Option<Overlap>,
-    pub dry_run: bool,
-    pub max_cost: Option<f64>,
-    /// Submitted by a schedule's dispatcher, whose task is costed with the run.
-    pub scheduled: bool,
-    /// Where `--build` pushes to.
-    pub aws: RepositoryArgs,
-}
-
-/// Where a submit's tasks come from.
-pub enum Tasks {
-    /// `--configs N|FILE` and `--matrix`, planned here.
-    Planned {
-        configs: Option<String>,
-        matrix: Vec<String>,
-    },
-    /// Configurations expanded before (a schedule's, at `schedule add`).
-    Given(Vec<serde_json::Value>),
-    /// `--from-s3`: one task per object under the prefix.
-    FromS3(String),
-}
-
-impl SubmitRequest {
-    /// The command line's request (`--resume` is not a request for a new run).
-    pub fn of(job: Job, args: SubmitArgs) -> SubmitRequest {
-        let tasks = match args.from_s3 {
-            Some(url) => Tasks::FromS3(url),
-            None => Tasks::Planned {
-                configs: args.configs,
-                matrix: args.matrix,
-            },
-        };
-        SubmitRequest {
-            job,
-            tasks,
-            detach: args.detach,
-            build: args.build,
-            key: args.key,
-            overlap: args.overlap,
-            dry_run: args.dry_run,
-            max_cost: args.max_cost,
-            scheduled: args.scheduled,
-            aws: args.aws,
-        }
-    }
 }
 
 /// A new run of the request: checked, made and started (or only estimated: `--dry-run`).

@@ -3,6 +3,9 @@
 //! environment (durations, S3 URLs, job names, platforms).
 
 pub use super::arch::Arch;
+pub use crate::record::schema::{
+    Capacity, CapacityKind, NotifyEvent, NotifySpec, Rates, ReduceWhen, RetryExitCodes,
+};
 use crate::resources::{MemoryMib, Vcpu};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -41,30 +44,6 @@ pub struct QueueSpec {
     /// `(bucket, prefix)` whose ObjectCreated events feed the queue.
     pub s3_trigger: Option<(String, String)>,
     pub send_concurrency: usize,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum CapacityKind {
-    Spot,
-    OnDemand,
-}
-
-/// Where ECS tasks get their capacity.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Capacity {
-    pub kind: CapacityKind,
-    pub on_demand_base: usize,
-    pub spot_fallback: bool,
-}
-
-/// AWS's published limits that dispatch and watch pace themselves to.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Rates {
-    pub run_task_rate: u32,
-    pub launch_burst: u32,
-    pub launch_rate: u32,
-    pub describe_rate: u32,
 }
 
 /// An IAM statement the job's own code needs (e.g. reading another bucket), added to the task role.
@@ -140,51 +119,6 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         })
 }
 
-/// What a run tells `[notify]` about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum NotifyEvent {
-    /// The run ended and not every task succeeded (failed or cancelled).
-    Failure,
-    /// The run ended and every task succeeded.
-    Success,
-    /// The run was made.
-    Start,
-    /// A submit started nothing (overlap = skip).
-    Skipped,
-}
-
-impl NotifyEvent {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            NotifyEvent::Failure => "failure",
-            NotifyEvent::Success => "success",
-            NotifyEvent::Start => "start",
-            NotifyEvent::Skipped => "skipped",
-        }
-    }
-}
-
-/// Where a run's events go, kept in the run's record so whoever ends the run (an attached
-/// submit, a background driver, `watch` on another machine) can send them.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct NotifySpec {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub webhook: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sns_topic: Option<String>,
-    pub on: Vec<NotifyEvent>,
-    /// The AWS profile of `[aws]` the topic is published with (`AWS_PROFILE` wins).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub profile: Option<String>,
-}
-
-impl NotifySpec {
-    pub fn wants(&self, event: NotifyEvent) -> bool {
-        self.on.contains(&event)
-    }
-}
-
 /// What a submit does while another run of the job is active.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -209,17 +143,6 @@ pub struct CostSpec {
     pub spot_discount: Option<f64>,
     /// A run whose estimate is above this many dollars is refused.
     pub max_per_run: Option<f64>,
-}
-
-/// When a run's reduce task runs.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ReduceWhen {
-    /// Once every map task has succeeded (else it is skipped, and `retry --failed` brings it back).
-    #[default]
-    AllSucceeded,
-    /// Once every map task has ended, whatever their outcome.
-    Always,
 }
 
 /// `[reduce]`: one task after the map tasks, with their outputs as its inputs.
@@ -405,41 +328,5 @@ pub fn validate_job_name(name: &str) -> Result<(), String> {
         Err(format!(
             "job.name `{name}` must be 1-40 characters: words of a-z and 0-9 joined by single '-' or '_' (no separator at either end), as ECR, SQS, ECS and IAM names allow"
         ))
-    }
-}
-
-/// Which failed exits earn another attempt: any failure, or only these exit codes.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(untagged)]
-pub enum RetryExitCodes {
-    /// `"any"`
-    Any(AnyWord),
-    Codes(Vec<i64>),
-}
-
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "lowercase")]
-pub enum AnyWord {
-    Any,
-}
-
-impl Default for RetryExitCodes {
-    fn default() -> Self {
-        RetryExitCodes::Any(AnyWord::Any)
-    }
-}
-
-impl RetryExitCodes {
-    pub fn none() -> Self {
-        RetryExitCodes::Codes(vec![])
-    }
-    pub fn is_any(&self) -> bool {
-        matches!(self, RetryExitCodes::Any(_))
-    }
-    pub fn allows(&self, code: i64) -> bool {
-        match self {
-            RetryExitCodes::Any(_) => true,
-            RetryExitCodes::Codes(c) => c.contains(&code),
-        }
     }
 }

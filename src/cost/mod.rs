@@ -6,7 +6,9 @@
 
 pub mod estimate;
 pub mod prices;
+mod run;
 
+pub use crate::record::schema::Bill;
 pub use prices::Prices;
 
 use serde::{Deserialize, Serialize};
@@ -42,16 +44,6 @@ pub fn dispatcher(public_ipv4: bool) -> Size {
 /// The seconds Fargate bills for an attempt that ran `secs`: whole seconds, at least a minute.
 pub fn billed_secs(secs: f64) -> f64 {
     secs.max(0.0).ceil().max(60.0)
-}
-
-/// One attempt as Fargate bills it: the seconds from image pull (or start) to stop, and
-/// whether it ran on Spot.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
-pub struct Bill {
-    pub attempt: u32,
-    pub secs: f64,
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub spot: bool,
 }
 
 /// Resource-hours, the quantities Fargate prices.

@@ -4,7 +4,8 @@
 //! the prices it was submitted under.
 
 use crate::config::{Arch, CostSpec};
-use serde::{Deserialize, Serialize};
+pub use crate::record::schema::Prices;
+use serde::Deserialize;
 use std::collections::BTreeMap;
 
 const TABLE: &str = include_str!("prices.toml");
@@ -36,22 +37,6 @@ struct Compute {
 struct Spot {
     discount_low: f64,
     discount_high: f64,
-}
-
-/// The prices a run is costed with.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Prices {
-    pub vcpu_hour: f64,
-    pub gb_hour: f64,
-    /// Per GB-hour of ephemeral storage beyond 20 GB.
-    pub storage_gb_hour: f64,
-    /// Per hour of a public IPv4 address (records from before: 0, as they were costed).
-    #[serde(default)]
-    pub public_ipv4_hour: f64,
-    /// The Spot discount assumed: a range (low, high), or one value twice.
-    pub spot_discount: (f64, f64),
-    /// Where the prices come from, for people ("us-east-1 prices of 2026-11-01, arm").
-    pub source: String,
 }
 
 impl Prices {

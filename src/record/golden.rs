@@ -1,11 +1,11 @@
 //! Schema 1, pinned: `testdata/run-schema-1.json` is a run record as jobrun wrote it when the
 //! schema was fixed (an ECS queue run with a reduce, retries, notifications, prices, bills and
 //! results: every part of the record). Other machines read records from the job's bucket, so a
-//! field renamed in the record — or in a config type it embeds — must fail here, not there.
+//! field renamed in the record or its settings (`schema.rs`) must fail here, not there.
 //! `JOBRUN_BLESS=1 cargo test record::golden` writes the file again, for a new schema only.
 
+use super::schema::{CapacityKind, NotifyEvent};
 use super::*;
-use crate::config::{NotifyEvent, NotifySpec, ReduceWhen, RetryExitCodes};
 
 const GOLDEN: &str = "src/record/testdata/run-schema-1.json";
 
@@ -24,8 +24,8 @@ fn schema_1_record() -> RunRecord {
         },
         profile: Some("work".into()),
         started_by: "20261202-120000-wc-ab12".into(),
-        capacity: crate::config::Capacity {
-            kind: crate::config::CapacityKind::Spot,
+        capacity: Capacity {
+            kind: CapacityKind::Spot,
             on_demand_base: 1,
             spot_fallback: true,
         },
@@ -67,11 +67,16 @@ fn schema_1_record() -> RunRecord {
         when: ReduceWhen::AllSucceeded,
         image: None,
     });
-    s.prices = Some(crate::cost::Prices::lookup(
-        "us-east-1",
-        crate::config::Arch::Arm64,
-        &Default::default(),
-    ));
+    // As the price table said when the schema was fixed (a literal, so that a new table
+    // does not look like a schema change).
+    s.prices = Some(Prices {
+        vcpu_hour: 0.03238,
+        gb_hour: 0.00356,
+        storage_gb_hour: 0.000111,
+        public_ipv4_hour: 0.005,
+        spot_discount: (0.5, 0.7),
+        source: "us-east-1 of 2026-11-01, arm64".into(),
+    });
     s.dispatched = true;
     rec.notifications = vec![Delivery {
         event: "success".into(),

@@ -2,7 +2,6 @@
 //! each task's state, attempts and outcome. `store` keeps it on disk; dispatchers change it only
 //! through `reconcile`, under the run's lock.
 
-use crate::config::RetryExitCodes;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -10,9 +9,11 @@ use std::path::{Path, PathBuf};
 
 #[cfg(test)]
 mod golden;
+pub mod schema;
 mod site;
 mod task;
 
+use schema::{Bill, Capacity, NotifySpec, Prices, Rates, ReduceWhen, RetryExitCodes};
 pub use site::{AgentUsed, ClusterProviders, EcsSite, Placement};
 pub use task::{Config, Stage, StopRequest, TaskRecord, TaskState};
 
@@ -47,7 +48,7 @@ pub struct RunSettings {
     pub retry_exit_codes: RetryExitCodes,
     /// `[notify]` as it was at submit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub notify: Option<crate::config::NotifySpec>,
+    pub notify: Option<NotifySpec>,
     /// `[reduce]` as it was at submit (the reduce task itself is the run's last task).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reduce: Option<ReduceSettings>,
@@ -59,7 +60,7 @@ pub struct RunSettings {
     pub public_ipv4: bool,
     /// The Fargate prices the run is costed with (records from before: none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub prices: Option<crate::cost::Prices>,
+    pub prices: Option<Prices>,
     /// Fired by a schedule: a dispatcher task ran alongside it for as long as it took.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub dispatched: bool,
@@ -69,22 +70,10 @@ fn default_storage() -> u32 {
     20
 }
 
-impl RunSettings {
-    /// What one task asks Fargate for.
-    pub fn size(&self) -> crate::cost::Size {
-        crate::cost::Size {
-            vcpu: self.cpu,
-            gb: f64::from(self.memory_mib) / 1024.0,
-            storage_gb: self.storage_gb,
-            public_ipv4: self.public_ipv4,
-        }
-    }
-}
-
 /// When the run's reduce task runs, and in which image when not the run's own.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ReduceSettings {
-    pub when: crate::config::ReduceWhen,
+    pub when: ReduceWhen,
     /// The engine's id of `reduce.image` (local runs only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
@@ -102,8 +91,8 @@ pub struct EcsRun {
     pub profile: Option<String>,
     /// `startedBy` on every task (≤ 36 characters: the run id, or a digest of a longer one).
     pub started_by: String,
-    pub capacity: crate::config::Capacity,
-    pub rates: crate::config::Rates,
+    pub capacity: Capacity,
+    pub rates: Rates,
     /// The ECR tag that keeps the run's image out of reach of the repository's lifecycle
     /// policy (`image::keep`) from submit (and a retry) until the run ends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -466,7 +455,7 @@ impl RunRecord {
             .settings
             .reduce
             .as_ref()
-            .is_some_and(|r| r.when == crate::config::ReduceWhen::Always);
+            .is_some_and(|r| r.when == ReduceWhen::Always);
         ended && (ok || always)
     }
 
@@ -486,7 +475,7 @@ impl RunRecord {
         let Some(reduce) = self.tasks.last_mut().filter(|t| t.stage == Stage::Reduce) else {
             return false;
         };
-        if !ended || failed == 0 || when == crate::config::ReduceWhen::Always {
+        if !ended || failed == 0 || when == ReduceWhen::Always {
             return false;
         }
         if reduce.state != TaskState::Queued || self.cancel_requested {
@@ -497,37 +486,6 @@ impl RunRecord {
             if failed == 1 { "" } else { "s" }
         ));
         true
-    }
-
-    /// What the run cost so far (a local run: what Fargate would have charged); none for a
-    /// record without prices (from before jobrun priced runs).
-    pub fn cost(&self) -> Option<crate::cost::RunCost> {
-        use crate::cost::{Basis, RunCost};
-        let prices = self.settings.prices.as_ref()?;
-        let basis = match self.place {
-            Place::Local => Basis::FargateEquivalent,
-            _ => Basis::Fargate,
-        };
-        let bills = self.tasks.iter().map(|t| &t.bills[..]);
-        let end = self.finished_at.unwrap_or_else(Utc::now);
-        let dispatcher = self
-            .settings
-            .dispatched
-            .then(|| secs_between(self.created_at, end));
-        Some(RunCost::of(
-            basis,
-            self.settings.size(),
-            prices,
-            bills,
-            dispatcher,
-        ))
-    }
-
-    /// One task's share of the cost.
-    pub fn task_cost(&self, t: &TaskRecord) -> Option<crate::cost::TaskCost> {
-        let prices = self.settings.prices.as_ref()?;
-        (!t.bills.is_empty())
-            .then(|| crate::cost::TaskCost::of(&t.bills, self.settings.size(), prices))
     }
 
     /// Marks the run finished once every task is; returns true when that happened now.
@@ -568,8 +526,8 @@ pub(crate) mod tests {
     use super::*;
 
     /// `[ecs]`'s default rates.
-    pub(crate) fn rates() -> crate::config::Rates {
-        crate::config::Rates {
+    pub(crate) fn rates() -> Rates {
+        Rates {
             run_task_rate: 20,
             launch_burst: 100,
             launch_rate: 20,
@@ -625,8 +583,8 @@ pub(crate) mod tests {
             profile: None,
             started_by: "r".into(),
             keep: None,
-            capacity: crate::config::Capacity {
-                kind: crate::config::CapacityKind::Spot,
+            capacity: Capacity {
+                kind: schema::CapacityKind::Spot,
                 on_demand_base: 0,
                 spot_fallback: true,
             },

@@ -1,6 +1,6 @@
 //! One task of a run: its configuration, state, attempts and outcome.
 
-use crate::cost::Bill;
+use super::Bill;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

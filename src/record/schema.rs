@@ -1,0 +1,149 @@
+//! The settings a run record keeps, owned by the record: these are schema 1 of `run.json`,
+//! which other machines and later jobrun versions read back from S3 and the state folder, so
+//! their spelling changes only with the schema (the golden record in `testdata/` must read
+//! back unchanged). `config` resolves a job file into them and `cost` prices with them; neither
+//! owns them, so a field renamed in either cannot change the records silently.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CapacityKind {
+    Spot,
+    OnDemand,
+}
+
+/// Where ECS tasks get their capacity.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Capacity {
+    pub kind: CapacityKind,
+    pub on_demand_base: usize,
+    pub spot_fallback: bool,
+}
+
+/// AWS's published limits that dispatch and watch pace themselves to.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Rates {
+    pub run_task_rate: u32,
+    pub launch_burst: u32,
+    pub launch_rate: u32,
+    pub describe_rate: u32,
+}
+
+/// What a run tells `[notify]` about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NotifyEvent {
+    /// The run ended and not every task succeeded (failed or cancelled).
+    Failure,
+    /// The run ended and every task succeeded.
+    Success,
+    /// The run was made.
+    Start,
+    /// A submit started nothing (overlap = skip).
+    Skipped,
+}
+
+impl NotifyEvent {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotifyEvent::Failure => "failure",
+            NotifyEvent::Success => "success",
+            NotifyEvent::Start => "start",
+            NotifyEvent::Skipped => "skipped",
+        }
+    }
+}
+
+/// Where a run's events go, kept in the run's record so whoever ends the run (an attached
+/// submit, a background driver, `watch` on another machine) can send them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NotifySpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sns_topic: Option<String>,
+    pub on: Vec<NotifyEvent>,
+    /// The AWS profile of `[aws]` the topic is published with (`AWS_PROFILE` wins).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+}
+
+impl NotifySpec {
+    pub fn wants(&self, event: NotifyEvent) -> bool {
+        self.on.contains(&event)
+    }
+}
+
+/// When a run's reduce task runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReduceWhen {
+    /// Once every map task has succeeded (else it is skipped, and `retry --failed` brings it back).
+    #[default]
+    AllSucceeded,
+    /// Once every map task has ended, whatever their outcome.
+    Always,
+}
+
+/// Which failed exits earn another attempt: any failure, or only these exit codes.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum RetryExitCodes {
+    /// `"any"`
+    Any(AnyWord),
+    Codes(Vec<i64>),
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "lowercase")]
+pub enum AnyWord {
+    Any,
+}
+
+impl Default for RetryExitCodes {
+    fn default() -> Self {
+        RetryExitCodes::Any(AnyWord::Any)
+    }
+}
+
+impl RetryExitCodes {
+    pub fn none() -> Self {
+        RetryExitCodes::Codes(vec![])
+    }
+    pub fn is_any(&self) -> bool {
+        matches!(self, RetryExitCodes::Any(_))
+    }
+    pub fn allows(&self, code: i64) -> bool {
+        match self {
+            RetryExitCodes::Any(_) => true,
+            RetryExitCodes::Codes(c) => c.contains(&code),
+        }
+    }
+}
+
+/// The prices a run is costed with.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Prices {
+    pub vcpu_hour: f64,
+    pub gb_hour: f64,
+    /// Per GB-hour of ephemeral storage beyond 20 GB.
+    pub storage_gb_hour: f64,
+    /// Per hour of a public IPv4 address (records from before: 0, as they were costed).
+    #[serde(default)]
+    pub public_ipv4_hour: f64,
+    /// The Spot discount assumed: a range (low, high), or one value twice.
+    pub spot_discount: (f64, f64),
+    /// Where the prices come from, for people ("us-east-1 prices of 2026-11-01, arm").
+    pub source: String,
+}
+
+/// One attempt as Fargate bills it: the seconds from image pull (or start) to stop, and
+/// whether it ran on Spot.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct Bill {
+    pub attempt: u32,
+    pub secs: f64,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub spot: bool,
+}
