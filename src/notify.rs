@@ -261,8 +261,8 @@ mod tests {
     #[test]
     fn a_failed_run_says_which_tasks_failed_and_how_to_see_more() {
         let mut rec = crate::record::tests::record("20261130-060000-wc-aaaa", "wc");
-        rec.tasks[0].state = TaskState::Failed;
-        rec.tasks[0].reason = Some("exit code 3".into());
+        let now = rec.created_at;
+        rec.tasks[0].fail("exit code 3", now);
         rec.finished_at = Some(rec.created_at + chrono::Duration::seconds(75));
         let m = Message::of(&rec, end_event(&rec));
         assert_eq!(m.event, "failure");

@@ -200,7 +200,7 @@ impl fmt::Display for Results {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::{TaskState, tests::record};
+    use crate::record::tests::record;
     use serde_json::json;
 
     fn run() -> RunRecord {
@@ -212,7 +212,7 @@ mod tests {
                     json!({"lr": 0.1 * i as f64, "opt": {"name": "sgd"}}),
                     None,
                 );
-                t.state = TaskState::Succeeded;
+                t.succeed(chrono::Utc::now());
                 t
             })
             .collect();

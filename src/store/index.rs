@@ -238,24 +238,21 @@ mod tests {
 
     #[test]
     fn durations_are_the_median_and_p90_of_the_successful_map_tasks() {
-        use crate::record::{TaskRecord, TaskState};
+        use crate::record::TaskRecord;
         let mut rec = record("20260101-000000-a-0001", "a");
         let t0 = chrono::Utc::now();
         rec.tasks = (0..10)
             .map(|i| {
                 let mut t = TaskRecord::new(i, serde_json::Value::Null, None);
-                t.state = TaskState::Succeeded;
-                t.started_at = Some(t0);
-                t.finished_at = Some(t0 + chrono::Duration::seconds(10 * (i as i64 + 1)));
+                t.start(1, format!("task-{i}"), t0);
+                t.succeed(t0 + chrono::Duration::seconds(10 * (i as i64 + 1)));
                 t
             })
             .collect();
-        rec.tasks[9].state = TaskState::Failed; // the 100 s one does not count
+        rec.tasks[9].fail("exit code 1", t0); // the 100 s one does not count
         let d = Durations::of(&rec).unwrap();
         assert_eq!((d.n, d.median_secs, d.p90_secs), (9, 50.0, 90.0));
-        rec.tasks
-            .iter_mut()
-            .for_each(|t| t.state = TaskState::Failed);
+        rec.tasks.iter_mut().for_each(|t| t.fail("exit code 1", t0));
         assert_eq!(Durations::of(&rec), None);
     }
 }

@@ -61,7 +61,6 @@ impl QueueDispatcher {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::TaskState;
 
     #[test]
     fn the_backlog_starts_workers_and_an_empty_queue_stops_them() {
@@ -72,7 +71,7 @@ mod tests {
             desired,
             ..QueueStats::default()
         };
-        rec.tasks[0].state = TaskState::Running;
+        rec.tasks[0].start(1, "worker".into(), chrono::Utc::now());
         assert_eq!(
             wanted(&rec, &stats(100, 0, 0), 20),
             Some(20),
@@ -89,7 +88,7 @@ mod tests {
             None,
             "records without a maximum"
         );
-        rec.tasks[0].state = TaskState::Succeeded;
+        rec.tasks[0].succeed(chrono::Utc::now());
         assert_eq!(
             wanted(&rec, &stats(0, 0, 5), 20),
             Some(0),
