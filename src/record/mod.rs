@@ -643,4 +643,35 @@ pub(crate) mod tests {
         assert!(parse_run_id("not-a-run").is_none());
         assert_eq!(a.len(), "20261123-131500-wc-7f3a".len());
     }
+
+    #[test]
+    fn a_run_is_in_one_state_named_one_way() {
+        use clap::ValueEnum;
+        let now = Utc::now();
+        let mut rec = record("20260101-000000-a-0001", "a");
+        rec.tasks = (0..2)
+            .map(|i| TaskRecord::new(i, serde_json::Value::Null, None))
+            .collect();
+        assert_eq!(rec.state(), RunState::Running);
+        rec.cancel_requested = true;
+        assert_eq!(rec.state(), RunState::Cancelling);
+        rec.tasks[0].succeed(now);
+        rec.tasks[1].cancel("cancelled by the user", now);
+        assert_eq!(rec.state(), RunState::Cancelled);
+        rec.cancel_requested = false;
+        assert_eq!(rec.state(), RunState::Failed);
+        rec.tasks[1].requeue("retry");
+        rec.tasks[1].start(1, "h".into(), now);
+        rec.tasks[1].succeed(now);
+        assert_eq!(rec.state(), RunState::Succeeded);
+        // One word per state: serde's, Display's and the command line's agree, and a word
+        // that is none of them is refused (`runs --state runnin`).
+        for state in RunState::value_variants() {
+            let word = state.as_str();
+            assert_eq!(serde_json::to_value(state).unwrap(), word);
+            assert_eq!(state.to_string(), word);
+            assert_eq!(RunState::from_str(word, false).unwrap(), *state);
+        }
+        assert!(RunState::from_str("runnin", false).is_err());
+    }
 }
