@@ -84,6 +84,8 @@ pub enum Command {
     Cancel(RunArg),
     /// Run a run's failed tasks again, as new attempts of the same run
     Retry(RetryArgs),
+    /// See runs, their tasks and results in the browser (a local web app; prints its URL)
+    Ui(UiArgs),
     /// Run the job on a schedule inside AWS (EventBridge Scheduler; no machine of yours needed)
     #[command(subcommand)]
     Schedule(ScheduleCommand),
@@ -371,6 +373,24 @@ pub struct RunsArgs {
     /// Only runs made since: a duration back from now (7d, 12h) or a date (2026-11-30)
     #[arg(long)]
     pub since: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct UiArgs {
+    /// The port to listen on (0: any free port)
+    #[arg(long, default_value_t = 8642)]
+    pub port: u16,
+    /// The address to listen on; anything but loopback lets other machines reach it (each
+    /// request still needs the printed token)
+    #[arg(long, default_value = "127.0.0.1")]
+    pub bind: std::net::IpAddr,
+    /// Open the URL in a browser (`xdg-open` / `open`; `$BROWSER` wins)
+    #[arg(long)]
+    pub open: bool,
+    /// Show the runs of these job folders only (repeatable; default: every run in the state
+    /// folder). An ECS job's runs in its bucket are fetched when opened by id.
+    #[arg(long, value_name = "DIR")]
+    pub job: Vec<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]

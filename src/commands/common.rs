@@ -149,10 +149,7 @@ async fn fetch_remote(store: &Store, job: &Job, wanted: &str) -> Result<Option<R
         return Ok(None);
     }
     let aws = load_aws(job).await?;
-    let bucket = match crate::state::load_outputs(store, &job.name)? {
-        Some(o) => o.site.bucket,
-        None => crate::infra::Names::new(job, &aws.account().await?, &aws.region()).bucket,
-    };
+    let bucket = job_bucket(store, job, &aws).await?;
     let Some(rec) = crate::dispatch::remote::fetch(&aws, &bucket, &job.name, wanted).await? else {
         return Ok(None);
     };
@@ -160,4 +157,12 @@ async fn fetch_remote(store: &Store, job: &Job, wanted: &str) -> Result<Option<R
         store.create(&rec)?;
     }
     Ok(Some(rec))
+}
+
+/// An ECS job's bucket: as `up` recorded it, else by its name rule (account and region).
+pub async fn job_bucket(store: &Store, job: &Job, aws: &crate::aws::Aws) -> Result<String> {
+    Ok(match crate::state::load_outputs(store, &job.name)? {
+        Some(o) => o.site.bucket,
+        None => crate::infra::Names::new(job, &aws.account().await?, &aws.region()).bucket,
+    })
 }

@@ -1,7 +1,7 @@
 //! One function per command, reading like the pipeline: config → plan → image → infra →
 //! dispatch → watch. This file only routes a parsed command line to its group:
 //! `image` (build, push, images), `infra` (up, down), `submit`, `runs` (watch, status, logs,
-//! cancel, retry, runs), `setup` (init, config, completions). `common` is what they share:
+//! cancel, retry, runs), `web` (`jobrun ui`: the same reads and actions in a browser), `setup` (init, config, completions). `common` is what they share:
 //! finding the job, the state directory, AWS access and the run a command names.
 
 mod common;
@@ -16,6 +16,7 @@ mod runs;
 mod schedule;
 mod setup;
 mod submit;
+mod web;
 
 use crate::cli::{Cli, Command};
 use crate::error::{Exit, Result};
@@ -55,6 +56,7 @@ pub async fn run(cli: Cli, matches: &ArgMatches) -> Result<Exit> {
         Command::Retry(args) => runs::retry(file, args, &ui).await,
         Command::Runs(args) => runs::list(file, args, &ui),
         Command::Results(args) => results::results(file, args, &ui).await,
+        Command::Ui(args) => web::ui(file, args).await,
         Command::Schedule(command) => schedule::run(file, command, &ui).await,
         Command::Dispatch(args) => schedule::dispatch(args, &ui).await,
         Command::Task(args) => Ok(crate::agent::direct::run(args).await?),

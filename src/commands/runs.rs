@@ -8,7 +8,6 @@ use crate::dispatch::Dispatcher;
 use crate::error::{Exit, Failure, Result};
 use crate::record::{RunRecord, Stage, TaskState};
 use crate::report::{RunLine, RunList, RunStatus};
-use crate::store::RunSummary;
 use crate::store::Store;
 use crate::ui::Ui;
 use crate::watch::{self, Ended, WatchOptions};
@@ -138,37 +137,47 @@ pub async fn request_cancel(
 pub async fn retry(file: Option<&Path>, args: RetryArgs, ui: &Ui) -> Result<Exit> {
     let store = open_store()?;
     let rec = resolve(&store, file, &args.run).await?;
-    let mut dispatcher = Dispatcher::for_run(&rec).await?;
-    // One copy of a big record at a time: each of these replaces the one before.
     let run_id = rec.run_id.clone();
     drop(rec);
+    let Some((rec, n)) = requeue_run(&store, &run_id, ui).await? else {
+        ui.note(&format!("run {run_id} has no failed tasks"));
+        return Ok(Exit::Ok);
+    };
+    ui.note(&format!("run {}: retrying {n} failed tasks", rec.run_id));
+    go_on(&store, rec, args.detach, ui).await
+}
+
+/// Queues a finished run's failed tasks again, in the record and where its dispatcher looks
+/// (on ECS its image is held again); gives back the record and how many, or none when no task
+/// failed. `retry` and the web view's retry both come here.
+pub async fn requeue_run(
+    store: &Store,
+    run_id: &str,
+    ui: &Ui,
+) -> Result<Option<(RunRecord, usize)>> {
+    let mut dispatcher = Dispatcher::for_run(&store.load(run_id)?).await?;
     // Bring the record up to date first, so "failed" means failed now.
-    if !watch::step(&store, &mut dispatcher, &run_id)
+    if !watch::step(store, &mut dispatcher, run_id)
         .await?
         .is_finished()
     {
         return Err(Failure::usage(format!("run {run_id} is still running"))
             .hint("wait for it (`jobrun watch`) or cancel it, then retry its failed tasks"));
     }
-    let rec = {
-        let _lock = store.lock(&run_id)?;
-        let mut rec = store.load(&run_id)?;
-        let n = requeue_failed(&mut rec);
-        if n == 0 {
-            ui.note(&format!("run {} has no failed tasks", rec.run_id));
-            return Ok(Exit::Ok);
-        }
-        // Its image is pulled again: kept again while the run lasts.
-        if let Some(run) = rec.place.ecs() {
-            let aws = crate::dispatch::remote::aws_for(run).await?;
-            super::common::hold_image(&mut rec, &aws, &store, ui).await;
-        }
-        store.save(&rec)?;
-        dispatcher.saved(&rec, true).await?;
-        ui.note(&format!("run {}: retrying {n} failed tasks", rec.run_id));
-        rec
-    };
-    go_on(&store, rec, args.detach, ui).await
+    let _lock = store.lock(run_id)?;
+    let mut rec = store.load(run_id)?;
+    let n = requeue_failed(&mut rec);
+    if n == 0 {
+        return Ok(None);
+    }
+    // Its image is pulled again: kept again while the run lasts.
+    if let Some(run) = rec.place.ecs() {
+        let aws = crate::dispatch::remote::aws_for(run).await?;
+        super::common::hold_image(&mut rec, &aws, store, ui).await;
+    }
+    store.save(&rec)?;
+    dispatcher.saved(&rec, true).await?;
+    Ok(Some((rec, n)))
 }
 
 /// Queues every failed task again as its next attempt; returns how many.
@@ -206,22 +215,27 @@ pub fn list(file: Option<&Path>, args: RunsArgs, ui: &Ui) -> Result<Exit> {
         Some(s) => Some(since(s)?),
         None => None,
     };
-    let wanted = |state: &crate::record::RunState, at: chrono::DateTime<chrono::Utc>| {
-        args.state.as_ref().is_none_or(|s| s == state) && since.is_none_or(|t| at >= t)
-    };
-    // The index: each run's summary, not its whole record.
+    let mut lines = run_lines(&store, job.as_ref().map(std::slice::from_ref))?;
+    lines.retain(|l| {
+        args.state.as_ref().is_none_or(|s| *s == l.state) && since.is_none_or(|t| l.created_at >= t)
+    });
+    lines.truncate(args.limit);
+    ui.emit(&RunList(lines));
+    Ok(Exit::Ok)
+}
+
+/// Every run of these jobs (none: of every job), newest first: each readable run by its
+/// summary in the index (not its whole record), each run whose record cannot be read with the
+/// file and the error, and each submission that started nothing (overlap = skip) with why.
+/// `runs` and the web view's list both come here.
+pub fn run_lines(store: &Store, jobs: Option<&[String]>) -> Result<Vec<RunLine>> {
+    let of_jobs = |job: &str| jobs.is_none_or(|js| js.iter().any(|j| j == job));
     let listing = store.summaries()?;
-    let summaries: Vec<RunSummary> = listing
-        .runs
-        .into_iter()
-        .filter(|r| job.as_ref().is_none_or(|j| *j == r.job))
-        .collect();
-    let mut jobs: Vec<String> = summaries.iter().map(|r| r.job.clone()).collect();
-    let mut lines: Vec<RunLine> = summaries
-        .into_iter()
-        .filter(|s| wanted(&s.state, s.created_at))
-        .take(args.limit)
-        .map(|s| RunLine {
+    let mut seen: Vec<String> = jobs.map(<[String]>::to_vec).unwrap_or_default();
+    let mut lines: Vec<RunLine> = vec![];
+    for s in listing.runs.into_iter().filter(|r| of_jobs(&r.job)) {
+        seen.push(s.job.clone());
+        lines.push(RunLine {
             run_id: s.run_id,
             job: s.job,
             target: s.target,
@@ -233,35 +247,25 @@ pub fn list(file: Option<&Path>, args: RunsArgs, ui: &Ui) -> Result<Exit> {
             key: s.key,
             reason: None,
             cost: s.cost,
-        })
-        .collect();
-    // Runs whose record cannot be read are listed as such, with the file and the error.
+        });
+    }
     lines.extend(
         listing
             .unreadable
             .into_iter()
-            .filter(|u| job.is_none() || u.job == job)
-            .map(unreadable_line)
-            .filter(|l| wanted(&l.state, l.created_at)),
+            .filter(|u| jobs.is_none() || u.job.as_deref().is_some_and(of_jobs))
+            .map(unreadable_line),
     );
-    // Submissions that started nothing (overlap = skip), with their reason.
-    jobs.extend(job);
-    jobs.sort();
-    jobs.dedup();
-    let skipped = jobs.iter().flat_map(|j| crate::claim::skipped(&store, j));
-    lines.extend(
-        skipped
-            .map(skipped_line)
-            .filter(|l| wanted(&l.state, l.created_at)),
-    );
+    seen.sort();
+    seen.dedup();
+    let skipped = seen.iter().flat_map(|j| crate::claim::skipped(store, j));
+    lines.extend(skipped.map(skipped_line));
     lines.sort_by(|a, b| (b.created_at, &b.run_id).cmp(&(a.created_at, &a.run_id)));
-    lines.truncate(args.limit);
-    ui.emit(&RunList(lines));
-    Ok(Exit::Ok)
+    Ok(lines)
 }
 
 /// `--since`: a duration back from now (`7d`, `12h`) or a date (`2026-11-30`, RFC 3339).
-fn since(text: &str) -> Result<chrono::DateTime<chrono::Utc>> {
+pub fn since(text: &str) -> Result<chrono::DateTime<chrono::Utc>> {
     if let Ok(d) = humantime::parse_duration(text) {
         return Ok(chrono::Utc::now() - chrono::Duration::from_std(d).unwrap_or_default());
     }

@@ -168,6 +168,17 @@ pub async fn fetch(
     aws::get_json(&s3, bucket, &record_key(job, &id)).await
 }
 
+/// The ids of a job's runs in its bucket (none when there is no bucket): what the web view
+/// fetches the records of when this machine lacks them.
+pub async fn run_ids(aws: &Aws, bucket: &str, job: &str) -> Result<Vec<String>, AwsError> {
+    let mut ids = run_folders(&aws.s3(), bucket, job, "")
+        .await?
+        .unwrap_or_default();
+    // Runs only: trigger folders (`s3-<day>`) sort after run ids and hold no record.
+    ids.retain(|id| id.starts_with(|c: char| c.is_ascii_digit()));
+    Ok(ids)
+}
+
 /// The newest runs of a job in its bucket, newest first (run ids sort by their start time),
 /// their records read: how a submit on any machine sees the job's active runs.
 pub async fn recent(

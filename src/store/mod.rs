@@ -7,7 +7,7 @@
 //! another terminal and a `cancel` never lose each other's writes.
 
 pub mod index;
-pub use index::{RunSummary, Unreadable};
+pub use index::Unreadable;
 
 use crate::record::RunRecord;
 use chrono::SubsecRound as _;

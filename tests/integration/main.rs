@@ -22,3 +22,4 @@ mod results;
 mod runs;
 mod schedules;
 mod unattended;
+mod web;

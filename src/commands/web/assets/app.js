@@ -1,0 +1,154 @@
+// jobrun ui: what needs a script on its pages. Everything else works without one.
+// A run page redraws itself from /api/runs/RUN/live until the run ends; a task page follows
+// its log; the results and trend pages draw their plots with the vendored Chart.js.
+"use strict";
+
+const POLL_MS = 2000;
+
+function every(ms, step) {
+  let stop = false;
+  const tick = async () => {
+    if (stop) return;
+    try { stop = (await step()) === false; } catch (e) { /* the next tick tries again */ }
+    if (!stop) setTimeout(tick, ms);
+  };
+  setTimeout(tick, ms);
+}
+
+function liveRun() {
+  const grid = document.getElementById("grid");
+  if (!grid) return;
+  const run = grid.dataset.run;
+  grid.addEventListener("click", (e) => {
+    const cell = e.target.closest("i.t");
+    if (cell && cell.title !== "") location.href = `/runs/${run}/tasks/${cell.title}`;
+  });
+  if (document.getElementById("run").dataset.finished === "true") return;
+  every(POLL_MS, async () => {
+    const r = await fetch(`/api/runs/${run}/live`, { credentials: "same-origin" });
+    if (!r.ok) return true;
+    const live = await r.json();
+    const cells = grid.children;
+    for (let i = 0; i < live.cells.length && i < cells.length; i++) {
+      const want = "t " + live.cells[i];
+      if (cells[i].className !== want) cells[i].className = want;
+    }
+    const badge = document.querySelector("#run-state .state");
+    badge.textContent = live.state;
+    badge.dataset.state = live.state;
+    badge.className = "state st-" + live.state;
+    document.getElementById("counts").textContent = live.counts;
+    document.getElementById("cost").textContent = live.cost;
+    document.getElementById("eta").textContent = live.eta;
+    const going = live.state === "running" || live.state === "cancelling";
+    if (!going) {
+      document.getElementById("run").dataset.finished = "true";
+      const cancel = document.getElementById("cancel");
+      if (cancel) cancel.closest("form").remove();
+    }
+    return going;
+  });
+}
+
+function followLog() {
+  const log = document.getElementById("log");
+  if (!log || log.dataset.follow !== "true") return;
+  every(POLL_MS, async () => {
+    const r = await fetch(`/api/runs/${log.dataset.run}/tasks/${log.dataset.index}/log`, { credentials: "same-origin" });
+    if (!r.ok) return true;
+    const atEnd = window.innerHeight + window.scrollY >= document.body.scrollHeight - 4;
+    log.textContent = await r.text();
+    if (atEnd) window.scrollTo(0, document.body.scrollHeight);
+    const state = r.headers.get("x-task-state");
+    return state === "queued" || state === "running";
+  });
+}
+
+const PALETTE = ["#4477aa", "#ee6677", "#228833", "#ccbb44", "#66ccee", "#aa3377", "#bbbbbb", "#000000"];
+
+function colours(points) {
+  const values = points.map((p) => p.c);
+  const numbers = values.every((v) => typeof v === "number");
+  if (values.every((v) => v === null)) return { of: () => PALETTE[0], legend: [] };
+  if (numbers) {
+    const lo = Math.min(...values), hi = Math.max(...values);
+    const of = (v) => {
+      const t = hi === lo ? 0.5 : (v - lo) / (hi - lo);
+      return `hsl(${240 - 240 * t}, 70%, 45%)`;
+    };
+    return { of, legend: [[of(lo), String(lo)], [of(hi), String(hi)]] };
+  }
+  const names = [...new Set(values.map(String))];
+  const of = (v) => PALETTE[names.indexOf(String(v)) % PALETTE.length];
+  return { of, legend: names.map((n) => [of(n), n]) };
+}
+
+function scatter() {
+  const canvas = document.getElementById("plot");
+  const source = document.getElementById("plot-data");
+  if (!canvas || !source || typeof Chart === "undefined") return;
+  const data = JSON.parse(source.textContent);
+  const colour = colours(data.points);
+  const chart = new Chart(canvas, {
+    type: "scatter",
+    data: {
+      datasets: [{
+        label: `${data.y} against ${data.x}`,
+        data: data.points,
+        pointBackgroundColor: data.points.map((p) => colour.of(p.c)),
+        pointRadius: data.points.length > 2000 ? 2 : 4,
+      }],
+    },
+    options: {
+      animation: false,
+      parsing: false,
+      scales: { x: { title: { display: true, text: data.x } }, y: { title: { display: true, text: data.y } } },
+      plugins: {
+        legend: { display: false },
+        tooltip: { callbacks: { label: (ctx) => `#${ctx.raw.i}: ${ctx.raw.label}` } },
+      },
+      onClick: (e, items) => {
+        if (items.length) location.href = `/runs/${canvas.dataset.run}/tasks/${data.points[items[0].index].i}`;
+      },
+    },
+  });
+  // What was drawn, for people who script against the page and for the tests.
+  canvas.dataset.points = String(chart.data.datasets[0].data.length);
+  if (colour.legend.length) {
+    const p = document.createElement("p");
+    p.className = "legend";
+    p.textContent = data.color + ": ";
+    for (const [c, name] of colour.legend) {
+      const s = document.createElement("span");
+      s.style.color = c;
+      s.textContent = "● " + name + " ";
+      p.appendChild(s);
+    }
+    canvas.parentElement.after(p);
+  }
+}
+
+function trend() {
+  const canvas = document.getElementById("trend");
+  const source = document.getElementById("trend-data");
+  if (!canvas || !source || typeof Chart === "undefined") return;
+  const data = JSON.parse(source.textContent);
+  const points = data.points.filter((p) => p.value !== null);
+  const chart = new Chart(canvas, {
+    type: "line",
+    data: {
+      labels: points.map((p) => p.at),
+      datasets: [{ label: data.key, data: points.map((p) => p.value), borderColor: PALETTE[0], tension: 0 }],
+    },
+    options: {
+      animation: false,
+      plugins: { tooltip: { callbacks: { afterLabel: (ctx) => `${points[ctx.dataIndex].run_id} (${points[ctx.dataIndex].from})` } } },
+    },
+  });
+  canvas.dataset.points = String(chart.data.datasets[0].data.length);
+}
+
+liveRun();
+followLog();
+scatter();
+trend();

@@ -1,0 +1,515 @@
+//! What each URL of the web view reads (or, for the two POSTs, does), handed to `views.rs` to
+//! draw. The JSON under `/api/` is what the pages' scripts poll and what scripts may read: the
+//! reports `status`, `runs` and `results` print with `-o json`.
+
+use super::views::{self, Compare, Filters, Trend, TrendPoint};
+use super::{App, on_own_thread};
+use crate::error::Failure;
+use crate::record::{RunRecord, RunState, TaskState};
+use crate::report::results::Results;
+use crate::report::{RunLine, RunList, RunStatus};
+use axum::extract::{Form, Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use std::sync::Arc;
+
+type Shared = State<Arc<App>>;
+
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/", get(runs))
+        .route("/runs/{id}", get(run))
+        .route("/runs/{id}/tasks/{index}", get(task))
+        .route("/runs/{id}/tasks/{index}/outputs/{*path}", get(output))
+        .route("/runs/{id}/results", get(results))
+        .route("/runs/{id}/results.csv", get(results_csv))
+        .route("/runs/{id}/results.json", get(results_json))
+        .route("/runs/{id}/compare", get(compare))
+        .route("/jobs/{job}/trend", get(trend))
+        .route("/runs/{id}/cancel", post(cancel))
+        .route("/runs/{id}/retry", post(retry))
+        .route("/api/runs", get(api_runs))
+        .route("/api/runs/{id}", get(api_run))
+        .route("/api/runs/{id}/live", get(api_live))
+        .route("/api/runs/{id}/tasks/{index}/log", get(api_log))
+        .route("/assets/{name}", get(asset))
+        .with_state(app)
+}
+
+/// A page that could not be made: its status and one line of why (a [`Failure`]'s message and
+/// hint, as the command line would print them).
+pub struct PageError(StatusCode, String);
+
+impl From<Failure> for PageError {
+    fn from(f: Failure) -> Self {
+        let status = match f.exit {
+            crate::error::Exit::Usage => StatusCode::NOT_FOUND,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        PageError(status, f.to_string())
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        (
+            self.0,
+            Html(views::error_page(self.0, &self.1).into_string()),
+        )
+            .into_response()
+    }
+}
+
+type Page = Result<Response, PageError>;
+
+fn html(markup: maud::Markup) -> Response {
+    Html(markup.into_string()).into_response()
+}
+
+fn failure<E: Into<Failure>>(e: E) -> PageError {
+    PageError::from(e.into())
+}
+
+/// Every run (of the jobs `--job` named), filtered as the query says.
+fn listed(app: &App, f: &Filters) -> Result<Vec<RunLine>, PageError> {
+    let mut lines =
+        super::super::runs::run_lines(&app.store, app.only.as_deref()).map_err(failure)?;
+    let since = f.since.as_deref().filter(|s| !s.is_empty());
+    let since = match since {
+        Some(s) => Some(super::super::runs::since(s).map_err(failure)?),
+        None => None,
+    };
+    lines.retain(|l| {
+        f.job.as_deref().is_none_or(|j| j.is_empty() || l.job == j)
+            && f.state.is_none_or(|s| l.state == s)
+            && since.is_none_or(|t| l.created_at >= t)
+    });
+    Ok(lines)
+}
+
+async fn runs(State(app): Shared, Query(f): Query<Filters>) -> Page {
+    let lines = listed(&app, &f)?;
+    let jobs = {
+        let mut all = super::super::runs::run_lines(&app.store, app.only.as_deref())
+            .map_err(failure)?
+            .into_iter()
+            .map(|l| l.job)
+            .collect::<Vec<_>>();
+        all.sort();
+        all.dedup();
+        all
+    };
+    Ok(html(views::runs_page(&lines, &jobs, &f)))
+}
+
+async fn api_runs(State(app): Shared, Query(f): Query<Filters>) -> Page {
+    Ok(Json(RunList(listed(&app, &f)?)).into_response())
+}
+
+async fn record(app: &Arc<App>, id: &str) -> Result<Arc<RunRecord>, PageError> {
+    app.record(id).await.map_err(PageError::from)
+}
+
+async fn run(State(app): Shared, Path(id): Path<String>) -> Page {
+    let rec = record(&app, &id).await?;
+    let status = RunStatus::of(&rec);
+    let others = same_job_runs(&app, &rec)?;
+    Ok(html(views::run_page(
+        &rec,
+        &status,
+        &others,
+        &app.guard.csrf,
+    )))
+}
+
+/// The other runs of the run's job, newest first (what it can be compared with).
+fn same_job_runs(app: &App, rec: &RunRecord) -> Result<Vec<RunLine>, PageError> {
+    let mut lines = super::super::runs::run_lines(&app.store, Some(std::slice::from_ref(&rec.job)))
+        .map_err(failure)?;
+    lines.retain(|l| l.run_id != rec.run_id && l.run_id != "-" && l.state != RunState::Unreadable);
+    Ok(lines)
+}
+
+async fn api_run(State(app): Shared, Path(id): Path<String>) -> Page {
+    let rec = record(&app, &id).await?;
+    Ok(Json(RunStatus::of(&rec)).into_response())
+}
+
+/// What a run page's script redraws: the state, the counts, the cost and one letter per task.
+async fn api_live(State(app): Shared, Path(id): Path<String>) -> Page {
+    let rec = record(&app, &id).await?;
+    Ok(Json(views::Live::of(&rec)).into_response())
+}
+
+async fn task(State(app): Shared, Path((id, index)): Path<(String, usize)>) -> Page {
+    let rec = record(&app, &id).await?;
+    let t = task_of(&rec, index)?;
+    let outputs = outputs_of(&app, &rec, index);
+    let log = log_text(rec.clone(), index).await;
+    Ok(html(views::task_page(&rec, t, &outputs, &log)))
+}
+
+fn task_of(rec: &RunRecord, index: usize) -> Result<&crate::record::TaskRecord, PageError> {
+    rec.tasks.get(index).ok_or_else(|| {
+        PageError(
+            StatusCode::NOT_FOUND,
+            format!("run {} has no task {index}", rec.run_id),
+        )
+    })
+}
+
+async fn api_log(State(app): Shared, Path((id, index)): Path<(String, usize)>) -> Page {
+    let rec = record(&app, &id).await?;
+    let state = task_of(&rec, index)?.state;
+    let text = log_text(rec, index).await;
+    Ok(([("x-task-state", state.as_str())], text).into_response())
+}
+
+/// The task's log as it stands (the local file or the engine's; CloudWatch on ECS), its last
+/// 256 KiB; what went wrong reading it, in its place.
+async fn log_text(rec: Arc<RunRecord>, index: usize) -> String {
+    const TAIL: usize = 256 * 1024;
+    let read = on_own_thread(move |rt| {
+        let mut buf: Vec<u8> = vec![];
+        rt.block_on(async {
+            let d = crate::dispatch::Dispatcher::for_run(&rec).await?;
+            d.logs(&rec, index, false, &mut buf).await
+        })
+        .map(|()| buf)
+    });
+    match read.await {
+        Ok(Ok(buf)) => {
+            let start = buf.len().saturating_sub(TAIL);
+            String::from_utf8_lossy(&buf[start..]).into_owned()
+        }
+        Ok(Err(e)) => format!("(the log cannot be read: {e})"),
+        Err(e) => format!("(the log cannot be read: {})", e.message),
+    }
+}
+
+/// The files a local task left in its output folder (paths relative to it, sizes); ECS
+/// tasks' are in the job's bucket, which the task page names instead.
+fn outputs_of(app: &App, rec: &RunRecord, index: usize) -> Vec<(String, u64)> {
+    match (&rec.place, rec.tasks.get(index)) {
+        (crate::record::Place::Local, Some(t)) => {
+            let dir = crate::outputs::local_dir(&app.store.run_dir(&rec.run_id), t);
+            crate::outputs::files_under(&dir).unwrap_or_default()
+        }
+        _ => vec![],
+    }
+}
+
+async fn output(
+    State(app): Shared,
+    Path((id, index, path)): Path<(String, usize, String)>,
+) -> Page {
+    let rec = record(&app, &id).await?;
+    let t = task_of(&rec, index)?;
+    // Only a file the listing shows: no `..`, no link out of the folder.
+    if !outputs_of(&app, &rec, index)
+        .iter()
+        .any(|(p, _)| *p == path)
+    {
+        return Err(PageError(
+            StatusCode::NOT_FOUND,
+            format!("task {index} of run {id} has no output {path}"),
+        ));
+    }
+    let file = crate::outputs::local_dir(&app.store.run_dir(&rec.run_id), t).join(&path);
+    let bytes = std::fs::read(&file).map_err(|e| {
+        PageError(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot read {}: {e}", file.display()),
+        )
+    })?;
+    let name = path.rsplit('/').next().unwrap_or("output").replace('"', "");
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}\""),
+            ),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+/// `?sort=COLUMN&desc=1&q=TEXT&x=&y=&color=` on the results page.
+#[derive(Deserialize, Default)]
+pub struct ResultsQuery {
+    pub sort: Option<String>,
+    #[serde(default)]
+    pub desc: Option<String>,
+    pub q: Option<String>,
+    pub x: Option<String>,
+    pub y: Option<String>,
+    pub color: Option<String>,
+}
+
+impl ResultsQuery {
+    pub fn descending(&self) -> bool {
+        self.desc
+            .as_deref()
+            .is_some_and(|d| d == "1" || d == "true")
+    }
+}
+
+fn table(rec: &RunRecord, q: &ResultsQuery) -> Results {
+    let mut r = Results::of(rec);
+    if let Some(col) = q.sort.as_deref().and_then(|s| r.column(s)) {
+        r.sort(&col, q.descending());
+    }
+    if let Some(text) = q.q.as_deref().filter(|t| !t.is_empty()) {
+        let text = text.to_lowercase();
+        r.rows.retain(|row| {
+            row.values()
+                .any(|v| views::plain(v).to_lowercase().contains(&text))
+        });
+    }
+    r
+}
+
+async fn results(
+    State(app): Shared,
+    Path(id): Path<String>,
+    Query(q): Query<ResultsQuery>,
+) -> Page {
+    let rec = record(&app, &id).await?;
+    Ok(html(views::results_page(&rec, &table(&rec, &q), &q)))
+}
+
+async fn results_csv(
+    State(app): Shared,
+    Path(id): Path<String>,
+    Query(q): Query<ResultsQuery>,
+) -> Page {
+    let rec = record(&app, &id).await?;
+    let csv = table(&rec, &q).csv().map_err(|e| {
+        PageError(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot write CSV: {e}"),
+        )
+    })?;
+    let name = format!("attachment; filename=\"{}-results.csv\"", rec.run_id);
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+            (header::CONTENT_DISPOSITION, name),
+        ],
+        csv,
+    )
+        .into_response())
+}
+
+async fn results_json(
+    State(app): Shared,
+    Path(id): Path<String>,
+    Query(q): Query<ResultsQuery>,
+) -> Page {
+    let rec = record(&app, &id).await?;
+    Ok(Json(table(&rec, &q)).into_response())
+}
+
+#[derive(Deserialize)]
+struct CompareQuery {
+    with: Option<String>,
+    key: Option<String>,
+}
+
+/// Two runs of a job side by side, per configuration.
+async fn compare(
+    State(app): Shared,
+    Path(id): Path<String>,
+    Query(q): Query<CompareQuery>,
+) -> Page {
+    let rec = record(&app, &id).await?;
+    let others = same_job_runs(&app, &rec)?;
+    let other_id = match q.with.filter(|w| !w.is_empty()) {
+        Some(w) => w,
+        None => match others
+            .iter()
+            .find(|l| l.created_at < rec.created_at)
+            .or(others.first())
+        {
+            Some(l) => l.run_id.clone(),
+            None => {
+                return Err(PageError(
+                    StatusCode::NOT_FOUND,
+                    format!("job {} has no other run to compare run {id} with", rec.job),
+                ));
+            }
+        },
+    };
+    let this = Results::of(&rec);
+    let other_rec = record(&app, &other_id).await?;
+    if other_rec.job != rec.job {
+        return Err(PageError(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "run {other_id} is of job {}, not {}",
+                other_rec.job, rec.job
+            ),
+        ));
+    }
+    let other = Results::of(&other_rec);
+    let compared = Compare::of(&this, &other, q.key.as_deref());
+    Ok(html(views::compare_page(
+        &rec,
+        &other_rec.run_id,
+        &others,
+        &compared,
+    )))
+}
+
+#[derive(Deserialize)]
+struct TrendQuery {
+    key: Option<String>,
+    /// Only runs whose key starts with `<schedule>.` (a schedule's fires).
+    schedule: Option<String>,
+}
+
+/// How many runs a trend reads (one record at a time), the newest.
+const TREND_RUNS: usize = 104;
+
+/// A result key across a job's finished runs: the reduce's value when it has the key, else
+/// the best (smallest) of the map tasks'.
+async fn trend(State(app): Shared, Path(job): Path<String>, Query(q): Query<TrendQuery>) -> Page {
+    let mut lines = super::super::runs::run_lines(&app.store, Some(std::slice::from_ref(&job)))
+        .map_err(failure)?;
+    lines.retain(|l| {
+        l.run_id != "-" && l.state != RunState::Unreadable && l.state != RunState::Running
+    });
+    if let Some(s) = q.schedule.as_deref().filter(|s| !s.is_empty()) {
+        let prefix = format!("{s}.");
+        lines.retain(|l| l.key.as_deref().is_some_and(|k| k.starts_with(&prefix)));
+    }
+    lines.truncate(TREND_RUNS);
+    lines.reverse();
+    let mut keys = std::collections::BTreeSet::new();
+    let mut points = vec![];
+    for l in &lines {
+        let rec = match app.store.load(&l.run_id) {
+            Ok(rec) => rec,
+            Err(e) => {
+                points.push(TrendPoint::unreadable(l, e.to_string()));
+                continue;
+            }
+        };
+        let r = Results::of(&rec);
+        keys.extend(
+            r.columns
+                .iter()
+                .filter(|c| c.starts_with("result."))
+                .cloned(),
+        );
+        if let Some(reduce) = &r.reduce {
+            keys.extend(reduce.keys().filter(|c| c.starts_with("result.")).cloned());
+        }
+        points.push(TrendPoint::of(l, &r, q.key.as_deref()));
+    }
+    let trend = Trend {
+        job,
+        key: q.key.unwrap_or_default(),
+        schedule: q.schedule.unwrap_or_default(),
+        keys: keys.into_iter().collect(),
+        points,
+    };
+    Ok(html(views::trend_page(&trend)))
+}
+
+#[derive(Deserialize)]
+struct Action {
+    csrf: String,
+}
+
+/// `cancel`, as the command does it (the request in the record and where the dispatcher
+/// looks), then a background driver stops the tasks.
+async fn cancel(State(app): Shared, Path(id): Path<String>, Form(a): Form<Action>) -> Page {
+    check_csrf(&app, &a)?;
+    let rec = record(&app, &id).await?;
+    let run_id = rec.run_id.clone();
+    drop(rec);
+    let (app2, id2) = (app.clone(), run_id.clone());
+    on_own_thread(move |rt| {
+        let loaded = app2.store.load(&id2)?;
+        let done = rt.block_on(async {
+            let mut dispatcher = crate::dispatch::Dispatcher::for_run(&loaded).await?;
+            super::super::runs::request_cancel(&app2.store, &mut dispatcher, &id2).await
+        })?;
+        match done {
+            Some(_) => Ok(()),
+            None => super::super::drive::spawn_background(&app2.store, &id2),
+        }
+    })
+    .await?
+    .map_err(PageError::from)?;
+    Ok(Redirect::to(&format!("/runs/{run_id}")).into_response())
+}
+
+/// `retry --failed --detach`, as the command does it.
+async fn retry(State(app): Shared, Path(id): Path<String>, Form(a): Form<Action>) -> Page {
+    check_csrf(&app, &a)?;
+    let run_id = record(&app, &id).await?.run_id.clone();
+    let (app2, id2) = (app.clone(), run_id.clone());
+    on_own_thread(move |rt| {
+        let quiet = crate::ui::Ui::quiet();
+        rt.block_on(async {
+            match super::super::runs::requeue_run(&app2.store, &id2, &quiet).await? {
+                Some((rec, _)) => super::super::drive::go_on(&app2.store, rec, true, &quiet)
+                    .await
+                    .map(|_| ()),
+                None => Ok(()),
+            }
+        })
+    })
+    .await?
+    .map_err(PageError::from)?;
+    Ok(Redirect::to(&format!("/runs/{run_id}")).into_response())
+}
+
+fn check_csrf(app: &App, a: &Action) -> Result<(), PageError> {
+    match app.guard.csrf_ok(&a.csrf) {
+        true => Ok(()),
+        false => Err(PageError(
+            StatusCode::FORBIDDEN,
+            "the form's CSRF token is not this server's: reload the page".into(),
+        )),
+    }
+}
+
+/// The scripts, styles and the vendored Chart.js, from the binary.
+async fn asset(Path(name): Path<String>) -> Page {
+    let (kind, body): (&str, &'static [u8]) = match name.as_str() {
+        "app.js" => ("text/javascript", include_bytes!("assets/app.js")),
+        "style.css" => ("text/css", include_bytes!("assets/style.css")),
+        "chart.js" => (
+            "text/javascript",
+            include_bytes!("assets/chart-3.9.1.min.js"),
+        ),
+        _ => return Err(PageError(StatusCode::NOT_FOUND, format!("no asset {name}"))),
+    };
+    Ok((
+        [
+            (header::CONTENT_TYPE, kind),
+            (header::CACHE_CONTROL, "max-age=3600"),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+/// A task whose state a live page draws as one letter.
+pub fn letter(state: TaskState) -> char {
+    match state {
+        TaskState::Queued => 'q',
+        TaskState::Running => 'r',
+        TaskState::Succeeded => 's',
+        TaskState::Failed => 'f',
+        TaskState::Cancelled => 'c',
+    }
+}

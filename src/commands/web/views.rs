@@ -1,0 +1,638 @@
+//! The web view's pages, as maud templates (checked when jobrun is compiled; every value is
+//! escaped). They are readable without scripts — tables sort and filter by their links and
+//! forms; `assets/app.js` adds what needs them: live updates, the plots, clicking a task.
+//! Nothing here shows a run's settings (`[notify]`'s webhook, `[env]`), only what it did.
+
+use super::handlers::{ResultsQuery, letter};
+use crate::record::{RunRecord, RunState, TaskRecord};
+use crate::report::results::Results;
+use crate::report::{RunLine, RunStatus, overview, secs};
+use axum::http::StatusCode;
+use maud::{DOCTYPE, Markup, PreEscaped, html};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// The runs page's filters (`?job=&state=&since=`).
+#[derive(Deserialize, Default)]
+pub struct Filters {
+    pub job: Option<String>,
+    pub state: Option<RunState>,
+    pub since: Option<String>,
+}
+
+fn page(title: &str, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · jobrun" }
+                link rel="stylesheet" href="/assets/style.css";
+            }
+            body {
+                header { a.home href="/" { "jobrun" } span.where { (title) } }
+                main { (body) }
+                script src="/assets/chart.js" {}
+                script src="/assets/app.js" {}
+            }
+        }
+    }
+}
+
+pub fn error_page(status: StatusCode, message: &str) -> Markup {
+    page(
+        status.canonical_reason().unwrap_or("error"),
+        html! { p.error { (message) } p { a href="/" { "all runs" } } },
+    )
+}
+
+fn state_badge(state: RunState) -> Markup {
+    html! { span class={ "state st-" (state.as_str()) } data-state=(state.as_str()) { (state.as_str()) } }
+}
+
+fn cost_text(cost: Option<&crate::cost::RunCost>) -> String {
+    match cost {
+        Some(c) if c.basis == crate::cost::Basis::Fargate => c.usd.to_string(),
+        Some(c) => format!("({})", c.usd),
+        None => "-".into(),
+    }
+}
+
+pub fn runs_page(lines: &[RunLine], jobs: &[String], f: &Filters) -> Markup {
+    let states = [
+        RunState::Running,
+        RunState::Cancelling,
+        RunState::Succeeded,
+        RunState::Failed,
+        RunState::Cancelled,
+        RunState::Skipped,
+        RunState::Unreadable,
+    ];
+    page(
+        "runs",
+        html! {
+            form.filters method="get" action="/" {
+                label { "job " select name="job" {
+                    option value="" { "any" }
+                    @for j in jobs { option value=(j) selected[f.job.as_deref() == Some(j)] { (j) } }
+                } }
+                label { "state " select name="state" {
+                    option value="" { "any" }
+                    @for s in states { option value=(s.as_str()) selected[f.state == Some(s)] { (s.as_str()) } }
+                } }
+                label { "since " input name="since" placeholder="7d, 2026-11-30" value=(f.since.clone().unwrap_or_default()); }
+                button { "show" }
+            }
+            @if lines.is_empty() { p { "no runs" } }
+            @else {
+                table #runs {
+                    thead { tr { th { "run" } th { "job" } th { "state" } th.n { "tasks" } th.n { "ok" } th.n { "failed" } th.n { "cost" } th { "key" } th { "created" } th { "trend" } } }
+                    tbody {
+                        @for l in lines {
+                            tr data-state=(l.state.as_str()) {
+                                td { @if l.run_id == "-" || l.state == RunState::Unreadable { (l.run_id) } @else { a href={ "/runs/" (l.run_id) } { (l.run_id) } } }
+                                td { (l.job) }
+                                td { (state_badge(l.state)) @if let Some(r) = &l.reason { " " span.reason { (r) } } }
+                                td.n { (l.total) } td.n { (l.succeeded) } td.n { (l.failed) }
+                                td.n { (cost_text(l.cost.as_ref())) }
+                                td { (l.key.clone().unwrap_or_default()) }
+                                td { (l.created_at.format("%Y-%m-%d %H:%M")) }
+                                td { @if !l.job.is_empty() { a href={ "/jobs/" (l.job) "/trend" } { "trend" } } }
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    )
+}
+
+/// What a run page's script polls: the run's state, its counts line, cost, and one letter per
+/// task (`q r s f c`) in index order — 10,000 tasks are 10 KB.
+#[derive(Serialize)]
+pub struct Live {
+    pub state: RunState,
+    pub counts: String,
+    pub cost: String,
+    pub eta: String,
+    pub cells: String,
+}
+
+impl Live {
+    pub fn of(rec: &RunRecord) -> Live {
+        let status = RunStatus::of(rec);
+        Live {
+            state: status.state,
+            counts: status.counts_line(),
+            cost: cost_text(status.cost.as_ref()),
+            eta: eta(&status),
+            cells: rec.tasks.iter().map(|t| letter(t.state)).collect(),
+        }
+    }
+}
+
+/// When the run should end, at the pace of its tasks so far: the time per ended task times the
+/// tasks left (none before the first ends, or once it has ended).
+fn eta(s: &RunStatus) -> String {
+    let ended = s.succeeded + s.failed + s.cancelled;
+    if s.finished_at.is_some() {
+        return format!("took {}", secs(s.duration_secs));
+    }
+    if ended == 0 {
+        return "no task has ended yet".into();
+    }
+    let left = (s.total - ended) as f64;
+    format!("about {} left", secs(s.duration_secs / ended as f64 * left))
+}
+
+pub fn run_page(rec: &RunRecord, s: &RunStatus, others: &[RunLine], csrf: &str) -> Markup {
+    let live = Live::of(rec);
+    let failures = overview::failure_groups(&s.tasks);
+    let finished = rec.finished_at.is_some();
+    page(
+        &rec.run_id,
+        html! {
+            section #run data-run=(rec.run_id) data-finished=(finished) {
+                h1 { (rec.run_id) " " span #run-state { (state_badge(s.state)) } }
+                p.meta { "job " b { (rec.job) } " · " (s.target) " · image " code { (s.image) }
+                    @if let Some(k) = &s.key { " · key " code { (k) } } }
+                p #counts { (live.counts) }
+                p { "cost " span #cost { (live.cost) } " · " span #eta { (live.eta) }
+                    @if let Some(w) = &s.workers { " · first worker after " (w.first_running_secs.map(secs).unwrap_or_else(|| "-".into())) } }
+                nav.links {
+                    a href={ "/runs/" (rec.run_id) "/results" } { "results" }
+                    @if !others.is_empty() { a href={ "/runs/" (rec.run_id) "/compare" } { "compare with the run before" } }
+                    a href={ "/jobs/" (rec.job) "/trend" } { "trend of " (rec.job) }
+                    a href={ "/api/runs/" (rec.run_id) } { "JSON" }
+                }
+                div.actions {
+                    @if !finished {
+                        form method="post" action={ "/runs/" (rec.run_id) "/cancel" } {
+                            input type="hidden" name="csrf" value=(csrf);
+                            button #cancel { "cancel the run" }
+                        }
+                    }
+                    @if finished && s.failed > 0 {
+                        form method="post" action={ "/runs/" (rec.run_id) "/retry" } {
+                            input type="hidden" name="csrf" value=(csrf);
+                            button #retry { "retry its " (s.failed) " failed tasks" }
+                        }
+                    }
+                }
+            }
+            section {
+                h2 { "tasks" }
+                p.legend { @for (c, name) in [('q', "queued"), ('r', "running"), ('s', "succeeded"), ('f', "failed"), ('c', "cancelled")] { i class={ "t " (c) } {} " " (name) " " } }
+                // One cell per task, in index order; its state is its class (the script
+                // redraws it), clicking it opens the task.
+                div #grid data-run=(rec.run_id) {
+                    @for (i, c) in live.cells.chars().enumerate() { i class={ "t " (c) } title=(i) {} }
+                }
+            }
+            @if !failures.is_empty() {
+                section #failures {
+                    h2 { "failures" }
+                    @for (reason, indexes) in &failures {
+                        p { b { (indexes.len()) } " × " (reason) ": "
+                            @for i in indexes.iter().take(50) { a href={ "/runs/" (rec.run_id) "/tasks/" (i) } { (i) } " " }
+                            @if indexes.len() > 50 { "… " (overview::ranges(indexes, 20)) } }
+                    }
+                }
+            }
+        },
+    )
+}
+
+pub fn task_page(rec: &RunRecord, t: &TaskRecord, outputs: &[(String, u64)], log: &str) -> Markup {
+    let status = RunStatus::of(rec);
+    let cost = rec.task_cost(t);
+    let running = !t.state.is_terminal();
+    page(
+        &format!("{} #{}", rec.run_id, t.index),
+        html! {
+            h1 { a href={ "/runs/" (rec.run_id) } { (rec.run_id) } " · " (t.label()) " " span class={ "state st-" (t.state.as_str()) } { (t.state.as_str()) } }
+            table.facts {
+                tr { th { "attempts" } td { (t.attempts) @if t.retried_from > 0 { " (retried after " (t.retried_from) ")" } } }
+                tr { th { "exit code" } td { (t.exit_code.map(|c| c.to_string()).unwrap_or_else(|| "-".into())) } }
+                tr { th { "reason" } td { (t.reason.clone().unwrap_or_else(|| "-".into())) } }
+                tr { th { "started" } td { (t.started_at.map(|a| a.to_rfc3339()).unwrap_or_else(|| "-".into())) } }
+                tr { th { "finished" } td { (t.finished_at.map(|a| a.to_rfc3339()).unwrap_or_else(|| "-".into())) } }
+                @if let (Some(a), Some(b)) = (t.started_at, t.finished_at) { tr { th { "took" } td { (secs(crate::record::secs_between(a, b))) } } }
+                @if let Some(p) = &t.phase { tr { th { "where (ECS)" } td { (p) } } }
+                @if let Some(c) = &cost { tr { th { "cost" } td { (c.usd) } } }
+            }
+            @if !t.bills.is_empty() {
+                h2 { "attempts as billed" }
+                table { thead { tr { th { "attempt" } th.n { "seconds" } th { "capacity" } } }
+                    tbody { @for b in &t.bills { tr { td { (b.attempt) } td.n { (format!("{:.0}", b.secs)) } td { @if b.spot { "Spot" } @else { "on-demand" } } } } } }
+            }
+            h2 { "configuration" }
+            pre.json { (pretty(&t.config.value())) }
+            @if let Some(r) = &t.result { h2 { "result" } pre.json { (pretty(r)) } }
+            @if let Some(e) = &t.result_error { p.error { "result.json: " (e) } }
+            h2 { "outputs" }
+            @if rec.place == crate::record::Place::Local {
+                @if outputs.is_empty() { p { "none" } }
+                ul { @for (p, size) in outputs { li { a href={ "/runs/" (rec.run_id) "/tasks/" (t.index) "/outputs/" (p) } { (p) } " " span.size { (size) " bytes" } } } }
+            } @else if let Some(run) = rec.place.ecs() {
+                p { "in " code { "s3://" (run.site.bucket) "/" (crate::layout::run_prefix(&rec.job, &rec.run_id)) } " (" code { "jobrun results --download" } " fetches them)" }
+            }
+            h2 { "log" }
+            pre #log data-run=(rec.run_id) data-index=(t.index) data-follow=(running) { (log) }
+            p.meta { (status.counts_line()) }
+        },
+    )
+}
+
+fn pretty(v: &Value) -> String {
+    serde_json::to_string_pretty(v).unwrap_or_default()
+}
+
+/// A value as text, for filtering and for cells: strings bare, everything else as JSON.
+pub fn plain(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+/// A number as people read it: integers whole, others to four significant digits (scientific
+/// when very large or small); anything else as [`plain`].
+pub fn human(v: &Value) -> String {
+    let Some(f) = v.as_f64().filter(|_| v.is_f64()) else {
+        return plain(v);
+    };
+    if f == 0.0 || !f.is_finite() {
+        return f.to_string();
+    }
+    let mag = f.abs().log10().floor() as i32;
+    if !(-3..6).contains(&mag) {
+        return format!("{f:.3e}");
+    }
+    let decimals = (3 - mag).max(0) as usize;
+    let text = format!("{f:.decimals$}");
+    match text.contains('.') {
+        true => text.trim_end_matches('0').trim_end_matches('.').to_string(),
+        false => text,
+    }
+}
+
+/// What the results page's plot draws: one point per task that has both values.
+#[derive(Serialize)]
+struct PlotData<'a> {
+    x: &'a str,
+    y: &'a str,
+    color: &'a str,
+    points: Vec<Value>,
+}
+
+fn plot_data<'a>(r: &Results, x: &'a str, y: &'a str, color: &'a str) -> String {
+    let points = r
+        .rows
+        .iter()
+        .filter_map(|row| {
+            let (px, py) = (row.get(x)?.as_f64()?, row.get(y)?.as_f64()?);
+            let label: Vec<String> = row
+                .iter()
+                .filter(|(k, _)| k.starts_with("config.") || k.starts_with("result."))
+                .map(|(k, v)| format!("{k}={}", human(v)))
+                .collect();
+            Some(serde_json::json!({
+                "x": px, "y": py, "i": row.get("index"),
+                "c": row.get(color).cloned().unwrap_or(Value::Null),
+                "label": label.join(", "),
+            }))
+        })
+        .collect();
+    let data = PlotData {
+        x,
+        y,
+        color,
+        points,
+    };
+    // Inside <script>: no `</` may end it early.
+    serde_json::to_string(&data)
+        .unwrap_or_default()
+        .replace("</", "<\\/")
+}
+
+pub fn results_page(rec: &RunRecord, r: &Results, q: &ResultsQuery) -> Markup {
+    let config_keys: Vec<&String> = r
+        .columns
+        .iter()
+        .filter(|c| c.starts_with("config."))
+        .collect();
+    let result_keys: Vec<&String> = r
+        .columns
+        .iter()
+        .filter(|c| c.starts_with("result."))
+        .collect();
+    let numeric = |c: &String| {
+        r.rows
+            .iter()
+            .any(|row| row.get(c).is_some_and(Value::is_number))
+    };
+    let x =
+        q.x.clone()
+            .or_else(|| {
+                config_keys
+                    .iter()
+                    .find(|c| numeric(c))
+                    .map(|c| c.to_string())
+            })
+            .unwrap_or_default();
+    let y =
+        q.y.clone()
+            .or_else(|| {
+                result_keys
+                    .iter()
+                    .find(|c| numeric(c))
+                    .map(|c| c.to_string())
+            })
+            .unwrap_or_default();
+    let color = q.color.clone().unwrap_or_default();
+    let base = format!("/runs/{}/results", rec.run_id);
+    let keep = |sort: &str, desc: bool| {
+        let mut s = format!("{base}?sort={}", enc(sort));
+        if desc {
+            s.push_str("&desc=1");
+        }
+        for (k, v) in [("q", &q.q), ("x", &q.x), ("y", &q.y), ("color", &q.color)] {
+            if let Some(v) = v {
+                s.push_str(&format!("&{k}={}", enc(v)));
+            }
+        }
+        s
+    };
+    let sorted = q.sort.as_deref().and_then(|s| r.column(s));
+    page(
+        &format!("results of {}", rec.run_id),
+        html! {
+            h1 { a href={ "/runs/" (rec.run_id) } { (rec.run_id) } " · results" }
+            @if let Some(reduce) = &r.reduce { section #reduce { h2 { "the reduce" } (row_table(&r.columns, std::slice::from_ref(reduce))) } }
+            form.filters method="get" action=(base) {
+                label { "x " (key_select("x", &r.columns, &x)) }
+                label { "y " (key_select("y", &r.columns, &y)) }
+                label { "colour " (key_select("color", &r.columns, &color)) }
+                label { "filter " input name="q" value=(q.q.clone().unwrap_or_default()); }
+                @if let Some(s) = &q.sort { input type="hidden" name="sort" value=(s); }
+                @if q.descending() { input type="hidden" name="desc" value="1"; }
+                button { "show" }
+            }
+            @if !x.is_empty() && !y.is_empty() {
+                div.plot { canvas #plot data-run=(rec.run_id) {} }
+                script #plot-data type="application/json" { (PreEscaped(plot_data(r, &x, &y, &color))) }
+            }
+            p.links { (r.rows.len()) " rows · "
+                a href={ "/runs/" (rec.run_id) "/results.csv" } { "CSV" } " · "
+                a href={ "/runs/" (rec.run_id) "/results.json" } { "JSON" } }
+            table #results {
+                thead { tr { @for c in &r.columns {
+                    @let desc = sorted.as_deref() == Some(c.as_str()) && !q.descending();
+                    th { a href=(keep(c, desc)) { (c) @if sorted.as_deref() == Some(c.as_str()) { @if q.descending() { " ▼" } @else { " ▲" } } } }
+                } } }
+                tbody { @for row in &r.rows { (row_cells(&r.columns, row, &rec.run_id)) } }
+            }
+        },
+    )
+}
+
+fn enc(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+fn key_select(name: &str, columns: &[String], chosen: &str) -> Markup {
+    html! { select name=(name) { option value="" { "-" } @for c in columns { option value=(c) selected[c == chosen] { (c) } } } }
+}
+
+fn row_cells(columns: &[String], row: &Map<String, Value>, run_id: &str) -> Markup {
+    html! { tr { @for c in columns {
+        @let v = row.get(c).unwrap_or(&Value::Null);
+        @if c == "index" { td.n { a href={ "/runs/" (run_id) "/tasks/" (plain(v)) } { (plain(v)) } } }
+        @else { td class=[v.is_number().then_some("n")] title=(plain(v)) { (human(v)) } }
+    } } }
+}
+
+fn row_table(columns: &[String], rows: &[Map<String, Value>]) -> Markup {
+    let keys: Vec<&String> = columns
+        .iter()
+        .filter(|c| rows.iter().any(|r| r.get(*c).is_some_and(|v| !v.is_null())))
+        .collect();
+    let keys: Vec<String> = keys
+        .into_iter()
+        .cloned()
+        .chain(
+            rows.iter()
+                .flat_map(|r| r.keys().filter(|k| !columns.contains(k)).cloned()),
+        )
+        .collect();
+    html! { table { thead { tr { @for c in &keys { th { (c) } } } } tbody { @for r in rows { tr { @for c in &keys { td { (human(r.get(c).unwrap_or(&Value::Null))) } } } } } } }
+}
+
+/// Two runs' results per configuration: this run's value, the other's, the change.
+pub struct Compare {
+    pub key: String,
+    pub keys: Vec<String>,
+    /// (configuration, this, other)
+    pub rows: Vec<(String, Option<Value>, Option<Value>)>,
+}
+
+impl Compare {
+    pub fn of(this: &Results, other: &Results, key: Option<&str>) -> Compare {
+        let keys: Vec<String> = this
+            .columns
+            .iter()
+            .filter(|c| c.starts_with("result."))
+            .cloned()
+            .collect();
+        let key = key
+            .map(String::from)
+            .filter(|k| !k.is_empty())
+            .or_else(|| keys.first().cloned())
+            .unwrap_or_default();
+        let config_of = |row: &Map<String, Value>| {
+            let parts: Vec<String> = row
+                .iter()
+                .filter(|(k, _)| k.starts_with("config."))
+                .map(|(k, v)| format!("{}={}", &k[7..], plain(v)))
+                .collect();
+            parts.join(", ")
+        };
+        let mut rows: Vec<(String, Option<Value>, Option<Value>)> = this
+            .rows
+            .iter()
+            .map(|r| (config_of(r), r.get(&key).cloned(), None))
+            .collect();
+        for r in &other.rows {
+            let c = config_of(r);
+            match rows.iter_mut().find(|(k, _, o)| *k == c && o.is_none()) {
+                Some(row) => row.2 = r.get(&key).cloned(),
+                None => rows.push((c, None, r.get(&key).cloned())),
+            }
+        }
+        Compare { key, keys, rows }
+    }
+}
+
+pub fn compare_page(rec: &RunRecord, other: &str, others: &[RunLine], c: &Compare) -> Markup {
+    let change = |a: &Option<Value>, b: &Option<Value>| match (
+        a.as_ref().and_then(Value::as_f64),
+        b.as_ref().and_then(Value::as_f64),
+    ) {
+        (Some(a), Some(b)) => human(&serde_json::json!(a - b)),
+        _ => String::new(),
+    };
+    page(
+        &format!("{} against {other}", rec.run_id),
+        html! {
+            h1 { a href={ "/runs/" (rec.run_id) } { (rec.run_id) } " against " a href={ "/runs/" (other) } { (other) } }
+            form.filters method="get" action={ "/runs/" (rec.run_id) "/compare" } {
+                label { "with " select name="with" { @for l in others { option value=(l.run_id) selected[l.run_id == other] { (l.run_id) " (" (l.state.as_str()) ")" } } } }
+                label { "result " select name="key" { @for k in &c.keys { option value=(k) selected[*k == c.key] { (k) } } } }
+                button { "compare" }
+            }
+            table #compare {
+                thead { tr { th { "configuration" } th.n { "this run" } th.n { "the other" } th.n { "change" } } }
+                tbody { @for (config, a, b) in &c.rows { tr {
+                    td { (config) }
+                    td.n { (a.as_ref().map(human).unwrap_or_default()) }
+                    td.n { (b.as_ref().map(human).unwrap_or_default()) }
+                    td.n { (change(a, b)) }
+                } } }
+            }
+        },
+    )
+}
+
+/// A result key across a job's runs.
+pub struct Trend {
+    pub job: String,
+    pub key: String,
+    pub schedule: String,
+    pub keys: Vec<String>,
+    pub points: Vec<TrendPoint>,
+}
+
+#[derive(Serialize)]
+pub struct TrendPoint {
+    pub run_id: String,
+    pub at: String,
+    pub state: RunState,
+    /// The value and where it came from (`reduce`, `best of N`), or why there is none.
+    pub value: Option<f64>,
+    pub from: String,
+}
+
+impl TrendPoint {
+    pub fn of(l: &RunLine, r: &Results, key: Option<&str>) -> TrendPoint {
+        let key = key.unwrap_or_default();
+        let reduce = r
+            .reduce
+            .as_ref()
+            .and_then(|row| row.get(key))
+            .and_then(Value::as_f64);
+        let maps: Vec<f64> = r
+            .rows
+            .iter()
+            .filter_map(|row| row.get(key)?.as_f64())
+            .collect();
+        let (value, from) = match reduce {
+            Some(v) => (Some(v), "the reduce".to_string()),
+            None if !maps.is_empty() => (
+                maps.iter().copied().reduce(f64::min),
+                format!("smallest of {} tasks", maps.len()),
+            ),
+            None => (None, format!("no {key}")),
+        };
+        TrendPoint {
+            run_id: l.run_id.clone(),
+            at: l.created_at.format("%Y-%m-%d %H:%M").to_string(),
+            state: l.state,
+            value,
+            from,
+        }
+    }
+
+    pub fn unreadable(l: &RunLine, error: String) -> TrendPoint {
+        TrendPoint {
+            run_id: l.run_id.clone(),
+            at: l.created_at.format("%Y-%m-%d %H:%M").to_string(),
+            state: RunState::Unreadable,
+            value: None,
+            from: error,
+        }
+    }
+}
+
+pub fn trend_page(t: &Trend) -> Markup {
+    let data = serde_json::to_string(&serde_json::json!({ "key": t.key, "points": t.points }))
+        .unwrap_or_default()
+        .replace("</", "<\\/");
+    page(
+        &format!("trend of {}", t.job),
+        html! {
+            h1 { "trend of " (t.job) }
+            form.filters method="get" action={ "/jobs/" (t.job) "/trend" } {
+                label { "result " select name="key" { option value="" { "-" } @for k in &t.keys { option value=(k) selected[*k == t.key] { (k) } } } }
+                label { "schedule " input name="schedule" placeholder="every run" value=(t.schedule); }
+                button { "show" }
+            }
+            @if !t.key.is_empty() {
+                div.plot { canvas #trend {} }
+                script #trend-data type="application/json" { (PreEscaped(data)) }
+            }
+            table #trend-table {
+                thead { tr { th { "run" } th { "when" } th { "state" } th.n { (t.key) } th { "from" } } }
+                tbody { @for p in &t.points { tr {
+                    td { a href={ "/runs/" (p.run_id) } { (p.run_id) } }
+                    td { (p.at) } td { (state_badge(p.state)) }
+                    td.n { (p.value.map(|v| human(&serde_json::json!(v))).unwrap_or_default()) }
+                    td { (p.from) }
+                } } }
+            }
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn numbers_read_as_people_write_them() {
+        assert_eq!(human(&json!(0.30000000000000004)), "0.3");
+        assert_eq!(human(&json!(1234.5678)), "1235");
+        assert_eq!(human(&json!(1.23456789)), "1.235");
+        assert_eq!(human(&json!(0.000012345)), "1.234e-5");
+        assert_eq!(human(&json!(12)), "12");
+        assert_eq!(human(&json!("adam")), "adam");
+        assert_eq!(human(&Value::Null), "");
+    }
+
+    #[test]
+    fn a_run_page_has_one_cell_per_task_and_no_settings() {
+        let mut rec = crate::record::tests::record("20260101-000000-a-0001", "a");
+        rec.tasks = (0..3)
+            .map(|i| TaskRecord::new(i, json!({"lr": i}), None))
+            .collect();
+        rec.tasks[1].fail("exit code 3", chrono::Utc::now());
+        rec.settings.notify = Some(crate::record::schema::NotifySpec {
+            webhook: Some("https://hooks.example.com/secret".into()),
+            sns_topic: None,
+            on: vec![],
+            profile: None,
+        });
+        let html = run_page(&rec, &RunStatus::of(&rec), &[], "tok").into_string();
+        assert_eq!(
+            html.matches("<i class=\"t ").count(),
+            3 + 5,
+            "three cells and the legend"
+        );
+        assert!(html.contains("<b>1</b> × exit code 3"), "{html}");
+        assert!(!html.contains("hooks.example.com"));
+        assert_eq!(Live::of(&rec).cells, "qfq");
+    }
+}

@@ -1,0 +1,459 @@
+//! `jobrun ui` against real local runs: the token, Host and Origin rules, the JSON and pages a
+//! person reads (runs, a run's grid and failures, a task's configuration, log and outputs,
+//! results sorted and as CSV, a compare, a trend), cancel and retry through it — and in
+//! headless Chromium (DevTools protocol): one cell per task, one plot point per task with a
+//! value, and a run page that turns `cancelled` without a reload.
+
+use crate::harness::Test;
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The sweep: `loss` is the configuration's own, task 2 fails its first attempt (before it
+/// writes a result), every task writes an output file and sleeps `sleep` seconds.
+fn sweep() -> Test {
+    let t = Test::with_task(
+        r#"command = ["/task", "out", "training lr={config.lr}", "fail-once-if", "{index}", "2", "3", "write", "model/w.txt", "m{index}", "write", "result.json", "{{\"loss\": {config.loss}}}", "sleep", "{config.sleep}"]
+max_attempts = 1"#,
+    );
+    t.build();
+    t
+}
+
+fn configs(sleep: u32) -> Vec<Value> {
+    [(0.1, 0.5), (0.2, 0.25), (0.3, 0.75), (0.4, 0.125)]
+        .iter()
+        .map(|(lr, loss)| json!({"lr": lr, "loss": loss, "sleep": sleep}))
+        .collect()
+}
+
+/// A finished run of the sweep (task 2 failed).
+fn finished_run(t: &Test) -> String {
+    let run = t.submit_detached(&configs(0));
+    t.wait_for(&run, "the run's end", |s| s["finished_at"].is_string());
+    run
+}
+
+/// `jobrun ui --port 0`, and the URL it printed.
+struct Ui {
+    child: Child,
+    port: u16,
+    token: String,
+}
+
+impl Ui {
+    fn start(t: &Test) -> Ui {
+        let mut child = t
+            .command(&["ui", "--port", "0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line
+            .trim()
+            .strip_prefix("jobrun ui: ")
+            .unwrap_or_else(|| panic!("{line}"));
+        let rest = url.strip_prefix("http://127.0.0.1:").unwrap();
+        let (port, token) = rest.split_once("/?token=").unwrap();
+        Ui {
+            child,
+            port: port.parse().unwrap(),
+            token: token.to_string(),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn cookie(&self) -> String {
+        format!("jobrun_ui_{}={}", self.port, self.token)
+    }
+
+    /// One HTTP/1.1 request with exactly these headers (no client adds its own).
+    fn raw(&self, method: &str, path: &str, headers: &[(&str, String)], body: &str) -> Reply {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        let mut req = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");
+        for (k, v) in headers {
+            req.push_str(&format!("{k}: {v}\r\n"));
+        }
+        req.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+        s.write_all(req.as_bytes()).unwrap();
+        let mut text = String::new();
+        s.read_to_string(&mut text).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+        Reply {
+            status,
+            head: head.to_string(),
+            body: unchunk(head, body),
+        }
+    }
+
+    /// A GET as the browser that opened the URL makes it.
+    fn get(&self, path: &str) -> Reply {
+        let host = ("Host", format!("127.0.0.1:{}", self.port));
+        let reply = self.raw("GET", path, &[host, ("Cookie", self.cookie())], "");
+        assert_eq!(reply.status, 200, "GET {path}: {}", reply.body);
+        reply
+    }
+
+    fn post(&self, path: &str, csrf: &str) -> Reply {
+        let headers = [
+            ("Host", format!("127.0.0.1:{}", self.port)),
+            ("Cookie", self.cookie()),
+            ("Origin", format!("http://127.0.0.1:{}", self.port)),
+            ("Content-Type", "application/x-www-form-urlencoded".into()),
+        ];
+        self.raw("POST", path, &headers, &format!("csrf={csrf}"))
+    }
+}
+
+impl Drop for Ui {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Reply {
+    status: u16,
+    head: String,
+    body: String,
+}
+
+fn unchunk(head: &str, body: &str) -> String {
+    if !head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        return body.to_string();
+    }
+    let (mut out, mut rest) = (String::new(), body);
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap();
+        if n == 0 {
+            break;
+        }
+        out.push_str(&after[..n]);
+        rest = &after[n + 2..];
+    }
+    out
+}
+
+/// The CSRF token a page's forms carry.
+fn csrf_of(page: &str) -> String {
+    let at = page.find("name=\"csrf\" value=\"").expect("a form") + 19;
+    page[at..at + page[at..].find('"').unwrap()].to_string()
+}
+
+#[test]
+fn the_ui_shows_a_sweep_and_acts_through_the_commands_code_paths() {
+    let t = sweep();
+    let older = finished_run(&t);
+    let run = finished_run(&t);
+    let ui = Ui::start(&t);
+    let host = ("Host", format!("127.0.0.1:{}", ui.port));
+
+    // The door: no token, a rebound name, another site; then the printed URL sets the cookie.
+    assert_eq!(
+        ui.raw("GET", "/", std::slice::from_ref(&host), "").status,
+        401
+    );
+    let rebound = [
+        ("Host", format!("evil.example:{}", ui.port)),
+        ("Cookie", ui.cookie()),
+    ];
+    assert_eq!(ui.raw("GET", "/", &rebound, "").status, 403);
+    let other_site = [
+        host.clone(),
+        ("Cookie", ui.cookie()),
+        ("Origin", "http://evil.example".into()),
+    ];
+    assert_eq!(ui.raw("GET", "/api/runs", &other_site, "").status, 403);
+    let opened = ui.raw(
+        "GET",
+        &format!("/?token={}", ui.token),
+        std::slice::from_ref(&host),
+        "",
+    );
+    assert_eq!(opened.status, 303, "{}", opened.head);
+    assert!(
+        opened
+            .head
+            .contains(&format!("set-cookie: {}", ui.cookie())),
+        "{}",
+        opened.head
+    );
+
+    // Runs: both, newest first, as `runs -o json` says them.
+    let runs: Value = serde_json::from_str(&ui.get("/api/runs").body).unwrap();
+    let ids: Vec<&str> = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["run_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [run.as_str(), older.as_str()]);
+    let listed = ui.get("/?state=failed").body;
+    assert!(listed.contains(&run) && listed.contains(&older));
+    assert!(!ui.get("/?state=succeeded").body.contains(&run));
+
+    // A run: one cell per task, the failure grouped with its index, the status JSON.
+    let page = ui.get(&format!("/runs/{run}")).body;
+    assert_eq!(
+        page.matches("<i class=\"t ").count(),
+        4 + 5,
+        "four cells and the legend"
+    );
+    assert!(page.contains("<b>1</b> × exit code 3"), "{page}");
+    let status: Value = serde_json::from_str(&ui.get(&format!("/api/runs/{run}")).body).unwrap();
+    assert_eq!(
+        (status["total"].clone(), status["failed"].clone()),
+        (json!(4), json!(1))
+    );
+    assert_eq!(status["state"], t.status(&run)["state"]);
+    let live: Value = serde_json::from_str(&ui.get(&format!("/api/runs/{run}/live")).body).unwrap();
+    assert_eq!(live["cells"], "ssfs");
+
+    // A task: configuration, log, outputs (downloadable, and nothing outside its folder).
+    let task = ui.get(&format!("/runs/{run}/tasks/3")).body;
+    assert!(
+        task.contains("&quot;loss&quot;: 0.125") || task.contains("\"loss\": 0.125"),
+        "{task}"
+    );
+    assert!(task.contains("training lr=0.4"), "the log: {task}");
+    let weights = ui.get(&format!("/runs/{run}/tasks/3/outputs/model/w.txt"));
+    assert_eq!(weights.body, "m3");
+    let outside = ui.raw(
+        "GET",
+        &format!("/runs/{run}/tasks/3/outputs/../0/model/w.txt"),
+        &[host.clone(), ("Cookie", ui.cookie())],
+        "",
+    );
+    assert_eq!(outside.status, 404);
+
+    // Results: sorted by loss (the smallest first, the failed task's missing value last), as CSV.
+    let sorted = ui.get(&format!("/runs/{run}/results?sort=loss")).body;
+    let order: Vec<usize> = (0..4)
+        .map(|i| sorted.find(&format!("/runs/{run}/tasks/{i}\"")).unwrap())
+        .collect();
+    let mut by_position: Vec<usize> = (0..4).collect();
+    by_position.sort_by_key(|i| order[*i]);
+    assert_eq!(by_position, [3, 1, 0, 2], "rows by loss");
+    assert!(
+        sorted.contains("id=\"plot-data\""),
+        "a plot of result.loss against config.lr"
+    );
+    let csv = ui.get(&format!("/runs/{run}/results.csv?sort=loss")).body;
+    let first = csv.lines().nth(1).unwrap();
+    assert!(first.starts_with("3,succeeded,"), "{csv}");
+
+    // Compare (with the run before, per configuration) and the trend of the job.
+    let compared = ui.get(&format!("/runs/{run}/compare?key=result.loss")).body;
+    assert!(compared.contains(&older), "{compared}");
+    assert!(
+        compared.contains("loss=0.125, lr=0.4, sleep=0"),
+        "{compared}"
+    );
+    let trend = ui
+        .get(&format!("/jobs/{}/trend?key=result.loss", t.name))
+        .body;
+    assert_eq!(
+        trend.matches("<td>smallest of 3 tasks</td>").count(),
+        2,
+        "{trend}"
+    );
+
+    // Retry through it: the CSRF token is needed, then the failed task runs again and succeeds.
+    assert_eq!(ui.post(&format!("/runs/{run}/retry"), "nope").status, 403);
+    let no_origin = [
+        host.clone(),
+        ("Cookie", ui.cookie()),
+        ("Content-Type", "application/x-www-form-urlencoded".into()),
+    ];
+    let csrf = csrf_of(&page);
+    assert_eq!(
+        ui.raw(
+            "POST",
+            &format!("/runs/{run}/retry"),
+            &no_origin,
+            &format!("csrf={csrf}")
+        )
+        .status,
+        403
+    );
+    assert_eq!(ui.post(&format!("/runs/{run}/retry"), &csrf).status, 303);
+    let again = t.wait_for(&run, "the retry's end", |s| s["state"] == "succeeded");
+    assert_eq!(again["tasks"][2]["attempts"], 2);
+
+    // Cancel through it: a run of long tasks ends cancelled.
+    let long = t.submit_detached(&configs(60)[..1]);
+    t.wait_for(&long, "a running task", |s| s["running"] == 1);
+    assert_eq!(ui.post(&format!("/runs/{long}/cancel"), &csrf).status, 303);
+    t.wait_for(&long, "the cancel", |s| s["state"] == "cancelled");
+}
+
+/// Headless Chromium, driven over the DevTools protocol.
+struct Browser {
+    child: Child,
+    ws: tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<TcpStream>>,
+    id: u64,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    fn open(url: &str) -> Browser {
+        let profile = tempfile::tempdir().unwrap();
+        let mut child = Command::new("chromium")
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--remote-debugging-port=0",
+            ])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .arg(url)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("chromium runs (tests/setup installs it)");
+        let stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut port = None;
+        for line in stderr.lines() {
+            let line = line.unwrap();
+            if let Some(rest) = line.strip_prefix("DevTools listening on ws://127.0.0.1:") {
+                port = Some(rest.split('/').next().unwrap().parse::<u16>().unwrap());
+                break;
+            }
+        }
+        let port = port.expect("chromium says where DevTools listens");
+        let page = wait(|| {
+            let text = ureq::get(&format!("http://127.0.0.1:{port}/json/list"))
+                .call()
+                .ok()?
+                .into_string()
+                .ok()?;
+            let list: Value = serde_json::from_str(&text).ok()?;
+            list.as_array()?
+                .iter()
+                .find(|t| t["type"] == "page")
+                .map(|t| t["webSocketDebuggerUrl"].as_str().unwrap().to_string())
+        });
+        let (ws, _) = tungstenite::connect(page).unwrap();
+        Browser {
+            child,
+            ws,
+            id: 0,
+            _profile: profile,
+        }
+    }
+
+    /// The value of a JavaScript expression in the page.
+    fn eval(&mut self, expression: &str) -> Value {
+        self.id += 1;
+        let call = json!({"id": self.id, "method": "Runtime.evaluate", "params": {"expression": expression, "returnByValue": true}});
+        self.ws
+            .send(tungstenite::Message::Text(call.to_string().into()))
+            .unwrap();
+        loop {
+            let msg = self.ws.read().unwrap();
+            let Ok(v) = serde_json::from_str::<Value>(msg.to_text().unwrap_or("")) else {
+                continue;
+            };
+            if v["id"] == self.id {
+                return v["result"]["result"]["value"].clone();
+            }
+        }
+    }
+
+    fn navigate(&mut self, url: &str) {
+        self.eval(&format!("location.href = {}", json!(url)));
+    }
+
+    /// Waits until the expression is true in the page.
+    fn until(&mut self, what: &str, expression: &str) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.eval(expression) != json!(true) {
+            assert!(Instant::now() < deadline, "the page never showed {what}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn wait<T>(mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn in_a_browser_the_grid_the_plot_and_a_cancel_show_as_a_person_sees_them() {
+    let t = sweep();
+    let run = finished_run(&t);
+    let ui = Ui::start(&t);
+    let mut b = Browser::open(&ui.url(&format!("/runs/{run}?token={}", ui.token)));
+    b.until(
+        "the run page",
+        "document.querySelectorAll('#grid i.t').length === 4",
+    );
+    assert_eq!(
+        b.eval("[...document.querySelectorAll('#grid i.t')].map(c => c.className).join(' ')"),
+        "t s t s t f t s"
+    );
+
+    // The plot: one point per task with a loss (the failed one has none).
+    b.navigate(&ui.url(&format!("/runs/{run}/results")));
+    b.until(
+        "the plot",
+        "document.getElementById('plot')?.dataset.points === '3'",
+    );
+    b.navigate(&ui.url(&format!("/runs/{run}/results?sort=loss")));
+    b.until(
+        "the sorted table",
+        "document.querySelector('#results tbody tr td a')?.textContent === '3'",
+    );
+
+    // A run cancelled elsewhere turns cancelled on its open page, without a reload.
+    let long = t.submit_detached(&configs(60)[..1]);
+    t.wait_for(&long, "a running task", |s| s["running"] == 1);
+    b.navigate(&ui.url(&format!("/runs/{long}")));
+    b.until(
+        "the running run",
+        "document.querySelector('#run-state .state')?.dataset.state === 'running'",
+    );
+    b.eval("window.__same_page = true");
+    let r = t.run(&["cancel", &long]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    b.until(
+        "the cancel",
+        "document.querySelector('#run-state .state').dataset.state === 'cancelled'",
+    );
+    assert_eq!(
+        b.eval("window.__same_page === true"),
+        json!(true),
+        "no reload"
+    );
+    assert_eq!(
+        b.eval("document.querySelector('#grid i.t').className"),
+        "t c"
+    );
+}
