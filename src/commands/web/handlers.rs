@@ -2,10 +2,10 @@
 //! draw. The JSON under `/api/` is what the pages' scripts poll and what scripts may read: the
 //! reports `status`, `runs` and `results` print with `-o json`.
 
-use super::views::{self, Compare, Filters, Trend, TrendPoint};
+use super::views::{self, Compare, Filters, ResultsQuery, Trend, TrendPoint};
 use super::{App, on_own_thread};
 use crate::error::Failure;
-use crate::record::{RunRecord, RunState, TaskState};
+use crate::record::{RunRecord, RunState};
 use crate::report::results::Results;
 use crate::report::{RunLine, RunList, RunStatus};
 use axum::extract::{Form, Path, Query, State};
@@ -73,10 +73,13 @@ fn failure<E: Into<Failure>>(e: E) -> PageError {
     PageError::from(e.into())
 }
 
-/// Every run (of the jobs `--job` named), filtered as the query says.
-fn listed(app: &App, f: &Filters) -> Result<Vec<RunLine>, PageError> {
+/// Every run (of the jobs `--job` named) that the query asks for, and every job they are of.
+fn listed(app: &App, f: &Filters) -> Result<(Vec<RunLine>, Vec<String>), PageError> {
     let mut lines =
         super::super::runs::run_lines(&app.store, app.only.as_deref()).map_err(failure)?;
+    let mut jobs: Vec<String> = lines.iter().map(|l| l.job.clone()).collect();
+    jobs.sort();
+    jobs.dedup();
     let since = f.since.as_deref().filter(|s| !s.is_empty());
     let since = match since {
         Some(s) => Some(super::super::runs::since(s).map_err(failure)?),
@@ -87,26 +90,16 @@ fn listed(app: &App, f: &Filters) -> Result<Vec<RunLine>, PageError> {
             && f.state.is_none_or(|s| l.state == s)
             && since.is_none_or(|t| l.created_at >= t)
     });
-    Ok(lines)
+    Ok((lines, jobs))
 }
 
 async fn runs(State(app): Shared, Query(f): Query<Filters>) -> Page {
-    let lines = listed(&app, &f)?;
-    let jobs = {
-        let mut all = super::super::runs::run_lines(&app.store, app.only.as_deref())
-            .map_err(failure)?
-            .into_iter()
-            .map(|l| l.job)
-            .collect::<Vec<_>>();
-        all.sort();
-        all.dedup();
-        all
-    };
+    let (lines, jobs) = listed(&app, &f)?;
     Ok(html(views::runs_page(&lines, &jobs, &f)))
 }
 
 async fn api_runs(State(app): Shared, Query(f): Query<Filters>) -> Page {
-    Ok(Json(RunList(listed(&app, &f)?)).into_response())
+    Ok(Json(RunList(listed(&app, &f)?.0)).into_response())
 }
 
 async fn record(app: &Arc<App>, id: &str) -> Result<Arc<RunRecord>, PageError> {
@@ -237,26 +230,6 @@ async fn output(
         bytes,
     )
         .into_response())
-}
-
-/// `?sort=COLUMN&desc=1&q=TEXT&x=&y=&color=` on the results page.
-#[derive(Deserialize, Default)]
-pub struct ResultsQuery {
-    pub sort: Option<String>,
-    #[serde(default)]
-    pub desc: Option<String>,
-    pub q: Option<String>,
-    pub x: Option<String>,
-    pub y: Option<String>,
-    pub color: Option<String>,
-}
-
-impl ResultsQuery {
-    pub fn descending(&self) -> bool {
-        self.desc
-            .as_deref()
-            .is_some_and(|d| d == "1" || d == "true")
-    }
 }
 
 fn table(rec: &RunRecord, q: &ResultsQuery) -> Results {
@@ -501,15 +474,4 @@ async fn asset(Path(name): Path<String>) -> Page {
         body,
     )
         .into_response())
-}
-
-/// A task whose state a live page draws as one letter.
-pub fn letter(state: TaskState) -> char {
-    match state {
-        TaskState::Queued => 'q',
-        TaskState::Running => 'r',
-        TaskState::Succeeded => 's',
-        TaskState::Failed => 'f',
-        TaskState::Cancelled => 'c',
-    }
 }

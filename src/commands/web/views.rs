@@ -3,8 +3,7 @@
 //! forms; `assets/app.js` adds what needs them: live updates, the plots, clicking a task.
 //! Nothing here shows a run's settings (`[notify]`'s webhook, `[env]`), only what it did.
 
-use super::handlers::{ResultsQuery, letter};
-use crate::record::{RunRecord, RunState, TaskRecord};
+use crate::record::{RunRecord, RunState, TaskRecord, TaskState};
 use crate::report::results::Results;
 use crate::report::{RunLine, RunStatus, overview, secs};
 use axum::http::StatusCode;
@@ -18,6 +17,37 @@ pub struct Filters {
     pub job: Option<String>,
     pub state: Option<RunState>,
     pub since: Option<String>,
+}
+
+/// `?sort=COLUMN&desc=1&q=TEXT&x=&y=&color=` on the results page.
+#[derive(Deserialize, Default)]
+pub struct ResultsQuery {
+    pub sort: Option<String>,
+    #[serde(default)]
+    pub desc: Option<String>,
+    pub q: Option<String>,
+    pub x: Option<String>,
+    pub y: Option<String>,
+    pub color: Option<String>,
+}
+
+impl ResultsQuery {
+    pub fn descending(&self) -> bool {
+        self.desc
+            .as_deref()
+            .is_some_and(|d| d == "1" || d == "true")
+    }
+}
+
+/// A task whose state a live page draws as one letter.
+pub fn letter(state: TaskState) -> char {
+    match state {
+        TaskState::Queued => 'q',
+        TaskState::Running => 'r',
+        TaskState::Succeeded => 's',
+        TaskState::Failed => 'f',
+        TaskState::Cancelled => 'c',
+    }
 }
 
 fn page(title: &str, body: Markup) -> Markup {
