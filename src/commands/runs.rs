@@ -138,8 +138,7 @@ pub async fn retry(file: Option<&Path>, args: RetryArgs, ui: &Ui) -> Result<Exit
     let store = open_store()?;
     let rec = resolve(&store, file, &args.run).await?;
     let run_id = rec.run_id.clone();
-    drop(rec);
-    let Some((rec, n)) = requeue_run(&store, &run_id, ui).await? else {
+    let Some((rec, n)) = requeue_run(&store, rec, ui).await? else {
         ui.note(&format!("run {run_id} has no failed tasks"));
         return Ok(Exit::Ok);
     };
@@ -152,10 +151,13 @@ pub async fn retry(file: Option<&Path>, args: RetryArgs, ui: &Ui) -> Result<Exit
 /// failed. `retry` and the web view's retry both come here.
 pub async fn requeue_run(
     store: &Store,
-    run_id: &str,
+    rec: RunRecord,
     ui: &Ui,
 ) -> Result<Option<(RunRecord, usize)>> {
-    let mut dispatcher = Dispatcher::for_run(&store.load(run_id)?).await?;
+    let mut dispatcher = Dispatcher::for_run(&rec).await?;
+    // One copy of a big record at a time: the step below reads it again.
+    let run_id = &rec.run_id.clone();
+    drop(rec);
     // Bring the record up to date first, so "failed" means failed now.
     if !watch::step(store, &mut dispatcher, run_id)
         .await?

@@ -406,12 +406,10 @@ async fn cancel(State(app): Shared, Path(id): Path<String>, Form(a): Form<Action
     check_csrf(&app, &a)?;
     let rec = record(&app, &id).await?;
     let run_id = rec.run_id.clone();
-    drop(rec);
     let (app2, id2) = (app.clone(), run_id.clone());
     on_own_thread(move |rt| {
-        let loaded = app2.store.load(&id2)?;
         let done = rt.block_on(async {
-            let mut dispatcher = crate::dispatch::Dispatcher::for_run(&loaded).await?;
+            let mut dispatcher = crate::dispatch::Dispatcher::for_run(&rec).await?;
             super::super::runs::request_cancel(&app2.store, &mut dispatcher, &id2).await
         })?;
         match done {
@@ -427,12 +425,14 @@ async fn cancel(State(app): Shared, Path(id): Path<String>, Form(a): Form<Action
 /// `retry --failed --detach`, as the command does it.
 async fn retry(State(app): Shared, Path(id): Path<String>, Form(a): Form<Action>) -> Page {
     check_csrf(&app, &a)?;
-    let run_id = record(&app, &id).await?.run_id.clone();
-    let (app2, id2) = (app.clone(), run_id.clone());
+    let rec = record(&app, &id).await?;
+    let run_id = rec.run_id.clone();
+    let app2 = app.clone();
     on_own_thread(move |rt| {
         let quiet = crate::ui::Ui::quiet();
+        let rec = (*rec).clone();
         rt.block_on(async {
-            match super::super::runs::requeue_run(&app2.store, &id2, &quiet).await? {
+            match super::super::runs::requeue_run(&app2.store, rec, &quiet).await? {
                 Some((rec, _)) => super::super::drive::go_on(&app2.store, rec, true, &quiet)
                     .await
                     .map(|_| ()),
