@@ -215,6 +215,26 @@ async fn send_parts(
         .await
 }
 
+/// An object's body, to be read as it arrives (S3 GetObject; a key that is not there is
+/// NoSuchKey, or AccessDenied without s3:ListBucket:
+/// https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html).
+pub async fn open(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+) -> Result<impl tokio::io::AsyncRead + Send + Unpin + use<>, AwsError> {
+    let got = retrying(|| async {
+        s3.get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(aws::op("GetObject"))
+    })
+    .await?;
+    Ok(got.body.into_async_read())
+}
+
 /// Downloads every object under `prefix` into `dir`, except files already there with the same
 /// size and written no earlier than the object.
 pub async fn download_prefix(

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 
 /// A direct-mode ECS job whose image carries a (stand-in) jobrun, so its task definition runs
 /// `jobrun task`; built, pushed and up. `TASK` in `toml_extra` is the test task's host path.
-fn direct_job(moto: &Service, command: &str, toml_extra: &str) -> Test {
+pub(crate) fn direct_job(moto: &Service, command: &str, toml_extra: &str) -> Test {
     let reg = services::plain_registry();
     let task = task_binary().display().to_string();
     let t = Test::ecs_task(&format!(

@@ -2,7 +2,7 @@
 //! person reads (runs, a run's grid and failures, a task's configuration, log and outputs,
 //! results sorted and as CSV, a compare, a trend), cancel and retry through it — and in
 //! headless Chromium (DevTools protocol): one cell per task, one plot point per task with a
-//! value, and a run page that turns `cancelled` without a reload.
+//! value (and per swept key in the small multiples), and a run page that turns `cancelled` without a reload.
 
 use crate::harness::Test;
 use serde_json::{Value, json};
@@ -45,8 +45,15 @@ struct Ui {
 
 impl Ui {
     fn start(t: &Test) -> Ui {
+        Ui::start_over(t, t.state.path())
+    }
+
+    /// Started over another state folder (another machine's: what it knows, it reads from
+    /// the job's bucket).
+    fn start_over(t: &Test, state: &std::path::Path) -> Ui {
         let mut child = t
             .command(&["ui", "--port", "0"])
+            .env("JOBRUN_STATE_DIR", state)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -426,6 +433,11 @@ fn in_a_browser_the_grid_the_plot_and_a_cancel_show_as_a_person_sees_them() {
         "the plot",
         "document.getElementById('plot')?.dataset.points === '3'",
     );
+    assert_eq!(
+        b.eval("[...document.querySelectorAll('#multiples canvas')].map(c => c.dataset.key + '=' + c.dataset.points).join(' ')"),
+        "config.loss=3 config.lr=3 config.sleep=3",
+        "one small plot per swept key, a point per task with a loss"
+    );
     b.navigate(&ui.url(&format!("/runs/{run}/results?sort=loss")));
     b.until(
         "the sorted table",
@@ -456,4 +468,69 @@ fn in_a_browser_the_grid_the_plot_and_a_cancel_show_as_a_person_sees_them() {
         b.eval("document.querySelector('#grid i.t').className"),
         "t c"
     );
+}
+
+/// An ECS run (moto, the loopback registry; the test plays its containers with the in-image
+/// `jobrun task`), seen by a `jobrun ui` on another machine: started in the job folder over an
+/// empty state folder, it finds the run in the job's bucket, follows it to its end, and shows
+/// its results and its outputs from S3, downloadable.
+#[test]
+fn an_ecs_run_is_read_from_the_bucket_with_its_outputs() {
+    let moto = crate::services::moto();
+    let t = crate::outputs_ecs::direct_job(
+        moto,
+        r#"["TASK", "write", "model/w.txt", "m{index}", "write", "result.json", "{{\"loss\": {config.lr}}}"]"#,
+        "",
+    );
+    let hold = json!({"hold_until_receipt": true});
+    let configs = [0.5, 0.1].map(|lr| json!({"lr": lr, "fake": hold}));
+    let run = t.submit_detached(&configs);
+    let elsewhere = tempfile::tempdir().unwrap();
+    let ui = Ui::start_over(&t, elsewhere.path());
+    let listed = wait(|| {
+        let runs: Value = serde_json::from_str(&ui.get("/api/runs").body).ok()?;
+        let first = runs.as_array()?.first()?.clone();
+        (first["run_id"] == run.as_str()).then_some(first)
+    });
+    assert_eq!(listed["target"], "ecs", "{listed}");
+
+    crate::outputs_ecs::play_tasks(&t, moto, &run, 2, crate::outputs_ecs::Play::Host);
+    wait(|| {
+        let status: Value = serde_json::from_str(&ui.get(&format!("/api/runs/{run}")).body).ok()?;
+        (status["state"] == "succeeded").then_some(())
+    });
+    let sorted = ui.get(&format!("/runs/{run}/results?sort=loss")).body;
+    let (first, second) = (
+        sorted.find(&format!("/runs/{run}/tasks/1\"")).unwrap(),
+        sorted.find(&format!("/runs/{run}/tasks/0\"")).unwrap(),
+    );
+    assert!(first < second, "task 1 (loss 0.1) first");
+
+    let task = ui.get(&format!("/runs/{run}/tasks/1")).body;
+    assert!(
+        task.contains(&format!("/runs/{run}/tasks/1/outputs/model/w.txt")),
+        "{task}"
+    );
+    assert!(
+        task.contains("outputs/1/"),
+        "the S3 folder is named: {task}"
+    );
+    let weights = ui.get(&format!("/runs/{run}/tasks/1/outputs/model/w.txt"));
+    assert_eq!(weights.body, "m1");
+    assert!(
+        weights
+            .head
+            .to_ascii_lowercase()
+            .contains("attachment; filename=\"w.txt\""),
+        "{}",
+        weights.head
+    );
+    let host = ("Host", format!("127.0.0.1:{}", ui.port));
+    let missing = ui.raw(
+        "GET",
+        &format!("/runs/{run}/tasks/1/outputs/model/nope.txt"),
+        &[host, ("Cookie", ui.cookie())],
+        "",
+    );
+    assert_eq!(missing.status, 404);
 }

@@ -140,7 +140,7 @@ async fn api_live(State(app): Shared, Path(id): Path<String>) -> Page {
 async fn task(State(app): Shared, Path((id, index)): Path<(String, usize)>) -> Page {
     let rec = record(&app, &id).await?;
     let t = task_of(&rec, index)?;
-    let outputs = outputs_of(&app, &rec, index);
+    let outputs = outputs_of(&app, &rec, index).await.map_err(|e| e.1);
     let log = log_text(rec.clone(), index).await;
     Ok(html(views::task_page(&rec, t, &outputs, &log)))
 }
@@ -183,18 +183,33 @@ async fn log_text(rec: Arc<RunRecord>, index: usize) -> String {
     }
 }
 
-/// The files a local task left in its output folder (paths relative to it, sizes); ECS
-/// tasks' are in the job's bucket, which the task page names instead.
-fn outputs_of(app: &App, rec: &RunRecord, index: usize) -> Vec<(String, u64)> {
-    match (&rec.place, rec.tasks.get(index)) {
-        (crate::record::Place::Local, Some(t)) => {
-            let dir = crate::outputs::local_dir(&app.store.run_dir(&rec.run_id), t);
-            crate::outputs::files_under(&dir).unwrap_or_default()
-        }
-        _ => vec![],
-    }
+/// The files a task left in its output folder, paths relative to it, with their sizes: the
+/// local folder, or on ECS the task's prefix in the job's bucket (S3 ListObjectsV2, which
+/// lists keys in UTF-8 binary order:
+/// https://docs.aws.amazon.com/AmazonS3/latest/API/API_ListObjectsV2.html).
+async fn outputs_of(
+    app: &App,
+    rec: &RunRecord,
+    index: usize,
+) -> Result<Vec<(String, u64)>, PageError> {
+    let t = task_of(rec, index)?;
+    let Some(run) = rec.place.ecs() else {
+        let dir = crate::outputs::local_dir(&app.store.run_dir(&rec.run_id), t);
+        return Ok(crate::outputs::files_under(&dir).unwrap_or_default());
+    };
+    let s3 = crate::dispatch::remote::aws_for(run)
+        .await
+        .map_err(failure)?
+        .s3();
+    let prefix = crate::wire::output_prefix(&rec.job, &rec.run_id, index, t.stage);
+    let listed = crate::aws::list_objects(&s3, &run.site.bucket, &prefix)
+        .await
+        .map_err(failure)?;
+    Ok(listed.into_iter().map(|o| (o.rel, o.size)).collect())
 }
 
+/// One output file, streamed (a model may be gigabytes): from the local folder, or from the
+/// bucket (S3 GetObject).
 async fn output(
     State(app): Shared,
     Path((id, index, path)): Path<(String, usize, String)>,
@@ -203,6 +218,7 @@ async fn output(
     let t = task_of(&rec, index)?;
     // Only a file the listing shows: no `..`, no link out of the folder.
     if !outputs_of(&app, &rec, index)
+        .await?
         .iter()
         .any(|(p, _)| *p == path)
     {
@@ -211,13 +227,29 @@ async fn output(
             format!("task {index} of run {id} has no output {path}"),
         ));
     }
-    let file = crate::outputs::local_dir(&app.store.run_dir(&rec.run_id), t).join(&path);
-    let bytes = std::fs::read(&file).map_err(|e| {
-        PageError(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("cannot read {}: {e}", file.display()),
-        )
-    })?;
+    let body = match rec.place.ecs() {
+        None => {
+            let file = crate::outputs::local_dir(&app.store.run_dir(&rec.run_id), t).join(&path);
+            let f = tokio::fs::File::open(&file).await.map_err(|e| {
+                PageError(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("cannot read {}: {e}", file.display()),
+                )
+            })?;
+            axum::body::Body::from_stream(tokio_util::io::ReaderStream::new(f))
+        }
+        Some(run) => {
+            let s3 = crate::dispatch::remote::aws_for(run)
+                .await
+                .map_err(failure)?
+                .s3();
+            let key = crate::wire::output_prefix(&rec.job, &rec.run_id, index, t.stage) + &path;
+            let read = crate::outputs::s3::open(&s3, &run.site.bucket, &key)
+                .await
+                .map_err(failure)?;
+            axum::body::Body::from_stream(tokio_util::io::ReaderStream::new(read))
+        }
+    };
     let name = path.rsplit('/').next().unwrap_or("output").replace('"', "");
     Ok((
         [
@@ -227,7 +259,7 @@ async fn output(
                 format!("attachment; filename=\"{name}\""),
             ),
         ],
-        bytes,
+        body,
     )
         .into_response())
 }

@@ -234,7 +234,13 @@ pub fn run_page(rec: &RunRecord, s: &RunStatus, others: &[RunLine], csrf: &str) 
     )
 }
 
-pub fn task_page(rec: &RunRecord, t: &TaskRecord, outputs: &[(String, u64)], log: &str) -> Markup {
+/// A task's page; `outputs` is its output files, or why they cannot be listed.
+pub fn task_page(
+    rec: &RunRecord,
+    t: &TaskRecord,
+    outputs: &Result<Vec<(String, u64)>, String>,
+    log: &str,
+) -> Markup {
     let status = RunStatus::of(rec);
     let cost = rec.task_cost(t);
     let running = !t.state.is_terminal();
@@ -262,11 +268,13 @@ pub fn task_page(rec: &RunRecord, t: &TaskRecord, outputs: &[(String, u64)], log
             @if let Some(r) = &t.result { h2 { "result" } pre.json { (pretty(r)) } }
             @if let Some(e) = &t.result_error { p.error { "result.json: " (e) } }
             h2 { "outputs" }
-            @if rec.place == crate::record::Place::Local {
-                @if outputs.is_empty() { p { "none" } }
-                ul { @for (p, size) in outputs { li { a href={ "/runs/" (rec.run_id) "/tasks/" (t.index) "/outputs/" (p) } { (p) } " " span.size { (size) " bytes" } } } }
-            } @else if let Some(run) = rec.place.ecs() {
-                p { "in " code { "s3://" (run.site.bucket) "/" (crate::layout::run_prefix(&rec.job, &rec.run_id)) } " (" code { "jobrun results --download" } " fetches them)" }
+            @if let Some(run) = rec.place.ecs() {
+                p.meta { "in " code { "s3://" (run.site.bucket) "/" (crate::wire::output_prefix(&rec.job, &rec.run_id, t.index, t.stage)) } " (" code { "jobrun results --download" } " fetches every task's)" }
+            }
+            @match outputs {
+                Ok(files) if files.is_empty() => p { "none" },
+                Ok(files) => ul #outputs { @for (p, size) in files { li { a href={ "/runs/" (rec.run_id) "/tasks/" (t.index) "/outputs/" (p) } { (p) } " " span.size { (size) " bytes" } } } },
+                Err(e) => p.error { "the outputs cannot be listed: " (e) },
             }
             h2 { "log" }
             pre #log data-run=(rec.run_id) data-index=(t.index) data-follow=(running) { (log) }
@@ -348,6 +356,37 @@ fn plot_data<'a>(r: &Results, x: &'a str, y: &'a str, color: &'a str) -> String 
         .replace("</", "<\\/")
 }
 
+/// The small multiples under the plot, for sweeps over several keys: the result key against
+/// each numeric configuration key, one small scatter each (none for a sweep over one key).
+#[derive(Serialize)]
+struct Multiples<'a> {
+    y: &'a str,
+    keys: Vec<&'a str>,
+    /// Per task with a `y`: its index, `y`, and its value of each key (null: none).
+    points: Vec<(Value, f64, Vec<Option<f64>>)>,
+}
+
+fn multiples_data(r: &Results, keys: &[&String], y: &str) -> Option<String> {
+    if keys.len() < 2 || y.is_empty() {
+        return None;
+    }
+    let points = r
+        .rows
+        .iter()
+        .filter_map(|row| {
+            let vy = row.get(y)?.as_f64()?;
+            let xs = keys.iter().map(|k| row.get(*k).and_then(Value::as_f64));
+            Some((row.get("index").cloned()?, vy, xs.collect()))
+        })
+        .collect();
+    let data = Multiples {
+        y,
+        keys: keys.iter().map(|k| k.as_str()).collect(),
+        points,
+    };
+    Some(serde_json::to_string(&data).ok()?.replace("</", "<\\/"))
+}
+
 pub fn results_page(rec: &RunRecord, r: &Results, q: &ResultsQuery) -> Markup {
     let config_keys: Vec<&String> = r
         .columns
@@ -383,6 +422,8 @@ pub fn results_page(rec: &RunRecord, r: &Results, q: &ResultsQuery) -> Markup {
             })
             .unwrap_or_default();
     let color = q.color.clone().unwrap_or_default();
+    let swept: Vec<&String> = config_keys.iter().copied().filter(|c| numeric(c)).collect();
+    let multiples = multiples_data(r, &swept, &y);
     let base = format!("/runs/{}/results", rec.run_id);
     let keep = |sort: &str, desc: bool| {
         let mut s = format!("{base}?sort={}", enc(sort));
@@ -414,6 +455,11 @@ pub fn results_page(rec: &RunRecord, r: &Results, q: &ResultsQuery) -> Markup {
             @if !x.is_empty() && !y.is_empty() {
                 div.plot { canvas #plot data-run=(rec.run_id) {} }
                 script #plot-data type="application/json" { (PreEscaped(plot_data(r, &x, &y, &color))) }
+            }
+            @if let Some(m) = &multiples {
+                h2 { (y) " against each swept key" }
+                div #multiples data-run=(rec.run_id) {}
+                script #multiples-data type="application/json" { (PreEscaped(m)) }
             }
             p.links { (r.rows.len()) " rows · "
                 a href={ "/runs/" (rec.run_id) "/results.csv" } { "CSV" } " · "
@@ -664,5 +710,42 @@ mod tests {
         assert!(html.contains("<b>1</b> × exit code 3"), "{html}");
         assert!(!html.contains("hooks.example.com"));
         assert_eq!(Live::of(&rec).cells, "qfq");
+    }
+
+    #[test]
+    fn a_sweep_over_several_keys_gets_one_small_plot_per_numeric_key() {
+        let mut rec = crate::record::tests::record("20260101-000000-a-0001", "a");
+        rec.tasks = (0..3)
+            .map(|i| TaskRecord::new(i, json!({"lr": i, "batch": 8 * i, "opt": "adam"}), None))
+            .collect();
+        for (i, t) in rec.tasks.iter_mut().enumerate().take(2) {
+            t.set_result(Some(Ok(json!({"loss": i as f64 / 2.0}))));
+        }
+        let r = Results::of(&rec);
+        let html = results_page(&rec, &r, &ResultsQuery::default()).into_string();
+        let at = html.find("id=\"multiples-data\"").expect("small multiples");
+        let at = at + html[at..].find('>').unwrap() + 1;
+        let data: Value =
+            serde_json::from_str(&html[at..at + html[at..].find("</script>").unwrap()]).unwrap();
+        assert_eq!(
+            data["keys"],
+            json!(["config.batch", "config.lr"]),
+            "numeric keys only"
+        );
+        assert_eq!(
+            data["points"],
+            json!([[0, 0.0, [0.0, 0.0]], [1, 0.5, [8.0, 1.0]]]),
+            "tasks with a loss"
+        );
+
+        rec.tasks
+            .iter_mut()
+            .for_each(|t| t.config = crate::record::Config::of(&json!({"lr": 1})));
+        let one_key =
+            results_page(&rec, &Results::of(&rec), &ResultsQuery::default()).into_string();
+        assert!(
+            !one_key.contains("multiples-data"),
+            "one key: the scatter says it all"
+        );
     }
 }

@@ -128,6 +128,38 @@ function scatter() {
   }
 }
 
+// One small scatter per swept configuration key, the same result key up the side: how the
+// result moves with each key of a sweep over several.
+function multiples() {
+  const box = document.getElementById("multiples");
+  const source = document.getElementById("multiples-data");
+  if (!box || !source || typeof Chart === "undefined") return;
+  const data = JSON.parse(source.textContent);
+  data.keys.forEach((key, k) => {
+    const points = data.points.filter((p) => p[2][k] !== null).map((p) => ({ x: p[2][k], y: p[1], i: p[0] }));
+    const cell = document.createElement("div");
+    cell.className = "multiple";
+    const canvas = document.createElement("canvas");
+    cell.appendChild(canvas);
+    box.appendChild(cell);
+    const chart = new Chart(canvas, {
+      type: "scatter",
+      data: { datasets: [{ data: points, pointRadius: points.length > 2000 ? 1 : 3, pointBackgroundColor: PALETTE[0] }] },
+      options: {
+        animation: false,
+        parsing: false,
+        scales: { x: { title: { display: true, text: key } }, y: { title: { display: true, text: data.y } } },
+        plugins: { legend: { display: false }, tooltip: { callbacks: { label: (ctx) => `#${ctx.raw.i}: ${key}=${ctx.raw.x}, ${data.y}=${ctx.raw.y}` } } },
+        onClick: (e, items) => {
+          if (items.length) location.href = `/runs/${box.dataset.run}/tasks/${points[items[0].index].i}`;
+        },
+      },
+    });
+    canvas.dataset.key = key;
+    canvas.dataset.points = String(chart.data.datasets[0].data.length);
+  });
+}
+
 function trend() {
   const canvas = document.getElementById("trend");
   const source = document.getElementById("trend-data");
@@ -151,4 +183,5 @@ function trend() {
 liveRun();
 followLog();
 scatter();
+multiples();
 trend();
