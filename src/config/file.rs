@@ -186,6 +186,9 @@ pub struct ImageSection {
     /// The jobrun to put into ECS images: an agent image reference, or a static Linux jobrun
     /// per architecture (`{ amd64 = "PATH", arm64 = "PATH" }`).
     pub agent: Option<AgentValue>,
+    /// How `push` compresses layers: zstd (ECS jobs pushing to ECR) or gzip (the default
+    /// for other registries, which every runtime pulls).
+    pub compression: Option<crate::registry::Compression>,
 }
 
 /// `[image] agent` as written.

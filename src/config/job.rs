@@ -206,6 +206,8 @@ pub struct ImageSpec {
     /// Where `build` takes the jobrun it puts into ECS images.
     #[serde(skip_serializing_if = "crate::image::agent::AgentSpec::is_default")]
     pub agent: crate::image::agent::AgentSpec,
+    /// How `push` compresses the layers (and so which manifest it writes).
+    pub compression: crate::registry::Compression,
 }
 
 /// Where images are pushed: ECR (the default for the ecs target), any OCI registry

@@ -423,14 +423,31 @@ fn image(
         Some(p) => rel(p),
         None => context.join("Dockerfile"),
     };
+    let registry = registry(file, target)?;
     Ok(ImageSpec {
+        compression: compression(file, target, &registry),
+        registry,
         dockerfile,
         context,
         platform,
         build_args: file.image.build_args.clone(),
         pre_build: file.image.pre_build.clone(),
-        registry: registry(file, target)?,
         agent: agent(file, &rel)?,
+    })
+}
+
+/// `[image] compression`, else zstd for an ECS job pushing to ECR (Fargate pulls it, and
+/// starts sooner) and gzip for any other registry (a runtime that cannot pull zstd must not be
+/// broken by a default).
+fn compression(
+    file: &FileConfig,
+    target: TargetKind,
+    registry: &RegistrySpec,
+) -> crate::registry::Compression {
+    use crate::registry::Compression;
+    file.image.compression.unwrap_or(match (target, registry) {
+        (TargetKind::Ecs, RegistrySpec::Ecr { .. }) => Compression::Zstd,
+        _ => Compression::Gzip,
     })
 }
 

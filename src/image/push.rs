@@ -12,7 +12,7 @@ use super::records::{ImageRecords, PushRecord};
 use super::{ImageError, short_id};
 use crate::config::{Job, RegistrySpec};
 use crate::engine::{Engine, EngineError};
-use crate::registry::{CONFIG_V1, MANIFEST_V2, Registry, RegistryError, dockercfg};
+use crate::registry::{Compression, Registry, RegistryError, dockercfg};
 use crate::store::Store;
 use crate::ui::Ui;
 use backon::{ExponentialBuilder, Retryable};
@@ -72,6 +72,8 @@ pub struct Pushed {
     pub digest: String,
     pub reference: String,
     pub tags: Vec<String>,
+    /// How the layers were compressed (gzip: a Docker v2 manifest; zstd: an OCI one).
+    pub compression: Compression,
     pub layers_uploaded: usize,
     pub layers_skipped: usize,
     pub bytes_uploaded: u64,
@@ -82,9 +84,10 @@ impl std::fmt::Display for Pushed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "pushed {} ({}; tags {}; {} layer{} uploaded, {} already there, {:.1} MB sent)",
+            "pushed {} ({}, {}; tags {}; {} layer{} uploaded, {} already there, {:.1} MB sent)",
             self.reference,
             self.platform,
+            self.compression,
             self.tags.join(", "),
             self.layers_uploaded,
             if self.layers_uploaded == 1 { "" } else { "s" },
@@ -218,6 +221,7 @@ pub async fn push(
             reference: reference.clone(),
             tags: tags.clone(),
             pushed_at: chrono::Utc::now(),
+            compression: job.image.compression,
         },
     );
     records.save(store, &job.name)?;
@@ -229,6 +233,7 @@ pub async fn push(
         digest,
         reference,
         tags,
+        compression: job.image.compression,
         layers_uploaded: sent.uploaded,
         layers_skipped: sent.skipped,
         bytes_uploaded: sent.bytes,
@@ -265,11 +270,18 @@ pub async fn push_image(
     tags: &[String],
 ) -> Result<Sent, PushError> {
     let dest = destination(job, store, aws, ui).await?;
-    let (_work, config, layers) = export_blobs(engine, store, image_id, &dest, ui).await?;
+    let compression = job.image.compression;
+    let (_work, config, layers) =
+        export_blobs(engine, store, image_id, &dest, compression, ui).await?;
     let registry = Arc::new(dest.registry);
     let (uploaded, skipped, bytes) =
         upload_blobs(&registry, &dest.repository, &config, &layers, ui).await?;
-    let digest = put_manifests(&registry, &dest.repository, tags, &config, &layers).await?;
+    let manifest = Manifest {
+        compression,
+        config: &config,
+        layers: &layers,
+    };
+    let digest = put_manifests(&registry, &dest.repository, tags, &manifest).await?;
     Ok(Sent {
         registry: registry.host().to_string(),
         repository: dest.repository,
@@ -288,10 +300,11 @@ async fn export_blobs(
     store: &Store,
     image_id: &str,
     dest: &Destination,
+    compression: Compression,
     ui: &Ui,
 ) -> Result<(tempfile::TempDir, Blob, Vec<Blob>), PushError> {
     let preparing = ui.spinner(format!(
-        "preparing {} for {}/{}",
+        "preparing {} ({compression}) for {}/{}",
         short_id(image_id),
         dest.registry.host(),
         dest.repository
@@ -309,10 +322,11 @@ async fn export_blobs(
         }
     }
     let blob_dir = store.blob_dir();
-    let (config, layers) = tokio::task::spawn_blocking(move || prepare_blobs(&saved, &blob_dir))
-        .await
-        .map_err(|e| PushError::Export(e.to_string()))?
-        .map_err(PushError::Export)?;
+    let (config, layers) =
+        tokio::task::spawn_blocking(move || prepare_blobs(&saved, &blob_dir, compression))
+            .await
+            .map_err(|e| PushError::Export(e.to_string()))?
+            .map_err(PushError::Export)?;
     preparing.finish();
 
     Ok((work, config, layers))
@@ -352,28 +366,45 @@ async fn upload_blobs(
     Ok((uploaded, skipped, bytes))
 }
 
+/// An image's manifest: a Docker v2 one for gzip layers, an OCI image manifest for zstd ones
+/// (the OCI image spec's manifest, whose layers may be `tar+zstd`:
+/// https://github.com/opencontainers/image-spec/blob/main/manifest.md).
+struct Manifest<'a> {
+    compression: Compression,
+    config: &'a Blob,
+    layers: &'a [Blob],
+}
+
+impl Manifest<'_> {
+    fn media_type(&self) -> &'static str {
+        self.compression.manifest_type()
+    }
+
+    fn to_bytes(&self) -> Vec<u8> {
+        let descriptor = |b: &Blob| serde_json::json!({ "mediaType": b.media_type, "size": b.size, "digest": b.digest });
+        serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": self.media_type(),
+            "config": descriptor(self.config),
+            "layers": self.layers.iter().map(descriptor).collect::<Vec<_>>(),
+        }))
+        .expect("manifest serialises")
+    }
+}
+
 /// Puts the manifest under every tag; returns its digest.
 async fn put_manifests(
     registry: &Registry,
     repository: &str,
     tags: &[String],
-    config: &Blob,
-    layers: &[Blob],
+    manifest: &Manifest<'_>,
 ) -> Result<String, PushError> {
-    let manifest = serde_json::to_vec(&serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": MANIFEST_V2,
-        "config": { "mediaType": config.media_type, "size": config.size, "digest": config.digest },
-        "layers": layers.iter().map(|l| serde_json::json!({
-            "mediaType": l.media_type, "size": l.size, "digest": l.digest
-        })).collect::<Vec<_>>(),
-    }))
-    .expect("manifest serialises");
+    let (bytes, media_type) = (manifest.to_bytes(), manifest.media_type());
     let mut digest = String::new();
     for tag in tags {
         let put = || async {
             registry
-                .put_manifest(repository, tag, MANIFEST_V2, &manifest)
+                .put_manifest(repository, tag, media_type, &bytes)
                 .await
         };
         digest = put
@@ -480,7 +511,8 @@ impl Progress {
     }
 
     fn label(blob: &Blob) -> String {
-        let kind = if blob.media_type == CONFIG_V1 {
+        let config = [Compression::Gzip, Compression::Zstd].map(Compression::config_type);
+        let kind = if config.contains(&blob.media_type) {
             "config"
         } else {
             "layer"

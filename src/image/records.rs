@@ -30,6 +30,9 @@ pub struct PushRecord {
     pub reference: String,
     pub tags: Vec<String>,
     pub pushed_at: DateTime<Utc>,
+    /// How its layers were compressed (records of older jobruns: gzip, all they wrote).
+    #[serde(default)]
+    pub compression: crate::registry::Compression,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -105,10 +108,16 @@ impl fmt::Display for ImageRecords {
             )?;
             match r.pushes.first() {
                 None => write!(f, "-")?,
-                Some(p) => write!(f, "{} ({})", p.reference, p.tags.join(", "))?,
+                Some(p) => write!(
+                    f,
+                    "{} ({}; {})",
+                    p.reference,
+                    p.compression,
+                    p.tags.join(", ")
+                )?,
             }
             for p in r.pushes.iter().skip(1) {
-                write!(f, "\n{:<60} {}", "", p.reference)?;
+                write!(f, "\n{:<60} {} ({})", "", p.reference, p.compression)?;
             }
             match r.agent.as_ref().map(|a| a.agent.as_ref()) {
                 Some(Some(info)) => write!(f, "\n{:<14} in-AWS jobrun: {info}", "")?,

@@ -74,6 +74,66 @@ pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 pub const OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+pub const OCI_LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
+
+/// How a pushed image's layers are compressed (`[image] compression`). gzip goes in a Docker
+/// v2 manifest (what every registry and runtime pulls); zstd needs an OCI image manifest with
+/// OCI media types (the OCI image spec's layer types:
+/// https://github.com/opencontainers/image-spec/blob/main/layer.md#zstd-media-types), which
+/// ECR stores and Fargate (platform 1.4.0) pulls: AWS Containers blog, "Reducing AWS Fargate
+/// Startup Times with zstd Compressed Container Images" (2022, up to 27 % faster starts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    #[default]
+    Gzip,
+    Zstd,
+}
+
+impl Compression {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Compression::Gzip => "gzip",
+            Compression::Zstd => "zstd",
+        }
+    }
+
+    pub fn manifest_type(self) -> &'static str {
+        match self {
+            Compression::Gzip => MANIFEST_V2,
+            Compression::Zstd => OCI_MANIFEST,
+        }
+    }
+
+    pub fn config_type(self) -> &'static str {
+        match self {
+            Compression::Gzip => CONFIG_V1,
+            Compression::Zstd => OCI_CONFIG,
+        }
+    }
+
+    pub fn layer_type(self) -> &'static str {
+        match self {
+            Compression::Gzip => LAYER_GZIP,
+            Compression::Zstd => OCI_LAYER_ZSTD,
+        }
+    }
+
+    /// What a blob's first bytes say it is compressed with (gzip's and zstd's magic numbers).
+    pub fn of_bytes(head: &[u8]) -> Option<Compression> {
+        match head {
+            [0x1f, 0x8b, ..] => Some(Compression::Gzip),
+            [0x28, 0xb5, 0x2f, 0xfd, ..] => Some(Compression::Zstd),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Compression {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// A manifest as the registry sent it: its media type, bytes and digest.
 pub struct Fetched {

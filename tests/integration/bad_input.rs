@@ -27,6 +27,18 @@ fn config_errors_exit_2_and_name_key_file_and_line() {
 
     t.write(
         "jobrun.toml",
+        &good.replace(
+            "[resources]",
+            "[image]\ncompression = \"lz4\"\n\n[resources]",
+        ),
+    );
+    t.run(&["build"]).assert_error(
+        2,
+        "image.compression: unknown variant `lz4`, expected `gzip` or `zstd`",
+    );
+
+    t.write(
+        "jobrun.toml",
         &good.replace("memory = \"512MB\"", "memory = \"4GB\""),
     );
     t.run(&["build"])

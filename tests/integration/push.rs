@@ -7,21 +7,40 @@ use crate::services::{self, Service};
 use serde_json::Value;
 
 const MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+/// What a client that pulls both kinds asks for (a registry answers an OCI manifest only to a
+/// client that accepts it).
+pub(crate) const EITHER: &str = "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json";
+
+/// The manifest at `repo:reference`, read from the registry.
+fn pushed_manifest(reg: &Service, repo: &str, reference: &str) -> Value {
+    serde_json::from_slice(
+        &services::registry_get(reg, &format!("/v2/{repo}/manifests/{reference}"), EITHER).unwrap(),
+    )
+    .unwrap()
+}
 
 /// The architecture in the config of the manifest at `repo:reference`, read from the registry.
 fn pushed_architecture(reg: &Service, repo: &str, reference: &str) -> String {
-    let manifest: Value = serde_json::from_slice(
-        &services::registry_get(reg, &format!("/v2/{repo}/manifests/{reference}"), MANIFEST)
-            .unwrap(),
-    )
-    .unwrap();
-    assert_eq!(manifest["mediaType"], MANIFEST);
+    let manifest = pushed_manifest(reg, repo, reference);
     let config_digest = manifest["config"]["digest"].as_str().unwrap();
     let config: Value = serde_json::from_slice(
         &services::registry_get(reg, &format!("/v2/{repo}/blobs/{config_digest}"), "*/*").unwrap(),
     )
     .unwrap();
     config["architecture"].as_str().unwrap().to_string()
+}
+
+/// The media types of a pushed manifest: its own, its config's, and each layer's.
+fn media_types(reg: &Service, repo: &str, reference: &str) -> (String, String, Vec<String>) {
+    let m = pushed_manifest(reg, repo, reference);
+    let s = |v: &Value| v.as_str().unwrap().to_string();
+    let layers = m["layers"].as_array().unwrap();
+    (
+        s(&m["mediaType"]),
+        s(&m["config"]["mediaType"]),
+        layers.iter().map(|l| s(&l["mediaType"])).collect(),
+    )
 }
 
 fn with_registry(t: &Test, registry: &str) {
@@ -52,6 +71,17 @@ fn push_to_an_oci_registry_and_again_uploads_nothing() {
     );
     assert_eq!(pushed["layers_skipped"], 0);
     assert!(pushed["layers_uploaded"].as_u64().unwrap() >= 1);
+    // Another registry than ECR: gzip in a Docker v2 manifest unless the job says otherwise.
+    assert_eq!(pushed["compression"], "gzip");
+    let (kind, config, layers) = media_types(reg, &repo, &digest);
+    assert_eq!(kind, MANIFEST);
+    assert_eq!(config, "application/vnd.docker.container.image.v1+json");
+    assert!(
+        layers
+            .iter()
+            .all(|l| l == "application/vnd.docker.image.rootfs.diff.tar.gzip"),
+        "{layers:?}"
+    );
     let uploads = reg.uploads(&repo);
     assert_eq!(
         uploads as u64,
@@ -115,6 +145,23 @@ fn arm64_image_to_ecr_through_moto() {
     assert_eq!(pushed["repository_created"], true);
     let digest = pushed["digest"].as_str().unwrap();
     assert_eq!(pushed_architecture(reg, &repo, digest), "arm64");
+    // An ECS job's push to ECR: zstd layers in an OCI image manifest.
+    assert_eq!(pushed["compression"], "zstd");
+    let (kind, config, layers) = media_types(reg, &repo, digest);
+    assert_eq!(kind, OCI_MANIFEST);
+    assert_eq!(config, "application/vnd.oci.image.config.v1+json");
+    assert!(
+        layers
+            .iter()
+            .all(|l| l == "application/vnd.oci.image.layer.v1.tar+zstd"),
+        "{layers:?}"
+    );
+    let images = t.run(&["images"]);
+    assert!(
+        images.stdout.contains("; zstd;") || images.stdout.contains("(zstd;"),
+        "{}",
+        images.stdout
+    );
 
     // The repository, as ECR (moto) has it.
     let described = services::ecr_call(
@@ -310,12 +357,7 @@ fn git_commit_tags_with_dirty_mark() {
     let tags = r.json()["tags"].clone();
     assert_eq!(tags[1], format!("git-{sha}"), "{tags}");
     assert!(
-        services::registry_get(
-            reg,
-            &format!("/v2/{}/manifests/git-{sha}", t.name),
-            MANIFEST
-        )
-        .is_ok()
+        services::registry_get(reg, &format!("/v2/{}/manifests/git-{sha}", t.name), EITHER).is_ok()
     );
 
     t.write("notes.txt", "uncommitted");
@@ -395,4 +437,99 @@ fn aws_profile_from_the_shared_config_files() {
     let r = t.run(&["push", "--profile", "ml", "--output", "json"]);
     assert_eq!(r.status, 0, "{}", r.stderr);
     assert_eq!(r.json()["platform"], "linux/arm64");
+}
+
+/// containerd's client on the engine's own containerd (the runtime Fargate uses), in a
+/// namespace of the test's own, removed afterwards.
+struct Containerd {
+    namespace: String,
+}
+
+impl Containerd {
+    fn new(name: &str) -> Containerd {
+        Containerd {
+            namespace: format!("jobrun-test-{name}"),
+        }
+    }
+
+    fn ctr(&self, args: &[&str]) -> std::process::Output {
+        std::process::Command::new("ctr")
+            .args(["--address", "/run/docker/containerd/containerd.sock"])
+            .args(["-n", &self.namespace])
+            .args(args)
+            .output()
+            .expect("ctr runs (containerd's client, beside the engine)")
+    }
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        let _ = self.ctr(&["containers", "rm", "jobrun-pulled"]);
+        let listed = self.ctr(&["images", "list", "-q"]);
+        for image in String::from_utf8_lossy(&listed.stdout).lines() {
+            let _ = self.ctr(&["images", "rm", "--sync", image]);
+        }
+        let _ = std::process::Command::new("ctr")
+            .args(["--address", "/run/docker/containerd/containerd.sock"])
+            .args(["namespaces", "rm", &self.namespace])
+            .output();
+    }
+}
+
+#[test]
+fn zstd_layers_go_in_an_oci_manifest_that_containerd_pulls_and_runs() {
+    let reg = services::plain_registry();
+    let t = Test::with_task(r#"command = ["/task"]"#);
+    with_registry(&t, &format!("{}/z", reg.host()));
+    let toml = std::fs::read_to_string(t.dir.path().join("jobrun.toml")).unwrap();
+    t.write(
+        "jobrun.toml",
+        &toml.replace("[image]\n", "[image]\ncompression = \"zstd\"\n"),
+    );
+    let repo = format!("z/{}", t.name);
+    let r = t.run(&["build", "--push", "--output", "json"]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    let pushed = r.json();
+    assert_eq!(pushed["compression"], "zstd");
+    let digest = pushed["digest"].as_str().unwrap().to_string();
+    let (kind, _, layers) = media_types(reg, &repo, &digest);
+    assert_eq!(kind, OCI_MANIFEST);
+    assert!(layers.iter().all(|l| l.ends_with("tar+zstd")), "{layers:?}");
+
+    // Pulled and unpacked by containerd, it runs the task.
+    let c = Containerd::new(&t.name);
+    let reference = format!("{}/{repo}@{digest}", reg.host());
+    let pull = c.ctr(&["images", "pull", "--plain-http", &reference]);
+    assert!(
+        pull.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pull.stderr)
+    );
+    let run = c.ctr(&[
+        "run",
+        "--rm",
+        &reference,
+        "jobrun-pulled",
+        "/task",
+        "out",
+        "from zstd",
+    ]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&run.stdout).trim(), "from zstd");
+
+    // Pushed again, nothing is uploaded; asked for gzip instead, it is another manifest.
+    let again = t.run(&["push", "--output", "json"]);
+    assert_eq!(again.status, 0, "{}", again.stderr);
+    assert_eq!(again.json()["layers_uploaded"], 0);
+    assert_eq!(again.json()["digest"], digest.as_str());
+    let toml = std::fs::read_to_string(t.dir.path().join("jobrun.toml")).unwrap();
+    t.write("jobrun.toml", &toml.replace("\"zstd\"", "\"gzip\""));
+    let gzip = t.run(&["push", "--output", "json"]);
+    assert_eq!(gzip.status, 0, "{}", gzip.stderr);
+    assert_eq!(gzip.json()["compression"], "gzip");
+    assert_ne!(gzip.json()["digest"], digest.as_str());
 }

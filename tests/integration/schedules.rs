@@ -523,11 +523,7 @@ fn the_images_a_schedule_fires_with_outlive_the_lifecycle_policy() {
 /// there, the HTTP status (404) once it is gone.
 fn manifest(reg: &Service, repository: &str, digest: &str) -> Result<Vec<u8>, u16> {
     let path = format!("/v2/{repository}/manifests/{digest}");
-    services::registry_get(
-        reg,
-        &path,
-        "application/vnd.docker.distribution.manifest.v2+json",
-    )
+    services::registry_get(reg, &path, crate::push::EITHER)
 }
 
 /// The tags of a repository in the registry.

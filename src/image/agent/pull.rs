@@ -156,6 +156,8 @@ async fn pull_from(
                     .map_err(|e| bad(reference, format!("layer {digest}: {e}")))?;
                 out
             }
+            m if m.ends_with("zstd") => zstd::decode_all(blob.as_slice())
+                .map_err(|e| bad(reference, format!("layer {digest}: {e}")))?,
             m if m.ends_with(".tar") => blob,
             other => return Err(bad(reference, format!("layer type {other} is not read"))),
         };
