@@ -236,6 +236,7 @@ impl LocalDispatcher {
         let mut collect = vec![];
         for c in finished {
             let inspect = self.engine.inspect_container(&c.name).await?;
+            let created = parse_time(inspect.created.as_deref());
             let state = inspect.state.unwrap_or_default();
             let task = &mut rec.tasks[c.index];
             let log_path = store.log_path(&rec.run_id, c.index, c.attempt);
@@ -246,6 +247,14 @@ impl LocalDispatcher {
                 task.started_at = parse_time(state.started_at.as_deref()).or(task.started_at);
                 task.finished_at = parse_time(state.finished_at.as_deref()).or(Some(now));
                 task.bill_span(c.attempt, task.started_at, task.finished_at, false);
+                // Locally: the container's creation, start and end.
+                let seen = crate::record::Timeline {
+                    created_at: created,
+                    started_at: task.started_at,
+                    stopped_at: task.finished_at,
+                    ..Default::default()
+                };
+                task.saw(c.attempt, &seen);
                 task.log = Some(log_path.to_string_lossy().into_owned());
                 task.handle = None;
                 let run_dir = store.run_dir(&rec.run_id);

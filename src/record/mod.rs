@@ -12,10 +12,12 @@ mod golden;
 pub mod schema;
 mod site;
 mod task;
+mod timeline;
 
 use schema::{Bill, Capacity, NotifySpec, Prices, Rates, ReduceWhen, RetryExitCodes};
 pub use site::{AgentUsed, ClusterProviders, EcsSite, Placement};
 pub use task::{Config, Stage, StopRequest, TaskRecord, TaskState};
+pub use timeline::{Phase, Spread, Timeline};
 
 pub const SCHEMA: u32 = 1;
 

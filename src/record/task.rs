@@ -153,6 +153,9 @@ pub struct TaskRecord {
     /// How long each attempt that ran was billed for (what its cost is computed from).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub bills: Vec<Bill>,
+    /// When each attempt went through its phases, as the target reported them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub timelines: Vec<super::Timeline>,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -182,6 +185,7 @@ impl TaskRecord {
             result: None,
             result_error: None,
             bills: vec![],
+            timelines: vec![],
         }
     }
 
@@ -190,6 +194,17 @@ impl TaskRecord {
         TaskRecord {
             stage: Stage::Reduce,
             ..TaskRecord::new(count, Value::Object(Default::default()), command)
+        }
+    }
+
+    /// What the target reports now of attempt `attempt`'s instants, added to what it did.
+    pub fn saw(&mut self, attempt: u32, seen: &super::Timeline) {
+        match self.timelines.iter_mut().find(|t| t.attempt == attempt) {
+            Some(t) => t.update(seen),
+            None => self.timelines.push(super::Timeline {
+                attempt,
+                ..seen.clone()
+            }),
         }
     }
 

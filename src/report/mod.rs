@@ -2,6 +2,7 @@
 //! and `Serialize` (for `--output json`), built from a run record.
 
 pub mod overview;
+pub mod phases;
 pub mod planned;
 pub mod results;
 pub mod schedules;
@@ -38,6 +39,9 @@ pub struct RunStatus {
     /// What the run cost so far (a local run: what it would have cost on Fargate).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cost: Option<crate::cost::RunCost>,
+    /// Where the map tasks' attempts spent their time (median, p90, max per phase).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub phases: Vec<phases::PhaseTimes>,
     pub tasks: Vec<TaskStatus>,
     /// Text lists every task that did not succeed (`status --tasks`), not the overview.
     #[serde(skip)]
@@ -70,6 +74,10 @@ pub struct TaskStatus {
     /// What its attempts cost.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cost: Option<crate::cost::TaskCost>,
+    /// Each attempt's instants (ECS: created, pull started/stopped, started, stopping,
+    /// execution stopped, stopped; locally: created, started, stopped).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub timelines: Vec<crate::record::Timeline>,
 }
 
 impl RunStatus {
@@ -101,6 +109,7 @@ impl RunStatus {
                 _ => None,
             },
             cost: rec.cost(),
+            phases: phases::of(rec),
             tasks: rec
                 .tasks
                 .iter()
@@ -119,6 +128,7 @@ impl RunStatus {
                     stage: (t.stage == crate::record::Stage::Reduce).then_some("reduce"),
                     result: t.result.clone(),
                     cost: rec.task_cost(t),
+                    timelines: t.timelines.clone(),
                 })
                 .collect(),
         }
@@ -226,6 +236,9 @@ impl fmt::Display for RunStatus {
         if let Some(cost) = &self.cost {
             write!(f, "\ncost    {cost}")?;
         }
+        if let Some(line) = phases::line(&self.phases) {
+            write!(f, "\nphases  {line}")?;
+        }
         if !self.every_task {
             if overview::write_overview(f, &self.tasks)? {
                 write!(f, "\nevery task: jobrun status {} --tasks", self.run_id)?;
@@ -273,6 +286,9 @@ impl fmt::Display for Summary {
         }
         if let Some(cost) = &s.cost {
             write!(f, "\n{cost}")?;
+        }
+        if let Some(line) = phases::line(&s.phases) {
+            write!(f, "\ntime per attempt: {line}")?;
         }
         if overview::write_overview(f, &s.tasks)? {
             write!(f, "\nmore: jobrun status {} --tasks", s.run_id)?;

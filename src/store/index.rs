@@ -58,26 +58,17 @@ pub struct Durations {
 impl Durations {
     fn of(rec: &RunRecord) -> Option<Durations> {
         use crate::record::{Stage, TaskState};
-        let mut secs: Vec<f64> = rec
+        let secs: Vec<f64> = rec
             .tasks
             .iter()
             .filter(|t| t.stage == Stage::Map && t.state == TaskState::Succeeded)
             .filter_map(|t| Some(crate::record::secs_between(t.started_at?, t.finished_at?)))
             .collect();
-        if secs.is_empty() {
-            return None;
-        }
-        secs.sort_by(f64::total_cmp);
-        let n = secs.len();
-        let median = match n % 2 {
-            1 => secs[n / 2],
-            _ => (secs[n / 2 - 1] + secs[n / 2]) / 2.0,
-        };
-        let p90 = secs[((n as f64 * 0.9).ceil() as usize).clamp(1, n) - 1];
+        let s = crate::record::Spread::of(secs)?;
         Some(Durations {
-            n,
-            median_secs: median,
-            p90_secs: p90,
+            n: s.n,
+            median_secs: s.median_secs,
+            p90_secs: s.p90_secs,
         })
     }
 }

@@ -696,3 +696,60 @@ fn status_and_results_look_at_a_run_and_never_start_its_tasks() {
     assert_eq!(t.run(&["cancel", &run]).status, 0);
     assert!(child.wait().unwrap().code().is_some());
 }
+
+/// Where the time went: each attempt's instants as DescribeTasks reports them (the fake
+/// Fargate backdates createdAt, pullStartedAt and pullStoppedAt before startedAt) are kept
+/// per attempt, and the summary, `status` and `status -o json` show the phases.
+#[test]
+fn a_run_says_where_its_tasks_time_went_phase_by_phase() {
+    let moto = services::moto();
+    let t = fargate_job(moto, "");
+    let phases = |provisioning: u32, pull: u32| json!({"fake": {"phases": {"provisioning": provisioning, "pull": pull, "start": 2, "stop": 3}}});
+    let mut retried = phases(10, 60);
+    retried["fake"]["stop_code"] = json!("SpotInterruption");
+    retried["fake"]["until_attempt"] = json!(2);
+    let run = t.submit_detached(&[phases(10, 40), phases(20, 50), retried]);
+    let w = t.run(&["watch", &run]);
+    assert_eq!(w.status, 0, "{}\n{}", w.stdout, w.stderr);
+    assert!(
+        w.stdout
+            .contains("pull 55.0s median, p90 1m, max 1m; start 2.0s median"),
+        "four attempts pulled 40, 50, 60 and 60 s: {}",
+        w.stdout
+    );
+
+    let s = t.status(&run);
+    let pull: Vec<&Value> = s["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["phase"] == "pull")
+        .collect();
+    assert_eq!(pull[0]["n"], 4, "{}", s["phases"]);
+    assert_eq!(pull[0]["median_secs"], 55.0);
+    let kinds: Vec<&str> = s["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["phase"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["provisioning", "pull", "start", "run", "stop"]);
+    let attempts = s["tasks"][2]["timelines"].as_array().unwrap();
+    assert_eq!(attempts.len(), 2, "one timeline per attempt: {attempts:?}");
+    assert_eq!(attempts[1]["attempt"], 2);
+    for key in [
+        "created_at",
+        "pull_started_at",
+        "pull_stopped_at",
+        "started_at",
+        "stopped_at",
+    ] {
+        assert!(attempts[1][key].is_string(), "{key} in {}", attempts[1]);
+    }
+    let text = t.run(&["status", &run]);
+    assert!(
+        text.stdout.contains("phases  provisioning 10.0s median"),
+        "{}",
+        text.stdout
+    );
+}

@@ -94,7 +94,25 @@ fn max_attempts_reruns_a_failed_task() {
     for task in s["tasks"].as_array().unwrap() {
         assert_eq!(task["state"], "succeeded");
         assert_eq!(task["attempts"], 3);
+        // Each attempt's container: created, started, ended (locally, no pull, no stop).
+        let timelines = task["timelines"].as_array().unwrap();
+        assert_eq!(timelines.len(), 3, "{task}");
+        for (n, a) in timelines.iter().enumerate() {
+            assert_eq!(a["attempt"], n + 1);
+            for key in ["created_at", "started_at", "stopped_at"] {
+                assert!(a[key].is_string(), "{key} in {a}");
+            }
+            assert!(a.get("pull_started_at").is_none(), "{a}");
+        }
     }
+    let phases: Vec<&str> = s["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["phase"].as_str().unwrap())
+        .collect();
+    assert_eq!(phases, ["start", "run"]);
+    assert_eq!(s["phases"][0]["n"], 6, "two tasks, three attempts each");
     assert!(
         t.run(&["logs", "--index", "1"])
             .stdout

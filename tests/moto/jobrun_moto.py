@@ -28,8 +28,11 @@ that tasks behave like Fargate tasks whose outcome the test picks:
                        task` writes before a task ends) is in one of moto's buckets
     spot_capacity: false  FARGATE_SPOT RunTask returns a "Capacity is unavailable" failure
     logs: [..]         lines written to CloudWatch Logs at launch (every task gets some)
-* Tasks get startedAt/createdAt at launch, and stoppedAt/stopCode/stoppedReason/container
-  exitCode when they reach STOPPED (still one lifecycle step per DescribeTasks, like moto).
+    phases: {provisioning: S, pull: S, start: S, stop: S}  seconds between createdAt,
+                       pullStartedAt, pullStoppedAt and startedAt (backdated from the launch),
+                       and from executionStoppedAt to stoppedAt (default: all 0)
+* Tasks get createdAt/pullStartedAt/pullStoppedAt/startedAt at launch, and stoppedAt/
+  stoppingAt/executionStoppedAt/stopCode/stoppedReason/container exitCode when they reach STOPPED (still one lifecycle step per DescribeTasks, like moto).
   StopTask stops at once: stopCode UserInitiated, exitCode 143.
 
 DescribeTasks finds the asked tasks in one pass over a set of their ids (moto's own lookup is a
@@ -55,7 +58,7 @@ import os
 import sys
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from moto.core.responses import ActionResult
 from moto.ecs import models as ecs_models
@@ -129,7 +132,10 @@ def finish(task, stop_code, reason, exit_code):
     task._jobrun_stopped = True
     task.last_status = "STOPPED"
     task.desired_status = "STOPPED"
-    task.stopped_at = task.stopping_at = task.execution_stopped_at = now()
+    task.stopped_at = now()
+    stop = getattr(task, "_jobrun_stop_span", timedelta(0))
+    started = getattr(task, "started_at", None) or task.stopped_at
+    task.stopping_at = task.execution_stopped_at = max(started, task.stopped_at - stop)
     task.stop_code = stop_code
     task.stopped_reason = reason
     for c in task.containers:
@@ -179,7 +185,15 @@ def launched(backend, task):
     env, _config, fake, attempt = task_script(task.overrides)
     if task.capacity_provider_name in FARGATE_PROVIDERS and not task.launch_type:
         task.launch_type = "FARGATE"  # moto leaves it "" for a capacity provider strategy
-    task.created_at = task.started_at = now()
+    # What Fargate reports of a start (createdAt, pullStartedAt, pullStoppedAt, startedAt):
+    # "phases" backdates them so that the task starts now after those spans.
+    phases = fake.get("phases") or {}
+    span = lambda k: timedelta(seconds=float(phases.get(k, 0)))
+    task.started_at = now()
+    task.pull_stopped_at = task.started_at - span("start")
+    task.pull_started_at = task.pull_stopped_at - span("pull")
+    task.created_at = task.pull_started_at - span("provisioning")
+    task._jobrun_stop_span = span("stop")
     task.stopped_reason = None  # moto sets "" which would serialise as an empty reason
     task._jobrun_hold = bool(fake.get("hold"))
     task._jobrun_hold_until = float(fake.get("hold_until", 0))

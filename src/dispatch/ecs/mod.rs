@@ -97,6 +97,23 @@ fn to_chrono(t: &aws_sdk_ecs::primitives::DateTime) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp(t.secs(), t.subsec_nanos())
 }
 
+/// The instants DescribeTasks reports of a task (the Task data type's createdAt,
+/// pullStartedAt, pullStoppedAt, startedAt, stoppingAt, executionStoppedAt, stoppedAt:
+/// https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_Task.html).
+fn timeline_of(t: &aws_sdk_ecs::types::Task) -> crate::record::Timeline {
+    let at = |d: Option<&aws_sdk_ecs::primitives::DateTime>| d.and_then(to_chrono);
+    crate::record::Timeline {
+        attempt: 0,
+        created_at: at(t.created_at()),
+        pull_started_at: at(t.pull_started_at()),
+        pull_stopped_at: at(t.pull_stopped_at()),
+        started_at: at(t.started_at()),
+        stopping_at: at(t.stopping_at()),
+        execution_stopped_at: at(t.execution_stopped_at()),
+        stopped_at: at(t.stopped_at()),
+    }
+}
+
 pub struct EcsDispatcher {
     pub(super) remote: RemoteRun,
     ecs: aws_sdk_ecs::Client,
@@ -256,6 +273,7 @@ impl EcsDispatcher {
         let (settings, cancelling, task) = (&*settings, *cancelling, &mut tasks[i]);
         let site = &self.remote.run.site;
         task.phase = t.last_status().map(str::to_string);
+        task.saw(task.attempts, &timeline_of(t));
         if let Some(s) = t.started_at().and_then(to_chrono) {
             task.started_at = Some(s);
         }
