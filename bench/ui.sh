@@ -50,7 +50,8 @@ concurrency = 4
 TOML
 for i in $(seq 0 9); do echo "{\"lr\": 0.0$i, \"loss\": 0.$((9 - i))}"; done >"$work/configs.jsonl"
 export JOBRUN_STATE_DIR="$work/base"
-(cd "$work" && "$JOBRUN" build >/dev/null && "$JOBRUN" submit --configs configs.jsonl >/dev/null)
+(cd "$work" && "$JOBRUN" build >/dev/null 2>"$work/build.log" && "$JOBRUN" submit --configs configs.jsonl >/dev/null 2>&1) ||
+  { cat "$work/build.log"; exit 1; }
 seed=$(ls "$work/base/runs")
 python3 "$root/bench/ui_state.py" "$work/base/runs/$seed/run.json" "$work/big" "$N" "$RUNS"
 big=$(ls "$work/big/runs" | sort | tail -1)
@@ -79,12 +80,14 @@ curl_s() { # url-with-token path
 }
 first() { curl_s "$1" "$2"; }
 median() { for _ in 1 2 3 4 5; do curl_s "$1" "$2"; done | sort -n | sed -n 3p; }
-render() { # url: wall seconds of chromium --dump-dom
+render() { # url: wall seconds of chromium --dump-dom, the median of three
   local t0 t1
-  t0=$(date +%s.%N)
-  chromium --headless --no-sandbox --disable-gpu --user-data-dir="$work/profile" --dump-dom "$1" >"$work/dom.html" 2>/dev/null
-  t1=$(date +%s.%N)
-  echo "$t1 - $t0" | bc
+  for _ in 1 2 3; do
+    t0=$(date +%s.%N)
+    chromium --headless --no-sandbox --disable-gpu --user-data-dir="$work/profile" --dump-dom "$1" >"$work/dom.html" 2>/dev/null
+    t1=$(date +%s.%N)
+    echo "$t1 - $t0" | bc
+  done | sort -n | sed -n 2p
 }
 with_token() { # url-with-token path
   echo "${1%%/\?*}$2?token=${1##*token=}"

@@ -40,17 +40,19 @@ def main():
     rng = random.Random(27)
     tasks = tasks_of(seed, n, rng)
     created = datetime.datetime.fromisoformat(seed["created_at"].replace("Z", "+00:00"))
+    # One serialisation, then per run only its id and times change.
+    text = json.dumps(dict(seed, run_id="@RUN@", created_at="@CREATED@", tasks=tasks,
+                           finished_at="@FINISHED@" if seed.get("finished_at") else None))
+    iso = lambda t: t.isoformat().replace("+00:00", "Z")
     for r in range(runs):
         at = created - datetime.timedelta(hours=runs - 1 - r)
         run_id = f"{at:%Y%m%d-%H%M%S}-{seed['job']}-{r:04x}"
-        rec = dict(seed, run_id=run_id, tasks=tasks)
-        rec["created_at"] = at.isoformat().replace("+00:00", "Z")
-        if seed.get("finished_at"):
-            rec["finished_at"] = (at + datetime.timedelta(minutes=30)).isoformat().replace("+00:00", "Z")
         folder = os.path.join(state, "runs", run_id)
         os.makedirs(folder)
+        body = (text.replace('"@RUN@"', json.dumps(run_id))
+                .replace('"@CREATED@"', json.dumps(iso(at)))
+                .replace('"@FINISHED@"', json.dumps(iso(at + datetime.timedelta(minutes=30)))))
         with open(os.path.join(folder, "run.json"), "w") as f:
-            json.dump(rec, f)
-
+            f.write(body)
 
 main()

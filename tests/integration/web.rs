@@ -433,6 +433,12 @@ fn in_a_browser_the_grid_the_plot_and_a_cancel_show_as_a_person_sees_them() {
         "the plot",
         "document.getElementById('plot')?.dataset.points === '3'",
     );
+    // The small multiples are drawn once scrolled to.
+    b.eval("document.getElementById('multiples').scrollIntoView()");
+    b.until(
+        "the small multiples",
+        "document.querySelectorAll('#multiples canvas').length === 3",
+    );
     assert_eq!(
         b.eval("[...document.querySelectorAll('#multiples canvas')].map(c => c.dataset.key + '=' + c.dataset.points).join(' ')"),
         "config.loss=3 config.lr=3 config.sleep=3",
@@ -514,6 +520,10 @@ fn an_ecs_run_is_read_from_the_bucket_with_its_outputs() {
     assert!(
         task.contains("outputs/1/"),
         "the S3 folder is named: {task}"
+    );
+    assert!(
+        task.contains("id=\"timelines\""),
+        "each attempt's phases: {task}"
     );
     let weights = ui.get(&format!("/runs/{run}/tasks/1/outputs/model/w.txt"));
     assert_eq!(weights.body, "m1");

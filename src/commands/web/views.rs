@@ -3,7 +3,7 @@
 //! forms; `assets/app.js` adds what needs them: live updates, the plots, clicking a task.
 //! Nothing here shows a run's settings (`[notify]`'s webhook, `[env]`), only what it did.
 
-use crate::record::{RunRecord, RunState, TaskRecord, TaskState};
+use crate::record::{Phase, RunRecord, RunState, TaskRecord, TaskState};
 use crate::report::results::Results;
 use crate::report::{RunLine, RunStatus, overview, secs};
 use axum::http::StatusCode;
@@ -19,7 +19,7 @@ pub struct Filters {
     pub since: Option<String>,
 }
 
-/// `?sort=COLUMN&desc=1&q=TEXT&x=&y=&color=` on the results page.
+/// `?sort=COLUMN&desc=1&q=TEXT&x=&y=&color=&page=N` on the results page.
 #[derive(Deserialize, Default)]
 pub struct ResultsQuery {
     pub sort: Option<String>,
@@ -29,7 +29,13 @@ pub struct ResultsQuery {
     pub x: Option<String>,
     pub y: Option<String>,
     pub color: Option<String>,
+    /// Which page of the table (from 0); the plot always has every row.
+    pub page: Option<usize>,
 }
+
+/// Rows of the results table per page: a browser lays out 60,000 cells in about two seconds,
+/// 3,000 in a tenth of one (bench/ui.sh); sorting is the server's, so the best are on page one.
+pub const PAGE_ROWS: usize = 500;
 
 impl ResultsQuery {
     pub fn descending(&self) -> bool {
@@ -190,6 +196,7 @@ pub fn run_page(rec: &RunRecord, s: &RunStatus, others: &[RunLine], csrf: &str) 
                 p #counts { (live.counts) }
                 p { "cost " span #cost { (live.cost) } " · " span #eta { (live.eta) }
                     @if let Some(w) = &s.workers { " · first worker after " (w.first_running_secs.map(secs).unwrap_or_else(|| "-".into())) } }
+                @if let Some(line) = crate::report::phases::line(&s.phases) { p #phases.meta { "time per attempt: " (line) } }
                 nav.links {
                     a href={ "/runs/" (rec.run_id) "/results" } { "results" }
                     @if !others.is_empty() { a href={ "/runs/" (rec.run_id) "/compare" } { "compare with the run before" } }
@@ -262,6 +269,11 @@ pub fn task_page(
                 h2 { "attempts as billed" }
                 table { thead { tr { th { "attempt" } th.n { "seconds" } th { "capacity" } } }
                     tbody { @for b in &t.bills { tr { td { (b.attempt) } td.n { (format!("{:.0}", b.secs)) } td { @if b.spot { "Spot" } @else { "on-demand" } } } } } }
+            }
+            @if !t.timelines.is_empty() {
+                h2 { "where the time went" }
+                table #timelines { thead { tr { th { "attempt" } @for p in Phase::ALL { th.n { (p.as_str()) } } } }
+                    tbody { @for a in &t.timelines { tr { td { (a.attempt) } @for p in Phase::ALL { td.n { (a.secs(p).map(secs).unwrap_or_else(|| "-".into())) } } } } } }
             }
             h2 { "configuration" }
             pre.json { (pretty(&t.config.value())) }
@@ -438,6 +450,17 @@ pub fn results_page(rec: &RunRecord, r: &Results, q: &ResultsQuery) -> Markup {
         s
     };
     let sorted = q.sort.as_deref().and_then(|s| r.column(s));
+    let pages = r.rows.len().div_ceil(PAGE_ROWS).max(1);
+    let page_no = q.page.unwrap_or(0).min(pages - 1);
+    let shown = &r.rows[(page_no * PAGE_ROWS).min(r.rows.len())..((page_no + 1) * PAGE_ROWS).min(r.rows.len())];
+    let page_link = |n: usize| {
+        let mut s = match &q.sort {
+            Some(col) => keep(col, q.descending()),
+            None => keep("index", false),
+        };
+        s.push_str(&format!("&page={n}"));
+        s
+    };
     page(
         &format!("results of {}", rec.run_id),
         html! {
@@ -461,7 +484,12 @@ pub fn results_page(rec: &RunRecord, r: &Results, q: &ResultsQuery) -> Markup {
                 div #multiples data-run=(rec.run_id) {}
                 script #multiples-data type="application/json" { (PreEscaped(m)) }
             }
-            p.links { (r.rows.len()) " rows · "
+            p.links { (r.rows.len()) " rows"
+                @if pages > 1 { " (" (page_no * PAGE_ROWS + 1) "–" (page_no * PAGE_ROWS + shown.len()) " shown"
+                    @if page_no > 0 { " · " a #prev href=(page_link(page_no - 1)) { "← previous" } }
+                    @if page_no + 1 < pages { " · " a #next href=(page_link(page_no + 1)) { "next " (PAGE_ROWS) " →" } }
+                    ")" }
+                " · "
                 a href={ "/runs/" (rec.run_id) "/results.csv" } { "CSV" } " · "
                 a href={ "/runs/" (rec.run_id) "/results.json" } { "JSON" } }
             table #results {
@@ -469,7 +497,7 @@ pub fn results_page(rec: &RunRecord, r: &Results, q: &ResultsQuery) -> Markup {
                     @let desc = sorted.as_deref() == Some(c.as_str()) && !q.descending();
                     th { a href=(keep(c, desc)) { (c) @if sorted.as_deref() == Some(c.as_str()) { @if q.descending() { " ▼" } @else { " ▲" } } } }
                 } } }
-                tbody { @for row in &r.rows { (row_cells(&r.columns, row, &rec.run_id)) } }
+                tbody { @for row in shown { (row_cells(&r.columns, row, &rec.run_id)) } }
             }
         },
     )
@@ -747,5 +775,35 @@ mod tests {
             !one_key.contains("multiples-data"),
             "one key: the scatter says it all"
         );
+    }
+
+    #[test]
+    fn the_table_is_paged_and_the_plot_has_every_row() {
+        let mut rec = crate::record::tests::record("20260101-000000-a-0001", "a");
+        rec.tasks = (0..1200)
+            .map(|i| TaskRecord::new(i, json!({"lr": i}), None))
+            .collect();
+        for t in rec.tasks.iter_mut() {
+            t.set_result(Some(Ok(json!({"loss": t.index as f64}))));
+        }
+        let r = Results::of(&rec);
+        let rows = |html: &str| html.matches("/tasks/").count();
+        let first = results_page(&rec, &r, &ResultsQuery::default()).into_string();
+        assert_eq!(rows(&first), PAGE_ROWS, "one link per row shown");
+        assert!(first.contains("1–500 shown"), "{}", &first[..2000]);
+        assert!(first.contains("page=1"), "a next page");
+        assert!(!first.contains("id=\"prev\""));
+        let last = ResultsQuery {
+            page: Some(9),
+            ..ResultsQuery::default()
+        };
+        let last = results_page(&rec, &r, &last).into_string();
+        assert_eq!(rows(&last), 200, "past the end: the last page");
+        assert!(last.contains("1001–1200 shown") && !last.contains("id=\"next\""));
+        let at = first.find("id=\"plot-data\"").unwrap();
+        let at = at + first[at..].find('>').unwrap() + 1;
+        let data: Value =
+            serde_json::from_str(&first[at..at + first[at..].find("</script>").unwrap()]).unwrap();
+        assert_eq!(data["points"].as_array().unwrap().len(), 1200);
     }
 }

@@ -134,7 +134,16 @@ function multiples() {
   const box = document.getElementById("multiples");
   const source = document.getElementById("multiples-data");
   if (!box || !source || typeof Chart === "undefined") return;
-  const data = JSON.parse(source.textContent);
+  // Drawn when scrolled to: below the plot and the table's top, they need not hold up the page.
+  const seen = new IntersectionObserver((entries) => {
+    if (!entries.some((e) => e.isIntersecting)) return;
+    seen.disconnect();
+    drawMultiples(box, JSON.parse(source.textContent));
+  });
+  seen.observe(box);
+}
+
+function drawMultiples(box, data) {
   data.keys.forEach((key, k) => {
     const points = data.points.filter((p) => p[2][k] !== null).map((p) => ({ x: p[2][k], y: p[1], i: p[0] }));
     const cell = document.createElement("div");
