@@ -86,9 +86,9 @@ memory = "512MB"
 command = ["/task", "out", "pulled"]
 TOML
   export JOBRUN_STATE_DIR="$job/state"
-  (cd "$job" && "$JOBRUN" build >/dev/null)
+  (cd "$job" && "$JOBRUN" build >/dev/null 2>"$job/build.log") || { cat "$job/build.log"; exit 1; }
   t0=$(now)
-  (cd "$job" && "$JOBRUN" push -o json >"$job/pushed.json")
+  (cd "$job" && "$JOBRUN" push -o json >"$job/pushed.json" 2>"$job/push.log") || { cat "$job/push.log"; exit 1; }
   PUSH[$c]=$(echo "$(now) - $t0" | bc)
   digest=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["digest"])' "$job/pushed.json")
   ref="127.0.0.1:$port/bench/jobrun-bench-pull-$c@$digest"
@@ -112,6 +112,7 @@ TOML
   [ "$out" = pulled ] || { echo "the $c image did not run: $out"; exit 1; }
 done
 
+echo "image: Debian bookworm + python3 + numpy, $(($(stat -c %s "$cache/rootfs.tar") / 1000000)) MB uncompressed, and the test task; job vCPU $VCPU"
 printf '%-5s %12s %8s %8s %9s %8s\n' comp bytes push_s cpu1_s cpu_task pull_s
 for c in gzip zstd; do
   awk -v c="$c" -v b="${BYTES[$c]}" -v p="${PUSH[$c]}" -v u="${CPU[$c]}" -v v="$VCPU" -v l="${PULL[$c]}" \

@@ -457,6 +457,10 @@ fn two_agents_run_every_task_once_and_exit_when_idle() {
     let (code, status) = watch_json(&t, &run);
     assert_eq!(code, 0, "{status}");
     assert_eq!(status["succeeded"], 6);
+    // Each delivery's run, from its worker's receive to its result (the tasks sleep 0.2 s).
+    assert_eq!(status["phases"][0]["phase"], "run", "{}", status["phases"]);
+    assert_eq!(status["phases"][0]["n"], 6);
+    assert!(status["phases"][0]["median_secs"].as_f64().unwrap() >= 0.2);
     let bucket = o["bucket"].as_str().unwrap();
     let keys = s3_keys(
         moto,

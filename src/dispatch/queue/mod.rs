@@ -288,6 +288,13 @@ impl QueueDispatcher {
                 apply(task, &r);
                 // Every delivery that ran is billed, also one that came after the outcome.
                 task.bill_span(r.attempt, Some(r.started_at), Some(r.finished_at), spot);
+                // A delivery's time: from its worker's receive to its result.
+                let seen = crate::record::Timeline {
+                    started_at: Some(r.started_at),
+                    stopped_at: Some(r.finished_at),
+                    ..Default::default()
+                };
+                task.saw(r.attempt, &seen);
             }
             self.seen.insert(key);
         }
