@@ -449,6 +449,11 @@ fn in_a_browser_the_grid_the_plot_and_a_cancel_show_as_a_person_sees_them() {
         "the sorted table",
         "document.querySelector('#results tbody tr td a')?.textContent === '3'",
     );
+    // Whatever order the table is in, every point is inside the plot's scales.
+    assert_eq!(
+        b.eval("(() => { const c = Chart.getChart('plot'); return c.data.datasets[0].data.every(p => p.x >= c.scales.x.min && p.x <= c.scales.x.max && p.y >= c.scales.y.min && p.y <= c.scales.y.max); })()"),
+        json!(true)
+    );
 
     // A run cancelled elsewhere turns cancelled on its open page, without a reload.
     let long = t.submit_detached(&configs(60)[..1]);

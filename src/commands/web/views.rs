@@ -339,7 +339,7 @@ struct PlotData<'a> {
 }
 
 fn plot_data<'a>(r: &Results, x: &'a str, y: &'a str, color: &'a str) -> String {
-    let points = r
+    let mut points: Vec<(f64, Value)> = r
         .rows
         .iter()
         .filter_map(|row| {
@@ -349,13 +349,18 @@ fn plot_data<'a>(r: &Results, x: &'a str, y: &'a str, color: &'a str) -> String 
                 .filter(|(k, _)| k.starts_with("config.") || k.starts_with("result."))
                 .map(|(k, v)| format!("{k}={}", human(v)))
                 .collect();
-            Some(serde_json::json!({
+            let point = serde_json::json!({
                 "x": px, "y": py, "i": row.get("index"),
                 "c": row.get(color).cloned().unwrap_or(Value::Null),
                 "label": label.join(", "),
-            }))
+            });
+            Some((px, point))
         })
         .collect();
+    // Chart.js takes data it need not parse as sorted along x (its scale is then the first
+    // and the last point's), so the points go in x order, whatever order the table is in.
+    points.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let points = points.into_iter().map(|(_, p)| p).collect();
     let data = PlotData {
         x,
         y,
@@ -452,7 +457,8 @@ pub fn results_page(rec: &RunRecord, r: &Results, q: &ResultsQuery) -> Markup {
     let sorted = q.sort.as_deref().and_then(|s| r.column(s));
     let pages = r.rows.len().div_ceil(PAGE_ROWS).max(1);
     let page_no = q.page.unwrap_or(0).min(pages - 1);
-    let shown = &r.rows[(page_no * PAGE_ROWS).min(r.rows.len())..((page_no + 1) * PAGE_ROWS).min(r.rows.len())];
+    let shown = &r.rows
+        [(page_no * PAGE_ROWS).min(r.rows.len())..((page_no + 1) * PAGE_ROWS).min(r.rows.len())];
     let page_link = |n: usize| {
         let mut s = match &q.sort {
             Some(col) => keep(col, q.descending()),

@@ -145,7 +145,9 @@ function multiples() {
 
 function drawMultiples(box, data) {
   data.keys.forEach((key, k) => {
-    const points = data.points.filter((p) => p[2][k] !== null).map((p) => ({ x: p[2][k], y: p[1], i: p[0] }));
+    // In x order: Chart.js takes unparsed data as sorted along x when it sets the scale.
+    const points = data.points.filter((p) => p[2][k] !== null).map((p) => ({ x: p[2][k], y: p[1], i: p[0] }))
+      .sort((a, b) => a.x - b.x);
     const cell = document.createElement("div");
     cell.className = "multiple";
     const canvas = document.createElement("canvas");
