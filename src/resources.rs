@@ -155,6 +155,33 @@ fn describe(options: &[u32]) -> String {
     }
 }
 
+/// Fargate's vCPU sizes, smallest first (units of 1/1024 vCPU).
+const VCPU_SIZES: [u32; 7] = [256, 512, 1024, 2048, 4096, 8192, 16384];
+
+/// The next Fargate size after an out-of-memory kill: the next memory step for the same vCPU,
+/// else the next vCPU with the smallest of its memory sizes above `memory` — never above
+/// `max` (none: `max` is reached).
+pub fn next_size(cpu: Vcpu, memory: MemoryMib, max: MemoryMib) -> Option<(Vcpu, MemoryMib)> {
+    let above = |c: u32| {
+        fargate_memory_options(Vcpu(c))?
+            .into_iter()
+            .find(|m| *m > memory.0)
+    };
+    VCPU_SIZES
+        .iter()
+        .filter(|c| **c >= cpu.0)
+        .find_map(|c| above(*c).map(|m| (Vcpu(*c), MemoryMib(m))))
+        .filter(|(_, m)| m.0 <= max.0)
+}
+
+/// Whether `memory` is a Fargate memory size (with some vCPU size).
+pub fn is_fargate_memory(memory: MemoryMib) -> bool {
+    VCPU_SIZES
+        .iter()
+        .filter_map(|c| fargate_memory_options(Vcpu(*c)))
+        .any(|options| options.contains(&memory.0))
+}
+
 /// Checks a cpu/memory pair (and ephemeral storage in GiB) against Fargate's limits.
 pub fn validate_fargate(
     cpu: Vcpu,
@@ -192,6 +219,22 @@ mod tests {
             None,
         )
         .is_ok()
+    }
+
+    #[test]
+    fn after_out_of_memory_the_next_size_is_the_next_step_then_the_next_vcpu() {
+        let size = |c: &str, m: &str| (Vcpu::parse(c).unwrap(), MemoryMib::parse(m).unwrap());
+        let next = |c: &str, m: &str, max: &str| {
+            let (c, m) = size(c, m);
+            next_size(c, m, MemoryMib::parse(max).unwrap())
+        };
+        assert_eq!(next("0.25", "512MB", "1GB"), Some(size("0.25", "1GB")));
+        assert_eq!(next("0.25", "2GB", "8GB"), Some(size("0.5", "3GB")));
+        assert_eq!(next("4", "30GB", "60GB"), Some(size("8", "32GB")));
+        assert_eq!(next("0.25", "1GB", "1GB"), None, "max_memory reached");
+        assert_eq!(next("16", "120GB", "240GB"), None, "the largest size");
+        assert!(is_fargate_memory(MemoryMib::parse("30GB").unwrap()));
+        assert!(!is_fargate_memory(MemoryMib::parse("1536MB").unwrap()));
     }
 
     #[test]

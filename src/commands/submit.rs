@@ -171,6 +171,7 @@ fn settings_of(job: &Job) -> RunSettings {
         concurrency: job.run.concurrency,
         cpu: job.resources.cpu.as_f64(),
         memory_mib: job.resources.memory.0,
+        max_memory_mib: Some(job.resources.max_memory.0),
         env: job.run.env.clone(),
         retry_exit_codes: job.run.retry_exit_codes.clone(),
         notify: job.notify.clone(),

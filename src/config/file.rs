@@ -205,6 +205,8 @@ pub struct ResourcesSection {
     pub cpu: Option<Vcpu>,
     pub memory: Option<MemoryMib>,
     pub ephemeral_storage: Option<u32>,
+    /// How far a retry after an out-of-memory kill may grow a task (default: twice `memory`).
+    pub max_memory: Option<MemoryMib>,
 }
 
 #[derive(Debug, Deserialize, Default)]

@@ -239,6 +239,8 @@ pub struct Resources {
     pub memory: MemoryMib,
     /// GiB, when the job asks for more than the 20 every Fargate task has.
     pub ephemeral_storage: Option<u32>,
+    /// The largest memory an out-of-memory retry may run a task at (a Fargate size).
+    pub max_memory: MemoryMib,
 }
 
 #[derive(Debug, Clone, Serialize)]

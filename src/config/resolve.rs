@@ -373,10 +373,25 @@ fn resources(
     // 21-200 GiB and the GiB beyond 20 are billed.
     let ephemeral_storage = file.ephemeral_storage;
     validate_fargate(cpu, memory, ephemeral_storage).map_err(|m| format!("resources: {m}"))?;
+    let max_memory = match file.max_memory {
+        None => MemoryMib(memory.0.saturating_mul(2)),
+        Some(m) if !crate::resources::is_fargate_memory(m) => {
+            return Err(format!(
+                "resources.max_memory = {m} is not a Fargate memory size (0.5GB, 1GB, 2GB, … 120GB: the ECS task size table)"
+            ));
+        }
+        Some(m) if m.0 < memory.0 => {
+            return Err(format!(
+                "resources.max_memory = {m} is less than memory = {memory}"
+            ));
+        }
+        Some(m) => m,
+    };
     Ok(Resources {
         cpu,
         memory,
         ephemeral_storage,
+        max_memory,
     })
 }
 

@@ -26,6 +26,20 @@ pub struct Size {
     pub public_ipv4: bool,
 }
 
+impl Size {
+    /// This size with another task size's vCPU and memory (an attempt that ran bigger).
+    pub fn at(self, other: Option<crate::record::schema::TaskSize>) -> Size {
+        match other {
+            Some(t) => Size {
+                vcpu: t.cpu,
+                gb: f64::from(t.memory_mib) / 1024.0,
+                ..self
+            },
+            None => self,
+        }
+    }
+}
+
 /// The ephemeral storage every Fargate task has without paying for it, GiB (Fargate pricing:
 /// "20 GB of ephemeral storage by default", more is billed per GB-hour).
 pub const FREE_STORAGE_GB: u32 = 20;
@@ -177,7 +191,7 @@ impl TaskCost {
         let mut usd = Dollars::default();
         let mut billed = 0.0;
         for b in bills {
-            let u = Usage::of(size, b.secs);
+            let u = Usage::of(size.at(b.size), b.secs);
             usage = usage.add(u);
             billed += billed_secs(b.secs);
             usd = usd.add(u.priced(p, b.spot));
@@ -353,6 +367,31 @@ mod tests {
     }
 
     #[test]
+    fn an_attempt_is_priced_at_the_size_it_ran_at() {
+        let size = Size {
+            vcpu: 0.25,
+            gb: 0.5,
+            storage_gb: 20,
+            public_ipv4: false,
+        };
+        let bill = |attempt, size| Bill {
+            attempt,
+            secs: 3600.0,
+            spot: false,
+            size,
+        };
+        let bigger = crate::record::schema::TaskSize {
+            cpu: 0.25,
+            memory_mib: 1024,
+        };
+        let p = us_east(Arch::Arm64);
+        let c = TaskCost::of(&[bill(1, None), bill(2, Some(bigger))], size, &p);
+        // An hour at 0.5 GB, then an hour at 1 GB, both at 0.25 vCPU.
+        assert!((c.usage.gb_hours - 1.5).abs() < 1e-9, "{:?}", c.usage);
+        assert!((c.usage.vcpu_hours - 0.5).abs() < 1e-9);
+    }
+
+    #[test]
     fn a_run_costs_every_attempt_spot_ones_as_a_range() {
         let size = Size {
             vcpu: 1.0,
@@ -366,11 +405,13 @@ mod tests {
                 attempt: 1,
                 secs: 600.0,
                 spot: true,
+                size: None,
             },
             Bill {
                 attempt: 2,
                 secs: 3600.0,
                 spot: false,
+                size: None,
             },
         ];
         let p = us_east(Arch::Arm64);

@@ -310,13 +310,16 @@ impl LocalDispatcher {
         let host_cpus = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1) as f64;
-        let nano_cpus = (rec.settings.cpu.min(host_cpus) * 1e9) as i64;
         let starts = picks.iter().zip(bodies).map(|(&i, mut body)| {
             let attempt = rec.tasks[i].attempts + 1;
             let name = container_name(&rec.run_id, i, attempt);
+            // The task's size: the run's, or bigger after an out-of-memory kill.
+            let size = super::size_of(&rec.tasks[i], &rec.settings);
             if let Some(host) = body.host_config.as_mut() {
-                host.memory = Some(rec.settings.memory_mib as i64 * 1024 * 1024);
-                host.nano_cpus = Some(nano_cpus);
+                host.memory = Some(size.memory_mib as i64 * 1024 * 1024);
+                // No swap beyond it: the limit is the task's memory, as on Fargate.
+                host.memory_swap = host.memory;
+                host.nano_cpus = Some((size.cpu.min(host_cpus) * 1e9) as i64);
             }
             let engine = self.engine.clone();
             async move {
@@ -505,7 +508,7 @@ fn outcome_of(
         None if state.oom_killed == Some(true) => (
             TaskState::Failed,
             Some(format!("out of memory (exit code {code})")),
-            FailKind::Exit(code),
+            FailKind::OutOfMemory,
         ),
         None => (
             TaskState::Failed,

@@ -13,6 +13,7 @@ pub mod queue;
 pub mod remote;
 
 use crate::engine::EngineError;
+use crate::record::schema::TaskSize;
 use crate::record::{Place, RunRecord, RunSettings, StopRequest, TaskRecord, TaskState};
 use crate::store::{Store, StoreError};
 
@@ -24,8 +25,34 @@ pub enum FailKind {
     /// The platform took the task away (Spot reclaimed it, it never started, its container was
     /// removed): always retried while attempts remain.
     Interrupted,
+    /// Killed for using more memory than it had (the engine's OOMKilled; ECS's
+    /// `OutOfMemoryError`): retried at the next Fargate size while attempts remain and the
+    /// size is within `max_memory`, whatever `retry_exit_codes` says.
+    OutOfMemory,
     /// Anything else (timeout, refused start): retried only when every failure is.
     Other,
+}
+
+/// The size a task's attempts run at: its own after an out-of-memory retry, else the run's.
+pub fn size_of(task: &TaskRecord, settings: &RunSettings) -> TaskSize {
+    task.size.unwrap_or(TaskSize {
+        cpu: settings.cpu,
+        memory_mib: settings.memory_mib,
+    })
+}
+
+/// The next Fargate size after `now` (none: `max_memory` is reached).
+fn grown(now: TaskSize, settings: &RunSettings) -> Option<TaskSize> {
+    use crate::resources::{MemoryMib, Vcpu, next_size};
+    let max = settings
+        .max_memory_mib
+        .unwrap_or(settings.memory_mib.saturating_mul(2));
+    let cpu = Vcpu((now.cpu * 1024.0).round() as u32);
+    let (cpu, memory) = next_size(cpu, MemoryMib(now.memory_mib), MemoryMib(max))?;
+    Some(TaskSize {
+        cpu: cpu.as_f64(),
+        memory_mib: memory.0,
+    })
 }
 
 /// Whether a running task must be stopped now: its run is cancelled, or it ran past the timeout.
@@ -103,12 +130,44 @@ pub fn fail_attempt(
     let retryable = match kind {
         FailKind::Interrupted => true,
         FailKind::Exit(code) => settings.retry_exit_codes.allows(code),
+        FailKind::OutOfMemory => {
+            return grow_or_fail(
+                task,
+                attempt,
+                reason,
+                settings,
+                budget_left && !cancelling,
+                at,
+            );
+        }
         FailKind::Other => settings.retry_exit_codes.is_any(),
     };
     if budget_left && retryable && !cancelling {
         task.retry_attempt(attempt, &reason, at);
     } else {
         task.fail(reason, at);
+    }
+}
+
+/// An out-of-memory attempt: retried at the next size when it may be, else failed (and says
+/// whether `max_memory` was what stopped it).
+fn grow_or_fail(
+    task: &mut TaskRecord,
+    attempt: u32,
+    reason: String,
+    settings: &RunSettings,
+    may_retry: bool,
+    at: chrono::DateTime<chrono::Utc>,
+) {
+    let now = size_of(task, settings);
+    match grown(now, settings) {
+        Some(next) if may_retry => {
+            task.size = Some(next);
+            let why = format!("{reason} at {now}; the next attempt runs at {next}");
+            task.retry_attempt(attempt, &why, at);
+        }
+        Some(_) => task.fail(format!("{reason} at {now}"), at),
+        None => task.fail(format!("{reason} at {now} (max_memory reached)"), at),
     }
 }
 

@@ -43,6 +43,10 @@ pub struct RunSettings {
     pub concurrency: usize,
     pub cpu: f64,
     pub memory_mib: u32,
+    /// How far an out-of-memory retry may grow a task (`[resources] max_memory`; records of
+    /// older jobruns: twice `memory_mib`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_memory_mib: Option<u32>,
     #[serde(default)]
     pub env: BTreeMap<String, String>,
     /// Which non-zero exits are retried within `max_attempts` (interruptions always are).
@@ -555,6 +559,7 @@ pub(crate) mod tests {
                 concurrency: 1,
                 cpu: 1.0,
                 memory_mib: 2048,
+                max_memory_mib: None,
                 env: Default::default(),
                 retry_exit_codes: Default::default(),
                 notify: None,

@@ -146,4 +146,21 @@ pub struct Bill {
     pub secs: f64,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub spot: bool,
+    /// The size it ran at, when not the run's (a retry after an out-of-memory kill).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<TaskSize>,
+}
+
+/// A task size other than the run's: what an out-of-memory retry runs at.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct TaskSize {
+    pub cpu: f64,
+    pub memory_mib: u32,
+}
+
+impl std::fmt::Display for TaskSize {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let memory = crate::resources::MemoryMib(self.memory_mib);
+        write!(f, "{} vCPU / {memory}", self.cpu)
+    }
 }

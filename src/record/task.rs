@@ -153,6 +153,10 @@ pub struct TaskRecord {
     /// How long each attempt that ran was billed for (what its cost is computed from).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub bills: Vec<Bill>,
+    /// The size its next attempts run at, when not the run's: set by a retry after an
+    /// out-of-memory kill (the next Fargate size up to `max_memory`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<super::schema::TaskSize>,
     /// When each attempt went through its phases, as the target reported them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub timelines: Vec<super::Timeline>,
@@ -185,6 +189,7 @@ impl TaskRecord {
             result: None,
             result_error: None,
             bills: vec![],
+            size: None,
             timelines: vec![],
         }
     }
@@ -211,14 +216,15 @@ impl TaskRecord {
     /// Attempt `attempt` ran `secs` (on Spot or not); seeing the same attempt again changes
     /// nothing.
     pub fn bill(&mut self, attempt: u32, secs: f64, spot: bool) {
-        let bill = Bill {
-            attempt,
-            secs,
-            spot,
-        };
         match self.bills.iter_mut().find(|b| b.attempt == attempt) {
-            Some(b) => *b = bill,
-            None => self.bills.push(bill),
+            // Seen again: the size it ran at stays the one it was billed at first.
+            Some(b) => (b.secs, b.spot) = (secs, spot),
+            None => self.bills.push(Bill {
+                attempt,
+                secs,
+                spot,
+                size: self.size,
+            }),
         }
     }
 

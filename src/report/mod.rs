@@ -42,6 +42,10 @@ pub struct RunStatus {
     /// Where the map tasks' attempts spent their time (median, p90, max per phase).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub phases: Vec<phases::PhaseTimes>,
+    /// The run's task size, and the tasks that needed more (retried after out-of-memory).
+    pub size: crate::record::schema::TaskSize,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub grown: Vec<Grown>,
     pub tasks: Vec<TaskStatus>,
     /// Text lists every task that did not succeed (`status --tasks`), not the overview.
     #[serde(skip)]
@@ -78,6 +82,49 @@ pub struct TaskStatus {
     /// execution stopped, stopped; locally: created, started, stopped).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub timelines: Vec<crate::record::Timeline>,
+    /// The size its later attempts ran at, when an out-of-memory kill made it grow.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size: Option<crate::record::schema::TaskSize>,
+}
+
+/// Tasks that ended up at a size bigger than the run's.
+#[derive(Debug, Serialize)]
+pub struct Grown {
+    pub size: crate::record::schema::TaskSize,
+    pub tasks: usize,
+}
+
+impl Grown {
+    fn of(rec: &RunRecord) -> Vec<Grown> {
+        let mut grown: Vec<Grown> = vec![];
+        for size in rec.tasks.iter().filter_map(|t| t.size) {
+            match grown.iter_mut().find(|g| g.size == size) {
+                Some(g) => g.tasks += 1,
+                None => grown.push(Grown { size, tasks: 1 }),
+            }
+        }
+        grown.sort_by_key(|g| g.size.memory_mib);
+        grown
+    }
+}
+
+/// "3 tasks needed 0.25 vCPU / 1GB (retried after out-of-memory at 0.25 vCPU / 512MB)".
+fn grown_line(s: &RunStatus) -> Option<String> {
+    let parts: Vec<String> = s
+        .grown
+        .iter()
+        .map(|g| {
+            let noun = if g.tasks == 1 { "task" } else { "tasks" };
+            format!("{} {noun} needed {}", g.tasks, g.size)
+        })
+        .collect();
+    (!parts.is_empty()).then(|| {
+        format!(
+            "{} (retried after out-of-memory at {})",
+            parts.join(", "),
+            s.size
+        )
+    })
 }
 
 impl RunStatus {
@@ -110,6 +157,11 @@ impl RunStatus {
             },
             cost: rec.cost(),
             phases: phases::of(rec),
+            size: crate::record::schema::TaskSize {
+                cpu: rec.settings.cpu,
+                memory_mib: rec.settings.memory_mib,
+            },
+            grown: Grown::of(rec),
             tasks: rec
                 .tasks
                 .iter()
@@ -129,6 +181,7 @@ impl RunStatus {
                     result: t.result.clone(),
                     cost: rec.task_cost(t),
                     timelines: t.timelines.clone(),
+                    size: t.size,
                 })
                 .collect(),
         }
@@ -239,6 +292,9 @@ impl fmt::Display for RunStatus {
         if let Some(line) = phases::line(&self.phases) {
             write!(f, "\nphases  {line}")?;
         }
+        if let Some(line) = grown_line(self) {
+            write!(f, "\nmemory  {line}")?;
+        }
         if !self.every_task {
             if overview::write_overview(f, &self.tasks)? {
                 write!(f, "\nevery task: jobrun status {} --tasks", self.run_id)?;
@@ -289,6 +345,9 @@ impl fmt::Display for Summary {
         }
         if let Some(line) = phases::line(&s.phases) {
             write!(f, "\ntime per attempt: {line}")?;
+        }
+        if let Some(line) = grown_line(s) {
+            write!(f, "\n{line}")?;
         }
         if overview::write_overview(f, &s.tasks)? {
             write!(f, "\nmore: jobrun status {} --tasks", s.run_id)?;

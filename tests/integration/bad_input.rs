@@ -39,6 +39,27 @@ fn config_errors_exit_2_and_name_key_file_and_line() {
 
     t.write(
         "jobrun.toml",
+        &good.replace(
+            "memory = \"512MB\"",
+            "memory = \"512MB\"\nmax_memory = \"1536MB\"",
+        ),
+    );
+    t.run(&["build"]).assert_error(
+        2,
+        "resources.max_memory = 1536MB is not a Fargate memory size",
+    );
+    t.write(
+        "jobrun.toml",
+        &good.replace(
+            "memory = \"512MB\"",
+            "memory = \"1GB\"\nmax_memory = \"512MB\"",
+        ),
+    );
+    t.run(&["build"])
+        .assert_error(2, "resources.max_memory = 512MB is less than memory = 1GB");
+
+    t.write(
+        "jobrun.toml",
         &good.replace("memory = \"512MB\"", "memory = \"4GB\""),
     );
     t.run(&["build"])

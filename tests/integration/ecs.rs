@@ -753,3 +753,61 @@ fn a_run_says_where_its_tasks_time_went_phase_by_phase() {
         text.stdout
     );
 }
+
+/// A task ECS stops with `OutOfMemoryError` (the fake Fargate's first attempt) is run again
+/// at the next Fargate size through RunTask's task-level cpu/memory override, whatever
+/// `retry_exit_codes` says; the other task keeps the task definition's size.
+#[test]
+fn out_of_memory_on_fargate_runs_again_at_the_next_size() {
+    let moto = services::moto();
+    let t = fargate_job(moto, "");
+    let toml = std::fs::read_to_string(t.dir.path().join("jobrun.toml")).unwrap();
+    t.write(
+        "jobrun.toml",
+        &toml.replace("[run]\n", "[run]\nmax_attempts = 2\n"),
+    );
+    let run = t.submit_detached(&[
+        json!({"ok": true}),
+        json!({"fake": {"oom_until_attempt": 2}}),
+    ]);
+    let w = t.run(&["watch", &run]);
+    assert_eq!(w.status, 0, "{}\n{}", w.stdout, w.stderr);
+    assert!(
+        w.stdout.contains(
+            "1 task needed 0.25 vCPU / 1GB (retried after out-of-memory at 0.25 vCPU / 512MB)"
+        ),
+        "{}",
+        w.stdout
+    );
+    let s = t.status(&run);
+    assert_eq!(s["tasks"][1]["attempts"], 2, "{}", s["tasks"][1]);
+    assert_eq!(
+        s["tasks"][1]["size"],
+        json!({"cpu": 0.25, "memory_mib": 1024})
+    );
+
+    // What RunTask was asked: the override on the second attempt only.
+    let started_by = t.record(&run)["ecs"]["started_by"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let tasks = tasks_started_by(moto, &cluster_of(&t, &run), &started_by);
+    let sized: Vec<(String, String, Value, Value)> = tasks
+        .iter()
+        .map(|task| {
+            (
+                env_of(task, "JOBRUN_INDEX").unwrap(),
+                env_of(task, "JOBRUN_ATTEMPT").unwrap(),
+                task["overrides"]["cpu"].clone(),
+                task["overrides"]["memory"].clone(),
+            )
+        })
+        .collect();
+    for (index, attempt, cpu, memory) in &sized {
+        match (index.as_str(), attempt.as_str()) {
+            ("1", "2") => assert_eq!((cpu, memory), (&json!("256"), &json!("1024")), "{sized:?}"),
+            _ => assert!(cpu.is_null() && memory.is_null(), "{sized:?}"),
+        }
+    }
+    assert_eq!(sized.len(), 3, "{sized:?}");
+}

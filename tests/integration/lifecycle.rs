@@ -1,6 +1,7 @@
 //! A run from submit to summary: failures, timeouts, retries, cancel, crash and re-attach.
 
 use crate::harness::{Test, indexes};
+use serde_json::json;
 use std::time::{Duration, Instant};
 
 #[test]
@@ -240,4 +241,58 @@ max_attempts = 2"#,
         t.containers().is_empty(),
         "containers that never ran are removed"
     );
+}
+
+/// A task killed for its memory is retried at the next Fargate size (0.25 vCPU: 512MB → 1GB),
+/// whatever `retry_exit_codes` says, up to `max_memory` (default: twice `memory`); each
+/// attempt is priced at its own size and the summary says which tasks needed more.
+#[test]
+fn out_of_memory_is_retried_at_the_next_size_up_to_max_memory() {
+    let t = Test::with_task(
+        r#"command = ["/task", "alloc", "{config.mib}", "out", "done"]
+max_attempts = 3"#,
+    );
+    t.build();
+    t.write(
+        "c.jsonl",
+        "{\"mib\": 100}\n{\"mib\": 700}\n{\"mib\": 1500}\n",
+    );
+    let r = t.run(&["submit", "--configs", "c.jsonl"]);
+    assert_eq!(
+        r.status, 1,
+        "task 2 needs more than max_memory: {}\n{}",
+        r.stdout, r.stderr
+    );
+    assert!(
+        r.stdout.contains(
+            "2 tasks needed 0.25 vCPU / 1GB (retried after out-of-memory at 0.25 vCPU / 512MB)"
+        ),
+        "{}",
+        r.stdout
+    );
+    let s = t.status(&t.only_run());
+    let task = |i: usize| s["tasks"][i].clone();
+    assert_eq!(
+        (task(0)["state"].clone(), task(0)["attempts"].clone()),
+        (json!("succeeded"), json!(1))
+    );
+    assert!(task(0).get("size").is_none());
+    assert_eq!(task(1)["state"], "succeeded", "{}", task(1));
+    assert_eq!(task(1)["attempts"], 2);
+    assert_eq!(task(1)["size"], json!({"cpu": 0.25, "memory_mib": 1024}));
+    assert_eq!(task(2)["state"], "failed");
+    assert_eq!(task(2)["attempts"], 2, "no third attempt past max_memory");
+    assert!(
+        task(2)["reason"]
+            .as_str()
+            .unwrap()
+            .contains("out of memory (exit code 137) at 0.25 vCPU / 1GB (max_memory reached)"),
+        "{}",
+        task(2)
+    );
+    // The record prices each attempt at its size: the second one at 1GB.
+    let rec = t.record(&t.only_run());
+    let bills = rec["tasks"][1]["bills"].as_array().unwrap();
+    assert!(bills[0].get("size").is_none(), "{bills:?}");
+    assert_eq!(bills[1]["size"]["memory_mib"], 1024, "{bills:?}");
 }

@@ -20,6 +20,8 @@ that tasks behave like Fargate tasks whose outcome the test picks:
     stop_code: S       task stopCode (default EssentialContainerExited), stopped_reason: R
                        (TaskFailedToStart: the container gets no exitCode)
     until_attempt: K   exit/stop_code only apply while JOBRUN_ATTEMPT < K
+    oom_until_attempt: K  while JOBRUN_ATTEMPT < K the container is killed for its memory
+                       (exit 137, reason "OutOfMemoryError: Container killed due to memory usage")
     hold: true         the task stays RUNNING until StopTask
     hold_until: T      the task stays RUNNING until the clock passes T (seconds since the epoch)
     hold_while_file: P the task stays RUNNING while the file P exists (on moto's machine)
@@ -115,8 +117,13 @@ def task_script(overrides):
     return env, config, fake if isinstance(fake, dict) else {}, attempt
 
 
+OUT_OF_MEMORY = "OutOfMemoryError: Container killed due to memory usage"
+
+
 def outcome(fake, attempt):
-    """(stop_code, stopped_reason, exit_code) for a task that ends by itself."""
+    """(stop_code, stopped_reason, exit_code[, container reason]) for a task that ends by itself."""
+    if "oom_until_attempt" in fake and attempt < int(fake["oom_until_attempt"]):
+        return "EssentialContainerExited", ESSENTIAL_EXITED, 137, OUT_OF_MEMORY
     if "until_attempt" in fake and attempt >= int(fake["until_attempt"]):
         return "EssentialContainerExited", ESSENTIAL_EXITED, 0
     code = fake.get("stop_code", "EssentialContainerExited")
@@ -125,7 +132,7 @@ def outcome(fake, attempt):
     return code, reason, exit_code
 
 
-def finish(task, stop_code, reason, exit_code):
+def finish(task, stop_code, reason, exit_code, container_reason=None):
     """Mark a task STOPPED with AWS's fields (once; later calls keep the first outcome)."""
     if getattr(task, "_jobrun_stopped", False):
         return
@@ -143,6 +150,8 @@ def finish(task, stop_code, reason, exit_code):
         c.last_status = "STOPPED"
         if exit_code is None:
             c.reason = reason
+        if container_reason:
+            c.reason = container_reason
 
 
 def write_logs(backend, task, task_definition, env, fake):

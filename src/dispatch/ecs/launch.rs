@@ -92,7 +92,7 @@ impl EcsDispatcher {
         Ok(Dispatch {
             index: i,
             attempt,
-            overrides: TaskOverride::builder()
+            overrides: task_size(task, &rec.settings)
                 .container_overrides(container.build())
                 .build(),
             tags,
@@ -212,5 +212,25 @@ fn request_parts(
             (Some(vec![item]), None)
         }
         Placement::LaunchType => (None, Some(LaunchType::Fargate)),
+    }
+}
+
+/// The task-level size override of a task that grew after an out-of-memory kill (RunTask's
+/// `overrides.cpu` / `overrides.memory`, in CPU units and MiB as strings; the pair must be a
+/// valid Fargate size: https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_TaskOverride.html).
+/// Other tasks run at the task definition's size.
+fn task_size(
+    task: &crate::record::TaskRecord,
+    settings: &crate::record::RunSettings,
+) -> aws_sdk_ecs::types::builders::TaskOverrideBuilder {
+    let builder = TaskOverride::builder();
+    match task.size {
+        Some(_) => {
+            let size = crate::dispatch::size_of(task, settings);
+            builder
+                .cpu(((size.cpu * 1024.0).round() as u32).to_string())
+                .memory(size.memory_mib.to_string())
+        }
+        None => builder,
     }
 }

@@ -315,6 +315,13 @@ impl EcsDispatcher {
                 ),
                 FailKind::Interrupted,
             )),
+            None if out_of_memory(container) => Some((
+                format!(
+                    "out of memory (exit code {})",
+                    exit.map_or("none".into(), |c| c.to_string())
+                ),
+                FailKind::OutOfMemory,
+            )),
             None => {
                 let reason = (code.as_deref(), why.as_str());
                 let failed = exit_failure(exit, receipt.as_ref(), site.outputs, reason);
@@ -530,6 +537,15 @@ impl EcsDispatcher {
 
 /// Why a task that stopped by itself failed (`None`: it succeeded): its exit code, and with
 /// jobrun in the image (`outputs`), the receipt of its outputs.
+/// Whether ECS stopped the container for its memory: its reason is an `OutOfMemoryError`
+/// ("OutOfMemoryError: Container killed due to memory usage"; the error's name is the reason's
+/// first word: https://docs.aws.amazon.com/AmazonECS/latest/developerguide/out-of-memory.html).
+fn out_of_memory(container: Option<&aws_sdk_ecs::types::Container>) -> bool {
+    container
+        .and_then(|c| c.reason())
+        .is_some_and(|r| r.split(':').next() == Some("OutOfMemoryError"))
+}
+
 fn exit_failure(
     exit: Option<i64>,
     receipt: Option<&Receipt>,
