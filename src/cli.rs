@@ -293,6 +293,14 @@ pub struct SubmitArgs {
     /// (default: [cost] max_per_run)
     #[arg(long, value_name = "USD")]
     pub max_cost: Option<f64>,
+    /// Don't run what ran: a task whose key (image, command, configuration, environment) an
+    /// earlier run's succeeded task has gets that task's result and outputs instead; RUN: only
+    /// that run's (default: [run] reuse)
+    #[arg(long, value_name = "RUN", num_args = 0..=1, default_missing_value = "", conflicts_with_all = ["resume", "no_reuse"])]
+    pub reuse: Option<String>,
+    /// Run every task, whatever [run] reuse says
+    #[arg(long)]
+    pub no_reuse: bool,
     /// Submitted by a schedule's dispatcher (`jobrun dispatch`), whose task is costed with the run
     #[arg(skip)]
     pub scheduled: bool,

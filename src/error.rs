@@ -143,6 +143,19 @@ impl From<StoreError> for Failure {
     }
 }
 
+impl From<crate::reuse::ReuseError> for Failure {
+    fn from(e: crate::reuse::ReuseError) -> Self {
+        use crate::reuse::ReuseError;
+        match e {
+            ReuseError::Store(e) => e.into(),
+            ReuseError::NoSuchRun { .. } => Failure::usage(e.to_string())
+                .hint("`jobrun runs` lists the job's runs; `--reuse` alone looks in all of them"),
+            ReuseError::OtherJob { .. } => Failure::usage(e.to_string())
+                .hint("name a run of this job, or give `--reuse` alone to look in all of them"),
+        }
+    }
+}
+
 impl From<EngineError> for Failure {
     fn from(e: EngineError) -> Self {
         let hint = match &e {

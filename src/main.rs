@@ -25,6 +25,7 @@ mod record;
 mod registry;
 mod report;
 mod resources;
+mod reuse;
 mod schedule;
 mod state;
 mod store;

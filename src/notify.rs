@@ -72,8 +72,12 @@ impl Message {
         let text = match event {
             NotifyEvent::Start => format!("{head} started: {total} tasks"),
             _ => {
+                let reused = match rec.reused_count() {
+                    0 => String::new(),
+                    n => format!(" ({n} reused, {} ran)", total - n),
+                };
                 let mut text = format!(
-                    "{head} {}: {} of {total} succeeded, {failed} failed, in {}",
+                    "{head} {}: {} of {total} succeeded{reused}, {failed} failed, in {}",
                     rec.state(),
                     rec.count(TaskState::Succeeded),
                     humantime::format_duration(Duration::from_secs(duration_secs as u64))

@@ -32,7 +32,7 @@ pub fn before_start(
         Some(max) if estimate.upper_usd > max => Err(Failure::usage(format!(
             "the run's estimated cost is up to {} ({} tasks; {}), over the limit of {}",
             money(estimate.upper_usd),
-            rec.tasks.len(),
+            rec.tasks.len() - rec.reused_count(),
             estimate.duration.from,
             money(max)
         ))
@@ -56,8 +56,9 @@ fn estimate(job: &Job, rec: &RunRecord, store: &Store) -> Result<Estimate> {
         )),
         _ => None,
     };
+    // Only what will run is paid for: reused tasks cost nothing.
     let plan = Plan {
-        tasks: rec.tasks.len(),
+        tasks: rec.tasks.len() - rec.reused_count(),
         size: rec.settings.size(),
         spot,
         workers,

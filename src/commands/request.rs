@@ -22,6 +22,8 @@ pub struct SubmitRequest {
     pub scheduled: bool,
     /// Where `--build` pushes to.
     pub aws: RepositoryArgs,
+    /// Which earlier runs' tasks it may reuse.
+    pub reuse: crate::reuse::Reuse,
 }
 
 /// Where a submit's tasks come from.
@@ -47,7 +49,16 @@ impl SubmitRequest {
                 matrix: args.matrix,
             },
         };
+        use crate::reuse::Reuse;
+        let reuse = match (args.no_reuse, args.reuse) {
+            (true, _) => Reuse::No,
+            (false, Some(run)) if run.is_empty() => Reuse::Any,
+            (false, Some(run)) => Reuse::From(run),
+            (false, None) if job.run.reuse => Reuse::Any,
+            (false, None) => Reuse::No,
+        };
         SubmitRequest {
+            reuse,
             job,
             tasks,
             detach: args.detach,

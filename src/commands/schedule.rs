@@ -438,6 +438,10 @@ pub async fn dispatch(args: DispatchArgs, ui: &Ui) -> Result<Exit> {
         "dispatch: schedule {} (version {}) due {at}",
         stored.name, stored.version
     ));
+    let reuse = match job.run.reuse {
+        true => crate::reuse::Reuse::Any,
+        false => crate::reuse::Reuse::No,
+    };
     let request = SubmitRequest {
         job,
         tasks: Tasks::Given(stored.configs),
@@ -450,6 +454,7 @@ pub async fn dispatch(args: DispatchArgs, ui: &Ui) -> Result<Exit> {
         max_cost: None,
         scheduled: true,
         aws: RepositoryArgs::default(),
+        reuse,
     };
     make_run(request, ui).await
 }

@@ -147,7 +147,7 @@ fn new_record(
         .unwrap_or(job.image.platform.arch);
     let mut settings = settings_of(job);
     settings.prices = Some(crate::cost::Prices::lookup(&region, arch, &job.cost));
-    RunRecord {
+    let mut rec = RunRecord {
         schema: record::SCHEMA,
         run_id: run_id.to_string(),
         job: job.name.clone(),
@@ -161,7 +161,10 @@ fn new_record(
         key: None,
         notifications: vec![],
         tasks,
-    }
+    };
+    // Every task's key, whether or not this submit reuses: later ones may.
+    crate::reuse::set_keys(&mut rec);
+    rec
 }
 
 fn settings_of(job: &Job) -> RunSettings {
@@ -199,6 +202,14 @@ async fn start(
     ui: &Ui,
 ) -> Result<Exit> {
     store.create(&rec)?;
+    if rec.place == Place::Local && rec.reused_count() > 0 {
+        for (i, why) in crate::reuse::copy_local(store, &mut rec) {
+            ui.note(&format!(
+                "task {i} runs after all: its earlier twin's outputs could not be copied: {why}"
+            ));
+        }
+        store.save(&rec)?;
+    }
     if let Some(spec) = rec
         .settings
         .notify
@@ -230,6 +241,8 @@ async fn submit_local(at: Submit<'_>, ui: &Ui) -> Result<Exit> {
         return Err(Failure::usage("--from-s3 needs the ecs target")
             .hint("submit with --target ecs, or set job.target = \"ecs\""));
     };
+    // Which earlier tasks there are to reuse: a bad `--reuse RUN` stops here, before anything.
+    let earlier = crate::reuse::earlier(store, &job.name, &req.reuse)?;
     let engine = Engine::connect().await?;
     if req.build {
         let built = build_and_record(job, &engine, store, ui).await?;
@@ -247,6 +260,14 @@ async fn submit_local(at: Submit<'_>, ui: &Ui) -> Result<Exit> {
         platform: image::platform_of(&inspect),
     };
     let mut rec = new_record(job, run_id, Place::Local, image, tasks);
+    let reused = crate::reuse::reuse_local(store, &mut rec, &earlier)?;
+    if !reused.outputs_gone.is_empty() {
+        ui.note(&format!(
+            "{} tasks run again: the outputs of their earlier twins are gone (tasks {})",
+            reused.outputs_gone.len(),
+            crate::report::overview::ranges(&reused.outputs_gone, 20)
+        ));
+    }
     if let (Some(settings), Some(other)) = (
         rec.settings.reduce.as_mut(),
         job.reduce.as_ref().and_then(|r| r.image.as_ref()),

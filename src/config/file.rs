@@ -222,6 +222,8 @@ pub struct RunSection {
     pub retry_exit_codes: Option<RetryExitCodes>,
     /// `false`: an ECS job's tasks keep no outputs, so its image needs no jobrun.
     pub outputs: Option<bool>,
+    /// `true`: every submit reuses earlier runs' tasks with the same key (`submit --reuse`).
+    pub reuse: Option<bool>,
 }
 
 mod opt_duration {

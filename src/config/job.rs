@@ -254,6 +254,8 @@ pub struct RunSpec {
     pub retry_exit_codes: RetryExitCodes,
     /// Whether an ECS job's tasks keep their outputs (through the jobrun in the image).
     pub outputs: bool,
+    /// Whether a submit reuses earlier runs' tasks with the same key by default.
+    pub reuse: bool,
 }
 
 mod secs {

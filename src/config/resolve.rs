@@ -592,6 +592,7 @@ fn run(
             TargetKind::Ecs => RetryExitCodes::none(),
         }),
         outputs: file.run.outputs.unwrap_or(true),
+        reuse: file.run.reuse.unwrap_or(false),
     })
 }
 

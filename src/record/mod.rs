@@ -438,6 +438,14 @@ impl RunRecord {
         self.tasks.iter().filter(|t| t.stage == Stage::Map).count()
     }
 
+    /// Tasks that did not run: an earlier run's twin's result and outputs are theirs.
+    pub fn reused_count(&self) -> usize {
+        self.tasks
+            .iter()
+            .filter(|t| t.reused_from.is_some())
+            .count()
+    }
+
     /// The reduce task, when the run has one (always its last task).
     pub fn reduce_task(&self) -> Option<&TaskRecord> {
         self.tasks.last().filter(|t| t.stage == Stage::Reduce)

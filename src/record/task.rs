@@ -153,6 +153,14 @@ pub struct TaskRecord {
     /// How long each attempt that ran was billed for (what its cost is computed from).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub bills: Vec<Bill>,
+    /// What determines its result (image, command, configuration, environment), digested: a
+    /// later `submit --reuse` finds it by this (none: its inputs are not all known, e.g. an S3
+    /// object's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// `<run>#<index>`: it did not run, its result and outputs were copied from that task.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reused_from: Option<String>,
     /// The size its next attempts run at, when not the run's: set by a retry after an
     /// out-of-memory kill (the next Fargate size up to `max_memory`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -189,6 +197,8 @@ impl TaskRecord {
             result: None,
             result_error: None,
             bills: vec![],
+            key: None,
+            reused_from: None,
             size: None,
             timelines: vec![],
         }
@@ -280,6 +290,24 @@ impl TaskRecord {
         self.state = TaskState::Succeeded;
         self.reason = None;
         self.end(at);
+    }
+
+    /// Succeeded without running: the task `from` (`<run>#<index>`) of an earlier run had the
+    /// same key, and its result (and outputs) are this one's.
+    pub fn reuse(&mut self, from: String, result: Option<Value>, at: DateTime<Utc>) {
+        self.reused_from = Some(from);
+        self.result = result;
+        self.state = TaskState::Succeeded;
+        self.reason = None;
+        self.end(at);
+    }
+
+    /// Not reused after all (its twin's outputs could not be copied): queued to run.
+    pub fn unreuse(&mut self) {
+        self.reused_from = None;
+        self.result = None;
+        self.state = TaskState::Queued;
+        self.finished_at = None;
     }
 
     /// Cancelled (before it started, or while it ran), at `at`.

@@ -20,6 +20,8 @@ pub struct RunStatus {
     pub state: crate::record::RunState,
     pub total: usize,
     pub succeeded: usize,
+    /// Of the succeeded, those reused from earlier runs (they did not run).
+    pub reused: usize,
     pub failed: usize,
     pub running: usize,
     pub queued: usize,
@@ -82,6 +84,9 @@ pub struct TaskStatus {
     /// execution stopped, stopped; locally: created, started, stopped).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub timelines: Vec<crate::record::Timeline>,
+    /// `<run>#<index>`: it did not run, that task's result and outputs are its own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reused_from: Option<String>,
     /// The size its later attempts ran at, when an out-of-memory kill made it grow.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub size: Option<crate::record::schema::TaskSize>,
@@ -138,6 +143,7 @@ impl RunStatus {
             state: rec.state(),
             total: rec.tasks.len(),
             succeeded: rec.count(TaskState::Succeeded),
+            reused: rec.reused_count(),
             failed: rec.count(TaskState::Failed),
             running: rec.count(TaskState::Running),
             queued: rec.count(TaskState::Queued),
@@ -182,6 +188,7 @@ impl RunStatus {
                     cost: rec.task_cost(t),
                     timelines: t.timelines.clone(),
                     size: t.size,
+                    reused_from: t.reused_from.clone(),
                 })
                 .collect(),
         }
@@ -207,8 +214,12 @@ impl RunStatus {
     }
 
     pub fn counts_line(&self) -> String {
+        let reused = match self.reused {
+            0 => String::new(),
+            n => format!(" ({n} reused)"),
+        };
         let mut line = format!(
-            "{} succeeded, {} failed, {} running, {} queued, {} cancelled (of {})",
+            "{} succeeded{reused}, {} failed, {} running, {} queued, {} cancelled (of {})",
             self.succeeded, self.failed, self.running, self.queued, self.cancelled, self.total
         );
         // Where the running ones are, when the target says (ECS: PROVISIONING → … → STOPPED).

@@ -11,6 +11,8 @@ pub struct Planned {
     pub dry_run: bool,
     pub job: String,
     pub tasks: usize,
+    /// Of them, reused from earlier runs (they will not run; the estimate leaves them out).
+    pub reused: usize,
     pub reduce: bool,
     pub target: &'static str,
     /// direct, queue, or the local engine.
@@ -35,6 +37,7 @@ impl Planned {
             dry_run: true,
             job: rec.job.clone(),
             tasks: rec.map_count(),
+            reused: rec.reused_count(),
             reduce: rec.reduce_task().is_some(),
             target: rec.place.target_name(),
             mode,
@@ -59,9 +62,13 @@ impl fmt::Display for Planned {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let reduce = if self.reduce { " and the reduce" } else { "" };
         let s = &self.estimate.size;
+        let reused = match self.reused {
+            0 => String::new(),
+            n => format!(" ({n} reused from earlier runs, {} to run)", self.tasks - n),
+        };
         writeln!(
             f,
-            "plan: {} tasks{reduce} of job {} on {} ({}), {}",
+            "plan: {} tasks{reused}{reduce} of job {} on {} ({}), {}",
             self.tasks, self.job, self.target, self.mode, self.image
         )?;
         writeln!(

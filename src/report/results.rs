@@ -26,6 +26,7 @@ impl Results {
         let mut config = BTreeSet::new();
         let mut result = BTreeSet::new();
         let mut errors = false;
+        let mut reused = false;
         for r in &rows {
             for k in r.keys() {
                 if k.starts_with("config.") {
@@ -35,6 +36,7 @@ impl Results {
                 }
             }
             errors |= r.contains_key("result_error");
+            reused |= r.contains_key("reused_from");
         }
         let mut columns = vec!["index".to_string(), "state".to_string()];
         columns.extend(config);
@@ -42,6 +44,9 @@ impl Results {
         columns.push("duration_s".into());
         if errors {
             columns.push("result_error".into());
+        }
+        if reused {
+            columns.push("reused_from".into());
         }
         Results {
             run_id: rec.run_id.clone(),
@@ -127,6 +132,9 @@ fn row(t: &TaskRecord) -> Map<String, Value> {
     r.insert("duration_s".into(), duration);
     if let Some(e) = &t.result_error {
         r.insert("result_error".into(), e.clone().into());
+    }
+    if let Some(from) = &t.reused_from {
+        r.insert("reused_from".into(), from.clone().into());
     }
     r
 }

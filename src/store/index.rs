@@ -10,6 +10,7 @@ use super::{Stamp, Store, StoreError, write_json_atomic};
 use crate::record::RunRecord;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// What a listing needs of a run.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -73,6 +74,27 @@ impl Durations {
     }
 }
 
+/// `keys.json`: a finished run's succeeded map tasks by key (a 10,000-task run's is a few
+/// hundred kilobytes, read only by `submit --reuse`; the summary stays small).
+#[derive(Debug, Serialize, Deserialize)]
+struct KeyIndex {
+    stamp: Stamp,
+    keys: BTreeMap<String, usize>,
+}
+
+impl KeyIndex {
+    fn of(rec: &RunRecord, stamp: Stamp) -> KeyIndex {
+        use crate::record::{Stage, TaskState};
+        let keys = rec
+            .tasks
+            .iter()
+            .filter(|t| t.stage == Stage::Map && t.state == TaskState::Succeeded)
+            .filter_map(|t| Some((t.key.clone()?, t.index)))
+            .collect();
+        KeyIndex { stamp, keys }
+    }
+}
+
 impl RunSummary {
     fn of(rec: &RunRecord, stamp: Stamp) -> RunSummary {
         use crate::record::TaskState;
@@ -104,12 +126,35 @@ impl Store {
         self.run_dir(run_id).join("summary.json")
     }
 
-    /// Writes the summary of a record just saved.
+    /// Writes the summary of a record just saved (and, once it is finished, its task keys).
     pub(super) fn index(&self, rec: &RunRecord) -> Result<(), StoreError> {
         let Ok(stamp) = Stamp::of(&self.record_path(&rec.run_id)) else {
             return Ok(());
         };
+        if rec.is_finished() {
+            write_json_atomic(&self.keys_path(&rec.run_id), &KeyIndex::of(rec, stamp))?;
+        }
         write_json_atomic(&self.summary_path(&rec.run_id), &RunSummary::of(rec, stamp))
+    }
+
+    fn keys_path(&self, run_id: &str) -> std::path::PathBuf {
+        self.run_dir(run_id).join("keys.json")
+    }
+
+    /// The keys of a run's succeeded map tasks, with their indexes (what `submit --reuse`
+    /// looks up): as kept beside the record when they match it, else made from the record.
+    pub fn task_keys(&self, run_id: &str) -> Result<BTreeMap<String, usize>, StoreError> {
+        let now = Stamp::of(&self.record_path(run_id)).ok();
+        let kept: Option<KeyIndex> = std::fs::read(self.keys_path(run_id))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        if let (Some(k), Some(now)) = (kept, now)
+            && k.stamp == now
+        {
+            return Ok(k.keys);
+        }
+        let rec = self.load(run_id)?;
+        Ok(KeyIndex::of(&rec, now.unwrap_or_default()).keys)
     }
 
     /// A run's summary: as kept when it matches its record, else made again from the record.

@@ -340,3 +340,120 @@ fn the_reduce_can_run_in_another_local_image() {
         rec["settings"]
     );
 }
+
+/// `submit --reuse`: a run of three configurations, then the same three and a new one — only
+/// the new one runs; the others get their twins' results and outputs (copied into the new
+/// run's folder, so the reduce reads them), cost nothing, and say where they come from.
+/// `--dry-run` counts only what will run; a bad `--reuse RUN` is one error and starts nothing;
+/// a twin whose outputs were deleted runs again.
+#[test]
+fn reuse_runs_only_what_did_not_run_before() {
+    let t = crate::harness::Test::with_task(
+        r#"command = ["/task", "write", "model.txt", "m{config.lr}", "write", "result.json", "{{\"loss\": {config.lr}}}"]"#,
+    );
+    t.build();
+    let configs = |lrs: &[u32]| {
+        lrs.iter()
+            .map(|lr| format!("{{\"lr\": {lr}}}\n"))
+            .collect::<String>()
+    };
+    t.write("first.jsonl", &configs(&[1, 2, 3]));
+    let first = t.run(&["submit", "--configs", "first.jsonl"]);
+    assert_eq!(first.status, 0, "{}", first.stderr);
+    let first_run = t.only_run();
+
+    t.write("again.jsonl", &configs(&[1, 2, 3, 4]));
+    let plan = t.run(&["submit", "--configs", "again.jsonl", "--reuse", "--dry-run"]);
+    assert_eq!(plan.status, 0, "{}", plan.stderr);
+    assert!(
+        plan.stdout
+            .contains("plan: 4 tasks (3 reused from earlier runs, 1 to run)"),
+        "{}",
+        plan.stdout
+    );
+
+    // Bad input: one error, exit 2, no run.
+    t.run(&[
+        "submit",
+        "--configs",
+        "again.jsonl",
+        "--reuse",
+        "20990101-000000-nope-0000",
+    ])
+    .assert_error(2, "--reuse 20990101-000000-nope-0000: no such run");
+    let other = crate::harness::Test::with_task(r#"command = ["/task"]"#);
+    other.build();
+    assert_eq!(other.run(&["submit", "--configs", "1"]).status, 0);
+    let other_run = other.only_run();
+    let foreign = t
+        .command(&["submit", "--configs", "again.jsonl", "--reuse", &other_run])
+        .env("JOBRUN_STATE_DIR", other.state.path())
+        .output()
+        .unwrap();
+    assert_eq!(foreign.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&foreign.stderr).contains("it is a run of job"),
+        "{}",
+        String::from_utf8_lossy(&foreign.stderr)
+    );
+    assert_eq!(t.run_count(), 1, "nothing was started");
+
+    let again = t.run(&[
+        "submit",
+        "--configs",
+        "again.jsonl",
+        "--reuse",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(again.status, 0, "{}", again.stderr);
+    let s = t.status("");
+    assert_eq!(s["reused"], 3, "{s}");
+    let run = s["run_id"].as_str().unwrap().to_string();
+    for i in 0..3 {
+        assert_eq!(s["tasks"][i]["reused_from"], format!("{first_run}#{i}"));
+        assert_eq!(s["tasks"][i]["attempts"], 0, "it did not run");
+    }
+    assert!(s["tasks"][3].get("reused_from").is_none());
+    assert_eq!(s["tasks"][3]["attempts"], 1);
+    let r = t.run(&["results", &run, "-o", "json"]);
+    let table = r.json();
+    let losses: Vec<Value> = table["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["result.loss"].clone())
+        .collect();
+    assert_eq!(losses, [json!(1), json!(2), json!(3), json!(4)]);
+    let copied = t
+        .state
+        .path()
+        .join("runs")
+        .join(&run)
+        .join("outputs/1/model.txt");
+    assert_eq!(std::fs::read_to_string(copied).unwrap(), "m2");
+    let rec = t.record(&run);
+    assert!(
+        rec["tasks"][0]["bills"].is_null(),
+        "a reused task is not billed"
+    );
+
+    // A twin whose outputs are gone: that task runs again.
+    std::fs::remove_dir_all(
+        t.state
+            .path()
+            .join("runs")
+            .join(&first_run)
+            .join("outputs/0"),
+    )
+    .unwrap();
+    let third = t.run(&["submit", "--configs", "first.jsonl", "--reuse", &first_run]);
+    assert_eq!(third.status, 0, "{}", third.stderr);
+    assert!(
+        third.stderr.contains("1 tasks run again"),
+        "{}",
+        third.stderr
+    );
+    let s = t.status("");
+    assert_eq!(s["reused"], 2, "{s}");
+}

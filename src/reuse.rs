@@ -1,0 +1,201 @@
+//! Don't pay twice. Every map task has a key: a digest of what determines its result — the
+//! image (its digest when pushed, its id locally), the command after placeholders, the
+//! configuration and the environment jobrun gives it (not the run id, index or attempt). A
+//! finished run keeps its succeeded tasks' keys beside its record (`keys.json`, written with
+//! the run index), so `submit --reuse` finds earlier tasks with the same key without reading
+//! every record; a hit does not run: its result and output folder are copied into the new run
+//! and it is `succeeded` with `reused_from: <run>#<index>`. A changed image or command changes
+//! every key, so nothing is reused across them.
+
+use crate::record::{RunRecord, RunSettings, Stage, TaskRecord, TaskState};
+use crate::store::{Store, StoreError};
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, HashMap};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReuseError {
+    #[error("--reuse {run}: no such run")]
+    NoSuchRun { run: String },
+    #[error("--reuse {run}: it is a run of job {other}, not of {job}")]
+    OtherJob {
+        run: String,
+        other: String,
+        job: String,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Which earlier runs a submit may reuse tasks of.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reuse {
+    No,
+    /// Any earlier run of the job (the newest hit wins).
+    Any,
+    /// This run only.
+    From(String),
+}
+
+/// A task's key (none for a task whose inputs jobrun does not know in full: `--from-s3` tasks
+/// read an object whose content may change under the same name).
+pub fn key_of(image_id: &str, settings: &RunSettings, task: &TaskRecord) -> Option<String> {
+    if task.stage != Stage::Map || task.env.contains_key("S3_KEY") {
+        return None;
+    }
+    let mut env: BTreeMap<&str, &str> = settings
+        .env
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    env.extend(task.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    let what = serde_json::json!({
+        "image": image_id,
+        "command": task.command,
+        "config": task.config.value(),
+        "env": env,
+    });
+    let digest = Sha256::digest(what.to_string().as_bytes());
+    Some(format!("{digest:x}")[..32].to_string())
+}
+
+/// Gives every map task of a new record its key.
+pub fn set_keys(rec: &mut RunRecord) {
+    let (image, settings) = (&rec.image.id, &rec.settings);
+    for t in rec.tasks.iter_mut() {
+        t.key = key_of(image, settings, t);
+    }
+}
+
+/// Where an earlier task with a key is: (run, index), from the newest run that has it.
+pub fn earlier(
+    store: &Store,
+    job: &str,
+    reuse: &Reuse,
+) -> Result<HashMap<String, (String, usize)>, ReuseError> {
+    let runs: Vec<String> = match reuse {
+        Reuse::No => return Ok(HashMap::new()),
+        Reuse::From(run) => {
+            let s = store.summary(run).map_err(|e| match e {
+                StoreError::NoSuchRun(_) => ReuseError::NoSuchRun { run: run.clone() },
+                e => e.into(),
+            })?;
+            if s.job != job {
+                return Err(ReuseError::OtherJob {
+                    run: run.clone(),
+                    other: s.job,
+                    job: job.to_string(),
+                });
+            }
+            vec![s.run_id]
+        }
+        Reuse::Any => store
+            .summaries()?
+            .runs
+            .into_iter()
+            .filter(|s| s.job == job && s.finished)
+            .map(|s| s.run_id)
+            .collect(),
+    };
+    let mut found = HashMap::new();
+    // Newest first: the first run that has a key keeps it.
+    for run in runs {
+        for (key, index) in store.task_keys(&run)? {
+            found.entry(key).or_insert_with(|| (run.clone(), index));
+        }
+    }
+    Ok(found)
+}
+
+/// What reusing did to a new run.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Reused {
+    /// Tasks that will not run.
+    pub tasks: usize,
+    /// Tasks whose earlier twin's outputs are gone (deleted since): they run.
+    pub outputs_gone: Vec<usize>,
+}
+
+/// Marks the tasks of a new local run that an earlier run has a twin of as reused (their
+/// results from the twins' records); their output folders are copied by [`copy_local`] once
+/// the run's folder exists. A twin whose output folder is gone is not reused.
+pub fn reuse_local(
+    store: &Store,
+    rec: &mut RunRecord,
+    found: &HashMap<String, (String, usize)>,
+) -> Result<Reused, ReuseError> {
+    let mut records: HashMap<String, RunRecord> = HashMap::new();
+    let mut reused = Reused::default();
+    let now = chrono::Utc::now();
+    for t in rec
+        .tasks
+        .iter_mut()
+        .filter(|t| t.state == TaskState::Queued)
+    {
+        let Some((run, index)) = t.key.as_ref().and_then(|k| found.get(k)) else {
+            continue;
+        };
+        if !records.contains_key(run) {
+            records.insert(run.clone(), store.load(run)?);
+        }
+        let Some(twin) = records[run].tasks.get(*index) else {
+            continue;
+        };
+        let dir = crate::outputs::local_dir(&store.run_dir(run), twin);
+        if !dir.is_dir() {
+            reused.outputs_gone.push(t.index);
+            continue;
+        }
+        t.reuse(format!("{run}#{index}"), twin.result.clone(), now);
+        reused.tasks += 1;
+    }
+    Ok(reused)
+}
+
+/// Copies the reused tasks' output folders into the (now existing) run's folder; a task whose
+/// folder cannot be copied runs after all. Returns those, with why.
+pub fn copy_local(store: &Store, rec: &mut RunRecord) -> Vec<(usize, String)> {
+    let mut failed = vec![];
+    let run_dir = store.run_dir(&rec.run_id);
+    for t in rec.tasks.iter_mut() {
+        let Some((run, index)) = t.reused_from.as_deref().and_then(|r| r.split_once('#')) else {
+            continue;
+        };
+        let Ok(index) = index.parse::<usize>() else {
+            continue;
+        };
+        let from = store.run_dir(run).join("outputs").join(index.to_string());
+        let to = crate::outputs::local_dir(&run_dir, t);
+        if let Err(e) = crate::outputs::copy_dir(&from, &to) {
+            failed.push((t.index, e.to_string()));
+            t.unreuse();
+        }
+    }
+    failed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_key_is_of_the_inputs_not_of_the_run() {
+        let rec = crate::record::tests::record("20260101-000000-a-0001", "a");
+        let task = |i, lr| TaskRecord::new(i, json!({"lr": lr}), Some(vec!["/job".into()]));
+        let key = |t: &TaskRecord| key_of("sha256:img", &rec.settings, t).unwrap();
+        assert_eq!(key(&task(0, 1)), key(&task(7, 1)), "the index is not in it");
+        assert_ne!(key(&task(0, 1)), key(&task(0, 2)), "the configuration is");
+        let other_image = key_of("sha256:other", &rec.settings, &task(0, 1)).unwrap();
+        assert_ne!(key(&task(0, 1)), other_image, "the image is");
+        let mut other_command = task(0, 1);
+        other_command.command = Some(vec!["/job".into(), "--fast".into()]);
+        assert_ne!(key(&task(0, 1)), key(&other_command), "the command is");
+        let mut from_s3 = task(0, 1);
+        from_s3.env.insert("S3_KEY".into(), "in/a.csv".into());
+        assert_eq!(key_of("sha256:img", &rec.settings, &from_s3), None);
+        assert_eq!(
+            key_of("sha256:img", &rec.settings, &TaskRecord::reduce(3, None)),
+            None
+        );
+    }
+}
