@@ -115,40 +115,79 @@ pub struct Reused {
     pub outputs_gone: Vec<usize>,
 }
 
-/// Marks the tasks of a new local run that an earlier run has a twin of as reused (their
-/// results from the twins' records); their output folders are copied by [`copy_local`] once
-/// the run's folder exists. A twin whose output folder is gone is not reused.
-pub fn reuse_local(
+/// A queued task of a new run and the earlier task with its key.
+pub struct Twin {
+    pub task: usize,
+    pub run: String,
+    pub index: usize,
+    pub result: Option<serde_json::Value>,
+}
+
+/// The new run's queued tasks that have an earlier twin (whose records are read for their
+/// results: only the runs that have a twin).
+pub fn twins(
     store: &Store,
-    rec: &mut RunRecord,
+    rec: &RunRecord,
     found: &HashMap<String, (String, usize)>,
-) -> Result<Reused, ReuseError> {
+) -> Result<Vec<Twin>, ReuseError> {
     let mut records: HashMap<String, RunRecord> = HashMap::new();
-    let mut reused = Reused::default();
-    let now = chrono::Utc::now();
-    for t in rec
-        .tasks
-        .iter_mut()
-        .filter(|t| t.state == TaskState::Queued)
-    {
+    let mut twins = vec![];
+    for t in rec.tasks.iter().filter(|t| t.state == TaskState::Queued) {
         let Some((run, index)) = t.key.as_ref().and_then(|k| found.get(k)) else {
             continue;
         };
         if !records.contains_key(run) {
             records.insert(run.clone(), store.load(run)?);
         }
-        let Some(twin) = records[run].tasks.get(*index) else {
-            continue;
-        };
-        let dir = crate::outputs::local_dir(&store.run_dir(run), twin);
-        if !dir.is_dir() {
-            reused.outputs_gone.push(t.index);
+        if let Some(twin) = records[run].tasks.get(*index) {
+            twins.push(Twin {
+                task: t.index,
+                run: run.clone(),
+                index: *index,
+                result: twin.result.clone(),
+            });
+        }
+    }
+    Ok(twins)
+}
+
+/// Marks each task whose twin's outputs are still there (`present`) as reused; the others
+/// run (their indexes are returned in `outputs_gone`).
+pub fn mark(rec: &mut RunRecord, twins: Vec<Twin>, present: impl Fn(&Twin) -> bool) -> Reused {
+    let mut reused = Reused::default();
+    let now = chrono::Utc::now();
+    for twin in twins {
+        if !present(&twin) {
+            reused.outputs_gone.push(twin.task);
             continue;
         }
-        t.reuse(format!("{run}#{index}"), twin.result.clone(), now);
+        let from = format!("{}#{}", twin.run, twin.index);
+        rec.tasks[twin.task].reuse(from, twin.result, now);
         reused.tasks += 1;
     }
-    Ok(reused)
+    reused
+}
+
+/// A local run's reuse: a twin's outputs are there when its output folder is.
+pub fn reuse_local(
+    store: &Store,
+    rec: &mut RunRecord,
+    found: &HashMap<String, (String, usize)>,
+) -> Result<Reused, ReuseError> {
+    let twins = twins(store, rec, found)?;
+    let outputs = |t: &Twin| {
+        store
+            .run_dir(&t.run)
+            .join("outputs")
+            .join(t.index.to_string())
+    };
+    Ok(mark(rec, twins, |t| outputs(t).is_dir()))
+}
+
+/// The reused task a task is a copy of: (run, index).
+fn twin_of(t: &TaskRecord) -> Option<(&str, usize)> {
+    let (run, index) = t.reused_from.as_deref()?.split_once('#')?;
+    Some((run, index.parse().ok()?))
 }
 
 /// Copies the reused tasks' output folders into the (now existing) run's folder; a task whose
@@ -157,15 +196,62 @@ pub fn copy_local(store: &Store, rec: &mut RunRecord) -> Vec<(usize, String)> {
     let mut failed = vec![];
     let run_dir = store.run_dir(&rec.run_id);
     for t in rec.tasks.iter_mut() {
-        let Some((run, index)) = t.reused_from.as_deref().and_then(|r| r.split_once('#')) else {
-            continue;
-        };
-        let Ok(index) = index.parse::<usize>() else {
+        let Some((run, index)) = twin_of(t) else {
             continue;
         };
         let from = store.run_dir(run).join("outputs").join(index.to_string());
         let to = crate::outputs::local_dir(&run_dir, t);
         if let Err(e) = crate::outputs::copy_dir(&from, &to) {
+            failed.push((t.index, e.to_string()));
+            t.unreuse();
+        }
+    }
+    failed
+}
+
+/// An ECS run's reuse: a twin's outputs are there when its prefix in the bucket has objects
+/// (one listing per earlier run), or when it left nothing to lose (no result).
+pub async fn reuse_ecs(
+    store: &Store,
+    rec: &mut RunRecord,
+    found: &HashMap<String, (String, usize)>,
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+) -> Result<Reused, crate::error::Failure> {
+    let twins = twins(store, rec, found)?;
+    let mut present: HashMap<String, std::collections::HashSet<usize>> = HashMap::new();
+    for run in twins.iter().map(|t| t.run.clone()) {
+        if present.contains_key(&run) {
+            continue;
+        }
+        let prefix = crate::wire::inputs_prefix(&rec.job, &run);
+        let listed = crate::aws::list_objects(s3, bucket, &prefix).await?;
+        let indexes = listed
+            .iter()
+            .filter_map(|o| o.rel.split('/').next()?.parse().ok())
+            .collect();
+        present.insert(run, indexes);
+    }
+    let there = |t: &Twin| t.result.is_none() || present[&t.run].contains(&t.index);
+    Ok(mark(rec, twins, there))
+}
+
+/// Copies the reused tasks' output folders within the bucket (S3 CopyObject, server-side);
+/// a task whose folder cannot be copied runs after all. Returns those, with why.
+pub async fn copy_s3(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    rec: &mut RunRecord,
+) -> Vec<(usize, String)> {
+    let mut failed = vec![];
+    let (job, run_id) = (rec.job.clone(), rec.run_id.clone());
+    for t in rec.tasks.iter_mut() {
+        let Some((run, index)) = twin_of(t) else {
+            continue;
+        };
+        let from = crate::wire::output_prefix(&job, run, index, Stage::Map);
+        let to = crate::wire::output_prefix(&job, &run_id, t.index, Stage::Map);
+        if let Err(e) = crate::outputs::s3::copy_prefix(s3, bucket, &from, &to).await {
             failed.push((t.index, e.to_string()));
             t.unreuse();
         }

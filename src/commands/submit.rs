@@ -261,13 +261,7 @@ async fn submit_local(at: Submit<'_>, ui: &Ui) -> Result<Exit> {
     };
     let mut rec = new_record(job, run_id, Place::Local, image, tasks);
     let reused = crate::reuse::reuse_local(store, &mut rec, &earlier)?;
-    if !reused.outputs_gone.is_empty() {
-        ui.note(&format!(
-            "{} tasks run again: the outputs of their earlier twins are gone (tasks {})",
-            reused.outputs_gone.len(),
-            crate::report::overview::ranges(&reused.outputs_gone, 20)
-        ));
-    }
+    note_gone(&reused, ui);
     if let (Some(settings), Some(other)) = (
         rec.settings.reduce.as_mut(),
         job.reduce.as_ref().and_then(|r| r.image.as_ref()),
@@ -294,6 +288,7 @@ async fn submit_ecs(at: Submit<'_>, ui: &Ui) -> Result<Exit> {
     // Input first (nothing is created for bad input), then AWS.
     let mut gate = Gate::of(req)?;
     let planned_tasks = planned(req, run_id)?;
+    let earlier = crate::reuse::earlier(store, &job.name, &req.reuse)?;
     let aws = load_aws(job).await?;
     let tasks = match planned_tasks {
         Planned::Tasks(tasks) => tasks,
@@ -330,6 +325,12 @@ async fn submit_ecs(at: Submit<'_>, ui: &Ui) -> Result<Exit> {
     let place = ecs_place(job, &outputs, run_id, req.scheduled)?;
     let mut rec = new_record(job, run_id, place, image, tasks);
     rec.settings.dispatched = req.scheduled;
+    let s3 = aws.s3();
+    let bucket = outputs.site.bucket.clone();
+    if !earlier.is_empty() {
+        let reused = crate::reuse::reuse_ecs(store, &mut rec, &earlier, &s3, &bucket).await?;
+        note_gone(&reused, ui);
+    }
     if let Some(exit) = super::estimate::before_start(req, &rec, store, ui)? {
         return Ok(exit);
     }
@@ -339,9 +340,27 @@ async fn submit_ecs(at: Submit<'_>, ui: &Ui) -> Result<Exit> {
     });
     let remote = async |rec: &mut RunRecord| {
         super::common::hold_image(rec, &aws, store, ui).await;
-        Ok(Dispatcher::create(rec, aws.clone()).await?)
+        let dispatcher = Dispatcher::create(rec, aws.clone()).await?;
+        // The run exists in the bucket: the reused tasks' outputs are copied into it.
+        for (i, why) in crate::reuse::copy_s3(&s3, &bucket, rec).await {
+            ui.note(&format!(
+                "task {i} runs after all: its earlier twin's outputs could not be copied: {why}"
+            ));
+        }
+        Ok(dispatcher)
     };
     gate_then_start(&gate, &at, rec, remote, ui).await
+}
+
+/// Says which tasks run although an earlier twin had their key: its outputs were deleted.
+fn note_gone(reused: &crate::reuse::Reused, ui: &Ui) {
+    if !reused.outputs_gone.is_empty() {
+        ui.note(&format!(
+            "{} tasks run again: the outputs of their earlier twins are gone (tasks {})",
+            reused.outputs_gone.len(),
+            crate::report::overview::ranges(&reused.outputs_gone, 20)
+        ));
+    }
 }
 
 /// `--from-s3`: one task per object under the prefix.

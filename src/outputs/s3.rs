@@ -215,6 +215,58 @@ async fn send_parts(
         .await
 }
 
+/// Copies every object under `from` to the same names under `to`, within the bucket and on
+/// S3's side (CopyObject; the source is `bucket/key` URL-encoded, up to 5 GB per object:
+/// https://docs.aws.amazon.com/AmazonS3/latest/API/API_CopyObject.html).
+pub async fn copy_prefix(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    from: &str,
+    to: &str,
+) -> Result<Moved, TransferError> {
+    const SINGLE_COPY_MAX: u64 = 5 * 1024 * 1024 * 1024;
+    let objects = aws::list_objects(s3, bucket, from).await?;
+    futures_util::stream::iter(objects)
+        .map(|o| async move {
+            if o.size > SINGLE_COPY_MAX {
+                return Err(TransferError::Aws(AwsError::Transport {
+                    operation: "CopyObject",
+                    message: format!("{from}{} is over 5 GB (one CopyObject's limit)", o.rel),
+                }));
+            }
+            let source = format!("{bucket}/{from}{}", o.rel);
+            let source = percent_encoding::utf8_percent_encode(&source, COPY_SOURCE).to_string();
+            let key = format!("{to}{}", o.rel);
+            retrying(|| async {
+                s3.copy_object()
+                    .bucket(bucket)
+                    .key(&key)
+                    .copy_source(&source)
+                    .send()
+                    .await
+                    .map_err(aws::op("CopyObject"))
+            })
+            .await?;
+            Ok::<_, TransferError>(Moved {
+                files: 1,
+                bytes: o.size,
+                unchanged: 0,
+            })
+        })
+        .buffer_unordered(PARALLEL)
+        .try_fold(Moved::default(), |a, b| async move { Ok(a.add(b)) })
+        .await
+}
+
+/// What CopyObject's source leaves as it is: the URL-safe characters and the `/` between the
+/// bucket and the key's parts.
+const COPY_SOURCE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'/')
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
 /// An object's body, to be read as it arrives (S3 GetObject; a key that is not there is
 /// NoSuchKey, or AccessDenied without s3:ListBucket:
 /// https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html).

@@ -368,3 +368,89 @@ fn in_a_container_of_the_job_image_the_reduce_downloads_its_inputs() {
     let status = t.run(&["status", &run, "--tasks", "-o", "json"]).stdout;
     assert_eq!(table["reduce"]["result.n"], 2, "{table}\n{status}");
 }
+
+/// `submit --reuse` on ECS: the tasks an earlier run has twins of are not started; their
+/// outputs are copied within the bucket by CopyObject (counted at a proxy: no download, no
+/// upload), so the new run's prefix has them, and `results` shows every row.
+#[test]
+fn on_ecs_reused_tasks_are_copied_in_the_bucket_and_not_started() {
+    let moto = services::moto();
+    let t = direct_job(
+        moto,
+        r#"["TASK", "write", "w.txt", "{config.lr}", "write", "result.json", "{{\"loss\": {config.lr}}}"]"#,
+        "",
+    );
+    let hold = json!({"hold_until_receipt": true});
+    let configs = |lrs: &[f64]| -> Vec<Value> {
+        lrs.iter()
+            .map(|lr| json!({"lr": lr, "fake": hold}))
+            .collect()
+    };
+    let first = t.submit_detached(&configs(&[0.5, 0.1]));
+    play_tasks(&t, moto, &first, 2, Play::Host);
+    t.wait_for(&first, "the first run", |s| s["state"] == "succeeded");
+
+    let proxy = services::scripted_proxy(moto);
+    t.write(
+        "again.jsonl",
+        &configs(&[0.5, 0.1, 0.9])
+            .iter()
+            .map(|c| format!("{c}\n"))
+            .collect::<String>(),
+    );
+    let out = t
+        .command(&[
+            "submit",
+            "--configs",
+            "again.jsonl",
+            "--reuse",
+            "--detach",
+            "-o",
+            "json",
+        ])
+        .env("AWS_ENDPOINT_URL", proxy.url())
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let run = run["run_id"].as_str().unwrap().to_string();
+    let ops = proxy.proxy_stats()["requests"].clone();
+    assert_eq!(
+        ops["s3:CopyObject"], 4,
+        "two files of each of the two reused tasks: {ops}"
+    );
+    assert!(
+        ops.get("s3:GetObject").is_none(),
+        "nothing downloaded: {ops}"
+    );
+
+    // Only the new configuration is started; the run succeeds with it.
+    let outs = play_tasks(&t, moto, &run, 1, Play::Host);
+    assert_eq!(
+        outs.keys().copied().collect::<Vec<_>>(),
+        [2],
+        "only task 2 ran"
+    );
+    let s = t.wait_for(&run, "the second run", |s| s["state"] == "succeeded");
+    assert_eq!(s["reused"], 2, "{s}");
+    let bucket = outputs(&t)["bucket"].as_str().unwrap().to_string();
+    let keys = s3_keys(
+        moto,
+        &bucket,
+        &format!("jobs/{}/runs/{run}/outputs/", t.name),
+    );
+    for i in 0..3 {
+        let key = format!("jobs/{}/runs/{run}/outputs/{i}/w.txt", t.name);
+        assert!(keys.contains(&key), "{key} in {keys:?}");
+    }
+    let table = t.run(&["results", &run, "-o", "json"]).json();
+    assert_eq!(
+        column(&table, "result.loss"),
+        [json!(0.5), json!(0.1), json!(0.9)]
+    );
+}
