@@ -148,6 +148,7 @@ impl From<crate::reuse::ReuseError> for Failure {
         use crate::reuse::ReuseError;
         match e {
             ReuseError::Store(e) => e.into(),
+            ReuseError::Aws(e) => e.into(),
             ReuseError::NoSuchRun { .. } => Failure::usage(e.to_string())
                 .hint("`jobrun runs` lists the job's runs; `--reuse` alone looks in all of them"),
             ReuseError::OtherJob { .. } => Failure::usage(e.to_string())

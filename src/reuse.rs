@@ -24,6 +24,8 @@ pub enum ReuseError {
     },
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Aws(#[from] crate::aws::AwsError),
 }
 
 /// Which earlier runs a submit may reuse tasks of.
@@ -217,7 +219,7 @@ pub async fn reuse_ecs(
     found: &HashMap<String, (String, usize)>,
     s3: &aws_sdk_s3::Client,
     bucket: &str,
-) -> Result<Reused, crate::error::Failure> {
+) -> Result<Reused, ReuseError> {
     let twins = twins(store, rec, found)?;
     let mut present: HashMap<String, std::collections::HashSet<usize>> = HashMap::new();
     for run in twins.iter().map(|t| t.run.clone()) {

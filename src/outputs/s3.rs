@@ -43,6 +43,15 @@ pub struct Moved {
 }
 
 impl Moved {
+    /// One file of `bytes` moved.
+    fn file(bytes: u64) -> Moved {
+        Moved {
+            files: 1,
+            bytes,
+            unchanged: 0,
+        }
+    }
+
     pub fn add(mut self, other: Moved) -> Moved {
         self.files += other.files;
         self.bytes += other.bytes;
@@ -66,11 +75,7 @@ pub async fn upload_dir(
             let path = dir.join(rel);
             async move {
                 upload_file(s3, bucket, &path, &key, *size).await?;
-                Ok::<_, TransferError>(Moved {
-                    files: 1,
-                    bytes: *size,
-                    unchanged: 0,
-                })
+                Ok::<_, TransferError>(Moved::file(*size))
             }
         })
         .buffer_unordered(PARALLEL)
@@ -247,11 +252,7 @@ pub async fn copy_prefix(
                     .map_err(aws::op("CopyObject"))
             })
             .await?;
-            Ok::<_, TransferError>(Moved {
-                files: 1,
-                bytes: o.size,
-                unchanged: 0,
-            })
+            Ok::<_, TransferError>(Moved::file(o.size))
         })
         .buffer_unordered(PARALLEL)
         .try_fold(Moved::default(), |a, b| async move { Ok(a.add(b)) })
@@ -275,15 +276,12 @@ pub async fn open(
     bucket: &str,
     key: &str,
 ) -> Result<impl tokio::io::AsyncRead + Send + Unpin + use<>, AwsError> {
-    let got = retrying(|| async {
-        s3.get_object()
-            .bucket(bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(aws::op("GetObject"))
-    })
-    .await?;
+    let got = aws::get_object(s3, bucket, key)
+        .await?
+        .ok_or_else(|| AwsError::Transport {
+            operation: "GetObject",
+            message: format!("s3://{bucket}/{key} is gone"),
+        })?;
     Ok(got.body.into_async_read())
 }
 
@@ -307,11 +305,7 @@ pub async fn download_prefix(
             }
             let key = format!("{prefix}{}", o.rel);
             download_file(s3, bucket, &key, &path).await?;
-            Ok::<_, TransferError>(Moved {
-                files: 1,
-                bytes: o.size,
-                unchanged: 0,
-            })
+            Ok::<_, TransferError>(Moved::file(o.size))
         })
         .buffer_unordered(PARALLEL)
         .try_fold(Moved::default(), |a, b| async move { Ok(a.add(b)) })
