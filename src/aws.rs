@@ -436,6 +436,8 @@ pub struct Listed {
     pub rel: String,
     pub size: u64,
     pub modified: Option<std::time::SystemTime>,
+    /// Its ETag: changes when its content does (`--reuse` keys `--from-s3` tasks by it).
+    pub etag: Option<String>,
 }
 
 /// Deletes `keys` with DeleteObjects, 1,000 a call (its limit). A key S3 reports it could not
@@ -534,6 +536,7 @@ pub async fn list_objects(
                 modified: o
                     .last_modified()
                     .and_then(|t| std::time::SystemTime::try_from(*t).ok()),
+                etag: o.e_tag().map(str::to_string),
             })
         })
         .collect())

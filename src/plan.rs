@@ -289,10 +289,15 @@ pub async fn configurations_from_s3(
             continue;
         }
         let key = format!("{prefix}{}", listed.rel);
-        let env = std::collections::BTreeMap::from([
+        let mut env = std::collections::BTreeMap::from([
             ("S3_BUCKET".to_string(), bucket.clone()),
             ("S3_KEY".to_string(), key.clone()),
         ]);
+        // The object's content, as S3 names it: in the task's key, so `--reuse` never
+        // reuses a task whose object changed under the same name.
+        if let Some(etag) = listed.etag {
+            env.insert("S3_ETAG".to_string(), etag);
+        }
         configs.push((serde_json::json!({"bucket": bucket, "key": key}), env));
     }
     if configs.is_empty() {

@@ -38,10 +38,11 @@ pub enum Reuse {
     From(String),
 }
 
-/// A task's key (none for a task whose inputs jobrun does not know in full: `--from-s3` tasks
-/// read an object whose content may change under the same name).
+/// A task's key (none for a task whose inputs jobrun does not know in full: a `--from-s3`
+/// task without its object's ETag, whose content may have changed under the same name).
 pub fn key_of(image_id: &str, settings: &RunSettings, task: &TaskRecord) -> Option<String> {
-    if task.stage != Stage::Map || task.env.contains_key("S3_KEY") {
+    let unknown_input = task.env.contains_key("S3_KEY") && !task.env.contains_key("S3_ETAG");
+    if task.stage != Stage::Map || unknown_input {
         return None;
     }
     let mut env: BTreeMap<&str, &str> = settings
@@ -280,7 +281,15 @@ mod tests {
         assert_ne!(key(&task(0, 1)), key(&other_command), "the command is");
         let mut from_s3 = task(0, 1);
         from_s3.env.insert("S3_KEY".into(), "in/a.csv".into());
-        assert_eq!(key_of("sha256:img", &rec.settings, &from_s3), None);
+        assert_eq!(
+            key_of("sha256:img", &rec.settings, &from_s3),
+            None,
+            "no ETag"
+        );
+        from_s3.env.insert("S3_ETAG".into(), "\"e1\"".into());
+        let before = key(&from_s3);
+        from_s3.env.insert("S3_ETAG".into(), "\"e2\"".into());
+        assert_ne!(key(&from_s3), before, "the object changed");
         assert_eq!(
             key_of("sha256:img", &rec.settings, &TaskRecord::reduce(3, None)),
             None

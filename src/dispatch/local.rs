@@ -261,6 +261,12 @@ impl LocalDispatcher {
                 task.set_result(outputs::read_result(&outputs::local_dir(&run_dir, task)));
                 let (outcome, reason, kind) =
                     outcome_of(task.stop_request.take(), code, &state, &rec.settings);
+                let ended = crate::record::Timeline {
+                    exit_code: Some(code),
+                    reason: reason.clone(),
+                    ..Default::default()
+                };
+                task.saw(c.attempt, &ended);
                 match outcome {
                     TaskState::Failed => {
                         let reason = reason.unwrap_or_else(|| "failed".into());

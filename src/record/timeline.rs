@@ -2,8 +2,9 @@
 //! `pullStartedAt`, `pullStoppedAt`, `startedAt`, `stoppingAt`, `executionStoppedAt` and
 //! `stoppedAt` (the Task data type:
 //! https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_Task.html); locally the engine's
-//! container is created, started and ends. Each attempt keeps its own instants, so a run can say
-//! how long its tasks waited for capacity, pulled the image, started, ran and stopped.
+//! container is created, started and ends. Each attempt keeps its own instants and how it ended
+//! (exit code, why it failed), so a run can say how long its tasks waited for capacity, pulled
+//! the image, started, ran and stopped, and a task's page can list every attempt.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -26,6 +27,12 @@ pub struct Timeline {
     pub execution_stopped_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stopped_at: Option<DateTime<Utc>>,
+    /// How the attempt ended: its exit code, and why it failed (none: it succeeded, or it has
+    /// not ended).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// A span of an attempt, in the order they happen.
@@ -99,6 +106,12 @@ impl Timeline {
         keep(&mut self.stopping_at, seen.stopping_at);
         keep(&mut self.execution_stopped_at, seen.execution_stopped_at);
         keep(&mut self.stopped_at, seen.stopped_at);
+        if seen.exit_code.is_some() {
+            self.exit_code = seen.exit_code;
+        }
+        if seen.reason.is_some() {
+            self.reason.clone_from(&seen.reason);
+        }
     }
 }
 
@@ -152,6 +165,7 @@ mod tests {
             stopping_at: at(778),
             execution_stopped_at: at(778),
             stopped_at: at(800),
+            ..Timeline::default()
         };
         let got: Vec<_> = Phase::ALL.iter().map(|p| t.secs(*p)).collect();
         assert_eq!(

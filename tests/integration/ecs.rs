@@ -423,7 +423,21 @@ fn from_s3_runs_one_task_per_object_with_the_prefix_readable() {
         assert_eq!(env_of(task, "S3_BUCKET").unwrap(), bucket);
         let config: Value = serde_json::from_str(&env_of(task, "JOBRUN_CONFIG").unwrap()).unwrap();
         assert_eq!(config["bucket"], bucket.as_str());
+        // The object's ETag (as ListObjectsV2 gave it): what `--reuse` keys the task by.
+        assert!(
+            env_of(task, "S3_ETAG").is_some_and(|e| e.len() > 2),
+            "{task}"
+        );
     }
+    let rec = t.record(&run);
+    assert!(
+        rec["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["key"].is_string()),
+        "every task has a key"
+    );
 }
 
 #[test]

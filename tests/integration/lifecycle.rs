@@ -103,6 +103,9 @@ fn max_attempts_reruns_a_failed_task() {
             for key in ["created_at", "started_at", "stopped_at"] {
                 assert!(a[key].is_string(), "{key} in {a}");
             }
+            // And how it ended: the first two failed with exit 5, the third did not.
+            assert_eq!(a["exit_code"], if n < 2 { 5 } else { 0 }, "{a}");
+            assert_eq!(a["reason"].is_string(), n < 2, "{a}");
             assert!(a.get("pull_started_at").is_none(), "{a}");
         }
     }

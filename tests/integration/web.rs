@@ -449,6 +449,17 @@ fn in_a_browser_the_grid_the_plot_and_a_cancel_show_as_a_person_sees_them() {
         "the sorted table",
         "document.querySelector('#results tbody tr td a')?.textContent === '3'",
     );
+    // The trend of the job: one point per run with a loss.
+    b.navigate(&ui.url(&format!("/jobs/{}/trend?key=result.loss", t.name)));
+    b.until(
+        "the trend",
+        "document.getElementById('trend')?.dataset.points === '1'",
+    );
+    b.navigate(&ui.url(&format!("/runs/{run}/results?sort=loss")));
+    b.until(
+        "the sorted table again",
+        "document.querySelector('#results tbody tr td a')?.textContent === '3'",
+    );
     // Whatever order the table is in, every point is inside the plot's scales.
     assert_eq!(
         b.eval("(() => { const c = Chart.getChart('plot'); return c.data.datasets[0].data.every(p => p.x >= c.scales.x.min && p.x <= c.scales.x.max && p.y >= c.scales.y.min && p.y <= c.scales.y.max); })()"),

@@ -111,6 +111,7 @@ fn timeline_of(t: &aws_sdk_ecs::types::Task) -> crate::record::Timeline {
         stopping_at: at(t.stopping_at()),
         execution_stopped_at: at(t.execution_stopped_at()),
         stopped_at: at(t.stopped_at()),
+        ..Default::default()
     }
 }
 
@@ -331,6 +332,12 @@ impl EcsDispatcher {
                 failed
             }
         };
+        let ended = crate::record::Timeline {
+            exit_code: exit,
+            reason: failure.as_ref().map(|(r, _)| r.clone()),
+            ..Default::default()
+        };
+        task.saw(attempt, &ended);
         if let Some((reason, kind)) = failure {
             fail_attempt(task, attempt, reason, kind, settings, cancelling);
         }

@@ -292,6 +292,8 @@ impl QueueDispatcher {
                 let seen = crate::record::Timeline {
                     started_at: Some(r.started_at),
                     stopped_at: Some(r.finished_at),
+                    exit_code: r.exit_code,
+                    reason: r.reason.clone(),
                     ..Default::default()
                 };
                 task.saw(r.attempt, &seen);

@@ -249,8 +249,9 @@ pub fn task_page(
             }
             @if !t.timelines.is_empty() {
                 h2 { "where the time went" }
-                table #timelines { thead { tr { th { "attempt" } @for p in Phase::ALL { th.n { (p.as_str()) } } } }
-                    tbody { @for a in &t.timelines { tr { td { (a.attempt) } @for p in Phase::ALL { td.n { (a.secs(p).map(secs).unwrap_or_else(|| "-".into())) } } } } } }
+                table #timelines { thead { tr { th { "attempt" } @for p in Phase::ALL { th.n { (p.as_str()) } } th.n { "exit" } th { "why it failed" } } }
+                    tbody { @for a in &t.timelines { tr { td { (a.attempt) } @for p in Phase::ALL { td.n { (a.secs(p).map(secs).unwrap_or_else(|| "-".into())) } }
+                        td.n { (a.exit_code.map(|c| c.to_string()).unwrap_or_else(|| "-".into())) } td.reason { (a.reason.clone().unwrap_or_default()) } } } } }
             }
             h2 { "configuration" }
             pre.json { (pretty(&t.config.value())) }
