@@ -262,11 +262,13 @@ fn registry_down_or_refusing_credentials() {
             r#"read h; [ "$1" = get ] && [ "$h" = "{host}" ] && echo '{{"ServerURL":"{host}","Username":"jobrun","Secret":"s3cret"}}' || exit 1"#
         ),
     );
+    // Each reads the request first, as real helpers do (one that exits before reading makes
+    // the write of the host name fail with EPIPE now and then).
     helper(
         "empty",
-        "echo 'credentials not found in native keychain'; exit 1",
+        "read h; echo 'credentials not found in native keychain'; exit 1",
     );
-    helper("broken", "echo 'the keychain is locked' >&2; exit 1");
+    helper("broken", "read h; echo 'the keychain is locked' >&2; exit 1");
     let path = format!(
         "{}:{}",
         helpers.path().display(),
