@@ -268,7 +268,10 @@ fn registry_down_or_refusing_credentials() {
         "empty",
         "read h; echo 'credentials not found in native keychain'; exit 1",
     );
-    helper("broken", "read h; echo 'the keychain is locked' >&2; exit 1");
+    helper(
+        "broken",
+        "read h; echo 'the keychain is locked' >&2; exit 1",
+    );
     let path = format!(
         "{}:{}",
         helpers.path().display(),
