@@ -178,13 +178,14 @@ pub fn reuse_local(
     found: &HashMap<String, (String, usize)>,
 ) -> Result<Reused, ReuseError> {
     let twins = twins(store, rec, found)?;
-    let outputs = |t: &Twin| {
-        store
-            .run_dir(&t.run)
-            .join("outputs")
-            .join(t.index.to_string())
-    };
-    Ok(mark(rec, twins, |t| outputs(t).is_dir()))
+    Ok(mark(rec, twins, |t| {
+        local_outputs(store, &t.run, t.index).is_dir()
+    }))
+}
+
+/// A local map task's output folder, by run and index.
+fn local_outputs(store: &Store, run: &str, index: usize) -> std::path::PathBuf {
+    crate::outputs::local_inputs(&store.run_dir(run)).join(index.to_string())
 }
 
 /// The reused task a task is a copy of: (run, index).
@@ -202,7 +203,7 @@ pub fn copy_local(store: &Store, rec: &mut RunRecord) -> Vec<(usize, String)> {
         let Some((run, index)) = twin_of(t) else {
             continue;
         };
-        let from = store.run_dir(run).join("outputs").join(index.to_string());
+        let from = local_outputs(store, run, index);
         let to = crate::outputs::local_dir(&run_dir, t);
         if let Err(e) = crate::outputs::copy_dir(&from, &to) {
             failed.push((t.index, e.to_string()));

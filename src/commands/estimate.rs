@@ -32,7 +32,7 @@ pub fn before_start(
         Some(max) if estimate.upper_usd > max => Err(Failure::usage(format!(
             "the run's estimated cost is up to {} ({} tasks; {}), over the limit of {}",
             money(estimate.upper_usd),
-            rec.tasks.len() - rec.reused_count(),
+            rec.run_count(),
             estimate.duration.from,
             money(max)
         ))
@@ -58,7 +58,7 @@ fn estimate(job: &Job, rec: &RunRecord, store: &Store) -> Result<Estimate> {
     };
     // Only what will run is paid for: reused tasks cost nothing.
     let plan = Plan {
-        tasks: rec.tasks.len() - rec.reused_count(),
+        tasks: rec.run_count(),
         size: rec.settings.size(),
         spot,
         workers,

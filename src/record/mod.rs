@@ -446,6 +446,11 @@ impl RunRecord {
             .count()
     }
 
+    /// Tasks that run (or ran): all but the reused ones, what an estimate prices.
+    pub fn run_count(&self) -> usize {
+        self.tasks.len() - self.reused_count()
+    }
+
     /// The reduce task, when the run has one (always its last task).
     pub fn reduce_task(&self) -> Option<&TaskRecord> {
         self.tasks.last().filter(|t| t.stage == Stage::Reduce)

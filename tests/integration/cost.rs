@@ -137,6 +137,7 @@ fn on_fargate_the_cost_is_every_attempt_as_describe_tasks_reports_it() {
     let spot_once = json!({"fake": {"stop_code": "SpotInterruption", "until_attempt": 2}});
     let run = t.submit_detached(&[json!({}), spot_once]);
     let s = t.wait_for(&run, "the run to end", |s| s["state"] == "succeeded");
+    t.wait_for_driver_exit(&run);
     let rec: Value = t.record(&run);
     let tasks = tasks_listed(
         &moto,

@@ -345,6 +345,29 @@ impl Test {
         }
     }
 
+    /// Waits until a detached run's background driver (`jobrun watch RUN --background`) is
+    /// gone: what it does after the end — the image's keep tag let go, the record saved once
+    /// more — is done, so a test that records AWS writes next sees only its own.
+    pub fn wait_for_driver_exit(&self, run: &str) {
+        let driving = || {
+            std::fs::read_dir("/proc")
+                .into_iter()
+                .flatten()
+                .flatten()
+                .any(|p| {
+                    std::fs::read(p.path().join("cmdline")).is_ok_and(|c| {
+                        let c = String::from_utf8_lossy(&c);
+                        c.contains(run) && c.contains("--background")
+                    })
+                })
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while driving() {
+            assert!(Instant::now() < deadline, "the driver of {run} never ended");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// Waits for the one run of this test to have a running task; returns its id.
     pub fn wait_for_running_task(&self) -> String {
         let deadline = Instant::now() + Duration::from_secs(30);
