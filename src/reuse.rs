@@ -109,26 +109,24 @@ pub fn earlier(
     Ok(found)
 }
 
-/// What reusing did to a new run.
+/// What reusing did to a new run beyond what its record says (`RunRecord::reused_count`).
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Reused {
-    /// Tasks that will not run.
-    pub tasks: usize,
     /// Tasks whose earlier twin's outputs are gone (deleted since): they run.
     pub outputs_gone: Vec<usize>,
 }
 
 /// A queued task of a new run and the earlier task with its key.
-pub struct Twin {
-    pub task: usize,
-    pub run: String,
-    pub index: usize,
-    pub result: Option<serde_json::Value>,
+struct Twin {
+    task: usize,
+    run: String,
+    index: usize,
+    result: Option<serde_json::Value>,
 }
 
 /// The new run's queued tasks that have an earlier twin (whose records are read for their
 /// results: only the runs that have a twin).
-pub fn twins(
+fn twins(
     store: &Store,
     rec: &RunRecord,
     found: &HashMap<String, (String, usize)>,
@@ -156,7 +154,7 @@ pub fn twins(
 
 /// Marks each task whose twin's outputs are still there (`present`) as reused; the others
 /// run (their indexes are returned in `outputs_gone`).
-pub fn mark(rec: &mut RunRecord, twins: Vec<Twin>, present: impl Fn(&Twin) -> bool) -> Reused {
+fn mark(rec: &mut RunRecord, twins: Vec<Twin>, present: impl Fn(&Twin) -> bool) -> Reused {
     let mut reused = Reused::default();
     let now = chrono::Utc::now();
     for twin in twins {
@@ -166,7 +164,6 @@ pub fn mark(rec: &mut RunRecord, twins: Vec<Twin>, present: impl Fn(&Twin) -> bo
         }
         let from = format!("{}#{}", twin.run, twin.index);
         rec.tasks[twin.task].reuse(from, twin.result, now);
-        reused.tasks += 1;
     }
     reused
 }

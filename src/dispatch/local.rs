@@ -247,26 +247,22 @@ impl LocalDispatcher {
                 task.started_at = parse_time(state.started_at.as_deref()).or(task.started_at);
                 task.finished_at = parse_time(state.finished_at.as_deref()).or(Some(now));
                 task.bill_span(c.attempt, task.started_at, task.finished_at, false);
-                // Locally: the container's creation, start and end.
-                let seen = crate::record::Timeline {
-                    created_at: created,
-                    started_at: task.started_at,
-                    stopped_at: task.finished_at,
-                    ..Default::default()
-                };
-                task.saw(c.attempt, &seen);
                 task.log = Some(log_path.to_string_lossy().into_owned());
                 task.handle = None;
                 let run_dir = store.run_dir(&rec.run_id);
                 task.set_result(outputs::read_result(&outputs::local_dir(&run_dir, task)));
                 let (outcome, reason, kind) =
                     outcome_of(task.stop_request.take(), code, &state, &rec.settings);
-                let ended = crate::record::Timeline {
+                // Locally: the container's creation, start and end, and how it ended.
+                let seen = crate::record::Timeline {
+                    created_at: created,
+                    started_at: task.started_at,
+                    stopped_at: task.finished_at,
                     exit_code: Some(code),
                     reason: reason.clone(),
                     ..Default::default()
                 };
-                task.saw(c.attempt, &ended);
+                task.saw(c.attempt, &seen);
                 match outcome {
                     TaskState::Failed => {
                         let reason = reason.unwrap_or_else(|| "failed".into());

@@ -47,7 +47,7 @@ fn grown(now: TaskSize, settings: &RunSettings) -> Option<TaskSize> {
     let max = settings
         .max_memory_mib
         .unwrap_or(settings.memory_mib.saturating_mul(2));
-    let cpu = Vcpu((now.cpu * 1024.0).round() as u32);
+    let cpu = Vcpu(now.cpu_units());
     let (cpu, memory) = next_size(cpu, MemoryMib(now.memory_mib), MemoryMib(max))?;
     Some(TaskSize {
         cpu: cpu.as_f64(),

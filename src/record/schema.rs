@@ -158,6 +158,13 @@ pub struct TaskSize {
     pub memory_mib: u32,
 }
 
+impl TaskSize {
+    /// Its vCPU in ECS's CPU units (1 vCPU = 1024).
+    pub fn cpu_units(self) -> u32 {
+        (self.cpu * 1024.0).round() as u32
+    }
+}
+
 impl std::fmt::Display for TaskSize {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let memory = crate::resources::MemoryMib(self.memory_mib);

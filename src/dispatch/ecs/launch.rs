@@ -92,7 +92,7 @@ impl EcsDispatcher {
         Ok(Dispatch {
             index: i,
             attempt,
-            overrides: task_size(task, &rec.settings)
+            overrides: task_size(task)
                 .container_overrides(container.build())
                 .build(),
             tags,
@@ -221,16 +221,12 @@ fn request_parts(
 /// Other tasks run at the task definition's size.
 fn task_size(
     task: &crate::record::TaskRecord,
-    settings: &crate::record::RunSettings,
 ) -> aws_sdk_ecs::types::builders::TaskOverrideBuilder {
     let builder = TaskOverride::builder();
     match task.size {
-        Some(_) => {
-            let size = crate::dispatch::size_of(task, settings);
-            builder
-                .cpu(((size.cpu * 1024.0).round() as u32).to_string())
-                .memory(size.memory_mib.to_string())
-        }
+        Some(size) => builder
+            .cpu(size.cpu_units().to_string())
+            .memory(size.memory_mib.to_string()),
         None => builder,
     }
 }

@@ -542,8 +542,6 @@ impl EcsDispatcher {
     }
 }
 
-/// Why a task that stopped by itself failed (`None`: it succeeded): its exit code, and with
-/// jobrun in the image (`outputs`), the receipt of its outputs.
 /// Whether ECS stopped the container for its memory: its reason is an `OutOfMemoryError`
 /// ("OutOfMemoryError: Container killed due to memory usage"; the error's name is the reason's
 /// first word: https://docs.aws.amazon.com/AmazonECS/latest/developerguide/out-of-memory.html).
@@ -553,6 +551,8 @@ fn out_of_memory(container: Option<&aws_sdk_ecs::types::Container>) -> bool {
         .is_some_and(|r| r.split(':').next() == Some("OutOfMemoryError"))
 }
 
+/// Why a task that stopped by itself failed (`None`: it succeeded): its exit code, and with
+/// jobrun in the image (`outputs`), the receipt of its outputs.
 fn exit_failure(
     exit: Option<i64>,
     receipt: Option<&Receipt>,
