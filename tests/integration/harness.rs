@@ -416,6 +416,29 @@ impl Drop for Test {
                 .args(&tags)
                 .output();
         }
+        self.remove_labelled_layers();
+    }
+}
+
+impl Test {
+    /// Removes the untagged images this test's builds left: every one that carries its job's
+    /// label (an image inherits the labels of the image it is built from), the agent step's copy
+    /// of jobrun (~95 MB) among them. Kept, a full suite left ~8 GB in the engine and CI's disk
+    /// ran out. They are this test's alone: job names are unique per test, and the shared build
+    /// cache below them (the task binary's layer, the dispatcher's steps) carries no job label.
+    /// Children go before their parents, so a few rounds; --no-prune leaves those parents.
+    fn remove_labelled_layers(&self) {
+        let label = format!("label=jobrun.job={}", self.name);
+        for _ in 0..4 {
+            let ids = docker_lines(&["images", "-aq", "--filter", &label]);
+            if ids.is_empty() {
+                return;
+            }
+            let _ = Command::new("docker")
+                .args(["rmi", "-f", "--no-prune"])
+                .args(&ids)
+                .output();
+        }
     }
 }
 
