@@ -442,6 +442,7 @@ fn ecs_place(job: &Job, outputs: &Outputs, run_id: &str, scheduled: bool) -> Res
         stats: None,
         first_worker_at: None,
         all_workers_at: None,
+        worker_timelines: Default::default(),
     };
     Ok(Place::Queue(ecs, queue))
 }

@@ -45,6 +45,7 @@ fn schema_1_record() -> RunRecord {
         stats: None,
         first_worker_at: Some(at(30)),
         all_workers_at: Some(at(90)),
+        worker_timelines: Default::default(),
     };
     rec.place = Place::Queue(ecs, queue);
     rec.image.platform = "linux/arm64".into();

@@ -167,6 +167,10 @@ pub struct QueueRun {
     pub first_worker_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub all_workers_at: Option<DateTime<Utc>>,
+    /// Each worker's start-up as DescribeTasks reported it (created … started), by task id:
+    /// the workers started after this run was submitted, at most `max_workers` of them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub worker_timelines: BTreeMap<String, Timeline>,
 }
 
 impl QueueRun {
@@ -591,6 +595,22 @@ pub(crate) mod tests {
         }
     }
 
+    /// A queue-mode run's queue, as `submit` leaves it.
+    pub(crate) fn queue_run() -> QueueRun {
+        QueueRun {
+            queue_url: "q".into(),
+            dlq_url: "d".into(),
+            service: "s".into(),
+            max_receive_count: 3,
+            send_concurrency: 16,
+            max_workers: 0,
+            stats: None,
+            first_worker_at: None,
+            all_workers_at: None,
+            worker_timelines: Default::default(),
+        }
+    }
+
     #[test]
     fn the_place_keeps_the_schema_1_layout_on_disk() {
         let site = EcsSite {
@@ -610,17 +630,7 @@ pub(crate) mod tests {
             },
             rates: rates(),
         };
-        let queue = QueueRun {
-            queue_url: "q".into(),
-            dlq_url: "d".into(),
-            service: "s".into(),
-            max_receive_count: 3,
-            send_concurrency: 16,
-            max_workers: 0,
-            stats: None,
-            first_worker_at: None,
-            all_workers_at: None,
-        };
+        let queue = queue_run();
         for place in [
             Place::Local,
             Place::Ecs(ecs.clone()),

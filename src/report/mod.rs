@@ -243,11 +243,14 @@ impl RunStatus {
     }
 }
 
-/// Seconds from submit to the first running worker, and to every wanted worker running.
+/// Seconds from submit to the first running worker, and to every wanted worker running; how
+/// the workers this run started spent their start (provisioning, pull, start).
 #[derive(Debug, Serialize)]
 pub struct WorkerTimes {
     pub first_running_secs: Option<f64>,
     pub all_wanted_secs: Option<f64>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub phases: Vec<phases::PhaseTimes>,
 }
 
 impl WorkerTimes {
@@ -256,6 +259,7 @@ impl WorkerTimes {
         WorkerTimes {
             first_running_secs: since(q.first_worker_at),
             all_wanted_secs: since(q.all_workers_at),
+            phases: phases::of_workers(q),
         }
     }
 }
@@ -271,6 +275,11 @@ impl fmt::Display for WorkerTimes {
                 secs(a),
                 secs(b)
             ),
+        }?;
+        let n = self.phases.iter().map(|p| p.spread.n).max();
+        match (n, phases::line(&self.phases)) {
+            (Some(n), Some(line)) => write!(f, "; {n} started: {line}"),
+            _ => Ok(()),
         }
     }
 }
@@ -302,6 +311,9 @@ impl fmt::Display for RunStatus {
         }
         if let Some(line) = phases::line(&self.phases) {
             write!(f, "\nphases  {line}")?;
+        }
+        if let Some(workers) = &self.workers {
+            write!(f, "\n{workers}")?;
         }
         if let Some(line) = grown_line(self) {
             write!(f, "\nmemory  {line}")?;

@@ -3,7 +3,7 @@
 //! carries (with each task's own timelines) and the web view draws.
 
 use super::secs;
-use crate::record::{Phase, RunRecord, Spread, Stage};
+use crate::record::{Phase, QueueRun, RunRecord, Spread, Stage, Timeline};
 use serde::Serialize;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -16,12 +16,24 @@ pub struct PhaseTimes {
 /// Each phase some attempt has both ends of, in the order they happen.
 pub fn of(rec: &RunRecord) -> Vec<PhaseTimes> {
     let maps: Vec<_> = rec.tasks.iter().filter(|t| t.stage == Stage::Map).collect();
-    Phase::ALL
+    spreads(&Phase::ALL, || maps.iter().flat_map(|t| t.timelines.iter()))
+}
+
+/// Queue mode: how the run's workers started (provisioning, pull, start; a worker's run and
+/// stop are not a task's).
+pub fn of_workers(q: &QueueRun) -> Vec<PhaseTimes> {
+    let start_up = [Phase::Provisioning, Phase::Pull, Phase::Start];
+    spreads(&start_up, || q.worker_timelines.values())
+}
+
+fn spreads<'a, I: Iterator<Item = &'a Timeline>>(
+    phases: &[Phase],
+    timelines: impl Fn() -> I,
+) -> Vec<PhaseTimes> {
+    phases
         .iter()
         .filter_map(|&phase| {
-            let all = maps
-                .iter()
-                .flat_map(|t| t.timelines.iter().filter_map(move |a| a.secs(phase)));
+            let all = timelines().filter_map(|a| a.secs(phase));
             Some(PhaseTimes {
                 phase,
                 spread: Spread::of(all.collect())?,
@@ -91,5 +103,27 @@ mod tests {
             "pull 40.0s median, p90 50.0s, max 50.0s; start 1.0s median, p90 1.0s, max 1.0s"
         );
         assert_eq!(line(&[]), None);
+    }
+
+    #[test]
+    fn workers_show_their_start_up_only() {
+        let mut q = crate::record::tests::queue_run();
+        for (id, pull) in [("w1", 20), ("w2", 30)] {
+            let started = Timeline {
+                attempt: 1,
+                created_at: at(0),
+                pull_started_at: at(5),
+                pull_stopped_at: at(5 + pull),
+                started_at: at(6 + pull),
+                stopped_at: at(600),
+                ..Timeline::default()
+            };
+            q.worker_timelines.insert(id.into(), started);
+        }
+        let phases = of_workers(&q);
+        let kinds: Vec<_> = phases.iter().map(|p| p.phase).collect();
+        assert_eq!(kinds, [Phase::Provisioning, Phase::Pull, Phase::Start]);
+        assert_eq!(phases[1].spread.median_secs, 25.0);
+        assert_eq!(phases[1].spread.max_secs, 30.0);
     }
 }

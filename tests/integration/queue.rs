@@ -1033,15 +1033,25 @@ fn workers_start_when_the_work_is_sent_and_stop_when_it_is_done() {
     let moto = services::moto();
     let t = queue_job(moto, COMMAND, "max_workers = 20\n");
     let o = outputs(&t);
-    let desired = || {
+    let service = || {
         let out = crate::ecs::ecs(
             moto,
             "DescribeServices",
             json!({"cluster": o["cluster"], "services": [o["queue"]["service"]]}),
         );
-        out["services"][0]["desiredCount"].as_i64().unwrap()
+        out["services"][0].clone()
     };
+    let desired = || service()["desiredCount"].as_i64().unwrap();
     assert_eq!(desired(), 0);
+    // The fake service runs its wanted workers as tasks that take 0.3 s to be placed, 0.6 s
+    // to pull and 0.1 s to start (tests/moto/jobrun_moto.py).
+    let phases = json!({"provisioning": 0.3, "pull": 0.6, "start": 0.1});
+    crate::ecs::ecs(
+        moto,
+        "TagResource",
+        json!({"resourceArn": service()["serviceArn"],
+               "tags": [{"key": "jobrun-fake-workers", "value": phases.to_string()}]}),
+    );
     let work = |n: usize| -> Vec<Value> {
         (0..n)
             .map(|i| json!({"sleep": 0, "exit": 0, "n": i}))
@@ -1062,6 +1072,28 @@ fn workers_start_when_the_work_is_sent_and_stop_when_it_is_done() {
     let first = status["workers"]["first_running_secs"].as_f64().unwrap();
     let all = status["workers"]["all_wanted_secs"].as_f64().unwrap();
     assert!(first <= all && all < 60.0, "{}", status["workers"]);
+    // Each of the 20 workers it started says how its start went, as DescribeTasks reports it.
+    let spans: Vec<(String, u64, f64)> = status["workers"]["phases"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no worker phases: {}", status["workers"]))
+        .iter()
+        .map(|p| {
+            let (n, median) = (p["n"].as_u64().unwrap(), p["median_secs"].as_f64().unwrap());
+            (p["phase"].as_str().unwrap().to_string(), n, median)
+        })
+        .collect();
+    let names: Vec<&str> = spans.iter().map(|(p, _, _)| p.as_str()).collect();
+    assert_eq!(names, ["provisioning", "pull", "start"], "{spans:?}");
+    for ((_, n, median), want) in spans.iter().zip([0.3, 0.6, 0.1]) {
+        assert_eq!(*n, 20, "{spans:?}");
+        assert!((median - want).abs() < 0.01, "{spans:?}");
+    }
+    let text = t.run(&["status", &a]);
+    assert!(
+        text.stdout.contains("; 20 started: provisioning"),
+        "{}",
+        text.stdout
+    );
     let (code, _) = Agent::start(&t, &[]).wait();
     assert_eq!(code, 0);
     let (code, status) = watch_json(&t, &b);

@@ -27,7 +27,10 @@ that tasks behave like Fargate tasks whose outcome the test picks:
     hold_while_file: P the task stays RUNNING while the file P exists (on moto's machine)
     hold_until_receipt: true  the task stays RUNNING until the receipt of its attempt
                        (jobs/<job>/runs/<run>/receipts/<index>-<attempt>.json, what `jobrun
-                       task` writes before a task ends) is in one of moto's buckets
+                       task` writes before a task ends) is in one of moto's buckets. A later
+                       task of the same run without a fake of its own (the reduce, whose config
+                       is {}) holds so too: its jobrun, played by the test, also ends only after
+                       its receipt, and ECS would not see it stop before
     spot_capacity: false  FARGATE_SPOT RunTask returns a "Capacity is unavailable" failure
     logs: [..]         lines written to CloudWatch Logs at launch (every task gets some)
     phases: {provisioning: S, pull: S, start: S, stop: S}  seconds between createdAt,
@@ -36,6 +39,14 @@ that tasks behave like Fargate tasks whose outcome the test picks:
 * Tasks get createdAt/pullStartedAt/pullStoppedAt/startedAt at launch, and stoppedAt/
   stoppingAt/executionStoppedAt/stopCode/stoppedReason/container exitCode when they reach STOPPED (still one lifecycle step per DescribeTasks, like moto).
   StopTask stops at once: stopCode UserInitiated, exitCode 143.
+
+Services (opt in): moto keeps only a service's counts and runs no task for it. A service tagged
+`jobrun-fake-workers` (value: JSON {provisioning: S, pull: S, start: S}, as "phases" above)
+runs its desired count as tasks: UpdateService's desiredCount starts tasks (group
+"service:NAME", startedBy the deployment's id, created then, PENDING until the spans have
+passed, then RUNNING until stopped; DescribeTasks reports pullStartedAt, pullStoppedAt and
+startedAt only once they are past) or stops the newest extra ones, and ListTasks' serviceName
+(which moto ignores) lists them.
 
 DescribeTasks finds the asked tasks in one pass over a set of their ids (moto's own lookup is a
 substring test of every asked ARN against every task it holds).
@@ -117,6 +128,20 @@ def task_script(overrides):
     return env, config, fake if isinstance(fake, dict) else {}, attempt
 
 
+# Runs (JOBRUN_RUN_ID) whose tasks asked for "hold_until_receipt": their tasks without a fake
+# of their own hold so too.
+RUNS_HELD_UNTIL_RECEIPT = set()
+
+
+def held_until_receipt(env, fake):
+    """Whether a task stays RUNNING until its receipt (its own fake, or its run's)."""
+    run = env.get("JOBRUN_RUN_ID", "")
+    if fake.get("hold_until_receipt"):
+        RUNS_HELD_UNTIL_RECEIPT.add(run)
+        return True
+    return not fake and run in RUNS_HELD_UNTIL_RECEIPT
+
+
 OUT_OF_MEMORY = "OutOfMemoryError: Container killed due to memory usage"
 
 
@@ -189,6 +214,16 @@ def write_logs(backend, task, task_definition, env, fake):
         warn(f"could not write logs for task {getattr(task, 'id', '?')}: {e!r}")
 
 
+def backdate(task, phases):
+    """createdAt … startedAt so that the task starts now after the spans `phases` gives."""
+    span = lambda k: timedelta(seconds=float(phases.get(k, 0)))
+    task.started_at = now()
+    task.pull_stopped_at = task.started_at - span("start")
+    task.pull_started_at = task.pull_stopped_at - span("pull")
+    task.created_at = task.pull_started_at - span("provisioning")
+    task._jobrun_stop_span = span("stop")
+
+
 def launched(backend, task):
     """Set up a freshly created task: launch type, timestamps and its script."""
     env, _config, fake, attempt = task_script(task.overrides)
@@ -196,18 +231,12 @@ def launched(backend, task):
         task.launch_type = "FARGATE"  # moto leaves it "" for a capacity provider strategy
     # What Fargate reports of a start (createdAt, pullStartedAt, pullStoppedAt, startedAt):
     # "phases" backdates them so that the task starts now after those spans.
-    phases = fake.get("phases") or {}
-    span = lambda k: timedelta(seconds=float(phases.get(k, 0)))
-    task.started_at = now()
-    task.pull_stopped_at = task.started_at - span("start")
-    task.pull_started_at = task.pull_stopped_at - span("pull")
-    task.created_at = task.pull_started_at - span("provisioning")
-    task._jobrun_stop_span = span("stop")
+    backdate(task, fake.get("phases") or {})
     task.stopped_reason = None  # moto sets "" which would serialise as an empty reason
     task._jobrun_hold = bool(fake.get("hold"))
     task._jobrun_hold_until = float(fake.get("hold_until", 0))
     task._jobrun_hold_file = fake.get("hold_while_file")
-    task._jobrun_receipt = receipt_key(env) if fake.get("hold_until_receipt") else None
+    task._jobrun_receipt = receipt_key(env) if held_until_receipt(env, fake) else None
     task._jobrun_outcome = outcome(fake, attempt)
     for c in task.containers:
         c.exitCode = None  # ECS reports no exit code until the container stops
@@ -291,6 +320,7 @@ def patch_describe_tasks(orig):
     def describe_tasks(self, *args, **kwargs):
         tasks = orig(self, *args, **kwargs)
         for task in tasks:
+            report_due(task)
             # Reading the status applies moto's pending transition; finish tasks that got there.
             if task.last_status == "STOPPED" and hasattr(task, "_jobrun_outcome"):
                 finish(task, *task._jobrun_outcome)
@@ -331,6 +361,85 @@ def patch_stop_task(orig):
         return task
 
     return stop_task
+
+
+FAKE_WORKERS = "jobrun-fake-workers"
+
+
+def service_tasks(backend, cluster_name, service_name):
+    """The service's tasks that are meant to run, oldest first."""
+    group = f"service:{service_name}"
+    tasks = backend.tasks.get(cluster_name, {}).values()
+    return [t for t in tasks if getattr(t, "group", None) == group and t.desired_status == "RUNNING"]
+
+
+def start_later(task, phases):
+    """A task created now whose pull and start come after the spans `phases` gives."""
+    at = now()
+    task.created_at = at
+    task._jobrun_due = []
+    for attr, key in (("pull_started_at", "provisioning"), ("pull_stopped_at", "pull"),
+                      ("started_at", "start")):
+        at += timedelta(seconds=float(phases.get(key, 0)))
+        task._jobrun_due.append((attr, at))
+        setattr(task, attr, None)
+    task.last_status = "PENDING"
+    for c in task.containers:
+        c.last_status = "PENDING"
+
+
+def report_due(task):
+    """What of a later start has happened by now (see start_later)."""
+    for attr, at in getattr(task, "_jobrun_due", []):
+        if at <= now() and getattr(task, attr, None) is None:
+            setattr(task, attr, at)
+    if getattr(task, "_jobrun_due", None) and task.started_at and task.desired_status == "RUNNING":
+        task.last_status = "RUNNING"
+        for c in task.containers:
+            c.last_status = "RUNNING"
+
+
+def run_service_tasks(backend, service, cluster, phases):
+    """Starts or stops the service's tasks to its desired count (see the header)."""
+    running = service_tasks(backend, cluster.name, service.name)
+    missing = service.desired_count - len(running)
+    if missing > 0:
+        deployment = (service.deployments or [{}])[0].get("id", "ecs-svc/0")
+        network = getattr(service, "network_configuration", None)
+        for task in backend.run_task(cluster.name, service.task_definition, missing, {},
+                                     deployment, None, "FARGATE", network,
+                                     group=f"service:{service.name}"):
+            start_later(task, phases)
+            task._jobrun_hold = True  # a worker runs until it is stopped
+    for task in reversed(running[service.desired_count:]):
+        backend.stop_task(cluster.name, task.task_arn, "Scaling activity initiated by deployment")
+
+
+def patch_update_service(orig):
+    @functools.wraps(orig)
+    def update_service(self, service_properties, *args, **kwargs):
+        service = orig(self, dict(service_properties), *args, **kwargs)
+        tags = {t.get("key"): t.get("value") for t in (service.tags or [])}
+        if FAKE_WORKERS in tags and service_properties.get("desired_count") is not None:
+            cluster = self._get_cluster(service_properties.get("cluster", "default"))
+            run_service_tasks(self, service, cluster, json.loads(tags[FAKE_WORKERS] or "{}"))
+        return service
+
+    return update_service
+
+
+def patch_list_tasks(orig):
+    @functools.wraps(orig)
+    def list_tasks(self, cluster_str=None, container_instance=None, family=None,
+                   started_by=None, service_name=None, *args, **kwargs):
+        tasks = orig(self, cluster_str, container_instance, family, started_by, service_name,
+                     *args, **kwargs)
+        if service_name:
+            group = "service:" + service_name.split("/")[-1]
+            tasks = [t for t in tasks if getattr(t, "group", None) == group]
+        return tasks
+
+    return list_tasks
 
 
 EMPTY_NOTIFICATIONS = (b'<?xml version="1.0" encoding="UTF-8"?>\n'
@@ -374,6 +483,8 @@ def install():
         (backend, "describe_tasks", patch_indexed_describe_tasks),
         (backend, "describe_tasks", patch_describe_tasks),
         (backend, "stop_task", patch_stop_task),
+        (backend, "update_service", patch_update_service),
+        (backend, "list_tasks", patch_list_tasks),
         (ecs_models.Task, "advance", patch_advance),
         (ecs_responses.EC2ContainerServiceResponse, "run_task", patch_response_run_task),
     ]

@@ -100,7 +100,7 @@ fn to_chrono(t: &aws_sdk_ecs::primitives::DateTime) -> Option<DateTime<Utc>> {
 /// The instants DescribeTasks reports of a task (the Task data type's createdAt,
 /// pullStartedAt, pullStoppedAt, startedAt, stoppingAt, executionStoppedAt, stoppedAt:
 /// https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_Task.html).
-fn timeline_of(t: &aws_sdk_ecs::types::Task) -> crate::record::Timeline {
+pub(crate) fn timeline_of(t: &aws_sdk_ecs::types::Task) -> crate::record::Timeline {
     let at = |d: Option<&aws_sdk_ecs::primitives::DateTime>| d.and_then(to_chrono);
     crate::record::Timeline {
         attempt: 0,

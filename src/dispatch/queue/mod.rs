@@ -73,6 +73,9 @@ pub struct QueueDispatcher {
     dead_scan: Option<(Instant, i64)>,
     /// The run's dead letters and cancel marker were cleared for the retry being sent.
     retry_prepared: bool,
+    /// Worker tasks that were running before this run was submitted (their start is not this
+    /// run's): not described again.
+    older_workers: HashSet<String>,
 }
 
 impl QueueDispatcher {
@@ -85,6 +88,7 @@ impl QueueDispatcher {
             cancel_marked: false,
             dead_scan: None,
             retry_prepared: false,
+            older_workers: HashSet::new(),
         }
     }
 
@@ -113,6 +117,7 @@ impl QueueDispatcher {
         self.collect(rec).await?;
         let stats = self.stats().await?;
         self.size_workers(rec, &stats).await?;
+        self.see_workers(rec, &stats).await?;
         if let Place::Queue(_, q) = &mut rec.place {
             q.observe(stats, Utc::now());
         }
@@ -163,6 +168,7 @@ impl QueueDispatcher {
     pub(super) async fn observe(&mut self, rec: &mut RunRecord) -> Result<(), RemoteError> {
         self.collect(rec).await?;
         let stats = self.stats().await?;
+        self.see_workers(rec, &stats).await?;
         if let Place::Queue(_, q) = &mut rec.place {
             q.observe(stats, Utc::now());
         }

@@ -7,11 +7,19 @@
 //! it to 0. The scaling policy stays in charge in between; a worker mid-task is never stopped
 //! (its scale-in protection guards it), and a queue shared with another run is not emptied of
 //! workers under that run's feet, since its messages count.
+//!
+//! What a worker's start cost is read as for a direct task: DescribeTasks' instants of each
+//! worker this run started (created after it was submitted), kept once it runs; the summary
+//! shows their provisioning, pull and start.
 
 use super::QueueDispatcher;
 use crate::aws::{self, retrying};
 use crate::dispatch::remote::RemoteError;
-use crate::record::{QueueStats, RunRecord};
+use crate::record::{Place, QueueStats, RunRecord};
+
+/// DescribeTasks takes at most 100 tasks a call (its `tasks` parameter:
+/// https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_DescribeTasks.html).
+const DESCRIBE_MAX: usize = 100;
 
 /// The desired count this pass wants, if it should change: the backlog (capped) while the
 /// run goes on, 0 once it ended with the queue empty.
@@ -56,6 +64,100 @@ impl QueueDispatcher {
         tracing::debug!("workers of {}: desired {count}", self.queue.service);
         Ok(())
     }
+}
+
+impl QueueDispatcher {
+    /// Notes each new worker's start-up instants in the record (see the module header): the
+    /// service's tasks (ListTasks' `serviceName`; its default `desiredStatus` RUNNING lists
+    /// the pending ones too: https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_ListTasks.html),
+    /// described unless already seen running. Looked at only while workers run or start.
+    pub(super) async fn see_workers(
+        &mut self,
+        rec: &mut RunRecord,
+        stats: &QueueStats,
+    ) -> Result<(), RemoteError> {
+        if self.queue.service.is_empty() || stats.workers + stats.pending == 0 {
+            return Ok(());
+        }
+        let Place::Queue(_, q) = &mut rec.place else {
+            return Ok(());
+        };
+        let known = |id: &str| {
+            q.worker_timelines
+                .get(id)
+                .is_some_and(|t| t.started_at.is_some())
+        };
+        let fresh: Vec<String> = self
+            .worker_arns()
+            .await?
+            .into_iter()
+            .filter(|arn| {
+                let id = task_id(arn);
+                !known(id) && !self.older_workers.contains(id)
+            })
+            .collect();
+        for chunk in fresh.chunks(DESCRIBE_MAX) {
+            let out = retrying(|| async {
+                self.remote
+                    .aws
+                    .ecs()
+                    .describe_tasks()
+                    .cluster(&self.remote.run.site.cluster)
+                    .set_tasks(Some(chunk.to_vec()))
+                    .send()
+                    .await
+                    .map_err(aws::op("DescribeTasks"))
+            })
+            .await?;
+            for t in out.tasks() {
+                let Some(id) = t.task_arn().map(task_id) else {
+                    continue;
+                };
+                let seen = crate::dispatch::ecs::timeline_of(t);
+                if seen.created_at.is_some_and(|c| c < rec.created_at) {
+                    self.older_workers.insert(id.to_string());
+                    continue;
+                }
+                let cap = q.max_workers.max(1) as usize;
+                if q.worker_timelines.len() < cap || q.worker_timelines.contains_key(id) {
+                    let attempt = crate::record::Timeline { attempt: 1, ..seen };
+                    q.worker_timelines.insert(id.to_string(), attempt);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The service's tasks meant to run (every page of ListTasks).
+    async fn worker_arns(&self) -> Result<Vec<String>, RemoteError> {
+        let mut arns = vec![];
+        let mut token = None;
+        loop {
+            let page = retrying(|| async {
+                self.remote
+                    .aws
+                    .ecs()
+                    .list_tasks()
+                    .cluster(&self.remote.run.site.cluster)
+                    .service_name(&self.queue.service)
+                    .set_next_token(token.clone())
+                    .send()
+                    .await
+                    .map_err(aws::op("ListTasks"))
+            })
+            .await?;
+            arns.extend(page.task_arns().iter().cloned());
+            token = page.next_token().map(str::to_string);
+            if token.is_none() {
+                return Ok(arns);
+            }
+        }
+    }
+}
+
+/// A task ARN's last part, its id.
+fn task_id(arn: &str) -> &str {
+    arn.rsplit('/').next().unwrap_or(arn)
 }
 
 #[cfg(test)]

@@ -477,6 +477,14 @@ fn run(s: &Scope<'_>) -> Vec<Value> {
             &["ecs:DescribeServices", "ecs:UpdateService"],
             vec![s.service()],
         ));
+        // Reads how the workers started (ListTasks takes no task ARN: its resource is "*",
+        // narrowed by the cluster, as in the Service Authorization Reference's ECS actions).
+        st.push(allow_if(
+            "SeeWorkersStart",
+            &["ecs:ListTasks"],
+            vec!["*".into()],
+            json!({"ArnEquals": {"ecs:cluster": s.cluster()}}),
+        ));
     }
     st
 }

@@ -174,6 +174,7 @@ pub fn run_page(rec: &RunRecord, s: &RunStatus, others: &[RunLine], csrf: &str) 
                 p { "cost " span #cost { (live.cost) } " · " span #eta { (live.eta) }
                     @if let Some(w) = &s.workers { " · first worker after " (w.first_running_secs.map(secs).unwrap_or_else(|| "-".into())) } }
                 @if let Some(line) = crate::report::phases::line(&s.phases) { p #phases.meta { "time per attempt: " (line) } }
+                @if let Some(line) = s.workers.as_ref().and_then(|w| crate::report::phases::line(&w.phases)) { p #worker-phases.meta { "workers' start: " (line) } }
                 nav.links {
                     a href={ "/runs/" (rec.run_id) "/results" } { "results" }
                     @if !others.is_empty() { a href={ "/runs/" (rec.run_id) "/compare" } { "compare with the run before" } }
