@@ -494,3 +494,39 @@ impl fmt::Display for Submitted {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::Timeline;
+
+    #[test]
+    fn workers_say_when_they_ran_and_how_their_start_went() {
+        let created = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let at = |s: i64| Some(created + chrono::Duration::seconds(s));
+        let mut q = crate::record::tests::queue_run();
+        assert_eq!(
+            WorkerTimes::of(created, &q).to_string(),
+            "workers: none seen running yet"
+        );
+        q.first_worker_at = at(40);
+        q.all_workers_at = at(58);
+        for (id, pull) in [("a", 30), ("b", 40)] {
+            let started = Timeline {
+                attempt: 1,
+                created_at: at(2),
+                pull_started_at: at(10),
+                pull_stopped_at: at(10 + pull),
+                started_at: at(11 + pull),
+                ..Timeline::default()
+            };
+            q.worker_timelines.insert(id.into(), started);
+        }
+        assert_eq!(
+            WorkerTimes::of(created, &q).to_string(),
+            "workers: the first running 40.0s after submit, all wanted 58.0s after; 2 started: \
+             provisioning 8.0s median, p90 8.0s, max 8.0s; pull 35.0s median, p90 40.0s, max \
+             40.0s; start 1.0s median, p90 1.0s, max 1.0s"
+        );
+    }
+}

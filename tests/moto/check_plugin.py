@@ -82,11 +82,12 @@ def run(cluster, td, net, config, attempt=1, index=0, spot=False, **extra):
     ]
     provider = "FARGATE_SPOT" if spot else "FARGATE"
     placement = {"capacityProviderStrategy": [{"capacityProvider": provider, "weight": 1}]}
+    overrides = extra.pop("overrides", {"containerOverrides": [{"name": "job", "environment": env}]})
     return ecs.run_task(
         cluster=cluster,
         taskDefinition=td,
         networkConfiguration=net,
-        overrides={"containerOverrides": [{"name": "job", "environment": env}]},
+        overrides=overrides,
         startedBy="check",
         **placement,
         **extra,
@@ -133,6 +134,17 @@ def main():
     except ecs.exceptions.InvalidParameterException as e:
         check("not both" in str(e), "launchType with capacityProviderStrategy is refused")
 
+    # a task-level size override: one of Fargate's sizes, else ClientException
+    r = run(cluster, td, net, {}, overrides={"cpu": "256", "memory": "1024",
+            "containerOverrides": [{"name": "job", "environment": []}]})
+    check(len(r["tasks"]) == 1, "RunTask with a Fargate size override (256/1024) launches")
+    try:
+        run(cluster, td, net, {}, overrides={"memory": "3072",
+            "containerOverrides": [{"name": "job", "environment": []}]})
+        check(False, "a memory override not on Fargate's table for 256 CPU is refused")
+    except ecs.exceptions.ClientException:
+        check(True, "a memory override not on Fargate's table for 256 CPU is refused")
+
     # spot interruption, until_attempt
     fake = {"fake": {"stop_code": "SpotInterruption", "exit": 143, "until_attempt": 3}}
     t = wait_stopped(cluster, run(cluster, td, net, fake, attempt=2, spot=True)["tasks"][0]["taskArn"])
@@ -178,6 +190,28 @@ def main():
     check(msgs == ["task 4 attempt 2", 'config {"k": "v"}'], f"default logs {msgs}")
     ts = [e["timestamp"] for e in ev["events"]]
     check(ts == sorted(ts) and len(set(ts)) == len(ts), "log timestamps increase")
+
+    # a service tagged jobrun-fake-workers runs its desired count, which come up after the spans
+    svc = ecs.create_service(cluster=cluster, serviceName="workers", taskDefinition=td,
+                             desiredCount=0, launchType="FARGATE", networkConfiguration=net,
+                             tags=[{"key": "jobrun-fake-workers",
+                                    "value": json.dumps({"provisioning": 0.2, "pull": 0.2})}])
+    ecs.update_service(cluster=cluster, service="workers", desiredCount=2)
+    arns = ecs.list_tasks(cluster=cluster, serviceName="workers")["taskArns"]
+    check(len(arns) == 2, "UpdateService desiredCount 2 runs two tasks, listed by serviceName")
+    first = ecs.describe_tasks(cluster=cluster, tasks=arns)["tasks"]
+    check(all(t["lastStatus"] == "PENDING" and "pullStartedAt" not in t for t in first),
+          "a new worker is PENDING, its pull not started yet")
+    import time
+    time.sleep(0.5)
+    later = ecs.describe_tasks(cluster=cluster, tasks=arns)["tasks"]
+    check(all(t["lastStatus"] == "RUNNING" and t["startedAt"] >= t["pullStoppedAt"]
+              >= t["pullStartedAt"] > t["createdAt"] for t in later),
+          "after the spans it is RUNNING with createdAt < pullStartedAt <= pullStoppedAt <= startedAt")
+    ecs.update_service(cluster=cluster, service="workers", desiredCount=0)
+    check(ecs.list_tasks(cluster=cluster, serviceName="workers")["taskArns"] == [],
+          "desiredCount 0 stops them")
+    check(svc["service"]["serviceName"] == "workers", "service made")
 
     print("all plugin checks passed")
 

@@ -36,6 +36,8 @@ that tasks behave like Fargate tasks whose outcome the test picks:
     phases: {provisioning: S, pull: S, start: S, stop: S}  seconds between createdAt,
                        pullStartedAt, pullStoppedAt and startedAt (backdated from the launch),
                        and from executionStoppedAt to stoppedAt (default: all 0)
+* RunTask's task-level cpu/memory override must be one of Fargate's sizes (with the task
+  definition's value for the one not overridden), else ClientException, as on Fargate.
 * Tasks get createdAt/pullStartedAt/pullStoppedAt/startedAt at launch, and stoppedAt/
   stoppingAt/executionStoppedAt/stopCode/stoppedReason/container exitCode when they reach STOPPED (still one lifecycle step per DescribeTasks, like moto).
   StopTask stops at once: stopCode UserInitiated, exitCode 143.
@@ -46,7 +48,8 @@ runs its desired count as tasks: UpdateService's desiredCount starts tasks (grou
 "service:NAME", startedBy the deployment's id, created then, PENDING until the spans have
 passed, then RUNNING until stopped; DescribeTasks reports pullStartedAt, pullStoppedAt and
 startedAt only once they are past) or stops the newest extra ones, and ListTasks' serviceName
-(which moto ignores) lists them.
+(which moto ignores) lists them: those meant to run, as AWS's default desiredStatus RUNNING
+does (other ListTasks keep moto's answer, stopped tasks too, which tests count launches by).
 
 DescribeTasks finds the asked tasks in one pass over a set of their ids (moto's own lookup is a
 substring test of every asked ARN against every task it holds).
@@ -75,6 +78,7 @@ from datetime import datetime, timedelta, timezone
 
 from moto.core.responses import ActionResult
 from moto.ecs import models as ecs_models
+from moto.ecs.exceptions import EcsClientException
 from moto.ecs import responses as ecs_responses
 from moto.logs.models import logs_backends
 from moto.iam.access_control import IAMRequest
@@ -279,12 +283,48 @@ def patch_backend_run_task(orig):
     return run_task
 
 
+# Fargate's task sizes: for each cpu, the memory values it takes (MiB), the table of
+# https://docs.aws.amazon.com/AmazonECS/latest/developerguide/task-cpu-memory-error.html. That
+# page documents the refusal of a pair outside it as a ClientException (for
+# RegisterTaskDefinition); a RunTask task-level override outside it is refused the same way
+# here ("No Fargate configuration exists for given values", as AWS words it).
+FARGATE_SIZES = {
+    256: [512, 1024, 2048],
+    512: list(range(1024, 4097, 1024)),
+    1024: list(range(2048, 8193, 1024)),
+    2048: list(range(4096, 16385, 1024)),
+    4096: list(range(8192, 30721, 1024)),
+    8192: list(range(16384, 61441, 4096)),
+    16384: list(range(32768, 122881, 8192)),
+}
+
+
+def check_fargate_size(backend, task_definition, overrides):
+    """RunTask's task-level cpu/memory override (or the task definition's) is a Fargate size."""
+    overrides = overrides or {}
+    if "cpu" not in overrides and "memory" not in overrides:
+        return
+    td = backend.describe_task_definition(task_definition)
+    if "FARGATE" not in (getattr(td, "requires_compatibilities", None) or []):
+        return
+    cpu, memory = overrides.get("cpu", td.cpu), overrides.get("memory", td.memory)
+    try:
+        ok = int(memory) in FARGATE_SIZES.get(int(cpu), [])
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise EcsClientException("No Fargate configuration exists for given values: "
+                                 f"{cpu} CPU, {memory} memory.")
+
+
 def patch_response_run_task(orig):
     @functools.wraps(orig)
     def run_task(self):
         strategy = self._get_param("capacityProviderStrategy") or []
         provider = strategy[0].get("capacityProvider") if strategy else None
         _env, _config, fake, _attempt = task_script(self._get_param("overrides"))
+        check_fargate_size(self.ecs_backend, self._get_param("taskDefinition"),
+                           self._get_param("overrides"))
         if provider == "FARGATE_SPOT" and fake.get("spot_capacity") is False:
             td = self.ecs_backend.describe_task_definition(self._get_param("taskDefinition"))
             return ActionResult({"tasks": [], "failures": [{"arn": td.arn, "reason": SPOT_UNAVAILABLE}]})
@@ -437,6 +477,9 @@ def patch_list_tasks(orig):
         if service_name:
             group = "service:" + service_name.split("/")[-1]
             tasks = [t for t in tasks if getattr(t, "group", None) == group]
+            desired = args[0] if args else kwargs.get("desiredStatus")
+            if desired is None:  # AWS's default desiredStatus is RUNNING
+                tasks = [t for t in tasks if t.desired_status == "RUNNING"]
         return tasks
 
     return list_tasks
