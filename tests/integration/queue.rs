@@ -587,6 +587,13 @@ fn a_poison_task_goes_to_the_dead_letter_queue_and_retry_sends_it_again() {
         o["queue"]["queue_url"].as_str().unwrap().to_string(),
         o["queue"]["dlq_url"].as_str().unwrap().to_string(),
     );
+    // A caller whose policy predates the workers' start-up (no ecs:ListTasks) still gets its
+    // run, only without that.
+    proxy.fault(
+        json!({"service": "ecs", "operation": "ListTasks", "times": 1000,
+        "status": 400, "code": "AccessDeniedException",
+        "message": "User is not authorized to perform: ecs:ListTasks"}),
+    );
     let run = t.submit_detached(&[
         json!({"sleep": 0, "exit": 0}),
         json!({"sleep": 0, "exit": 3}),
@@ -605,6 +612,12 @@ fn a_poison_task_goes_to_the_dead_letter_queue_and_retry_sends_it_again() {
         "{failed}"
     );
     assert_eq!(status["tasks"][0]["state"], "succeeded");
+    assert!(status["workers"].get("phases").is_none(), "{status}");
+    assert!(
+        proxy.proxy_stats()["faults"]["ecs:ListTasks"].as_u64() >= Some(1),
+        "{}",
+        proxy.proxy_stats()
+    );
     assert_eq!(depth(moto, &dlq).0 + depth(moto, &dlq).1, 1);
     assert_eq!(depth(moto, &url), (0, 0));
 

@@ -73,9 +73,11 @@ pub struct QueueDispatcher {
     dead_scan: Option<(Instant, i64)>,
     /// The run's dead letters and cancel marker were cleared for the retry being sent.
     retry_prepared: bool,
-    /// Worker tasks that were running before this run was submitted (their start is not this
-    /// run's): not described again.
-    older_workers: HashSet<String>,
+    /// Worker tasks whose start this run does not keep (made before it was submitted, or past
+    /// `max_workers` of them): not described again.
+    other_workers: HashSet<String>,
+    /// The caller may not list the workers (see `workers::see_workers`).
+    workers_unseen: bool,
 }
 
 impl QueueDispatcher {
@@ -88,7 +90,8 @@ impl QueueDispatcher {
             cancel_marked: false,
             dead_scan: None,
             retry_prepared: false,
-            older_workers: HashSet::new(),
+            other_workers: HashSet::new(),
+            workers_unseen: false,
         }
     }
 

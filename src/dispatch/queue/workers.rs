@@ -13,7 +13,7 @@
 //! shows their provisioning, pull and start.
 
 use super::QueueDispatcher;
-use crate::aws::{self, retrying};
+use crate::aws::{self, AwsError, retrying};
 use crate::dispatch::remote::RemoteError;
 use crate::record::{Place, QueueStats, RunRecord};
 
@@ -64,72 +64,84 @@ impl QueueDispatcher {
         tracing::debug!("workers of {}: desired {count}", self.queue.service);
         Ok(())
     }
-}
 
-impl QueueDispatcher {
     /// Notes each new worker's start-up instants in the record (see the module header): the
     /// service's tasks (ListTasks' `serviceName`; its default `desiredStatus` RUNNING lists
     /// the pending ones too: https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_ListTasks.html),
-    /// described unless already seen running. Looked at only while workers run or start.
+    /// described unless already seen running. Looked at only while workers run or start. It
+    /// is only information: a caller whose policy predates it (no ecs:ListTasks) gets the run
+    /// without it, and a warning, rather than a failed pass.
     pub(super) async fn see_workers(
         &mut self,
         rec: &mut RunRecord,
         stats: &QueueStats,
     ) -> Result<(), RemoteError> {
-        if self.queue.service.is_empty() || stats.workers + stats.pending == 0 {
+        let idle = stats.workers + stats.pending == 0;
+        if self.queue.service.is_empty() || idle || self.workers_unseen {
             return Ok(());
         }
         let Place::Queue(_, q) = &mut rec.place else {
             return Ok(());
+        };
+        let arns = match self.worker_arns().await {
+            Err(AwsError::Service { code, .. }) if code == "AccessDeniedException" => {
+                tracing::warn!(
+                    "no ecs:ListTasks in the caller's policy: workers' starts not shown"
+                );
+                self.workers_unseen = true;
+                return Ok(());
+            }
+            listed => listed?,
         };
         let known = |id: &str| {
             q.worker_timelines
                 .get(id)
                 .is_some_and(|t| t.started_at.is_some())
         };
-        let fresh: Vec<String> = self
-            .worker_arns()
-            .await?
+        let fresh: Vec<String> = arns
             .into_iter()
-            .filter(|arn| {
-                let id = task_id(arn);
-                !known(id) && !self.older_workers.contains(id)
-            })
+            .filter(|arn| !known(task_id(arn)) && !self.other_workers.contains(task_id(arn)))
             .collect();
+        let cap = q.max_workers.max(1) as usize;
         for chunk in fresh.chunks(DESCRIBE_MAX) {
-            let out = retrying(|| async {
-                self.remote
-                    .aws
-                    .ecs()
-                    .describe_tasks()
-                    .cluster(&self.remote.run.site.cluster)
-                    .set_tasks(Some(chunk.to_vec()))
-                    .send()
-                    .await
-                    .map_err(aws::op("DescribeTasks"))
-            })
-            .await?;
-            for t in out.tasks() {
+            for t in self.describe(chunk).await?.tasks() {
                 let Some(id) = t.task_arn().map(task_id) else {
                     continue;
                 };
                 let seen = crate::dispatch::ecs::timeline_of(t);
-                if seen.created_at.is_some_and(|c| c < rec.created_at) {
-                    self.older_workers.insert(id.to_string());
+                let earlier = seen.created_at.is_some_and(|c| c < rec.created_at);
+                let room = q.worker_timelines.len() < cap || q.worker_timelines.contains_key(id);
+                if earlier || !room {
+                    self.other_workers.insert(id.to_string());
                     continue;
                 }
-                let cap = q.max_workers.max(1) as usize;
-                if q.worker_timelines.len() < cap || q.worker_timelines.contains_key(id) {
-                    let attempt = crate::record::Timeline { attempt: 1, ..seen };
-                    q.worker_timelines.insert(id.to_string(), attempt);
-                }
+                let first = crate::record::Timeline { attempt: 1, ..seen };
+                q.worker_timelines.insert(id.to_string(), first);
             }
         }
         Ok(())
     }
 
+    async fn describe(
+        &self,
+        arns: &[String],
+    ) -> Result<aws_sdk_ecs::operation::describe_tasks::DescribeTasksOutput, AwsError> {
+        retrying(|| async {
+            self.remote
+                .aws
+                .ecs()
+                .describe_tasks()
+                .cluster(&self.remote.run.site.cluster)
+                .set_tasks(Some(arns.to_vec()))
+                .send()
+                .await
+                .map_err(aws::op("DescribeTasks"))
+        })
+        .await
+    }
+
     /// The service's tasks meant to run (every page of ListTasks).
-    async fn worker_arns(&self) -> Result<Vec<String>, RemoteError> {
+    async fn worker_arns(&self) -> Result<Vec<String>, AwsError> {
         let mut arns = vec![];
         let mut token = None;
         loop {

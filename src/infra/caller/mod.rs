@@ -477,8 +477,7 @@ fn run(s: &Scope<'_>) -> Vec<Value> {
             &["ecs:DescribeServices", "ecs:UpdateService"],
             vec![s.service()],
         ));
-        // Reads how the workers started (ListTasks takes no task ARN: its resource is "*",
-        // narrowed by the cluster, as in the Service Authorization Reference's ECS actions).
+        // How the workers came up (ListTasks names no task: "*", narrowed to the cluster).
         st.push(allow_if(
             "SeeWorkersStart",
             &["ecs:ListTasks"],
