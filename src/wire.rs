@@ -91,8 +91,13 @@ pub const LOG_STREAM_PREFIX: &str = "jobrun";
 /// Where a Fargate task's log is: `cloudwatch:<group>:<stream>`, as dispatch records it and the
 /// agent writes it into results.
 pub fn log_pointer(group: &str, task_arn: &str) -> String {
-    let task_id = task_arn.rsplit('/').next().unwrap_or(task_arn);
+    let task_id = task_id(task_arn);
     format!("cloudwatch:{group}:{LOG_STREAM_PREFIX}/{CONTAINER}/{task_id}")
+}
+
+/// A task ARN's last part, its id (`…:task/<cluster>/<id>`).
+pub fn task_id(task_arn: &str) -> &str {
+    task_arn.rsplit('/').next().unwrap_or(task_arn)
 }
 
 /// `(group, stream)` of a log pointer.

@@ -16,6 +16,7 @@ use super::QueueDispatcher;
 use crate::aws::{self, AwsError, retrying};
 use crate::dispatch::remote::RemoteError;
 use crate::record::{Place, QueueStats, RunRecord};
+use crate::wire::task_id;
 
 /// DescribeTasks takes at most 100 tasks a call (its `tasks` parameter:
 /// https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_DescribeTasks.html).
@@ -165,11 +166,6 @@ impl QueueDispatcher {
             }
         }
     }
-}
-
-/// A task ARN's last part, its id.
-fn task_id(arn: &str) -> &str {
-    arn.rsplit('/').next().unwrap_or(arn)
 }
 
 #[cfg(test)]
