@@ -63,12 +63,19 @@ pub fn receipt_key(job: &str, run_id: &str, index: usize, attempt: u32) -> Strin
 pub struct Receipt {
     pub files: u64,
     pub bytes: u64,
+    /// Links and special files in the output folder, not uploaded.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub skipped: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result_error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upload_error: Option<String>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Receipt {

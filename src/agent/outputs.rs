@@ -3,7 +3,7 @@
 //! map task's outputs downloaded into `JOBRUN_INPUTS_DIR` (files read-only), and after the
 //! command the output folder uploaded to the run's prefix with a receipt of what went up.
 
-use crate::outputs::{self, s3};
+use crate::outputs::{self, ResultRead, s3};
 use crate::record::Stage;
 use crate::wire::{Receipt, inputs_prefix, output_prefix};
 use std::collections::BTreeMap;
@@ -68,9 +68,13 @@ impl Target<'_> {
     /// upload failed.
     pub async fn upload(&self, folders: &Folders) -> Receipt {
         let mut receipt = Receipt::default();
+        let mut refused = None;
         match outputs::read_result(&folders.output) {
-            Some(Ok(v)) => receipt.result = Some(v),
-            Some(Err(e)) => receipt.result_error = Some(e),
+            Some(ResultRead::Kept(Ok(v))) => receipt.result = Some(v),
+            Some(ResultRead::Kept(Err(e))) => receipt.result_error = Some(e),
+            // A link or special file in result.json's place fails the attempt, as a failed
+            // upload does (the other files still go up).
+            Some(ResultRead::Refused(why)) => refused = Some(why),
             None => {}
         }
         let prefix = output_prefix(self.job, &self.run_id, &self.index, self.stage);
@@ -78,9 +82,11 @@ impl Target<'_> {
             Ok(moved) => {
                 receipt.files = moved.files;
                 receipt.bytes = moved.bytes;
+                receipt.skipped = moved.skipped;
             }
             Err(e) => receipt.upload_error = Some(e.to_string()),
         }
+        receipt.upload_error = receipt.upload_error.or(refused);
         receipt
     }
 }
@@ -89,7 +95,8 @@ impl Target<'_> {
 /// clear them as any user).
 fn read_only(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    for (rel, _) in outputs::files_under(dir)? {
+    // Files this jobrun downloaded itself (no link among them, see `download_prefix`).
+    for (rel, _) in outputs::files_under(dir).map_err(std::io::Error::other)? {
         let path = dir.join(rel);
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o444))?;
     }

@@ -31,8 +31,12 @@ pub async fn results(file: Option<&Path>, args: ResultsArgs, ui: &Ui) -> Result<
     }
     if let Some(dir) = &args.download {
         let moved = download(&store, &rec, dir).await?;
+        let skipped = match moved.skipped {
+            0 => String::new(),
+            n => format!("; {n} links, special files or unsafe names skipped (never followed)"),
+        };
         ui.note(&format!(
-            "outputs of run {} in {}: {} files fetched ({} bytes), {} already there",
+            "outputs of run {} in {}: {} files fetched ({} bytes), {} already there{skipped}",
             rec.run_id,
             dir.display(),
             moved.files,

@@ -7,7 +7,7 @@
 
 use crate::dispatch::{DispatchError, FailKind, fail_attempt, stop_due, timed_out};
 use crate::engine::{Engine, EngineError, LABEL_ATTEMPT, LABEL_INDEX, LABEL_JOB, LABEL_RUN};
-use crate::outputs::{self, CONTAINER_INPUTS, CONTAINER_OUTPUT};
+use crate::outputs::{self, CONTAINER_INPUTS, CONTAINER_OUTPUT, ResultRead};
 use crate::record::{RunRecord, RunSettings, Stage, StopRequest, TaskRecord, TaskState};
 use crate::store::Store;
 use bollard::models::{
@@ -250,9 +250,12 @@ impl LocalDispatcher {
                 task.log = Some(log_path.to_string_lossy().into_owned());
                 task.handle = None;
                 let run_dir = store.run_dir(&rec.run_id);
-                task.set_result(outputs::read_result(&outputs::local_dir(&run_dir, task)));
+                let read = outputs::read_result(&outputs::local_dir(&run_dir, task));
+                let (kept, refused) = read.map_or((None, None), ResultRead::split);
+                task.set_result(kept);
+                let stop = task.stop_request.take();
                 let (outcome, reason, kind) =
-                    outcome_of(task.stop_request.take(), code, &state, &rec.settings);
+                    outcome_of(stop, code, refused, &state, &rec.settings);
                 // Locally: the container's creation, start and end, and how it ended.
                 let seen = crate::record::Timeline {
                     created_at: created,
@@ -488,10 +491,12 @@ struct Sorted {
     discard: Vec<String>,
 }
 
-/// A finished attempt's outcome: the stop jobrun asked for, else its exit.
+/// A finished attempt's outcome: the stop jobrun asked for, else its exit (a success whose
+/// result.json is a link or a special file fails, saying so).
 fn outcome_of(
     stop: Option<StopRequest>,
     code: i64,
+    refused: Option<String>,
     state: &bollard::models::ContainerState,
     settings: &RunSettings,
 ) -> (TaskState, Option<String>, FailKind) {
@@ -506,7 +511,10 @@ fn outcome_of(
             Some("cancelled".to_string()),
             FailKind::Other,
         ),
-        None if code == 0 => (TaskState::Succeeded, None, FailKind::Other),
+        None if code == 0 => match refused {
+            Some(why) => (TaskState::Failed, Some(why), FailKind::Other),
+            None => (TaskState::Succeeded, None, FailKind::Other),
+        },
         None if state.oom_killed == Some(true) => (
             TaskState::Failed,
             Some(format!("out of memory (exit code {code})")),

@@ -6,11 +6,16 @@
 //! directory (local runs: bind-mounted into the container) or under the run's prefix in the
 //! job's bucket (ECS runs: uploaded by the jobrun inside the task, see `s3.rs`). The reduce
 //! reads every map task's folder as `JOBRUN_INPUTS_DIR/<index>/`.
+//!
+//! What a task leaves is data, never a way out of its folder: every read of an output folder
+//! goes through `files.rs` (no link followed, only regular files, bounded).
 
+pub mod files;
 pub mod s3;
 
 use crate::record::{Stage, TaskRecord};
 use serde_json::Value;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// A task's result: this file in its output folder.
@@ -56,18 +61,36 @@ fn kind_of(v: &Value) -> &'static str {
 }
 
 /// The result in an output folder: none when the task wrote no result.json.
-pub fn read_result(dir: &Path) -> Option<Result<Value, String>> {
-    let path = dir.join(RESULT_FILE);
-    let meta = std::fs::metadata(&path).ok()?;
-    if meta.len() > RESULT_LIMIT as u64 {
+pub fn read_result(dir: &Path) -> Option<ResultRead> {
+    match files::read_bounded(dir, RESULT_FILE, RESULT_LIMIT) {
+        Ok(None) => None,
         // Not read: only its size matters.
-        return Some(Err(too_large(meta.len())));
+        Ok(Some(Err(size))) => Some(ResultRead::Kept(Err(too_large(size)))),
+        Ok(Some(Ok(bytes))) => Some(ResultRead::Kept(parse_result(&bytes))),
+        Err(e @ files::FileError::NotRegular { .. }) => Some(ResultRead::Refused(e.to_string())),
+        Err(e) => Some(ResultRead::Kept(Err(format!("cannot read {e}")))),
     }
-    Some(
-        std::fs::read(&path)
-            .map_err(|e| format!("cannot read result.json: {e}"))
-            .and_then(|b| parse_result(&b)),
-    )
+}
+
+/// What became of a task's result.json.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ResultRead {
+    /// Read: the result, or why it is not one (too large, not a JSON object); the task's
+    /// outcome stands.
+    Kept(Result<Value, String>),
+    /// Not a regular file (a link, a pipe, a device): never read, and the attempt fails with
+    /// this reason.
+    Refused(String),
+}
+
+impl ResultRead {
+    /// (what the task record keeps as its result, why the attempt fails).
+    pub fn split(self) -> (Option<Result<Value, String>>, Option<String>) {
+        match self {
+            ResultRead::Kept(kept) => (Some(kept), None),
+            ResultRead::Refused(why) => (None, Some(why)),
+        }
+    }
 }
 
 /// A task's output folder under a run's folder (local runs).
@@ -93,53 +116,54 @@ pub fn fresh_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)
 }
 
-/// The files under a folder, as (path relative to it with `/`, size), sorted.
-pub fn files_under(dir: &Path) -> std::io::Result<Vec<(String, u64)>> {
-    let mut out = vec![];
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let entries = match std::fs::read_dir(&d) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && d == dir => return Ok(out),
-            Err(e) => return Err(e),
-        };
-        for e in entries {
-            let e = e?;
-            let kind = e.file_type()?;
-            if kind.is_dir() {
-                stack.push(e.path());
-            } else if kind.is_file() {
-                let rel = e.path().strip_prefix(dir).expect("under dir").to_path_buf();
-                let rel = rel
-                    .components()
-                    .map(|c| c.as_os_str().to_string_lossy().into_owned())
-                    .collect::<Vec<_>>()
-                    .join("/");
-                out.push((rel, e.metadata()?.len()));
-            }
-        }
-    }
-    out.sort();
-    Ok(out)
+/// The regular files under a folder, as (path relative to it with `/`, size), sorted; links
+/// and special files are left out (see [`files::list`] for what was skipped).
+pub fn files_under(dir: &Path) -> Result<Vec<(String, u64)>, files::FileError> {
+    Ok(files::list(dir)?
+        .files
+        .into_iter()
+        .map(|f| (f.rel, f.size))
+        .collect())
 }
 
-/// Copies every file under `from` to `to`, except files already there with the same size and
-/// written no earlier than their source.
-pub fn copy_dir(from: &Path, to: &Path) -> std::io::Result<s3::Moved> {
+/// Copies every regular file under `from` to `to`, except files already there with the same
+/// size and written no earlier than their source; links and special files are skipped (and
+/// counted). Each file is read from the handle that was checked, never through a link.
+pub fn copy_dir(from: &Path, to: &Path) -> Result<s3::Moved, files::FileError> {
     let mut moved = s3::Moved::default();
-    for (rel, size) in files_under(from)? {
-        let (src, dst) = (from.join(&rel), to.join(&rel));
-        let modified = std::fs::metadata(&src)?.modified().ok();
-        if s3::unchanged(&dst, size, modified) {
+    let listing = files::list(from)?;
+    moved.skipped = listing.skipped.len() as u64;
+    for listed in listing.files {
+        let src = match files::open(from, &listed.rel) {
+            Ok(f) => f,
+            // Gone, or swapped for a link, since it was listed: not a file to keep.
+            Err(e) if e.is_not_found() => continue,
+            Err(files::FileError::NotRegular { .. }) => {
+                moved.skipped += 1;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let dst = to.join(&listed.rel);
+        if s3::unchanged(&dst, src.size, src.modified) {
             moved.unchanged += 1;
             continue;
         }
+        let io = |source| files::FileError::Io {
+            rel: listed.rel.clone(),
+            source,
+        };
         if let Some(parent) = dst.parent() {
-            std::fs::create_dir_all(parent)?;
+            std::fs::create_dir_all(parent).map_err(io)?;
         }
-        std::fs::copy(&src, &dst)?;
+        let mut out = std::fs::File::create(&dst).map_err(io)?;
+        // At most the size it had when checked: a file that grows meanwhile is cut there.
+        let copied = std::io::copy(&mut Read::take(&src.file, src.size), &mut out).map_err(io)?;
+        if let Some(t) = src.modified {
+            let _ = out.set_modified(t);
+        }
         moved.files += 1;
-        moved.bytes += size;
+        moved.bytes += copied;
     }
     Ok(moved)
 }
@@ -165,15 +189,69 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         assert!(read_result(dir.path()).is_none());
         std::fs::write(dir.path().join(RESULT_FILE), "x".repeat(RESULT_LIMIT + 10)).unwrap();
-        let e = read_result(dir.path()).unwrap().unwrap_err();
+        let Some(ResultRead::Kept(Err(e))) = read_result(dir.path()) else {
+            panic!("a large result is kept as an error")
+        };
         assert!(e.contains("over the 64 KiB"), "{e}");
         std::fs::write(dir.path().join(RESULT_FILE), r#"{"n": 3}"#).unwrap();
-        assert_eq!(read_result(dir.path()).unwrap().unwrap()["n"], 3);
+        let Some(ResultRead::Kept(Ok(v))) = read_result(dir.path()) else {
+            panic!("a result")
+        };
+        assert_eq!(v["n"], 3);
         std::fs::create_dir_all(dir.path().join("a/b")).unwrap();
         std::fs::write(dir.path().join("a/b/c.txt"), "hi").unwrap();
         assert_eq!(
             files_under(dir.path()).unwrap(),
             [("a/b/c.txt".to_string(), 2), ("result.json".to_string(), 8)]
         );
+    }
+
+    #[test]
+    fn a_result_that_is_a_link_or_a_pipe_is_never_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::os::unix::fs::symlink("/dev/zero", d.join(RESULT_FILE)).unwrap();
+        let Some(ResultRead::Refused(why)) = read_result(d) else {
+            panic!("a link is refused")
+        };
+        assert!(why.contains("result.json is a symbolic link"), "{why}");
+        std::fs::remove_file(d.join(RESULT_FILE)).unwrap();
+        let fifo = d.join(RESULT_FILE);
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o644),
+            0,
+        )
+        .unwrap();
+        // Returns at once (no writer is waited for) and says what it is.
+        let Some(ResultRead::Refused(why)) = read_result(d) else {
+            panic!("a pipe is refused")
+        };
+        assert!(why.contains("is a named pipe"), "{why}");
+    }
+
+    #[test]
+    fn copies_take_files_only_and_never_follow_links() {
+        let (from, to, host) = (
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+        );
+        std::fs::write(host.path().join("secret"), "host").unwrap();
+        std::fs::create_dir_all(from.path().join("sub")).unwrap();
+        std::fs::write(from.path().join("sub/a.txt"), "aaa").unwrap();
+        std::os::unix::fs::symlink(host.path().join("secret"), from.path().join("b.txt")).unwrap();
+        std::os::unix::fs::symlink(host.path(), from.path().join("dir")).unwrap();
+        let moved = copy_dir(from.path(), to.path()).unwrap();
+        assert_eq!((moved.files, moved.bytes, moved.skipped), (1, 3, 2));
+        assert_eq!(
+            std::fs::read_to_string(to.path().join("sub/a.txt")).unwrap(),
+            "aaa"
+        );
+        assert!(!to.path().join("b.txt").exists() && !to.path().join("dir").exists());
+        let again = copy_dir(from.path(), to.path()).unwrap();
+        assert_eq!((again.files, again.unchanged), (0, 1));
     }
 }

@@ -3,6 +3,7 @@
 //! what an earlier attempt left that this one did not write is removed), and the reduce and
 //! `results --download` fetch folders back (only files missing or changed locally).
 
+use super::files;
 use crate::aws::{self, AwsError, retrying};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
@@ -24,6 +25,8 @@ pub enum TransferError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Output(#[from] files::FileError),
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> TransferError + '_ {
@@ -40,6 +43,8 @@ pub struct Moved {
     pub bytes: u64,
     /// Files already there and unchanged (downloads).
     pub unchanged: u64,
+    /// Links and special files left out (a task's output folder keeps regular files only).
+    pub skipped: u64,
 }
 
 impl Moved {
@@ -49,6 +54,7 @@ impl Moved {
             files: 1,
             bytes,
             unchanged: 0,
+            skipped: 0,
         }
     }
 
@@ -56,32 +62,59 @@ impl Moved {
         self.files += other.files;
         self.bytes += other.bytes;
         self.unchanged += other.unchanged;
+        self.skipped += other.skipped;
         self
     }
 }
 
-/// Uploads every file under `dir` to `prefix`, then removes objects under `prefix` that are not
-/// among them (an earlier attempt's).
+/// Uploads every regular file under `dir` to `prefix`, then removes objects under `prefix`
+/// that are not among them (an earlier attempt's). Links and special files are not uploaded
+/// (counted in `skipped`); each file is sent from the handle that was checked, at the size it
+/// had then.
 pub async fn upload_dir(
     s3: &aws_sdk_s3::Client,
     bucket: &str,
     dir: &Path,
     prefix: &str,
 ) -> Result<Moved, TransferError> {
-    let files = super::files_under(dir).map_err(io(dir))?;
-    let moved = futures_util::stream::iter(files.iter())
-        .map(|(rel, size)| {
-            let key = format!("{prefix}{rel}");
-            let path = dir.join(rel);
-            async move {
-                upload_file(s3, bucket, &path, &key, *size).await?;
-                Ok::<_, TransferError>(Moved::file(*size))
+    let listing = files::list(dir).map_err(checked)?;
+    let moved = futures_util::stream::iter(listing.files.iter())
+        .map(|f| async move {
+            let key = format!("{prefix}{}", f.rel);
+            match files::open(dir, &f.rel) {
+                Ok(checked) => {
+                    let size = checked.size;
+                    upload_file(
+                        s3,
+                        bucket,
+                        Source {
+                            dir,
+                            rel: &f.rel,
+                            checked,
+                        },
+                        &key,
+                    )
+                    .await?;
+                    Ok::<_, TransferError>(Moved::file(size))
+                }
+                // Gone, or swapped for a link, since it was listed: not a file to keep.
+                Err(e) if e.is_not_found() => Ok(Moved::default()),
+                Err(files::FileError::NotRegular { .. }) => Ok(Moved {
+                    skipped: 1,
+                    ..Moved::default()
+                }),
+                Err(e) => Err(checked(e)),
             }
         })
         .buffer_unordered(PARALLEL)
         .try_fold(Moved::default(), |a, b| async move { Ok(a.add(b)) })
         .await?;
-    let kept: std::collections::HashSet<&str> = files.iter().map(|(r, _)| r.as_str()).collect();
+    let moved = Moved {
+        skipped: moved.skipped + listing.skipped.len() as u64,
+        ..moved
+    };
+    let kept: std::collections::HashSet<&str> =
+        listing.files.iter().map(|f| f.rel.as_str()).collect();
     let stale: Vec<String> = aws::list_objects(s3, bucket, prefix)
         .await?
         .into_iter()
@@ -92,23 +125,49 @@ pub async fn upload_dir(
     Ok(moved)
 }
 
+fn checked(e: files::FileError) -> TransferError {
+    TransferError::Output(e)
+}
+
+/// A file being uploaded: where it is, and the file that was checked there.
+struct Source<'a> {
+    dir: &'a Path,
+    rel: &'a str,
+    checked: files::OutputFile,
+}
+
+impl Source<'_> {
+    /// `length` bytes from `offset`, read from the checked file (opened again for a retry or
+    /// another part, and only if it is still the same file).
+    async fn body(&self, offset: u64, length: u64) -> Result<ByteStream, AwsError> {
+        let transport = |message: String| AwsError::Transport {
+            operation: "PutObject",
+            message: format!("{}: {message}", self.rel),
+        };
+        let file = files::reopen(self.dir, self.rel, &self.checked)
+            .map_err(|e| transport(e.to_string()))?;
+        ByteStream::read_from()
+            .file(tokio::fs::File::from_std(file))
+            .offset(offset)
+            .length(aws_sdk_s3::primitives::Length::Exact(length))
+            .build()
+            .await
+            .map_err(|e| transport(e.to_string()))
+    }
+}
+
 async fn upload_file(
     s3: &aws_sdk_s3::Client,
     bucket: &str,
-    path: &Path,
+    source: Source<'_>,
     key: &str,
-    size: u64,
 ) -> Result<(), TransferError> {
+    let size = source.checked.size;
     if size > PART {
-        return upload_parts(s3, bucket, path, key, size).await;
+        return upload_parts(s3, bucket, &source, key, size).await;
     }
     retrying(|| async {
-        let body = ByteStream::from_path(path)
-            .await
-            .map_err(|e| AwsError::Transport {
-                operation: "PutObject",
-                message: format!("{}: {e}", path.display()),
-            })?;
+        let body = source.body(0, size).await?;
         s3.put_object()
             .bucket(bucket)
             .key(key)
@@ -125,7 +184,7 @@ async fn upload_file(
 async fn upload_parts(
     s3: &aws_sdk_s3::Client,
     bucket: &str,
-    path: &Path,
+    source: &Source<'_>,
     key: &str,
     size: u64,
 ) -> Result<(), TransferError> {
@@ -139,7 +198,7 @@ async fn upload_parts(
     })
     .await?;
     let upload_id = created.upload_id().unwrap_or_default().to_string();
-    let sent = send_parts(s3, bucket, path, key, size, &upload_id).await;
+    let sent = send_parts(s3, bucket, source, key, size, &upload_id).await;
     let parts = match sent {
         Ok(parts) => parts,
         Err(e) => {
@@ -174,7 +233,7 @@ async fn upload_parts(
 async fn send_parts(
     s3: &aws_sdk_s3::Client,
     bucket: &str,
-    path: &Path,
+    source: &Source<'_>,
     key: &str,
     size: u64,
     upload_id: &str,
@@ -185,16 +244,7 @@ async fn send_parts(
             let offset = n * PART;
             let length = PART.min(size - offset);
             let etag = retrying(|| async {
-                let body = ByteStream::read_from()
-                    .path(path)
-                    .offset(offset)
-                    .length(aws_sdk_s3::primitives::Length::Exact(length))
-                    .build()
-                    .await
-                    .map_err(|e| AwsError::Transport {
-                        operation: "UploadPart",
-                        message: format!("{}: {e}", path.display()),
-                    })?;
+                let body = source.body(offset, length).await?;
                 s3.upload_part()
                     .bucket(bucket)
                     .key(key)
@@ -293,8 +343,20 @@ pub async fn download_prefix(
     prefix: &str,
     dir: &Path,
 ) -> Result<Moved, TransferError> {
-    let objects = aws::list_objects(s3, bucket, prefix).await?;
-    futures_util::stream::iter(objects)
+    let (objects, unsafe_names): (Vec<_>, Vec<_>) = aws::list_objects(s3, bucket, prefix)
+        .await?
+        .into_iter()
+        .partition(|o| files::is_plain_path(&o.rel));
+    if objects.len() > files::MAX_FILES {
+        return Err(files::FileError::TooMany.into());
+    }
+    // A key is data: one whose rest is not a plain relative path (`..`, an empty part, a
+    // leading `/`) is never written, wherever it would land.
+    let skipped = Moved {
+        skipped: unsafe_names.len() as u64,
+        ..Moved::default()
+    };
+    let moved = futures_util::stream::iter(objects)
         .map(|o| async move {
             let path = dir.join(&o.rel);
             if unchanged(&path, o.size, o.modified) {
@@ -309,7 +371,8 @@ pub async fn download_prefix(
         })
         .buffer_unordered(PARALLEL)
         .try_fold(Moved::default(), |a, b| async move { Ok(a.add(b)) })
-        .await
+        .await?;
+    Ok(moved.add(skipped))
 }
 
 /// A local file that needs no fetching: same size, and not older than its source.

@@ -229,14 +229,13 @@ async fn output(
     }
     let body = match rec.place.ecs() {
         None => {
-            let file = crate::outputs::local_dir(&app.store.run_dir(&rec.run_id), t).join(&path);
-            let f = tokio::fs::File::open(&file).await.map_err(|e| {
-                PageError(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("cannot read {}: {e}", file.display()),
-                )
-            })?;
-            axum::body::Body::from_stream(tokio_util::io::ReaderStream::new(f))
+            // Opened under the folder without following links, and streamed from that
+            // handle at the size it had (a task may swap the file for a link meanwhile).
+            let dir = crate::outputs::local_dir(&app.store.run_dir(&rec.run_id), t);
+            let f = crate::outputs::files::open(&dir, &path)
+                .map_err(|e| PageError(StatusCode::NOT_FOUND, format!("cannot read {e}")))?;
+            let read = tokio::io::AsyncReadExt::take(tokio::fs::File::from_std(f.file), f.size);
+            axum::body::Body::from_stream(tokio_util::io::ReaderStream::new(read))
         }
         Some(run) => {
             let s3 = crate::dispatch::remote::aws_for(run)
