@@ -113,7 +113,22 @@ fn planned<'a>(req: &'a SubmitRequest, run_id: &str) -> Result<Planned<'a>> {
         Tasks::Given(configs) => configs.clone(),
         Tasks::FromS3(url) => return Ok(Planned::FromS3(url)),
     };
+    if configs.len() > plan::MAX_TASKS {
+        return Err(plan::PlanError::Invalid(format!(
+            "{} configurations: more than the {} tasks one run may have",
+            configs.len(),
+            plan::MAX_TASKS
+        ))
+        .into());
+    }
     let tasks = plan::tasks(configs, req.job.run.command.as_deref(), run_id)?;
+    // What the target can carry: a local task gets its configuration and arguments through
+    // the kernel's exec (one string at most 128 KiB); an ECS task through RunTask's overrides.
+    let (config_limit, arg_limit) = match req.job.target {
+        TargetKind::Local => (plan::LOCAL_VALUE_LIMIT, plan::LOCAL_VALUE_LIMIT),
+        TargetKind::Ecs => (plan::ECS_CONFIG_LIMIT, plan::ECS_ARG_LIMIT),
+    };
+    plan::check_sizes(&tasks, config_limit, arg_limit)?;
     Ok(Planned::Tasks(tasks.into_iter().map(task_record).collect()))
 }
 
@@ -129,12 +144,14 @@ fn new_record(
     place: Place,
     image: ImageRef,
     mut tasks: Vec<TaskRecord>,
-) -> RunRecord {
+) -> Result<RunRecord> {
     if let Some(reduce) = &job.reduce {
-        tasks.push(TaskRecord::reduce(
-            tasks.len(),
-            Some(reduce.command.clone()),
-        ));
+        // The reduce's command is filled as a map task's is ({index} is its own, N; it has
+        // no configuration), its values quoted in a shell script.
+        let n = tasks.len();
+        let command = plan::fill_command(&reduce.command, n, n, run_id, &serde_json::json!({}))
+            .map_err(|m| plan::PlanError::Invalid(format!("reduce.command: {m}")))?;
+        tasks.push(TaskRecord::reduce(n, Some(command)));
     }
     // Priced as Fargate in the run's region (a local run: the job's, else us-east-1).
     let region = match place.ecs() {
@@ -164,7 +181,7 @@ fn new_record(
     };
     // Every task's key, whether or not this submit reuses: later ones may.
     crate::reuse::set_keys(&mut rec);
-    rec
+    Ok(rec)
 }
 
 fn settings_of(job: &Job) -> RunSettings {
@@ -259,7 +276,7 @@ async fn submit_local(at: Submit<'_>, ui: &Ui) -> Result<Exit> {
         id: image_id,
         platform: image::platform_of(&inspect),
     };
-    let mut rec = new_record(job, run_id, Place::Local, image, tasks);
+    let mut rec = new_record(job, run_id, Place::Local, image, tasks)?;
     let reused = crate::reuse::reuse_local(store, &mut rec, &earlier)?;
     note_gone(&reused, ui);
     if let (Some(settings), Some(other)) = (
@@ -323,7 +340,7 @@ async fn submit_ecs(at: Submit<'_>, ui: &Ui) -> Result<Exit> {
         platform: job.image.platform.to_string(),
     };
     let place = ecs_place(job, &outputs, run_id, req.scheduled)?;
-    let mut rec = new_record(job, run_id, place, image, tasks);
+    let mut rec = new_record(job, run_id, place, image, tasks)?;
     rec.settings.dispatched = req.scheduled;
     let s3 = aws.s3();
     let bucket = outputs.site.bucket.clone();

@@ -576,8 +576,14 @@ fn run(
     if command.as_ref().is_some_and(|c| c.is_empty()) {
         return Err("run.command is empty".into());
     }
-    for key in file.run.env.keys() {
+    for (key, value) in &file.run.env {
         valid_variable(key)?;
+        // An environment string ends at its first NUL: the engine and ECS cannot carry one.
+        if value.contains('\0') {
+            return Err(format!(
+                "run.env.{key} holds a NUL byte, which no environment variable can carry"
+            ));
+        }
     }
     Ok(RunSpec {
         command,
@@ -597,8 +603,11 @@ fn run(
 }
 
 fn valid_variable(key: &str) -> Result<(), String> {
-    if key.is_empty() || key.contains('=') {
-        return Err(format!("`{key}` is not a valid variable name"));
+    if key.is_empty() || key.contains('=') || key.contains('\0') {
+        return Err(format!(
+            "`{}` is not a valid variable name",
+            key.escape_debug()
+        ));
     }
     Ok(())
 }

@@ -3,7 +3,10 @@
 //! A configuration is a JSON object. `--configs N` gives `{"index": i}`; `--configs FILE` reads
 //! `.jsonl`, `.json` (an array) or `.csv` (header row → keys); `--matrix key=a,b` multiplies.
 //! Each task's command gets its `{index}` / `{config.KEY}` placeholders filled here, so a bad
-//! placeholder or a bad line is reported before anything starts.
+//! placeholder or a bad line is reported before anything starts. A value is a value: in a
+//! shell script it is quoted for where it lands (`shell.rs`).
+
+pub mod shell;
 
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
@@ -33,6 +36,28 @@ pub enum PlanError {
     Aws(#[from] crate::aws::AwsError),
 }
 
+/// The most tasks one run may have. jobrun's own benchmarks (`bench/`: dispatch, watch, the
+/// web view) go to 10,000 tasks, and AWS Batch caps an array job at the same 10,000: a larger
+/// sweep is split into runs (or is a typo that would start a fleet).
+pub const MAX_TASKS: usize = 10_000;
+/// The largest configurations file read (a file of MAX_TASKS configurations of the local
+/// size limit fits).
+pub const MAX_CONFIGS_FILE: u64 = 1 << 30;
+/// The most a configuration (as JSON) or one filled argument may be for a local task: Linux
+/// takes at most 128 KiB in one argument or environment string (`MAX_ARG_STRLEN`), and a task
+/// gets its configuration as `JOBRUN_CONFIG=…`.
+pub const LOCAL_VALUE_LIMIT: usize = 128 * 1024 - 64;
+/// The most a configuration may be on ECS (one above ECS's 8 KiB of overrides goes by S3),
+/// and one filled argument (inside those 8 KiB of overrides, beside the environment).
+pub const ECS_CONFIG_LIMIT: usize = 1024 * 1024;
+pub const ECS_ARG_LIMIT: usize = 8 * 1024;
+
+fn too_many(what: impl std::fmt::Display) -> PlanError {
+    PlanError::Invalid(format!(
+        "{what}: more than {MAX_TASKS} tasks, the most one run may have"
+    ))
+}
+
 /// One task of a run, before it is started.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TaskPlan {
@@ -53,9 +78,12 @@ pub fn configurations(configs: Option<&str>, matrix: &[String]) -> Result<Vec<Va
         {
             let n: usize = text
                 .parse()
-                .map_err(|_| PlanError::Invalid(format!("--configs {text} is too large")))?;
+                .map_err(|_| too_many(format!("--configs {text}")))?;
             if n == 0 {
                 return Err(PlanError::Invalid("--configs 0: nothing to run".into()));
+            }
+            if n > MAX_TASKS {
+                return Err(too_many(format!("--configs {n}")));
             }
             (0..n).map(|i| serde_json::json!({ "index": i })).collect()
         }
@@ -75,6 +103,10 @@ pub fn configurations(configs: Option<&str>, matrix: &[String]) -> Result<Vec<Va
                 PlanError::Invalid(format!("--matrix `{spec}` is not of the form key=a,b,c"))
             })?;
         let values: Vec<Value> = values.split(',').map(scalar).collect();
+        // Counted before it is made: a product of a few long lists is astronomically large.
+        if out.len().saturating_mul(values.len()) > MAX_TASKS {
+            return Err(too_many("--matrix"));
+        }
         out = out
             .into_iter()
             .flat_map(|cfg| {
@@ -98,10 +130,20 @@ fn scalar(s: &str) -> Value {
 }
 
 fn read_file(path: &Path) -> Result<Vec<Value>, PlanError> {
-    let text = std::fs::read_to_string(path).map_err(|source| PlanError::Read {
+    let read = |source| PlanError::Read {
         path: path.to_path_buf(),
         source,
-    })?;
+    };
+    let size = std::fs::metadata(path).map_err(read)?.len();
+    if size > MAX_CONFIGS_FILE {
+        return Err(PlanError::Invalid(format!(
+            "{} is {} MiB, over the {} MiB a configurations file may be",
+            path.display(),
+            size >> 20,
+            MAX_CONFIGS_FILE >> 20
+        )));
+    }
+    let text = std::fs::read_to_string(path).map_err(read)?;
     let bad = |line: usize, message: String| PlanError::BadLine {
         path: path.to_path_buf(),
         line,
@@ -118,6 +160,9 @@ fn read_file(path: &Path) -> Result<Vec<Value>, PlanError> {
             for (i, line) in text.lines().enumerate() {
                 if line.trim().is_empty() {
                     continue;
+                }
+                if out.len() == MAX_TASKS {
+                    return Err(too_many(path.display()));
                 }
                 let v: Value = serde_json::from_str(line)
                     .map_err(|e| bad(i + 1, format!("not valid JSON: {e}")))?;
@@ -179,6 +224,9 @@ fn read_file(path: &Path) -> Result<Vec<Value>, PlanError> {
             path.display()
         )));
     }
+    if configs.len() > MAX_TASKS {
+        return Err(too_many(path.display()));
+    }
     Ok(configs)
 }
 
@@ -194,11 +242,7 @@ pub fn tasks(
         .enumerate()
         .map(|(index, config)| {
             let command = command
-                .map(|argv| {
-                    argv.iter()
-                        .map(|arg| fill(arg, index, count, run_id, &config))
-                        .collect::<Result<Vec<_>, _>>()
-                })
+                .map(|argv| fill_command(argv, index, count, run_id, &config))
                 .transpose()
                 .map_err(|m| PlanError::Invalid(format!("task {index}: {m}")))?;
             Ok(TaskPlan {
@@ -210,21 +254,95 @@ pub fn tasks(
         .collect()
 }
 
-/// Fills `{index}`, `{count}`, `{run_id}`, `{config}` and `{config.KEY[.KEY]}`; `{{`/`}}` are literal braces.
-pub fn fill(
+/// Refuses configurations and filled arguments larger than the target carries, naming the
+/// first task over (`arg_limit`: one argument; `config_limit`: a configuration as JSON).
+pub fn check_sizes(
+    tasks: &[TaskPlan],
+    config_limit: usize,
+    arg_limit: usize,
+) -> Result<(), PlanError> {
+    for t in tasks {
+        let config = t.config.to_string().len();
+        if config > config_limit {
+            return Err(PlanError::Invalid(format!(
+                "task {}: its configuration is {} KiB as JSON, over the {} KiB a task of this target can be given",
+                t.index,
+                config.div_ceil(1024),
+                config_limit / 1024
+            )));
+        }
+        let longest = t
+            .command
+            .iter()
+            .flatten()
+            .map(String::len)
+            .max()
+            .unwrap_or(0);
+        if longest > arg_limit {
+            return Err(PlanError::Invalid(format!(
+                "task {}: its command has an argument of {} KiB after placeholders, over the {} KiB this target can pass",
+                t.index,
+                longest.div_ceil(1024),
+                arg_limit / 1024
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A command with its placeholders filled: each argument on its own, and a shell's `-c`
+/// script (`command = "…"` runs as `/bin/sh -c "…"`) with every value shell-quoted.
+pub fn fill_command(
+    argv: &[String],
+    index: usize,
+    count: usize,
+    run_id: &str,
+    config: &Value,
+) -> Result<Vec<String>, String> {
+    let script = shell::script_position(argv);
+    argv.iter()
+        .enumerate()
+        .map(|(i, arg)| {
+            let mut quoting = (Some(i) == script).then(shell::Script::default);
+            fill_in(arg, index, count, run_id, config, quoting.as_mut())
+        })
+        .collect()
+}
+
+/// Fills `{index}`, `{count}`, `{run_id}`, `{config}` and `{config.KEY[.KEY]}`; `{{`/`}}` are
+/// literal braces (one argument, no shell: the commands use [`fill_command`]).
+#[cfg(test)]
+fn fill(
     template: &str,
     index: usize,
     count: usize,
     run_id: &str,
     config: &Value,
 ) -> Result<String, String> {
+    fill_in(template, index, count, run_id, config, None)
+}
+
+fn fill_in(
+    template: &str,
+    index: usize,
+    count: usize,
+    run_id: &str,
+    config: &Value,
+    mut script: Option<&mut shell::Script>,
+) -> Result<String, String> {
     let mut out = String::with_capacity(template.len());
+    let literal = |out: &mut String, text: &str, script: &mut Option<&mut shell::Script>| {
+        out.push_str(text);
+        if let Some(s) = script.as_deref_mut() {
+            s.feed(text);
+        }
+    };
     let mut rest = template;
     while let Some(pos) = rest.find(['{', '}']) {
-        out.push_str(&rest[..pos]);
+        literal(&mut out, &rest[..pos], &mut script);
         let tail = &rest[pos..];
         if tail.starts_with("{{") || tail.starts_with("}}") {
-            out.push_str(&tail[..1]);
+            literal(&mut out, &tail[..1], &mut script);
             rest = &tail[2..];
             continue;
         }
@@ -237,32 +355,51 @@ pub fn fill(
             format!("unclosed `{{` in `{template}` (write `{{{{` for a literal brace)")
         })?;
         let key = &tail[1..end];
-        let value = match key {
-            "index" => index.to_string(),
-            "count" => count.to_string(),
-            "run_id" => run_id.to_string(),
-            "config" => config.to_string(),
-            _ => {
-                let path = key.strip_prefix("config.").ok_or_else(|| {
-                    format!("unknown placeholder `{{{key}}}`; use {{index}}, {{count}}, {{run_id}}, {{config}} or {{config.KEY}}")
-                })?;
-                let mut v = config;
-                for part in path.split('.') {
-                    v = v.get(part).ok_or_else(|| {
-                        format!("placeholder `{{{key}}}`: config {config} has no key `{path}`")
-                    })?;
-                }
-                match v {
-                    Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                }
+        let value = placeholder(key, index, count, run_id, config)?;
+        match script.as_deref_mut() {
+            Some(s) => out.push_str(&s.quote(&value).map_err(|e| format!("`{{{key}}}`: {e}"))?),
+            None if value.contains('\0') => {
+                return Err(format!(
+                    "`{{{key}}}`: a value with a NUL byte cannot go into a command"
+                ));
             }
-        };
-        out.push_str(&value);
+            None => out.push_str(&value),
+        }
         rest = &tail[end + 1..];
     }
-    out.push_str(rest);
+    literal(&mut out, rest, &mut script);
     Ok(out)
+}
+
+/// The value of one placeholder.
+fn placeholder(
+    key: &str,
+    index: usize,
+    count: usize,
+    run_id: &str,
+    config: &Value,
+) -> Result<String, String> {
+    Ok(match key {
+        "index" => index.to_string(),
+        "count" => count.to_string(),
+        "run_id" => run_id.to_string(),
+        "config" => config.to_string(),
+        _ => {
+            let path = key.strip_prefix("config.").ok_or_else(|| {
+                format!("unknown placeholder `{{{key}}}`; use {{index}}, {{count}}, {{run_id}}, {{config}} or {{config.KEY}}")
+            })?;
+            let mut v = config;
+            for part in path.split('.') {
+                v = v.get(part).ok_or_else(|| {
+                    format!("placeholder `{{{key}}}`: config {config} has no key `{path}`")
+                })?;
+            }
+            match v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            }
+        }
+    })
 }
 
 /// A configuration with the extra environment of its task alone.
@@ -287,6 +424,9 @@ pub async fn configurations_from_s3(
     for listed in crate::aws::list_objects(&aws.s3(), &bucket, &prefix).await? {
         if listed.rel.ends_with('/') {
             continue;
+        }
+        if configs.len() == MAX_TASKS {
+            return Err(too_many(url));
         }
         let key = format!("{prefix}{}", listed.rel);
         let mut env = std::collections::BTreeMap::from([
