@@ -64,9 +64,10 @@ impl fmt::Display for Failure {
             .split_whitespace()
             .collect::<Vec<_>>()
             .join(" ");
-        write!(f, "error: {one_line}")?;
+        // A message may quote a task's data (a configuration, a file name): shown, not obeyed.
+        write!(f, "error: {}", crate::ui::printable(&one_line, ""))?;
         if let Some(hint) = &self.hint {
-            write!(f, "\n  hint: {hint}")?;
+            write!(f, "\n  hint: {}", crate::ui::printable(hint, ""))?;
         }
         Ok(())
     }
@@ -229,6 +230,13 @@ impl From<crate::dispatch::remote::RemoteError> for Failure {
     fn from(e: crate::dispatch::remote::RemoteError) -> Self {
         use crate::dispatch::remote::RemoteError;
         match e {
+            // The job's bucket is gone (`jobrun down` here or on another machine): its AWS
+            // side has to be made again, nothing of a run was started. S3's code, not its words
+            // (https://docs.aws.amazon.com/AmazonS3/latest/API/ErrorResponses.html).
+            RemoteError::Aws(ref aws) if aws.code() == Some("NoSuchBucket") => {
+                Failure::usage(format!("the job's S3 bucket is gone: {aws}"))
+                    .hint("run `jobrun up` to make the job's AWS side again (`jobrun down` removed it)")
+            }
             RemoteError::Aws(e @ (AwsError::Service { .. } | AwsError::Transport { .. })) => {
                 Failure::from(e).hint(
                     "the run record keeps what was done: `jobrun submit --resume RUN` goes on from there",
@@ -250,6 +258,8 @@ impl From<crate::outputs::s3::TransferError> for Failure {
             TransferError::Aws(e) => e.into(),
             TransferError::Io { .. } => Failure::env(format!("cannot move outputs: {e}"))
                 .hint("check that the folder exists and can be written"),
+            TransferError::Output(_) => Failure::env(format!("cannot move outputs: {e}"))
+                .hint("a task's output folder keeps regular files and folders; what else it holds is skipped"),
         }
     }
 }

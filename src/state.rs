@@ -20,6 +20,16 @@ pub fn save_outputs(store: &Store, job: &str, outputs: &Outputs) -> Result<(), S
     write_json_atomic(&outputs_path(store, job), outputs)
 }
 
+/// Forgets what `up` made (after `down` removed it): a later `submit` says to run `up`.
+pub fn forget_outputs(store: &Store, job: &str) -> Result<(), StoreError> {
+    let path = outputs_path(store, job);
+    match std::fs::remove_file(&path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(StoreError::Io { path, source }),
+    }
+}
+
 /// What `up` last made for the job: `None` when it did not run on this machine; a file that
 /// cannot be read is its error (never "run `jobrun up`", which would make it all again).
 pub fn load_outputs(store: &Store, job: &str) -> Result<Option<Outputs>, StoreError> {

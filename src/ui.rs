@@ -27,10 +27,33 @@ fn quiet_on_broken_pipe<T>(r: std::io::Result<T>) -> std::io::Result<T> {
     }
 }
 
-/// One line on stdout ([`Stdout`]: a closed pipe ends the process quietly).
+/// One line on stdout ([`Stdout`]: a closed pipe ends the process quietly), with control
+/// characters shown, not obeyed ([`printable`]).
 pub fn out(text: impl Display) {
     use std::io::Write;
-    let _ = writeln!(Stdout, "{text}");
+    let _ = writeln!(Stdout, "{}", printable(&text.to_string(), "\n\t"));
+}
+
+/// `text` with every control character but those in `keep` written as an escape (`\u{1b}`):
+/// what a task wrote (a result's values, its log's last lines, a file name) reaches the
+/// terminal as text, never as a command to it (an `ESC[2J` that clears the screen, a title
+/// change). C1 controls and DEL count too.
+pub fn printable<'a>(text: &'a str, keep: &str) -> std::borrow::Cow<'a, str> {
+    let shown = |c: char| !c.is_control() || keep.contains(c);
+    if text.chars().all(shown) {
+        return text.into();
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            c if shown(c) => out.push(c),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+        }
+    }
+    out.into()
 }
 
 /// One JSON line on stdout, written as it is serialised (a 10,000-task status is never also
@@ -102,7 +125,7 @@ impl Ui {
     /// A progress note on stderr (never in JSON mode's stdout).
     pub fn note(&self, text: &str) {
         if !self.quiet {
-            eprintln!("{text}");
+            eprintln!("{}", printable(text, "\n\t"));
         }
     }
 

@@ -84,6 +84,8 @@ pub async fn down(file: Option<&Path>, args: &DownArgs, ui: &Ui) -> Result<Exit>
     let aws = load_aws(&job).await?;
     let yes = args.yes;
     let report = crate::infra::down(&job, &aws, |changes| yes || confirm(changes)).await?;
+    // What `up` made is gone: no aws.json may claim it (a submit then says to run `up`).
+    crate::state::forget_outputs(&super::common::open_store()?, &job.name)?;
     ui.emit(&report);
     Ok(Exit::Ok)
 }

@@ -154,15 +154,25 @@ fn flatten(prefix: &str, v: &Value, out: &mut Map<String, Value>) {
     }
 }
 
+/// A cell of the text table: one line whatever the value holds (a newline or a terminal
+/// escape in a task's result is shown as `\n`, `\u{1b}`).
+fn text_cell(v: Option<&Value>) -> String {
+    crate::ui::printable(&cell(v), "").into_owned()
+}
+
 impl fmt::Display for Results {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let cells: Vec<Vec<String>> = self
             .rows
             .iter()
-            .map(|r| self.columns.iter().map(|c| cell(r.get(c))).collect())
+            .map(|r| self.columns.iter().map(|c| text_cell(r.get(c))).collect())
             .collect();
-        let widths: Vec<usize> = self
+        let columns: Vec<String> = self
             .columns
+            .iter()
+            .map(|c| crate::ui::printable(c, "").into_owned())
+            .collect();
+        let widths: Vec<usize> = columns
             .iter()
             .enumerate()
             .map(|(i, c)| {
@@ -182,7 +192,7 @@ impl fmt::Display for Results {
                 .collect();
             writeln!(f, "{}", padded.join("  ").trim_end())
         };
-        line(f, &self.columns)?;
+        line(f, &columns)?;
         for r in &cells {
             line(f, r)?;
         }
@@ -190,14 +200,14 @@ impl fmt::Display for Results {
             let result: Vec<String> = reduce
                 .iter()
                 .filter(|(k, _)| k.starts_with("result."))
-                .map(|(k, v)| format!("{}={}", &k["result.".len()..], cell(Some(v))))
+                .map(|(k, v)| format!("{}={}", &k["result.".len()..], text_cell(Some(v))))
                 .collect();
             write!(f, "reduce: {}", cell(reduce.get("state")))?;
             if !result.is_empty() {
                 write!(f, "  {}", result.join("  "))?;
             }
             if let Some(e) = reduce.get("result_error") {
-                write!(f, "  result_error={}", cell(Some(e)))?;
+                write!(f, "  result_error={}", text_cell(Some(e)))?;
             }
             writeln!(f)?;
         }
