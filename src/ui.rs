@@ -181,3 +181,18 @@ impl Spinner {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::printable;
+
+    #[test]
+    fn control_characters_are_shown_not_obeyed() {
+        assert_eq!(printable("loss 0.5", ""), "loss 0.5");
+        assert_eq!(printable("\u{1b}[2Jgone", "\n"), "\\u{1b}[2Jgone");
+        assert_eq!(printable("a\nb\tc\r", ""), "a\\nb\\tc\\r");
+        assert_eq!(printable("a\nb\tc", "\n\t"), "a\nb\tc");
+        // C1's CSI and DEL are controls too.
+        assert_eq!(printable("\u{9b}2J\u{7f}", "\n"), "\\u{9b}2J\\u{7f}");
+    }
+}

@@ -24,6 +24,11 @@ enum Base {
     Glibc,
 }
 
+/// Debian's busybox as an image (`sh`, `echo`, `cat`, `ls`), made once per test run.
+pub fn busybox_image() -> &'static str {
+    Base::Busybox.image()
+}
+
 fn sh(script: &str) {
     let out = Command::new("sh").arg("-c").arg(script).output().unwrap();
     assert!(

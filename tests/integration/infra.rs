@@ -267,6 +267,10 @@ fn up_converges_and_down_removes_exactly_what_it_made() {
             .unwrap();
     }
 
+    // What `up` wrote down for submit (kept aside: another machine that ran `up` still has it).
+    let aws_json = t.state.path().join("jobs").join(&job).join("aws.json");
+    let elsewhere = std::fs::read(&aws_json).unwrap();
+
     // down: everything of the job goes; the unrelated resources stay.
     moto.restart_recording();
     let down = t.run(&["down", "--yes", "--output", "json"]);
@@ -328,6 +332,37 @@ fn up_converges_and_down_removes_exactly_what_it_made() {
         .set("Authorization", "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0")
         .call();
     assert!(head.is_ok(), "the unrelated bucket stays");
+
+    // A submit after down: "run jobrun up", exit 2, nothing written; aws.json no longer claims
+    // the site down removed.
+    assert!(!aws_json.exists(), "down forgets what up made");
+    moto.restart_recording();
+    let submit = t.run(&["submit", "--configs", "1"]);
+    submit.assert_error(2, "no AWS side yet");
+    assert!(
+        submit.stderr.contains("hint: run `jobrun up`"),
+        "{}",
+        submit.stderr
+    );
+    // The same from a machine whose aws.json still names the deleted bucket: S3's NoSuchBucket
+    // is the same advice, not a `--resume` of a run that never existed.
+    std::fs::write(&aws_json, &elsewhere).unwrap();
+    let submit = t.run(&["submit", "--configs", "1"]);
+    submit.assert_error(2, "bucket is gone");
+    assert!(
+        submit.stderr.contains("hint: run `jobrun up`"),
+        "{}",
+        submit.stderr
+    );
+    assert!(!submit.stderr.contains("--resume"), "{}", submit.stderr);
+    // Its one attempted write was the run's claim in the bucket, which S3 refused.
+    let writes = moto.writes();
+    assert!(
+        writes.len() == 1 && writes[0].ends_with("/run.json?x-id=PutObject"),
+        "{writes:?}"
+    );
+    assert_eq!(t.run_count(), 0, "no run record was kept");
+    std::fs::remove_file(&aws_json).unwrap();
 
     // Again: nothing left, nothing to do.
     let twice = t.run(&["down", "--yes", "--output", "json"]);

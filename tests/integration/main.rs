@@ -21,5 +21,6 @@ mod queue;
 mod results;
 mod runs;
 mod schedules;
+mod task_data;
 mod unattended;
 mod web;

@@ -158,7 +158,7 @@ fn direct_tasks_upload_their_outputs_and_the_reduce_reads_them() {
     let t = direct_job(
         moto,
         r#"["TASK", "write", "w.txt", "{index}", "write", "result.json", "{{\"loss\": {config.lr}}}"]"#,
-        "\n[reduce]\ncommand = [\"TASK\", \"ls-env\", \"JOBRUN_INPUTS_DIR\", \"write\", \"result.json\", \"{\\\"n\\\": 3}\"]\n",
+        "\n[reduce]\ncommand = [\"TASK\", \"ls-env\", \"JOBRUN_INPUTS_DIR\", \"write\", \"result.json\", \"{{\\\"n\\\": 3}}\"]\n",
     );
     // `up` made a task definition that runs the command under the image's jobrun.
     let o = outputs(&t);
@@ -275,7 +275,7 @@ fn queue_workers_upload_outputs_and_run_the_reduce_after_the_map_tasks() {
     let t = queue_job(
         moto,
         r#"["TASK", "write", "w.txt", "{index}", "write", "result.json", "{{\"i\": {index}}}", "fail-if", "{index}", "1", "0", "fill", "big.bin", "68157440"]"#,
-        &"\n[reduce]\ncommand = [\"TASK\", \"ls-env\", \"JOBRUN_INPUTS_DIR\", \"write\", \"result.json\", \"{\\\"n\\\": 2}\"]\n"
+        &"\n[reduce]\ncommand = [\"TASK\", \"ls-env\", \"JOBRUN_INPUTS_DIR\", \"write\", \"result.json\", \"{{\\\"n\\\": 2}}\"]\n"
             .replace("TASK", &task_binary().display().to_string()),
     );
     let run = t.submit_detached(&[json!({}), json!({})]);
@@ -334,7 +334,7 @@ fn in_a_container_of_the_job_image_the_reduce_downloads_its_inputs() {
     let stripped = crate::queue::stripped_jobrun();
     let reg = services::plain_registry();
     let t = Test::ecs_task(&format!(
-        "[ecr]\nregistry_endpoint = \"{}\"\n\n[image]\nplatform = \"linux/amd64\"\n\n[reduce]\ncommand = [\"/task\", \"ls-env\", \"JOBRUN_INPUTS_DIR\", \"write\", \"result.json\", \"{{\\\"n\\\": 2}}\"]\n",
+        "[ecr]\nregistry_endpoint = \"{}\"\n\n[image]\nplatform = \"linux/amd64\"\n\n[reduce]\ncommand = [\"/task\", \"ls-env\", \"JOBRUN_INPUTS_DIR\", \"write\", \"result.json\", \"{{{{\\\"n\\\": 2}}}}\"]\n",
         reg.host(),
     ))
     .envs(services::moto_env_for(moto))

@@ -37,7 +37,7 @@ fn outputs_results_and_a_reduce_over_every_map_task() {
         r#"command = ["/task", "write", "model/weights.txt", "m{index}", "write", "result.json", "{{\"loss\": {config.lr}, \"i\": {index}}}", "fail-if", "{index}", "2", "3"]
 
 [reduce]
-command = ["/task", "ls-env", "JOBRUN_INPUTS_DIR", "write", "result.json", "{\"best\": 1}", "write", "summary.txt", "done"]
+command = ["/task", "ls-env", "JOBRUN_INPUTS_DIR", "write", "result.json", "{{\"best\": 1, \"of\": {count}}}", "write", "summary.txt", "done"]
 when = "always""#,
     );
     t.build();
@@ -83,12 +83,14 @@ when = "always""#,
     assert_eq!(column(&table["rows"], "config.lr")[2], json!(0.9));
     assert_eq!(column(&table["rows"], "state")[2], json!("failed"));
     assert_eq!(table["reduce"]["result.best"], 1);
+    // The reduce's command is filled as a map task's: {count} is the map tasks', `{{` a brace.
+    assert_eq!(table["reduce"]["result.of"], 4);
     let text = t.run(&["results"]).stdout;
     assert!(
         text.lines().next().unwrap().starts_with("index  state"),
         "{text}"
     );
-    assert!(text.contains("reduce: succeeded  best=1"), "{text}");
+    assert!(text.contains("reduce: succeeded  best=1  of=4"), "{text}");
 
     // Ranked by a result key.
     let best = results_json(&t, &["--sort", "loss", "--top", "2"]);
