@@ -454,3 +454,45 @@ fn on_ecs_reused_tasks_are_copied_in_the_bucket_and_not_started() {
         [json!(0.5), json!(0.1), json!(0.9)]
     );
 }
+
+#[test]
+fn in_aws_a_task_uploads_regular_files_only_and_a_pipe_as_result_fails_it() {
+    let moto = services::moto();
+    let t = direct_job(
+        moto,
+        r#"["TASK", "write", "w.txt", "x", "symlink", "/etc/hostname", "link.txt", "fifo", "result.json"]"#,
+        "",
+    );
+    let hold = json!({"hold_until_receipt": true});
+    let run = t.submit_detached(&[json!({ "fake": hold })]);
+    // ECS's one task, played by `jobrun task` as its container would run it.
+    let rec = t.record(&run);
+    let (cluster, started_by) = (&rec["ecs"]["cluster"], &rec["ecs"]["started_by"]);
+    let bucket = rec["ecs"]["bucket"].as_str().unwrap().to_string();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let task = loop {
+        let listed = crate::ecs::tasks_listed(
+            moto,
+            cluster.as_str().unwrap(),
+            ("startedBy", started_by.as_str().unwrap()),
+        );
+        if let Some(task) = listed.into_iter().next() {
+            break task;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the task never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    let (code, _, err) = run_in_task(&t, &bucket, &task, Play::Host);
+    assert_eq!(code, 0, "the receipt says why, not the exit code: {err}");
+    assert!(err.contains("result.json is a named pipe"), "{err}");
+    let s = t.wait_for(&run, "the task to fail", |s| s["state"] == "failed");
+    let why = s["tasks"][0]["reason"].as_str().unwrap();
+    assert!(why.contains("result.json is a named pipe"), "{why}");
+    // The regular file went up; the link and the pipe did not (nothing was read through them).
+    let prefix = format!("jobs/{}/runs/{run}/outputs/0/", t.name);
+    let keys = s3_keys(moto, &bucket, &prefix);
+    assert_eq!(keys, [format!("{prefix}w.txt")], "{keys:?}");
+}
