@@ -164,6 +164,7 @@ pub struct Spinner {
 
 impl Spinner {
     pub fn line(&self, text: &str) {
+        let text = &*printable(text, "\t");
         match &self.bar {
             Some(bar) => {
                 if text.starts_with("Step ") {

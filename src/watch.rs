@@ -429,7 +429,8 @@ fn describe(rec: &RunRecord, t: &crate::record::TaskRecord) -> String {
         }
         _ => {
             if let Some(r) = &t.reason {
-                s.push_str(&format!(": {r}"));
+                // A reason may carry a task's words (a file name): shown, not obeyed.
+                s.push_str(&format!(": {}", crate::ui::printable(r, "")));
             }
         }
     }

@@ -46,6 +46,7 @@ fn outputs_that_are_links_pipes_or_devices_fail_their_task_and_hang_nothing() {
         json!({"a": "chardev", "b": "result.json", "c": "1", "d": "5"}),
         json!({"a": "write", "b": "result.json", "c": "{\"ok\": 1}", "d": "env"}),
         json!({"a": "symlink", "b": s, "c": "result.json", "d": "env"}),
+        json!({"a": "write", "b": "result.json", "c": "{\"note\": \"\\u001b[2Jx\\ny\"}", "d": "env"}),
     ];
     let lines: Vec<String> = configs.iter().map(Value::to_string).collect();
     t.write("configs.jsonl", &(lines.join("\n") + "\n"));
@@ -96,6 +97,14 @@ fn outputs_that_are_links_pipes_or_devices_fail_their_task_and_hang_nothing() {
         results.stdout
     );
     assert_eq!(results.json()["rows"][3]["result.ok"], 1);
+    // A terminal escape and a newline in a result: kept as data in JSON, shown as text (the
+    // table keeps one line per task) and never sent to the terminal raw.
+    assert_eq!(results.json()["rows"][5]["result.note"], "\u{1b}[2Jx\ny");
+    let text = t.run(&["results", &run]).stdout;
+    assert!(!text.contains('\u{1b}'), "{text:?}");
+    assert!(text.contains("\\u{1b}[2Jx\\ny"), "{text}");
+    let lines = text.lines().filter(|l| !l.is_empty()).count();
+    assert_eq!(lines, 1 + configs.len(), "{text}");
 }
 
 #[test]
