@@ -1,6 +1,7 @@
 //! `jobrun ui` against real local runs: the token, Host and Origin rules, the JSON and pages a
 //! person reads (runs, a run's grid and failures, a task's configuration, log and outputs,
-//! results sorted and as CSV, a compare, a trend), cancel and retry through it — and in
+//! results sorted and as CSV, a compare, a trend), cancel and retry through it (no driver left
+//! a zombie, no retry of a run still going) — and in
 //! headless Chromium (DevTools protocol): one cell per task, one plot point per task with a
 //! value (and per swept key in the small multiples), and a run page that turns `cancelled` without a reload.
 
@@ -119,6 +120,22 @@ impl Ui {
             ("Content-Type", "application/x-www-form-urlencoded".into()),
         ];
         self.raw("POST", path, &headers, &format!("csrf={csrf}"))
+    }
+
+    /// Waits (bounded) until `jobrun ui` has no child that ended unwaited for.
+    fn assert_no_zombies(&self, after: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let zombies = zombies_of(self.child.id());
+            if zombies.is_empty() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "jobrun ui keeps zombie children {zombies:?} after {after}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 }
 
@@ -299,12 +316,36 @@ fn the_ui_shows_a_sweep_and_acts_through_the_commands_code_paths() {
     assert_eq!(ui.post(&format!("/runs/{run}/retry"), &csrf).status, 303);
     let again = t.wait_for(&run, "the retry's end", |s| s["state"] == "succeeded");
     assert_eq!(again["tasks"][2]["attempts"], 2);
+    // The driver the retry started has ended, and the UI waited for it.
+    t.wait_for_driver_exit(&run);
+    ui.assert_no_zombies("a retry");
 
-    // Cancel through it: a run of long tasks ends cancelled.
+    // A run still going is not retried: 409, and why.
     let long = t.submit_detached(&configs(60)[..1]);
     t.wait_for(&long, "a running task", |s| s["running"] == 1);
+    let early = ui.post(&format!("/runs/{long}/retry"), &csrf);
+    assert_eq!(early.status, 409, "{}", early.body);
+    assert!(early.body.contains("still running"), "{}", early.body);
+
+    // Cancel through it: a run of long tasks ends cancelled, and no driver is left a zombie.
     assert_eq!(ui.post(&format!("/runs/{long}/cancel"), &csrf).status, 303);
     t.wait_for(&long, "the cancel", |s| s["state"] == "cancelled");
+    t.wait_for_driver_exit(&long);
+    ui.assert_no_zombies("a cancel");
+}
+
+/// The children of process `pid` that have ended and that it has not waited for.
+fn zombies_of(pid: u32) -> Vec<u32> {
+    let dirs = std::fs::read_dir("/proc").into_iter().flatten().flatten();
+    dirs.filter_map(|d| {
+        let child: u32 = d.file_name().to_str()?.parse().ok()?;
+        let stat = std::fs::read_to_string(d.path().join("stat")).ok()?;
+        // `PID (COMM) STATE PPID …`; COMM may hold spaces and parentheses.
+        let mut after = stat[stat.rfind(')')? + 1..].split_whitespace();
+        let (state, ppid) = (after.next()?, after.next()?.parse::<u32>().ok()?);
+        (ppid == pid && state == "Z").then_some(child)
+    })
+    .collect()
 }
 
 /// Headless Chromium, driven over the DevTools protocol.

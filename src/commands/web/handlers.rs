@@ -454,13 +454,14 @@ async fn cancel(State(app): Shared, Path(id): Path<String>, Form(a): Form<Action
     Ok(Redirect::to(&format!("/runs/{run_id}")).into_response())
 }
 
-/// `retry --failed --detach`, as the command does it.
+/// `retry --failed --detach`, as the command does it. A run still going cannot be retried:
+/// 409 and why (the run is there; it is the wrong time).
 async fn retry(State(app): Shared, Path(id): Path<String>, Form(a): Form<Action>) -> Page {
     check_csrf(&app, &a)?;
     let rec = record(&app, &id).await?;
     let run_id = rec.run_id.clone();
     let app2 = app.clone();
-    on_own_thread(move |rt| {
+    let done = on_own_thread(move |rt| {
         let quiet = crate::ui::Ui::quiet();
         let rec = (*rec).clone();
         rt.block_on(async {
@@ -472,9 +473,21 @@ async fn retry(State(app): Shared, Path(id): Path<String>, Form(a): Form<Action>
             }
         })
     })
-    .await?
-    .map_err(PageError::from)?;
+    .await?;
+    if let Err(f) = done {
+        return Err(match still_going(&app, &run_id, &f) {
+            true => PageError(StatusCode::CONFLICT, f.to_string()),
+            false => PageError::from(f),
+        });
+    }
     Ok(Redirect::to(&format!("/runs/{run_id}")).into_response())
+}
+
+/// Whether a retry was refused because the run has not ended: a usage error, and the record
+/// (just brought up to date by the retry's own look) says it is unfinished.
+fn still_going(app: &App, run_id: &str, f: &Failure) -> bool {
+    f.exit == crate::error::Exit::Usage
+        && app.store.load(run_id).is_ok_and(|rec| !rec.is_finished())
 }
 
 fn check_csrf(app: &App, a: &Action) -> Result<(), PageError> {
