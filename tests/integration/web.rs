@@ -1,9 +1,10 @@
 //! `jobrun ui` against real local runs: the token, Host and Origin rules, the JSON and pages a
 //! person reads (runs, a run's grid and failures, a task's configuration, log and outputs,
 //! results sorted and as CSV, a compare, a trend), cancel and retry through it (no driver left
-//! a zombie, no retry of a run still going) — and in
-//! headless Chromium (DevTools protocol): one cell per task, one plot point per task with a
-//! value (and per swept key in the small multiples), and a run page that turns `cancelled` without a reload.
+//! a zombie, no retry of a run still going), the security headers, the cut-off of half-sent
+//! requests — and in headless Chromium (DevTools protocol): one cell per task, one plot point
+//! per task with a value (and per swept key in the small multiples) under the pages' CSP, and
+//! a run page that turns `cancelled` without a reload.
 
 use crate::harness::Test;
 use serde_json::{Value, json};
@@ -348,6 +349,76 @@ fn zombies_of(pid: u32) -> Vec<u32> {
     .collect()
 }
 
+#[test]
+fn every_answer_carries_the_security_headers_and_half_sent_requests_are_cut_off() {
+    let t = Test::with_task(r#"command = ["/task"]"#);
+    let ui = Ui::start(&t);
+    let host = ("Host", format!("127.0.0.1:{}", ui.port));
+    // Both stalled clients at once: each is cut off within the UI's 10 seconds (and a bound).
+    let port = ui.port;
+    let head = std::thread::spawn(move || half_sent(port, "GET /api/runs HT".into()));
+    let form = format!(
+        "POST /runs/x/cancel HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nCookie: {}\r\n\
+         Origin: http://127.0.0.1:{port}\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+         Content-Length: 100\r\n\r\ncsrf=",
+        ui.cookie()
+    );
+    let body = std::thread::spawn(move || half_sent(port, form));
+
+    let page = ui.get("/");
+    let asset = ui.get("/assets/chart.js");
+    let refused = ui.raw("GET", "/", std::slice::from_ref(&host), "");
+    assert_eq!(refused.status, 401);
+    let missing = ui.raw("GET", "/nope", &[host, ("Cookie", ui.cookie())], "");
+    assert_eq!(missing.status, 404);
+    for (what, reply) in [
+        ("a page", page),
+        ("an asset", asset),
+        ("a refusal", refused),
+        ("a 404", missing),
+    ] {
+        let head = reply.head.to_ascii_lowercase();
+        for wanted in [
+            "content-security-policy: default-src 'self'; object-src 'none'",
+            "frame-ancestors 'none'",
+            "x-frame-options: deny",
+            "x-content-type-options: nosniff",
+        ] {
+            assert!(head.contains(wanted), "{what} lacks {wanted}: {head}");
+        }
+        assert!(!head.contains("unsafe-"), "{what}: {head}");
+    }
+
+    let (answer, took) = head.join().unwrap();
+    assert!(
+        took < Duration::from_secs(20),
+        "a half-sent head was held {took:?}"
+    );
+    assert!(!answer.starts_with("HTTP/1.1 2"), "{answer}");
+    let (answer, took) = body.join().unwrap();
+    assert!(
+        took < Duration::from_secs(20),
+        "a half-sent body was held {took:?}"
+    );
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+}
+
+/// Sends `request` (a part of one) and stops: what the server answers until it closes the
+/// connection, and when it closed it. A server that still holds it after 30 s fails the test.
+fn half_sent(port: u16, request: String) -> (String, Duration) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let start = Instant::now();
+    let mut got = vec![];
+    match s.read_to_end(&mut got) {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        Err(e) => panic!("the server held {request:?} for {:?}: {e}", start.elapsed()),
+    }
+    (String::from_utf8_lossy(&got).into_owned(), start.elapsed())
+}
+
 /// Headless Chromium, driven over the DevTools protocol.
 struct Browser {
     child: Child,
@@ -468,11 +539,24 @@ fn in_a_browser_the_grid_the_plot_and_a_cancel_show_as_a_person_sees_them() {
         "t s t s t f t s"
     );
 
-    // The plot: one point per task with a loss (the failed one has none).
+    // The plot: one point per task with a loss (the failed one has none), drawn under the
+    // page's Content-Security-Policy, which refuses a string evaluated as script.
     b.navigate(&ui.url(&format!("/runs/{run}/results")));
     b.until(
         "the plot",
         "document.getElementById('plot')?.dataset.points === '3'",
+    );
+    assert_eq!(
+        b.eval("(() => { const s = document.createElement('script'); s.textContent = 'window.__inline = true'; document.body.appendChild(s); return window.__inline === true; })()"),
+        json!(false),
+        "the page's CSP refuses an inline script"
+    );
+    b.eval("setTimeout('window.__evaluated = true', 0); setTimeout(() => { window.__timers = true; }, 0)");
+    b.until("the two timers", "window.__timers === true");
+    assert_eq!(
+        b.eval("window.__evaluated === true"),
+        json!(false),
+        "the page's CSP refuses a string as script"
     );
     // The small multiples are drawn once scrolled to.
     b.eval("document.getElementById('multiples').scrollIntoView()");
