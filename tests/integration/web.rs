@@ -2,9 +2,9 @@
 //! person reads (runs, a run's grid and failures, a task's configuration, log and outputs,
 //! results sorted and as CSV, a compare, a trend), cancel and retry through it (no driver left
 //! a zombie, no retry of a run still going), the security headers, the cut-off of half-sent
-//! requests — and in headless Chromium (DevTools protocol): one cell per task, one plot point
-//! per task with a value (and per swept key in the small multiples) under the pages' CSP, and
-//! a run page that turns `cancelled` without a reload.
+//! requests, output files with awkward names — and in headless Chromium (DevTools protocol):
+//! one cell per task, one plot point per task with a value (and per swept key in the small
+//! multiples) under the pages' CSP, and a run page that turns `cancelled` without a reload.
 
 use crate::harness::Test;
 use serde_json::{Value, json};
@@ -417,6 +417,45 @@ fn half_sent(port: u16, request: String) -> (String, Duration) {
         Err(e) => panic!("the server held {request:?} for {:?}: {e}", start.elapsed()),
     }
     (String::from_utf8_lossy(&got).into_owned(), start.elapsed())
+}
+
+/// Output files named as no header or URL takes them as they are: each downloads by the link
+/// its task page gives, under its own name; the page shows the names' control characters and
+/// each file's size; and the results CSV keeps a spreadsheet from running a cell.
+#[test]
+fn files_with_awkward_names_download_by_their_links() {
+    let t = Test::with_task(
+        r#"command = ["/task", "write", "a\nb.txt", "newline", "write", "%2e%2e", "dots", "write", "d/e\u001bf", "escape", "write", "a\\b", "backslash", "fill", "big.bin", "3000", "write", "result.json", "{{\"loss\": -0.5}}"]"#,
+    );
+    t.build();
+    let run = t.submit_detached(&[json!({"opt": "=1+1", "lr": -0.5})]);
+    t.wait_for(&run, "the run's end", |s| s["state"] == "succeeded");
+    let ui = Ui::start(&t);
+
+    let page = ui.get(&format!("/runs/{run}/tasks/0")).body;
+    let base = format!("/runs/{run}/tasks/0/outputs/");
+    for (link, shown, body) in [
+        ("a%0Ab.txt", "a\\nb.txt", "newline"),
+        ("%252e%252e", "%2e%2e", "dots"),
+        ("d/e%1Bf", "d/e\\x1bf", "escape"),
+        ("a%5Cb", "a\\b", "backslash"),
+    ] {
+        let anchor = format!("href=\"{base}{link}\">{shown}</a>");
+        assert!(page.contains(&anchor), "{anchor} in {page}");
+        let got = ui.get(&format!("{base}{link}"));
+        assert_eq!(got.body, body, "{link}");
+        let name = link.rsplit('/').next().unwrap();
+        assert!(
+            got.head.contains(&format!("filename*=UTF-8''{name}")),
+            "{link}: {}",
+            got.head
+        );
+    }
+    assert!(page.contains("3000 bytes (2.93 KiB)"), "{page}");
+
+    let csv = ui.get(&format!("/runs/{run}/results.csv")).body;
+    let row = csv.lines().nth(1).unwrap();
+    assert!(row.starts_with("0,succeeded,-0.5,'=1+1,-0.5,"), "{csv}");
 }
 
 /// Headless Chromium, driven over the DevTools protocol.

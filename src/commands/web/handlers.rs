@@ -2,6 +2,7 @@
 //! draw. The JSON under `/api/` is what the pages' scripts poll and what scripts may read: the
 //! reports `status`, `runs` and `results` print with `-o json`.
 
+use super::export;
 use super::views::{self, Compare, Filters, ResultsQuery, Trend, TrendPoint};
 use super::{App, on_own_thread};
 use crate::error::Failure;
@@ -224,7 +225,10 @@ async fn output(
     {
         return Err(PageError(
             StatusCode::NOT_FOUND,
-            format!("task {index} of run {id} has no output {path}"),
+            format!(
+                "task {index} of run {id} has no output {}",
+                views::visible(&path)
+            ),
         ));
     }
     let body = match rec.place.ecs() {
@@ -250,14 +254,11 @@ async fn output(
             axum::body::Body::from_stream(tokio_util::io::ReaderStream::new(read))
         }
     };
-    let name = path.rsplit('/').next().unwrap_or("output").replace('"', "");
+    let name = path.rsplit('/').next().unwrap_or("output");
     Ok((
         [
             (header::CONTENT_TYPE, "application/octet-stream".to_string()),
-            (
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"{name}\""),
-            ),
+            (header::CONTENT_DISPOSITION, export::attachment(name)),
         ],
         body,
     )
@@ -294,13 +295,13 @@ async fn results_csv(
     Query(q): Query<ResultsQuery>,
 ) -> Page {
     let rec = record(&app, &id).await?;
-    let csv = table(&rec, &q).csv().map_err(|e| {
+    let csv = export::spreadsheet_csv(&table(&rec, &q)).map_err(|e| {
         PageError(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("cannot write CSV: {e}"),
         )
     })?;
-    let name = format!("attachment; filename=\"{}-results.csv\"", rec.run_id);
+    let name = export::attachment(&format!("{}-results.csv", rec.run_id));
     Ok((
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),

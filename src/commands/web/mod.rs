@@ -9,10 +9,11 @@
 //! unfinished ECS run is looked at (`common::current`), never moved on. Its two actions are the
 //! commands' own code paths (`runs::request_cancel`, `runs::requeue_run`) followed by the
 //! background driver. Who may use it is `guard.rs`'s; the pages are `views.rs`, what they read
-//! is `handlers.rs`.
+//! is `handlers.rs`, what leaves as a file (CSV, downloads' names, links to them) `export.rs`.
 //! Every response says what a browser may do with it (no script but its own, never framed);
 //! a client that sends half a request is cut off (`READ_TIMEOUT`).
 
+mod export;
 mod guard;
 mod handlers;
 mod views;
