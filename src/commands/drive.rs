@@ -102,7 +102,9 @@ pub async fn go_on(store: &Store, rec: RunRecord, detach: bool, ui: &Ui) -> Resu
 }
 
 /// Starts `jobrun watch RUN --background` in its own process group, so the run keeps moving
-/// (queued tasks start, finished ones are collected) without a terminal.
+/// (queued tasks start, finished ones are collected) without a terminal. A thread waits for
+/// it: a process that outlives its driver (`jobrun ui`) keeps no zombie of it; one that ends
+/// first (a command) leaves it to init, as before.
 pub fn spawn_background(store: &Store, run_id: &str) -> Result<()> {
     use std::os::unix::process::CommandExt;
     let (exe, first) = this_jobrun()?;
@@ -116,7 +118,7 @@ pub fn spawn_background(store: &Store, run_id: &str) -> Result<()> {
         .map_err(cannot_write)?;
     let log2 = log.try_clone().map_err(cannot_write)?;
     let root = Store::default_root();
-    std::process::Command::new(exe)
+    let mut child = std::process::Command::new(exe)
         .args(first)
         .args(["watch", run_id, "--background"])
         .env(
@@ -129,6 +131,12 @@ pub fn spawn_background(store: &Store, run_id: &str) -> Result<()> {
         .process_group(0)
         .spawn()
         .map_err(|e| Failure::env(format!("cannot start the background driver: {e}")))?;
+    let reaper = std::thread::Builder::new()
+        .name("reap-driver".into())
+        .spawn(move || child.wait());
+    if let Err(e) = reaper {
+        tracing::debug!("no thread waits for the background driver: {e}");
+    }
     Ok(())
 }
 

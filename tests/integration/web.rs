@@ -1,8 +1,10 @@
 //! `jobrun ui` against real local runs: the token, Host and Origin rules, the JSON and pages a
 //! person reads (runs, a run's grid and failures, a task's configuration, log and outputs,
-//! results sorted and as CSV, a compare, a trend), cancel and retry through it — and in
-//! headless Chromium (DevTools protocol): one cell per task, one plot point per task with a
-//! value (and per swept key in the small multiples), and a run page that turns `cancelled` without a reload.
+//! results sorted and as CSV, a compare, a trend), cancel and retry through it (no driver left
+//! a zombie, no retry of a run still going), the security headers, the cut-off of half-sent
+//! requests, output files with awkward names — and in headless Chromium (DevTools protocol):
+//! one cell per task, one plot point per task with a value (and per swept key in the small
+//! multiples) under the pages' CSP, and a run page that turns `cancelled` without a reload.
 
 use crate::harness::Test;
 use serde_json::{Value, json};
@@ -119,6 +121,22 @@ impl Ui {
             ("Content-Type", "application/x-www-form-urlencoded".into()),
         ];
         self.raw("POST", path, &headers, &format!("csrf={csrf}"))
+    }
+
+    /// Waits (bounded) until `jobrun ui` has no child that ended unwaited for.
+    fn assert_no_zombies(&self, after: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let zombies = zombies_of(self.child.id());
+            if zombies.is_empty() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "jobrun ui keeps zombie children {zombies:?} after {after}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 }
 
@@ -299,12 +317,145 @@ fn the_ui_shows_a_sweep_and_acts_through_the_commands_code_paths() {
     assert_eq!(ui.post(&format!("/runs/{run}/retry"), &csrf).status, 303);
     let again = t.wait_for(&run, "the retry's end", |s| s["state"] == "succeeded");
     assert_eq!(again["tasks"][2]["attempts"], 2);
+    // The driver the retry started has ended, and the UI waited for it.
+    t.wait_for_driver_exit(&run);
+    ui.assert_no_zombies("a retry");
 
-    // Cancel through it: a run of long tasks ends cancelled.
+    // A run still going is not retried: 409, and why.
     let long = t.submit_detached(&configs(60)[..1]);
     t.wait_for(&long, "a running task", |s| s["running"] == 1);
+    let early = ui.post(&format!("/runs/{long}/retry"), &csrf);
+    assert_eq!(early.status, 409, "{}", early.body);
+    assert!(early.body.contains("still running"), "{}", early.body);
+
+    // Cancel through it: a run of long tasks ends cancelled, and no driver is left a zombie.
     assert_eq!(ui.post(&format!("/runs/{long}/cancel"), &csrf).status, 303);
     t.wait_for(&long, "the cancel", |s| s["state"] == "cancelled");
+    t.wait_for_driver_exit(&long);
+    ui.assert_no_zombies("a cancel");
+}
+
+/// The children of process `pid` that have ended and that it has not waited for.
+fn zombies_of(pid: u32) -> Vec<u32> {
+    let dirs = std::fs::read_dir("/proc").into_iter().flatten().flatten();
+    dirs.filter_map(|d| {
+        let child: u32 = d.file_name().to_str()?.parse().ok()?;
+        let stat = std::fs::read_to_string(d.path().join("stat")).ok()?;
+        // `PID (COMM) STATE PPID …`; COMM may hold spaces and parentheses.
+        let mut after = stat[stat.rfind(')')? + 1..].split_whitespace();
+        let (state, ppid) = (after.next()?, after.next()?.parse::<u32>().ok()?);
+        (ppid == pid && state == "Z").then_some(child)
+    })
+    .collect()
+}
+
+#[test]
+fn every_answer_carries_the_security_headers_and_half_sent_requests_are_cut_off() {
+    let t = Test::with_task(r#"command = ["/task"]"#);
+    let ui = Ui::start(&t);
+    let host = ("Host", format!("127.0.0.1:{}", ui.port));
+    // Both stalled clients at once: each is cut off within the UI's 10 seconds (and a bound).
+    let port = ui.port;
+    let head = std::thread::spawn(move || half_sent(port, "GET /api/runs HT".into()));
+    let form = format!(
+        "POST /runs/x/cancel HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nCookie: {}\r\n\
+         Origin: http://127.0.0.1:{port}\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+         Content-Length: 100\r\n\r\ncsrf=",
+        ui.cookie()
+    );
+    let body = std::thread::spawn(move || half_sent(port, form));
+
+    let page = ui.get("/");
+    let asset = ui.get("/assets/chart.js");
+    let refused = ui.raw("GET", "/", std::slice::from_ref(&host), "");
+    assert_eq!(refused.status, 401);
+    let missing = ui.raw("GET", "/nope", &[host, ("Cookie", ui.cookie())], "");
+    assert_eq!(missing.status, 404);
+    for (what, reply) in [
+        ("a page", page),
+        ("an asset", asset),
+        ("a refusal", refused),
+        ("a 404", missing),
+    ] {
+        let head = reply.head.to_ascii_lowercase();
+        for wanted in [
+            "content-security-policy: default-src 'self'; object-src 'none'",
+            "frame-ancestors 'none'",
+            "x-frame-options: deny",
+            "x-content-type-options: nosniff",
+        ] {
+            assert!(head.contains(wanted), "{what} lacks {wanted}: {head}");
+        }
+        assert!(!head.contains("unsafe-"), "{what}: {head}");
+    }
+
+    let (answer, took) = head.join().unwrap();
+    assert!(
+        took < Duration::from_secs(20),
+        "a half-sent head was held {took:?}"
+    );
+    assert!(!answer.starts_with("HTTP/1.1 2"), "{answer}");
+    let (answer, took) = body.join().unwrap();
+    assert!(
+        took < Duration::from_secs(20),
+        "a half-sent body was held {took:?}"
+    );
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+}
+
+/// Sends `request` (a part of one) and stops: what the server answers until it closes the
+/// connection, and when it closed it. A server that still holds it after 30 s fails the test.
+fn half_sent(port: u16, request: String) -> (String, Duration) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let start = Instant::now();
+    let mut got = vec![];
+    match s.read_to_end(&mut got) {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        Err(e) => panic!("the server held {request:?} for {:?}: {e}", start.elapsed()),
+    }
+    (String::from_utf8_lossy(&got).into_owned(), start.elapsed())
+}
+
+/// Output files named as no header or URL takes them as they are: each downloads by the link
+/// its task page gives, under its own name; the page shows the names' control characters and
+/// each file's size; and the results CSV keeps a spreadsheet from running a cell.
+#[test]
+fn files_with_awkward_names_download_by_their_links() {
+    let t = Test::with_task(
+        r#"command = ["/task", "write", "a\nb.txt", "newline", "write", "%2e%2e", "dots", "write", "d/e\u001bf", "escape", "write", "a\\b", "backslash", "fill", "big.bin", "3000", "write", "result.json", "{{\"loss\": -0.5}}"]"#,
+    );
+    t.build();
+    let run = t.submit_detached(&[json!({"opt": "=1+1", "lr": -0.5})]);
+    t.wait_for(&run, "the run's end", |s| s["state"] == "succeeded");
+    let ui = Ui::start(&t);
+
+    let page = ui.get(&format!("/runs/{run}/tasks/0")).body;
+    let base = format!("/runs/{run}/tasks/0/outputs/");
+    for (link, shown, body) in [
+        ("a%0Ab.txt", "a\\nb.txt", "newline"),
+        ("%252e%252e", "%2e%2e", "dots"),
+        ("d/e%1Bf", "d/e\\x1bf", "escape"),
+        ("a%5Cb", "a\\b", "backslash"),
+    ] {
+        let anchor = format!("href=\"{base}{link}\">{shown}</a>");
+        assert!(page.contains(&anchor), "{anchor} in {page}");
+        let got = ui.get(&format!("{base}{link}"));
+        assert_eq!(got.body, body, "{link}");
+        let name = link.rsplit('/').next().unwrap();
+        assert!(
+            got.head.contains(&format!("filename*=UTF-8''{name}")),
+            "{link}: {}",
+            got.head
+        );
+    }
+    assert!(page.contains("3000 bytes (2.93 KiB)"), "{page}");
+
+    let csv = ui.get(&format!("/runs/{run}/results.csv")).body;
+    let row = csv.lines().nth(1).unwrap();
+    assert!(row.starts_with("0,succeeded,-0.5,'=1+1,-0.5,"), "{csv}");
 }
 
 /// Headless Chromium, driven over the DevTools protocol.
@@ -427,11 +578,24 @@ fn in_a_browser_the_grid_the_plot_and_a_cancel_show_as_a_person_sees_them() {
         "t s t s t f t s"
     );
 
-    // The plot: one point per task with a loss (the failed one has none).
+    // The plot: one point per task with a loss (the failed one has none), drawn under the
+    // page's Content-Security-Policy, which refuses a string evaluated as script.
     b.navigate(&ui.url(&format!("/runs/{run}/results")));
     b.until(
         "the plot",
         "document.getElementById('plot')?.dataset.points === '3'",
+    );
+    assert_eq!(
+        b.eval("(() => { const s = document.createElement('script'); s.textContent = 'window.__inline = true'; document.body.appendChild(s); return window.__inline === true; })()"),
+        json!(false),
+        "the page's CSP refuses an inline script"
+    );
+    b.eval("setTimeout('window.__evaluated = true', 0); setTimeout(() => { window.__timers = true; }, 0)");
+    b.until("the two timers", "window.__timers === true");
+    assert_eq!(
+        b.eval("window.__evaluated === true"),
+        json!(false),
+        "the page's CSP refuses a string as script"
     );
     // The small multiples are drawn once scrolled to.
     b.eval("document.getElementById('multiples').scrollIntoView()");

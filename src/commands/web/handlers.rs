@@ -2,6 +2,7 @@
 //! draw. The JSON under `/api/` is what the pages' scripts poll and what scripts may read: the
 //! reports `status`, `runs` and `results` print with `-o json`.
 
+use super::export;
 use super::views::{self, Compare, Filters, ResultsQuery, Trend, TrendPoint};
 use super::{App, on_own_thread};
 use crate::error::Failure;
@@ -224,7 +225,10 @@ async fn output(
     {
         return Err(PageError(
             StatusCode::NOT_FOUND,
-            format!("task {index} of run {id} has no output {path}"),
+            format!(
+                "task {index} of run {id} has no output {}",
+                views::visible(&path)
+            ),
         ));
     }
     let body = match rec.place.ecs() {
@@ -249,14 +253,11 @@ async fn output(
             axum::body::Body::from_stream(tokio_util::io::ReaderStream::new(read))
         }
     };
-    let name = path.rsplit('/').next().unwrap_or("output").replace('"', "");
+    let name = path.rsplit('/').next().unwrap_or("output");
     Ok((
         [
             (header::CONTENT_TYPE, "application/octet-stream".to_string()),
-            (
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"{name}\""),
-            ),
+            (header::CONTENT_DISPOSITION, export::attachment(name)),
         ],
         body,
     )
@@ -293,13 +294,13 @@ async fn results_csv(
     Query(q): Query<ResultsQuery>,
 ) -> Page {
     let rec = record(&app, &id).await?;
-    let csv = table(&rec, &q).csv().map_err(|e| {
+    let csv = export::spreadsheet_csv(&table(&rec, &q)).map_err(|e| {
         PageError(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("cannot write CSV: {e}"),
         )
     })?;
-    let name = format!("attachment; filename=\"{}-results.csv\"", rec.run_id);
+    let name = export::attachment(&format!("{}-results.csv", rec.run_id));
     Ok((
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
@@ -453,13 +454,14 @@ async fn cancel(State(app): Shared, Path(id): Path<String>, Form(a): Form<Action
     Ok(Redirect::to(&format!("/runs/{run_id}")).into_response())
 }
 
-/// `retry --failed --detach`, as the command does it.
+/// `retry --failed --detach`, as the command does it. A run still going cannot be retried:
+/// 409 and why (the run is there; it is the wrong time).
 async fn retry(State(app): Shared, Path(id): Path<String>, Form(a): Form<Action>) -> Page {
     check_csrf(&app, &a)?;
     let rec = record(&app, &id).await?;
     let run_id = rec.run_id.clone();
     let app2 = app.clone();
-    on_own_thread(move |rt| {
+    let done = on_own_thread(move |rt| {
         let quiet = crate::ui::Ui::quiet();
         let rec = (*rec).clone();
         rt.block_on(async {
@@ -471,9 +473,21 @@ async fn retry(State(app): Shared, Path(id): Path<String>, Form(a): Form<Action>
             }
         })
     })
-    .await?
-    .map_err(PageError::from)?;
+    .await?;
+    if let Err(f) = done {
+        return Err(match still_going(&app, &run_id, &f) {
+            true => PageError(StatusCode::CONFLICT, f.to_string()),
+            false => PageError::from(f),
+        });
+    }
     Ok(Redirect::to(&format!("/runs/{run_id}")).into_response())
+}
+
+/// Whether a retry was refused because the run has not ended: a usage error, and the record
+/// (just brought up to date by the retry's own look) says it is unfinished.
+fn still_going(app: &App, run_id: &str, f: &Failure) -> bool {
+    f.exit == crate::error::Exit::Usage
+        && app.store.load(run_id).is_ok_and(|rec| !rec.is_finished())
 }
 
 fn check_csrf(app: &App, a: &Action) -> Result<(), PageError> {

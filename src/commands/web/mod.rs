@@ -9,8 +9,11 @@
 //! unfinished ECS run is looked at (`common::current`), never moved on. Its two actions are the
 //! commands' own code paths (`runs::request_cancel`, `runs::requeue_run`) followed by the
 //! background driver. Who may use it is `guard.rs`'s; the pages are `views.rs`, what they read
-//! is `handlers.rs`.
+//! is `handlers.rs`, what leaves as a file (CSV, downloads' names, links to them) `export.rs`.
+//! Every response says what a browser may do with it (no script but its own, never framed);
+//! a client that sends half a request is cut off (`READ_TIMEOUT`).
 
+mod export;
 mod guard;
 mod handlers;
 mod views;
@@ -84,14 +87,95 @@ pub async fn ui(file: Option<&Path>, args: UiArgs) -> Result<Exit> {
     }
     tokio::spawn(sync_buckets(app.clone()));
     let router = handlers::router(app.clone())
-        .layer(axum::middleware::from_fn_with_state(app.clone(), guarded));
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await
-        .map_err(|e| Failure::env(format!("the web server stopped: {e}")))?;
+        .layer(axum::middleware::from_fn(body_in_time))
+        .layer(axum::middleware::from_fn_with_state(app.clone(), guarded))
+        .layer(axum::middleware::map_response(secured));
+    serve(listener, router).await;
     Ok(Exit::Ok)
+}
+
+/// How long a client has to send a request's head, and then its body: a connection that
+/// sends half a request and stops (or nothing) is closed, not held for ever.
+const READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The largest body a request may have: the actions' forms are a CSRF token.
+const BODY_LIMIT: usize = 64 * 1024;
+
+/// Serves HTTP/1.1 until Ctrl-C, then lets the requests under way end. hyper's own connection
+/// builder, not `axum::serve`: it takes a timer, which its header read timeout needs (axum's
+/// sets none, so a half-sent request head was waited for without end).
+async fn serve(listener: tokio::net::TcpListener, router: axum::Router) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut stop = std::pin::pin!(tokio::signal::ctrl_c());
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors, say: wait a little rather than spin.
+                    tracing::warn!("jobrun ui cannot accept a connection: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = &mut stop => break,
+        };
+        let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(READ_TIMEOUT)
+            .serve_connection(TokioIo::new(stream), service);
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!("a connection of jobrun ui ended: {e}");
+            }
+        });
+    }
+    graceful.shutdown().await;
+}
+
+/// What every response carries, a refusal or an asset too: the pages load only their own
+/// scripts, styles and data (no inline script, no `eval`: Chart.js needs neither), are never
+/// framed (clickjacking an action's button), and a download is never sniffed into a page.
+async fn secured(mut response: Response) -> Response {
+    const CSP: &str = "default-src 'self'; object-src 'none'; base-uri 'none'; \
+                       form-action 'self'; frame-ancestors 'none'";
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        header::HeaderValue::from_static(CSP),
+    );
+    h.insert(
+        header::X_FRAME_OPTIONS,
+        header::HeaderValue::from_static("DENY"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        header::HeaderValue::from_static("nosniff"),
+    );
+    response
+}
+
+/// A request's body read in full within [`READ_TIMEOUT`] (and at most [`BODY_LIMIT`]) before
+/// a handler sees it: a form sent halfway is answered 408, not waited for.
+async fn body_in_time(req: Request, next: Next) -> Response {
+    use axum::http::StatusCode;
+    let (parts, body) = req.into_parts();
+    match tokio::time::timeout(READ_TIMEOUT, axum::body::to_bytes(body, BODY_LIMIT)).await {
+        Ok(Ok(bytes)) => next.run(Request::from_parts(parts, bytes.into())).await,
+        Ok(Err(e)) => (
+            StatusCode::BAD_REQUEST,
+            format!("the request's body cannot be read (at most 64 KiB): {e}"),
+        )
+            .into_response(),
+        Err(_) => (
+            StatusCode::REQUEST_TIMEOUT,
+            "the request's body did not come in time",
+        )
+            .into_response(),
+    }
 }
 
 /// Every request passes the guard first.

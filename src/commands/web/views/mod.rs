@@ -264,7 +264,9 @@ pub fn task_page(
             }
             @match outputs {
                 Ok(files) if files.is_empty() => p { "none" },
-                Ok(files) => ul #outputs { @for (p, size) in files { li { a href={ "/runs/" (rec.run_id) "/tasks/" (t.index) "/outputs/" (p) } { (p) } " " span.size { (size) " bytes" } } } },
+                Ok(files) => ul #outputs { @for (p, size) in files { li {
+                    a href={ "/runs/" (rec.run_id) "/tasks/" (t.index) "/outputs/" (super::export::path_link(p)) } { (visible(p)) }
+                    " " span.size { (size_text(*size)) } } } },
                 Err(e) => p.error { "the outputs cannot be listed: " (e) },
             }
             h2 { "log" }
@@ -272,6 +274,39 @@ pub fn task_page(
             p.meta { (status.counts_line()) }
         },
     )
+}
+
+/// A name as a page shows it: its control characters (a newline, an escape, bidi overrides
+/// that would reorder what is read) written out as `\n`, `\x1b`, `\u{202e}`, so a name is
+/// seen for what it is; maud escapes the rest for HTML.
+pub fn visible(name: &str) -> std::borrow::Cow<'_, str> {
+    let hidden = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    if !name.contains(hidden) {
+        return name.into();
+    }
+    let mut out = String::with_capacity(name.len() + 8);
+    for c in name.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if hidden(c) && (c as u32) < 0x80 => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c if hidden(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.into()
+}
+
+/// A file's size: in bytes, and in KiB, MiB, GiB when it has that many.
+fn size_text(bytes: u64) -> String {
+    match bytes < 1024 {
+        true => format!("{bytes} bytes"),
+        false => format!("{bytes} bytes ({})", indicatif::HumanBytes(bytes)),
+    }
 }
 
 fn pretty(v: &Value) -> String {
@@ -507,6 +542,41 @@ mod tests {
         assert_eq!(human(&json!(12)), "12");
         assert_eq!(human(&json!("adam")), "adam");
         assert_eq!(human(&Value::Null), "");
+    }
+
+    #[test]
+    fn a_name_shows_its_control_characters() {
+        assert_eq!(visible("model/w.txt"), "model/w.txt");
+        assert_eq!(visible("a\nb"), "a\\nb");
+        assert_eq!(visible("\u{1b}[31mred\t"), "\\x1b[31mred\\t");
+        assert_eq!(
+            visible("x\u{7f}\u{85}\u{202e}txt.exe"),
+            "x\\x7f\\u{85}\\u{202e}txt.exe"
+        );
+        assert_eq!(visible("naïve a\\b"), "naïve a\\b");
+        assert_eq!(size_text(12), "12 bytes");
+        assert_eq!(size_text(1 << 30), "1073741824 bytes (1.00 GiB)");
+    }
+
+    #[test]
+    fn a_task_page_links_each_output_by_its_encoded_name() {
+        let mut rec = crate::record::tests::record("20260101-000000-a-0001", "a");
+        rec.tasks = vec![TaskRecord::new(0, json!({"lr": 1}), None)];
+        let files = Ok(vec![
+            ("%2e%2e".to_string(), 3),
+            ("d/a\nb\u{1b}".to_string(), 1 << 30),
+        ]);
+        let html = task_page(&rec, &rec.tasks[0], &files, "").into_string();
+        let base = "/runs/20260101-000000-a-0001/tasks/0/outputs/";
+        assert!(
+            html.contains(&format!("href=\"{base}%252e%252e\">%2e%2e</a>")),
+            "{html}"
+        );
+        assert!(
+            html.contains(&format!("href=\"{base}d/a%0Ab%1B\">d/a\\nb\\x1b</a>")),
+            "{html}"
+        );
+        assert!(html.contains("1073741824 bytes (1.00 GiB)"), "{html}");
     }
 
     #[test]
