@@ -52,6 +52,21 @@ pub enum EngineError {
     Logs { name: String, source: BollardError },
 }
 
+impl EngineError {
+    /// The container is not there (404), or is being removed (a start's 409): it vanished
+    /// under jobrun — removed by hand or by a prune, or made by a killed jobrun whose create
+    /// the engine was still finishing or undoing. Told by the HTTP status alone.
+    pub fn container_gone(&self) -> bool {
+        match self {
+            EngineError::InspectContainer { source, .. } | EngineError::Logs { source, .. } => {
+                status(source) == Some(404)
+            }
+            EngineError::StartContainer { source, .. } => matches!(status(source), Some(404 | 409)),
+            _ => false,
+        }
+    }
+}
+
 fn status(e: &BollardError) -> Option<u16> {
     match e {
         BollardError::DockerResponseServerError { status_code, .. } => Some(*status_code),
@@ -122,7 +137,8 @@ impl Engine {
     }
 
     /// Creates a named container. A container of that name already there is not an error: an
-    /// earlier attempt to start the same task got that far before jobrun was stopped.
+    /// earlier attempt to start the same task got that far before jobrun was stopped (its
+    /// create may even be under way still, so the start that follows can find no container).
     pub async fn create_container(
         &self,
         name: &str,

@@ -94,7 +94,17 @@ impl Follow {
         };
         let t1 = t0.elapsed();
         // What reconcile changed is saved even when it stopped half way (e.g. a start failed).
-        let result = dispatcher.reconcile(&mut held.rec, store).await;
+        // What it saved itself, before it started tasks, is not written again unless it
+        // changed since.
+        let Held {
+            rec, digest: saved, ..
+        } = &mut held;
+        let mut save_first = |rec: &RunRecord| {
+            store.save(rec)?;
+            *saved = digest(rec);
+            Ok(())
+        };
+        let result = dispatcher.reconcile(rec, store, &mut save_first).await;
         let t2 = t0.elapsed();
         held.rec.settle();
         let now = digest(&held.rec);

@@ -2,22 +2,29 @@
 //!
 //! Containers are named `jobrun-<run>-<index>-<attempt>` and labelled with run, job, index and
 //! attempt, so starting the same attempt twice is impossible (the name is taken) and any process
-//! can find a run's containers again. A finished container's exit code, times and output are
-//! saved to the run record and its log file before the container is removed.
+//! can find a run's containers again. The record that says which attempt of a task is starting
+//! is saved before its container is created, so nothing starts that the record does not know of
+//! (a state folder that cannot be written, a full disk: nothing starts at all); the attempt stays
+//! "starting" until its container is seen, so a jobrun stopped in between makes that same
+//! container again instead of counting an attempt. A finished container's end (exit code, times)
+//! and output are both read, into its log file and then the run record, before the container is
+//! removed; a container that vanished first (removed by hand, a prune) was that attempt's
+//! interruption, retried while attempts remain.
 
-use crate::dispatch::{DispatchError, FailKind, fail_attempt, stop_due, timed_out};
+use crate::dispatch::{DispatchError, FailKind, SaveFirst, fail_attempt, stop_due, timed_out};
 use crate::engine::{Engine, EngineError, LABEL_ATTEMPT, LABEL_INDEX, LABEL_JOB, LABEL_RUN};
 use crate::outputs::{self, CONTAINER_INPUTS, CONTAINER_OUTPUT, ResultRead};
 use crate::record::{RunRecord, RunSettings, Stage, StopRequest, TaskRecord, TaskState};
 use crate::store::Store;
 use bollard::models::{
-    ContainerCreateBody, ContainerSummaryStateEnum, HostConfig, Mount, MountType,
+    ContainerCreateBody, ContainerInspectResponse, ContainerSummaryStateEnum, HostConfig, Mount,
+    MountType,
 };
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use tokio::sync::mpsc;
 
 pub struct LocalDispatcher {
@@ -44,13 +51,28 @@ fn parse_time(s: Option<&str>) -> Option<DateTime<Utc>> {
     (t.timestamp() > 0).then_some(t)
 }
 
-/// Takes over a container the record does not know as running (a jobrun died before it wrote
-/// the record).
+/// The phase of a running task whose record says its attempt is starting: saved before its
+/// container is created, so the container may not exist (yet); cleared when it is seen.
+const STARTING: &str = "starting";
+
+fn is_starting(task: &TaskRecord) -> bool {
+    task.state == TaskState::Running && task.phase.as_deref() == Some(STARTING)
+}
+
+/// How many times one pass makes again a container that vanished between its create and its
+/// start.
+const REMAKES: u64 = 4;
+
+/// Takes over the container of a task's current attempt: one the record does not know as
+/// running (a jobrun died before it wrote the record), or knows only as starting (its start
+/// time is then the container's).
 fn adopt(task: &mut TaskRecord, c: &Seen, now: DateTime<Utc>) {
-    if c.attempt > task.attempts || task.state != TaskState::Running {
+    if c.attempt > task.attempts || task.state != TaskState::Running || is_starting(task) {
         let since = c.created.and_then(|s| DateTime::from_timestamp(s, 0));
         task.start(c.attempt, c.name.clone(), since.unwrap_or(now));
     }
+    // Its container is there: the attempt has started.
+    task.phase = None;
 }
 
 /// The engine's refusal to create or start a container (bad command, missing image, invalid
@@ -123,11 +145,12 @@ impl LocalDispatcher {
     }
 
     /// See [`Dispatcher::reconcile`](super::Dispatcher::reconcile). Returns the containers to remove
-    /// once the record is saved.
+    /// once the record is saved; `save_first` saves the tasks about to start before they do.
     pub async fn reconcile(
         &mut self,
         rec: &mut RunRecord,
         store: &Store,
+        save_first: &mut SaveFirst<'_>,
     ) -> Result<Vec<String>, DispatchError> {
         let now = Utc::now();
         let seen = self.list(&rec.run_id).await?;
@@ -136,23 +159,17 @@ impl LocalDispatcher {
             finished,
             mut discard,
         } = self.sort_seen(rec, seen, now).await?;
-        // Record the outcome of finished containers first, so freed slots can be refilled
-        // before the slower log copy and removal.
-        let collect = self.collect_finished(rec, finished, store, now).await?;
+        let mut release = self.collect_finished(rec, finished, store, now).await?;
         // Tasks the record thinks are running but whose container is gone (removed by hand).
-        lost_containers(rec, &live, &collect, now);
+        lost_containers(rec, &live, now);
         if rec.cancel_requested {
             super::cancel_queued(rec);
         } else {
             let run_dir = store.run_dir(&rec.run_id);
-            self.start_queued(rec, live.len(), &run_dir, &mut discard)
+            self.start_tasks(rec, &live, &run_dir, &mut discard, save_first)
                 .await?;
         }
-        let mut release = discard;
-        for (name, log_path) in collect {
-            self.save_logs(&name, &log_path).await?;
-            release.push(name);
-        }
+        release.append(&mut discard);
         Ok(release)
     }
 
@@ -177,14 +194,18 @@ impl LocalDispatcher {
             match c.state {
                 // Created but never started: a jobrun died between create and start.
                 S::CREATED if current && !rec.cancel_requested => {
-                    adopt(task, &c, now);
                     match self.engine.start_container(&c.name).await {
                         Ok(()) => {
+                            adopt(task, &c, now);
                             live.insert(c.index);
                             self.watch_container(&c.name);
                         }
+                        // Gone since it was listed (a killed jobrun's create the engine undid):
+                        // the task's attempt is made again below, as if it had never been.
+                        Err(e) if e.container_gone() => {}
                         Err(e) => {
                             let reason = refused(&e).ok_or(e)?;
+                            adopt(task, &c, now);
                             task.finished_at = Some(now);
                             let kind = FailKind::Other;
                             fail_attempt(task, c.attempt, reason, kind, &rec.settings, false);
@@ -224,65 +245,54 @@ impl LocalDispatcher {
         })
     }
 
-    /// Writes the outcome of each finished container into its task; returns the containers
-    /// whose logs are to be copied (and then removed).
+    /// Reads each finished container — its end, then its log into the run's logs folder — and
+    /// only then writes the outcome into its task, so an outcome never lacks its log; one that
+    /// vanished before both were read was that attempt's interruption. Returns the containers
+    /// read, to remove once the record is saved.
     async fn collect_finished(
         &mut self,
         rec: &mut RunRecord,
         finished: Vec<Seen>,
         store: &Store,
         now: DateTime<Utc>,
-    ) -> Result<Vec<(String, PathBuf)>, DispatchError> {
-        let mut collect = vec![];
-        for c in finished {
-            let inspect = self.engine.inspect_container(&c.name).await?;
-            let created = parse_time(inspect.created.as_deref());
-            let state = inspect.state.unwrap_or_default();
-            let task = &mut rec.tasks[c.index];
+    ) -> Result<Vec<String>, DispatchError> {
+        let this = &*self;
+        let reads = finished.iter().map(|c| {
             let log_path = store.log_path(&rec.run_id, c.index, c.attempt);
-            if !task.state.is_terminal() && c.attempt >= task.attempts {
-                let code = state.exit_code.unwrap_or(-1);
-                task.attempts = c.attempt;
-                task.exit_code = Some(code);
-                task.started_at = parse_time(state.started_at.as_deref()).or(task.started_at);
-                task.finished_at = parse_time(state.finished_at.as_deref()).or(Some(now));
-                task.bill_span(c.attempt, task.started_at, task.finished_at, false);
-                task.log = Some(log_path.to_string_lossy().into_owned());
-                task.handle = None;
-                let run_dir = store.run_dir(&rec.run_id);
-                let read = outputs::read_result(&outputs::local_dir(&run_dir, task));
-                let (kept, refused) = read.map_or((None, None), ResultRead::split);
-                task.set_result(kept);
-                let stop = task.stop_request.take();
-                let (outcome, reason, kind) =
-                    outcome_of(stop, code, refused, &state, &rec.settings);
-                // Locally: the container's creation, start and end, and how it ended.
-                let seen = crate::record::Timeline {
-                    created_at: created,
-                    started_at: task.started_at,
-                    stopped_at: task.finished_at,
-                    exit_code: Some(code),
-                    reason: reason.clone(),
-                    ..Default::default()
-                };
-                task.saw(c.attempt, &seen);
-                match outcome {
-                    TaskState::Failed => {
-                        let reason = reason.unwrap_or_else(|| "failed".into());
-                        let cancelling = rec.cancel_requested;
-                        fail_attempt(task, c.attempt, reason, kind, &rec.settings, cancelling);
+            async move {
+                let inspect = this.engine.inspect_container(&c.name).await?;
+                this.save_logs(&c.name, &log_path).await?;
+                Ok::<_, DispatchError>((inspect, log_path))
+            }
+        });
+        let reads = futures_util::future::join_all(reads).await;
+        let mut collected = vec![];
+        let mut first_error = None;
+        for (c, read) in finished.into_iter().zip(reads) {
+            let task = &rec.tasks[c.index];
+            let current = !task.state.is_terminal() && c.attempt >= task.attempts;
+            match read {
+                Ok((inspect, log_path)) => {
+                    if current {
+                        record_outcome(rec, &c, inspect, &log_path, store, now);
                     }
-                    TaskState::Cancelled => {
-                        let at = task.finished_at.unwrap_or(now);
-                        task.cancel(reason.unwrap_or_else(|| "cancelled".into()), at);
+                    collected.push(c.name);
+                }
+                Err(DispatchError::Engine(e)) if e.container_gone() => {
+                    if current {
+                        interrupted(rec, c.index, c.attempt, now);
                     }
-                    _ => task.succeed(task.finished_at.unwrap_or(now)),
+                    self.waiting.remove(&c.name);
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
                 }
             }
-            collect.push((c.name, log_path));
         }
-
-        Ok(collect)
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(collected),
+        }
     }
 
     /// Removes containers whose outcome and logs are saved in the record.
@@ -294,29 +304,31 @@ impl LocalDispatcher {
         Ok(())
     }
 
-    /// Starts queued tasks into free slots. Containers the engine created but would not start
-    /// go to `discard`.
-    async fn start_queued(
+    /// Starts tasks into the free slots: those the record says are starting whose container is
+    /// not there, then queued ones. Which attempt of which task is starting is saved
+    /// (`save_first`) before any container is created; when it cannot be, nothing starts.
+    /// Containers the engine created but would not start go to `discard`.
+    async fn start_tasks(
         &mut self,
         rec: &mut RunRecord,
-        running: usize,
+        live: &HashSet<usize>,
         run_dir: &Path,
         discard: &mut Vec<String>,
+        save_first: &mut SaveFirst<'_>,
     ) -> Result<(), DispatchError> {
-        let slots = rec.settings.concurrency.saturating_sub(running);
-        let picks: Vec<usize> = rec.startable().take(slots).map(|t| t.index).collect();
-        if picks.is_empty() {
+        let starting = mark_starting(rec, live, save_first)?;
+        if starting.is_empty() {
             return Ok(());
         }
-        let mut bodies = Vec::with_capacity(picks.len());
-        for &i in &picks {
+        let mut bodies = Vec::with_capacity(starting.len());
+        for &i in &starting {
             bodies.push(container_body(rec, i, run_dir)?);
         }
         let host_cpus = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1) as f64;
-        let starts = picks.iter().zip(bodies).map(|(&i, mut body)| {
-            let attempt = rec.tasks[i].attempts + 1;
+        let starts = starting.iter().zip(bodies).map(|(&i, mut body)| {
+            let attempt = rec.tasks[i].attempts;
             let name = container_name(&rec.run_id, i, attempt);
             // The task's size: the run's, or bigger after an out-of-memory kill.
             let size = super::size_of(&rec.tasks[i], &rec.settings);
@@ -328,10 +340,7 @@ impl LocalDispatcher {
             }
             let engine = self.engine.clone();
             async move {
-                let started = match engine.create_container(&name, body).await {
-                    Ok(()) => engine.start_container(&name).await,
-                    Err(e) => Err(e),
-                };
+                let started = create_and_start(&engine, &name, body).await;
                 (i, attempt, name, started)
             }
         });
@@ -341,15 +350,13 @@ impl LocalDispatcher {
         for (i, attempt, name, started) in results {
             let task = &mut rec.tasks[i];
             match started {
-                Ok(()) => {
-                    task.start(attempt, name.clone(), now);
-                    self.watch_container(&name);
-                }
+                Ok(true) => self.watch_container(&name),
+                // Still not there: the task stays starting, and the next pass makes it again.
+                Ok(false) => {}
                 Err(e) => match refused(&e) {
                     // The engine said no (bad command, invalid limits): this attempt failed.
                     Some(reason) => {
                         task.exit_code = None;
-                        task.started_at = Some(now);
                         task.finished_at = Some(now);
                         let cancelling = rec.cancel_requested;
                         let kind = FailKind::Other;
@@ -368,17 +375,22 @@ impl LocalDispatcher {
         }
     }
 
-    async fn save_logs(&self, name: &str, path: &std::path::Path) -> Result<(), DispatchError> {
+    /// Copies a container's log to `path`, through a temporary file beside it: a log saved
+    /// before is never cut short by a copy that fails (its container removed half way).
+    async fn save_logs(&self, name: &str, path: &Path) -> Result<(), DispatchError> {
         let log_err = |source| DispatchError::StateFile {
             path: path.to_path_buf(),
             source,
         };
-        let mut file = std::fs::File::create(path).map_err(log_err)?;
+        let dir = path.parent().expect("a log is in the run's logs folder");
+        let mut file = tempfile::NamedTempFile::new_in(dir).map_err(log_err)?;
         let mut logs = Box::pin(self.engine.logs(name, false));
         while let Some(chunk) = logs.next().await {
             file.write_all(&chunk?).map_err(log_err)?;
         }
-        file.sync_all().map_err(log_err)
+        file.as_file().sync_all().map_err(log_err)?;
+        file.persist(path).map_err(|e| log_err(e.error))?;
+        Ok(())
     }
 
     pub async fn logs(
@@ -412,7 +424,7 @@ impl LocalDispatcher {
     }
 }
 
-/// The container of a queued task's next attempt (without its limits): the job's command and
+/// The container of a starting task's attempt (without its limits): the job's command and
 /// `JOBRUN_*` environment, its labels, and its output folder (emptied for the new attempt)
 /// mounted at `JOBRUN_OUTPUT_DIR`; the reduce also gets every map task's folder, read-only.
 fn container_body(
@@ -421,7 +433,7 @@ fn container_body(
     run_dir: &Path,
 ) -> Result<ContainerCreateBody, DispatchError> {
     let task = &rec.tasks[i];
-    let attempt = task.attempts + 1;
+    let attempt = task.attempts;
     let folder_err = |path: &Path| {
         let path = path.to_path_buf();
         move |source| DispatchError::StateFile { path, source }
@@ -528,28 +540,225 @@ fn outcome_of(
     }
 }
 
-/// Running tasks whose container is gone (removed outside jobrun): interrupted.
-fn lost_containers(
+/// The tasks to start in this pass, each as starting its attempt: first those the record says
+/// are starting whose container is not there, then queued ones into the free slots. The
+/// queued ones are saved as starting (`save_first`) before anything else is done; when that
+/// fails they are put back as they were, and nothing starts.
+fn mark_starting(
     rec: &mut RunRecord,
     live: &HashSet<usize>,
-    collect: &[(String, PathBuf)],
+    save_first: &mut SaveFirst<'_>,
+) -> Result<Vec<usize>, DispatchError> {
+    // Saved as starting, but no container: the jobrun that saved it stopped before its create
+    // got through (or the engine undid it). The same attempt is made again under the same
+    // name, which keeps it to one container: if the first create got through after all, this
+    // create finds the name taken and starts that container; if it has run already, the
+    // listing found it and it is adopted or collected, not made again. The attempt count
+    // moves only with an outcome, so the task is neither lost nor run twice (unless someone
+    // removes its container before it is seen).
+    let again: Vec<usize> = rec
+        .tasks
+        .iter()
+        .filter(|t| is_starting(t) && !live.contains(&t.index))
+        .map(|t| t.index)
+        .collect();
+    let now = Utc::now();
+    for &i in &again {
+        rec.tasks[i].started_at = Some(now);
+    }
+    let slots = rec
+        .settings
+        .concurrency
+        .saturating_sub(live.len() + again.len());
+    let picks: Vec<usize> = rec.startable().take(slots).map(|t| t.index).collect();
+    if picks.is_empty() {
+        return Ok(again);
+    }
+    let queued: Vec<TaskRecord> = picks.iter().map(|&i| rec.tasks[i].clone()).collect();
+    for &i in &picks {
+        let name = container_name(&rec.run_id, i, rec.tasks[i].attempts + 1);
+        let task = &mut rec.tasks[i];
+        task.start(task.attempts + 1, name, now);
+        task.phase = Some(STARTING.into());
+    }
+    if let Err(e) = save_first(rec) {
+        for task in queued {
+            let i = task.index;
+            rec.tasks[i] = task;
+        }
+        return Err(e.into());
+    }
+    Ok(again.into_iter().chain(picks).collect())
+}
+
+/// Running tasks without a container: one the record says is only starting gets it made
+/// again in this pass (or is cancelled with its run); any other's was removed outside jobrun
+/// while it ran, an interrupted attempt.
+fn lost_containers(rec: &mut RunRecord, live: &HashSet<usize>, now: DateTime<Utc>) {
+    let lost: Vec<usize> = rec
+        .tasks
+        .iter()
+        .filter(|t| t.state == TaskState::Running && !live.contains(&t.index))
+        .map(|t| t.index)
+        .collect();
+    for i in lost {
+        let task = &mut rec.tasks[i];
+        let attempt = task.attempts;
+        match (is_starting(task), rec.cancel_requested) {
+            (true, true) => task.cancel("cancelled before it started", now),
+            (true, false) => {}
+            (false, _) => interrupted(rec, i, attempt, now),
+        }
+    }
+}
+
+/// Attempt `attempt` of task `i` lost its container, removed outside jobrun before its end was
+/// read: interrupted, so retried while attempts remain.
+fn interrupted(rec: &mut RunRecord, i: usize, attempt: u32, now: DateTime<Utc>) {
+    let task = &mut rec.tasks[i];
+    task.finished_at = Some(now);
+    let reason = "its container was removed outside jobrun".to_string();
+    let kind = FailKind::Interrupted;
+    fail_attempt(
+        task,
+        attempt,
+        reason,
+        kind,
+        &rec.settings,
+        rec.cancel_requested,
+    );
+}
+
+/// Writes a finished container's end into its task: exit code, times, result, and whether the
+/// attempt succeeded, failed (and is retried) or was cancelled.
+fn record_outcome(
+    rec: &mut RunRecord,
+    c: &Seen,
+    inspect: ContainerInspectResponse,
+    log_path: &Path,
+    store: &Store,
     now: DateTime<Utc>,
 ) {
-    let RunRecord {
-        tasks,
-        settings,
-        cancel_requested,
-        ..
-    } = rec;
-    for task in tasks.iter_mut().filter(|t| t.state == TaskState::Running) {
-        if !live.contains(&task.index)
-            && !collect.iter().any(|(n, _)| Some(n) == task.handle.as_ref())
-        {
-            let attempt = task.attempts;
-            let reason = "its container was removed outside jobrun".to_string();
-            let kind = FailKind::Interrupted;
-            task.finished_at = Some(now);
-            fail_attempt(task, attempt, reason, kind, settings, *cancel_requested);
+    let created = parse_time(inspect.created.as_deref());
+    let state = inspect.state.unwrap_or_default();
+    let task = &mut rec.tasks[c.index];
+    let code = state.exit_code.unwrap_or(-1);
+    task.attempts = c.attempt;
+    task.exit_code = Some(code);
+    task.started_at = parse_time(state.started_at.as_deref()).or(task.started_at);
+    task.finished_at = parse_time(state.finished_at.as_deref()).or(Some(now));
+    task.bill_span(c.attempt, task.started_at, task.finished_at, false);
+    task.log = Some(log_path.to_string_lossy().into_owned());
+    task.handle = None;
+    let run_dir = store.run_dir(&rec.run_id);
+    let read = outputs::read_result(&outputs::local_dir(&run_dir, task));
+    let (kept, refused) = read.map_or((None, None), ResultRead::split);
+    task.set_result(kept);
+    let stop = task.stop_request.take();
+    let (outcome, reason, kind) = outcome_of(stop, code, refused, &state, &rec.settings);
+    // Locally: the container's creation, start and end, and how it ended.
+    let seen = crate::record::Timeline {
+        created_at: created,
+        started_at: task.started_at,
+        stopped_at: task.finished_at,
+        exit_code: Some(code),
+        reason: reason.clone(),
+        ..Default::default()
+    };
+    task.saw(c.attempt, &seen);
+    match outcome {
+        TaskState::Failed => {
+            let reason = reason.unwrap_or_else(|| "failed".into());
+            let cancelling = rec.cancel_requested;
+            fail_attempt(task, c.attempt, reason, kind, &rec.settings, cancelling);
         }
+        TaskState::Cancelled => {
+            let at = task.finished_at.unwrap_or(now);
+            task.cancel(reason.unwrap_or_else(|| "cancelled".into()), at);
+        }
+        _ => task.succeed(task.finished_at.unwrap_or(now)),
+    }
+}
+
+/// Creates and starts one attempt's container; false when it is still not there after a few
+/// tries. The create takes a name already taken as this attempt's container, made by a jobrun
+/// killed in its create, which the engine may still be making or undoing: the start then finds
+/// no container (404) or one being removed (409), and it is made again after a moment.
+async fn create_and_start(
+    engine: &Engine,
+    name: &str,
+    body: ContainerCreateBody,
+) -> Result<bool, EngineError> {
+    for remake in 0..REMAKES {
+        if remake > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(100 * remake)).await;
+        }
+        engine.create_container(name, body.clone()).await?;
+        match engine.start_container(name).await {
+            Ok(()) => return Ok(true),
+            Err(e) if e.container_gone() => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::tests::record;
+
+    /// A running task without a container: one only starting waits to be made again (or is
+    /// cancelled with its run), one that had started lost it (an interrupted attempt, retried);
+    /// once its container is seen, a starting task has started when the container was made.
+    #[test]
+    fn a_task_without_a_container_was_interrupted_only_if_it_had_started() {
+        let t0 = DateTime::from_timestamp(1_000, 0).unwrap();
+        let now = DateTime::from_timestamp(2_000, 0).unwrap();
+        let mut rec = record("r", "j");
+        rec.settings.max_attempts = 2;
+        rec.tasks = (0..3)
+            .map(|i| TaskRecord::new(i, serde_json::json!({"index": i}), None))
+            .collect();
+        for task in &mut rec.tasks {
+            task.start(1, container_name("r", task.index, 1), t0);
+        }
+        rec.tasks[0].phase = Some(STARTING.into());
+        lost_containers(&mut rec, &HashSet::from([2]), now);
+        let [starting, lost, live] = &rec.tasks[..] else {
+            panic!("three tasks")
+        };
+        assert!(
+            is_starting(starting) && starting.attempts == 1,
+            "{starting:?}"
+        );
+        assert_eq!((lost.state, lost.attempts), (TaskState::Queued, 1));
+        assert_eq!(
+            lost.reason.as_deref(),
+            Some("attempt 1 its container was removed outside jobrun; retrying")
+        );
+        assert_eq!(live.state, TaskState::Running);
+
+        let seen = Seen {
+            name: container_name("r", 0, 1),
+            index: 0,
+            attempt: 1,
+            state: ContainerSummaryStateEnum::RUNNING,
+            created: Some(1_500),
+        };
+        let mut adopted = rec.clone();
+        adopt(&mut adopted.tasks[0], &seen, now);
+        let task = &adopted.tasks[0];
+        assert_eq!(
+            (task.state, task.attempts, task.phase.as_deref()),
+            (TaskState::Running, 1, None)
+        );
+        assert_eq!(task.started_at, DateTime::from_timestamp(1_500, 0));
+
+        rec.cancel_requested = true;
+        lost_containers(&mut rec, &HashSet::from([2]), now);
+        let task = &rec.tasks[0];
+        assert_eq!(task.state, TaskState::Cancelled);
+        assert_eq!(task.reason.as_deref(), Some("cancelled before it started"));
     }
 }

@@ -193,6 +193,11 @@ pub enum DispatchError {
     Remote(#[from] remote::RemoteError),
 }
 
+/// Saves the record at once, for a dispatcher that must have it on disk before it acts (the
+/// local one: the tasks it is about to start, before it creates their containers). The caller
+/// of [`Dispatcher::reconcile`] gives it, and so knows what is saved.
+pub type SaveFirst<'a> = dyn FnMut(&RunRecord) -> Result<(), StoreError> + Send + 'a;
+
 /// Handles of finished work to clean up after the record that says so is saved.
 #[must_use]
 pub struct Release(Vec<String>);
@@ -261,15 +266,17 @@ impl Dispatcher {
     /// Moves the run forward: collects finished tasks (outcome and logs), enforces timeouts and
     /// cancellation, retries, and starts queued tasks within the concurrency limit. Returns what
     /// may be released (e.g. finished containers) once the updated record is saved: releasing
-    /// first could lose an outcome if jobrun died in between.
+    /// first could lose an outcome if jobrun died in between. The record is saved half way
+    /// with `save_first` when a dispatcher must not act before it is (local: starts).
     pub async fn reconcile(
         &mut self,
         record: &mut RunRecord,
         store: &Store,
+        save_first: &mut SaveFirst<'_>,
     ) -> Result<Release, DispatchError> {
         record.settle_reduce();
         let release = match self {
-            Dispatcher::Local(t) => Release(t.reconcile(record, store).await?),
+            Dispatcher::Local(t) => Release(t.reconcile(record, store, save_first).await?),
             Dispatcher::Ecs(t) => {
                 t.reconcile(record).await?;
                 Release(vec![])

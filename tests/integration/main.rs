@@ -2,6 +2,7 @@
 //! engine (the shape of just's `tests/`). No test pulls an image: the test job is a static binary
 //! (tests/fixtures/task.rs) in a FROM-scratch image that `jobrun build` makes.
 
+mod docker_proxy;
 mod harness;
 mod services;
 
@@ -15,6 +16,7 @@ mod in_aws;
 mod infra;
 mod init;
 mod lifecycle;
+mod local_faults;
 mod outputs_ecs;
 mod push;
 mod queue;
