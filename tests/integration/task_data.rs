@@ -21,7 +21,7 @@ fn run_within(t: &Test, args: &[&str], limit: Duration) -> crate::harness::Run {
     crate::harness::Run::from(child.wait_with_output().unwrap())
 }
 
-fn task<'a>(status: &'a Value, index: u64) -> &'a Value {
+fn task(status: &Value, index: u64) -> &Value {
     status["tasks"]
         .as_array()
         .unwrap()
