@@ -346,6 +346,12 @@ pub struct ResultsArgs {
     /// Only the first N rows (after --sort)
     #[arg(long, value_name = "N")]
     pub top: Option<usize>,
+    /// Name the winner by this result key (default: the job's `[results] metric`)
+    #[arg(long, value_name = "KEY")]
+    pub metric: Option<String>,
+    /// Whether the smallest or the largest value of the metric wins
+    #[arg(long, value_enum, requires = "metric")]
+    pub goal: Option<crate::record::schema::Goal>,
     /// Copy every task's output folder to DIR/<index>/ (and the reduce's to DIR/reduce/),
     /// fetching only files that are missing or changed
     #[arg(long, value_name = "DIR")]

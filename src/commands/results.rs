@@ -16,6 +16,13 @@ pub async fn results(file: Option<&Path>, args: ResultsArgs, ui: &Ui) -> Result<
     let store = open_store()?;
     let rec = current(&store, resolve(&store, file, &args.run).await?).await?;
     let mut table = Results::of(&rec);
+    if let Some(metric) = &args.metric {
+        let objective = crate::record::schema::Objective {
+            metric: metric.strip_prefix("result.").unwrap_or(metric).to_string(),
+            goal: args.goal.unwrap_or_default(),
+        };
+        table = table.judged_by(&rec, &objective);
+    }
     if let Some(key) = &args.sort {
         let column = table.column(key).ok_or_else(|| {
             Failure::usage(format!(

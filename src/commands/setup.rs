@@ -42,7 +42,12 @@ pub fn config(
 
 pub fn completions(shell: clap_complete::Shell) -> Result<Exit> {
     use clap::CommandFactory;
-    clap_complete::generate(shell, &mut Cli::command(), "jobrun", &mut std::io::stdout());
+    // Into a buffer, then through the quiet-pipe stdout: clap_complete panics on a write
+    // error, so `jobrun completions bash | head` used to end in a panic.
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "jobrun", &mut script);
+    use std::io::Write;
+    let _ = crate::ui::Stdout.write_all(&script);
     Ok(Exit::Ok)
 }
 
@@ -126,6 +131,7 @@ fn as_toml(job: &Job) -> std::result::Result<String, String> {
         "ecs",
         "schedule",
         "notify",
+        "results",
         "aws",
     ];
     let mut sections = vec![];

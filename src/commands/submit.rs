@@ -207,6 +207,7 @@ fn settings_of(job: &Job) -> RunSettings {
         public_ipv4: job.ecs.assign_public_ip,
         prices: None,
         dispatched: false,
+        objective: job.results.clone(),
     }
 }
 

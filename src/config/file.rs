@@ -4,7 +4,7 @@
 
 use super::ConfigError;
 use super::job::{
-    CapacityKind, CostSpec, DispatchMode, NotifyEvent, Overlap, PolicyStatement, ReduceWhen,
+    CapacityKind, CostSpec, DispatchMode, Goal, NotifyEvent, Overlap, PolicyStatement, ReduceWhen,
     RetryExitCodes, TargetKind, parse_duration,
 };
 use crate::resources::{MemoryMib, Vcpu};
@@ -56,6 +56,16 @@ pub struct FileConfig {
     /// `[cost]` (checked by `resolve`).
     #[serde(default)]
     pub cost: CostSpec,
+    #[serde(default)]
+    pub results: ResultsSection,
+}
+
+/// `[results]`: which result key decides who won, and which way.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ResultsSection {
+    pub metric: Option<String>,
+    pub goal: Option<Goal>,
 }
 
 /// `[reduce]`: a task run once after the map tasks, reading their outputs.

@@ -4,7 +4,8 @@
 
 pub use super::arch::Arch;
 pub use crate::record::schema::{
-    Capacity, CapacityKind, NotifyEvent, NotifySpec, Rates, ReduceWhen, RetryExitCodes,
+    Capacity, CapacityKind, Goal, NotifyEvent, NotifySpec, Objective, Rates, ReduceWhen,
+    RetryExitCodes,
 };
 use crate::resources::{MemoryMib, Vcpu};
 use serde::{Deserialize, Serialize};
@@ -174,6 +175,8 @@ pub struct Job {
     pub reduce: Option<ReduceSpec>,
     /// `[cost]`.
     pub cost: CostSpec,
+    /// `[results]`: what decides which configuration won, when the job says.
+    pub results: Option<Objective>,
 }
 
 impl Job {

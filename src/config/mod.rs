@@ -113,6 +113,30 @@ mod tests {
     }
 
     #[test]
+    fn results_name_a_metric_and_its_goal() {
+        let none = (&Overrides::default(), &Overrides::default());
+        let job = |extra: &str| load_str(&format!("[job]\nname = \"wc\"\n{extra}"), none.0, none.1);
+        assert_eq!(job("").unwrap().results, None);
+        let o = job("[results]\nmetric = \"result.loss\"\n")
+            .unwrap()
+            .results
+            .unwrap();
+        assert_eq!((o.metric.as_str(), o.goal), ("loss", Goal::Minimize));
+        let o = job("[results]\nmetric = \"acc\"\ngoal = \"maximize\"\n")
+            .unwrap()
+            .results;
+        assert_eq!(o.unwrap().goal, Goal::Maximize);
+        let e = job("[results]\ngoal = \"maximize\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("results.goal needs results.metric"), "{e}");
+        let e = job("[results]\nmetric = \"loss\"\ngoal = \"lowest\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("results.goal"), "{e}");
+    }
+
+    #[test]
     fn minimal_file_gets_defaults() {
         let job = load_str(
             "[job]\nname = \"wc\"\n",

@@ -283,8 +283,26 @@ pub(super) fn resolve(
         notify: notify(&file.notify, file.aws.profile.as_deref()).map_err(invalid)?,
         reduce: reduce(file.reduce.as_ref(), target).map_err(invalid)?,
         cost: cost(&file.cost).map_err(invalid)?,
+        results: objective(&file.results).map_err(invalid)?,
         dir,
     })
+}
+
+/// `[results]`: a metric (a result key) and its goal; a goal alone says nothing.
+fn objective(section: &super::file::ResultsSection) -> Result<Option<Objective>, String> {
+    match (&section.metric, section.goal) {
+        (None, None) => Ok(None),
+        (None, Some(_)) => {
+            Err("results.goal needs results.metric: the result key it is about".into())
+        }
+        (Some(m), _) if m.trim().is_empty() || m.trim() != m => {
+            Err("results.metric is a key of the tasks' result.json, e.g. \"loss\"".into())
+        }
+        (Some(metric), goal) => Ok(Some(Objective {
+            metric: metric.strip_prefix("result.").unwrap_or(metric).to_string(),
+            goal: goal.unwrap_or_default(),
+        })),
+    }
 }
 
 /// `[cost]`: prices are positive, the Spot discount a fraction.

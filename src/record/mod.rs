@@ -16,7 +16,7 @@ mod task;
 mod timeline;
 
 pub use queue::{QueueRun, QueueStats};
-use schema::{Bill, Capacity, NotifySpec, Prices, Rates, ReduceWhen, RetryExitCodes};
+use schema::{Bill, Capacity, NotifySpec, Objective, Prices, Rates, ReduceWhen, RetryExitCodes};
 pub use site::{AgentUsed, ClusterProviders, EcsSite, Placement};
 pub use task::{Config, Stage, StopRequest, TaskRecord, TaskState};
 pub use timeline::{Phase, Spread, Timeline};
@@ -72,6 +72,9 @@ pub struct RunSettings {
     /// Fired by a schedule: a dispatcher task ran alongside it for as long as it took.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub dispatched: bool,
+    /// `[results]`: the metric whose best value names the winning configuration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub objective: Option<Objective>,
 }
 
 fn default_storage() -> u32 {
@@ -530,6 +533,7 @@ pub(crate) mod tests {
                 public_ipv4: false,
                 prices: None,
                 dispatched: false,
+                objective: None,
             },
             created_at: Utc::now(),
             finished_at: None,

@@ -75,6 +75,25 @@ impl NotifySpec {
     }
 }
 
+/// What a sweep is run for: the result key that decides which configuration won, and whether
+/// smaller or larger wins (`[results] metric` / `goal`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Objective {
+    /// A key of the tasks' results (`loss`, or `eval.loss` for a nested one).
+    pub metric: String,
+    #[serde(default)]
+    pub goal: Goal,
+}
+
+/// Whether the smallest or the largest value of the metric wins.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Goal {
+    #[default]
+    Minimize,
+    Maximize,
+}
+
 /// When a run's reduce task runs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

@@ -1,6 +1,7 @@
 //! What `status`, `runs` and the end of `watch` print: types that are both `Display` (for people)
 //! and `Serialize` (for `--output json`), built from a run record.
 
+pub mod best;
 pub mod overview;
 pub mod phases;
 pub mod planned;
@@ -48,6 +49,9 @@ pub struct RunStatus {
     pub size: crate::record::schema::TaskSize,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub grown: Vec<Grown>,
+    /// Who won, by the run's objective (`[results] metric`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub best: Option<best::Best>,
     pub tasks: Vec<TaskStatus>,
     /// Text lists every task that did not succeed (`status --tasks`), not the overview.
     #[serde(skip)]
@@ -168,6 +172,11 @@ impl RunStatus {
                 memory_mib: rec.settings.memory_mib,
             },
             grown: Grown::of(rec),
+            best: rec
+                .settings
+                .objective
+                .as_ref()
+                .and_then(|o| best::Best::of(rec, o)),
             tasks: rec
                 .tasks
                 .iter()
@@ -318,6 +327,9 @@ impl fmt::Display for RunStatus {
         if let Some(line) = grown_line(self) {
             write!(f, "\nmemory  {line}")?;
         }
+        if let Some(best) = &self.best {
+            write!(f, "\n{best}")?;
+        }
         if !self.every_task {
             if overview::write_overview(f, &self.tasks)? {
                 write!(f, "\nevery task: jobrun status {} --tasks", self.run_id)?;
@@ -371,6 +383,9 @@ impl fmt::Display for Summary {
         }
         if let Some(line) = grown_line(s) {
             write!(f, "\n{line}")?;
+        }
+        if let Some(best) = &s.best {
+            write!(f, "\n{best}")?;
         }
         if overview::write_overview(f, &s.tasks)? {
             write!(f, "\nmore: jobrun status {} --tasks", s.run_id)?;

@@ -17,6 +17,9 @@ pub struct Results {
     pub rows: Vec<Map<String, Value>>,
     /// The reduce task's row, when the run has one.
     pub reduce: Option<Map<String, Value>>,
+    /// The winning task by the run's objective (`[results] metric`, or `--metric`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub best: Option<super::best::Best>,
 }
 
 impl Results {
@@ -53,7 +56,22 @@ impl Results {
             columns,
             rows,
             reduce: rec.reduce_task().map(row),
+            best: rec
+                .settings
+                .objective
+                .as_ref()
+                .and_then(|o| super::best::Best::of(rec, o)),
         }
+    }
+
+    /// The winner by another objective than the run's (`results --metric`).
+    pub fn judged_by(
+        mut self,
+        rec: &RunRecord,
+        objective: &crate::record::schema::Objective,
+    ) -> Results {
+        self.best = super::best::Best::of(rec, objective);
+        self
     }
 
     /// The column a `--sort` key names: itself, else `result.KEY`, else `config.KEY`.
@@ -210,6 +228,9 @@ impl fmt::Display for Results {
                 write!(f, "  result_error={}", text_cell(Some(e)))?;
             }
             writeln!(f)?;
+        }
+        if let Some(best) = &self.best {
+            writeln!(f, "{best}")?;
         }
         Ok(())
     }

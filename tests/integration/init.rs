@@ -42,3 +42,23 @@ fn every_template_renders_a_valid_job() {
         .assert_error(2, "unknown template `cobol`");
     assert!(!t.dir.path().join("x").exists());
 }
+
+#[test]
+fn completions_into_a_closed_pipe_end_quietly() {
+    use std::io::Read;
+    let t = Test::new();
+    // `jobrun completions bash | head -1`: the reader goes away after the first bytes.
+    let mut child = t.spawn(&["completions", "bash"]);
+    let mut first = [0u8; 16];
+    child
+        .stdout
+        .as_mut()
+        .unwrap()
+        .read_exact(&mut first)
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+}

@@ -459,3 +459,40 @@ fn reuse_runs_only_what_did_not_run_before() {
     let s = t.status("");
     assert_eq!(s["reused"], 2, "{s}");
 }
+
+#[test]
+fn the_summary_status_and_results_say_which_configuration_won() {
+    let t = Test::with_task(
+        r#"command = ["/task", "write", "result.json", "{{\"loss\": {config.lr}}}"]
+
+[results]
+metric = "loss"
+goal = "minimize""#,
+    );
+    t.build();
+    configs(&t, &[0.5, 0.1, 0.9, 0.3]);
+    let r = t.run(&["submit", "--configs", "configs.jsonl"]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    let line = "best: #1 lr=0.1 → loss 0.1 (smallest of 4; 2nd: #3 0.3, median 0.4)";
+    assert!(
+        r.stdout.contains(line),
+        "the summary names the winner:\n{}",
+        r.stdout
+    );
+    let run = t.only_run();
+    let status = t.status(&run);
+    assert_eq!(status["best"]["index"], 1, "{}", status["best"]);
+    assert_eq!(status["best"]["value"], 0.1);
+    assert_eq!(status["best"]["config"]["lr"], 0.1);
+    assert_eq!(status["best"]["second"]["index"], 3);
+    let text = t.run(&["status", &run]).stdout;
+    assert!(text.contains(line), "{text}");
+    let results = t.run(&["results", &run]).stdout;
+    assert!(results.trim_end().ends_with(line), "{results}");
+    // Another objective at read time: the largest loss "wins".
+    let most = results_json(&t, &["--metric", "loss", "--goal", "maximize"]);
+    assert_eq!(most["best"]["index"], 2, "{}", most["best"]);
+    // A metric no task has names no winner.
+    let none = results_json(&t, &["--metric", "accuracy"]);
+    assert!(none.get("best").is_none(), "{none}");
+}

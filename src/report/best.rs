@@ -1,0 +1,228 @@
+//! Who won: what a sweep is run for, said in one line. The winner is the succeeded map task
+//! whose result has the best value of the run's metric (`[results] metric`, smallest or
+//! largest by `goal`); a tie goes to the lower index. Tasks without a number under the metric
+//! (failed, no result.json, another key) take no part, and with none there is no winner —
+//! nothing claims one.
+
+use crate::record::schema::{Goal, Objective};
+use crate::record::{RunRecord, Stage, TaskState};
+use serde::Serialize;
+use serde_json::Value;
+use std::fmt;
+
+/// The winning task of a run, the runner-up and the median, for people and for scripts.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Best {
+    pub metric: String,
+    pub goal: Goal,
+    pub index: usize,
+    pub value: f64,
+    pub config: Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub second: Option<Runner>,
+    /// The median over every task that has the metric.
+    pub median: f64,
+    /// How many tasks have the metric.
+    pub of: usize,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Runner {
+    pub index: usize,
+    pub value: f64,
+}
+
+/// The value under `metric` (dots walk into nested objects) of a result, when a finite number.
+fn value_of(result: &Value, metric: &str) -> Option<f64> {
+    let mut v = result;
+    for part in metric.split('.') {
+        v = v.get(part)?;
+    }
+    v.as_f64().filter(|x| x.is_finite())
+}
+
+impl Best {
+    /// The run's winner by `objective`, if any task has the metric.
+    pub fn of(rec: &RunRecord, objective: &Objective) -> Option<Best> {
+        let mut scored: Vec<(usize, f64)> = rec
+            .tasks
+            .iter()
+            .filter(|t| t.stage == Stage::Map && t.state == TaskState::Succeeded)
+            .filter_map(|t| Some((t.index, value_of(t.result.as_ref()?, &objective.metric)?)))
+            .collect();
+        // Best first; equal values keep index order (the sort is stable).
+        scored.sort_by(|a, b| match objective.goal {
+            Goal::Minimize => a.1.total_cmp(&b.1),
+            Goal::Maximize => b.1.total_cmp(&a.1),
+        });
+        let &(index, value) = scored.first()?;
+        let mut values: Vec<f64> = scored.iter().map(|s| s.1).collect();
+        values.sort_by(f64::total_cmp);
+        let n = values.len();
+        let median = match n % 2 {
+            1 => values[n / 2],
+            _ => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+        };
+        Some(Best {
+            metric: objective.metric.clone(),
+            goal: objective.goal,
+            index,
+            value,
+            config: rec.tasks[index].config.value(),
+            second: scored.get(1).map(|&(index, value)| Runner { index, value }),
+            median,
+            of: n,
+        })
+    }
+}
+
+/// A number for people: four significant digits, no trailing zeros (`0.002602`, `1235`,
+/// `1.5e-7`); JSON keeps full precision.
+pub fn short(x: f64) -> String {
+    if x == 0.0 || !x.is_finite() {
+        return x.to_string();
+    }
+    let magnitude = x.abs().log10().floor() as i32;
+    if !(-5..=9).contains(&magnitude) {
+        return format!("{x:.3e}");
+    }
+    let decimals = (3 - magnitude).max(0) as usize;
+    let s = format!("{x:.decimals$}");
+    match s.contains('.') {
+        true => s.trim_end_matches('0').trim_end_matches('.').to_string(),
+        false => s,
+    }
+}
+
+/// A configuration as `key=value` words, nested keys joined with dots.
+fn config_words(v: &Value, prefix: &str, out: &mut Vec<String>) {
+    match v {
+        Value::Object(o) => {
+            for (k, v) in o {
+                let key = match prefix {
+                    "" => k.clone(),
+                    p => format!("{p}.{k}"),
+                };
+                config_words(v, &key, out);
+            }
+        }
+        Value::String(s) => out.push(format!("{prefix}={s}")),
+        Value::Number(n) => out.push(format!(
+            "{prefix}={}",
+            n.as_f64().map_or(n.to_string(), short)
+        )),
+        other => out.push(format!("{prefix}={other}")),
+    }
+}
+
+impl fmt::Display for Best {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut words = vec![];
+        config_words(&self.config, "", &mut words);
+        let config = crate::ui::printable(&words.join(" "), "").into_owned();
+        write!(f, "best: #{}", self.index)?;
+        if !config.is_empty() {
+            write!(f, " {config}")?;
+        }
+        write!(f, " → {} {}", self.metric, short(self.value))?;
+        let goal = match self.goal {
+            Goal::Minimize => "smallest",
+            Goal::Maximize => "largest",
+        };
+        match &self.second {
+            Some(r) => write!(
+                f,
+                " ({goal} of {}; 2nd: #{} {}, median {})",
+                self.of,
+                r.index,
+                short(r.value),
+                short(self.median)
+            ),
+            None => write!(f, " (the only task with {})", self.metric),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::tests::record;
+    use serde_json::json;
+
+    fn run(results: &[Option<Value>], failed: &[usize]) -> RunRecord {
+        let mut rec = record("20260101-000000-a-0001", "a");
+        rec.tasks = results
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let mut t = crate::record::TaskRecord::new(i, json!({"lr": i as f64 / 10.0}), None);
+                t.start(1, format!("c{i}"), chrono::Utc::now());
+                match failed.contains(&i) {
+                    true => t.cancel("x", chrono::Utc::now()),
+                    false => t.succeed(chrono::Utc::now()),
+                }
+                t.result = r.clone();
+                t
+            })
+            .collect();
+        rec
+    }
+
+    fn objective(metric: &str, goal: Goal) -> Objective {
+        Objective {
+            metric: metric.into(),
+            goal,
+        }
+    }
+
+    #[test]
+    fn the_best_value_wins_ties_go_to_the_lower_index_and_missing_values_take_no_part() {
+        let rec = run(
+            &[
+                Some(json!({"loss": 0.5})),
+                Some(json!({"loss": 0.2})),
+                None,
+                Some(json!({"loss": "n/a"})),
+                Some(json!({"loss": 0.2})),
+                Some(json!({"loss": 0.01})),
+                Some(json!({"loss": 0.9, "eval": {"acc": 0.7}})),
+            ],
+            &[5],
+        );
+        let best = Best::of(&rec, &objective("loss", Goal::Minimize)).unwrap();
+        assert_eq!((best.index, best.value), (1, 0.2));
+        assert_eq!(
+            best.second,
+            Some(Runner {
+                index: 4,
+                value: 0.2
+            })
+        );
+        assert_eq!((best.of, best.median), (4, 0.35));
+        assert_eq!(
+            best.to_string(),
+            "best: #1 lr=0.1 → loss 0.2 (smallest of 4; 2nd: #4 0.2, median 0.35)"
+        );
+        let most = Best::of(&rec, &objective("loss", Goal::Maximize)).unwrap();
+        assert_eq!(most.index, 6);
+        let nested = Best::of(&rec, &objective("eval.acc", Goal::Maximize)).unwrap();
+        assert_eq!((nested.index, nested.second.clone()), (6, None));
+        assert!(
+            nested
+                .to_string()
+                .ends_with("(the only task with eval.acc)"),
+            "{nested}"
+        );
+        assert!(Best::of(&rec, &objective("accuracy", Goal::Maximize)).is_none());
+    }
+
+    #[test]
+    fn numbers_for_people_have_four_significant_digits() {
+        assert_eq!(short(0.0025650930533125584), "0.002565");
+        assert_eq!(short(1234.5678), "1235");
+        assert_eq!(short(0.5), "0.5");
+        assert_eq!(short(-12.0), "-12");
+        assert_eq!(short(3.0e-7), "3.000e-7");
+        assert_eq!(short(0.0), "0");
+    }
+}
