@@ -4,6 +4,7 @@
 //! (failed, no result.json, another key) take no part, and with none there is no winner —
 //! nothing claims one.
 
+use super::short;
 use crate::record::schema::{Goal, Objective};
 use crate::record::{RunRecord, Stage, TaskState};
 use serde::Serialize;
@@ -73,24 +74,6 @@ impl Best {
             median,
             of: n,
         })
-    }
-}
-
-/// A number for people: four significant digits, no trailing zeros (`0.002602`, `1235`,
-/// `1.5e-7`); JSON keeps full precision.
-pub fn short(x: f64) -> String {
-    if x == 0.0 || !x.is_finite() {
-        return x.to_string();
-    }
-    let magnitude = x.abs().log10().floor() as i32;
-    if !(-5..=9).contains(&magnitude) {
-        return format!("{x:.3e}");
-    }
-    let decimals = (3 - magnitude).max(0) as usize;
-    let s = format!("{x:.decimals$}");
-    match s.contains('.') {
-        true => s.trim_end_matches('0').trim_end_matches('.').to_string(),
-        false => s,
     }
 }
 
@@ -214,15 +197,5 @@ mod tests {
             "{nested}"
         );
         assert!(Best::of(&rec, &objective("accuracy", Goal::Maximize)).is_none());
-    }
-
-    #[test]
-    fn numbers_for_people_have_four_significant_digits() {
-        assert_eq!(short(0.0025650930533125584), "0.002565");
-        assert_eq!(short(1234.5678), "1235");
-        assert_eq!(short(0.5), "0.5");
-        assert_eq!(short(-12.0), "-12");
-        assert_eq!(short(3.0e-7), "3.000e-7");
-        assert_eq!(short(0.0), "0");
     }
 }

@@ -293,6 +293,24 @@ impl fmt::Display for WorkerTimes {
     }
 }
 
+/// A number as people read it: four significant digits, no trailing zeros (`0.002602`,
+/// `1235`), scientific when very large or small (`1.500e-7`); JSON keeps full precision.
+pub fn short(x: f64) -> String {
+    if x == 0.0 || !x.is_finite() {
+        return x.to_string();
+    }
+    let magnitude = x.abs().log10().floor() as i32;
+    if !(-3..6).contains(&magnitude) {
+        return format!("{x:.3e}");
+    }
+    let decimals = (3 - magnitude).max(0) as usize;
+    let text = format!("{x:.decimals$}");
+    match text.contains('.') {
+        true => text.trim_end_matches('0').trim_end_matches('.').to_string(),
+        false => text,
+    }
+}
+
 pub fn secs(d: f64) -> String {
     if d < 60.0 {
         format!("{d:.1}s")
@@ -514,6 +532,16 @@ impl fmt::Display for Submitted {
 mod tests {
     use super::*;
     use crate::record::Timeline;
+
+    #[test]
+    fn numbers_for_people_have_four_significant_digits() {
+        assert_eq!(short(0.0025650930533125584), "0.002565");
+        assert_eq!(short(1234.5678), "1235");
+        assert_eq!(short(0.5), "0.5");
+        assert_eq!(short(-12.0), "-12");
+        assert_eq!(short(3.0e-7), "3.000e-7");
+        assert_eq!(short(0.0), "0");
+    }
 
     #[test]
     fn workers_say_when_they_ran_and_how_their_start_went() {

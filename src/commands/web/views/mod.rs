@@ -325,21 +325,9 @@ pub fn plain(v: &Value) -> String {
 /// A number as people read it: integers whole, others to four significant digits (scientific
 /// when very large or small); anything else as [`plain`].
 pub fn human(v: &Value) -> String {
-    let Some(f) = v.as_f64().filter(|_| v.is_f64()) else {
-        return plain(v);
-    };
-    if f == 0.0 || !f.is_finite() {
-        return f.to_string();
-    }
-    let mag = f.abs().log10().floor() as i32;
-    if !(-3..6).contains(&mag) {
-        return format!("{f:.3e}");
-    }
-    let decimals = (3 - mag).max(0) as usize;
-    let text = format!("{f:.decimals$}");
-    match text.contains('.') {
-        true => text.trim_end_matches('0').trim_end_matches('.').to_string(),
-        false => text,
+    match v.as_f64().filter(|_| v.is_f64()) {
+        Some(f) => crate::report::short(f),
+        None => plain(v),
     }
 }
 
