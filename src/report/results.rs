@@ -175,7 +175,11 @@ fn flatten(prefix: &str, v: &Value, out: &mut Map<String, Value>) {
 /// A cell of the text table: one line whatever the value holds (a newline or a terminal
 /// escape in a task's result is shown as `\n`, `\u{1b}`).
 fn text_cell(v: Option<&Value>) -> String {
-    crate::ui::printable(&cell(v), "").into_owned()
+    match v {
+        // For people: four significant digits (`-o json` and `-o csv` keep every digit).
+        Some(Value::Number(n)) if n.is_f64() => crate::report::short(n.as_f64().unwrap_or(0.0)),
+        _ => crate::ui::printable(&cell(v), "").into_owned(),
+    }
 }
 
 impl fmt::Display for Results {
@@ -202,17 +206,38 @@ impl fmt::Display for Results {
                     .unwrap_or(0)
             })
             .collect();
-        let line = |f: &mut fmt::Formatter<'_>, values: &[String]| {
+        // A column of numbers (every value present is one) is right-aligned, header too.
+        let numeric: Vec<bool> = self
+            .columns
+            .iter()
+            .map(|c| {
+                let mut present = self
+                    .rows
+                    .iter()
+                    .filter_map(|r| present(r.get(c)))
+                    .peekable();
+                present.peek().is_some() && present.all(Value::is_number)
+            })
+            .collect();
+        let line = |f: &mut fmt::Formatter<'_>, values: &[String], mark: &str| {
             let padded: Vec<String> = values
                 .iter()
-                .zip(&widths)
-                .map(|(v, w)| format!("{v:<w$}"))
+                .zip(widths.iter().zip(&numeric))
+                .map(|(v, (w, right))| match right {
+                    true => format!("{v:>w$}"),
+                    false => format!("{v:<w$}"),
+                })
                 .collect();
-            writeln!(f, "{}", padded.join("  ").trim_end())
+            writeln!(f, "{}{mark}", padded.join("  ").trim_end())
         };
-        line(f, &columns)?;
-        for r in &cells {
-            line(f, r)?;
+        line(f, &columns, "")?;
+        let best = self.best.as_ref().map(|b| Value::from(b.index));
+        for (r, row) in cells.iter().zip(&self.rows) {
+            let mark = match best.is_some() && row.get("index") == best.as_ref() {
+                true => "  ← best",
+                false => "",
+            };
+            line(f, r, mark)?;
         }
         if let Some(reduce) = &self.reduce {
             let result: Vec<String> = reduce
@@ -315,5 +340,36 @@ mod tests {
         assert_eq!(order, [0, 3, 1, 2]);
         assert_eq!(r.column("opt.name").as_deref(), Some("config.opt.name"));
         assert_eq!(r.column("nope"), None);
+    }
+
+    #[test]
+    fn text_is_for_people_numbers_short_and_right_aligned_the_best_marked() {
+        let mut rec = run();
+        rec.tasks[1].result = Some(json!({"loss": 0.0025650930533125584}));
+        rec.settings.objective = Some(crate::record::schema::Objective {
+            metric: "loss".into(),
+            goal: Default::default(),
+        });
+        let r = Results::of(&rec);
+        let text = r.to_string();
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].starts_with("index  state"), "{text}");
+        // Four significant digits in text; JSON keeps every digit.
+        assert!(lines[2].contains("0.002565  "), "{text}");
+        assert_eq!(r.rows[1]["result.loss"], 0.0025650930533125584);
+        assert!(lines[2].ends_with("← best"), "{text}");
+        assert!(!lines[1].contains("best"), "{text}");
+        // `loss` values end in the same column (right-aligned): 3, 0.002565, 2.
+        let end = |l: &str, v: &str| l.find(v).map(|i| i + v.len());
+        assert_eq!(
+            end(lines[1], "  3  "),
+            end(lines[2], "0.002565  "),
+            "{text}"
+        );
+        assert!(
+            text.trim_end()
+                .ends_with("(smallest of 3; 2nd: #3 2, median 2)"),
+            "{text}"
+        );
     }
 }
