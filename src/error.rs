@@ -118,6 +118,9 @@ impl From<PlanError> for Failure {
             PlanError::Invalid(_) => {
                 "see `jobrun submit --help` for --configs, --matrix and {placeholders}"
             }
+            PlanError::TooMany(_) => {
+                "check the count (a typo?), or split the sweep into runs of at most 10000 tasks"
+            }
             PlanError::Aws(_) => "check the bucket and prefix (`aws s3 ls`) and your AWS access",
             PlanError::S3Url(_) => "e.g. --from-s3 s3://my-bucket/inputs/",
             PlanError::NotAnInput(url) => {

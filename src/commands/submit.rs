@@ -114,12 +114,7 @@ fn planned<'a>(req: &'a SubmitRequest, run_id: &str) -> Result<Planned<'a>> {
         Tasks::FromS3(url) => return Ok(Planned::FromS3(url)),
     };
     if configs.len() > plan::MAX_TASKS {
-        return Err(plan::PlanError::Invalid(format!(
-            "{} configurations: more than the {} tasks one run may have",
-            configs.len(),
-            plan::MAX_TASKS
-        ))
-        .into());
+        return Err(plan::PlanError::TooMany(format!("{} configurations", configs.len())).into());
     }
     let tasks = plan::tasks(configs, req.job.run.command.as_deref(), run_id)?;
     // What the target can carry: a local task gets its configuration and arguments through

@@ -26,6 +26,9 @@ pub enum PlanError {
     },
     #[error("{0}")]
     Invalid(String),
+    /// More tasks than one run may have.
+    #[error("{0}: more than {MAX_TASKS} tasks, the most one run may have")]
+    TooMany(String),
     #[error("{0}")]
     S3Url(String),
     #[error("the task role may not read {0}: it is not under any of ecs.inputs")]
@@ -53,9 +56,7 @@ pub const ECS_CONFIG_LIMIT: usize = 1024 * 1024;
 pub const ECS_ARG_LIMIT: usize = 8 * 1024;
 
 fn too_many(what: impl std::fmt::Display) -> PlanError {
-    PlanError::Invalid(format!(
-        "{what}: more than {MAX_TASKS} tasks, the most one run may have"
-    ))
+    PlanError::TooMany(what.to_string())
 }
 
 /// One task of a run, before it is started.

@@ -233,6 +233,9 @@ fn inputs_the_target_cannot_take_are_refused_before_anything_starts() {
         &["submit", "--configs", "1000000000000"],
         "more than 10000 tasks",
     );
+    let r = t.run(&["submit", "--configs", "10001"]);
+    let hint = "hint: check the count (a typo?), or split the sweep";
+    assert!(r.stderr.contains(hint), "{}", r.stderr);
     refused(
         &["submit", "--configs", "99999999999999999999999"],
         "more than 10000 tasks",
