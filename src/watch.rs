@@ -386,7 +386,11 @@ impl View {
             }
             Mode::Bars(b) => {
                 for t in changes.iter().filter(|t| t.state == TaskState::Failed) {
-                    b.multi.suspend(|| eprintln!("{}", describe(rec, t)));
+                    // A reason may carry a task's words (a file name): shown, not obeyed
+                    // (the other modes print through `ui::out`, which escapes too).
+                    let line = describe(rec, t);
+                    b.multi
+                        .suspend(|| eprintln!("{}", crate::ui::printable(&line, "")));
                 }
                 let s = RunStatus::of(rec);
                 b.overall.set_prefix(rec.run_id.clone());
@@ -439,8 +443,7 @@ fn describe(rec: &RunRecord, t: &crate::record::TaskRecord) -> String {
         }
         _ => {
             if let Some(r) = &t.reason {
-                // A reason may carry a task's words (a file name): shown, not obeyed.
-                s.push_str(&format!(": {}", crate::ui::printable(r, "")));
+                s.push_str(&format!(": {r}"));
             }
         }
     }

@@ -103,10 +103,20 @@ impl Results {
 
     /// The rows as CSV: a header of the columns, empty cells for missing values.
     pub fn csv(&self) -> Result<Vec<u8>, csv::Error> {
+        self.csv_with(|c| c.to_string(), cell)
+    }
+
+    /// The rows as CSV with the header and each value written by these functions (the web
+    /// view's download neutralises what a spreadsheet would run).
+    pub fn csv_with(
+        &self,
+        header: impl Fn(&str) -> String,
+        value: impl Fn(Option<&Value>) -> String,
+    ) -> Result<Vec<u8>, csv::Error> {
         let mut w = csv::Writer::from_writer(vec![]);
-        w.write_record(&self.columns)?;
+        w.write_record(self.columns.iter().map(|c| header(c)))?;
         for r in &self.rows {
-            w.write_record(self.columns.iter().map(|c| cell(r.get(c))))?;
+            w.write_record(self.columns.iter().map(|c| value(r.get(c))))?;
         }
         w.into_inner().map_err(|e| csv::Error::from(e.into_error()))
     }

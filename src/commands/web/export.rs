@@ -23,12 +23,7 @@ const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
 /// The results as CSV for a spreadsheet: `Results::csv`'s table, every text cell that a
 /// spreadsheet would take for a formula neutralised.
 pub fn spreadsheet_csv(r: &Results) -> Result<Vec<u8>, csv::Error> {
-    let mut w = csv::Writer::from_writer(vec![]);
-    w.write_record(r.columns.iter().map(|c| neutralised(c).into_owned()))?;
-    for row in &r.rows {
-        w.write_record(r.columns.iter().map(|c| cell(row.get(c))))?;
-    }
-    w.into_inner().map_err(|e| csv::Error::from(e.into_error()))
+    r.csv_with(|c| neutralised(c).into_owned(), cell)
 }
 
 /// A value as a cell (as `Results::csv` writes it), neutralised unless it is a number.
