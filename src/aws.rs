@@ -146,6 +146,9 @@ fn aws_smithy_error_text(e: &dyn std::error::Error) -> String {
 pub struct Access {
     pub profile: Option<String>,
     pub region: Option<String>,
+    /// In AWS (the driver, a schedule's dispatcher): a profile a run recorded on the machine
+    /// that submitted it means nothing here; the task role's credentials are the chain's.
+    pub in_aws: bool,
 }
 
 static FLAGS: std::sync::OnceLock<Access> = std::sync::OnceLock::new();
@@ -175,9 +178,11 @@ impl Access {
     }
 
     fn over(self, profile: Option<&str>, region: Option<&str>) -> Access {
+        let recorded = profile.filter(|_| !self.in_aws).map(str::to_string);
         Access {
-            profile: self.profile.or(profile.map(str::to_string)),
+            profile: self.profile.or(recorded),
             region: self.region.or(region.map(str::to_string)),
+            in_aws: self.in_aws,
         }
     }
 
@@ -588,6 +593,7 @@ mod tests {
         Access {
             profile: profile.map(str::to_string),
             region: region.map(str::to_string),
+            in_aws: false,
         }
     }
 

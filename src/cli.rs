@@ -99,6 +99,10 @@ pub enum Command {
     /// watch the run to its end
     #[command(hide = true)]
     Dispatch(DispatchArgs),
+    /// The job's driver (inside AWS, the one task of its driver service): move every run
+    /// submitted to be driven in AWS forward until none is left
+    #[command(hide = true)]
+    Drive(DriveArgs),
     /// Publish in-AWS jobruns as one multi-architecture agent image (the release recipe:
     /// `just agent-image REF`); each `--amd64` / `--arm64` is a static Linux jobrun, or `self`
     #[command(hide = true)]
@@ -190,6 +194,22 @@ pub struct DispatchArgs {
     /// The time the fire was due (Scheduler's scheduled time)
     #[arg(long)]
     pub at: String,
+}
+
+#[derive(Debug, Args)]
+pub struct DriveArgs {
+    /// The job's bucket
+    #[arg(long)]
+    pub bucket: String,
+    /// The job
+    #[arg(long)]
+    pub job: String,
+    /// The job's cluster
+    #[arg(long)]
+    pub cluster: String,
+    /// The driver's ECS service (set to 0 when no run is left)
+    #[arg(long)]
+    pub service: String,
 }
 
 #[derive(Debug, Args)]

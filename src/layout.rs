@@ -10,6 +10,7 @@
 //! jobs/<job>/keys/<key>.json               a `submit --key` claim
 //! jobs/<job>/schedules/<name>/v000001.json a schedule's versions
 //! jobs/<job>/skipped/<time>.json           a submission a schedule's overlap rule skipped
+//! jobs/<job>/driving/<run>                 a run the job's driver in AWS has yet to finish
 //! ```
 
 /// The top folder of every job's objects (an S3 trigger must not watch it: its records would
@@ -25,6 +26,12 @@ pub fn job_prefix(job: &str) -> String {
 /// an IAM resource pattern (and `s3:prefix` condition) after the bucket.
 pub fn policy_pattern(job: &str) -> String {
     format!("{}*", job_prefix(job))
+}
+
+/// The runs the job's driver in AWS has yet to finish: one empty object each, made before the
+/// driver is started and deleted by it when the run ends.
+pub fn driving_prefix(job: &str) -> String {
+    format!("{}driving/", job_prefix(job))
 }
 
 /// The folder of the job's runs, one folder per run id.

@@ -4,6 +4,7 @@
 //! from any terminal and after any crash, because everything it needs is in the record and the
 //! dispatcher. The poll interval is a parameter, never a fixed sleep.
 
+use crate::dispatch::remote::Acting;
 use crate::dispatch::{DispatchError, Dispatcher};
 use crate::record::{RunRecord, TaskState};
 use crate::report::{RunStatus, Summary, secs};
@@ -80,6 +81,11 @@ impl Follow {
         dispatcher: &mut Dispatcher,
         run_id: &str,
     ) -> Result<&RunRecord, DispatchError> {
+        match dispatcher.acting().await? {
+            Acting::Follow => return self.follow(store, dispatcher, run_id).await,
+            Acting::Reload => self.reload(store, dispatcher, run_id).await?,
+            Acting::Act => {}
+        }
         let t0 = std::time::Instant::now();
         let _lock = store.lock(run_id)?;
         let stamp = store.stamp(run_id)?;
@@ -92,6 +98,9 @@ impl Follow {
                 Held { rec, stamp, digest }
             }
         };
+        if dispatcher.cancel_asked() {
+            held.rec.cancel_requested = true;
+        }
         let t1 = t0.elapsed();
         // What reconcile changed is saved even when it stopped half way (e.g. a start failed).
         // What it saved itself, before it started tasks, is not written again unless it
@@ -121,6 +130,11 @@ impl Follow {
         if held.rec.is_finished() && let_go_of_image(store, dispatcher, &mut held.rec).await {
             held.digest = digest(&held.rec);
         }
+        if held.rec.is_finished()
+            && let Err(e) = dispatcher.let_go().await
+        {
+            tracing::warn!("cannot let go of the run's lease: {e}");
+        }
         // Still under the lock: the file as this step left it.
         held.stamp = store.stamp(run_id)?;
         tracing::debug!(
@@ -132,6 +146,58 @@ impl Follow {
         );
         dispatcher.release(result?).await?;
         Ok(&self.held.insert(held).rec)
+    }
+
+    /// A step of a run another process drives (in AWS): the record in the bucket, kept here
+    /// when it changed; nothing is done to the run.
+    async fn follow(
+        &mut self,
+        store: &Store,
+        dispatcher: &mut Dispatcher,
+        run_id: &str,
+    ) -> Result<&RunRecord, DispatchError> {
+        let fetched = dispatcher.fetch_record().await?;
+        let _lock = store.lock(run_id)?;
+        let stamp = store.stamp(run_id)?;
+        let mut held = match self.held.take() {
+            Some(h) if h.stamp == stamp && h.rec.run_id == run_id => h,
+            _ => {
+                let (rec, stamp) = store.load_stamped(run_id)?;
+                let digest = digest(&rec);
+                Held { rec, stamp, digest }
+            }
+        };
+        if let Some(rec) = fetched.filter(|r| r.run_id == run_id) {
+            let now = digest(&rec);
+            if now != held.digest {
+                store.save(&rec)?;
+                held = Held {
+                    rec,
+                    stamp: store.stamp(run_id)?,
+                    digest: now,
+                };
+            }
+        }
+        Ok(&self.held.insert(held).rec)
+    }
+
+    /// Takes up the run from its record in the bucket (this driver just took it over).
+    async fn reload(
+        &mut self,
+        store: &Store,
+        dispatcher: &mut Dispatcher,
+        run_id: &str,
+    ) -> Result<(), DispatchError> {
+        self.held = None;
+        if let Some(rec) = dispatcher
+            .fetch_record()
+            .await?
+            .filter(|r| r.run_id == run_id)
+        {
+            let _lock = store.lock(run_id)?;
+            store.save(&rec)?;
+        }
+        Ok(())
     }
 
     /// The record as the last step left it.

@@ -171,6 +171,11 @@ async fn queue_settings(
     Ok((visibility, max_receives))
 }
 
+/// This process's ECS task ARN (the driver's name as a lease holder), or host/<name>/<pid>.
+pub async fn whoami_task() -> String {
+    whoami(&reqwest::Client::new(), None).await.0
+}
+
 /// This worker's ECS task (from the task metadata endpoint) and its log stream, or the host.
 async fn whoami(http: &reqwest::Client, group: Option<&str>) -> (String, Option<String>) {
     if let Ok(uri) = std::env::var("ECS_CONTAINER_METADATA_URI_V4") {

@@ -96,6 +96,10 @@ pub async fn current(store: &Store, rec: RunRecord) -> Result<RunRecord> {
         return Ok(rec);
     }
     let mut dispatcher = crate::dispatch::Dispatcher::for_run(&rec).await?;
+    // Driven in AWS: the driver's copy in the bucket is the run as it stands.
+    if super::drive::driven_in_aws(&rec) {
+        return Ok(crate::watch::step(store, &mut dispatcher, &rec.run_id).await?);
+    }
     Ok(crate::watch::look(store, &mut dispatcher, &rec.run_id).await?)
 }
 
@@ -103,14 +107,14 @@ pub async fn current(store: &Store, rec: RunRecord) -> Result<RunRecord> {
 /// start (or to be sent to the queue).
 pub fn waiting_note(rec: &RunRecord) -> Option<String> {
     let waiting = rec.startable().count();
-    (rec.finished_at.is_none() && rec.place != crate::record::Place::Local && waiting > 0).then(
-        || {
+    let here = !super::drive::driven_in_aws(rec);
+    (here && rec.finished_at.is_none() && rec.place != crate::record::Place::Local && waiting > 0)
+        .then(|| {
             format!(
                 "{waiting} tasks wait to start: `jobrun watch {}` moves the run on",
                 rec.run_id
             )
-        },
-    )
+        })
 }
 
 /// The run a command names: from the local state folder, or else (given an id and a job file

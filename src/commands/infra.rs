@@ -6,9 +6,13 @@ use super::common::{load_aws, load_job, open_store};
 use crate::aws::Aws;
 use crate::cli::{DownArgs, IamPolicyArgs, UpArgs};
 use crate::config::{Job, Overrides};
+use crate::engine::Engine;
 use crate::error::{Exit, Failure, Result};
+use crate::image::dispatcher as bundle;
+use crate::image::push::push_image;
 use crate::image::records::ImageRecords;
 use crate::infra::UpReport;
+use crate::infra::dispatcher::DispatcherImage;
 use crate::store::Store;
 use crate::ui::Ui;
 use clap::ArgMatches;
@@ -23,14 +27,20 @@ pub async fn up(
     let job = load_job(file, &args.overrides, sub)?;
     let store = open_store()?;
     let aws = load_aws(&job).await?;
-    let report = converge(&job, &aws, &store, args.dry_run).await?;
+    let report = converge(&job, &aws, &store, args.dry_run, ui).await?;
     ui.emit(&report);
     Ok(Exit::Ok)
 }
 
 /// Converges the job's AWS side for its latest pushed image (which must be of the job's
 /// platform) and, unless it is a dry run, remembers what was made.
-pub async fn converge(job: &Job, aws: &Aws, store: &Store, dry_run: bool) -> Result<UpReport> {
+pub async fn converge(
+    job: &Job,
+    aws: &Aws,
+    store: &Store,
+    dry_run: bool,
+    ui: &Ui,
+) -> Result<UpReport> {
     let records = ImageRecords::load(store, &job.name)?;
     let (image, agent) = match records.latest_push() {
         Some((img, push))
@@ -45,11 +55,57 @@ pub async fn converge(job: &Job, aws: &Aws, store: &Store, dry_run: bool) -> Res
         Some((img, push)) => (Some(push.reference.clone()), img.agent.clone()),
         None => (None, None),
     };
-    let report = crate::infra::up(job, aws, image, agent, dry_run).await?;
+    let mut report = crate::infra::up(job, aws, image, agent, dry_run).await?;
+    if job.ecs.driver == crate::config::Driver::Aws {
+        let side = driver(job, aws, store, &report.outputs, dry_run, ui).await?;
+        report.outputs.driver = side.driver;
+        report.changes.extend(side.changes);
+    }
     if !dry_run {
         crate::state::save_outputs(store, &job.name, &report.outputs)?;
     }
     Ok(report)
+}
+
+/// The driver in AWS (`[ecs] driver = "aws"`): the dispatcher's image built and pushed, its
+/// role, task definition and service converged (what a schedule runs on too).
+async fn driver(
+    job: &Job,
+    aws: &Aws,
+    store: &Store,
+    outputs: &crate::infra::Outputs,
+    dry_run: bool,
+    ui: &Ui,
+) -> Result<crate::infra::dispatcher::DispatcherSide> {
+    let (image, _) = dispatcher_image(job, store, dry_run, ui).await?;
+    Ok(crate::infra::dispatcher::converge(job, aws, outputs, &image, dry_run).await?)
+}
+
+/// jobrun's own image for the job's dispatcher and driver (`FROM scratch` and the in-AWS
+/// jobrun), built, and pushed to the job's registry unless `dry_run`.
+pub(super) async fn dispatcher_image(
+    job: &Job,
+    store: &Store,
+    dry_run: bool,
+    ui: &Ui,
+) -> Result<(DispatcherImage, bundle::Built)> {
+    let engine = Engine::connect().await?;
+    let built = bundle::build(job, &engine, store, ui).await?;
+    let reference = match dry_run {
+        true => format!("{}:{} (to be pushed)", job.name, built.tag),
+        false => {
+            let tags = [built.tag.clone()];
+            let opts = super::schedule::registry_access(job);
+            let sent = push_image(job, &engine, store, &opts, ui, &built.image_id, &tags).await?;
+            sent.reference()
+        }
+    };
+    let image = DispatcherImage {
+        reference,
+        entry: built.agent.entry.clone(),
+        arch: built.platform.arch,
+    };
+    Ok((image, built))
 }
 
 /// `jobrun iam-policy`: what the caller needs, for the job's names in this account and region.

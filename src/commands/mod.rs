@@ -6,6 +6,7 @@
 
 mod common;
 mod drive;
+mod driver;
 mod estimate;
 mod gate;
 mod image;
@@ -27,6 +28,7 @@ pub async fn run(cli: Cli, matches: &ArgMatches) -> Result<Exit> {
     crate::aws::Access::set_flags(crate::aws::Access {
         profile: cli.profile.clone(),
         region: cli.region.clone(),
+        in_aws: matches!(cli.command, Command::Drive(_) | Command::Dispatch(_)),
     });
     let sub = matches.subcommand().map(|(_, m)| m);
     let file = cli.file.as_deref();
@@ -59,6 +61,7 @@ pub async fn run(cli: Cli, matches: &ArgMatches) -> Result<Exit> {
         Command::Ui(args) => web::ui(file, args).await,
         Command::Schedule(command) => schedule::run(file, command, &ui).await,
         Command::Dispatch(args) => schedule::dispatch(args, &ui).await,
+        Command::Drive(args) => driver::drive(args, &ui).await,
         Command::Task(args) => Ok(crate::agent::direct::run(args).await?),
         Command::Agent(args) => {
             crate::agent::run(args).await?;

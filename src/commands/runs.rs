@@ -59,9 +59,31 @@ pub async fn status(file: Option<&Path>, args: &StatusArgs, ui: &Ui) -> Result<E
         ui.note(&note);
     }
     let mut status = RunStatus::of(&rec);
+    status.driver = driver_seen(&rec).await?;
     status.every_task = args.tasks;
     ui.emit(&status);
     Ok(Exit::Ok)
+}
+
+/// A run driven in AWS: its driver, as the run's lease says.
+async fn driver_seen(rec: &RunRecord) -> Result<Option<crate::report::driver::DriverSeen>> {
+    let Some((run, service)) = rec
+        .place
+        .ecs()
+        .and_then(|r| Some((r, r.driver.as_deref()?)))
+    else {
+        return Ok(None);
+    };
+    let aws = crate::dispatch::remote::aws_for(run).await?;
+    let held =
+        crate::dispatch::lease::read(&aws.s3(), &run.site.bucket, &rec.job, &rec.run_id).await?;
+    Ok(Some(crate::report::driver::DriverSeen::of(
+        service,
+        held,
+        &rec.run_id,
+        !rec.is_finished(),
+        chrono::Utc::now(),
+    )))
 }
 
 pub async fn cancel(file: Option<&Path>, args: RunArg, ui: &Ui) -> Result<Exit> {
@@ -126,6 +148,9 @@ pub async fn request_cancel(
     let mut rec = store.load(run_id)?;
     if rec.is_finished() {
         return Ok(Some(rec));
+    }
+    if dispatcher.ask_cancel().await? {
+        return Ok(None);
     }
     rec.cancel_requested = true;
     store.save(&rec)?;

@@ -14,12 +14,10 @@ use crate::cli::{
     ScheduleNameArgs,
 };
 use crate::config::{self, Job, Overlap, Overrides, TargetKind};
-use crate::engine::Engine;
 use crate::error::{Exit, Result};
-use crate::image::dispatcher as bundle;
 use crate::image::keep;
-use crate::image::push::{AwsOptions, push_image};
-use crate::infra::dispatcher::{self, Delivery, DispatcherImage, ScheduleDef};
+use crate::image::push::AwsOptions;
+use crate::infra::dispatcher::{self, Delivery, ScheduleDef};
 use crate::report::schedules::{Added, LastFire, ScheduleDone, ScheduleLine, ScheduleList};
 use crate::schedule::{self, DispatchOverrides, ScheduleError, Stored, expr::When};
 use crate::ui::Ui;
@@ -94,17 +92,8 @@ async fn add(file: Option<&Path>, args: &ScheduleAddArgs, ui: &Ui) -> Result<Exi
     let aws = load_aws(job).await?;
     let store = open_store()?;
     let outputs = super::submit::current_outputs(job, &store, &aws)?;
-    let engine = Engine::connect().await?;
-    let built = bundle::build(job, &engine, &store, ui).await?;
-    let reference = match args.dry_run {
-        true => format!("{}:{} (to be pushed)", job.name, built.tag),
-        false => push_dispatcher(job, &engine, &store, &built, ui).await?,
-    };
-    let image = DispatcherImage {
-        reference: reference.clone(),
-        entry: built.agent.entry.clone(),
-        arch: built.platform.arch,
-    };
+    let (image, built) = super::infra::dispatcher_image(job, &store, args.dry_run, ui).await?;
+    let reference = image.reference.clone();
     let side = dispatcher::converge(job, &aws, &outputs, &image, args.dry_run).await?;
     let bucket = &outputs.site.bucket;
     let version = next_version(&aws, bucket, &job.name, &args.name).await?;
@@ -151,24 +140,11 @@ async fn add(file: Option<&Path>, args: &ScheduleAddArgs, ui: &Ui) -> Result<Exi
 
 /// Pushing and reading the job's registry from a schedule command: the command's AWS access,
 /// an existing repository left as it is.
-fn registry_access(job: &Job) -> AwsOptions {
+pub(super) fn registry_access(job: &Job) -> AwsOptions {
     AwsOptions {
         access: super::common::access(job),
         update_repository: false,
     }
-}
-
-async fn push_dispatcher(
-    job: &Job,
-    engine: &Engine,
-    store: &crate::store::Store,
-    built: &bundle::Built,
-    ui: &Ui,
-) -> Result<String> {
-    let tags = [built.tag.clone()];
-    let opts = registry_access(job);
-    let sent = push_image(job, engine, store, &opts, ui, &built.image_id, &tags).await?;
-    Ok(sent.reference())
 }
 
 /// Keeps the two images a schedule fires with out of reach of the repository's lifecycle
@@ -425,6 +401,8 @@ pub async fn dispatch(args: DispatchArgs, ui: &Ui) -> Result<Exit> {
         .with_timezone(&chrono::Utc)
         .format("%Y-%m-%dT%H:%M:%SZ")
         .to_string();
+    // In AWS: the run's driver is this process (under the run's lease, as `jobrun drive`).
+    crate::dispatch::be_driver(crate::agent::whoami_task().await);
     let aws = crate::aws::Access::default().load().await?;
     let stored: Stored = aws::get_json(&aws.s3(), bucket, key)
         .await?

@@ -313,7 +313,7 @@ async fn submit_ecs(at: Submit<'_>, ui: &Ui) -> Result<Exit> {
         ui.note(&built.to_string());
         let pushed = push_latest(job, &engine, store, &req.aws, ui).await?;
         ui.note(&pushed.to_string());
-        super::infra::converge(job, &aws, store, false).await?;
+        super::infra::converge(job, &aws, store, false, ui).await?;
     }
     let outputs = current_outputs(job, store, &aws)?;
     if job.reduce.is_some() && !outputs.site.outputs {
@@ -359,6 +359,10 @@ async fn submit_ecs(at: Submit<'_>, ui: &Ui) -> Result<Exit> {
             ui.note(&format!(
                 "task {i} runs after all: its earlier twin's outputs could not be copied: {why}"
             ));
+        }
+        // Its driver in AWS takes it from here (a scheduled run's dispatcher is its driver).
+        if let Some(run) = rec.place.ecs().filter(|_| !req.scheduled) {
+            crate::dispatch::remote::wake_driver(&aws, rec, run).await?;
         }
         Ok(dispatcher)
     };
@@ -420,6 +424,21 @@ pub(super) fn current_outputs(job: &Job, store: &Store, aws: &Aws) -> Result<Out
     Ok(outputs)
 }
 
+/// Who drives the run: the job's driver service in AWS (`[ecs] driver = "aws"`), or this
+/// machine. A scheduled run is driven by its dispatcher, in AWS, under the same lease.
+fn driver_of(job: &Job, outputs: &Outputs, scheduled: bool) -> Result<Option<String>> {
+    match (job.ecs.driver, &outputs.driver) {
+        (crate::config::Driver::Here, _) => Ok(None),
+        (crate::config::Driver::Aws, Some(service)) => Ok(Some(service.clone())),
+        (crate::config::Driver::Aws, None) if scheduled => Ok(None),
+        (crate::config::Driver::Aws, None) => Err(Failure::usage(format!(
+            "job {} has no driver in AWS yet (its runs go on there without this machine)",
+            job.name
+        ))
+        .hint("run `jobrun up` to make it, or submit with --driver here (the run then needs this machine awake until it ends)")),
+    }
+}
+
 /// Where an ECS run's tasks go: direct, or through the job's queue. An image in ECR is kept
 /// from the lifecycle policy while the run lasts (`image::keep`); a scheduled run's already is,
 /// by its schedule's tag.
@@ -436,6 +455,7 @@ fn ecs_place(job: &Job, outputs: &Outputs, run_id: &str, scheduled: bool) -> Res
         started_by,
         capacity: job.ecs.capacity.clone(),
         rates: job.ecs.rates.clone(),
+        driver: driver_of(job, outputs, scheduled)?,
     };
     if job.ecs.mode == DispatchMode::Direct {
         return Ok(Place::Ecs(ecs));

@@ -4,8 +4,8 @@
 
 use super::ConfigError;
 use super::job::{
-    CapacityKind, CostSpec, DispatchMode, Goal, NotifyEvent, Overlap, PolicyStatement, ReduceWhen,
-    RetryExitCodes, TargetKind, parse_duration,
+    CapacityKind, CostSpec, DispatchMode, Driver, Goal, NotifyEvent, Overlap, PolicyStatement,
+    ReduceWhen, RetryExitCodes, TargetKind, parse_duration,
 };
 use crate::resources::{MemoryMib, Vcpu};
 use serde::{Deserialize, Serialize};
@@ -165,6 +165,8 @@ pub struct EcsSection {
     pub inputs: Vec<String>,
     /// "direct" (default: one RunTask per task) or "queue" (SQS + autoscaled workers).
     pub mode: Option<DispatchMode>,
+    /// "aws" (default: the run goes on in AWS without this machine) or "here".
+    pub driver: Option<Driver>,
 }
 
 #[derive(Debug, Deserialize, Default)]

@@ -33,6 +33,17 @@ pub enum DispatchMode {
     Queue,
 }
 
+/// Where an ECS run is driven (retries, waits, timeouts, the reduce, the end's notice): by
+/// jobrun's driver in AWS (the job's dispatcher task, kept by its ECS service), or by a jobrun
+/// on the machine that submitted it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Driver {
+    #[default]
+    Aws,
+    Here,
+}
+
 /// Queue mode's settings, validated.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct QueueSpec {
@@ -78,6 +89,8 @@ pub struct EcsSpec {
     /// `(bucket, prefix)` pairs the task role may read.
     pub inputs: Vec<(String, String)>,
     pub mode: DispatchMode,
+    /// Who drives a run: the driver in AWS (default) or this machine.
+    pub driver: Driver,
     pub queue: QueueSpec,
 }
 

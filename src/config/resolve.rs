@@ -128,6 +128,7 @@ fn validate_ecs(
         secrets_kms_keys: section.secrets_kms_keys.clone(),
         task_policy: section.task_policy.clone(),
         mode,
+        driver: Driver::default(),
         queue: validate_queue(queue, timeout)?,
     })
 }
@@ -209,6 +210,10 @@ pub struct Overrides {
     /// ECS dispatch: `direct` (one RunTask per task) or `queue` (SQS + autoscaled workers)
     #[arg(long, env = "JOBRUN_MODE", value_enum, help_heading = "Job settings")]
     pub mode: Option<DispatchMode>,
+    /// ECS: who drives the run: `aws` (jobrun's driver task in AWS: the run goes on when this
+    /// machine sleeps) or `here` (this machine's jobrun, in the background)
+    #[arg(long, env = "JOBRUN_DRIVER", value_enum, help_heading = "Job settings")]
+    pub driver: Option<Driver>,
 }
 
 /// Moves each named field of `$self` to `$env` or `$flags` by where clap found it. The fields
@@ -236,7 +241,7 @@ impl Overrides {
         };
         let (mut env, mut flags) = (Overrides::default(), Overrides::default());
         let m = Some(m);
-        split_by_source!(self, m, env, flags: target, concurrency, timeout, max_attempts, cpu, memory, platform, mode);
+        split_by_source!(self, m, env, flags: target, concurrency, timeout, max_attempts, cpu, memory, platform, mode, driver);
         (env, flags)
     }
 }
@@ -266,7 +271,8 @@ pub(super) fn resolve(
     let image = image(&file, &dir, target, env, flags).map_err(invalid)?;
     let run = run(&file, target, env, flags).map_err(invalid)?;
     let mode = layered(&flags.mode, &file.ecs.mode, &env.mode).unwrap_or_default();
-    let ecs = validate_ecs(&file.ecs, &file.queue, mode, run.timeout).map_err(invalid)?;
+    let mut ecs = validate_ecs(&file.ecs, &file.queue, mode, run.timeout).map_err(invalid)?;
+    ecs.driver = layered(&flags.driver, &file.ecs.driver, &env.driver).unwrap_or_default();
     Ok(Job {
         name,
         file: path.to_path_buf(),

@@ -8,6 +8,7 @@
 //! workers (`queue`). The two AWS variants share `remote` (the run's S3 copy and AWS access).
 
 pub mod ecs;
+pub mod lease;
 pub mod local;
 pub mod queue;
 pub mod remote;
@@ -198,6 +199,20 @@ pub enum DispatchError {
 /// of [`Dispatcher::reconcile`] gives it, and so knows what is saved.
 pub type SaveFirst<'a> = dyn FnMut(&RunRecord) -> Result<(), StoreError> + Send + 'a;
 
+static DRIVER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Makes this process a driver in AWS (`jobrun drive`, a schedule's `dispatch`), known to
+/// other drivers as `holder`: it acts on runs driven in AWS while it holds their lease
+/// (`lease`). Any other process only follows such runs.
+pub fn be_driver(holder: String) {
+    let _ = DRIVER.set(holder);
+}
+
+/// This process's name as a driver in AWS, if it is one.
+pub fn driver_here() -> Option<&'static str> {
+    DRIVER.get().map(String::as_str)
+}
+
 /// Handles of finished work to clean up after the record that says so is saved.
 #[must_use]
 pub struct Release(Vec<String>);
@@ -213,7 +228,7 @@ impl Dispatcher {
     pub async fn for_run(record: &RunRecord) -> Result<Dispatcher, DispatchError> {
         let remote = match record.place.ecs() {
             Some(run) => Some(
-                remote::RemoteRun::connect(run)
+                remote::RemoteRun::connect(record, run)
                     .await
                     .map_err(remote::RemoteError::from)?,
             ),
@@ -231,7 +246,7 @@ impl Dispatcher {
         let remote = record
             .place
             .ecs()
-            .map(|run| remote::RemoteRun::new(aws, run.clone()));
+            .map(|run| remote::RemoteRun::new(record, aws, run.clone()));
         if let Some(remote) = &remote {
             remote.create(record).await?;
         }
@@ -252,6 +267,44 @@ impl Dispatcher {
             }
             _ => Dispatcher::Local(local::LocalDispatcher::connect().await?),
         })
+    }
+
+    /// Whether this process moves the run forward now, or follows the copy in the bucket.
+    pub async fn acting(&mut self) -> Result<remote::Acting, DispatchError> {
+        match self.remote() {
+            None => Ok(remote::Acting::Act),
+            Some(r) => Ok(r.acting().await.map_err(remote::RemoteError::from)?),
+        }
+    }
+
+    /// Asks the run's driver in AWS to cancel it, when another process drives it; `false`:
+    /// this process marks the record itself.
+    pub async fn ask_cancel(&mut self) -> Result<bool, DispatchError> {
+        match self.remote() {
+            None => Ok(false),
+            Some(r) => Ok(r.ask_cancel().await.map_err(remote::RemoteError::from)?),
+        }
+    }
+
+    /// Someone asked this driver to cancel the run (see [`Dispatcher::ask_cancel`]).
+    pub fn cancel_asked(&mut self) -> bool {
+        self.remote().is_some_and(|r| r.cancel_asked)
+    }
+
+    /// Lets go of a finished run (its lease, when this process drives it in AWS).
+    pub async fn let_go(&mut self) -> Result<(), DispatchError> {
+        match self.remote() {
+            None => Ok(()),
+            Some(r) => Ok(r.let_go().await.map_err(remote::RemoteError::from)?),
+        }
+    }
+
+    /// The run's record in the job's bucket (none for a local run, or when it is not there).
+    pub async fn fetch_record(&mut self) -> Result<Option<RunRecord>, DispatchError> {
+        match self.remote() {
+            None => Ok(None),
+            Some(r) => Ok(r.fetch_record().await.map_err(remote::RemoteError::from)?),
+        }
     }
 
     /// The AWS part both ECS variants share.

@@ -3,9 +3,21 @@
 //! `logs` re-attach from any machine, configurations too large to travel with a task, and the
 //! "more to send at once" flag the watch loop asks about.
 
+use super::lease::{Lease, Take};
 use crate::aws::{self, Aws, AwsError, put_json};
 use crate::record::{EcsRun, RunRecord};
 use crate::wire::{config_key, record_key};
+
+/// What this process does with a run in a step (see [`RemoteRun::acting`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Acting {
+    /// Moves it forward.
+    Act,
+    /// Moves it forward, from the record in the bucket (newly taken over).
+    Reload,
+    /// Only reads the record in the bucket: another process drives the run.
+    Follow,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum RemoteError {
@@ -29,27 +41,117 @@ pub async fn aws_for(run: &EcsRun) -> Result<Aws, AwsError> {
 pub struct RemoteRun {
     pub aws: Aws,
     pub run: EcsRun,
+    job: String,
+    run_id: String,
     s3: aws_sdk_s3::Client,
+    /// The run's lease, when the run is driven in AWS and this process is a driver there.
+    lease: Option<Lease>,
     /// The S3 copy may be behind the local one (an earlier write failed, or none was made yet
     /// by this process).
     pending: bool,
     /// The last reconcile left queued tasks it could start (or send) now.
     pub more: bool,
+    /// Someone asked the run's driver in AWS to cancel it (`cancel.json` under the run).
+    pub cancel_asked: bool,
 }
 
 impl RemoteRun {
-    pub async fn connect(run: &EcsRun) -> Result<RemoteRun, AwsError> {
-        Ok(Self::new(aws_for(run).await?, run.clone()))
+    pub async fn connect(rec: &RunRecord, run: &EcsRun) -> Result<RemoteRun, AwsError> {
+        Ok(Self::new(rec, aws_for(run).await?, run.clone()))
     }
 
-    pub fn new(aws: Aws, run: EcsRun) -> RemoteRun {
+    pub fn new(rec: &RunRecord, aws: Aws, run: EcsRun) -> RemoteRun {
+        let s3 = aws.s3();
+        let lease = match (&run.driver, super::driver_here()) {
+            (Some(_), Some(holder)) => Some(Lease::new(
+                s3.clone(),
+                &run.site.bucket,
+                &rec.job,
+                &rec.run_id,
+                holder,
+            )),
+            _ => None,
+        };
         RemoteRun {
-            s3: aws.s3(),
+            s3,
             aws,
             run,
+            job: rec.job.clone(),
+            run_id: rec.run_id.clone(),
+            lease,
             pending: true,
             more: false,
+            cancel_asked: false,
         }
+    }
+
+    /// Whether this process acts on the run now: always for a run driven by the machine that
+    /// submitted it; for one driven in AWS only a driver there holding the run's lease acts,
+    /// and everyone else follows the record in the bucket.
+    pub async fn acting(&mut self) -> Result<Acting, AwsError> {
+        if self.run.driver.is_none() {
+            return Ok(Acting::Act);
+        }
+        let Some(lease) = self.lease.as_mut() else {
+            return Ok(Acting::Follow);
+        };
+        let acting = match lease.take().await? {
+            Take::Ours { fresh: false } => Acting::Act,
+            Take::Ours { fresh: true } => {
+                // Another driver may have moved the run since this one last held it.
+                self.pending = false;
+                Acting::Reload
+            }
+            Take::Theirs(held) => {
+                tracing::debug!(holder = held.holder, "the run's lease is another driver's");
+                Acting::Follow
+            }
+        };
+        if acting != Acting::Follow && !self.cancel_asked {
+            let key = self.cancel_key();
+            let asked: Option<serde_json::Value> =
+                aws::get_json(&self.s3, &self.run.site.bucket, &key).await?;
+            self.cancel_asked = asked.is_some();
+        }
+        Ok(acting)
+    }
+
+    fn cancel_key(&self) -> String {
+        format!(
+            "{}cancel.json",
+            crate::wire::run_prefix(&self.job, &self.run_id)
+        )
+    }
+
+    /// A run driven in AWS by another process: asks its driver to cancel it (the record is the
+    /// driver's to write). `false`: this process writes the record itself.
+    pub async fn ask_cancel(&self) -> Result<bool, AwsError> {
+        if self.run.driver.is_none() || self.lease.is_some() {
+            return Ok(false);
+        }
+        let body = serde_json::json!({"asked_at": chrono::Utc::now()}).to_string();
+        put_json(
+            &self.s3,
+            &self.run.site.bucket,
+            &self.cancel_key(),
+            body.into_bytes(),
+        )
+        .await?;
+        Ok(true)
+    }
+
+    /// Lets go of the run's lease, if this process holds it (the run ended).
+    pub async fn let_go(&mut self) -> Result<(), AwsError> {
+        match self.lease.as_mut() {
+            Some(lease) => lease.release().await,
+            None => Ok(()),
+        }
+    }
+
+    /// The run's record as the bucket holds it.
+    pub async fn fetch_record(&self) -> Result<Option<RunRecord>, AwsError> {
+        let key = record_key(&self.job, &self.run_id);
+        aws::get_json(&self.s3, &self.run.site.bucket, &key).await
     }
 
     /// Resolves at once while there is more to start; never otherwise (the caller polls).
@@ -133,6 +235,62 @@ impl RemoteRun {
             false => Err(RemoteError::RemoteExists(rec.run_id.clone())),
         }
     }
+}
+
+/// Starts the job's driver in AWS for a run driven there: its service's desired count set to
+/// 1 (ECS keeps one task running and replaces it when it stops; the driver sets it back to 0
+/// when no run is left). UpdateService: https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_UpdateService.html
+pub async fn wake_driver(aws: &Aws, rec: &RunRecord, run: &EcsRun) -> Result<(), AwsError> {
+    let Some(service) = &run.driver else {
+        return Ok(());
+    };
+    // Marked first: a driver that scales itself to 0 looks once more after, and finds it.
+    let key = format!("{}{}", crate::layout::driving_prefix(&rec.job), rec.run_id);
+    put_json(&aws.s3(), &run.site.bucket, &key, b"{}".to_vec()).await?;
+    set_driver_count(aws, &run.site.cluster, service, 1).await
+}
+
+/// The runs the job's driver in AWS has yet to finish (see `layout::driving_prefix`).
+pub async fn driving(aws: &Aws, bucket: &str, job: &str) -> Result<Vec<String>, AwsError> {
+    let listed = aws::list_objects(&aws.s3(), bucket, &crate::layout::driving_prefix(job)).await;
+    Ok(aws::found(listed, &["NoSuchBucket"])?
+        .unwrap_or_default()
+        .into_iter()
+        .map(|o| o.rel)
+        .filter(|id| !id.is_empty() && !id.contains('/'))
+        .collect())
+}
+
+/// The run needs its driver no more.
+pub async fn done_driving(
+    aws: &Aws,
+    bucket: &str,
+    job: &str,
+    run_id: &str,
+) -> Result<(), AwsError> {
+    let key = format!("{}{run_id}", crate::layout::driving_prefix(job));
+    aws::delete_objects(&aws.s3(), bucket, &[key]).await
+}
+
+/// Sets the driver service's desired count (1: a run needs it; 0: none does).
+pub async fn set_driver_count(
+    aws: &Aws,
+    cluster: &str,
+    service: &str,
+    count: i32,
+) -> Result<(), AwsError> {
+    let ecs = aws.ecs();
+    aws::retrying(|| async {
+        ecs.update_service()
+            .cluster(cluster)
+            .service(service)
+            .desired_count(count)
+            .send()
+            .await
+            .map_err(aws::op("UpdateService"))
+    })
+    .await?;
+    Ok(())
 }
 
 /// The folders under `jobs/<job>/runs/` of the job's bucket whose names start with `start`

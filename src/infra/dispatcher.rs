@@ -1,5 +1,6 @@
-//! What a job's schedules need besides the schedules themselves, converged by `jobrun schedule
-//! add` the way `up` converges the rest: the schedules' dead-letter queue, the dispatcher's
+//! What a job's schedules and its driver in AWS need, converged by `jobrun schedule add` and
+//! (with `[ecs] driver = "aws"`, the default) by `up`, the way `up` converges the rest: the
+//! driver's ECS service (desired 0 until a run is submitted), the schedules' dead-letter queue, the dispatcher's
 //! role (what `jobrun iam-policy --for run` allows, and nothing more), the role EventBridge
 //! Scheduler runs the dispatcher with (RunTask of its task definition on the job's cluster,
 //! PassRole of its two roles, the dead-letter queue), the dispatcher's task definition, and the
@@ -7,6 +8,7 @@
 
 use super::resources::queue::Queue;
 use super::resources::schedule::ScheduleGroup;
+use super::resources::service::Service;
 use super::resources::taskdef::TaskDefinition;
 use super::up::{Up, role};
 use super::{Change, InfraError, Outputs, caller, policy};
@@ -30,6 +32,8 @@ pub struct DispatcherSide {
     pub task_definition: String,
     pub scheduler_role: String,
     pub dead_letters_arn: String,
+    /// The driver's service (`[ecs] driver = "aws"`).
+    pub driver: Option<String>,
     /// This command made or changed the roles (Scheduler may not assume them yet).
     #[serde(skip)]
     pub iam_changed: bool,
@@ -77,6 +81,23 @@ pub async fn converge(
     let roles = (outputs.execution_role.as_str(), dispatcher_arn.as_str());
     let td = TaskDefinition::dispatcher(&up.cx, roles, &image.reference, &image.entry, image.arch);
     let task_definition = up.converge(td).await?;
+    // The driver: the same task definition, kept running by its service while runs driven in
+    // AWS are unfinished; on-demand (a Spot interruption of it would be survivable but needless).
+    let driver = match job.ecs.driver {
+        crate::config::Driver::Aws => {
+            let name = up.cx.names.driver_service.clone();
+            let service = Service {
+                name: &name,
+                provider: Some("FARGATE"),
+                task_definition: &task_definition,
+                subnets: &outputs.site.subnets,
+                security_groups: &outputs.site.security_groups,
+                providers: outputs.site.providers,
+            };
+            Some(up.converge(service).await?)
+        }
+        crate::config::Driver::Here => None,
+    };
     let group = up.converge(ScheduleGroup).await?;
     let iam_changed = up.cx.iam_changed_at().is_some();
     Ok(DispatcherSide {
@@ -85,6 +106,7 @@ pub async fn converge(
         task_definition,
         scheduler_role: scheduler_arn,
         dead_letters_arn: dead_letters.arn,
+        driver,
         iam_changed,
         changes: up.changes,
     })

@@ -113,6 +113,9 @@ pub struct Outputs {
     /// Queue mode's resources, when `mode = "queue"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queue: Option<QueueOutputs>,
+    /// The ECS service of the job's driver in AWS (`[ecs] driver = "aws"`), when `up` made it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver: Option<String>,
 }
 
 #[derive(Debug, Default, Serialize, serde::Deserialize, Clone)]

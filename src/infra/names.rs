@@ -42,6 +42,9 @@ pub struct Names {
     pub dispatcher_role: String,
     pub scheduler_role: String,
     pub schedule_dlq: String,
+    /// The ECS service that keeps the job's driver (the dispatcher's task definition, running
+    /// `jobrun drive`) while runs driven in AWS are unfinished; desired 0 otherwise.
+    pub driver_service: String,
 }
 
 impl Names {
@@ -84,6 +87,7 @@ impl Names {
             dispatcher_role: format!("jobrun-{j}-dispatcher"),
             scheduler_role: format!("jobrun-{j}-scheduler"),
             schedule_dlq: format!("jobrun-{j}-schedule-dlq"),
+            driver_service: format!("jobrun-{j}-driver"),
         }
     }
 }
@@ -108,6 +112,7 @@ impl Names {
             ("IAM role", &self.dispatcher_role, Rule::IamRole),
             ("IAM role", &self.scheduler_role, Rule::IamRole),
             ("SQS queue", &self.schedule_dlq, Rule::SqsQueue),
+            ("ECS service", &self.driver_service, Rule::Ecs),
         ];
         if let Some(repo) = &self.repository {
             all.push(("ECR repository", repo, Rule::EcrRepository));

@@ -95,6 +95,8 @@ pub async fn up(
             let agent_td = up.converge(td).await?;
             let service = up
                 .converge(Service {
+                    name: &up.cx.names.service.clone(),
+                    provider: None,
                     task_definition: &agent_td,
                     subnets: &placement.subnets,
                     security_groups: &security_groups,
@@ -139,6 +141,7 @@ pub async fn up(
             task_role: task_arn,
             image,
             queue,
+            driver: None,
         },
         changes: up.changes,
     })

@@ -30,6 +30,7 @@ fn schema_1_record() -> RunRecord {
             spot_fallback: true,
         },
         rates: tests::rates(),
+        driver: None,
         keep: Some(ImageHold {
             tag: "jobrun-keep-run-20261202-120000-wc-ab12".into(),
             held: true,

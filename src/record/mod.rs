@@ -108,6 +108,10 @@ pub struct EcsRun {
     /// policy (`image::keep`) from submit (and a retry) until the run ends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keep: Option<ImageHold>,
+    /// Driven in AWS: the ECS service that keeps the job's driver (`jobrun drive`) running;
+    /// none: driven by a jobrun on the submitting machine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver: Option<String>,
 }
 
 /// A run's keep tag, and whether it is on the image now.
@@ -572,6 +576,7 @@ pub(crate) mod tests {
             profile: None,
             started_by: "r".into(),
             keep: None,
+            driver: None,
             capacity: Capacity {
                 kind: schema::CapacityKind::Spot,
                 on_demand_base: 0,

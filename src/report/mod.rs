@@ -2,6 +2,7 @@
 //! and `Serialize` (for `--output json`), built from a run record.
 
 pub mod best;
+pub mod driver;
 pub mod overview;
 pub mod phases;
 pub mod planned;
@@ -52,6 +53,9 @@ pub struct RunStatus {
     /// Who won, by the run's objective (`[results] metric`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub best: Option<best::Best>,
+    /// A run driven in AWS: its driver as the run's lease says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub driver: Option<driver::DriverSeen>,
     pub tasks: Vec<TaskStatus>,
     /// Text lists every task that did not succeed (`status --tasks`), not the overview.
     #[serde(skip)]
@@ -177,6 +181,7 @@ impl RunStatus {
                 .objective
                 .as_ref()
                 .and_then(|o| best::Best::of(rec, o)),
+            driver: None,
             tasks: rec
                 .tasks
                 .iter()
@@ -323,6 +328,9 @@ impl fmt::Display for RunStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "run     {} ({})", self.run_id, self.target)?;
         writeln!(f, "job     {} ({})", self.job, self.image)?;
+        if let Some(driver) = &self.driver {
+            writeln!(f, "{driver}")?;
+        }
         if let Some(key) = &self.key {
             writeln!(f, "key     {key}")?;
         }

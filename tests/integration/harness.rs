@@ -157,6 +157,10 @@ impl Test {
                 // Never pull jobrun's published agent image (a public registry): tests name
                 // their agent, or build amd64 images with this jobrun itself.
                 ("JOBRUN_AGENT_IMAGE".into(), "".into()),
+                // ECS runs are driven by the test's own jobrun (the step the driver in AWS
+                // takes too); tests/integration/driver.rs unsets it and plays the driver's
+                // service on the local engine.
+                ("JOBRUN_DRIVER".into(), "here".into()),
             ],
             bin: PathBuf::from(JOBRUN),
         }

@@ -11,6 +11,7 @@ mod bad_input;
 mod build;
 mod configs;
 mod cost;
+mod driver;
 mod ecs;
 mod in_aws;
 mod infra;

@@ -241,13 +241,13 @@ fn a_key_raced_from_two_machines_makes_one_run() {
 
 /// A webhook receiver on loopback: answers the first `failures` POSTs with 500, then 200, and
 /// keeps every body with the status it got.
-struct Receiver {
+pub(crate) struct Receiver {
     port: u16,
     got: std::sync::Arc<std::sync::Mutex<Vec<(u16, Value)>>>,
 }
 
 impl Receiver {
-    fn start(failures: usize) -> Receiver {
+    pub(crate) fn start(failures: usize) -> Receiver {
         use std::io::{BufRead, BufReader, Read, Write};
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
@@ -281,11 +281,11 @@ impl Receiver {
         Receiver { port, got }
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://127.0.0.1:{}/hook/SECRET-TOKEN", self.port)
     }
 
-    fn got(&self) -> Vec<(u16, Value)> {
+    pub(crate) fn got(&self) -> Vec<(u16, Value)> {
         self.got.lock().unwrap().clone()
     }
 }

@@ -12,6 +12,7 @@ use crate::layout;
 use serde::Serialize;
 use serde_json::{Value, json};
 
+mod driver;
 mod schedule;
 mod simulate;
 use schedule::{schedule, schedule_read, schedule_teardown};
@@ -344,6 +345,7 @@ fn up(s: &Scope<'_>) -> Vec<Value> {
     st.extend(up_iam(s));
     st.extend(up_compute(s));
     st.extend(schedule_read(s));
+    st.extend(driver::driver_up(s));
     if s.queue_mode() {
         st.extend(up_queue(s));
     }
@@ -485,6 +487,7 @@ fn run(s: &Scope<'_>) -> Vec<Value> {
             json!({"ArnEquals": {"ecs:cluster": s.cluster()}}),
         ));
     }
+    st.extend(driver::driver_run(s));
     st
 }
 
@@ -600,6 +603,7 @@ fn down(s: &Scope<'_>) -> Vec<Value> {
     let mut st = down_compute(s);
     st.extend(down_storage(s));
     st.extend(down_queue(s));
+    st.extend(driver::driver_down(s));
     st.extend(schedule_teardown(s));
     if let Some((bucket, _)) = &s.job.ecs.queue.s3_trigger {
         st.push(allow(

@@ -140,11 +140,11 @@ pub enum Deletion {
         cluster: String,
         arns: Vec<String>,
     },
-    /// The workers' service, with its scalable target and policy.
+    /// A service (the workers', with its scalable target and policy; the driver's).
     Service {
         cluster: String,
         service: String,
-        scalable_target: String,
+        scalable_target: Option<String>,
     },
     Notification {
         bucket: String,
@@ -171,7 +171,9 @@ impl Deletion {
                 scalable_target,
             } => {
                 // The scaling goes first: it would otherwise act on a service being deleted.
-                scaling::delete(aws, &scalable_target).await?;
+                if let Some(target) = scalable_target {
+                    scaling::delete(aws, &target).await?;
+                }
                 service::delete(aws, &cluster, &service).await
             }
             Deletion::Notification { bucket, id } => trigger::delete(aws, &bucket, &id).await,

@@ -1,6 +1,8 @@
-//! Queue mode's workers: an ECS service running the agent task definition. It is made with a
-//! desired count of 0 and from then on the autoscaler owns that count, so `up` never sets it
-//! again; it converges the task definition, network and capacity provider only.
+//! The job's ECS services: queue mode's workers (the agent task definition) and the driver
+//! (the dispatcher's task definition running `jobrun drive`, on-demand Fargate). Each is made
+//! with a desired count of 0, and from then on its count is not `up`'s: the autoscaler owns
+//! the workers', `submit` and the driver itself the driver's (1 while runs driven in AWS are
+//! unfinished). `up` converges the task definition, network and capacity provider only.
 
 use super::{Ctx, Deletion, Resource, Teardown};
 use crate::aws::{self, Aws};
@@ -38,8 +40,11 @@ async fn active_service(
     }))
 }
 
-/// The workers' service as the job wants it; converges to its name.
+/// A service as the job wants it; converges to its name.
 pub struct Service<'a> {
+    pub name: &'a str,
+    /// Its capacity provider: the job's capacity kind when none.
+    pub provider: Option<&'static str>,
     pub task_definition: &'a str,
     pub subnets: &'a [String],
     pub security_groups: &'a [String],
@@ -99,7 +104,8 @@ impl Service<'_> {
 
     /// The job's capacity kind as the cluster can give it.
     fn placement(&self, cx: &Ctx<'_>) -> Placement {
-        self.providers.placements(&[provider(cx)])[0]
+        let wanted = self.provider.unwrap_or_else(|| provider(cx));
+        self.providers.placements(&[wanted])[0]
     }
 
     fn network(&self, cx: &Ctx<'_>) -> NetworkConfiguration {
@@ -121,11 +127,11 @@ impl Resource for Service<'_> {
     type Out = String;
 
     async fn observe(&self, cx: &Ctx<'_>) -> Result<Option<Found>, InfraError> {
-        active_service(&cx.aws.ecs(), &cx.names.cluster, &cx.names.service).await
+        active_service(&cx.aws.ecs(), &cx.names.cluster, self.name).await
     }
 
     fn compare(&self, cx: &Ctx<'_>, found: &Option<Found>) -> Result<Change, InfraError> {
-        let name = &cx.names.service;
+        let name = self.name;
         Ok(match found {
             None => change(KIND, name, Action::Create, "missing (desired 0)"),
             Some(s) if self.differs(cx, s).is_empty() => change(
@@ -149,7 +155,7 @@ impl Resource for Service<'_> {
 
     async fn converge(&self, cx: &Ctx<'_>, found: Option<Found>) -> Result<String, InfraError> {
         let ecs = cx.aws.ecs();
-        let name = &cx.names.service;
+        let name = self.name;
         let strategy = match self.placement(cx) {
             Placement::Provider(p) => Some(
                 CapacityProviderStrategyItem::builder()
@@ -181,7 +187,7 @@ impl Resource for Service<'_> {
                 sent.map_err(aws::op("CreateService"))
             })
             .await?;
-            return Ok(name.clone());
+            return Ok(name.to_string());
         };
         let mut update = ecs
             .update_service()
@@ -202,17 +208,29 @@ impl Resource for Service<'_> {
             sent.map_err(aws::op("UpdateService"))
         })
         .await?;
-        Ok(name.clone())
+        Ok(name.to_string())
     }
 
-    fn current(&self, cx: &Ctx<'_>, _: Option<Found>) -> String {
-        cx.names.service.clone()
+    fn current(&self, _: &Ctx<'_>, _: Option<Found>) -> String {
+        self.name.to_string()
     }
 }
 
-/// `down`: the service when it carries the job's tags (deleting it takes its scaling too).
+/// `down`: the workers' and the driver's services when they carry the job's tags (deleting
+/// the workers' takes their scaling too).
 pub async fn discover(cx: &Ctx<'_>, found: &mut Teardown) -> Result<(), InfraError> {
-    let (cluster, name) = (&cx.names.cluster, &cx.names.service);
+    let workers = Some(cx.names.scalable_target.clone());
+    discover_one(cx, found, &cx.names.service, workers).await?;
+    discover_one(cx, found, &cx.names.driver_service, None).await
+}
+
+async fn discover_one(
+    cx: &Ctx<'_>,
+    found: &mut Teardown,
+    name: &str,
+    scalable_target: Option<String>,
+) -> Result<(), InfraError> {
+    let cluster = &cx.names.cluster;
     match active_service(&cx.aws.ecs(), cluster, name).await? {
         None => found.plan(change(KIND, name, Action::Absent, "not there"), None),
         Some(s) if cx.ours(s.tags().iter().filter_map(|t| Some((t.key()?, t.value()?)))) => found
@@ -221,12 +239,15 @@ pub async fn discover(cx: &Ctx<'_>, found: &mut Teardown) -> Result<(), InfraErr
                     KIND,
                     name,
                     Action::Delete,
-                    "made by jobrun for this job (with its scaling)",
+                    match scalable_target {
+                        Some(_) => "made by jobrun for this job (with its scaling)",
+                        None => "made by jobrun for this job",
+                    },
                 ),
                 Some(Deletion::Service {
                     cluster: cluster.clone(),
-                    service: name.clone(),
-                    scalable_target: cx.names.scalable_target.clone(),
+                    service: name.to_string(),
+                    scalable_target,
                 }),
             ),
         Some(_) => found.plan(

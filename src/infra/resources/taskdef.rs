@@ -69,7 +69,7 @@ impl TaskDefinition {
         }
     }
 
-    /// The schedules' dispatcher: jobrun's own image (`entry` runs it), 0.25 vCPU and 0.5 GB
+    /// The dispatcher (a schedule's, and the driver's): jobrun's own image (`entry` runs it), 0.25 vCPU and 0.5 GB
     /// for the host's architecture, the job's execution role (pull from the job's repository,
     /// write the job's log group) and the dispatcher's own role.
     pub fn dispatcher(
@@ -96,6 +96,12 @@ impl TaskDefinition {
             "image": image,
             "environment": env,
             "entry_point": entry,
+            // What the driver's service runs: `jobrun drive` over the job's runs driven in
+            // AWS. A schedule's target overrides it with `dispatch …`.
+            "command": [
+                "drive", "--bucket", cx.names.bucket, "--job", cx.job.name,
+                "--cluster", cx.names.cluster, "--service", cx.names.driver_service,
+            ],
             "secrets": {},
             "log_group": cx.names.log_group,
             "log_prefix": "dispatcher",
@@ -173,6 +179,7 @@ fn wanted(
         "image": image,
         "environment": env,
         "entry_point": entry_point,
+        "command": [],
         "secrets": secrets,
         "log_group": cx.names.log_group,
         "log_prefix": LOG_STREAM_PREFIX,
@@ -212,6 +219,7 @@ fn shape_of(td: &Registered) -> Value {
         "image": c.and_then(|c| c.image()).unwrap_or_default(),
         "environment": env,
         "entry_point": c.map(|c| c.entry_point().to_vec()).unwrap_or_default(),
+        "command": c.map(|c| c.command().to_vec()).unwrap_or_default(),
         "secrets": secrets,
         "log_group": c.and_then(|c| c.log_configuration()).and_then(|l| l.options()).and_then(|o| o.get("awslogs-group")).cloned().unwrap_or_default(),
         "log_prefix": c.and_then(|c| c.log_configuration()).and_then(|l| l.options()).and_then(|o| o.get("awslogs-stream-prefix")).cloned().unwrap_or_default(),
@@ -306,6 +314,17 @@ impl TaskDefinition {
             );
         }
         container = container.set_entry_point(self.entry_point.clone());
+        let command: Vec<String> = self.want["command"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if !command.is_empty() {
+            container = container.set_command(Some(command));
+        }
         for (k, v) in self.want["secrets"].as_object().expect("object") {
             container = container.secrets(
                 Secret::builder()

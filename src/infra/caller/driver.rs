@@ -1,0 +1,79 @@
+//! What the driver in AWS (`[ecs] driver = "aws"`) needs of the caller: `up` pushes jobrun's
+//! own image and makes the driver's role, task definition and service (the schedules'
+//! dispatcher's role and task definition); `submit` and the driver itself set the service's
+//! desired count; `down` deletes the service.
+
+use super::{MAKE_ROLES, Scope, allow, allow_if};
+use crate::config::Driver;
+use serde_json::{Value, json};
+
+fn wanted(s: &Scope<'_>) -> bool {
+    s.job.ecs.driver == Driver::Aws
+}
+
+fn service(s: &Scope<'_>) -> String {
+    let n = s.names;
+    s.ecs(&format!("service/{}/{}", n.cluster, n.driver_service))
+}
+
+pub(super) fn driver_up(s: &Scope<'_>) -> Vec<Value> {
+    if !wanted(s) {
+        return vec![];
+    }
+    let (n, a) = (s.names, s.arns);
+    let mut st = super::push(s);
+    st.extend([
+        allow(
+            "MakeDriverRole",
+            MAKE_ROLES,
+            vec![a.role(&n.dispatcher_role)],
+        ),
+        allow_if(
+            "PassTheDispatcherRoles",
+            &["iam:PassRole"],
+            vec![a.role(&n.execution_role), a.role(&n.dispatcher_role)],
+            json!({"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}}),
+        ),
+        allow(
+            "DispatcherTaskDefinition",
+            &[
+                "ecs:DescribeTaskDefinition",
+                "ecs:RegisterTaskDefinition",
+                "ecs:TagResource",
+            ],
+            vec!["*".into()],
+        ),
+        allow(
+            "UpDriver",
+            &[
+                "ecs:CreateService",
+                "ecs:UpdateService",
+                "ecs:DescribeServices",
+                "ecs:TagResource",
+            ],
+            vec![service(s)],
+        ),
+    ]);
+    st
+}
+
+/// `submit` starts the driver; the driver (whose role is `run`'s policy) stops itself.
+pub(super) fn driver_run(s: &Scope<'_>) -> Vec<Value> {
+    if !wanted(s) {
+        return vec![];
+    }
+    vec![allow(
+        "WakeTheDriver",
+        &["ecs:DescribeServices", "ecs:UpdateService"],
+        vec![service(s)],
+    )]
+}
+
+/// `down` looks for the driver's service whatever `driver` says now.
+pub(super) fn driver_down(s: &Scope<'_>) -> Vec<Value> {
+    vec![allow(
+        "DownDriver",
+        &["ecs:DescribeServices", "ecs:DeleteService"],
+        vec![service(s)],
+    )]
+}
