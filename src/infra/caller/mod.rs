@@ -659,7 +659,7 @@ mod tests {
         assert_eq!(sids.len(), unique.len());
     }
 
-    /// A run writes only its records, and the keep tag (and the lifecycle rule that honours
+    /// A run writes only its records, its driver's desired count, and the keep tag (and the lifecycle rule that honours
     /// it) that holds its image in the job's own repository until it ends.
     #[test]
     fn run_alone_cannot_make_or_delete_anything() {
@@ -693,6 +693,15 @@ mod tests {
                                 .unwrap()
                                 .ends_with(":repository/jobrun/wc"),
                         "{a} on the job's repository only: {st}"
+                    );
+                    continue;
+                }
+                if a == "ecs:UpdateService" {
+                    // The desired count of the job's driver: 1 at submit, 0 by the driver.
+                    assert_eq!(
+                        st["Resource"],
+                        json!(["arn:aws:ecs:us-east-1:123456789012:service/jobrun-wc/jobrun-wc-driver"]),
+                        "{st}"
                     );
                     continue;
                 }
