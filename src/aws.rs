@@ -299,6 +299,10 @@ impl Aws {
         aws_sdk_sns::Client::new(&self.config)
     }
 
+    pub fn service_quotas(&self) -> aws_sdk_servicequotas::Client {
+        aws_sdk_servicequotas::Client::new(&self.config)
+    }
+
     pub fn scheduler(&self) -> aws_sdk_scheduler::Client {
         aws_sdk_scheduler::Client::new(&self.config)
     }

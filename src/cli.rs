@@ -313,6 +313,11 @@ pub struct SubmitArgs {
     /// (default: [cost] max_per_run)
     #[arg(long, value_name = "USD")]
     pub max_cost: Option<f64>,
+    /// Refuse the run when it cannot end within this long (e.g. 2h): its tasks' durations (or
+    /// timeout) in waves of as many as run at once — the concurrency, or fewer under the
+    /// account's Fargate vCPU quotas
+    #[arg(long, value_name = "DURATION", value_parser = crate::config::parse_duration)]
+    pub max_duration: Option<std::time::Duration>,
     /// Don't run what ran: a task whose key (image, command, configuration, environment) an
     /// earlier run's succeeded task has gets that task's result and outputs instead; RUN: only
     /// that run's (default: [run] reuse)

@@ -21,6 +21,7 @@ mod layout;
 mod notify;
 mod outputs;
 mod plan;
+mod quota;
 mod record;
 mod registry;
 mod report;

@@ -39,6 +39,8 @@ pub async fn drive(args: DriveArgs, ui: &Ui) -> Result<Exit> {
     ui.note(&format!("drive: job {} as {holder}", args.job));
     let aws = crate::aws::Access::default().load().await?;
     let store = open_store()?;
+    let mut stopping = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| crate::error::Failure::env(format!("cannot wait for SIGTERM: {e}")))?;
     let mut runs: BTreeMap<String, Driven> = BTreeMap::new();
     let mut scanned: Option<Instant> = None;
     loop {
@@ -58,8 +60,25 @@ pub async fn drive(args: DriveArgs, ui: &Ui) -> Result<Exit> {
             set_driver_count(&aws, &args.cluster, &args.service, 1).await?;
         }
         step_all(&aws, &args, &store, &mut runs, ui).await;
-        tokio::time::sleep(poll_interval()).await;
+        tokio::select! {
+            _ = tokio::time::sleep(poll_interval()) => {}
+            _ = stopping.recv() => {
+                hand_over(&mut runs, ui).await;
+                return Ok(Exit::Ok);
+            }
+        }
     }
+}
+
+/// ECS stops a task with SIGTERM (then SIGKILL after the stop timeout): the driver lets go of
+/// its runs' leases, so the next driver takes them over at once instead of when they lapse.
+async fn hand_over(runs: &mut BTreeMap<String, Driven>, ui: &Ui) {
+    for (id, driven) in runs.iter_mut() {
+        if let Err(e) = driven.dispatcher.let_go().await {
+            ui.note(&format!("drive: run {id}: cannot let go of its lease: {e}"));
+        }
+    }
+    ui.note("drive: stopped; the runs are left to the next driver");
 }
 
 /// Adds the marked runs this driver does not follow yet; forgets marks of runs not found.

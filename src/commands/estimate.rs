@@ -2,31 +2,43 @@
 //! then stops, having made nothing) and held against `--max-cost` / `[cost] max_per_run`.
 
 use super::request::SubmitRequest;
+use crate::aws::Aws;
 use crate::config::{CapacityKind, Job};
 use crate::cost::estimate::{Estimate, Expected, Plan};
 use crate::cost::money;
 use crate::error::{Exit, Failure, Result};
-use crate::record::{Place, RunRecord};
+use crate::quota::{self, AtOnce};
+use crate::record::{EcsRun, Place, RunRecord};
 use crate::report::planned::Planned;
 use crate::store::Store;
 use crate::ui::Ui;
+use std::time::Duration;
 
-/// `Some(exit)` when the submit ends here: a dry run (after the plan is printed).
-pub fn before_start(
+/// `Some(exit)` when the submit ends here: a dry run (after the plan is printed). `aws`: the
+/// account an ECS run goes to, whose Fargate vCPU quotas bound how many tasks run at once.
+pub async fn before_start(
     req: &SubmitRequest,
     rec: &RunRecord,
     store: &Store,
+    aws: Option<&Aws>,
     ui: &Ui,
 ) -> Result<Option<Exit>> {
     let job = &req.job;
     let limit = req.max_cost.or(job.cost.max_per_run);
-    if !req.dry_run && limit.is_none() {
+    if !req.dry_run && limit.is_none() && req.max_duration.is_none() {
         return Ok(None);
     }
-    let estimate = estimate(job, rec, store)?;
+    let at_once = match (rec.place.ecs(), aws) {
+        (Some(run), Some(aws)) => Some(at_once(aws, rec, run).await),
+        _ => None,
+    };
+    let estimate = estimate(job, rec, store, at_once.as_ref())?;
     if req.dry_run {
-        ui.emit(&Planned::of(rec, estimate));
+        ui.emit(&Planned::of(rec, estimate, at_once));
         return Ok(Some(Exit::Ok));
+    }
+    if let Some(max) = req.max_duration {
+        too_long(&estimate, max, at_once.as_ref())?;
     }
     match limit {
         Some(max) if estimate.upper_usd > max => Err(Failure::usage(format!(
@@ -41,8 +53,53 @@ pub fn before_start(
     }
 }
 
+/// `--max-duration`: refused when the run's length (its tasks in waves of as many as run at
+/// once) is longer, or when no task can start at all.
+fn too_long(estimate: &Estimate, max: Duration, at_once: Option<&AtOnce>) -> Result<()> {
+    let length = match estimate.wall_secs {
+        Some(w) if w <= max.as_secs_f64() => return Ok(()),
+        Some(w) => format!(
+            "about {}",
+            humantime::format_duration(Duration::from_secs(w as u64))
+        ),
+        None => "forever (no task can start)".into(),
+    };
+    let why = match at_once {
+        Some(a) if a.tasks <= estimate.at_once => format!("; {a}"),
+        _ => String::new(),
+    };
+    Err(Failure::usage(format!(
+        "the run would take {length} ({} at once), more than --max-duration {}{why}",
+        estimate.at_once.min(estimate.tasks),
+        humantime::format_duration(max)
+    ))
+    .hint("raise the account's Fargate vCPU quota, run fewer or smaller tasks, or allow longer (`submit --dry-run` shows the plan)"))
+}
+
+/// The Fargate vCPU quotas an ECS run's tasks go under: its capacity's, and on-demand's too
+/// when a Spot run may fall back to it (or keeps a base there).
+async fn at_once(aws: &Aws, rec: &RunRecord, run: &EcsRun) -> AtOnce {
+    let kinds = match run.capacity.kind {
+        CapacityKind::OnDemand => vec![quota::Kind::OnDemand],
+        CapacityKind::Spot if run.capacity.spot_fallback || run.capacity.on_demand_base > 0 => {
+            vec![quota::Kind::Spot, quota::Kind::OnDemand]
+        }
+        CapacityKind::Spot => vec![quota::Kind::Spot],
+    };
+    let reads = kinds.into_iter().map(|k| quota::read(aws, k));
+    AtOnce::of(
+        rec.settings.size().vcpu,
+        futures_util::future::join_all(reads).await,
+    )
+}
+
 /// The run's estimate: durations from the job's earlier runs, priced as the record is.
-fn estimate(job: &Job, rec: &RunRecord, store: &Store) -> Result<Estimate> {
+fn estimate(
+    job: &Job,
+    rec: &RunRecord,
+    store: &Store,
+    at_once: Option<&AtOnce>,
+) -> Result<Estimate> {
     let runs = store.summaries()?.runs;
     let expected = Expected::pick(&runs, &job.name, &rec.image.id, rec.settings.timeout_secs);
     let spot = rec
@@ -62,8 +119,10 @@ fn estimate(job: &Job, rec: &RunRecord, store: &Store) -> Result<Estimate> {
         size: rec.settings.size(),
         spot,
         workers,
-        concurrency: rec.settings.concurrency,
-        dispatcher: rec.settings.dispatched,
+        concurrency: at_once.map_or(rec.settings.concurrency, |a| {
+            a.tasks.min(rec.settings.concurrency)
+        }),
+        dispatcher: rec.driven_in_aws(),
     };
     let prices = rec
         .settings

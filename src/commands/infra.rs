@@ -57,9 +57,9 @@ pub async fn converge(
     };
     let mut report = crate::infra::up(job, aws, image, agent, dry_run).await?;
     if job.ecs.driver == crate::config::Driver::Aws {
-        let side = driver(job, aws, store, &report.outputs, dry_run, ui).await?;
-        report.outputs.driver = side.driver;
-        report.changes.extend(side.changes);
+        let (service, changes) = driver(job, aws, store, &report.outputs, dry_run, ui).await?;
+        report.outputs.driver = Some(service);
+        report.changes.extend(changes);
     }
     if !dry_run {
         crate::state::save_outputs(store, &job.name, &report.outputs)?;
@@ -68,7 +68,8 @@ pub async fn converge(
 }
 
 /// The driver in AWS (`[ecs] driver = "aws"`): the dispatcher's image built and pushed, its
-/// role, task definition and service converged (what a schedule runs on too).
+/// role, task definition and service converged (the role and task definition a schedule runs
+/// too).
 async fn driver(
     job: &Job,
     aws: &Aws,
@@ -76,9 +77,10 @@ async fn driver(
     outputs: &crate::infra::Outputs,
     dry_run: bool,
     ui: &Ui,
-) -> Result<crate::infra::dispatcher::DispatcherSide> {
+) -> Result<(String, Vec<crate::infra::Change>)> {
     let (image, _) = dispatcher_image(job, store, dry_run, ui).await?;
-    Ok(crate::infra::dispatcher::converge(job, aws, outputs, &image, dry_run).await?)
+    let dispatcher = crate::infra::dispatcher::converge_driver(job, aws, outputs, &image, dry_run);
+    Ok(dispatcher.await?)
 }
 
 /// jobrun's own image for the job's dispatcher and driver (`FROM scratch` and the in-AWS

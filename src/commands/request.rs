@@ -18,6 +18,8 @@ pub struct SubmitRequest {
     pub overlap: Option<Overlap>,
     pub dry_run: bool,
     pub max_cost: Option<f64>,
+    /// `--max-duration`: refused when the run's estimated length is longer.
+    pub max_duration: Option<std::time::Duration>,
     /// Submitted by a schedule's dispatcher, whose task is costed with the run.
     pub scheduled: bool,
     /// Where `--build` pushes to.
@@ -67,6 +69,7 @@ impl SubmitRequest {
             overlap: args.overlap,
             dry_run: args.dry_run,
             max_cost: args.max_cost,
+            max_duration: args.max_duration,
             scheduled: args.scheduled,
             aws: args.aws,
         }

@@ -430,6 +430,7 @@ pub async fn dispatch(args: DispatchArgs, ui: &Ui) -> Result<Exit> {
         dry_run: false,
         // [cost] max_per_run of the stored jobrun.toml still applies.
         max_cost: None,
+        max_duration: None,
         scheduled: true,
         aws: RepositoryArgs::default(),
         reuse,

@@ -288,7 +288,7 @@ async fn submit_local(at: Submit<'_>, ui: &Ui) -> Result<Exit> {
         })?;
         settings.image = Some(id);
     }
-    if let Some(exit) = super::estimate::before_start(req, &rec, store, ui)? {
+    if let Some(exit) = super::estimate::before_start(req, &rec, store, None, ui).await? {
         return Ok(exit);
     }
     let local = async |_: &mut RunRecord| Ok(Dispatcher::Local(LocalDispatcher::new(engine)));
@@ -344,7 +344,7 @@ async fn submit_ecs(at: Submit<'_>, ui: &Ui) -> Result<Exit> {
         let reused = crate::reuse::reuse_ecs(store, &mut rec, &earlier, &s3, &bucket).await?;
         note_gone(&reused, ui);
     }
-    if let Some(exit) = super::estimate::before_start(req, &rec, store, ui)? {
+    if let Some(exit) = super::estimate::before_start(req, &rec, store, Some(&aws), ui).await? {
         return Ok(exit);
     }
     gate.shared = Some(Shared {

@@ -65,9 +65,10 @@ pub struct Plan {
     pub spot: bool,
     /// Queue mode: the most workers, and how long each idles before it exits.
     pub workers: Option<(usize, f64)>,
-    /// How many tasks run at once (the run's wall time is about tasks / this × duration).
+    /// How many tasks run at once (the run's wall time is about tasks / this × duration):
+    /// the run's concurrency, or fewer under the account's Fargate vCPU quotas; 0: none can.
     pub concurrency: usize,
-    /// Fired by a schedule: its dispatcher runs as long as the run.
+    /// Driven in AWS (the job's driver, or a schedule's dispatcher): it runs as long as the run.
     pub dispatcher: bool,
 }
 
@@ -85,8 +86,12 @@ pub struct Estimate {
     pub upper_usd: f64,
     /// Queue mode's workers idling until they exit.
     pub workers_usd: f64,
-    /// A scheduled run's dispatcher, for the run's wall time at p90 durations.
+    /// jobrun's driver in AWS, for the run's wall time at p90 durations.
     pub dispatcher_usd: f64,
+    /// How many tasks run at once, and the run's length at p90 durations (waves of them);
+    /// none when no task can start (a quota of 0).
+    pub at_once: usize,
+    pub wall_secs: Option<f64>,
     pub spot_discount: Option<(f64, f64)>,
     pub prices: String,
 }
@@ -102,6 +107,8 @@ impl Estimate {
             .unwrap_or_default();
         let workers_usd = workers.on_demand(p);
         let waves = plan.tasks.div_ceil(plan.concurrency.max(1)) as f64;
+        let wall_secs =
+            (plan.concurrency > 0 || plan.tasks == 0).then(|| waves * duration.p90_secs);
         let dispatcher_usd = match plan.dispatcher {
             true => Usage::of(
                 super::dispatcher(plan.size.public_ipv4),
@@ -119,6 +126,8 @@ impl Estimate {
             upper_usd: at(duration.p90_secs).on_demand(p) + workers_usd + dispatcher_usd,
             workers_usd,
             dispatcher_usd,
+            at_once: plan.concurrency,
+            wall_secs,
             spot_discount: plan.spot.then_some(p.spot_discount),
             prices: p.source.clone(),
             duration,
@@ -154,6 +163,20 @@ impl fmt::Display for Estimate {
                 d.from
             )?,
         }
+        match self.wall_secs {
+            Some(w) => writeln!(
+                f,
+                "length: about {} ({} at once{})",
+                span(w),
+                self.at_once.min(self.tasks),
+                if d.measured {
+                    ", p90 durations"
+                } else {
+                    ", each task its timeout"
+                }
+            )?,
+            None => writeln!(f, "length: never ends: no task can start (a quota of 0)")?,
+        }
         let spot = match self.spot_discount {
             Some((lo, hi)) => format!(
                 " on Spot (assumed {:.0}–{:.0} % off)",
@@ -173,7 +196,7 @@ impl fmt::Display for Estimate {
         if self.dispatcher_usd > 0.0 {
             writeln!(
                 f,
-                "  including {} for the schedule's dispatcher, for the run's length",
+                "  including {} for jobrun's driver in AWS, for the run's length",
                 money(self.dispatcher_usd)
             )?;
         }

@@ -44,7 +44,8 @@ impl Size {
 /// "20 GB of ephemeral storage by default", more is billed per GB-hour).
 pub const FREE_STORAGE_GB: u32 = 20;
 
-/// The schedules' dispatcher task (`infra::dispatcher`): it runs as long as the run it fired.
+/// jobrun's task in AWS (`infra::dispatcher`: a schedule's dispatcher, the job's driver): it
+/// runs as long as the run it drives.
 /// It runs in the job's network, so it has a public address when the job's tasks do.
 pub fn dispatcher(public_ipv4: bool) -> Size {
     Size {
@@ -222,7 +223,7 @@ pub struct RunCost {
     pub usd: Dollars,
     /// Attempts that ran on Spot (priced at the discount assumed).
     pub spot_attempts: usize,
-    /// A scheduled run's dispatcher task (on-demand), included in `usd`.
+    /// jobrun's driver in AWS (on-demand; a scheduled run's dispatcher), included in `usd`.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub dispatcher_usd: f64,
     pub attempts: usize,
@@ -287,7 +288,7 @@ impl fmt::Display for RunCost {
         if self.dispatcher_usd > 0.0 {
             write!(
                 f,
-                "; {} of it the schedule's dispatcher",
+                "; {} of it jobrun's driver in AWS",
                 money(self.dispatcher_usd)
             )?;
         }
@@ -438,7 +439,7 @@ mod tests {
         assert!(
             fired
                 .to_string()
-                .contains("$0.0099 of it the schedule's dispatcher"),
+                .contains("$0.0099 of it jobrun's driver in AWS"),
             "{fired}"
         );
         // With public addresses, the tasks' and the dispatcher's are billed in full: $0.005

@@ -29,8 +29,7 @@ impl RunRecord {
         let bills = self.tasks.iter().map(|t| &t.bills[..]);
         let end = self.finished_at.unwrap_or_else(Utc::now);
         let dispatcher = self
-            .settings
-            .dispatched
+            .driven_in_aws()
             .then(|| secs_between(self.created_at, end));
         Some(RunCost::of(
             basis,
@@ -39,6 +38,12 @@ impl RunRecord {
             bills,
             dispatcher,
         ))
+    }
+
+    /// Moved on by a jobrun task in AWS, which is paid for as long as the run lasts: a
+    /// scheduled run's dispatcher, or the job's driver (`[ecs] driver = "aws"`).
+    pub fn driven_in_aws(&self) -> bool {
+        self.settings.dispatched || self.place.ecs().is_some_and(|r| r.driver.is_some())
     }
 
     /// One task's share of the cost.

@@ -53,6 +53,10 @@ pub struct RunStatus {
     /// Who won, by the run's objective (`[results] metric`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub best: Option<best::Best>,
+    /// Queued tasks AWS would not start yet, by why: "the account's Fargate vCPU quota",
+    /// "Fargate capacity".
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub waiting: Vec<Waiting>,
     /// A run driven in AWS: its driver as the run's lease says.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub driver: Option<driver::DriverSeen>,
@@ -98,6 +102,37 @@ pub struct TaskStatus {
     /// The size its later attempts ran at, when an out-of-memory kill made it grow.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub size: Option<crate::record::schema::TaskSize>,
+}
+
+/// Queued tasks waiting for one thing.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct Waiting {
+    pub tasks: usize,
+    /// "the account's Fargate vCPU quota" or "Fargate capacity".
+    pub r#for: &'static str,
+}
+
+impl Waiting {
+    fn of(rec: &RunRecord) -> Vec<Waiting> {
+        use crate::dispatch::ecs::{WAITING_FOR_CAPACITY, WAITING_FOR_QUOTA};
+        let queued = || {
+            rec.tasks
+                .iter()
+                .filter(|t| t.state == TaskState::Queued)
+                .filter_map(|t| t.reason.as_deref())
+        };
+        [
+            (WAITING_FOR_QUOTA, "the account's Fargate vCPU quota"),
+            (WAITING_FOR_CAPACITY, "Fargate capacity"),
+        ]
+        .into_iter()
+        .map(|(prefix, what)| Waiting {
+            tasks: queued().filter(|r| r.starts_with(prefix)).count(),
+            r#for: what,
+        })
+        .filter(|w| w.tasks > 0)
+        .collect()
+    }
 }
 
 /// Tasks that ended up at a size bigger than the run's.
@@ -181,6 +216,7 @@ impl RunStatus {
                 .objective
                 .as_ref()
                 .and_then(|o| best::Best::of(rec, o)),
+            waiting: Waiting::of(rec),
             driver: None,
             tasks: rec
                 .tasks
@@ -341,6 +377,14 @@ impl fmt::Display for RunStatus {
             secs(self.duration_secs)
         )?;
         write!(f, "tasks   {}", self.counts_line())?;
+        if !self.waiting.is_empty() {
+            let parts: Vec<String> = self
+                .waiting
+                .iter()
+                .map(|w| format!("{} for {}", w.tasks, w.r#for))
+                .collect();
+            write!(f, "\nwaiting {}", parts.join(", "))?;
+        }
         if let Some(cost) = &self.cost {
             write!(f, "\ncost    {cost}")?;
         }

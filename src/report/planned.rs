@@ -21,10 +21,17 @@ pub struct Planned {
     pub platform: String,
     pub capacity: String,
     pub estimate: Estimate,
+    /// An ECS run: how many tasks the account's Fargate vCPU quotas let run at once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quotas: Option<crate::quota::AtOnce>,
 }
 
 impl Planned {
-    pub fn of(rec: &RunRecord, estimate: Estimate) -> Planned {
+    pub fn of(
+        rec: &RunRecord,
+        estimate: Estimate,
+        quotas: Option<crate::quota::AtOnce>,
+    ) -> Planned {
         let (mode, capacity) = match &rec.place {
             Place::Local => (
                 "local engine",
@@ -45,6 +52,7 @@ impl Planned {
             platform: rec.image.platform.clone(),
             capacity,
             estimate,
+            quotas,
         }
     }
 }
@@ -76,6 +84,9 @@ impl fmt::Display for Planned {
             "size: {} vCPU, {} GB, {} GB storage, {}; {}",
             s.vcpu, s.gb, s.storage_gb, self.platform, self.capacity
         )?;
+        if let Some(q) = &self.quotas {
+            writeln!(f, "quota: {q}")?;
+        }
         writeln!(f, "{}", self.estimate)?;
         write!(f, "dry run: nothing was created")
     }

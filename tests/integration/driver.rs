@@ -378,6 +378,30 @@ fn a_killed_driver_is_replaced_and_the_run_ends_exactly_once() {
     });
     let holder = first["driver"]["holder"].as_str().unwrap().to_string();
 
+    // Two drivers at once (a service asked for 2): the second only follows.
+    let service = |n: u64| {
+        ecs(
+            moto,
+            "UpdateService",
+            json!({"cluster": format!("jobrun-{}", t.name), "service": format!("jobrun-{}-driver", t.name), "desiredCount": n}),
+        )
+    };
+    service(2);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while fargate.running().len() < 2 {
+        assert!(Instant::now() < deadline, "no second driver");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Longer than a lease: the first keeps renewing it, the second never takes it.
+    std::thread::sleep(Duration::from_secs(5));
+    let both = t.status(&run);
+    assert_eq!(both["driver"]["since"], first["driver"]["since"], "{both}");
+    assert_eq!(both["driver"]["alive"], true);
+    service(1);
+    while fargate.running().len() > 1 {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
     // ECS replaces a task that dies (here: killed); the next driver takes the run over once
     // the lease lapses.
     let killed = Instant::now();

@@ -21,6 +21,7 @@ mod local_faults;
 mod outputs_ecs;
 mod push;
 mod queue;
+mod quotas;
 mod results;
 mod runs;
 mod schedules;

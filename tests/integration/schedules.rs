@@ -170,7 +170,7 @@ fn a_schedule_fires_one_run_per_slot_through_the_dispatcher_image() {
     assert!(first.status.success(), "dispatcher: {said}");
     assert!(said.contains("3 succeeded"), "{said}");
     // The run's cost includes the dispatcher's own task.
-    assert!(said.contains("of it the schedule's dispatcher"), "{said}");
+    assert!(said.contains("of it jobrun's driver in AWS"), "{said}");
     let second = fire(moto, &t, &s, "2026-11-30T05:00:00Z");
     assert!(
         second.status.success(),

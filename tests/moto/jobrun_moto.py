@@ -51,6 +51,15 @@ startedAt only once they are past) or stops the newest extra ones, and ListTasks
 (which moto ignores) lists them: those meant to run, as AWS's default desiredStatus RUNNING
 does (other ListTasks keep moto's answer, stopped tasks too, which tests count launches by).
 
+Fargate vCPU quotas: Service Quotas' GetServiceQuota (service code "fargate", quota codes
+L-3032A538 on-demand and L-36FBB829 Spot, which stock moto does not know) answers the account's
+value: AWS's default (4000 vCPU, also what GetAWSDefaultServiceQuota answers) until a test calls
+RequestServiceQuotaIncrease, which here is granted at once (any value, lower too). RunTask of a
+Fargate task whose vCPUs would take the account's running tasks on that capacity (every cluster,
+not yet STOPPED) over the quota starts nothing and answers a failure whose reason is AWS's:
+"You’ve reached the limit on the number of vCPUs you can run concurrently". A test that sets
+a quota uses a moto of its own: the quota is the account's, as on AWS.
+
 DescribeTasks finds the asked tasks in one pass over a set of their ids (moto's own lookup is a
 substring test of every asked ARN against every task it holds).
 
@@ -83,6 +92,8 @@ from moto.ecs import responses as ecs_responses
 from moto.logs.models import logs_backends
 from moto.iam.access_control import IAMRequest
 from moto.s3 import responses as s3_responses
+from moto.servicequotas import responses as sq_responses
+from moto.servicequotas.exceptions import NoSuchResource
 from urllib.parse import quote, urlencode
 
 SPOT_UNAVAILABLE = (
@@ -94,6 +105,14 @@ DEFAULT_REASONS = {
     "TaskFailedToStart": "CannotPullContainerError: fake",
 }
 ESSENTIAL_EXITED = "Essential container in task exited"
+FARGATE_QUOTAS = {
+    "L-3032A538": ("Fargate On-Demand vCPU resource count", "FARGATE"),
+    "L-36FBB829": ("Fargate Spot vCPU resource count", "FARGATE_SPOT"),
+}
+AWS_DEFAULT_VCPU = 4000.0
+QUOTA_REACHED = "You\u2019ve reached the limit on the number of vCPUs you can run concurrently"
+# (account, region, quota code) -> the value RequestServiceQuotaIncrease set.
+_quota_values = {}
 FARGATE_PROVIDERS = ("FARGATE", "FARGATE_SPOT")
 
 _log_lock = threading.Lock()
@@ -328,9 +347,92 @@ def patch_response_run_task(orig):
         if provider == "FARGATE_SPOT" and fake.get("spot_capacity") is False:
             td = self.ecs_backend.describe_task_definition(self._get_param("taskDefinition"))
             return ActionResult({"tasks": [], "failures": [{"arn": td.arn, "reason": SPOT_UNAVAILABLE}]})
+        if over_quota(self, provider, self._get_param("launchType")):
+            td = self.ecs_backend.describe_task_definition(self._get_param("taskDefinition"))
+            return ActionResult({"tasks": [], "failures": [{"arn": td.arn, "reason": QUOTA_REACHED}]})
         return orig(self)
 
     return run_task
+
+
+def quota_shape(account, region, code, value):
+    name, _ = FARGATE_QUOTAS[code]
+    return {
+        "ServiceCode": "fargate", "ServiceName": "AWS Fargate", "QuotaCode": code,
+        "QuotaName": name, "Value": value, "Unit": "None", "Adjustable": True,
+        "GlobalQuota": False,
+        "QuotaArn": f"arn:aws:servicequotas:{region}:{account}:fargate/{code}",
+    }
+
+
+def patch_get_service_quota(orig):
+    @functools.wraps(orig)
+    def get_service_quota(self):
+        params = json.loads(self.body)
+        code = params.get("QuotaCode")
+        if params.get("ServiceCode") != "fargate":
+            return orig(self)
+        if code not in FARGATE_QUOTAS:
+            raise NoSuchResource()
+        key = (self.current_account, self.region, code)
+        value = _quota_values.get(key, AWS_DEFAULT_VCPU)
+        return json.dumps({"Quota": quota_shape(key[0], key[1], code, value)})
+
+    return get_service_quota
+
+
+def get_aws_default_service_quota(self):
+    params = json.loads(self.body)
+    code = params.get("QuotaCode")
+    if params.get("ServiceCode") != "fargate" or code not in FARGATE_QUOTAS:
+        raise NoSuchResource()
+    shape = quota_shape(self.current_account, self.region, code, AWS_DEFAULT_VCPU)
+    return json.dumps({"Quota": shape})
+
+
+def request_service_quota_increase(self):
+    params = json.loads(self.body)
+    code = params.get("QuotaCode")
+    if params.get("ServiceCode") != "fargate" or code not in FARGATE_QUOTAS:
+        raise NoSuchResource()
+    value = float(params["DesiredValue"])
+    _quota_values[(self.current_account, self.region, code)] = value
+    return json.dumps({"RequestedQuota": {
+        "Id": f"fake-{code}", "ServiceCode": "fargate", "QuotaCode": code,
+        "DesiredValue": value, "Status": "CASE_CLOSED",
+    }})
+
+
+def task_vcpu(backend, task_definition, overrides):
+    cpu = (overrides or {}).get("cpu")
+    if cpu is None:
+        cpu = backend.describe_task_definition(task_definition).cpu
+    try:
+        return int(cpu) / 1024.0
+    except (TypeError, ValueError):
+        return 0.25
+
+
+def over_quota(response, provider, launch_type):
+    """Whether one more task would take the account over its Fargate vCPU quota there."""
+    capacity = provider or ("FARGATE" if launch_type == "FARGATE" else None)
+    code = next((c for c, (_, p) in FARGATE_QUOTAS.items() if p == capacity), None)
+    key = (response.current_account, response.region, code)
+    if code is None or key not in _quota_values:
+        return False
+    backend = response.ecs_backend
+    running = 0.0
+    for cluster_tasks in backend.tasks.values():
+        for task in cluster_tasks.values():
+            if task.last_status == "STOPPED" or task.desired_status == "STOPPED":
+                continue
+            on = task.capacity_provider_name or (
+                "FARGATE" if getattr(task, "launch_type", None) == "FARGATE" else None)
+            if on == capacity:
+                running += task_vcpu(backend, task.task_definition_arn, task.overrides)
+    wanted = task_vcpu(backend, response._get_param("taskDefinition"),
+                       response._get_param("overrides"))
+    return running + wanted > _quota_values[key] + 1e-9
 
 
 def patch_indexed_describe_tasks(orig):
@@ -530,6 +632,7 @@ def install():
         (backend, "list_tasks", patch_list_tasks),
         (ecs_models.Task, "advance", patch_advance),
         (ecs_responses.EC2ContainerServiceResponse, "run_task", patch_response_run_task),
+        (sq_responses.ServiceQuotasResponse, "get_service_quota", patch_get_service_quota),
     ]
     for cls, name, patch in patches:
         orig = getattr(cls, name, None)
@@ -537,6 +640,12 @@ def install():
             sys.exit(f"jobrun_moto: {cls.__name__}.{name} not found: this moto is not the one "
                      "tests/requirements.txt pins (run tests/setup)")
         setattr(cls, name, patch(orig))
+    # Service Quotas calls stock moto does not answer at all.
+    for name, f in [("get_aws_default_service_quota", get_aws_default_service_quota),
+                    ("request_service_quota_increase", request_service_quota_increase)]:
+        if hasattr(sq_responses.ServiceQuotasResponse, name):
+            sys.exit(f"jobrun_moto: moto answers {name} itself now: check the plugin's")
+        setattr(sq_responses.ServiceQuotasResponse, name, f)
 
 
 def main():

@@ -19,8 +19,12 @@ pub(super) enum Launch {
         arn: String,
         phase: Option<String>,
     },
-    /// No capacity anywhere we may go: the task stays queued and is tried again.
-    NoCapacity(String),
+    /// No capacity anywhere we may go, or the account's Fargate vCPU quota is reached (`quota`):
+    /// the task stays queued and is tried again — it is never a failed attempt.
+    NoCapacity {
+        why: String,
+        quota: bool,
+    },
     /// ECS would not launch it (and said why): this attempt failed.
     Refused(String),
     Error(AwsError),
@@ -104,6 +108,7 @@ impl EcsDispatcher {
     pub(super) async fn launch(&self, run_id: &str, d: &Dispatch) -> Launch {
         let tr = self.tries.get(&(d.index, d.attempt)).copied().unwrap_or(0);
         let mut capacity_reason = String::new();
+        let mut quota = false;
         for placement in &d.placements {
             let token = client_token(run_id, d.index, d.attempt, placement.label(), tr);
             let (strategy, launch_type) = request_parts(*placement);
@@ -176,12 +181,14 @@ impl EcsDispatcher {
                 })
                 .collect::<Vec<_>>()
                 .join("; ");
-            let capacity = out.failures().iter().any(|f| {
-                let r = f.reason().unwrap_or_default();
-                // RunTask's failure reasons are codes (`RESOURCE:MEMORY`, …) or, for Fargate
-                // capacity, a fixed sentence; there is no other field to match.
-                r.starts_with("RESOURCE:") || r.starts_with("Capacity is unavailable")
-            });
+            let reasons = || {
+                out.failures()
+                    .iter()
+                    .map(|f| f.reason().unwrap_or_default())
+            };
+            let over_quota = reasons().any(over_quota);
+            let capacity = over_quota || reasons().any(no_capacity);
+            quota |= over_quota;
             if !capacity {
                 return Launch::Refused(if reason.is_empty() {
                     "RunTask started no task and gave no reason".into()
@@ -191,7 +198,47 @@ impl EcsDispatcher {
             }
             capacity_reason = format!("{}: {reason}", placement.label());
         }
-        Launch::NoCapacity(capacity_reason)
+        Launch::NoCapacity {
+            why: capacity_reason,
+            quota,
+        }
+    }
+}
+
+/// RunTask's failure reasons are codes (`RESOURCE:MEMORY`, …) or, for Fargate, fixed sentences
+/// (Amazon ECS Developer Guide, "API failure reasons" and "Troubleshooting service event
+/// messages"); a Failure has no other field to match. Fargate without capacity right now:
+/// "Capacity is unavailable at this time. Please try again later or in a different
+/// availability zone" (knowledge center, "ecs-fargate-runtask-capacity").
+fn no_capacity(reason: &str) -> bool {
+    reason.starts_with("RESOURCE:") || reason.starts_with("Capacity is unavailable")
+}
+
+/// The account's Fargate quota reached: "You’ve reached the limit on the number of vCPUs you
+/// can run concurrently" (the task-count quota before 2022: "… number of tasks you can run
+/// concurrently"); AWS writes a typographic apostrophe, users' reports a plain one, so the
+/// match starts after it.
+fn over_quota(reason: &str) -> bool {
+    reason.contains("reached the limit on the number of vCPUs you can run concurrently")
+        || reason.contains("reached the limit on the number of tasks you can run concurrently")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_quota_reason_and_a_capacity_reason_are_told_apart() {
+        let quota =
+            "You\u{2019}ve reached the limit on the number of vCPUs you can run concurrently";
+        assert!(over_quota(quota) && !no_capacity(quota));
+        assert!(over_quota(
+            "You've reached the limit on the number of tasks you can run concurrently"
+        ));
+        let none = "Capacity is unavailable at this time. Please try again later or in a different availability zone";
+        assert!(no_capacity(none) && !over_quota(none));
+        assert!(no_capacity("RESOURCE:MEMORY"));
+        assert!(!no_capacity("MISSING") && !over_quota("MISSING"));
     }
 }
 

@@ -28,6 +28,10 @@ use std::collections::{HashMap, HashSet};
 use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
 
+/// The reasons of a queued task that RunTask refused for now (see [`launch`]).
+pub const WAITING_FOR_QUOTA: &str = "waiting for the account's Fargate vCPU quota";
+pub const WAITING_FOR_CAPACITY: &str = "waiting for Fargate capacity";
+
 /// ECS refuses task overrides longer than this (characters of their JSON form).
 pub const OVERRIDES_LIMIT: usize = 8192;
 
@@ -432,10 +436,13 @@ impl EcsDispatcher {
                     task.phase = phase.or(Some("PROVISIONING".into()));
                     task.start(attempt, arn, now);
                 }
-                Launch::NoCapacity(why) => {
+                Launch::NoCapacity { why, quota } => {
                     *self.tries.entry((i, attempt)).or_default() += 1;
                     // Tried again at the next poll, not at once: no busy loop while AWS has none.
-                    task.reason = Some(format!("waiting for Fargate capacity: {why}"));
+                    task.reason = Some(match quota {
+                        true => format!("{WAITING_FOR_QUOTA}: {why}"),
+                        false => format!("{WAITING_FOR_CAPACITY}: {why}"),
+                    });
                 }
                 Launch::Refused(why) => {
                     task.started_at = Some(now);

@@ -422,6 +422,22 @@ fn run(s: &Scope<'_>) -> Vec<Value> {
             &["ecs:DescribeTasks", "ecs:StopTask"],
             vec![tasks],
         ),
+        // `submit --dry-run` and `--max-duration` plan under the account's Fargate vCPU
+        // quotas (Service Authorization Reference, Service Quotas: GetServiceQuota on the
+        // `quota` resource, arn:…:servicequotas:<region>:<account>:<service>/<quota code>;
+        // GetAWSDefaultServiceQuota takes no resource).
+        allow(
+            "ReadFargateQuotas",
+            &["servicequotas:GetServiceQuota"],
+            [crate::quota::Kind::OnDemand, crate::quota::Kind::Spot]
+                .map(|k| a.regional("servicequotas", &format!("fargate/{}", k.code())))
+                .to_vec(),
+        ),
+        allow(
+            "ReadFargateDefaultQuotas",
+            &["servicequotas:GetAWSDefaultServiceQuota"],
+            vec!["*".into()],
+        ),
         s.pass_roles("PassTheJobRoles"),
         allow(
             "ReadTaskLogs",
@@ -700,7 +716,9 @@ mod tests {
                     // The desired count of the job's driver: 1 at submit, 0 by the driver.
                     assert_eq!(
                         st["Resource"],
-                        json!(["arn:aws:ecs:us-east-1:123456789012:service/jobrun-wc/jobrun-wc-driver"]),
+                        json!([
+                            "arn:aws:ecs:us-east-1:123456789012:service/jobrun-wc/jobrun-wc-driver"
+                        ]),
                         "{st}"
                     );
                     continue;
