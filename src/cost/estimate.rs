@@ -108,7 +108,7 @@ impl Estimate {
         let workers_usd = workers.on_demand(p);
         let waves = plan.tasks.div_ceil(plan.concurrency.max(1)) as f64;
         let wall_secs =
-            (plan.concurrency > 0 || plan.tasks == 0).then(|| waves * duration.p90_secs);
+            (plan.concurrency > 0 || plan.tasks == 0).then_some(waves * duration.p90_secs);
         let dispatcher_usd = match plan.dispatcher {
             true => Usage::of(
                 super::dispatcher(plan.size.public_ipv4),

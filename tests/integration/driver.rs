@@ -356,6 +356,18 @@ fn a_detached_ecs_run_ends_in_aws_with_its_retries_timeout_reduce_and_notice() {
     );
     assert!(text.stdout.contains("let go at"), "{}", text.stdout);
     assert_eq!(hook.got().len(), 1, "told once");
+    // moto's proxy checked every request, here and in the driver, against AWS's models (and
+    // refuses a violation, which would have failed a command).
+    let model = &moto.proxy_stats()["model"];
+    let checked = model["operations"].to_string();
+    for op in [
+        "ecs:UpdateService",
+        "ecs:CreateService",
+        "ecs:RunTask",
+        "ecs:StopTask",
+    ] {
+        assert!(checked.contains(op), "{op} not model-checked: {model}");
+    }
 }
 
 #[test]

@@ -108,4 +108,11 @@ fn a_run_beyond_the_vcpu_quota_is_planned_under_it_and_waits_for_it() {
     for task in s["tasks"].as_array().unwrap() {
         assert_eq!(task["attempts"], 1, "{task}");
     }
+    // moto's proxy checked every request against AWS's service models.
+    let model = &moto.proxy_stats()["model"];
+    assert_eq!(model["violations"], json!([]), "{model}");
+    let checked = model["operations"].to_string();
+    for op in ["servicequotas:GetServiceQuota", "ecs:RunTask"] {
+        assert!(checked.contains(op), "{op} not model-checked: {model}");
+    }
 }

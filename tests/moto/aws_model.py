@@ -12,7 +12,7 @@ patterns are not anchored: a match anywhere, as AWS applies them). Members the m
 know are not errors (the SDK may be newer than the model here).
 
 Protocols decoded back into input: AWS JSON (X-Amz-Target: ECS, SQS, CloudWatch Logs, ECR,
-Application Auto Scaling, Secrets Manager, EventBridge), REST-JSON (EventBridge Scheduler:
+Application Auto Scaling, Secrets Manager, EventBridge, Service Quotas), REST-JSON (EventBridge Scheduler:
 URI labels, query string and body) and AWS query (IAM, STS, SNS: Member.member.N lists,
 Member.entry.N.key/value maps, Member.Sub structures). Others (EC2's own query dialect, S3's
 REST-XML) are counted as unchecked.
@@ -34,7 +34,7 @@ class Models:
         self.loaded = {}  # signing name -> ServiceModel
         self.by_target = {}  # X-Amz-Target prefix -> ServiceModel
         for name in ("ecs", "sqs", "logs", "ecr", "application-autoscaling", "secretsmanager",
-                     "events"):
+                     "events", "service-quotas"):
             m = self.service(name)
             if m and m.metadata.get("targetPrefix"):
                 self.by_target[m.metadata["targetPrefix"]] = m

@@ -223,25 +223,6 @@ fn over_quota(reason: &str) -> bool {
         || reason.contains("reached the limit on the number of tasks you can run concurrently")
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_quota_reason_and_a_capacity_reason_are_told_apart() {
-        let quota =
-            "You\u{2019}ve reached the limit on the number of vCPUs you can run concurrently";
-        assert!(over_quota(quota) && !no_capacity(quota));
-        assert!(over_quota(
-            "You've reached the limit on the number of tasks you can run concurrently"
-        ));
-        let none = "Capacity is unavailable at this time. Please try again later or in a different availability zone";
-        assert!(no_capacity(none) && !over_quota(none));
-        assert!(no_capacity("RESOURCE:MEMORY"));
-        assert!(!no_capacity("MISSING") && !over_quota("MISSING"));
-    }
-}
-
 /// A placement as RunTask takes it: a capacity provider strategy, or the launch type.
 fn request_parts(
     placement: Placement,
@@ -275,5 +256,24 @@ fn task_size(
             .cpu(size.cpu_units().to_string())
             .memory(size.memory_mib.to_string()),
         None => builder,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_quota_reason_and_a_capacity_reason_are_told_apart() {
+        let quota =
+            "You\u{2019}ve reached the limit on the number of vCPUs you can run concurrently";
+        assert!(over_quota(quota) && !no_capacity(quota));
+        assert!(over_quota(
+            "You've reached the limit on the number of tasks you can run concurrently"
+        ));
+        let none = "Capacity is unavailable at this time. Please try again later or in a different availability zone";
+        assert!(no_capacity(none) && !over_quota(none));
+        assert!(no_capacity("RESOURCE:MEMORY"));
+        assert!(!no_capacity("MISSING") && !over_quota("MISSING"));
     }
 }
