@@ -97,7 +97,7 @@ pub async fn current(store: &Store, rec: RunRecord) -> Result<RunRecord> {
     }
     let mut dispatcher = crate::dispatch::Dispatcher::for_run(&rec).await?;
     // Driven in AWS: the driver's copy in the bucket is the run as it stands.
-    if super::drive::driven_in_aws(&rec) {
+    if crate::dispatch::only_followed(&rec) {
         return Ok(crate::watch::step(store, &mut dispatcher, &rec.run_id).await?);
     }
     Ok(crate::watch::look(store, &mut dispatcher, &rec.run_id).await?)
@@ -107,7 +107,7 @@ pub async fn current(store: &Store, rec: RunRecord) -> Result<RunRecord> {
 /// start (or to be sent to the queue).
 pub fn waiting_note(rec: &RunRecord) -> Option<String> {
     let waiting = rec.startable().count();
-    let here = !super::drive::driven_in_aws(rec);
+    let here = !crate::dispatch::only_followed(rec);
     (here && rec.finished_at.is_none() && rec.place != crate::record::Place::Local && waiting > 0)
         .then(|| {
             format!(

@@ -47,7 +47,7 @@ pub async fn attach(
             watch::print_summary(ui, &rec);
             Ok(exit_of(&rec))
         }
-        Ended::Detached if driven_in_aws(&store.load(run_id)?) => {
+        Ended::Detached if crate::dispatch::only_followed(&store.load(run_id)?) => {
             ui.note(&format!(
                 "stopped watching; the run goes on in AWS, driven there. Watch again with: jobrun watch {run_id}"
             ));
@@ -87,7 +87,7 @@ pub async fn drive_detached(
     // a timeout enforced and the end told (`[notify]`) only by a driver, never by the reading
     // commands (`status`, `results` look and do nothing).
     let remote = !matches!(dispatcher, Dispatcher::Local(_));
-    if driven_in_aws(&rec) {
+    if crate::dispatch::only_followed(&rec) {
         return Ok(rec);
     }
     if rec.count(TaskState::Queued) > 0 || (remote && !rec.is_finished()) {
@@ -96,15 +96,14 @@ pub async fn drive_detached(
     Ok(rec)
 }
 
-/// A run another process drives, in AWS: this one only looks.
-pub fn driven_in_aws(rec: &RunRecord) -> bool {
-    rec.place.ecs().is_some_and(|r| r.driver.is_some()) && crate::dispatch::driver_here().is_none()
-}
-
 /// Drives a run that has queued work: in the foreground, or detached. A run driven in AWS has
 /// its driver started (again: `submit --resume`, `retry`), and is watched from here.
 pub async fn go_on(store: &Store, rec: RunRecord, detach: bool, ui: &Ui) -> Result<Exit> {
-    if let Some(run) = rec.place.ecs().filter(|_| driven_in_aws(&rec)) {
+    if let Some(run) = rec
+        .place
+        .ecs()
+        .filter(|_| crate::dispatch::only_followed(&rec))
+    {
         let aws = crate::dispatch::remote::aws_for(run).await?;
         crate::dispatch::remote::wake_driver(&aws, &rec, run).await?;
     }

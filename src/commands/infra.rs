@@ -97,7 +97,7 @@ pub(super) async fn dispatcher_image(
         true => format!("{}:{} (to be pushed)", job.name, built.tag),
         false => {
             let tags = [built.tag.clone()];
-            let opts = super::schedule::registry_access(job);
+            let opts = registry_access(job);
             let sent = push_image(job, &engine, store, &opts, ui, &built.image_id, &tags).await?;
             sent.reference()
         }
@@ -157,4 +157,13 @@ fn confirm(changes: &[crate::infra::Change]) -> bool {
     eprint!("delete the resources marked delete? [y/N] ");
     let mut answer = String::new();
     std::io::stdin().read_line(&mut answer).is_ok() && answer.trim().eq_ignore_ascii_case("y")
+}
+
+/// Pushing and reading the job's registry for the dispatcher's image (a schedule's, the
+/// driver's): the command's AWS access, an existing repository left as it is.
+pub(super) fn registry_access(job: &Job) -> crate::image::push::AwsOptions {
+    crate::image::push::AwsOptions {
+        access: super::common::access(job),
+        update_repository: false,
+    }
 }

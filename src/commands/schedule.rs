@@ -16,7 +16,6 @@ use crate::cli::{
 use crate::config::{self, Job, Overlap, Overrides, TargetKind};
 use crate::error::{Exit, Result};
 use crate::image::keep;
-use crate::image::push::AwsOptions;
 use crate::infra::dispatcher::{self, Delivery, ScheduleDef};
 use crate::report::schedules::{Added, LastFire, ScheduleDone, ScheduleLine, ScheduleList};
 use crate::schedule::{self, DispatchOverrides, ScheduleError, Stored, expr::When};
@@ -138,15 +137,6 @@ async fn add(file: Option<&Path>, args: &ScheduleAddArgs, ui: &Ui) -> Result<Exi
     Ok(Exit::Ok)
 }
 
-/// Pushing and reading the job's registry from a schedule command: the command's AWS access,
-/// an existing repository left as it is.
-pub(super) fn registry_access(job: &Job) -> AwsOptions {
-    AwsOptions {
-        access: super::common::access(job),
-        update_repository: false,
-    }
-}
-
 /// Keeps the two images a schedule fires with out of reach of the repository's lifecycle
 /// policy, before the schedule exists (see `image::keep`).
 async fn pin_images(
@@ -159,7 +149,7 @@ async fn pin_images(
 ) -> Result<()> {
     let [job_tag, dispatcher_tag] = keep::tags(name);
     let pins = [(job_image, job_tag), (dispatcher_image, dispatcher_tag)];
-    let kept = keep::pin(job, store, &registry_access(job), ui, &pins).await?;
+    let kept = keep::pin(job, store, &super::infra::registry_access(job), ui, &pins).await?;
     if kept == Some(crate::image::ecr::Keeping::Foreign) {
         ui.note(&format!(
             "the ECR repository's lifecycle policy is not jobrun's: make sure it never expires images tagged {}*, or this schedule's fires cannot pull their images",
@@ -256,7 +246,7 @@ async fn list(file: Option<&Path>, _: &ScheduleListArgs, ui: &Ui) -> Result<Exit
                 fires = Some(recent_fires(&aws, &s.outputs.site.bucket, &job.name).await?);
             }
             let pinned = [s.outputs.image.as_str(), s.dispatcher_image.as_str()];
-            gone = keep::gone(&job, &store, &registry_access(&job), &pinned).await?;
+            gone = keep::gone(&job, &store, &super::infra::registry_access(&job), &pinned).await?;
         }
         let mut line = line(&name, found, fires.as_deref().unwrap_or_default());
         line.images_gone = gone;
@@ -361,7 +351,7 @@ async fn rm(file: Option<&Path>, args: &ScheduleNameArgs, ui: &Ui) -> Result<Exi
     let (aws, group, _) = named(file, args).await?;
     dispatcher::delete_schedule(&aws, &group, &args.name).await?;
     let job = ecs_job(file)?;
-    keep::release(&job, &registry_access(&job), &args.name).await?;
+    keep::release(&job, &super::infra::registry_access(&job), &args.name).await?;
     ui.emit(&ScheduleDone {
         name: args.name.clone(),
         done: "deleted (its runs stay; `jobrun down` removes the rest)".into(),

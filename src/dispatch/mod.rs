@@ -213,6 +213,12 @@ pub fn driver_here() -> Option<&'static str> {
     DRIVER.get().map(String::as_str)
 }
 
+/// A run the job's driver drives in AWS, and this process is no driver: it only follows the
+/// run (reads the bucket's record), never acts on it.
+pub fn only_followed(rec: &RunRecord) -> bool {
+    rec.place.ecs().is_some_and(|r| r.driver.is_some()) && driver_here().is_none()
+}
+
 /// Handles of finished work to clean up after the record that says so is saved.
 #[must_use]
 pub struct Release(Vec<String>);

@@ -13,10 +13,9 @@ fn at(secs: i64) -> DateTime<Utc> {
     DateTime::from_timestamp(1_796_000_000 + secs, 0).unwrap()
 }
 
-/// The record of the file, built through today's types.
-fn schema_1_record() -> RunRecord {
-    let mut rec = tests::record("20261202-120000-wc-ab12", "wc");
-    let ecs = EcsRun {
+/// The record's ECS place, built through today's types.
+fn schema_1_ecs() -> EcsRun {
+    EcsRun {
         site: EcsSite {
             region: "us-east-1".into(),
             bucket: "jobrun-wc-123456789012-us-east-1".into(),
@@ -35,7 +34,13 @@ fn schema_1_record() -> RunRecord {
             tag: "jobrun-keep-run-20261202-120000-wc-ab12".into(),
             held: true,
         }),
-    };
+    }
+}
+
+/// The record of the file, built through today's types.
+fn schema_1_record() -> RunRecord {
+    let mut rec = tests::record("20261202-120000-wc-ab12", "wc");
+    let ecs = schema_1_ecs();
     let queue = QueueRun {
         queue_url: "https://sqs.us-east-1.amazonaws.com/123456789012/jobrun-wc".into(),
         dlq_url: "https://sqs.us-east-1.amazonaws.com/123456789012/jobrun-wc-dlq".into(),

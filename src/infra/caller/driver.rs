@@ -1,7 +1,8 @@
-//! What the driver in AWS (`[ecs] driver = "aws"`) needs of the caller: `up` pushes jobrun's
-//! own image and makes the driver's role, task definition and service (the schedules'
-//! dispatcher's role and task definition); `submit` and the driver itself set the service's
-//! desired count; `down` deletes the service.
+//! What a run that goes on without you needs of the caller. The driver in AWS (`[ecs] driver =
+//! "aws"`): `up` pushes jobrun's own image and makes the driver's role, task definition and
+//! service (the schedules' dispatcher's role and task definition); `submit` and the driver
+//! itself set the service's desired count; `down` deletes the service. The account's Fargate
+//! vCPU quotas, which `submit` plans under.
 
 use super::{MAKE_ROLES, Scope, allow, allow_if};
 use crate::config::Driver;
@@ -76,4 +77,30 @@ pub(super) fn driver_down(s: &Scope<'_>) -> Vec<Value> {
         &["ecs:DescribeServices", "ecs:DeleteService"],
         vec![service(s)],
     )]
+}
+
+/// `submit --dry-run` and `--max-duration` plan under the account's Fargate vCPU quotas
+/// (Service Authorization Reference, Service Quotas: GetServiceQuota on the `quota` resource,
+/// arn:…:servicequotas:<region>:<account>:<service>/<quota code>; GetAWSDefaultServiceQuota
+/// takes no resource).
+pub(super) fn read_quotas(s: &Scope<'_>) -> Vec<Value> {
+    let quota = |k: crate::quota::Kind| {
+        s.arns
+            .regional("servicequotas", &format!("fargate/{}", k.code()))
+    };
+    vec![
+        allow(
+            "ReadFargateQuotas",
+            &["servicequotas:GetServiceQuota"],
+            vec![
+                quota(crate::quota::Kind::OnDemand),
+                quota(crate::quota::Kind::Spot),
+            ],
+        ),
+        allow(
+            "ReadFargateDefaultQuotas",
+            &["servicequotas:GetAWSDefaultServiceQuota"],
+            vec!["*".into()],
+        ),
+    ]
 }

@@ -13,6 +13,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 mod driver;
+mod queue;
 mod schedule;
 mod simulate;
 use schedule::{schedule, schedule_read, schedule_teardown};
@@ -347,7 +348,7 @@ fn up(s: &Scope<'_>) -> Vec<Value> {
     st.extend(schedule_read(s));
     st.extend(driver::driver_up(s));
     if s.queue_mode() {
-        st.extend(up_queue(s));
+        st.extend(queue::up_queue(s));
     }
     if let Some((bucket, _)) = &s.job.ecs.queue.s3_trigger {
         st.push(allow(
@@ -361,44 +362,6 @@ fn up(s: &Scope<'_>) -> Vec<Value> {
         ));
     }
     st
-}
-
-fn up_queue(s: &Scope<'_>) -> Vec<Value> {
-    vec![
-        allow(
-            "UpQueues",
-            &[
-                "sqs:CreateQueue",
-                "sqs:GetQueueUrl",
-                "sqs:GetQueueAttributes",
-                "sqs:SetQueueAttributes",
-                "sqs:TagQueue",
-            ],
-            s.queues(),
-        ),
-        allow(
-            "UpWorkers",
-            &[
-                "ecs:CreateService",
-                "ecs:UpdateService",
-                "ecs:DescribeServices",
-                "ecs:TagResource",
-            ],
-            vec![s.service()],
-        ),
-        allow(
-            "UpScaling",
-            &[
-                "application-autoscaling:RegisterScalableTarget",
-                "application-autoscaling:DescribeScalableTargets",
-                "application-autoscaling:PutScalingPolicy",
-                "application-autoscaling:DescribeScalingPolicies",
-                "application-autoscaling:TagResource",
-            ],
-            vec!["*".into()],
-        ),
-        s.scaling_alarms(),
-    ]
 }
 
 fn run(s: &Scope<'_>) -> Vec<Value> {
@@ -421,22 +384,6 @@ fn run(s: &Scope<'_>) -> Vec<Value> {
             "WatchTasks",
             &["ecs:DescribeTasks", "ecs:StopTask"],
             vec![tasks],
-        ),
-        // `submit --dry-run` and `--max-duration` plan under the account's Fargate vCPU
-        // quotas (Service Authorization Reference, Service Quotas: GetServiceQuota on the
-        // `quota` resource, arn:…:servicequotas:<region>:<account>:<service>/<quota code>;
-        // GetAWSDefaultServiceQuota takes no resource).
-        allow(
-            "ReadFargateQuotas",
-            &["servicequotas:GetServiceQuota"],
-            [crate::quota::Kind::OnDemand, crate::quota::Kind::Spot]
-                .map(|k| a.regional("servicequotas", &format!("fargate/{}", k.code())))
-                .to_vec(),
-        ),
-        allow(
-            "ReadFargateDefaultQuotas",
-            &["servicequotas:GetAWSDefaultServiceQuota"],
-            vec!["*".into()],
         ),
         s.pass_roles("PassTheJobRoles"),
         allow(
@@ -504,6 +451,7 @@ fn run(s: &Scope<'_>) -> Vec<Value> {
         ));
     }
     st.extend(driver::driver_run(s));
+    st.extend(driver::read_quotas(s));
     st
 }
 
@@ -586,39 +534,11 @@ fn down_storage(s: &Scope<'_>) -> Vec<Value> {
     st
 }
 
-/// `down` looks for queue mode's resources whatever the mode: a job may have been switched
-/// from queue to direct since they were made.
-fn down_queue(s: &Scope<'_>) -> Vec<Value> {
-    vec![
-        allow(
-            "DownQueues",
-            &["sqs:GetQueueUrl", "sqs:ListQueueTags", "sqs:DeleteQueue"],
-            s.queues(),
-        ),
-        allow(
-            "DownWorkers",
-            &["ecs:DescribeServices", "ecs:DeleteService"],
-            vec![s.service()],
-        ),
-        allow(
-            "DownScaling",
-            &[
-                "application-autoscaling:DescribeScalableTargets",
-                "application-autoscaling:DescribeScalingPolicies",
-                "application-autoscaling:DeleteScalingPolicy",
-                "application-autoscaling:DeregisterScalableTarget",
-            ],
-            vec!["*".into()],
-        ),
-        s.scaling_alarms(),
-    ]
-}
-
 fn down(s: &Scope<'_>) -> Vec<Value> {
     let a = s.arns;
     let mut st = down_compute(s);
     st.extend(down_storage(s));
-    st.extend(down_queue(s));
+    st.extend(queue::down_queue(s));
     st.extend(driver::driver_down(s));
     st.extend(schedule_teardown(s));
     if let Some((bucket, _)) = &s.job.ecs.queue.s3_trigger {
