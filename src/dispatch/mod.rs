@@ -305,7 +305,8 @@ impl Dispatcher {
         }
     }
 
-    /// The run's record in the job's bucket (none for a local run, or when it is not there).
+    /// The run's record in the job's bucket when it changed since this process last read it
+    /// (none for a local run, when it is not there, or unchanged).
     pub async fn fetch_record(&mut self) -> Result<Option<RunRecord>, DispatchError> {
         match self.remote() {
             None => Ok(None),

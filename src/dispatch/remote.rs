@@ -53,6 +53,8 @@ pub struct RemoteRun {
     pub more: bool,
     /// Someone asked the run's driver in AWS to cancel it (`cancel.json` under the run).
     pub cancel_asked: bool,
+    /// The ETag of the bucket's record as this process last read it (see `fetch_record`).
+    seen_etag: Option<String>,
 }
 
 impl RemoteRun {
@@ -82,6 +84,7 @@ impl RemoteRun {
             pending: true,
             more: false,
             cancel_asked: false,
+            seen_etag: None,
         }
     }
 
@@ -148,10 +151,20 @@ impl RemoteRun {
         }
     }
 
-    /// The run's record as the bucket holds it.
-    pub async fn fetch_record(&self) -> Result<Option<RunRecord>, AwsError> {
+    /// The run's record as the bucket holds it, when it changed since this process last read
+    /// it (a follower polls: a HeadObject of an unchanged record is all it costs, not the
+    /// download of a record that may be tens of megabytes).
+    pub async fn fetch_record(&mut self) -> Result<Option<RunRecord>, AwsError> {
         let key = record_key(&self.job, &self.run_id);
-        aws::get_json(&self.s3, &self.run.site.bucket, &key).await
+        let bucket = &self.run.site.bucket;
+        let head = self.s3.head_object().bucket(bucket).key(&key).send().await;
+        let etag = head.ok().and_then(|h| h.e_tag().map(str::to_string));
+        if etag.is_some() && etag == self.seen_etag {
+            return Ok(None);
+        }
+        let rec = aws::get_json(&self.s3, bucket, &key).await?;
+        self.seen_etag = etag;
+        Ok(rec)
     }
 
     /// Resolves at once while there is more to start; never otherwise (the caller polls).
