@@ -66,7 +66,9 @@ pub async fn status(file: Option<&Path>, args: &StatusArgs, ui: &Ui) -> Result<E
 }
 
 /// A run driven in AWS: its driver, as the run's lease says.
-async fn driver_seen(rec: &RunRecord) -> Result<Option<crate::report::driver::DriverSeen>> {
+pub(super) async fn driver_seen(
+    rec: &RunRecord,
+) -> Result<Option<crate::report::driver::DriverSeen>> {
     let Some((run, service)) = rec
         .place
         .ecs()

@@ -113,6 +113,15 @@ pub struct Waiting {
 }
 
 impl Waiting {
+    /// "2 for the account's Fargate vCPU quota, 1 for Fargate capacity".
+    pub fn line(w: &[Waiting]) -> String {
+        let parts: Vec<String> = w
+            .iter()
+            .map(|w| format!("{} for {}", w.tasks, w.r#for))
+            .collect();
+        parts.join(", ")
+    }
+
     fn of(rec: &RunRecord) -> Vec<Waiting> {
         use crate::dispatch::ecs::{WAITING_FOR_CAPACITY, WAITING_FOR_QUOTA};
         let queued = || {
@@ -378,12 +387,7 @@ impl fmt::Display for RunStatus {
         )?;
         write!(f, "tasks   {}", self.counts_line())?;
         if !self.waiting.is_empty() {
-            let parts: Vec<String> = self
-                .waiting
-                .iter()
-                .map(|w| format!("{} for {}", w.tasks, w.r#for))
-                .collect();
-            write!(f, "\nwaiting {}", parts.join(", "))?;
+            write!(f, "\nwaiting {}", Waiting::line(&self.waiting))?;
         }
         if let Some(cost) = &self.cost {
             write!(f, "\ncost    {cost}")?;

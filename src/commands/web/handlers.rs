@@ -109,7 +109,7 @@ async fn record(app: &Arc<App>, id: &str) -> Result<Arc<RunRecord>, PageError> {
 
 async fn run(State(app): Shared, Path(id): Path<String>) -> Page {
     let rec = record(&app, &id).await?;
-    let status = RunStatus::of(&rec);
+    let status = status_of(&rec).await;
     let others = same_job_runs(&app, &rec)?;
     Ok(html(views::run_page(
         &rec,
@@ -129,7 +129,18 @@ fn same_job_runs(app: &App, rec: &RunRecord) -> Result<Vec<RunLine>, PageError> 
 
 async fn api_run(State(app): Shared, Path(id): Path<String>) -> Page {
     let rec = record(&app, &id).await?;
-    Ok(Json(RunStatus::of(&rec)).into_response())
+    Ok(Json(status_of(&rec).await).into_response())
+}
+
+/// The run's status as `status` gives it, its driver in AWS included (left out when the
+/// bucket cannot be asked: the page still shows the rest).
+async fn status_of(rec: &RunRecord) -> RunStatus {
+    let mut status = RunStatus::of(rec);
+    match super::super::runs::driver_seen(rec).await {
+        Ok(driver) => status.driver = driver,
+        Err(e) => tracing::debug!("the run's driver: {e}"),
+    }
+    status
 }
 
 /// What a run page's script redraws: the state, the counts, the cost and one letter per task.

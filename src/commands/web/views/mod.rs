@@ -173,6 +173,8 @@ pub fn run_page(rec: &RunRecord, s: &RunStatus, others: &[RunLine], csrf: &str) 
                 p #counts { (live.counts) }
                 p { "cost " span #cost { (live.cost) } " · " span #eta { (live.eta) }
                     @if let Some(w) = &s.workers { " · first worker after " (w.first_running_secs.map(secs).unwrap_or_else(|| "-".into())) } }
+                @if let Some(d) = &s.driver { p #driver.meta { (d.to_string()) } }
+                @if !s.waiting.is_empty() { p #waiting.meta { "waiting: " (crate::report::Waiting::line(&s.waiting)) } }
                 @if let Some(line) = crate::report::phases::line(&s.phases) { p #phases.meta { "time per attempt: " (line) } }
                 @if let Some(line) = s.workers.as_ref().and_then(|w| crate::report::phases::line(&w.phases)) { p #worker-phases.meta { "workers' start: " (line) } }
                 nav.links {
@@ -574,6 +576,10 @@ mod tests {
             .map(|i| TaskRecord::new(i, json!({"lr": i}), None))
             .collect();
         rec.tasks[1].fail("exit code 3", chrono::Utc::now());
+        rec.tasks[2].reason = Some(format!(
+            "{}: FARGATE_SPOT: You’ve reached the limit",
+            crate::dispatch::ecs::WAITING_FOR_QUOTA
+        ));
         rec.settings.notify = Some(crate::record::schema::NotifySpec {
             webhook: Some("https://hooks.example.com/secret".into()),
             sns_topic: None,
@@ -587,6 +593,10 @@ mod tests {
             "three cells and the legend"
         );
         assert!(html.contains("<b>1</b> × exit code 3"), "{html}");
+        assert!(
+            html.contains("waiting: 1 for the account's Fargate vCPU quota"),
+            "{html}"
+        );
         assert!(!html.contains("hooks.example.com"));
         assert_eq!(Live::of(&rec).cells, "qfq");
     }
