@@ -511,3 +511,29 @@ fn cancel_from_here_is_done_by_the_driver_and_a_gone_driver_is_reported() {
     status_until(&t, &run, Duration::from_secs(60), finished);
     driver_gone(moto, &t, &fargate);
 }
+
+/// Queue mode is driven in AWS too: the driver sends the messages and sizes the workers (here,
+/// agents as processes take them), and ends when the run does.
+#[test]
+fn a_queue_run_is_driven_in_aws_too() {
+    let moto = services::moto();
+    let t = crate::queue::queue_folder(moto, crate::queue::COMMAND, "").unset("JOBRUN_DRIVER");
+    for args in [&["build", "--push"][..], &["up"]] {
+        let r = t.run(args);
+        assert_eq!(r.status, 0, "{args:?}: {}", r.stderr);
+    }
+    let fargate = LocalFargate::start(moto, &t, &[]);
+    let work: Vec<Value> = (0..4)
+        .map(|i| json!({"sleep": 0, "exit": 0, "n": i}))
+        .collect();
+    let run = t.submit_detached(&work);
+    // The driver sent the messages: the agents find them.
+    let (a, b) = (
+        crate::queue::Agent::start(&t, &[]),
+        crate::queue::Agent::start(&t, &[]),
+    );
+    assert_eq!((a.wait().0, b.wait().0), (0, 0));
+    let s = status_until(&t, &run, Duration::from_secs(120), finished);
+    assert_eq!(s["succeeded"], 4, "{s}\n{}", driver_logs(&fargate.label));
+    driver_gone(moto, &t, &fargate);
+}

@@ -17,6 +17,16 @@ use std::time::{Duration, Instant};
 /// Its command runs the test task from its host path (`TASK`), so agents can run here as
 /// processes; `@JOB@` in `queue_extra` is the job's name.
 pub(crate) fn queue_job(endpoint: &Service, command: &str, queue_extra: &str) -> Test {
+    let t = queue_folder(endpoint, command, queue_extra);
+    let b = t.run(&["build", "--push"]);
+    assert_eq!(b.status, 0, "build --push: {}", b.stderr);
+    let up = t.run(&["up"]);
+    assert_eq!(up.status, 0, "up: {}", up.stderr);
+    t
+}
+
+/// The job folder of [`queue_job`], nothing built or made yet.
+pub(crate) fn queue_folder(endpoint: &Service, command: &str, queue_extra: &str) -> Test {
     let reg = services::plain_registry();
     let t = Test::ecs_task(&format!(
         "[ecr]\nregistry_endpoint = \"{}\"\n\n[ecs]\nmode = \"queue\"\n\n[queue]\n{queue_extra}",
@@ -34,10 +44,6 @@ pub(crate) fn queue_job(endpoint: &Service, command: &str, queue_extra: &str) ->
             )
             .replace("@JOB@", &t.name),
     );
-    let b = t.run(&["build", "--push"]);
-    assert_eq!(b.status, 0, "build --push: {}", b.stderr);
-    let up = t.run(&["up"]);
-    assert_eq!(up.status, 0, "up: {}", up.stderr);
     t
 }
 
