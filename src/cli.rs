@@ -27,7 +27,8 @@ pub struct Cli {
     )]
     pub file: Option<PathBuf>,
 
-    /// Output format: text (bars on a terminal, plain lines otherwise) or json
+    /// Output format: text (bars on a terminal, plain lines otherwise), json, or csv (`jobrun
+    /// results` only)
     #[arg(
         long,
         short = 'o',
@@ -69,6 +70,7 @@ pub enum Command {
     /// Print the least-privilege IAM policy the caller of jobrun needs for this job
     IamPolicy(IamPolicyArgs),
     /// Start a run: one task per configuration, then watch it
+    #[command(after_long_help = SUBMIT_MORE)]
     Submit(SubmitArgs),
     /// Follow a run until every task is done (re-attaches after Ctrl-C or a crash)
     Watch(WatchArgs),
@@ -90,6 +92,7 @@ pub enum Command {
     #[command(subcommand)]
     Schedule(ScheduleCommand),
     /// The queue-mode worker: take tasks from the job's queue and run them (inside the job's container)
+    #[command(hide = true)]
     Agent(crate::agent::AgentArgs),
     /// How a direct-mode ECS task runs the job's command (inside the job's container): the
     /// command, then its JOBRUN_OUTPUT_DIR uploaded to the run's prefix
@@ -275,6 +278,18 @@ pub struct RepositoryArgs {
     #[arg(long, help_heading = "AWS")]
     pub update_repository: bool,
 }
+
+/// What `submit --help` adds after the flags: placeholders and the defaults a first run meets.
+const SUBMIT_MORE: &str = "\
+Placeholders in [run] command (and the reduce's) are filled per task, quoted for the shell
+where a value lands inside `sh -c`:
+  {index} {count} {run_id} {config} (the whole configuration, JSON) {config.KEY}
+  {{ and }} for a literal brace
+Example: command = [\"python\", \"train.py\", \"--lr\", \"{config.lr}\", \"--out\", \"/out/{index}\"]
+         jobrun submit --matrix lr=0.1,0.01 --matrix seed=1,2     (4 tasks)
+
+Defaults on the ecs target: concurrency 1000 tasks at once, max_attempts 3, Fargate Spot with
+on-demand fallback, driven in AWS (driver = \"aws\": the run goes on when this machine sleeps).";
 
 #[derive(Debug, Args)]
 pub struct SubmitArgs {

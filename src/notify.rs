@@ -31,6 +31,9 @@ pub struct Message {
     pub failed_tasks: Vec<FailedTask>,
     /// The command that shows more.
     pub command: String,
+    /// Who won, by the run's objective (at the end of a run that has one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub best: Option<crate::report::best::Best>,
 }
 
 #[derive(Debug, Serialize)]
@@ -69,6 +72,10 @@ impl Message {
         let (total, failed) = (rec.tasks.len(), rec.count(TaskState::Failed));
         let command = format!("jobrun status {}", rec.run_id);
         let head = format!("jobrun: run {} of job {}", rec.run_id, rec.job);
+        let best = match event {
+            NotifyEvent::Start => None,
+            _ => crate::report::best::Best::for_run(rec),
+        };
         let text = match event {
             NotifyEvent::Start => format!("{head} started: {total} tasks"),
             _ => {
@@ -82,6 +89,9 @@ impl Message {
                     rec.count(TaskState::Succeeded),
                     humantime::format_duration(Duration::from_secs(duration_secs as u64))
                 );
+                if let Some(best) = &best {
+                    text.push_str(&format!("\n{best}"));
+                }
                 for t in &failed_tasks {
                     text.push_str(&format!("\n#{} {}", t.index, t.reason));
                 }
@@ -103,6 +113,7 @@ impl Message {
             duration_secs,
             failed_tasks,
             command,
+            best,
         }
     }
 
@@ -122,6 +133,7 @@ impl Message {
             duration_secs: 0.0,
             failed_tasks: vec![],
             command: format!("jobrun status {active_run}"),
+            best: None,
         }
     }
 }
@@ -279,5 +291,25 @@ mod tests {
             "{}",
             m.text
         );
+    }
+
+    #[test]
+    fn the_end_says_who_won() {
+        let mut rec = crate::record::tests::record("20261130-060000-wc-aaaa", "wc");
+        let now = rec.created_at;
+        rec.tasks[0].start(1, "c0".into(), now);
+        rec.tasks[0].succeed(now);
+        rec.tasks[0].result = Some(serde_json::json!({"loss": 0.25}));
+        rec.settings.objective = Some(crate::record::schema::Objective {
+            metric: "loss".into(),
+            goal: crate::record::schema::Goal::Minimize,
+        });
+        rec.finished_at = Some(now);
+        let m = Message::of(&rec, end_event(&rec));
+        assert_eq!(m.best.as_ref().map(|b| b.index), Some(0));
+        assert!(m.text.contains("\nbest: #0 "), "{}", m.text);
+        let json = serde_json::to_value(&m).unwrap();
+        assert_eq!(json["best"]["metric"], "loss");
+        assert!(Message::of(&rec, NotifyEvent::Start).best.is_none());
     }
 }

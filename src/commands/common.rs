@@ -125,7 +125,17 @@ pub async fn resolve(store: &Store, file: Option<&Path>, arg: &RunArg) -> Result
         Some(_) => None,
     };
     match store.resolve(arg.run.as_deref(), job.as_deref()) {
-        Ok(id) => Ok(store.load(&id)?),
+        Ok(id) => {
+            let rec = store.load(&id)?;
+            if arg.run.is_none() && job.is_none() {
+                // No job folder here: the latest run of any job, said so, not silently.
+                crate::ui::Ui::new(crate::ui::OutputFormat::Text).note(&format!(
+                    "no jobrun.toml here: run {} is the latest of any job (job {}); name a RUN, or run this in the job's folder",
+                    rec.run_id, rec.job
+                ));
+            }
+            Ok(rec)
+        }
         Err(StoreError::NoSuchRun(wanted)) => {
             let found = match current_job(file)? {
                 Some(job) => fetch_remote(store, &job, &wanted).await?,

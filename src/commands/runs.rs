@@ -309,6 +309,29 @@ pub fn since(text: &str) -> Result<chrono::DateTime<chrono::Utc>> {
         })
 }
 
+/// A writer that counts what went through it.
+struct Counted<'a> {
+    inner: &'a mut (dyn std::io::Write + Send),
+    bytes: usize,
+}
+
+impl<'a> Counted<'a> {
+    fn new(inner: &'a mut (dyn std::io::Write + Send)) -> Counted<'a> {
+        Counted { inner, bytes: 0 }
+    }
+}
+
+impl std::io::Write for Counted<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.bytes += n;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 pub async fn logs(file: Option<&Path>, args: LogsArgs) -> Result<Exit> {
     use std::io::Write;
     let store = open_store()?;
@@ -329,7 +352,16 @@ pub async fn logs(file: Option<&Path>, args: LogsArgs) -> Result<Exit> {
     let dispatcher = Dispatcher::for_run(&rec).await?;
     let mut stdout = crate::ui::Stdout;
     if let Some(i) = args.index {
-        dispatcher.logs(&rec, i, args.follow, &mut stdout).await?;
+        let mut written = Counted::new(&mut stdout);
+        dispatcher.logs(&rec, i, args.follow, &mut written).await?;
+        if written.bytes == 0 {
+            // Exit 0 with nothing is not an answer: say why there is nothing.
+            crate::ui::Ui::new(crate::ui::OutputFormat::Text).note(&format!(
+                "task {i} of run {} has no log yet ({})",
+                rec.run_id,
+                rec.tasks[i].state.as_str()
+            ));
+        }
         return Ok(Exit::Ok);
     }
     for t in &rec.tasks {

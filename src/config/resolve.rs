@@ -214,6 +214,17 @@ pub struct Overrides {
     /// machine sleeps) or `here` (this machine's jobrun, in the background)
     #[arg(long, env = "JOBRUN_DRIVER", value_enum, help_heading = "Job settings")]
     pub driver: Option<Driver>,
+    /// The result key that names the winner (`[results] metric`, e.g. loss)
+    #[arg(
+        long,
+        env = "JOBRUN_METRIC",
+        value_name = "KEY",
+        help_heading = "Job settings"
+    )]
+    pub metric: Option<String>,
+    /// Whether the smallest or the largest value of the metric wins (`[results] goal`)
+    #[arg(long, env = "JOBRUN_GOAL", value_enum, help_heading = "Job settings")]
+    pub goal: Option<Goal>,
 }
 
 /// Moves each named field of `$self` to `$env` or `$flags` by where clap found it. The fields
@@ -241,7 +252,7 @@ impl Overrides {
         };
         let (mut env, mut flags) = (Overrides::default(), Overrides::default());
         let m = Some(m);
-        split_by_source!(self, m, env, flags: target, concurrency, timeout, max_attempts, cpu, memory, platform, mode, driver);
+        split_by_source!(self, m, env, flags: target, concurrency, timeout, max_attempts, cpu, memory, platform, mode, driver, metric, goal);
         (env, flags)
     }
 }
@@ -289,14 +300,18 @@ pub(super) fn resolve(
         notify: notify(&file.notify, file.aws.profile.as_deref()).map_err(invalid)?,
         reduce: reduce(file.reduce.as_ref(), target).map_err(invalid)?,
         cost: cost(&file.cost).map_err(invalid)?,
-        results: objective(&file.results).map_err(invalid)?,
+        results: objective(
+            layered(&flags.metric, &file.results.metric, &env.metric),
+            layered(&flags.goal, &file.results.goal, &env.goal),
+        )
+        .map_err(invalid)?,
         dir,
     })
 }
 
 /// `[results]`: a metric (a result key) and its goal; a goal alone says nothing.
-fn objective(section: &super::file::ResultsSection) -> Result<Option<Objective>, String> {
-    match (&section.metric, section.goal) {
+fn objective(metric: Option<String>, goal: Option<Goal>) -> Result<Option<Objective>, String> {
+    match (&metric, goal) {
         (None, None) => Ok(None),
         (None, Some(_)) => {
             Err("results.goal needs results.metric: the result key it is about".into())

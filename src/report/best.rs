@@ -2,7 +2,9 @@
 //! whose result has the best value of the run's metric (`[results] metric`, smallest or
 //! largest by `goal`); a tie goes to the lower index. Tasks without a number under the metric
 //! (failed, no result.json, another key) take no part, and with none there is no winner —
-//! nothing claims one.
+//! nothing claims one. A run without `[results] metric` whose reduce names a best value
+//! (`best_loss`) is judged by that key (`loss`), its goal read off where that value lies
+//! among the tasks' (the smallest: minimize; the largest: maximize; else no winner).
 
 use super::short;
 use crate::record::schema::{Goal, Objective};
@@ -43,6 +45,14 @@ fn value_of(result: &Value, metric: &str) -> Option<f64> {
 }
 
 impl Best {
+    /// The run's winner by its objective: `[results] metric`, else the reduce's `best_*`.
+    pub fn for_run(rec: &RunRecord) -> Option<Best> {
+        match &rec.settings.objective {
+            Some(o) => Best::of(rec, o),
+            None => Best::of(rec, &inferred(rec)?),
+        }
+    }
+
     /// The run's winner by `objective`, if any task has the metric.
     pub fn of(rec: &RunRecord, objective: &Objective) -> Option<Best> {
         let mut scored: Vec<(usize, f64)> = rec
@@ -75,6 +85,35 @@ impl Best {
             of: n,
         })
     }
+}
+
+/// The objective a reduce's result names: its first `best_<key>` number whose `<key>` the map
+/// tasks' results have, with the goal that makes it the best (none when it is neither the
+/// smallest nor the largest of theirs).
+fn inferred(rec: &RunRecord) -> Option<Objective> {
+    let reduce = rec.tasks.iter().find(|t| t.stage == Stage::Reduce)?;
+    let result = reduce.result.as_ref()?.as_object()?;
+    result.iter().find_map(|(k, v)| {
+        let metric = k.strip_prefix("best_")?;
+        let best = v.as_f64()?;
+        let values: Vec<f64> = rec
+            .tasks
+            .iter()
+            .filter(|t| t.stage == Stage::Map && t.state == TaskState::Succeeded)
+            .filter_map(|t| value_of(t.result.as_ref()?, metric))
+            .collect();
+        let min = values.iter().copied().reduce(f64::min)?;
+        let max = values.iter().copied().reduce(f64::max)?;
+        let goal = match best {
+            b if b == min => Goal::Minimize,
+            b if b == max => Goal::Maximize,
+            _ => return None,
+        };
+        Some(Objective {
+            metric: metric.to_string(),
+            goal,
+        })
+    })
 }
 
 /// A configuration as `key=value` words, nested keys joined with dots.
@@ -197,5 +236,37 @@ mod tests {
             "{nested}"
         );
         assert!(Best::of(&rec, &objective("accuracy", Goal::Maximize)).is_none());
+    }
+
+    /// Without `[results] metric`, the reduce's `best_loss` names the metric; where it lies
+    /// among the tasks' values gives the goal; a `best_` key that is neither end names none.
+    #[test]
+    fn the_reduce_s_best_key_is_the_objective_when_none_is_set() {
+        let mut rec = run(
+            &[
+                Some(json!({"loss": 0.5, "acc": 0.7})),
+                Some(json!({"loss": 0.2, "acc": 0.9})),
+            ],
+            &[],
+        );
+        assert!(Best::for_run(&rec).is_none(), "no objective, no reduce");
+        let mut reduce = crate::record::TaskRecord::new(2, json!({}), None);
+        reduce.stage = Stage::Reduce;
+        reduce.result = Some(json!({"best_acc": 0.9, "best_loss": 0.2, "n": 2}));
+        rec.tasks.push(reduce);
+        let best = Best::for_run(&rec).unwrap();
+        // Keys in order: best_acc first; 0.9 is the largest acc.
+        assert_eq!(
+            (best.metric.as_str(), best.goal, best.index),
+            ("acc", Goal::Maximize, 1)
+        );
+        rec.tasks[2].result = Some(json!({"best_loss": 0.3}));
+        assert!(Best::for_run(&rec).is_none(), "0.3 is neither end");
+        rec.settings.objective = Some(objective("loss", Goal::Maximize));
+        assert_eq!(
+            Best::for_run(&rec).unwrap().index,
+            0,
+            "the set objective wins"
+        );
     }
 }

@@ -220,11 +220,7 @@ impl RunStatus {
                 memory_mib: rec.settings.memory_mib,
             },
             grown: Grown::of(rec),
-            best: rec
-                .settings
-                .objective
-                .as_ref()
-                .and_then(|o| best::Best::of(rec, o)),
+            best: best::Best::for_run(rec),
             waiting: Waiting::of(rec),
             driver: None,
             tasks: rec
@@ -517,26 +513,61 @@ impl fmt::Display for RunList {
         if self.0.is_empty() {
             return write!(f, "no runs yet");
         }
-        write!(
-            f,
-            "{:<40} {:<10} {:>5} {:>5} {:>5} {:>15}  created",
-            "RUN", "STATE", "TOTAL", "OK", "FAIL", "COST"
-        )?;
-        for r in &self.0 {
-            let cost = match &r.cost {
-                Some(c) if c.basis == crate::cost::Basis::Fargate => c.usd.to_string(),
-                Some(c) => format!("({})", c.usd),
-                None => "-".into(),
-            };
+        // Columns as wide as their widest cell (Display impls ignore a width, so every cell is
+        // made a string first).
+        let cells: Vec<[String; 6]> = self
+            .0
+            .iter()
+            .map(|r| {
+                let cost = match &r.cost {
+                    Some(c) if c.basis == crate::cost::Basis::Fargate => c.usd.to_string(),
+                    Some(c) => format!("({})", c.usd),
+                    None => "-".into(),
+                };
+                [
+                    r.run_id.clone(),
+                    r.state.to_string(),
+                    r.total.to_string(),
+                    r.succeeded.to_string(),
+                    r.failed.to_string(),
+                    cost,
+                ]
+            })
+            .collect();
+        let head = ["RUN", "STATE", "TOTAL", "OK", "FAIL", "COST"];
+        let width = |i: usize| {
+            cells
+                .iter()
+                .map(|c| c[i].chars().count())
+                .chain([head[i].len()])
+                .max()
+                .unwrap_or(0)
+        };
+        let w: Vec<usize> = (0..6).map(width).collect();
+        let line = |c: [&str; 6]| {
+            format!(
+                "{:<w0$} {:<w1$} {:>w2$} {:>w3$} {:>w4$} {:>w5$}",
+                c[0],
+                c[1],
+                c[2],
+                c[3],
+                c[4],
+                c[5],
+                w0 = w[0],
+                w1 = w[1],
+                w2 = w[2],
+                w3 = w[3],
+                w4 = w[4],
+                w5 = w[5]
+            )
+        };
+        write!(f, "{}  created", line(head))?;
+        for (r, c) in self.0.iter().zip(&cells) {
+            let c: [&str; 6] = std::array::from_fn(|i| c[i].as_str());
             write!(
                 f,
-                "\n{:<40} {:<10} {:>5} {:>5} {:>5} {:>15}  {}",
-                r.run_id,
-                r.state,
-                r.total,
-                r.succeeded,
-                r.failed,
-                cost,
+                "\n{}  {}",
+                line(c),
                 r.created_at.format("%Y-%m-%d %H:%M:%S UTC")
             )?;
             if let Some(key) = &r.key {
@@ -627,5 +658,41 @@ mod tests {
              provisioning 8.0s median, p90 8.0s, max 8.0s; pull 35.0s median, p90 40.0s, max \
              40.0s; start 1.0s median, p90 1.0s, max 1.0s"
         );
+    }
+
+    #[test]
+    fn the_runs_table_s_columns_line_up() {
+        let line = |id: &str, state, total| RunLine {
+            run_id: id.into(),
+            job: "a".into(),
+            target: "local".into(),
+            state,
+            total,
+            succeeded: total,
+            failed: 0,
+            created_at: Utc::now(),
+            key: None,
+            reason: None,
+            cost: None,
+        };
+        let text = RunList(vec![
+            line(
+                "20260101-000000-a-0001",
+                crate::record::RunState::Succeeded,
+                12345,
+            ),
+            line("-", crate::record::RunState::Skipped, 0),
+            line(
+                "20260101-000000-a-0002-longer",
+                crate::record::RunState::Running,
+                3,
+            ),
+        ])
+        .to_string();
+        let at: Vec<usize> = text
+            .lines()
+            .map(|l| l.find("  20").or_else(|| l.find("  created")).unwrap())
+            .collect();
+        assert!(at.windows(2).all(|w| w[0] == w[1]), "{text}");
     }
 }

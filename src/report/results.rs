@@ -56,11 +56,7 @@ impl Results {
             columns,
             rows,
             reduce: rec.reduce_task().map(row),
-            best: rec
-                .settings
-                .objective
-                .as_ref()
-                .and_then(|o| super::best::Best::of(rec, o)),
+            best: super::best::Best::for_run(rec),
         }
     }
 

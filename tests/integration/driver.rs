@@ -26,12 +26,15 @@ pub(crate) struct LocalFargate {
 }
 
 /// The driver service's desired count and task definition, as moto holds them.
+/// None too when there is no such service, or no cluster (after `down`).
 fn driver_service(moto: &Service, job: &str) -> Option<(u64, String)> {
-    let out = ecs(
+    let out = services::json_call(
         moto,
-        "DescribeServices",
+        "ecs",
+        "AmazonEC2ContainerServiceV20141113.DescribeServices",
         json!({"cluster": format!("jobrun-{job}"), "services": [format!("jobrun-{job}-driver")]}),
-    );
+    )
+    .ok()?;
     let s = out["services"].as_array()?.first()?.clone();
     (s["status"] == "ACTIVE").then(|| {
         (
@@ -368,6 +371,18 @@ fn a_detached_ecs_run_ends_in_aws_with_its_retries_timeout_reduce_and_notice() {
     ] {
         assert!(checked.contains(op), "{op} not model-checked: {model}");
     }
+    // down takes the driver's service with the rest.
+    let down = t.run(&["down", "--yes"]);
+    assert_eq!(down.status, 0, "{}", down.stderr);
+    assert!(
+        down.stdout.contains(&format!("jobrun-{}-driver", t.name)),
+        "{}",
+        down.stdout
+    );
+    assert!(
+        driver_service(moto, &t.name).is_none(),
+        "the driver's service is gone"
+    );
 }
 
 #[test]

@@ -62,3 +62,56 @@ fn completions_into_a_closed_pipe_end_quietly() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(out.status.code(), Some(0), "{stderr}");
 }
+
+/// What a newcomer meets first: `--help` lists what they run (the in-AWS commands stay out of
+/// it), `-o` says where csv works, a task with no log says so, and `status` outside a job
+/// folder says which job's run it shows.
+#[test]
+fn help_logs_and_status_tell_a_newcomer_what_they_see() {
+    let t = Test::new();
+    let help = t.run(&["--help"]).stdout;
+    let commands: Vec<&str> = help
+        .lines()
+        .filter_map(|l| l.strip_prefix("  ")?.split_whitespace().next())
+        .collect();
+    for hidden in ["agent", "task", "dispatch", "drive", "agent-image"] {
+        assert!(!commands.contains(&hidden), "{hidden} in --help:\n{help}");
+    }
+    assert!(commands.contains(&"submit"), "{help}");
+    assert!(help.contains("or csv (`jobrun"), "{help}");
+    let submit = t.run(&["submit", "--help"]).stdout;
+    assert!(
+        submit.contains("{config.KEY}")
+            && submit.contains("concurrency 1000 tasks at once, max_attempts 3"),
+        "{submit}"
+    );
+
+    let t = Test::with_task(r#"command = ["/task", "sleep", "30"]"#);
+    t.build();
+    let run = t.submit_detached(&[serde_json::json!({"a": 1})]);
+    let logs = t.run(&["logs", &run, "--index", "0"]);
+    assert_eq!(logs.status, 0, "{}", logs.stderr);
+    if logs.stdout.is_empty() {
+        assert!(
+            logs.stderr
+                .contains(&format!("task 0 of run {run} has no log yet")),
+            "{}",
+            logs.stderr
+        );
+    }
+    let c = t.run(&["cancel", &run]);
+    assert_eq!(c.status, 0, "{}", c.stderr);
+    // From another folder, with no jobrun.toml: the note names the job.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let mut status = t.command(&["status"]);
+    status.current_dir(elsewhere.path());
+    let out = status.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "no jobrun.toml here: run {run} is the latest of any job (job {})",
+            t.name
+        )),
+        "{stderr}"
+    );
+}

@@ -496,3 +496,65 @@ goal = "minimize""#,
     let none = results_json(&t, &["--metric", "accuracy"]);
     assert!(none.get("best").is_none(), "{none}");
 }
+
+/// The objective from the command line (`submit --metric --goal`), or, without one, from the
+/// reduce's `best_*` key; the end's notification names the winner too.
+#[test]
+fn the_winner_by_a_flag_or_by_the_reduce_s_best_key_and_in_the_notification() {
+    let hook = crate::unattended::Receiver::start(0);
+    let t = Test::with_task(&format!(
+        r#"command = ["/task", "write", "result.json", "{{{{\"acc\": {{config.lr}}}}}}"]
+
+[reduce]
+command = ["/task", "write", "result.json", "{{{{\"best_acc\": 0.9}}}}"]
+
+[notify]
+webhook = "{}""#,
+        hook.url()
+    ));
+    t.build();
+    configs(&t, &[0.5, 0.9, 0.3]);
+    // No [results] metric: the reduce's best_acc names acc, and 0.9 is its largest.
+    let r = t.run(&["submit", "--configs", "configs.jsonl"]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    let line = "best: #1 lr=0.9 → acc 0.9 (largest of 3; 2nd: #0 0.5, median 0.5)";
+    assert!(r.stdout.contains(line), "{}", r.stdout);
+    let got = hook.got();
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].1["best"]["index"], 1, "{}", got[0].1);
+    assert!(
+        got[0].1["text"].as_str().unwrap().contains(line),
+        "{}",
+        got[0].1
+    );
+    // A flag says otherwise: the smallest acc wins, kept in the run's settings.
+    let r = t.run(&[
+        "submit",
+        "--configs",
+        "configs.jsonl",
+        "--metric",
+        "acc",
+        "--goal",
+        "minimize",
+    ]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    assert!(
+        r.stdout
+            .contains("best: #2 lr=0.3 → acc 0.3 (smallest of 3;"),
+        "{}",
+        r.stdout
+    );
+    let s = t.status("");
+    assert_eq!(
+        (s["best"]["index"].as_u64(), s["best"]["goal"].as_str()),
+        (Some(2), Some("minimize"))
+    );
+    // --goal alone is refused with the key it is about.
+    let bad = t.run(&["submit", "--configs", "configs.jsonl", "--goal", "maximize"]);
+    assert_eq!(bad.status, 2, "{}", bad.stderr);
+    assert!(
+        bad.stderr.contains("results.goal needs results.metric"),
+        "{}",
+        bad.stderr
+    );
+}

@@ -173,6 +173,10 @@ pub fn run_page(rec: &RunRecord, s: &RunStatus, others: &[RunLine], csrf: &str) 
                 p #counts { (live.counts) }
                 p { "cost " span #cost { (live.cost) } " · " span #eta { (live.eta) }
                     @if let Some(w) = &s.workers { " · first worker after " (w.first_running_secs.map(secs).unwrap_or_else(|| "-".into())) } }
+                @if let Some(b) = &s.best {
+                    div #winner { b { "Who won: " } (b.to_string().trim_start_matches("best: ")) " · "
+                        a href={ "/runs/" (rec.run_id) "/results" } { "see it among the others" } }
+                }
                 @if let Some(d) = &s.driver { p #driver.meta { (d.to_string()) } }
                 @if !s.waiting.is_empty() { p #waiting.meta { "waiting: " (crate::report::Waiting::line(&s.waiting)) } }
                 @if let Some(line) = crate::report::phases::line(&s.phases) { p #phases.meta { "time per attempt: " (line) } }
@@ -597,7 +601,21 @@ mod tests {
             html.contains("waiting: 1 for the account's Fargate vCPU quota"),
             "{html}"
         );
-        assert!(!html.contains("hooks.example.com"));
         assert_eq!(Live::of(&rec).cells, "qfq");
+        assert!(!html.contains("id=\"winner\""), "no objective, no winner");
+        rec.tasks[0].start(1, "c0".into(), chrono::Utc::now());
+        rec.tasks[0].succeed(chrono::Utc::now());
+        rec.tasks[0].result = Some(serde_json::json!({"loss": 0.5}));
+        rec.settings.objective = Some(crate::record::schema::Objective {
+            metric: "loss".into(),
+            goal: crate::record::schema::Goal::Minimize,
+        });
+        let html = run_page(&rec, &RunStatus::of(&rec), &[], "tok").into_string();
+        assert!(html.contains("id=\"winner\""), "{html}");
+        assert!(
+            html.contains("→ loss 0.5 (the only task with loss)"),
+            "{html}"
+        );
+        assert!(!html.contains("hooks.example.com"));
     }
 }
