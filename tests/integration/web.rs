@@ -630,6 +630,42 @@ fn in_a_browser_the_grid_the_plot_and_a_cancel_show_as_a_person_sees_them() {
         json!(true)
     );
 
+    // A sweep whose lr spans three decades, judged by loss: its axis is logarithmic and the
+    // winner is marked on the plot.
+    let wide: Vec<Value> = [(0.001, 0.5), (0.01, 0.25), (0.1, 0.75), (1.0, 0.125)]
+        .iter()
+        .map(|(lr, loss)| json!({"lr": lr, "loss": loss, "sleep": 0}))
+        .collect();
+    let lines: Vec<String> = wide.iter().map(Value::to_string).collect();
+    t.write("wide.jsonl", &(lines.join("\n") + "\n"));
+    let r = t.run(&[
+        "submit",
+        "--configs",
+        "wide.jsonl",
+        "--metric",
+        "loss",
+        "--detach",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    let wide_run = r.json()["run_id"].as_str().unwrap().to_string();
+    t.wait_for(&wide_run, "the wide run's end", |s| {
+        s["finished_at"].is_string()
+    });
+    b.navigate(&ui.url(&format!(
+        "/runs/{wide_run}/results?x=config.lr&y=result.loss"
+    )));
+    b.until(
+        "the wide plot",
+        "document.getElementById('plot')?.dataset.points === '3'",
+    );
+    assert_eq!(
+        b.eval("['xScale', 'yScale', 'best'].map(k => document.getElementById('plot').dataset[k]).join(' ')"),
+        "logarithmic linear 3",
+        "lr on a log axis, loss on a linear one, task 3 (loss 0.125) marked"
+    );
+
     // A run cancelled elsewhere turns cancelled on its open page, without a reload.
     let long = t.submit_detached(&configs(60)[..1]);
     t.wait_for(&long, "a running task", |s| s["running"] == 1);

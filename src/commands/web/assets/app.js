@@ -89,6 +89,8 @@ function scatter() {
   if (!canvas || !source || typeof Chart === "undefined") return;
   const data = JSON.parse(source.textContent);
   const colour = colours(data.points);
+  // The winner, drawn again on top: a large ring, named in its tooltip.
+  const best = data.points.filter((p) => p.i === data.best);
   const chart = new Chart(canvas, {
     type: "scatter",
     data: {
@@ -97,23 +99,37 @@ function scatter() {
         data: data.points,
         pointBackgroundColor: data.points.map((p) => colour.of(p.c)),
         pointRadius: data.points.length > 2000 ? 2 : 4,
+      }, {
+        label: "best",
+        data: best,
+        pointStyle: "circle",
+        pointRadius: 10,
+        borderWidth: 3,
+        borderColor: "#d62728",
+        backgroundColor: "rgba(0,0,0,0)",
       }],
     },
     options: {
       animation: false,
       parsing: false,
-      scales: { x: { title: { display: true, text: data.x } }, y: { title: { display: true, text: data.y } } },
+      scales: {
+        x: { type: data.x_log ? "logarithmic" : "linear", title: { display: true, text: data.x } },
+        y: { type: data.y_log ? "logarithmic" : "linear", title: { display: true, text: data.y } },
+      },
       plugins: {
         legend: { display: false },
-        tooltip: { callbacks: { label: (ctx) => `#${ctx.raw.i}: ${ctx.raw.label}` } },
+        tooltip: { callbacks: { label: (ctx) => `${ctx.datasetIndex === 1 ? "best " : ""}#${ctx.raw.i}: ${ctx.raw.label}` } },
       },
       onClick: (e, items) => {
-        if (items.length) location.href = `/runs/${canvas.dataset.run}/tasks/${data.points[items[0].index].i}`;
+        if (items.length) location.href = `/runs/${canvas.dataset.run}/tasks/${items[0].element.$context.raw.i}`;
       },
     },
   });
   // What was drawn, for people who script against the page and for the tests.
   canvas.dataset.points = String(chart.data.datasets[0].data.length);
+  canvas.dataset.xScale = chart.scales.x.type;
+  canvas.dataset.yScale = chart.scales.y.type;
+  canvas.dataset.best = best.length ? String(best[0].i) : "";
   if (colour.legend.length) {
     const p = document.createElement("p");
     p.className = "legend";
@@ -159,7 +175,7 @@ function drawMultiples(box, data) {
       options: {
         animation: false,
         parsing: false,
-        scales: { x: { title: { display: true, text: key } }, y: { title: { display: true, text: data.y } } },
+        scales: { x: { type: data.log[k] ? "logarithmic" : "linear", title: { display: true, text: key } }, y: { title: { display: true, text: data.y } } },
         plugins: { legend: { display: false }, tooltip: { callbacks: { label: (ctx) => `#${ctx.raw.i}: ${key}=${ctx.raw.x}, ${data.y}=${ctx.raw.y}` } } },
         onClick: (e, items) => {
           if (items.length) location.href = `/runs/${box.dataset.run}/tasks/${points[items[0].index].i}`;
@@ -167,6 +183,7 @@ function drawMultiples(box, data) {
       },
     });
     canvas.dataset.key = key;
+    canvas.dataset.xScale = chart.scales.x.type;
     canvas.dataset.points = String(chart.data.datasets[0].data.length);
   });
 }

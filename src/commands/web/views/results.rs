@@ -35,13 +35,32 @@ impl ResultsQuery {
     }
 }
 
-/// What the results page's plot draws: one point per task that has both values.
+/// What the results page's plot draws: one point per task that has both values, each axis
+/// logarithmic when its values span two decades or more (`lr` from 0.003 to 0.3 would pile up
+/// at 0 on a linear one), and the winner, when the run has one, marked.
 #[derive(Serialize)]
 struct PlotData<'a> {
     x: &'a str,
     y: &'a str,
     color: &'a str,
     points: Vec<Value>,
+    x_log: bool,
+    y_log: bool,
+    /// The winning task's index (`Best`), drawn as its own marked point.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    best: Option<usize>,
+}
+
+/// Values for a logarithmic axis: all positive, the largest at least 100 × the smallest.
+pub(super) fn spans_decades(values: impl Iterator<Item = f64>) -> bool {
+    let (mut lo, mut hi, mut any) = (f64::INFINITY, 0.0f64, false);
+    for v in values {
+        if v <= 0.0 || !v.is_finite() {
+            return false;
+        }
+        (lo, hi, any) = (lo.min(v), hi.max(v), true);
+    }
+    any && hi / lo >= 100.0
 }
 
 fn plot_data<'a>(r: &Results, x: &'a str, y: &'a str, color: &'a str) -> String {
@@ -66,11 +85,15 @@ fn plot_data<'a>(r: &Results, x: &'a str, y: &'a str, color: &'a str) -> String 
     // Chart.js takes data it need not parse as sorted along x (its scale is then the first
     // and the last point's), so the points go in x order, whatever order the table is in.
     points.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let points = points.into_iter().map(|(_, p)| p).collect();
+    let points: Vec<Value> = points.into_iter().map(|(_, p)| p).collect();
+    let along = |axis: &'static str| points.iter().filter_map(move |p| p[axis].as_f64());
     let data = PlotData {
         x,
         y,
         color,
+        x_log: spans_decades(along("x")),
+        y_log: spans_decades(along("y")),
+        best: r.best.as_ref().map(|b| b.index),
         points,
     };
     // Inside <script>: no `</` may end it early.
@@ -85,6 +108,8 @@ fn plot_data<'a>(r: &Results, x: &'a str, y: &'a str, color: &'a str) -> String 
 struct Multiples<'a> {
     y: &'a str,
     keys: Vec<&'a str>,
+    /// Per key: its axis is logarithmic (see [`spans_decades`]).
+    log: Vec<bool>,
     /// Per task with a `y`: its index, `y`, and its value of each key (null: none).
     points: Vec<(Value, f64, Vec<Option<f64>>)>,
 }
@@ -93,7 +118,7 @@ fn multiples_data(r: &Results, keys: &[&String], y: &str) -> Option<String> {
     if keys.len() < 2 || y.is_empty() {
         return None;
     }
-    let points = r
+    let points: Vec<(Value, f64, Vec<Option<f64>>)> = r
         .rows
         .iter()
         .filter_map(|row| {
@@ -102,9 +127,19 @@ fn multiples_data(r: &Results, keys: &[&String], y: &str) -> Option<String> {
             Some((row.get("index").cloned()?, vy, xs.collect()))
         })
         .collect();
+    let log = (0..keys.len())
+        .map(|k| {
+            spans_decades(
+                points
+                    .iter()
+                    .filter_map(|p: &(Value, f64, Vec<Option<f64>>)| p.2[k]),
+            )
+        })
+        .collect();
     let data = Multiples {
         y,
         keys: keys.iter().map(|k| k.as_str()).collect(),
+        log,
         points,
     };
     Some(serde_json::to_string(&data).ok()?.replace("</", "<\\/"))
@@ -335,5 +370,17 @@ mod tests {
         let data: Value =
             serde_json::from_str(&first[at..at + first[at..].find("</script>").unwrap()]).unwrap();
         assert_eq!(data["points"].as_array().unwrap().len(), 1200);
+    }
+
+    #[test]
+    fn an_axis_is_logarithmic_when_its_positive_values_span_two_decades() {
+        assert!(spans_decades([0.003, 0.03, 0.3].into_iter()));
+        assert!(!spans_decades([0.1, 0.4].into_iter()));
+        assert!(
+            !spans_decades([0.0, 0.3, 30.0].into_iter()),
+            "no zero on a log axis"
+        );
+        assert!(!spans_decades([-1.0, 100.0].into_iter()));
+        assert!(!spans_decades(std::iter::empty()));
     }
 }
