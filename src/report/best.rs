@@ -116,7 +116,13 @@ fn inferred(rec: &RunRecord) -> Option<Objective> {
     })
 }
 
-/// A configuration as `key=value` words, nested keys joined with dots.
+/// A configuration as `key=value` words (`lr=0.1 width=64`), nested keys joined with dots.
+pub fn words(config: &Value) -> String {
+    let mut words = vec![];
+    config_words(config, "", &mut words);
+    words.join(" ")
+}
+
 fn config_words(v: &Value, prefix: &str, out: &mut Vec<String>) {
     match v {
         Value::Object(o) => {
@@ -139,9 +145,7 @@ fn config_words(v: &Value, prefix: &str, out: &mut Vec<String>) {
 
 impl fmt::Display for Best {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut words = vec![];
-        config_words(&self.config, "", &mut words);
-        let config = crate::ui::printable(&words.join(" "), "").into_owned();
+        let config = crate::ui::printable(&words(&self.config), "").into_owned();
         write!(f, "best: #{}", self.index)?;
         if !config.is_empty() {
             write!(f, " {config}")?;

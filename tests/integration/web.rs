@@ -665,6 +665,22 @@ fn in_a_browser_the_grid_the_plot_and_a_cancel_show_as_a_person_sees_them() {
         "logarithmic linear 3",
         "lr on a log axis, loss on a linear one, task 3 (loss 0.125) marked"
     );
+    // The trend opens on the objective with a chart, no query needed, its axis from zero and
+    // the change said in %.
+    b.navigate(&ui.url(&format!("/jobs/{}/trend", t.name)));
+    b.until(
+        "the trend on its own",
+        "document.getElementById('trend')?.dataset.points === '2'",
+    );
+    assert_eq!(
+        b.eval("[document.getElementById('trend').dataset.key, document.getElementById('trend').dataset.yMin].join(' ')"),
+        "result.loss 0"
+    );
+    let change = b.eval("document.getElementById('trend-change')?.textContent");
+    assert_eq!(
+        change, "result.loss: 0.125 → 0.125 (+0.0 %) over 2 runs",
+        "{change}"
+    );
 
     // A run cancelled elsewhere turns cancelled on its open page, without a reload.
     let long = t.submit_detached(&configs(60)[..1]);

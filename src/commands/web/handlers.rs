@@ -407,12 +407,12 @@ async fn trend(State(app): Shared, Path(job): Path<String>, Query(q): Query<Tren
     lines.truncate(TREND_RUNS);
     lines.reverse();
     let mut keys = std::collections::BTreeSet::new();
-    let mut points = vec![];
+    let mut read = vec![];
     for l in &lines {
         let rec = match app.store.load(&l.run_id) {
             Ok(rec) => rec,
             Err(e) => {
-                points.push(TrendPoint::unreadable(l, e.to_string()));
+                read.push((l, Err(e.to_string())));
                 continue;
             }
         };
@@ -426,11 +426,27 @@ async fn trend(State(app): Shared, Path(job): Path<String>, Query(q): Query<Tren
         if let Some(reduce) = &r.reduce {
             keys.extend(reduce.keys().filter(|c| c.starts_with("result.")).cloned());
         }
-        points.push(TrendPoint::of(l, &r, q.key.as_deref()));
+        read.push((l, Ok((rec, r))));
     }
+    // Without ?key, what the sweep is for: the newest run's objective, else the first
+    // number its reduce (or its tasks) give.
+    let key = q.key.filter(|k| !k.is_empty()).or_else(|| {
+        read.iter().rev().find_map(|(_, got)| {
+            got.as_ref()
+                .ok()
+                .and_then(|(rec, r)| TrendPoint::default_key(rec, r))
+        })
+    });
+    let points = read
+        .iter()
+        .map(|(l, got)| match got {
+            Ok((rec, r)) => TrendPoint::of(l, rec, r, key.as_deref()),
+            Err(e) => TrendPoint::unreadable(l, e.clone()),
+        })
+        .collect();
     let trend = Trend {
         job,
-        key: q.key.unwrap_or_default(),
+        key: key.unwrap_or_default(),
         schedule: q.schedule.unwrap_or_default(),
         keys: keys.into_iter().collect(),
         points,

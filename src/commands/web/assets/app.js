@@ -202,10 +202,15 @@ function trend() {
     },
     options: {
       animation: false,
+      // From zero for values of one sign: a 1.4 % change does not look like a cliff (the page
+      // says the change in % above the chart).
+      scales: { y: { beginAtZero: points.every((p) => p.value >= 0) || points.every((p) => p.value <= 0) } },
       plugins: { tooltip: { callbacks: { afterLabel: (ctx) => `${points[ctx.dataIndex].run_id} (${points[ctx.dataIndex].from})` } } },
     },
   });
   canvas.dataset.points = String(chart.data.datasets[0].data.length);
+  canvas.dataset.key = data.key;
+  canvas.dataset.yMin = String(chart.scales.y.min);
 }
 
 liveRun();

@@ -441,6 +441,27 @@ pub struct Trend {
     pub points: Vec<TrendPoint>,
 }
 
+impl Trend {
+    /// "0.0026 → 0.0025 (−1.4 %) over 5 runs": the first and the last value, and the change.
+    pub fn change(&self) -> Option<String> {
+        let values: Vec<f64> = self.points.iter().filter_map(|p| p.value).collect();
+        let (&first, &last) = (values.first()?, values.last()?);
+        if values.len() < 2 {
+            return None;
+        }
+        let pct = match first {
+            0.0 => String::new(),
+            _ => format!(" ({:+.1} %)", (last - first) / first.abs() * 100.0).replace('-', "−"),
+        };
+        Some(format!(
+            "{} → {}{pct} over {} runs",
+            human(&serde_json::json!(first)),
+            human(&serde_json::json!(last)),
+            values.len()
+        ))
+    }
+}
+
 #[derive(Serialize)]
 pub struct TrendPoint {
     pub run_id: String,
@@ -452,25 +473,38 @@ pub struct TrendPoint {
 }
 
 impl TrendPoint {
-    pub fn of(l: &RunLine, r: &Results, key: Option<&str>) -> TrendPoint {
+    /// A run's value of `key`: the reduce's, else its winner's when `key` is its objective's
+    /// metric (which goal wins is the run's), else the smallest of its tasks'.
+    pub fn of(l: &RunLine, rec: &RunRecord, r: &Results, key: Option<&str>) -> TrendPoint {
         let key = key.unwrap_or_default();
         let reduce = r
             .reduce
             .as_ref()
             .and_then(|row| row.get(key))
             .and_then(Value::as_f64);
+        let best = crate::report::best::Best::for_run(rec)
+            .filter(|b| key.strip_prefix("result.") == Some(b.metric.as_str()));
         let maps: Vec<f64> = r
             .rows
             .iter()
             .filter_map(|row| row.get(key)?.as_f64())
             .collect();
-        let (value, from) = match reduce {
-            Some(v) => (Some(v), "the reduce".to_string()),
-            None if !maps.is_empty() => (
+        let (value, from) = match (reduce, best) {
+            (Some(v), _) => (Some(v), "the reduce".to_string()),
+            (None, Some(b)) => (
+                Some(b.value),
+                format!(
+                    "best of {}: #{} {}",
+                    b.of,
+                    b.index,
+                    crate::report::best::words(&b.config)
+                ),
+            ),
+            (None, None) if !maps.is_empty() => (
                 maps.iter().copied().reduce(f64::min),
                 format!("smallest of {} tasks", maps.len()),
             ),
-            None => (None, format!("no {key}")),
+            (None, None) => (None, format!("no {key}")),
         };
         TrendPoint {
             run_id: l.run_id.clone(),
@@ -479,6 +513,23 @@ impl TrendPoint {
             value,
             from,
         }
+    }
+
+    /// The key a run's trend opens on: its objective, else its reduce's first number, else its
+    /// tasks' first numeric result.
+    pub fn default_key(rec: &RunRecord, r: &Results) -> Option<String> {
+        if let Some(b) = crate::report::best::Best::for_run(rec) {
+            return Some(format!("result.{}", b.metric));
+        }
+        let numeric = |row: &Map<String, Value>| {
+            row.iter()
+                .find(|(k, v)| k.starts_with("result.") && v.is_number())
+                .map(|(k, _)| k.clone())
+        };
+        r.reduce
+            .as_ref()
+            .and_then(numeric)
+            .or_else(|| r.rows.iter().find_map(numeric))
     }
 
     pub fn unreadable(l: &RunLine, error: String) -> TrendPoint {
@@ -506,6 +557,7 @@ pub fn trend_page(t: &Trend) -> Markup {
                 button { "show" }
             }
             @if !t.key.is_empty() {
+                @if let Some(c) = t.change() { p #trend-change { (t.key) ": " (c) } }
                 div.plot { canvas #trend {} }
                 script #trend-data type="application/json" { (PreEscaped(data)) }
             }
@@ -617,5 +669,29 @@ mod tests {
             "{html}"
         );
         assert!(!html.contains("hooks.example.com"));
+    }
+
+    #[test]
+    fn a_trend_says_its_change_in_percent() {
+        let point = |v: Option<f64>| TrendPoint {
+            run_id: "r".into(),
+            at: "t".into(),
+            state: RunState::Succeeded,
+            value: v,
+            from: String::new(),
+        };
+        let mut t = Trend {
+            job: "a".into(),
+            key: "result.loss".into(),
+            schedule: String::new(),
+            keys: vec![],
+            points: vec![point(Some(0.0026)), point(None), point(Some(0.002564))],
+        };
+        assert_eq!(
+            t.change().unwrap(),
+            "0.0026 → 0.002564 (−1.4 %) over 2 runs"
+        );
+        t.points.truncate(1);
+        assert_eq!(t.change(), None, "one value is no change");
     }
 }
