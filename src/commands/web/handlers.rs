@@ -373,7 +373,13 @@ async fn compare(
         ));
     }
     let other = Results::of(&other_rec);
-    let compared = Compare::of(&this, &other, q.key.as_deref());
+    let objective = rec.settings.objective.clone().or_else(|| {
+        crate::report::best::Best::for_run(&rec).map(|b| crate::record::schema::Objective {
+            metric: b.metric,
+            goal: b.goal,
+        })
+    });
+    let compared = Compare::of(&this, &other, q.key.as_deref(), objective.as_ref());
     Ok(html(views::compare_page(
         &rec,
         &other_rec.run_id,
