@@ -658,7 +658,10 @@ fn in_a_browser_the_grid_the_plot_and_a_cancel_show_as_a_person_sees_them() {
     )));
     b.until(
         "the wide plot",
-        "document.getElementById('plot')?.dataset.points === '3'",
+        &format!(
+            "location.pathname.includes({}) && document.getElementById('plot')?.dataset.xScale !== undefined",
+            json!(wide_run)
+        ),
     );
     assert_eq!(
         b.eval("['xScale', 'yScale', 'best'].map(k => document.getElementById('plot').dataset[k]).join(' ')"),
@@ -670,7 +673,7 @@ fn in_a_browser_the_grid_the_plot_and_a_cancel_show_as_a_person_sees_them() {
     b.navigate(&ui.url(&format!("/jobs/{}/trend", t.name)));
     b.until(
         "the trend on its own",
-        "document.getElementById('trend')?.dataset.points === '2'",
+        "!location.search && document.getElementById('trend')?.dataset.points === '2'",
     );
     assert_eq!(
         b.eval("[document.getElementById('trend').dataset.key, document.getElementById('trend').dataset.yMin].join(' ')"),
