@@ -3,6 +3,7 @@
 
 pub mod best;
 pub mod driver;
+pub mod importance;
 pub mod overview;
 pub mod phases;
 pub mod planned;

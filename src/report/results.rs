@@ -20,6 +20,9 @@ pub struct Results {
     /// The winning task by the run's objective (`[results] metric`, or `--metric`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub best: Option<super::best::Best>,
+    /// With a winner: how each numeric configuration key goes with its metric.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub importance: Vec<super::importance::Importance>,
 }
 
 impl Results {
@@ -56,18 +59,29 @@ impl Results {
             columns,
             rows,
             reduce: rec.reduce_task().map(row),
-            best: super::best::Best::for_run(rec),
+            best: None,
+            importance: vec![],
         }
+        .judged(rec, super::best::Best::for_run(rec))
+    }
+
+    fn judged(mut self, rec: &RunRecord, best: Option<super::best::Best>) -> Results {
+        self.importance = best
+            .as_ref()
+            .map(|b| super::importance::of(rec, &b.metric))
+            .unwrap_or_default();
+        self.best = best;
+        self
     }
 
     /// The winner by another objective than the run's (`results --metric`).
     pub fn judged_by(
-        mut self,
+        self,
         rec: &RunRecord,
         objective: &crate::record::schema::Objective,
     ) -> Results {
-        self.best = super::best::Best::of(rec, objective);
-        self
+        let best = super::best::Best::of(rec, objective);
+        self.judged(rec, best)
     }
 
     /// The column a `--sort` key names: itself, else `result.KEY`, else `config.KEY`.
@@ -262,6 +276,13 @@ impl fmt::Display for Results {
         }
         if let Some(best) = &self.best {
             writeln!(f, "{best}")?;
+            if !self.importance.is_empty() {
+                let line = super::importance::Line {
+                    metric: &best.metric,
+                    all: &self.importance,
+                };
+                writeln!(f, "{line}")?;
+            }
         }
         Ok(())
     }
@@ -373,8 +394,13 @@ mod tests {
             "{text}"
         );
         assert!(
+            text.contains("(smallest of 3; 2nd: #3 2, median 2)\n"),
+            "{text}"
+        );
+        // Then which numeric key goes with the loss (opt.name is no number).
+        assert!(
             text.trim_end()
-                .ends_with("(smallest of 3; 2nd: #3 2, median 2)"),
+                .ends_with("importance (rank correlation with loss over 3 tasks): lr −0.50"),
             "{text}"
         );
     }

@@ -488,7 +488,18 @@ goal = "minimize""#,
     let text = t.run(&["status", &run]).stdout;
     assert!(text.contains(line), "{text}");
     let results = t.run(&["results", &run]).stdout;
-    assert!(results.trim_end().ends_with(line), "{results}");
+    assert!(results.contains(&format!("{line}\n")), "{results}");
+    // And which key goes with the loss: here lr, all the way.
+    assert!(
+        results
+            .trim_end()
+            .ends_with("importance (rank correlation with loss over 4 tasks): lr +1.00"),
+        "{results}"
+    );
+    assert_eq!(
+        results_json(&t, &[])["importance"],
+        json!([{"key": "lr", "rank_correlation": 1.0, "n": 4}])
+    );
     // Another objective at read time: the largest loss "wins".
     let most = results_json(&t, &["--metric", "loss", "--goal", "maximize"]);
     assert_eq!(most["best"]["index"], 2, "{}", most["best"]);

@@ -668,6 +668,13 @@ fn in_a_browser_the_grid_the_plot_and_a_cancel_show_as_a_person_sees_them() {
         "logarithmic linear 3",
         "lr on a log axis, loss on a linear one, task 3 (loss 0.125) marked"
     );
+    let importance = b.eval("document.getElementById('importance')?.textContent");
+    // The configurations carry the loss they make (config.loss), and lr falls as it rises
+    // over the three that succeeded; sleep is the same for all, so it is left out.
+    assert_eq!(
+        importance, "importance (rank correlation with loss over 3 tasks): loss +1.00, lr −1.00",
+        "{importance}"
+    );
     // The trend opens on the objective with a chart, no query needed, its axis from zero and
     // the change said in %.
     b.navigate(&ui.url(&format!("/jobs/{}/trend", t.name)));

@@ -227,6 +227,12 @@ pub fn results_page(rec: &RunRecord, r: &Results, q: &ResultsQuery) -> Markup {
         html! {
             h1 { a href={ "/runs/" (rec.run_id) } { (rec.run_id) } " · results" }
             @if let Some(reduce) = &r.reduce { section #reduce { h2 { "the reduce" } (row_table(&r.columns, std::slice::from_ref(reduce))) } }
+            @if let Some(b) = &r.best {
+                p #best { b { "Who won: " } (b.to_string().trim_start_matches("best: ")) }
+                @if !r.importance.is_empty() {
+                    p #importance.meta { (crate::report::importance::Line { metric: &b.metric, all: &r.importance }.to_string()) }
+                }
+            }
             (choices(r, q, &axes, &links.base))
             @if !axes.x.is_empty() && !axes.y.is_empty() {
                 @let color = q.color.clone().unwrap_or_default();
