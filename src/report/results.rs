@@ -204,13 +204,34 @@ fn text_cell(v: Option<&Value>) -> String {
 
 impl fmt::Display for Results {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let cells: Vec<Vec<String>> = self
-            .rows
+        // The reduce is one more row of the same table (index `reduce`), its own result keys
+        // added as columns.
+        let mut keys = self.columns.clone();
+        if let Some(reduce) = &self.reduce {
+            for k in reduce
+                .keys()
+                .filter(|k| k.starts_with("result.") || *k == "result_error")
+            {
+                if !keys.contains(k) {
+                    let at = keys
+                        .iter()
+                        .position(|c| c == "duration_s")
+                        .unwrap_or(keys.len());
+                    keys.insert(at, k.clone());
+                }
+            }
+        }
+        let reduce_row = self.reduce.as_ref().map(|r| {
+            let mut r = r.clone();
+            r.insert("index".into(), Value::from("reduce"));
+            r
+        });
+        let rows: Vec<&Map<String, Value>> = self.rows.iter().chain(reduce_row.as_ref()).collect();
+        let cells: Vec<Vec<String>> = rows
             .iter()
-            .map(|r| self.columns.iter().map(|c| text_cell(r.get(c))).collect())
+            .map(|r| keys.iter().map(|c| text_cell(r.get(c))).collect())
             .collect();
-        let columns: Vec<String> = self
-            .columns
+        let columns: Vec<String> = keys
             .iter()
             .map(|c| crate::ui::printable(c, "").into_owned())
             .collect();
@@ -226,14 +247,14 @@ impl fmt::Display for Results {
                     .unwrap_or(0)
             })
             .collect();
-        // A column of numbers (every value present is one) is right-aligned, header too.
-        let numeric: Vec<bool> = self
-            .columns
+        // A column of numbers (every map task's value present is one) is right-aligned, header
+        // too; the reduce's `reduce` in the index column does not change that.
+        let numeric: Vec<bool> = keys
             .iter()
             .map(|c| {
-                let mut present = self
-                    .rows
+                let mut present = rows
                     .iter()
+                    .filter(|r| c != "index" || r.get("index").is_some_and(Value::is_number))
                     .filter_map(|r| present(r.get(c)))
                     .peekable();
                 present.peek().is_some() && present.all(Value::is_number)
@@ -252,27 +273,12 @@ impl fmt::Display for Results {
         };
         line(f, &columns, "")?;
         let best = self.best.as_ref().map(|b| Value::from(b.index));
-        for (r, row) in cells.iter().zip(&self.rows) {
+        for (r, row) in cells.iter().zip(&rows) {
             let mark = match best.is_some() && row.get("index") == best.as_ref() {
                 true => "  ← best",
                 false => "",
             };
             line(f, r, mark)?;
-        }
-        if let Some(reduce) = &self.reduce {
-            let result: Vec<String> = reduce
-                .iter()
-                .filter(|(k, _)| k.starts_with("result."))
-                .map(|(k, v)| format!("{}={}", &k["result.".len()..], text_cell(Some(v))))
-                .collect();
-            write!(f, "reduce: {}", cell(reduce.get("state")))?;
-            if !result.is_empty() {
-                write!(f, "  {}", result.join("  "))?;
-            }
-            if let Some(e) = reduce.get("result_error") {
-                write!(f, "  result_error={}", text_cell(Some(e)))?;
-            }
-            writeln!(f)?;
         }
         if let Some(best) = &self.best {
             writeln!(f, "{best}")?;

@@ -87,10 +87,29 @@ when = "always""#,
     assert_eq!(table["reduce"]["result.of"], 4);
     let text = t.run(&["results"]).stdout;
     assert!(
-        text.lines().next().unwrap().starts_with("index  state"),
+        text.lines()
+            .next()
+            .unwrap()
+            .trim_start()
+            .starts_with("index  state"),
         "{text}"
     );
-    assert!(text.contains("reduce: succeeded  best=1  of=4"), "{text}");
+    // The reduce is a row of the same table, its result keys as columns.
+    let head = text.lines().next().unwrap();
+    assert!(
+        head.contains("result.best") && head.contains("result.of"),
+        "{text}"
+    );
+    let reduce = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("reduce"))
+        .unwrap();
+    assert!(reduce.contains("succeeded"), "{text}");
+    let words: Vec<&str> = reduce.split_whitespace().collect();
+    assert!(
+        words.contains(&"1") && words.contains(&"4"),
+        "best=1, of=4: {text}"
+    );
 
     // Ranked by a result key.
     let best = results_json(&t, &["--sort", "loss", "--top", "2"]);
