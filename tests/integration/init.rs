@@ -115,3 +115,18 @@ fn help_logs_and_status_tell_a_newcomer_what_they_see() {
         "{stderr}"
     );
 }
+
+/// A command the image does not have is named as such, not in runc's words.
+#[test]
+fn a_command_missing_from_the_image_is_named_as_the_job_s_setting() {
+    let t = Test::with_task(r#"command = ["/wordcount-typo"]"#);
+    t.build();
+    let r = t.run(&["submit", "--configs", "1"]);
+    assert_eq!(r.status, 1, "{}\n{}", r.stdout, r.stderr);
+    let said = format!("{}{}", r.stdout, r.stderr);
+    assert!(
+        said.contains("run.command: /wordcount-typo is not in the image"),
+        "{said}"
+    );
+    assert!(!said.contains("runc create failed"), "{said}");
+}

@@ -79,12 +79,27 @@ fn refused(e: &EngineError) -> Option<String> {
         EngineError::CreateContainer { source, .. }
         | EngineError::StartContainer { source, .. } => match source {
             bollard::errors::Error::DockerResponseServerError { message, .. } => {
-                Some(format!("could not start: {}", message.trim()))
+                Some(match missing_command(message) {
+                    Some(path) => format!(
+                        "run.command: {path} is not in the image (check the command's path, or the Dockerfile's COPY)"
+                    ),
+                    None => format!("could not start: {}", message.trim()),
+                })
             }
             _ => None,
         },
         _ => None,
     }
+}
+
+/// The program a start failed to find in the image. The engine answers 400 with runc's own
+/// words and no code: `exec: "/wordcount-typo": stat /wordcount-typo: no such file or
+/// directory`, or `exec: "trian.py": executable file not found in $PATH`.
+fn missing_command(message: &str) -> Option<String> {
+    let rest = &message[message.find("exec: \"")? + "exec: \"".len()..];
+    let (path, after) = rest.split_once('"')?;
+    (after.contains("no such file or directory") || after.contains("executable file not found"))
+        .then(|| crate::ui::printable(path, "").into_owned())
 }
 
 impl LocalDispatcher {
@@ -631,5 +646,15 @@ mod tests {
         let task = &rec.tasks[0];
         assert_eq!(task.state, TaskState::Cancelled);
         assert_eq!(task.reason.as_deref(), Some("cancelled before it started"));
+    }
+
+    #[test]
+    fn a_command_missing_from_the_image_is_named() {
+        let runc = "failed to create shim task: OCI runtime create failed: runc create failed: unable to start container process: exec: \"/wordcount-typo\": stat /wordcount-typo: no such file or directory: unknown";
+        assert_eq!(missing_command(runc).as_deref(), Some("/wordcount-typo"));
+        let path = "exec: \"trian.py\": executable file not found in $PATH: unknown";
+        assert_eq!(missing_command(path).as_deref(), Some("trian.py"));
+        assert_eq!(missing_command("invalid memory limit"), None);
+        assert_eq!(missing_command("exec: \"/x\": permission denied"), None);
     }
 }
