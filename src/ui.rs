@@ -163,8 +163,12 @@ pub struct Spinner {
 }
 
 impl Spinner {
+    /// One line of a tool's output (Docker's build steps): its colour and cursor codes are
+    /// dropped — a bar has its own, and a log or a pipe wants none — and any other control
+    /// character shown, not obeyed.
     pub fn line(&self, text: &str) {
-        let text = &*printable(text, "\t");
+        let plain = strip_ansi_escapes::strip_str(text);
+        let text = &*printable(&plain, "\t");
         match &self.bar {
             Some(bar) => {
                 if text.starts_with("Step ") {
@@ -195,5 +199,13 @@ mod tests {
         assert_eq!(printable("a\nb\tc", "\n\t"), "a\nb\tc");
         // C1's CSI and DEL are controls too.
         assert_eq!(printable("\u{9b}2J\u{7f}", "\n"), "\\u{9b}2J\\u{7f}");
+    }
+
+    #[test]
+    fn a_tool_s_colour_codes_are_dropped_from_its_lines() {
+        let plain =
+            strip_ansi_escapes::strip_str("\u{1b}[31merror\u{1b}[0m: \u{1b}[1mbad\u{1b}[0m");
+        assert_eq!(plain, "error: bad");
+        assert_eq!(printable(&plain, "\t"), "error: bad");
     }
 }
