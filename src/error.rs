@@ -186,6 +186,12 @@ impl From<ImageError> for Failure {
             }
             ImageError::NotBuilt(_) => Failure::usage(e.to_string())
                 .hint("run `jobrun build` first, or `jobrun submit --build`"),
+            // POSIX sh exits 127 when a command is not found ("sh: 1: go: not found" above).
+            ImageError::PreBuild { code: Some(127), .. } => {
+                Failure::new(Exit::BuildFailed, e.to_string()).hint(
+                    "exit status 127 is the shell's \"command not found\": the pre-build needs a program this machine lacks (the go template needs Go, https://go.dev/dl/; the rust template cargo); its name is in the output above",
+                )
+            }
             ImageError::PreBuild { .. } | ImageError::PreBuildSpawn { .. } => {
                 Failure::new(Exit::BuildFailed, e.to_string())
                     .hint("its output is above; run it by hand in the job folder to see why")

@@ -33,7 +33,12 @@ pub enum ImageError {
         source: std::io::Error,
     },
     #[error("pre-build command `{command}` failed ({status})")]
-    PreBuild { command: String, status: String },
+    PreBuild {
+        command: String,
+        status: String,
+        /// The shell's exit code (127: a program it runs was not found).
+        code: Option<i32>,
+    },
     #[error("build failed at {step}: {message}")]
     Step { step: String, message: String },
     #[error("image {0} has not been built")]
@@ -437,6 +442,7 @@ fn pre_build(job: &Job, command: &str, ui: &Ui) -> Result<(), ImageError> {
         Err(ImageError::PreBuild {
             command: command.into(),
             status: status.to_string(),
+            code: status.code(),
         })
     }
 }

@@ -110,6 +110,31 @@ fn pre_build_runs_first_and_its_failure_stops_the_build() {
     r.assert_error(4, "pre-build command `echo compiling; exit 7` failed");
     assert!(r.stderr.contains("compiling"), "its output is shown");
     assert!(crate::harness::docker_lines(&["images", "-q", &format!("{}-b", t.name)]).is_empty());
+
+    // A program the pre-build needs and this machine lacks (the go template without Go).
+    t.write(
+        "jobrun.toml",
+        &format!(
+            "[job]\nname = \"{}-c\"\n[image]\npre_build = \"jobrun-no-such-compiler build\"\n",
+            t.name
+        ),
+    );
+    let r = t.run(&["build"]);
+    r.assert_error(
+        4,
+        "pre-build command `jobrun-no-such-compiler build` failed",
+    );
+    assert!(
+        r.stderr
+            .contains("hint: exit status 127 is the shell's \"command not found\""),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("the go template needs Go"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]
