@@ -199,6 +199,11 @@ impl From<ImageError> for Failure {
             ImageError::WrongPlatform { .. } => Failure::new(Exit::BuildFailed, e.to_string()).hint(
                 "a base image that exists only for another architecture? compile on the host for the target and COPY (see README, Templates)",
             ),
+            ImageError::BaseUnreachable { ref image, .. } => {
+                Failure::new(Exit::BuildFailed, e.to_string()).hint(format!(
+                    "`docker pull {image}` on a machine with access, then `docker save {image} | gzip > image.tgz` there and `docker load < image.tgz` here"
+                ))
+            }
             ImageError::Step { .. } => Failure::new(Exit::BuildFailed, e.to_string())
                 .hint("fix that Dockerfile step; the build output is above"),
             ImageError::NoAgent { ref arch, .. } => Failure::usage(e.to_string()).hint(format!(

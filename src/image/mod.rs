@@ -41,6 +41,10 @@ pub enum ImageError {
     },
     #[error("build failed at {step}: {message}")]
     Step { step: String, message: String },
+    #[error(
+        "the base image {image} is not in the local engine and its registry cannot be reached ({message})"
+    )]
+    BaseUnreachable { image: String, message: String },
     #[error("image {0} has not been built")]
     NotBuilt(String),
     #[error("the image was built for {got}, not for {wanted}")]
@@ -382,6 +386,7 @@ async fn follow(
 ) -> Result<String, ImageError> {
     let mut stream = Box::pin(stream);
     let mut step = first_step.to_string();
+    let mut instruction = String::new();
     let mut image_id = None;
     loop {
         let Some(item) = stream.next().await else {
@@ -392,14 +397,12 @@ async fn follow(
             Err(EngineError::Build(
                 bollard::errors::Error::DockerResponseServerError { message, .. }
                 | bollard::errors::Error::DockerStreamError { error: message },
-            )) => return Err(ImageError::Step { step, message }),
+            )) => return Err(step_failed(step, &instruction, message)),
             Err(e) => return Err(e.into()),
         };
         if let Some(detail) = info.error_detail {
-            return Err(ImageError::Step {
-                step,
-                message: detail.message.unwrap_or_else(|| "unknown error".into()),
-            });
+            let message = detail.message.unwrap_or_else(|| "unknown error".into());
+            return Err(step_failed(step, &instruction, message));
         }
         if let Some(id) = info.aux.and_then(|aux| aux.id) {
             image_id = Some(id);
@@ -408,6 +411,7 @@ async fn follow(
             for line in text.lines().filter(|l| !l.trim().is_empty()) {
                 if line.starts_with("Step ") {
                     step = line.split(" : ").next().unwrap_or(line).to_string();
+                    instruction = line.split_once(" : ").map_or("", |x| x.1).to_string();
                 }
                 if let Some(short) = line.strip_prefix("Successfully built ") {
                     image_id.get_or_insert_with(|| short.trim().to_string());
@@ -415,6 +419,33 @@ async fn follow(
                 spinner.line(line);
             }
         }
+    }
+}
+
+/// A failed build step; a `FROM` whose image the engine lacks and cannot fetch (its registry
+/// unreachable: the engine says why in Go's words — `dial tcp`, `no such host`, a timeout — and
+/// gives no code) is told as that.
+fn step_failed(step: String, instruction: &str, message: String) -> ImageError {
+    let base = instruction
+        .strip_prefix("FROM ")
+        .or_else(|| instruction.strip_prefix("from "))
+        .and_then(|rest| rest.split_whitespace().find(|w| !w.starts_with("--")));
+    let unreachable = [
+        "dial tcp",
+        "no such host",
+        "i/o timeout",
+        "connection refused",
+        "TLS handshake timeout",
+        "network is unreachable",
+    ]
+    .iter()
+    .any(|m| message.contains(m));
+    match base {
+        Some(image) if unreachable => ImageError::BaseUnreachable {
+            image: image.to_string(),
+            message,
+        },
+        _ => ImageError::Step { step, message },
     }
 }
 

@@ -201,3 +201,25 @@ fn build_args_and_target_platform() {
     t.run(&["build", "--platform", "windows/amd64"])
         .assert_error(2, "not of the form linux/ARCH");
 }
+
+/// A base image the engine lacks and cannot fetch is told as that, with how to bring it.
+#[test]
+fn a_base_image_that_cannot_be_fetched_is_named_with_how_to_bring_it() {
+    let t = Test::with_task(r#"command = ["/task"]"#);
+    // `.invalid` never resolves (RFC 2606): the engine cannot reach this registry anywhere.
+    t.write(
+        "Dockerfile",
+        "FROM registry.invalid/base:1\nCOPY task /task\n",
+    );
+    let r = t.run(&["build"]);
+    r.assert_error(
+        4,
+        "the base image registry.invalid/base:1 is not in the local engine and its registry cannot be reached",
+    );
+    assert!(
+        r.stderr
+            .contains("hint: `docker pull registry.invalid/base:1` on a machine with access"),
+        "{}",
+        r.stderr
+    );
+}
