@@ -577,6 +577,11 @@ fn in_a_browser_the_grid_the_plot_and_a_cancel_show_as_a_person_sees_them() {
         b.eval("[...document.querySelectorAll('#grid i.t')].map(c => c.className).join(' ')"),
         "t s t s t f t s"
     );
+    // A small run's grid is a block of large cells.
+    assert_eq!(
+        b.eval("getComputedStyle(document.querySelector('#grid i.t')).width"),
+        "24px"
+    );
 
     // The plot: one point per task with a loss (the failed one has none), drawn under the
     // page's Content-Security-Policy, which refuses a string evaluated as script.

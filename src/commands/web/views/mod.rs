@@ -162,6 +162,17 @@ fn eta(s: &RunStatus) -> String {
     format!("about {} left", secs(s.duration_secs / ended as f64 * left))
 }
 
+/// The grid sized to the run: up to 100 tasks a square block of large cells (10 across), up to
+/// 2,500 medium ones, more small cells 1,200 px wide (10,000 tasks: 75 rows). Classes, not
+/// inline styles: the page's CSP allows only its own stylesheet.
+fn grid_size(tasks: usize) -> &'static str {
+    match tasks {
+        0..=100 => "g-s",
+        101..=2500 => "g-m",
+        _ => "g-l",
+    }
+}
+
 pub fn run_page(rec: &RunRecord, s: &RunStatus, others: &[RunLine], csrf: &str) -> Markup {
     let live = Live::of(rec);
     let failures = overview::failure_groups(&s.tasks);
@@ -210,7 +221,7 @@ pub fn run_page(rec: &RunRecord, s: &RunStatus, others: &[RunLine], csrf: &str) 
                 p.legend { @for (c, name) in [('q', "queued"), ('r', "running"), ('s', "succeeded"), ('f', "failed"), ('c', "cancelled")] { i class={ "t " (c) } {} " " (name) " " } }
                 // One cell per task, in index order; its state is its class (the script
                 // redraws it), clicking it opens the task.
-                div #grid data-run=(rec.run_id) {
+                div #grid class=(grid_size(rec.tasks.len())) data-run=(rec.run_id) {
                     @for (i, c) in live.cells.chars().enumerate() { i class={ "t " (c) } title=(i) {} }
                 }
             }
