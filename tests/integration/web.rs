@@ -673,6 +673,18 @@ fn in_a_browser_the_grid_the_plot_and_a_cancel_show_as_a_person_sees_them() {
         "logarithmic linear 3",
         "lr on a log axis, loss on a linear one, task 3 (loss 0.125) marked"
     );
+    // Coloured by a key with few values: each value in the legend, in order.
+    b.navigate(&ui.url(&format!(
+        "/runs/{wide_run}/results?x=config.lr&y=result.loss&color=config.lr"
+    )));
+    b.until(
+        "the legend",
+        "location.search.includes('color') && document.querySelector('p.legend:not(#grid *)')?.textContent.includes('config.lr')",
+    );
+    assert_eq!(
+        b.eval("[...document.querySelectorAll('p.legend')].map(p => p.textContent).find(t => t.startsWith('config.lr'))"),
+        "config.lr: ● 0.001 ● 0.01 ● 1 "
+    );
     let importance = b.eval("document.getElementById('importance')?.textContent");
     // The configurations carry the loss they make (config.loss), and lr falls as it rises
     // over the three that succeeded; sleep is the same for all, so it is left out.

@@ -70,7 +70,10 @@ function colours(points) {
   const values = points.map((p) => p.c);
   const numbers = values.every((v) => typeof v === "number");
   if (values.every((v) => v === null)) return { of: () => PALETTE[0], legend: [] };
-  if (numbers) {
+  // A key with few distinct values (seed = 1, 2, 3) is a category: each value its colour and
+  // its line in the legend, not a gradient whose ends alone are named.
+  const distinct = new Set(values.map(String));
+  if (numbers && distinct.size > PALETTE.length) {
     const lo = Math.min(...values), hi = Math.max(...values);
     const of = (v) => {
       const t = hi === lo ? 0.5 : (v - lo) / (hi - lo);
@@ -78,7 +81,7 @@ function colours(points) {
     };
     return { of, legend: [[of(lo), String(lo)], [of(hi), String(hi)]] };
   }
-  const names = [...new Set(values.map(String))];
+  const names = [...distinct].sort((a, b) => (numbers ? Number(a) - Number(b) : a.localeCompare(b)));
   const of = (v) => PALETTE[names.indexOf(String(v)) % PALETTE.length];
   return { of, legend: names.map((n) => [of(n), n]) };
 }
