@@ -88,16 +88,8 @@ impl Follow {
         }
         let t0 = std::time::Instant::now();
         let _lock = store.lock(run_id)?;
-        let stamp = store.stamp(run_id)?;
         // Anything that fails below leaves nothing held: the next step reads the file again.
-        let mut held = match self.held.take() {
-            Some(h) if h.stamp == stamp && h.rec.run_id == run_id => h,
-            _ => {
-                let (rec, stamp) = store.load_stamped(run_id)?;
-                let digest = digest(&rec);
-                Held { rec, stamp, digest }
-            }
-        };
+        let mut held = self.take_held(store, run_id)?;
         if dispatcher.cancel_asked() {
             held.rec.cancel_requested = true;
         }
@@ -148,6 +140,20 @@ impl Follow {
         Ok(&self.held.insert(held).rec)
     }
 
+    /// The record as this process holds it when nobody saved the file since (same stamp), else
+    /// read again; the caller holds the run's lock.
+    fn take_held(&mut self, store: &Store, run_id: &str) -> Result<Held, DispatchError> {
+        let stamp = store.stamp(run_id)?;
+        Ok(match self.held.take() {
+            Some(h) if h.stamp == stamp && h.rec.run_id == run_id => h,
+            _ => {
+                let (rec, stamp) = store.load_stamped(run_id)?;
+                let digest = digest(&rec);
+                Held { rec, stamp, digest }
+            }
+        })
+    }
+
     /// A step of a run another process drives (in AWS): the record in the bucket, kept here
     /// when it changed; nothing is done to the run.
     async fn follow(
@@ -158,15 +164,7 @@ impl Follow {
     ) -> Result<&RunRecord, DispatchError> {
         let fetched = dispatcher.fetch_record().await?;
         let _lock = store.lock(run_id)?;
-        let stamp = store.stamp(run_id)?;
-        let mut held = match self.held.take() {
-            Some(h) if h.stamp == stamp && h.rec.run_id == run_id => h,
-            _ => {
-                let (rec, stamp) = store.load_stamped(run_id)?;
-                let digest = digest(&rec);
-                Held { rec, stamp, digest }
-            }
-        };
+        let mut held = self.take_held(store, run_id)?;
         if let Some(rec) = fetched.filter(|r| r.run_id == run_id) {
             let now = digest(&rec);
             if now != held.digest {

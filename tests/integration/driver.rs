@@ -220,7 +220,12 @@ fn driven_job(moto: &Service, extra: &str) -> Test {
 }
 
 /// `status RUN -o json` until `done` says so (at most `limit`).
-fn status_until(t: &Test, run: &str, limit: Duration, done: impl Fn(&Value) -> bool) -> Value {
+pub(crate) fn status_until(
+    t: &Test,
+    run: &str,
+    limit: Duration,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
     let deadline = Instant::now() + limit;
     loop {
         let s = t.status(run);

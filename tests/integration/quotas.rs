@@ -3,10 +3,9 @@
 //! of its own: a quota is the account's.
 
 use crate::ecs::fargate_job;
-use crate::harness::Test;
 use crate::services::{self, Service};
-use serde_json::{Value, json};
-use std::time::{Duration, Instant};
+use serde_json::json;
+use std::time::Duration;
 
 /// Sets a Fargate vCPU quota as Service Quotas would once an increase is granted.
 fn set_quota(moto: &Service, code: &str, vcpu: f64) {
@@ -21,18 +20,6 @@ fn set_quota(moto: &Service, code: &str, vcpu: f64) {
 
 const ON_DEMAND: &str = "L-3032A538";
 const SPOT: &str = "L-36FBB829";
-
-fn status_until(t: &Test, run: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let s = t.status(run);
-        if done(&s) {
-            return s;
-        }
-        assert!(Instant::now() < deadline, "not in time: {s}");
-        std::thread::sleep(Duration::from_millis(300));
-    }
-}
 
 #[test]
 fn a_run_beyond_the_vcpu_quota_is_planned_under_it_and_waits_for_it() {
@@ -88,7 +75,7 @@ fn a_run_beyond_the_vcpu_quota_is_planned_under_it_and_waits_for_it() {
     std::fs::write(&gate, "").unwrap();
     let hold = json!({"fake": {"hold_while_file": gate}});
     let run = t.submit_detached(&vec![hold; 8]);
-    let s = status_until(&t, &run, |s| s["running"] == 6);
+    let s = crate::driver::status_until(&t, &run, Duration::from_secs(120), |s| s["running"] == 6);
     assert_eq!(s["queued"], 2, "{s}");
     assert_eq!(
         s["waiting"],

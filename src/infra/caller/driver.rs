@@ -4,9 +4,9 @@
 //! itself set the service's desired count; `down` deletes the service. The account's Fargate
 //! vCPU quotas, which `submit` plans under.
 
-use super::{MAKE_ROLES, Scope, allow, allow_if};
+use super::{MAKE_ROLES, Scope, allow};
 use crate::config::Driver;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 fn wanted(s: &Scope<'_>) -> bool {
     s.job.ecs.driver == Driver::Aws
@@ -23,26 +23,12 @@ pub(super) fn driver_up(s: &Scope<'_>) -> Vec<Value> {
     }
     let (n, a) = (s.names, s.arns);
     let mut st = super::push(s);
+    st.extend(super::schedule::dispatcher_task(s));
     st.extend([
         allow(
             "MakeDriverRole",
             MAKE_ROLES,
             vec![a.role(&n.dispatcher_role)],
-        ),
-        allow_if(
-            "PassTheDispatcherRoles",
-            &["iam:PassRole"],
-            vec![a.role(&n.execution_role), a.role(&n.dispatcher_role)],
-            json!({"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}}),
-        ),
-        allow(
-            "DispatcherTaskDefinition",
-            &[
-                "ecs:DescribeTaskDefinition",
-                "ecs:RegisterTaskDefinition",
-                "ecs:TagResource",
-            ],
-            vec!["*".into()],
         ),
         allow(
             "UpDriver",

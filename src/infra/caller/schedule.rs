@@ -11,6 +11,7 @@ pub(super) fn schedule(s: &Scope<'_>) -> Vec<Value> {
     let group = &n.schedule_group;
     let dispatcher = s.ecs(&format!("task-definition/{}:*", n.dispatcher_family));
     let mut st = schedule_teardown(s);
+    st.extend(dispatcher_task(s));
     st.extend([
         allow(
             "MakeScheduleGroup",
@@ -39,21 +40,6 @@ pub(super) fn schedule(s: &Scope<'_>) -> Vec<Value> {
             json!({"StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}}),
         ),
         allow_if(
-            "PassTheDispatcherRoles",
-            &["iam:PassRole"],
-            vec![a.role(&n.execution_role), a.role(&n.dispatcher_role)],
-            json!({"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}}),
-        ),
-        allow(
-            "DispatcherTaskDefinition",
-            &[
-                "ecs:DescribeTaskDefinition",
-                "ecs:RegisterTaskDefinition",
-                "ecs:TagResource",
-            ],
-            vec!["*".into()],
-        ),
-        allow_if(
             "RunTheDispatcher",
             &["ecs:RunTask"],
             vec![dispatcher],
@@ -71,6 +57,29 @@ pub(super) fn schedule(s: &Scope<'_>) -> Vec<Value> {
         ),
     ]);
     st
+}
+
+/// The dispatcher's task definition and the roles it runs with, passed to ECS: what a
+/// schedule fires and what the driver's service runs.
+pub(super) fn dispatcher_task(s: &Scope<'_>) -> Vec<Value> {
+    let (n, a) = (s.names, s.arns);
+    vec![
+        allow_if(
+            "PassTheDispatcherRoles",
+            &["iam:PassRole"],
+            vec![a.role(&n.execution_role), a.role(&n.dispatcher_role)],
+            json!({"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}}),
+        ),
+        allow(
+            "DispatcherTaskDefinition",
+            &[
+                "ecs:DescribeTaskDefinition",
+                "ecs:RegisterTaskDefinition",
+                "ecs:TagResource",
+            ],
+            vec!["*".into()],
+        ),
+    ]
 }
 
 /// What `up` reads of the schedules (it shows their group in its plan).
