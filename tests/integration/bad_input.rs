@@ -137,6 +137,19 @@ fn settings_layer_env_below_file_below_flags() {
         dockerfile.ends_with("/Dockerfile") && !dockerfile.contains("/./"),
         "{dockerfile}"
     );
+    // …and it is a jobrun.toml: saved elsewhere, it loads to the same settings.
+    let copy = tempfile::tempdir().unwrap();
+    std::fs::write(copy.path().join("jobrun.toml"), &text).unwrap();
+    let mut again = t.command(&["config"]);
+    again.current_dir(copy.path());
+    let again = again.output().unwrap();
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    let body = |t: &str| t.lines().skip(1).collect::<Vec<_>>().join("\n");
+    assert_eq!(body(&String::from_utf8_lossy(&again.stdout)), body(&text));
 
     // The manual page, from the same definition as --help.
     let man = t.run(&["man"]);
