@@ -235,8 +235,12 @@ max_attempts = 2"#,
     for task in s["tasks"].as_array().unwrap() {
         assert_eq!(task["state"], "failed");
         assert_eq!(task["attempts"], 2, "retried like any failure");
+        // Named as the job's setting, not in runc's words.
         assert!(
-            task["reason"].as_str().unwrap().contains("could not start"),
+            task["reason"]
+                .as_str()
+                .unwrap()
+                .starts_with("run.command: /no-such-program is not in the image"),
             "{task}"
         );
     }
