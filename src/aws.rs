@@ -577,16 +577,28 @@ pub async fn get_json<T: serde::de::DeserializeOwned>(
     let Some(got) = get_object(s3, bucket, key).await? else {
         return Ok(None);
     };
-    let bytes = got
-        .body
-        .collect()
+    let bytes = read_body(got, u64::MAX).await?;
+    Ok(bytes.and_then(|b| serde_json::from_slice(&b).ok()))
+}
+
+/// A got object's bytes, when there are at most `limit` of them (more: `None`, and no more
+/// than `limit + 1` are read).
+pub async fn read_body(
+    got: aws_sdk_s3::operation::get_object::GetObjectOutput,
+    limit: u64,
+) -> Result<Option<Vec<u8>>, AwsError> {
+    use tokio::io::AsyncReadExt;
+    let mut out = vec![];
+    got.body
+        .into_async_read()
+        .take(limit.saturating_add(1))
+        .read_to_end(&mut out)
         .await
         .map_err(|e| AwsError::Transport {
             operation: "GetObject",
             message: e.to_string(),
-        })?
-        .into_bytes();
-    Ok(serde_json::from_slice(&bytes).ok())
+        })?;
+    Ok((out.len() as u64 <= limit).then_some(out))
 }
 
 #[cfg(test)]

@@ -72,16 +72,9 @@ async fn read_tagged(
         return Ok(None);
     };
     let etag = got.e_tag().unwrap_or_default().to_string();
-    let body = got
-        .body
-        .collect()
-        .await
-        .map_err(|e| AwsError::Transport {
-            operation: "GetObject",
-            message: e.to_string(),
-        })?
-        .into_bytes();
-    // A lease that cannot be read is taken over like a lapsed one.
+    // The object is anyone's with write access to the bucket: read at most 64 KiB of it (a
+    // lease is a few hundred bytes), and one that cannot be read is taken over like a lapsed one.
+    let body = aws::read_body(got, 64 << 10).await?.unwrap_or_default();
     let held = serde_json::from_slice(&body).unwrap_or(Held {
         holder: String::new(),
         since: DateTime::<Utc>::MIN_UTC,
@@ -101,6 +94,8 @@ pub struct Lease {
     /// The ETag of our last write: the lease is ours while nobody else wrote since.
     etag: Option<String>,
     since: Option<DateTime<Utc>>,
+    /// The `until` of our last write.
+    until: Option<DateTime<Utc>>,
 }
 
 /// What an attempt to take or renew the lease found.
@@ -127,12 +122,18 @@ impl Lease {
             holder: holder.to_string(),
             etag: None,
             since: None,
+            until: None,
         }
     }
 
-    /// Takes the lease, or renews it when it is ours.
+    /// Takes the lease, or renews it when it is ours. A lease this driver holds with more than
+    /// half its time left is kept without asking S3: nobody may take it before `until`.
     pub async fn take(&mut self) -> Result<Take, AwsError> {
         let now = Utc::now();
+        let half = chrono::Duration::from_std(ttl() / 2).unwrap_or_default();
+        if self.etag.is_some() && self.until.is_some_and(|u| u - now > half) {
+            return Ok(Take::Ours { fresh: false });
+        }
         let found = read_tagged(&self.s3, &self.bucket, &self.key).await?;
         let condition = match &found {
             None => Condition::Absent,
@@ -162,6 +163,7 @@ impl Lease {
             Some(etag) => {
                 self.etag = Some(etag);
                 self.since = Some(since);
+                self.until = Some(body.until);
                 Ok(Take::Ours { fresh })
             }
             None => {

@@ -36,7 +36,7 @@ pub struct Runner {
 }
 
 /// The value under `metric` (dots walk into nested objects) of a result, when a finite number.
-fn value_of(result: &Value, metric: &str) -> Option<f64> {
+pub(super) fn value_of(result: &Value, metric: &str) -> Option<f64> {
     let mut v = result;
     for part in metric.split('.') {
         v = v.get(part)?;
@@ -116,31 +116,23 @@ fn inferred(rec: &RunRecord) -> Option<Objective> {
     })
 }
 
-/// A configuration as `key=value` words (`lr=0.1 width=64`), nested keys joined with dots.
+/// A configuration as `key=value` words (`lr=0.1 width=64`), nested keys joined with dots
+/// as `results` flattens them.
 pub fn words(config: &Value) -> String {
-    let mut words = vec![];
-    config_words(config, "", &mut words);
-    words.join(" ")
-}
-
-fn config_words(v: &Value, prefix: &str, out: &mut Vec<String>) {
-    match v {
-        Value::Object(o) => {
-            for (k, v) in o {
-                let key = match prefix {
-                    "" => k.clone(),
-                    p => format!("{p}.{k}"),
-                };
-                config_words(v, &key, out);
+    let mut flat = serde_json::Map::new();
+    super::results::flatten("config", config, &mut flat);
+    let words: Vec<String> = flat
+        .iter()
+        .map(|(k, v)| {
+            let key = k.strip_prefix("config.").unwrap_or(k);
+            match v {
+                Value::String(s) => format!("{key}={s}"),
+                Value::Number(n) => format!("{key}={}", n.as_f64().map_or(n.to_string(), short)),
+                other => format!("{key}={other}"),
             }
-        }
-        Value::String(s) => out.push(format!("{prefix}={s}")),
-        Value::Number(n) => out.push(format!(
-            "{prefix}={}",
-            n.as_f64().map_or(n.to_string(), short)
-        )),
-        other => out.push(format!("{prefix}={other}")),
-    }
+        })
+        .collect();
+    words.join(" ")
 }
 
 impl fmt::Display for Best {

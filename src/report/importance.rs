@@ -7,7 +7,6 @@
 
 use crate::record::{RunRecord, Stage, TaskState};
 use serde::Serialize;
-use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -29,13 +28,21 @@ pub fn of(rec: &RunRecord, metric: &str) -> Vec<Importance> {
         .iter()
         .filter(|t| t.stage == Stage::Map && t.state == TaskState::Succeeded)
     {
-        let Some(y) = t.result.as_ref().and_then(|r| number_at(r, metric)) else {
+        let Some(y) = t
+            .result
+            .as_ref()
+            .and_then(|r| super::best::value_of(r, metric))
+        else {
             continue;
         };
-        let mut keys = vec![];
-        numbers(&t.config.value(), "", &mut keys);
-        for (k, x) in keys {
-            pairs.entry(k).or_default().push((x, y));
+        // The configuration's keys as `results` flattens them (nested ones joined with dots).
+        let mut flat = serde_json::Map::new();
+        super::results::flatten("config", &t.config.value(), &mut flat);
+        for (k, v) in flat {
+            if let Some(x) = v.as_f64().filter(|x| x.is_finite()) {
+                let key = k.strip_prefix("config.").unwrap_or(&k).to_string();
+                pairs.entry(key).or_default().push((x, y));
+            }
         }
     }
     let mut all: Vec<Importance> = pairs
@@ -56,34 +63,6 @@ pub fn of(rec: &RunRecord, metric: &str) -> Vec<Importance> {
             .then_with(|| a.key.cmp(&b.key))
     });
     all
-}
-
-fn number_at(v: &Value, path: &str) -> Option<f64> {
-    let mut v = v;
-    for part in path.split('.') {
-        v = v.get(part)?;
-    }
-    v.as_f64().filter(|x| x.is_finite())
-}
-
-fn numbers(v: &Value, prefix: &str, out: &mut Vec<(String, f64)>) {
-    match v {
-        Value::Object(o) => {
-            for (k, v) in o {
-                let key = match prefix {
-                    "" => k.clone(),
-                    p => format!("{p}.{k}"),
-                };
-                numbers(v, &key, out);
-            }
-        }
-        Value::Number(n) => {
-            if let Some(x) = n.as_f64().filter(|x| x.is_finite()) {
-                out.push((prefix.to_string(), x));
-            }
-        }
-        _ => {}
-    }
 }
 
 /// Ranks from 1, ties sharing their mean rank.

@@ -178,7 +178,7 @@ fn row(t: &TaskRecord) -> Map<String, Value> {
 }
 
 /// `prefix.a.b` for every leaf of an object; arrays and scalars are leaves.
-fn flatten(prefix: &str, v: &Value, out: &mut Map<String, Value>) {
+pub(super) fn flatten(prefix: &str, v: &Value, out: &mut Map<String, Value>) {
     match v {
         Value::Object(o) if !o.is_empty() => {
             for (k, v) in o {
