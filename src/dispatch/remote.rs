@@ -55,6 +55,8 @@ pub struct RemoteRun {
     pub cancel_asked: bool,
     /// The ETag of the bucket's record as this process last read it (see `fetch_record`).
     seen_etag: Option<String>,
+    /// When this driver last looked for `cancel.json`.
+    cancel_looked: Option<std::time::Instant>,
 }
 
 impl RemoteRun {
@@ -85,6 +87,7 @@ impl RemoteRun {
             more: false,
             cancel_asked: false,
             seen_etag: None,
+            cancel_looked: None,
         }
     }
 
@@ -110,11 +113,14 @@ impl RemoteRun {
                 Acting::Follow
             }
         };
-        if acting != Acting::Follow && !self.cancel_asked {
+        // A cancel asked from elsewhere is looked for every few seconds, not at every step.
+        let due = self
+            .cancel_looked
+            .is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(5));
+        if acting != Acting::Follow && !self.cancel_asked && due {
             let key = self.cancel_key();
-            let asked: Option<serde_json::Value> =
-                aws::get_json(&self.s3, &self.run.site.bucket, &key).await?;
-            self.cancel_asked = asked.is_some();
+            self.cancel_asked = aws::object_exists(&self.s3, &self.run.site.bucket, &key).await?;
+            self.cancel_looked = Some(std::time::Instant::now());
         }
         Ok(acting)
     }
@@ -157,6 +163,9 @@ impl RemoteRun {
     pub async fn fetch_record(&mut self) -> Result<Option<RunRecord>, AwsError> {
         let key = record_key(&self.job, &self.run_id);
         let bucket = &self.run.site.bucket;
+        // HeadObject answers the ETag GetObject would (S3 API Reference, HeadObject); a key it
+        // cannot see is 404, or 403 for a role without s3:ListBucket — either way the record is
+        // read as before, by GetObject (`get_object` tells absent from refused).
         let head = self.s3.head_object().bucket(bucket).key(&key).send().await;
         let etag = head.ok().and_then(|h| h.e_tag().map(str::to_string));
         if etag.is_some() && etag == self.seen_etag {
@@ -270,7 +279,7 @@ pub async fn driving(aws: &Aws, bucket: &str, job: &str) -> Result<Vec<String>, 
         .unwrap_or_default()
         .into_iter()
         .map(|o| o.rel)
-        .filter(|id| !id.is_empty() && !id.contains('/'))
+        .filter(|id| crate::record::is_run_id(id))
         .collect())
 }
 

@@ -482,6 +482,16 @@ pub fn parse_run_id(id: &str) -> Option<(DateTime<Utc>, &str)> {
     (!job.is_empty() && !hex.is_empty()).then_some((at.and_utc(), job))
 }
 
+/// A name of the form run ids have (`<day>-<time>-<job>-<hex>`): what a key in the bucket
+/// must be before it names a run folder here (no `/`, no `.`, nothing else a path could do).
+pub fn is_run_id(id: &str) -> bool {
+    (1..=255).contains(&id.len())
+        && id.starts_with(|c: char| c.is_ascii_digit())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
 pub fn new_run_id(job: &str) -> String {
     use std::hash::{BuildHasher, Hasher};
     let now = Utc::now();
@@ -498,6 +508,26 @@ pub fn new_run_id(job: &str) -> String {
 
 #[cfg(test)]
 pub(crate) mod tests {
+
+    #[test]
+    fn a_bucket_key_names_a_run_only_in_a_run_id_s_form() {
+        assert!(is_run_id("20261206-143930-sweep-de9d"));
+        assert!(is_run_id(&new_run_id("wc_2")));
+        for bad in [
+            "",
+            "..",
+            ".",
+            "a/b",
+            "../../etc",
+            "x-1",
+            "2026 01",
+            "2026/..",
+            "2026-..",
+        ] {
+            assert!(!is_run_id(bad), "{bad}");
+        }
+    }
+
     use super::*;
 
     /// `[ecs]`'s default rates.

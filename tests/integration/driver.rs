@@ -284,6 +284,19 @@ fn a_detached_ecs_run_ends_in_aws_with_its_retries_timeout_reduce_and_notice() {
             json!({"fake": {"hold": true}}),
         ),
     );
+    // What moto does not play, the proxy in front of it does, for this job only: S3's 409
+    // ConditionalRequestConflict to a conditional write (S3 User Guide, "conditional writes":
+    // retry it), a throttled UpdateService (ECS API Reference, "Request throttling"), and
+    // HeadObject's 403 for a caller without s3:ListBucket (S3 API Reference, HeadObject).
+    moto.fault(json!([
+        {"service": "s3", "operation": "PutObject", "status": 409,
+         "code": "ConditionalRequestConflict", "match": "driver.json"},
+        {"service": "ecs", "operation": "UpdateService", "status": 400,
+         "code": "ThrottlingException", "message": "Rate exceeded",
+         "match": format!("jobrun-{}-driver", t.name)},
+        {"service": "s3", "operation": "HeadObject", "status": 403,
+         "code": "AccessDenied", "match": t.name.clone()},
+    ]));
     let fargate = LocalFargate::start(moto, &t, &[]);
     let r = t.run(&[
         "submit",
@@ -375,6 +388,9 @@ fn a_detached_ecs_run_ends_in_aws_with_its_retries_timeout_reduce_and_notice() {
         "ecs:StopTask",
     ] {
         assert!(checked.contains(op), "{op} not model-checked: {model}");
+    }
+    for op in ["s3:PutObject", "ecs:UpdateService", "s3:HeadObject"] {
+        assert!(moto.fired(op) >= 1, "{op}: {}", moto.proxy_stats());
     }
     // down takes the driver's service with the rest.
     let down = t.run(&["down", "--yes"]);

@@ -29,6 +29,21 @@ fn a_run_beyond_the_vcpu_quota_is_planned_under_it_and_waits_for_it() {
     set_quota(&moto, ON_DEMAND, 0.5);
     let t = fargate_job(&moto, "");
 
+    // A caller that may not read the quotas (GetServiceQuota's AccessDeniedException, Service
+    // Quotas API Reference) plans under AWS's default, said as such.
+    moto.fault(
+        json!({"service": "servicequotas", "operation": "GetServiceQuota", "times": 2,
+                      "status": 400, "code": "AccessDeniedException"}),
+    );
+    let denied = t.run(&["submit", "--configs", "12", "--dry-run"]);
+    assert_eq!(denied.status, 0, "{}", denied.stderr);
+    assert!(
+        denied
+            .stdout
+            .contains("Spot quota 4000 vCPU, assumed AWS's default (not read: AccessDeniedException; new accounts often have less)"),
+        "{}",
+        denied.stdout
+    );
     let plan = t.run(&["submit", "--configs", "12", "--dry-run"]);
     assert_eq!(plan.status, 0, "{}", plan.stderr);
     assert!(
