@@ -120,7 +120,7 @@ fn inferred(rec: &RunRecord) -> Option<Objective> {
 /// as `results` flattens them.
 pub fn words(config: &Value) -> String {
     let mut flat = serde_json::Map::new();
-    super::results::flatten("config", config, &mut flat);
+    super::flat::flatten("config", config, &mut flat);
     let words: Vec<String> = flat
         .iter()
         .map(|(k, v)| {

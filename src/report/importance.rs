@@ -37,7 +37,7 @@ pub fn of(rec: &RunRecord, metric: &str) -> Vec<Importance> {
         };
         // The configuration's keys as `results` flattens them (nested ones joined with dots).
         let mut flat = serde_json::Map::new();
-        super::results::flatten("config", &t.config.value(), &mut flat);
+        super::flat::flatten("config", &t.config.value(), &mut flat);
         for (k, v) in flat {
             if let Some(x) = v.as_f64().filter(|x| x.is_finite()) {
                 let key = k.strip_prefix("config.").unwrap_or(&k).to_string();

@@ -3,16 +3,19 @@
 
 pub mod best;
 pub mod driver;
+pub mod flat;
 pub mod importance;
 pub mod overview;
 pub mod phases;
 pub mod planned;
 pub mod results;
 pub mod schedules;
+mod waiting;
 use crate::record::{RunRecord, TaskState};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::fmt;
+pub use waiting::Waiting;
 
 #[derive(Debug, Serialize)]
 pub struct RunStatus {
@@ -103,46 +106,6 @@ pub struct TaskStatus {
     /// The size its later attempts ran at, when an out-of-memory kill made it grow.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub size: Option<crate::record::schema::TaskSize>,
-}
-
-/// Queued tasks waiting for one thing.
-#[derive(Debug, Serialize, PartialEq)]
-pub struct Waiting {
-    pub tasks: usize,
-    /// "the account's Fargate vCPU quota" or "Fargate capacity".
-    pub r#for: &'static str,
-}
-
-impl Waiting {
-    /// "2 for the account's Fargate vCPU quota, 1 for Fargate capacity".
-    pub fn line(w: &[Waiting]) -> String {
-        let parts: Vec<String> = w
-            .iter()
-            .map(|w| format!("{} for {}", w.tasks, w.r#for))
-            .collect();
-        parts.join(", ")
-    }
-
-    fn of(rec: &RunRecord) -> Vec<Waiting> {
-        use crate::dispatch::ecs::{WAITING_FOR_CAPACITY, WAITING_FOR_QUOTA};
-        let queued = || {
-            rec.tasks
-                .iter()
-                .filter(|t| t.state == TaskState::Queued)
-                .filter_map(|t| t.reason.as_deref())
-        };
-        [
-            (WAITING_FOR_QUOTA, "the account's Fargate vCPU quota"),
-            (WAITING_FOR_CAPACITY, "Fargate capacity"),
-        ]
-        .into_iter()
-        .map(|(prefix, what)| Waiting {
-            tasks: queued().filter(|r| r.starts_with(prefix)).count(),
-            r#for: what,
-        })
-        .filter(|w| w.tasks > 0)
-        .collect()
-    }
 }
 
 /// Tasks that ended up at a size bigger than the run's.

@@ -159,9 +159,9 @@ fn row(t: &TaskRecord) -> Map<String, Value> {
     let mut r = Map::new();
     r.insert("index".into(), t.index.into());
     r.insert("state".into(), t.state.as_str().into());
-    flatten("config", &t.config.value(), &mut r);
+    super::flat::flatten("config", &t.config.value(), &mut r);
     if let Some(result) = &t.result {
-        flatten("result", result, &mut r);
+        super::flat::flatten("result", result, &mut r);
     }
     let duration = match (t.started_at, t.finished_at) {
         (Some(s), Some(f)) => Value::from((f - s).num_milliseconds() as f64 / 1000.0),
@@ -175,21 +175,6 @@ fn row(t: &TaskRecord) -> Map<String, Value> {
         r.insert("reused_from".into(), from.clone().into());
     }
     r
-}
-
-/// `prefix.a.b` for every leaf of an object; arrays and scalars are leaves.
-pub(super) fn flatten(prefix: &str, v: &Value, out: &mut Map<String, Value>) {
-    match v {
-        Value::Object(o) if !o.is_empty() => {
-            for (k, v) in o {
-                flatten(&format!("{prefix}.{k}"), v, out);
-            }
-        }
-        Value::Object(_) => {}
-        other => {
-            out.insert(prefix.to_string(), other.clone());
-        }
-    }
 }
 
 /// A cell of the text table: one line whatever the value holds (a newline or a terminal
