@@ -420,7 +420,14 @@ impl LocalDispatcher {
         if let (TaskState::Running, Some(name)) = (task.state, &task.handle) {
             let mut logs = Box::pin(self.engine.logs(name, follow));
             while let Some(chunk) = logs.next().await {
-                out.write_all(&chunk?).map_err(io_err)?;
+                let chunk = match chunk {
+                    Ok(chunk) => chunk,
+                    // Its container is not there yet (the start is under way: the record is
+                    // saved first) or any more: there is no live log to show.
+                    Err(e) if e.container_gone() => break,
+                    Err(e) => return Err(e.into()),
+                };
+                out.write_all(&chunk).map_err(io_err)?;
                 out.flush().map_err(io_err)?;
             }
             return Ok(());
