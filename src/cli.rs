@@ -392,6 +392,13 @@ pub struct ResultsArgs {
     /// Whether the smallest or the largest value of the metric wins
     #[arg(long, value_enum, requires = "metric")]
     pub goal: Option<crate::record::schema::Goal>,
+    /// Configuration keys that are repeats (`seed`): results that differ only in them are one
+    /// configuration, shown as mean ± sd and n (default: the job's `[results] group`)
+    #[arg(long, value_name = "KEY,..")]
+    pub group: Vec<String>,
+    /// One row per task even with a group (`-o json` and `-o csv` always have every task)
+    #[arg(long)]
+    pub tasks: bool,
     /// Copy every task's output folder to DIR/<index>/ (and the reduce's to DIR/reduce/),
     /// fetching only files that are missing or changed
     #[arg(long, value_name = "DIR")]

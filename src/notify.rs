@@ -303,6 +303,7 @@ mod tests {
         rec.settings.objective = Some(crate::record::schema::Objective {
             metric: "loss".into(),
             goal: crate::record::schema::Goal::Minimize,
+            group: vec![],
         });
         rec.finished_at = Some(now);
         let m = Message::of(&rec, end_event(&rec));

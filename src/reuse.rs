@@ -9,6 +9,7 @@
 
 use crate::record::{RunRecord, RunSettings, Stage, TaskRecord, TaskState};
 use crate::store::{Store, StoreError};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
 
@@ -57,8 +58,23 @@ pub fn key_of(image_id: &str, settings: &RunSettings, task: &TaskRecord) -> Opti
         "config": task.config.value(),
         "env": env,
     });
-    let digest = Sha256::digest(what.to_string().as_bytes());
+    let digest = Sha256::digest(canonical(what).to_string().as_bytes());
     Some(format!("{digest:x}")[..32].to_string())
+}
+
+/// A value with every object's keys sorted: JSON keeps a configuration's keys in the order the
+/// user gave them (`results` shows them so), but a task is the same task whatever that order,
+/// and keys made before that order was kept stay the same.
+fn canonical(v: Value) -> Value {
+    match v {
+        Value::Object(map) => {
+            let sorted: BTreeMap<String, Value> =
+                map.into_iter().map(|(k, v)| (k, canonical(v))).collect();
+            Value::Object(sorted.into_iter().collect())
+        }
+        Value::Array(items) => Value::Array(items.into_iter().map(canonical).collect()),
+        other => other,
+    }
 }
 
 /// Gives every map task of a new record its key.
@@ -272,6 +288,12 @@ mod tests {
         let key = |t: &TaskRecord| key_of("sha256:img", &rec.settings, t).unwrap();
         assert_eq!(key(&task(0, 1)), key(&task(7, 1)), "the index is not in it");
         assert_ne!(key(&task(0, 1)), key(&task(0, 2)), "the configuration is");
+        let ordered = |v| TaskRecord::new(0, v, Some(vec!["/job".into()]));
+        assert_eq!(
+            key(&ordered(json!({"lr": 1, "seed": {"a": 1, "b": 2}}))),
+            key(&ordered(json!({"seed": {"b": 2, "a": 1}, "lr": 1}))),
+            "not the order of its keys"
+        );
         let other_image = key_of("sha256:other", &rec.settings, &task(0, 1)).unwrap();
         assert_ne!(key(&task(0, 1)), other_image, "the image is");
         let mut other_command = task(0, 1);

@@ -6,6 +6,7 @@ use crate::cli::ResultsArgs;
 use crate::dispatch::remote;
 use crate::error::{Exit, Failure, Result};
 use crate::outputs::{self, s3::Moved};
+use crate::record::schema::Objective;
 use crate::record::{RunRecord, Stage};
 use crate::report::results::Results;
 use crate::ui::{OutputFormat, Ui};
@@ -16,13 +17,10 @@ pub async fn results(file: Option<&Path>, args: ResultsArgs, ui: &Ui) -> Result<
     let store = open_store()?;
     let rec = current(&store, resolve(&store, file, &args.run).await?).await?;
     let mut table = Results::of(&rec);
-    if let Some(metric) = &args.metric {
-        let objective = crate::record::schema::Objective {
-            metric: metric.strip_prefix("result.").unwrap_or(metric).to_string(),
-            goal: args.goal.unwrap_or_default(),
-        };
+    if let Some(objective) = objective(&rec, &args)? {
         table = table.judged_by(&rec, &objective);
     }
+    table.each_task = args.tasks;
     if let Some(key) = &args.sort {
         let column = table.column(key).ok_or_else(|| {
             Failure::usage(format!(
@@ -35,6 +33,9 @@ pub async fn results(file: Option<&Path>, args: ResultsArgs, ui: &Ui) -> Result<
     }
     if let Some(n) = args.top {
         table.rows.truncate(n);
+        if let Some(g) = table.groups.as_mut() {
+            g.rows.truncate(n);
+        }
     }
     if let Some(dir) = &args.download {
         let moved = download(&store, &rec, dir).await?;
@@ -65,6 +66,54 @@ pub async fn results(file: Option<&Path>, args: ResultsArgs, ui: &Ui) -> Result<
 }
 
 /// Every task's output folder into `dir/<index>/` (the reduce's into `dir/reduce/`).
+/// The objective `--metric`, `--goal` and `--group` name, when they change the run's own.
+fn objective(rec: &RunRecord, args: &ResultsArgs) -> Result<Option<Objective>> {
+    let group = crate::record::schema::group_keys(&args.group)
+        .map_err(|e| Failure::usage(e.replace("results.group", "--group")))?;
+    let own = rec.settings.objective.clone().or_else(|| {
+        crate::report::best::Best::for_run(rec).map(|b| Objective {
+            metric: b.metric,
+            goal: b.goal,
+            group: vec![],
+        })
+    });
+    let mut objective = match (&args.metric, own) {
+        (Some(metric), own) => Objective {
+            metric: metric.strip_prefix("result.").unwrap_or(metric).to_string(),
+            goal: args.goal.unwrap_or_default(),
+            group: own.map(|o| o.group).unwrap_or_default(),
+        },
+        (None, Some(own)) if !group.is_empty() => own,
+        (None, _) if !group.is_empty() => {
+            return Err(Failure::usage(format!(
+                "--group needs a metric: run {} has no [results] metric",
+                rec.run_id
+            ))
+            .hint("add --metric KEY (and --goal maximize when larger is better)"));
+        }
+        (None, _) => return Ok(None),
+    };
+    if !group.is_empty() {
+        let keys = rec
+            .tasks
+            .first()
+            .map(|t| t.config.value())
+            .unwrap_or_default();
+        if let Some(missing) = group
+            .iter()
+            .find(|g| crate::report::best::value_at(&keys, g).is_none())
+        {
+            return Err(Failure::usage(format!(
+                "--group {missing}: the configurations of run {} have no key `{missing}`",
+                rec.run_id
+            ))
+            .hint(format!("its keys: {}", crate::report::best::words(&keys))));
+        }
+        objective.group = group;
+    }
+    Ok(Some(objective))
+}
+
 async fn download(store: &crate::store::Store, rec: &RunRecord, dir: &Path) -> Result<Moved> {
     let reduce = dir.join("reduce");
     let Some(run) = rec.place.ecs() else {

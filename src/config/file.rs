@@ -66,6 +66,10 @@ pub struct FileConfig {
 pub struct ResultsSection {
     pub metric: Option<String>,
     pub goal: Option<Goal>,
+    /// Configuration keys whose values are repeats, not choices (`["seed"]`): results that
+    /// differ only in them are one configuration, judged by their mean.
+    #[serde(default)]
+    pub group: Vec<String>,
 }
 
 /// `[reduce]`: a task run once after the map tasks, reading their outputs.

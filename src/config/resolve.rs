@@ -303,25 +303,34 @@ pub(super) fn resolve(
         results: objective(
             layered(&flags.metric, &file.results.metric, &env.metric),
             layered(&flags.goal, &file.results.goal, &env.goal),
+            &file.results.group,
         )
         .map_err(invalid)?,
         dir,
     })
 }
 
-/// `[results]`: a metric (a result key) and its goal; a goal alone says nothing.
-fn objective(metric: Option<String>, goal: Option<Goal>) -> Result<Option<Objective>, String> {
+/// `[results]`: a metric (a result key), its goal and the keys that are repeats; a goal or a
+/// group alone says nothing.
+fn objective(
+    metric: Option<String>,
+    goal: Option<Goal>,
+    group: &[String],
+) -> Result<Option<Objective>, String> {
+    let group = crate::record::schema::group_keys(group)?;
     match (&metric, goal) {
-        (None, None) => Ok(None),
-        (None, Some(_)) => {
-            Err("results.goal needs results.metric: the result key it is about".into())
-        }
+        (None, None) if group.is_empty() => Ok(None),
+        (None, _) if !group.is_empty() => Err(
+            "results.group needs results.metric: the result key whose mean decides who won".into(),
+        ),
+        (None, _) => Err("results.goal needs results.metric: the result key it is about".into()),
         (Some(m), _) if m.trim().is_empty() || m.trim() != m => {
             Err("results.metric is a key of the tasks' result.json, e.g. \"loss\"".into())
         }
         (Some(metric), goal) => Ok(Some(Objective {
             metric: metric.strip_prefix("result.").unwrap_or(metric).to_string(),
             goal: goal.unwrap_or_default(),
+            group,
         })),
     }
 }

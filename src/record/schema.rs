@@ -83,6 +83,29 @@ pub struct Objective {
     pub metric: String,
     #[serde(default)]
     pub goal: Goal,
+    /// Configuration keys that are repeats (`seed`): tasks that differ only in them are one
+    /// configuration, judged by the mean of their values.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub group: Vec<String>,
+}
+
+/// `[results] group` / `--group` keys as configuration keys (`config.seed` is `seed`), each
+/// a non-empty key named once.
+pub fn group_keys(keys: &[String]) -> Result<Vec<String>, String> {
+    let mut out: Vec<String> = vec![];
+    for k in keys.iter().flat_map(|k| k.split(',')) {
+        let k = k.trim();
+        let k = k.strip_prefix("config.").unwrap_or(k);
+        if k.is_empty() || k.starts_with('.') || k.ends_with('.') {
+            return Err(format!(
+                "results.group holds configuration keys, e.g. [\"seed\"]; `{k}` is none"
+            ));
+        }
+        if !out.iter().any(|o| o == k) {
+            out.push(k.to_string());
+        }
+    }
+    Ok(out)
 }
 
 /// Whether the smallest or the largest value of the metric wins.

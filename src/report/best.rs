@@ -25,8 +25,22 @@ pub struct Best {
     pub second: Option<Runner>,
     /// The median over every task that has the metric.
     pub median: f64,
-    /// How many tasks have the metric.
+    /// How many tasks (with `group`: configurations) have the metric.
     pub of: usize,
+    /// With `[results] group`: the winner's value is the mean over its repeats.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spread: Option<Spread>,
+}
+
+/// How the repeats of the winning configuration spread around its mean.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Spread {
+    /// The sample standard deviation (0 for one repeat).
+    pub sd: f64,
+    /// How many repeats have the metric.
+    pub n: usize,
+    /// The keys that are repeats (`seed`).
+    pub by: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -35,13 +49,18 @@ pub struct Runner {
     pub value: f64,
 }
 
-/// The value under `metric` (dots walk into nested objects) of a result, when a finite number.
-pub(super) fn value_of(result: &Value, metric: &str) -> Option<f64> {
-    let mut v = result;
-    for part in metric.split('.') {
+/// The value under `key` (dots walk into nested objects).
+pub fn value_at<'a>(value: &'a Value, key: &str) -> Option<&'a Value> {
+    let mut v = value;
+    for part in key.split('.') {
         v = v.get(part)?;
     }
-    v.as_f64().filter(|x| x.is_finite())
+    Some(v)
+}
+
+/// The value under `metric` of a result, when a finite number.
+pub(super) fn value_of(result: &Value, metric: &str) -> Option<f64> {
+    value_at(result, metric)?.as_f64().filter(|x| x.is_finite())
 }
 
 impl Best {
@@ -53,39 +72,69 @@ impl Best {
         }
     }
 
-    /// The run's winner by `objective`, if any task has the metric.
+    /// The run's winner by `objective`, if any task has the metric: the task with the best
+    /// value, or with `group`, the configuration with the best mean (named by its first task).
     pub fn of(rec: &RunRecord, objective: &Objective) -> Option<Best> {
-        let mut scored: Vec<(usize, f64)> = rec
-            .tasks
-            .iter()
-            .filter(|t| t.stage == Stage::Map && t.state == TaskState::Succeeded)
-            .filter_map(|t| Some((t.index, value_of(t.result.as_ref()?, &objective.metric)?)))
-            .collect();
+        let metric = &objective.metric;
+        let mut scored: Vec<Scored> = match objective.group.is_empty() {
+            true => rec
+                .tasks
+                .iter()
+                .filter(|t| t.stage == Stage::Map && t.state == TaskState::Succeeded)
+                .filter_map(|t| {
+                    let value = value_of(t.result.as_ref()?, metric)?;
+                    Some((t.index, value, t.config.value(), None))
+                })
+                .collect(),
+            false => super::grouped::groups(rec, &objective.group)
+                .into_iter()
+                .filter_map(|g| {
+                    let scored = super::grouped::values(rec, &g.tasks, metric);
+                    let values: Vec<f64> = scored.iter().map(|v| v.1).collect();
+                    let s = super::grouped::Stats::of(&values)?;
+                    let spread = Spread {
+                        sd: s.sd,
+                        n: s.n,
+                        by: objective.group.clone(),
+                    };
+                    // Named by its first task that counts (not a failed one).
+                    Some((scored[0].0, s.mean, g.config, Some(spread)))
+                })
+                .collect(),
+        };
         // Best first; equal values keep index order (the sort is stable).
         scored.sort_by(|a, b| match objective.goal {
             Goal::Minimize => a.1.total_cmp(&b.1),
             Goal::Maximize => b.1.total_cmp(&a.1),
         });
-        let &(index, value) = scored.first()?;
         let mut values: Vec<f64> = scored.iter().map(|s| s.1).collect();
         values.sort_by(f64::total_cmp);
         let n = values.len();
+        let second = scored.get(1).map(|s| Runner {
+            index: s.0,
+            value: s.1,
+        });
+        let (index, value, config, spread) = scored.into_iter().next()?;
         let median = match n % 2 {
             1 => values[n / 2],
             _ => (values[n / 2 - 1] + values[n / 2]) / 2.0,
         };
         Some(Best {
-            metric: objective.metric.clone(),
+            metric: metric.clone(),
             goal: objective.goal,
             index,
             value,
-            config: rec.tasks[index].config.value(),
-            second: scored.get(1).map(|&(index, value)| Runner { index, value }),
+            config,
+            second,
             median,
             of: n,
+            spread,
         })
     }
 }
+
+/// A contender: its (first) task, its value (or mean), its configuration, its spread.
+type Scored = (usize, f64, Value, Option<Spread>);
 
 /// The objective a reduce's result names: its first `best_<key>` number whose `<key>` the map
 /// tasks' results have, with the goal that makes it the best (none when it is neither the
@@ -112,6 +161,7 @@ fn inferred(rec: &RunRecord) -> Option<Objective> {
         Some(Objective {
             metric: metric.to_string(),
             goal,
+            group: vec![],
         })
     })
 }
@@ -147,17 +197,26 @@ impl fmt::Display for Best {
             Goal::Minimize => "smallest",
             Goal::Maximize => "largest",
         };
-        match &self.second {
-            Some(r) => write!(
-                f,
-                " ({goal} of {}; 2nd: #{} {}, median {})",
+        let mut said = vec![];
+        let (goal, of, one) = match &self.spread {
+            Some(s) => {
+                write!(f, " ± {}", short(s.sd))?;
+                said.push(format!("mean of {} over {}", s.n, s.by.join(", ")));
+                (format!("{goal} mean"), " configurations", "configuration")
+            }
+            None => (goal.to_string(), "", "task"),
+        };
+        said.push(match &self.second {
+            Some(r) => format!(
+                "{goal} of {}{of}; 2nd: #{} {}, median {}",
                 self.of,
                 r.index,
                 short(r.value),
                 short(self.median)
             ),
-            None => write!(f, " (the only task with {})", self.metric),
-        }
+            None => format!("the only {one} with {}", self.metric),
+        });
+        write!(f, " ({})", said.join("; "))
     }
 }
 
@@ -190,6 +249,7 @@ mod tests {
         Objective {
             metric: metric.into(),
             goal,
+            group: vec![],
         }
     }
 
@@ -232,6 +292,37 @@ mod tests {
             "{nested}"
         );
         assert!(Best::of(&rec, &objective("accuracy", Goal::Maximize)).is_none());
+    }
+
+    /// With `group`, repeats are one configuration: the best mean wins, named by its first
+    /// task, its spread said; a failed repeat takes no part in the mean.
+    #[test]
+    fn with_a_group_the_best_mean_wins() {
+        let mut rec = run(
+            &[
+                Some(json!({"loss": 0.1})),
+                Some(json!({"loss": 0.6})),
+                Some(json!({"loss": 0.3})),
+                Some(json!({"loss": 0.3})),
+                Some(json!({"loss": 0.0})),
+            ],
+            &[4],
+        );
+        let lrs = [0.1, 0.1, 0.2, 0.2, 0.1];
+        for (i, t) in rec.tasks.iter_mut().enumerate() {
+            t.config = crate::record::Config::of(&json!({"lr": lrs[i], "seed": i}));
+        }
+        let mut o = objective("loss", Goal::Minimize);
+        assert_eq!(Best::of(&rec, &o).unwrap().index, 0, "alone, #0 wins");
+        o.group = vec!["seed".into()];
+        let best = Best::of(&rec, &o).unwrap();
+        assert_eq!((best.index, best.value, best.of), (2, 0.3, 2));
+        assert_eq!(best.config, json!({"lr": 0.2}));
+        assert_eq!(
+            best.to_string(),
+            "best: #2 lr=0.2 → loss 0.3 ± 0 (mean of 2 over seed; smallest mean of 2 \
+             configurations; 2nd: #0 0.35, median 0.325)"
+        );
     }
 
     /// Without `[results] metric`, the reduce's `best_loss` names the metric; where it lies

@@ -4,6 +4,7 @@
 pub mod best;
 pub mod driver;
 pub mod flat;
+pub mod grouped;
 pub mod importance;
 pub mod overview;
 pub mod phases;

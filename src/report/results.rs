@@ -6,7 +6,6 @@ use crate::record::{RunRecord, Stage, TaskRecord};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use std::cmp::Ordering;
-use std::collections::BTreeSet;
 use std::fmt;
 
 #[derive(Debug, Serialize)]
@@ -23,22 +22,31 @@ pub struct Results {
     /// With a winner: how each numeric configuration key goes with its metric.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub importance: Vec<super::importance::Importance>,
+    /// With `[results] group`: one row per configuration (mean ± sd of its repeats).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub groups: Option<super::grouped::Table>,
+    /// Text shows every task even with a group (`results --tasks`).
+    #[serde(skip)]
+    pub each_task: bool,
 }
 
 impl Results {
     pub fn of(rec: &RunRecord) -> Results {
         let maps: Vec<&TaskRecord> = rec.tasks.iter().filter(|t| t.stage == Stage::Map).collect();
         let rows: Vec<Map<String, Value>> = maps.iter().map(|t| row(t)).collect();
-        let mut config = BTreeSet::new();
-        let mut result = BTreeSet::new();
+        // Keys in the order the configurations (and the results) give them, first seen first.
+        let (mut config, mut result) = (Vec::new(), Vec::new());
         let mut errors = false;
         let mut reused = false;
         for r in &rows {
             for k in r.keys() {
-                if k.starts_with("config.") {
-                    config.insert(k.clone());
-                } else if k.starts_with("result.") {
-                    result.insert(k.clone());
+                let to = match k {
+                    k if k.starts_with("config.") => &mut config,
+                    k if k.starts_with("result.") => &mut result,
+                    _ => continue,
+                };
+                if !to.contains(k) {
+                    to.push(k.clone());
                 }
             }
             errors |= r.contains_key("result_error");
@@ -61,6 +69,8 @@ impl Results {
             reduce: rec.reduce_task().map(row),
             best: None,
             importance: vec![],
+            groups: None,
+            each_task: false,
         }
         .judged(rec, super::best::Best::for_run(rec))
     }
@@ -70,6 +80,11 @@ impl Results {
             .as_ref()
             .map(|b| super::importance::of(rec, &b.metric))
             .unwrap_or_default();
+        let group = best.as_ref().and_then(|b| b.spread.as_ref()).map(|s| &s.by);
+        self.groups = best
+            .as_ref()
+            .zip(group)
+            .map(|(b, by)| super::grouped::Table::of(rec, by, &self).ranked(&b.metric, b.goal));
         self.best = best;
         self
     }
@@ -177,9 +192,9 @@ fn row(t: &TaskRecord) -> Map<String, Value> {
     r
 }
 
-/// A cell of the text table: one line whatever the value holds (a newline or a terminal
+/// A cell of the text tables: one line whatever the value holds (a newline or a terminal
 /// escape in a task's result is shown as `\n`, `\u{1b}`).
-fn text_cell(v: Option<&Value>) -> String {
+pub(super) fn text_cell(v: Option<&Value>) -> String {
     match v {
         // For people: four significant digits (`-o json` and `-o csv` keep every digit).
         Some(Value::Number(n)) if n.is_f64() => crate::report::short(n.as_f64().unwrap_or(0.0)),
@@ -189,8 +204,28 @@ fn text_cell(v: Option<&Value>) -> String {
 
 impl fmt::Display for Results {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // The reduce is one more row of the same table (index `reduce`), its own result keys
-        // added as columns.
+        match &self.groups {
+            Some(g) if !self.each_task => g.write(f, self.best.as_ref().map(|b| b.index))?,
+            _ => self.task_table(f)?,
+        }
+        if let Some(best) = &self.best {
+            writeln!(f, "{best}")?;
+            if !self.importance.is_empty() {
+                let line = super::importance::Line {
+                    metric: &best.metric,
+                    all: &self.importance,
+                };
+                writeln!(f, "{line}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Results {
+    /// One line per task; the reduce is one more row of the same table (index `reduce`), its
+    /// own result keys added as columns.
+    fn task_table(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut keys = self.columns.clone();
         if let Some(reduce) = &self.reduce {
             for k in reduce
@@ -216,22 +251,6 @@ impl fmt::Display for Results {
             .iter()
             .map(|r| keys.iter().map(|c| text_cell(r.get(c))).collect())
             .collect();
-        let columns: Vec<String> = keys
-            .iter()
-            .map(|c| crate::ui::printable(c, "").into_owned())
-            .collect();
-        let widths: Vec<usize> = columns
-            .iter()
-            .enumerate()
-            .map(|(i, c)| {
-                cells
-                    .iter()
-                    .map(|r| r[i].chars().count())
-                    .chain([c.chars().count()])
-                    .max()
-                    .unwrap_or(0)
-            })
-            .collect();
         // A column of numbers (every map task's value present is one) is right-aligned, header
         // too; the reduce's `reduce` in the index column does not change that.
         let numeric: Vec<bool> = keys
@@ -245,38 +264,56 @@ impl fmt::Display for Results {
                 present.peek().is_some() && present.all(Value::is_number)
             })
             .collect();
-        let line = |f: &mut fmt::Formatter<'_>, values: &[String], mark: &str| {
-            let padded: Vec<String> = values
-                .iter()
-                .zip(widths.iter().zip(&numeric))
-                .map(|(v, (w, right))| match right {
-                    true => format!("{v:>w$}"),
-                    false => format!("{v:<w$}"),
-                })
-                .collect();
-            writeln!(f, "{}{mark}", padded.join("  ").trim_end())
-        };
-        line(f, &columns, "")?;
         let best = self.best.as_ref().map(|b| Value::from(b.index));
-        for (r, row) in cells.iter().zip(&rows) {
-            let mark = match best.is_some() && row.get("index") == best.as_ref() {
-                true => "  ← best",
-                false => "",
-            };
-            line(f, r, mark)?;
-        }
-        if let Some(best) = &self.best {
-            writeln!(f, "{best}")?;
-            if !self.importance.is_empty() {
-                let line = super::importance::Line {
-                    metric: &best.metric,
-                    all: &self.importance,
-                };
-                writeln!(f, "{line}")?;
-            }
-        }
-        Ok(())
+        let marks: Vec<bool> = rows
+            .iter()
+            .map(|r| best.is_some() && r.get("index") == best.as_ref())
+            .collect();
+        write_table(f, &keys, &cells, &numeric, &marks)
     }
+}
+
+/// A text table: the header, then each row, numeric columns right-aligned, a marked row
+/// ending in `← best`.
+pub(super) fn write_table(
+    f: &mut fmt::Formatter<'_>,
+    keys: &[String],
+    cells: &[Vec<String>],
+    numeric: &[bool],
+    marks: &[bool],
+) -> fmt::Result {
+    let columns: Vec<String> = keys
+        .iter()
+        .map(|c| crate::ui::printable(c, "").into_owned())
+        .collect();
+    let widths: Vec<usize> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            cells
+                .iter()
+                .map(|r| r[i].chars().count())
+                .chain([c.chars().count()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |f: &mut fmt::Formatter<'_>, values: &[String], mark: &str| {
+        let padded: Vec<String> = values
+            .iter()
+            .zip(widths.iter().zip(numeric))
+            .map(|(v, (w, right))| match right {
+                true => format!("{v:>w$}"),
+                false => format!("{v:<w$}"),
+            })
+            .collect();
+        writeln!(f, "{}{mark}", padded.join("  ").trim_end())
+    };
+    line(f, &columns, "")?;
+    for (r, marked) in cells.iter().zip(marks) {
+        line(f, r, if *marked { "  ← best" } else { "" })?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -367,6 +404,7 @@ mod tests {
         rec.settings.objective = Some(crate::record::schema::Objective {
             metric: "loss".into(),
             goal: Default::default(),
+            group: vec![],
         });
         let r = Results::of(&rec);
         let text = r.to_string();

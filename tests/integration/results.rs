@@ -588,3 +588,96 @@ webhook = "{}""#,
         bad.stderr
     );
 }
+
+/// `[results] group = ["seed"]`: repeats of a configuration are one configuration, judged by
+/// their mean; `results` shows one row per configuration (mean ± sd, n, its tasks) with the
+/// keys in the order the configurations give them, `--tasks` every task, `-o json` both;
+/// `--group` says it at read time; a group without a metric, or of a key no configuration
+/// has, is refused with what to write instead.
+#[test]
+fn repeats_grouped_by_seed_are_judged_by_their_mean() {
+    let t = Test::with_task(
+        r#"command = ["/task", "write", "result.json", "{{\"loss\": {config.lr}{config.seed}}}"]
+
+[results]
+metric = "loss"
+group = ["seed"]"#,
+    );
+    t.build();
+    // The loss is lr's digits followed by the seed's: 0.11, 0.12, 0.13 for lr 0.1.
+    let lines: Vec<String> = [0.1, 0.2]
+        .iter()
+        .flat_map(|lr| (1..=3).map(move |seed| json!({"width": 64, "lr": lr, "seed": seed})))
+        .map(|c| c.to_string())
+        .collect();
+    t.write("configs.jsonl", &(lines.join("\n") + "\n"));
+    let r = t.run(&["submit", "--configs", "configs.jsonl"]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    let line = "best: #0 width=64 lr=0.1 → loss 0.12 ± 0.01 (mean of 3 over seed; smallest mean \
+                of 2 configurations; 2nd: #3 0.22, median 0.17)";
+    assert!(r.stdout.contains(line), "{}", r.stdout);
+    let run = t.only_run();
+    let text = t.run(&["results", &run]).stdout;
+    let rows: Vec<&str> = text.lines().collect();
+    assert_eq!(rows[0], "2 configurations (seed grouped):", "{text}");
+    assert_eq!(
+        rows[1].split_whitespace().collect::<Vec<_>>(),
+        ["config.width", "config.lr", "n", "result.loss", "tasks"],
+        "the configurations' order, not the alphabet's: {text}"
+    );
+    assert!(rows[2].ends_with("0.12 ± 0.01  #0 #1 #2  ← best"), "{text}");
+    assert!(rows[3].ends_with("0.22 ± 0.01  #3 #4 #5"), "{text}");
+    assert!(text.contains(&format!("{line}\n")), "{text}");
+    let each = t.run(&["results", &run, "--tasks"]).stdout;
+    assert!(
+        each.starts_with("index  state      config.width  config.lr  config.seed  result.loss"),
+        "{each}"
+    );
+    let json = results_json(&t, &[]);
+    assert_eq!(
+        json["rows"].as_array().unwrap().len(),
+        6,
+        "every task in JSON"
+    );
+    assert_eq!(json["groups"]["by"], json!(["seed"]));
+    let first = &json["groups"]["rows"][0];
+    assert_eq!(
+        (first["n"].clone(), first["tasks"].clone()),
+        (json!(3), json!([0, 1, 2]))
+    );
+    assert!(
+        (first["result.loss"]["mean"].as_f64().unwrap() - 0.12).abs() < 1e-9,
+        "{first}"
+    );
+    assert_eq!(json["best"]["spread"]["n"], 3, "{}", json["best"]);
+
+    // At read time: without the group, task #0 (0.11) wins alone.
+    t.write(
+        "jobrun.toml",
+        &std::fs::read_to_string(t.dir.path().join("jobrun.toml"))
+            .unwrap()
+            .replace("group = [\"seed\"]", ""),
+    );
+    let r = t.run(&["submit", "--configs", "configs.jsonl"]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    let plain = t.status("")["run_id"].as_str().unwrap().to_string();
+    assert_eq!(results_json(&t, &[&plain])["best"]["index"], 0);
+    assert!(results_json(&t, &[&plain]).get("groups").is_none());
+    let grouped = results_json(&t, &[&plain, "--group", "seed"]);
+    assert_eq!(
+        grouped["best"]["spread"]["by"],
+        json!(["seed"]),
+        "{grouped}"
+    );
+    t.run(&["results", &plain, "--group", "sed"])
+        .assert_error(2, "--group sed: the configurations of run");
+
+    t.write(
+        "jobrun.toml",
+        &std::fs::read_to_string(t.dir.path().join("jobrun.toml"))
+            .unwrap()
+            .replace("metric = \"loss\"", "group = [\"seed\"]"),
+    );
+    t.run(&["submit", "--configs", "configs.jsonl"])
+        .assert_error(2, "results.group needs results.metric");
+}

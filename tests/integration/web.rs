@@ -284,7 +284,7 @@ fn the_ui_shows_a_sweep_and_acts_through_the_commands_code_paths() {
     let compared = ui.get(&format!("/runs/{run}/compare?key=result.loss")).body;
     assert!(compared.contains(&older), "{compared}");
     assert!(
-        compared.contains("loss=0.125, lr=0.4, sleep=0"),
+        compared.contains("lr=0.4, loss=0.125, sleep=0"),
         "{compared}"
     );
     let trend = ui
@@ -455,7 +455,7 @@ fn files_with_awkward_names_download_by_their_links() {
 
     let csv = ui.get(&format!("/runs/{run}/results.csv")).body;
     let row = csv.lines().nth(1).unwrap();
-    assert!(row.starts_with("0,succeeded,-0.5,'=1+1,-0.5,"), "{csv}");
+    assert!(row.starts_with("0,succeeded,'=1+1,-0.5,-0.5,"), "{csv}");
 }
 
 /// Headless Chromium, driven over the DevTools protocol.
@@ -606,12 +606,29 @@ fn in_a_browser_the_grid_the_plot_and_a_cancel_show_as_a_person_sees_them() {
     b.eval("document.getElementById('multiples').scrollIntoView()");
     b.until(
         "the small multiples",
-        "document.querySelectorAll('#multiples canvas').length === 3",
+        "document.querySelectorAll('#multiples canvas').length === 2",
     );
     assert_eq!(
         b.eval("[...document.querySelectorAll('#multiples canvas')].map(c => c.dataset.key + '=' + c.dataset.points).join(' ')"),
-        "config.loss=3 config.lr=3 config.sleep=3",
-        "one small plot per swept key, a point per task with a loss"
+        "config.lr=3 config.loss=3",
+        "one small plot per swept key (sleep is 0 for all), in the configurations' order, a point per task with a loss"
+    );
+    // The parallel coordinates: a line per task with a loss; keeping lr's lower half keeps
+    // tasks 0 and 1, in the plot and in the table (task 2 failed: it has no line).
+    b.until(
+        "the parallel coordinates",
+        "document.querySelector('#parallel canvas')?.dataset.lines === '3'",
+    );
+    b.eval("window.jobrunBrush(0, 0, 0.4)");
+    assert_eq!(
+        b.eval("[document.querySelector('#parallel canvas').dataset.kept, [...document.querySelectorAll('#results tbody tr')].filter(r => getComputedStyle(r).display !== 'none').map(r => r.dataset.i).join(' ')].join(' / ')"),
+        "2 / 0 1"
+    );
+    b.eval("window.jobrunBrush(0, null)");
+    assert_eq!(
+        b.eval("document.querySelectorAll('#results tbody tr.out').length"),
+        json!(0),
+        "let go, every row is back"
     );
     b.navigate(&ui.url(&format!("/runs/{run}/results?sort=loss")));
     b.until(
@@ -732,6 +749,46 @@ fn in_a_browser_the_grid_the_plot_and_a_cancel_show_as_a_person_sees_them() {
     assert_eq!(
         b.eval("document.querySelector('#grid i.t').className"),
         "t c"
+    );
+
+    // Repeats grouped by seed (and by the loss they carry): each lr is one configuration,
+    // drawn as its mean ± sd over categories of lr; the failed task 2 takes no part.
+    let toml = std::fs::read_to_string(t.dir.path().join("jobrun.toml")).unwrap();
+    t.write(
+        "jobrun.toml",
+        &format!("{toml}\n[results]\nmetric = \"loss\"\ngroup = [\"seed\", \"loss\"]\n"),
+    );
+    let repeats: Vec<Value> = [
+        (0.1, 1, 0.5),
+        (0.1, 2, 0.7),
+        (0.2, 1, 0.2),
+        (0.2, 2, 0.4),
+        (0.4, 1, 0.9),
+        (0.4, 2, 0.9),
+    ]
+    .iter()
+    .map(|(lr, seed, loss)| json!({"lr": lr, "seed": seed, "loss": loss, "sleep": 0}))
+    .collect();
+    let grouped = t.submit_detached(&repeats);
+    t.wait_for(&grouped, "the grouped run's end", |s| {
+        s["finished_at"].is_string()
+    });
+    b.navigate(&ui.url(&format!("/runs/{grouped}/results?x=config.lr")));
+    b.until(
+        "the grouped plot",
+        &format!(
+            "location.pathname.includes({}) && document.getElementById('plot')?.dataset.errorBars !== undefined",
+            json!(grouped)
+        ),
+    );
+    assert_eq!(
+        b.eval("['xScale', 'means', 'errorBars', 'best'].map(k => document.getElementById('plot').dataset[k]).join(' ')"),
+        "category 3 1 3",
+        "lr as categories, a mean per lr, one with a spread (lr 0.1: 0.6 ± 0.14), the best mean's first task"
+    );
+    assert_eq!(
+        b.eval("[...document.querySelectorAll('#groups tbody tr')].map(r => r.className + ':' + r.cells[3].textContent).join(' ')"),
+        "best:0.4 :0.6 ± 0.1414 :0.9 ± 0"
     );
 }
 

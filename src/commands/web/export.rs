@@ -110,10 +110,10 @@ mod tests {
         let csv = String::from_utf8(spreadsheet_csv(&Results::of(&rec)).unwrap()).unwrap();
         let lines: Vec<&str> = csv.lines().collect();
         assert_eq!(
-            lines[0],
-            "index,state,config.lr,config.opt,result.loss,result.note,duration_s"
+            lines[0], "index,state,config.opt,config.lr,result.note,result.loss,duration_s",
+            "the keys in the order the configurations and results give them"
         );
-        assert_eq!(lines[1], "0,queued,-0.5,'=1+1,-1.25,'@me,", "{csv}");
+        assert_eq!(lines[1], "0,queued,'=1+1,-0.5,'@me,-1.25,", "{csv}");
         assert_eq!(lines[2], "1,queued,-0.5,-0.5,,,", "{csv}");
     }
 

@@ -111,12 +111,36 @@ async fn run(State(app): Shared, Path(id): Path<String>) -> Page {
     let rec = record(&app, &id).await?;
     let status = status_of(&rec).await;
     let others = same_job_runs(&app, &rec)?;
+    let clues = failure_clues(&rec, &status).await;
     Ok(html(views::run_page(
         &rec,
         &status,
         &others,
         &app.guard.csrf,
+        &clues,
     )))
+}
+
+/// Per kind of failure, its first task's last log line (where an error usually says itself),
+/// for the run page: at most 5 logs read, each line at most 200 characters.
+async fn failure_clues(rec: &Arc<RunRecord>, status: &RunStatus) -> Vec<(usize, String)> {
+    let mut clues = vec![];
+    for (_, indexes) in crate::report::overview::failure_groups(&status.tasks)
+        .iter()
+        .take(5)
+    {
+        let Some(&first) = indexes.first() else {
+            continue;
+        };
+        let log = log_text(rec.clone(), first).await;
+        if log.starts_with("(the log cannot be read") {
+            continue;
+        }
+        if let Some(line) = views::last_line(&log) {
+            clues.push((first, line));
+        }
+    }
+    clues
 }
 
 /// The other runs of the run's job, newest first (what it can be compared with).
@@ -377,6 +401,7 @@ async fn compare(
         crate::report::best::Best::for_run(&rec).map(|b| crate::record::schema::Objective {
             metric: b.metric,
             goal: b.goal,
+            group: vec![],
         })
     });
     let compared = Compare::of(&this, &other, q.key.as_deref(), objective.as_ref());

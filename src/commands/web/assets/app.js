@@ -86,6 +86,51 @@ function colours(points) {
   return { of, legend: names.map((n) => [of(n), n]) };
 }
 
+// A Chart.js scale for an axis as the server chose it: linear, logarithmic, or categories
+// (drawn at 0, 1, 2 … and named by their values).
+function scaleOf(axis, title) {
+  const named = { display: true, text: title };
+  if (axis.kind === "category") {
+    return {
+      type: "linear", min: -0.5, max: axis.names.length - 0.5, title: named,
+      ticks: { stepSize: 1, autoSkip: false, callback: (v) => (Number.isInteger(v) ? axis.names[v] ?? "" : "") },
+    };
+  }
+  return { type: axis.kind === "logarithmic" ? "logarithmic" : "linear", title: named };
+}
+
+function shownValue(axis, v) {
+  return axis.kind === "category" ? axis.names[v] : v;
+}
+
+// With a group: each configuration's mean drawn with a bar of ± one standard deviation.
+const errorBars = {
+  id: "errorBars",
+  afterDatasetsDraw(chart) {
+    const at = chart.data.datasets.findIndex((d) => d.errorBars);
+    if (at < 0) return;
+    const y = chart.scales.y, ctx = chart.ctx;
+    let drawn = 0;
+    ctx.save();
+    ctx.strokeStyle = "#222";
+    ctx.lineWidth = 1.5;
+    chart.getDatasetMeta(at).data.forEach((el, k) => {
+      const p = chart.data.datasets[at].data[k];
+      if (!(p.sd > 0)) return;
+      const low = y.type === "logarithmic" && p.y - p.sd <= 0 ? y.min : p.y - p.sd;
+      const top = y.getPixelForValue(p.y + p.sd), bottom = y.getPixelForValue(low);
+      ctx.beginPath();
+      ctx.moveTo(el.x, top); ctx.lineTo(el.x, bottom);
+      ctx.moveTo(el.x - 4, top); ctx.lineTo(el.x + 4, top);
+      ctx.moveTo(el.x - 4, bottom); ctx.lineTo(el.x + 4, bottom);
+      ctx.stroke();
+      drawn++;
+    });
+    ctx.restore();
+    chart.canvas.dataset.errorBars = String(drawn);
+  },
+};
+
 function scatter() {
   const canvas = document.getElementById("plot");
   const source = document.getElementById("plot-data");
@@ -94,34 +139,42 @@ function scatter() {
   const colour = colours(data.points);
   // The winner, drawn again on top: a large ring, named in its tooltip.
   const best = data.points.filter((p) => p.i === data.best);
+  const datasets = [{
+    label: `${data.y} against ${data.x}`,
+    data: data.points,
+    pointBackgroundColor: data.points.map((p) => colour.of(p.c)),
+    pointRadius: data.points.length > 2000 ? 2 : 4,
+  }, {
+    label: "best",
+    data: best,
+    pointStyle: "circle",
+    pointRadius: 10,
+    borderWidth: 3,
+    borderColor: "#d62728",
+    backgroundColor: "rgba(0,0,0,0)",
+  }];
+  if (data.means) {
+    datasets.push({ label: "mean ± sd", data: data.means, errorBars: true, pointStyle: "rectRot", pointRadius: 6, backgroundColor: "#222" });
+  }
   const chart = new Chart(canvas, {
     type: "scatter",
-    data: {
-      datasets: [{
-        label: `${data.y} against ${data.x}`,
-        data: data.points,
-        pointBackgroundColor: data.points.map((p) => colour.of(p.c)),
-        pointRadius: data.points.length > 2000 ? 2 : 4,
-      }, {
-        label: "best",
-        data: best,
-        pointStyle: "circle",
-        pointRadius: 10,
-        borderWidth: 3,
-        borderColor: "#d62728",
-        backgroundColor: "rgba(0,0,0,0)",
-      }],
-    },
+    data: { datasets },
+    plugins: [errorBars],
     options: {
       animation: false,
       parsing: false,
-      scales: {
-        x: { type: data.x_log ? "logarithmic" : "linear", title: { display: true, text: data.x } },
-        y: { type: data.y_log ? "logarithmic" : "linear", title: { display: true, text: data.y } },
-      },
+      scales: { x: scaleOf(data.x_axis, data.x), y: scaleOf(data.y_axis, data.y) },
       plugins: {
         legend: { display: false },
-        tooltip: { callbacks: { label: (ctx) => `${ctx.datasetIndex === 1 ? "best " : ""}#${ctx.raw.i}: ${ctx.raw.label}` } },
+        tooltip: {
+          callbacks: {
+            label: (ctx) => {
+              const p = ctx.raw;
+              if (ctx.datasetIndex === 2) return `mean of ${p.n} from #${p.i}: ${p.y} ± ${p.sd} at ${data.x}=${shownValue(data.x_axis, p.x)}`;
+              return `${ctx.datasetIndex === 1 ? "best " : ""}#${p.i}: ${p.label}`;
+            },
+          },
+        },
       },
       onClick: (e, items) => {
         if (items.length) location.href = `/runs/${canvas.dataset.run}/tasks/${items[0].element.$context.raw.i}`;
@@ -130,9 +183,10 @@ function scatter() {
   });
   // What was drawn, for people who script against the page and for the tests.
   canvas.dataset.points = String(chart.data.datasets[0].data.length);
-  canvas.dataset.xScale = chart.scales.x.type;
+  canvas.dataset.xScale = data.x_axis.kind === "category" ? "category" : chart.scales.x.type;
   canvas.dataset.yScale = chart.scales.y.type;
   canvas.dataset.best = best.length ? String(best[0].i) : "";
+  canvas.dataset.means = String(data.means ? data.means.length : 0);
   if (colour.legend.length) {
     const p = document.createElement("p");
     p.className = "legend";
@@ -164,6 +218,7 @@ function multiples() {
 
 function drawMultiples(box, data) {
   data.keys.forEach((key, k) => {
+    const axis = data.axes[k];
     // In x order: Chart.js takes unparsed data as sorted along x when it sets the scale.
     const points = data.points.filter((p) => p[2][k] !== null).map((p) => ({ x: p[2][k], y: p[1], i: p[0] }))
       .sort((a, b) => a.x - b.x);
@@ -178,17 +233,117 @@ function drawMultiples(box, data) {
       options: {
         animation: false,
         parsing: false,
-        scales: { x: { type: data.log[k] ? "logarithmic" : "linear", title: { display: true, text: key } }, y: { title: { display: true, text: data.y } } },
-        plugins: { legend: { display: false }, tooltip: { callbacks: { label: (ctx) => `#${ctx.raw.i}: ${key}=${ctx.raw.x}, ${data.y}=${ctx.raw.y}` } } },
+        scales: { x: scaleOf(axis, key), y: { title: { display: true, text: data.y } } },
+        plugins: { legend: { display: false }, tooltip: { callbacks: { label: (ctx) => `#${ctx.raw.i}: ${key}=${shownValue(axis, ctx.raw.x)}, ${data.y}=${ctx.raw.y}` } } },
         onClick: (e, items) => {
           if (items.length) location.href = `/runs/${box.dataset.run}/tasks/${points[items[0].index].i}`;
         },
       },
     });
     canvas.dataset.key = key;
-    canvas.dataset.xScale = chart.scales.x.type;
+    canvas.dataset.xScale = axis.kind === "category" ? "category" : chart.scales.x.type;
     canvas.dataset.points = String(chart.data.datasets[0].data.length);
   });
+}
+
+// Parallel coordinates: an axis per swept key and the metric last (flipped when smaller is
+// better, so the best is on top), one line per task. Dragging along an axis keeps the tasks
+// in that range, here and in the table below; a click on an axis lets it go.
+function parallel() {
+  const box = document.getElementById("parallel");
+  const source = document.getElementById("parallel-data");
+  if (!box || !source) return;
+  const data = JSON.parse(source.textContent);
+  const canvas = box.querySelector("canvas");
+  const out = document.getElementById("brushed");
+  const n = data.keys.length, last = n - 1;
+  const brushes = data.keys.map(() => null);
+  const W = Math.max(canvas.clientWidth, 400), H = 320, pad = { l: 70, r: 70, t: 34, b: 22 };
+  const ratio = window.devicePixelRatio || 1;
+  canvas.width = W * ratio; canvas.height = H * ratio;
+  const ctx = canvas.getContext("2d");
+  ctx.scale(ratio, ratio);
+  const ax = (k) => pad.l + (k * (W - pad.l - pad.r)) / Math.max(last, 1);
+  const shown = (k, f) => (k === last && data.minimize ? 1 - f : f);
+  const ay = (k, f) => H - pad.b - shown(k, f) * (H - pad.t - pad.b);
+  const fractionAt = (k, y) => shown(k, Math.min(1, Math.max(0, (H - pad.b - y) / (H - pad.t - pad.b))));
+  const kept = (line) => brushes.every((b, k) => !b || (line[1][k] >= b[0] && line[1][k] <= b[1]));
+  const label = (v) => (typeof v === "number" ? Number(v.toPrecision(3)).toString() : v);
+
+  function draw() {
+    ctx.clearRect(0, 0, W, H);
+    const path = (line) => {
+      ctx.beginPath();
+      line[1].forEach((f, k) => (k ? ctx.lineTo(ax(k), ay(k, f)) : ctx.moveTo(ax(k), ay(k, f))));
+      ctx.stroke();
+    };
+    ctx.lineWidth = 1;
+    ctx.strokeStyle = "rgba(180,180,180,0.35)";
+    data.lines.filter((l) => !kept(l)).forEach(path);
+    ctx.strokeStyle = data.lines.length > 2000 ? "rgba(68,119,170,0.25)" : "rgba(68,119,170,0.6)";
+    data.lines.filter(kept).forEach(path);
+    const best = data.lines.find((l) => l[0] === data.best);
+    if (best) { ctx.lineWidth = 3; ctx.strokeStyle = "#d62728"; path(best); }
+    ctx.fillStyle = "#222"; ctx.strokeStyle = "#222"; ctx.lineWidth = 1;
+    ctx.font = "12px system-ui, sans-serif"; ctx.textAlign = "center";
+    data.keys.forEach((key, k) => {
+      ctx.beginPath(); ctx.moveTo(ax(k), pad.t); ctx.lineTo(ax(k), H - pad.b); ctx.stroke();
+      ctx.fillText(key.replace(/^config\./, ""), ax(k), pad.t - 18);
+      const axis = data.axes[k];
+      const ticks = axis.kind === "category"
+        ? axis.names.map((name, i) => [axis.names.length > 1 ? i / (axis.names.length - 1) : 0.5, name]).filter((t, i, all) => all.length <= 12 || i % Math.ceil(all.length / 12) === 0)
+        : [[0, label(axis.lo)], [1, label(axis.hi)]];
+      ctx.textAlign = "right";
+      for (const [f, name] of ticks) ctx.fillText(String(name), ax(k) - 4, ay(k, f) + 4);
+      ctx.textAlign = "center";
+      if (brushes[k]) {
+        const [a, b] = brushes[k].map((f) => ay(k, f));
+        ctx.fillStyle = "rgba(214,39,40,0.15)";
+        ctx.fillRect(ax(k) - 8, Math.min(a, b), 16, Math.abs(a - b));
+        ctx.fillStyle = "#222";
+      }
+    });
+  }
+
+  function apply() {
+    const active = brushes.some((b) => b);
+    const keep = new Set(data.lines.filter(kept).map((l) => String(l[0])));
+    let rows = 0;
+    document.querySelectorAll("#results tbody tr").forEach((tr) => {
+      const hide = active && !keep.has(tr.dataset.i);
+      tr.classList.toggle("out", hide);
+      if (!hide) rows++;
+    });
+    canvas.dataset.lines = String(data.lines.length);
+    canvas.dataset.kept = String(keep.size);
+    out.textContent = active ? `${keep.size} of ${data.lines.length} tasks in range; ${rows} rows of this page shown` : "";
+    draw();
+  }
+
+  // Keeps the tasks whose value on axis k lies from lo to hi (fractions of the axis, 0 at its
+  // start); null lets the axis go. Also what the tests call.
+  window.jobrunBrush = (k, lo, hi) => {
+    brushes[k] = lo === null ? null : [Math.min(lo, hi), Math.max(lo, hi)];
+    apply();
+  };
+  let drag = null;
+  const axisNear = (x) => data.keys.findIndex((_, k) => Math.abs(x - ax(k)) < 16);
+  const point = (e) => { const r = canvas.getBoundingClientRect(); return [e.clientX - r.left, e.clientY - r.top]; };
+  canvas.addEventListener("mousedown", (e) => {
+    const [x, y] = point(e);
+    const k = axisNear(x);
+    if (k >= 0) drag = { k, from: fractionAt(k, y), moved: false };
+  });
+  canvas.addEventListener("mousemove", (e) => {
+    if (!drag) return;
+    drag.moved = true;
+    window.jobrunBrush(drag.k, drag.from, fractionAt(drag.k, point(e)[1]));
+  });
+  window.addEventListener("mouseup", () => {
+    if (drag && !drag.moved) window.jobrunBrush(drag.k, null);
+    drag = null;
+  });
+  apply();
 }
 
 function trend() {
@@ -220,4 +375,5 @@ liveRun();
 followLog();
 scatter();
 multiples();
+parallel();
 trend();

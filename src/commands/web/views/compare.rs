@@ -158,6 +158,7 @@ mod tests {
         let objective = crate::record::schema::Objective {
             metric: "loss".into(),
             goal: crate::record::schema::Goal::Minimize,
+            group: vec![],
         };
         let c = Compare::of(
             &Results::of(&this),

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 mod compare;
+mod plots;
 mod results;
 mod trend;
 pub use compare::{Compare, compare_page};
@@ -173,7 +174,25 @@ fn grid_size(tasks: usize) -> &'static str {
     }
 }
 
-pub fn run_page(rec: &RunRecord, s: &RunStatus, others: &[RunLine], csrf: &str) -> Markup {
+/// A log's last line that says something (colour codes dropped, other control characters
+/// shown escaped, at most 200 characters).
+pub fn last_line(log: &str) -> Option<String> {
+    let line = log.lines().rev().map(str::trim).find(|l| !l.is_empty())?;
+    let line: String = strip_ansi_escapes::strip_str(line)
+        .chars()
+        .take(200)
+        .collect();
+    Some(crate::ui::printable(&line, "").into_owned())
+}
+
+/// A run's page; `clues` is the last log line of the first task of each kind of failure.
+pub fn run_page(
+    rec: &RunRecord,
+    s: &RunStatus,
+    others: &[RunLine],
+    csrf: &str,
+    clues: &[(usize, String)],
+) -> Markup {
     let live = Live::of(rec);
     let failures = overview::failure_groups(&s.tasks);
     let finished = rec.finished_at.is_some();
@@ -232,6 +251,9 @@ pub fn run_page(rec: &RunRecord, s: &RunStatus, others: &[RunLine], csrf: &str) 
                         p { b { (indexes.len()) } " × " (reason) ": "
                             @for i in indexes.iter().take(50) { a href={ "/runs/" (rec.run_id) "/tasks/" (i) } { (i) } " " }
                             @if indexes.len() > 50 { "… " (overview::ranges(indexes, 20)) } }
+                        @if let Some((i, line)) = clues.iter().find(|(i, _)| Some(i) == indexes.first()) {
+                            pre.clue { "#" (i) ": " (line) }
+                        }
                     }
                 }
             }
@@ -439,7 +461,16 @@ mod tests {
             on: vec![],
             profile: None,
         });
-        let html = run_page(&rec, &RunStatus::of(&rec), &[], "tok").into_string();
+        let clue = last_line("step 1\nTraceback\nValueError: lr \u{1b}[31mtoo\n\n").unwrap();
+        assert_eq!(
+            clue, "ValueError: lr too",
+            "the last line that says something"
+        );
+        let html = run_page(&rec, &RunStatus::of(&rec), &[], "tok", &[(1, clue)]).into_string();
+        assert!(
+            html.contains("<pre class=\"clue\">#1: ValueError: lr too</pre>"),
+            "{html}"
+        );
         assert_eq!(
             html.matches("<i class=\"t ").count(),
             3 + 5,
@@ -458,8 +489,9 @@ mod tests {
         rec.settings.objective = Some(crate::record::schema::Objective {
             metric: "loss".into(),
             goal: crate::record::schema::Goal::Minimize,
+            group: vec![],
         });
-        let html = run_page(&rec, &RunStatus::of(&rec), &[], "tok").into_string();
+        let html = run_page(&rec, &RunStatus::of(&rec), &[], "tok", &[]).into_string();
         assert!(html.contains("id=\"winner\""), "{html}");
         assert!(
             html.contains("→ loss 0.5 (the only task with loss)"),

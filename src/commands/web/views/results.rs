@@ -2,11 +2,12 @@
 //! of rows at a time), the scatter plot of every row and, for sweeps over several keys, the
 //! small multiples; their data go in the page as JSON for `assets/app.js` to draw.
 
+use super::plots::{self, Scale};
 use super::{enc, human, page, plain, row_table};
 use crate::record::RunRecord;
 use crate::report::results::Results;
 use maud::{Markup, PreEscaped, html};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{Map, Value};
 
 /// `?sort=COLUMN&desc=1&q=TEXT&x=&y=&color=&page=N` on the results page.
@@ -21,6 +22,9 @@ pub struct ResultsQuery {
     pub color: Option<String>,
     /// Which page of the table (from 0); the plot always has every row.
     pub page: Option<usize>,
+    /// The scatter's x axis: `auto` (logarithmic over two decades, categories for few values
+    /// or text), `linear`, `log` or `category`.
+    pub xscale: Option<Scale>,
 }
 
 /// Rows of the results table per page: a browser lays out 60,000 cells in about two seconds,
@@ -35,122 +39,14 @@ impl ResultsQuery {
     }
 }
 
-/// What the results page's plot draws: one point per task that has both values, each axis
-/// logarithmic when its values span two decades or more (`lr` from 0.003 to 0.3 would pile up
-/// at 0 on a linear one), and the winner, when the run has one, marked.
-#[derive(Serialize)]
-struct PlotData<'a> {
-    x: &'a str,
-    y: &'a str,
-    color: &'a str,
-    points: Vec<Value>,
-    x_log: bool,
-    y_log: bool,
-    /// The winning task's index (`Best`), drawn as its own marked point.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    best: Option<usize>,
-}
-
-/// Values for a logarithmic axis: all positive, the largest at least 100 × the smallest.
-pub(super) fn spans_decades(values: impl Iterator<Item = f64>) -> bool {
-    let (mut lo, mut hi, mut any) = (f64::INFINITY, 0.0f64, false);
-    for v in values {
-        if v <= 0.0 || !v.is_finite() {
-            return false;
-        }
-        (lo, hi, any) = (lo.min(v), hi.max(v), true);
-    }
-    any && hi / lo >= 100.0
-}
-
-fn plot_data<'a>(r: &Results, x: &'a str, y: &'a str, color: &'a str) -> String {
-    let mut points: Vec<(f64, Value)> = r
-        .rows
-        .iter()
-        .filter_map(|row| {
-            let (px, py) = (row.get(x)?.as_f64()?, row.get(y)?.as_f64()?);
-            let label: Vec<String> = row
-                .iter()
-                .filter(|(k, _)| k.starts_with("config.") || k.starts_with("result."))
-                .map(|(k, v)| format!("{k}={}", human(v)))
-                .collect();
-            let point = serde_json::json!({
-                "x": px, "y": py, "i": row.get("index"),
-                "c": row.get(color).cloned().unwrap_or(Value::Null),
-                "label": label.join(", "),
-            });
-            Some((px, point))
-        })
-        .collect();
-    // Chart.js takes data it need not parse as sorted along x (its scale is then the first
-    // and the last point's), so the points go in x order, whatever order the table is in.
-    points.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let points: Vec<Value> = points.into_iter().map(|(_, p)| p).collect();
-    let along = |axis: &'static str| points.iter().filter_map(move |p| p[axis].as_f64());
-    let data = PlotData {
-        x,
-        y,
-        color,
-        x_log: spans_decades(along("x")),
-        y_log: spans_decades(along("y")),
-        best: r.best.as_ref().map(|b| b.index),
-        points,
-    };
-    // Inside <script>: no `</` may end it early.
-    serde_json::to_string(&data)
-        .unwrap_or_default()
-        .replace("</", "<\\/")
-}
-
-/// The small multiples under the plot, for sweeps over several keys: the result key against
-/// each numeric configuration key, one small scatter each (none for a sweep over one key).
-#[derive(Serialize)]
-struct Multiples<'a> {
-    y: &'a str,
-    keys: Vec<&'a str>,
-    /// Per key: its axis is logarithmic (see [`spans_decades`]).
-    log: Vec<bool>,
-    /// Per task with a `y`: its index, `y`, and its value of each key (null: none).
-    points: Vec<(Value, f64, Vec<Option<f64>>)>,
-}
-
-fn multiples_data(r: &Results, keys: &[&String], y: &str) -> Option<String> {
-    if keys.len() < 2 || y.is_empty() {
-        return None;
-    }
-    let points: Vec<(Value, f64, Vec<Option<f64>>)> = r
-        .rows
-        .iter()
-        .filter_map(|row| {
-            let vy = row.get(y)?.as_f64()?;
-            let xs = keys.iter().map(|k| row.get(*k).and_then(Value::as_f64));
-            Some((row.get("index").cloned()?, vy, xs.collect()))
-        })
-        .collect();
-    let log = (0..keys.len())
-        .map(|k| {
-            spans_decades(
-                points
-                    .iter()
-                    .filter_map(|p: &(Value, f64, Vec<Option<f64>>)| p.2[k]),
-            )
-        })
-        .collect();
-    let data = Multiples {
-        y,
-        keys: keys.iter().map(|k| k.as_str()).collect(),
-        log,
-        points,
-    };
-    Some(serde_json::to_string(&data).ok()?.replace("</", "<\\/"))
-}
-
-/// What the plots draw by default: the first numeric configuration key across, the first
-/// numeric result key up, and every numeric configuration key for the small multiples.
+/// What the plots draw by default: the first swept configuration key across, the run's
+/// metric (else the first numeric result key) up, and every swept key for the small multiples
+/// and the parallel coordinates.
 struct Axes {
     x: String,
     y: String,
     swept: Vec<String>,
+    metric: String,
 }
 
 impl Axes {
@@ -160,25 +56,27 @@ impl Axes {
                 .iter()
                 .any(|row| row.get(*c).is_some_and(Value::is_number))
         };
-        let keys = |prefix: &str| -> Vec<String> {
-            r.columns
-                .iter()
-                .filter(|c| c.starts_with(prefix))
-                .filter(numeric)
-                .cloned()
-                .collect()
-        };
-        let (swept, results) = (keys("config."), keys("result."));
+        let first_result = r
+            .columns
+            .iter()
+            .filter(|c| c.starts_with("result."))
+            .find(numeric)
+            .cloned();
+        let metric = r
+            .best
+            .as_ref()
+            .map(|b| format!("result.{}", b.metric))
+            .or(first_result)
+            .unwrap_or_default();
+        let swept = plots::swept(r);
         Axes {
             x: q.x
                 .clone()
                 .or_else(|| swept.first().cloned())
                 .unwrap_or_default(),
-            y: q.y
-                .clone()
-                .or_else(|| results.first().cloned())
-                .unwrap_or_default(),
+            y: q.y.clone().unwrap_or_else(|| metric.clone()),
             swept,
+            metric,
         }
     }
 }
@@ -196,7 +94,14 @@ impl Links<'_> {
             s.push_str("&desc=1");
         }
         let q = self.q;
-        for (k, v) in [("q", &q.q), ("x", &q.x), ("y", &q.y), ("color", &q.color)] {
+        let xscale = q.xscale.map(|s| format!("{s:?}").to_lowercase());
+        for (k, v) in [
+            ("q", &q.q),
+            ("x", &q.x),
+            ("y", &q.y),
+            ("color", &q.color),
+            ("xscale", &xscale),
+        ] {
             if let Some(v) = v {
                 s.push_str(&format!("&{k}={}", enc(v)));
             }
@@ -216,8 +121,10 @@ pub fn results_page(rec: &RunRecord, r: &Results, q: &ResultsQuery) -> Markup {
         base: format!("/runs/{}/results", rec.run_id),
         q,
     };
-    let swept: Vec<&String> = axes.swept.iter().collect();
-    let multiples = multiples_data(r, &swept, &axes.y);
+    let multiples = plots::multiples(r, &axes.swept, &axes.y);
+    let parallel = plots::parallel(r, &axes.swept, &axes.metric);
+    let color = q.color.clone().unwrap_or_default();
+    let scatter = plots::scatter(r, &axes.x, &axes.y, &color, q.xscale.unwrap_or_default());
     let pages = r.rows.len().div_ceil(PAGE_ROWS).max(1);
     let page_no = q.page.unwrap_or(0).min(pages - 1);
     let from = (page_no * PAGE_ROWS).min(r.rows.len());
@@ -234,10 +141,16 @@ pub fn results_page(rec: &RunRecord, r: &Results, q: &ResultsQuery) -> Markup {
                 }
             }
             (choices(r, q, &axes, &links.base))
-            @if !axes.x.is_empty() && !axes.y.is_empty() {
-                @let color = q.color.clone().unwrap_or_default();
+            @if let Some(g) = &r.groups { (groups(g, r.best.as_ref().map(|b| b.index), &rec.run_id)) }
+            @if let Some(data) = &scatter {
                 div.plot { canvas #plot data-run=(rec.run_id) {} }
-                script #plot-data type="application/json" { (PreEscaped(plot_data(r, &axes.x, &axes.y, &color))) }
+                script #plot-data type="application/json" { (PreEscaped(data)) }
+            }
+            @if let Some(p) = &parallel {
+                h2 { "every swept key and " (axes.metric) }
+                p.meta { "One line per task; drag along an axis to keep only the tasks in that range (the table below follows), click an axis to clear it." }
+                div #parallel data-run=(rec.run_id) { canvas {} p #brushed.meta {} }
+                script #parallel-data type="application/json" { (PreEscaped(p)) }
             }
             @if let Some(m) = &multiples {
                 h2 { (axes.y) " against each swept key" }
@@ -265,6 +178,11 @@ fn choices(r: &Results, q: &ResultsQuery, axes: &Axes, base: &str) -> Markup {
             label { "x " (key_select("x", &r.columns, &axes.x)) }
             label { "y " (key_select("y", &r.columns, &axes.y)) }
             label { "colour " (key_select("color", &r.columns, &color)) }
+            label { "x axis " select name="xscale" {
+                @for (v, name) in [("auto", "auto"), ("linear", "linear"), ("log", "logarithmic"), ("category", "categories")] {
+                    option value=(v) selected[q.xscale.map(|s| format!("{s:?}").to_lowercase()).as_deref() == Some(v)] { (name) }
+                }
+            } }
             label { "filter " input name="q" value=(q.q.clone().unwrap_or_default()); }
             @if let Some(s) = &q.sort { input type="hidden" name="sort" value=(s); }
             @if q.descending() { input type="hidden" name="desc" value="1"; }
@@ -288,7 +206,7 @@ fn table(
                 @let this = sorted.as_deref() == Some(c.as_str());
                 th { a href=(links.sorted(c, this && !q.descending())) { (c) @if this { @if q.descending() { " ▼" } @else { " ▲" } } } }
             } } }
-            tbody { @for row in shown { (row_cells(&r.columns, row, run_id)) } }
+            tbody { @for row in shown { (row_cells(&r.columns, row, run_id, r.best.as_ref().map(|b| b.index))) } }
         }
     }
 }
@@ -297,12 +215,48 @@ fn key_select(name: &str, columns: &[String], chosen: &str) -> Markup {
     html! { select name=(name) { option value="" { "-" } @for c in columns { option value=(c) selected[c == chosen] { (c) } } } }
 }
 
-fn row_cells(columns: &[String], row: &Map<String, Value>, run_id: &str) -> Markup {
-    html! { tr { @for c in columns {
+fn row_cells(
+    columns: &[String],
+    row: &Map<String, Value>,
+    run_id: &str,
+    best: Option<usize>,
+) -> Markup {
+    let is_best =
+        best.is_some() && row.get("index").and_then(Value::as_u64) == best.map(|b| b as u64);
+    html! { tr class=[is_best.then_some("best")] data-i=[row.get("index").map(plain)] { @for c in columns {
         @let v = row.get(c).unwrap_or(&Value::Null);
         @if c == "index" { td.n { a href={ "/runs/" (run_id) "/tasks/" (plain(v)) } { (plain(v)) } } }
         @else { td class=[v.is_number().then_some("n")] title=(plain(v)) { (human(v)) } }
     } } }
+}
+
+/// With `[results] group`: one row per configuration, mean ± sd of each result, n, its tasks.
+fn groups(g: &crate::report::grouped::Table, best: Option<usize>, run_id: &str) -> Markup {
+    let holds = |row: &Map<String, Value>| {
+        best.is_some_and(|b| {
+            row.get("tasks")
+                .and_then(Value::as_array)
+                .is_some_and(|t| t.contains(&Value::from(b)))
+        })
+    };
+    html! {
+        section #groups {
+            h2 { (g.rows.len()) " configurations (" (g.by.join(", ")) " grouped: mean ± sd)" }
+            table {
+                thead { tr { @for c in &g.columns { th { (c) } } } }
+                tbody { @for row in g.rows.iter().take(PAGE_ROWS) {
+                    tr class=[holds(row).then_some("best")] { @for c in &g.columns {
+                        @let v = row.get(c).unwrap_or(&Value::Null);
+                        @match v {
+                            Value::Object(s) => td.n { (human(&s["mean"])) @if s["n"].as_u64() != Some(1) { " ± " (human(&s["sd"])) } },
+                            Value::Array(tasks) => td { @for t in tasks.iter().take(20) { a href={ "/runs/" (run_id) "/tasks/" (plain(t)) } { "#" (plain(t)) } " " } },
+                            other => td class=[other.is_number().then_some("n")] { (human(other)) },
+                        }
+                    } }
+                } }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -312,7 +266,7 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn a_sweep_over_several_keys_gets_one_small_plot_per_numeric_key() {
+    fn a_sweep_over_several_keys_gets_one_small_plot_per_swept_key() {
         let mut rec = crate::record::tests::record("20260101-000000-a-0001", "a");
         rec.tasks = (0..3)
             .map(|i| TaskRecord::new(i, json!({"lr": i, "batch": 8 * i, "opt": "adam"}), None))
@@ -328,12 +282,17 @@ mod tests {
             serde_json::from_str(&html[at..at + html[at..].find("</script>").unwrap()]).unwrap();
         assert_eq!(
             data["keys"],
-            json!(["config.batch", "config.lr"]),
-            "numeric keys only"
+            json!(["config.lr", "config.batch"]),
+            "the swept keys, in the configurations' order"
+        );
+        // Three values each: categories, a task at its value's place among them.
+        assert_eq!(
+            data["axes"][1],
+            json!({"kind": "category", "names": ["0", "8", "16"]})
         );
         assert_eq!(
             data["points"],
-            json!([[0, 0.0, [0.0, 0.0]], [1, 0.5, [8.0, 1.0]]]),
+            json!([[0, 0.0, [0.0, 0.0]], [1, 0.5, [1.0, 1.0]]]),
             "tasks with a loss"
         );
 
@@ -376,17 +335,5 @@ mod tests {
         let data: Value =
             serde_json::from_str(&first[at..at + first[at..].find("</script>").unwrap()]).unwrap();
         assert_eq!(data["points"].as_array().unwrap().len(), 1200);
-    }
-
-    #[test]
-    fn an_axis_is_logarithmic_when_its_positive_values_span_two_decades() {
-        assert!(spans_decades([0.003, 0.03, 0.3].into_iter()));
-        assert!(!spans_decades([0.1, 0.4].into_iter()));
-        assert!(
-            !spans_decades([0.0, 0.3, 30.0].into_iter()),
-            "no zero on a log axis"
-        );
-        assert!(!spans_decades([-1.0, 100.0].into_iter()));
-        assert!(!spans_decades(std::iter::empty()));
     }
 }
