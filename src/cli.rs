@@ -452,6 +452,13 @@ pub struct UiArgs {
     /// folder). An ECS job's runs in its bucket are fetched when opened by id.
     #[arg(long, value_name = "DIR")]
     pub job: Vec<std::path::PathBuf>,
+    /// Name the winner of a run that has no `[results] metric` of its own by this result key
+    /// (a results page's `?metric=KEY&goal=maximize` says it for one page)
+    #[arg(long, value_name = "KEY")]
+    pub metric: Option<String>,
+    /// Whether the smallest or the largest value of the metric wins
+    #[arg(long, value_enum, requires = "metric")]
+    pub goal: Option<crate::record::schema::Goal>,
 }
 
 #[derive(Debug, Args)]

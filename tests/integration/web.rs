@@ -53,8 +53,15 @@ impl Ui {
     /// Started over another state folder (another machine's: what it knows, it reads from
     /// the job's bucket).
     fn start_over(t: &Test, state: &std::path::Path) -> Ui {
+        Ui::start_with(t, state, &[])
+    }
+
+    /// Started with more flags.
+    fn start_with(t: &Test, state: &std::path::Path, flags: &[&str]) -> Ui {
+        let mut args = vec!["ui", "--port", "0"];
+        args.extend(flags);
         let mut child = t
-            .command(&["ui", "--port", "0"])
+            .command(&args)
             .env("JOBRUN_STATE_DIR", state)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -238,6 +245,10 @@ fn the_ui_shows_a_sweep_and_acts_through_the_commands_code_paths() {
         "four cells and the legend"
     );
     assert!(page.contains("<b>1</b> × exit code 3"), "{page}");
+    assert!(
+        page.contains("<pre class=\"clue\">#2: task 2 fails its first attempt on purpose</pre>"),
+        "the failure's last log line: {page}"
+    );
     let status: Value = serde_json::from_str(&ui.get(&format!("/api/runs/{run}")).body).unwrap();
     assert_eq!(
         (status["total"].clone(), status["failed"].clone()),
@@ -279,6 +290,30 @@ fn the_ui_shows_a_sweep_and_acts_through_the_commands_code_paths() {
     let csv = ui.get(&format!("/runs/{run}/results.csv?sort=loss")).body;
     let first = csv.lines().nth(1).unwrap();
     assert!(first.starts_with("3,succeeded,"), "{csv}");
+    // No objective of its own: no winner, until a page (`?metric=`) or the ui
+    // (`ui --metric --goal`) names one.
+    let judged = |ui: &Ui, query: &str| -> Value {
+        let body = ui.get(&format!("/runs/{run}/results.json{query}")).body;
+        serde_json::from_str::<Value>(&body).unwrap()["best"]["index"].clone()
+    };
+    assert_eq!(judged(&ui, ""), Value::Null);
+    assert_eq!(judged(&ui, "?metric=loss"), 3, "the smallest loss");
+    let largest = Ui::start_with(
+        &t,
+        t.state.path(),
+        &["--metric", "loss", "--goal", "maximize"],
+    );
+    assert_eq!(
+        judged(&largest, ""),
+        0,
+        "the largest loss of the tasks that succeeded"
+    );
+    assert_eq!(
+        judged(&largest, "?metric=loss&goal=minimize"),
+        3,
+        "the page wins"
+    );
+    drop(largest);
 
     // Compare (with the run before, per configuration) and the trend of the job.
     let compared = ui.get(&format!("/runs/{run}/compare?key=result.loss")).body;

@@ -299,8 +299,27 @@ async fn output(
         .into_response())
 }
 
-fn table(rec: &RunRecord, q: &ResultsQuery) -> Results {
+/// The run's results as the page asks: judged by `?metric=` (else by the run's objective,
+/// else by `ui --metric`), sorted and filtered.
+fn table(app: &App, rec: &RunRecord, q: &ResultsQuery) -> Results {
     let mut r = Results::of(rec);
+    let group = || rec.settings.objective.as_ref().map(|o| o.group.clone());
+    let asked =
+        q.metric
+            .as_deref()
+            .filter(|m| !m.is_empty())
+            .map(|m| crate::record::schema::Objective {
+                metric: m.strip_prefix("result.").unwrap_or(m).to_string(),
+                goal: q.goal.unwrap_or_default(),
+                group: group().unwrap_or_default(),
+            });
+    let fallback = || match rec.settings.objective {
+        Some(_) => None,
+        None => app.objective.clone(),
+    };
+    if let Some(objective) = asked.or_else(fallback) {
+        r = r.judged_by(rec, &objective);
+    }
     if let Some(col) = q.sort.as_deref().and_then(|s| r.column(s)) {
         r.sort(&col, q.descending());
     }
@@ -320,7 +339,7 @@ async fn results(
     Query(q): Query<ResultsQuery>,
 ) -> Page {
     let rec = record(&app, &id).await?;
-    Ok(html(views::results_page(&rec, &table(&rec, &q), &q)))
+    Ok(html(views::results_page(&rec, &table(&app, &rec, &q), &q)))
 }
 
 async fn results_csv(
@@ -329,7 +348,7 @@ async fn results_csv(
     Query(q): Query<ResultsQuery>,
 ) -> Page {
     let rec = record(&app, &id).await?;
-    let csv = export::spreadsheet_csv(&table(&rec, &q)).map_err(|e| {
+    let csv = export::spreadsheet_csv(&table(&app, &rec, &q)).map_err(|e| {
         PageError(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("cannot write CSV: {e}"),
@@ -352,7 +371,7 @@ async fn results_json(
     Query(q): Query<ResultsQuery>,
 ) -> Page {
     let rec = record(&app, &id).await?;
-    Ok(Json(table(&rec, &q)).into_response())
+    Ok(Json(table(&app, &rec, &q)).into_response())
 }
 
 #[derive(Deserialize)]

@@ -42,6 +42,8 @@ pub struct App {
     /// With `--job`: only their runs are listed.
     only: Option<Vec<String>>,
     cache: Cache,
+    /// `--metric`/`--goal`: the objective of runs that have none of their own.
+    objective: Option<crate::record::schema::Objective>,
 }
 
 pub async fn ui(file: Option<&Path>, args: UiArgs) -> Result<Exit> {
@@ -79,6 +81,14 @@ pub async fn ui(file: Option<&Path>, args: UiArgs) -> Result<Exit> {
         jobs,
         only,
         cache: Cache::default(),
+        objective: args
+            .metric
+            .as_ref()
+            .map(|m| crate::record::schema::Objective {
+                metric: m.strip_prefix("result.").unwrap_or(m).to_string(),
+                goal: args.goal.unwrap_or_default(),
+                group: vec![],
+            }),
     });
     println!("jobrun ui: {url}");
     eprintln!("(Ctrl-C stops it; the token in the URL is needed once per browser)");

@@ -25,6 +25,9 @@ pub struct ResultsQuery {
     /// The scatter's x axis: `auto` (logarithmic over two decades, categories for few values
     /// or text), `linear`, `log` or `category`.
     pub xscale: Option<Scale>,
+    /// Judge the run by this result key instead (`&goal=maximize` when larger wins).
+    pub metric: Option<String>,
+    pub goal: Option<crate::record::schema::Goal>,
 }
 
 /// Rows of the results table per page: a browser lays out 60,000 cells in about two seconds,
@@ -183,6 +186,12 @@ fn choices(r: &Results, q: &ResultsQuery, axes: &Axes, base: &str) -> Markup {
                     option value=(v) selected[q.xscale.map(|s| format!("{s:?}").to_lowercase()).as_deref() == Some(v)] { (name) }
                 }
             } }
+            label { "winner by " (key_select("metric", &results_of(r), &q.metric.clone().unwrap_or_default())) }
+            label { select name="goal" {
+                @for (v, name) in [("minimize", "smallest"), ("maximize", "largest")] {
+                    option value=(v) selected[q.goal.map(|g| format!("{g:?}").to_lowercase()).as_deref() == Some(v)] { (name) }
+                }
+            } }
             label { "filter " input name="q" value=(q.q.clone().unwrap_or_default()); }
             @if let Some(s) = &q.sort { input type="hidden" name="sort" value=(s); }
             @if q.descending() { input type="hidden" name="desc" value="1"; }
@@ -209,6 +218,15 @@ fn table(
             tbody { @for row in shown { (row_cells(&r.columns, row, run_id, r.best.as_ref().map(|b| b.index))) } }
         }
     }
+}
+
+/// The result columns, for the "winner by" choice.
+fn results_of(r: &Results) -> Vec<String> {
+    r.columns
+        .iter()
+        .filter(|c| c.starts_with("result."))
+        .cloned()
+        .collect()
 }
 
 fn key_select(name: &str, columns: &[String], chosen: &str) -> Markup {
