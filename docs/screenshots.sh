@@ -32,6 +32,8 @@ memory = "2GB"
 [run]
 command = ["/task", "out", "training lr={config.lr} batch={config.batch}", "write", "model/weights.bin", "w{index}", "fail-if", "{index}", "17,58", "1", "sleep", "{config.secs}", "write", "result.json", "{{\"loss\": {config.sim_loss}, \"accuracy\": {config.sim_acc}}}"]
 concurrency = 8
+[results]
+metric = "loss"
 TOML
 cd "$work"
 # The same 100 configurations both weeks; the task writes this week's sim_loss / sim_acc as its
@@ -71,7 +73,7 @@ shot() { # name path height
   echo "docs/ui-$1.png"
 }
 shot runs "/" 500
-shot run "/runs/$run" 700
+shot run "/runs/$run" 860
 shot results "/runs/$run/results?sort=result.loss&x=config.lr&y=result.loss&color=config.batch" 1300
 shot compare "/runs/$run/compare?key=result.loss" 800
 shot trend "/jobs/$job/trend?key=result.loss" 700

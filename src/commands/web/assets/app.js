@@ -269,6 +269,17 @@ function parallel() {
   const fractionAt = (k, y) => shown(k, Math.min(1, Math.max(0, (H - pad.b - y) / (H - pad.t - pad.b))));
   const kept = (line) => brushes.every((b, k) => !b || (line[1][k] >= b[0] && line[1][k] <= b[1]));
   const label = (v) => (typeof v === "number" ? Number(v.toPrecision(3)).toString() : v);
+  // A logarithmic axis is named at each power of ten between its ends.
+  const decades = (axis) => {
+    if (axis.kind !== "logarithmic") return [];
+    const span = Math.log(axis.hi) - Math.log(axis.lo);
+    const out = [];
+    for (let e = Math.ceil(Math.log10(axis.lo)); 10 ** e < axis.hi; e++) {
+      const f = (Math.log(10 ** e) - Math.log(axis.lo)) / span;
+      if (f > 0.06 && f < 0.94) out.push([f, label(10 ** e)]);
+    }
+    return out;
+  };
 
   function draw() {
     ctx.clearRect(0, 0, W, H);
@@ -292,7 +303,7 @@ function parallel() {
       const axis = data.axes[k];
       const ticks = axis.kind === "category"
         ? axis.names.map((name, i) => [axis.names.length > 1 ? i / (axis.names.length - 1) : 0.5, name]).filter((t, i, all) => all.length <= 12 || i % Math.ceil(all.length / 12) === 0)
-        : [[0, label(axis.lo)], [1, label(axis.hi)]];
+        : [[0, label(axis.lo)], [1, label(axis.hi)], ...decades(axis)];
       ctx.textAlign = "right";
       for (const [f, name] of ticks) ctx.fillText(String(name), ax(k) - 4, ay(k, f) + 4);
       ctx.textAlign = "center";
