@@ -84,10 +84,13 @@ the AWS it will really meet. This proxy adds, for AWS JSON calls (op = X-Amz-Tar
 * Every request is checked against AWS's service model of its operation (tests/moto/aws_model.py:
   required members, types, enums, lengths, ranges, patterns, from botocore's models in the
   venv) before anything else; one that AWS would refuse is answered 400 ValidationException
-  (IAM/STS: ValidationError, SNS: InvalidParameter) and printed on stderr. The stats' "model"
-  says how many requests of which operations were checked, which were not decodable (EC2's
-  query, S3's REST XML) and every violation. --no-model-check turns it off; --stats-file F
-  writes the stats to F when the proxy is stopped (SIGTERM).
+  (IAM/STS: ValidationError, SNS: InvalidParameter) and printed on stderr. Decoded: AWS JSON,
+  REST-JSON (Scheduler), AWS query (IAM, STS, SNS), EC2's query, S3's REST-XML (path-style).
+  The stats' "model" says how many requests were checked ("checked"), of which operations
+  ("operations", "service:Operation") and protocols ("protocols": json, rest-json, query, ec2,
+  rest-xml), which were not decodable ("unchecked", by "service:operation") and every
+  violation. --no-model-check turns it off; --stats-file F writes the stats to F when the
+  proxy is stopped (SIGTERM).
 * GET /__proxy/stats returns counters as JSON (requests by operation: AWS JSON ones by name,
   S3's as "s3:<Operation>", other query/REST calls as "other"); POST /__proxy/reset zeroes them, the token
   cache and the buckets, and drops the scripted faults. None of /__proxy/ is forwarded.
@@ -257,7 +260,8 @@ class State:
             self.scripted = []  # parse_fault() dicts, in the order queued
             self.roles_made = {}  # role name -> time.monotonic() of its CreateRole
             self.checked = defaultdict(int)  # "service:Operation" -> requests checked
-            self.unchecked = defaultdict(int)  # not decoded: EC2's query, S3's REST XML
+            self.checked_protocols = defaultdict(int)  # "rest-xml", "ec2", ... -> requests checked
+            self.unchecked = defaultdict(int)  # not decoded (a service aws_model.py does not read)
             self.violations = []  # {"operation", "errors"} per refused request
             self.deleted = {}  # ("sqs"|"scheduler", name) -> time.monotonic() of its delete
             self.handles_seen = set()  # receipt handles --sqs-entries-fail-once failed once
@@ -271,6 +275,7 @@ class State:
                     "token_replays": self.replays,
                     "model": {"checked": sum(self.checked.values()),
                               "operations": sorted(self.checked),
+                              "protocols": dict(self.checked_protocols),
                               "unchecked": dict(self.unchecked),
                               "violations": list(self.violations)},
                     "sqs": {"calls": len(self.sqs_batches),
@@ -495,13 +500,14 @@ class Handler(BaseHTTPRequestHandler):
 
     def model_violation(self, body):
         """Checks the request against AWS's model of its operation; answers a violation."""
-        service, _, protocol = self.identify(body)
-        op, errors = MODELS.check(self.command, self.path, self.headers, body, service)
+        service, named, protocol = self.identify(body)
+        op, errors, decoded = MODELS.check(self.command, self.path, self.headers, body, service)
         with self.state.lock:
             if op is None:
-                self.state.unchecked[f"{service}:{_}"] += 1
+                self.state.unchecked[f"{service}:{named}"] += 1
             else:
                 self.state.checked[f"{service}:{op}"] += 1
+                self.state.checked_protocols[decoded] += 1
             if errors:
                 self.state.violations.append({"operation": f"{service}:{op}",
                                               "errors": errors[:10]})

@@ -5,7 +5,9 @@ Usage: tests/.venv/bin/python3 tests/moto/check_proxy.py [MOTO_URL]   (tests/set
 Without MOTO_URL it starts jobrun_moto.py itself; it always starts its own proxies.
 Prints one line per check and the proxy counters; exits non-zero on a failed check.
 Checks: scripted errors (POST /__proxy/faults) for AWS JSON (ECS, SQS), AWS query (EC2, IAM,
-STS) and S3 REST calls; RunTask clientToken idempotency under random faults; rate limits.
+STS) and S3 REST calls; S3 (REST-XML) and EC2 requests checked against AWS's models: what AWS
+refuses is refused with ValidationException, well-formed botocore calls pass; RunTask
+clientToken idempotency under random faults; rate limits.
 """
 
 import json
@@ -260,6 +262,162 @@ def check_scripted(moto):
           "POST /__proxy/reset drops queued faults and their counts")
 
 
+def set_header(c, operation, name, value):
+    """Every `operation` request of client c goes with header `name: value` (replacing botocore's
+    own), e.g. a value botocore itself refuses to send."""
+    def put(request, **_):
+        del request.headers[name]  # HTTPHeaders appends on assignment
+        request.headers[name] = value
+    c.meta.events.register(f"before-sign.{c.meta.service_model.endpoint_prefix}.{operation}", put)
+    return c
+
+
+def check_model_valid(proxy, moto):
+    """Well-formed S3 and EC2 calls, as botocore sends them, of the operations jobrun makes (and
+    a few more), all through the proxy."""
+    s3 = client("s3", proxy, s3={"addressing_style": "path"})
+    bucket = "model-" + uuid.uuid4().hex[:6]
+    # jobrun's bucket (src/infra/resources/bucket.rs) and trigger (trigger.rs)
+    s3.create_bucket(Bucket=bucket)
+    s3.head_bucket(Bucket=bucket)
+    s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": [{"Key": "jobrun:managed", "Value": "jobrun"},
+                                                             {"Key": "jobrun:job", "Value": "j"}]})
+    s3.get_bucket_tagging(Bucket=bucket)
+    s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration={
+        "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True,
+        "RestrictPublicBuckets": True})
+    s3.get_public_access_block(Bucket=bucket)
+    s3.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration={
+        "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]})
+    s3.get_bucket_encryption(Bucket=bucket)
+    s3.get_bucket_location(Bucket=bucket)
+    sqs = client("sqs", moto)
+    queue = sqs.create_queue(QueueName=bucket)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    rules = [{"Name": "prefix", "Value": "in/"}, {"Name": "suffix", "Value": ".csv"}]
+    s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={
+        "QueueConfigurations": [{"Id": "jobrun-j", "QueueArn": arn, "Events": ["s3:ObjectCreated:*"],
+                                 "Filter": {"Key": {"FilterRules": rules}}}]})
+    s3.get_bucket_notification_configuration(Bucket=bucket)
+    s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": [
+        {"ID": "runs", "Status": "Enabled", "Filter": {"Prefix": "runs/"}, "Expiration": {"Days": 30},
+         "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1}}]})
+    s3.get_bucket_lifecycle_configuration(Bucket=bucket)
+    # objects: jobrun's outputs (src/outputs/s3.rs) and records (src/aws.rs, dispatch/lease.rs)
+    for i in range(3):
+        s3.put_object(Bucket=bucket, Key=f"runs/r 1/{i}.json", Body=b"{}", ContentType="application/json")
+    s3.put_object(Bucket=bucket, Key="runs/sum.bin", Body=b"abc", ChecksumAlgorithm="SHA256")
+    s3.put_object(Bucket=bucket, Key="runs/lease.json", Body=b"{}", IfNoneMatch="*")
+    keys, token = [], None
+    while True:
+        page = s3.list_objects_v2(Bucket=bucket, Prefix="runs/r 1/", MaxKeys=1,
+                                  **({"ContinuationToken": token} if token else {}))
+        keys += [o["Key"] for o in page.get("Contents", [])]
+        token = page.get("NextContinuationToken")
+        if not token:
+            break
+    check(keys == [f"runs/r 1/{i}.json" for i in range(3)], f"ListObjectsV2 pages by continuation token {keys}")
+    s3.list_objects_v2(Bucket=bucket, Prefix="runs/", Delimiter="/")
+    check(s3.head_object(Bucket=bucket, Key="runs/sum.bin")["ContentLength"] == 3, "HeadObject")
+    got = s3.get_object(Bucket=bucket, Key="runs/sum.bin", Range="bytes=1-2")["Body"].read()
+    check(got == b"bc", f"GetObject with Range {got}")
+    upload = s3.create_multipart_upload(Bucket=bucket, Key="runs/big.bin")["UploadId"]
+    etag = s3.upload_part(Bucket=bucket, Key="runs/big.bin", UploadId=upload, PartNumber=1,
+                          Body=b"x" * 1024)["ETag"]
+    s3.list_parts(Bucket=bucket, Key="runs/big.bin", UploadId=upload)
+    s3.complete_multipart_upload(Bucket=bucket, Key="runs/big.bin", UploadId=upload,
+                                 MultipartUpload={"Parts": [{"ETag": etag, "PartNumber": 1}]})
+    aborted = s3.create_multipart_upload(Bucket=bucket, Key="runs/gone.bin")["UploadId"]
+    s3.abort_multipart_upload(Bucket=bucket, Key="runs/gone.bin", UploadId=aborted)
+    s3.copy_object(Bucket=bucket, Key="runs/copy.json", CopySource=f"{bucket}/runs/r 1/0.json",
+                   MetadataDirective="REPLACE", Metadata={"run": "r1"}, ContentType="application/json")
+    s3.delete_object(Bucket=bucket, Key="runs/lease.json")
+    listed = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]]
+    s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in listed], "Quiet": True})
+    s3.delete_bucket(Bucket=bucket)
+
+    # EC2: jobrun's network (src/infra/resources/network.rs), and the security group calls
+    ec2 = client("ec2", proxy)
+    vpc = ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"][0]["VpcId"]
+    subnets = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc]},
+                                            {"Name": "default-for-az", "Values": ["true", "false"]}])
+    first = subnets["Subnets"][0]["SubnetId"]
+    ec2.describe_subnets(SubnetIds=[first])
+    ec2.describe_subnets(MaxResults=5)
+    ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [vpc]}])
+    name = "model-" + uuid.uuid4().hex[:6]
+    group = ec2.create_security_group(GroupName=name, Description=f"jobrun job {name}: egress only", VpcId=vpc,
+                                      TagSpecifications=[{"ResourceType": "security-group", "Tags": [
+                                          {"Key": "jobrun:managed", "Value": "jobrun"}]}])["GroupId"]
+    ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": [name]},
+                                          {"Name": "vpc-id", "Values": [vpc]}])
+    https = [{"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "IpRanges": [{"CidrIp": "10.0.0.0/8"}]}]
+    ec2.authorize_security_group_ingress(GroupId=group, IpPermissions=https)
+    ec2.authorize_security_group_egress(GroupId=group, IpPermissions=https)
+    rules = ec2.describe_security_groups(GroupIds=[group])["SecurityGroups"][0]
+    ec2.revoke_security_group_ingress(GroupId=group, IpPermissions=rules["IpPermissions"])
+    ec2.revoke_security_group_egress(GroupId=group, IpPermissions=rules["IpPermissionsEgress"])
+    ec2.describe_network_interfaces(Filters=[{"Name": "group-id", "Values": [group]}])
+    ec2.delete_security_group(GroupId=group)
+
+
+def check_model(moto):
+    """S3's REST-XML and EC2's query are decoded and checked against botocore's models."""
+    proxy = start_proxy(moto)
+    check_model_valid(proxy, moto)
+    s = stats(proxy)
+    model, requests = s["model"], s["requests"]
+    strays = [k for k in model["unchecked"] if k.startswith(("s3:", "ec2:"))]
+    check(model["violations"] == [] and not strays,
+          f"well-formed S3 and EC2 calls pass the model check {model['violations']} {strays}")
+    made = sum(n for k, n in requests.items() if k.startswith("s3:"))
+    check(model["protocols"].get("rest-xml") == made and model["protocols"].get("ec2") == 14,
+          f"every S3 request ({made}) and the EC2 ones are counted checked {model['protocols']}")
+    for op in ("s3:PutObject", "s3:CopyObject", "s3:DeleteObjects", "s3:ListObjectsV2", "s3:HeadObject",
+               "s3:CreateMultipartUpload", "s3:UploadPart", "s3:CompleteMultipartUpload",
+               "s3:PutBucketLifecycleConfiguration", "s3:PutBucketNotificationConfiguration",
+               "ec2:DescribeSubnets", "ec2:CreateSecurityGroup", "ec2:RevokeSecurityGroupEgress"):
+        check(op in model["operations"], f"{op} model-checked")
+
+    # What AWS refuses: 400 ValidationException, and a violation in the stats.
+    loose = dict(parameter_validation=False)  # botocore's own check would stop these first
+    s3 = client("s3", proxy, s3={"addressing_style": "path"}, **loose)
+    bucket = "model-bad-" + uuid.uuid4().hex[:6]
+    s3.create_bucket(Bucket=bucket)
+    bad_algorithm = set_header(client("s3", proxy, s3={"addressing_style": "path"}),
+                               "PutObject", "x-amz-sdk-checksum-algorithm", "CRC99")
+    bad_upload = set_header(client("s3", proxy, s3={"addressing_style": "path"}),
+                            "CreateMultipartUpload", "x-amz-checksum-algorithm", "ADLER32")
+    s3.put_object(Bucket=bucket, Key="a", Body=b"{}")
+    ec2 = client("ec2", proxy, **loose)
+    refused = [
+        ("s3:PutBucketLifecycleConfiguration", "Rules[0].Status: 'On'",
+         lambda: s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": [
+             {"ID": "r", "Status": "On", "Filter": {"Prefix": ""}, "Expiration": {"Days": 1}}]})),
+        ("s3:DeleteObjects", "Delete.Objects: required",
+         lambda: s3.delete_objects(Bucket=bucket, Delete={"Quiet": True})),
+        ("s3:CopyObject", "MetadataDirective: 'KEEP'",
+         lambda: s3.copy_object(Bucket=bucket, Key="b", CopySource=f"{bucket}/a", MetadataDirective="KEEP")),
+        ("s3:PutObject", "ChecksumAlgorithm: 'CRC99'",
+         lambda: bad_algorithm.put_object(Bucket=bucket, Key="c", Body=b"{}")),
+        ("s3:CreateMultipartUpload", "ChecksumAlgorithm: 'ADLER32'",
+         lambda: bad_upload.create_multipart_upload(Bucket=bucket, Key="d")),
+        ("s3:ListObjectsV2", "MaxKeys: 'ten' is not a number",
+         lambda: s3.list_objects_v2(Bucket=bucket, MaxKeys="ten")),
+        ("ec2:DescribeSubnets", "MaxResults: value 1 below the minimum 5",
+         lambda: ec2.describe_subnets(MaxResults=1)),
+    ]
+    for op, what, call in refused:
+        got = fails(call)
+        seen = [v for v in stats(proxy)["model"]["violations"] if v["operation"] == op]
+        check(got and got[:2] == (400, "ValidationException") and what in (got[2] or "")
+              and seen and any(what in e for e in seen[-1]["errors"]),
+              f"{op} refused: {what} {got}")
+    check(len(stats(proxy)["model"]["violations"]) == len(refused), "one violation per refused request")
+    check([o["Key"] for o in client("s3", moto).list_objects_v2(Bucket=bucket)["Contents"]] == ["a"],
+          "the refused S3 requests did not reach moto")
+
+
 def main():
     import check_plugin  # reuse its cluster / task definition / network setup
 
@@ -270,6 +428,7 @@ def main():
     moto_ecs = check_plugin.ecs
 
     check_scripted(moto)
+    check_model(moto)
 
     # --- idempotency and faults -------------------------------------------------------------
     proxy = start_proxy(moto, "--fault-rate", "0.2", "--seed", "1")
