@@ -123,8 +123,9 @@ pub(crate) fn play_tasks(
     while done.len() < count {
         assert!(
             std::time::Instant::now() < deadline,
-            "only {} of {count} tasks started",
-            done.len()
+            "only {} of {count} tasks started; the run: {}",
+            done.len(),
+            t.status(run)
         );
         let tasks = crate::ecs::tasks_listed(moto, &cluster, ("startedBy", &started_by));
         for task in tasks {
@@ -154,7 +155,16 @@ fn column(table: &Value, key: &str) -> Vec<Value> {
 
 #[test]
 fn direct_tasks_upload_their_outputs_and_the_reduce_reads_them() {
-    let moto = services::moto();
+    direct_tasks_upload_their_outputs_and_the_reduce_reads_them_on(services::moto());
+}
+
+/// The same on LocalStack's S3 and SQS (moto for the rest).
+#[test]
+fn direct_tasks_upload_their_outputs_and_the_reduce_reads_them_on_localstack() {
+    direct_tasks_upload_their_outputs_and_the_reduce_reads_them_on(services::moto_localstack());
+}
+
+fn direct_tasks_upload_their_outputs_and_the_reduce_reads_them_on(moto: &'static Service) {
     let t = direct_job(
         moto,
         r#"["TASK", "write", "w.txt", "{index}", "write", "result.json", "{{\"loss\": {config.lr}}}"]"#,
@@ -184,10 +194,13 @@ fn direct_tasks_upload_their_outputs_and_the_reduce_reads_them() {
     // What an earlier attempt of task 1 left that this one does not write: removed.
     let bucket = o["bucket"].as_str().unwrap();
     let prefix = format!("jobs/{}/runs/{run}/", t.name);
-    ureq::put(&format!("{}/{bucket}/{prefix}outputs/1/stale.txt", moto.url()))
-        .set("Authorization", "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0")
-        .send_string("old")
-        .unwrap();
+    ureq::put(&format!(
+        "{}/{bucket}/{prefix}outputs/1/stale.txt",
+        moto.url()
+    ))
+    .set("Authorization", &moto.auth("s3"))
+    .send_string("old")
+    .unwrap();
     let outs = play_tasks(&t, moto, &run, 4, Play::Host);
     let s = t.wait_for(&run, "the run to succeed", |s| s["state"] == "succeeded");
     assert_eq!(s["succeeded"], 4, "{s}");
@@ -314,10 +327,13 @@ fn queue_workers_upload_outputs_and_run_the_reduce_after_the_map_tasks() {
         );
     }
     // Task 0's 65 MiB file went up in two parts (a multipart object's ETag says how many).
-    let big = ureq::head(&format!("{}/{bucket}/{prefix}outputs/0/big.bin", moto.url()))
-        .set("Authorization", "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0")
-        .call()
-        .unwrap();
+    let big = ureq::head(&format!(
+        "{}/{bucket}/{prefix}outputs/0/big.bin",
+        moto.url()
+    ))
+    .set("Authorization", &moto.auth("s3"))
+    .call()
+    .unwrap();
     assert_eq!(big.header("Content-Length"), Some("68157440"));
     let etag = big.header("ETag").unwrap_or_default().to_string();
     assert!(etag.ends_with("-2\""), "{etag}");
@@ -374,7 +390,16 @@ fn in_a_container_of_the_job_image_the_reduce_downloads_its_inputs() {
 /// upload), so the new run's prefix has them, and `results` shows every row.
 #[test]
 fn on_ecs_reused_tasks_are_copied_in_the_bucket_and_not_started() {
-    let moto = services::moto();
+    on_ecs_reused_tasks_are_copied_in_the_bucket_and_not_started_on(services::moto());
+}
+
+/// The same on LocalStack's S3 and SQS (moto for the rest).
+#[test]
+fn on_ecs_reused_tasks_are_copied_in_the_bucket_and_not_started_on_localstack() {
+    on_ecs_reused_tasks_are_copied_in_the_bucket_and_not_started_on(services::moto_localstack());
+}
+
+fn on_ecs_reused_tasks_are_copied_in_the_bucket_and_not_started_on(moto: &'static Service) {
     let t = direct_job(
         moto,
         r#"["TASK", "write", "w.txt", "{config.lr}", "write", "result.json", "{{\"loss\": {config.lr}}}"]"#,

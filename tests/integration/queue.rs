@@ -80,7 +80,7 @@ pub(crate) fn s3_keys(moto: &Service, bucket: &str, prefix: &str) -> Vec<String>
     let xml = ureq::get(&format!("{}/{bucket}", moto.url()))
         .query("list-type", "2")
         .query("prefix", prefix)
-        .set("Authorization", "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0")
+        .set("Authorization", &moto.auth("s3"))
         .call()
         .unwrap()
         .into_string()
@@ -96,7 +96,7 @@ pub(crate) fn s3_keys(moto: &Service, bucket: &str, prefix: &str) -> Vec<String>
 
 fn s3_get(moto: &Service, bucket: &str, key: &str) -> Value {
     let text = ureq::get(&format!("{}/{bucket}/{key}", moto.url()))
-        .set("Authorization", "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0")
+        .set("Authorization", &moto.auth("s3"))
         .call()
         .unwrap()
         .into_string()
@@ -444,10 +444,21 @@ fn queue_mode_without_its_queue_or_with_bad_settings_is_one_clear_error() {
 
 #[test]
 fn two_agents_run_every_task_once_and_exit_when_idle() {
-    let moto = services::moto();
+    two_agents_run_every_task_once_and_exit_when_idle_on(services::moto());
+}
+
+/// The same on LocalStack's S3 and SQS (moto for the rest).
+#[test]
+fn two_agents_run_every_task_once_and_exit_when_idle_on_localstack() {
+    two_agents_run_every_task_once_and_exit_when_idle_on(services::moto_localstack());
+}
+
+fn two_agents_run_every_task_once_and_exit_when_idle_on(moto: &'static Service) {
     let t = queue_job(moto, COMMAND, "");
+    // A configuration's string may hold what SQS refuses in a body (the proxy and LocalStack
+    // answer InvalidMessageContents): the message carries it escaped.
     let configs: Vec<Value> = (0..6)
-        .map(|i| json!({"sleep": 0.2, "exit": 0, "n": i}))
+        .map(|i| json!({"sleep": 0.2, "exit": 0, "n": i, "s": "a\u{0}b\u{fffe}\u{ffff}"}))
         .collect();
     let run = t.submit_detached(&configs);
     let o = outputs(&t);
@@ -580,7 +591,18 @@ fn inside_ecs_the_agent_protects_its_task_while_working_and_points_at_its_log() 
 
 #[test]
 fn a_poison_task_goes_to_the_dead_letter_queue_and_retry_sends_it_again() {
-    let moto = services::moto();
+    a_poison_task_goes_to_the_dead_letter_queue_and_retry_sends_it_again_on(services::moto());
+}
+
+/// The same on LocalStack's S3 and SQS (moto for the rest).
+#[test]
+fn a_poison_task_goes_to_the_dead_letter_queue_and_retry_sends_it_again_on_localstack() {
+    a_poison_task_goes_to_the_dead_letter_queue_and_retry_sends_it_again_on(
+        services::moto_localstack(),
+    );
+}
+
+fn a_poison_task_goes_to_the_dead_letter_queue_and_retry_sends_it_again_on(moto: &'static Service) {
     // Every dead letter's first delete or release comes back in the batch's Failed list.
     let proxy = services::sqs_entries_fail_once_proxy(moto);
     let t = queue_job(
@@ -776,7 +798,16 @@ fn cancel_stops_the_running_task_and_the_waiting_one_never_runs() {
 
 #[test]
 fn an_object_uploaded_under_the_trigger_prefix_becomes_one_task() {
-    let moto = services::moto();
+    an_object_uploaded_under_the_trigger_prefix_becomes_one_task_on(services::moto());
+}
+
+/// The same on LocalStack's S3 and SQS (moto for the rest).
+#[test]
+fn an_object_uploaded_under_the_trigger_prefix_becomes_one_task_on_localstack() {
+    an_object_uploaded_under_the_trigger_prefix_becomes_one_task_on(services::moto_localstack());
+}
+
+fn an_object_uploaded_under_the_trigger_prefix_becomes_one_task_on(moto: &'static Service) {
     // The job's own bucket (made by `up`) is the trigger bucket: moto's account is fixed.
     let t = queue_job(
         moto,
@@ -788,12 +819,19 @@ fn an_object_uploaded_under_the_trigger_prefix_becomes_one_task() {
     // Outside the prefix: nothing; inside: one message.
     for key in ["other/x.txt", "incoming/a%20b.txt"] {
         ureq::put(&format!("{}/{bucket}/{key}", moto.url()))
-            .set("Authorization", "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0")
+            .set("Authorization", &moto.auth("s3"))
             .send_string("data")
             .unwrap();
     }
     let url = o["queue"]["queue_url"].as_str().unwrap().to_string();
-    // S3's test event (sent when the notification is set up) and the one object's event.
+    // S3's test event (sent when the notification is set up) and the one object's event, which
+    // S3 delivers asynchronously ("typically in seconds":
+    // https://docs.aws.amazon.com/AmazonS3/latest/userguide/EventNotifications.html):
+    // moto at once, LocalStack a moment later.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while depth(moto, &url).0 < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
     assert_eq!(depth(moto, &url).0, 2);
     let task = task_binary().display().to_string();
     let cmd = json!([task, "out", "object {config.key}", "env"]).to_string();

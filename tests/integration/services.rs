@@ -17,6 +17,11 @@ pub struct Service {
     _dir: tempfile::TempDir,
     /// The server behind a checking proxy, kept running as long as the proxy.
     _behind: Option<Box<Service>>,
+    /// A second server behind the proxy (LocalStack for S3 and SQS), kept running with it.
+    _beside: Option<Box<Service>>,
+    /// The access key its clients sign with: `test`, or for LocalStack 12 digits, which it
+    /// takes as the account id (moto's, so ARNs agree across the two).
+    pub access_key: &'static str,
 }
 
 impl Service {
@@ -163,6 +168,8 @@ fn start(
         _keepalive: Mutex::new((stdin, child)),
         _dir: dir,
         _behind: None,
+        _beside: None,
+        access_key: "test",
     }
 }
 
@@ -276,14 +283,20 @@ fn start_moto() -> Service {
 }
 
 fn start_raw_moto() -> Service {
+    start_raw_moto_with(&[])
+}
+
+/// moto with the plugin, and these flags for the plugin (`--second-s3 URL`).
+fn start_raw_moto_with(flags: &[String]) -> Service {
     let port = free_port();
-    let args = [
+    let mut args = vec![
         concat!(env!("CARGO_MANIFEST_DIR"), "/tests/moto/jobrun_moto.py").to_string(),
         "-H".into(),
         "127.0.0.1".into(),
         "-p".into(),
         port.to_string(),
     ];
+    args.extend_from_slice(flags);
     start(
         python(),
         &args,
@@ -368,7 +381,76 @@ pub fn sqs_proxy(upstream: &Service, sink: bool, entry_fault_rate: f64) -> Servi
 
 /// The proxy on a free port in front of `upstream`, with these flags.
 fn proxy(upstream: &Service, flags: Vec<String>) -> Service {
+    proxy_on(free_port(), upstream, flags)
+}
+
+/// LocalStack's community core (tests/.venv-localstack) serving S3 and SQS, its queue URLs
+/// naming `public` (the proxy in front of it) and 123456789012 (moto's account) as its account.
+fn localstack(public: u16) -> Service {
+    const PYTHON: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/.venv-localstack/bin/python3"
+    );
+    assert!(
+        std::path::Path::new(PYTHON).exists(),
+        "{PYTHON} is missing: run `tests/setup` (it makes the LocalStack venv)"
+    );
     let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let volume = dir.path().join("volume");
+    let env = [
+        "AWS_ACCESS_KEY_ID=123456789012".to_string(),
+        "AWS_SECRET_ACCESS_KEY=test".into(),
+        format!("GATEWAY_LISTEN=127.0.0.1:{port}"),
+        "SERVICES=s3,sqs".into(),
+        "GATEWAY_SERVER=hypercorn".into(),
+        "SQS_ENDPOINT_STRATEGY=path".into(),
+        format!("LOCALSTACK_HOST=127.0.0.1:{public}"),
+        "LOCALSTACK_TELEMETRY=0".into(),
+        "DISABLE_EVENTS=1".into(),
+        format!("VOLUME_DIR={}", volume.display()),
+        format!("FILESYSTEM_ROOT={}", dir.path().join("fs").display()),
+    ];
+    let mut args: Vec<String> = env.to_vec();
+    args.extend([PYTHON.into(), "-m".into(), "localstack.runtime.main".into()]);
+    start("env", &args, dir, port, "/_localstack/health")
+}
+
+/// moto for every service but S3 and SQS, which LocalStack serves: one checking proxy in front
+/// of both, routing by the request's signing name. The tests that run on both emulators take it
+/// where others take [`moto`].
+fn start_moto_with_localstack() -> Service {
+    let port = free_port();
+    let localstack = localstack(port);
+    // The fake Fargate looks for a held task's receipt in LocalStack's S3.
+    let moto = start_raw_moto_with(&["--second-s3".into(), localstack.url()]);
+    let flags = vec!["--s3-sqs-upstream".into(), localstack.url()];
+    let mut checked = proxy_on(port, &moto, flags);
+    checked._behind = Some(Box::new(moto));
+    checked._beside = Some(Box::new(localstack));
+    checked.access_key = "123456789012";
+    checked
+}
+
+impl Service {
+    /// An `Authorization` header for a raw request to this service (not checked, but its
+    /// credential scope names the service and, for LocalStack, the account).
+    pub fn auth(&self, signing_name: &str) -> String {
+        format!(
+            "AWS4-HMAC-SHA256 Credential={}/20260101/us-east-1/{signing_name}/aws4_request, SignedHeaders=host, Signature=0",
+            self.access_key
+        )
+    }
+}
+
+/// The shared moto-and-LocalStack (see [`start_moto_with_localstack`]).
+pub fn moto_localstack() -> &'static Service {
+    static S: OnceLock<Service> = OnceLock::new();
+    S.get_or_init(start_moto_with_localstack)
+}
+
+/// The proxy on `port` in front of `upstream`, with these flags.
+fn proxy_on(port: u16, upstream: &Service, flags: Vec<String>) -> Service {
     let mut args = vec![
         concat!(env!("CARGO_MANIFEST_DIR"), "/tests/moto/aws_proxy.py").to_string(),
         "--upstream".into(),
@@ -387,13 +469,15 @@ fn proxy(upstream: &Service, flags: Vec<String>) -> Service {
         "--stats-file".into(),
         stats.join(format!("{port}.json")).display().to_string(),
     ]);
-    start(
+    let mut proxy = start(
         python(),
         &args,
         tempfile::tempdir().unwrap(),
         port,
         "/__proxy/stats",
-    )
+    );
+    proxy.access_key = upstream.access_key; // its clients sign as the upstream's do
+    proxy
 }
 
 /// `tests/moto/fake_ecs_agent.py`: an ECS task's metadata and agent endpoints (task ARN, and
@@ -520,7 +604,7 @@ impl Service {
 pub fn moto_env_for(service: &Service) -> Vec<(&'static str, String)> {
     vec![
         ("AWS_ENDPOINT_URL", service.url()),
-        ("AWS_ACCESS_KEY_ID", "test".into()),
+        ("AWS_ACCESS_KEY_ID", service.access_key.into()),
         ("AWS_SECRET_ACCESS_KEY", "test".into()),
         ("AWS_REGION", "us-east-1".into()),
     ]
@@ -556,10 +640,7 @@ pub fn json_call(
     let r = ureq::post(&service.url())
         .set("X-Amz-Target", target)
         .set("Content-Type", "application/x-amz-json-1.1")
-        .set(
-            "Authorization",
-            &format!("AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/{signing_name}/aws4_request, SignedHeaders=host, Signature=0"),
-        )
+        .set("Authorization", &service.auth(signing_name))
         .send_string(&body.to_string());
     match r {
         Ok(resp) => {

@@ -4,7 +4,7 @@
 
 use crate::ecs::{ecs, fargate_job};
 use crate::harness::Test;
-use crate::services;
+use crate::services::{self, Service};
 use serde_json::{Value, json};
 
 #[test]
@@ -184,7 +184,16 @@ fn overlap_skip_starts_nothing_and_replace_cancels_the_active_run() {
 
 #[test]
 fn a_key_raced_from_two_machines_makes_one_run() {
-    let moto = services::moto();
+    a_key_raced_from_two_machines_makes_one_run_on(services::moto());
+}
+
+/// The same on LocalStack's S3 and SQS (moto for the rest).
+#[test]
+fn a_key_raced_from_two_machines_makes_one_run_on_localstack() {
+    a_key_raced_from_two_machines_makes_one_run_on(services::moto_localstack());
+}
+
+fn a_key_raced_from_two_machines_makes_one_run_on(moto: &'static Service) {
     let t = fargate_job(moto, "");
     // The second machine: its own state folder, with what `up` and `push` left (no runs).
     let other = tempfile::tempdir().unwrap();

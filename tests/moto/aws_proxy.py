@@ -100,6 +100,7 @@ import argparse
 import http.client
 import json
 import random
+import re
 import signal
 import sys
 import threading
@@ -348,10 +349,15 @@ class State:
                 b.tokens = min(b.capacity, b.tokens + n)
 
 
+# The characters an SQS message body may hold (the W3C XML character set).
+SQS_BODY_CHARS = re.compile("[\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]*")
+
+
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     state: State = None
     upstream = None  # (host, port)
+    second = None  # (host, port) of --s3-sqs-upstream
     local = threading.local()
 
     def log_message(self, fmt, *args):
@@ -375,11 +381,13 @@ class Handler(BaseHTTPRequestHandler):
 
     def forward(self, body):
         """Send the request upstream on this thread's pooled connection -> (status, headers, body)."""
+        upstream = self.upstream_for(body)
+        pool = self.local.__dict__.setdefault("conns", {})
         for attempt in (1, 2):
-            conn = getattr(self.local, "conn", None)
+            conn = pool.get(upstream)
             fresh = conn is None
             if fresh:
-                conn = self.local.conn = http.client.HTTPConnection(*self.upstream, timeout=120)
+                conn = pool[upstream] = http.client.HTTPConnection(*upstream, timeout=120)
             try:
                 conn.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
                 for k, v in self.headers.items():
@@ -394,13 +402,20 @@ class Handler(BaseHTTPRequestHandler):
                            if k.lower() not in HOP_BY_HOP or k.lower() in keep]
                 if resp.will_close:
                     conn.close()
-                    self.local.conn = None
+                    pool.pop(upstream, None)
                 return resp.status, headers, data
             except (http.client.RemoteDisconnected, ConnectionError, BrokenPipeError):
                 conn.close()
-                self.local.conn = None
+                pool.pop(upstream, None)
                 if fresh or attempt == 2:  # only retry a stale kept-alive connection
                     raise
+
+    def upstream_for(self, body):
+        """moto, or with --s3-sqs-upstream the second emulator for requests signed for S3 or
+        SQS (a request's signing name is its service: the credential scope of SigV4)."""
+        if self.second is not None and self.identify(body)[0] in ("s3", "sqs"):
+            return self.second
+        return self.upstream
 
     def reply(self, status, headers, body):
         self.send_response_only(status)
@@ -521,6 +536,26 @@ class Handler(BaseHTTPRequestHandler):
         self.write_error(service, protocol, 400, code, message, "Sender")
         return True
 
+    def invalid_message_contents(self, body):
+        """SQS refuses a body with a character outside #x9 | #xA | #xD | #x20-#xD7FF |
+        #xE000-#xFFFD | #x10000-#x10FFFF (InvalidMessageContents: API_SendMessage's MessageBody);
+        moto takes any."""
+        try:
+            req = json.loads(body or b"{}")
+        except ValueError:
+            return False
+        bodies = [e.get("MessageBody", "") for e in req.get("Entries", [])] \
+            + [req.get("MessageBody", "")]
+        if all(SQS_BODY_CHARS.fullmatch(b or "") for b in bodies):
+            return False
+        with self.state.lock:
+            self.state.faults["sqs:invalid-message-contents"] += 1
+        self.write_error("sqs", "json", 400, "InvalidMessageContents",
+                         "Invalid characters found.", "Sender",
+                         [("x-amzn-query-error",
+                           "InvalidMessageContents;Sender")])
+        return True
+
     def role_settling(self, body):
         """--role-settle: note CreateRole; refuse schedules naming a role younger than S."""
         service, op, protocol = self.identify(body)
@@ -616,6 +651,8 @@ class Handler(BaseHTTPRequestHandler):
             op = f"{service}:{named}" if service == "s3" and named else op
         self.state.count("requests", op)
         if MODELS is not None and self.model_violation(body):
+            return None
+        if op in ("SendMessage", "SendMessageBatch") and self.invalid_message_contents(body):
             return None
         if self.state.args.deleted_wait > 0 and self.recently_deleted(op, body):
             return None
@@ -819,6 +856,8 @@ def main():
                    help="seconds Scheduler refuses a role made through this proxy")
     p.add_argument("--ecr-storage", help="the storage directory of the registry ECR's images are in")
     p.add_argument("--ecr-registry", help="that registry's URL")
+    p.add_argument("--s3-sqs-upstream",
+                   help="a second emulator's URL (LocalStack) for requests signed for s3 or sqs")
     p.add_argument("--no-model-check", action="store_true",
                    help="forward requests without checking them against AWS's models")
     p.add_argument("--stats-file", help="where to write the stats when stopped (SIGTERM)")
@@ -831,6 +870,9 @@ def main():
         MODELS = Models()
     Handler.state = State(args)
     Handler.upstream = (up.hostname, up.port or 80)
+    if args.s3_sqs_upstream:
+        second = urlsplit(args.s3_sqs_upstream)
+        Handler.second = (second.hostname, second.port or 80)
     ThreadingHTTPServer.daemon_threads = True
     ThreadingHTTPServer.request_queue_size = 128
     server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)

@@ -418,6 +418,25 @@ def check_model(moto):
           "the refused S3 requests did not reach moto")
 
 
+def check_sqs_characters(moto):
+    """A message body with a character outside SQS's set is refused (moto takes it); the same
+    character escaped in JSON is plain text and passes."""
+    proxy = start_proxy(moto)
+    sqs = client("sqs", proxy)
+    url = sqs.create_queue(QueueName="proxy-chars")["QueueUrl"]
+    for bad in ("a\u0000b", "x\uffff"):
+        got = fails(lambda: sqs.send_message(QueueUrl=url, MessageBody=bad))
+        check(got is not None and got[:2] == (400, "InvalidMessageContents"),
+              f"SendMessage of {bad!r}: InvalidMessageContents ({got})")
+    got = fails(lambda: sqs.send_message_batch(QueueUrl=url, Entries=[
+        {"Id": "0", "MessageBody": "ok"}, {"Id": "1", "MessageBody": "\ufffe"}]))
+    check(got is not None and got[1] == "InvalidMessageContents",
+          f"SendMessageBatch with one such body: InvalidMessageContents ({got})")
+    check(fails(lambda: sqs.send_message(QueueUrl=url, MessageBody='{"s": "\\u0000\\uffff"}'))
+          is None, "the same characters escaped in JSON pass")
+    sqs.delete_queue(QueueUrl=url)
+
+
 def main():
     import check_plugin  # reuse its cluster / task definition / network setup
 
@@ -429,6 +448,7 @@ def main():
 
     check_scripted(moto)
     check_model(moto)
+    check_sqs_characters(moto)
 
     # --- idempotency and faults -------------------------------------------------------------
     proxy = start_proxy(moto, "--fault-rate", "0.2", "--seed", "1")

@@ -277,14 +277,44 @@ def receipt_key(env):
         env.get("JOBRUN_INDEX", ""), env.get("JOBRUN_ATTEMPT", ""))
 
 
+# With `--second-s3 URL`, S3 is another emulator's (LocalStack, behind the tests' proxy): the
+# receipt is looked for there, over HTTP, instead of in moto's own buckets.
+SECOND_S3 = None
+
+
 def receipt_written(key):
     """Whether any bucket of any account holds the key."""
+    if SECOND_S3:
+        return second_s3_has(key)
     from moto.s3.models import s3_backends
     for account in list(s3_backends.keys()):
         backend = s3_backends[account]["global"]
         for bucket in list(backend.buckets.values()):
             if key in bucket.keys:
                 return True
+    return False
+
+
+def second_s3_has(key):
+    """Whether a bucket of the second S3 holds the key (ListBuckets, then HeadObject)."""
+    import re
+    import urllib.error
+    import urllib.request
+    auth = {"Authorization": "AWS4-HMAC-SHA256 Credential=123456789012/20260101/us-east-1/s3/"
+                             "aws4_request, SignedHeaders=host, Signature=0"}
+    try:
+        with urllib.request.urlopen(urllib.request.Request(SECOND_S3 + "/", headers=auth)) as r:
+            buckets = re.findall(r"<Name>([^<]+)</Name>", r.read().decode())
+    except OSError:
+        return False
+    for bucket in buckets:
+        head = urllib.request.Request(f"{SECOND_S3}/{bucket}/{quote(key)}", headers=auth,
+                                      method="HEAD")
+        try:
+            with urllib.request.urlopen(head):
+                return True
+        except (urllib.error.HTTPError, OSError):
+            continue
     return False
 
 
@@ -649,10 +679,16 @@ def install():
 
 
 def main():
+    global SECOND_S3
+    args = sys.argv[1:]
+    if "--second-s3" in args:
+        at = args.index("--second-s3")
+        SECOND_S3 = args[at + 1].rstrip("/")
+        del args[at:at + 2]
     install()
     from moto.server import main as moto_main
 
-    moto_main(sys.argv[1:])
+    moto_main(args)
 
 
 if __name__ == "__main__":

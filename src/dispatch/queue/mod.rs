@@ -407,7 +407,7 @@ impl QueueDispatcher {
         };
         let config = task.config.to_string();
         if config.len() <= CONFIG_ENV_LIMIT {
-            let body = serde_json::to_string(&msg).expect("messages serialise");
+            let body = sqs_body(&msg);
             if body.len() <= MESSAGE_LIMIT {
                 return Ok((attempt, body));
             }
@@ -415,10 +415,7 @@ impl QueueDispatcher {
         let url = self.remote.store_config(rec, i, &config).await?;
         msg.config = None;
         msg.config_url = Some(url);
-        Ok((
-            attempt,
-            serde_json::to_string(&msg).expect("messages serialise"),
-        ))
+        Ok((attempt, sqs_body(&msg)))
     }
 
     /// One batch, sent until every entry is in or refused: a failed call is retried whole, a
@@ -556,9 +553,54 @@ fn apply(task: &mut TaskRecord, r: &TaskResult) {
     }
 }
 
+/// A task's message as SQS takes it: JSON whose characters are all in SQS's set (`#x9 | #xA |
+/// #xD | #x20 to #xD7FF | #xE000 to #xFFFD | #x10000 to #x10FFFF`, else InvalidMessageContents:
+/// https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SendMessage.html).
+/// serde_json already escapes control characters (a NUL is `\u0000`); U+FFFE and U+FFFF, which a
+/// configuration's strings may hold, can only be inside a JSON string, so they are escaped the
+/// same way and the worker reads the configuration back unchanged.
+fn sqs_body(msg: &TaskMessage) -> String {
+    let json = serde_json::to_string(msg).expect("messages serialise");
+    if !json.contains(['\u{fffe}', '\u{ffff}']) {
+        return json;
+    }
+    json.replace('\u{fffe}', "\\ufffe")
+        .replace('\u{ffff}', "\\uffff")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::record::Stage;
+
+    /// Every character of a body is in SQS's set, and the worker reads the configuration back
+    /// as it was: a NUL, U+FFFE and U+FFFF included.
+    #[test]
+    fn a_message_body_holds_only_what_sqs_takes_and_reads_back_whole() {
+        let config = serde_json::json!({"s": "a\u{0}b\u{fffe}c\u{ffff}d\u{1f600}é\t"});
+        let msg = TaskMessage {
+            jobrun: 1,
+            job: "j".into(),
+            run_id: "r".into(),
+            index: 0,
+            count: 1,
+            stage: Stage::Map,
+            attempt: 1,
+            command: None,
+            env: Default::default(),
+            config: Some(config.clone()),
+            config_url: None,
+            timeout_secs: 60,
+        };
+        let body = sqs_body(&msg);
+        let allowed = |c: char| {
+            matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{d7ff}' | '\u{e000}'..='\u{fffd}')
+                || c >= '\u{10000}'
+        };
+        assert!(body.chars().all(allowed), "{body:?}");
+        let back: TaskMessage = serde_json::from_str(&body).unwrap();
+        assert_eq!(back.config, Some(config));
+    }
 
     #[test]
     fn batches_hold_ten_entries_and_one_mebibyte() {
