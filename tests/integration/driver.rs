@@ -55,7 +55,7 @@ fn strings(v: &Value) -> Vec<String> {
 impl LocalFargate {
     /// Plays the driver service of `t`'s job; `env` is added to each container's environment
     /// (moto's address and credentials are).
-    pub(crate) fn start(moto: &Service, t: &Test, env: &[(&str, &str)]) -> LocalFargate {
+    pub(crate) fn start(moto: &'static Service, t: &Test, env: &[(&str, &str)]) -> LocalFargate {
         let (stop, started) = (Arc::new(AtomicBool::new(false)), Arc::default());
         let label = format!("jobrun-test-driver={}", t.name);
         let mut extra: Vec<(String, String)> = services::moto_env_for(moto)
@@ -65,6 +65,7 @@ impl LocalFargate {
         extra.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         extra.push(("JOBRUN_POLL_INTERVAL".into(), "200ms".into()));
         let world = World {
+            moto,
             job: t.name.clone(),
             label: label.clone(),
             extra,
@@ -96,6 +97,8 @@ fn running(label: &str) -> Vec<String> {
 }
 
 struct World {
+    /// The moto whose driver service this plays (the shared one, or the one beside LocalStack).
+    moto: &'static Service,
     job: String,
     label: String,
     extra: Vec<(String, String)>,
@@ -104,7 +107,7 @@ struct World {
 
 impl World {
     fn moto(&self) -> &'static Service {
-        services::moto()
+        self.moto
     }
 
     fn tick(&self) {
@@ -408,7 +411,16 @@ fn a_detached_ecs_run_ends_in_aws_with_its_retries_timeout_reduce_and_notice() {
 
 #[test]
 fn a_killed_driver_is_replaced_and_the_run_ends_exactly_once() {
-    let moto = services::moto();
+    a_killed_driver_is_replaced_and_the_run_ends_exactly_once_on(services::moto());
+}
+
+/// The same on LocalStack's S3 and SQS (moto for the rest).
+#[test]
+fn a_killed_driver_is_replaced_and_the_run_ends_exactly_once_on_localstack() {
+    a_killed_driver_is_replaced_and_the_run_ends_exactly_once_on(services::moto_localstack());
+}
+
+fn a_killed_driver_is_replaced_and_the_run_ends_exactly_once_on(moto: &'static Service) {
     let hook = Receiver::start(0);
     let t = driven_job(moto, &format!("[notify]\nwebhook = \"{}\"\n", hook.url()));
     // Four tasks, each running until the test lets it go.

@@ -729,7 +729,23 @@ fn sigterm_mid_task_puts_the_message_back_and_it_runs_once() {
 
 #[test]
 fn the_heartbeat_keeps_a_task_longer_than_the_visibility_timeout_from_a_second_worker() {
-    let moto = services::moto();
+    the_heartbeat_keeps_a_task_longer_than_the_visibility_timeout_from_a_second_worker_on(
+        services::moto(),
+    );
+}
+
+/// The same on LocalStack's S3 and SQS (moto for the rest).
+#[test]
+fn the_heartbeat_keeps_a_task_longer_than_the_visibility_timeout_from_a_second_worker_on_localstack()
+ {
+    the_heartbeat_keeps_a_task_longer_than_the_visibility_timeout_from_a_second_worker_on(
+        services::moto_localstack(),
+    );
+}
+
+fn the_heartbeat_keeps_a_task_longer_than_the_visibility_timeout_from_a_second_worker_on(
+    moto: &'static Service,
+) {
     let t = queue_job(moto, COMMAND, "visibility = \"2s\"\n");
     let o = outputs(&t);
     let run = t.submit_detached(&[json!({"sleep": 7, "exit": 0})]);
