@@ -50,6 +50,8 @@ pub enum EngineError {
     RemoveContainer { name: String, source: BollardError },
     #[error("cannot read the logs of container {name}: {source}")]
     Logs { name: String, source: BollardError },
+    #[error("cannot ask the Docker engine what it has: {0}")]
+    Info(#[source] BollardError),
 }
 
 impl EngineError {
@@ -97,6 +99,13 @@ impl Engine {
                 source,
             })?;
         Ok(Engine { docker })
+    }
+
+    /// The container runtimes the engine has (`runc`, and `nvidia` once the NVIDIA Container
+    /// Toolkit registered itself: what `docker run --gpus` needs).
+    pub async fn runtimes(&self) -> Result<Vec<String>, EngineError> {
+        let info = self.docker.info().await.map_err(EngineError::Info)?;
+        Ok(info.runtimes.unwrap_or_default().into_keys().collect())
     }
 
     pub fn build(

@@ -203,6 +203,7 @@ fn settings_of(job: &Job) -> RunSettings {
         prices: None,
         dispatched: false,
         objective: job.results.clone(),
+        gpu: job.resources.gpu,
     }
 }
 
@@ -257,6 +258,9 @@ async fn submit_local(at: Submit<'_>, ui: &Ui) -> Result<Exit> {
     // Which earlier tasks there are to reuse: a bad `--reuse RUN` stops here, before anything.
     let earlier = crate::reuse::earlier(store, &job.name, &req.reuse)?;
     let engine = Engine::connect().await?;
+    if job.resources.gpu > 0 {
+        needs_gpus(&engine, job.resources.gpu).await?;
+    }
     if req.build {
         let built = build_and_record(job, &engine, store, ui).await?;
         ui.note(&built.to_string());
@@ -293,6 +297,23 @@ async fn submit_local(at: Submit<'_>, ui: &Ui) -> Result<Exit> {
     }
     let local = async |_: &mut RunRecord| Ok(Dispatcher::Local(LocalDispatcher::new(engine)));
     gate_then_start(&gate, &at, rec, local, ui).await
+}
+
+/// `[resources] gpu` on the local engine: refused before anything starts when the engine has
+/// no GPU runtime (its containers would fail to create, one by one).
+async fn needs_gpus(engine: &Engine, gpu: u32) -> Result<()> {
+    let runtimes = engine.runtimes().await?;
+    if runtimes.iter().any(|r| r.starts_with("nvidia")) {
+        return Ok(());
+    }
+    Err(Failure::env(format!(
+        "[resources] gpu = {gpu}: the local Docker engine has no GPU runtime (it has {})",
+        runtimes.join(", ")
+    ))
+    .hint(
+        "install the NVIDIA Container Toolkit and register it with the engine \
+         (`nvidia-ctk runtime configure --runtime=docker`, then restart it), or run where there is a GPU",
+    ))
 }
 
 async fn submit_ecs(at: Submit<'_>, ui: &Ui) -> Result<Exit> {

@@ -223,6 +223,13 @@ pub struct ResourcesSection {
     pub ephemeral_storage: Option<u32>,
     /// How far a retry after an out-of-memory kill may grow a task (default: twice `memory`).
     pub max_memory: Option<MemoryMib>,
+    /// GPUs per task (none: 0).
+    pub gpu: Option<u32>,
+    /// Which GPU (`l4`, `a10g`, `t4`, …: EC2's accelerator names).
+    pub gpu_type: Option<String>,
+    /// EC2 instance types a task may run on (`g6.xlarge`, `g6.*`).
+    #[serde(default)]
+    pub instance_types: Vec<String>,
 }
 
 #[derive(Debug, Deserialize, Default)]

@@ -249,7 +249,7 @@ pub enum RegistrySpec {
     },
 }
 
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Resources {
     pub cpu: Vcpu,
     pub memory: MemoryMib,
@@ -257,6 +257,27 @@ pub struct Resources {
     pub ephemeral_storage: Option<u32>,
     /// The largest memory an out-of-memory retry may run a task at (a Fargate size).
     pub max_memory: MemoryMib,
+    /// GPUs per task: locally the engine's GPUs; on ECS, Managed Instances (Fargate has none).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub gpu: u32,
+    /// The GPU asked for, as EC2 names accelerators (`l4`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gpu_type: Option<String>,
+    /// The EC2 instance types a task may run on (ECS Managed Instances).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub instance_types: Vec<String>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+impl Resources {
+    /// Whether the job needs machines Fargate does not have (a GPU, an instance type): on ECS,
+    /// Managed Instances.
+    pub fn beyond_fargate(&self) -> bool {
+        self.gpu > 0 || !self.instance_types.is_empty()
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -112,6 +112,43 @@ mod tests {
         load(&path, env, flags)
     }
 
+    /// `[resources] gpu`, `gpu_type`, `instance_types`: checked as EC2 and ECS take them; on
+    /// ECS they are refused until jobrun makes Managed Instances (Fargate has no GPU).
+    #[test]
+    fn gpus_are_counted_named_and_refused_where_they_cannot_run() {
+        let none = (&Overrides::default(), &Overrides::default());
+        let job = |extra: &str| {
+            load_str(&format!("[job]\nname = \"wc\"\n{extra}"), none.0, none.1)
+                .map_err(|e| e.to_string())
+        };
+        let r = job("[resources]\ngpu = 1\ngpu_type = \"L4\"\ninstance_types = [\"g6.*\"]\n")
+            .unwrap()
+            .resources;
+        assert_eq!((r.gpu, r.gpu_type.as_deref()), (1, Some("l4")));
+        assert!(r.beyond_fargate());
+        assert!(!job("").unwrap().resources.beyond_fargate());
+        for (bad, says) in [
+            ("gpu = 9", "at most 8 GPUs"),
+            ("gpu_type = \"l4\"", "gpu_type needs resources.gpu"),
+            ("gpu = 1\ngpu_type = \"rtx4090\"", "not a GPU EC2 names"),
+            (
+                "instance_types = [\"g6 xlarge\"]",
+                "not an EC2 instance type",
+            ),
+        ] {
+            let e = job(&format!("[resources]\n{bad}\n")).unwrap_err();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+        let e = load_str(
+            "[job]\nname = \"wc\"\ntarget = \"ecs\"\n[resources]\ngpu = 1\n",
+            none.0,
+            none.1,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("need ECS Managed Instances"), "{e}");
+    }
+
     #[test]
     fn results_name_a_metric_and_its_goal() {
         let none = (&Overrides::default(), &Overrides::default());

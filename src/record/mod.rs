@@ -75,6 +75,13 @@ pub struct RunSettings {
     /// `[results]`: the metric whose best value names the winning configuration.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub objective: Option<Objective>,
+    /// `[resources] gpu`: GPUs per task (a local task gets the engine's GPUs).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub gpu: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 fn default_storage() -> u32 {
@@ -568,6 +575,7 @@ pub(crate) mod tests {
                 prices: None,
                 dispatched: false,
                 objective: None,
+                gpu: 0,
             },
             created_at: Utc::now(),
             finished_at: None,

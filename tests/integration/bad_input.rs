@@ -234,3 +234,43 @@ fn a_broken_job_file_or_aws_state_is_its_error_not_another_meaning() {
     r.assert_error(3, "aws.json");
     assert!(!r.stderr.contains("jobrun up"), "{}", r.stderr);
 }
+
+/// `[resources] gpu = 1` on an engine without a GPU runtime (this machine's): one error before
+/// anything is made, naming what the engine has and how to give it GPUs; on ECS, one error
+/// until jobrun makes Managed Instances. `jobrun config` shows the GPU and loads back.
+#[test]
+fn a_gpu_job_without_gpus_is_one_error_before_anything_starts() {
+    let t = Test::with_task("command = [\"/task\"]");
+    let toml = std::fs::read_to_string(t.dir.path().join("jobrun.toml")).unwrap();
+    t.write(
+        "jobrun.toml",
+        &toml.replace("[resources]\n", "[resources]\ngpu = 1\ngpu_type = \"l4\"\n"),
+    );
+    t.build();
+    let r = t.run(&["submit", "--configs", "2"]);
+    r.assert_error(
+        3,
+        "[resources] gpu = 1: the local Docker engine has no GPU runtime",
+    );
+    assert!(
+        r.stderr.contains("nvidia-ctk runtime configure"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(t.run_count(), 0, "no run recorded");
+    let shown = t.run(&["config"]);
+    assert_eq!(shown.status, 0, "{}", shown.stderr);
+    assert!(
+        shown.stdout.contains("gpu = 1") && shown.stdout.contains("gpu_type = \"l4\""),
+        "{}",
+        shown.stdout
+    );
+    t.write("jobrun.toml", &shown.stdout);
+    assert_eq!(
+        t.run(&["config"]).stdout,
+        shown.stdout,
+        "jobrun config loads back"
+    );
+    t.run(&["submit", "--configs", "2", "--target", "ecs"])
+        .assert_error(2, "need ECS Managed Instances");
+}

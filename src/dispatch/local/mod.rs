@@ -19,7 +19,7 @@ use crate::outputs::{self, CONTAINER_INPUTS, CONTAINER_OUTPUT};
 use crate::record::{RunRecord, Stage, TaskRecord, TaskState};
 use crate::store::Store;
 use bollard::models::{
-    ContainerCreateBody, ContainerSummaryStateEnum, HostConfig, Mount, MountType,
+    ContainerCreateBody, ContainerSummaryStateEnum, DeviceRequest, HostConfig, Mount, MountType,
 };
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
@@ -499,9 +499,22 @@ fn container_body(
         labels: Some(labels),
         host_config: Some(HostConfig {
             mounts: Some(mounts),
+            device_requests: gpus(rec.settings.gpu),
             ..Default::default()
         }),
         ..Default::default()
+    })
+}
+
+/// `[resources] gpu = N`: N of the engine's GPUs, as `docker run --gpus N` asks for them (a
+/// device request with the `gpu` capability; the engine's NVIDIA runtime picks the devices).
+fn gpus(count: u32) -> Option<Vec<DeviceRequest>> {
+    (count > 0).then(|| {
+        vec![DeviceRequest {
+            count: Some(i64::from(count)),
+            capabilities: Some(vec![vec!["gpu".to_string()]]),
+            ..Default::default()
+        }]
     })
 }
 
@@ -600,6 +613,28 @@ async fn create_and_start(
 mod tests {
     use super::*;
     use crate::record::tests::record;
+
+    /// `[resources] gpu = 2`: the container asks the engine for two GPUs as `--gpus 2` does;
+    /// without it, for none.
+    #[test]
+    fn a_gpu_job_s_container_asks_for_its_gpus() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut rec = record("r", "j");
+        rec.tasks = vec![TaskRecord::new(0, serde_json::json!({}), None)];
+        rec.tasks[0].start(
+            1,
+            container_name("r", 0, 1),
+            DateTime::from_timestamp(1, 0).unwrap(),
+        );
+        let none = container_body(&rec, 0, dir.path()).unwrap();
+        assert_eq!(none.host_config.unwrap().device_requests, None);
+        rec.settings.gpu = 2;
+        let body = container_body(&rec, 0, dir.path()).unwrap();
+        let asked = body.host_config.unwrap().device_requests.unwrap();
+        assert_eq!(asked.len(), 1);
+        assert_eq!(asked[0].count, Some(2));
+        assert_eq!(asked[0].capabilities, Some(vec![vec!["gpu".to_string()]]));
+    }
 
     /// A running task without a container: one only starting waits to be made again (or is
     /// cancelled with its run), one that had started lost it (an interrupted attempt, retried);
