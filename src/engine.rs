@@ -81,6 +81,18 @@ pub struct Engine {
     docker: Docker,
 }
 
+/// `[resources] gpu = N`: N of the engine's GPUs, as `docker run --gpus N` asks for them (a
+/// device request with the `gpu` capability; the engine's NVIDIA runtime picks the devices).
+pub fn gpu_request(count: u32) -> Option<Vec<bollard::models::DeviceRequest>> {
+    (count > 0).then(|| {
+        vec![bollard::models::DeviceRequest {
+            count: Some(i64::from(count)),
+            capabilities: Some(vec![vec!["gpu".to_string()]]),
+            ..Default::default()
+        }]
+    })
+}
+
 impl Engine {
     /// Connects the way the docker CLI does (`DOCKER_HOST`, else the local socket) and agrees on
     /// an API version, which also proves the engine is there.

@@ -101,7 +101,7 @@ fn objective(rec: &RunRecord, args: &ResultsArgs) -> Result<Option<Objective>> {
             .unwrap_or_default();
         if let Some(missing) = group
             .iter()
-            .find(|g| crate::report::best::value_at(&keys, g).is_none())
+            .find(|g| crate::report::flat::value_at(&keys, g).is_none())
         {
             return Err(Failure::usage(format!(
                 "--group {missing}: the configurations of run {} have no key `{missing}`",

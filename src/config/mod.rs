@@ -11,6 +11,7 @@
 mod arch;
 mod file;
 mod job;
+mod machines;
 mod resolve;
 pub mod rules;
 

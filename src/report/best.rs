@@ -49,20 +49,6 @@ pub struct Runner {
     pub value: f64,
 }
 
-/// The value under `key` (dots walk into nested objects).
-pub fn value_at<'a>(value: &'a Value, key: &str) -> Option<&'a Value> {
-    let mut v = value;
-    for part in key.split('.') {
-        v = v.get(part)?;
-    }
-    Some(v)
-}
-
-/// The value under `metric` of a result, when a finite number.
-pub(super) fn value_of(result: &Value, metric: &str) -> Option<f64> {
-    value_at(result, metric)?.as_f64().filter(|x| x.is_finite())
-}
-
 impl Best {
     /// The run's winner by its objective: `[results] metric`, else the reduce's `best_*`.
     pub fn for_run(rec: &RunRecord) -> Option<Best> {
@@ -82,7 +68,7 @@ impl Best {
                 .iter()
                 .filter(|t| t.stage == Stage::Map && t.state == TaskState::Succeeded)
                 .filter_map(|t| {
-                    let value = value_of(t.result.as_ref()?, metric)?;
+                    let value = super::flat::value_of(t.result.as_ref()?, metric)?;
                     Some((t.index, value, t.config.value(), None))
                 })
                 .collect(),
@@ -149,7 +135,7 @@ fn inferred(rec: &RunRecord) -> Option<Objective> {
             .tasks
             .iter()
             .filter(|t| t.stage == Stage::Map && t.state == TaskState::Succeeded)
-            .filter_map(|t| value_of(t.result.as_ref()?, metric))
+            .filter_map(|t| super::flat::value_of(t.result.as_ref()?, metric))
             .collect();
         let min = values.iter().copied().reduce(f64::min)?;
         let max = values.iter().copied().reduce(f64::max)?;

@@ -87,7 +87,7 @@ pub fn values(rec: &RunRecord, tasks: &[usize], metric: &str) -> Vec<(usize, f64
         .iter()
         .filter_map(|&i| rec.tasks.get(i))
         .filter(|t| t.state == TaskState::Succeeded)
-        .filter_map(|t| Some((t.index, super::best::value_of(t.result.as_ref()?, metric)?)))
+        .filter_map(|t| Some((t.index, super::flat::value_of(t.result.as_ref()?, metric)?)))
         .collect()
 }
 
@@ -102,20 +102,24 @@ pub struct Table {
 }
 
 impl Table {
-    pub fn of(rec: &RunRecord, by: &[String], tasks: &super::results::Results) -> Table {
-        let per_task: HashMap<u64, &Map<String, Value>> = tasks
-            .rows
+    /// From the run and its per-task table (`columns`, `rows` as `results` has them).
+    pub fn of(
+        rec: &RunRecord,
+        by: &[String],
+        task_columns: &[String],
+        task_rows: &[Map<String, Value>],
+    ) -> Table {
+        let per_task: HashMap<u64, &Map<String, Value>> = task_rows
             .iter()
             .filter_map(|r| Some((r.get("index")?.as_u64()?, r)))
             .collect();
         let numeric = |c: &&String| {
             c.starts_with("result.")
-                && tasks
-                    .rows
+                && task_rows
                     .iter()
                     .any(|r| r.get(*c).is_some_and(Value::is_number))
         };
-        let results: Vec<String> = tasks.columns.iter().filter(numeric).cloned().collect();
+        let results: Vec<String> = task_columns.iter().filter(numeric).cloned().collect();
         let mut columns: Vec<String> = vec![];
         let mut rows = vec![];
         for g in groups(rec, by) {
@@ -193,7 +197,7 @@ impl Table {
                 let names: Vec<String> = tasks.iter().map(|t| format!("#{t}")).collect();
                 names.join(" ")
             }
-            other => super::results::text_cell(other),
+            other => super::table::text_cell(other),
         }
     }
 
@@ -232,7 +236,7 @@ impl Table {
             self.rows.len(),
             self.by.join(", ")
         )?;
-        super::results::write_table(f, &self.columns, &cells, &numeric, &marks)
+        super::table::write_table(f, &self.columns, &cells, &numeric, &marks)
     }
 }
 

@@ -31,7 +31,7 @@ pub fn of(rec: &RunRecord, metric: &str) -> Vec<Importance> {
         let Some(y) = t
             .result
             .as_ref()
-            .and_then(|r| super::best::value_of(r, metric))
+            .and_then(|r| super::flat::value_of(r, metric))
         else {
             continue;
         };

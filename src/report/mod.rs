@@ -11,6 +11,7 @@ pub mod phases;
 pub mod planned;
 pub mod results;
 pub mod schedules;
+pub mod table;
 mod waiting;
 use crate::record::{RunRecord, TaskState};
 use chrono::{DateTime, Utc};

@@ -81,10 +81,9 @@ impl Results {
             .map(|b| super::importance::of(rec, &b.metric))
             .unwrap_or_default();
         let group = best.as_ref().and_then(|b| b.spread.as_ref()).map(|s| &s.by);
-        self.groups = best
-            .as_ref()
-            .zip(group)
-            .map(|(b, by)| super::grouped::Table::of(rec, by, &self).ranked(&b.metric, b.goal));
+        self.groups = best.as_ref().zip(group).map(|(b, by)| {
+            super::grouped::Table::of(rec, by, &self.columns, &self.rows).ranked(&b.metric, b.goal)
+        });
         self.best = best;
         self
     }
@@ -128,7 +127,7 @@ impl Results {
 
     /// The rows as CSV: a header of the columns, empty cells for missing values.
     pub fn csv(&self) -> Result<Vec<u8>, csv::Error> {
-        self.csv_with(|c| c.to_string(), cell)
+        self.csv_with(|c| c.to_string(), super::table::cell)
     }
 
     /// The rows as CSV with the header and each value written by these functions (the web
@@ -156,16 +155,7 @@ fn compare(x: &Value, y: &Value) -> Ordering {
         (Some(a), Some(b)) => a.partial_cmp(&b).unwrap_or(Ordering::Equal),
         (Some(_), None) => Ordering::Less,
         (None, Some(_)) => Ordering::Greater,
-        (None, None) => cell(Some(x)).cmp(&cell(Some(y))),
-    }
-}
-
-/// A value as a cell: strings bare, everything else as JSON, missing empty.
-fn cell(v: Option<&Value>) -> String {
-    match v {
-        None | Some(Value::Null) => String::new(),
-        Some(Value::String(s)) => s.clone(),
-        Some(other) => other.to_string(),
+        (None, None) => super::table::cell(Some(x)).cmp(&super::table::cell(Some(y))),
     }
 }
 
@@ -190,16 +180,6 @@ fn row(t: &TaskRecord) -> Map<String, Value> {
         r.insert("reused_from".into(), from.clone().into());
     }
     r
-}
-
-/// A cell of the text tables: one line whatever the value holds (a newline or a terminal
-/// escape in a task's result is shown as `\n`, `\u{1b}`).
-pub(super) fn text_cell(v: Option<&Value>) -> String {
-    match v {
-        // For people: four significant digits (`-o json` and `-o csv` keep every digit).
-        Some(Value::Number(n)) if n.is_f64() => crate::report::short(n.as_f64().unwrap_or(0.0)),
-        _ => crate::ui::printable(&cell(v), "").into_owned(),
-    }
 }
 
 impl fmt::Display for Results {
@@ -249,7 +229,11 @@ impl Results {
         let rows: Vec<&Map<String, Value>> = self.rows.iter().chain(reduce_row.as_ref()).collect();
         let cells: Vec<Vec<String>> = rows
             .iter()
-            .map(|r| keys.iter().map(|c| text_cell(r.get(c))).collect())
+            .map(|r| {
+                keys.iter()
+                    .map(|c| super::table::text_cell(r.get(c)))
+                    .collect()
+            })
             .collect();
         // A column of numbers (every map task's value present is one) is right-aligned, header
         // too; the reduce's `reduce` in the index column does not change that.
@@ -269,51 +253,8 @@ impl Results {
             .iter()
             .map(|r| best.is_some() && r.get("index") == best.as_ref())
             .collect();
-        write_table(f, &keys, &cells, &numeric, &marks)
+        super::table::write_table(f, &keys, &cells, &numeric, &marks)
     }
-}
-
-/// A text table: the header, then each row, numeric columns right-aligned, a marked row
-/// ending in `← best`.
-pub(super) fn write_table(
-    f: &mut fmt::Formatter<'_>,
-    keys: &[String],
-    cells: &[Vec<String>],
-    numeric: &[bool],
-    marks: &[bool],
-) -> fmt::Result {
-    let columns: Vec<String> = keys
-        .iter()
-        .map(|c| crate::ui::printable(c, "").into_owned())
-        .collect();
-    let widths: Vec<usize> = columns
-        .iter()
-        .enumerate()
-        .map(|(i, c)| {
-            cells
-                .iter()
-                .map(|r| r[i].chars().count())
-                .chain([c.chars().count()])
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let line = |f: &mut fmt::Formatter<'_>, values: &[String], mark: &str| {
-        let padded: Vec<String> = values
-            .iter()
-            .zip(widths.iter().zip(numeric))
-            .map(|(v, (w, right))| match right {
-                true => format!("{v:>w$}"),
-                false => format!("{v:<w$}"),
-            })
-            .collect();
-        writeln!(f, "{}{mark}", padded.join("  ").trim_end())
-    };
-    line(f, &columns, "")?;
-    for (r, marked) in cells.iter().zip(marks) {
-        line(f, r, if *marked { "  ← best" } else { "" })?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

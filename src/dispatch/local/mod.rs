@@ -19,7 +19,7 @@ use crate::outputs::{self, CONTAINER_INPUTS, CONTAINER_OUTPUT};
 use crate::record::{RunRecord, Stage, TaskRecord, TaskState};
 use crate::store::Store;
 use bollard::models::{
-    ContainerCreateBody, ContainerSummaryStateEnum, DeviceRequest, HostConfig, Mount, MountType,
+    ContainerCreateBody, ContainerSummaryStateEnum, HostConfig, Mount, MountType,
 };
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
@@ -499,22 +499,10 @@ fn container_body(
         labels: Some(labels),
         host_config: Some(HostConfig {
             mounts: Some(mounts),
-            device_requests: gpus(rec.settings.gpu),
+            device_requests: crate::engine::gpu_request(rec.settings.gpu),
             ..Default::default()
         }),
         ..Default::default()
-    })
-}
-
-/// `[resources] gpu = N`: N of the engine's GPUs, as `docker run --gpus N` asks for them (a
-/// device request with the `gpu` capability; the engine's NVIDIA runtime picks the devices).
-fn gpus(count: u32) -> Option<Vec<DeviceRequest>> {
-    (count > 0).then(|| {
-        vec![DeviceRequest {
-            count: Some(i64::from(count)),
-            capabilities: Some(vec![vec!["gpu".to_string()]]),
-            ..Default::default()
-        }]
     })
 }
 
