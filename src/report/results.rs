@@ -81,6 +81,10 @@ impl Results {
             .map(|b| super::importance::of(rec, &b.metric))
             .unwrap_or_default();
         let group = best.as_ref().and_then(|b| b.spread.as_ref()).map(|s| &s.by);
+        // A grouped key is a repeat (a seed), not a choice: it has no importance to tell.
+        if let Some(by) = group {
+            self.importance.retain(|i| !by.contains(&i.key));
+        }
         self.groups = best.as_ref().zip(group).map(|(b, by)| {
             super::grouped::Table::of(rec, by, &self.columns, &self.rows).ranked(&b.metric, b.goal)
         });

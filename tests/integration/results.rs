@@ -628,6 +628,11 @@ group = ["seed"]"#,
     assert!(rows[2].ends_with("0.12 ± 0.01  #0 #1 #2  ← best"), "{text}");
     assert!(rows[3].ends_with("0.22 ± 0.01  #3 #4 #5"), "{text}");
     assert!(text.contains(&format!("{line}\n")), "{text}");
+    assert!(
+        text.trim_end()
+            .ends_with("importance (rank correlation with loss over 6 tasks): lr +0.88"),
+        "the seed is a repeat, not a choice: {text}"
+    );
     let each = t.run(&["results", &run, "--tasks"]).stdout;
     assert!(
         each.starts_with("index  state      config.width  config.lr  config.seed  result.loss"),
