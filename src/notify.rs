@@ -191,7 +191,7 @@ fn delivery(message: &Message, to: &str, result: Result<(), String>) -> Delivery
 /// One JSON POST, retried on no answer and on 5xx/429 (never echoing the URL).
 async fn post(url: &str, body: &Value) -> Result<(), String> {
     use backon::Retryable;
-    let client = reqwest::Client::builder()
+    let client = crate::tls::http_client()
         .timeout(Duration::from_secs(15))
         .build()
         .map_err(|e| e.without_url().to_string())?;

@@ -11,22 +11,38 @@ use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
 use rustls_pki_types::CertificateDer;
 use std::sync::OnceLock;
 
-/// Every root as one PEM text, made once per process.
-fn pem_roots() -> &'static str {
-    static PEM: OnceLock<String> = OnceLock::new();
-    PEM.get_or_init(|| {
+/// Every usable root, read once per process.
+fn roots() -> &'static [CertificateDer<'static>] {
+    static ROOTS: OnceLock<Vec<CertificateDer<'static>>> = OnceLock::new();
+    ROOTS.get_or_init(|| {
         let mut ders: Vec<CertificateDer<'static>> =
             webpki_root_certs::TLS_SERVER_ROOT_CERTS.to_vec();
         ders.extend(rustls_native_certs::load_native_certs().certs);
         if let Some(path) = std::env::var_os("AWS_CA_BUNDLE") {
             ders.extend(pem_file(std::path::Path::new(&path)));
         }
-        let mut pem = String::new();
-        for der in ders.iter().filter(|d| usable(d)) {
-            pem.push_str(&to_pem(der));
-        }
-        pem
+        ders.retain(|d| usable(d));
+        ders
     })
+}
+
+/// Every root as one PEM text, made once per process.
+fn pem_roots() -> &'static str {
+    static PEM: OnceLock<String> = OnceLock::new();
+    PEM.get_or_init(|| roots().iter().map(|der| to_pem(der)).collect())
+}
+
+/// A builder of jobrun's other HTTPS clients (registries, webhooks, the ECS agent endpoint)
+/// that trusts exactly what the AWS clients trust (the roots above, `AWS_CA_BUNDLE` included),
+/// not reqwest's own list: a user behind a private CA reaches their registry and webhook too.
+pub fn http_client() -> reqwest::ClientBuilder {
+    let mut builder = reqwest::Client::builder().tls_built_in_root_certs(false);
+    for der in roots() {
+        if let Ok(cert) = reqwest::Certificate::from_der(der) {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    builder
 }
 
 /// How many roots jobrun trusts here (built in, and the machine's).

@@ -111,7 +111,7 @@ pub async fn run(args: AgentArgs) -> Result<(), AgentError> {
     let aws = crate::aws::Access::default().load().await?;
     let sqs = aws.sqs();
     let (visibility, max_receives) = queue_settings(&sqs, &args).await?;
-    let http = reqwest::Client::new();
+    let http = local_http();
     let (worker, log) = whoami(&http, args.log_group.as_deref()).await;
     let mut agent = Agent {
         s3: aws.s3(),
@@ -173,7 +173,15 @@ async fn queue_settings(
 
 /// This process's ECS task ARN (the driver's name as a lease holder), or host/<name>/<pid>.
 pub async fn whoami_task() -> String {
-    whoami(&reqwest::Client::new(), None).await.0
+    whoami(&local_http(), None).await.0
+}
+
+/// The client for the ECS agent's endpoints (task metadata, scale-in protection), built as
+/// every other HTTP client of jobrun is.
+fn local_http() -> reqwest::Client {
+    crate::tls::http_client()
+        .build()
+        .expect("an HTTP client of the process's roots builds")
 }
 
 /// This worker's ECS task (from the task metadata endpoint) and its log stream, or the host.

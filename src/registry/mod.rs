@@ -146,7 +146,7 @@ impl Registry {
     pub fn new(host: &str, credentials: Option<Credentials>) -> Registry {
         let scheme = if is_loopback(host) { "http" } else { "https" };
         Registry {
-            http: reqwest::Client::builder()
+            http: crate::tls::http_client()
                 .user_agent(concat!("jobrun/", env!("CARGO_PKG_VERSION")))
                 .connect_timeout(std::time::Duration::from_secs(10))
                 .build()

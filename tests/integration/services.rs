@@ -250,12 +250,17 @@ pub fn expire_ecr(moto: &Service, registry: &Service, repository: &str) -> Vec<S
 /// the jobrun inside an image: use `https://127.0.0.1:<port>` with AWS_CA_BUNDLE naming
 /// [`Service::ca_file`].
 pub fn tls_front(upstream: &Service) -> Service {
+    tls_front_of(upstream.port)
+}
+
+/// [`tls_front`] in front of any HTTP server on loopback (a webhook receiver).
+pub fn tls_front_of(upstream_port: u16) -> Service {
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
     let args = [
         concat!(env!("CARGO_MANIFEST_DIR"), "/tests/moto/tls_front.py").to_string(),
         "--upstream-port".into(),
-        upstream.port.to_string(),
+        upstream_port.to_string(),
         "--port".into(),
         port.to_string(),
         "--dir".into(),

@@ -294,6 +294,15 @@ impl Receiver {
         format!("http://127.0.0.1:{}/hook/SECRET-TOKEN", self.port)
     }
 
+    /// Its URL through HTTPS (`front`: a [`services::tls_front_of`] this receiver's port).
+    pub(crate) fn https_url(&self, front: &Service) -> String {
+        format!("https://127.0.0.1:{}/hook/SECRET-TOKEN", front.port)
+    }
+
+    pub(crate) fn port(&self) -> u16 {
+        self.port
+    }
+
     pub(crate) fn got(&self) -> Vec<(u16, Value)> {
         self.got.lock().unwrap().clone()
     }
@@ -574,4 +583,35 @@ fn a_detached_ecs_run_nobody_watched_does_not_block_the_next_key() {
     );
     assert_ne!(next["run_id"], first.as_str());
     assert_eq!(t.status(&first)["state"], "succeeded");
+}
+
+/// A webhook behind a private CA: reached when `AWS_CA_BUNDLE` names the CA (the trust every
+/// AWS client of jobrun has, now its other HTTPS clients' too), refused without it.
+#[test]
+fn a_webhook_behind_a_private_ca_is_reached_with_aws_ca_bundle() {
+    let hook = Receiver::start(0);
+    let front = services::tls_front_of(hook.port());
+    let t = Test::with_task(r#"command = ["/task"]"#);
+    let toml = std::fs::read_to_string(t.dir.path().join("jobrun.toml")).unwrap();
+    t.write(
+        "jobrun.toml",
+        &format!(
+            "{toml}\n[notify]\nwebhook = \"{}\"\n",
+            hook.https_url(&front)
+        ),
+    );
+    t.build();
+    let r = t.run(&["submit", "--configs", "1"]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    assert!(hook.got().is_empty(), "an unknown CA is not trusted");
+    assert!(
+        r.stderr.contains("webhook"),
+        "the failed delivery is said: {}",
+        r.stderr
+    );
+    let ca = front.ca_file().display().to_string();
+    let trusting = t.env("AWS_CA_BUNDLE", &ca);
+    let r = trusting.run(&["submit", "--configs", "1"]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    assert_eq!(hook.got().len(), 1, "delivered: {}", r.stderr);
 }
