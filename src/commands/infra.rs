@@ -78,9 +78,25 @@ async fn driver(
     dry_run: bool,
     ui: &Ui,
 ) -> Result<(String, Vec<crate::infra::Change>)> {
-    let (image, _) = dispatcher_image(job, store, dry_run, ui).await?;
+    let image = match dry_run {
+        true => planned_dispatcher_image(job, store, ui).await?,
+        false => dispatcher_image(job, store, false, ui).await?.0,
+    };
     let dispatcher = crate::infra::dispatcher::converge_driver(job, aws, outputs, &image, dry_run);
     Ok(dispatcher.await?)
+}
+
+/// What `up --dry-run` says of the dispatcher's image without making it (a dry run builds and
+/// pushes nothing, and needs no Docker engine): where its jobrun comes from and how it starts.
+async fn planned_dispatcher_image(job: &Job, store: &Store, ui: &Ui) -> Result<DispatcherImage> {
+    let arch = crate::config::Platform::host().arch;
+    let jobrun = crate::image::agent::find(&job.image.agent, arch, store, ui).await?;
+    Ok(DispatcherImage {
+        reference: format!("{}:dispatcher-… (to be built and pushed)", job.name),
+        planned: true,
+        entry: jobrun.info.entry,
+        arch,
+    })
 }
 
 /// jobrun's own image for the job's dispatcher and driver (`FROM scratch` and the in-AWS
@@ -104,6 +120,7 @@ pub(super) async fn dispatcher_image(
     };
     let image = DispatcherImage {
         reference,
+        planned: false,
         entry: built.agent.entry.clone(),
         arch: built.platform.arch,
     };

@@ -20,6 +20,8 @@ use serde::Serialize;
 /// The dispatcher's image as pushed, and how it is started.
 pub struct DispatcherImage {
     pub reference: String,
+    /// Not built yet (`up --dry-run`): its task definition is compared without it.
+    pub planned: bool,
     pub entry: Vec<String>,
     /// Its CPU architecture (the host's, where it was built).
     pub arch: crate::config::Arch,
@@ -129,7 +131,12 @@ async fn dispatcher_task(
         .await?;
     let roles = (outputs.execution_role.as_str(), dispatcher_arn.as_str());
     let td = TaskDefinition::dispatcher(&up.cx, roles, &image.reference, &image.entry, image.arch);
-    up.converge(td).await
+    up.converge(if image.planned {
+        td.image_pending()
+    } else {
+        td
+    })
+    .await
 }
 
 /// Where a job's schedules are, without converging anything (for `list`, `pause`, `rm`).

@@ -272,6 +272,24 @@ fn a_detached_ecs_run_ends_in_aws_with_its_retries_timeout_reduce_and_notice() {
             hook.url()
         ),
     );
+    // A dry run makes nothing, the driver's image included: it needs no Docker engine.
+    let dry = t
+        .command(&["up", "--dry-run"])
+        .env("DOCKER_HOST", "unix:///nonexistent.sock")
+        .output()
+        .unwrap();
+    let said =
+        String::from_utf8_lossy(&dry.stderr).to_string() + &String::from_utf8_lossy(&dry.stdout);
+    assert_eq!(dry.status.code(), Some(0), "{said}");
+    assert!(
+        said.contains("its image is built and pushed by `up`"),
+        "the image it would make: {said}"
+    );
+    assert!(said.contains("plan (nothing was changed)"), "{said}");
+    assert!(
+        !said.contains("\n  update "),
+        "nothing else differs: {said}"
+    );
     let toml = std::fs::read_to_string(t.dir.path().join("jobrun.toml")).unwrap();
     t.write(
         "jobrun.toml",

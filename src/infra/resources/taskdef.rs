@@ -23,6 +23,8 @@ pub struct TaskDefinition {
     entry_point: Option<Vec<String>>,
     /// The fields jobrun sets, in the form [`shape_of`] reads back.
     want: Value,
+    /// `up --dry-run`: the image is not built yet, so it is not compared.
+    image_pending: bool,
 }
 
 impl TaskDefinition {
@@ -47,6 +49,7 @@ impl TaskDefinition {
             family,
             entry_point: agent.map(|_| entry),
             want,
+            image_pending: false,
         }
     }
 
@@ -66,6 +69,7 @@ impl TaskDefinition {
             family: cx.names.agent_family.clone(),
             entry_point: Some(entry),
             want,
+            image_pending: false,
         }
     }
 
@@ -111,6 +115,7 @@ impl TaskDefinition {
             family: cx.names.dispatcher_family.clone(),
             entry_point: Some(entry.to_vec()),
             want,
+            image_pending: false,
         }
     }
 }
@@ -227,6 +232,14 @@ fn shape_of(td: &Registered) -> Value {
     })
 }
 
+impl TaskDefinition {
+    /// For `up --dry-run`, which builds no image: everything but the image is compared.
+    pub fn image_pending(mut self) -> TaskDefinition {
+        self.image_pending = true;
+        self
+    }
+}
+
 impl Resource for TaskDefinition {
     type Seen = Option<Registered>;
     type Out = String;
@@ -251,13 +264,22 @@ impl Resource for TaskDefinition {
         let Some(current) = current else {
             return Ok(change(KIND, family, Action::Create, "missing"));
         };
-        let have = shape_of(current);
-        if have == self.want {
-            let why = format!("revision {}", current.revision());
+        let mut have = shape_of(current);
+        let mut want = self.want.clone();
+        let pending = match self.image_pending {
+            true => {
+                for v in [&mut have, &mut want] {
+                    v.as_object_mut().map(|o| o.remove("image"));
+                }
+                " (its image is built and pushed by `up`, then compared)"
+            }
+            false => "",
+        };
+        if have == want {
+            let why = format!("revision {}{pending}", current.revision());
             return Ok(change(KIND, family, Action::Unchanged, why));
         }
-        let differs: Vec<&str> = self
-            .want
+        let differs: Vec<&str> = want
             .as_object()
             .expect("object")
             .iter()
@@ -268,7 +290,7 @@ impl Resource for TaskDefinition {
             KIND,
             family,
             Action::Update,
-            format!("new revision: {} changed", differs.join(", ")),
+            format!("new revision: {} changed{pending}", differs.join(", ")),
         ))
     }
 
