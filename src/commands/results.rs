@@ -16,10 +16,7 @@ use std::path::Path;
 pub async fn results(file: Option<&Path>, args: ResultsArgs, ui: &Ui) -> Result<Exit> {
     let store = open_store()?;
     let rec = current(&store, resolve(&store, file, &args.run).await?).await?;
-    let mut table = Results::of(&rec);
-    if let Some(objective) = objective(&rec, &args)? {
-        table = table.judged_by(&rec, &objective);
-    }
+    let mut table = Results::by(&rec, objective(&rec, &args)?.as_ref());
     table.each_task = args.tasks;
     if let Some(key) = &args.sort {
         let column = table.column(key).ok_or_else(|| {
@@ -65,23 +62,15 @@ pub async fn results(file: Option<&Path>, args: ResultsArgs, ui: &Ui) -> Result<
     Ok(Exit::Ok)
 }
 
-/// Every task's output folder into `dir/<index>/` (the reduce's into `dir/reduce/`).
 /// The objective `--metric`, `--goal` and `--group` name, when they change the run's own.
 fn objective(rec: &RunRecord, args: &ResultsArgs) -> Result<Option<Objective>> {
     let group = crate::record::schema::group_keys(&args.group)
         .map_err(|e| Failure::usage(e.replace("results.group", "--group")))?;
-    let own = rec.settings.objective.clone().or_else(|| {
-        crate::report::best::Best::for_run(rec).map(|b| Objective {
-            metric: b.metric,
-            goal: b.goal,
-            group: vec![],
-        })
-    });
+    let own = crate::report::best::objective_of(rec);
     let mut objective = match (&args.metric, own) {
         (Some(metric), own) => Objective {
-            metric: metric.strip_prefix("result.").unwrap_or(metric).to_string(),
-            goal: args.goal.unwrap_or_default(),
             group: own.map(|o| o.group).unwrap_or_default(),
+            ..Objective::named(metric, args.goal)
         },
         (None, Some(own)) if !group.is_empty() => own,
         (None, _) if !group.is_empty() => {
@@ -114,6 +103,7 @@ fn objective(rec: &RunRecord, args: &ResultsArgs) -> Result<Option<Objective>> {
     Ok(Some(objective))
 }
 
+/// Every task's output folder into `dir/<index>/` (the reduce's into `dir/reduce/`).
 async fn download(store: &crate::store::Store, rec: &RunRecord, dir: &Path) -> Result<Moved> {
     let reduce = dir.join("reduce");
     let Some(run) = rec.place.ecs() else {

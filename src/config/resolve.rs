@@ -337,9 +337,8 @@ fn objective(
             Err("results.metric is a key of the tasks' result.json, e.g. \"loss\"".into())
         }
         (Some(metric), goal) => Ok(Some(Objective {
-            metric: metric.strip_prefix("result.").unwrap_or(metric).to_string(),
-            goal: goal.unwrap_or_default(),
             group,
+            ..Objective::named(metric, goal)
         })),
     }
 }

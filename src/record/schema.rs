@@ -89,6 +89,18 @@ pub struct Objective {
     pub group: Vec<String>,
 }
 
+impl Objective {
+    /// The objective a user names: `metric` as typed (`loss`, or `result.loss` as `results`
+    /// shows the column), smaller wins unless `goal` says otherwise, no group.
+    pub fn named(metric: &str, goal: Option<Goal>) -> Objective {
+        Objective {
+            metric: metric.strip_prefix("result.").unwrap_or(metric).to_string(),
+            goal: goal.unwrap_or_default(),
+            group: vec![],
+        }
+    }
+}
+
 /// `[results] group` / `--group` keys as configuration keys (`config.seed` is `seed`), each
 /// a non-empty key named once.
 pub fn group_keys(keys: &[String]) -> Result<Vec<String>, String> {

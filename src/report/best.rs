@@ -50,12 +50,9 @@ pub struct Runner {
 }
 
 impl Best {
-    /// The run's winner by its objective: `[results] metric`, else the reduce's `best_*`.
+    /// The run's winner by its objective (see [`objective_of`]).
     pub fn for_run(rec: &RunRecord) -> Option<Best> {
-        match &rec.settings.objective {
-            Some(o) => Best::of(rec, o),
-            None => Best::of(rec, &inferred(rec)?),
-        }
+        Best::of(rec, &objective_of(rec)?)
     }
 
     /// The run's winner by `objective`, if any task has the metric: the task with the best
@@ -117,6 +114,12 @@ impl Best {
             spread,
         })
     }
+}
+
+/// What a run is judged by: `[results] metric` (or `submit --metric`), else the reduce's
+/// `best_*` key.
+pub fn objective_of(rec: &RunRecord) -> Option<Objective> {
+    rec.settings.objective.clone().or_else(|| inferred(rec))
 }
 
 /// A contender: its (first) task, its value (or mean), its configuration, its spread.

@@ -31,7 +31,23 @@ pub struct Results {
 }
 
 impl Results {
+    /// The run's results, judged by its own objective (see [`super::best::objective_of`]).
     pub fn of(rec: &RunRecord) -> Results {
+        Results::by(rec, None)
+    }
+
+    /// The run's results judged by `objective` (`results --metric`, a page's `?metric=`), else
+    /// by its own: the winner, the importance and the groups made once.
+    pub fn by(rec: &RunRecord, objective: Option<&crate::record::schema::Objective>) -> Results {
+        let best = match objective {
+            Some(o) => super::best::Best::of(rec, o),
+            None => super::best::Best::for_run(rec),
+        };
+        Results::unjudged(rec).judged(rec, best)
+    }
+
+    /// Every map task as a row, before anyone is named the winner.
+    fn unjudged(rec: &RunRecord) -> Results {
         let maps: Vec<&TaskRecord> = rec.tasks.iter().filter(|t| t.stage == Stage::Map).collect();
         let rows: Vec<Map<String, Value>> = maps.iter().map(|t| row(t)).collect();
         // Keys in the order the configurations (and the results) give them, first seen first.
@@ -72,7 +88,6 @@ impl Results {
             groups: None,
             each_task: false,
         }
-        .judged(rec, super::best::Best::for_run(rec))
     }
 
     fn judged(mut self, rec: &RunRecord, best: Option<super::best::Best>) -> Results {
@@ -90,16 +105,6 @@ impl Results {
         });
         self.best = best;
         self
-    }
-
-    /// The winner by another objective than the run's (`results --metric`).
-    pub fn judged_by(
-        self,
-        rec: &RunRecord,
-        objective: &crate::record::schema::Objective,
-    ) -> Results {
-        let best = super::best::Best::of(rec, objective);
-        self.judged(rec, best)
     }
 
     /// The column a `--sort` key names: itself, else `result.KEY`, else `config.KEY`.

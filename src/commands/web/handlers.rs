@@ -302,24 +302,20 @@ async fn output(
 /// The run's results as the page asks: judged by `?metric=` (else by the run's objective,
 /// else by `ui --metric`), sorted and filtered.
 fn table(app: &App, rec: &RunRecord, q: &ResultsQuery) -> Results {
-    let mut r = Results::of(rec);
     let group = || rec.settings.objective.as_ref().map(|o| o.group.clone());
     let asked =
         q.metric
             .as_deref()
             .filter(|m| !m.is_empty())
             .map(|m| crate::record::schema::Objective {
-                metric: m.strip_prefix("result.").unwrap_or(m).to_string(),
-                goal: q.goal.unwrap_or_default(),
                 group: group().unwrap_or_default(),
+                ..crate::record::schema::Objective::named(m, q.goal)
             });
     let fallback = || match rec.settings.objective {
         Some(_) => None,
         None => app.objective.clone(),
     };
-    if let Some(objective) = asked.or_else(fallback) {
-        r = r.judged_by(rec, &objective);
-    }
+    let mut r = Results::by(rec, asked.or_else(fallback).as_ref());
     if let Some(col) = q.sort.as_deref().and_then(|s| r.column(s)) {
         r.sort(&col, q.descending());
     }
@@ -416,13 +412,7 @@ async fn compare(
         ));
     }
     let other = Results::of(&other_rec);
-    let objective = rec.settings.objective.clone().or_else(|| {
-        crate::report::best::Best::for_run(&rec).map(|b| crate::record::schema::Objective {
-            metric: b.metric,
-            goal: b.goal,
-            group: vec![],
-        })
-    });
+    let objective = crate::report::best::objective_of(&rec);
     let compared = Compare::of(&this, &other, q.key.as_deref(), objective.as_ref());
     Ok(html(views::compare_page(
         &rec,

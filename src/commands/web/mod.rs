@@ -83,12 +83,8 @@ pub async fn ui(file: Option<&Path>, args: UiArgs) -> Result<Exit> {
         cache: Cache::default(),
         objective: args
             .metric
-            .as_ref()
-            .map(|m| crate::record::schema::Objective {
-                metric: m.strip_prefix("result.").unwrap_or(m).to_string(),
-                goal: args.goal.unwrap_or_default(),
-                group: vec![],
-            }),
+            .as_deref()
+            .map(|m| crate::record::schema::Objective::named(m, args.goal)),
     });
     println!("jobrun ui: {url}");
     eprintln!("(Ctrl-C stops it; the token in the URL is needed once per browser)");
