@@ -164,6 +164,13 @@ impl Table {
         }
     }
 
+    /// Whether a row (a configuration) holds task `index` among its tasks.
+    pub fn holds(row: &Map<String, Value>, index: usize) -> bool {
+        row.get("tasks")
+            .and_then(Value::as_array)
+            .is_some_and(|t| t.contains(&Value::from(index)))
+    }
+
     /// The rows best mean first (stable: equal means keep their order).
     pub fn ranked(mut self, metric: &str, goal: crate::record::schema::Goal) -> Table {
         let column = format!("result.{metric}");
@@ -220,15 +227,10 @@ impl Table {
                         .all(|v| v.is_number() || v.is_object())
             })
             .collect();
-        let holds = |r: &Map<String, Value>, i: usize| {
-            r.get("tasks")
-                .and_then(Value::as_array)
-                .is_some_and(|t| t.contains(&Value::from(i)))
-        };
         let marks: Vec<bool> = self
             .rows
             .iter()
-            .map(|r| best.is_some_and(|i| holds(r, i)))
+            .map(|r| best.is_some_and(|i| Table::holds(r, i)))
             .collect();
         writeln!(
             f,

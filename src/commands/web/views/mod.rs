@@ -373,6 +373,13 @@ pub fn human(v: &Value) -> String {
     }
 }
 
+/// JSON for inside a `<script>` element: no `</` may end it early.
+pub(super) fn script_json(v: &impl Serialize) -> String {
+    serde_json::to_string(v)
+        .unwrap_or_default()
+        .replace("</", "<\\/")
+}
+
 pub(super) fn enc(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
 }

@@ -3,7 +3,7 @@
 //! key is not a number or has few values), the scatter with its winner and, with `[results]
 //! group`, each configuration's mean ± sd; the small multiples; the parallel coordinates.
 
-use super::human;
+use super::{human, script_json};
 use crate::report::results::Results;
 use serde::Serialize;
 use serde_json::Value;
@@ -135,13 +135,6 @@ struct Scatter<'a> {
     best: Option<usize>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     means: Vec<Value>,
-}
-
-/// JSON for inside a `<script>`: no `</` may end it early.
-fn script_json(v: &impl Serialize) -> String {
-    serde_json::to_string(v)
-        .unwrap_or_default()
-        .replace("</", "<\\/")
 }
 
 fn column<'a>(r: &'a Results, key: &'a str) -> impl Iterator<Item = &'a Value> {

@@ -251,11 +251,7 @@ fn row_cells(
 /// With `[results] group`: one row per configuration, mean ± sd of each result, n, its tasks.
 fn groups(g: &crate::report::grouped::Table, best: Option<usize>, run_id: &str) -> Markup {
     let holds = |row: &Map<String, Value>| {
-        best.is_some_and(|b| {
-            row.get("tasks")
-                .and_then(Value::as_array)
-                .is_some_and(|t| t.contains(&Value::from(b)))
-        })
+        best.is_some_and(|b| crate::report::grouped::Table::holds(row, b))
     };
     html! {
         section #groups {

@@ -121,9 +121,7 @@ impl TrendPoint {
 }
 
 pub fn trend_page(t: &Trend) -> Markup {
-    let data = serde_json::to_string(&serde_json::json!({ "key": t.key, "points": t.points }))
-        .unwrap_or_default()
-        .replace("</", "<\\/");
+    let data = super::script_json(&serde_json::json!({ "key": t.key, "points": t.points }));
     page(
         &format!("trend of {}", t.job),
         html! {
