@@ -158,7 +158,15 @@ fn new_record(
         .map(|p| p.arch)
         .unwrap_or(job.image.platform.arch);
     let mut settings = settings_of(job);
-    settings.prices = Some(crate::cost::Prices::lookup(&region, arch, &job.cost));
+    settings.prices = Some(match job.managed_instances() {
+        true => crate::cost::instances::lookup(&region, job).map_err(|m| {
+            Failure::usage(m).hint(
+                "name instance types jobrun prices ([resources] instance_types = [\"g6.*\"]), \
+                 or give the price in [cost] vcpu_hour",
+            )
+        })?,
+        false => crate::cost::Prices::lookup(&region, arch, &job.cost),
+    });
     let mut rec = RunRecord {
         schema: record::SCHEMA,
         run_id: run_id.to_string(),

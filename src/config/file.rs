@@ -230,6 +230,9 @@ pub struct ResourcesSection {
     /// EC2 instance types a task may run on (`g6.xlarge`, `g6.*`).
     #[serde(default)]
     pub instance_types: Vec<String>,
+    /// How long an idle Managed Instance waits for the next task before it is retired.
+    #[serde(default, with = "opt_duration")]
+    pub instance_idle: Option<Duration>,
 }
 
 #[derive(Debug, Deserialize, Default)]

@@ -266,6 +266,9 @@ pub struct Resources {
     /// The EC2 instance types a task may run on (ECS Managed Instances).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub instance_types: Vec<String>,
+    /// How long an idle Managed Instance is kept for the next task (ECS: `scaleInAfter`).
+    #[serde(with = "secs")]
+    pub instance_idle: Duration,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -277,6 +280,14 @@ impl Resources {
     /// Managed Instances.
     pub fn beyond_fargate(&self) -> bool {
         self.gpu > 0 || !self.instance_types.is_empty()
+    }
+}
+
+impl Job {
+    /// Whether the job's tasks run on ECS Managed Instances (EC2 instances ECS launches and
+    /// retires) rather than Fargate: an ECS job that needs a GPU or names instance types.
+    pub fn managed_instances(&self) -> bool {
+        self.target == TargetKind::Ecs && self.resources.beyond_fargate()
     }
 }
 

@@ -113,8 +113,8 @@ mod tests {
         load(&path, env, flags)
     }
 
-    /// `[resources] gpu`, `gpu_type`, `instance_types`: checked as EC2 and ECS take them; on
-    /// ECS they are refused until jobrun makes Managed Instances (Fargate has no GPU).
+    /// `[resources] gpu`, `gpu_type`, `instance_types`, `instance_idle`: checked as EC2 and ECS
+    /// take them; on ECS they move the job to Managed Instances (Fargate has no GPU).
     #[test]
     fn gpus_are_counted_named_and_refused_where_they_cannot_run() {
         let none = (&Overrides::default(), &Overrides::default());
@@ -140,14 +140,21 @@ mod tests {
             let e = job(&format!("[resources]\n{bad}\n")).unwrap_err();
             assert!(e.contains(says), "{bad}: {e}");
         }
-        let e = load_str(
-            "[job]\nname = \"wc\"\ntarget = \"ecs\"\n[resources]\ngpu = 1\n",
+        let ecs = load_str(
+            "[job]\nname = \"wc\"\ntarget = \"ecs\"\n[resources]\ngpu = 1\ninstance_idle = \"90s\"\n",
             none.0,
             none.1,
         )
-        .unwrap_err()
-        .to_string();
-        assert!(e.contains("need ECS Managed Instances"), "{e}");
+        .unwrap();
+        assert!(
+            ecs.managed_instances(),
+            "an ECS job with a GPU runs on Managed Instances"
+        );
+        assert_eq!(ecs.resources.instance_idle.as_secs(), 90);
+        assert!(!job("[resources]\ngpu = 1\n").unwrap().managed_instances());
+        assert_eq!(job("").unwrap().resources.instance_idle.as_secs(), 300);
+        let e = job("[resources]\ninstance_idle = \"2h\"\n").unwrap_err();
+        assert!(e.contains("at most an hour"), "{e}");
     }
 
     #[test]

@@ -278,17 +278,8 @@ pub(super) fn resolve(
     let name = file.job.name.clone();
     validate_job_name(&name).map_err(invalid)?;
     let target = layered(&flags.target, &file.job.target, &env.target).unwrap_or_default();
-    let resources = resources(&file.resources, env, flags).map_err(invalid)?;
-    if target == TargetKind::Ecs && resources.beyond_fargate() {
-        // Fargate's task parameters have no GPU and its sizes end at 16 vCPU: such a job needs
-        // ECS Managed Instances (a capacity provider jobrun does not make yet).
-        return Err(invalid(
-            "resources.gpu / instance_types need ECS Managed Instances, which jobrun cannot set up yet \
-             (Fargate has no GPUs): run the job locally on a machine with a GPU (target = \"local\")"
-                .to_string(),
-        ));
-    }
-    let image = image(&file, &dir, target, env, flags).map_err(invalid)?;
+    let resources = resources(&file.resources, target, env, flags).map_err(invalid)?;
+    let image = image(&file, &dir, target, resources.gpu > 0, env, flags).map_err(invalid)?;
     let run = run(&file, target, env, flags).map_err(invalid)?;
     let mode = layered(&flags.mode, &file.ecs.mode, &env.mode).unwrap_or_default();
     let mut ecs = validate_ecs(&file.ecs, &file.queue, mode, run.timeout).map_err(invalid)?;
@@ -420,6 +411,7 @@ fn notify(section: &NotifySection, profile: Option<&str>) -> Result<Option<Notif
 
 fn resources(
     file: &ResourcesSection,
+    target: TargetKind,
     env: &Overrides,
     flags: &Overrides,
 ) -> Result<Resources, String> {
@@ -428,8 +420,16 @@ fn resources(
     // Unset, Fargate's own 20 GiB, which every task gets free (Fargate pricing); a set size is
     // 21-200 GiB and the GiB beyond 20 are billed.
     let ephemeral_storage = file.ephemeral_storage;
-    let (gpu, gpu_type, instance_types) = super::machines::machines(file)?;
-    validate_fargate(cpu, memory, ephemeral_storage).map_err(|m| format!("resources: {m}"))?;
+    let machines = super::machines::machines(file)?;
+    // On ECS Managed Instances a task takes any size its instance holds; elsewhere sizes are
+    // Fargate's (a local job is tried before it goes there).
+    let instances =
+        target == TargetKind::Ecs && (machines.gpu > 0 || !machines.instance_types.is_empty());
+    match instances {
+        true => super::machines::check_instance_size(cpu, memory, ephemeral_storage)?,
+        false => validate_fargate(cpu, memory, ephemeral_storage)
+            .map_err(|m| format!("resources: {m}"))?,
+    }
     let max_memory = match file.max_memory {
         None => MemoryMib(memory.0.saturating_mul(2)),
         Some(m) if !crate::resources::is_fargate_memory(m) => {
@@ -449,9 +449,10 @@ fn resources(
         memory,
         ephemeral_storage,
         max_memory,
-        gpu,
-        gpu_type,
-        instance_types,
+        gpu: machines.gpu,
+        gpu_type: machines.gpu_type,
+        instance_types: machines.instance_types,
+        instance_idle: machines.instance_idle,
     })
 }
 
@@ -459,6 +460,7 @@ fn image(
     file: &FileConfig,
     dir: &Path,
     target: TargetKind,
+    gpu: bool,
     env: &Overrides,
     flags: &Overrides,
 ) -> Result<ImageSpec, String> {
@@ -466,6 +468,8 @@ fn image(
         Some(p) => Platform::parse(&p).map_err(|m| format!("image.platform: {m}"))?,
         None => match target {
             TargetKind::Local => Platform::host(),
+            // GPU instances are x86_64 (g4dn, g5, g6, g6e, p4d, p5; only g5g is Graviton).
+            TargetKind::Ecs if gpu => Arch::Amd64.into(),
             // Fargate on Graviton (+ Spot) is the cheap path.
             TargetKind::Ecs => Arch::Arm64.into(),
         },

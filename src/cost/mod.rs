@@ -5,6 +5,7 @@
 //! estimate before a run (`estimate.rs`). Prices are data (`prices.rs`).
 
 pub mod estimate;
+pub mod instances;
 pub mod prices;
 mod run;
 

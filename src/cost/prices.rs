@@ -72,6 +72,7 @@ impl Prices {
                 None => (table.spot.discount_low, table.spot.discount_high),
             },
             source,
+            instance: None,
         }
     }
 }

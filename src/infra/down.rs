@@ -1,12 +1,14 @@
 //! `jobrun down`: discovers what carries this job's tags, asks, then deletes it in reverse
-//! dependency order (the schedule group with its schedules; the job's tasks still running, stopped; queue mode's service, notification and queues; the task definitions,
-//! cluster, security group, roles, log group, bucket; last the ECR repository `push` made).
+//! dependency order (the schedule group with its schedules; the job's tasks still running,
+//! stopped; queue mode's service, notification and queues; the task definitions, Managed
+//! Instances' capacity providers, cluster, security group, instance profile, roles, log group,
+//! bucket; last the ECR repository `push` made).
 //! Configured (shared) resources and anything untagged are kept; what is already gone is
 //! reported as absent, so `down` can be run again after a partial failure.
 
 use super::resources::{
-    Ctx, Teardown, bucket, cluster, iam, logs, network, queue, repository, schedule, service,
-    taskdef, trigger,
+    Ctx, Teardown, bucket, cluster, iam, instances, logs, network, queue, repository, schedule,
+    service, taskdef, trigger,
 };
 use super::{Change, DownReport, InfraError};
 use crate::aws::Aws;
@@ -43,8 +45,10 @@ async fn discover(cx: &Ctx<'_>) -> Result<Teardown, InfraError> {
     trigger::discover(cx, &mut found);
     queue::discover(cx, &mut found).await?;
     taskdef::discover(cx, &mut found).await?;
+    instances::discover(cx, &mut found).await?;
     cluster::discover(cx, &mut found).await?;
     network::discover(cx, &mut found).await?;
+    instances::discover_profile(cx, &mut found).await?;
     iam::discover(cx, &mut found).await?;
     logs::discover(cx, &mut found).await?;
     bucket::discover(cx, &mut found).await?;

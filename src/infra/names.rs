@@ -45,6 +45,14 @@ pub struct Names {
     /// The ECS service that keeps the job's driver (the dispatcher's task definition, running
     /// `jobrun drive`) while runs driven in AWS are unfinished; desired 0 otherwise.
     pub driver_service: String,
+    /// ECS Managed Instances (a job with a GPU or instance types): the role ECS launches
+    /// instances with, the instances' role (and its instance profile, of the same name: its
+    /// name starts `ecsInstanceRole`, the only roles AWS's managed infrastructure policy may
+    /// pass), and the Spot and on-demand capacity providers.
+    pub infrastructure_role: String,
+    pub instance_role: String,
+    pub spot_provider: String,
+    pub on_demand_provider: String,
 }
 
 impl Names {
@@ -88,6 +96,10 @@ impl Names {
             scheduler_role: format!("jobrun-{j}-scheduler"),
             schedule_dlq: format!("jobrun-{j}-schedule-dlq"),
             driver_service: format!("jobrun-{j}-driver"),
+            infrastructure_role: format!("jobrun-{j}-instances"),
+            instance_role: format!("ecsInstanceRole-{j}"),
+            spot_provider: format!("jobrun-{j}-spot"),
+            on_demand_provider: format!("jobrun-{j}-on-demand"),
         }
     }
 }
@@ -113,6 +125,10 @@ impl Names {
             ("IAM role", &self.scheduler_role, Rule::IamRole),
             ("SQS queue", &self.schedule_dlq, Rule::SqsQueue),
             ("ECS service", &self.driver_service, Rule::Ecs),
+            ("IAM role", &self.infrastructure_role, Rule::IamRole),
+            ("IAM role", &self.instance_role, Rule::IamRole),
+            ("capacity provider", &self.spot_provider, Rule::Ecs),
+            ("capacity provider", &self.on_demand_provider, Rule::Ecs),
         ];
         if let Some(repo) = &self.repository {
             all.push(("ECR repository", repo, Rule::EcrRepository));

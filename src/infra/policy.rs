@@ -44,6 +44,20 @@ pub fn trust() -> Value {
     })
 }
 
+/// An AWS service may take the role: ECS (`ecs.amazonaws.com`) the Managed Instances'
+/// infrastructure role, EC2 (`ec2.amazonaws.com`) their instance role
+/// (managed-instances-instance-profile.html, infrastructure_IAM_role.html).
+pub fn service_trust(service: &str) -> Value {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Principal": { "Service": service },
+            "Action": "sts:AssumeRole"
+        }]
+    })
+}
+
 /// EventBridge Scheduler may take the scheduler role, for schedules of this account only.
 pub fn scheduler_trust(account: &str) -> Value {
     json!({

@@ -1,13 +1,15 @@
 //! `jobrun up`: each resource observed, compared with what the job needs, and converged, in
 //! dependency order — bucket, log group, execution role, (queue mode: queues), task role,
-//! network, cluster, task definition, (queue mode: the agent's task definition, the workers'
+//! network, cluster, (Managed Instances: their two roles, instance profile and capacity
+//! providers), task definition, (queue mode: the agent's task definition, the workers'
 //! service, its scaling, the S3 trigger). Every step records one change; a dry run records
 //! and writes nothing. With nothing to change there is no write call at all, and a failure
 //! half way leaves resources that the next `up` finds and completes.
 
 use super::resources::bucket::Bucket;
 use super::resources::cluster::Cluster;
-use super::resources::iam::{Role, ServiceLinkedRole};
+use super::resources::iam::{Grant, Role, ServiceLinkedRole};
+use super::resources::instances::{CapacityProvider, InstanceProfile};
 use super::resources::logs::LogGroup;
 use super::resources::network::{SecurityGroups, Subnets};
 use super::resources::queue::{Queue, Queues};
@@ -21,7 +23,7 @@ use crate::arn::Arns;
 use crate::aws::Aws;
 use crate::config::{DispatchMode, Job};
 use crate::image::AgentLayer;
-use crate::record::EcsSite;
+use crate::record::{EcsSite, InstanceProviders};
 use serde_json::Value;
 
 /// The context, and the changes recorded so far.
@@ -86,6 +88,10 @@ pub async fn up(
         up.converge(ServiceLinkedRole::ECS).await?;
     }
     let providers = up.converge(Cluster).await?;
+    let instances = match job.managed_instances() {
+        true => Some(instances(&mut up, &placement.subnets, &security_groups).await?),
+        false => None,
+    };
     let roles = (exec_arn.as_str(), task_arn.as_str());
     let td = TaskDefinition::job(&up.cx, &image, roles, agent.as_ref());
     let task_definition = up.converge(td).await?;
@@ -135,6 +141,7 @@ pub async fn up(
                     .as_ref()
                     .and_then(|a| a.agent.as_ref())
                     .map(|i| i.used()),
+                instances,
             },
             account: cx.arns.account,
             execution_role: exec_arn,
@@ -162,8 +169,55 @@ pub(super) fn role(kind: &'static str, name: String, policy: Value) -> Role {
         kind,
         name,
         trust: policy::trust(),
-        policy,
+        grant: Grant::Inline(policy),
     }
+}
+
+/// ECS Managed Instances (a job with a GPU or instance types): the infrastructure role ECS
+/// launches instances with and the instances' role, each with AWS's managed policy for it
+/// (AmazonECSInfrastructureRolePolicyForManagedInstances may pass only roles named
+/// `ecsInstanceRole*`), the instance profile, then the Spot and on-demand providers.
+async fn instances(
+    up: &mut Up<'_>,
+    subnets: &[String],
+    security_groups: &[String],
+) -> Result<InstanceProviders, InfraError> {
+    let names = (
+        up.cx.names.infrastructure_role.clone(),
+        up.cx.names.instance_role.clone(),
+    );
+    let infrastructure_role = up
+        .converge(Role {
+            kind: "infrastructure role",
+            name: names.0,
+            trust: policy::service_trust("ecs.amazonaws.com"),
+            grant: Grant::Managed("AmazonECSInfrastructureRolePolicyForManagedInstances"),
+        })
+        .await?;
+    up.converge(Role {
+        kind: "instance role",
+        name: names.1,
+        trust: policy::service_trust("ec2.amazonaws.com"),
+        grant: Grant::Managed("AmazonECSInstanceRolePolicyForManagedInstances"),
+    })
+    .await?;
+    let instance_profile = up.converge(InstanceProfile).await?;
+    let (spot, on_demand) = (
+        up.cx.names.spot_provider.clone(),
+        up.cx.names.on_demand_provider.clone(),
+    );
+    for (name, spot) in [(&spot, true), (&on_demand, false)] {
+        up.converge(CapacityProvider {
+            name,
+            spot,
+            infrastructure_role: &infrastructure_role,
+            instance_profile: &instance_profile,
+            subnets,
+            security_groups,
+        })
+        .await?;
+    }
+    Ok(InstanceProviders { spot, on_demand })
 }
 
 /// The dead-letter queue first: the work queue's redrive policy names it.

@@ -83,6 +83,7 @@ fn schema_1_record() -> RunRecord {
         public_ipv4_hour: 0.005,
         spot_discount: (0.5, 0.7),
         source: "us-east-1 of 2026-11-01, arm64".into(),
+        instance: None,
     });
     s.dispatched = true;
     rec.notifications = vec![Delivery {

@@ -17,7 +17,7 @@ mod timeline;
 
 pub use queue::{QueueRun, QueueStats};
 use schema::{Bill, Capacity, NotifySpec, Objective, Prices, Rates, ReduceWhen, RetryExitCodes};
-pub use site::{AgentUsed, ClusterProviders, EcsSite, Placement};
+pub use site::{AgentUsed, ClusterProviders, EcsSite, InstanceProviders, Placement};
 pub use task::{Config, Stage, StopRequest, TaskRecord, TaskState};
 pub use timeline::{Phase, Spread, Timeline};
 

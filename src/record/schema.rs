@@ -190,6 +190,21 @@ pub struct Prices {
     pub spot_discount: (f64, f64),
     /// Where the prices come from, for people ("us-east-1 prices of 2026-11-01, arm").
     pub source: String,
+    /// On ECS Managed Instances: the instance type the tasks are priced on (the price above is
+    /// a task's share of it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<InstancePrice>,
+}
+
+/// The EC2 instance a Managed Instances run is priced on.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct InstancePrice {
+    /// `g6.xlarge`.
+    pub kind: String,
+    /// On-demand, with the management fee, USD per hour.
+    pub hour: f64,
+    /// How many of the run's tasks one instance holds at once.
+    pub tasks: u32,
 }
 
 /// One attempt as Fargate bills it: the seconds from image pull (or start) to stop, and

@@ -32,6 +32,35 @@ pub struct EcsSite {
     /// one: none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent: Option<AgentUsed>,
+    /// A job with a GPU or instance types: its ECS Managed Instances capacity providers, which
+    /// its tasks ask instead of FARGATE_SPOT and FARGATE.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instances: Option<InstanceProviders>,
+}
+
+/// The two ECS Managed Instances capacity providers `up` makes for a job (a provider's
+/// purchase option cannot change in place, so there is one per option).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct InstanceProviders {
+    pub spot: String,
+    pub on_demand: String,
+}
+
+impl EcsSite {
+    /// The capacity provider a placement's provider stands for at this site: Fargate's own, or
+    /// on Managed Instances the job's provider of the same purchase option.
+    pub fn provider_name<'a>(&'a self, provider: &'a str) -> &'a str {
+        match (&self.instances, provider) {
+            (Some(i), "FARGATE_SPOT") => &i.spot,
+            (Some(i), _) => &i.on_demand,
+            (None, p) => p,
+        }
+    }
+
+    /// Whether a task that ECS placed with this capacity provider runs on Spot.
+    pub fn is_spot(&self, provider: &str) -> bool {
+        provider == "FARGATE_SPOT" || self.instances.as_ref().is_some_and(|i| i.spot == provider)
+    }
 }
 
 /// The jobrun inside a run's tasks: its version, architecture, the digest of its binary and

@@ -111,7 +111,7 @@ impl EcsDispatcher {
         let mut quota = false;
         for placement in &d.placements {
             let token = client_token(run_id, d.index, d.attempt, placement.label(), tr);
-            let (strategy, launch_type) = request_parts(*placement);
+            let (strategy, launch_type) = request_parts(*placement, &self.remote.run.site);
             let sent = retrying(|| async {
                 self.pacer.run_task.until_ready().await;
                 self.pacer.launch.until_ready().await;
@@ -223,9 +223,13 @@ fn over_quota(reason: &str) -> bool {
         || reason.contains("reached the limit on the number of tasks you can run concurrently")
 }
 
-/// A placement as RunTask takes it: a capacity provider strategy, or the launch type.
+/// A placement as RunTask takes it: a capacity provider strategy, or the launch type. On
+/// Managed Instances the strategy names the job's provider and never a launch type (RunTask:
+/// "If a capacityProviderStrategy is specified, the launchType parameter must be omitted",
+/// https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_RunTask.html).
 fn request_parts(
     placement: Placement,
+    site: &crate::record::EcsSite,
 ) -> (
     Option<Vec<CapacityProviderStrategyItem>>,
     Option<LaunchType>,
@@ -233,7 +237,7 @@ fn request_parts(
     match placement {
         Placement::Provider(p) => {
             let item = CapacityProviderStrategyItem::builder()
-                .capacity_provider(p)
+                .capacity_provider(site.provider_name(p))
                 .weight(1)
                 .build()
                 .expect("provider set");

@@ -299,7 +299,7 @@ impl EcsDispatcher {
         task.finished_at = t.stopped_at().and_then(to_chrono).or(Some(now));
         // Fargate bills from the image pull (or the start) to the stop.
         let billed_from = t.pull_started_at().or(t.started_at()).and_then(to_chrono);
-        let spot = t.capacity_provider_name() == Some("FARGATE_SPOT");
+        let spot = t.capacity_provider_name().is_some_and(|p| site.is_spot(p));
         task.bill_span(attempt, billed_from, task.finished_at, spot);
         let infra = matches!(
             code.as_deref(),

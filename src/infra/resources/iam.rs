@@ -1,5 +1,6 @@
-//! The job's two IAM roles (execution: what ECS does to start the task; task: what the job's
-//! code may do), each with a trust policy and one inline policy, `jobrun`. The documents
+//! The job's IAM roles (execution: what ECS does to start the task; task: what the job's
+//! code may do; on Managed Instances the infrastructure and instance roles), each with a trust
+//! policy and one inline policy, `jobrun`, or one of AWS's managed policies. The documents
 //! themselves are written by `infra::policy`; this file only makes IAM hold them.
 
 use super::{Ctx, Deletion, Resource, Teardown};
@@ -7,12 +8,19 @@ use crate::aws::{self, Aws};
 use crate::infra::{Action, Change, InfraError, TAG_JOB, TAG_MANAGED, change};
 use serde_json::Value;
 
-/// A role with a trust policy and one inline policy, `jobrun`; converges to its ARN.
+/// A role with a trust policy and its grant; converges to its ARN.
 pub struct Role {
     pub kind: &'static str,
     pub name: String,
     pub trust: Value,
-    pub policy: Value,
+    pub grant: Grant,
+}
+
+/// What a role may do: an inline policy `jobrun` of jobrun's writing, or an AWS managed policy
+/// by name (AWS keeps it current; jobrun attaches it).
+pub enum Grant {
+    Inline(Value),
+    Managed(&'static str),
 }
 
 /// A role that exists, compared with the wanted documents.
@@ -26,6 +34,25 @@ impl Role {
         cx.arns.role(&self.name)
     }
 
+    /// The role's grant as IAM holds it: the inline policy's document, or the managed
+    /// policy among those attached (ListAttachedRolePolicies).
+    async fn granted(&self, cx: &Ctx<'_>, iam: &aws_sdk_iam::Client) -> Result<bool, InfraError> {
+        let Grant::Managed(name) = &self.grant else {
+            return self.policy_as_wanted(iam).await;
+        };
+        let arn = managed_policy_arn(cx, name);
+        let listed = iam
+            .list_attached_role_policies()
+            .role_name(&self.name)
+            .send()
+            .await
+            .map_err(aws::op("ListAttachedRolePolicies"))?;
+        Ok(listed
+            .attached_policies()
+            .iter()
+            .any(|p| p.policy_arn() == Some(arn.as_str())))
+    }
+
     async fn policy_as_wanted(&self, iam: &aws_sdk_iam::Client) -> Result<bool, InfraError> {
         let got = iam
             .get_role_policy()
@@ -36,7 +63,7 @@ impl Role {
             .map_err(aws::op("GetRolePolicy"));
         let current = aws::found(got, &["NoSuchEntity"])?
             .and_then(|out| parse_document(out.policy_document()));
-        Ok(current.as_ref() == Some(&self.policy))
+        Ok(matches!(&self.grant, Grant::Inline(p) if current.as_ref() == Some(p)))
     }
 }
 
@@ -63,7 +90,7 @@ impl Resource for Role {
             == Some(&self.trust);
         Ok(Some(Seen {
             trust_ok,
-            policy_ok: self.policy_as_wanted(&iam).await?,
+            policy_ok: self.granted(cx, &iam).await?,
         }))
     }
 
@@ -77,15 +104,17 @@ impl Resource for Role {
             why.push("trust policy differs");
         }
         if !seen.policy_ok {
-            why.push("inline policy differs");
+            why.push(match self.grant {
+                Grant::Inline(_) => "inline policy differs",
+                Grant::Managed(_) => "managed policy not attached",
+            });
         }
         Ok(if why.is_empty() {
-            change(
-                kind,
-                name,
-                Action::Unchanged,
-                "trust and inline policy as wanted",
-            )
+            let what = match self.grant {
+                Grant::Inline(_) => "trust and inline policy as wanted",
+                Grant::Managed(p) => p,
+            };
+            change(kind, name, Action::Unchanged, what)
         } else {
             change(kind, name, Action::Update, why.join(", "))
         })
@@ -106,13 +135,7 @@ impl Resource for Role {
             Some(_) => {}
         }
         if seen.is_none_or(|s| !s.policy_ok) {
-            iam.put_role_policy()
-                .role_name(&self.name)
-                .policy_name("jobrun")
-                .policy_document(self.policy.to_string())
-                .send()
-                .await
-                .map_err(aws::op("PutRolePolicy"))?;
+            self.grant(cx, &iam).await?;
         }
         cx.iam_changed();
         Ok(self.arn(cx))
@@ -124,6 +147,31 @@ impl Resource for Role {
 }
 
 impl Role {
+    /// PutRolePolicy of the inline policy, or AttachRolePolicy of the managed one
+    /// (https://docs.aws.amazon.com/IAM/latest/APIReference/API_AttachRolePolicy.html).
+    async fn grant(&self, cx: &Ctx<'_>, iam: &aws_sdk_iam::Client) -> Result<(), InfraError> {
+        match &self.grant {
+            Grant::Inline(policy) => {
+                iam.put_role_policy()
+                    .role_name(&self.name)
+                    .policy_name("jobrun")
+                    .policy_document(policy.to_string())
+                    .send()
+                    .await
+                    .map_err(aws::op("PutRolePolicy"))?;
+            }
+            Grant::Managed(name) => {
+                iam.attach_role_policy()
+                    .role_name(&self.name)
+                    .policy_arn(managed_policy_arn(cx, name))
+                    .send()
+                    .await
+                    .map_err(aws::op("AttachRolePolicy"))?;
+            }
+        }
+        Ok(())
+    }
+
     async fn create(&self, cx: &Ctx<'_>, iam: &aws_sdk_iam::Client) -> Result<(), InfraError> {
         use aws_sdk_iam::types::Tag;
         let tag = |k: &str, v: &str| {
@@ -217,6 +265,11 @@ impl Resource for ServiceLinkedRole {
     fn current(&self, _: &Ctx<'_>, _: bool) {}
 }
 
+/// An AWS managed policy's ARN: `arn:<partition>:iam::aws:policy/<name>`.
+fn managed_policy_arn(cx: &Ctx<'_>, name: &str) -> String {
+    format!("arn:{}:iam::aws:policy/{name}", cx.arns.partition)
+}
+
 /// IAM hands documents back URL-encoded; emulators sometimes do not.
 fn parse_document(text: &str) -> Option<Value> {
     serde_json::from_str(text).ok().or_else(|| {
@@ -230,11 +283,19 @@ fn parse_document(text: &str) -> Option<Value> {
 /// `down`: the job's roles (and the schedules' two), each when it carries the job's tags.
 pub async fn discover(cx: &Ctx<'_>, found: &mut Teardown) -> Result<(), InfraError> {
     let iam = cx.aws.iam();
-    for (kind, name) in [
-        ("execution role", &cx.names.execution_role),
-        ("task role", &cx.names.task_role),
-        ("dispatcher role", &cx.names.dispatcher_role),
-        ("scheduler role", &cx.names.scheduler_role),
+    let instances = cx.job.managed_instances();
+    for (kind, name, always) in [
+        ("execution role", &cx.names.execution_role, true),
+        ("task role", &cx.names.task_role, true),
+        ("dispatcher role", &cx.names.dispatcher_role, true),
+        ("scheduler role", &cx.names.scheduler_role, true),
+        // Managed Instances' two: said absent only to a job that runs on them.
+        (
+            "infrastructure role",
+            &cx.names.infrastructure_role,
+            instances,
+        ),
+        ("instance role", &cx.names.instance_role, instances),
     ] {
         let listed = iam
             .list_role_tags()
@@ -243,6 +304,7 @@ pub async fn discover(cx: &Ctx<'_>, found: &mut Teardown) -> Result<(), InfraErr
             .await
             .map_err(aws::op("ListRoleTags"));
         let c = match aws::found(listed, &["NoSuchEntity"])? {
+            None if !always => continue,
             None => change(kind, name, Action::Absent, "not there"),
             Some(t) if cx.ours(t.tags().iter().map(|t| (t.key(), t.value()))) => {
                 change(kind, name, Action::Delete, "made by jobrun for this job")
@@ -254,9 +316,25 @@ pub async fn discover(cx: &Ctx<'_>, found: &mut Teardown) -> Result<(), InfraErr
     Ok(())
 }
 
-/// Deletes the role's inline policies, then the role.
+/// Deletes the role's inline policies, detaches its managed ones, then deletes the role
+/// (DeleteRole refuses a role with either: DeleteConflict,
+/// https://docs.aws.amazon.com/IAM/latest/APIReference/API_DeleteRole.html).
 pub async fn delete(aws: &Aws, name: &str) -> Result<(), InfraError> {
     let iam = aws.iam();
+    let attached = iam
+        .list_attached_role_policies()
+        .role_name(name)
+        .send()
+        .await
+        .map_err(aws::op("ListAttachedRolePolicies"))?;
+    for p in attached.attached_policies() {
+        iam.detach_role_policy()
+            .role_name(name)
+            .policy_arn(p.policy_arn().unwrap_or_default())
+            .send()
+            .await
+            .map_err(aws::op("DetachRolePolicy"))?;
+    }
     let policies = iam
         .list_role_policies()
         .role_name(name)

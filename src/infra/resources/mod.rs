@@ -10,6 +10,7 @@
 pub mod bucket;
 pub mod cluster;
 pub mod iam;
+pub mod instances;
 pub mod logs;
 pub mod network;
 pub mod queue;
@@ -152,8 +153,15 @@ pub enum Deletion {
     },
     Queue(String),
     TaskDefinitions(Vec<String>),
+    /// A Managed Instances capacity provider, deleted before its cluster.
+    CapacityProvider {
+        cluster: String,
+        name: String,
+    },
     Cluster(String),
     SecurityGroup(String),
+    /// The Managed Instances' instance profile, deleted before its role.
+    InstanceProfile(String),
     Role(String),
     LogGroup(String),
     Bucket(String),
@@ -179,7 +187,11 @@ impl Deletion {
             Deletion::Notification { bucket, id } => trigger::delete(aws, &bucket, &id).await,
             Deletion::Queue(url) => queue::delete(aws, &url).await,
             Deletion::TaskDefinitions(arns) => taskdef::delete(aws, &arns).await,
+            Deletion::CapacityProvider { cluster, name } => {
+                instances::delete(aws, &cluster, &name).await
+            }
             Deletion::Cluster(name) => cluster::delete(aws, &name).await,
+            Deletion::InstanceProfile(name) => instances::delete_profile(aws, &name).await,
             Deletion::SecurityGroup(id) => network::delete(aws, &id).await,
             Deletion::Role(name) => iam::delete(aws, &name).await,
             Deletion::LogGroup(name) => logs::delete(aws, &name).await,

@@ -93,10 +93,10 @@ impl Service<'_> {
         }
         let strategy = s.capacity_provider_strategy();
         let wanted = match self.placement(cx) {
-            Placement::Provider(p) => Some(p),
+            Placement::Provider(p) => Some(self.provider_name(cx, p)),
             Placement::LaunchType => None,
         };
-        if !strategy.is_empty() && Some(strategy[0].capacity_provider()) != wanted {
+        if !strategy.is_empty() && Some(strategy[0].capacity_provider()) != wanted.as_deref() {
             why.push("capacity provider");
         }
         why
@@ -106,6 +106,17 @@ impl Service<'_> {
     fn placement(&self, cx: &Ctx<'_>) -> Placement {
         let wanted = self.provider.unwrap_or_else(|| provider(cx));
         self.providers.placements(&[wanted])[0]
+    }
+
+    /// The provider a placement names: on Managed Instances the job's workers ask the job's own
+    /// provider of that purchase option (the driver's service stays on Fargate).
+    fn provider_name(&self, cx: &Ctx<'_>, p: &'static str) -> String {
+        let names = &cx.names;
+        match (self.provider.is_none() && cx.job.managed_instances(), p) {
+            (true, "FARGATE_SPOT") => names.spot_provider.clone(),
+            (true, _) => names.on_demand_provider.clone(),
+            (false, p) => p.to_string(),
+        }
     }
 
     fn network(&self, cx: &Ctx<'_>) -> NetworkConfiguration {
@@ -159,7 +170,7 @@ impl Resource for Service<'_> {
         let strategy = match self.placement(cx) {
             Placement::Provider(p) => Some(
                 CapacityProviderStrategyItem::builder()
-                    .capacity_provider(p)
+                    .capacity_provider(self.provider_name(cx, p))
                     .weight(1)
                     .build()
                     .expect("provider set"),

@@ -174,11 +174,16 @@ fn wanted(
         .iter()
         .map(|(k, v)| (k.clone(), cx.secret_arn(v)))
         .collect();
+    // On Managed Instances the disk is the instances' (their provider's storage size), and
+    // GPUs are the container's resource requirement (task_definition_parameters-managed-instances.html).
+    let instances = job.managed_instances();
     serde_json::json!({
         "cpu": job.resources.cpu.0.to_string(),
         "memory": job.resources.memory.0.to_string(),
         "architecture": job.image.platform.arch.ecs(),
-        "ephemeral_storage": job.resources.ephemeral_storage,
+        "ephemeral_storage": job.resources.ephemeral_storage.filter(|_| !instances),
+        "compatibility": if instances { "MANAGED_INSTANCES" } else { "FARGATE" },
+        "gpu": (job.resources.gpu > 0).then(|| job.resources.gpu.to_string()),
         "execution_role": exec_arn,
         "task_role": task_arn,
         "image": image,
@@ -229,6 +234,8 @@ fn shape_of(td: &Registered) -> Value {
         "log_group": c.and_then(|c| c.log_configuration()).and_then(|l| l.options()).and_then(|o| o.get("awslogs-group")).cloned().unwrap_or_default(),
         "log_prefix": c.and_then(|c| c.log_configuration()).and_then(|l| l.options()).and_then(|o| o.get("awslogs-stream-prefix")).cloned().unwrap_or_default(),
         "stop_timeout": c.and_then(|c| c.stop_timeout()).unwrap_or_default(),
+        "compatibility": td.requires_compatibilities().first().map(|c| c.as_str()).unwrap_or("FARGATE"),
+        "gpu": c.and_then(|c| c.resource_requirements().iter().find(|r| r.r#type().as_str() == "GPU")).map(|r| r.value()),
     })
 }
 
@@ -336,6 +343,15 @@ impl TaskDefinition {
             );
         }
         container = container.set_entry_point(self.entry_point.clone());
+        if let Some(gpu) = self.want["gpu"].as_str() {
+            container = container.resource_requirements(
+                ResourceRequirement::builder()
+                    .r#type(ResourceType::Gpu)
+                    .value(gpu)
+                    .build()
+                    .expect("type and value"),
+            );
+        }
         let command: Vec<String> = self.want["command"]
             .as_array()
             .map(|a| {
@@ -369,7 +385,7 @@ impl TaskDefinition {
             .ecs()
             .register_task_definition()
             .family(&self.family)
-            .requires_compatibilities(Compatibility::Fargate)
+            .requires_compatibilities(Compatibility::from(want("compatibility")))
             .network_mode(NetworkMode::Awsvpc)
             .cpu(want("cpu"))
             .memory(want("memory"))
