@@ -6,7 +6,11 @@
 //! `--max-duration` refuses a run that cannot end in time.
 //!
 //! Read with Service Quotas' GetServiceQuota (service code `fargate`; quota codes L-3032A538
-//! "Fargate On-Demand vCPU resource count" and L-36FBB829 "Fargate Spot vCPU resource count"):
+//! "Fargate On-Demand vCPU resource count" and L-36FBB829 "Fargate Spot vCPU resource count";
+//! on ECS Managed Instances EC2's, service code `ec2`: L-DB2E81BA "Running On-Demand G and VT
+//! instances", L-3819A6DF "All G and VT Spot Instance Requests", L-417A185B "Running
+//! On-Demand P instances", L-7212CCBC "All P Spot Instance Requests", in vCPUs of instances,
+//! 0 on many new accounts):
 //! https://docs.aws.amazon.com/servicequotas/2019-06-24/apireference/API_GetServiceQuota.html
 //! — NoSuchResourceException when the account has no value of its own, then the AWS default
 //! (GetAWSDefaultServiceQuota); a caller that may not read them gets AWS's default, said as such.
@@ -15,14 +19,16 @@ use crate::aws::{self, Aws};
 use serde::Serialize;
 use std::fmt;
 
-const SERVICE: &str = "fargate";
-
-/// Which Fargate vCPU quota.
+/// Which vCPU quota: Fargate's, or EC2's of the GPU instance families Managed Instances use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Kind {
     OnDemand,
     Spot,
+    GOnDemand,
+    GSpot,
+    POnDemand,
+    PSpot,
 }
 
 impl Kind {
@@ -30,13 +36,45 @@ impl Kind {
         match self {
             Kind::OnDemand => "L-3032A538",
             Kind::Spot => "L-36FBB829",
+            Kind::GOnDemand => "L-DB2E81BA",
+            Kind::GSpot => "L-3819A6DF",
+            Kind::POnDemand => "L-417A185B",
+            Kind::PSpot => "L-7212CCBC",
         }
     }
 
     fn name(self) -> &'static str {
         match self {
-            Kind::OnDemand => "on-demand",
-            Kind::Spot => "Spot",
+            Kind::OnDemand | Kind::GOnDemand | Kind::POnDemand => "on-demand",
+            Kind::Spot | Kind::GSpot | Kind::PSpot => "Spot",
+        }
+    }
+
+    /// Service Quotas' service code.
+    fn service(self) -> &'static str {
+        match self {
+            Kind::OnDemand | Kind::Spot => "fargate",
+            _ => "ec2",
+        }
+    }
+
+    /// What the quota counts the vCPUs of.
+    fn of_what(self) -> &'static str {
+        match self {
+            Kind::OnDemand | Kind::Spot => "Fargate",
+            Kind::GOnDemand | Kind::GSpot => "EC2 G and VT instance",
+            Kind::POnDemand | Kind::PSpot => "EC2 P instance",
+        }
+    }
+
+    /// The EC2 quota of this purchase option for an instance type (`g6.xlarge`, `p5.48xlarge`).
+    pub fn for_instance(self, instance: &str) -> Kind {
+        let p = instance.starts_with('p');
+        match (self.name(), p) {
+            ("Spot", false) => Kind::GSpot,
+            ("Spot", true) => Kind::PSpot,
+            (_, false) => Kind::GOnDemand,
+            (_, true) => Kind::POnDemand,
         }
     }
 }
@@ -71,7 +109,8 @@ impl Quota {
 /// The Service Quotas console page of a quota, in the Region.
 pub fn console_link(region: &str, kind: Kind) -> String {
     format!(
-        "https://{region}.console.aws.amazon.com/servicequotas/home/services/{SERVICE}/quotas/{}",
+        "https://{region}.console.aws.amazon.com/servicequotas/home/services/{}/quotas/{}",
+        kind.service(),
         kind.code()
     )
 }
@@ -81,7 +120,7 @@ pub async fn read(aws: &Aws, kind: Kind) -> Quota {
     let sq = aws.service_quotas();
     let got = aws::retrying(|| async {
         sq.get_service_quota()
-            .service_code(SERVICE)
+            .service_code(kind.service())
             .quota_code(kind.code())
             .send()
             .await
@@ -97,7 +136,7 @@ pub async fn read(aws: &Aws, kind: Kind) -> Quota {
         Err(e) if e.code() == Some("NoSuchResourceException") => {
             let default = aws::retrying(|| async {
                 sq.get_aws_default_service_quota()
-                    .service_code(SERVICE)
+                    .service_code(kind.service())
                     .quota_code(kind.code())
                     .send()
                     .await
@@ -163,9 +202,10 @@ impl fmt::Display for AtOnce {
             .collect();
         write!(
             f,
-            "at most {} tasks of {} vCPU at once under the account's Fargate vCPU quotas ({})",
+            "at most {} tasks of {} vCPU at once under the account's {} vCPU quotas ({})",
             self.tasks,
             self.task_vcpu,
+            self.quotas.first().map_or("Fargate", |q| q.kind.of_what()),
             quotas.join("; ")
         )?;
         if let Some(q) = self.quotas.first() {

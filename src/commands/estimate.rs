@@ -76,8 +76,9 @@ fn too_long(estimate: &Estimate, max: Duration, at_once: Option<&AtOnce>) -> Res
     .hint("raise the account's Fargate vCPU quota, run fewer or smaller tasks, or allow longer (`submit --dry-run` shows the plan)"))
 }
 
-/// The Fargate vCPU quotas an ECS run's tasks go under: its capacity's, and on-demand's too
-/// when a Spot run may fall back to it (or keeps a base there).
+/// The vCPU quotas an ECS run's tasks go under (Fargate's, or on Managed Instances EC2's of
+/// the instance family): its capacity's, and on-demand's too when a Spot run may fall back
+/// to it (or keeps a base there).
 async fn at_once(aws: &Aws, rec: &RunRecord, run: &EcsRun) -> AtOnce {
     let kinds = match run.capacity.kind {
         CapacityKind::OnDemand => vec![quota::Kind::OnDemand],
@@ -86,11 +87,17 @@ async fn at_once(aws: &Aws, rec: &RunRecord, run: &EcsRun) -> AtOnce {
         }
         CapacityKind::Spot => vec![quota::Kind::Spot],
     };
+    // On Managed Instances EC2's quotas count the instances' vCPUs: a task takes its share.
+    let instance = rec.settings.prices.as_ref().and_then(|p| p.instance.as_ref());
+    let (kinds, task_vcpu) = match instance {
+        Some(i) => (
+            kinds.into_iter().map(|k| k.for_instance(&i.kind)).collect(),
+            f64::from(i.vcpu) / f64::from(i.tasks.max(1)),
+        ),
+        None => (kinds, rec.settings.size().vcpu),
+    };
     let reads = kinds.into_iter().map(|k| quota::read(aws, k));
-    AtOnce::of(
-        rec.settings.size().vcpu,
-        futures_util::future::join_all(reads).await,
-    )
+    AtOnce::of(task_vcpu, futures_util::future::join_all(reads).await)
 }
 
 /// The run's estimate: durations from the job's earlier runs, priced as the record is.
@@ -114,7 +121,7 @@ fn estimate(
         _ => None,
     };
     // Only what will run is paid for: reused tasks cost nothing.
-    let plan = Plan {
+    let mut plan = Plan {
         tasks: rec.run_count(),
         size: rec.settings.size(),
         spot,
@@ -123,11 +130,18 @@ fn estimate(
             a.tasks.min(rec.settings.concurrency)
         }),
         dispatcher: rec.driven_in_aws(),
+        idle_usd: 0.0,
     };
     let prices = rec
         .settings
         .prices
         .as_ref()
         .expect("a new record carries prices");
+    // Each instance of the run's widest wave idles `instance_idle` after its last task.
+    if let Some(i) = &prices.instance {
+        let instances = plan.concurrency.min(plan.tasks).div_ceil(i.tasks.max(1) as usize);
+        let idle = job.resources.instance_idle.as_secs_f64() / 3600.0;
+        plan.idle_usd = instances as f64 * idle * i.hour;
+    }
     Ok(Estimate::new(&plan, expected, prices))
 }

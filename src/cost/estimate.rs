@@ -70,6 +70,9 @@ pub struct Plan {
     pub concurrency: usize,
     /// Driven in AWS (the job's driver, or a schedule's dispatcher): it runs as long as the run.
     pub dispatcher: bool,
+    /// On ECS Managed Instances: what the instances cost idling after their last task until
+    /// ECS retires them (`[resources] instance_idle`), USD.
+    pub idle_usd: f64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -88,6 +91,9 @@ pub struct Estimate {
     pub workers_usd: f64,
     /// jobrun's driver in AWS, for the run's wall time at p90 durations.
     pub dispatcher_usd: f64,
+    /// Managed Instances idling until they are retired.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub idle_usd: f64,
     /// How many tasks run at once, and the run's length at p90 durations (waves of them);
     /// none when no task can start (a quota of 0).
     pub at_once: usize,
@@ -117,15 +123,19 @@ impl Estimate {
             .on_demand(p),
             false => 0.0,
         };
-        let extra = Dollars::exact(dispatcher_usd);
+        let extra = Dollars::exact(dispatcher_usd + plan.idle_usd);
         Estimate {
             tasks: plan.tasks,
             size: plan.size,
             usd: priced(at(duration.median_secs).add(workers)).add(extra),
             usd_p90: priced(at(duration.p90_secs).add(workers)).add(extra),
-            upper_usd: at(duration.p90_secs).on_demand(p) + workers_usd + dispatcher_usd,
+            upper_usd: at(duration.p90_secs).on_demand(p)
+                + workers_usd
+                + dispatcher_usd
+                + plan.idle_usd,
             workers_usd,
             dispatcher_usd,
+            idle_usd: plan.idle_usd,
             at_once: plan.concurrency,
             wall_secs,
             spot_discount: plan.spot.then_some(p.spot_discount),
@@ -133,6 +143,10 @@ impl Estimate {
             duration,
         }
     }
+}
+
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
 }
 
 /// `4m12s`, `38s`, `1h05m`.
@@ -198,6 +212,13 @@ impl fmt::Display for Estimate {
                 f,
                 "  including {} for jobrun's driver in AWS, for the run's length",
                 money(self.dispatcher_usd)
+            )?;
+        }
+        if self.idle_usd > 0.0 {
+            writeln!(
+                f,
+                "  including {} for instances idling until ECS retires them",
+                money(self.idle_usd)
             )?;
         }
         if self.workers_usd > 0.0 {
@@ -271,6 +292,7 @@ mod tests {
             workers: None,
             concurrency: 100,
             dispatcher: false,
+            idle_usd: 0.0,
         };
         let e = Estimate::new(&plan, duration.clone(), &p);
         // 100 × ½ h × $0.0395 = $1.975 on demand; on Spot 30–50 % of it.
@@ -291,6 +313,7 @@ mod tests {
             workers: Some((10, 900.0)),
             concurrency: 10,
             dispatcher: false,
+            idle_usd: 0.0,
         };
         let q = Estimate::new(&queue, duration.clone(), &p);
         assert!((q.workers_usd - 10.0 * 0.25 * 0.0395).abs() < 1e-9);
@@ -303,6 +326,7 @@ mod tests {
             workers: None,
             concurrency: 10,
             dispatcher: true,
+            idle_usd: 0.0,
         };
         let d = Estimate::new(&fired, duration, &p);
         let hourly = 0.25 * 0.03238 + 0.5 * 0.00356;

@@ -129,6 +129,7 @@ pub fn lookup(region: &str, job: &Job) -> Result<Prices, String> {
             kind: kind.clone(),
             hour: instance.hour * fee,
             tasks: holds,
+            vcpu: instance.vcpu,
         }),
         ..prices
     })

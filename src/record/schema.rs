@@ -205,6 +205,8 @@ pub struct InstancePrice {
     pub hour: f64,
     /// How many of the run's tasks one instance holds at once.
     pub tasks: u32,
+    /// The instance's vCPUs, which EC2's vCPU quotas count.
+    pub vcpu: u32,
 }
 
 /// One attempt as Fargate bills it: the seconds from image pull (or start) to stop, and

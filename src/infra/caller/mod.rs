@@ -13,6 +13,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 mod driver;
+mod instances;
 mod queue;
 mod schedule;
 mod simulate;
@@ -61,6 +62,7 @@ const MAKE_ROLES: &[&str] = &[
 const DELETE_ROLES: &[&str] = &[
     "iam:ListRoleTags",
     "iam:ListRolePolicies",
+    "iam:ListAttachedRolePolicies",
     "iam:DeleteRolePolicy",
     "iam:DeleteRole",
 ];
@@ -350,6 +352,9 @@ fn up(s: &Scope<'_>) -> Vec<Value> {
     if s.queue_mode() {
         st.extend(queue::up_queue(s));
     }
+    if s.job.managed_instances() {
+        st.extend(instances::up_instances(s));
+    }
     if let Some((bucket, _)) = &s.job.ecs.queue.s3_trigger {
         st.push(allow(
             "UpTrigger",
@@ -539,6 +544,9 @@ fn down(s: &Scope<'_>) -> Vec<Value> {
     let mut st = down_compute(s);
     st.extend(down_storage(s));
     st.extend(queue::down_queue(s));
+    if s.job.managed_instances() {
+        st.extend(instances::down_instances(s));
+    }
     st.extend(driver::driver_down(s));
     st.extend(schedule_teardown(s));
     if let Some((bucket, _)) = &s.job.ecs.queue.s3_trigger {
@@ -563,8 +571,12 @@ mod tests {
 
     #[test]
     fn every_action_named_and_roles_passed_only_to_ecs_tasks() {
-        let job = crate::config::ecs_job_for_tests("wc");
+        let mut job = crate::config::ecs_job_for_tests("wc");
+        let plain = doc(&job, &Needs::ALL).to_string();
+        assert!(!plain.contains("capacity-provider/") && !plain.contains("ecsInstanceRole"));
+        job.resources.gpu = 1;
         let d = doc(&job, &Needs::ALL);
+        assert!(d.to_string().contains("capacity-provider/jobrun-wc-spot"));
         for st in d["Statement"].as_array().unwrap() {
             for a in st["Action"].as_array().unwrap() {
                 let a = a.as_str().unwrap();
@@ -573,10 +585,15 @@ mod tests {
             let actions = st["Action"].to_string();
             if actions.contains("iam:PassRole") {
                 let to = &st["Condition"]["StringEquals"]["iam:PassedToService"];
-                let scheduler = st["Resource"].to_string().contains("-scheduler");
-                let wanted = match scheduler {
-                    true => "scheduler.amazonaws.com",
-                    false => "ecs-tasks.amazonaws.com",
+                let resource = st["Resource"].to_string();
+                let wanted = if resource.contains("-scheduler") {
+                    "scheduler.amazonaws.com"
+                } else if resource.contains("role/ecsInstanceRole-") {
+                    "ec2.amazonaws.com"
+                } else if resource.contains("-instances\"") {
+                    "ecs.amazonaws.com"
+                } else {
+                    "ecs-tasks.amazonaws.com"
                 };
                 assert_eq!(to, wanted);
             }
