@@ -88,7 +88,11 @@ async fn at_once(aws: &Aws, rec: &RunRecord, run: &EcsRun) -> AtOnce {
         CapacityKind::Spot => vec![quota::Kind::Spot],
     };
     // On Managed Instances EC2's quotas count the instances' vCPUs: a task takes its share.
-    let instance = rec.settings.prices.as_ref().and_then(|p| p.instance.as_ref());
+    let instance = rec
+        .settings
+        .prices
+        .as_ref()
+        .and_then(|p| p.instance.as_ref());
     let (kinds, task_vcpu) = match instance {
         Some(i) => (
             kinds.into_iter().map(|k| k.for_instance(&i.kind)).collect(),
@@ -139,7 +143,10 @@ fn estimate(
         .expect("a new record carries prices");
     // Each instance of the run's widest wave idles `instance_idle` after its last task.
     if let Some(i) = &prices.instance {
-        let instances = plan.concurrency.min(plan.tasks).div_ceil(i.tasks.max(1) as usize);
+        let instances = plan
+            .concurrency
+            .min(plan.tasks)
+            .div_ceil(i.tasks.max(1) as usize);
         let idle = job.resources.instance_idle.as_secs_f64() / 3600.0;
         plan.idle_usd = instances as f64 * idle * i.hour;
     }

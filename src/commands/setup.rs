@@ -165,7 +165,16 @@ fn as_toml(job: &Job) -> std::result::Result<String, String> {
             )
         })
         .unwrap_or_default();
-    Ok(format!("{from}{}", sections.join("\n").trim_end()))
+    let machines = match job.managed_instances() {
+        true => {
+            "# its tasks run on ECS Managed Instances (it needs a GPU or instance types; Fargate has neither)\n"
+        }
+        false => "",
+    };
+    Ok(format!(
+        "{from}{machines}{}",
+        sections.join("\n").trim_end()
+    ))
 }
 
 /// The resolved job in jobrun.toml's own keys, where they differ from the `Job` types': the

@@ -13,6 +13,7 @@ mod configs;
 mod cost;
 mod driver;
 mod ecs;
+mod gpus;
 mod in_aws;
 mod infra;
 mod init;

@@ -13,7 +13,7 @@ that tasks behave like Fargate tasks whose outcome the test picks:
 * RunTask with a capacityProviderStrategy (how jobrun asks for FARGATE or FARGATE_SPOT) is
   stock moto: the task carries capacityProviderName. The plugin only adds launchType FARGATE
   to such a task (moto leaves it "", AWS says FARGATE). RunTask with both a launchType and a
-  strategy is refused, as AWS does.
+  strategy is refused, as AWS does. (Managed Instances providers: see below.)
 * Each task reads overrides.containerOverrides[0].environment: JOBRUN_CONFIG (JSON object),
   JOBRUN_ATTEMPT, JOBRUN_INDEX. A "fake" object inside the config scripts the task:
     exit: N            container exit code (default 0)
@@ -60,6 +60,43 @@ not yet STOPPED) over the quota starts nothing and answers a failure whose reaso
 "You’ve reached the limit on the number of vCPUs you can run concurrently". A test that sets
 a quota uses a moto of its own: the quota is the account's, as on AWS.
 
+Amazon ECS Managed Instances (jobrun's GPU capacity; the rules and the pages they come from are
+beside the patches, "Amazon ECS Managed Instances" below):
+* CreateCapacityProvider with a managedInstancesProvider (stock moto fails without an Auto
+  Scaling group) makes a provider of type MANAGED_INSTANCES, ACTIVE, with its `cluster`, its
+  managedInstancesProvider as given (capacityOptionType defaults to ON_DEMAND), listed in the
+  cluster's capacityProviders. Refused: a name in use (not INACTIVE) or prefixed aws/ecs/fargate
+  (ClientException); an unknown cluster (ClusterNotFoundException); no cluster, an
+  infrastructureRoleArn that is no IAM role, an ec2InstanceProfileArn that is no instance
+  profile, both or neither of autoScalingGroupProvider and managedInstancesProvider
+  (InvalidParameterException).
+* DescribeCapacityProviders renders it (with `cluster` given: only that cluster's providers,
+  another's as a MISSING failure; without names: all). UpdateCapacityProvider updates it in
+  place (capacityOptionType stays), updateStatus UPDATE_COMPLETE. Update/DeleteCapacityProvider
+  of an unknown or deleted provider is ClientException, in another cluster than its own
+  InvalidParameterException. DeleteCapacityProvider while an ACTIVE service of its cluster has it
+  in its strategy answers 200, the provider ACTIVE with updateStatus DELETE_FAILED and a reason;
+  else the answer is DEPROVISIONING / DELETE_IN_PROGRESS and the provider is INACTIVE /
+  DELETE_COMPLETE from then on, off its cluster (its name free again).
+* PutClusterCapacityProviders naming one is InvalidParameterException; one that omits them keeps
+  the cluster's own. DeleteCluster while the cluster has an ACTIVE one is
+  ClusterContainsCapacityProviderException.
+* RegisterTaskDefinition requiring MANAGED_INSTANCES: compatibilities EC2 and what it requires
+  (moto says EC2, FARGATE), network mode as given (awsvpc by default); a GPU
+  resourceRequirement with FARGATE required is ClientException.
+* RunTask with a strategy naming one (and no launchType) runs the task as the fake Fargate runs
+  its own (the "fake" scripting, logs, receipts, phases), launchType MANAGED_INSTANCES,
+  capacityProviderName the provider; no Fargate size check, not counted in (nor held to) the
+  Fargate vCPU quotas. InvalidParameterException: a provider not of the task's cluster (or
+  unknown, or deleted), a task definition not MANAGED_INSTANCES-compatible, and a FARGATE /
+  FARGATE_SPOT strategy with a MANAGED_INSTANCES-only one. CreateService keeps its
+  capacityProviderStrategy (no launch type; both is InvalidParameterException), CreateService and
+  UpdateService check it as RunTask does, and a `jobrun-fake-workers` service on one runs its
+  tasks there.
+* IAM: the AWS managed policies AmazonECSInfrastructureRolePolicyForManagedInstances and
+  AmazonECSInstanceRolePolicyForManagedInstances exist (with the documents moto imported from
+  AWS) even without MOTO_IAM_LOAD_MANAGED_POLICIES, so AttachRolePolicy of them works.
+
 DescribeTasks finds the asked tasks in one pass over a set of their ids (moto's own lookup is a
 substring test of every asked ARN against every task it holds).
 
@@ -77,7 +114,9 @@ plugin does not fit (pin a new version in tests/requirements.txt and check it wi
 tests/moto/check_plugin.py).
 """
 
+import copy
 import functools
+import inspect
 import json
 import os
 import sys
@@ -87,13 +126,17 @@ from datetime import datetime, timedelta, timezone
 
 from moto.core.responses import ActionResult
 from moto.ecs import models as ecs_models
-from moto.ecs.exceptions import EcsClientException
+from moto.ecs.exceptions import ECSException, EcsClientException, InvalidParameterException
 from moto.ecs import responses as ecs_responses
 from moto.logs.models import logs_backends
+from moto.iam import models as iam_models
 from moto.iam.access_control import IAMRequest
+from moto.iam.aws_managed_policies import aws_managed_policies_data
+from moto.iam.exceptions import NotFoundException as IamNotFound
 from moto.s3 import responses as s3_responses
 from moto.servicequotas import responses as sq_responses
 from moto.servicequotas.exceptions import NoSuchResource
+from moto.utilities.utils import get_partition
 from urllib.parse import quote, urlencode
 
 SPOT_UNAVAILABLE = (
@@ -322,10 +365,19 @@ def second_s3_has(key):
 
 
 def patch_backend_run_task(orig):
+    signature = inspect.signature(orig)
+
     @functools.wraps(orig)
     def run_task(self, *args, **kwargs):
-        tasks = orig(self, *args, **kwargs)
+        call = signature.bind(self, *args, **kwargs)
+        strategy = call.arguments.get("capacity_provider_strategy") or [{}]
+        provider = mi_provider(self, strategy[0].get("capacityProvider"))
+        if provider:  # moto runs only FARGATE providers without container instances
+            call.arguments["capacity_provider_strategy"] = [{"capacityProvider": "FARGATE"}]
+        tasks = orig(*call.args, **call.kwargs)
         for task in tasks:
+            if provider:
+                task.capacity_provider_name, task.launch_type = provider.name, MI
             launched(self, task)
         return tasks
 
@@ -348,10 +400,11 @@ FARGATE_SIZES = {
 }
 
 
-def check_fargate_size(backend, task_definition, overrides):
-    """RunTask's task-level cpu/memory override (or the task definition's) is a Fargate size."""
+def check_fargate_size(backend, task_definition, overrides, managed=None):
+    """RunTask's task-level cpu/memory override (or the task definition's) is a Fargate size
+    (not on Managed Instances, which take any size: the instance is picked to fit)."""
     overrides = overrides or {}
-    if "cpu" not in overrides and "memory" not in overrides:
+    if managed or ("cpu" not in overrides and "memory" not in overrides):
         return
     td = backend.describe_task_definition(task_definition)
     if "FARGATE" not in (getattr(td, "requires_compatibilities", None) or []):
@@ -372,8 +425,11 @@ def patch_response_run_task(orig):
         strategy = self._get_param("capacityProviderStrategy") or []
         provider = strategy[0].get("capacityProvider") if strategy else None
         _env, _config, fake, _attempt = task_script(self._get_param("overrides"))
+        managed = None if self._get_param("launchType") else check_strategy(
+            self.ecs_backend, self._get_param("cluster", "default"),
+            self._get_param("taskDefinition"), strategy)
         check_fargate_size(self.ecs_backend, self._get_param("taskDefinition"),
-                           self._get_param("overrides"))
+                           self._get_param("overrides"), managed)
         if provider == "FARGATE_SPOT" and fake.get("spot_capacity") is False:
             td = self.ecs_backend.describe_task_definition(self._get_param("taskDefinition"))
             return ActionResult({"tasks": [], "failures": [{"arn": td.arn, "reason": SPOT_UNAVAILABLE}]})
@@ -578,9 +634,14 @@ def run_service_tasks(backend, service, cluster, phases):
     if missing > 0:
         deployment = (service.deployments or [{}])[0].get("id", "ecs-svc/0")
         network = getattr(service, "network_configuration", None)
+        strategy = getattr(service, "capacity_provider_strategy", None) or [{}]
+        # On a Managed Instances provider by its strategy, else as Fargate (moto's default EC2
+        # launch type would want container instances).
+        placement = ({"capacity_provider_strategy": strategy}
+                     if mi_provider(backend, strategy[0].get("capacityProvider")) else {})
         for task in backend.run_task(cluster.name, service.task_definition, missing, {},
-                                     deployment, None, "FARGATE", network,
-                                     group=f"service:{service.name}"):
+                                     deployment, None, None if placement else "FARGATE",
+                                     network, group=f"service:{service.name}", **placement):
             start_later(task, phases)
             task._jobrun_hold = True  # a worker runs until it is stopped
     for task in reversed(running[service.desired_count:]):
@@ -590,7 +651,10 @@ def run_service_tasks(backend, service, cluster, phases):
 def patch_update_service(orig):
     @functools.wraps(orig)
     def update_service(self, service_properties, *args, **kwargs):
+        check_service_strategy(self, service_properties)
         service = orig(self, dict(service_properties), *args, **kwargs)
+        if service_properties.get("capacity_provider_strategy"):
+            service.launch_type = None  # a strategy replaces the launch type
         tags = {t.get("key"): t.get("value") for t in (service.tags or [])}
         if FAKE_WORKERS in tags and service_properties.get("desired_count") is not None:
             cluster = self._get_cluster(service_properties.get("cluster", "default"))
@@ -649,6 +713,395 @@ def patch_signed_form_body(orig):
     return wrapper
 
 
+# ----- Amazon ECS Managed Instances ---------------------------------------------------------
+# Capacity providers of type MANAGED_INSTANCES (moto 5.2 knows only Auto Scaling group ones, and
+# fails without one), their tasks (run as the fake Fargate runs its own), and the two AWS managed
+# IAM policies their roles take. Each rule names the page it plays.
+
+MI = "MANAGED_INSTANCES"
+NO_SUCH_PROVIDER = ("The specified capacity provider does not exist. Specify a valid name or ARN "
+                    "and try again.")
+PROVIDER_EXISTS = ("The specified capacity provider already exists. To change the configuration "
+                   "of an existing capacity provider, update the capacity provider.")
+NOT_ASSOCIATED = ("The specified capacity provider strategy cannot contain a capacity provider "
+                  "that is not associated with the cluster. Associate the capacity provider with "
+                  "the cluster or specify a valid capacity provider and try again.")
+GPU_ON_FARGATE = ("Tasks using the Fargate launch type do not support GPU resource requirements: "
+                  "gpu is not valid in Fargate tasks.")
+# AWS managed policies for the two roles of a Managed Instances provider, with the documents moto
+# imported from AWS (https://docs.aws.amazon.com/aws-managed-policy/latest/reference/
+# AmazonECSInfrastructureRolePolicyForManagedInstances.html and
+# AmazonECSInstanceRolePolicyForManagedInstances.html); moto loads them only with
+# MOTO_IAM_LOAD_MANAGED_POLICIES=true, and AttachRolePolicy of a policy it lacks is NoSuchEntity.
+MI_POLICIES = ("AmazonECSInfrastructureRolePolicyForManagedInstances",
+               "AmazonECSInstanceRolePolicyForManagedInstances")
+_mi_policy_data = {}
+
+
+class ManagedInstancesProvider:
+    """A capacity provider of type MANAGED_INSTANCES, scoped to one cluster (API_CapacityProvider:
+    `cluster` "is required for Managed instances", `type` MANAGED_INSTANCES). Not a subclass of
+    moto's CapacityProvider, whose __init__ wants an Auto Scaling group."""
+
+    def __init__(self, backend, name, cluster, config, tags):
+        partition = get_partition(backend.region_name)
+        self._id = name
+        self.capacity_provider_arn = (f"arn:{partition}:ecs:{backend.region_name}:"
+                                      f"{backend.account_id}:capacity-provider/{name}")
+        self.name, self.cluster, self.tags, self.type = name, cluster, tags, MI
+        self.status, self.update_status, self.update_status_reason = "ACTIVE", None, None
+        self.auto_scaling_group_provider = None
+        self.managed_instances_provider = config
+
+
+def mi_provider(backend, name):
+    """The ACTIVE Managed Instances provider of that name or ARN, else None."""
+    provider = backend._get_provider(name) if name else None
+    if getattr(provider, "type", None) == MI and provider.status == "ACTIVE":
+        return provider
+    return None
+
+
+def check_strategy(backend, cluster_str, task_definition, strategy):
+    """A capacity provider strategy of RunTask, CreateService or UpdateService: its Managed
+    Instances provider (None for Fargate's), refused where AWS refuses it."""
+    name = (strategy or [{}])[0].get("capacityProvider")
+    if not name or not task_definition:
+        return None
+    compatible = backend.describe_task_definition(task_definition).compatibilities
+    if name in FARGATE_PROVIDERS:
+        # A MANAGED_INSTANCES-only task definition does not validate for Fargate
+        # (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/fargate-tasks-services.html).
+        if MI in compatible and "FARGATE" not in compatible:
+            raise InvalidParameterException("Task definition does not support launch_type FARGATE.")
+        return None
+    provider, known = mi_provider(backend, name), backend._get_provider(name)
+    if known is not None and getattr(known, "type", None) != MI:
+        return None  # an Auto Scaling group provider: stock moto
+    # Managed Instances providers are cluster-scoped: "it becomes available only within the
+    # specified cluster" (API_CreateCapacityProvider, `cluster`).
+    if provider is None or provider.cluster != backend._get_cluster(cluster_str).name:
+        raise InvalidParameterException(NOT_ASSOCIATED)
+    if MI not in compatible:
+        raise InvalidParameterException("Task definition does not support launch_type "
+                                        "MANAGED_INSTANCES.")
+    return provider
+
+
+def check_service_strategy(backend, properties):
+    """UpdateService's new strategy, against the service's task definition (or its new one)."""
+    strategy = properties.get("capacity_provider_strategy")
+    if not strategy:
+        return
+    cluster = properties.get("cluster", "default")
+    service = backend._get_service(cluster, properties["service"].split("/")[-1])
+    definition = properties.get("task_definition") or service.task_definition
+    check_strategy(backend, cluster, definition, strategy)
+
+
+def patch_create_service(orig):
+    """CreateService keeps its capacityProviderStrategy (moto drops it and makes the launch type
+    EC2): "If you want to use Amazon ECS Managed Instances, you must use the
+    capacityProviderStrategy request parameter and omit the launchType request parameter"
+    (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_CreateService.html)."""
+    @functools.wraps(orig)
+    def create_service(self):
+        strategy = self._get_param("capacityProviderStrategy")
+        cluster = self._get_param("cluster", "default")
+        if strategy and self._get_param("launchType"):
+            raise InvalidParameterException(
+                "Specify either Launch Type or Capacity Provider Strategy, but not both.")
+        check_strategy(self.ecs_backend, cluster, self._get_param("taskDefinition"), strategy)
+        answer = orig(self)
+        if strategy:
+            service = self.ecs_backend._get_service(cluster, self._get_param("serviceName"))
+            service.capacity_provider_strategy, service.launch_type = strategy, None
+            for deployment in service.deployments:
+                deployment.update(launchType=None, capacityProviderStrategy=strategy)
+        return answer
+
+    return create_service
+
+
+def check_provider_name(backend, name):
+    """CreateCapacityProvider's name: "can't be prefixed with "aws", "ecs", or "fargate""
+    (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_CreateCapacityProvider.html),
+    and not one in use (ClientException, as ECS words it)."""
+    if name.lower().startswith(("aws", "ecs", "fargate")):
+        raise EcsClientException("The capacity provider name can't be prefixed with \"aws\", "
+                                 "\"ecs\", or \"fargate\". Specify a different name and try again.")
+    existing = backend._get_provider(name)
+    if existing is not None and existing.status != "INACTIVE":
+        raise EcsClientException(PROVIDER_EXISTS)
+
+
+def check_mi_roles(backend, config):
+    """The infrastructure role and the instance profile a provider names exist in IAM."""
+    iam = iam_models.iam_backends[backend.account_id][get_partition(backend.region_name)]
+    role = config.get("infrastructureRoleArn")
+    profile = (config.get("instanceLaunchTemplate") or {}).get("ec2InstanceProfileArn")
+    for arn, lookup, what in ((role, iam.get_role_by_arn, "infrastructure role"),
+                              (profile, iam.get_instance_profile_by_arn, "instance profile")):
+        try:
+            if arn:
+                lookup(arn)
+        except IamNotFound:
+            raise InvalidParameterException(f"The specified {what} {arn} does not exist. Specify "
+                                            "a valid ARN and try again.")
+
+
+def patch_create_capacity_provider(orig):
+    """CreateCapacityProvider with a managedInstancesProvider (API_CreateCapacityProvider): the
+    provider is ACTIVE, of type MANAGED_INSTANCES, associated with its cluster (listed in the
+    cluster's capacityProviders)."""
+    @functools.wraps(orig)
+    def create_capacity_provider(self):
+        backend, name = self.ecs_backend, self._get_param("name")
+        config, asg = self._get_param("managedInstancesProvider"), self._get_param(
+            "autoScalingGroupProvider")
+        check_provider_name(backend, name)
+        if bool(config) == bool(asg):
+            raise InvalidParameterException("Specify exactly one of autoScalingGroupProvider "
+                                            "and managedInstancesProvider.")
+        if asg:
+            return orig(self)
+        return ActionResult({"capacityProvider": create_mi_provider(self, name, config)})
+
+    return create_capacity_provider
+
+
+def create_mi_provider(response, name, config):
+    backend, cluster_str = response.ecs_backend, response._get_param("cluster")
+    if not cluster_str:  # "This is required for Managed instances" (API_CapacityProvider)
+        raise InvalidParameterException("A Managed Instances capacity provider needs a cluster.")
+    cluster = backend._get_cluster(cluster_str)  # ClusterNotFoundException
+    check_mi_roles(backend, config)
+    # capacityOptionType: "The default is On-Demand" (API_InstanceLaunchTemplate).
+    config["instanceLaunchTemplate"].setdefault("capacityOptionType", "ON_DEMAND")
+    provider = ManagedInstancesProvider(backend, name, cluster.name, config,
+                                        response._get_param("tags") or [])
+    backend.capacity_providers[name] = provider
+    cluster.capacity_providers = (cluster.capacity_providers or []) + [name]
+    return provider
+
+
+def cluster_provider(backend, name, cluster_str):
+    """The Managed Instances provider an Update/DeleteCapacityProvider names, in the cluster it
+    names: MI providers "can only be updated (deleted) within their associated cluster"
+    (API_UpdateCapacityProvider, API_DeleteCapacityProvider, `cluster`)."""
+    provider = backend._get_provider(name)
+    if provider is None or provider.status == "INACTIVE":
+        raise EcsClientException(NO_SUCH_PROVIDER)
+    own = getattr(provider, "cluster", None)  # an Auto Scaling group provider has none
+    if cluster_str and backend._get_cluster(cluster_str).name != own:
+        raise InvalidParameterException(f"The capacity provider {provider.name} is not "
+                                        f"associated with the cluster {cluster_str}.")
+    return provider
+
+
+def patch_update_capacity_provider(orig):
+    """UpdateCapacityProvider of a Managed Instances provider: the infrastructure role, the
+    launch template (InstanceLaunchTemplateUpdate: capacityOptionType is not in it, so it stays),
+    propagateTags and infrastructureOptimization, in place
+    (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_UpdateCapacityProvider.html)."""
+    @functools.wraps(orig)
+    def update_capacity_provider(self):
+        config = self._get_param("managedInstancesProvider")
+        if not config:
+            return orig(self)
+        provider = cluster_provider(self.ecs_backend, self._get_param("name"),
+                                    self._get_param("cluster"))
+        if provider.type != MI:
+            raise InvalidParameterException("The capacity provider is not a Managed Instances one.")
+        check_mi_roles(self.ecs_backend, config)
+        current = provider.managed_instances_provider
+        template = dict(config.get("instanceLaunchTemplate") or {})
+        template.pop("capacityOptionType", None)
+        current["instanceLaunchTemplate"].update(template)
+        for key in ("infrastructureRoleArn", "propagateTags", "infrastructureOptimization",
+                    "autoRepairConfiguration"):
+            if key in config:
+                current[key] = config[key]
+        provider.update_status, provider.update_status_reason = "UPDATE_COMPLETE", None
+        return ActionResult({"capacityProvider": provider})
+
+    return update_capacity_provider
+
+
+def services_using(backend, provider):
+    """The cluster's active services whose capacity provider strategy names the provider."""
+    return [s.name for s in backend.services.values()
+            if s.cluster_name == provider.cluster and s.status == "ACTIVE"
+            and any(i.get("capacityProvider") == provider.name
+                    for i in getattr(s, "capacity_provider_strategy", None) or [])]
+
+
+def delete_mi_provider(backend, provider):
+    """DeleteCapacityProvider of a Managed Instances provider: answered DEPROVISIONING
+    (DELETE_IN_PROGRESS), INACTIVE (DELETE_COMPLETE) from then on, "When a capacity provider is
+    successfully deleted, it has an INACTIVE status" (API_CapacityProvider), and off its cluster.
+    Still in a service's strategy, it "must be removed from the capacity provider strategy from
+    all services" (API_DeleteCapacityProvider): ECS answers 200 with updateStatus DELETE_FAILED
+    and the reason, the provider ACTIVE
+    (https://repost.aws/knowledge-center/ecs-capacity-provider-error)."""
+    users = services_using(backend, provider)
+    if users:
+        provider.update_status = "DELETE_FAILED"
+        provider.update_status_reason = (
+            f"The capacity provider cannot be deleted because it is in use by service: "
+            f"{users[0]}. Remove the capacity provider from the service's capacity provider "
+            "strategy and try again.")
+        return provider
+    answer = copy.copy(provider)
+    answer.status, answer.update_status, answer.update_status_reason = (
+        "DEPROVISIONING", "DELETE_IN_PROGRESS", None)
+    provider.status, provider.update_status, provider.update_status_reason = (
+        "INACTIVE", "DELETE_COMPLETE", None)
+    cluster = backend.clusters.get(provider.cluster)
+    if cluster is not None and provider.name in (cluster.capacity_providers or []):
+        cluster.capacity_providers = [p for p in cluster.capacity_providers if p != provider.name]
+    return answer
+
+
+def patch_delete_capacity_provider(orig):
+    """DeleteCapacityProvider: an unknown (or deleted) provider is AWS's ClientException (moto
+    fails with a 500); a Managed Instances one see delete_mi_provider."""
+    @functools.wraps(orig)
+    def delete_capacity_provider(self):
+        backend, name = self.ecs_backend, self._get_param("capacityProvider")
+        provider = cluster_provider(backend, name, None)
+        if getattr(provider, "type", None) != MI:
+            return orig(self)
+        provider = cluster_provider(backend, name, self._get_param("cluster"))
+        return ActionResult({"capacityProvider": delete_mi_provider(backend, provider)})
+
+    return delete_capacity_provider
+
+
+def in_cluster(provider, cluster):
+    if cluster is None:
+        return True
+    if getattr(provider, "type", None) == MI:
+        return provider.cluster == cluster.name
+    return provider.name in (cluster.capacity_providers or [])
+
+
+def patch_describe_capacity_providers(orig):
+    """DescribeCapacityProviders' `cluster`: "only capacity providers associated with this
+    cluster are returned, including Amazon ECS Managed Instances capacity providers"
+    (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_DescribeCapacityProviders.html);
+    without names, all of them (moto fails with a 500)."""
+    @functools.wraps(orig)
+    def describe_capacity_providers(self):
+        backend, names = self.ecs_backend, self._get_param("capacityProviders")
+        cluster_str = self._get_param("cluster")
+        if names and not cluster_str:
+            return orig(self)
+        cluster = backend._get_cluster(cluster_str) if cluster_str else None
+        if not names:
+            found, failures = list(backend.capacity_providers.values()), []
+        else:
+            found, failures = backend.describe_capacity_providers(names)
+        failures += [ecs_models.CapacityProviderFailure("MISSING", p.name, backend.account_id,
+                                                        backend.region_name)
+                     for p in found if names and not in_cluster(p, cluster)]
+        return ActionResult({"capacityProviders": [p for p in found if in_cluster(p, cluster)],
+                             "failures": failures})
+
+    return describe_capacity_providers
+
+
+def patch_put_cluster_capacity_providers(orig):
+    """PutClusterCapacityProviders: a Managed Instances provider is associated with its cluster
+    when made, and this call cannot associate one (InvalidParameterException "Cannot associate
+    Managed Instances capacity provider to clusters using this API.", as reported in
+    https://github.com/hashicorp/terraform-provider-aws/issues/44783); the cluster's own stay."""
+    @functools.wraps(orig)
+    def put_cluster_capacity_providers(self, cluster_name, providers, strategy, *args, **kwargs):
+        if any(mi_provider(self, name) for name in providers or []):
+            raise InvalidParameterException("Cannot associate Managed Instances capacity "
+                                            "provider to clusters using this API.")
+        cluster = orig(self, cluster_name, providers, strategy, *args, **kwargs)
+        if providers is not None:
+            own = [p.name for p in self.capacity_providers.values()
+                   if mi_provider(self, p.name) and p.cluster == cluster.name]
+            cluster.capacity_providers = list(providers) + own
+        return cluster
+
+    return put_cluster_capacity_providers
+
+
+def patch_delete_cluster(orig):
+    """DeleteCluster of a cluster that still has an ACTIVE Managed Instances provider is
+    ClusterContainsCapacityProviderException: "You must first delete all capacity providers from
+    the cluster before you can delete the cluster itself" (the model's documentation of it,
+    https://docs.aws.amazon.com/botocore/latest/reference/services/ecs/client/exceptions/
+    ClusterContainsCapacityProviderException.html)."""
+    @functools.wraps(orig)
+    def delete_cluster(self, cluster_str, *args, **kwargs):
+        cluster = self._get_cluster(cluster_str)
+        if any(mi_provider(self, p.name) and p.cluster == cluster.name
+               for p in self.capacity_providers.values()):
+            raise ECSException("ClusterContainsCapacityProviderException",
+                               "The Cluster cannot be deleted while capacity providers are "
+                               "associated with it.")
+        return orig(self, cluster_str, *args, **kwargs)
+
+    return delete_cluster
+
+
+def wants_gpu(containers):
+    return any(r.get("type") == "GPU" for c in containers or []
+               for r in c.get("resourceRequirements") or [])
+
+
+def patch_register_task_definition(orig):
+    """RegisterTaskDefinition: `gpu` "is not valid in Fargate tasks"
+    (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/fargate-tasks-services.html), and
+    "If the task definition doesn't validate against the compatibilities specified, a client
+    exception is returned" (task_definition_parameters.html#requires_compatibilities): a GPU
+    resourceRequirement with FARGATE required is ClientException. A MANAGED_INSTANCES task
+    definition's compatibilities are EC2 and what it requires (moto says EC2, FARGATE), and its
+    network mode the one given, else awsvpc (task_definition_parameters-managed-instances.html)."""
+    signature = inspect.signature(orig)
+
+    @functools.wraps(orig)
+    def register_task_definition(self, *args, **kwargs):
+        call = signature.bind(self, *args, **kwargs).arguments
+        requires = call.get("requires_compatibilities") or []
+        if "FARGATE" in requires and wants_gpu(call.get("container_definitions")):
+            raise EcsClientException(GPU_ON_FARGATE)
+        definition = orig(self, *args, **kwargs)
+        if MI in requires:
+            definition.compatibilities = ["EC2"] + sorted(set(requires) - {"EC2"})
+            definition.network_mode = call.get("network_mode") or "awsvpc"
+        return definition
+
+    return register_task_definition
+
+
+def patch_init_aws_policies(orig):
+    """The IAM backend's AWS managed policies: moto's whole list with
+    MOTO_IAM_LOAD_MANAGED_POLICIES=true, else (moto's default: none) the two MI_POLICIES."""
+    @functools.wraps(orig)
+    def init_aws_policies(self):
+        if iam_models.load_iam_aws_managed_policies():
+            return orig(self)
+        return [iam_models.AWSManagedPolicy.from_data(name, self.account_id, self.region_name,
+                                                      data)
+                for name, data in _mi_policy_data.items()]
+
+    return init_aws_policies
+
+
+def load_mi_policies():
+    policies = json.loads(aws_managed_policies_data)
+    missing = [name for name in MI_POLICIES if name not in policies]
+    if missing:
+        sys.exit(f"jobrun_moto: moto's AWS managed policies lack {missing}: check the plugin")
+    _mi_policy_data.update((name, policies[name]) for name in MI_POLICIES)
+
+
 def install():
     backend = ecs_models.EC2ContainerServiceBackend
     patches = [
@@ -663,7 +1116,21 @@ def install():
         (ecs_models.Task, "advance", patch_advance),
         (ecs_responses.EC2ContainerServiceResponse, "run_task", patch_response_run_task),
         (sq_responses.ServiceQuotasResponse, "get_service_quota", patch_get_service_quota),
+        (backend, "register_task_definition", patch_register_task_definition),
+        (backend, "put_cluster_capacity_providers", patch_put_cluster_capacity_providers),
+        (backend, "delete_cluster", patch_delete_cluster),
+        (ecs_responses.EC2ContainerServiceResponse, "create_service", patch_create_service),
+        (ecs_responses.EC2ContainerServiceResponse, "create_capacity_provider",
+         patch_create_capacity_provider),
+        (ecs_responses.EC2ContainerServiceResponse, "update_capacity_provider",
+         patch_update_capacity_provider),
+        (ecs_responses.EC2ContainerServiceResponse, "delete_capacity_provider",
+         patch_delete_capacity_provider),
+        (ecs_responses.EC2ContainerServiceResponse, "describe_capacity_providers",
+         patch_describe_capacity_providers),
+        (iam_models.IAMBackend, "_init_aws_policies", patch_init_aws_policies),
     ]
+    load_mi_policies()
     for cls, name, patch in patches:
         orig = getattr(cls, name, None)
         if orig is None:

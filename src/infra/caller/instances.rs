@@ -24,7 +24,10 @@ impl Scope<'_> {
     }
     fn instance_profile(&self) -> String {
         let (a, name) = (self.arns, &self.names.instance_role);
-        format!("arn:{}:iam::{}:instance-profile/{name}", a.partition, a.account)
+        format!(
+            "arn:{}:iam::{}:instance-profile/{name}",
+            a.partition, a.account
+        )
     }
     fn providers(&self) -> Vec<String> {
         let n = self.names;

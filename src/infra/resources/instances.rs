@@ -464,6 +464,20 @@ pub async fn delete(aws: &Aws, cluster: &str, name: &str) -> Result<(), InfraErr
         let Some(out) = aws::found(out, &["ClusterNotFoundException"])? else {
             return Ok(());
         };
+        // Refused (a service's strategy still names it): the answer is still ACTIVE, with
+        // updateStatus DELETE_FAILED and why (knowledge center, ecs-capacity-provider-error).
+        let failed = out.capacity_providers().iter().find(|p| {
+            p.update_status()
+                .is_some_and(|u| u.as_str() == "DELETE_FAILED")
+                && p.status().is_some_and(|s| s.as_str() == "ACTIVE")
+        });
+        if let Some(p) = failed {
+            let why = p.update_status_reason().unwrap_or("no reason given");
+            return Err(InfraError::Refused(format!(
+                "ECS would not delete capacity provider {name}: {}",
+                crate::ui::printable(why, "")
+            )));
+        }
         let inactive = |p: &Found| p.status().is_none_or(|s| s.as_str() == "INACTIVE");
         match out.capacity_providers().iter().all(inactive) {
             true => Ok(()),
