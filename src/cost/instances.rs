@@ -6,7 +6,7 @@
 //! `[resources]`, divided by how many tasks it holds at once. That share is expressed as the
 //! run's per-vCPU-hour price, so the Fargate formula (`Usage`) prices it unchanged.
 
-use crate::config::Job;
+use crate::config::{Arch, Job};
 use crate::record::schema::{InstancePrice, Prices};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -31,6 +31,12 @@ struct Instance {
     gpus: u32,
     gpu: String,
     hour: f64,
+    #[serde(default = "x86")]
+    arch: Arch,
+}
+
+fn x86() -> Arch {
+    Arch::Amd64
 }
 
 impl Instance {
@@ -49,7 +55,8 @@ impl Instance {
 
     fn allowed(&self, kind: &str, job: &Job) -> bool {
         let r = &job.resources;
-        let named = r.gpu_type.as_deref().is_none_or(|t| t == self.gpu);
+        let named = r.gpu_type.as_deref().is_none_or(|t| t == self.gpu)
+            && self.arch == job.image.platform.arch;
         let listed =
             r.instance_types.is_empty() || r.instance_types.iter().any(|p| matches_type(p, kind));
         named && listed
@@ -179,6 +186,10 @@ mod tests {
         assert_eq!((l4.kind.as_str(), l4.tasks), ("g6.12xlarge", 4));
         let allowed = lookup("us-east-1", &gpu_job("instance_types = [\"g5.*\"]\n")).unwrap();
         assert_eq!(allowed.instance.unwrap().kind, "g5.xlarge");
+        // An arm64 image runs on Graviton GPU instances only.
+        let graviton = gpu_job("[image]\nplatform = \"linux/arm64\"\n");
+        let g = lookup("us-east-1", &graviton).unwrap().instance.unwrap();
+        assert_eq!(g.kind, "g5g.xlarge");
         let none = lookup("us-east-1", &gpu_job("gpu_type = \"k80\"\n")).unwrap_err();
         assert!(none.contains("no instance type"), "{none}");
     }
