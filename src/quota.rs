@@ -43,7 +43,7 @@ impl Kind {
         }
     }
 
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Kind::OnDemand | Kind::GOnDemand | Kind::POnDemand => "on-demand",
             Kind::Spot | Kind::GSpot | Kind::PSpot => "Spot",
@@ -59,7 +59,7 @@ impl Kind {
     }
 
     /// What the quota counts the vCPUs of.
-    fn of_what(self) -> &'static str {
+    pub fn of_what(self) -> &'static str {
         match self {
             Kind::OnDemand | Kind::Spot => "Fargate",
             Kind::GOnDemand | Kind::GSpot => "EC2 G and VT instance",
@@ -99,7 +99,7 @@ pub struct Quota {
 impl Quota {
     /// How many tasks of `task_vcpu` fit under it at once.
     pub fn tasks(&self, task_vcpu: f64) -> usize {
-        if task_vcpu <= 0.0 {
+        if task_vcpu <= 0.0 || self.vcpu.is_infinite() {
             return usize::MAX;
         }
         (self.vcpu / task_vcpu + 1e-9).floor().max(0.0) as usize
@@ -131,7 +131,7 @@ pub async fn read(aws: &Aws, kind: Kind) -> Quota {
     let (vcpu, source) = match got {
         Ok(out) => match value(out.quota()) {
             Some(v) => (v, "the account's".to_string()),
-            None => assumed("GetServiceQuota gave no value"),
+            None => assumed(kind, "GetServiceQuota gave no value"),
         },
         Err(e) if e.code() == Some("NoSuchResourceException") => {
             let default = aws::retrying(|| async {
@@ -145,13 +145,16 @@ pub async fn read(aws: &Aws, kind: Kind) -> Quota {
             .await;
             match default.ok().and_then(|o| value(o.quota())) {
                 Some(v) => (v, "AWS's default".to_string()),
-                None => assumed("the account has no value of its own"),
+                None => assumed(kind, "the account has no value of its own"),
             }
         }
-        Err(e) => assumed(&format!(
-            "not read: {}",
-            e.code().unwrap_or("no answer from Service Quotas")
-        )),
+        Err(e) => assumed(
+            kind,
+            &format!(
+                "not read: {}",
+                e.code().unwrap_or("no answer from Service Quotas")
+            ),
+        ),
     };
     Quota {
         kind,
@@ -162,11 +165,19 @@ pub async fn read(aws: &Aws, kind: Kind) -> Quota {
     }
 }
 
-fn assumed(why: &str) -> (f64, String) {
-    (
-        AWS_DEFAULT_VCPU,
-        format!("assumed AWS's default ({why}; new accounts often have less)"),
-    )
+/// A quota that could not be read: Fargate's AWS default, said as assumed; EC2's GPU quotas
+/// have no default jobrun may assume (0 on many accounts), so they bound nothing and say so.
+fn assumed(kind: Kind, why: &str) -> (f64, String) {
+    match kind.service() {
+        "fargate" => (
+            AWS_DEFAULT_VCPU,
+            format!("assumed AWS's default ({why}; new accounts often have less)"),
+        ),
+        _ => (
+            f64::INFINITY,
+            format!("not known ({why}; it is 0 on many accounts: check it)"),
+        ),
+    }
 }
 
 /// What the quotas allow a run at once: tasks of one size, first on the job's capacity, then
@@ -198,12 +209,18 @@ impl fmt::Display for AtOnce {
         let quotas: Vec<String> = self
             .quotas
             .iter()
-            .map(|q| format!("{} quota {} vCPU, {}", q.kind.name(), q.vcpu, q.source))
+            .map(|q| match q.vcpu.is_finite() {
+                true => format!("{} quota {} vCPU, {}", q.kind.name(), q.vcpu, q.source),
+                false => format!("{} quota {}", q.kind.name(), q.source),
+            })
             .collect();
+        let at_most = match self.tasks {
+            usize::MAX => "no known bound on the".to_string(),
+            n => format!("at most {n}"),
+        };
         write!(
             f,
-            "at most {} tasks of {} vCPU at once under the account's {} vCPU quotas ({})",
-            self.tasks,
+            "{at_most} tasks of {} vCPU at once under the account's {} vCPU quotas ({})",
             self.task_vcpu,
             self.quotas.first().map_or("Fargate", |q| q.kind.of_what()),
             quotas.join("; ")

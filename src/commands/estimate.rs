@@ -25,13 +25,34 @@ pub async fn before_start(
 ) -> Result<Option<Exit>> {
     let job = &req.job;
     let limit = req.max_cost.or(job.cost.max_per_run);
-    if !req.dry_run && limit.is_none() && req.max_duration.is_none() {
+    // On Managed Instances EC2's GPU quotas are read before every run: 0 on many accounts.
+    let instances = rec
+        .settings
+        .prices
+        .as_ref()
+        .is_some_and(|p| p.instance.is_some());
+    if !req.dry_run && limit.is_none() && req.max_duration.is_none() && !instances {
         return Ok(None);
     }
     let at_once = match (rec.place.ecs(), aws) {
         (Some(run), Some(aws)) => Some(at_once(aws, rec, run).await),
         _ => None,
     };
+    if let Some(a) = at_once
+        .as_ref()
+        .filter(|a| instances && a.tasks == 0 && !req.dry_run)
+    {
+        let q = &a.quotas[0];
+        return Err(
+            Failure::usage(format!("no task can start: {a}")).hint(format!(
+                "ask AWS to raise quota {} ({} vCPU of {}s) in Service Quotas: {}",
+                q.code,
+                q.kind.name(),
+                q.kind.of_what(),
+                q.raise
+            )),
+        );
+    }
     let estimate = estimate(job, rec, store, at_once.as_ref())?;
     if req.dry_run {
         ui.emit(&Planned::of(rec, estimate, at_once));

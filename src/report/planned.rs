@@ -59,10 +59,14 @@ impl Planned {
 
 fn capacity(run: &crate::record::EcsRun) -> String {
     use crate::config::CapacityKind;
+    let on = match run.site.instances {
+        Some(_) => "ECS Managed Instances",
+        None => "Fargate",
+    };
     match (run.capacity.kind, run.capacity.spot_fallback) {
-        (CapacityKind::Spot, true) => "Fargate Spot (on-demand when Spot has none)".into(),
-        (CapacityKind::Spot, false) => "Fargate Spot".into(),
-        (CapacityKind::OnDemand, _) => "on-demand Fargate".into(),
+        (CapacityKind::Spot, true) => format!("{on} Spot (on-demand when Spot has none)"),
+        (CapacityKind::Spot, false) => format!("{on} Spot"),
+        (CapacityKind::OnDemand, _) => format!("on-demand {on}"),
     }
 }
 

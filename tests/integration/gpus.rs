@@ -53,6 +53,17 @@ fn providers(moto: &Service, cluster: &str, names: &[String]) -> Vec<Value> {
     out["capacityProviders"].as_array().unwrap().clone()
 }
 
+/// Sets an EC2 vCPU quota as Service Quotas would once an increase is granted.
+fn set_quota(moto: &Service, code: &str, vcpu: f64) {
+    services::json_call(
+        moto,
+        "servicequotas",
+        "ServiceQuotasV20190624.RequestServiceQuotaIncrease",
+        json!({"ServiceCode": "ec2", "QuotaCode": code, "DesiredValue": vcpu}),
+    )
+    .unwrap();
+}
+
 fn iam(moto: &Service, params: &[(&str, &str)]) -> Result<String, (u16, String)> {
     let mut all = vec![("Version", "2010-05-08")];
     all.extend_from_slice(params);
@@ -91,7 +102,9 @@ fn up_gpu_job(t: &Test) -> Value {
 
 #[test]
 fn a_gpu_job_runs_on_managed_instances_and_down_removes_them() {
-    let moto = services::moto();
+    // A moto of its own: the EC2 quotas are the account's.
+    let own = services::own_moto();
+    let moto = &own;
     let t = gpu_job(moto, GPU_JOB);
     let job = t.name.clone();
     let up = up_gpu_job(&t);
@@ -186,13 +199,34 @@ fn a_gpu_job_runs_on_managed_instances_and_down_removes_them() {
         "{attached}"
     );
 
-    // Priced on an instance type before anything starts.
+    // Priced on an instance type before anything starts; the account's G and VT quotas are
+    // 0 (as on many accounts): said up front, and a submit is refused, nothing made.
     let dry = t.run(&["submit", "--configs", "4", "--dry-run"]);
     assert_eq!(dry.status, 0, "{}", dry.stderr);
     for words in [
         "g4dn.xlarge",
-        "Managed Instances",
+        "ECS Managed Instances Spot (on-demand when Spot has none)",
         "1 task per instance",
+        "at most 0 tasks of 4 vCPU at once under the account's EC2 G and VT instance vCPU quotas",
+        "length: never ends",
+    ] {
+        assert!(dry.stdout.contains(words), "{words}: {}", dry.stdout);
+    }
+    let refused = t.run(&["submit", "--configs", "4"]);
+    refused.assert_error(2, "no task can start");
+    assert!(
+        refused
+            .stderr
+            .contains("hint: ask AWS to raise quota L-3819A6DF"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(t.run_count(), 0, "no run was made");
+    set_quota(moto, "L-3819A6DF", 8.0);
+    set_quota(moto, "L-DB2E81BA", 4.0);
+    let dry = t.run(&["submit", "--configs", "4", "--dry-run"]);
+    for words in [
+        "at most 3 tasks of 4 vCPU at once",
         "for instances idling until ECS retires them",
     ] {
         assert!(dry.stdout.contains(words), "{words}: {}", dry.stdout);
@@ -262,6 +296,7 @@ fn a_gpu_job_in_queue_mode_has_its_workers_on_the_jobs_provider() {
     t.write("jobrun.toml", &on_demand);
     let b = t.run(&["build", "--push"]);
     assert_eq!(b.status, 0, "build --push: {}", b.stderr);
+    set_quota(moto, "L-DB2E81BA", 8.0);
     let job = t.name.clone();
     let up = up_gpu_job(&t);
     let o = &up["outputs"];

@@ -153,6 +153,24 @@ FARGATE_QUOTAS = {
     "L-36FBB829": ("Fargate Spot vCPU resource count", "FARGATE_SPOT"),
 }
 AWS_DEFAULT_VCPU = 4000.0
+# EC2's vCPU quotas of the GPU instance families (Service Quotas, service code "ec2"), which
+# ECS Managed Instances' instances count against; 0 on many accounts, so 0 here until a test
+# raises them (RequestServiceQuotaIncrease).
+EC2_QUOTAS = {
+    "L-DB2E81BA": "Running On-Demand G and VT instances",
+    "L-3819A6DF": "All G and VT Spot Instance Requests",
+    "L-417A185B": "Running On-Demand P instances",
+    "L-7212CCBC": "All P Spot Instance Requests",
+}
+
+
+def quota_known(service, code):
+    """The quotas the fake plays, with their AWS default."""
+    if service == "fargate" and code in FARGATE_QUOTAS:
+        return AWS_DEFAULT_VCPU
+    if service == "ec2" and code in EC2_QUOTAS:
+        return 0.0
+    return None
 QUOTA_REACHED = "You\u2019ve reached the limit on the number of vCPUs you can run concurrently"
 # (account, region, quota code) -> the value RequestServiceQuotaIncrease set.
 _quota_values = {}
@@ -442,12 +460,14 @@ def patch_response_run_task(orig):
 
 
 def quota_shape(account, region, code, value):
-    name, _ = FARGATE_QUOTAS[code]
+    service = "fargate" if code in FARGATE_QUOTAS else "ec2"
+    name = FARGATE_QUOTAS[code][0] if service == "fargate" else EC2_QUOTAS[code]
     return {
-        "ServiceCode": "fargate", "ServiceName": "AWS Fargate", "QuotaCode": code,
-        "QuotaName": name, "Value": value, "Unit": "None", "Adjustable": True,
-        "GlobalQuota": False,
-        "QuotaArn": f"arn:aws:servicequotas:{region}:{account}:fargate/{code}",
+        "ServiceCode": service,
+        "ServiceName": "AWS Fargate" if service == "fargate" else "Amazon Elastic Compute Cloud (Amazon EC2)",
+        "QuotaCode": code, "QuotaName": name, "Value": value, "Unit": "None",
+        "Adjustable": True, "GlobalQuota": False,
+        "QuotaArn": f"arn:aws:servicequotas:{region}:{account}:{service}/{code}",
     }
 
 
@@ -456,12 +476,13 @@ def patch_get_service_quota(orig):
     def get_service_quota(self):
         params = json.loads(self.body)
         code = params.get("QuotaCode")
-        if params.get("ServiceCode") != "fargate":
+        if params.get("ServiceCode") not in ("fargate", "ec2"):
             return orig(self)
-        if code not in FARGATE_QUOTAS:
+        default = quota_known(params.get("ServiceCode"), code)
+        if default is None:
             raise NoSuchResource()
         key = (self.current_account, self.region, code)
-        value = _quota_values.get(key, AWS_DEFAULT_VCPU)
+        value = _quota_values.get(key, default)
         return json.dumps({"Quota": quota_shape(key[0], key[1], code, value)})
 
     return get_service_quota
@@ -470,21 +491,22 @@ def patch_get_service_quota(orig):
 def get_aws_default_service_quota(self):
     params = json.loads(self.body)
     code = params.get("QuotaCode")
-    if params.get("ServiceCode") != "fargate" or code not in FARGATE_QUOTAS:
+    default = quota_known(params.get("ServiceCode"), code)
+    if default is None:
         raise NoSuchResource()
-    shape = quota_shape(self.current_account, self.region, code, AWS_DEFAULT_VCPU)
+    shape = quota_shape(self.current_account, self.region, code, default)
     return json.dumps({"Quota": shape})
 
 
 def request_service_quota_increase(self):
     params = json.loads(self.body)
     code = params.get("QuotaCode")
-    if params.get("ServiceCode") != "fargate" or code not in FARGATE_QUOTAS:
+    if quota_known(params.get("ServiceCode"), code) is None:
         raise NoSuchResource()
     value = float(params["DesiredValue"])
     _quota_values[(self.current_account, self.region, code)] = value
     return json.dumps({"RequestedQuota": {
-        "Id": f"fake-{code}", "ServiceCode": "fargate", "QuotaCode": code,
+        "Id": f"fake-{code}", "ServiceCode": params.get("ServiceCode"), "QuotaCode": code,
         "DesiredValue": value, "Status": "CASE_CLOSED",
     }})
 
