@@ -281,6 +281,20 @@ impl Engine {
     }
 
     /// Resolves when the container is no longer running (or is gone). Errors only mean "look again".
+    /// The engine's stats of a running container, about one a second, until it stops.
+    pub fn stats(
+        &self,
+        name: &str,
+    ) -> impl futures_util::Stream<Item = bollard::models::ContainerStatsResponse> + Send + 'static
+    {
+        let opts = bollard::query_parameters::StatsOptionsBuilder::default()
+            .stream(true)
+            .build();
+        let s = self.docker.stats(name, Some(opts));
+        s.take_while(|r| std::future::ready(r.is_ok()))
+            .filter_map(|r| std::future::ready(r.ok()))
+    }
+
     pub fn wait_container(
         &self,
         name: &str,

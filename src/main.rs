@@ -32,6 +32,7 @@ mod state;
 mod store;
 mod tls;
 mod ui;
+mod usage;
 mod watch;
 mod wire;
 

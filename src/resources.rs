@@ -174,6 +174,17 @@ pub fn next_size(cpu: Vcpu, memory: MemoryMib, max: MemoryMib) -> Option<(Vcpu, 
         .filter(|(_, m)| m.0 <= max.0)
 }
 
+/// The smallest Fargate size with at least `cpu` and `memory`: the fewest vCPUs that can have
+/// that memory, with their smallest memory size above it (none: beyond Fargate).
+pub fn smallest_fargate_size(cpu: Vcpu, memory: MemoryMib) -> Option<(Vcpu, MemoryMib)> {
+    VCPU_SIZES.iter().filter(|c| **c >= cpu.0).find_map(|c| {
+        let m = fargate_memory_options(Vcpu(*c))?
+            .into_iter()
+            .find(|m| *m >= memory.0)?;
+        Some((Vcpu(*c), MemoryMib(m)))
+    })
+}
+
 /// Whether `memory` is a Fargate memory size (with some vCPU size).
 pub fn is_fargate_memory(memory: MemoryMib) -> bool {
     VCPU_SIZES

@@ -72,6 +72,9 @@ pub struct Receipt {
     pub result_error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upload_error: Option<String>,
+    /// What the attempt used, measured from its container's cgroup (`usage`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<crate::usage::Measured>,
 }
 
 fn is_zero(n: &u64) -> bool {

@@ -42,6 +42,9 @@ pub struct TaskArgs {
     pub command: Vec<String>,
 }
 
+/// Where the container's own cgroup is mounted (cgroup namespaces: Fargate, Docker).
+const CGROUP: &str = "/sys/fs/cgroup";
+
 fn say(line: &str) {
     eprintln!("jobrun task: {line}");
 }
@@ -77,8 +80,11 @@ pub async fn run(args: TaskArgs) -> Result<crate::error::Exit, AgentError> {
     };
     let mut env = BTreeMap::new();
     folders.env(&mut env);
-    let code = run_child(&argv, &env).await?;
-    let receipt = target.upload(&folders).await;
+    let mut meter = crate::usage::Meter::start(std::path::Path::new(CGROUP));
+    let code = run_child(&argv, &env, &mut meter).await?;
+    let usage = Some(meter.stop()).filter(|m| !m.is_empty());
+    let mut receipt = target.upload(&folders).await;
+    receipt.usage = usage;
     if let Some(e) = &receipt.upload_error {
         say(&format!("the outputs could not be uploaded: {e}"));
     } else {
@@ -122,9 +128,14 @@ async fn deliver(
     }
 }
 
-/// The command as a child with this process's output; SIGTERM and SIGINT are passed on. Its
-/// exit code (128 + the signal for a killed child, as shells say).
-async fn run_child(argv: &[String], env: &BTreeMap<String, String>) -> Result<i32, AgentError> {
+/// The command as a child with this process's output; SIGTERM and SIGINT are passed on, and
+/// the container's memory is sampled each second. Its exit code (128 + the signal for a
+/// killed child, as shells say).
+async fn run_child(
+    argv: &[String],
+    env: &BTreeMap<String, String>,
+    meter: &mut crate::usage::Meter,
+) -> Result<i32, AgentError> {
     let Some((program, rest)) = argv.split_first() else {
         say("there is no command to run");
         return Ok(127);
@@ -151,11 +162,13 @@ async fn run_child(argv: &[String], env: &BTreeMap<String, String>) -> Result<i3
             }
         }
     };
+    let mut each_second = tokio::time::interval(std::time::Duration::from_secs(1));
     let status = loop {
         tokio::select! {
             status = child.wait() => break status,
             _ = term.recv() => pass_on(libc::SIGTERM),
             _ = int.recv() => pass_on(libc::SIGINT),
+            _ = each_second.tick() => meter.sample(),
         }
     };
     use std::os::unix::process::ExitStatusExt;

@@ -127,6 +127,19 @@ fn planned<'a>(req: &'a SubmitRequest, run_id: &str) -> Result<Planned<'a>> {
     Ok(Planned::Tasks(tasks.into_iter().map(task_record).collect()))
 }
 
+/// `[resources] size = "auto"`: the run takes the size learned from the job's last measured
+/// run (direct mode and local: queue mode's workers keep their task definition's size).
+fn learn_size(store: &Store, job: &Job, rec: &mut RunRecord) {
+    let auto = job.resources.size == crate::config::SizeRule::Auto;
+    if !auto || matches!(rec.place, Place::Queue(..)) {
+        return;
+    }
+    if let Some((size, learned)) = crate::report::usage::learn(store, job) {
+        (rec.settings.cpu, rec.settings.memory_mib) = (size.cpu, size.memory_mib);
+        rec.settings.learned = Some(learned);
+    }
+}
+
 fn task_record(t: plan::TaskPlan) -> TaskRecord {
     TaskRecord::new(t.index, t.config, t.command)
 }
@@ -212,6 +225,7 @@ fn settings_of(job: &Job) -> RunSettings {
         dispatched: false,
         objective: job.results.clone(),
         gpu: job.resources.gpu,
+        learned: None,
     }
 }
 
@@ -285,6 +299,7 @@ async fn submit_local(at: Submit<'_>, ui: &Ui) -> Result<Exit> {
         platform: image::platform_of(&inspect),
     };
     let mut rec = new_record(job, run_id, Place::Local, image, tasks)?;
+    learn_size(store, job, &mut rec);
     let reused = crate::reuse::reuse_local(store, &mut rec, &earlier)?;
     note_gone(&reused, ui);
     if let (Some(settings), Some(other)) = (
@@ -367,6 +382,7 @@ async fn submit_ecs(at: Submit<'_>, ui: &Ui) -> Result<Exit> {
     let place = ecs_place(job, &outputs, run_id, req.scheduled)?;
     let mut rec = new_record(job, run_id, place, image, tasks)?;
     rec.settings.dispatched = req.scheduled;
+    learn_size(store, job, &mut rec);
     let s3 = aws.s3();
     let bucket = outputs.site.bucket.clone();
     if !earlier.is_empty() {

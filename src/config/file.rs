@@ -233,6 +233,8 @@ pub struct ResourcesSection {
     /// How long an idle Managed Instance waits for the next task before it is retired.
     #[serde(default, with = "opt_duration")]
     pub instance_idle: Option<Duration>,
+    /// `"auto"`: each run's size is learned from the job's last measured run.
+    pub size: Option<super::job::SizeRule>,
 }
 
 #[derive(Debug, Deserialize, Default)]

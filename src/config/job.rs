@@ -269,6 +269,27 @@ pub struct Resources {
     /// How long an idle Managed Instance is kept for the next task (ECS: `scaleInAfter`).
     #[serde(with = "secs")]
     pub instance_idle: Duration,
+    /// `auto`: a run's size is the smallest Fargate size above the job's last measured peaks
+    /// (cpu and memory above are the first run's, and the task definition's).
+    #[serde(skip_serializing_if = "SizeRule::is_fixed")]
+    pub size: SizeRule,
+}
+
+/// How a run's task size is chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SizeRule {
+    /// `cpu` and `memory` as configured.
+    #[default]
+    Fixed,
+    /// Learned from the last run's measured peaks, with a margin.
+    Auto,
+}
+
+impl SizeRule {
+    pub fn is_fixed(&self) -> bool {
+        *self == SizeRule::Fixed
+    }
 }
 
 fn is_zero(n: &u32) -> bool {

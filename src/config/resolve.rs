@@ -453,6 +453,12 @@ fn resources(
         gpu_type: machines.gpu_type,
         instance_types: machines.instance_types,
         instance_idle: machines.instance_idle,
+        size: match (file.size.unwrap_or_default(), instances) {
+            (super::job::SizeRule::Auto, true) => {
+                return Err("resources.size = \"auto\" learns a Fargate size; a job with a GPU or instance types runs on Managed Instances, sized by its cpu and memory".into());
+            }
+            (rule, _) => rule,
+        },
     })
 }
 

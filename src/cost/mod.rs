@@ -381,6 +381,7 @@ mod tests {
             secs: 3600.0,
             spot: false,
             size,
+            usage: None,
         };
         let bigger = crate::record::schema::TaskSize {
             cpu: 0.25,
@@ -408,12 +409,14 @@ mod tests {
                 secs: 600.0,
                 spot: true,
                 size: None,
+                usage: None,
             },
             Bill {
                 attempt: 2,
                 secs: 3600.0,
                 spot: false,
                 size: None,
+                usage: None,
             },
         ];
         let p = us_east(Arch::Arm64);

@@ -78,6 +78,10 @@ pub struct RunSettings {
     /// `[resources] gpu`: GPUs per task (a local task gets the engine's GPUs).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub gpu: u32,
+    /// `[resources] size = "auto"`: the size above (`cpu`, `memory_mib`) was learned from an
+    /// earlier run's measured peaks, not the one the job's task definition has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub learned: Option<schema::LearnedSize>,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -576,6 +580,7 @@ pub(crate) mod tests {
                 dispatched: false,
                 objective: None,
                 gpu: 0,
+                learned: None,
             },
             created_at: Utc::now(),
             finished_at: None,

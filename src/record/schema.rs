@@ -220,6 +220,18 @@ pub struct Bill {
     /// The size it ran at, when not the run's (a retry after an out-of-memory kill).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size: Option<TaskSize>,
+    /// What it used (its peak memory, its CPU time), where it was measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<crate::usage::Measured>,
+}
+
+/// A run's size learned from an earlier run (`[resources] size = "auto"`): which run, its
+/// highest measured peak, and the size the job configures (its task definition's).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LearnedSize {
+    pub from_run: String,
+    pub peak_mib: f64,
+    pub configured: TaskSize,
 }
 
 /// A task size other than the run's: what an out-of-memory retry runs at.

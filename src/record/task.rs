@@ -234,7 +234,16 @@ impl TaskRecord {
                 secs,
                 spot,
                 size: self.size,
+                usage: None,
             }),
+        }
+    }
+
+    /// What attempt `attempt` used, once measured (kept with its bill).
+    pub fn measured(&mut self, attempt: u32, usage: Option<crate::usage::Measured>) {
+        let usage = usage.filter(|u| !u.is_empty());
+        if let Some(b) = self.bills.iter_mut().find(|b| b.attempt == attempt) {
+            b.usage = usage.or(b.usage);
         }
     }
 

@@ -12,6 +12,7 @@ pub mod planned;
 pub mod results;
 pub mod schedules;
 pub mod table;
+pub mod usage;
 mod waiting;
 use crate::record::{RunRecord, TaskState};
 use chrono::{DateTime, Utc};
@@ -56,6 +57,12 @@ pub struct RunStatus {
     pub size: crate::record::schema::TaskSize,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub grown: Vec<Grown>,
+    /// What the tasks used of their size, and a smaller one that would have done.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub used: Option<usage::Used>,
+    /// `[resources] size = "auto"`: where the run's size was learned.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub learned: Option<crate::record::schema::LearnedSize>,
     /// Who won, by the run's objective (`[results] metric`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub best: Option<best::Best>,
@@ -186,6 +193,8 @@ impl RunStatus {
                 memory_mib: rec.settings.memory_mib,
             },
             grown: Grown::of(rec),
+            used: usage::Used::of(rec),
+            learned: rec.settings.learned.clone(),
             best: best::Best::for_run(rec),
             waiting: Waiting::of(rec),
             driver: None,
@@ -363,6 +372,12 @@ impl fmt::Display for RunStatus {
         if let Some(line) = grown_line(self) {
             write!(f, "\nmemory  {line}")?;
         }
+        if let Some(l) = &self.learned {
+            write!(f, "\nsize    {}, {}", self.size, usage::learned_line(l))?;
+        }
+        if let Some(used) = &self.used {
+            write!(f, "\nused    {used}")?;
+        }
         if let Some(best) = &self.best {
             write!(f, "\n{best}")?;
         }
@@ -419,6 +434,12 @@ impl fmt::Display for Summary {
         }
         if let Some(line) = grown_line(s) {
             write!(f, "\n{line}")?;
+        }
+        if let Some(l) = &s.learned {
+            write!(f, "\nsize {}, {}", s.size, usage::learned_line(l))?;
+        }
+        if let Some(used) = &s.used {
+            write!(f, "\nused: {used}")?;
         }
         if let Some(best) = &s.best {
             write!(f, "\n{best}")?;
@@ -556,6 +577,12 @@ pub struct Submitted {
     tasks: usize,
     concurrency: usize,
     image: String,
+    /// `[resources] size = "auto"`: the size it runs at, and where it was learned.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    learned: Option<(
+        crate::record::schema::TaskSize,
+        crate::record::schema::LearnedSize,
+    )>,
 }
 
 impl Submitted {
@@ -567,6 +594,13 @@ impl Submitted {
             tasks: rec.tasks.len(),
             concurrency: rec.settings.concurrency,
             image: rec.image.reference.clone(),
+            learned: rec.settings.learned.clone().map(|l| {
+                let size = crate::record::schema::TaskSize {
+                    cpu: rec.settings.cpu,
+                    memory_mib: rec.settings.memory_mib,
+                };
+                (size, l)
+            }),
         }
     }
 }
@@ -577,7 +611,11 @@ impl fmt::Display for Submitted {
             f,
             "run {}: {} tasks of {} on {} (at most {} at a time)",
             self.run_id, self.tasks, self.image, self.target, self.concurrency
-        )
+        )?;
+        if let Some((size, l)) = &self.learned {
+            write!(f, "\nsize {size}, {}", usage::learned_line(l))?;
+        }
+        Ok(())
     }
 }
 

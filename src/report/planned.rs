@@ -24,6 +24,9 @@ pub struct Planned {
     /// An ECS run: how many tasks the account's Fargate vCPU quotas let run at once.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub quotas: Option<crate::quota::AtOnce>,
+    /// `[resources] size = "auto"`: where the run's size was learned.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub learned: Option<crate::record::schema::LearnedSize>,
 }
 
 impl Planned {
@@ -53,6 +56,7 @@ impl Planned {
             capacity,
             estimate,
             quotas,
+            learned: rec.settings.learned.clone(),
         }
     }
 }
@@ -88,6 +92,9 @@ impl fmt::Display for Planned {
             "size: {} vCPU, {} GB, {} GB storage, {}; {}",
             s.vcpu, s.gb, s.storage_gb, self.platform, self.capacity
         )?;
+        if let Some(l) = &self.learned {
+            writeln!(f, "  size {}", super::usage::learned_line(l))?;
+        }
         if let Some(q) = &self.quotas {
             writeln!(f, "quota: {q}")?;
         }

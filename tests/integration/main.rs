@@ -28,4 +28,5 @@ mod runs;
 mod schedules;
 mod task_data;
 mod unattended;
+mod usage;
 mod web;

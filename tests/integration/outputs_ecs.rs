@@ -341,6 +341,7 @@ fn queue_workers_upload_outputs_and_run_the_reduce_after_the_map_tasks() {
 
 #[test]
 fn in_a_container_of_the_job_image_the_reduce_downloads_its_inputs() {
+    // Its map tasks allocate 0 and 300 MiB: the receipts carry what they used.
     // Only x86_64 hosts can run this (the jobrun in the image is this very binary).
     if std::env::consts::ARCH != "x86_64" {
         return;
@@ -361,7 +362,7 @@ fn in_a_container_of_the_job_image_the_reduce_downloads_its_inputs() {
         "jobrun.toml",
         &toml.replace(
             r#"command = ["/task"]"#,
-            r#"command = ["/task", "write", "w.txt", "{index}"]"#,
+            r#"command = ["/task", "write", "w.txt", "{index}", "alloc", "{config.mib}"]"#,
         ),
     );
     for step in [&["build", "--push"][..], &["up"]] {
@@ -369,7 +370,10 @@ fn in_a_container_of_the_job_image_the_reduce_downloads_its_inputs() {
         assert_eq!(r.status, 0, "{step:?}: {}", r.stderr);
     }
     let hold = json!({"hold_until_receipt": true});
-    let run = t.submit_detached(&[json!({"fake": hold}), json!({"fake": hold})]);
+    let run = t.submit_detached(&[
+        json!({"fake": hold, "mib": 0}),
+        json!({"fake": hold, "mib": 300}),
+    ]);
     let image = format!("{}:latest", t.name);
     let outs = play_tasks(&t, moto, &run, 3, Play::Container(&image));
     let s = t.wait_for(&run, "the run to succeed", |s| s["state"] == "succeeded");
@@ -379,6 +383,19 @@ fn in_a_container_of_the_job_image_the_reduce_downloads_its_inputs() {
         "{}",
         outs[&2]
     );
+    // What each map task used, measured by its jobrun from the container's cgroup: the whole
+    // container's (jobrun's own memory too), so task 1's 300 MiB show as the difference from
+    // task 0, which allocated nothing, within 10 %.
+    let rec = t.record(&run);
+    let usage = |i: usize| rec["tasks"][i]["bills"][0]["usage"].clone();
+    let peak = |i: usize| {
+        usage(i)["memory_peak_mib"]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{}", usage(i)))
+    };
+    let grew = peak(1) - peak(0);
+    assert!((grew - 300.0).abs() <= 30.0, "{} vs {}", usage(1), usage(0));
+    assert!(usage(1)["cpu_secs"].as_f64().is_some(), "{}", usage(1));
     let table = t.run(&["results", "-o", "json"]).json();
     // Said in full when it fails: the reduce's line, and each task's attempts and result.
     let status = t.run(&["status", &run, "--tasks", "-o", "json"]).stdout;

@@ -96,7 +96,7 @@ impl EcsDispatcher {
         Ok(Dispatch {
             index: i,
             attempt,
-            overrides: task_size(task)
+            overrides: task_size(task, &rec.settings)
                 .container_overrides(container.build())
                 .build(),
             tags,
@@ -250,12 +250,18 @@ fn request_parts(
 /// The task-level size override of a task that grew after an out-of-memory kill (RunTask's
 /// `overrides.cpu` / `overrides.memory`, in CPU units and MiB as strings; the pair must be a
 /// valid Fargate size: https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_TaskOverride.html).
-/// Other tasks run at the task definition's size.
+/// A run whose size was learned (`size = "auto"`) overrides every task's; other tasks run at
+/// the task definition's size.
 fn task_size(
     task: &crate::record::TaskRecord,
+    settings: &crate::record::RunSettings,
 ) -> aws_sdk_ecs::types::builders::TaskOverrideBuilder {
     let builder = TaskOverride::builder();
-    match task.size {
+    let learned = settings.learned.is_some();
+    let size = task
+        .size
+        .or(learned.then(|| crate::dispatch::size_of(task, settings)));
+    match size {
         Some(size) => builder
             .cpu(size.cpu_units().to_string())
             .memory(size.memory_mib.to_string()),

@@ -301,6 +301,7 @@ impl EcsDispatcher {
         let billed_from = t.pull_started_at().or(t.started_at()).and_then(to_chrono);
         let spot = t.capacity_provider_name().is_some_and(|p| site.is_spot(p));
         task.bill_span(attempt, billed_from, task.finished_at, spot);
+        task.measured(attempt, receipt.as_ref().and_then(|r| r.usage));
         let infra = matches!(
             code.as_deref(),
             Some("SpotInterruption" | "TaskFailedToStart" | "TerminationNotice")

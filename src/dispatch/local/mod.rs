@@ -9,7 +9,8 @@
 //! container again instead of counting an attempt. A finished container's end (exit code, times)
 //! and output are both read, into its log file and then the run record, before the container is
 //! removed; a container that vanished first (removed by hand, a prune) was that attempt's
-//! interruption, retried while attempts remain.
+//! interruption, retried while attempts remain. What each container uses (its peak memory, its
+//! CPU time) is read from the engine's stats while it runs and kept with its attempt's bill.
 
 mod outcome;
 
@@ -18,6 +19,7 @@ use crate::engine::{Engine, EngineError, LABEL_ATTEMPT, LABEL_INDEX, LABEL_JOB, 
 use crate::outputs::{self, CONTAINER_INPUTS, CONTAINER_OUTPUT};
 use crate::record::{RunRecord, Stage, TaskRecord, TaskState};
 use crate::store::Store;
+use crate::usage::Measured;
 use bollard::models::{
     ContainerCreateBody, ContainerSummaryStateEnum, HostConfig, Mount, MountType,
 };
@@ -27,11 +29,14 @@ use outcome::{interrupted, lost_containers, record_outcome};
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 
 pub struct LocalDispatcher {
     engine: Engine,
     waiting: HashSet<String>,
+    /// What each watched container used so far, from the engine's stats.
+    measured: Arc<Mutex<HashMap<String, Measured>>>,
     tx: mpsc::UnboundedSender<()>,
     rx: mpsc::UnboundedReceiver<()>,
 }
@@ -112,6 +117,7 @@ impl LocalDispatcher {
         LocalDispatcher {
             engine,
             waiting: HashSet::new(),
+            measured: Default::default(),
             tx,
             rx,
         }
@@ -123,12 +129,25 @@ impl LocalDispatcher {
         }
     }
 
+    /// Waits for the container's end in the background, noting what it uses meanwhile.
     fn watch_container(&mut self, name: &str) {
         if self.waiting.insert(name.to_string()) {
             let wait = self.engine.wait_container(name);
-            let tx = self.tx.clone();
+            let stats = self.engine.stats(name);
+            let (tx, measured, key) = (self.tx.clone(), self.measured.clone(), name.to_string());
             tokio::spawn(async move {
-                wait.await;
+                let watch = async move {
+                    futures_util::pin_mut!(stats);
+                    while let Some(s) = stats.next().await {
+                        let mut all = measured.lock().expect("not poisoned");
+                        fold_engine_stats(all.entry(key.clone()).or_default(), &s);
+                    }
+                };
+                tokio::pin!(wait);
+                tokio::select! {
+                    _ = &mut wait => {}
+                    _ = watch => wait.await,
+                }
                 let _ = tx.send(());
             });
         }
@@ -287,6 +306,8 @@ impl LocalDispatcher {
                 Ok((inspect, log_path)) => {
                     if current {
                         record_outcome(rec, &c, inspect, &log_path, store, now);
+                        let used = self.measured.lock().expect("not poisoned").remove(&c.name);
+                        rec.tasks[c.index].measured(c.attempt, used);
                     }
                     collected.push(c.name);
                 }
@@ -597,6 +618,22 @@ async fn create_and_start(
     Ok(false)
 }
 
+/// Folds one of the engine's stats of a running container (`GET /containers/{id}/stats`) into
+/// what the attempt used so far.
+fn fold_engine_stats(seen: &mut Measured, s: &bollard::models::ContainerStatsResponse) {
+    if let Some(m) = &s.memory_stats {
+        // v1 keeps the peak; v2 does not, so the highest sample stands for it.
+        if let Some(b) = m.max_usage.or(m.usage).filter(|b| *b > 0) {
+            let mib = b as f64 / crate::usage::MIB;
+            seen.memory_peak_mib = Some(seen.memory_peak_mib.map_or(mib, |p| p.max(mib)));
+        }
+    }
+    let cpu = s.cpu_stats.as_ref().and_then(|c| c.cpu_usage.as_ref());
+    if let Some(ns) = cpu.and_then(|u| u.total_usage).filter(|n| *n > 0) {
+        seen.cpu_secs = Some(ns as f64 / 1e9);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -686,5 +723,26 @@ mod tests {
         assert_eq!(missing_command(path).as_deref(), Some("trian.py"));
         assert_eq!(missing_command("invalid memory limit"), None);
         assert_eq!(missing_command("exec: \"/x\": permission denied"), None);
+    }
+
+    #[test]
+    fn engine_stats_keep_the_highest_memory_and_the_latest_cpu() {
+        let stats = |usage: u64, max: Option<u64>, cpu: u64| {
+            serde_json::from_value::<bollard::models::ContainerStatsResponse>(serde_json::json!({
+                "memory_stats": {"usage": usage, "max_usage": max},
+                "cpu_stats": {"cpu_usage": {"total_usage": cpu}},
+            }))
+            .unwrap()
+        };
+        let mut seen = Measured::default();
+        fold_engine_stats(&mut seen, &stats(200 * 1024 * 1024, None, 1_000_000_000));
+        fold_engine_stats(&mut seen, &stats(100 * 1024 * 1024, None, 2_000_000_000));
+        assert_eq!(seen.memory_peak_mib, Some(200.0));
+        assert_eq!(seen.cpu_secs, Some(2.0));
+        fold_engine_stats(&mut seen, &stats(0, Some(300 * 1024 * 1024), 0));
+        assert_eq!(
+            (seen.memory_peak_mib, seen.cpu_secs),
+            (Some(300.0), Some(2.0))
+        );
     }
 }
