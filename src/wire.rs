@@ -48,6 +48,16 @@ pub fn inputs_prefix(job: &str, run_id: &str) -> String {
     format!("{}outputs/", run_prefix(job, run_id))
 }
 
+/// Where a task's checkpoint folder is kept between its attempts (`JOBRUN_CHECKPOINT_DIR`):
+/// `checkpoints/<index>/`, restored before each later attempt starts.
+pub fn checkpoint_prefix(job: &str, run_id: &str, index: impl std::fmt::Display) -> String {
+    format!("{}checkpoints/{index}/", run_prefix(job, run_id))
+}
+
+/// How often the jobrun in a task keeps the checkpoint folder while the job runs (it also does
+/// when the job ends or is told to stop): `JOBRUN_CHECKPOINT_EVERY`, default 10 minutes.
+pub const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// The exit code of a direct-mode attempt whose outputs could not be handled and whose receipt
 /// could not be written either (the dispatcher then says so instead of "exit code 125").
 pub const NO_RECEIPT: i32 = 125;
@@ -75,6 +85,19 @@ pub struct Receipt {
     /// What the attempt used, measured from its container's cgroup (`usage`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<crate::usage::Measured>,
+    /// Its checkpoint folder: how many files it began with (restored from the attempt before)
+    /// and kept at its end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<CheckpointNote>,
+}
+
+/// What an attempt did with its checkpoint folder.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct CheckpointNote {
+    pub restored: u64,
+    pub kept: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 fn is_zero(n: &u64) -> bool {

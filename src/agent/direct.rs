@@ -1,10 +1,12 @@
 //! `jobrun task`: how a direct-mode ECS task runs, when the job's image carries jobrun (the
 //! task definition's entrypoint is `jobrun task --`, its command the task's own).
 //!
-//! It makes the attempt's folders (for the reduce, the map tasks' outputs downloaded first),
-//! runs the image's entrypoint + the command as a child with `JOBRUN_OUTPUT_DIR` set and the
-//! container's output as its own, hands SIGTERM (StopTask, Spot) on to it, then uploads the
-//! output folder and writes the attempt's receipt (`wire::Receipt`) under the run's prefix,
+//! It makes the attempt's folders (for the reduce, the map tasks' outputs downloaded first; for
+//! a later attempt the checkpoint folder restored), runs the image's entrypoint + the command
+//! as a child with `JOBRUN_OUTPUT_DIR` and `JOBRUN_CHECKPOINT_DIR` set and the container's
+//! output as its own, keeping the checkpoint folder every `JOBRUN_CHECKPOINT_EVERY`, measuring
+//! what the container uses, hands SIGTERM (StopTask, Spot) on to it, then keeps the checkpoint,
+//! uploads the output folder and writes the attempt's receipt (`wire::Receipt`) under the run's prefix,
 //! before the task stops: so the dispatcher, seeing the task stopped, finds the result. It exits
 //! with the command's exit code; a failure of its own (folders, upload) that left no receipt
 //! exits `wire::NO_RECEIPT`.
@@ -80,11 +82,29 @@ pub async fn run(args: TaskArgs) -> Result<crate::error::Exit, AgentError> {
     };
     let mut env = BTreeMap::new();
     folders.env(&mut env);
+    let restored = target.restore_checkpoint(&folders, args.attempt).await;
+    match &restored {
+        Ok(0) => {}
+        Ok(n) => say(&format!("{n} checkpoint files restored")),
+        Err(e) => say(e),
+    }
     let mut meter = crate::usage::Meter::start(std::path::Path::new(CGROUP));
-    let code = run_child(&argv, &env, &mut meter).await?;
+    let code = {
+        let keeping = keep_every(&target, &folders, checkpoint_every());
+        tokio::pin!(keeping);
+        let child = run_child(&argv, &env, &mut meter);
+        tokio::select! {
+            code = child => code?,
+            _ = &mut keeping => unreachable!("keeping the checkpoint never ends"),
+        }
+    };
+    // Kept however the job ended (a Spot interruption's SIGTERM too: ECS waits up to the
+    // task definition's stopTimeout, 120 s, before it kills the container).
+    let kept = target.keep_checkpoint(&folders).await;
     let usage = Some(meter.stop()).filter(|m| !m.is_empty());
     let mut receipt = target.upload(&folders).await;
     receipt.usage = usage;
+    receipt.checkpoint = Target::checkpoint_note(restored, kept);
     if let Some(e) = &receipt.upload_error {
         say(&format!("the outputs could not be uploaded: {e}"));
     } else {
@@ -94,6 +114,29 @@ pub async fn run(args: TaskArgs) -> Result<crate::error::Exit, AgentError> {
         ));
     }
     std::process::exit(deliver(&s3, &args.bucket, &key, &receipt, code).await)
+}
+
+/// `JOBRUN_CHECKPOINT_EVERY` (a duration), else every 10 minutes.
+fn checkpoint_every() -> std::time::Duration {
+    std::env::var("JOBRUN_CHECKPOINT_EVERY")
+        .ok()
+        .and_then(|v| crate::config::parse_duration(&v).ok())
+        .unwrap_or(crate::wire::CHECKPOINT_EVERY)
+}
+
+/// Keeps the checkpoint folder every `every` while the job runs (never returns).
+async fn keep_every(
+    target: &Target<'_>,
+    folders: &super::outputs::Folders,
+    every: std::time::Duration,
+) {
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    loop {
+        tick.tick().await;
+        if let Err(e) = target.keep_checkpoint(folders).await {
+            say(&e);
+        }
+    }
 }
 
 /// The image's entrypoint and the task's command (or the default one).

@@ -346,12 +346,20 @@ impl Agent {
             }
         };
         folders.env(&mut work.env);
+        let restored = target.restore_checkpoint(&folders, receives).await;
         let (ended, tail) = self
             .run_child(&work, (&receipt, received), term, int)
             .await?;
+        // Kept however the child ended: a stopped worker's next delivery resumes from it.
+        let kept = target.keep_checkpoint(&folders).await;
+        let checkpoint = outputs::Target::checkpoint_note(restored, kept);
         let done = Done::of(ended, work.timeout);
         let uploaded = match done {
-            Some(_) => Some(target.upload(&folders).await),
+            Some(_) => {
+                let mut receipt = target.upload(&folders).await;
+                receipt.checkpoint = checkpoint;
+                Some(receipt)
+            }
             None => None,
         };
         self.protect(false, work.timeout).await;

@@ -2,10 +2,12 @@
 //! direct-mode `jobrun task`): an empty `JOBRUN_OUTPUT_DIR` per attempt, for the reduce every
 //! map task's outputs downloaded into `JOBRUN_INPUTS_DIR` (files read-only), and after the
 //! command the output folder uploaded to the run's prefix with a receipt of what went up.
+//! `JOBRUN_CHECKPOINT_DIR` is the task's across attempts: kept under the run's
+//! `checkpoints/<index>/` while and after the job runs, restored before a later attempt.
 
 use crate::outputs::{self, ResultRead, s3};
 use crate::record::Stage;
-use crate::wire::{Receipt, inputs_prefix, output_prefix};
+use crate::wire::{CheckpointNote, Receipt, checkpoint_prefix, inputs_prefix, output_prefix};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -24,6 +26,7 @@ pub struct Target<'a> {
 pub struct Folders {
     pub output: PathBuf,
     pub inputs: Option<PathBuf>,
+    pub checkpoint: PathBuf,
 }
 
 impl Folders {
@@ -36,6 +39,10 @@ impl Folders {
         if let Some(inputs) = &self.inputs {
             env.insert("JOBRUN_INPUTS_DIR".into(), inputs.to_string_lossy().into());
         }
+        env.insert(
+            "JOBRUN_CHECKPOINT_DIR".into(),
+            self.checkpoint.to_string_lossy().into(),
+        );
     }
 }
 
@@ -45,10 +52,13 @@ impl Target<'_> {
         let base = std::env::temp_dir().join("jobrun");
         let output = base.join("output");
         outputs::fresh_dir(&output).map_err(|e| format!("{}: {e}", output.display()))?;
+        let checkpoint = base.join("checkpoint");
+        outputs::fresh_dir(&checkpoint).map_err(|e| format!("{}: {e}", checkpoint.display()))?;
         if self.stage == Stage::Map {
             return Ok(Folders {
                 output,
                 inputs: None,
+                checkpoint,
             });
         }
         let inputs = base.join("inputs");
@@ -61,7 +71,53 @@ impl Target<'_> {
         Ok(Folders {
             output,
             inputs: Some(inputs),
+            checkpoint,
         })
+    }
+
+    fn checkpoint_prefix(&self) -> String {
+        checkpoint_prefix(self.job, &self.run_id, &self.index)
+    }
+
+    /// A later attempt's checkpoint folder: what the attempts before it kept (the number of
+    /// files; none kept, or the first attempt: 0).
+    pub async fn restore_checkpoint(&self, folders: &Folders, attempt: u32) -> Result<u64, String> {
+        if attempt <= 1 {
+            return Ok(0);
+        }
+        let prefix = self.checkpoint_prefix();
+        s3::download_prefix(self.s3, self.bucket, &prefix, &folders.checkpoint)
+            .await
+            .map(|moved| moved.files)
+            .map_err(|e| format!("cannot restore the checkpoint: {e}"))
+    }
+
+    /// Keeps the checkpoint folder's regular files under the task's checkpoint prefix (links
+    /// and special files are not read, as for outputs); the number kept.
+    pub async fn keep_checkpoint(&self, folders: &Folders) -> Result<u64, String> {
+        let prefix = self.checkpoint_prefix();
+        s3::upload_dir(self.s3, self.bucket, &folders.checkpoint, &prefix)
+            .await
+            .map(|moved| moved.files)
+            .map_err(|e| format!("cannot keep the checkpoint: {e}"))
+    }
+
+    /// What the receipt says of the checkpoint folder.
+    pub fn checkpoint_note(
+        restored: Result<u64, String>,
+        kept: Result<u64, String>,
+    ) -> Option<CheckpointNote> {
+        let error = [restored.as_ref().err(), kept.as_ref().err()]
+            .into_iter()
+            .flatten()
+            .next()
+            .cloned();
+        let note = CheckpointNote {
+            restored: restored.unwrap_or(0),
+            kept: kept.unwrap_or(0),
+            error,
+        };
+        (note != CheckpointNote::default()).then_some(note)
     }
 
     /// Uploads the output folder; the receipt says what went up, the result, and why an

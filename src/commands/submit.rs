@@ -226,6 +226,7 @@ fn settings_of(job: &Job) -> RunSettings {
         objective: job.results.clone(),
         gpu: job.resources.gpu,
         learned: None,
+        checkpoint_every_secs: job.run.checkpoint_every.map(|d| d.as_secs().max(1)),
     }
 }
 

@@ -252,6 +252,9 @@ pub struct RunSection {
     pub outputs: Option<bool>,
     /// `true`: every submit reuses earlier runs' tasks with the same key (`submit --reuse`).
     pub reuse: Option<bool>,
+    /// How often the jobrun in an ECS task keeps `JOBRUN_CHECKPOINT_DIR` while the job runs.
+    #[serde(default, with = "opt_duration")]
+    pub checkpoint_every: Option<Duration>,
 }
 
 mod opt_duration {

@@ -325,6 +325,22 @@ pub struct RunSpec {
     pub outputs: bool,
     /// Whether a submit reuses earlier runs' tasks with the same key by default.
     pub reuse: bool,
+    /// How often the jobrun in an ECS task keeps the checkpoint folder (none: every 10
+    /// minutes, and when the job ends or is told to stop).
+    #[serde(skip_serializing_if = "Option::is_none", with = "opt_secs")]
+    pub checkpoint_every: Option<Duration>,
+}
+
+mod opt_secs {
+    pub fn serialize<S: serde::Serializer>(
+        d: &Option<std::time::Duration>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_str(&humantime::format_duration(*d).to_string()),
+            None => s.serialize_none(),
+        }
+    }
 }
 
 mod secs {

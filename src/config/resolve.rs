@@ -669,6 +669,7 @@ fn run(
         }),
         outputs: file.run.outputs.unwrap_or(true),
         reuse: file.run.reuse.unwrap_or(false),
+        checkpoint_every: file.run.checkpoint_every,
     })
 }
 

@@ -99,6 +99,9 @@ pub fn task_env(rec: &RunRecord, i: usize, attempt: u32) -> Vec<(String, String)
         ("JOBRUN_ATTEMPT".into(), attempt.to_string()),
         ("JOBRUN_STAGE".into(), task.stage.as_str().into()),
     ]);
+    if let Some(secs) = rec.settings.checkpoint_every_secs {
+        env.push(("JOBRUN_CHECKPOINT_EVERY".into(), format!("{secs}s")));
+    }
     env
 }
 

@@ -25,6 +25,9 @@ pub const RESULT_LIMIT: usize = 64 * 1024;
 /// Where a local container sees its output folder, and the reduce its inputs.
 pub const CONTAINER_OUTPUT: &str = "/jobrun/output";
 pub const CONTAINER_INPUTS: &str = "/jobrun/inputs";
+/// A local task's checkpoint folder in its container: `runs/<run>/checkpoints/<index>/` of the
+/// state folder, the same for every attempt of the task.
+pub const CONTAINER_CHECKPOINT: &str = "/jobrun/checkpoint";
 
 /// A result as kept, or why it cannot be.
 pub fn parse_result(bytes: &[u8]) -> Result<Value, String> {

@@ -82,6 +82,9 @@ pub struct RunSettings {
     /// earlier run's measured peaks, not the one the job's task definition has.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub learned: Option<schema::LearnedSize>,
+    /// `[run] checkpoint_every`, seconds (none: the jobrun in the task's own 10 minutes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint_every_secs: Option<u64>,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -581,6 +584,7 @@ pub(crate) mod tests {
                 objective: None,
                 gpu: 0,
                 learned: None,
+                checkpoint_every_secs: None,
             },
             created_at: Utc::now(),
             finished_at: None,

@@ -168,6 +168,10 @@ pub struct TaskRecord {
     /// When each attempt went through its phases, as the target reported them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub timelines: Vec<super::Timeline>,
+    /// The attempts that began from the checkpoint an earlier attempt kept
+    /// (`JOBRUN_CHECKPOINT_DIR` was not empty when they started).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resumed: Vec<u32>,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -201,6 +205,7 @@ impl TaskRecord {
             reused_from: None,
             size: None,
             timelines: vec![],
+            resumed: vec![],
         }
     }
 
@@ -237,6 +242,23 @@ impl TaskRecord {
                 usage: None,
             }),
         }
+    }
+
+    /// Attempt `attempt` began from an earlier attempt's checkpoint (`restored` files > 0).
+    pub fn resumed_from_checkpoint(&mut self, attempt: u32, restored: u64) {
+        if restored > 0 && !self.resumed.contains(&attempt) {
+            self.resumed.push(attempt);
+        }
+    }
+
+    /// The run time of attempts before one that resumed from their checkpoint: work a
+    /// checkpoint kept from being done again (at most; what the job saved of it is its own).
+    pub fn kept_by_checkpoints_secs(&self) -> f64 {
+        self.resumed
+            .iter()
+            .filter_map(|a| self.bills.iter().find(|b| b.attempt + 1 == *a))
+            .map(|b| b.secs)
+            .sum()
     }
 
     /// What attempt `attempt` used, once measured (kept with its bill).

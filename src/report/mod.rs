@@ -63,6 +63,10 @@ pub struct RunStatus {
     /// `[resources] size = "auto"`: where the run's size was learned.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub learned: Option<crate::record::schema::LearnedSize>,
+    /// Tasks whose later attempts resumed from a checkpoint, and the run time of the attempts
+    /// before them (work not done again, at most).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checkpoints: Option<Resumed>,
     /// Who won, by the run's objective (`[results] metric`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub best: Option<best::Best>,
@@ -115,6 +119,35 @@ pub struct TaskStatus {
     /// The size its later attempts ran at, when an out-of-memory kill made it grow.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub size: Option<crate::record::schema::TaskSize>,
+}
+
+/// Tasks that resumed from their checkpoints.
+#[derive(Debug, Serialize)]
+pub struct Resumed {
+    pub tasks: usize,
+    pub kept_secs: f64,
+}
+
+impl Resumed {
+    fn of(rec: &RunRecord) -> Option<Resumed> {
+        let resumed: Vec<_> = rec.tasks.iter().filter(|t| !t.resumed.is_empty()).collect();
+        (!resumed.is_empty()).then(|| Resumed {
+            tasks: resumed.len(),
+            kept_secs: resumed.iter().map(|t| t.kept_by_checkpoints_secs()).sum(),
+        })
+    }
+}
+
+impl fmt::Display for Resumed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let noun = if self.tasks == 1 { "task" } else { "tasks" };
+        write!(
+            f,
+            "{} {noun} resumed from a checkpoint (up to {} of run time not spent again)",
+            self.tasks,
+            secs(self.kept_secs)
+        )
+    }
 }
 
 /// Tasks that ended up at a size bigger than the run's.
@@ -195,6 +228,7 @@ impl RunStatus {
             grown: Grown::of(rec),
             used: usage::Used::of(rec),
             learned: rec.settings.learned.clone(),
+            checkpoints: Resumed::of(rec),
             best: best::Best::for_run(rec),
             waiting: Waiting::of(rec),
             driver: None,
@@ -378,6 +412,9 @@ impl fmt::Display for RunStatus {
         if let Some(used) = &self.used {
             write!(f, "\nused    {used}")?;
         }
+        if let Some(c) = &self.checkpoints {
+            write!(f, "\ncheckpt {c}")?;
+        }
         if let Some(best) = &self.best {
             write!(f, "\n{best}")?;
         }
@@ -440,6 +477,9 @@ impl fmt::Display for Summary {
         }
         if let Some(used) = &s.used {
             write!(f, "\nused: {used}")?;
+        }
+        if let Some(c) = &s.checkpoints {
+            write!(f, "\ncheckpoints: {c}")?;
         }
         if let Some(best) = &s.best {
             write!(f, "\n{best}")?;

@@ -9,6 +9,7 @@ mod services;
 mod aws_rules;
 mod bad_input;
 mod build;
+mod checkpoints;
 mod configs;
 mod cost;
 mod driver;

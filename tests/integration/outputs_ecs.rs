@@ -538,3 +538,73 @@ fn in_aws_a_task_uploads_regular_files_only_and_a_pipe_as_result_fails_it() {
     let keys = s3_keys(moto, &bucket, &prefix);
     assert_eq!(keys, [format!("{prefix}w.txt")], "{keys:?}");
 }
+
+/// Spot interruptions lose no work: attempt 1 of a task counting to 100 is stopped at 60 (its
+/// jobrun gets SIGTERM, as ECS sends before a Spot task goes; moto's task ends as
+/// SpotInterruption), the jobrun keeps its checkpoint folder under the run's
+/// `checkpoints/0/` before it exits, and attempt 2's jobrun restores it: it counts on from 60.
+#[test]
+fn on_ecs_a_task_stopped_at_60_resumes_from_its_checkpoint() {
+    use crate::checkpoints::{counter, wait_for_count};
+    let moto = services::moto();
+    let t = direct_job(moto, r#"["TASK", "count", "100", "0.05"]"#, "");
+    let stop = json!({"hold_until_receipt": true, "stop_code": "SpotInterruption", "exit": 143, "until_attempt": 2});
+    let run = t.submit_detached(&[json!({"fake": stop})]);
+    let rec = t.record(&run);
+    let (cluster, started_by) = (
+        rec["ecs"]["cluster"].as_str().unwrap().to_string(),
+        rec["ecs"]["started_by"].as_str().unwrap().to_string(),
+    );
+    let bucket = rec["ecs"]["bucket"].as_str().unwrap().to_string();
+    let attempt = |n: &str| loop {
+        let listed = crate::ecs::tasks_listed(moto, &cluster, ("startedBy", &started_by));
+        let found = listed
+            .into_iter()
+            .find(|task| overrides(task).0["JOBRUN_ATTEMPT"] == n);
+        if let Some(task) = found {
+            break task;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    // Attempt 1, as its container would run it, stopped at 60.
+    let first = attempt("1");
+    let (env, command) = overrides(&first);
+    let tmp = tempfile::tempdir().unwrap();
+    let mut args = vec!["task", "--"];
+    args.extend(command.iter().map(String::as_str));
+    let child = t
+        .command(&args)
+        .envs(&env)
+        .env("JOBRUN_BUCKET", &bucket)
+        .env("TMPDIR", tmp.path())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let saved = tmp.path().join("jobrun/checkpoint/counter");
+    wait_for_count(&saved, 60);
+    // SAFETY: kill(2) on the child this test started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(143), "{err}");
+    let at = counter(&saved);
+    let key = format!("jobs/{}/runs/{run}/checkpoints/0/counter", t.name);
+    let keys = s3_keys(
+        moto,
+        &bucket,
+        &format!("jobs/{}/runs/{run}/checkpoints/", t.name),
+    );
+    assert!(keys.contains(&key), "{keys:?}\n{err}");
+    // Attempt 2 (a Spot interruption is retried) restores it and counts on from there.
+    let second = attempt("2");
+    let (code, _, err) = run_in_task(&t, &bucket, &second, Play::Host);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("1 checkpoint files restored"), "{err}");
+    let s = t.wait_for(&run, "the run to succeed", |s| s["state"] == "succeeded");
+    let task = &s["tasks"][0];
+    assert_eq!(task["attempts"], 2, "{task}");
+    assert_eq!(task["result"]["resumed_from"], at, "{task}");
+    assert_eq!(t.record(&run)["tasks"][0]["resumed"], json!([2]));
+    let text = t.run(&["status", &run]).stdout;
+    assert!(text.contains("1 task resumed from a checkpoint"), "{text}");
+}

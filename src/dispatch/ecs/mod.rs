@@ -302,6 +302,8 @@ impl EcsDispatcher {
         let spot = t.capacity_provider_name().is_some_and(|p| site.is_spot(p));
         task.bill_span(attempt, billed_from, task.finished_at, spot);
         task.measured(attempt, receipt.as_ref().and_then(|r| r.usage));
+        let restored = receipt.as_ref().and_then(|r| r.checkpoint.as_ref());
+        task.resumed_from_checkpoint(attempt, restored.map_or(0, |c| c.restored));
         let infra = matches!(
             code.as_deref(),
             Some("SpotInterruption" | "TaskFailedToStart" | "TerminationNotice")

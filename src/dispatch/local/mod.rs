@@ -16,7 +16,7 @@ mod outcome;
 
 use crate::dispatch::{DispatchError, FailKind, SaveFirst, fail_attempt, stop_due};
 use crate::engine::{Engine, EngineError, LABEL_ATTEMPT, LABEL_INDEX, LABEL_JOB, LABEL_RUN};
-use crate::outputs::{self, CONTAINER_INPUTS, CONTAINER_OUTPUT};
+use crate::outputs::{self, CONTAINER_CHECKPOINT, CONTAINER_INPUTS, CONTAINER_OUTPUT};
 use crate::record::{RunRecord, Stage, TaskRecord, TaskState};
 use crate::store::Store;
 use crate::usage::Measured;
@@ -356,6 +356,10 @@ impl LocalDispatcher {
         let mut bodies = Vec::with_capacity(starting.len());
         for &i in &starting {
             bodies.push(container_body(rec, i, run_dir)?);
+            let attempt = rec.tasks[i].attempts;
+            if attempt > 1 && has_checkpoint(run_dir, i) {
+                rec.tasks[i].resumed_from_checkpoint(attempt, 1);
+            }
         }
         let host_cpus = std::thread::available_parallelism()
             .map(|n| n.get())
@@ -480,7 +484,12 @@ fn container_body(
     };
     let out = outputs::local_dir(run_dir, task);
     outputs::fresh_dir(&out).map_err(folder_err(&out))?;
-    let mut mounts = vec![bind(&out, CONTAINER_OUTPUT, false)];
+    let checkpoint = checkpoint_dir(run_dir, i);
+    std::fs::create_dir_all(&checkpoint).map_err(folder_err(&checkpoint))?;
+    let mut mounts = vec![
+        bind(&out, CONTAINER_OUTPUT, false),
+        bind(&checkpoint, CONTAINER_CHECKPOINT, false),
+    ];
     let mut env: Vec<String> = rec
         .settings
         .env
@@ -494,6 +503,7 @@ fn container_body(
     );
     env.push(format!("JOBRUN_CONFIG={}", task.config));
     env.push(format!("JOBRUN_OUTPUT_DIR={CONTAINER_OUTPUT}"));
+    env.push(format!("JOBRUN_CHECKPOINT_DIR={CONTAINER_CHECKPOINT}"));
     let mut image = rec.image.id.clone();
     if task.stage == Stage::Reduce {
         let inputs = outputs::local_inputs(run_dir);
@@ -525,6 +535,17 @@ fn container_body(
         }),
         ..Default::default()
     })
+}
+
+/// A task's checkpoint folder on this machine, kept across its attempts.
+fn checkpoint_dir(run_dir: &Path, i: usize) -> std::path::PathBuf {
+    run_dir.join("checkpoints").join(i.to_string())
+}
+
+/// Whether a task's checkpoint folder holds anything (read as a listing: nothing in it is
+/// opened or followed).
+fn has_checkpoint(run_dir: &Path, i: usize) -> bool {
+    std::fs::read_dir(checkpoint_dir(run_dir, i)).is_ok_and(|mut d| d.next().is_some())
 }
 
 fn bind(source: &Path, target: &str, read_only: bool) -> Mount {

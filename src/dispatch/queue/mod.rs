@@ -531,6 +531,8 @@ fn apply(task: &mut TaskRecord, r: &TaskResult) {
     task.log = r.log.clone();
     task.log_tail = r.log_tail.clone();
     task.set_result(r.outputs.as_ref().and_then(|o| o.result()));
+    let restored = r.outputs.as_ref().and_then(|o| o.checkpoint.as_ref());
+    task.resumed_from_checkpoint(r.attempt, restored.map_or(0, |c| c.restored));
     match r.outcome {
         Outcome::Succeeded => task.succeed(r.finished_at),
         Outcome::Cancelled => task.cancel("cancelled", r.finished_at),
