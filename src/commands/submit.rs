@@ -140,6 +140,20 @@ fn learn_size(store: &Store, job: &Job, rec: &mut RunRecord) {
     }
 }
 
+/// What the run's tasks are expected to take, from the job's earlier runs (kept in the record,
+/// so its end says how far that was off).
+fn expect(store: &Store, job: &Job, rec: &mut RunRecord) {
+    let Ok(listing) = store.summaries() else {
+        return;
+    };
+    let timeout = rec.settings.timeout_secs;
+    let e = crate::cost::estimate::Expected::pick(&listing.runs, &job.name, &rec.image.id, timeout);
+    rec.settings.expected = e.measured.then(|| crate::record::schema::Expected {
+        median_secs: e.median_secs,
+        from: e.from,
+    });
+}
+
 fn task_record(t: plan::TaskPlan) -> TaskRecord {
     TaskRecord::new(t.index, t.config, t.command)
 }
@@ -227,6 +241,7 @@ fn settings_of(job: &Job) -> RunSettings {
         gpu: job.resources.gpu,
         learned: None,
         checkpoint_every_secs: job.run.checkpoint_every.map(|d| d.as_secs().max(1)),
+        expected: None,
     }
 }
 
@@ -301,6 +316,7 @@ async fn submit_local(at: Submit<'_>, ui: &Ui) -> Result<Exit> {
     };
     let mut rec = new_record(job, run_id, Place::Local, image, tasks)?;
     learn_size(store, job, &mut rec);
+    expect(store, job, &mut rec);
     let reused = crate::reuse::reuse_local(store, &mut rec, &earlier)?;
     note_gone(&reused, ui);
     if let (Some(settings), Some(other)) = (
@@ -384,6 +400,7 @@ async fn submit_ecs(at: Submit<'_>, ui: &Ui) -> Result<Exit> {
     let mut rec = new_record(job, run_id, place, image, tasks)?;
     rec.settings.dispatched = req.scheduled;
     learn_size(store, job, &mut rec);
+    expect(store, job, &mut rec);
     let s3 = aws.s3();
     let bucket = outputs.site.bucket.clone();
     if !earlier.is_empty() {

@@ -82,6 +82,10 @@ pub struct RunSettings {
     /// earlier run's measured peaks, not the one the job's task definition has.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub learned: Option<schema::LearnedSize>,
+    /// What its tasks were expected to take, learned from an earlier run (none: nothing to
+    /// learn from).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected: Option<schema::Expected>,
     /// `[run] checkpoint_every`, seconds (none: the jobrun in the task's own 10 minutes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checkpoint_every_secs: Option<u64>,
@@ -585,6 +589,7 @@ pub(crate) mod tests {
                 gpu: 0,
                 learned: None,
                 checkpoint_every_secs: None,
+                expected: None,
             },
             created_at: Utc::now(),
             finished_at: None,

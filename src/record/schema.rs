@@ -225,6 +225,15 @@ pub struct Bill {
     pub usage: Option<crate::usage::Measured>,
 }
 
+/// How long a run's tasks were expected to take when it was submitted (the median of an
+/// earlier run's successful tasks), so its end can say how far that was off.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Expected {
+    pub median_secs: f64,
+    /// "run <id> (<n> tasks, same image)".
+    pub from: String,
+}
+
 /// A run's size learned from an earlier run (`[resources] size = "auto"`): which run, its
 /// highest measured peak, and the size the job configures (its task definition's).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -63,6 +63,9 @@ pub struct RunStatus {
     /// `[resources] size = "auto"`: where the run's size was learned.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub learned: Option<crate::record::schema::LearnedSize>,
+    /// A finished run: how long its tasks took next to what was expected at submit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub estimate: Option<EstimateOff>,
     /// Tasks whose later attempts resumed from a checkpoint, and the run time of the attempts
     /// before them (work not done again, at most).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -119,6 +122,52 @@ pub struct TaskStatus {
     /// The size its later attempts ran at, when an out-of-memory kill made it grow.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub size: Option<crate::record::schema::TaskSize>,
+}
+
+/// How far the estimate a run was submitted with was off: the median task duration expected
+/// (learned from an earlier run) and the one measured.
+#[derive(Debug, Serialize)]
+pub struct EstimateOff {
+    pub expected_secs: f64,
+    pub took_secs: f64,
+    pub from: String,
+}
+
+impl EstimateOff {
+    fn of(rec: &RunRecord) -> Option<EstimateOff> {
+        let expected = rec.settings.expected.as_ref()?;
+        rec.finished_at?;
+        let took = crate::store::index::Durations::of(rec)?;
+        Some(EstimateOff {
+            expected_secs: expected.median_secs,
+            took_secs: took.median_secs,
+            from: expected.from.clone(),
+        })
+    }
+}
+
+impl fmt::Display for EstimateOff {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let off = self.took_secs / self.expected_secs.max(1e-9) - 1.0;
+        let took = secs(self.took_secs);
+        let how = match off {
+            o if o.abs() < 0.005 => {
+                return write!(
+                    f,
+                    "a task took {took} (median), as expected from {}",
+                    self.from
+                );
+            }
+            o if o > 0.0 => format!("{:.0} % longer", o * 100.0),
+            o => format!("{:.0} % shorter", -o * 100.0),
+        };
+        write!(
+            f,
+            "a task took {took} (median): {how} than the {} expected from {}",
+            secs(self.expected_secs),
+            self.from
+        )
+    }
 }
 
 /// Tasks that resumed from their checkpoints.
@@ -229,6 +278,7 @@ impl RunStatus {
             used: usage::Used::of(rec),
             learned: rec.settings.learned.clone(),
             checkpoints: Resumed::of(rec),
+            estimate: EstimateOff::of(rec),
             best: best::Best::for_run(rec),
             waiting: Waiting::of(rec),
             driver: None,
@@ -480,6 +530,9 @@ impl fmt::Display for Summary {
         }
         if let Some(c) = &s.checkpoints {
             write!(f, "\ncheckpoints: {c}")?;
+        }
+        if let Some(e) = &s.estimate {
+            write!(f, "\nestimate: {e}")?;
         }
         if let Some(best) = &s.best {
             write!(f, "\n{best}")?;

@@ -57,7 +57,7 @@ pub struct Durations {
 }
 
 impl Durations {
-    fn of(rec: &RunRecord) -> Option<Durations> {
+    pub fn of(rec: &RunRecord) -> Option<Durations> {
         use crate::record::{Stage, TaskState};
         let secs: Vec<f64> = rec
             .tasks

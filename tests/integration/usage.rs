@@ -109,6 +109,15 @@ max_attempts = 3"#,
         "{}",
         second.stdout
     );
+    // The estimate it was submitted with was learned from the first run; its end says how
+    // far off that was.
+    assert!(
+        second.stdout.contains("estimate: a task took")
+            && second.stdout.contains(&format!("expected from run {first_run}")),
+        "{}",
+        second.stdout
+    );
+    assert!(t.status(&first_run)["estimate"].is_null(), "nothing to learn from at first");
     let second_run = std::fs::read_dir(t.state.path().join("runs"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

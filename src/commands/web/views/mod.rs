@@ -213,6 +213,9 @@ pub fn run_page(
                 @if let Some(d) = &s.driver { p #driver.meta { (d.to_string()) } }
                 @if !s.waiting.is_empty() { p #waiting.meta { "waiting: " (crate::report::Waiting::line(&s.waiting)) } }
                 @if let Some(line) = crate::report::phases::line(&s.phases) { p #phases.meta { "time per attempt: " (line) } }
+                @if let Some(u) = &s.used { p #used.meta { "used: " (u.to_string()) } }
+                @if let Some(c) = &s.checkpoints { p #checkpoints.meta { "checkpoints: " (c.to_string()) } }
+                @if let Some(e) = &s.estimate { p #estimate.meta { "estimate: " (e.to_string()) } }
                 @if let Some(line) = s.workers.as_ref().and_then(|w| crate::report::phases::line(&w.phases)) { p #worker-phases.meta { "workers' start: " (line) } }
                 nav.links {
                     a href={ "/runs/" (rec.run_id) "/results" } { "results" }
@@ -287,8 +290,11 @@ pub fn task_page(
             }
             @if !t.bills.is_empty() {
                 h2 { "attempts as billed" }
-                table { thead { tr { th { "attempt" } th.n { "seconds" } th { "capacity" } } }
-                    tbody { @for b in &t.bills { tr { td { (b.attempt) } td.n { (format!("{:.0}", b.secs)) } td { @if b.spot { "Spot" } @else { "on-demand" } } } } } }
+                table #bills { thead { tr { th { "attempt" } th.n { "seconds" } th { "capacity" } th.n { "memory peak" } th.n { "vCPU used" } th { "checkpoint" } } }
+                    tbody { @for b in &t.bills { tr { td { (b.attempt) } td.n { (format!("{:.0}", b.secs)) } td { @if b.spot { "Spot" } @else { "on-demand" } }
+                        td.n { (b.usage.and_then(|u| u.memory_peak_mib).map(|m| format!("{m:.0} MiB")).unwrap_or_else(|| "-".into())) }
+                        td.n { (b.usage.and_then(|u| u.cpu_secs).filter(|_| b.secs > 0.0).map(|c| format!("{:.2}", c / b.secs)).unwrap_or_else(|| "-".into())) }
+                        td { @if t.resumed.contains(&b.attempt) { "resumed from it" } } } } } }
             }
             @if !t.timelines.is_empty() {
                 h2 { "where the time went" }
@@ -505,5 +511,30 @@ mod tests {
             "{html}"
         );
         assert!(!html.contains("hooks.example.com"));
+    }
+
+    /// The run page says what the tasks used and what checkpoints kept; the task page each
+    /// attempt's peak, vCPUs and whether it resumed.
+    #[test]
+    fn pages_show_what_attempts_used_and_which_resumed() {
+        let mut rec = crate::record::tests::record("20260101-000000-a-0001", "a");
+        let mut t = TaskRecord::new(0, json!({}), None);
+        t.bill(1, 100.0, true);
+        t.bill(2, 50.0, false);
+        let used = crate::usage::Measured {
+            memory_peak_mib: Some(700.0),
+            cpu_secs: Some(25.0),
+        };
+        t.measured(2, Some(used));
+        t.resumed_from_checkpoint(2, 3);
+        rec.tasks = vec![t];
+        let html = run_page(&rec, &RunStatus::of(&rec), &[], "tok", &[]).into_string();
+        assert!(html.contains("id=\"used\""), "{html}");
+        assert!(html.contains("memory peak 0.7 GB"), "{html}");
+        assert!(html.contains("1 task resumed from a checkpoint (up to 1m 40s"), "{html}");
+        let page = task_page(&rec, &rec.tasks[0], &Ok(vec![]), "").into_string();
+        assert!(page.contains("<td class=\"n\">700 MiB</td>"), "{page}");
+        assert!(page.contains("<td class=\"n\">0.50</td>"), "{page}");
+        assert!(page.contains("resumed from it"), "{page}");
     }
 }
