@@ -148,7 +148,7 @@ fn expect(store: &Store, job: &Job, rec: &mut RunRecord) {
     };
     let timeout = rec.settings.timeout_secs;
     let e = crate::cost::estimate::Expected::pick(&listing.runs, &job.name, &rec.image.id, timeout);
-    rec.settings.expected = e.measured.then(|| crate::record::schema::Expected {
+    rec.settings.expected = e.measured.then_some(crate::record::schema::Expected {
         median_secs: e.median_secs,
         from: e.from,
     });
