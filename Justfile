@@ -26,6 +26,10 @@ demo:
 bench n="100":
     bench/local.sh {{n}}
 
+# An over-sized sweep run twice with `size = "auto"`: the second's cost against the first's (goal <= 0.60)
+bench-rightsize n="20":
+    bench/rightsize.sh {{n}}
+
 # ECS dispatch through a proxy enforcing AWS's rate limits, vs boto3 and the aws CLI (ratio to the floor)
 bench-dispatch n="1000" n_cli="60":
     bench/dispatch.sh {{n}} {{n_cli}}

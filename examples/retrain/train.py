@@ -7,6 +7,9 @@ JOBRUN_OUTPUT_DIR:
   model.json   the weights (what a real job would ship)
   result.json  {"loss": validation MSE, "train_loss": …, "seconds": …}: the task's result,
                which `jobrun results --sort loss` ranks
+Every 20 epochs it saves the model and the epoch in JOBRUN_CHECKPOINT_DIR (written, then
+renamed) and starts from there when an earlier attempt left one: a Spot interruption costs at
+most 20 epochs.
 """
 
 import json
@@ -31,6 +34,11 @@ def mse(model, points):
     return sum((predict(model, x) - y) ** 2 for x, y in points) / len(points)
 
 
+def checkpoint_path():
+    folder = os.environ.get("JOBRUN_CHECKPOINT_DIR")
+    return os.path.join(folder, "train.json") if folder else None
+
+
 def train(config):
     rng = random.Random(config.get("seed", 1))
     width = int(config.get("width", 8))
@@ -44,7 +52,17 @@ def train(config):
         "w2": [rng.gauss(0, 1 / math.sqrt(width)) for _ in range(width)],
         "b2": 0.0,
     }
-    for _ in range(epochs):
+    start = 0
+    saved = checkpoint_path()
+    if saved and os.path.exists(saved):
+        with open(saved) as f:
+            state = json.load(f)
+        model, start = state["model"], state["epoch"]
+    for epoch in range(start, epochs):
+        if saved and epoch > start and epoch % 20 == 0:
+            with open(saved + ".tmp", "w") as f:
+                json.dump({"model": model, "epoch": epoch}, f)
+            os.replace(saved + ".tmp", saved)
         for x, y in points:
             hidden = [math.tanh(w * x + b) for w, b in zip(model["w1"], model["b1"])]
             err = sum(v * h for v, h in zip(model["w2"], hidden)) + model["b2"] - y
