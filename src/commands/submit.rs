@@ -134,10 +134,21 @@ fn learn_size(store: &Store, job: &Job, rec: &mut RunRecord) {
     if !auto || matches!(rec.place, Place::Queue(..)) {
         return;
     }
-    if let Some((size, learned)) = crate::report::usage::learn(store, job) {
-        (rec.settings.cpu, rec.settings.memory_mib) = (size.cpu, size.memory_mib);
-        rec.settings.learned = Some(learned);
+    let Some(learned) = crate::report::usage::learn(store, job) else {
+        return;
+    };
+    let size = learned.size;
+    (rec.settings.cpu, rec.settings.memory_mib) = (size.cpu, size.memory_mib);
+    let mut note = learned.note;
+    // A configuration that ran there gets its own size (keys are made before this).
+    for t in rec.tasks.iter_mut() {
+        let own = t.key.as_ref().and_then(|k| learned.by_key.get(k));
+        if let Some(own) = own.filter(|own| **own != size) {
+            t.learned = Some(*own);
+            note.by_task += 1;
+        }
     }
+    rec.settings.learned = Some(note);
 }
 
 /// What the run's tasks are expected to take, from the job's earlier runs (kept in the record,

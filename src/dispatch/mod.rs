@@ -34,9 +34,10 @@ pub enum FailKind {
     Other,
 }
 
-/// The size a task's attempts run at: its own after an out-of-memory retry, else the run's.
+/// The size a task's attempts run at: its own after an out-of-memory retry, else the one
+/// learned for its configuration, else the run's.
 pub fn size_of(task: &TaskRecord, settings: &RunSettings) -> TaskSize {
-    task.size.unwrap_or(TaskSize {
+    task.size.or(task.learned).unwrap_or(TaskSize {
         cpu: settings.cpu,
         memory_mib: settings.memory_mib,
     })

@@ -241,6 +241,14 @@ pub struct LearnedSize {
     pub from_run: String,
     pub peak_mib: f64,
     pub configured: TaskSize,
+    /// Tasks sized by their own configuration's peaks (the same key ran there) rather than
+    /// the run's.
+    #[serde(default, skip_serializing_if = "is_zero_usize")]
+    pub by_task: usize,
+}
+
+fn is_zero_usize(n: &usize) -> bool {
+    *n == 0
 }
 
 /// A task size other than the run's: what an out-of-memory retry runs at.

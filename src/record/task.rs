@@ -172,6 +172,10 @@ pub struct TaskRecord {
     /// (`JOBRUN_CHECKPOINT_DIR` was not empty when they started).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub resumed: Vec<u32>,
+    /// `[resources] size = "auto"`: the size learned for this task's own configuration (the
+    /// same key ran in the run it was learned from), when not the run's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub learned: Option<super::schema::TaskSize>,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -206,6 +210,7 @@ impl TaskRecord {
             size: None,
             timelines: vec![],
             resumed: vec![],
+            learned: None,
         }
     }
 
@@ -238,7 +243,7 @@ impl TaskRecord {
                 attempt,
                 secs,
                 spot,
-                size: self.size,
+                size: self.size.or(self.learned),
                 usage: None,
             }),
         }

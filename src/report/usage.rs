@@ -107,11 +107,7 @@ impl Used {
     /// The smallest Fargate size above the highest peak and the most vCPUs one attempt used,
     /// each with the margin (none: no peak measured, or beyond Fargate).
     pub fn fitting(&self) -> Option<(Vcpu, MemoryMib)> {
-        let peak = self.memory_peak_mib?;
-        let cpu = self.vcpu_most.unwrap_or(self.vcpu);
-        let min_memory = MemoryMib((peak * (1.0 + MARGIN)).ceil() as u32);
-        let min_cpu = Vcpu((cpu * (1.0 + MARGIN) * 1024.0).ceil() as u32);
-        crate::resources::smallest_fargate_size(min_cpu, min_memory)
+        fit(self.memory_peak_mib?, self.vcpu_most.unwrap_or(self.vcpu))
     }
 
     /// [`Used::fitting`], when it is smaller enough to matter.
@@ -133,13 +129,38 @@ impl Used {
     }
 }
 
+/// The smallest Fargate size above `peak_mib` and `vcpu`, each with the margin.
+fn fit(peak_mib: f64, vcpu: f64) -> Option<(Vcpu, MemoryMib)> {
+    let min_memory = MemoryMib((peak_mib * (1.0 + MARGIN)).ceil() as u32);
+    let min_cpu = Vcpu((vcpu * (1.0 + MARGIN) * 1024.0).ceil() as u32);
+    crate::resources::smallest_fargate_size(min_cpu, min_memory)
+}
+
+/// A task's highest peak and most vCPUs over its measured attempts.
+fn task_peak(t: &crate::record::TaskRecord) -> Option<(f64, f64)> {
+    let measured = t.bills.iter().filter_map(|b| Some((b.secs, b.usage?)));
+    measured.fold(None, |acc: Option<(f64, f64)>, (secs, u)| {
+        let peak = u.memory_peak_mib?;
+        let vcpu = u.cpu_secs.filter(|_| secs > 0.0).map_or(0.0, |c| c / secs);
+        Some(acc.map_or((peak, vcpu), |(p, v)| (p.max(peak), v.max(vcpu))))
+    })
+}
+
+/// What `size = "auto"` takes for a new run: the run's size, the sizes of configurations that
+/// ran in the run it learns from (by task key), and where it was learned.
+pub struct Learned {
+    pub size: TaskSize,
+    pub by_key: std::collections::HashMap<String, TaskSize>,
+    pub note: LearnedSize,
+}
+
 /// `[resources] size = "auto"`: the size a new run of the job takes — [`Used::fitting`] of its
 /// latest finished run on the same target whose attempts were measured, within `max_memory` —
 /// and where it was learned. None: no such run here (the configured size, the first time).
 pub fn learn(
     store: &crate::store::Store,
     job: &crate::config::Job,
-) -> Option<(TaskSize, LearnedSize)> {
+) -> Option<Learned> {
     let target = match job.target {
         crate::config::TargetKind::Local => "local",
         crate::config::TargetKind::Ecs => "ecs",
@@ -147,38 +168,52 @@ pub fn learn(
     let mut runs = store.summaries().ok()?.runs;
     runs.retain(|r| r.job == job.name && r.finished && r.target == target);
     runs.sort_by_key(|r| std::cmp::Reverse(r.created_at));
-    let (run, used) = runs.iter().find_map(|r| {
+    let (run, rec, used) = runs.iter().find_map(|r| {
         let rec = store.load(&r.run_id).ok()?;
-        Some((r.run_id.clone(), Used::of(&rec)?))
+        let used = Used::of(&rec)?;
+        Some((r.run_id.clone(), rec, used))
     })?;
-    let (cpu, memory) = used.fitting()?;
     let r = &job.resources;
-    (memory.0 <= r.max_memory.0).then(|| {
-        let size = TaskSize {
-            cpu: cpu.as_f64(),
-            memory_mib: memory.0,
-        };
-        let configured = TaskSize {
-            cpu: r.cpu.as_f64(),
-            memory_mib: r.memory.0,
-        };
-        let peak_mib = used.memory_peak_mib.unwrap_or_default();
-        (
-            size,
-            LearnedSize {
-                from_run: run,
-                peak_mib,
-                configured,
-            },
-        )
-    })
+    let within = |(c, m): (Vcpu, MemoryMib)| {
+        (m.0 <= r.max_memory.0).then(|| TaskSize {
+            cpu: c.as_f64(),
+            memory_mib: m.0,
+        })
+    };
+    let size = within(used.fitting()?)?;
+    let by_key = rec
+        .tasks
+        .iter()
+        .filter(|t| t.stage == Stage::Map && t.reused_from.is_none())
+        .filter_map(|t| {
+            let (peak, vcpu) = task_peak(t)?;
+            Some((t.key.clone()?, within(fit(peak, vcpu)?)?))
+        })
+        .collect();
+    let configured = TaskSize {
+        cpu: r.cpu.as_f64(),
+        memory_mib: r.memory.0,
+    };
+    let peak_mib = used.memory_peak_mib.unwrap_or_default();
+    let note = LearnedSize {
+        from_run: run,
+        peak_mib,
+        configured,
+        by_task: 0,
+    };
+    Some(Learned { size, by_key, note })
 }
 
 /// How `submit` says a learned size: `learned from run … (its highest peak 0.3 GB + 25 %;
 /// configured 1 vCPU / 4GB)`.
 pub fn learned_line(l: &LearnedSize) -> String {
+    let by_task = match l.by_task {
+        0 => String::new(),
+        1 => "; 1 task by its own configuration's peak".to_string(),
+        n => format!("; {n} tasks by their own configuration's peaks"),
+    };
     format!(
-        "learned from run {} (its highest peak {} + {:.0} %; configured {})",
+        "learned from run {} (its highest peak {} + {:.0} %; configured {}{by_task})",
         l.from_run,
         gb(l.peak_mib),
         MARGIN * 100.0,

@@ -63,8 +63,9 @@ fn a_local_run_records_each_attempts_peak_memory_and_cpu_and_suggests_a_smaller_
 }
 
 /// `[resources] size = "auto"`: the first run takes the configured size (nothing measured
-/// yet), the next the smallest size above the first's peaks with the margin, and a task that
-/// then needs more is stepped up after its out-of-memory kill, not lost.
+/// yet), the next the smallest size above the first's peaks with the margin — a configuration
+/// that ran there by its own peak — and a task that then needs more is stepped up after its
+/// out-of-memory kill, not lost.
 #[test]
 fn size_auto_learns_the_next_runs_size_and_a_task_that_grows_is_stepped_up() {
     let t = Test::with_task(
@@ -80,7 +81,7 @@ max_attempts = 3"#,
         ),
     );
     t.build();
-    t.write("first.jsonl", "{\"mib\": 100}\n{\"mib\": 150}\n");
+    t.write("first.jsonl", "{\"mib\": 100}\n{\"mib\": 600}\n");
     let first = t.run(&["submit", "--configs", "first.jsonl", "-o", "json"]);
     assert_eq!(first.status, 0, "{}\n{}", first.stdout, first.stderr);
     let first_run = t.only_run();
@@ -88,7 +89,7 @@ max_attempts = 3"#,
     // The plan of the next run says where its size comes from.
     let dry = t.run(&["submit", "--configs", "first.jsonl", "--dry-run"]);
     assert!(
-        dry.stdout.contains("size: 0.25 vCPU, 0.5 GB"),
+        dry.stdout.contains("size: 0.25 vCPU, 1 GB"),
         "{}\n{}",
         dry.stdout,
         dry.stderr
@@ -99,13 +100,19 @@ max_attempts = 3"#,
         "{}",
         dry.stdout
     );
-    t.write("second.jsonl", "{\"mib\": 100}\n{\"mib\": 700}\n");
+    assert!(
+        dry.stdout
+            .contains("1 task by its own configuration's peak"),
+        "{}",
+        dry.stdout
+    );
+    t.write("second.jsonl", "{\"mib\": 100}\n{\"mib\": 1100}\n");
     let second = t.run(&["submit", "--configs", "second.jsonl"]);
     assert_eq!(second.status, 0, "{}\n{}", second.stdout, second.stderr);
     assert!(
         second
             .stdout
-            .contains("size 0.25 vCPU / 512MB, learned from run"),
+            .contains("size 0.25 vCPU / 1GB, learned from run"),
         "{}",
         second.stdout
     );
@@ -113,18 +120,30 @@ max_attempts = 3"#,
     // far off that was.
     assert!(
         second.stdout.contains("estimate: a task took")
-            && second.stdout.contains(&format!("expected from run {first_run}")),
+            && second
+                .stdout
+                .contains(&format!("expected from run {first_run}")),
         "{}",
         second.stdout
     );
-    assert!(t.status(&first_run)["estimate"].is_null(), "nothing to learn from at first");
+    assert!(
+        t.status(&first_run)["estimate"].is_null(),
+        "nothing to learn from at first"
+    );
     let second_run = std::fs::read_dir(t.state.path().join("runs"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .find(|id| *id != first_run)
         .unwrap();
     let rec = t.record(&second_run);
-    assert_eq!(rec["settings"]["memory_mib"], 512, "{}", rec["settings"]);
+    assert_eq!(rec["settings"]["memory_mib"], 1024, "{}", rec["settings"]);
+    // The configuration that ran before (100 MiB) runs at its own size.
+    assert_eq!(
+        rec["tasks"][0]["learned"]["memory_mib"], 512,
+        "{}",
+        rec["tasks"][0]
+    );
+    assert_eq!(rec["tasks"][0]["bills"][0]["size"]["memory_mib"], 512);
     assert_eq!(rec["settings"]["learned"]["from_run"], first_run.as_str());
     let grown = &rec["tasks"][1];
     assert_eq!(
@@ -132,5 +151,5 @@ max_attempts = 3"#,
         (Some("succeeded"), Some(2)),
         "{grown}"
     );
-    assert_eq!(grown["size"]["memory_mib"], 1024, "{grown}");
+    assert_eq!(grown["size"]["memory_mib"], 2048, "{grown}");
 }

@@ -257,7 +257,7 @@ fn task_size(
     settings: &crate::record::RunSettings,
 ) -> aws_sdk_ecs::types::builders::TaskOverrideBuilder {
     let builder = TaskOverride::builder();
-    let learned = settings.learned.is_some();
+    let learned = settings.learned.is_some() || task.learned.is_some();
     let size = task
         .size
         .or(learned.then(|| crate::dispatch::size_of(task, settings)));

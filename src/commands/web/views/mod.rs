@@ -531,7 +531,10 @@ mod tests {
         let html = run_page(&rec, &RunStatus::of(&rec), &[], "tok", &[]).into_string();
         assert!(html.contains("id=\"used\""), "{html}");
         assert!(html.contains("memory peak 0.7 GB"), "{html}");
-        assert!(html.contains("1 task resumed from a checkpoint (up to 1m 40s"), "{html}");
+        assert!(
+            html.contains("1 task resumed from a checkpoint (up to 1m 40s"),
+            "{html}"
+        );
         let page = task_page(&rec, &rec.tasks[0], &Ok(vec![]), "").into_string();
         assert!(page.contains("<td class=\"n\">700 MiB</td>"), "{page}");
         assert!(page.contains("<td class=\"n\">0.50</td>"), "{page}");
