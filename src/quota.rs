@@ -50,6 +50,11 @@ impl Kind {
         }
     }
 
+    /// The quota as Service Quotas' ARNs name it: `<service>/<code>`.
+    pub fn resource(self) -> String {
+        format!("{}/{}", self.service(), self.code())
+    }
+
     /// Service Quotas' service code.
     fn service(self) -> &'static str {
         match self {

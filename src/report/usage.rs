@@ -157,10 +157,7 @@ pub struct Learned {
 /// `[resources] size = "auto"`: the size a new run of the job takes — [`Used::fitting`] of its
 /// latest finished run on the same target whose attempts were measured, within `max_memory` —
 /// and where it was learned. None: no such run here (the configured size, the first time).
-pub fn learn(
-    store: &crate::store::Store,
-    job: &crate::config::Job,
-) -> Option<Learned> {
+pub fn learn(store: &crate::store::Store, job: &crate::config::Job) -> Option<Learned> {
     let target = match job.target {
         crate::config::TargetKind::Local => "local",
         crate::config::TargetKind::Ecs => "ecs",

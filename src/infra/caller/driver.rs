@@ -69,19 +69,19 @@ pub(super) fn driver_down(s: &Scope<'_>) -> Vec<Value> {
 /// (Service Authorization Reference, Service Quotas: GetServiceQuota on the `quota` resource,
 /// arn:…:servicequotas:<region>:<account>:<service>/<quota code>; GetAWSDefaultServiceQuota
 /// takes no resource).
+/// On Managed Instances, EC2's GPU instance quotas instead (`ec2/<code>`).
 pub(super) fn read_quotas(s: &Scope<'_>) -> Vec<Value> {
-    let quota = |k: crate::quota::Kind| {
-        s.arns
-            .regional("servicequotas", &format!("fargate/{}", k.code()))
+    use crate::quota::Kind;
+    let quota = |k: Kind| s.arns.regional("servicequotas", &k.resource());
+    let kinds = match s.job.managed_instances() {
+        true => vec![Kind::GOnDemand, Kind::GSpot, Kind::POnDemand, Kind::PSpot],
+        false => vec![Kind::OnDemand, Kind::Spot],
     };
     vec![
         allow(
             "ReadFargateQuotas",
             &["servicequotas:GetServiceQuota"],
-            vec![
-                quota(crate::quota::Kind::OnDemand),
-                quota(crate::quota::Kind::Spot),
-            ],
+            kinds.into_iter().map(quota).collect(),
         ),
         allow(
             "ReadFargateDefaultQuotas",

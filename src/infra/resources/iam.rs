@@ -283,20 +283,19 @@ fn parse_document(text: &str) -> Option<Value> {
 /// `down`: the job's roles (and the schedules' two), each when it carries the job's tags.
 pub async fn discover(cx: &Ctx<'_>, found: &mut Teardown) -> Result<(), InfraError> {
     let iam = cx.aws.iam();
-    let instances = cx.job.managed_instances();
-    for (kind, name, always) in [
-        ("execution role", &cx.names.execution_role, true),
-        ("task role", &cx.names.task_role, true),
-        ("dispatcher role", &cx.names.dispatcher_role, true),
-        ("scheduler role", &cx.names.scheduler_role, true),
-        // Managed Instances' two: said absent only to a job that runs on them.
-        (
-            "infrastructure role",
-            &cx.names.infrastructure_role,
-            instances,
-        ),
-        ("instance role", &cx.names.instance_role, instances),
-    ] {
+    let mut roles = vec![
+        ("execution role", &cx.names.execution_role),
+        ("task role", &cx.names.task_role),
+        ("dispatcher role", &cx.names.dispatcher_role),
+        ("scheduler role", &cx.names.scheduler_role),
+    ];
+    // Managed Instances' two, for a job that runs on them (`iam-policy --for down` names them
+    // for such a job only).
+    if cx.job.managed_instances() {
+        roles.push(("infrastructure role", &cx.names.infrastructure_role));
+        roles.push(("instance role", &cx.names.instance_role));
+    }
+    for (kind, name) in roles {
         let listed = iam
             .list_role_tags()
             .role_name(name)
@@ -304,7 +303,6 @@ pub async fn discover(cx: &Ctx<'_>, found: &mut Teardown) -> Result<(), InfraErr
             .await
             .map_err(aws::op("ListRoleTags"));
         let c = match aws::found(listed, &["NoSuchEntity"])? {
-            None if !always => continue,
             None => change(kind, name, Action::Absent, "not there"),
             Some(t) if cx.ours(t.tags().iter().map(|t| (t.key(), t.value()))) => {
                 change(kind, name, Action::Delete, "made by jobrun for this job")

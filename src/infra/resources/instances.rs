@@ -389,10 +389,13 @@ fn describe(cx: &Ctx<'_>, spot: bool) -> String {
 /// the cluster and the instance profile before its role (DeleteRole refuses a role still in a
 /// profile).
 pub async fn discover(cx: &Ctx<'_>, found: &mut Teardown) -> Result<(), InfraError> {
+    // A job that does not run on Managed Instances looks for none of them (nor may its
+    // caller's policy, `iam-policy --for down`).
+    if !cx.job.managed_instances() {
+        return Ok(());
+    }
     for name in [&cx.names.spot_provider, &cx.names.on_demand_provider] {
         let c = match find(cx, name).await? {
-            // A job that never ran on Managed Instances hears nothing of them.
-            None if !cx.job.managed_instances() => continue,
             None => change(PROVIDER, name, Action::Absent, "not there"),
             Some(p) if cx.ours(p.tags().iter().filter_map(|t| Some((t.key()?, t.value()?)))) => {
                 change(
@@ -415,6 +418,9 @@ pub async fn discover(cx: &Ctx<'_>, found: &mut Teardown) -> Result<(), InfraErr
 
 /// `down`: the instance profile, when it carries the job's tags.
 pub async fn discover_profile(cx: &Ctx<'_>, found: &mut Teardown) -> Result<(), InfraError> {
+    if !cx.job.managed_instances() {
+        return Ok(());
+    }
     let name = &cx.names.instance_role;
     let got = cx
         .aws
@@ -428,7 +434,6 @@ pub async fn discover_profile(cx: &Ctx<'_>, found: &mut Teardown) -> Result<(), 
         &["NoSuchEntity"],
     )?;
     let c = match got.and_then(|o| o.instance_profile().cloned()) {
-        None if !cx.job.managed_instances() => return Ok(()),
         None => change(PROFILE, name, Action::Absent, "not there"),
         Some(p) if cx.ours(p.tags().iter().map(|t| (t.key(), t.value()))) => {
             change(PROFILE, name, Action::Delete, "made by jobrun for this job")

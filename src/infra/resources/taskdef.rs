@@ -110,6 +110,9 @@ impl TaskDefinition {
             "log_group": cx.names.log_group,
             "log_prefix": "dispatcher",
             "stop_timeout": 120,
+            // jobrun's own task stays on Fargate, whatever the job's tasks run on.
+            "compatibility": "FARGATE",
+            "gpu": null,
         });
         TaskDefinition {
             family: cx.names.dispatcher_family.clone(),
