@@ -64,6 +64,12 @@ release-files: release
     cp target/aarch64-unknown-linux-musl/agent/jobrun dist/jobrun-linux-arm64
     cd dist && sha256sum jobrun-linux-amd64 jobrun-linux-arm64 > SHA256SUMS
 
+# A wheel carrying this machine's jobrun (`pip install target/wheels/jobrun-*.whl`), as the
+# release workflow builds one per platform (maturin, `bindings = "bin"`)
+wheel:
+    pip install "maturin>=1.5,<2"
+    maturin build --release --locked --out target/wheels
+
 # The multi-architecture agent image `jobrun build` pulls (an OCI index: linux/amd64 and
 # linux/arm64), e.g. `just agent-image public.ecr.aws/jobrun/agent:0.1.0` after a registry login
 agent-image ref: release

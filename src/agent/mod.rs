@@ -350,18 +350,8 @@ impl Agent {
         let (ended, tail) = self
             .run_child(&work, (&receipt, received), term, int)
             .await?;
-        // Kept however the child ended: a stopped worker's next delivery resumes from it.
-        let kept = target.keep_checkpoint(&folders).await;
-        let checkpoint = outputs::Target::checkpoint_note(restored, kept);
         let done = Done::of(ended, work.timeout);
-        let uploaded = match done {
-            Some(_) => {
-                let mut receipt = target.upload(&folders).await;
-                receipt.checkpoint = checkpoint;
-                Some(receipt)
-            }
-            None => None,
-        };
+        let uploaded = keep_and_upload(&target, &folders, restored, done.is_some()).await;
         self.protect(false, work.timeout).await;
         let Some(mut done) = done else {
             say(&format!(
@@ -534,6 +524,25 @@ impl Agent {
             Err(e) => say(&format!("scale-in protection: {e}")),
         }
     }
+}
+
+/// After the child: the checkpoint folder kept however it ended (a stopped worker's next
+/// delivery resumes from it), then — unless the worker was told to stop and the message goes
+/// back — the output folder uploaded, its receipt saying what the checkpoint did.
+async fn keep_and_upload(
+    target: &outputs::Target<'_>,
+    folders: &outputs::Folders,
+    restored: Result<u64, String>,
+    ended: bool,
+) -> Option<crate::wire::Receipt> {
+    let kept = target.keep_checkpoint(folders).await;
+    let checkpoint = outputs::Target::checkpoint_note(restored, kept);
+    if !ended {
+        return None;
+    }
+    let mut receipt = target.upload(folders).await;
+    receipt.checkpoint = checkpoint;
+    Some(receipt)
 }
 
 #[cfg(test)]

@@ -120,38 +120,71 @@ pub async fn up(
     if let Some(line) = super::resources::schedule::seen(&up.cx).await? {
         up.changes.push(line);
     }
-    let iam_changed_at = up.cx.iam_changed_at();
-    let cx = up.cx;
+    let outputs = outputs(
+        up.cx,
+        job,
+        (exec_arn, task_arn),
+        image,
+        agent.as_ref(),
+        Made {
+            task_definition,
+            subnets: placement.subnets,
+            security_groups,
+            providers,
+            instances,
+            queue,
+        },
+    );
     Ok(UpReport {
         dry_run,
-        outputs: Outputs {
-            site: EcsSite {
-                region: cx.arns.region,
-                cluster: cx.names.cluster,
-                task_definition,
-                bucket: cx.names.bucket,
-                log_group: cx.names.log_group,
-                subnets: placement.subnets,
-                security_groups,
-                assign_public_ip: job.ecs.assign_public_ip,
-                providers,
-                iam_changed_at,
-                outputs: agent.is_some(),
-                agent: agent
-                    .as_ref()
-                    .and_then(|a| a.agent.as_ref())
-                    .map(|i| i.used()),
-                instances,
-            },
-            account: cx.arns.account,
-            execution_role: exec_arn,
-            task_role: task_arn,
-            image,
-            queue,
-            driver: None,
-        },
+        outputs,
         changes: up.changes,
     })
+}
+
+/// What `up` converged, for the outputs.
+struct Made {
+    task_definition: String,
+    subnets: Vec<String>,
+    security_groups: Vec<String>,
+    providers: crate::record::ClusterProviders,
+    instances: Option<InstanceProviders>,
+    queue: Option<QueueOutputs>,
+}
+
+/// What `up` made, as `submit` reads it.
+fn outputs(
+    cx: Ctx<'_>,
+    job: &Job,
+    (execution_role, task_role): (String, String),
+    image: String,
+    agent: Option<&AgentLayer>,
+    made: Made,
+) -> Outputs {
+    let iam_changed_at = cx.iam_changed_at();
+    Outputs {
+        site: EcsSite {
+            region: cx.arns.region,
+            cluster: cx.names.cluster,
+            task_definition: made.task_definition,
+            bucket: cx.names.bucket,
+            log_group: cx.names.log_group,
+            subnets: made.subnets,
+            security_groups: made.security_groups,
+            assign_public_ip: job.ecs.assign_public_ip,
+            providers: made.providers,
+            iam_changed_at,
+            outputs: agent.is_some(),
+            agent: agent.and_then(|a| a.agent.as_ref()).map(|i| i.used()),
+            instances: made.instances,
+        },
+        account: cx.arns.account,
+        execution_role,
+        task_role,
+        image,
+        queue: made.queue,
+        driver: None,
+    }
 }
 
 /// Asks IAM's policy simulator whether the caller may do what `up` does, before anything is

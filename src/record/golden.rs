@@ -4,7 +4,7 @@
 //! field renamed in the record or its settings (`schema.rs`) must fail here, not there.
 //! `JOBRUN_BLESS=1 cargo test record::golden` writes the file again, for a new schema only.
 
-use super::schema::{CapacityKind, NotifyEvent};
+use super::schema::{CapacityKind, NotifyEvent, NotifySpec, Prices, RetryExitCodes};
 use super::*;
 
 const GOLDEN: &str = "src/record/testdata/run-schema-1.json";

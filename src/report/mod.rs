@@ -10,14 +10,17 @@ pub mod overview;
 pub mod phases;
 pub mod planned;
 pub mod results;
+pub mod savings;
 pub mod schedules;
 pub mod table;
 pub mod usage;
 mod waiting;
 use crate::record::{RunRecord, TaskState};
 use chrono::{DateTime, Utc};
+pub use savings::{EstimateOff, Resumed};
 use serde::Serialize;
 use std::fmt;
+use usage::{Grown, grown_line};
 pub use waiting::Waiting;
 
 #[derive(Debug, Serialize)]
@@ -122,121 +125,6 @@ pub struct TaskStatus {
     /// The size its later attempts ran at, when an out-of-memory kill made it grow.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub size: Option<crate::record::schema::TaskSize>,
-}
-
-/// How far the estimate a run was submitted with was off: the median task duration expected
-/// (learned from an earlier run) and the one measured.
-#[derive(Debug, Serialize)]
-pub struct EstimateOff {
-    pub expected_secs: f64,
-    pub took_secs: f64,
-    pub from: String,
-}
-
-impl EstimateOff {
-    fn of(rec: &RunRecord) -> Option<EstimateOff> {
-        let expected = rec.settings.expected.as_ref()?;
-        rec.finished_at?;
-        let took = crate::store::index::Durations::of(rec)?;
-        Some(EstimateOff {
-            expected_secs: expected.median_secs,
-            took_secs: took.median_secs,
-            from: expected.from.clone(),
-        })
-    }
-}
-
-impl fmt::Display for EstimateOff {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let off = self.took_secs / self.expected_secs.max(1e-9) - 1.0;
-        let took = secs(self.took_secs);
-        let how = match off {
-            o if o.abs() < 0.005 => {
-                return write!(
-                    f,
-                    "a task took {took} (median), as expected from {}",
-                    self.from
-                );
-            }
-            o if o > 0.0 => format!("{:.0} % longer", o * 100.0),
-            o => format!("{:.0} % shorter", -o * 100.0),
-        };
-        write!(
-            f,
-            "a task took {took} (median): {how} than the {} expected from {}",
-            secs(self.expected_secs),
-            self.from
-        )
-    }
-}
-
-/// Tasks that resumed from their checkpoints.
-#[derive(Debug, Serialize)]
-pub struct Resumed {
-    pub tasks: usize,
-    pub kept_secs: f64,
-}
-
-impl Resumed {
-    fn of(rec: &RunRecord) -> Option<Resumed> {
-        let resumed: Vec<_> = rec.tasks.iter().filter(|t| !t.resumed.is_empty()).collect();
-        (!resumed.is_empty()).then(|| Resumed {
-            tasks: resumed.len(),
-            kept_secs: resumed.iter().map(|t| t.kept_by_checkpoints_secs()).sum(),
-        })
-    }
-}
-
-impl fmt::Display for Resumed {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let noun = if self.tasks == 1 { "task" } else { "tasks" };
-        write!(
-            f,
-            "{} {noun} resumed from a checkpoint (up to {} of run time not spent again)",
-            self.tasks,
-            secs(self.kept_secs)
-        )
-    }
-}
-
-/// Tasks that ended up at a size bigger than the run's.
-#[derive(Debug, Serialize)]
-pub struct Grown {
-    pub size: crate::record::schema::TaskSize,
-    pub tasks: usize,
-}
-
-impl Grown {
-    fn of(rec: &RunRecord) -> Vec<Grown> {
-        let mut grown: Vec<Grown> = vec![];
-        for size in rec.tasks.iter().filter_map(|t| t.size) {
-            match grown.iter_mut().find(|g| g.size == size) {
-                Some(g) => g.tasks += 1,
-                None => grown.push(Grown { size, tasks: 1 }),
-            }
-        }
-        grown.sort_by_key(|g| g.size.memory_mib);
-        grown
-    }
-}
-
-/// "3 tasks needed 0.25 vCPU / 1GB (retried after out-of-memory at 0.25 vCPU / 512MB)".
-fn grown_line(s: &RunStatus) -> Option<String> {
-    let parts: Vec<String> = s
-        .grown
-        .iter()
-        .map(|g| {
-            let noun = if g.tasks == 1 { "task" } else { "tasks" };
-            format!("{} {noun} needed {}", g.tasks, g.size)
-        })
-        .collect();
-    (!parts.is_empty()).then(|| {
-        format!(
-            "{} (retried after out-of-memory at {})",
-            parts.join(", "),
-            s.size
-        )
-    })
 }
 
 impl RunStatus {

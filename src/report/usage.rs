@@ -259,6 +259,46 @@ impl fmt::Display for Used {
     }
 }
 
+/// Tasks that ended up at a size bigger than the run's.
+#[derive(Debug, Serialize)]
+pub struct Grown {
+    pub size: crate::record::schema::TaskSize,
+    pub tasks: usize,
+}
+
+impl Grown {
+    pub fn of(rec: &RunRecord) -> Vec<Grown> {
+        let mut grown: Vec<Grown> = vec![];
+        for size in rec.tasks.iter().filter_map(|t| t.size) {
+            match grown.iter_mut().find(|g| g.size == size) {
+                Some(g) => g.tasks += 1,
+                None => grown.push(Grown { size, tasks: 1 }),
+            }
+        }
+        grown.sort_by_key(|g| g.size.memory_mib);
+        grown
+    }
+}
+
+/// "3 tasks needed 0.25 vCPU / 1GB (retried after out-of-memory at 0.25 vCPU / 512MB)".
+pub fn grown_line(s: &super::RunStatus) -> Option<String> {
+    let parts: Vec<String> = s
+        .grown
+        .iter()
+        .map(|g| {
+            let noun = if g.tasks == 1 { "task" } else { "tasks" };
+            format!("{} {noun} needed {}", g.tasks, g.size)
+        })
+        .collect();
+    (!parts.is_empty()).then(|| {
+        format!(
+            "{} (retried after out-of-memory at {})",
+            parts.join(", "),
+            s.size
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -24,6 +24,7 @@ mod outputs_ecs;
 mod push;
 mod queue;
 mod quotas;
+mod release;
 mod results;
 mod runs;
 mod schedules;

@@ -13,6 +13,7 @@
 //! CPU time) is read from the engine's stats while it runs and kept with its attempt's bill.
 
 mod outcome;
+mod watching;
 
 use crate::dispatch::{DispatchError, FailKind, SaveFirst, fail_attempt, stop_due};
 use crate::engine::{Engine, EngineError, LABEL_ATTEMPT, LABEL_INDEX, LABEL_JOB, LABEL_RUN};
@@ -31,6 +32,7 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
+use watching::{checkpoint_dir, has_checkpoint};
 
 pub struct LocalDispatcher {
     engine: Engine,
@@ -126,30 +128,6 @@ impl LocalDispatcher {
     pub async fn changed(&mut self) {
         if self.rx.recv().await.is_some() {
             while self.rx.try_recv().is_ok() {}
-        }
-    }
-
-    /// Waits for the container's end in the background, noting what it uses meanwhile.
-    fn watch_container(&mut self, name: &str) {
-        if self.waiting.insert(name.to_string()) {
-            let wait = self.engine.wait_container(name);
-            let stats = self.engine.stats(name);
-            let (tx, measured, key) = (self.tx.clone(), self.measured.clone(), name.to_string());
-            tokio::spawn(async move {
-                let watch = async move {
-                    futures_util::pin_mut!(stats);
-                    while let Some(s) = stats.next().await {
-                        let mut all = measured.lock().expect("not poisoned");
-                        fold_engine_stats(all.entry(key.clone()).or_default(), &s);
-                    }
-                };
-                tokio::pin!(wait);
-                tokio::select! {
-                    _ = &mut wait => {}
-                    _ = watch => wait.await,
-                }
-                let _ = tx.send(());
-            });
         }
     }
 
@@ -537,17 +515,6 @@ fn container_body(
     })
 }
 
-/// A task's checkpoint folder on this machine, kept across its attempts.
-fn checkpoint_dir(run_dir: &Path, i: usize) -> std::path::PathBuf {
-    run_dir.join("checkpoints").join(i.to_string())
-}
-
-/// Whether a task's checkpoint folder holds anything (read as a listing: nothing in it is
-/// opened or followed).
-fn has_checkpoint(run_dir: &Path, i: usize) -> bool {
-    std::fs::read_dir(checkpoint_dir(run_dir, i)).is_ok_and(|mut d| d.next().is_some())
-}
-
 fn bind(source: &Path, target: &str, read_only: bool) -> Mount {
     Mount {
         source: Some(source.to_string_lossy().into_owned()),
@@ -639,22 +606,6 @@ async fn create_and_start(
     Ok(false)
 }
 
-/// Folds one of the engine's stats of a running container (`GET /containers/{id}/stats`) into
-/// what the attempt used so far.
-fn fold_engine_stats(seen: &mut Measured, s: &bollard::models::ContainerStatsResponse) {
-    if let Some(m) = &s.memory_stats {
-        // v1 keeps the peak; v2 does not, so the highest sample stands for it.
-        if let Some(b) = m.max_usage.or(m.usage).filter(|b| *b > 0) {
-            let mib = b as f64 / crate::usage::MIB;
-            seen.memory_peak_mib = Some(seen.memory_peak_mib.map_or(mib, |p| p.max(mib)));
-        }
-    }
-    let cpu = s.cpu_stats.as_ref().and_then(|c| c.cpu_usage.as_ref());
-    if let Some(ns) = cpu.and_then(|u| u.total_usage).filter(|n| *n > 0) {
-        seen.cpu_secs = Some(ns as f64 / 1e9);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -744,26 +695,5 @@ mod tests {
         assert_eq!(missing_command(path).as_deref(), Some("trian.py"));
         assert_eq!(missing_command("invalid memory limit"), None);
         assert_eq!(missing_command("exec: \"/x\": permission denied"), None);
-    }
-
-    #[test]
-    fn engine_stats_keep_the_highest_memory_and_the_latest_cpu() {
-        let stats = |usage: u64, max: Option<u64>, cpu: u64| {
-            serde_json::from_value::<bollard::models::ContainerStatsResponse>(serde_json::json!({
-                "memory_stats": {"usage": usage, "max_usage": max},
-                "cpu_stats": {"cpu_usage": {"total_usage": cpu}},
-            }))
-            .unwrap()
-        };
-        let mut seen = Measured::default();
-        fold_engine_stats(&mut seen, &stats(200 * 1024 * 1024, None, 1_000_000_000));
-        fold_engine_stats(&mut seen, &stats(100 * 1024 * 1024, None, 2_000_000_000));
-        assert_eq!(seen.memory_peak_mib, Some(200.0));
-        assert_eq!(seen.cpu_secs, Some(2.0));
-        fold_engine_stats(&mut seen, &stats(0, Some(300 * 1024 * 1024), 0));
-        assert_eq!(
-            (seen.memory_peak_mib, seen.cpu_secs),
-            (Some(300.0), Some(2.0))
-        );
     }
 }
