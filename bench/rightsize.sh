@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmark: `[resources] size = "auto"`. An over-sized 20-task sweep (1 vCPU / 4 GB for tasks
-# that hold 100 MiB for a second) runs twice on the local engine; the second run takes the size
+# that hold 100 MiB for two seconds) runs twice on the local engine; the second run takes the size
 # learned from the first's measured peaks. Prints both runs' cost (what they would have cost on
 # Fargate, on-demand, from each attempt's billed seconds), their failed tasks, and the ratio
 # second/first (goal: <= 0.60, with no more failed tasks).
@@ -33,7 +33,7 @@ cpu = 1
 memory = "4GB"
 size = "auto"
 [run]
-command = ["/task", "alloc", "100", "sleep", "1"]
+command = ["/task", "alloc", "100", "sleep", "2"]
 concurrency = $(nproc)
 TOML
 export JOBRUN_STATE_DIR="$work/state"

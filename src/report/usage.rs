@@ -13,6 +13,9 @@ use std::fmt;
 
 /// The margin a suggested size keeps above the highest peak (and the most vCPUs used).
 pub const MARGIN: f64 = 0.25;
+/// Attempts shorter than this say nothing of the vCPUs they used: their CPU time and their run
+/// time are not measured over the same second (a container's start, a stats sample's period).
+const TIMED_SECS: f64 = 2.0;
 /// A suggestion is made only when it saves at least this share.
 const WORTH_IT: f64 = 0.10;
 
@@ -75,7 +78,7 @@ impl Used {
         let timed: Vec<(f64, f64)> = measured
             .iter()
             .filter_map(|(secs, u)| Some((*secs, u.cpu_secs?)))
-            .filter(|(secs, _)| *secs > 0.0)
+            .filter(|(secs, _)| *secs >= TIMED_SECS)
             .collect();
         let (run_secs, cpu_secs) = timed
             .iter()
@@ -141,7 +144,10 @@ fn task_peak(t: &crate::record::TaskRecord) -> Option<(f64, f64)> {
     let measured = t.bills.iter().filter_map(|b| Some((b.secs, b.usage?)));
     measured.fold(None, |acc: Option<(f64, f64)>, (secs, u)| {
         let peak = u.memory_peak_mib?;
-        let vcpu = u.cpu_secs.filter(|_| secs > 0.0).map_or(0.0, |c| c / secs);
+        let vcpu = u
+            .cpu_secs
+            .filter(|_| secs >= TIMED_SECS)
+            .map_or(0.0, |c| c / secs);
         Some(acc.map_or((peak, vcpu), |(p, v)| (p.max(peak), v.max(vcpu))))
     })
 }
@@ -221,6 +227,7 @@ pub fn learned_line(l: &LearnedSize) -> String {
 fn gb(mib: f64) -> String {
     let g = mib / 1024.0;
     match g {
+        g if g < 0.1 => format!("{mib:.0} MB"),
         g if g < 10.0 => format!("{g:.1} GB"),
         g => format!("{g:.0} GB"),
     }
