@@ -1179,7 +1179,8 @@ fn workers_start_when_the_work_is_sent_and_stop_when_it_is_done() {
 #[test]
 fn up_right_after_down_waits_for_the_queue_names_to_be_free() {
     let moto = services::moto();
-    let proxy = services::deleted_wait_proxy(moto, 3.0);
+    // Long enough that a loaded machine's `down` (its steps after DeleteQueue) ends inside it.
+    let proxy = services::deleted_wait_proxy(moto, 8.0);
     let t = queue_job(&proxy, COMMAND, "");
     let down = t.run(&["down", "--yes"]);
     assert_eq!(down.status, 0, "down: {}", down.stderr);
