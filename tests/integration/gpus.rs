@@ -55,13 +55,7 @@ fn providers(moto: &Service, cluster: &str, names: &[String]) -> Vec<Value> {
 
 /// Sets an EC2 vCPU quota as Service Quotas would once an increase is granted.
 fn set_quota(moto: &Service, code: &str, vcpu: f64) {
-    services::json_call(
-        moto,
-        "servicequotas",
-        "ServiceQuotasV20190624.RequestServiceQuotaIncrease",
-        json!({"ServiceCode": "ec2", "QuotaCode": code, "DesiredValue": vcpu}),
-    )
-    .unwrap();
+    crate::quotas::set_service_quota(moto, "ec2", code, vcpu);
 }
 
 fn iam(moto: &Service, params: &[(&str, &str)]) -> Result<String, (u16, String)> {

@@ -9,11 +9,17 @@ use std::time::Duration;
 
 /// Sets a Fargate vCPU quota as Service Quotas would once an increase is granted.
 fn set_quota(moto: &Service, code: &str, vcpu: f64) {
+    set_service_quota(moto, "fargate", code, vcpu);
+}
+
+/// Sets a quota of `service` (`fargate`, `ec2`) as Service Quotas would once an increase is
+/// granted.
+pub(crate) fn set_service_quota(moto: &Service, service: &str, code: &str, vcpu: f64) {
     services::json_call(
         moto,
         "servicequotas",
         "ServiceQuotasV20190624.RequestServiceQuotaIncrease",
-        json!({"ServiceCode": "fargate", "QuotaCode": code, "DesiredValue": vcpu}),
+        json!({"ServiceCode": service, "QuotaCode": code, "DesiredValue": vcpu}),
     )
     .unwrap();
 }

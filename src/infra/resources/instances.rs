@@ -24,6 +24,23 @@ pub struct InstanceProfile;
 const PROFILE: &str = "instance profile";
 const PROVIDER: &str = "capacity provider";
 
+/// The instance profile of that name (GetInstanceProfile; NoSuchEntity: none).
+async fn get_profile(
+    iam: &aws_sdk_iam::Client,
+    name: &str,
+) -> Result<Option<aws_sdk_iam::types::InstanceProfile>, InfraError> {
+    let got = iam
+        .get_instance_profile()
+        .instance_profile_name(name)
+        .send()
+        .await;
+    let found = aws::found(
+        got.map_err(aws::op("GetInstanceProfile")),
+        &["NoSuchEntity"],
+    )?;
+    Ok(found.and_then(|o| o.instance_profile().cloned()))
+}
+
 fn profile_arn(cx: &Ctx<'_>) -> String {
     let a = &cx.arns;
     let name = &cx.names.instance_role;
@@ -40,20 +57,8 @@ impl Resource for InstanceProfile {
 
     async fn observe(&self, cx: &Ctx<'_>) -> Result<Option<bool>, InfraError> {
         let name = &cx.names.instance_role;
-        let got = cx
-            .aws
-            .iam()
-            .get_instance_profile()
-            .instance_profile_name(name)
-            .send()
-            .await;
-        let found = aws::found(
-            got.map_err(aws::op("GetInstanceProfile")),
-            &["NoSuchEntity"],
-        )?;
-        Ok(found
-            .and_then(|o| o.instance_profile().cloned())
-            .map(|p| p.roles().iter().any(|r| r.role_name() == name)))
+        let found = get_profile(&cx.aws.iam(), name).await?;
+        Ok(found.map(|p| p.roles().iter().any(|r| r.role_name() == name)))
     }
 
     fn compare(&self, cx: &Ctx<'_>, seen: &Option<bool>) -> Result<Change, InfraError> {
@@ -333,13 +338,7 @@ impl Resource for CapacityProvider<'_> {
             ));
         };
         let (have, want) = (shape_of(found), self.want(cx));
-        let differs: Vec<&str> = want
-            .as_object()
-            .expect("object")
-            .iter()
-            .filter(|(k, v)| have.get(k.as_str()) != Some(v))
-            .map(|(k, _)| k.as_str())
-            .collect();
+        let differs = super::differing(&want, &have);
         Ok(match differs.is_empty() {
             true => change(PROVIDER, self.name, Action::Unchanged, what),
             false => {
@@ -422,18 +421,7 @@ pub async fn discover_profile(cx: &Ctx<'_>, found: &mut Teardown) -> Result<(), 
         return Ok(());
     }
     let name = &cx.names.instance_role;
-    let got = cx
-        .aws
-        .iam()
-        .get_instance_profile()
-        .instance_profile_name(name)
-        .send()
-        .await;
-    let got = aws::found(
-        got.map_err(aws::op("GetInstanceProfile")),
-        &["NoSuchEntity"],
-    )?;
-    let c = match got.and_then(|o| o.instance_profile().cloned()) {
+    let c = match get_profile(&cx.aws.iam(), name).await? {
         None => change(PROFILE, name, Action::Absent, "not there"),
         Some(p) if cx.ours(p.tags().iter().map(|t| (t.key(), t.value()))) => {
             change(PROFILE, name, Action::Delete, "made by jobrun for this job")
@@ -499,23 +487,10 @@ pub async fn delete(aws: &Aws, cluster: &str, name: &str) -> Result<(), InfraErr
 /// Takes the role out of the instance profile, then deletes the profile.
 pub async fn delete_profile(aws: &Aws, name: &str) -> Result<(), InfraError> {
     let iam = aws.iam();
-    let got = iam
-        .get_instance_profile()
-        .instance_profile_name(name)
-        .send()
-        .await;
-    let Some(out) = aws::found(
-        got.map_err(aws::op("GetInstanceProfile")),
-        &["NoSuchEntity"],
-    )?
-    else {
+    let Some(profile) = get_profile(&iam, name).await? else {
         return Ok(());
     };
-    for role in out
-        .instance_profile()
-        .map(|p| p.roles())
-        .unwrap_or_default()
-    {
+    for role in profile.roles() {
         iam.remove_role_from_instance_profile()
             .instance_profile_name(name)
             .role_name(role.role_name())

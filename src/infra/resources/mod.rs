@@ -116,6 +116,17 @@ where
         .await
 }
 
+/// The fields of `want` (a JSON object of what jobrun sets) that `have` (the same shape read
+/// back from AWS) holds otherwise: what a compare says changed.
+pub fn differing<'a>(want: &'a serde_json::Value, have: &serde_json::Value) -> Vec<&'a str> {
+    want.as_object()
+        .expect("an object")
+        .iter()
+        .filter(|(k, v)| have.get(k.as_str()) != Some(v))
+        .map(|(k, _)| k.as_str())
+        .collect()
+}
+
 /// One resource as `up` converges it: read what is there, say how it differs from what the
 /// job wants (one [`Change`]), and make that change. `up` calls `converge` only when it
 /// applies a create or update; otherwise `current` gives what it goes on with.

@@ -289,13 +289,7 @@ impl Resource for TaskDefinition {
             let why = format!("revision {}{pending}", current.revision());
             return Ok(change(KIND, family, Action::Unchanged, why));
         }
-        let differs: Vec<&str> = want
-            .as_object()
-            .expect("object")
-            .iter()
-            .filter(|(k, v)| have.get(k.as_str()) != Some(v))
-            .map(|(k, _)| k.as_str())
-            .collect();
+        let differs = super::differing(&want, &have);
         Ok(change(
             KIND,
             family,
