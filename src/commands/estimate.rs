@@ -125,6 +125,29 @@ async fn at_once(aws: &Aws, rec: &RunRecord, run: &EcsRun) -> AtOnce {
     AtOnce::of(task_vcpu, futures_util::future::join_all(reads).await)
 }
 
+/// What the tasks to run that ran in `run` with the same key (image, command, configuration)
+/// took there.
+fn known_durations(store: &Store, run: Option<&str>, rec: &RunRecord) -> Vec<f64> {
+    use crate::record::{Stage, TaskState};
+    let Some(earlier) = run.and_then(|r| store.load(r).ok()) else {
+        return vec![];
+    };
+    let took: std::collections::HashMap<&str, f64> = earlier
+        .tasks
+        .iter()
+        .filter(|t| t.stage == Stage::Map && t.state == TaskState::Succeeded)
+        .filter_map(|t| {
+            let secs = crate::record::secs_between(t.started_at?, t.finished_at?);
+            Some((t.key.as_deref()?, secs))
+        })
+        .collect();
+    rec.tasks
+        .iter()
+        .filter(|t| t.stage == Stage::Map && t.reused_from.is_none())
+        .filter_map(|t| took.get(t.key.as_deref()?).copied())
+        .collect()
+}
+
 /// The run's estimate: durations from the job's earlier runs, priced as the record is.
 fn estimate(
     job: &Job,
@@ -133,7 +156,12 @@ fn estimate(
     at_once: Option<&AtOnce>,
 ) -> Result<Estimate> {
     let runs = store.summaries()?.runs;
-    let expected = Expected::pick(&runs, &job.name, &rec.image.id, rec.settings.timeout_secs);
+    let mut expected = Expected::pick(&runs, &job.name, &rec.image.id, rec.settings.timeout_secs);
+    let known = known_durations(store, expected.run.as_deref(), rec);
+    if !known.is_empty() {
+        let n = known.len();
+        expected.from += &format!("; {n} of the tasks by what the same task took there");
+    }
     let spot = rec
         .place
         .ecs()
@@ -156,6 +184,7 @@ fn estimate(
         }),
         dispatcher: rec.driven_in_aws(),
         idle_usd: 0.0,
+        known,
     };
     let prices = rec
         .settings

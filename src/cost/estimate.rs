@@ -17,6 +17,9 @@ pub struct Expected {
     pub from: String,
     /// From an earlier run (else the timeout: an upper bound).
     pub measured: bool,
+    /// That run, whose tasks' own durations stand for the same tasks (keys) now.
+    #[serde(skip)]
+    pub run: Option<String>,
 }
 
 impl Expected {
@@ -38,6 +41,7 @@ impl Expected {
                 p90_secs: timeout_secs as f64,
                 from: "the job's timeout (no earlier run to learn from): an upper bound".into(),
                 measured: false,
+                run: None,
             },
         }
     }
@@ -53,6 +57,7 @@ impl Expected {
             p90_secs: d.p90_secs,
             from: format!("run {} ({} tasks, {which})", run.run_id, d.n),
             measured: true,
+            run: Some(run.run_id.clone()),
         }
     }
 }
@@ -73,6 +78,9 @@ pub struct Plan {
     /// On ECS Managed Instances: what the instances cost idling after their last task until
     /// ECS retires them (`[resources] instance_idle`), USD.
     pub idle_usd: f64,
+    /// The durations of tasks that ran before with the same key (image, command,
+    /// configuration): each is expected to take what it took; the rest the median (or p90).
+    pub known: Vec<f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -104,8 +112,11 @@ pub struct Estimate {
 
 impl Estimate {
     pub fn new(plan: &Plan, duration: Expected, p: &Prices) -> Estimate {
-        let n = plan.tasks as f64;
-        let at = |secs: f64| Usage::of(plan.size, secs).scale(n);
+        let unknown = plan.tasks.saturating_sub(plan.known.len()) as f64;
+        let known = plan.known.iter().fold(Usage::default(), |u, secs| {
+            u.add(Usage::of(plan.size, *secs))
+        });
+        let at = |secs: f64| Usage::of(plan.size, secs).scale(unknown).add(known);
         let priced = |u: Usage| u.priced(p, plan.spot);
         let workers = plan
             .workers
@@ -284,6 +295,7 @@ mod tests {
             p90_secs: 3600.0,
             from: "x".into(),
             measured: true,
+            run: None,
         };
         let plan = Plan {
             tasks: 100,
@@ -293,6 +305,7 @@ mod tests {
             concurrency: 100,
             dispatcher: false,
             idle_usd: 0.0,
+            known: vec![],
         };
         let e = Estimate::new(&plan, duration.clone(), &p);
         // 100 × ½ h × $0.0395 = $1.975 on demand; on Spot 30–50 % of it.
@@ -314,6 +327,7 @@ mod tests {
             concurrency: 10,
             dispatcher: false,
             idle_usd: 0.0,
+            known: vec![],
         };
         let q = Estimate::new(&queue, duration.clone(), &p);
         assert!((q.workers_usd - 10.0 * 0.25 * 0.0395).abs() < 1e-9);
@@ -327,10 +341,44 @@ mod tests {
             concurrency: 10,
             dispatcher: true,
             idle_usd: 0.0,
+            known: vec![],
         };
         let d = Estimate::new(&fired, duration, &p);
         let hourly = 0.25 * 0.03238 + 0.5 * 0.00356;
         assert!((d.dispatcher_usd - 10.0 * hourly).abs() < 1e-9);
         assert!((d.upper_usd - (3.95 + d.dispatcher_usd)).abs() < 1e-9);
+    }
+
+    /// Tasks that ran before with the same key are expected to take what they took; the rest
+    /// the median.
+    #[test]
+    fn tasks_that_ran_before_take_what_they_took() {
+        let size = Size {
+            vcpu: 1.0,
+            gb: 2.0,
+            storage_gb: 20,
+            public_ipv4: false,
+        };
+        let p = Prices::lookup("us-east-1", Arch::Arm64, &CostSpec::default());
+        let duration = Expected {
+            median_secs: 3600.0,
+            p90_secs: 3600.0,
+            from: "x".into(),
+            measured: true,
+            run: None,
+        };
+        let plan = |known: Vec<f64>| Plan {
+            tasks: 4,
+            size,
+            spot: false,
+            workers: None,
+            concurrency: 4,
+            dispatcher: false,
+            idle_usd: 0.0,
+            known,
+        };
+        let all = Estimate::new(&plan(vec![]), duration.clone(), &p).upper_usd;
+        let half = Estimate::new(&plan(vec![1800.0, 1800.0]), duration, &p).upper_usd;
+        assert!((half - all * 0.75).abs() < 1e-9, "{half} vs {all}");
     }
 }

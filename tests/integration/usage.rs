@@ -106,6 +106,13 @@ max_attempts = 3"#,
         "{}",
         dry.stdout
     );
+    // Its duration is learned per task too: both configurations ran there.
+    assert!(
+        dry.stdout
+            .contains("2 of the tasks by what the same task took there"),
+        "{}",
+        dry.stdout
+    );
     t.write("second.jsonl", "{\"mib\": 100}\n{\"mib\": 1100}\n");
     let second = t.run(&["submit", "--configs", "second.jsonl"]);
     assert_eq!(second.status, 0, "{}\n{}", second.stdout, second.stderr);
