@@ -117,9 +117,14 @@ pub struct CapacityProvider<'a> {
 }
 
 impl CapacityProvider<'_> {
-    /// The fields jobrun sets, in the form [`shape_of`] reads back.
+    /// The fields jobrun sets, in the form [`shape_of`] reads back (lists sorted on both
+    /// sides: ECS need not hand them back in the order they were sent).
     fn want(&self, cx: &Ctx<'_>) -> Value {
         let r = &cx.job.resources;
+        let makers: Vec<String> = cpu_makers(cx.job.image.platform.arch)
+            .into_iter()
+            .map(String::from)
+            .collect();
         let sorted = |v: &[String]| {
             let mut v = v.to_vec();
             v.sort();
@@ -132,10 +137,10 @@ impl CapacityProvider<'_> {
             "security_groups": sorted(self.security_groups),
             "vcpu_min": r.cpu.0.div_ceil(1024),
             "memory_min": r.memory.0,
-            "cpu_makers": cpu_makers(cx.job.image.platform.arch),
+            "cpu_makers": sorted(&makers),
             "gpu_min": (r.gpu > 0).then_some(r.gpu),
             "gpu_names": r.gpu_type.iter().collect::<Vec<_>>(),
-            "allowed": r.instance_types,
+            "allowed": sorted(&r.instance_types),
             "scale_in_after": r.instance_idle.as_secs(),
             "storage": r.ephemeral_storage,
         })
@@ -291,10 +296,10 @@ fn shape_of(found: &Found) -> Value {
         "security_groups": sorted(net.map(|n| n.security_groups()).unwrap_or_default()),
         "vcpu_min": r.and_then(|r| r.v_cpu_count()).map(|v| v.min()),
         "memory_min": r.and_then(|r| r.memory_mib()).map(|m| m.min()),
-        "cpu_makers": r.map(|r| r.cpu_manufacturers().iter().map(|m| m.as_str()).collect::<Vec<_>>()).unwrap_or_default(),
+        "cpu_makers": sorted(&r.map(|r| r.cpu_manufacturers().iter().map(|m| m.as_str().to_string()).collect::<Vec<_>>()).unwrap_or_default()),
         "gpu_min": r.and_then(|r| r.accelerator_count()).and_then(|c| c.min()),
         "gpu_names": r.map(|r| r.accelerator_names().iter().map(|n| n.as_str()).collect::<Vec<_>>()).unwrap_or_default(),
-        "allowed": r.map(|r| r.allowed_instance_types().to_vec()).unwrap_or_default(),
+        "allowed": sorted(r.map(|r| r.allowed_instance_types()).unwrap_or_default()),
         "scale_in_after": p.and_then(|p| p.infrastructure_optimization()).and_then(|o| o.scale_in_after()),
         "storage": t.and_then(|t| t.storage_configuration()).and_then(|s| s.storage_size_gib()),
     })
