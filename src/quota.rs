@@ -74,12 +74,12 @@ impl Kind {
 
     /// The EC2 quota of this purchase option for an instance type (`g6.xlarge`, `p5.48xlarge`).
     pub fn for_instance(self, instance: &str) -> Kind {
-        let p = instance.starts_with('p');
-        match (self.name(), p) {
-            ("Spot", false) => Kind::GSpot,
-            ("Spot", true) => Kind::PSpot,
-            (_, false) => Kind::GOnDemand,
-            (_, true) => Kind::POnDemand,
+        let spot = matches!(self, Kind::Spot | Kind::GSpot | Kind::PSpot);
+        match (spot, instance.starts_with('p')) {
+            (true, false) => Kind::GSpot,
+            (true, true) => Kind::PSpot,
+            (false, false) => Kind::GOnDemand,
+            (false, true) => Kind::POnDemand,
         }
     }
 }

@@ -35,7 +35,8 @@ impl Role {
     }
 
     /// The role's grant as IAM holds it: the inline policy's document, or the managed
-    /// policy among those attached (ListAttachedRolePolicies).
+    /// policy among those attached (API_ListAttachedRolePolicies; one page holds 100, a
+    /// jobrun role has one).
     async fn granted(&self, cx: &Ctx<'_>, iam: &aws_sdk_iam::Client) -> Result<bool, InfraError> {
         let Grant::Managed(name) = &self.grant else {
             return self.policy_as_wanted(iam).await;

@@ -24,7 +24,8 @@ pub struct InstanceProfile;
 const PROFILE: &str = "instance profile";
 const PROVIDER: &str = "capacity provider";
 
-/// The instance profile of that name (GetInstanceProfile; NoSuchEntity: none).
+/// The instance profile of that name (GetInstanceProfile, NoSuchEntity when there is none:
+/// https://docs.aws.amazon.com/IAM/latest/APIReference/API_GetInstanceProfile.html).
 async fn get_profile(
     iam: &aws_sdk_iam::Client,
     name: &str,
@@ -79,6 +80,7 @@ impl Resource for InstanceProfile {
         use aws_sdk_iam::types::Tag;
         let (iam, name) = (cx.aws.iam(), &cx.names.instance_role);
         let tag = |k: &str, v: &str| Tag::builder().key(k).value(v).build().expect("set");
+        // API_CreateInstanceProfile (tags at creation); API_AddRoleToInstanceProfile.
         if seen.is_none() {
             iam.create_instance_profile()
                 .instance_profile_name(name)
@@ -489,7 +491,9 @@ pub async fn delete(aws: &Aws, cluster: &str, name: &str) -> Result<(), InfraErr
         .await
 }
 
-/// Takes the role out of the instance profile, then deletes the profile.
+/// Takes the role out of the instance profile, then deletes the profile (DeleteInstanceProfile
+/// refuses one that still holds a role: DeleteConflict, API_DeleteInstanceProfile; and
+/// DeleteRole one whose role is still in a profile, API_DeleteRole — moto plays both).
 pub async fn delete_profile(aws: &Aws, name: &str) -> Result<(), InfraError> {
     let iam = aws.iam();
     let Some(profile) = get_profile(&iam, name).await? else {
