@@ -40,6 +40,7 @@ bench-queue n="10000":
     JOBRUN=target/release/jobrun bench/queue.sh {{n}}
 
 # A static in-AWS jobrun for an image architecture (what `[image] agent.<arch>` points at)
+# (the full jobrun: it also runs the schedules' dispatcher; the slim agent is jobrun-agent beside it)
 agent-amd64: release-x86_64
     @echo "[image] agent = { amd64 = \"$PWD/target/x86_64-unknown-linux-musl/agent/jobrun\" }"
 
@@ -50,19 +51,22 @@ agent-arm64: release-aarch64
 # roots built in, no NSS; the size-optimised `agent` profile of Cargo.toml), on a release machine: this needs cross's images, so it cannot run
 # where nothing can be pulled.
 release-x86_64:
-    cross build --profile agent --locked --target x86_64-unknown-linux-musl
+    cross build --profile agent --locked --target x86_64-unknown-linux-musl -p jobrun -p jobrun-agent
 
 release-aarch64:
-    cross build --profile agent --locked --target aarch64-unknown-linux-musl
+    cross build --profile agent --locked --target aarch64-unknown-linux-musl -p jobrun -p jobrun-agent
 
 release: release-x86_64 release-aarch64
 
-# The release files: both static binaries and their SHA-256 checksums, in dist/
+# The release files: the static jobrun and slim agent for both architectures and their SHA-256
+# checksums, in dist/
 release-files: release
     mkdir -p dist
     cp target/x86_64-unknown-linux-musl/agent/jobrun dist/jobrun-linux-amd64
     cp target/aarch64-unknown-linux-musl/agent/jobrun dist/jobrun-linux-arm64
-    cd dist && sha256sum jobrun-linux-amd64 jobrun-linux-arm64 > SHA256SUMS
+    cp target/x86_64-unknown-linux-musl/agent/jobrun-agent dist/jobrun-agent-linux-amd64
+    cp target/aarch64-unknown-linux-musl/agent/jobrun-agent dist/jobrun-agent-linux-arm64
+    cd dist && sha256sum jobrun-linux-* jobrun-agent-linux-* > SHA256SUMS
 
 # A wheel carrying this machine's jobrun (`pip install target/wheels/jobrun-*.whl`), as the
 # release workflow builds one per platform (maturin, `bindings = "bin"`)
@@ -70,9 +74,17 @@ wheel:
     pip install "maturin>=1.5,<2"
     maturin build --release --locked --out target/wheels
 
-# The multi-architecture agent image `jobrun build` pulls (an OCI index: linux/amd64 and
-# linux/arm64), e.g. `just agent-image public.ecr.aws/jobrun/agent:0.1.0` after a registry login
+# The multi-architecture agent image `jobrun build` pulls for job images (an OCI index:
+# linux/amd64 and linux/arm64 of the slim agent), e.g. `just agent-image
+# public.ecr.aws/jobrun/agent:0.1.0` after a registry login
 agent-image ref: release
+    target/x86_64-unknown-linux-musl/agent/jobrun agent-image {{ref}} \
+        --amd64 target/x86_64-unknown-linux-musl/agent/jobrun-agent \
+        --arm64 target/aarch64-unknown-linux-musl/agent/jobrun-agent
+
+# The same of the full jobrun, which the dispatcher's image takes
+# (`public.ecr.aws/jobrun/jobrun:0.1.0`)
+jobrun-image ref: release
     target/x86_64-unknown-linux-musl/agent/jobrun agent-image {{ref}} \
         --amd64 target/x86_64-unknown-linux-musl/agent/jobrun \
         --arm64 target/aarch64-unknown-linux-musl/agent/jobrun
@@ -80,4 +92,4 @@ agent-image ref: release
 # A static jobrun for this x86_64 machine without a musl toolchain (glibc's static libc), to
 # measure its size or try it in a FROM-scratch image
 static-x86_64:
-    RUSTFLAGS='-C target-feature=+crt-static' cargo build --profile agent --locked --target x86_64-unknown-linux-gnu
+    RUSTFLAGS='-C target-feature=+crt-static' cargo build --profile agent --locked --target x86_64-unknown-linux-gnu -p jobrun -p jobrun-agent

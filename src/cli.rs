@@ -91,13 +91,6 @@ pub enum Command {
     /// Run the job on a schedule inside AWS (EventBridge Scheduler; no machine of yours needed)
     #[command(subcommand)]
     Schedule(ScheduleCommand),
-    /// The queue-mode worker: take tasks from the job's queue and run them (inside the job's container)
-    #[command(hide = true)]
-    Agent(crate::agent::AgentArgs),
-    /// How a direct-mode ECS task runs the job's command (inside the job's container): the
-    /// command, then its JOBRUN_OUTPUT_DIR uploaded to the run's prefix
-    #[command(hide = true)]
-    Task(crate::agent::direct::TaskArgs),
     /// What a schedule fires (inside AWS): submit the stored schedule for one scheduled time and
     /// watch the run to its end
     #[command(hide = true)]

@@ -5,28 +5,7 @@
 
 use std::fmt;
 
-/// The process exit codes, documented in README.md.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Exit {
-    /// Every task succeeded (or the command did what it was asked).
-    Ok = 0,
-    /// The run finished and at least one task failed or was cancelled.
-    TasksFailed = 1,
-    /// Usage, config or input error: nothing was started or created.
-    Usage = 2,
-    /// The environment is not usable: Docker engine unreachable, state directory not writable.
-    Environment = 3,
-    /// The image could not be built (pre-build command or a Dockerfile step failed).
-    BuildFailed = 4,
-    /// Ctrl-C detached from a run; its tasks keep running.
-    Detached = 130,
-}
-
-impl Exit {
-    pub fn code(self) -> u8 {
-        self as u8
-    }
-}
+pub use jobrun_wire::exit::Exit;
 
 /// An error as it is reported at the top: one line of message, an optional hint, an exit class.
 #[derive(Debug)]
@@ -274,19 +253,6 @@ impl From<crate::outputs::s3::TransferError> for Failure {
                 .hint("check that the folder exists and can be written"),
             TransferError::Output(_) => Failure::env(format!("cannot move outputs: {e}"))
                 .hint("a task's output folder keeps regular files and folders; what else it holds is skipped"),
-        }
-    }
-}
-
-impl From<crate::agent::AgentError> for Failure {
-    fn from(e: crate::agent::AgentError) -> Self {
-        match e {
-            crate::agent::AgentError::Aws(e) => e.into(),
-            crate::agent::AgentError::Argv(_) => Failure::usage(e.to_string())
-                .hint("e.g. JOBRUN_ENTRYPOINT='[\"/usr/bin/python3\", \"main.py\"]'"),
-            crate::agent::AgentError::Signals(_) => {
-                Failure::env(e.to_string()).hint("is this a Unix system?")
-            }
         }
     }
 }

@@ -3,8 +3,11 @@
 //! The pipeline, one module each: config → plan → image → target (engine) → watch.
 //! See docs/ARCHITECTURE.md.
 
-mod agent;
-mod arn;
+// What both sides of the wire agree on lives in its own crate (crates/wire); its modules keep
+// their names here.
+use jobrun_wire::{arn, layout, record, resources, wire};
+// The task side (a task's folders and what it used) is the slim agent's crate; the CLI reuses it.
+use jobrun_agent::{outputs, usage};
 mod aws;
 mod claim;
 mod cli;
@@ -17,29 +20,32 @@ mod error;
 mod image;
 mod infra;
 mod init;
-mod layout;
 mod notify;
-mod outputs;
 mod plan;
 mod quota;
-mod record;
 mod registry;
 mod report;
-mod resources;
 mod reuse;
 mod schedule;
 mod state;
 mod store;
 mod tls;
 mod ui;
-mod usage;
 mod watch;
-mod wire;
 
 use clap::{CommandFactory, FromArgMatches};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // Inside a task (`jobrun agent`, `jobrun task -- …`): the slim agent's own parser and code,
+    // so this jobrun and `jobrun-agent` read a task definition alike.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    if matches!(
+        args.first().and_then(|a| a.to_str()),
+        Some("agent" | "task")
+    ) {
+        return jobrun_agent::main(args);
+    }
     let matches = cli::Cli::command().get_matches();
     let cli = cli::Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let filter = match cli.verbose {
@@ -58,8 +64,8 @@ fn main() -> ExitCode {
         .init();
 
     // Kept in every build: `jobrun build` reads it from a binary it is handed (see
-    // image::agent::Mark), and the linker would drop an unreferenced static.
-    std::hint::black_box(image::agent::MARK);
+    // image::agent::check), and the linker would drop an unreferenced static.
+    std::hint::black_box(wire::MARK);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

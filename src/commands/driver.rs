@@ -34,7 +34,7 @@ struct Driven {
 }
 
 pub async fn drive(args: DriveArgs, ui: &Ui) -> Result<Exit> {
-    let holder = crate::agent::whoami_task().await;
+    let holder = jobrun_agent::agent::whoami_task().await;
     crate::dispatch::be_driver(holder.clone());
     ui.note(&format!("drive: job {} as {holder}", args.job));
     let aws = crate::aws::Access::default().load().await?;

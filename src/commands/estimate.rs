@@ -4,6 +4,7 @@
 use super::request::SubmitRequest;
 use crate::aws::Aws;
 use crate::config::{CapacityKind, Job};
+use crate::cost::SettingsSize as _;
 use crate::cost::estimate::{Estimate, Expected, Plan};
 use crate::cost::money;
 use crate::error::{Exit, Failure, Result};

@@ -90,7 +90,8 @@ async fn driver(
 /// pushes nothing, and needs no Docker engine): where its jobrun comes from and how it starts.
 async fn planned_dispatcher_image(job: &Job, store: &Store, ui: &Ui) -> Result<DispatcherImage> {
     let arch = crate::config::Platform::host().arch;
-    let jobrun = crate::image::agent::find(&job.image.agent, arch, store, ui).await?;
+    use crate::image::agent::{Needs, find};
+    let jobrun = find(&job.image.agent, arch, Needs::Dispatch, store, ui).await?;
     Ok(DispatcherImage {
         reference: format!("{}:dispatcher-… (to be built and pushed)", job.name),
         planned: true,

@@ -62,10 +62,5 @@ pub async fn run(cli: Cli, matches: &ArgMatches) -> Result<Exit> {
         Command::Schedule(command) => schedule::run(file, command, &ui).await,
         Command::Dispatch(args) => schedule::dispatch(args, &ui).await,
         Command::Drive(args) => driver::drive(args, &ui).await,
-        Command::Task(args) => Ok(crate::agent::direct::run(args).await?),
-        Command::Agent(args) => {
-            crate::agent::run(args).await?;
-            Ok(Exit::Ok)
-        }
     }
 }

@@ -116,7 +116,7 @@ async fn download(store: &crate::store::Store, rec: &RunRecord, dir: &Path) -> R
         };
         let maps = copy(&outputs::local_inputs(&run_dir), dir)?;
         let reduced = copy(&run_dir.join("reduce"), &reduce)?;
-        return Ok(maps.add(reduced));
+        return Ok(maps + reduced);
     };
     let s3 = remote::aws_for(run).await?.s3();
     let bucket = &run.site.bucket;
@@ -125,5 +125,5 @@ async fn download(store: &crate::store::Store, rec: &RunRecord, dir: &Path) -> R
     let last = rec.tasks.len().saturating_sub(1);
     let reduced = output_prefix(&rec.job, &rec.run_id, last, Stage::Reduce);
     let reduced = outputs::s3::download_prefix(&s3, bucket, &reduced, &reduce).await?;
-    Ok(maps.add(reduced))
+    Ok(maps + reduced)
 }

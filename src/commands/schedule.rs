@@ -392,7 +392,7 @@ pub async fn dispatch(args: DispatchArgs, ui: &Ui) -> Result<Exit> {
         .format("%Y-%m-%dT%H:%M:%SZ")
         .to_string();
     // In AWS: the run's driver is this process (under the run's lease, as `jobrun drive`).
-    crate::dispatch::be_driver(crate::agent::whoami_task().await);
+    crate::dispatch::be_driver(jobrun_agent::agent::whoami_task().await);
     let aws = crate::aws::Access::default().load().await?;
     let stored: Stored = aws::get_json(&aws.s3(), bucket, key)
         .await?

@@ -203,7 +203,7 @@ fn new_record(
                  or give the price in [cost] vcpu_hour",
             )
         })?,
-        false => crate::cost::Prices::lookup(&region, arch, &job.cost),
+        false => crate::cost::prices::lookup(&region, arch, &job.cost),
     });
     let mut rec = RunRecord {
         schema: record::SCHEMA,

@@ -283,7 +283,7 @@ mod tests {
 
     #[test]
     fn an_estimate_prices_the_tasks_on_their_capacity_and_bounds_it_on_demand() {
-        let p = Prices::lookup("us-east-1", Arch::Arm64, &CostSpec::default());
+        let p = crate::cost::prices::lookup("us-east-1", Arch::Arm64, &CostSpec::default());
         let size = Size {
             vcpu: 1.0,
             gb: 2.0,
@@ -359,7 +359,7 @@ mod tests {
             storage_gb: 20,
             public_ipv4: false,
         };
-        let p = Prices::lookup("us-east-1", Arch::Arm64, &CostSpec::default());
+        let p = crate::cost::prices::lookup("us-east-1", Arch::Arm64, &CostSpec::default());
         let duration = Expected {
             median_secs: 3600.0,
             p90_secs: 3600.0,

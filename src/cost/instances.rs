@@ -110,7 +110,7 @@ pub fn lookup(region: &str, job: &Job) -> Result<Prices, String> {
     let holds = instance.holds(job);
     let vcpu = f64::from(job.resources.cpu);
     let spec = &job.cost;
-    let prices = super::Prices::lookup(region, job.image.platform.arch, spec);
+    let prices = super::prices::lookup(region, job.image.platform.arch, spec);
     let source = match spec.vcpu_hour {
         Some(_) => "[cost] in jobrun.toml".to_string(),
         None => format!(

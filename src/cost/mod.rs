@@ -8,6 +8,7 @@ pub mod estimate;
 pub mod instances;
 pub mod prices;
 mod run;
+pub use run::{RecordCost, SettingsSize};
 
 pub use crate::record::schema::Bill;
 pub use prices::Prices;
@@ -311,7 +312,7 @@ mod tests {
     }
 
     fn us_east(arch: Arch) -> Prices {
-        Prices::lookup("us-east-1", arch, &CostSpec::default())
+        crate::cost::prices::lookup("us-east-1", arch, &CostSpec::default())
     }
 
     #[test]

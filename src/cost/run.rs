@@ -5,9 +5,14 @@ use super::{Basis, RunCost, Size, TaskCost};
 use crate::record::{Place, RunRecord, RunSettings, TaskRecord, secs_between};
 use chrono::Utc;
 
-impl RunSettings {
+/// A run's size, as pricing reads its settings (the settings are the record's: jobrun-wire).
+pub trait SettingsSize {
+    fn size(&self) -> Size;
+}
+
+impl SettingsSize for RunSettings {
     /// What one task asks Fargate for.
-    pub fn size(&self) -> Size {
+    fn size(&self) -> Size {
         Size {
             vcpu: self.cpu,
             gb: f64::from(self.memory_mib) / 1024.0,
@@ -17,10 +22,16 @@ impl RunSettings {
     }
 }
 
-impl RunRecord {
+/// What a run record cost (the record is jobrun-wire's; pricing it is this module's).
+pub trait RecordCost {
+    fn cost(&self) -> Option<RunCost>;
+    fn task_cost(&self, t: &TaskRecord) -> Option<TaskCost>;
+}
+
+impl RecordCost for RunRecord {
     /// What the run cost so far (a local run: what Fargate would have charged); none for a
     /// record without prices (from before jobrun priced runs).
-    pub fn cost(&self) -> Option<RunCost> {
+    fn cost(&self) -> Option<RunCost> {
         let prices = self.settings.prices.as_ref()?;
         let basis = match self.place {
             Place::Local => Basis::FargateEquivalent,
@@ -40,14 +51,8 @@ impl RunRecord {
         ))
     }
 
-    /// Moved on by a jobrun task in AWS, which is paid for as long as the run lasts: a
-    /// scheduled run's dispatcher, or the job's driver (`[ecs] driver = "aws"`).
-    pub fn driven_in_aws(&self) -> bool {
-        self.settings.dispatched || self.place.ecs().is_some_and(|r| r.driver.is_some())
-    }
-
     /// One task's share of the cost.
-    pub fn task_cost(&self, t: &TaskRecord) -> Option<TaskCost> {
+    fn task_cost(&self, t: &TaskRecord) -> Option<TaskCost> {
         let prices = self.settings.prices.as_ref()?;
         (!t.bills.is_empty()).then(|| TaskCost::of(&t.bills, self.settings.size(), prices))
     }

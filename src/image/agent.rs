@@ -11,11 +11,19 @@
 //!    [`DEFAULT_IMAGE`], jobrun's own version — first from the cache in the state folder
 //!    (`agents/<version>-<arch>/`), else pulled for the platform and cached, recorded by the
 //!    digest of the platform's manifest;
-//! 3. on a Linux host of the image's architecture, this very jobrun, packed with its loader
-//!    and libraries when it is linked dynamically (`packed.rs`).
+//! 3. on a Linux host of the image's architecture, the slim agent beside this jobrun
+//!    (`jobrun-agent` in the same folder: a release archive's, or a source tree's
+//!    `target/<profile>/`), packed with this jobrun's loader and libraries when it is linked
+//!    dynamically (`packed.rs`);
+//! 4. on a Linux host of the image's architecture, this very jobrun, packed likewise.
+//!
+//! The slim agent (`jobrun-agent`, its mark says `role=agent`) runs tasks and queue workers
+//! only: for the schedules' dispatcher and the driver ([`Needs::Dispatch`]) a source that gives
+//! one is passed over, and the agent image to pull is [`DEFAULT_DISPATCHER_IMAGE`] (the full
+//! jobrun) unless the job names one.
 //!
 //! Each binary is read before it is used: ELF for Linux of the right architecture, static (or
-//! packed), and carrying [`MARK`] with this jobrun's wire format. When no source has one, the
+//! packed), and carrying a mark (`wire::MARK`) with this jobrun's wire format. When no source has one, the
 //! build fails and says what each source answered.
 
 pub mod elf;
@@ -28,20 +36,28 @@ use crate::store::Store;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-/// Every jobrun carries this mark (kept by a reference in `main`): the wire format it speaks
-/// ([`crate::wire::WIRE`]) and its version, readable from the bytes of a binary for any
-/// architecture.
-pub const MARK: &str = concat!(
-    "\0jobrun-in-aws:wire=1:version=",
-    env!("CARGO_PKG_VERSION"),
-    "\0"
-);
-
 /// Where jobrun is in every image it is put into.
 pub const BINARY: &str = "/opt/jobrun/jobrun";
 
-/// The multi-architecture agent image of this version that the release publishes.
+/// The multi-architecture agent image of this version that the release publishes: the slim
+/// agent, for job images.
 pub const DEFAULT_IMAGE: &str = concat!("public.ecr.aws/jobrun/agent:", env!("CARGO_PKG_VERSION"));
+
+/// The release's image of the full jobrun, for the dispatcher's image.
+pub const DEFAULT_DISPATCHER_IMAGE: &str =
+    concat!("public.ecr.aws/jobrun/jobrun:", env!("CARGO_PKG_VERSION"));
+
+/// The slim agent's file name, beside this jobrun.
+pub const AGENT_FILE: &str = "jobrun-agent";
+
+/// What the in-image jobrun will run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Needs {
+    /// A job's tasks (`jobrun task`) or queue workers (`jobrun agent`): the slim agent will do.
+    Tasks,
+    /// The schedules' dispatcher and the driver: the full jobrun.
+    Dispatch,
+}
 
 /// Where an in-image jobrun came from.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -51,6 +67,8 @@ pub enum Source {
     File { path: PathBuf },
     /// An agent image, by the digest of its manifest for the architecture.
     Image { reference: String, digest: String },
+    /// The slim agent beside the jobrun that ran `build`.
+    Beside { packed: bool },
     /// The jobrun that ran `build`: static, or packed with its loader and libraries.
     This { packed: bool },
 }
@@ -65,6 +83,13 @@ impl std::fmt::Display for Source {
                 let name = name.map(|(n, _)| n).unwrap_or(reference);
                 write!(f, "agent image {name}@{digest}")
             }
+            Source::Beside { packed: false } => {
+                write!(f, "the {AGENT_FILE} beside this jobrun (static)")
+            }
+            Source::Beside { packed: true } => write!(
+                f,
+                "the {AGENT_FILE} beside this jobrun, packed with its loader and libraries"
+            ),
             Source::This { packed: false } => write!(f, "this jobrun (static)"),
             Source::This { packed: true } => {
                 write!(f, "this jobrun, packed with its loader and libraries")
@@ -84,6 +109,9 @@ pub struct AgentInfo {
     /// The argv that starts it in the image.
     pub entry: Vec<String>,
     pub source: Source,
+    /// The slim agent (`jobrun-agent`): tasks and queue workers only.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub slim: bool,
 }
 
 impl AgentInfo {
@@ -99,9 +127,10 @@ impl AgentInfo {
 
 impl std::fmt::Display for AgentInfo {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = if self.slim { AGENT_FILE } else { "jobrun" };
         write!(
             f,
-            "jobrun {} for {} ({}), from {}",
+            "{name} {} for {} ({}), from {}",
             self.version,
             self.arch,
             super::short_id(&self.sha256),
@@ -145,12 +174,20 @@ impl AgentSpec {
 }
 
 /// The agent image to take when the job names none: `JOBRUN_AGENT_IMAGE` (empty: none), else
-/// [`DEFAULT_IMAGE`].
-pub fn default_image() -> Option<String> {
-    match std::env::var("JOBRUN_AGENT_IMAGE") {
-        Ok(v) if v.trim().is_empty() => None,
-        Ok(v) => Some(v.trim().to_string()),
-        Err(_) => Some(DEFAULT_IMAGE.to_string()),
+/// [`DEFAULT_IMAGE`]; for the dispatcher `JOBRUN_DISPATCHER_IMAGE`, else
+/// [`DEFAULT_DISPATCHER_IMAGE`] (an empty `JOBRUN_AGENT_IMAGE` turns both off).
+pub fn default_image(needs: Needs) -> Option<String> {
+    let var = |name: &str| std::env::var(name).ok().map(|v| v.trim().to_string());
+    let agent = var("JOBRUN_AGENT_IMAGE");
+    let (named, default) = match needs {
+        Needs::Tasks => (agent.clone(), DEFAULT_IMAGE),
+        Needs::Dispatch => (var("JOBRUN_DISPATCHER_IMAGE"), DEFAULT_DISPATCHER_IMAGE),
+    };
+    match (named, agent) {
+        (Some(v), _) if v.is_empty() => None,
+        (Some(v), _) => Some(v),
+        (None, Some(a)) if a.is_empty() => None,
+        (None, _) => Some(default.to_string()),
     }
 }
 
@@ -158,40 +195,72 @@ pub fn default_image() -> Option<String> {
 pub async fn find(
     spec: &AgentSpec,
     arch: Arch,
+    needs: Needs,
     store: &Store,
     ui: &crate::ui::Ui,
 ) -> Result<Agent, ImageError> {
     let mut tried = vec![];
+    let fits = |agent: Agent, tried: &mut Vec<String>| match (needs, agent.info.slim) {
+        (Needs::Dispatch, true) => {
+            tried.push(format!(
+                "{}: the slim agent runs tasks, not the dispatcher",
+                agent.info
+            ));
+            None
+        }
+        _ => Some(agent),
+    };
     if let AgentSpec::Files(files) = spec {
         match files.get(&arch) {
-            Some(path) => return from_file(path, arch),
+            Some(path) => {
+                if let Some(agent) = fits(from_file(path, arch)?, &mut tried) {
+                    return Ok(agent);
+                }
+            }
             None => tried.push(format!("[image] agent names no file for {arch}")),
         }
     }
     let (reference, named) = match spec {
         AgentSpec::Image(r) => (Some(r.clone()), true),
-        _ => (default_image(), false),
+        _ => (default_image(needs), false),
     };
     match reference {
-        Some(reference) => {
-            if let Some(agent) = cache::load(store, arch, &reference) {
-                return Ok(agent);
-            }
-            match pull::pull(&reference, arch, ui).await {
-                Ok(agent) => {
-                    cache::save(store, &agent);
+        Some(reference) => match pulled(&reference, arch, store, ui).await {
+            Ok(agent) => {
+                if let Some(agent) = fits(agent, &mut tried) {
                     return Ok(agent);
                 }
-                Err(e) if !named => tried.push(format!("the agent image {reference}: {e}")),
-                Err(e) => return Err(e),
             }
-        }
+            Err(e) if !named => tried.push(format!("the agent image {reference}: {e}")),
+            Err(e) => return Err(e),
+        },
         None => tried.push("no agent image (JOBRUN_AGENT_IMAGE is empty)".into()),
+    }
+    if needs == Needs::Tasks {
+        match beside(arch) {
+            Ok(agent) => return Ok(agent),
+            Err(why) => tried.push(why),
+        }
     }
     this(arch).map_err(|why| {
         tried.push(why);
         ImageError::NoAgent { arch, tried }
     })
+}
+
+/// An agent image's jobrun for `arch`: from the cache, else pulled and cached.
+async fn pulled(
+    reference: &str,
+    arch: Arch,
+    store: &Store,
+    ui: &crate::ui::Ui,
+) -> Result<Agent, ImageError> {
+    if let Some(agent) = cache::load(store, arch, reference) {
+        return Ok(agent);
+    }
+    let agent = pull::pull(reference, arch, ui).await?;
+    cache::save(store, &agent);
+    Ok(agent)
 }
 
 /// A jobrun binary someone handed over, checked for the image's architecture.
@@ -208,6 +277,7 @@ pub fn from_file(path: &Path, arch: Arch) -> Result<Agent, ImageError> {
     let info = AgentInfo {
         arch,
         version: version_of(&bytes),
+        slim: is_slim(&bytes),
         sha256: crate::registry::sha256_digest(&bytes),
         entry: vec![BINARY.to_string()],
         source: Source::File {
@@ -252,8 +322,8 @@ pub fn check(bytes: &[u8], arch: Arch, packed: bool) -> Result<(), String> {
         }
     }
     match elf::mark(bytes) {
-        Some((wire, _)) if wire == crate::wire::WIRE => Ok(()),
-        Some((wire, version)) => Err(format!(
+        Some(elf::Mark { wire, .. }) if wire == crate::wire::WIRE => Ok(()),
+        Some(elf::Mark { wire, version, .. }) => Err(format!(
             "it is jobrun {version}, which speaks wire format {wire}; this jobrun ({}) speaks {}: use an agent of version {}",
             env!("CARGO_PKG_VERSION"),
             crate::wire::WIRE,
@@ -264,7 +334,12 @@ pub fn check(bytes: &[u8], arch: Arch, packed: bool) -> Result<(), String> {
 }
 
 fn version_of(bytes: &[u8]) -> String {
-    elf::mark(bytes).map(|(_, v)| v).unwrap_or_default()
+    elf::mark(bytes).map(|m| m.version).unwrap_or_default()
+}
+
+/// Whether a (checked) jobrun is the slim agent.
+fn is_slim(bytes: &[u8]) -> bool {
+    elf::mark(bytes).is_some_and(|m| m.slim)
 }
 
 /// This jobrun, when it can run in a Linux image of `arch`; else why not.
@@ -281,6 +356,47 @@ pub fn this(arch: Arch) -> Result<Agent, String> {
     let is_packed = !packed.libraries.is_empty();
     check(&bytes, arch, is_packed)
         .map_err(|why| format!("this jobrun ({}): {why}", exe.display()))?;
+    let source = Source::This { packed: is_packed };
+    packed_agent(&packed, &bytes, arch, source)
+}
+
+/// The slim agent beside this jobrun, when there is one for `arch`: static, or packed with the
+/// loader and libraries this jobrun runs with (the agent, a Rust program on the same C
+/// library, needs no library this jobrun has not loaded).
+pub fn beside(arch: Arch) -> Result<Agent, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find this jobrun: {e}"))?;
+    let path = exe.with_file_name(AGENT_FILE);
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(format!(
+                "no {AGENT_FILE} beside this jobrun ({})",
+                exe.display()
+            ));
+        }
+        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+    };
+    let dynamic = matches!(elf::Kind::of(&bytes), elf::Kind::Elf { dynamic: true, .. });
+    let this = packed::Packed::this(exe);
+    let packed = packed::Packed {
+        binary: path.clone(),
+        libraries: if dynamic { this.libraries } else { vec![] },
+    };
+    let is_packed = !packed.libraries.is_empty();
+    check(&bytes, arch, is_packed).map_err(|why| format!("{}: {why}", path.display()))?;
+    if !is_slim(&bytes) {
+        return Err(format!("{}: it is not the slim agent", path.display()));
+    }
+    packed_agent(&packed, &bytes, arch, Source::Beside { packed: is_packed })
+}
+
+/// A checked binary and its libraries as the files of an in-image jobrun.
+fn packed_agent(
+    packed: &packed::Packed,
+    bytes: &[u8],
+    arch: Arch,
+    source: Source,
+) -> Result<Agent, String> {
     let mut files = vec![];
     for (path, host) in packed.files() {
         let bytes =
@@ -293,10 +409,11 @@ pub fn this(arch: Arch) -> Result<Agent, String> {
     }
     let info = AgentInfo {
         arch,
-        version: env!("CARGO_PKG_VERSION").to_string(),
-        sha256: crate::registry::sha256_digest(&bytes),
+        version: version_of(bytes),
+        sha256: crate::registry::sha256_digest(bytes),
         entry: packed.entry(),
-        source: Source::This { packed: is_packed },
+        source,
+        slim: is_slim(bytes),
     };
     Ok(Agent { info, files })
 }
@@ -377,9 +494,9 @@ mod tests {
 
     #[test]
     fn the_mark_says_this_wire_format_and_version() {
-        let (wire, version) = elf::mark(MARK.as_bytes()).unwrap();
-        assert_eq!(wire, crate::wire::WIRE);
-        assert_eq!(version, env!("CARGO_PKG_VERSION"));
+        let mark = elf::mark(crate::wire::MARK.as_bytes()).unwrap();
+        assert_eq!(mark.wire, crate::wire::WIRE);
+        assert_eq!(mark.version, env!("CARGO_PKG_VERSION"));
         // And this very test binary carries it (main's reference keeps it in jobrun; here
         // the constant itself is linked in by the line above).
         assert!(DEFAULT_IMAGE.ends_with(env!("CARGO_PKG_VERSION")));
@@ -454,7 +571,9 @@ mod tests {
         let p = dir.path().join("a");
         std::fs::write(&p, stand_in(183, 1, 1)).unwrap();
         let files = AgentSpec::Files([(Arch::Arm64, p.clone())].into());
-        let a = find(&files, Arch::Arm64, &store, &ui).await.unwrap();
+        let a = find(&files, Arch::Arm64, Needs::Tasks, &store, &ui)
+            .await
+            .unwrap();
         assert_eq!(a.info.source, Source::File { path: p.clone() });
 
         // A cached pull of the named image comes before any registry.
@@ -466,20 +585,48 @@ mod tests {
         };
         cached.info.version = env!("CARGO_PKG_VERSION").into();
         cache::save(&store, &cached);
-        let a = find(
-            &AgentSpec::Image(reference.clone()),
-            Arch::Arm64,
-            &store,
-            &ui,
-        )
-        .await
-        .unwrap();
+        let image = AgentSpec::Image(reference.clone());
+        let a = find(&image, Arch::Arm64, Needs::Tasks, &store, &ui)
+            .await
+            .unwrap();
         assert_eq!(a.info.source, cached.info.source);
         assert_eq!(a.files[0].bytes, cached.files[0].bytes);
         // Another reference is not that cache: its pull fails (nothing listens on port 1),
         // and a named image that cannot be pulled is an error, not a fall-through.
         let other = AgentSpec::Image("127.0.0.1:1/other:test".into());
-        assert!(find(&other, Arch::Arm64, &store, &ui).await.is_err());
+        assert!(
+            find(&other, Arch::Arm64, Needs::Tasks, &store, &ui)
+                .await
+                .is_err()
+        );
+
+        // The slim agent runs tasks; for the dispatcher it is passed over, and said so.
+        let slim = dir.path().join("slim");
+        let mut bytes = elf::tests::fake_elf(183, 1);
+        bytes.extend_from_slice(crate::wire::MARK_AGENT.as_bytes());
+        std::fs::write(&slim, bytes).unwrap();
+        let files = AgentSpec::Files([(Arch::Arm64, slim.clone())].into());
+        let a = find(&files, Arch::Arm64, Needs::Tasks, &store, &ui)
+            .await
+            .unwrap();
+        assert!(
+            a.info.slim && a.info.to_string().starts_with("jobrun-agent "),
+            "{}",
+            a.info
+        );
+        let mut slim_cached = a.clone();
+        slim_cached.info.source = cached.info.source.clone();
+        cache::save(&store, &slim_cached);
+        let e = find(&image, Arch::Arm64, Needs::Dispatch, &store, &ui).await;
+        if Arch::host() != Arch::Arm64 {
+            let Err(ImageError::NoAgent { tried, .. }) = e else {
+                panic!("the slim agent taken for the dispatcher")
+            };
+            assert!(
+                tried[0].contains("runs tasks, not the dispatcher"),
+                "{tried:?}"
+            );
+        }
     }
 
     #[test]

@@ -45,7 +45,14 @@ pub async fn build(
     ui: &Ui,
 ) -> Result<Built, ImageError> {
     let platform = crate::config::Platform::host();
-    let jobrun = agent::find(&job.image.agent, platform.arch, store, ui).await?;
+    let jobrun = agent::find(
+        &job.image.agent,
+        platform.arch,
+        agent::Needs::Dispatch,
+        store,
+        ui,
+    )
+    .await?;
     let body = context(&jobrun).map_err(|source| ImageError::AgentBinary {
         path: agent::BINARY.into(),
         source,
@@ -84,6 +91,7 @@ mod tests {
                     agent::BINARY.into(),
                 ],
                 source: agent::Source::This { packed: true },
+                slim: false,
             },
             files: vec![agent::InImage {
                 path: agent::BINARY.into(),

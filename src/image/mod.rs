@@ -251,7 +251,14 @@ async fn in_image_jobrun(
     if job.ecs.mode == DispatchMode::Direct && !job.run.outputs {
         return Ok(None);
     }
-    let found = agent::find(&job.image.agent, job.image.platform.arch, store, ui).await?;
+    let found = agent::find(
+        &job.image.agent,
+        job.image.platform.arch,
+        agent::Needs::Tasks,
+        store,
+        ui,
+    )
+    .await?;
     tracing::info!("the image's jobrun: {}", found.info);
     Ok(Some(found))
 }
@@ -507,6 +514,7 @@ mod tests {
             sha256: "sha256:ab".into(),
             entry: vec!["/opt/jobrun/lib/ld.so".into(), AGENT_PATH.into()],
             source: agent::Source::This { packed: true },
+            slim: false,
         };
         let json = serde_json::to_string(&info).unwrap();
         let described = agent_of(&inspect(&[

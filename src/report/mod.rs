@@ -15,6 +15,7 @@ pub mod schedules;
 pub mod table;
 pub mod usage;
 mod waiting;
+use crate::cost::RecordCost as _;
 use crate::record::{RunRecord, TaskState};
 use chrono::{DateTime, Utc};
 pub use savings::{EstimateOff, Resumed};

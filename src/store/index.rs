@@ -7,6 +7,7 @@
 //! from the record and rewritten. Both are written under the run's lock by whoever saves.
 
 use super::{Stamp, Store, StoreError, write_json_atomic};
+use crate::cost::RecordCost as _;
 use crate::record::RunRecord;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

@@ -92,18 +92,27 @@ pub struct Test {
 }
 
 /// This jobrun without its symbol table (the debug build is about 1 GB; stripped, under a
-/// tenth of it), once per test run: what tests put into images as "this jobrun".
+/// tenth of it), once per test run: what tests put into images as "this jobrun" (and the slim
+/// `jobrun-agent`, stripped, beside it).
 pub fn stripped_jobrun() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
-        let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("jobrun-stripped");
-        let st = Command::new("strip")
-            .arg("-o")
-            .arg(&out)
-            .arg(JOBRUN)
-            .status()
-            .unwrap();
-        assert!(st.success());
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+        let strip = |from: &Path, to: &Path| {
+            let st = Command::new("strip").arg("-o").arg(to).arg(from).status();
+            assert!(st.unwrap().success(), "strip {}", from.display());
+        };
+        let out = dir.join("jobrun-stripped");
+        strip(Path::new(JOBRUN), &out);
+        // The slim agent beside it, as `cargo test` builds it beside the debug jobrun (the
+        // workspace's default members): job images get it, the dispatcher's this jobrun.
+        let agent = Path::new(JOBRUN).with_file_name("jobrun-agent");
+        assert!(
+            agent.is_file(),
+            "{} is not built: run `cargo test` in the workspace",
+            agent.display()
+        );
+        strip(&agent, &dir.join("jobrun-agent"));
         out
     })
 }

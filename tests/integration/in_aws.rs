@@ -3,8 +3,8 @@
 //! direct-mode task (`jobrun task --`) and a queue worker (`jobrun agent`) of each, started
 //! as ECS starts them (the task definition's entrypoint and environment, RunTask's
 //! overrides) against moto, keep their outputs and results. On this x86_64 machine the
-//! jobrun is this one, packed with its loader and libraries (a debug build is linked
-//! dynamically); an agent image (a multi-architecture OCI index in the loopback registry)
+//! jobrun is the slim `jobrun-agent` beside this one, packed with this one's loader and
+//! libraries (a debug build is linked dynamically); an agent image (a multi-architecture OCI index in the loopback registry)
 //! gives each architecture its own entry, by digest. Bad agents are refused at build.
 
 use crate::harness::{Test, arm64_placeholder, docker_lines, stripped_jobrun, task_binary};
@@ -131,7 +131,8 @@ impl Base {
     }
 }
 
-/// An amd64 ECS job on `base`, whose image gets this jobrun (stripped, packed).
+/// An amd64 ECS job on `base`, whose image gets the slim agent beside this jobrun (both
+/// stripped; packed).
 fn job_on(moto: &Service, base: Base) -> Test {
     let reg = services::plain_registry();
     let t = Test::ecs_task(&format!(
@@ -197,7 +198,8 @@ fn runs_on(base: Base) {
     let rec = t.record(&run);
     let agent = &rec["ecs"]["agent"];
     assert_eq!(
-        agent["source"], "this jobrun, packed with its loader and libraries",
+        agent["source"],
+        "the jobrun-agent beside this jobrun, packed with its loader and libraries",
         "{agent}"
     );
 

@@ -2,7 +2,8 @@
 //! architecture, so it cannot be run to ask): an ELF file for Linux of which architecture,
 //! whether it needs a program interpreter (a dynamic loader the image may not have), or a
 //! macOS or Windows executable, which never goes into a Linux image. And the mark every jobrun
-//! carries (`MARK`), which says the wire format it speaks and its version.
+//! carries (`jobrun_wire::wire::MARK`), which says the wire format it speaks, its version and
+//! whether it is the slim agent.
 
 /// What the first bytes of a file say it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,21 +93,41 @@ fn elf(b: &[u8]) -> Option<Kind> {
     })
 }
 
-/// The mark a jobrun binary carries: `\0jobrun-in-aws:wire=<n>:version=<version>\0`.
+/// The mark a jobrun binary carries: `\0jobrun-in-aws:wire=<n>:version=<version>\0`, and
+/// `:role=agent` before the last `\0` for the slim agent (`jobrun_wire::wire::MARK_AGENT`).
 pub const MARK_PREFIX: &[u8] = b"\0jobrun-in-aws:wire=";
 
+/// What a jobrun binary's mark says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mark {
+    pub wire: u32,
+    pub version: String,
+    /// The slim agent (`jobrun-agent`): it runs tasks and queue workers, not the dispatcher.
+    pub slim: bool,
+}
+
 /// The wire format and version a jobrun binary says it speaks, if it is a jobrun at all.
-pub fn mark(bytes: &[u8]) -> Option<(u32, String)> {
+pub fn mark(bytes: &[u8]) -> Option<Mark> {
     memchr::memmem::find_iter(bytes, MARK_PREFIX).find_map(|at| {
         let rest = &bytes[at + MARK_PREFIX.len()..];
-        let end = memchr::memchr(0, &rest[..rest.len().min(80)])?;
+        let end = memchr::memchr(0, &rest[..rest.len().min(96)])?;
         let text = std::str::from_utf8(&rest[..end]).ok()?;
         let (wire, version) = text.split_once(":version=")?;
+        let (version, slim) = match version.split_once(":role=") {
+            Some((v, "agent")) => (v, true),
+            Some(_) => return None,
+            None => (version, false),
+        };
         let ok = !version.is_empty()
             && version
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c));
-        Some((wire.parse().ok()?, version.to_string())).filter(|_| ok)
+        let wire = wire.parse().ok()?;
+        ok.then(|| Mark {
+            wire,
+            version: version.to_string(),
+            slim,
+        })
     })
 }
 
@@ -178,8 +199,21 @@ pub mod tests {
         let mut b = b"junk\0jobrun-in-aws:wire=xyz\0more".to_vec();
         assert_eq!(mark(&b), None);
         b.extend_from_slice(b"\0jobrun-in-aws:wire=1:version=0.1.0\0tail");
-        assert_eq!(mark(&b), Some((1, "0.1.0".into())));
+        let full = |version: &str, slim| Mark {
+            wire: 1,
+            version: version.into(),
+            slim,
+        };
+        assert_eq!(mark(&b), Some(full("0.1.0", false)));
         assert_eq!(mark(b"\0jobrun-in-aws:wire=1:version=\0"), None);
+        let agent = b"\0jobrun-in-aws:wire=1:version=0.2.0:role=agent\0";
+        assert_eq!(mark(agent), Some(full("0.2.0", true)));
+        assert_eq!(mark(b"\0jobrun-in-aws:wire=1:version=0.2.0:role=x\0"), None);
+        // The marks this workspace builds read as what they are.
+        let wire = jobrun_wire::wire::MARK.as_bytes();
+        assert_eq!(mark(wire), Some(full(env!("CARGO_PKG_VERSION"), false)));
+        let slim = jobrun_wire::wire::MARK_AGENT.as_bytes();
+        assert_eq!(mark(slim), Some(full(env!("CARGO_PKG_VERSION"), true)));
         assert_eq!(mark(b"nothing here"), None);
     }
 }

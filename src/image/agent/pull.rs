@@ -192,6 +192,7 @@ fn agent_of(
     let info = AgentInfo {
         arch,
         version: super::version_of(&binary.bytes),
+        slim: super::is_slim(&binary.bytes),
         sha256: registry::sha256_digest(&binary.bytes),
         entry,
         source: Source::Image {

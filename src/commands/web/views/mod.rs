@@ -3,6 +3,7 @@
 //! forms; `assets/app.js` adds what needs them: live updates, the plots, clicking a task.
 //! Nothing here shows a run's settings (`[notify]`'s webhook, `[env]`), only what it did.
 
+use crate::cost::RecordCost as _;
 use crate::record::{Phase, RunRecord, RunState, TaskRecord, TaskState};
 use crate::report::{RunLine, RunStatus, overview, secs};
 use axum::http::StatusCode;

@@ -17,6 +17,24 @@ pub use crate::record::Stage;
 /// binary's mark (`image::agent::MARK`) before putting it into an image.
 pub const WIRE: u32 = 1;
 
+/// The mark the full jobrun carries (kept by a reference in its `main`): the wire format it
+/// speaks ([`WIRE`]) and its version, readable from the bytes of a binary for any
+/// architecture. A full jobrun can be every in-AWS jobrun: a task's, a queue worker's, the
+/// schedules' dispatcher and the driver.
+pub const MARK: &str = concat!(
+    "\0jobrun-in-aws:wire=1:version=",
+    env!("CARGO_PKG_VERSION"),
+    "\0"
+);
+
+/// The mark of the slim agent (`jobrun-agent`): the same, and `role=agent`. It runs tasks and
+/// queue workers only, so `jobrun build` puts it into job images, never into the dispatcher's.
+pub const MARK_AGENT: &str = concat!(
+    "\0jobrun-in-aws:wire=1:version=",
+    env!("CARGO_PKG_VERSION"),
+    ":role=agent\0"
+);
+
 /// The run's folder in the job's bucket (where the bucket's other folders are: `layout`).
 pub use crate::layout::run_prefix;
 

@@ -107,7 +107,8 @@ impl Agent {
         let config = serde_json::json!({"bucket": bucket, "key": key});
         // The job's command template, filled for this object ({config.key}, …).
         // An object key is data: in a shell script it is quoted like any value.
-        let argv_tail = crate::plan::fill_command(&self.default_command, 0, 1, &run_id, &config);
+        let argv_tail =
+            jobrun_wire::placeholders::fill_command(&self.default_command, 0, 1, &run_id, &config);
         let argv_tail = match argv_tail {
             Ok(argv) => Some(argv),
             Err(e) => return Parsed::Bad(format!("the command does not fit an S3 event: {e}")),

@@ -14,28 +14,10 @@
 //! No crate reads both cgroup versions' few files (cgroupfs reads v2 only and brings nix and
 //! openat), so the readers are here: fixed kernel paths, each file read to at most 64 KiB.
 
-use serde::{Deserialize, Serialize};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-/// What one attempt used.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
-pub struct Measured {
-    /// The most memory it held at once, MiB.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub memory_peak_mib: Option<f64>,
-    /// The CPU time it took, seconds (over its run time: the vCPUs it used on average).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cpu_secs: Option<f64>,
-}
-
-impl Measured {
-    pub fn is_empty(&self) -> bool {
-        self.memory_peak_mib.is_none() && self.cpu_secs.is_none()
-    }
-}
-
-pub const MIB: f64 = 1024.0 * 1024.0;
+pub use jobrun_wire::usage::{MIB, Measured};
 
 /// A small kernel file, at most 64 KiB of it.
 fn read_small(path: &Path) -> Option<String> {

@@ -280,7 +280,8 @@ mod disk {
 
 /// A run's state as listings show it: a record's (see [`RunRecord::state`]), a fire that was
 /// skipped (no run was made), or a record that cannot be read. Serialised as the lowercase word.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum RunState {
     Running,
@@ -313,6 +314,12 @@ impl std::fmt::Display for RunState {
 }
 
 impl RunRecord {
+    /// Moved on by a jobrun task in AWS, which is paid for as long as the run lasts: a
+    /// scheduled run's dispatcher, or the job's driver (`[ecs] driver = "aws"`).
+    pub fn driven_in_aws(&self) -> bool {
+        self.settings.dispatched || self.place.ecs().is_some_and(|r| r.driver.is_some())
+    }
+
     pub fn count(&self, state: TaskState) -> usize {
         self.tasks.iter().filter(|t| t.state == state).count()
     }
@@ -455,8 +462,9 @@ pub fn new_run_id(job: &str) -> String {
     )
 }
 
-#[cfg(test)]
-pub(crate) mod tests {
+/// Records for tests (the CLI's tests build on them too: the `test-util` feature).
+#[cfg(any(test, feature = "test-util"))]
+pub mod tests {
 
     #[test]
     fn a_bucket_key_names_a_run_only_in_a_run_id_s_form() {
@@ -480,7 +488,7 @@ pub(crate) mod tests {
     use super::*;
 
     /// `[ecs]`'s default rates.
-    pub(crate) fn rates() -> Rates {
+    pub fn rates() -> Rates {
         Rates {
             run_task_rate: 20,
             launch_burst: 100,
@@ -489,7 +497,7 @@ pub(crate) mod tests {
         }
     }
 
-    pub(crate) fn record(id: &str, job: &str) -> RunRecord {
+    pub fn record(id: &str, job: &str) -> RunRecord {
         RunRecord {
             schema: SCHEMA,
             run_id: id.into(),
@@ -532,7 +540,7 @@ pub(crate) mod tests {
     }
 
     /// A queue-mode run's queue, as `submit` leaves it.
-    pub(crate) fn queue_run() -> QueueRun {
+    pub fn queue_run() -> QueueRun {
         QueueRun {
             queue_url: "q".into(),
             dlq_url: "d".into(),
@@ -613,7 +621,6 @@ pub(crate) mod tests {
 
     #[test]
     fn a_run_is_in_one_state_named_one_way() {
-        use clap::ValueEnum;
         let now = Utc::now();
         let mut rec = record("20260101-000000-a-0001", "a");
         rec.tasks = (0..2)
@@ -633,12 +640,27 @@ pub(crate) mod tests {
         assert_eq!(rec.state(), RunState::Succeeded);
         // One word per state: serde's, Display's and the command line's agree, and a word
         // that is none of them is refused (`runs --state runnin`).
-        for state in RunState::value_variants() {
+        use RunState::*;
+        for state in [
+            Running, Cancelling, Succeeded, Failed, Cancelled, Skipped, Unreadable,
+        ] {
             let word = state.as_str();
             assert_eq!(serde_json::to_value(state).unwrap(), word);
             assert_eq!(state.to_string(), word);
-            assert_eq!(RunState::from_str(word, false).unwrap(), *state);
+            assert_eq!(
+                serde_json::from_value::<RunState>(word.into()).unwrap(),
+                state
+            );
         }
-        assert!(RunState::from_str("runnin", false).is_err());
+        assert!(serde_json::from_value::<RunState>("runnin".into()).is_err());
+        #[cfg(feature = "clap")]
+        {
+            use clap::ValueEnum;
+            assert_eq!(RunState::value_variants().len(), 7);
+            for state in RunState::value_variants() {
+                assert_eq!(RunState::from_str(state.as_str(), false).unwrap(), *state);
+            }
+            assert!(RunState::from_str("runnin", false).is_err());
+        }
     }
 }

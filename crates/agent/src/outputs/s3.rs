@@ -57,8 +57,12 @@ impl Moved {
             skipped: 0,
         }
     }
+}
 
-    pub fn add(mut self, other: Moved) -> Moved {
+impl std::ops::Add for Moved {
+    type Output = Moved;
+
+    fn add(mut self, other: Moved) -> Moved {
         self.files += other.files;
         self.bytes += other.bytes;
         self.unchanged += other.unchanged;
@@ -107,7 +111,7 @@ pub async fn upload_dir(
             }
         })
         .buffer_unordered(PARALLEL)
-        .try_fold(Moved::default(), |a, b| async move { Ok(a.add(b)) })
+        .try_fold(Moved::default(), |a, b| async move { Ok(a + b) })
         .await?;
     let moved = Moved {
         skipped: moved.skipped + listing.skipped.len() as u64,
@@ -305,7 +309,7 @@ pub async fn copy_prefix(
             Ok::<_, TransferError>(Moved::file(o.size))
         })
         .buffer_unordered(PARALLEL)
-        .try_fold(Moved::default(), |a, b| async move { Ok(a.add(b)) })
+        .try_fold(Moved::default(), |a, b| async move { Ok(a + b) })
         .await
 }
 
@@ -370,9 +374,9 @@ pub async fn download_prefix(
             Ok::<_, TransferError>(Moved::file(o.size))
         })
         .buffer_unordered(PARALLEL)
-        .try_fold(Moved::default(), |a, b| async move { Ok(a.add(b)) })
+        .try_fold(Moved::default(), |a, b| async move { Ok(a + b) })
         .await?;
-    Ok(moved.add(skipped))
+    Ok(moved + skipped)
 }
 
 /// A local file that needs no fetching: same size, and not older than its source.

@@ -38,44 +38,32 @@ fn extension(visibility: Duration, since_receive: Duration) -> Option<Duration> 
     (!extend.is_zero()).then_some(extend)
 }
 
-#[derive(Debug, clap::Args)]
+/// What `jobrun agent` is told (flags, else the task definition's environment; `args.rs`).
+#[derive(Debug)]
 pub struct AgentArgs {
-    /// The queue to take tasks from
-    #[arg(long, env = "JOBRUN_QUEUE_URL")]
+    /// The queue to take tasks from.
     pub queue_url: String,
-    /// The job's bucket, where result records go
-    #[arg(long, env = "JOBRUN_BUCKET")]
+    /// The job's bucket, where result records go.
     pub bucket: String,
-    /// The job's name (for S3-event tasks, which do not carry it)
-    #[arg(long, env = "JOBRUN_JOB")]
+    /// The job's name (for S3-event tasks, which do not carry it).
     pub job: String,
-    /// Exit after this long without a message
-    #[arg(long, env = "JOBRUN_IDLE_EXIT", value_parser = crate::config::parse_duration, default_value = "15m")]
+    /// Exit after this long without a message.
     pub idle_exit: Duration,
-    /// How long a taken message stays invisible; renewed every third of it while a task runs
-    /// (default: the queue's visibility timeout)
-    #[arg(long, env = "JOBRUN_VISIBILITY", value_parser = crate::config::parse_duration)]
+    /// How long a taken message stays invisible (default: the queue's visibility timeout).
     pub visibility: Option<Duration>,
-    /// The queue's maxReceiveCount (default: read from its redrive policy)
-    #[arg(long, env = "JOBRUN_MAX_RECEIVES")]
+    /// The queue's maxReceiveCount (default: read from its redrive policy).
     pub max_receives: Option<u32>,
-    /// Timeout of tasks whose message does not say (S3 events)
-    #[arg(long, env = "JOBRUN_TIMEOUT", value_parser = crate::config::parse_duration, default_value = "1h")]
+    /// Timeout of tasks whose message does not say (S3 events).
     pub timeout: Duration,
-    /// The image's entrypoint, as a JSON array, put before every command
-    #[arg(long, env = "JOBRUN_ENTRYPOINT", default_value = "[]")]
+    /// The image's entrypoint, as a JSON array, put before every command.
     pub entrypoint: String,
-    /// The command of tasks whose message carries none (S3 events), as a JSON array
-    #[arg(long, env = "JOBRUN_DEFAULT_COMMAND", default_value = "[]")]
+    /// The command of tasks whose message carries none (S3 events), as a JSON array.
     pub default_command: String,
-    /// The CloudWatch log group the worker's output goes to (for log pointers)
-    #[arg(long, env = "JOBRUN_LOG_GROUP")]
+    /// The CloudWatch log group the worker's output goes to (for log pointers).
     pub log_group: Option<String>,
-    /// How long a stopping child gets between SIGTERM and SIGKILL
-    #[arg(long, env = "JOBRUN_GRACE", value_parser = crate::config::parse_duration, default_value = "20s")]
+    /// How long a stopping child gets between SIGTERM and SIGKILL.
     pub grace: Duration,
-    /// Stop after this many messages (0: no limit)
-    #[arg(long, default_value_t = 0)]
+    /// Stop after this many messages (0: no limit).
     pub max_messages: u64,
 }
 
@@ -100,7 +88,7 @@ struct Agent {
     /// This worker: ECS task ARN, or host name.
     worker: String,
     log: Option<String>,
-    http: reqwest::Client,
+    http: crate::endpoint::Endpoint,
 }
 
 pub async fn run(args: AgentArgs) -> Result<(), AgentError> {
@@ -108,7 +96,7 @@ pub async fn run(args: AgentArgs) -> Result<(), AgentError> {
         serde_json::from_str(&args.entrypoint).map_err(|_| AgentError::Argv("--entrypoint"))?;
     let default_command: Vec<String> = serde_json::from_str(&args.default_command)
         .map_err(|_| AgentError::Argv("--default-command"))?;
-    let aws = crate::aws::Access::default().load().await?;
+    let aws = crate::aws::Aws::load(None, None).await?;
     let sqs = aws.sqs();
     let (visibility, max_receives) = queue_settings(&sqs, &args).await?;
     let http = local_http();
@@ -176,30 +164,21 @@ pub async fn whoami_task() -> String {
     whoami(&local_http(), None).await.0
 }
 
-/// The client for the ECS agent's endpoints (task metadata, scale-in protection), built as
-/// every other HTTP client of jobrun is.
-fn local_http() -> reqwest::Client {
-    crate::tls::http_client()
-        .build()
-        .expect("an HTTP client of the process's roots builds")
+fn local_http() -> crate::endpoint::Endpoint {
+    crate::endpoint::Endpoint::new()
 }
 
 /// This worker's ECS task (from the task metadata endpoint) and its log stream, or the host.
-async fn whoami(http: &reqwest::Client, group: Option<&str>) -> (String, Option<String>) {
-    if let Ok(uri) = std::env::var("ECS_CONTAINER_METADATA_URI_V4") {
-        let task = http
-            .get(format!("{uri}/task"))
-            .timeout(Duration::from_secs(5))
-            .send()
-            .await;
-        if let Ok(resp) = task
-            && let Ok(text) = resp.text().await
-            && let Ok(v) = serde_json::from_str::<serde_json::Value>(&text)
-            && let Some(arn) = v["TaskARN"].as_str()
-        {
-            let log = group.map(|g| crate::wire::log_pointer(g, arn));
-            return (arn.to_string(), log);
-        }
+async fn whoami(http: &crate::endpoint::Endpoint, group: Option<&str>) -> (String, Option<String>) {
+    if let Ok(uri) = std::env::var("ECS_CONTAINER_METADATA_URI_V4")
+        && let Ok(text) = http
+            .get(&format!("{uri}/task"), Duration::from_secs(5))
+            .await
+        && let Ok(v) = serde_json::from_str::<serde_json::Value>(&text)
+        && let Some(arn) = v["TaskARN"].as_str()
+    {
+        let log = group.map(|g| crate::wire::log_pointer(g, arn));
+        return (arn.to_string(), log);
     }
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
@@ -510,17 +489,13 @@ impl Agent {
         } else {
             serde_json::json!({"ProtectionEnabled": false})
         };
+        let url = format!("{uri}/task-protection/v1/state");
         let r = self
             .http
-            .put(format!("{uri}/task-protection/v1/state"))
-            .header("Content-Type", "application/json")
-            .body(body.to_string())
-            .timeout(Duration::from_secs(10))
-            .send()
-            .await;
-        match r {
-            Ok(resp) if resp.status().is_success() => {}
-            Ok(resp) => say(&format!("scale-in protection: HTTP {}", resp.status())),
+            .put_json(&url, body.to_string(), Duration::from_secs(10));
+        match r.await {
+            Ok(status) if (200..300).contains(&status) => {}
+            Ok(status) => say(&format!("scale-in protection: HTTP {status}")),
             Err(e) => say(&format!("scale-in protection: {e}")),
         }
     }

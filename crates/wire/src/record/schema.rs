@@ -121,7 +121,8 @@ pub fn group_keys(keys: &[String]) -> Result<Vec<String>, String> {
 }
 
 /// Whether the smallest or the largest value of the metric wins.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Goal {
     #[default]

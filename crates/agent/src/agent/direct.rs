@@ -18,29 +18,21 @@ use crate::wire::{NO_RECEIPT, Receipt, receipt_key};
 use std::collections::BTreeMap;
 use tokio::signal::unix::{SignalKind, signal};
 
-#[derive(Debug, clap::Args)]
+/// What `jobrun task` is told (flags, else the task definition's environment; `args.rs`).
+#[derive(Debug)]
 pub struct TaskArgs {
-    /// The job's bucket, where the run's outputs go
-    #[arg(long, env = "JOBRUN_BUCKET")]
+    /// The job's bucket, where the run's outputs go.
     pub bucket: String,
-    /// The image's entrypoint, as a JSON array, put before the command
-    #[arg(long, env = "JOBRUN_ENTRYPOINT", default_value = "[]")]
+    /// The image's entrypoint, as a JSON array, put before the command.
     pub entrypoint: String,
-    /// The command when the task gives none, as a JSON array
-    #[arg(long, env = "JOBRUN_DEFAULT_COMMAND", default_value = "[]")]
+    /// The command when the task gives none, as a JSON array.
     pub default_command: String,
-    #[arg(long, env = "JOBRUN_JOB")]
     pub job: String,
-    #[arg(long, env = "JOBRUN_RUN_ID")]
     pub run_id: String,
-    #[arg(long, env = "JOBRUN_INDEX")]
     pub index: usize,
-    #[arg(long, env = "JOBRUN_ATTEMPT")]
     pub attempt: u32,
-    #[arg(long, env = "JOBRUN_STAGE", default_value = "map")]
     pub stage: String,
-    /// The task's command (after `--`)
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    /// The task's command (after `--`).
     pub command: Vec<String>,
 }
 
@@ -52,13 +44,13 @@ fn say(line: &str) {
 }
 
 /// Runs the task and exits with its code (this process's exit code is the task's).
-pub async fn run(args: TaskArgs) -> Result<crate::error::Exit, AgentError> {
+pub async fn run(args: TaskArgs) -> Result<std::convert::Infallible, AgentError> {
     let argv = argv(&args)?;
     let stage = match args.stage.as_str() {
         "reduce" => Stage::Reduce,
         _ => Stage::Map,
     };
-    let aws = crate::aws::Access::default().load().await?;
+    let aws = crate::aws::Aws::load(None, None).await?;
     let s3 = aws.s3();
     let target = Target {
         s3: &s3,
@@ -120,7 +112,7 @@ pub async fn run(args: TaskArgs) -> Result<crate::error::Exit, AgentError> {
 fn checkpoint_every() -> std::time::Duration {
     std::env::var("JOBRUN_CHECKPOINT_EVERY")
         .ok()
-        .and_then(|v| crate::config::parse_duration(&v).ok())
+        .and_then(|v| jobrun_wire::durations::parse_duration(&v).ok())
         .unwrap_or(crate::wire::CHECKPOINT_EVERY)
 }
 

@@ -1,0 +1,163 @@
+//! The slim agent stays slim and speaks as the CLI expects: its dependency graph has none of
+//! what `deny.toml` bans and one HTTP/TLS stack; its binary carries the agent's mark, reads a
+//! task definition's flags, and refuses bad input with one `error:` and one `hint:` line.
+
+use std::path::Path;
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_jobrun-agent");
+
+/// Every package `cargo tree` lists for `args` (names only, deduplicated).
+fn tree(args: &[&str]) -> Vec<String> {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../Cargo.toml");
+    let out = Command::new(env!("CARGO"))
+        .args(["tree", "--offline", "--locked", "--manifest-path"])
+        .arg(&manifest)
+        .args(args)
+        .output()
+        .expect("cargo runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn banned() -> Vec<String> {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/deny.toml")).unwrap();
+    let deny: toml::Value = toml::from_str(&text).unwrap();
+    deny["bans"]["deny"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn the_agent_depends_on_nothing_deny_toml_bans() {
+    let banned = banned();
+    assert!(banned.len() > 20 && banned.contains(&"bollard".to_string()));
+    let graph = tree(&[
+        "-p",
+        "jobrun-agent",
+        "-e",
+        "normal",
+        "--prefix",
+        "none",
+        "--format",
+        "{p}",
+    ]);
+    let names: Vec<&str> = graph
+        .iter()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert!(
+        names.contains(&"aws-sdk-s3") && names.contains(&"aws-sdk-sqs"),
+        "{names:?}"
+    );
+    let found: Vec<&&str> = names
+        .iter()
+        .filter(|n| banned.iter().any(|b| b == *n))
+        .collect();
+    assert!(
+        found.is_empty(),
+        "the agent depends on banned crates: {found:?}"
+    );
+    // The CLI, by contrast, has them: the ban list is about real crates of this workspace.
+    let cli = tree(&[
+        "-p", "jobrun", "-e", "normal", "--prefix", "none", "--format", "{p}",
+    ]);
+    assert!(
+        cli.iter().any(|l| l.starts_with("bollard ")),
+        "the CLI has no bollard?"
+    );
+}
+
+#[test]
+fn one_http_and_tls_stack_in_the_whole_workspace() {
+    // `cargo tree -d`: the crates built in two versions. The SDK's aws-runtime still names
+    // http 0.2's types (and so http-body 0.4), but no client or TLS crate is there twice.
+    let dups = tree(&[
+        "--workspace",
+        "-d",
+        "-e",
+        "normal",
+        "--depth",
+        "0",
+        "--prefix",
+        "none",
+    ]);
+    for name in [
+        "hyper",
+        "h2",
+        "rustls",
+        "tokio-rustls",
+        "hyper-rustls",
+        "hyper-util",
+        "aws-lc-rs",
+    ] {
+        let twice = dups
+            .iter()
+            .any(|l| l.split_whitespace().next() == Some(name));
+        assert!(!twice, "{name} is built twice:\n{}", dups.join("\n"));
+    }
+}
+
+#[test]
+fn the_binary_carries_the_agent_s_mark_and_its_version() {
+    let bytes = std::fs::read(BIN).unwrap();
+    let mark = jobrun_wire::wire::MARK_AGENT.as_bytes();
+    assert!(
+        bytes.windows(mark.len()).any(|w| w == mark),
+        "no agent mark in {BIN}"
+    );
+    let full = jobrun_wire::wire::MARK.as_bytes();
+    assert!(
+        !bytes.windows(full.len()).any(|w| w == full),
+        "the full jobrun's mark in the agent"
+    );
+    let out = Command::new(BIN).arg("--version").output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        text.trim(),
+        format!("jobrun-agent {} (wire format 1)", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn bad_input_is_one_error_line_and_a_hint_with_exit_2() {
+    let run = |args: &[&str]| {
+        let out = Command::new(BIN)
+            .args(args)
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8(out.stderr).unwrap())
+    };
+    for (args, says) in [
+        (&["agent"][..], "--queue-url or JOBRUN_QUEUE_URL is not set"),
+        (
+            &["task", "--index", "x", "--", "true"][..],
+            "--bucket or JOBRUN_BUCKET is not set",
+        ),
+        (&["dispatch"][..], "`dispatch` is not a command"),
+        (&["agent", "--queue-url"][..], "missing argument"),
+    ] {
+        let (code, err) = run(args);
+        assert_eq!(code, Some(2), "{args:?}: {err}");
+        let lines: Vec<&str> = err.lines().collect();
+        assert_eq!(lines.len(), 2, "{args:?}: {err}");
+        assert!(
+            lines[0].starts_with("error: ") && lines[0].contains(says),
+            "{args:?}: {err}"
+        );
+        assert!(lines[1].starts_with("hint: "), "{args:?}: {err}");
+    }
+}
