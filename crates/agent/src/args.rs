@@ -181,13 +181,26 @@ fn parse_with(
             let Some((got, _)) = read(AGENT, rest, false, "agent")? else {
                 return Ok(Invocation::Help(help("agent", AGENT)));
             };
-            agent_args(&Lookup { got, env: &env }).map(Invocation::Agent)
+            agent_args(&Lookup {
+                flags: AGENT,
+                got,
+                env: &env,
+            })
+            .map(Invocation::Agent)
         }
         Some("task") => {
             let Some((got, command)) = read(TASK, rest, true, "task")? else {
                 return Ok(Invocation::Help(help("task -- COMMAND…", TASK)));
             };
-            task_args(&Lookup { got, env: &env }, command).map(Invocation::Task)
+            task_args(
+                &Lookup {
+                    flags: TASK,
+                    got,
+                    env: &env,
+                },
+                command,
+            )
+            .map(Invocation::Task)
         }
         Some("--version" | "-V") => Ok(Invocation::Version),
         Some("--help" | "-h") | None => Ok(Invocation::Help(format!(
@@ -250,15 +263,15 @@ fn read(
 
 /// A flag's value: given, else its variable (an empty one counts as unset), else its default.
 struct Lookup<'a, E: Fn(&str) -> Option<String>> {
+    flags: &'static [Flag],
     got: BTreeMap<&'static str, String>,
     env: &'a E,
 }
 
 impl<E: Fn(&str) -> Option<String>> Lookup<'_, E> {
     fn flag(&self, name: &str) -> &'static Flag {
-        AGENT
+        self.flags
             .iter()
-            .chain(TASK)
             .find(|f| f.name == name)
             .expect("a known flag")
     }

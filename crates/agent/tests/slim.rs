@@ -145,7 +145,7 @@ fn bad_input_is_one_error_line_and_a_hint_with_exit_2() {
         (&["agent"][..], "--queue-url or JOBRUN_QUEUE_URL is not set"),
         (
             &["task", "--index", "x", "--", "true"][..],
-            "--bucket or JOBRUN_BUCKET is not set",
+            "--bucket or JOBRUN_BUCKET is not set (the job's bucket, where the run's outputs go)",
         ),
         (&["dispatch"][..], "`dispatch` is not a command"),
         (&["agent", "--queue-url"][..], "missing argument"),
