@@ -11,7 +11,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_jobrun-agent");
 fn tree(args: &[&str]) -> Vec<String> {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../Cargo.toml");
     let out = Command::new(env!("CARGO"))
-        .args(["tree", "--offline", "--locked", "--manifest-path"])
+        .args(["tree", "--locked", "--manifest-path"])
         .arg(&manifest)
         .args(args)
         .output()
