@@ -70,8 +70,10 @@ fn status_json_watch_json_lines_and_runs() {
 
 #[test]
 fn logs_follow_streams_a_running_task_until_it_ends() {
+    // The task outlives the status polls that see it running by seconds, even on a loaded
+    // 2-core machine (each poll starts a debug jobrun), so `--follow` starts while it runs.
     let t =
-        Test::with_task(r#"command = ["/task", "out", "first", "sleep", "2", "out", "second"]"#);
+        Test::with_task(r#"command = ["/task", "out", "first", "sleep", "6", "out", "second"]"#);
     t.build();
     let r = t.run(&["submit", "--configs", "1", "--detach", "--output", "json"]);
     assert_eq!(r.status, 0, "{}", r.stderr);

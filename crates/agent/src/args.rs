@@ -251,7 +251,10 @@ fn read(
                 rest.push(first.string().map_err(bad)?);
                 for raw in parser.raw_args().map_err(bad)? {
                     rest.push(raw.into_string().map_err(|_| {
-                        usage(format!("jobrun {command}: the command is not UTF-8"), "")
+                        usage(
+                            format!("jobrun {command}: the command is not UTF-8"),
+                            "a task's command comes from its configuration, which is JSON text",
+                        )
                     })?);
                 }
             }
