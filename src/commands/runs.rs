@@ -332,6 +332,34 @@ impl std::io::Write for Counted<'_> {
     }
 }
 
+/// One task's log, the record it was read with returned. Following a local task that is
+/// running but whose container is not there yet (its record is saved before the container is
+/// made) waits for it: the record is read again, after a pause that grows to a second, until
+/// the log flows or the task has ended (then its saved log is the answer).
+async fn task_log(
+    store: &Store,
+    dispatcher: &Dispatcher,
+    mut rec: RunRecord,
+    i: usize,
+    follow: bool,
+    out: &mut Counted<'_>,
+) -> Result<RunRecord> {
+    let mut pause = std::time::Duration::from_millis(100);
+    loop {
+        dispatcher.logs(&rec, i, follow, out).await?;
+        let waiting = follow
+            && out.bytes == 0
+            && rec.tasks[i].state == TaskState::Running
+            && matches!(rec.place, crate::record::Place::Local);
+        if !waiting {
+            return Ok(rec);
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(std::time::Duration::from_secs(1));
+        rec = store.load(&rec.run_id)?;
+    }
+}
+
 pub async fn logs(file: Option<&Path>, args: LogsArgs) -> Result<Exit> {
     use std::io::Write;
     let store = open_store()?;
@@ -353,7 +381,7 @@ pub async fn logs(file: Option<&Path>, args: LogsArgs) -> Result<Exit> {
     let mut stdout = crate::ui::Stdout;
     if let Some(i) = args.index {
         let mut written = Counted::new(&mut stdout);
-        dispatcher.logs(&rec, i, args.follow, &mut written).await?;
+        let rec = task_log(&store, &dispatcher, rec, i, args.follow, &mut written).await?;
         if written.bytes == 0 {
             // Exit 0 with nothing is not an answer: say why there is nothing.
             crate::ui::Ui::new(crate::ui::OutputFormat::Text).note(&format!(
