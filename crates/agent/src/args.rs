@@ -34,6 +34,14 @@ const fn flag(
     }
 }
 
+/// Both commands put the image's entrypoint before the command.
+const ENTRYPOINT: Flag = flag(
+    "entrypoint",
+    Some("JOBRUN_ENTRYPOINT"),
+    Some("[]"),
+    "the image's entrypoint, a JSON array",
+);
+
 const AGENT: &[Flag] = &[
     flag(
         "queue-url",
@@ -77,12 +85,7 @@ const AGENT: &[Flag] = &[
         Some("1h"),
         "timeout of tasks whose message does not say",
     ),
-    flag(
-        "entrypoint",
-        Some("JOBRUN_ENTRYPOINT"),
-        Some("[]"),
-        "the image's entrypoint, a JSON array",
-    ),
+    ENTRYPOINT,
     flag(
         "default-command",
         Some("JOBRUN_DEFAULT_COMMAND"),
@@ -116,12 +119,7 @@ const TASK: &[Flag] = &[
         None,
         "the job's bucket, where the run's outputs go",
     ),
-    flag(
-        "entrypoint",
-        Some("JOBRUN_ENTRYPOINT"),
-        Some("[]"),
-        "the image's entrypoint, a JSON array",
-    ),
+    ENTRYPOINT,
     flag(
         "default-command",
         Some("JOBRUN_DEFAULT_COMMAND"),
