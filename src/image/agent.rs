@@ -273,11 +273,11 @@ pub fn from_file(path: &Path, arch: Arch) -> Result<Agent, ImageError> {
         what: path.display().to_string(),
         why,
     };
-    check(&bytes, arch, false).map_err(bad)?;
+    let mark = check(&bytes, arch, false).map_err(bad)?;
     let info = AgentInfo {
         arch,
-        version: version_of(&bytes),
-        slim: is_slim(&bytes),
+        version: mark.version,
+        slim: mark.slim,
         sha256: crate::registry::sha256_digest(&bytes),
         entry: vec![BINARY.to_string()],
         source: Source::File {
@@ -295,8 +295,10 @@ pub fn from_file(path: &Path, arch: Arch) -> Result<Agent, ImageError> {
 }
 
 /// Whether `bytes` can be the jobrun of an `arch` image: a Linux ELF binary of that
-/// architecture, static unless `packed` (it brings its loader), speaking this wire format.
-pub fn check(bytes: &[u8], arch: Arch, packed: bool) -> Result<(), String> {
+/// architecture, static unless `packed` (it brings its loader), speaking this wire format. Its
+/// mark, read once (a scan of the whole binary), says its version and whether it is the slim
+/// agent.
+pub fn check(bytes: &[u8], arch: Arch, packed: bool) -> Result<elf::Mark, String> {
     let kind = elf::Kind::of(bytes);
     match &kind {
         elf::Kind::Elf { arch: Some(a), .. } if *a != arch => {
@@ -322,7 +324,7 @@ pub fn check(bytes: &[u8], arch: Arch, packed: bool) -> Result<(), String> {
         }
     }
     match elf::mark(bytes) {
-        Some(elf::Mark { wire, .. }) if wire == crate::wire::WIRE => Ok(()),
+        Some(mark) if mark.wire == crate::wire::WIRE => Ok(mark),
         Some(elf::Mark { wire, version, .. }) => Err(format!(
             "it is jobrun {version}, which speaks wire format {wire}; this jobrun ({}) speaks {}: use an agent of version {}",
             env!("CARGO_PKG_VERSION"),
@@ -331,15 +333,6 @@ pub fn check(bytes: &[u8], arch: Arch, packed: bool) -> Result<(), String> {
         )),
         None => Err("it is not a jobrun (it carries no jobrun mark)".into()),
     }
-}
-
-fn version_of(bytes: &[u8]) -> String {
-    elf::mark(bytes).map(|m| m.version).unwrap_or_default()
-}
-
-/// Whether a (checked) jobrun is the slim agent.
-fn is_slim(bytes: &[u8]) -> bool {
-    elf::mark(bytes).is_some_and(|m| m.slim)
 }
 
 /// This jobrun, when it can run in a Linux image of `arch`; else why not.
@@ -354,10 +347,10 @@ pub fn this(arch: Arch) -> Result<Agent, String> {
     let bytes = std::fs::read(&exe).map_err(|e| format!("cannot read {}: {e}", exe.display()))?;
     let packed = packed::Packed::this(exe.clone());
     let is_packed = !packed.libraries.is_empty();
-    check(&bytes, arch, is_packed)
+    let mark = check(&bytes, arch, is_packed)
         .map_err(|why| format!("this jobrun ({}): {why}", exe.display()))?;
     let source = Source::This { packed: is_packed };
-    packed_agent(&packed, &bytes, arch, source)
+    packed_agent(&packed, &bytes, mark, arch, source)
 }
 
 /// The slim agent beside this jobrun, when there is one for `arch`: static, or packed with the
@@ -377,23 +370,28 @@ pub fn beside(arch: Arch) -> Result<Agent, String> {
         Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
     };
     let dynamic = matches!(elf::Kind::of(&bytes), elf::Kind::Elf { dynamic: true, .. });
-    let this = packed::Packed::this(exe);
     let packed = packed::Packed {
         binary: path.clone(),
-        libraries: if dynamic { this.libraries } else { vec![] },
+        libraries: match dynamic {
+            true => packed::Packed::this(exe).libraries,
+            false => vec![],
+        },
     };
     let is_packed = !packed.libraries.is_empty();
-    check(&bytes, arch, is_packed).map_err(|why| format!("{}: {why}", path.display()))?;
-    if !is_slim(&bytes) {
+    let mark =
+        check(&bytes, arch, is_packed).map_err(|why| format!("{}: {why}", path.display()))?;
+    if !mark.slim {
         return Err(format!("{}: it is not the slim agent", path.display()));
     }
-    packed_agent(&packed, &bytes, arch, Source::Beside { packed: is_packed })
+    let source = Source::Beside { packed: is_packed };
+    packed_agent(&packed, &bytes, mark, arch, source)
 }
 
 /// A checked binary and its libraries as the files of an in-image jobrun.
 fn packed_agent(
     packed: &packed::Packed,
     bytes: &[u8],
+    mark: elf::Mark,
     arch: Arch,
     source: Source,
 ) -> Result<Agent, String> {
@@ -409,11 +407,11 @@ fn packed_agent(
     }
     let info = AgentInfo {
         arch,
-        version: version_of(bytes),
+        version: mark.version,
         sha256: crate::registry::sha256_digest(bytes),
         entry: packed.entry(),
         source,
-        slim: is_slim(bytes),
+        slim: mark.slim,
     };
     Ok(Agent { info, files })
 }
@@ -504,7 +502,8 @@ mod tests {
 
     #[test]
     fn only_a_static_linux_jobrun_of_the_images_architecture_speaking_this_wire_passes() {
-        assert_eq!(check(&stand_in(183, 1, 1), Arch::Arm64, false), Ok(()));
+        let ok = |bytes: &[u8], arch, packed| check(bytes, arch, packed).map(|_| ());
+        assert_eq!(ok(&stand_in(183, 1, 1), Arch::Arm64, false), Ok(()));
         let e = check(&stand_in(183, 1, 1), Arch::Amd64, false).unwrap_err();
         assert!(
             e.contains("a Linux arm64 binary, the image is amd64"),
@@ -515,11 +514,7 @@ mod tests {
             e.contains("linked dynamically") && e.contains("just agent-amd64"),
             "{e}"
         );
-        assert_eq!(
-            check(&stand_in(62, 3, 1), Arch::Amd64, true),
-            Ok(()),
-            "packed"
-        );
+        assert_eq!(ok(&stand_in(62, 3, 1), Arch::Amd64, true), Ok(()), "packed");
         let e = check(&stand_in(62, 1, 7), Arch::Amd64, false).unwrap_err();
         assert!(e.contains("wire format 7"), "{e}");
         let e = check(&elf::tests::fake_elf(62, 1), Arch::Amd64, false).unwrap_err();

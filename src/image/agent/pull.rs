@@ -179,7 +179,7 @@ fn agent_of(
         .find(|f| f.path == super::BINARY)
         .ok_or_else(|| bad(reference, format!("it has no {}", super::BINARY)))?;
     let packed = entry.len() > 1;
-    super::check(&binary.bytes, arch, packed).map_err(|why| bad(reference, why))?;
+    let mark = super::check(&binary.bytes, arch, packed).map_err(|why| bad(reference, why))?;
     if !entry
         .first()
         .is_some_and(|e| files.iter().any(|f| &f.path == e))
@@ -191,8 +191,8 @@ fn agent_of(
     }
     let info = AgentInfo {
         arch,
-        version: super::version_of(&binary.bytes),
-        slim: super::is_slim(&binary.bytes),
+        version: mark.version,
+        slim: mark.slim,
         sha256: registry::sha256_digest(&binary.bytes),
         entry,
         source: Source::Image {
