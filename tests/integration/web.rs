@@ -577,10 +577,12 @@ impl Browser {
         self.eval(&format!("location.href = {}", json!(url)));
     }
 
-    /// Waits until the expression is true in the page.
+    /// Waits until the page has loaded whole (its stylesheet too: before that an `<i>` is
+    /// inline and its computed width "auto") and the expression is true in it.
     fn until(&mut self, what: &str, expression: &str) {
         let deadline = Instant::now() + Duration::from_secs(60);
-        while self.eval(expression) != json!(true) {
+        let loaded = format!("document.readyState === 'complete' && ({expression})");
+        while self.eval(&loaded) != json!(true) {
             assert!(Instant::now() < deadline, "the page never showed {what}");
             std::thread::sleep(Duration::from_millis(100));
         }
