@@ -100,12 +100,42 @@ fn one_http_and_tls_stack_in_the_whole_workspace() {
         "tokio-rustls",
         "hyper-rustls",
         "hyper-util",
-        "aws-lc-rs",
+        "ring",
     ] {
         let twice = dups
             .iter()
             .any(|l| l.split_whitespace().next() == Some(name));
         assert!(!twice, "{name} is built twice:\n{}", dups.join("\n"));
+    }
+}
+
+#[test]
+fn one_crypto_provider_in_the_whole_workspace() {
+    // ring: the SDK's HTTPS client (`rustls-ring`), reqwest's (`rustls-tls-manual-roots`) and
+    // aws-config's SSO all use it; aws-lc (the SDK's default, a C library built with cmake)
+    // and OpenSSL are not built at all.
+    let graph = tree(&[
+        "--workspace",
+        "-e",
+        "normal",
+        "--prefix",
+        "none",
+        "--format",
+        "{p}",
+    ]);
+    let names: Vec<&str> = graph
+        .iter()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert!(names.contains(&"ring"), "no ring in the workspace?");
+    for other in [
+        "aws-lc-rs",
+        "aws-lc-sys",
+        "openssl",
+        "openssl-sys",
+        "native-tls",
+    ] {
+        assert!(!names.contains(&other), "{other} is built beside ring");
     }
 }
 

@@ -3,7 +3,7 @@
 //! code (`ProvideErrorMetadata`), never by message text. Each service is a feature, so the slim
 //! agent (S3 and SQS) does not carry the CLI's EC2, IAM, ECR, ECS, Scheduler or Auto Scaling
 //! SDKs; and there is one HTTP and TLS stack for all of them (`tls`: hyper 1, rustls with
-//! aws-lc, the roots built in). Which identity a command acts under is the caller's rule
+//! ring, the roots built in). Which identity a command acts under is the caller's rule
 //! (the CLI's `aws::Access`): it is passed in to [`Aws::load`], not kept here.
 
 #[cfg(feature = "s3")]

@@ -67,8 +67,10 @@ fn to_pem(der: &[u8]) -> String {
     out
 }
 
-/// The HTTPS client every AWS client of this process uses: rustls (aws-lc, the SDK's default
-/// provider) with the roots above instead of the machine's alone.
+/// The HTTPS client every AWS client of this process uses: rustls with the roots above instead
+/// of the machine's alone, on ring — the crypto provider reqwest and aws-config's SSO use too,
+/// rather than the SDK's default aws-lc, which would be a second provider and a C library
+/// built with cmake (a minute of every cold build).
 pub fn aws_http_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
     tracing::debug!(roots = root_count(), "trusted CA roots");
     let store = TrustStore::empty()
@@ -80,7 +82,7 @@ pub fn aws_http_client() -> aws_smithy_runtime_api::client::http::SharedHttpClie
         .expect("a trust store of PEM text builds");
     aws_smithy_http_client::Builder::new()
         .tls_provider(tls::Provider::Rustls(
-            tls::rustls_provider::CryptoMode::AwsLc,
+            tls::rustls_provider::CryptoMode::Ring,
         ))
         .tls_context(context)
         .build_https()
