@@ -178,7 +178,7 @@ fn row(t: &TaskRecord) -> Map<String, Value> {
         super::flat::flatten("result", result, &mut r);
     }
     let duration = match (t.started_at, t.finished_at) {
-        (Some(s), Some(f)) => Value::from((f - s).num_milliseconds() as f64 / 1000.0),
+        (Some(s), Some(f)) => Value::from(crate::record::secs_between(s, f)),
         _ => Value::Null,
     };
     r.insert("duration_s".into(), duration);
@@ -322,6 +322,20 @@ mod tests {
             "{}",
             lines[3]
         );
+    }
+
+    #[test]
+    fn a_duration_is_never_negative() {
+        // Docker can stamp a task of under a millisecond as finished before it started.
+        let mut rec = run();
+        let start = chrono::Utc::now();
+        rec.tasks[0].started_at = Some(start);
+        rec.tasks[0].finished_at = Some(start - chrono::Duration::milliseconds(1));
+        rec.tasks[1].started_at = Some(start);
+        rec.tasks[1].finished_at = Some(start + chrono::Duration::milliseconds(1500));
+        let r = Results::of(&rec);
+        assert_eq!(r.rows[0]["duration_s"], json!(0.0));
+        assert_eq!(r.rows[1]["duration_s"], json!(1.5));
     }
 
     #[test]

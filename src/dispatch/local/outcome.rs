@@ -109,7 +109,11 @@ pub(super) fn record_outcome(
     task.attempts = c.attempt;
     task.exit_code = Some(code);
     task.started_at = parse_time(state.started_at.as_deref()).or(task.started_at);
-    task.finished_at = parse_time(state.finished_at.as_deref()).or(Some(now));
+    // Docker can stamp a process that ends within a millisecond as finished before it started;
+    // an end is never before its start.
+    task.finished_at = parse_time(state.finished_at.as_deref())
+        .or(Some(now))
+        .max(task.started_at);
     task.bill_span(c.attempt, task.started_at, task.finished_at, false);
     task.log = Some(log_path.to_string_lossy().into_owned());
     task.handle = None;
