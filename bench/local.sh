@@ -7,23 +7,8 @@
 set -euo pipefail
 N=${1:-100}
 P=$(nproc)
-root=$(cd "$(dirname "$0")/.." && pwd)
-work=$(mktemp -d)
-job=jobrun-bench-$$
-cleanup() {
-  docker ps -aq --filter "label=jobrun.job=$job" | xargs -r docker rm -f >/dev/null
-  docker images --format '{{.Repository}}:{{.Tag}}' "$job" | xargs -r docker rmi -f >/dev/null
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-if [ -z "${JOBRUN:-}" ]; then
-  (cd "$root" && cargo build --release --quiet)
-  JOBRUN="${CARGO_TARGET_DIR:-$root/target}/release/jobrun"
-fi
-
-rustc --edition 2021 -O -C target-feature=+crt-static -o "$work/task" "$root/tests/fixtures/task.rs"
-printf 'FROM scratch\nCOPY task /task\n' > "$work/Dockerfile"
+. "$(dirname "$0")/local_lib.sh"
+local_job jobrun-bench
 cat > "$work/jobrun.toml" <<TOML
 [job]
 name = "$job"

@@ -8,23 +8,8 @@
 #   bench/rightsize.sh [N]        (default N=20; JOBRUN=path/to/jobrun to skip the release build)
 set -euo pipefail
 N=${1:-20}
-root=$(cd "$(dirname "$0")/.." && pwd)
-work=$(mktemp -d)
-job=jobrun-rightsize-$$
-cleanup() {
-  docker ps -aq --filter "label=jobrun.job=$job" | xargs -r docker rm -f >/dev/null
-  docker images --format '{{.Repository}}:{{.Tag}}' "$job" | xargs -r docker rmi -f >/dev/null
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-if [ -z "${JOBRUN:-}" ]; then
-  (cd "$root" && cargo build --release --quiet)
-  JOBRUN="${CARGO_TARGET_DIR:-$root/target}/release/jobrun"
-fi
-
-rustc --edition 2021 -O -C target-feature=+crt-static -o "$work/task" "$root/tests/fixtures/task.rs"
-printf 'FROM scratch\nCOPY task /task\n' > "$work/Dockerfile"
+. "$(dirname "$0")/local_lib.sh"
+local_job jobrun-rightsize
 cat > "$work/jobrun.toml" <<TOML
 [job]
 name = "$job"
