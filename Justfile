@@ -13,6 +13,11 @@ lint:
     cargo fmt --check
     cargo clippy --all-targets -- -D warnings
 
+# The slim agent's bans (crates/agent/deny.toml) with cargo-deny itself (`cargo install
+# cargo-deny --locked`); the test command checks the same list with `cargo tree`
+deny:
+    cargo deny --manifest-path crates/agent/Cargo.toml check bans
+
 # Everything CI checks
 ci: lint
     bash .ci/run
