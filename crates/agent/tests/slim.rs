@@ -28,6 +28,18 @@ fn tree(args: &[&str]) -> Vec<String> {
         .collect()
 }
 
+/// The names of the packages in the normal (non-dev, non-build) graph of `scope` (`-p NAME`
+/// or `--workspace`).
+fn packages(scope: &[&str]) -> Vec<String> {
+    let mut args = scope.to_vec();
+    args.extend(["-e", "normal", "--prefix", "none", "--format", "{p}"]);
+    tree(&args)
+        .iter()
+        .filter_map(|l| l.split_whitespace().next())
+        .map(str::to_string)
+        .collect()
+}
+
 fn banned() -> Vec<String> {
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/deny.toml")).unwrap();
     let deny: toml::Value = toml::from_str(&text).unwrap();
@@ -43,38 +55,18 @@ fn banned() -> Vec<String> {
 fn the_agent_depends_on_nothing_deny_toml_bans() {
     let banned = banned();
     assert!(banned.len() > 20 && banned.contains(&"bollard".to_string()));
-    let graph = tree(&[
-        "-p",
-        "jobrun-agent",
-        "-e",
-        "normal",
-        "--prefix",
-        "none",
-        "--format",
-        "{p}",
-    ]);
-    let names: Vec<&str> = graph
-        .iter()
-        .filter_map(|l| l.split_whitespace().next())
-        .collect();
-    assert!(
-        names.contains(&"aws-sdk-s3") && names.contains(&"aws-sdk-sqs"),
-        "{names:?}"
-    );
-    let found: Vec<&&str> = names
-        .iter()
-        .filter(|n| banned.iter().any(|b| b == *n))
-        .collect();
+    let names = packages(&["-p", "jobrun-agent"]);
+    let has = |name: &str| names.iter().any(|n| n == name);
+    assert!(has("aws-sdk-s3") && has("aws-sdk-sqs"), "{names:?}");
+    let found: Vec<&String> = names.iter().filter(|n| banned.contains(n)).collect();
     assert!(
         found.is_empty(),
         "the agent depends on banned crates: {found:?}"
     );
     // The CLI, by contrast, has them: the ban list is about real crates of this workspace.
-    let cli = tree(&[
-        "-p", "jobrun", "-e", "normal", "--prefix", "none", "--format", "{p}",
-    ]);
+    let cli = packages(&["-p", "jobrun"]);
     assert!(
-        cli.iter().any(|l| l.starts_with("bollard ")),
+        cli.iter().any(|n| n == "bollard"),
         "the CLI has no bollard?"
     );
 }
@@ -114,20 +106,9 @@ fn one_crypto_provider_in_the_whole_workspace() {
     // ring: the SDK's HTTPS client (`rustls-ring`), reqwest's (`rustls-tls-manual-roots`) and
     // aws-config's SSO all use it; aws-lc (the SDK's default, a C library built with cmake)
     // and OpenSSL are not built at all.
-    let graph = tree(&[
-        "--workspace",
-        "-e",
-        "normal",
-        "--prefix",
-        "none",
-        "--format",
-        "{p}",
-    ]);
-    let names: Vec<&str> = graph
-        .iter()
-        .filter_map(|l| l.split_whitespace().next())
-        .collect();
-    assert!(names.contains(&"ring"), "no ring in the workspace?");
+    let names = packages(&["--workspace"]);
+    let has = |name: &str| names.iter().any(|n| n == name);
+    assert!(has("ring"), "no ring in the workspace?");
     for other in [
         "aws-lc-rs",
         "aws-lc-sys",
@@ -135,7 +116,7 @@ fn one_crypto_provider_in_the_whole_workspace() {
         "openssl-sys",
         "native-tls",
     ] {
-        assert!(!names.contains(&other), "{other} is built beside ring");
+        assert!(!has(other), "{other} is built beside ring");
     }
 }
 
