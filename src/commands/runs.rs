@@ -332,10 +332,16 @@ impl std::io::Write for Counted<'_> {
     }
 }
 
+/// How long `logs --follow` waits, in all, for a running local task's container to be there
+/// (or to say something): it is made seconds after its record is saved, so this only ends a
+/// wait whose submitter is gone or whose task stays silent after its container ended.
+const WAIT_FOR_CONTAINER: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// One task's log, the record it was read with returned. Following a local task that is
 /// running but whose container is not there yet (its record is saved before the container is
 /// made) waits for it: the record is read again, after a pause that grows to a second, until
-/// the log flows or the task has ended (then its saved log is the answer).
+/// the log flows, the task has ended (then its saved log is the answer) or the pauses add up
+/// to [`WAIT_FOR_CONTAINER`].
 async fn task_log(
     store: &Store,
     dispatcher: &Dispatcher,
@@ -345,16 +351,18 @@ async fn task_log(
     out: &mut Counted<'_>,
 ) -> Result<RunRecord> {
     let mut pause = std::time::Duration::from_millis(100);
+    let mut waited = std::time::Duration::ZERO;
     loop {
         dispatcher.logs(&rec, i, follow, out).await?;
         let waiting = follow
             && out.bytes == 0
             && rec.tasks[i].state == TaskState::Running
             && matches!(rec.place, crate::record::Place::Local);
-        if !waiting {
+        if !waiting || waited >= WAIT_FOR_CONTAINER {
             return Ok(rec);
         }
         tokio::time::sleep(pause).await;
+        waited += pause;
         pause = (pause * 2).min(std::time::Duration::from_secs(1));
         rec = store.load(&rec.run_id)?;
     }
