@@ -372,9 +372,10 @@ pub fn beside(arch: Arch) -> Result<Agent, String> {
     let dynamic = matches!(elf::Kind::of(&bytes), elf::Kind::Elf { dynamic: true, .. });
     let packed = packed::Packed {
         binary: path.clone(),
-        libraries: match dynamic {
-            true => packed::Packed::this(exe).libraries,
-            false => vec![],
+        libraries: if dynamic {
+            packed::Packed::this(exe).libraries
+        } else {
+            vec![]
         },
     };
     let is_packed = !packed.libraries.is_empty();
